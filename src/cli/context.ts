@@ -1,0 +1,132 @@
+import type {Broker} from '../core/broker.js'
+import {resolveHome} from '../core/config.js'
+import {FileBroker} from '../core/file-broker/index.js'
+import {Output, PLAIN, type Style} from './output.js'
+import type {GlobalOptions} from './spec.js'
+
+type Releaser = () => unknown
+
+export interface Interrupts {
+  /** Aborted by the first SIGINT/SIGTERM: stop taking work, finish what is running. */
+  drain: AbortSignal
+  /** Aborted by the second: stop now. */
+  force: AbortSignal
+}
+
+export interface Spinner {
+  update(text: string): void
+  stop(): void
+}
+
+/**
+ * What a command needs from its surroundings: the broker, output streams, whether a person is
+ * at the terminal, and resources released in reverse order when the command ends.
+ */
+export class Context {
+  readonly home: string
+  readonly json: boolean
+  readonly interactive: boolean
+  /** Colours on stdout. */
+  readonly color: boolean
+  readonly stdinIsTTY: boolean
+  readonly stdoutIsTTY: boolean
+  readonly out = new Output(process.stdout)
+  exitCode = 0
+
+  private readonly releasers: Releaser[] = []
+  private openedBroker?: FileBroker
+  private interrupts?: Interrupts
+  private loadedStyle?: Style
+
+  constructor(
+    globals: GlobalOptions,
+    readonly env: NodeJS.ProcessEnv = process.env,
+  ) {
+    this.home = resolveHome(globals.home, env)
+    this.json = globals.json
+    this.stdinIsTTY = Boolean(process.stdin.isTTY)
+    this.stdoutIsTTY = Boolean(process.stdout.isTTY)
+    this.interactive = !globals.nonInteractive && !env.CI && this.stdinIsTTY && this.stdoutIsTTY
+    this.color = !globals.noColor && !('NO_COLOR' in env) && this.stdoutIsTTY && !this.json
+  }
+
+  /** The broker for this command, opened once. */
+  broker(): Broker & FileBroker {
+    if (!this.openedBroker) {
+      const broker = new FileBroker(this.home)
+      this.openedBroker = broker
+      this.release(() => broker.close())
+    }
+    return this.openedBroker
+  }
+
+  /** Registers a release to run when the command ends (reverse order, each even if another fails). */
+  release(releaser: Releaser): void {
+    this.releasers.push(releaser)
+  }
+
+  async close(): Promise<void> {
+    while (this.releasers.length > 0) {
+      const releaser = this.releasers.pop()!
+      try {
+        await releaser()
+      } catch (error) {
+        if (this.env.DEBUG) console.error(error)
+      }
+    }
+  }
+
+  /** Starts handling SIGINT/SIGTERM: the first drains, the second forces. Long-running commands only. */
+  handleInterrupts(): Interrupts {
+    if (this.interrupts) return this.interrupts
+    const drain = new AbortController()
+    const force = new AbortController()
+    const onSignal = () => {
+      if (!drain.signal.aborted) drain.abort()
+      else force.abort()
+    }
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
+    this.out.whenBroken(() => {
+      drain.abort()
+      force.abort()
+    })
+    this.release(() => {
+      process.off('SIGINT', onSignal)
+      process.off('SIGTERM', onSignal)
+    })
+    this.interrupts = {drain: drain.signal, force: force.signal}
+    return this.interrupts
+  }
+
+  /** chalk when colours are on, plain text otherwise (chalk is only loaded when needed). */
+  async style(stream: 'stdout' | 'stderr' = 'stdout'): Promise<Style> {
+    const wanted = stream === 'stdout' ? this.color : this.stderrColor()
+    if (!wanted) return PLAIN
+    if (!this.loadedStyle) {
+      const {Chalk} = await import('chalk')
+      const chalk = new Chalk({level: 1})
+      this.loadedStyle = chalk as unknown as Style
+    }
+    return this.loadedStyle
+  }
+
+  stderrColor(): boolean {
+    return !('NO_COLOR' in this.env) && Boolean(process.stderr.isTTY) && !this.json
+  }
+
+  /** A spinner on stderr for a person at a terminal; a no-op otherwise. */
+  async spinner(text: string): Promise<Spinner> {
+    if (!this.interactive || !process.stderr.isTTY || this.json) return {update() {}, stop() {}}
+    const {default: ora} = await import('ora')
+    const spinner = ora({text, stream: process.stderr, discardStdin: false}).start()
+    const stop = () => spinner.stop()
+    this.release(stop)
+    return {update: (next) => (spinner.text = next), stop}
+  }
+
+  /** One diagnostic line on stderr. */
+  warn(line: string): void {
+    process.stderr.write(`${line}\n`)
+  }
+}

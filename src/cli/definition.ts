@@ -1,0 +1,53 @@
+import {Context} from './context.js'
+import {reportError} from './errors.js'
+import {type ArgSpec, type FlagSpecs, globalOptions, type ParsedInput} from './spec.js'
+
+/**
+ * One command: its help, its flags and arguments, what it does (`run`, which returns typed data)
+ * and how that data reads for a person (`render`). With --json the data is printed as JSON.
+ */
+export interface CommandDefinition<F extends FlagSpecs = FlagSpecs, R = unknown> {
+  /** oclif id, topics joined by ':' (e.g. `queue:create`). */
+  id: string
+  summary: string
+  description?: string
+  examples: string[]
+  args?: ArgSpec[]
+  flags: F
+  aliases?: string[]
+  /** Hot command: the launcher may parse and run it without loading oclif. */
+  fast?: boolean
+  run(input: ParsedInput<F>, ctx: Context): Promise<R>
+  render?(result: NonNullable<R>, ctx: Context): string | undefined | Promise<string | undefined>
+}
+
+export function defineCommand<F extends FlagSpecs, R>(definition: CommandDefinition<F, R>): CommandDefinition<F, R> {
+  return definition
+}
+
+/** Runs a parsed command and returns its exit code; shared by the oclif adapter and the fast launcher. */
+export async function execute<F extends FlagSpecs, R>(
+  definition: CommandDefinition<F, R>,
+  input: ParsedInput<F>,
+): Promise<number> {
+  const globals = globalOptions(input.flags as Record<string, unknown>)
+  let ctx: Context | undefined
+  try {
+    ctx = new Context(globals)
+    const result = await definition.run(input, ctx)
+    if (result !== undefined) {
+      if (ctx.json) ctx.out.line(JSON.stringify(result))
+      else {
+        const text = definition.render ? await definition.render(result as NonNullable<R>, ctx) : undefined
+        if (text !== undefined && text !== '') ctx.out.line(text)
+      }
+    }
+    await ctx.out.flush()
+    return ctx.exitCode
+  } catch (error) {
+    await ctx?.out.flush().catch(() => {})
+    return reportError(error, {json: globals.json, commandId: definition.id, color: ctx?.stderrColor()})
+  } finally {
+    await ctx?.close()
+  }
+}

@@ -1,0 +1,89 @@
+import type {OutgoingMessage, PublishResult} from '../../core/broker.js'
+import {InvalidInputError, isMqError} from '../../core/errors.js'
+import type {Context} from '../context.js'
+import {defineCommand} from '../definition.js'
+import {decodeUtf8, parseEnvelope, parseHeaderFlags, readStdinBody, stdinLineBatches} from '../input.js'
+import {askName, askText} from '../prompts.js'
+
+const flags = {
+  header: {kind: 'multiple', char: 'H', summary: 'Add a header (repeatable).', helpValue: 'KEY=VALUE'},
+  lines: {kind: 'boolean', summary: 'Publish each stdin line as one message, as it arrives.'},
+  envelopes: {kind: 'boolean', summary: 'Read JSON envelopes (as printed by `consume --json`), one per stdin line.'},
+  topic: {kind: 'boolean', summary: 'Publish to the topic NAME, creating it if needed.'},
+} as const
+
+export default defineCommand({
+  id: 'publish',
+  summary: 'Publish a message to a queue or topic.',
+  description: `The body is the argument if given, otherwise stdin. NAME is a topic if one exists (or a
+subscription pattern matches it), otherwise a queue, created on first use. Prints the new message id.`,
+  examples: [
+    '<%= config.bin %> publish jobs "hello"',
+    'echo \'{"order":42}\' | <%= config.bin %> publish orders -H type=created',
+    'tail -f app.log | <%= config.bin %> publish logs --lines',
+    '<%= config.bin %> consume jobs --json -n 10 | jq -c \'.body |= ascii_upcase\' | <%= config.bin %> publish jobs.upper --envelopes',
+  ],
+  args: [
+    {name: 'name', summary: 'Queue or topic to publish to.'},
+    {name: 'body', summary: 'Message body (default: stdin).'},
+  ],
+  flags,
+  fast: true,
+  async run({args, flags}, ctx): Promise<PublishResult | undefined> {
+    const broker = ctx.broker()
+    const name =
+      args.name ??
+      (await askName(ctx, 'queue or topic', (await broker.listQueues()).map((q) => q.name), 'give it as the first argument: mq publish NAME [BODY]'))
+    const headers = parseHeaderFlags(flags.header)
+    const kind = flags.topic ? ('topic' as const) : undefined
+    if (flags.lines && flags.envelopes) throw new InvalidInputError('--lines and --envelopes cannot be combined', {hint: 'use one of them'})
+    if (flags.lines || flags.envelopes) {
+      if (args.body !== undefined) throw new InvalidInputError(`--${flags.lines ? 'lines' : 'envelopes'} reads stdin; do not pass a body`)
+      await publishStream(ctx, name, (line, number) => (flags.envelopes ? withHeaders(parseEnvelope(line, number), headers) : {body: line, headers}), kind)
+      return undefined
+    }
+    let body = args.body
+    if (body === undefined) {
+      body = ctx.stdinIsTTY ? await askText(ctx, 'message body', 'give the body as an argument or on stdin') : await readStdinBody()
+      if (body === '' && !ctx.stdinIsTTY) throw new InvalidInputError('stdin was empty', {hint: 'pass the body as an argument, or pipe some text in'})
+    } else {
+      decodeUtf8(Buffer.from(body))
+    }
+    const [result] = await broker.publish(name, [{body, headers}], {kind})
+    return result
+  },
+  render: (result) => result.id,
+})
+
+/** Publishes stdin line by line; each batch read together is one transaction, ids print as it commits. */
+async function publishStream(
+  ctx: Context,
+  name: string,
+  toMessage: (line: string, lineNumber: number) => OutgoingMessage,
+  kind: 'topic' | undefined,
+): Promise<void> {
+  const broker = ctx.broker()
+  let published = 0
+  for await (const batch of stdinLineBatches()) {
+    const {numbers} = batch
+    const messages = batch.lines.map((line, index) => toMessage(line, numbers[index]))
+    let results: PublishResult[]
+    try {
+      results = await broker.publish(name, messages, {kind})
+    } catch (error) {
+      if (isMqError(error) && error.index !== undefined) {
+        error.where = `line ${numbers[error.index]}`
+        const done = published === 0 ? 'nothing was published' : `${published} earlier messages were published, nothing from this batch`
+        error.hint = error.hint ? `${error.hint} (${done})` : done
+      }
+      throw error
+    }
+    published += results.length
+    for (const result of results) ctx.out.line(ctx.json ? JSON.stringify(result) : result.id)
+    await ctx.out.flush()
+  }
+}
+
+function withHeaders(message: OutgoingMessage, extra: OutgoingMessage['headers']): OutgoingMessage {
+  return extra ? {...message, headers: {...message.headers, ...extra}} : message
+}

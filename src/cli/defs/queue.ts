@@ -1,0 +1,170 @@
+import type {PeekedMessage, QueueInfo, QueueSettings, QueueStats} from '../../core/broker.js'
+import {InvalidInputError} from '../../core/errors.js'
+import {validateName} from '../../core/names.js'
+import {formatDuration, formatSize} from '../../core/units.js'
+import type {Context} from '../context.js'
+import {defineCommand} from '../definition.js'
+import {table} from '../output.js'
+import {askName} from '../prompts.js'
+import type {FlagSpecs, FlagValues} from '../spec.js'
+
+/** Settings flags shared by `queue create` and `queue update`. */
+const SETTINGS_FLAGS = {
+  'visibility-timeout': {kind: 'duration', summary: 'Lease length of a delivery (default 30s).', helpValue: 'DUR'},
+  'max-deliveries': {kind: 'integer', summary: 'Deliveries before a message is dead-lettered (default 5).', min: 1},
+  'dead-letter-queue': {kind: 'string', summary: 'Where dead letters go (default QUEUE.dlq; "none" keeps them).', helpValue: 'NAME'},
+  'max-body-size': {kind: 'size', summary: 'Largest accepted body (default 1MiB).', helpValue: 'SIZE'},
+  'retry-backoff': {kind: 'duration', summary: 'First retry delay after a failed --exec run; doubles each attempt (default 1s).', helpValue: 'DUR'},
+  'retry-backoff-max': {kind: 'duration', summary: 'Longest retry delay (default 1m).', helpValue: 'DUR'},
+} as const satisfies FlagSpecs
+
+function settingsFromFlags(flags: FlagValues<typeof SETTINGS_FLAGS>): Partial<QueueSettings> {
+  const dlq = flags['dead-letter-queue']
+  return {
+    visibilityTimeoutMs: flags['visibility-timeout'],
+    maxDeliveries: flags['max-deliveries'],
+    deadLetterQueue: dlq === undefined ? undefined : dlq === 'none' ? null : validateName(dlq, 'dead-letter queue name'),
+    maxBodyBytes: flags['max-body-size'],
+    retryBackoffMs: flags['retry-backoff'],
+    retryBackoffMaxMs: flags['retry-backoff-max'],
+  }
+}
+
+const queueArg = [{name: 'queue', summary: 'Queue name.'}]
+
+async function queueName(ctx: Context, given: string | undefined, command: string): Promise<string> {
+  if (given !== undefined) return validateName(given, 'queue name')
+  const names = (await ctx.broker().listQueues()).map((q) => q.name)
+  return askName(ctx, 'queue', names, `give it as an argument: mq queue ${command} QUEUE`)
+}
+
+async function confirm(ctx: Context, yes: boolean, message: string): Promise<void> {
+  if (yes || !ctx.interactive) return
+  const {confirm: ask} = await import('@inquirer/prompts')
+  if (!(await ask({message, default: false}))) throw new InvalidInputError('cancelled', {code: 'cancelled', hint: 'nothing was changed'})
+}
+
+function describeSettings(s: QueueSettings): string {
+  return [
+    `visibility timeout ${formatDuration(s.visibilityTimeoutMs)}`,
+    `max deliveries ${s.maxDeliveries}`,
+    `dead letters → ${s.deadLetterQueue ?? 'kept in place'}`,
+    `max body ${formatSize(s.maxBodyBytes)}`,
+  ].join(', ')
+}
+
+export const queueList = defineCommand({
+  id: 'queue:list',
+  summary: 'List queues with their depth.',
+  examples: ['<%= config.bin %> queue list', '<%= config.bin %> queue list --json | jq -r \'.[].name\''],
+  flags: {},
+  run: (_input, ctx): Promise<QueueInfo[]> => ctx.broker().listQueues(),
+  render(queues, ctx) {
+    if (queues.length === 0) return ctx.stdoutIsTTY ? 'no queues yet: `mq publish NAME BODY` creates one' : undefined
+    if (!ctx.stdoutIsTTY) return queues.map((q) => q.name).join('\n')
+    return table(
+      ['QUEUE', 'MESSAGES', 'SIZE', 'VISIBILITY', 'MAX-DELIVERIES', 'DEAD-LETTERS'],
+      queues.map((q) => [q.name, q.depth, formatSize(q.bytes), formatDuration(q.settings.visibilityTimeoutMs), q.settings.maxDeliveries, q.settings.deadLetterQueue ?? '-']),
+    )
+  },
+})
+
+export const queueCreate = defineCommand({
+  id: 'queue:create',
+  summary: 'Declare a queue (idempotent: an existing queue with the same settings is fine).',
+  examples: ['<%= config.bin %> queue create hello', '<%= config.bin %> queue create jobs --visibility-timeout 5m --max-deliveries 3 --dead-letter-queue jobs.failed'],
+  args: queueArg,
+  flags: SETTINGS_FLAGS,
+  async run({args, flags}, ctx): Promise<QueueInfo> {
+    return ctx.broker().declareQueue(await queueName(ctx, args.queue, 'create'), settingsFromFlags(flags))
+  },
+  render: (queue, ctx) => (ctx.stdoutIsTTY ? `queue ${queue.name}: ${describeSettings(queue.settings)}` : undefined),
+})
+
+export const queueUpdate = defineCommand({
+  id: 'queue:update',
+  summary: 'Change the settings of a queue.',
+  examples: ['<%= config.bin %> queue update jobs --visibility-timeout 2m'],
+  args: queueArg,
+  flags: SETTINGS_FLAGS,
+  async run({args, flags}, ctx): Promise<QueueInfo> {
+    return ctx.broker().updateQueue(await queueName(ctx, args.queue, 'update'), settingsFromFlags(flags))
+  },
+  render: (queue, ctx) => (ctx.stdoutIsTTY ? `queue ${queue.name}: ${describeSettings(queue.settings)}` : undefined),
+})
+
+export const queueDelete = defineCommand({
+  id: 'queue:delete',
+  summary: 'Delete a queue and every message in it.',
+  examples: ['<%= config.bin %> queue delete scratch --yes'],
+  args: queueArg,
+  flags: {yes: {kind: 'boolean', char: 'y', summary: 'Do not ask for confirmation.'}},
+  async run({args, flags}, ctx): Promise<{queue: string; deleted: number}> {
+    const queue = await queueName(ctx, args.queue, 'delete')
+    await confirm(ctx, flags.yes, `Delete queue ${queue} and its messages?`)
+    return {queue, ...(await ctx.broker().deleteQueue(queue))}
+  },
+  render: (r, ctx) => (ctx.stdoutIsTTY ? `deleted queue ${r.queue} (${r.deleted} messages)` : undefined),
+})
+
+export const queuePurge = defineCommand({
+  id: 'queue:purge',
+  summary: 'Remove every message from a queue, in flight or not.',
+  examples: ['<%= config.bin %> queue purge jobs --yes'],
+  args: queueArg,
+  flags: {yes: {kind: 'boolean', char: 'y', summary: 'Do not ask for confirmation.'}},
+  async run({args, flags}, ctx): Promise<{queue: string; purged: number}> {
+    const queue = await queueName(ctx, args.queue, 'purge')
+    await confirm(ctx, flags.yes, `Remove every message from ${queue}?`)
+    return {queue, ...(await ctx.broker().purgeQueue(queue))}
+  },
+  render: (r, ctx) => (ctx.stdoutIsTTY ? `purged ${r.purged} messages from ${r.queue}` : undefined),
+})
+
+export const queueStats = defineCommand({
+  id: 'queue:stats',
+  summary: 'Show ready, in-flight, delayed and dead-lettered counts and the oldest message age.',
+  examples: ['<%= config.bin %> queue stats jobs', '<%= config.bin %> queue stats jobs --json | jq .ready'],
+  args: queueArg,
+  flags: {},
+  async run({args}, ctx): Promise<QueueStats> {
+    return ctx.broker().queueStats(await queueName(ctx, args.queue, 'stats'))
+  },
+  render(stats) {
+    const rows: [string, string | number][] = [
+      ['ready', stats.ready],
+      ['in flight', stats.inFlight],
+      ['delayed', stats.delayed],
+      [`dead-lettered${stats.settings.deadLetterQueue ? ` (${stats.settings.deadLetterQueue})` : ''}`, stats.deadLettered],
+      ['oldest', stats.oldestAgeMs === null ? '-' : formatDuration(stats.oldestAgeMs)],
+      ['size', formatSize(stats.bytes)],
+      ['published', stats.totals.published],
+      ['acked', stats.totals.acked],
+      ['dead-lettered (total)', stats.totals.deadLettered],
+    ]
+    return [`queue ${stats.name}`, ...rows.map(([k, v]) => `  ${k.padEnd(24)}${v}`)].join('\n')
+  },
+})
+
+export const queuePeek = defineCommand({
+  id: 'queue:peek',
+  summary: 'Show messages without delivering them (no lease, no attempt counted).',
+  examples: ['<%= config.bin %> queue peek jobs -n 5', '<%= config.bin %> queue peek jobs --json'],
+  args: queueArg,
+  flags: {limit: {kind: 'integer', char: 'n', summary: 'Messages to show.', default: 10, min: 1, max: 10_000}},
+  async run({args, flags}, ctx): Promise<undefined> {
+    const queue = await queueName(ctx, args.queue, 'peek')
+    const messages = await ctx.broker().peek(queue, flags.limit)
+    for (const m of messages) ctx.out.line(ctx.json ? JSON.stringify(peeked(queue, m)) : ctx.stdoutIsTTY ? human(m) : m.body)
+    return undefined
+  },
+})
+
+function peeked(queue: string, m: PeekedMessage): Record<string, unknown> {
+  return {id: m.id, queue, body: m.body, headers: m.headers, state: m.state, deliveries: m.attempts, priority: m.priority, publishedAt: new Date(m.publishedAt).toISOString()}
+}
+
+function human(m: PeekedMessage): string {
+  const headers = Object.entries(m.headers).map(([k, v]) => `\n  ${k}: ${v}`).join('')
+  return `#${m.id} [${m.state}, ${m.attempts} deliveries] ${m.body}${headers}`
+}

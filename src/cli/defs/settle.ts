@@ -1,0 +1,54 @@
+import type {Broker} from '../../core/broker.js'
+import {StaleReceiptError} from '../../core/errors.js'
+import type {Context} from '../context.js'
+import {receiptBatches} from '../input.js'
+
+export interface SettleSummary {
+  /** Receipts settled as asked. */
+  settled: number
+  /** Of those, messages that went to a dead-letter queue. */
+  deadLettered?: number
+  stale: string[]
+}
+
+/**
+ * The shared body of `ack`, `nack` and `extend`: receipts from the arguments or one per stdin line,
+ * settled in batches (one transaction per batch read together), stale ones reported with exit 5.
+ */
+export async function settleReceipts(
+  ctx: Context,
+  argv: string[],
+  settle: (broker: Broker, receipts: string[]) => Promise<string[]>,
+): Promise<SettleSummary> {
+  const broker = ctx.broker()
+  const summary: SettleSummary = {settled: 0, stale: []}
+  for await (const receipts of receiptBatches(argv, ctx.stdinIsTTY)) {
+    if (receipts.length === 0) continue
+    const outcomes = await settle(broker, receipts)
+    outcomes.forEach((outcome, index) => {
+      if (outcome === 'stale') summary.stale.push(receipts[index])
+      else {
+        summary.settled++
+        if (outcome === 'dead-lettered') summary.deadLettered = (summary.deadLettered ?? 0) + 1
+      }
+    })
+  }
+  if (summary.stale.length > 0) {
+    if (ctx.json) ctx.out.line(JSON.stringify(summary))
+    await ctx.out.flush()
+    const shown = summary.stale.slice(0, 3).join(', ') + (summary.stale.length > 3 ? ', …' : '')
+    const of = summary.settled > 0 ? `${summary.stale.length} of ${summary.stale.length + summary.settled} receipts are` : summary.stale.length === 1 ? 'the receipt is' : 'the receipts are'
+    throw new StaleReceiptError(`${of} stale (${shown}): the lease ran out and the message was redelivered, or it was already settled`, summary.stale, {
+      hint: 'the other receipts were settled; extend leases with `mq extend` for long work',
+    })
+  }
+  return summary
+}
+
+export function renderSettled(verb: string) {
+  return (summary: SettleSummary, ctx: Context): string | undefined => {
+    if (!ctx.stdoutIsTTY) return undefined
+    const dead = summary.deadLettered ? ` (${summary.deadLettered} dead-lettered)` : ''
+    return `${verb} ${summary.settled} message${summary.settled === 1 ? '' : 's'}${dead}`
+  }
+}

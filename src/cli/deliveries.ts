@@ -1,0 +1,89 @@
+import type {Delivery} from '../core/broker.js'
+import {formatDuration} from '../core/units.js'
+import type {ExecEvent} from '../core/exec-worker.js'
+import type {Context} from './context.js'
+import type {Style} from './output.js'
+
+/** The `--json` envelope of a delivery; `publish --envelopes` reads it back. */
+export function envelope(delivery: Delivery): Record<string, unknown> {
+  return {
+    id: delivery.id,
+    ...(delivery.queue === undefined ? {} : {queue: delivery.queue}),
+    ...(delivery.topic === undefined ? {} : {topic: delivery.topic}),
+    ...(delivery.subscription === undefined ? {} : {subscription: delivery.subscription}),
+    body: delivery.body,
+    headers: delivery.headers,
+    attempt: delivery.attempt,
+    ...(delivery.receipt === undefined ? {} : {receipt: delivery.receipt}),
+    publishedAt: new Date(delivery.publishedAt).toISOString(),
+  }
+}
+
+/**
+ * Writes deliveries the way DESIGN §3 asks: JSONL with --json; for a person, a header line, the
+ * body and its headers and receipt; in a pipe, the bare bodies, one per line (receipts of manual
+ * acks then go to stderr, so stdout stays pure).
+ */
+export class DeliveryPrinter {
+  private constructor(
+    private readonly ctx: Context,
+    private readonly style: Style,
+    private readonly leaseMs?: number,
+  ) {}
+
+  static async create(ctx: Context, leaseMs?: number): Promise<DeliveryPrinter> {
+    return new DeliveryPrinter(ctx, await ctx.style(), leaseMs)
+  }
+
+  print(deliveries: Delivery[]): void {
+    const {ctx} = this
+    for (const delivery of deliveries) {
+      if (ctx.json) ctx.out.line(JSON.stringify(envelope(delivery)))
+      else if (ctx.stdoutIsTTY) ctx.out.write(this.human(delivery))
+      else {
+        ctx.out.line(delivery.body)
+        if (delivery.receipt) ctx.warn(`receipt ${delivery.receipt} (message ${delivery.id})`)
+      }
+    }
+  }
+
+  private human(delivery: Delivery): string {
+    const s = this.style
+    const where = delivery.queue ?? `${delivery.topic} ${s.dim(`(${delivery.subscription ?? 'ephemeral'})`)}`
+    const time = new Date(delivery.publishedAt).toISOString().replace('T', ' ').slice(0, 19)
+    const lines = [`${s.bold(s.cyan(`#${delivery.id}`))} ${where} ${s.dim(`attempt ${delivery.attempt} · ${time}`)}`, delivery.body]
+    for (const [key, value] of Object.entries(delivery.headers)) lines.push(s.dim(`  ${key}: ${value}`))
+    if (delivery.receipt) {
+      const lease = this.leaseMs === undefined ? '' : ` (ack within ${formatDuration(this.leaseMs)})`
+      lines.push(s.yellow(`  receipt ${delivery.receipt}`) + s.dim(lease))
+    }
+    return `${lines.join('\n')}\n\n`
+  }
+}
+
+/** One stderr line per `--exec` outcome worth telling: failures always, successes at a terminal. */
+export async function execReporter(ctx: Context): Promise<(event: ExecEvent) => void> {
+  const s = await ctx.style('stderr')
+  const verbose = Boolean(process.stderr.isTTY) && !ctx.json
+  return (event) => {
+    const id = `message ${event.delivery.id} (attempt ${event.delivery.attempt})`
+    const took = formatDuration(event.durationMs)
+    switch (event.outcome) {
+      case 'acked':
+        if (verbose) ctx.warn(`${s.green('✓')} ${id} done in ${took}`)
+        break
+      case 'retry':
+        ctx.warn(`${s.yellow('↻')} ${id} failed (${event.error}); it will be retried`)
+        break
+      case 'dead-lettered':
+        ctx.warn(`${s.red('✗')} ${id} dead-lettered (${event.error})`)
+        break
+      case 'released':
+        ctx.warn(`${s.yellow('↩')} ${id} released for redelivery (interrupted)`)
+        break
+      case 'lease-lost':
+        ctx.warn(`${s.red('!')} ${id}: ${event.error}; it may be processed again`)
+        break
+    }
+  }
+}

@@ -1,0 +1,39 @@
+import {InvalidInputError, isMqError, type MqError, UnexpectedError} from '../core/errors.js'
+
+/**
+ * The one place errors become an exit code and a line on stderr (DESIGN §3): one line saying
+ * what went wrong and what to do next; a JSON object too with --json; a stack only with DEBUG.
+ */
+export function reportError(error: unknown, options: {json: boolean; commandId?: string; color?: boolean}): number {
+  const mq = toMqError(error, options.commandId)
+  if (process.env.DEBUG) console.error(error)
+  if (options.json) {
+    process.stderr.write(`${JSON.stringify({error: {code: mq.code, message: mq.line, exitCode: mq.exitCode}})}\n`)
+  } else {
+    const prefix = options.color ? '\u001B[31merror:\u001B[39m' : 'error:'
+    process.stderr.write(`${prefix} ${oneLine(mq.line)}\n`)
+  }
+  return mq.exitCode
+}
+
+/** Known errors pass through; oclif parse errors become usage errors; anything else is a failure. */
+export function toMqError(error: unknown, commandId?: string): MqError {
+  if (isMqError(error)) return error
+  const cause = (error as {cause?: unknown})?.cause
+  if (isMqError(cause)) return cause
+  const oclifExit = (error as {oclif?: {exit?: number}})?.oclif?.exit
+  const message = firstLine((error as Error)?.message ?? String(error))
+  if (oclifExit === 2 || /^(Nonexistent flag|Unexpected argument|Missing required|Expected )/.test(message)) {
+    const help = commandId ? `see \`mq ${commandId.replaceAll(':', ' ')} --help\`` : 'see `mq --help`'
+    return new InvalidInputError(message.replace(/\.$/, ''), {hint: help, code: 'usage'})
+  }
+  return new UnexpectedError(`unexpected failure: ${message}`, {cause: error, hint: 'rerun with DEBUG=1 for details and report it'})
+}
+
+function firstLine(text: string): string {
+  return text.split('\n').find((line) => line.trim() !== '')?.trim() ?? text
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, ' ')
+}

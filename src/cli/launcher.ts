@@ -1,0 +1,26 @@
+import type {CommandDefinition} from './definition.js'
+import {execute} from './definition.js'
+import {parseFast} from './fast.js'
+
+/** Hot commands the launcher may run without oclif (see fast.ts). */
+const FAST_COMMANDS: Record<string, () => Promise<CommandDefinition>> = {
+  publish: async () => (await import('./defs/publish.js')).default as CommandDefinition,
+  consume: async () => (await import('./defs/consume.js')).default as CommandDefinition,
+  ack: async () => (await import('./defs/ack.js')).default as CommandDefinition,
+  nack: async () => (await import('./defs/nack.js')).default as CommandDefinition,
+  extend: async () => (await import('./defs/extend.js')).default as CommandDefinition,
+}
+
+/**
+ * Runs `argv` on the fast path when it is a plain invocation of a hot command; returns the exit
+ * code, or undefined to let oclif handle the command line. `MQ_NO_FAST=1` always defers to oclif.
+ */
+export async function runFast(argv: string[]): Promise<number | undefined> {
+  if (process.env.MQ_NO_FAST) return undefined
+  const load = FAST_COMMANDS[argv[0] ?? '']
+  if (!load) return undefined
+  const definition = await load()
+  const input = parseFast(definition, argv.slice(1))
+  if (!input) return undefined
+  return execute(definition, input)
+}

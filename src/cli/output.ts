@@ -1,0 +1,84 @@
+/**
+ * Buffered, back-pressure-aware writing to stdout: streams of messages are written in batches,
+ * and a reader that goes away (EPIPE, e.g. `| head -1`) ends the command quietly.
+ */
+export class Output {
+  private buffer: string[] = []
+  private size = 0
+  private broken = false
+  private onBroken?: () => void
+
+  constructor(private readonly stream: NodeJS.WriteStream = process.stdout) {
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EPIPE') {
+        this.broken = true
+        this.onBroken?.()
+      } else throw error
+    })
+  }
+
+  get isBroken(): boolean {
+    return this.broken
+  }
+
+  /** Called once when the reader closes the pipe. */
+  whenBroken(callback: () => void): void {
+    this.onBroken = callback
+  }
+
+  line(text: string): void {
+    this.write(`${text}\n`)
+  }
+
+  write(text: string): void {
+    if (this.broken) return
+    this.buffer.push(text)
+    this.size += text.length
+  }
+
+  /** Writes what is buffered and waits while the pipe is full. */
+  async flush(): Promise<void> {
+    if (this.size === 0 || this.broken) return
+    const text = this.buffer.join('')
+    this.buffer = []
+    this.size = 0
+    if (!this.stream.write(text)) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          this.stream.off('drain', done)
+          this.stream.off('error', done)
+          resolve()
+        }
+        this.stream.on('drain', done)
+        this.stream.on('error', done)
+      })
+    }
+  }
+}
+
+export interface Style {
+  bold(text: string): string
+  dim(text: string): string
+  red(text: string): string
+  green(text: string): string
+  yellow(text: string): string
+  cyan(text: string): string
+  magenta(text: string): string
+}
+
+const identity = (text: string) => text
+export const PLAIN: Style = {bold: identity, dim: identity, red: identity, green: identity, yellow: identity, cyan: identity, magenta: identity}
+
+/** Lays out rows as aligned columns (for human output only). */
+export function table(headers: string[], rows: (string | number)[][]): string {
+  const cells = [headers, ...rows.map((row) => row.map(String))]
+  const widths = headers.map((_, column) => Math.max(...cells.map((row) => visibleLength(row[column] ?? ''))))
+  return cells
+    .map((row) => row.map((cell, column) => (column === row.length - 1 ? cell : cell + ' '.repeat(widths[column] - visibleLength(cell)))).join('  '))
+    .join('\n')
+}
+
+function visibleLength(text: string): number {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/\u001B\[[0-9;]*m/g, '').length
+}

@@ -1,0 +1,4 @@
+import {queueCreate} from '../../cli/defs/queue.js'
+import {oclifCommand} from '../../cli/oclif-adapter.js'
+
+export default oclifCommand(queueCreate)

@@ -1,0 +1,4 @@
+import {queuePeek} from '../../cli/defs/queue.js'
+import {oclifCommand} from '../../cli/oclif-adapter.js'
+
+export default oclifCommand(queuePeek)

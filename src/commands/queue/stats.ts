@@ -1,0 +1,4 @@
+import {queueStats} from '../../cli/defs/queue.js'
+import {oclifCommand} from '../../cli/oclif-adapter.js'
+
+export default oclifCommand(queueStats)

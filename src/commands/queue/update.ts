@@ -1,0 +1,4 @@
+import {queueUpdate} from '../../cli/defs/queue.js'
+import {oclifCommand} from '../../cli/oclif-adapter.js'
+
+export default oclifCommand(queueUpdate)

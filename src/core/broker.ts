@@ -1,0 +1,186 @@
+/**
+ * The broker contract. Commands and the engine talk to a `Broker`; the file-backed SQLite broker
+ * (`file-broker/`) is the first implementation, and a networked one must pass the same
+ * conformance tests (`test/core/broker-conformance.ts`). No SQL or file layout leaks through here.
+ */
+
+export type Headers = Record<string, string>
+export type DestinationKind = 'queue' | 'topic'
+export type OverflowPolicy = 'reject' | 'drop-oldest' | 'block'
+
+/** Per-queue settings, each with its default in `DEFAULT_QUEUE_SETTINGS`. */
+export interface QueueSettings {
+  /** How long a delivered, unacked message stays hidden before redelivery. */
+  visibilityTimeoutMs: number
+  /** Deliveries after which a message is dead-lettered instead of delivered again. */
+  maxDeliveries: number
+  /** Where dead letters go; `null` keeps them in place (the default for a dead-letter queue itself). */
+  deadLetterQueue: string | null
+  /** Largest accepted body, in bytes of UTF-8. */
+  maxBodyBytes: number
+  /** First retry delay after a failed `--exec` run; doubles per attempt, with jitter. */
+  retryBackoffMs: number
+  /** Ceiling of the retry delay. */
+  retryBackoffMaxMs: number
+  /** Most messages held (ready, delayed and in flight); `null` = unbounded. */
+  maxLength: number | null
+  /** Most body bytes held; `null` = unbounded. */
+  maxBytes: number | null
+  /** What a publish into a full queue does. */
+  overflow: OverflowPolicy
+  /** Default time-to-live of a message; `null` = never expires. */
+  defaultTtlMs: number | null
+  /** Send expired messages to the dead-letter queue (reason `expired`) instead of discarding them. */
+  deadLetterExpired: boolean
+  /** How long a `dedupId` is remembered. */
+  dedupWindowMs: number
+}
+
+export const DEFAULT_QUEUE_SETTINGS: Readonly<QueueSettings> = Object.freeze({
+  visibilityTimeoutMs: 30_000,
+  maxDeliveries: 5,
+  deadLetterQueue: null,
+  maxBodyBytes: 1024 * 1024,
+  retryBackoffMs: 1_000,
+  retryBackoffMaxMs: 60_000,
+  maxLength: null,
+  maxBytes: null,
+  overflow: 'reject',
+  defaultTtlMs: null,
+  deadLetterExpired: false,
+  dedupWindowMs: 5 * 60_000,
+})
+
+/** The name of a queue's dead-letter queue unless configured otherwise. */
+export function defaultDeadLetterQueue(queue: string): string | null {
+  const name = `${queue}.dlq`
+  return queue.endsWith('.dlq') || name.length > 200 ? null : name
+}
+
+export interface OutgoingMessage {
+  body: string
+  headers?: Headers
+  /** 0–9, higher first; default 0. */
+  priority?: number
+  /** Not deliverable before this epoch-ms time. */
+  deliverAt?: number
+  /** Expires this long after publishing. */
+  ttlMs?: number
+  /** A repeat of this id within the queue's dedup window stores nothing and returns the first id. */
+  dedupId?: string
+}
+
+export interface PublishOptions {
+  /** Force a topic (`publish --topic`), creating it when missing. */
+  kind?: DestinationKind
+  /** For `block` overflow: how long to wait for room before failing with exit 4. */
+  blockTimeoutMs?: number
+  signal?: AbortSignal
+}
+
+export interface PublishResult {
+  id: string
+  destination: string
+  kind: DestinationKind
+  /** True when a dedup id matched an earlier message: nothing new was stored. */
+  duplicate?: boolean
+}
+
+export interface Delivery {
+  id: string
+  /** Set for queue deliveries. */
+  queue?: string
+  /** Set for topic deliveries. */
+  topic?: string
+  subscription?: string
+  body: string
+  headers: Headers
+  /** 1 on first delivery. */
+  attempt: number
+  /** Present unless the delivery was auto-acked. */
+  receipt?: string
+  publishedAt: number
+  priority?: number
+}
+
+export interface ReceiveOptions {
+  /** Most messages returned (≥ 1). */
+  max: number
+  /** Lease length; default: the queue's visibility timeout. */
+  visibilityTimeoutMs?: number
+  /** At-most-once: remove messages as they are delivered. */
+  autoAck: boolean
+  /** Long poll: wait up to this long for the first message (0 = return at once). */
+  waitMs?: number
+  /** Fixed polling instead of change notifications while waiting. */
+  pollIntervalMs?: number
+  signal?: AbortSignal
+}
+
+export type SettleOutcome = 'ok' | 'stale'
+/** A nack either releases the message for redelivery or, out of deliveries, dead-letters it. */
+export type NackOutcome = 'released' | 'dead-lettered' | 'stale'
+
+export interface NackOptions {
+  delayMs?: number
+  deadLetter?: boolean
+  /** Recorded on the message; becomes the dead letter's `x-last-error`. */
+  error?: string
+  /** Use the queue's exponential retry backoff (with jitter) instead of `delayMs`. */
+  backoff?: boolean
+}
+
+export interface QueueInfo {
+  name: string
+  createdAt: number
+  settings: QueueSettings
+  depth: number
+  bytes: number
+}
+
+export interface QueueStats extends QueueInfo {
+  ready: number
+  inFlight: number
+  delayed: number
+  /** Messages now in this queue's dead-letter queue. */
+  deadLettered: number
+  oldestAgeMs: number | null
+  totals: {published: number; acked: number; deadLettered: number; dropped: number; expired: number; deduplicated: number}
+}
+
+export interface PeekedMessage {
+  id: string
+  body: string
+  headers: Headers
+  state: 'ready' | 'in-flight' | 'delayed'
+  attempts: number
+  publishedAt: number
+  visibleAt: number
+  priority: number
+}
+
+export interface Broker {
+  /** Creates the queue if missing; with settings, they must match an existing queue's. */
+  declareQueue(name: string, settings?: Partial<QueueSettings>): Promise<QueueInfo>
+  updateQueue(name: string, settings: Partial<QueueSettings>): Promise<QueueInfo>
+  deleteQueue(name: string): Promise<{deleted: number}>
+  purgeQueue(name: string): Promise<{purged: number}>
+  listQueues(): Promise<QueueInfo[]>
+  /** The queue, or undefined when there is none (a topic of that name is an error). */
+  getQueue(name: string): Promise<QueueInfo | undefined>
+  queueStats(name: string): Promise<QueueStats>
+  peek(queue: string, limit: number): Promise<PeekedMessage[]>
+
+  /** Publishes a batch atomically: all stored, or none (and an error). */
+  publish(name: string, messages: OutgoingMessage[], options?: PublishOptions): Promise<PublishResult[]>
+  /** Delivers up to `max` messages of a queue, FIFO among ready messages (higher priority first). */
+  receive(queue: string, options: ReceiveOptions): Promise<Delivery[]>
+
+  /** Settle receipts; each gets its own outcome, and a stale one changes nothing. */
+  ack(receipts: string[]): Promise<SettleOutcome[]>
+  nack(receipts: string[], options?: NackOptions): Promise<NackOutcome[]>
+  extend(receipts: string[], byMs: number): Promise<SettleOutcome[]>
+
+  /** Idempotent. */
+  close(): Promise<void>
+}

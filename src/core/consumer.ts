@@ -1,0 +1,49 @@
+import type {Delivery, ReceiveOptions} from './broker.js'
+
+/** Receives from one source (a queue, or a subscription); the consumer loops do not care which. */
+export type ReceiveFn = (options: ReceiveOptions) => Promise<Delivery[]>
+
+/** Stand-in for "wait forever" in follow mode; the receive loop wakes on changes anyway. */
+export const FOREVER_MS = 24 * 3_600_000
+
+export interface ConsumeLoopOptions {
+  /** Messages to take before stopping (ignored with `follow`). */
+  count: number
+  /** Keep consuming until interrupted. */
+  follow: boolean
+  /** Long poll for the first message (0 = do not wait). */
+  waitMs: number
+  pollIntervalMs?: number
+  autoAck: boolean
+  visibilityTimeoutMs?: number
+  /** Largest batch per receive (default 500). */
+  batchSize?: number
+  signal?: AbortSignal
+}
+
+/**
+ * Yields batches of deliveries until `count` is reached, the wait runs out, or the signal aborts.
+ * Only the first receive waits: as in SQS long polling, the first arrival ends the wait and the
+ * rest of the batch is whatever is ready then. With `follow`, every receive waits.
+ */
+export async function* deliveryBatches(receive: ReceiveFn, options: ConsumeLoopOptions): AsyncGenerator<Delivery[]> {
+  let remaining = options.follow ? Number.POSITIVE_INFINITY : options.count
+  let first = true
+  while (remaining > 0 && !options.signal?.aborted) {
+    const batch = await receive({
+      max: Math.min(remaining, options.batchSize ?? 500),
+      autoAck: options.autoAck,
+      visibilityTimeoutMs: options.visibilityTimeoutMs,
+      waitMs: options.follow ? FOREVER_MS : first ? options.waitMs : 0,
+      pollIntervalMs: options.pollIntervalMs,
+      signal: options.signal,
+    })
+    if (batch.length === 0) {
+      if (options.follow) continue
+      return
+    }
+    first = false
+    remaining -= batch.length
+    yield batch
+  }
+}

@@ -1,0 +1,215 @@
+import {type ChildProcess, spawn} from 'node:child_process'
+
+import type {Broker, Delivery} from './broker.js'
+import {type ConsumeLoopOptions, FOREVER_MS, type ReceiveFn} from './consumer.js'
+
+/** Exit status that dead-letters a message at once (EX_DATAERR from sysexits.h). */
+export const EXIT_DEAD_LETTER = 65
+/** Grace between SIGTERM and SIGKILL when a command is stopped. */
+const KILL_GRACE_MS = 2_000
+const STDERR_TAIL_BYTES = 2_000
+
+export type ExecOutcome = 'acked' | 'retry' | 'dead-lettered' | 'released' | 'lease-lost'
+
+export interface ExecEvent {
+  delivery: Delivery
+  outcome: ExecOutcome
+  /** Exit code, or the signal name, or `timeout`. */
+  status: string
+  durationMs: number
+  error?: string
+}
+
+export interface ExecWorkerOptions extends Omit<ConsumeLoopOptions, 'autoAck' | 'batchSize' | 'signal'> {
+  /** Run through `sh -c`; the body goes to stdin, never into the command string. */
+  command: string
+  /** Commands running at once (≥ 1). */
+  parallel: number
+  /** Kill a command running longer than this, and retry its message. */
+  execTimeoutMs?: number
+  /** Lease length; the lease is extended while the command runs. */
+  visibilityTimeoutMs: number
+  /** Environment for the command, before the MQ_* variables. */
+  env: NodeJS.ProcessEnv
+  /** First interrupt: take no more messages, let running commands finish. */
+  drain: AbortSignal
+  /** Second interrupt: stop running commands and release their messages. */
+  force: AbortSignal
+  onEvent?: (event: ExecEvent) => void
+}
+
+export interface ExecSummary {
+  received: number
+  acked: number
+  retried: number
+  deadLettered: number
+  released: number
+}
+
+/**
+ * Runs a command once per message with the `--exec` contract (DESIGN §3): exit 0 acks, 65
+ * dead-letters, anything else (a signal, a timeout) retries with backoff until max deliveries.
+ */
+export async function runExecWorker(broker: Broker, receive: ReceiveFn, options: ExecWorkerOptions): Promise<ExecSummary> {
+  const summary: ExecSummary = {received: 0, acked: 0, retried: 0, deadLettered: 0, released: 0}
+  const running = new Set<Promise<void>>()
+  let remaining = options.follow ? Number.POSITIVE_INFINITY : options.count
+  let first = true
+
+  while (remaining > 0 && !options.drain.aborted) {
+    const free = options.parallel - running.size
+    if (free === 0) {
+      await Promise.race(running)
+      continue
+    }
+    const batch = await receive({
+      max: Math.min(free, remaining),
+      autoAck: false,
+      visibilityTimeoutMs: options.visibilityTimeoutMs,
+      waitMs: options.follow ? FOREVER_MS : first ? options.waitMs : 0,
+      pollIntervalMs: options.pollIntervalMs,
+      signal: options.drain,
+    })
+    if (batch.length === 0) {
+      if (options.follow) continue
+      // Nothing more now: let the running commands finish before deciding there is no more work.
+      if (running.size === 0) break
+      await Promise.race(running)
+      continue
+    }
+    first = false
+    remaining -= batch.length
+    summary.received += batch.length
+    for (const delivery of batch) {
+      const task = handle(broker, delivery, options).then((event) => {
+        running.delete(task)
+        if (event.outcome === 'acked') summary.acked++
+        else if (event.outcome === 'retry') summary.retried++
+        else if (event.outcome === 'dead-lettered') summary.deadLettered++
+        else if (event.outcome === 'released') summary.released++
+        options.onEvent?.(event)
+      })
+      running.add(task)
+    }
+  }
+  await Promise.all(running)
+  return summary
+}
+
+async function handle(broker: Broker, delivery: Delivery, options: ExecWorkerOptions): Promise<ExecEvent> {
+  const started = Date.now()
+  const receipt = delivery.receipt!
+  const child = spawn('sh', ['-c', options.command], {
+    env: {...options.env, ...messageEnvironment(delivery)},
+    stdio: ['pipe', 'inherit', 'pipe'],
+    // Own process group: a Ctrl-C at the terminal reaches mq, which drains, not the commands.
+    detached: true,
+  })
+  child.stdin!.on('error', () => {}) // a command that ignores its stdin may close it early
+  child.stdin!.end(delivery.body)
+  let tail = ''
+  child.stderr!.on('data', (chunk: Buffer) => {
+    process.stderr.write(chunk)
+    tail = (tail + chunk.toString()).slice(-STDERR_TAIL_BYTES)
+  })
+
+  let leaseLost = false
+  const extendEvery = Math.max(100, Math.floor(options.visibilityTimeoutMs / 3))
+  const extender = setInterval(() => {
+    broker.extend([receipt], options.visibilityTimeoutMs).then(
+      ([outcome]) => {
+        if (outcome === 'stale') leaseLost = true
+      },
+      () => {},
+    )
+  }, extendEvery)
+
+  let timedOut = false
+  const timeout =
+    options.execTimeoutMs === undefined
+      ? undefined
+      : setTimeout(() => {
+          timedOut = true
+          stop(child)
+        }, options.execTimeoutMs)
+  let forced = false
+  const onForce = () => {
+    forced = true
+    stop(child)
+  }
+  options.force.addEventListener('abort', onForce, {once: true})
+  if (options.force.aborted) onForce()
+
+  const {code, signal} = await new Promise<{code: number | null; signal: NodeJS.Signals | null}>((resolve) => {
+    child.on('error', (error) => {
+      tail += String(error)
+      resolve({code: 127, signal: null})
+    })
+    child.on('close', (exitCode, exitSignal) => resolve({code: exitCode, signal: exitSignal}))
+  })
+  clearInterval(extender)
+  if (timeout) clearTimeout(timeout)
+  options.force.removeEventListener('abort', onForce)
+
+  const durationMs = Date.now() - started
+  const status = timedOut ? 'timeout' : signal ?? String(code)
+  const error = describeFailure(status, tail, options.execTimeoutMs)
+  const event = (outcome: ExecOutcome, message?: string): ExecEvent => ({delivery, outcome, status, durationMs, error: message})
+
+  try {
+    if (forced) {
+      await broker.nack([receipt], {error: 'interrupted'})
+      return event('released', 'interrupted')
+    }
+    if (code === 0 && !timedOut) {
+      const [outcome] = await broker.ack([receipt])
+      return outcome === 'ok' ? event('acked') : event('lease-lost', 'the lease ran out before the command finished')
+    }
+    const deadLetter = code === EXIT_DEAD_LETTER && !timedOut
+    const [outcome] = await broker.nack([receipt], {deadLetter, backoff: !deadLetter, error})
+    if (outcome === 'stale' || leaseLost) return event('lease-lost', error)
+    return event(outcome === 'dead-lettered' ? 'dead-lettered' : 'retry', error)
+  } catch (settleError) {
+    return event('lease-lost', `could not settle: ${(settleError as Error).message}`)
+  }
+}
+
+function describeFailure(status: string, stderrTail: string, timeoutMs?: number): string {
+  const last = stderrTail.trim().split('\n').slice(-3).join(' | ')
+  const what = status === 'timeout' ? `timed out after ${timeoutMs}ms` : /^\d+$/.test(status) ? `exit ${status}` : `killed by ${status}`
+  return last ? `${what}: ${last}` : what
+}
+
+function stop(child: ChildProcess): void {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return
+  const group = -child.pid
+  try {
+    process.kill(group, 'SIGTERM')
+  } catch {
+    return
+  }
+  setTimeout(() => {
+    try {
+      process.kill(group, 'SIGKILL')
+    } catch {
+      // already gone
+    }
+  }, KILL_GRACE_MS).unref()
+}
+
+/** The MQ_* environment of one message (DESIGN §3). */
+export function messageEnvironment(delivery: Delivery): Record<string, string> {
+  const env: Record<string, string> = {
+    MQ_MESSAGE_ID: delivery.id,
+    MQ_ATTEMPT: String(delivery.attempt),
+    MQ_PUBLISHED_AT: new Date(delivery.publishedAt).toISOString(),
+  }
+  if (delivery.receipt) env.MQ_RECEIPT = delivery.receipt
+  if (delivery.queue) env.MQ_QUEUE = delivery.queue
+  if (delivery.topic) env.MQ_TOPIC = delivery.topic
+  if (delivery.subscription) env.MQ_SUBSCRIPTION = delivery.subscription
+  for (const [name, value] of Object.entries(delivery.headers)) {
+    env[`MQ_HEADER_${name.toUpperCase().replace(/[^A-Z0-9_]/g, '_')}`] = value
+  }
+  return env
+}

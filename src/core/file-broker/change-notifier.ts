@@ -1,0 +1,65 @@
+import {type FSWatcher, watch} from 'node:fs'
+
+/** How often a waiting consumer re-checks when no change notification arrives. */
+export const FALLBACK_POLL_MS = 1_000
+
+/**
+ * Wakes long-polling consumers when another process writes to the broker: every commit touches
+ * `broker.db-wal`, and a watch on the folder (inotify on Linux) reports it, so waiting costs no CPU.
+ * A slow fallback poll covers file systems without notifications and lost events.
+ */
+export class ChangeNotifier {
+  private watcher?: FSWatcher
+  private dirty = false
+  private waiters = new Set<() => void>()
+  private closed = false
+
+  constructor(private readonly folder: string) {}
+
+  /** Forget earlier changes; a `wait` after this returns at the first change from now on. */
+  reset(): void {
+    this.start()
+    this.dirty = false
+  }
+
+  /** Resolves at the next change since `reset`, after `timeoutMs`, or on abort. */
+  async wait(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    this.start()
+    if (this.dirty || timeoutMs <= 0 || signal?.aborted) return
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer)
+        signal?.removeEventListener('abort', done)
+        this.waiters.delete(done)
+        resolve()
+      }
+      const timer = setTimeout(done, Math.min(timeoutMs, 2 ** 31 - 1))
+      signal?.addEventListener('abort', done, {once: true})
+      this.waiters.add(done)
+    })
+  }
+
+  close(): void {
+    this.closed = true
+    this.watcher?.close()
+    this.watcher = undefined
+    for (const wake of [...this.waiters]) wake()
+  }
+
+  private start(): void {
+    if (this.watcher || this.closed) return
+    try {
+      this.watcher = watch(this.folder, {persistent: false}, (_event, file) => {
+        if (file && !String(file).startsWith('broker.db')) return
+        this.dirty = true
+        for (const wake of [...this.waiters]) wake()
+      })
+      this.watcher.on('error', () => {
+        // Notifications are an optimisation; the fallback poll keeps consumers correct without them.
+        this.watcher?.close()
+      })
+    } catch {
+      // Same: no watch (e.g. inotify limits reached) means waiting falls back to polling.
+    }
+  }
+}

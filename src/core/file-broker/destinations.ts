@@ -1,0 +1,157 @@
+import {
+  DEFAULT_QUEUE_SETTINGS,
+  type DestinationKind,
+  type QueueSettings,
+  defaultDeadLetterQueue,
+} from '../broker.js'
+import {InvalidInputError, WrongKindError} from '../errors.js'
+import type {Sql} from './sql.js'
+
+export interface Totals {
+  published: number
+  acked: number
+  deadLettered: number
+  dropped: number
+  expired: number
+  deduplicated: number
+}
+
+export interface DestinationRow<S = QueueSettings> {
+  id: number
+  name: string
+  kind: DestinationKind
+  createdAt: number
+  settings: S
+  depth: number
+  bytes: number
+  totals: Totals
+}
+
+interface RawRow {
+  id: number
+  name: string
+  kind: DestinationKind
+  created_at: number
+  settings: string
+  msg_count: number
+  msg_bytes: number
+  published_total: number
+  acked_total: number
+  dead_lettered_total: number
+  dropped_total: number
+  expired_total: number
+  deduplicated_total: number
+}
+
+export type TotalColumn =
+  | 'published_total'
+  | 'acked_total'
+  | 'dead_lettered_total'
+  | 'dropped_total'
+  | 'expired_total'
+  | 'deduplicated_total'
+
+/** The catalogue of queues and topics: lookups, creation with validated settings, counters. */
+export class Destinations {
+  constructor(private readonly sql: Sql) {}
+
+  get<S = QueueSettings>(name: string): DestinationRow<S> | undefined {
+    const row = this.sql.q('SELECT * FROM destinations WHERE name = ?').get(name) as RawRow | undefined
+    return row && toRow<S>(row)
+  }
+
+  getById<S = QueueSettings>(id: number): DestinationRow<S> | undefined {
+    const row = this.sql.q('SELECT * FROM destinations WHERE id = ?').get(id) as RawRow | undefined
+    return row && toRow<S>(row)
+  }
+
+  list<S>(kind: DestinationKind): DestinationRow<S>[] {
+    const rows = this.sql.q('SELECT * FROM destinations WHERE kind = ? ORDER BY name').all(kind) as RawRow[]
+    return rows.map((row) => toRow<S>(row))
+  }
+
+  /** The queue `name`, which must not be a topic. */
+  queue(name: string): DestinationRow | undefined {
+    const row = this.get(name)
+    if (row && row.kind !== 'queue') throw new WrongKindError(name, row.kind, {hint: `use \`mq subscribe ${name}\``})
+    return row
+  }
+
+  insert<S>(name: string, kind: DestinationKind, settings: S): DestinationRow<S> {
+    const now = Date.now()
+    const info = this.sql
+      .q('INSERT INTO destinations (name, kind, created_at, settings) VALUES (?, ?, ?, ?)')
+      .run(name, kind, now, JSON.stringify(settings))
+    return this.getById<S>(Number(info.lastInsertRowid))!
+  }
+
+  /** Creates a queue with defaults filled in; call inside a write transaction. */
+  createQueue(name: string, settings: Partial<QueueSettings> = {}): DestinationRow {
+    const full = resolveQueueSettings(name, settings)
+    return this.insert(name, 'queue', full)
+  }
+
+  /** The existing queue or a new one with default settings; call inside a write transaction. */
+  ensureQueue(name: string): DestinationRow {
+    return this.queue(name) ?? this.createQueue(name)
+  }
+
+  saveSettings<S>(id: number, settings: S): void {
+    this.sql.q('UPDATE destinations SET settings = ? WHERE id = ?').run(JSON.stringify(settings), id)
+  }
+
+  bump(id: number, column: TotalColumn, by = 1): void {
+    if (by !== 0) this.sql.q(`UPDATE destinations SET ${column} = ${column} + ? WHERE id = ?`).run(by, id)
+  }
+
+  delete(id: number): void {
+    this.sql.q('DELETE FROM destinations WHERE id = ?').run(id)
+  }
+}
+
+function toRow<S>(row: RawRow): DestinationRow<S> {
+  return {
+    id: row.id,
+    name: row.name,
+    kind: row.kind,
+    createdAt: row.created_at,
+    settings: JSON.parse(row.settings) as S,
+    depth: row.msg_count,
+    bytes: row.msg_bytes,
+    totals: {
+      published: row.published_total,
+      acked: row.acked_total,
+      deadLettered: row.dead_lettered_total,
+      dropped: row.dropped_total,
+      expired: row.expired_total,
+      deduplicated: row.deduplicated_total,
+    },
+  }
+}
+
+const MAX_VISIBILITY_MS = 12 * 3_600_000
+const MAX_BODY_LIMIT = 256 * 1024 * 1024
+
+/** Defaults < stored < given, validated. Throws InvalidInputError naming the bad setting. */
+export function resolveQueueSettings(
+  name: string,
+  given: Partial<QueueSettings>,
+  base: QueueSettings = {...DEFAULT_QUEUE_SETTINGS, deadLetterQueue: defaultDeadLetterQueue(name)},
+): QueueSettings {
+  const defined = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) as Partial<QueueSettings>
+  const s: QueueSettings = {...base, ...defined}
+  const bad = (setting: string, why: string): never => {
+    throw new InvalidInputError(`invalid ${setting} for queue ${name}: ${why}`)
+  }
+  if (!(s.visibilityTimeoutMs >= 1 && s.visibilityTimeoutMs <= MAX_VISIBILITY_MS)) bad('visibility timeout', 'use 1ms to 12h')
+  if (!Number.isInteger(s.maxDeliveries) || s.maxDeliveries < 1) bad('max deliveries', 'use a whole number ≥ 1')
+  if (!Number.isInteger(s.maxBodyBytes) || s.maxBodyBytes < 1 || s.maxBodyBytes > MAX_BODY_LIMIT) bad('max body size', 'use 1 byte to 256 MiB')
+  if (s.deadLetterQueue === name) bad('dead-letter queue', 'a queue cannot be its own dead-letter queue')
+  if (!(s.retryBackoffMs >= 0) || !(s.retryBackoffMaxMs >= s.retryBackoffMs)) bad('retry backoff', 'the maximum must be ≥ the base')
+  if (s.maxLength !== null && (!Number.isInteger(s.maxLength) || s.maxLength < 1)) bad('max length', 'use a whole number ≥ 1')
+  if (s.maxBytes !== null && (!Number.isInteger(s.maxBytes) || s.maxBytes < 1)) bad('max bytes', 'use a whole number ≥ 1')
+  if (!['reject', 'drop-oldest', 'block'].includes(s.overflow)) bad('overflow policy', 'use reject, drop-oldest or block')
+  if (s.defaultTtlMs !== null && !(s.defaultTtlMs >= 1)) bad('default TTL', 'use a positive duration')
+  if (!(s.dedupWindowMs >= 0)) bad('dedup window', 'use a duration ≥ 0')
+  return s
+}

@@ -1,0 +1,313 @@
+import type {Delivery, Headers, NackOutcome, OutgoingMessage, PeekedMessage, QueueSettings} from '../broker.js'
+import {InvalidInputError} from '../errors.js'
+import type {DestinationRow, Destinations} from './destinations.js'
+import {formatReceipt, newLeaseToken} from './receipts.js'
+import type {Sql} from './sql.js'
+
+/** Message states in the `messages` table. */
+export const READY = 0
+export const WAITING = 1
+export const LOGGED = 2
+
+export type DeadLetterReason = 'max-deliveries' | 'rejected' | 'expired'
+
+interface DeliveredRow {
+  id: number
+  body: string
+  headers: string | null
+  attempts: number
+  published_at: number
+  priority: number
+}
+
+interface LeasedRow {
+  id: number
+  dest_id: number
+  attempts: number
+  headers: string | null
+  last_error: string | null
+  expires_at: number | null
+}
+
+/** Upper bound of rows one receive transaction moves, to keep write locks short. */
+const MAX_BATCH = 1000
+
+/** Queue messages: FIFO among ready rows (higher priority first), leases, redelivery, dead letters. */
+export class QueueStore {
+  constructor(
+    private readonly sql: Sql,
+    private readonly destinations: Destinations,
+  ) {}
+
+  /** Inserts validated messages; call inside a write transaction. Returns the new ids. */
+  insert(queue: DestinationRow, messages: OutgoingMessage[], now: number): number[] {
+    const insert = this.sql.q(
+      `INSERT INTO messages (dest_id, state, priority, visible_at, published_at, expires_at, size, body, headers)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    )
+    const ids: number[] = []
+    const defaultTtl = queue.settings.defaultTtlMs
+    for (const message of messages) {
+      const delayed = message.deliverAt !== undefined && message.deliverAt > now
+      const ttl = message.ttlMs ?? defaultTtl
+      const info = insert.run(
+        queue.id,
+        delayed ? WAITING : READY,
+        message.priority ?? 0,
+        delayed ? message.deliverAt : now,
+        now,
+        ttl == null ? null : now + ttl,
+        Buffer.byteLength(message.body),
+        message.body,
+        encodeHeaders(message.headers),
+      )
+      ids.push(Number(info.lastInsertRowid))
+    }
+    this.destinations.bump(queue.id, 'published_total', ids.length)
+    return ids
+  }
+
+  /** A cheap read, outside the write lock: could a receive deliver anything now? */
+  hasDeliverable(queueId: number, now: number): boolean {
+    const ready = this.sql.q('SELECT 1 FROM messages WHERE dest_id = ? AND state = 0 LIMIT 1').get(queueId)
+    return ready !== undefined || this.nextDueAt(queueId) <= now
+  }
+
+  /** When the next delayed or leased message becomes ready (Infinity when none). */
+  nextDueAt(queueId: number): number {
+    const row = this.sql
+      .q('SELECT visible_at FROM messages WHERE dest_id = ? AND state = 1 ORDER BY visible_at LIMIT 1')
+      .get(queueId) as {visible_at: number} | undefined
+    return row?.visible_at ?? Number.POSITIVE_INFINITY
+  }
+
+  /**
+   * Delivers up to `max` messages in one write transaction: first makes due messages ready (or
+   * dead-letters those out of deliveries, or expired), then leases or deletes the head of the queue.
+   */
+  receive(queue: DestinationRow, max: number, autoAck: boolean, visibilityTimeoutMs: number, now: number): Delivery[] {
+    this.promoteDue(queue, now)
+    this.expire(queue, now)
+    const limit = Math.min(max, MAX_BATCH)
+    let rows: DeliveredRow[]
+    let token: string | undefined
+    if (autoAck) {
+      rows = this.sql
+        .q(
+          `DELETE FROM messages WHERE id IN (
+             SELECT id FROM messages WHERE dest_id = ? AND state = 0 ORDER BY priority DESC, id LIMIT ?)
+           RETURNING id, body, headers, attempts + 1 AS attempts, published_at, priority`,
+        )
+        .all(queue.id, limit) as DeliveredRow[]
+      this.destinations.bump(queue.id, 'acked_total', rows.length)
+    } else {
+      token = newLeaseToken()
+      rows = this.sql
+        .q(
+          `UPDATE messages SET state = 1, visible_at = ?, attempts = attempts + 1, lease_token = ?
+           WHERE id IN (SELECT id FROM messages WHERE dest_id = ? AND state = 0 ORDER BY priority DESC, id LIMIT ?)
+           RETURNING id, body, headers, attempts, published_at, priority`,
+        )
+        .all(now + visibilityTimeoutMs, token, queue.id, limit) as DeliveredRow[]
+    }
+    // RETURNING order is unspecified: restore delivery order.
+    rows.sort((a, b) => b.priority - a.priority || a.id - b.id)
+    return rows.map((row) => ({
+      id: String(row.id),
+      queue: queue.name,
+      body: row.body,
+      headers: decodeHeaders(row.headers),
+      attempt: row.attempts,
+      receipt: token === undefined ? undefined : formatReceipt(row.id, token),
+      publishedAt: row.published_at,
+      priority: row.priority,
+    }))
+  }
+
+  /** Deletes the delivery's message if the receipt is current. Returns the queue id, or undefined when stale. */
+  ack(messageId: number, token: string): number | undefined {
+    const row = this.sql
+      .q('DELETE FROM messages WHERE id = ? AND lease_token = ? AND state < 2 RETURNING dest_id')
+      .get(messageId, token) as {dest_id: number} | undefined
+    if (row) this.destinations.bump(row.dest_id, 'acked_total')
+    return row?.dest_id
+  }
+
+  /** Releases a delivery for redelivery (after a delay), or dead-letters it. */
+  nack(
+    messageId: number,
+    token: string,
+    options: {delayMs: number; deadLetter: boolean; error?: string; backoff: boolean},
+    now: number,
+  ): NackOutcome {
+    const row = this.leased(messageId, token)
+    if (!row) return 'stale'
+    const queue = this.destinations.getById(row.dest_id)!
+    const {settings} = queue
+    if (options.deadLetter || row.attempts >= settings.maxDeliveries) {
+      if (options.deadLetter && settings.deadLetterQueue === null) {
+        throw new InvalidInputError(`queue ${queue.name} has no dead-letter queue`, {
+          hint: `set one with \`mq queue update ${queue.name} --dead-letter-queue NAME\`, or nack without --dead-letter`,
+        })
+      }
+      if (settings.deadLetterQueue !== null) {
+        this.deadLetter(queue, row, options.deadLetter ? 'rejected' : 'max-deliveries', options.error ?? row.last_error, now)
+        return 'dead-lettered'
+      }
+    }
+    const delayMs = options.backoff ? retryDelayMs(settings, row.attempts) : options.delayMs
+    this.sql
+      .q('UPDATE messages SET state = ?, visible_at = ?, lease_token = NULL, last_error = coalesce(?, last_error) WHERE id = ?')
+      .run(delayMs > 0 ? WAITING : READY, now + delayMs, options.error ?? null, messageId)
+    return 'released'
+  }
+
+  /** Moves the lease end to `now + byMs`. False when stale. */
+  extend(messageId: number, token: string, byMs: number, now: number): boolean {
+    const info = this.sql
+      .q('UPDATE messages SET state = 1, visible_at = ? WHERE id = ? AND lease_token = ? AND state < 2')
+      .run(now + byMs, messageId, token)
+    return info.changes === 1
+  }
+
+  peek(queueId: number, limit: number, now: number): PeekedMessage[] {
+    const columns = 'id, body, headers, state, attempts, published_at, visible_at, priority, lease_token'
+    const ready = this.sql
+      .q(`SELECT ${columns} FROM messages WHERE dest_id = ? AND state = 0 ORDER BY priority DESC, id LIMIT ?`)
+      .all(queueId, limit) as PeekRow[]
+    const waiting =
+      ready.length < limit
+        ? (this.sql
+            .q(`SELECT ${columns} FROM messages WHERE dest_id = ? AND state = 1 ORDER BY visible_at LIMIT ?`)
+            .all(queueId, limit - ready.length) as PeekRow[])
+        : []
+    return [...ready, ...waiting].map((row) => ({
+      id: String(row.id),
+      body: row.body,
+      headers: decodeHeaders(row.headers),
+      state: row.state === READY ? 'ready' : row.visible_at <= now ? 'ready' : row.lease_token ? 'in-flight' : 'delayed',
+      attempts: row.attempts,
+      publishedAt: row.published_at,
+      visibleAt: row.visible_at,
+      priority: row.priority,
+    }))
+  }
+
+  counts(queueId: number, now: number): {ready: number; inFlight: number; delayed: number; oldestPublishedAt: number | null} {
+    const ready = (this.sql.q('SELECT count(*) AS n FROM messages WHERE dest_id = ? AND state = 0').get(queueId) as {n: number}).n
+    const waiting = this.sql
+      .q(
+        `SELECT sum(visible_at > ? AND lease_token IS NOT NULL) AS inflight, sum(visible_at > ? AND lease_token IS NULL) AS delayed,
+                sum(visible_at <= ?) AS due
+         FROM messages WHERE dest_id = ? AND state = 1`,
+      )
+      .get(now, now, now, queueId) as {inflight: number | null; delayed: number | null; due: number | null}
+    const oldest = this.sql
+      .q(
+        `SELECT min(published_at) AS t FROM (
+           SELECT published_at FROM messages WHERE dest_id = ? AND state = 0
+           UNION ALL SELECT published_at FROM messages WHERE dest_id = ? AND state = 1)`,
+      )
+      .get(queueId, queueId) as {t: number | null}
+    return {ready: ready + (waiting.due ?? 0), inFlight: waiting.inflight ?? 0, delayed: waiting.delayed ?? 0, oldestPublishedAt: oldest.t}
+  }
+
+  purge(queueId: number): number {
+    return this.sql.q('DELETE FROM messages WHERE dest_id = ?').run(queueId).changes
+  }
+
+  /** Makes due waiting messages ready; those whose lease ran out on their last delivery are dead-lettered. */
+  private promoteDue(queue: DestinationRow, now: number): void {
+    const {maxDeliveries, deadLetterQueue} = queue.settings
+    // The lease token stays until the next delivery, so a slow consumer can still ack a message
+    // that became ready again but has not been redelivered.
+    this.sql
+      .q(
+        `UPDATE messages SET state = 0 WHERE dest_id = ? AND state = 1 AND visible_at <= ?
+         AND (lease_token IS NULL OR attempts < ? OR ?)`,
+      )
+      .run(queue.id, now, maxDeliveries, deadLetterQueue === null ? 1 : 0)
+    if (deadLetterQueue === null) return
+    const exhausted = this.sql
+      .q(
+        `SELECT id, dest_id, attempts, headers, last_error, expires_at FROM messages
+         WHERE dest_id = ? AND state = 1 AND visible_at <= ? LIMIT ${MAX_BATCH}`,
+      )
+      .all(queue.id, now) as LeasedRow[]
+    for (const row of exhausted) {
+      this.deadLetter(queue, row, 'max-deliveries', row.last_error ?? `lease expired on delivery ${row.attempts}`, now)
+    }
+  }
+
+  /** Discards (or dead-letters, if the queue asks) expired messages that are not leased. */
+  private expire(queue: DestinationRow, now: number): void {
+    const expired = this.sql
+      .q(
+        `SELECT id, dest_id, attempts, headers, last_error, expires_at FROM messages
+         WHERE dest_id = ? AND expires_at IS NOT NULL AND state < 2 AND expires_at <= ?
+         AND (state = 0 OR lease_token IS NULL) LIMIT ${MAX_BATCH}`,
+      )
+      .all(queue.id, now) as LeasedRow[]
+    if (expired.length === 0) return
+    const toDeadLetter = queue.settings.deadLetterExpired && queue.settings.deadLetterQueue !== null
+    for (const row of expired) {
+      if (toDeadLetter) this.deadLetter(queue, row, 'expired', `expired at ${new Date(row.expires_at!).toISOString()}`, now)
+      else this.sql.q('DELETE FROM messages WHERE id = ?').run(row.id)
+    }
+    this.destinations.bump(queue.id, 'expired_total', expired.length)
+  }
+
+  /** Moves a message to the queue's dead-letter queue with headers recording why. */
+  deadLetter(queue: DestinationRow, row: LeasedRow, reason: DeadLetterReason, error: string | null, now: number): void {
+    const target = this.destinations.get(queue.settings.deadLetterQueue!) ?? this.destinations.createQueue(queue.settings.deadLetterQueue!, {deadLetterQueue: null})
+    const headers: Headers = {
+      ...decodeHeaders(row.headers),
+      'x-dead-letter-reason': reason,
+      'x-dead-letter-attempts': String(row.attempts),
+      'x-original-queue': queue.name,
+      'x-dead-lettered-at': new Date(now).toISOString(),
+    }
+    if (error) headers['x-last-error'] = error.slice(0, 1000)
+    this.sql
+      .q(
+        `UPDATE messages SET dest_id = ?, state = ?, visible_at = ?, attempts = 0, lease_token = NULL,
+         last_error = NULL, expires_at = NULL, headers = ? WHERE id = ?`,
+      )
+      .run(target.id, target.kind === 'topic' ? LOGGED : READY, now, JSON.stringify(headers), row.id)
+    this.destinations.bump(queue.id, 'dead_lettered_total')
+  }
+
+  private leased(messageId: number, token: string): LeasedRow | undefined {
+    return this.sql
+      .q('SELECT id, dest_id, attempts, headers, last_error, expires_at FROM messages WHERE id = ? AND lease_token = ? AND state < 2')
+      .get(messageId, token) as LeasedRow | undefined
+  }
+}
+
+interface PeekRow {
+  id: number
+  body: string
+  headers: string | null
+  state: number
+  attempts: number
+  published_at: number
+  visible_at: number
+  priority: number
+  lease_token: string | null
+}
+
+/** Exponential backoff with "equal jitter": half the delay fixed, half random. */
+export function retryDelayMs(settings: Pick<QueueSettings, 'retryBackoffMs' | 'retryBackoffMaxMs'>, attempt: number): number {
+  const exp = Math.min(settings.retryBackoffMaxMs, settings.retryBackoffMs * 2 ** Math.max(0, attempt - 1))
+  return Math.round(exp / 2 + Math.random() * (exp / 2))
+}
+
+export function encodeHeaders(headers: Headers | undefined): string | null {
+  if (!headers) return null
+  for (const _ in headers) return JSON.stringify(headers)
+  return null
+}
+
+export function decodeHeaders(text: string | null): Headers {
+  return text ? (JSON.parse(text) as Headers) : {}
+}

@@ -1,0 +1,159 @@
+import Database from 'better-sqlite3'
+import {chmodSync, closeSync, constants, existsSync, mkdirSync, openSync, readSync, statSync} from 'node:fs'
+import {join} from 'node:path'
+
+import {StoreError} from '../errors.js'
+import {MIGRATIONS} from './migrations.js'
+
+export type Db = Database.Database
+
+/** Marks a SQLite file as an mqctl broker ("MQCL"), so a foreign database is refused, not altered. */
+const APPLICATION_ID = 0x4d51434c
+export const DB_FILE = 'broker.db'
+/** How long a writer waits for another process's write lock before giving up (DESIGN §4: ≥ 5 s). */
+export const BUSY_TIMEOUT_MS = 10_000
+
+export interface OpenOptions {
+  /** Create the folder and database when missing (default true). */
+  create?: boolean
+}
+
+/**
+ * Opens (creating if needed) the broker database in `home`: WAL, synchronous=FULL, busy timeout,
+ * migrations. Every failure becomes a StoreError that names the folder and what to do.
+ */
+export function openDatabase(home: string, options: OpenOptions = {}): Db {
+  const file = join(home, DB_FILE)
+  checkFolder(home, options.create ?? true)
+  const isNew = !existsSync(file)
+  if (!isNew) checkHeader(file)
+  let db: Db
+  try {
+    db = new Database(file, {fileMustExist: !(options.create ?? true)})
+  } catch (error) {
+    throw storeError(error, home)
+  }
+  try {
+    // SQLite creates -wal and -shm with the main file's permissions, so this keeps them private too.
+    if (isNew) chmodSync(file, 0o600)
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`)
+    if (db.pragma('journal_mode', {simple: true}) !== 'wal') db.pragma('journal_mode = WAL')
+    db.pragma('synchronous = FULL')
+    migrate(db, home)
+    return db
+  } catch (error) {
+    db.close()
+    throw storeError(error, home)
+  }
+}
+
+function checkFolder(home: string, create: boolean): void {
+  let stats
+  try {
+    stats = statSync(home)
+  } catch {
+    if (!create) throw new StoreError(`no broker at ${home}`, {code: 'no_broker', hint: 'publish a message or run `mq queue create` to make one'})
+    try {
+      mkdirSync(home, {recursive: true, mode: 0o700})
+    } catch (error) {
+      throw new StoreError(`cannot create the broker folder ${home}: ${(error as NodeJS.ErrnoException).code ?? error}`, {
+        cause: error,
+        hint: 'choose a writable folder with --home or MQ_HOME',
+      })
+    }
+    return
+  }
+  if (!stats.isDirectory()) {
+    throw new StoreError(`${home} is not a folder`, {code: 'not_a_broker', hint: 'point --home or MQ_HOME at a broker folder'})
+  }
+}
+
+/** Refuses a file that is not SQLite before SQLite gets a chance to treat it as empty. */
+function checkHeader(file: string): void {
+  let fd: number | undefined
+  try {
+    fd = openSync(file, constants.O_RDONLY)
+    const header = Buffer.alloc(16)
+    const read = readSync(fd, header, 0, 16, 0)
+    if (read > 0 && header.toString('latin1', 0, 15) !== 'SQLite format 3') {
+      throw new StoreError(`${file} is not a broker database (corrupted or foreign file)`, {
+        code: 'corrupt',
+        hint: 'move it away or restore it from a backup; mqctl will not overwrite it',
+      })
+    }
+  } catch (error) {
+    if (error instanceof StoreError) throw error
+    throw storeError(error, file)
+  } finally {
+    if (fd !== undefined) closeSync(fd)
+  }
+}
+
+function migrate(db: Db, home: string): void {
+  const appId = db.pragma('application_id', {simple: true}) as number
+  const version = db.pragma('user_version', {simple: true}) as number
+  if (appId !== APPLICATION_ID) {
+    const tables = db.prepare("SELECT count(*) AS n FROM sqlite_schema WHERE type = 'table'").get() as {n: number}
+    if (appId !== 0 || tables.n > 0) {
+      throw new StoreError(`${join(home, DB_FILE)} is an SQLite database but not an mqctl broker`, {
+        code: 'not_a_broker',
+        hint: 'use another --home folder',
+      })
+    }
+  }
+  if (version > MIGRATIONS.length) {
+    throw new StoreError(`the broker in ${home} was written by a newer mqctl (schema ${version})`, {
+      code: 'too_new',
+      hint: 'upgrade mqctl',
+    })
+  }
+  if (version === MIGRATIONS.length) return
+  db.transaction(() => {
+    // Re-read inside the write lock: another process may have migrated meanwhile.
+    const current = db.pragma('user_version', {simple: true}) as number
+    for (let v = current; v < MIGRATIONS.length; v++) db.exec(MIGRATIONS[v])
+    db.pragma(`application_id = ${APPLICATION_ID}`)
+    db.pragma(`user_version = ${MIGRATIONS.length}`)
+  }).immediate()
+}
+
+/** Maps a SQLite or file-system failure to a StoreError with a next step. */
+export function storeError(error: unknown, where: string): unknown {
+  if (error instanceof StoreError) return error
+  const code = (error as {code?: string}).code ?? ''
+  // Programming errors (TypeError and the like) must surface as themselves, not as a store problem.
+  if (!code.startsWith('SQLITE_') && !/^E[A-Z]+$/.test(code)) return error
+  const message = (error as Error).message ?? String(error)
+  if (code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT')) {
+    return new StoreError(`the broker database in ${where} is corrupted (${message})`, {
+      cause: error,
+      code: 'corrupt',
+      hint: 'restore broker.db from a backup or move it away to start afresh',
+    })
+  }
+  if (
+    code.startsWith('SQLITE_READONLY') ||
+    code.startsWith('SQLITE_CANTOPEN') ||
+    ['SQLITE_PERM', 'SQLITE_AUTH', 'EACCES', 'EPERM', 'EROFS'].includes(code)
+  ) {
+    return new StoreError(`the broker folder ${where} is not writable (${message})`, {
+      cause: error,
+      code: 'read_only',
+      hint: 'fix its permissions or choose another folder with --home',
+    })
+  }
+  if (code === 'SQLITE_BUSY' || code.startsWith('SQLITE_BUSY')) {
+    return new StoreError(`the broker in ${where} stayed locked by another process for ${BUSY_TIMEOUT_MS / 1000}s`, {
+      cause: error,
+      code: 'busy',
+      hint: 'retry, or look for a stuck mqctl process',
+    })
+  }
+  if (code === 'SQLITE_FULL' || code === 'ENOSPC') {
+    return new StoreError(`the disk holding ${where} is full`, {cause: error, code: 'disk_full', hint: 'free some space and retry'})
+  }
+  if (code.startsWith('SQLITE_IOERR') || /^E[A-Z]+$/.test(code)) {
+    return new StoreError(`I/O error on the broker in ${where} (${message})`, {cause: error, code: 'io', hint: 'check the disk and the folder'})
+  }
+  return new StoreError(`broker error in ${where}: ${message}`, {cause: error})
+}

@@ -1,0 +1,60 @@
+/**
+ * Versioned schema migrations, applied in order inside one `BEGIN IMMEDIATE` transaction each.
+ * `PRAGMA user_version` records the last one applied. Never edit a released migration: add one.
+ */
+export const MIGRATIONS: readonly string[] = [
+  // 1: queues, topic logs and the messages they hold.
+  `
+  CREATE TABLE destinations (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL CHECK (kind IN ('queue', 'topic')),
+    created_at INTEGER NOT NULL,
+    settings TEXT NOT NULL DEFAULT '{}',
+    msg_count INTEGER NOT NULL DEFAULT 0,
+    msg_bytes INTEGER NOT NULL DEFAULT 0,
+    published_total INTEGER NOT NULL DEFAULT 0,
+    acked_total INTEGER NOT NULL DEFAULT 0,
+    dead_lettered_total INTEGER NOT NULL DEFAULT 0,
+    dropped_total INTEGER NOT NULL DEFAULT 0,
+    expired_total INTEGER NOT NULL DEFAULT 0,
+    deduplicated_total INTEGER NOT NULL DEFAULT 0
+  ) STRICT;
+
+  -- One row per stored message. Queue messages are ready (state 0) or waiting (state 1: delayed,
+  -- or leased until visible_at); topic messages (state 2) are an append-only log read by cursors.
+  -- The id is the global publish order, so FIFO and "global publish order" are both ORDER BY id.
+  CREATE TABLE messages (
+    id INTEGER PRIMARY KEY,
+    dest_id INTEGER NOT NULL,
+    state INTEGER NOT NULL,
+    priority INTEGER NOT NULL DEFAULT 0,
+    visible_at INTEGER NOT NULL DEFAULT 0,
+    published_at INTEGER NOT NULL,
+    expires_at INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    lease_token TEXT,
+    last_error TEXT,
+    size INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    headers TEXT
+  ) STRICT;
+  CREATE INDEX messages_ready ON messages (dest_id, priority DESC, id) WHERE state = 0;
+  CREATE INDEX messages_waiting ON messages (dest_id, visible_at) WHERE state = 1;
+  CREATE INDEX messages_log ON messages (dest_id, id) WHERE state = 2;
+  CREATE INDEX messages_expiring ON messages (dest_id, expires_at) WHERE expires_at IS NOT NULL AND state < 2;
+
+  -- Depth and bytes per destination, kept exact by the database itself whatever code path
+  -- inserts, deletes or moves a message, so back-pressure never needs COUNT(*).
+  CREATE TRIGGER messages_count_insert AFTER INSERT ON messages BEGIN
+    UPDATE destinations SET msg_count = msg_count + 1, msg_bytes = msg_bytes + NEW.size WHERE id = NEW.dest_id;
+  END;
+  CREATE TRIGGER messages_count_delete AFTER DELETE ON messages BEGIN
+    UPDATE destinations SET msg_count = msg_count - 1, msg_bytes = msg_bytes - OLD.size WHERE id = OLD.dest_id;
+  END;
+  CREATE TRIGGER messages_count_move AFTER UPDATE OF dest_id ON messages WHEN NEW.dest_id <> OLD.dest_id BEGIN
+    UPDATE destinations SET msg_count = msg_count - 1, msg_bytes = msg_bytes - OLD.size WHERE id = OLD.dest_id;
+    UPDATE destinations SET msg_count = msg_count + 1, msg_bytes = msg_bytes + NEW.size WHERE id = NEW.dest_id;
+  END;
+  `,
+]

@@ -1,0 +1,79 @@
+import {InvalidInputError} from './errors.js'
+
+const UNIT_MS: Record<string, number> = {ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000}
+
+/**
+ * Parses `250ms`, `5s`, `2m`, `1h`, `1d`, `1.5s` or a bare number of seconds into milliseconds.
+ * @param flag named in the error message, e.g. `--wait`
+ */
+export function parseDuration(text: string, flag = 'duration'): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(text)
+  if (!match) {
+    throw new InvalidInputError(`invalid ${flag} "${text}"`, {hint: 'use a number with a unit: 250ms, 5s, 2m, 1h, 1d'})
+  }
+  const ms = Number(match[1]) * UNIT_MS[match[2] ?? 's']
+  if (!Number.isFinite(ms) || ms > 10 * 365 * UNIT_MS.d) {
+    throw new InvalidInputError(`${flag} "${text}" is too long`, {hint: 'use at most 3650d'})
+  }
+  return Math.round(ms)
+}
+
+/** Parses a duration ago (`5m`) or an absolute ISO-8601 time into epoch milliseconds. */
+export function parseTimeOrAgo(text: string, flag: string, now = Date.now()): number {
+  if (/^\s*\d+(?:\.\d+)?\s*(ms|s|m|h|d)?\s*$/.test(text)) return now - parseDuration(text, flag)
+  return parseTime(text, flag)
+}
+
+/** Parses an absolute ISO-8601 time (or a duration from now) into epoch milliseconds. */
+export function parseTimeOrDelay(text: string, flag: string, now = Date.now()): number {
+  if (/^\s*\d+(?:\.\d+)?\s*(ms|s|m|h|d)?\s*$/.test(text)) return now + parseDuration(text, flag)
+  return parseTime(text, flag)
+}
+
+function parseTime(text: string, flag: string): number {
+  const ms = Date.parse(text)
+  if (!/^\d{4}-\d{2}-\d{2}/.test(text) || Number.isNaN(ms)) {
+    throw new InvalidInputError(`invalid ${flag} "${text}"`, {
+      hint: 'use a duration (5m) or an ISO-8601 time (2026-01-31T12:00:00Z)',
+    })
+  }
+  return ms
+}
+
+/** Formats milliseconds for people: `850ms`, `12s`, `3m20s`, `2h5m`, `3d4h`. */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)}ms`
+  const s = Math.floor(ms / 1000)
+  if (s < 60) return `${s}s`
+  const m = Math.floor(s / 60)
+  if (m < 60) return s % 60 ? `${m}m${s % 60}s` : `${m}m`
+  const h = Math.floor(m / 60)
+  if (h < 24) return m % 60 ? `${h}h${m % 60}m` : `${h}h`
+  const d = Math.floor(h / 24)
+  return h % 24 ? `${d}d${h % 24}h` : `${d}d`
+}
+
+const SIZE_UNITS: Record<string, number> = {'': 1, b: 1, k: 1024, kb: 1000, kib: 1024, m: 1024 ** 2, mb: 1000 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1000 ** 3, gib: 1024 ** 3}
+
+/** Parses `512`, `64KiB`, `1MiB`, `10MB`, `1g` into bytes (k/m/g alone are binary). */
+export function parseSize(text: string, flag = 'size'): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text)
+  const unit = match?.[2].toLowerCase() ?? ''
+  if (!match || !(unit in SIZE_UNITS)) {
+    throw new InvalidInputError(`invalid ${flag} "${text}"`, {hint: 'use bytes or a unit: 64KiB, 1MiB, 10MB'})
+  }
+  return Math.round(Number(match[1]) * SIZE_UNITS[unit])
+}
+
+/** Formats bytes for people: `512 B`, `1.5 KiB`, `3.2 MiB`. */
+export function formatSize(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`
+  const units = ['KiB', 'MiB', 'GiB', 'TiB']
+  let value = bytes / 1024
+  let unit = 0
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024
+    unit++
+  }
+  return `${value < 10 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`
+}
