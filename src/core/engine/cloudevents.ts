@@ -1,0 +1,320 @@
+import {randomUUID} from 'node:crypto'
+import {hostname, userInfo} from 'node:os'
+
+import {InvalidInputError} from '../errors.js'
+import {printable} from '../names.js'
+
+/** A CloudEvents 1.0 event in structured (JSON) mode: context attributes and data in one object. */
+export interface CloudEvent {
+  specversion: '1.0'
+  id: string
+  source: string
+  type: string
+  time?: string
+  subject?: string
+  datacontenttype?: string
+  dataschema?: string
+  data?: unknown
+  data_base64?: string
+  [extension: string]: unknown
+}
+
+/** What {@link buildEvent} needs; everything but `type` has a default. */
+export interface BuildEventInput {
+  type: string
+  /** A JSON value, or bytes (sent as `data_base64`). */
+  data?: unknown
+  source?: string
+  subject?: string
+  id?: string
+  time?: Date
+  extensions?: Record<string, string>
+}
+
+/** Names the spec defines; an extension may not reuse them (`data` is reserved by the spec too). */
+const CORE_ATTRIBUTES = new Set(['specversion', 'id', 'source', 'type', 'time', 'subject', 'datacontenttype', 'dataschema'])
+
+/** The spec's naming rule: lower-case ASCII letters and digits only. */
+const ATTRIBUTE_NAME = /^[a-z0-9]+$/
+
+/** The spec asks (SHOULD) for names of at most this many characters. */
+export const RECOMMENDED_NAME_LENGTH = 20
+
+const INT32_MIN = -2_147_483_648
+const INT32_MAX = 2_147_483_647
+
+const SPEC_HINT = 'see https://github.com/cloudevents/spec/blob/v1.0.2/cloudevents/spec.md'
+
+/**
+ * The default `source`: `mqctl://<user>@<hostname>`, so events say which account on which machine sent them.
+ * Both parts are percent-encoded, since user names may hold characters a URI cannot.
+ */
+export function defaultEventSource(): string {
+  return `mqctl://${encodeURIComponent(currentUser())}@${encodeURIComponent(hostname())}`
+}
+
+function currentUser(): string {
+  try {
+    return userInfo().username
+  } catch {
+    // userInfo() throws when the uid has no passwd entry, which is common in containers.
+    return process.env.USER || process.env.USERNAME || `uid${process.getuid?.() ?? ''}`
+  }
+}
+
+/**
+ * Builds a valid CloudEvent. Fills `specversion` "1.0", a random UUID `id`, the current `time` (UTC, RFC 3339),
+ * {@link defaultEventSource} as `source`, and `datacontenttype` "application/json" when there is data.
+ * Bytes (`Uint8Array`, including `Buffer`) go into `data_base64` as "application/octet-stream", as the JSON format requires.
+ * @throws InvalidInputError when the result is not a valid CloudEvent (empty type, bad extension name, …)
+ */
+export function buildEvent(input: BuildEventInput): CloudEvent {
+  const time = input.time ?? new Date()
+  if (Number.isNaN(time.getTime())) {
+    throw new InvalidInputError('invalid CloudEvent: attribute "time" is not a valid date', {code: 'bad_event', hint: 'pass a valid date'})
+  }
+  const event: CloudEvent = {
+    specversion: '1.0',
+    id: input.id ?? randomUUID(),
+    source: input.source ?? defaultEventSource(),
+    type: input.type,
+    time: time.toISOString(),
+  }
+  if (input.subject !== undefined) event.subject = input.subject
+  for (const [name, value] of Object.entries(input.extensions ?? {})) {
+    if (CORE_ATTRIBUTES.has(name) || name === 'data') {
+      fail(`extension attribute "${name}" clashes with the core attribute of that name`, 'pick another extension name')
+    }
+    event[name] = value
+  }
+  if (input.data instanceof Uint8Array) {
+    event.datacontenttype = 'application/octet-stream'
+    event.data_base64 = Buffer.from(input.data.buffer, input.data.byteOffset, input.data.byteLength).toString('base64')
+  } else if (input.data !== undefined) {
+    event.datacontenttype = 'application/json'
+    event.data = input.data
+  }
+  return validateEvent(event)
+}
+
+/**
+ * Checks a structured-mode CloudEvent against the CloudEvents 1.0 spec and its JSON format:
+ * required `id`, `source`, `specversion` ("1.0") and `type`; the types of the optional attributes;
+ * extension names (lower-case letters and digits) and values (string, integer or boolean);
+ * and that `data` and `data_base64` are not both present.
+ * As the JSON format says, an optional or extension attribute set to `null` counts as absent; it is left out of the result.
+ * @returns a copy of the event without `null` attributes
+ * @throws InvalidInputError naming the attribute and the rule it breaks
+ */
+export function validateEvent(value: unknown): CloudEvent {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    fail(`expected a JSON object, got ${kindOf(value)}`, 'a structured-mode event is one JSON object')
+  }
+  const input = value as Record<string, unknown>
+  const event: Record<string, unknown> = {}
+
+  for (const name of ['id', 'source', 'specversion', 'type']) {
+    const attribute = input[name]
+    if (attribute === undefined || attribute === null) fail(`required attribute "${name}" is missing`, `add "${name}"`)
+    event[name] = checkString(name, attribute)
+  }
+  if (event.specversion !== '1.0') {
+    fail(`attribute "specversion" must be "1.0", got "${printable(String(event.specversion))}"`, 'mqctl reads CloudEvents 1.0 only')
+  }
+  checkUriReference('source', event.source as string)
+
+  for (const [name, attribute] of Object.entries(input)) {
+    if (name in event || attribute === null || attribute === undefined) continue
+    switch (name) {
+      case 'time':
+        event.time = checkTimestamp(checkString(name, attribute))
+        break
+      case 'subject':
+      case 'datacontenttype':
+        event[name] = checkString(name, attribute)
+        if (name === 'datacontenttype') checkMediaType(event[name] as string)
+        break
+      case 'dataschema':
+        event.dataschema = checkAbsoluteUri(name, checkString(name, attribute))
+        break
+      case 'data':
+        // The payload, not an attribute: any JSON value is allowed.
+        event.data = attribute
+        break
+      case 'data_base64':
+        event.data_base64 = checkBase64(attribute)
+        break
+      default:
+        event[name] = checkExtension(name, attribute)
+    }
+  }
+  // Unlike a null attribute, `data: null` is an explicit null payload (JSON format §3.1.1), so keep it.
+  if (input.data === null) event.data = null
+  if ('data' in event && 'data_base64' in event) {
+    fail('"data" and "data_base64" cannot both be present', 'send JSON or text in "data", or bytes base64-encoded in "data_base64"')
+  }
+  return event as CloudEvent
+}
+
+/**
+ * Advice that does not make an event invalid, one line each: extension names longer than the
+ * recommended {@link RECOMMENDED_NAME_LENGTH} characters.
+ */
+export function eventWarnings(event: CloudEvent): string[] {
+  return Object.keys(event)
+    .filter((name) => !CORE_ATTRIBUTES.has(name) && name !== 'data' && name !== 'data_base64')
+    .filter((name) => name.length > RECOMMENDED_NAME_LENGTH)
+    .map(
+      (name) =>
+        `extension attribute "${name}" is ${name.length} characters long; CloudEvents recommends at most ${RECOMMENDED_NAME_LENGTH}`,
+    )
+}
+
+function fail(message: string, hint: string = SPEC_HINT): never {
+  throw new InvalidInputError(`invalid CloudEvent: ${message}`, {code: 'bad_event', hint})
+}
+
+function kindOf(value: unknown): string {
+  if (value === null || value === undefined) return String(value)
+  if (Array.isArray(value)) return 'an array'
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`
+}
+
+/** The spec's String type: non-empty here (every string attribute it defines must be), and no control characters. */
+function checkString(name: string, value: unknown): string {
+  if (typeof value !== 'string') fail(`attribute "${name}" must be a string, got ${kindOf(value)}`, `give "${name}" as a JSON string`)
+  if (value === '') fail(`attribute "${name}" must not be empty`, `give "${name}" a value, or leave it out if it is optional`)
+  checkStringCharacters(`attribute "${name}"`, value)
+  return value
+}
+
+/**
+ * The spec's String type forbids control characters (they break HTTP headers), Unicode noncharacters
+ * and unpaired surrogates.
+ */
+function checkStringCharacters(what: string, value: string): void {
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i)
+    if (code <= 0x1f || (code >= 0x7f && code <= 0x9f)) {
+      fail(`${what} contains control character U+${hex(code)}`, 'remove newlines, tabs and other control characters')
+    }
+    if (code >= 0xd800 && code <= 0xdbff) {
+      const low = value.charCodeAt(i + 1)
+      if (!(low >= 0xdc00 && low <= 0xdfff)) fail(`${what} contains an unpaired surrogate`, 'use well-formed Unicode text')
+      const point = value.codePointAt(i) ?? 0
+      if ((point & 0xfffe) === 0xfffe) fail(`${what} contains noncharacter U+${hex(point)}`, 'remove it')
+      i++
+      continue
+    }
+    if (code >= 0xdc00 && code <= 0xdfff) fail(`${what} contains an unpaired surrogate`, 'use well-formed Unicode text')
+    if ((code >= 0xfdd0 && code <= 0xfdef) || code === 0xfffe || code === 0xffff) {
+      fail(`${what} contains noncharacter U+${hex(code)}`, 'remove it')
+    }
+  }
+}
+
+function hex(code: number): string {
+  return code.toString(16).toUpperCase().padStart(4, '0')
+}
+
+/** RFC 3986 characters: unreserved, reserved, and `%` (checked for two hex digits separately). */
+const URI_CHARACTERS = /^[A-Za-z0-9\-._~:/?#[\]@!$&'()*+,;=%]*$/
+const SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*:/
+
+/** A URI-reference (RFC 3986 §4.1): `https://…`, `urn:…`, or a relative one such as `/sensors/1` or `my-service`. */
+function checkUriReference(name: string, value: string): void {
+  checkUriCharacters(name, value, 'a URI-reference')
+  // In a relative reference a colon before the first slash would read as a scheme, so RFC 3986 forbids it.
+  if (!SCHEME.test(value)) {
+    const firstSegment = value.split(/[/?#]/, 1)[0]
+    if (firstSegment.includes(':')) {
+      fail(
+        `attribute "${name}" "${printable(value)}" is not a URI-reference: its scheme is malformed`,
+        'a scheme starts with a letter, e.g. urn:… or https://…',
+      )
+    }
+  }
+}
+
+/** An absolute URI: a scheme then the rest. Fragments are tolerated, as most SDKs and the spec's JSON schema do. */
+function checkAbsoluteUri(name: string, value: string): string {
+  checkUriCharacters(name, value, 'an absolute URI')
+  if (!SCHEME.test(value)) {
+    fail(`attribute "${name}" "${printable(value)}" must be an absolute URI with a scheme`, 'e.g. https://example.com/schemas/order.json')
+  }
+  return value
+}
+
+function checkUriCharacters(name: string, value: string, kind: string): void {
+  if (!URI_CHARACTERS.test(value) || /%(?![0-9A-Fa-f]{2})/.test(value)) {
+    fail(`attribute "${name}" "${printable(value)}" is not ${kind}`, 'percent-encode spaces and other characters URIs cannot hold (%20)')
+  }
+  if ((value.match(/#/g) ?? []).length > 1) {
+    fail(`attribute "${name}" "${printable(value)}" is not ${kind}: it has two "#"`, 'percent-encode the second one as %23')
+  }
+}
+
+/** An RFC 2045 token: what type, subtype and parameter names and values are made of. */
+const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+/** `type/subtype` with optional `; name=value` parameters, values being tokens or quoted strings. */
+const MEDIA_TYPE = new RegExp(`^${TOKEN}/${TOKEN}(\\s*;\\s*${TOKEN}=(${TOKEN}|"([^"\\\\]|\\\\.)*"))*\\s*$`)
+
+function checkMediaType(value: string): void {
+  if (!MEDIA_TYPE.test(value)) {
+    fail(`attribute "datacontenttype" "${printable(value)}" is not a media type`, 'e.g. application/json or text/plain; charset=utf-8')
+  }
+}
+
+/** RFC 3339 date-time: `T` (or `t`) between date and time, and `Z` or a numeric offset; no other shapes. */
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|([+-])(\d{2}):(\d{2}))$/
+
+function checkTimestamp(value: string): string {
+  const match = RFC3339.exec(value)
+  const bad = () => fail(`attribute "time" "${printable(value)}" is not an RFC 3339 timestamp`, 'e.g. 2026-01-31T12:00:00Z')
+  if (!match) return bad()
+  const [year, month, day, hour, minute, second] = match.slice(1, 7).map(Number)
+  // Date.UTC rolls Feb 30 into March; comparing the month back catches impossible dates.
+  const date = new Date(Date.UTC(year, month - 1, day))
+  const dayOk = month >= 1 && month <= 12 && day >= 1 && date.getUTCMonth() === month - 1
+  // Second 60 is a leap second, which RFC 3339 allows.
+  const timeOk = hour <= 23 && minute <= 59 && second <= 60
+  const offsetOk = match[9] === undefined || (Number(match[10]) <= 23 && Number(match[11]) <= 59)
+  if (!dayOk || !timeOk || !offsetOk) bad()
+  return value
+}
+
+function checkBase64(value: unknown): string {
+  if (typeof value !== 'string') {
+    fail(`"data_base64" must be a base64 string, got ${kindOf(value)}`, 'encode the bytes as base64 (RFC 4648)')
+  }
+  if (value.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(value)) {
+    fail('"data_base64" is not valid base64', 'encode the bytes as base64 (RFC 4648), padded with = to a multiple of 4 characters')
+  }
+  return value
+}
+
+function checkExtension(name: string, value: unknown): string | number | boolean {
+  if (name === '') fail('an extension attribute has an empty name', 'name extensions with lower-case letters and digits')
+  if (!ATTRIBUTE_NAME.test(name)) {
+    fail(`extension attribute "${printable(name)}" must use only lower-case letters and digits`, `e.g. "${suggestName(name)}"`)
+  }
+  if (typeof value === 'string') {
+    checkStringCharacters(`extension attribute "${name}"`, value)
+    return value
+  }
+  if (typeof value === 'boolean') return value
+  if (typeof value === 'number') {
+    if (!Number.isInteger(value) || value < INT32_MIN || value > INT32_MAX) {
+      fail(`extension attribute "${name}" must be a 32-bit integer, got ${value}`, 'send other numbers as strings')
+    }
+    return value
+  }
+  return fail(
+    `extension attribute "${name}" must be a string, integer or boolean, got ${kindOf(value)}`,
+    'send structured values as a JSON string, or put them in "data"',
+  )
+}
+
+function suggestName(name: string): string {
+  return name.toLowerCase().replace(/[^a-z0-9]/g, '') || 'myextension'
+}
