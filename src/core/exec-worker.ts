@@ -54,7 +54,8 @@ export async function runExecWorker(broker: Broker, receive: ReceiveFn, options:
   const summary: ExecSummary = {received: 0, acked: 0, retried: 0, deadLettered: 0, released: 0}
   const running = new Set<Promise<void>>()
   let remaining = options.follow ? Number.POSITIVE_INFINITY : options.count
-  let first = true
+  // Unlike a printing consumer, a worker's own retries come back: --wait bounds the whole run.
+  const deadline = Date.now() + options.waitMs
 
   while (remaining > 0 && !options.drain.aborted) {
     const free = options.parallel - running.size
@@ -66,7 +67,7 @@ export async function runExecWorker(broker: Broker, receive: ReceiveFn, options:
       max: Math.min(free, remaining),
       autoAck: false,
       visibilityTimeoutMs: options.visibilityTimeoutMs,
-      waitMs: options.follow ? FOREVER_MS : first ? options.waitMs : 0,
+      waitMs: options.follow ? FOREVER_MS : Math.max(0, deadline - Date.now()),
       pollIntervalMs: options.pollIntervalMs,
       signal: options.drain,
     })
@@ -77,7 +78,6 @@ export async function runExecWorker(broker: Broker, receive: ReceiveFn, options:
       await Promise.race(running)
       continue
     }
-    first = false
     remaining -= batch.length
     summary.received += batch.length
     for (const delivery of batch) {

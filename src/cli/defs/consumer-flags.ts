@@ -5,7 +5,7 @@ import type {FlagSpecs, FlagValues} from '../spec.js'
 /** Flags shared by `consume` and `subscribe`, with the same meaning in both. */
 export const CONSUMER_FLAGS = {
   count: {kind: 'integer', char: 'n', summary: 'Messages to take before exiting.', default: 1, min: 1},
-  wait: {kind: 'duration', summary: 'Long poll: wait up to DUR for the first message (default: do not wait).', helpValue: 'DUR'},
+  wait: {kind: 'duration', summary: 'Long poll: wait up to DUR for the first message (with --exec: for all -n); default: do not wait.', helpValue: 'DUR'},
   follow: {kind: 'boolean', char: 'f', summary: 'Keep consuming until interrupted.'},
   'poll-interval': {kind: 'duration', summary: 'Poll every DUR instead of waking on changes.', helpValue: 'DUR'},
   ack: {kind: 'string', summary: 'auto: settle on delivery (at most once); manual: keep a lease and print the receipt.', options: ['auto', 'manual']},

@@ -142,7 +142,8 @@ export const queueStats = defineCommand({
       ['acked', stats.totals.acked],
       ['dead-lettered (total)', stats.totals.deadLettered],
     ]
-    return [`queue ${stats.name}`, ...rows.map(([k, v]) => `  ${k.padEnd(24)}${v}`)].join('\n')
+    const width = Math.max(...rows.map(([k]) => k.length)) + 2
+    return [`queue ${stats.name}`, ...rows.map(([k, v]) => `  ${k.padEnd(width)}${v}`)].join('\n')
   },
 })
 

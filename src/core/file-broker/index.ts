@@ -13,7 +13,7 @@ import type {
   ReceiveOptions,
   SettleOutcome,
 } from '../broker.js'
-import {InvalidInputError, NotFoundError} from '../errors.js'
+import {InvalidInputError, NotFoundError, WrongKindError} from '../errors.js'
 import {printable, validateName} from '../names.js'
 import {openDatabase} from '../store/database.js'
 import {ChangeNotifier, FALLBACK_POLL_MS} from './change-notifier.js'
@@ -127,6 +127,8 @@ export class FileBroker implements Broker {
     validateMessages(messages)
     return this.sql.write(() => {
       const now = Date.now()
+      const existing = this.destinations.get(name)
+      if (existing && options.kind && existing.kind !== options.kind) throw new WrongKindError(name, existing.kind)
       const queue = this.destinations.queue(name) ?? this.destinations.createQueue(name)
       this.checkBodySizes(queue, messages)
       const ids = this.queues.insert(queue, messages, now)
@@ -176,6 +178,18 @@ export class FileBroker implements Broker {
       const now = Date.now()
       return parsed.map((r) => (this.queues.extend(r.messageId, r.token, byMs, now) ? 'ok' : 'stale'))
     })
+  }
+
+  /** Diagnostics: the SQL of every statement this connection has used. */
+  statementSources(): string[] {
+    return this.sql.sources()
+  }
+
+  /** Diagnostics: EXPLAIN QUERY PLAN of one statement, its parameters bound to NULL. */
+  explain(source: string): string[] {
+    const parameters = (source.match(/\?/g) ?? []).map(() => null)
+    const rows = this.sql.db.prepare(`EXPLAIN QUERY PLAN ${source}`).all(...parameters) as {detail: string}[]
+    return rows.map((row) => row.detail)
   }
 
   async close(): Promise<void> {

@@ -212,8 +212,13 @@ export class QueueStore {
     return {ready: ready + (waiting.due ?? 0), inFlight: waiting.inflight ?? 0, delayed: waiting.delayed ?? 0, oldestPublishedAt: oldest.t}
   }
 
+  /** Deletes every message of a queue, one state at a time so each delete uses its index. */
   purge(queueId: number): number {
-    return this.sql.q('DELETE FROM messages WHERE dest_id = ?').run(queueId).changes
+    // Literal states: a partial index is only usable when the planner sees the state at prepare time.
+    return (
+      this.sql.q('DELETE FROM messages WHERE dest_id = ? AND state = 0').run(queueId).changes +
+      this.sql.q('DELETE FROM messages WHERE dest_id = ? AND state = 1').run(queueId).changes
+    )
   }
 
   /** Makes due waiting messages ready; those whose lease ran out on their last delivery are dead-lettered. */

@@ -25,6 +25,11 @@ export class Sql {
     return statement
   }
 
+  /** Every statement compiled so far (the query-plan test checks each one). */
+  sources(): string[] {
+    return [...this.statements.keys()]
+  }
+
   /** Runs `fn` in one `BEGIN IMMEDIATE` transaction (nested calls join the outer one). */
   write<T>(fn: () => T): T {
     try {

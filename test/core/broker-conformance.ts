@@ -1,0 +1,253 @@
+import {expect} from 'chai'
+
+import type {Broker} from '../../src/core/broker.js'
+import {InvalidInputError, NotFoundError, WrongKindError} from '../../src/core/errors.js'
+import {sleep} from '../helpers.js'
+
+/**
+ * The behaviour every Broker implementation must show. The file broker runs it in
+ * file-broker.test.ts; a networked broker must pass it unchanged.
+ */
+export function brokerConformance(name: string, open: () => Promise<Broker>): void {
+  describe(`Broker conformance: ${name}`, () => {
+    let broker: Broker
+    beforeEach(async () => {
+      broker = await open()
+    })
+    afterEach(async () => {
+      await broker.close()
+    })
+
+    const bodies = (deliveries: {body: string}[]) => deliveries.map((d) => d.body)
+
+    it('delivers a queue FIFO, each message once, with a fresh receipt per delivery', async () => {
+      await broker.publish('jobs', ['a', 'b', 'c'].map((body) => ({body})))
+      const first = await broker.receive('jobs', {max: 2, autoAck: false})
+      const second = await broker.receive('jobs', {max: 5, autoAck: false})
+      expect(bodies(first)).to.deep.equal(['a', 'b'])
+      expect(bodies(second)).to.deep.equal(['c'])
+      const receipts = [...first, ...second].map((d) => d.receipt)
+      expect(new Set(receipts).size).to.equal(3)
+      expect(await broker.receive('jobs', {max: 5, autoAck: false})).to.deep.equal([])
+    })
+
+    it('keeps headers, ids and publish time', async () => {
+      const before = Date.now()
+      const [published] = await broker.publish('jobs', [{body: '{"x":1}', headers: {type: 'created', 'trace-id': 'abc'}}])
+      const [delivery] = await broker.receive('jobs', {max: 1, autoAck: true})
+      expect(delivery.id).to.equal(published.id)
+      expect(delivery.queue).to.equal('jobs')
+      expect(delivery.headers).to.deep.equal({type: 'created', 'trace-id': 'abc'})
+      expect(delivery.attempt).to.equal(1)
+      expect(delivery.publishedAt).to.be.within(before - 5, Date.now() + 5)
+    })
+
+    it('removes auto-acked messages on delivery, with no receipt', async () => {
+      await broker.publish('jobs', [{body: 'once'}])
+      const [delivery] = await broker.receive('jobs', {max: 1, autoAck: true})
+      expect(delivery.receipt).to.equal(undefined)
+      expect((await broker.queueStats('jobs')).depth).to.equal(0)
+    })
+
+    it('redelivers an unacked message after the visibility timeout, with attempt 2', async () => {
+      await broker.publish('jobs', [{body: 'work'}])
+      const [first] = await broker.receive('jobs', {max: 1, autoAck: false, visibilityTimeoutMs: 100})
+      expect(await broker.receive('jobs', {max: 1, autoAck: false})).to.have.length(0)
+      const [second] = await broker.receive('jobs', {max: 1, autoAck: false, waitMs: 2_000})
+      expect(second.body).to.equal('work')
+      expect(second.attempt).to.equal(2)
+      expect(second.receipt).to.not.equal(first.receipt)
+      // The first consumer's receipt is stale now: ack fails and changes nothing.
+      expect(await broker.ack([first.receipt!])).to.deep.equal(['stale'])
+      expect(await broker.ack([second.receipt!])).to.deep.equal(['ok'])
+      expect(await broker.ack([second.receipt!])).to.deep.equal(['stale'])
+    })
+
+    it('rejects stale receipts for nack and extend without changing anything', async () => {
+      await broker.publish('jobs', [{body: 'x'}])
+      const [delivery] = await broker.receive('jobs', {max: 1, autoAck: false})
+      expect(await broker.ack([delivery.receipt!])).to.deep.equal(['ok'])
+      expect(await broker.nack([delivery.receipt!])).to.deep.equal(['stale'])
+      expect(await broker.extend([delivery.receipt!], 1000)).to.deep.equal(['stale'])
+      expect((await broker.queueStats('jobs')).depth).to.equal(0)
+    })
+
+    it('refuses garbled receipts before settling any', async () => {
+      await broker.publish('jobs', [{body: 'x'}])
+      const [delivery] = await broker.receive('jobs', {max: 1, autoAck: false})
+      let error: unknown
+      try {
+        await broker.ack([delivery.receipt!, 'not-a-receipt'])
+      } catch (caught) {
+        error = caught
+      }
+      expect(error).to.be.instanceOf(InvalidInputError)
+      expect(await broker.ack([delivery.receipt!])).to.deep.equal(['ok'])
+    })
+
+    it('nack releases at once, or after a delay', async () => {
+      await broker.publish('jobs', [{body: 'x'}])
+      const [a] = await broker.receive('jobs', {max: 1, autoAck: false})
+      expect(await broker.nack([a.receipt!])).to.deep.equal(['released'])
+      const [b] = await broker.receive('jobs', {max: 1, autoAck: false})
+      expect(b.attempt).to.equal(2)
+      await broker.nack([b.receipt!], {delayMs: 300})
+      expect(await broker.receive('jobs', {max: 1, autoAck: false})).to.have.length(0)
+      expect((await broker.queueStats('jobs')).delayed).to.equal(1)
+      const [c] = await broker.receive('jobs', {max: 1, autoAck: false, waitMs: 3_000})
+      expect(c.attempt).to.equal(3)
+    })
+
+    it('extend keeps a message hidden past its original lease', async () => {
+      await broker.publish('jobs', [{body: 'x'}])
+      const [a] = await broker.receive('jobs', {max: 1, autoAck: false, visibilityTimeoutMs: 150})
+      expect(await broker.extend([a.receipt!], 2_000)).to.deep.equal(['ok'])
+      await sleep(300)
+      expect(await broker.receive('jobs', {max: 1, autoAck: false})).to.have.length(0)
+      expect(await broker.ack([a.receipt!])).to.deep.equal(['ok'])
+    })
+
+    it('dead-letters after max deliveries with headers recording why', async () => {
+      await broker.declareQueue('jobs', {maxDeliveries: 2})
+      await broker.publish('jobs', [{body: 'poison', headers: {k: 'v'}}])
+      for (let i = 0; i < 2; i++) {
+        const [d] = await broker.receive('jobs', {max: 1, autoAck: false})
+        await broker.nack([d.receipt!], {error: `boom ${i + 1}`})
+      }
+      expect(await broker.receive('jobs', {max: 1, autoAck: false})).to.have.length(0)
+      const [dead] = await broker.receive('jobs.dlq', {max: 1, autoAck: true})
+      expect(dead.body).to.equal('poison')
+      expect(dead.headers).to.include({
+        k: 'v',
+        'x-dead-letter-reason': 'max-deliveries',
+        'x-dead-letter-attempts': '2',
+        'x-original-queue': 'jobs',
+        'x-last-error': 'boom 2',
+      })
+      const stats = await broker.queueStats('jobs')
+      expect(stats.totals.deadLettered).to.equal(1)
+    })
+
+    it('dead-letters a message whose last lease ran out', async () => {
+      await broker.declareQueue('jobs', {maxDeliveries: 1, visibilityTimeoutMs: 50})
+      await broker.publish('jobs', [{body: 'slow'}])
+      await broker.receive('jobs', {max: 1, autoAck: false})
+      await sleep(120)
+      expect(await broker.receive('jobs', {max: 1, autoAck: false})).to.have.length(0)
+      const [dead] = await broker.receive('jobs.dlq', {max: 1, autoAck: true})
+      expect(dead.headers['x-dead-letter-reason']).to.equal('max-deliveries')
+    })
+
+    it('dead-letters at once on request, to a configured queue', async () => {
+      await broker.declareQueue('jobs', {deadLetterQueue: 'failed'})
+      await broker.publish('jobs', [{body: 'bad'}])
+      const [d] = await broker.receive('jobs', {max: 1, autoAck: false})
+      expect(await broker.nack([d.receipt!], {deadLetter: true, error: 'exit 65'})).to.deep.equal(['dead-lettered'])
+      const [dead] = await broker.receive('failed', {max: 1, autoAck: true})
+      expect(dead.headers).to.include({'x-dead-letter-reason': 'rejected', 'x-last-error': 'exit 65'})
+    })
+
+    it('publishes a batch atomically: one bad message stores none', async () => {
+      await broker.declareQueue('small', {maxBodyBytes: 10})
+      let error: InvalidInputError | undefined
+      try {
+        await broker.publish('small', [{body: 'ok'}, {body: 'x'.repeat(11)}])
+      } catch (caught) {
+        error = caught as InvalidInputError
+      }
+      expect(error).to.be.instanceOf(InvalidInputError)
+      expect(error!.index).to.equal(1)
+      expect((await broker.queueStats('small')).depth).to.equal(0)
+    })
+
+    it('long-polls: returns as soon as a message arrives', async () => {
+      const started = Date.now()
+      const waiting = broker.receive('later', {max: 1, autoAck: true, waitMs: 5_000})
+      await sleep(100)
+      await broker.publish('later', [{body: 'now'}])
+      const [delivery] = await waiting
+      expect(delivery.body).to.equal('now')
+      expect(Date.now() - started).to.be.lessThan(4_000)
+    })
+
+    it('declares queues idempotently and refuses conflicting settings', async () => {
+      await broker.declareQueue('hello', {maxDeliveries: 3})
+      await broker.declareQueue('hello')
+      await broker.declareQueue('hello', {maxDeliveries: 3})
+      let error: unknown
+      try {
+        await broker.declareQueue('hello', {maxDeliveries: 4})
+      } catch (caught) {
+        error = caught
+      }
+      expect(error).to.be.instanceOf(InvalidInputError)
+      expect((await broker.listQueues()).map((q) => q.name)).to.deep.equal(['hello'])
+    })
+
+    it('validates names', async () => {
+      for (const bad of ['', 'a..b', '.a', 'a.', 'a b', 'ä', 'x'.repeat(201), 'a/b']) {
+        let error: unknown
+        try {
+          await broker.publish(bad, [{body: 'x'}])
+        } catch (caught) {
+          error = caught
+        }
+        expect(error, JSON.stringify(bad)).to.be.instanceOf(InvalidInputError)
+      }
+      await broker.publish('a-b_c.D9', [{body: 'x'}])
+    })
+
+    it('reports missing queues as not found', async () => {
+      let error: unknown
+      try {
+        await broker.queueStats('missing')
+      } catch (caught) {
+        error = caught
+      }
+      expect(error).to.be.instanceOf(NotFoundError)
+    })
+
+    it('purges and deletes queues', async () => {
+      await broker.publish('jobs', [{body: 'a'}, {body: 'b'}])
+      await broker.receive('jobs', {max: 1, autoAck: false})
+      expect(await broker.purgeQueue('jobs')).to.deep.equal({purged: 2})
+      await broker.publish('jobs', [{body: 'c'}])
+      expect(await broker.deleteQueue('jobs')).to.deep.equal({deleted: 1})
+      expect(await broker.listQueues()).to.deep.equal([])
+    })
+
+    it('peeks without delivering', async () => {
+      await broker.publish('jobs', [{body: 'a'}, {body: 'b'}])
+      const peeked = await broker.peek('jobs', 10)
+      expect(peeked.map((m) => m.body)).to.deep.equal(['a', 'b'])
+      const [d] = await broker.receive('jobs', {max: 1, autoAck: false})
+      expect(d.attempt).to.equal(1)
+      const after = await broker.peek('jobs', 10)
+      expect(after.map((m) => m.state)).to.deep.equal(['ready', 'in-flight'])
+    })
+
+    it('counts ready, in-flight and delayed messages', async () => {
+      await broker.publish('jobs', [{body: 'a'}, {body: 'b'}, {body: 'c'}, {body: 'd', deliverAt: Date.now() + 60_000}])
+      await broker.receive('jobs', {max: 1, autoAck: false})
+      const stats = await broker.queueStats('jobs')
+      expect({ready: stats.ready, inFlight: stats.inFlight, delayed: stats.delayed, depth: stats.depth}).to.deep.equal({
+        ready: 2,
+        inFlight: 1,
+        delayed: 1,
+        depth: 4,
+      })
+      expect(stats.oldestAgeMs).to.be.a('number')
+    })
+
+    it('never lets a queue and a topic share a name', async () => {
+      await broker.publish('jobs', [{body: 'a'}])
+      let error: unknown
+      try {
+        await broker.publish('jobs', [{body: 'b'}], {kind: 'topic'})
+      } catch (caught) {
+        error = caught
+      }
+      expect(error).to.be.instanceOf(WrongKindError)
+    })
+  })
+}

@@ -1,0 +1,54 @@
+import {expect} from 'chai'
+
+import {FileBroker} from '../../src/core/file-broker/index.js'
+import {sleep, tempHome} from '../helpers.js'
+
+/**
+ * Every statement the broker runs must be served by an index: no SCAN of the messages table and
+ * no temporary B-tree for sorting, so per-operation cost stays flat as the backlog grows.
+ * The workload below drives every code path; the test then checks each statement it compiled.
+ */
+describe('query plans', () => {
+  it('uses an index for every statement (no SCAN messages, no USE TEMP B-TREE)', async () => {
+    const broker = new FileBroker(tempHome())
+    try {
+      await broker.publish('other', Array.from({length: 2000}, (_, i) => ({body: `filler ${i}`})))
+      await broker.declareQueue('jobs', {maxDeliveries: 2, visibilityTimeoutMs: 20})
+      await broker.updateQueue('jobs', {deadLetterExpired: true})
+      await broker.publish('jobs', [
+        {body: 'a', headers: {k: 'v'}},
+        {body: 'b', priority: 5},
+        {body: 'c', deliverAt: Date.now() + 10},
+        {body: 'd', ttlMs: 1},
+      ])
+      const leased = await broker.receive('jobs', {max: 2, autoAck: false})
+      await broker.ack([leased[0].receipt!])
+      await broker.extend([leased[1].receipt!], 10)
+      await sleep(30)
+      const again = await broker.receive('jobs', {max: 10, autoAck: false, waitMs: 100})
+      await broker.nack(again.map((d) => d.receipt!), {delayMs: 5})
+      await sleep(30)
+      const third = await broker.receive('jobs', {max: 10, autoAck: false, waitMs: 100})
+      await broker.nack(third.slice(0, 1).map((d) => d.receipt!), {deadLetter: true})
+      await broker.nack(third.slice(1).map((d) => d.receipt!), {backoff: true, error: 'x'})
+      await sleep(30)
+      await broker.receive('jobs', {max: 10, autoAck: true})
+      await broker.receive('jobs.dlq', {max: 10, autoAck: true})
+      await broker.peek('other', 5)
+      await broker.queueStats('jobs')
+      await broker.getQueue('jobs')
+      await broker.listQueues()
+      await broker.purgeQueue('other')
+      await broker.deleteQueue('jobs')
+
+      const sources = broker.statementSources()
+      expect(sources.length).to.be.greaterThan(15)
+      const offenders = sources
+        .map((source) => ({source: source.replace(/\s+/g, ' ').trim(), plan: broker.explain(source)}))
+        .filter(({plan}) => plan.some((step) => /^SCAN messages\b/.test(step) || step.includes('USE TEMP B-TREE')))
+      expect(offenders, JSON.stringify(offenders, null, 2)).to.deep.equal([])
+    } finally {
+      await broker.close()
+    }
+  })
+})

@@ -1,0 +1,131 @@
+import {type ChildProcess, spawn} from 'node:child_process'
+import {mkdtempSync, rmSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {dirname, join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
+export const BIN = join(ROOT, 'bin', 'run.js')
+
+const homes: string[] = []
+
+/** A fresh, empty broker folder for one test. */
+export function tempHome(prefix = 'mq-test-'): string {
+  const home = mkdtempSync(join(tmpdir(), prefix))
+  homes.push(home)
+  return home
+}
+
+export function removeTempHomes(): void {
+  for (const home of homes.splice(0)) rmSync(home, {recursive: true, force: true})
+}
+
+export interface RunResult {
+  code: number | null
+  signal: NodeJS.Signals | null
+  stdout: string
+  stderr: string
+}
+
+export interface RunOptions {
+  home?: string
+  input?: string | Buffer
+  env?: NodeJS.ProcessEnv
+  timeoutMs?: number
+  uid?: number
+  gid?: number
+  /** Leave stdin open for the test to write to (default: closed at once, or after `input`). */
+  openStdin?: boolean
+}
+
+const running = new Set<ChildProcess>()
+
+/** Starts the built CLI; tracked so a test that leaks a process fails. */
+export function start(args: string[], options: RunOptions = {}): MqProcess {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: {...process.env, MQ_HOME: options.home, NO_COLOR: '1', CI: '', DEBUG: '', ...options.env},
+    stdio: ['pipe', 'pipe', 'pipe'],
+    uid: options.uid,
+    gid: options.gid,
+  })
+  running.add(child)
+  return new MqProcess(child, options)
+}
+
+/** Runs the built CLI to completion and returns its exit status and output. */
+export async function mq(args: string[], options: RunOptions = {}): Promise<RunResult> {
+  return start(args, options).done
+}
+
+export class MqProcess {
+  stdout = ''
+  stderr = ''
+  readonly done: Promise<RunResult>
+
+  constructor(
+    readonly child: ChildProcess,
+    options: RunOptions,
+  ) {
+    child.stdout!.setEncoding('utf8').on('data', (text: string) => (this.stdout += text))
+    child.stderr!.setEncoding('utf8').on('data', (text: string) => (this.stderr += text))
+    child.stdin!.on('error', () => {})
+    if (options.input !== undefined) child.stdin!.end(options.input)
+    else if (!options.openStdin) child.stdin!.end()
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 20_000)
+    this.done = new Promise((resolve) => {
+      // 'close' waits for stdout to end, which an orphaned grandchild holding the pipe can delay
+      // forever (after a SIGKILL); so settle on 'exit', giving the pipes a moment to drain.
+      child.on('exit', (code, signal) => {
+        clearTimeout(timer)
+        running.delete(child)
+        const finish = () => resolve({code, signal, stdout: this.stdout, stderr: this.stderr})
+        const grace = setTimeout(finish, 500)
+        child.on('close', () => {
+          clearTimeout(grace)
+          finish()
+        })
+      })
+    })
+  }
+
+  get pid(): number {
+    return this.child.pid!
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGTERM'): void {
+    this.child.kill(signal)
+  }
+
+  /** Lines of stdout so far. */
+  lines(): string[] {
+    return this.stdout.split('\n').filter((line) => line !== '')
+  }
+}
+
+/** Polls `check` until it returns a truthy value (returned), or fails after `timeoutMs`. */
+export async function waitFor<T>(check: () => T | Promise<T>, what: string, timeoutMs = 10_000, intervalMs = 25): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await check()
+    if (value) return value
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, intervalMs))
+  }
+}
+
+export async function assertNoLeakedProcesses(): Promise<void> {
+  const leaked = [...running]
+  if (leaked.length === 0) return
+  for (const child of leaked) child.kill('SIGKILL')
+  await Promise.all(leaked.map((child) => new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve(null) : child.once('close', resolve)))))
+  throw new Error(`test leaked ${leaked.length} mq process(es): ${leaked.map((c) => c.spawnargs.slice(2).join(' ')).join('; ')}`)
+}
+
+export function jsonLines<T = Record<string, unknown>>(text: string): T[] {
+  return text
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as T)
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
