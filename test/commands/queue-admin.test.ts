@@ -79,6 +79,14 @@ describe('queue admin (CLI)', () => {
     expect(help.stdout).to.match(/EXAMPLES/).and.to.match(/--exec/)
   })
 
+  it('the README command reference covers every command', () => {
+    const manifest = JSON.parse(readFileSync(join(ROOT, 'oclif.manifest.json'), 'utf8'))
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8')
+    for (const id of Object.keys(manifest.commands)) {
+      expect(readme, `README documents ${id} (run npm run readme)`).to.include(`## \`mqctl ${id.replaceAll(':', ' ')}`)
+    }
+  })
+
   it('oclif.manifest.json lists every command in src/commands', () => {
     const manifest = JSON.parse(readFileSync(join(ROOT, 'oclif.manifest.json'), 'utf8'))
     const dir = join(ROOT, 'src', 'commands')

@@ -1,0 +1,20 @@
+#!/usr/bin/env node
+// npm run bench [-- --quick] [-- queues …]: prints figures and ratios; never fails on timing.
+import {cpus} from 'node:os'
+
+import {benchQueues} from './queues.js'
+
+const SUITES = {queues: benchQueues}
+const args = process.argv.slice(2)
+const quick = args.includes('--quick')
+const chosen = args.filter((a) => !a.startsWith('--'))
+const names = chosen.length > 0 ? chosen : Object.keys(SUITES)
+
+console.log(`mqctl benchmarks — node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}${quick ? ' (quick)' : ''}`)
+for (const name of names) {
+  if (!SUITES[name]) {
+    console.error(`unknown suite ${name}; choose from ${Object.keys(SUITES).join(', ')}`)
+    process.exit(2)
+  }
+  await SUITES[name]({quick})
+}

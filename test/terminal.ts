@@ -1,0 +1,48 @@
+import {execFileSync, spawnSync} from 'node:child_process'
+
+import {BIN, waitFor} from './helpers.js'
+
+/**
+ * A real terminal for interactive tests: a detached tmux session running the CLI, driven with
+ * send-keys and read with capture-pane. Tests skip when tmux is missing (.ci/run installs it).
+ */
+export class Terminal {
+  private constructor(readonly session: string) {}
+
+  static available(): boolean {
+    return spawnSync('tmux', ['-V']).status === 0
+  }
+
+  static start(args: string[], env: Record<string, string>): Terminal {
+    const session = `mq-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`
+    const assignments = Object.entries({TERM: 'xterm-256color', ...env}).map(([k, v]) => `${k}=${shellQuote(v)}`)
+    const command = `env -u CI -u NO_COLOR ${assignments.join(' ')} ${shellQuote(process.execPath)} ${shellQuote(BIN)} ${args.map(shellQuote).join(' ')}; echo "[exit $?]"; sleep 30`
+    execFileSync('tmux', ['new-session', '-d', '-s', session, '-x', '120', '-y', '40', command])
+    return new Terminal(session)
+  }
+
+  /** The visible screen, colours as escape codes when `escapes` is set. */
+  screen(escapes = false): string {
+    return execFileSync('tmux', ['capture-pane', '-p', ...(escapes ? ['-e'] : []), '-t', this.session], {encoding: 'utf8'})
+  }
+
+  async waitFor(pattern: RegExp, what = String(pattern), timeoutMs = 10_000): Promise<string> {
+    return waitFor(() => {
+      const text = this.screen()
+      return pattern.test(text) ? text : undefined
+    }, `${what} on the terminal; screen was:\n${this.screen()}`, timeoutMs)
+  }
+
+  /** Sends keys as tmux names them (`Enter`, `Down`, `C-c`) or literal text with `literal`. */
+  keys(keys: string[], literal = false): void {
+    execFileSync('tmux', ['send-keys', '-t', this.session, ...(literal ? ['-l'] : []), ...keys])
+  }
+
+  close(): void {
+    spawnSync('tmux', ['kill-session', '-t', this.session])
+  }
+}
+
+function shellQuote(text: string): string {
+  return `'${text.replaceAll("'", "'\\''")}'`
+}
