@@ -9,6 +9,7 @@ const FAST_COMMANDS: Record<string, () => Promise<CommandDefinition>> = {
   ack: async () => (await import('./defs/ack.js')).default as CommandDefinition,
   nack: async () => (await import('./defs/nack.js')).default as CommandDefinition,
   extend: async () => (await import('./defs/extend.js')).default as CommandDefinition,
+  subscribe: async () => (await import('./defs/subscribe.js')).default as CommandDefinition,
 }
 
 /**

@@ -17,3 +17,10 @@ export async function askText(ctx: Context, message: string, flagHint: string): 
   const {input} = await import('@inquirer/prompts')
   return input({message: `${message}:`})
 }
+
+/** Asks before something destructive, when a person is there to ask; `--yes` skips it. */
+export async function confirm(ctx: Context, yes: boolean, message: string): Promise<void> {
+  if (yes || !ctx.interactive) return
+  const {confirm: ask} = await import('@inquirer/prompts')
+  if (!(await ask({message, default: false}))) throw new InvalidInputError('cancelled', {code: 'cancelled', hint: 'nothing was changed'})
+}

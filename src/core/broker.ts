@@ -57,6 +57,96 @@ export function defaultDeadLetterQueue(queue: string): string | null {
   return queue.endsWith('.dlq') || name.length > 200 ? null : name
 }
 
+/** Per-topic retention: the oldest messages are discarded past any limit. */
+export interface TopicSettings {
+  /** Keep messages this long (default 7 days). */
+  maxAgeMs: number
+  /** Keep at most this many messages; `null` = no count limit. */
+  maxMessages: number | null
+  /** Keep at most this many body bytes; `null` = no size limit. */
+  maxBytes: number | null
+  /** Largest accepted body, in bytes of UTF-8. */
+  maxBodyBytes: number
+}
+
+export const DEFAULT_TOPIC_SETTINGS: Readonly<TopicSettings> = Object.freeze({
+  maxAgeMs: 7 * 86_400_000,
+  maxMessages: null,
+  maxBytes: null,
+  maxBodyBytes: 1024 * 1024,
+})
+
+/** A durable subscription's delivery settings: the same meaning as a queue's. */
+export type SubscriptionSettings = Pick<
+  QueueSettings,
+  'visibilityTimeoutMs' | 'maxDeliveries' | 'deadLetterQueue' | 'retryBackoffMs' | 'retryBackoffMaxMs'
+>
+
+/** Where a new subscription starts reading. */
+export type StartPosition =
+  | {kind: 'new'}
+  | {kind: 'all'}
+  | {kind: 'since'; time: number}
+  | {kind: 'from-id'; id: string}
+
+export interface SubscribeOptions {
+  /** Name of a durable subscription, created or resumed; omit for an ephemeral one. */
+  durable?: string
+  /** Start position of a new subscription (default: new messages only). */
+  start?: StartPosition
+  /** Settings of a new durable subscription. */
+  settings?: Partial<SubscriptionSettings>
+}
+
+/** An open subscription; `close` removes an ephemeral one and everything it held. */
+export interface Subscription {
+  readonly name: string
+  readonly pattern: string
+  readonly durable: boolean
+  /** True when `subscribe` resumed an existing durable subscription. */
+  readonly resumed: boolean
+  readonly settings: SubscriptionSettings
+  receive(options: ReceiveOptions): Promise<Delivery[]>
+  close(): Promise<void>
+}
+
+export interface TopicInfo {
+  name: string
+  createdAt: number
+  settings: TopicSettings
+  /** Retained messages. */
+  messages: number
+  bytes: number
+}
+
+export interface TopicStats extends TopicInfo {
+  oldestAgeMs: number | null
+  /** Subscriptions whose pattern covers this topic. */
+  subscriptions: string[]
+  totals: {published: number; discarded: number}
+}
+
+export interface SubscriptionInfo {
+  name: string
+  pattern: string
+  durable: boolean
+  createdAt: number
+  /** Process holding an ephemeral subscription. */
+  pid?: number
+}
+
+export interface SubscriptionStats extends SubscriptionInfo {
+  /** Messages in matching topics not yet delivered. */
+  lag: number
+  inFlight: number
+  /** Delivered, unacked and waiting for redelivery (nacked or lease expired). */
+  pendingRedelivery: number
+  oldestUnackedAgeMs: number | null
+  topics: string[]
+  settings: SubscriptionSettings
+  totals: {acked: number; deadLettered: number}
+}
+
 export interface OutgoingMessage {
   body: string
   headers?: Headers
@@ -170,6 +260,17 @@ export interface Broker {
   getQueue(name: string): Promise<QueueInfo | undefined>
   queueStats(name: string): Promise<QueueStats>
   peek(queue: string, limit: number): Promise<PeekedMessage[]>
+
+  declareTopic(name: string, settings?: Partial<TopicSettings>): Promise<TopicInfo>
+  deleteTopic(name: string): Promise<{deleted: number}>
+  listTopics(): Promise<TopicInfo[]>
+  topicStats(name: string): Promise<TopicStats>
+
+  /** Opens a subscription on a pattern (`*` one segment, `#` any number). */
+  subscribe(pattern: string, options?: SubscribeOptions): Promise<Subscription>
+  listSubscriptions(): Promise<SubscriptionInfo[]>
+  subscriptionStats(name: string): Promise<SubscriptionStats>
+  deleteSubscription(name: string): Promise<void>
 
   /** Publishes a batch atomically: all stored, or none (and an error). */
   publish(name: string, messages: OutgoingMessage[], options?: PublishOptions): Promise<PublishResult[]>

@@ -21,20 +21,25 @@ export interface ConsumeLoopOptions {
   signal?: AbortSignal
 }
 
+/** How long the next receive may wait: until the deadline, or forever when following. */
+export function waitBudget(options: Pick<ConsumeLoopOptions, 'follow'>, deadline: number): number {
+  return options.follow ? FOREVER_MS : Math.max(0, deadline - Date.now())
+}
+
 /**
  * Yields batches of deliveries until `count` is reached, the wait runs out, or the signal aborts.
- * Only the first receive waits: as in SQS long polling, the first arrival ends the wait and the
- * rest of the batch is whatever is ready then. With `follow`, every receive waits.
+ * `waitMs` is a deadline for the whole count: each receive returns as soon as messages arrive, and
+ * the loop stops once `count` arrived or the deadline passed. With `follow`, it never stops.
  */
 export async function* deliveryBatches(receive: ReceiveFn, options: ConsumeLoopOptions): AsyncGenerator<Delivery[]> {
   let remaining = options.follow ? Number.POSITIVE_INFINITY : options.count
-  let first = true
+  const deadline = Date.now() + options.waitMs
   while (remaining > 0 && !options.signal?.aborted) {
     const batch = await receive({
       max: Math.min(remaining, options.batchSize ?? 500),
       autoAck: options.autoAck,
       visibilityTimeoutMs: options.visibilityTimeoutMs,
-      waitMs: options.follow ? FOREVER_MS : first ? options.waitMs : 0,
+      waitMs: waitBudget(options, deadline),
       pollIntervalMs: options.pollIntervalMs,
       signal: options.signal,
     })
@@ -42,7 +47,6 @@ export async function* deliveryBatches(receive: ReceiveFn, options: ConsumeLoopO
       if (options.follow) continue
       return
     }
-    first = false
     remaining -= batch.length
     yield batch
   }

@@ -1,7 +1,7 @@
 import {type ChildProcess, spawn} from 'node:child_process'
 
 import type {Broker, Delivery} from './broker.js'
-import {type ConsumeLoopOptions, FOREVER_MS, type ReceiveFn} from './consumer.js'
+import {type ConsumeLoopOptions, type ReceiveFn, waitBudget} from './consumer.js'
 
 /** Exit status that dead-letters a message at once (EX_DATAERR from sysexits.h). */
 export const EXIT_DEAD_LETTER = 65
@@ -54,7 +54,6 @@ export async function runExecWorker(broker: Broker, receive: ReceiveFn, options:
   const summary: ExecSummary = {received: 0, acked: 0, retried: 0, deadLettered: 0, released: 0}
   const running = new Set<Promise<void>>()
   let remaining = options.follow ? Number.POSITIVE_INFINITY : options.count
-  // Unlike a printing consumer, a worker's own retries come back: --wait bounds the whole run.
   const deadline = Date.now() + options.waitMs
 
   while (remaining > 0 && !options.drain.aborted) {
@@ -67,7 +66,7 @@ export async function runExecWorker(broker: Broker, receive: ReceiveFn, options:
       max: Math.min(free, remaining),
       autoAck: false,
       visibilityTimeoutMs: options.visibilityTimeoutMs,
-      waitMs: options.follow ? FOREVER_MS : Math.max(0, deadline - Date.now()),
+      waitMs: waitBudget(options, deadline),
       pollIntervalMs: options.pollIntervalMs,
       signal: options.drain,
     })

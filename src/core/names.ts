@@ -37,3 +37,58 @@ export function printable(text: string, max = 80): string {
   const shown = JSON.stringify(text.length > max ? `${text.slice(0, max)}…` : text)
   return shown.slice(1, -1)
 }
+
+/** A compiled subscription pattern: `*` is exactly one segment, `#` zero or more (AMQP topic rules). */
+export interface TopicPattern {
+  readonly source: string
+  /** True when the pattern has no wildcard: it names one topic. */
+  readonly literal: boolean
+  matches(topic: string): boolean
+}
+
+/**
+ * Compiles a subscription pattern such as `orders.*`, `logs.#` or `#.error`. Errors name the
+ * 1-based character position of the problem.
+ */
+export function compileTopicPattern(pattern: string): TopicPattern {
+  const fail = (position: number, why: string): never => {
+    throw new InvalidInputError(`invalid pattern "${printable(pattern)}" at position ${position}: ${why}`, {
+      code: 'bad_pattern',
+      hint: 'use name segments joined by dots, with * for one segment and # for any number, e.g. orders.* or logs.#',
+    })
+  }
+  if (pattern.length === 0) fail(1, 'the pattern is empty')
+  if (pattern.length > MAX_NAME_LENGTH) fail(MAX_NAME_LENGTH + 1, `longer than ${MAX_NAME_LENGTH} characters`)
+  const segments = pattern.split('.')
+  let position = 1
+  for (const segment of segments) {
+    if (segment === '') fail(position, 'empty segment (two dots in a row, or a dot at an end)')
+    if (segment !== '*' && segment !== '#') {
+      for (let i = 0; i < segment.length; i++) {
+        const c = segment[i]
+        if (c === '*' || c === '#') fail(position + i, `"${c}" must be a whole segment on its own`)
+        if (!/[A-Za-z0-9_-]/.test(c)) fail(position + i, `invalid character ${JSON.stringify(c)}`)
+      }
+    }
+    position += segment.length + 1
+  }
+  const literal = !segments.some((s) => s === '*' || s === '#')
+  return {
+    source: pattern,
+    literal,
+    matches: literal ? (topic) => topic === pattern : (topic) => matchSegments(segments, 0, topic.split('.'), 0),
+  }
+}
+
+function matchSegments(pattern: string[], p: number, topic: string[], t: number): boolean {
+  for (; p < pattern.length; p++, t++) {
+    const segment = pattern[p]
+    if (segment === '#') {
+      // `#` takes zero or more segments: try every split, shortest first.
+      for (let rest = t; rest <= topic.length; rest++) if (matchSegments(pattern, p + 1, topic, rest)) return true
+      return false
+    }
+    if (t >= topic.length || (segment !== '*' && segment !== topic[t])) return false
+  }
+  return t === topic.length
+}

@@ -239,6 +239,175 @@ export function brokerConformance(name: string, open: () => Promise<Broker>): vo
       expect(stats.oldestAgeMs).to.be.a('number')
     })
 
+    describe('topics and subscriptions', () => {
+      it('fans out: every subscription gets its own copy', async () => {
+        const subs = await Promise.all(['a', 'b', 'c'].map((name) => broker.subscribe('news', {durable: name})))
+        await broker.publish('news', [{body: 'hello'}, {body: 'world'}], {kind: 'topic'})
+        for (const sub of subs) {
+          const got = await sub.receive({max: 10, autoAck: true})
+          expect(got.map((d) => [d.body, d.topic, d.subscription])).to.deep.equal([
+            ['hello', 'news', sub.name],
+            ['world', 'news', sub.name],
+          ])
+        }
+      })
+
+      it('routes a publish to a name covered by a subscription pattern to a new topic', async () => {
+        const sub = await broker.subscribe('orders.*', {durable: 'all-orders'})
+        const [published] = await broker.publish('orders.created', [{body: 'x'}])
+        expect(published.kind).to.equal('topic')
+        expect((await broker.listTopics()).map((t) => t.name)).to.deep.equal(['orders.created'])
+        expect((await sub.receive({max: 1, autoAck: true}))[0].body).to.equal('x')
+        expect((await broker.publish('jobs', [{body: 'y'}]))[0].kind).to.equal('queue')
+      })
+
+      it('a wildcard subscription sees several topics in global publish order', async () => {
+        const sub = await broker.subscribe('logs.#', {durable: 'all-logs'})
+        for (const [topic, body] of [['logs.a', '1'], ['logs.b', '2'], ['logs.a.x', '3'], ['logs.b', '4'], ['logs', '5']]) {
+          await broker.publish(topic, [{body}], {kind: 'topic'})
+        }
+        const got = await sub.receive({max: 10, autoAck: true})
+        expect(got.map((d) => d.body)).to.deep.equal(['1', '2', '3', '4', '5'])
+      })
+
+      it('a durable subscription resumes where it left off, with leases and redelivery like a queue', async () => {
+        await broker.declareTopic('events')
+        let sub = await broker.subscribe('events', {durable: 'worker', settings: {maxDeliveries: 2}})
+        await broker.publish('events', ['1', '2', '3'].map((body) => ({body})))
+        const [first] = await sub.receive({max: 1, autoAck: false, visibilityTimeoutMs: 60_000})
+        await broker.ack([first.receipt!])
+        const [second] = await sub.receive({max: 1, autoAck: false, visibilityTimeoutMs: 60_000})
+        await sub.close()
+        sub = await broker.subscribe('events', {durable: 'worker'})
+        expect(sub.resumed).to.equal(true)
+        const [third] = await sub.receive({max: 1, autoAck: false})
+        expect(third.body).to.equal('3')
+        expect(await broker.nack([second.receipt!])).to.deep.equal(['released'])
+        const [again] = await sub.receive({max: 1, autoAck: false})
+        expect([again.body, again.attempt]).to.deep.equal(['2', 2])
+        expect(await broker.nack([again.receipt!], {error: 'still failing'})).to.deep.equal(['dead-lettered'])
+        const [dead] = await broker.receive('worker.dlq', {max: 1, autoAck: true})
+        expect(dead.body).to.equal('2')
+        expect(dead.headers).to.include({
+          'x-dead-letter-reason': 'max-deliveries',
+          'x-original-topic': 'events',
+          'x-original-subscription': 'worker',
+          'x-last-error': 'still failing',
+        })
+        // The log row is shared: the topic still holds the message for other subscriptions.
+        expect((await broker.topicStats('events')).messages).to.equal(3)
+      })
+
+      it('two consumers on one durable subscription get disjoint messages and together all', async () => {
+        await broker.declareTopic('work')
+        const a = await broker.subscribe('work', {durable: 'shared'})
+        const b = await broker.subscribe('work', {durable: 'shared'})
+        await broker.publish('work', Array.from({length: 10}, (_, i) => ({body: String(i)})))
+        const fromA = await a.receive({max: 4, autoAck: false})
+        const fromB = await b.receive({max: 10, autoAck: false})
+        const bodies = [...fromA, ...fromB].map((d) => d.body)
+        expect(bodies.sort()).to.deep.equal(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'])
+      })
+
+      it('start positions: new (default), all, since, from-id', async () => {
+        await broker.declareTopic('t')
+        const [old] = await broker.publish('t', [{body: 'old'}])
+        await sleep(30)
+        const boundary = Date.now()
+        await sleep(5)
+        const [recent] = await broker.publish('t', [{body: 'recent'}])
+        const first = async (start?: import('../../src/core/broker.js').StartPosition) => {
+          const sub = await broker.subscribe('t', {start})
+          const got = (await sub.receive({max: 10, autoAck: true})).map((d) => d.body)
+          await sub.close()
+          return got
+        }
+        expect(await first()).to.deep.equal([])
+        expect(await first({kind: 'new'})).to.deep.equal([])
+        expect(await first({kind: 'all'})).to.deep.equal(['old', 'recent'])
+        expect(await first({kind: 'since', time: boundary})).to.deep.equal(['recent'])
+        expect(await first({kind: 'from-id', id: old.id})).to.deep.equal(['old', 'recent'])
+        expect(await first({kind: 'from-id', id: recent.id})).to.deep.equal(['recent'])
+      })
+
+      it('an ephemeral subscription leaves nothing behind when closed', async () => {
+        const sub = await broker.subscribe('temp.#', {start: {kind: 'all'}})
+        expect(sub.durable).to.equal(false)
+        expect((await broker.listSubscriptions()).map((s) => s.name)).to.deep.equal([sub.name])
+        await broker.publish('temp.x', [{body: 'x'}], {kind: 'topic'})
+        await sub.receive({max: 1, autoAck: false})
+        await sub.close()
+        expect(await broker.listSubscriptions()).to.deep.equal([])
+      })
+
+      it('retains messages by count, bytes and age, discarding the oldest', async () => {
+        await broker.declareTopic('count', {maxMessages: 3})
+        await broker.publish('count', ['1', '2', '3', '4', '5'].map((body) => ({body})))
+        let sub = await broker.subscribe('count', {start: {kind: 'all'}})
+        expect((await sub.receive({max: 10, autoAck: true})).map((d) => d.body)).to.deep.equal(['3', '4', '5'])
+        await sub.close()
+        await broker.declareTopic('bytes', {maxBytes: 10})
+        await broker.publish('bytes', ['aaaa', 'bbbb', 'cccc'].map((body) => ({body})))
+        sub = await broker.subscribe('bytes', {start: {kind: 'all'}})
+        expect((await sub.receive({max: 10, autoAck: true})).map((d) => d.body)).to.deep.equal(['bbbb', 'cccc'])
+        await sub.close()
+        await broker.declareTopic('age', {maxAgeMs: 100})
+        await broker.publish('age', [{body: 'stale'}])
+        await sleep(150)
+        await broker.publish('age', [{body: 'fresh'}])
+        sub = await broker.subscribe('age', {start: {kind: 'all'}})
+        expect((await sub.receive({max: 10, autoAck: true})).map((d) => d.body)).to.deep.equal(['fresh'])
+        await sub.close()
+        expect((await broker.topicStats('count')).totals.discarded).to.equal(2)
+      })
+
+      it('refuses a durable name reused with another pattern, showing both', async () => {
+        await broker.subscribe('a.*', {durable: 'x'})
+        let error: unknown
+        try {
+          await broker.subscribe('b.*', {durable: 'x'})
+        } catch (caught) {
+          error = caught
+        }
+        expect(error).to.be.instanceOf(InvalidInputError)
+        expect((error as Error).message).to.include('"a.*"').and.include('"b.*"')
+      })
+
+      it('refuses to subscribe to a queue or consume a topic', async () => {
+        await broker.publish('jobs', [{body: 'x'}])
+        await broker.declareTopic('news')
+        const fails = async (fn: () => Promise<unknown>) => {
+          try {
+            await fn()
+          } catch (caught) {
+            return caught
+          }
+          return undefined
+        }
+        expect(await fails(() => broker.subscribe('jobs'))).to.be.instanceOf(WrongKindError)
+        expect(await fails(() => broker.receive('news', {max: 1, autoAck: true}))).to.be.instanceOf(WrongKindError)
+      })
+
+      it('keeps topic and queue messages apart in one broker', async () => {
+        await broker.declareTopic('t')
+        const sub = await broker.subscribe('t', {durable: 's'})
+        await broker.publish('q', [{body: 'for the queue'}])
+        await broker.publish('t', [{body: 'for the topic'}])
+        expect((await broker.receive('q', {max: 10, autoAck: true})).map((d) => d.body)).to.deep.equal(['for the queue'])
+        expect((await sub.receive({max: 10, autoAck: true})).map((d) => d.body)).to.deep.equal(['for the topic'])
+      })
+
+      it('reports lag, in flight and the oldest unacked age', async () => {
+        await broker.declareTopic('t')
+        const sub = await broker.subscribe('t', {durable: 's'})
+        await broker.publish('t', ['1', '2', '3'].map((body) => ({body})))
+        await sub.receive({max: 1, autoAck: false})
+        const stats = await broker.subscriptionStats('s')
+        expect({lag: stats.lag, inFlight: stats.inFlight, topics: stats.topics}).to.deep.equal({lag: 2, inFlight: 1, topics: ['t']})
+        expect(stats.oldestUnackedAgeMs).to.be.a('number')
+      })
+    })
+
     it('never lets a queue and a topic share a name', async () => {
       await broker.publish('jobs', [{body: 'a'}])
       let error: unknown

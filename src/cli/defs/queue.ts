@@ -1,11 +1,10 @@
 import type {PeekedMessage, QueueInfo, QueueSettings, QueueStats} from '../../core/broker.js'
-import {InvalidInputError} from '../../core/errors.js'
 import {validateName} from '../../core/names.js'
 import {formatDuration, formatSize} from '../../core/units.js'
 import type {Context} from '../context.js'
 import {defineCommand} from '../definition.js'
 import {table} from '../output.js'
-import {askName} from '../prompts.js'
+import {askName, confirm} from '../prompts.js'
 import type {FlagSpecs, FlagValues} from '../spec.js'
 
 /** Settings flags shared by `queue create` and `queue update`. */
@@ -36,12 +35,6 @@ async function queueName(ctx: Context, given: string | undefined, command: strin
   if (given !== undefined) return validateName(given, 'queue name')
   const names = (await ctx.broker().listQueues()).map((q) => q.name)
   return askName(ctx, 'queue', names, `give it as an argument: mq queue ${command} QUEUE`)
-}
-
-async function confirm(ctx: Context, yes: boolean, message: string): Promise<void> {
-  if (yes || !ctx.interactive) return
-  const {confirm: ask} = await import('@inquirer/prompts')
-  if (!(await ask({message, default: false}))) throw new InvalidInputError('cancelled', {code: 'cancelled', hint: 'nothing was changed'})
 }
 
 function describeSettings(s: QueueSettings): string {

@@ -16,10 +16,13 @@ export interface Totals {
   deduplicated: number
 }
 
+/** Subscriptions keep their deliveries in a destination of their own. */
+export type StoredKind = DestinationKind | 'subscription'
+
 export interface DestinationRow<S = QueueSettings> {
   id: number
   name: string
-  kind: DestinationKind
+  kind: StoredKind
   createdAt: number
   settings: S
   depth: number
@@ -30,7 +33,7 @@ export interface DestinationRow<S = QueueSettings> {
 interface RawRow {
   id: number
   name: string
-  kind: DestinationKind
+  kind: StoredKind
   created_at: number
   settings: string
   msg_count: number
@@ -65,7 +68,7 @@ export class Destinations {
     return row && toRow<S>(row)
   }
 
-  list<S>(kind: DestinationKind): DestinationRow<S>[] {
+  list<S>(kind: StoredKind): DestinationRow<S>[] {
     const rows = this.sql.q('SELECT * FROM destinations WHERE kind = ? ORDER BY name').all(kind) as RawRow[]
     return rows.map((row) => toRow<S>(row))
   }
@@ -73,11 +76,11 @@ export class Destinations {
   /** The queue `name`, which must not be a topic. */
   queue(name: string): DestinationRow | undefined {
     const row = this.get(name)
-    if (row && row.kind !== 'queue') throw new WrongKindError(name, row.kind, {hint: `use \`mq subscribe ${name}\``})
+    if (row && row.kind !== 'queue') throw new WrongKindError(name, 'topic', {hint: `use \`mq subscribe ${name}\``})
     return row
   }
 
-  insert<S>(name: string, kind: DestinationKind, settings: S): DestinationRow<S> {
+  insert<S>(name: string, kind: StoredKind, settings: S): DestinationRow<S> {
     const now = Date.now()
     const info = this.sql
       .q('INSERT INTO destinations (name, kind, created_at, settings) VALUES (?, ?, ?, ?)')

@@ -1,26 +1,41 @@
-import type {
-  Broker,
-  Delivery,
-  NackOptions,
-  NackOutcome,
-  OutgoingMessage,
-  PeekedMessage,
-  PublishOptions,
-  PublishResult,
-  QueueInfo,
-  QueueSettings,
-  QueueStats,
-  ReceiveOptions,
-  SettleOutcome,
+import {randomBytes} from 'node:crypto'
+
+import {
+  type Broker,
+  DEFAULT_TOPIC_SETTINGS,
+  type Delivery,
+  type DestinationKind,
+  type NackOptions,
+  type NackOutcome,
+  type OutgoingMessage,
+  type PeekedMessage,
+  type PublishOptions,
+  type PublishResult,
+  type QueueInfo,
+  type QueueSettings,
+  type QueueStats,
+  type ReceiveOptions,
+  type SettleOutcome,
+  type StartPosition,
+  type SubscribeOptions,
+  type Subscription,
+  type SubscriptionInfo,
+  type SubscriptionSettings,
+  type SubscriptionStats,
+  type TopicInfo,
+  type TopicSettings,
+  type TopicStats,
 } from '../broker.js'
 import {InvalidInputError, NotFoundError, WrongKindError} from '../errors.js'
-import {printable, validateName} from '../names.js'
+import {compileTopicPattern, printable, type TopicPattern, validateName} from '../names.js'
 import {openDatabase} from '../store/database.js'
 import {ChangeNotifier, FALLBACK_POLL_MS} from './change-notifier.js'
 import {type DestinationRow, Destinations, resolveQueueSettings} from './destinations.js'
-import {QueueStore} from './queue-store.js'
+import {decodeHeaders, QueueStore} from './queue-store.js'
 import {parseReceipts} from './receipts.js'
 import {Sql} from './sql.js'
+import {type SubscriptionRow, SubscriptionStore} from './subscription-store.js'
+import {type LogRow, TopicStore} from './topic-store.js'
 
 export interface FileBrokerOptions {
   /** Create the folder and database if missing (default true). */
@@ -35,6 +50,8 @@ export class FileBroker implements Broker {
   private readonly sql: Sql
   private readonly destinations: Destinations
   private readonly queues: QueueStore
+  private readonly topics: TopicStore
+  private readonly subscriptions: SubscriptionStore
   private readonly notifier: ChangeNotifier
   private closed = false
 
@@ -43,6 +60,8 @@ export class FileBroker implements Broker {
     this.sql = new Sql(db, home)
     this.destinations = new Destinations(this.sql)
     this.queues = new QueueStore(this.sql, this.destinations)
+    this.topics = new TopicStore(this.sql, this.destinations)
+    this.subscriptions = new SubscriptionStore(this.sql, this.destinations)
     this.notifier = new ChangeNotifier(home)
   }
 
@@ -127,35 +146,289 @@ export class FileBroker implements Broker {
     validateMessages(messages)
     return this.sql.write(() => {
       const now = Date.now()
-      const existing = this.destinations.get(name)
-      if (existing && options.kind && existing.kind !== options.kind) throw new WrongKindError(name, existing.kind)
-      const queue = this.destinations.queue(name) ?? this.destinations.createQueue(name)
-      this.checkBodySizes(queue, messages)
-      const ids = this.queues.insert(queue, messages, now)
-      return ids.map((id) => ({id: String(id), destination: name, kind: 'queue' as const}))
+      const destination = this.resolveForPublish(name, options)
+      checkBodySizes(destination.name, destination.settings.maxBodyBytes, messages)
+      const ids =
+        destination.kind === 'topic'
+          ? this.topics.insert(destination as DestinationRow<TopicSettings>, messages, now)
+          : this.queues.insert(destination as DestinationRow, messages, now)
+      return ids.map((id) => ({id: String(id), destination: name, kind: destination.kind as DestinationKind}))
     })
+  }
+
+  /**
+   * The destination a publish goes to (DESIGN §2): an existing topic or queue; else a new topic
+   * when forced or when a subscription pattern covers the name; else a new queue.
+   */
+  private resolveForPublish(name: string, options: PublishOptions): DestinationRow<QueueSettings | TopicSettings> {
+    const existing = this.destinations.get<QueueSettings | TopicSettings>(name)
+    if (existing) {
+      if (options.kind && existing.kind !== options.kind) throw new WrongKindError(name, existing.kind as DestinationKind)
+      return existing
+    }
+    const topic = options.kind === 'topic' || (options.kind === undefined && this.subscriptions.livePatterns().some((p) => p.matches(name)))
+    return topic ? this.destinations.insert(name, 'topic', {...DEFAULT_TOPIC_SETTINGS}) : this.destinations.createQueue(name)
   }
 
   async receive(queueName: string, options: ReceiveOptions): Promise<Delivery[]> {
     validateName(queueName, 'queue name')
+    return this.poll(options, () => {
+      const queue = this.sql.read(() => this.destinations.queue(queueName))
+      if (!queue) return {deliveries: [], nextDueAt: Number.POSITIVE_INFINITY}
+      const deliverable = this.sql.read(() => this.queues.hasDeliverable(queue.id, Date.now()))
+      const deliveries = deliverable ? this.sql.write(() => this.takeFromQueue(queueName, options)) : []
+      return {deliveries, nextDueAt: deliveries.length > 0 ? 0 : this.sql.read(() => this.queues.nextDueAt(queue.id))}
+    })
+  }
+
+  private takeFromQueue(queueName: string, options: ReceiveOptions): Delivery[] {
+    const queue = this.destinations.queue(queueName)
+    if (!queue) return []
+    const visibility = options.visibilityTimeoutMs ?? queue.settings.visibilityTimeoutMs
+    return this.queues.take(queue, options.max, options.autoAck, visibility, Date.now()).map((row) => ({
+      id: String(row.id),
+      queue: queue.name,
+      body: row.body,
+      headers: decodeHeaders(row.headers),
+      attempt: row.attempts,
+      receipt: row.receipt,
+      publishedAt: row.published_at,
+      priority: row.priority,
+    }))
+  }
+
+  /**
+   * The long-poll loop shared by queues and subscriptions: try, and when nothing came, sleep until
+   * a change notification, the next due message, the fallback poll or the deadline.
+   */
+  private async poll(options: ReceiveOptions, attempt: () => {deliveries: Delivery[]; nextDueAt: number}): Promise<Delivery[]> {
     if (!(options.max >= 1)) throw new InvalidInputError('the number of messages to receive must be at least 1')
     const deadline = Date.now() + (options.waitMs ?? 0)
     for (;;) {
       this.notifier.reset()
-      const queue = this.sql.read(() => this.destinations.queue(queueName))
-      let nextDueAt = Number.POSITIVE_INFINITY
-      if (queue) {
-        const delivered = this.tryReceive(queue, options)
-        if (delivered.length > 0) return delivered
-        nextDueAt = this.sql.read(() => this.queues.nextDueAt(queue.id))
-      }
+      const {deliveries, nextDueAt} = attempt()
+      if (deliveries.length > 0) return deliveries
       const now = Date.now()
       if (now >= deadline || options.signal?.aborted || this.closed) return []
-      const pause = options.pollIntervalMs ?? FALLBACK_POLL_MS
-      const until = Math.min(deadline, nextDueAt, now + pause)
+      const until = Math.min(deadline, nextDueAt, now + (options.pollIntervalMs ?? FALLBACK_POLL_MS))
       if (options.pollIntervalMs === undefined) await this.notifier.wait(until - now, options.signal)
       else await sleep(until - now, options.signal)
     }
+  }
+
+  // ---- topics
+
+  async declareTopic(name: string, settings: Partial<TopicSettings> = {}): Promise<TopicInfo> {
+    validateName(name, 'topic name')
+    return this.sql.write(() => {
+      const existing = this.destinations.get<TopicSettings>(name)
+      if (existing && existing.kind !== 'topic') throw new WrongKindError(name, existing.kind as DestinationKind)
+      if (!existing) return topicInfo(this.destinations.insert(name, 'topic', resolveTopicSettings(name, settings)))
+      const wanted = resolveTopicSettings(name, settings, existing.settings)
+      const differing = (Object.keys(settings) as (keyof TopicSettings)[]).filter(
+        (key) => settings[key] !== undefined && wanted[key] !== existing.settings[key],
+      )
+      if (differing.length > 0) {
+        throw new InvalidInputError(`topic ${name} already exists with other settings (${differing.join(', ')})`, {
+          code: 'settings_differ',
+          hint: `delete and recreate it, or keep its settings`,
+        })
+      }
+      return topicInfo(existing)
+    })
+  }
+
+  async deleteTopic(name: string): Promise<{deleted: number}> {
+    return this.sql.write(() => {
+      const topic = this.requireTopic(name)
+      const deleted = this.topics.purge(topic.id)
+      this.destinations.delete(topic.id)
+      return {deleted}
+    })
+  }
+
+  async listTopics(): Promise<TopicInfo[]> {
+    return this.sql.read(() => this.destinations.list<TopicSettings>('topic').map((row) => topicInfo(row)))
+  }
+
+  async topicStats(name: string): Promise<TopicStats> {
+    return this.sql.write(() => {
+      const now = Date.now()
+      const topic = this.requireTopic(name)
+      this.topics.enforceRetention(topic.id, now)
+      const current = this.destinations.getById<TopicSettings>(topic.id)!
+      const oldest = this.topics.oldestPublishedAt(topic.id)
+      this.subscriptions.sweepDead()
+      const subscriptions = this.subscriptions
+        .list()
+        .filter((row) => compileTopicPattern(row.pattern).matches(name))
+        .map((row) => row.name)
+      return {
+        ...topicInfo(current),
+        oldestAgeMs: oldest === null ? null : Math.max(0, now - oldest),
+        subscriptions,
+        totals: {published: current.totals.published, discarded: current.totals.dropped},
+      }
+    })
+  }
+
+  // ---- subscriptions
+
+  async subscribe(pattern: string, options: SubscribeOptions = {}): Promise<Subscription> {
+    const compiled = compileTopicPattern(pattern)
+    if (options.durable !== undefined) validateName(options.durable, 'subscription name')
+    const {row, resumed} = this.sql.write(() => {
+      if (compiled.literal) {
+        const existing = this.destinations.get(pattern)
+        if (existing?.kind === 'queue') {
+          throw new WrongKindError(pattern, 'queue', {hint: `consume it with \`mq consume ${pattern}\``})
+        }
+      }
+      this.subscriptions.sweepDead()
+      if (options.durable !== undefined) {
+        const existing = this.subscriptions.get(options.durable)
+        if (existing) {
+          if (existing.pattern !== pattern) {
+            throw new InvalidInputError(
+              `durable subscription ${options.durable} already exists with pattern "${existing.pattern}", not "${pattern}"`,
+              {code: 'pattern_differs', hint: `use another name, or delete it with \`mq subscription delete ${options.durable}\``},
+            )
+          }
+          return {row: existing, resumed: true}
+        }
+      }
+      const name = options.durable ?? `~${process.pid}.${randomBytes(3).toString('hex')}`
+      const cursor = this.startCursor(compiled, options.start ?? {kind: 'new'})
+      return {row: this.subscriptions.create(name, pattern, options.durable !== undefined, cursor, options.settings ?? {}), resumed: false}
+    })
+    const settings = this.sql.read(() => this.destinations.getById(row.destId)!.settings)
+    return new FileSubscription(this, row, resumed, pickSubscriptionSettings(settings))
+  }
+
+  private startCursor(pattern: TopicPattern, start: StartPosition): number {
+    switch (start.kind) {
+      case 'new':
+        return this.topics.lastId()
+      case 'all':
+        return 0
+      case 'since': {
+        const topicIds = this.topics.matching(pattern).map((t) => t.id)
+        const first = this.topics.firstIdSince(topicIds, start.time)
+        return first === undefined ? this.topics.lastId() : first - 1
+      }
+      case 'from-id': {
+        if (!/^\d{1,15}$/.test(start.id) || Number(start.id) < 1) {
+          throw new InvalidInputError(`--from-id "${printable(start.id, 30)}" is not a message id`, {hint: 'message ids are positive whole numbers'})
+        }
+        return Number(start.id) - 1
+      }
+    }
+  }
+
+  /** One receive on a subscription: redeliveries first, then new messages from the matching topics. */
+  receiveSubscription(destId: number, options: ReceiveOptions): Promise<Delivery[]> {
+    return this.poll(options, () => {
+      const deliverable = this.sql.read(() => {
+        const row = this.subscriptions.getByDest(destId)
+        if (!row) throw new NotFoundError('subscription', String(destId), {hint: 'it was deleted; subscribe again'})
+        const topicIds = this.topics.matching(compileTopicPattern(row.pattern)).map((t) => t.id)
+        return this.queues.hasDeliverable(destId, Date.now()) || this.topics.hasAfter(topicIds, row.cursor)
+      })
+      const deliveries = deliverable ? this.sql.write(() => this.takeFromSubscription(destId, options)) : []
+      return {deliveries, nextDueAt: deliveries.length > 0 ? 0 : this.sql.read(() => this.queues.nextDueAt(destId))}
+    })
+  }
+
+  private takeFromSubscription(destId: number, options: ReceiveOptions): Delivery[] {
+    const row = this.subscriptions.getByDest(destId)
+    const dest = this.destinations.getById(destId)
+    if (!row || !dest) throw new NotFoundError('subscription', String(destId), {hint: 'it was deleted; subscribe again'})
+    const now = Date.now()
+    const visibility = options.visibilityTimeoutMs ?? dest.settings.visibilityTimeoutMs
+    const topicNames = new Map<number, string>()
+    const topicName = (id: number) => {
+      if (!topicNames.has(id)) topicNames.set(id, this.destinations.getById(id)?.name ?? '')
+      return topicNames.get(id)!
+    }
+    const delivery = (log: LogRow, attempt: number, receipt?: string): Delivery => ({
+      id: String(log.id),
+      topic: topicName(log.dest_id),
+      subscription: row.name,
+      body: log.body,
+      headers: decodeHeaders(log.headers),
+      attempt,
+      receipt,
+      publishedAt: log.published_at,
+    })
+    // Redeliveries (nacked, or whose lease ran out) come first: they are the oldest messages.
+    const pending = this.queues.take(dest, options.max, options.autoAck, visibility, now)
+    const logs = this.topics.byIds(pending.map((p) => p.ref_id!))
+    const deliveries: Delivery[] = []
+    for (const pointer of pending) {
+      const log = logs.get(pointer.ref_id!)
+      if (log) deliveries.push(delivery(log, pointer.attempts, pointer.receipt))
+      else if (!options.autoAck) this.queues.drop(pointer.id) // discarded by retention meanwhile
+    }
+    const room = Math.min(options.max, 1000) - deliveries.length
+    if (room > 0) {
+      const topicIds = this.topics.matching(compileTopicPattern(row.pattern)).map((t) => t.id)
+      const fresh = this.topics.readAfter(topicIds, row.cursor, room)
+      if (fresh.length > 0) {
+        this.subscriptions.setCursor(destId, fresh.at(-1)!.id)
+        if (options.autoAck) {
+          this.destinations.bump(destId, 'acked_total', fresh.length)
+          for (const log of fresh) deliveries.push(delivery(log, 1))
+        } else {
+          const receipts = this.queues.insertLeased(dest, fresh, visibility, now)
+          fresh.forEach((log, index) => deliveries.push(delivery(log, 1, receipts[index])))
+        }
+      }
+    }
+    return deliveries
+  }
+
+  /** Closes a subscription handle; an ephemeral subscription is removed with all it held. */
+  async closeSubscription(destId: number, durable: boolean): Promise<void> {
+    if (durable || this.closed) return
+    this.sql.write(() => {
+      const row = this.subscriptions.getByDest(destId)
+      if (row) this.subscriptions.delete(row)
+    })
+  }
+
+  async listSubscriptions(): Promise<SubscriptionInfo[]> {
+    return this.sql.write(() => {
+      this.subscriptions.sweepDead()
+      return this.subscriptions.list().map((row) => subscriptionInfo(row))
+    })
+  }
+
+  async subscriptionStats(name: string): Promise<SubscriptionStats> {
+    return this.sql.write(() => {
+      this.subscriptions.sweepDead()
+      const row = this.requireSubscription(name)
+      const dest = this.destinations.getById(row.destId)!
+      const now = Date.now()
+      const topics = this.topics.matching(compileTopicPattern(row.pattern))
+      const counts = this.queues.counts(row.destId, now)
+      return {
+        ...subscriptionInfo(row),
+        lag: this.topics.countAfter(
+          topics.map((t) => t.id),
+          row.cursor,
+        ),
+        inFlight: counts.inFlight,
+        pendingRedelivery: counts.ready + counts.delayed,
+        oldestUnackedAgeMs: counts.oldestPublishedAt === null ? null : Math.max(0, now - counts.oldestPublishedAt),
+        topics: topics.map((t) => t.name),
+        settings: pickSubscriptionSettings(dest.settings),
+        totals: {acked: dest.totals.acked, deadLettered: dest.totals.deadLettered},
+      }
+    })
+  }
+
+  async deleteSubscription(name: string): Promise<void> {
+    this.sql.write(() => this.subscriptions.delete(this.requireSubscription(name)))
   }
 
   async ack(receipts: string[]): Promise<SettleOutcome[]> {
@@ -199,17 +472,6 @@ export class FileBroker implements Broker {
     this.sql.db.close()
   }
 
-  private tryReceive(queue: DestinationRow, options: ReceiveOptions): Delivery[] {
-    // Probe without the write lock so idle consumers never queue behind publishers.
-    if (!this.sql.read(() => this.queues.hasDeliverable(queue.id, Date.now()))) return []
-    return this.sql.write(() => {
-      const current = this.destinations.queue(queue.name)
-      if (!current) return []
-      const visibility = options.visibilityTimeoutMs ?? current.settings.visibilityTimeoutMs
-      return this.queues.receive(current, options.max, options.autoAck, visibility, Date.now())
-    })
-  }
-
   private requireQueue(name: string): DestinationRow {
     validateName(name, 'queue name')
     const queue = this.destinations.queue(name)
@@ -217,22 +479,69 @@ export class FileBroker implements Broker {
     return queue
   }
 
-  private checkBodySizes(queue: DestinationRow, messages: OutgoingMessage[]): void {
-    const limit = queue.settings.maxBodyBytes
-    messages.forEach((message, index) => {
-      const size = Buffer.byteLength(message.body)
-      if (size > limit) {
-        throw atMessage(
-          new InvalidInputError(`body is ${size} bytes, over the ${limit}-byte limit of ${queue.name}`, {
-            code: 'too_large',
-            hint: `raise it with \`mq queue update ${queue.name} --max-body-size\` or send a smaller body`,
-          }),
-          index,
-          messages.length,
-        )
-      }
-    })
+  private requireTopic(name: string): DestinationRow<TopicSettings> {
+    validateName(name, 'topic name')
+    const topic = this.destinations.get<TopicSettings>(name)
+    if (!topic) throw new NotFoundError('topic', name, {hint: 'see `mq topic list`'})
+    if (topic.kind !== 'topic') throw new WrongKindError(name, topic.kind as DestinationKind)
+    return topic
   }
+
+  private requireSubscription(name: string): SubscriptionRow {
+    const row = this.subscriptions.get(name)
+    if (!row) throw new NotFoundError('subscription', name, {hint: 'see `mq subscription list`'})
+    return row
+  }
+}
+
+/** A subscription opened by this process. */
+class FileSubscription implements Subscription {
+  private closed = false
+
+  constructor(
+    private readonly broker: FileBroker,
+    private readonly row: SubscriptionRow,
+    readonly resumed: boolean,
+    readonly settings: SubscriptionSettings,
+  ) {}
+
+  get name(): string {
+    return this.row.name
+  }
+
+  get pattern(): string {
+    return this.row.pattern
+  }
+
+  get durable(): boolean {
+    return this.row.durable
+  }
+
+  receive(options: ReceiveOptions): Promise<Delivery[]> {
+    return this.broker.receiveSubscription(this.row.destId, options)
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    await this.broker.closeSubscription(this.row.destId, this.row.durable)
+  }
+}
+
+function checkBodySizes(name: string, limit: number, messages: OutgoingMessage[]): void {
+  messages.forEach((message, index) => {
+    const size = Buffer.byteLength(message.body)
+    if (size > limit) {
+      throw atMessage(
+        new InvalidInputError(`body is ${size} bytes, over the ${limit}-byte limit of ${name}`, {
+          code: 'too_large',
+          hint: `raise the limit with --max-body-size on \`mq queue update\` or \`mq topic create\`, or send a smaller body`,
+        }),
+        index,
+        messages.length,
+      )
+    }
+  })
 }
 
 /** Checks what does not depend on the destination: priorities and header names. */
@@ -261,6 +570,43 @@ function atMessage<E extends InvalidInputError>(error: E, index: number, count: 
 
 function queueInfo(row: DestinationRow): QueueInfo {
   return {name: row.name, createdAt: row.createdAt, settings: row.settings, depth: row.depth, bytes: row.bytes}
+}
+
+function topicInfo(row: DestinationRow<TopicSettings>): TopicInfo {
+  return {name: row.name, createdAt: row.createdAt, settings: row.settings, messages: row.depth, bytes: row.bytes}
+}
+
+function subscriptionInfo(row: SubscriptionRow): SubscriptionInfo {
+  return {
+    name: row.name,
+    pattern: row.pattern,
+    durable: row.durable,
+    createdAt: row.createdAt,
+    ...(row.durable ? {} : {pid: row.ownerPid ?? undefined}),
+  }
+}
+
+function pickSubscriptionSettings(s: QueueSettings): SubscriptionSettings {
+  return {
+    visibilityTimeoutMs: s.visibilityTimeoutMs,
+    maxDeliveries: s.maxDeliveries,
+    deadLetterQueue: s.deadLetterQueue,
+    retryBackoffMs: s.retryBackoffMs,
+    retryBackoffMaxMs: s.retryBackoffMaxMs,
+  }
+}
+
+function resolveTopicSettings(name: string, given: Partial<TopicSettings>, base: TopicSettings = DEFAULT_TOPIC_SETTINGS): TopicSettings {
+  const defined = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) as Partial<TopicSettings>
+  const s: TopicSettings = {...base, ...defined}
+  const bad = (setting: string, why: string): never => {
+    throw new InvalidInputError(`invalid ${setting} for topic ${name}: ${why}`)
+  }
+  if (!(s.maxAgeMs >= 1)) bad('max age', 'use a positive duration')
+  if (s.maxMessages !== null && (!Number.isInteger(s.maxMessages) || s.maxMessages < 1)) bad('max messages', 'use a whole number ≥ 1')
+  if (s.maxBytes !== null && (!Number.isInteger(s.maxBytes) || s.maxBytes < 1)) bad('max bytes', 'use a whole number ≥ 1')
+  if (!Number.isInteger(s.maxBodyBytes) || s.maxBodyBytes < 1 || s.maxBodyBytes > 256 * 1024 * 1024) bad('max body size', 'use 1 byte to 256 MiB')
+  return s
 }
 
 async function sleep(ms: number, signal?: AbortSignal): Promise<void> {

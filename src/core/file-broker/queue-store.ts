@@ -1,7 +1,8 @@
-import type {Delivery, Headers, NackOutcome, OutgoingMessage, PeekedMessage, QueueSettings} from '../broker.js'
+import type {Headers, NackOutcome, OutgoingMessage, PeekedMessage, QueueSettings} from '../broker.js'
 import {InvalidInputError} from '../errors.js'
 import type {DestinationRow, Destinations} from './destinations.js'
 import {formatReceipt, newLeaseToken} from './receipts.js'
+import {subscriptionName} from './subscription-store.js'
 import type {Sql} from './sql.js'
 
 /** Message states in the `messages` table. */
@@ -11,13 +12,17 @@ export const LOGGED = 2
 
 export type DeadLetterReason = 'max-deliveries' | 'rejected' | 'expired'
 
-interface DeliveredRow {
+/** A row handed out by `take`: for a subscription it is a pointer (`ref_id`) to the topic's log row. */
+export interface TakenRow {
   id: number
   body: string
   headers: string | null
   attempts: number
   published_at: number
   priority: number
+  ref_id: number | null
+  /** Set when the row was leased (not auto-acked). */
+  receipt?: string
 }
 
 interface LeasedRow {
@@ -27,7 +32,10 @@ interface LeasedRow {
   headers: string | null
   last_error: string | null
   expires_at: number | null
+  ref_id: number | null
 }
+
+const LEASED_COLUMNS = 'id, dest_id, attempts, headers, last_error, expires_at, ref_id'
 
 /** Upper bound of rows one receive transaction moves, to keep write locks short. */
 const MAX_BATCH = 1000
@@ -82,46 +90,51 @@ export class QueueStore {
   }
 
   /**
-   * Delivers up to `max` messages in one write transaction: first makes due messages ready (or
-   * dead-letters those out of deliveries, or expired), then leases or deletes the head of the queue.
+   * Takes up to `max` messages in the current write transaction: first makes due messages ready
+   * (or dead-letters those out of deliveries, or expired), then leases or deletes the head.
    */
-  receive(queue: DestinationRow, max: number, autoAck: boolean, visibilityTimeoutMs: number, now: number): Delivery[] {
+  take(queue: DestinationRow, max: number, autoAck: boolean, visibilityTimeoutMs: number, now: number): TakenRow[] {
     this.promoteDue(queue, now)
     this.expire(queue, now)
     const limit = Math.min(max, MAX_BATCH)
-    let rows: DeliveredRow[]
-    let token: string | undefined
+    let rows: TakenRow[]
     if (autoAck) {
       rows = this.sql
         .q(
           `DELETE FROM messages WHERE id IN (
              SELECT id FROM messages WHERE dest_id = ? AND state = 0 ORDER BY priority DESC, id LIMIT ?)
-           RETURNING id, body, headers, attempts + 1 AS attempts, published_at, priority`,
+           RETURNING id, body, headers, attempts + 1 AS attempts, published_at, priority, ref_id`,
         )
-        .all(queue.id, limit) as DeliveredRow[]
+        .all(queue.id, limit) as TakenRow[]
       this.destinations.bump(queue.id, 'acked_total', rows.length)
     } else {
-      token = newLeaseToken()
+      const token = newLeaseToken()
       rows = this.sql
         .q(
           `UPDATE messages SET state = 1, visible_at = ?, attempts = attempts + 1, lease_token = ?
            WHERE id IN (SELECT id FROM messages WHERE dest_id = ? AND state = 0 ORDER BY priority DESC, id LIMIT ?)
-           RETURNING id, body, headers, attempts, published_at, priority`,
+           RETURNING id, body, headers, attempts, published_at, priority, ref_id`,
         )
-        .all(now + visibilityTimeoutMs, token, queue.id, limit) as DeliveredRow[]
+        .all(now + visibilityTimeoutMs, token, queue.id, limit) as TakenRow[]
+      for (const row of rows) row.receipt = formatReceipt(row.id, token)
     }
     // RETURNING order is unspecified: restore delivery order.
-    rows.sort((a, b) => b.priority - a.priority || a.id - b.id)
-    return rows.map((row) => ({
-      id: String(row.id),
-      queue: queue.name,
-      body: row.body,
-      headers: decodeHeaders(row.headers),
-      attempt: row.attempts,
-      receipt: token === undefined ? undefined : formatReceipt(row.id, token),
-      publishedAt: row.published_at,
-      priority: row.priority,
-    }))
+    return rows.sort((a, b) => b.priority - a.priority || a.id - b.id)
+  }
+
+  /** Adds leased pointer rows for log messages a subscription claims; returns their receipts. */
+  insertLeased(owner: DestinationRow, refs: {id: number; published_at: number}[], visibilityTimeoutMs: number, now: number): string[] {
+    const token = newLeaseToken()
+    const insert = this.sql.q(
+      `INSERT INTO messages (dest_id, state, visible_at, published_at, attempts, lease_token, size, body, ref_id)
+       VALUES (?, 1, ?, ?, 1, ?, 0, '', ?)`,
+    )
+    return refs.map((ref) => formatReceipt(Number(insert.run(owner.id, now + visibilityTimeoutMs, ref.published_at, token, ref.id).lastInsertRowid), token))
+  }
+
+  /** Removes a row whose log message is gone (discarded by retention). */
+  drop(id: number): void {
+    this.sql.q('DELETE FROM messages WHERE id = ?').run(id)
   }
 
   /** Deletes the delivery's message if the receipt is current. Returns the queue id, or undefined when stale. */
@@ -234,10 +247,7 @@ export class QueueStore {
       .run(queue.id, now, maxDeliveries, deadLetterQueue === null ? 1 : 0)
     if (deadLetterQueue === null) return
     const exhausted = this.sql
-      .q(
-        `SELECT id, dest_id, attempts, headers, last_error, expires_at FROM messages
-         WHERE dest_id = ? AND state = 1 AND visible_at <= ? LIMIT ${MAX_BATCH}`,
-      )
+      .q(`SELECT ${LEASED_COLUMNS} FROM messages WHERE dest_id = ? AND state = 1 AND visible_at <= ? LIMIT ${MAX_BATCH}`)
       .all(queue.id, now) as LeasedRow[]
     for (const row of exhausted) {
       this.deadLetter(queue, row, 'max-deliveries', row.last_error ?? `lease expired on delivery ${row.attempts}`, now)
@@ -248,7 +258,7 @@ export class QueueStore {
   private expire(queue: DestinationRow, now: number): void {
     const expired = this.sql
       .q(
-        `SELECT id, dest_id, attempts, headers, last_error, expires_at FROM messages
+        `SELECT ${LEASED_COLUMNS} FROM messages
          WHERE dest_id = ? AND expires_at IS NOT NULL AND state < 2 AND expires_at <= ?
          AND (state = 0 OR lease_token IS NULL) LIMIT ${MAX_BATCH}`,
       )
@@ -262,29 +272,51 @@ export class QueueStore {
     this.destinations.bump(queue.id, 'expired_total', expired.length)
   }
 
-  /** Moves a message to the queue's dead-letter queue with headers recording why. */
-  deadLetter(queue: DestinationRow, row: LeasedRow, reason: DeadLetterReason, error: string | null, now: number): void {
-    const target = this.destinations.get(queue.settings.deadLetterQueue!) ?? this.destinations.createQueue(queue.settings.deadLetterQueue!, {deadLetterQueue: null})
+  /**
+   * Moves a message to the owner's dead-letter queue with headers recording why. A subscription's
+   * pointer row takes the body and headers of its log row, which other subscriptions still share.
+   */
+  deadLetter(owner: DestinationRow, row: LeasedRow, reason: DeadLetterReason, error: string | null, now: number): void {
+    let origin: Headers
+    let body: {body: string; size: number} | undefined
+    if (row.ref_id === null) {
+      origin = {...decodeHeaders(row.headers), 'x-original-queue': owner.name}
+    } else {
+      const log = this.sql.q('SELECT dest_id, body, size, headers FROM messages WHERE id = ? AND state = 2').get(row.ref_id) as
+        | {dest_id: number; body: string; size: number; headers: string | null}
+        | undefined
+      if (!log) {
+        this.drop(row.id) // its topic discarded the message: nothing left to dead-letter
+        return
+      }
+      body = {body: log.body, size: log.size}
+      origin = {
+        ...decodeHeaders(log.headers),
+        'x-original-topic': this.destinations.getById(log.dest_id)?.name ?? '',
+        'x-original-subscription': subscriptionName(owner.name),
+      }
+    }
+    const dlqName = owner.settings.deadLetterQueue!
+    const target = this.destinations.get(dlqName) ?? this.destinations.createQueue(dlqName, {deadLetterQueue: null})
     const headers: Headers = {
-      ...decodeHeaders(row.headers),
+      ...origin,
       'x-dead-letter-reason': reason,
       'x-dead-letter-attempts': String(row.attempts),
-      'x-original-queue': queue.name,
       'x-dead-lettered-at': new Date(now).toISOString(),
     }
     if (error) headers['x-last-error'] = error.slice(0, 1000)
     this.sql
       .q(
-        `UPDATE messages SET dest_id = ?, state = ?, visible_at = ?, attempts = 0, lease_token = NULL,
-         last_error = NULL, expires_at = NULL, headers = ? WHERE id = ?`,
+        `UPDATE messages SET dest_id = ?, state = ?, visible_at = ?, attempts = 0, lease_token = NULL, last_error = NULL,
+         expires_at = NULL, headers = ?, body = coalesce(?, body), size = coalesce(?, size), ref_id = NULL WHERE id = ?`,
       )
-      .run(target.id, target.kind === 'topic' ? LOGGED : READY, now, JSON.stringify(headers), row.id)
-    this.destinations.bump(queue.id, 'dead_lettered_total')
+      .run(target.id, target.kind === 'topic' ? LOGGED : READY, now, JSON.stringify(headers), body?.body ?? null, body?.size ?? null, row.id)
+    this.destinations.bump(owner.id, 'dead_lettered_total')
   }
 
   private leased(messageId: number, token: string): LeasedRow | undefined {
     return this.sql
-      .q('SELECT id, dest_id, attempts, headers, last_error, expires_at FROM messages WHERE id = ? AND lease_token = ? AND state < 2')
+      .q(`SELECT ${LEASED_COLUMNS} FROM messages WHERE id = ? AND lease_token = ? AND state < 2`)
       .get(messageId, token) as LeasedRow | undefined
   }
 }

@@ -8,7 +8,7 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TABLE destinations (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
-    kind TEXT NOT NULL CHECK (kind IN ('queue', 'topic')),
+    kind TEXT NOT NULL CHECK (kind IN ('queue', 'topic', 'subscription')),
     created_at INTEGER NOT NULL,
     settings TEXT NOT NULL DEFAULT '{}',
     msg_count INTEGER NOT NULL DEFAULT 0,
@@ -23,9 +23,10 @@ export const MIGRATIONS: readonly string[] = [
 
   -- One row per stored message. Queue messages are ready (state 0) or waiting (state 1: delayed,
   -- or leased until visible_at); topic messages (state 2) are an append-only log read by cursors.
-  -- The id is the global publish order, so FIFO and "global publish order" are both ORDER BY id.
+  -- The id is the global publish order, so FIFO and "global publish order" are both ORDER BY id;
+  -- AUTOINCREMENT so an id is never reused after the newest message is deleted (cursors rely on it).
   CREATE TABLE messages (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     dest_id INTEGER NOT NULL,
     state INTEGER NOT NULL,
     priority INTEGER NOT NULL DEFAULT 0,
@@ -56,5 +57,23 @@ export const MIGRATIONS: readonly string[] = [
     UPDATE destinations SET msg_count = msg_count - 1, msg_bytes = msg_bytes - OLD.size WHERE id = OLD.dest_id;
     UPDATE destinations SET msg_count = msg_count + 1, msg_bytes = msg_bytes + NEW.size WHERE id = NEW.dest_id;
   END;
+  `,
+  // 2: subscriptions. A subscription is a cursor over the logs of the topics its pattern matches;
+  // a delivery awaiting its ack is a pointer row (ref_id → the log row) in the subscription's own
+  // queue, so leases, redelivery and dead letters work exactly as for queues.
+  `
+  ALTER TABLE messages ADD COLUMN ref_id INTEGER;
+  CREATE INDEX messages_log_time ON messages (dest_id, published_at) WHERE state = 2;
+
+  CREATE TABLE subscriptions (
+    dest_id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    pattern TEXT NOT NULL,
+    durable INTEGER NOT NULL,
+    cursor INTEGER NOT NULL,
+    owner_pid INTEGER,
+    owner_started TEXT,
+    created_at INTEGER NOT NULL
+  ) STRICT;
   `,
 ]

@@ -1,11 +1,15 @@
-import type {ConsumeLoopOptions} from '../../core/consumer.js'
-import {InvalidInputError} from '../../core/errors.js'
-import type {FlagSpecs, FlagValues} from '../spec.js'
+import {type ConsumeLoopOptions, deliveryBatches, type ReceiveFn} from '../core/consumer.js'
+import {InterruptedError, InvalidInputError, NothingArrivedError} from '../core/errors.js'
+import {runExecWorker} from '../core/exec-worker.js'
+import {formatDuration} from '../core/units.js'
+import type {Context} from './context.js'
+import {DeliveryPrinter, execReporter} from './deliveries.js'
+import type {FlagSpecs, FlagValues} from './spec.js'
 
 /** Flags shared by `consume` and `subscribe`, with the same meaning in both. */
 export const CONSUMER_FLAGS = {
   count: {kind: 'integer', char: 'n', summary: 'Messages to take before exiting.', default: 1, min: 1},
-  wait: {kind: 'duration', summary: 'Long poll: wait up to DUR for the first message (with --exec: for all -n); default: do not wait.', helpValue: 'DUR'},
+  wait: {kind: 'duration', summary: 'Long poll: wait up to DUR for the -n messages, returning as soon as they arrive (default: do not wait).', helpValue: 'DUR'},
   follow: {kind: 'boolean', char: 'f', summary: 'Keep consuming until interrupted.'},
   'poll-interval': {kind: 'duration', summary: 'Poll every DUR instead of waking on changes.', helpValue: 'DUR'},
   ack: {kind: 'string', summary: 'auto: settle on delivery (at most once); manual: keep a lease and print the receipt.', options: ['auto', 'manual']},
@@ -50,5 +54,51 @@ export function consumerSettings(flags: FlagValues<typeof CONSUMER_FLAGS>): Cons
     exec,
     parallel: flags.parallel,
     execTimeoutMs: flags['exec-timeout'],
+  }
+}
+
+/**
+ * The consuming half of `consume` and `subscribe`: print deliveries (JSONL, human or bare bodies)
+ * or run `--exec` per message, drain on the first interrupt, exit 3 when nothing arrived.
+ */
+export async function runConsumer(
+  ctx: Context,
+  receive: ReceiveFn,
+  settings: ConsumerSettings,
+  source: {label: string; leaseMs: number; emptyHint?: string},
+): Promise<void> {
+  const broker = ctx.broker()
+  const {drain, force} = ctx.handleInterrupts()
+  let received = 0
+  if (settings.exec !== undefined) {
+    const summary = await runExecWorker(broker, receive, {
+      ...settings.loop,
+      command: settings.exec,
+      parallel: settings.parallel,
+      execTimeoutMs: settings.execTimeoutMs,
+      visibilityTimeoutMs: source.leaseMs,
+      env: {...process.env, MQ_HOME: ctx.home},
+      drain,
+      force,
+      onEvent: await execReporter(ctx),
+    })
+    received = summary.received
+  } else {
+    const printer = await DeliveryPrinter.create(ctx, settings.autoAck ? undefined : source.leaseMs)
+    const spinner = await ctx.spinner(`waiting for messages on ${source.label}`)
+    for await (const batch of deliveryBatches(receive, {...settings.loop, autoAck: settings.autoAck, signal: drain})) {
+      spinner.stop()
+      received += batch.length
+      printer.print(batch)
+      await ctx.out.flush()
+    }
+    spinner.stop()
+  }
+  if (drain.aborted && !ctx.out.isBroken) throw new InterruptedError()
+  if (received === 0) {
+    const waited = settings.loop.waitMs > 0 ? ` within ${formatDuration(settings.loop.waitMs)}` : ''
+    throw new NothingArrivedError(`no message arrived on ${source.label}${waited}`, {
+      hint: source.emptyHint ?? (settings.loop.waitMs > 0 ? 'wait longer, or follow with -f' : 'wait for one with --wait 30s, or follow with -f'),
+    })
   }
 }

@@ -1,0 +1,4 @@
+import {subscriptionStats} from '../../cli/defs/subscription.js'
+import {oclifCommand} from '../../cli/oclif-adapter.js'
+
+export default oclifCommand(subscriptionStats)

@@ -1,0 +1,4 @@
+import {topicList} from '../../cli/defs/topic.js'
+import {oclifCommand} from '../../cli/oclif-adapter.js'
+
+export default oclifCommand(topicList)
