@@ -3,8 +3,9 @@
 import {cpus} from 'node:os'
 
 import {benchQueues} from './queues.js'
+import {benchTopics} from './topics.js'
 
-const SUITES = {queues: benchQueues}
+const SUITES = {queues: benchQueues, topics: benchTopics}
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')
 const chosen = args.filter((a) => !a.startsWith('--'))
