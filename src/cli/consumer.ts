@@ -1,6 +1,7 @@
 import {type ConsumeLoopOptions, deliveryBatches, type ReceiveFn} from '../core/consumer.js'
 import {InterruptedError, InvalidInputError, NothingArrivedError} from '../core/errors.js'
 import {runExecWorker} from '../core/exec-worker.js'
+import {parseRate, RateLimiter} from '../core/rate-limiter.js'
 import {formatDuration} from '../core/units.js'
 import type {Context} from './context.js'
 import {DeliveryPrinter, execReporter} from './deliveries.js'
@@ -17,6 +18,8 @@ export const CONSUMER_FLAGS = {
   exec: {kind: 'string', summary: 'Run CMD once per message: body on stdin, MQ_* variables; exit 0 acks, 65 dead-letters.', helpValue: 'CMD'},
   parallel: {kind: 'integer', summary: 'With --exec: commands run at once.', default: 1, min: 1, max: 1024},
   'exec-timeout': {kind: 'duration', summary: 'With --exec: kill a command after DUR and retry its message.', helpValue: 'DUR'},
+  prefetch: {kind: 'integer', summary: 'Sliding window: hold at most N unacked deliveries (manual ack or --exec).', min: 1, max: 100_000},
+  rate: {kind: 'string', summary: 'Pace deliveries to at most RATE (e.g. 50/s, 300/m).', helpValue: 'RATE'},
 } as const satisfies FlagSpecs
 
 export interface ConsumerSettings {
@@ -49,6 +52,8 @@ export function consumerSettings(flags: FlagValues<typeof CONSUMER_FLAGS>): Cons
       waitMs: flags.wait ?? 0,
       pollIntervalMs: flags['poll-interval'],
       visibilityTimeoutMs: flags['visibility-timeout'],
+      prefetch: flags.prefetch,
+      rate: flags.rate === undefined ? undefined : new RateLimiter(parseRate(flags.rate)),
     },
     autoAck: exec === undefined && flags.ack !== 'manual',
     exec,
@@ -86,7 +91,8 @@ export async function runConsumer(
   } else {
     const printer = await DeliveryPrinter.create(ctx, settings.autoAck ? undefined : source.leaseMs)
     const spinner = await ctx.spinner(`waiting for messages on ${source.label}`)
-    for await (const batch of deliveryBatches(receive, {...settings.loop, autoAck: settings.autoAck, signal: drain})) {
+    const stillLeased = (receipts: string[]) => broker.stillLeased(receipts)
+    for await (const batch of deliveryBatches(receive, {...settings.loop, autoAck: settings.autoAck, signal: drain}, stillLeased)) {
       spinner.stop()
       received += batch.length
       printer.print(batch)

@@ -67,6 +67,8 @@ export interface TopicSettings {
   maxBytes: number | null
   /** Largest accepted body, in bytes of UTF-8. */
   maxBodyBytes: number
+  /** How long a `dedupId` is remembered. */
+  dedupWindowMs: number
 }
 
 export const DEFAULT_TOPIC_SETTINGS: Readonly<TopicSettings> = Object.freeze({
@@ -74,6 +76,7 @@ export const DEFAULT_TOPIC_SETTINGS: Readonly<TopicSettings> = Object.freeze({
   maxMessages: null,
   maxBytes: null,
   maxBodyBytes: 1024 * 1024,
+  dedupWindowMs: 5 * 60_000,
 })
 
 /** A durable subscription's delivery settings: the same meaning as a queue's. */
@@ -147,6 +150,38 @@ export interface SubscriptionStats extends SubscriptionInfo {
   totals: {acked: number; deadLettered: number}
 }
 
+export interface DeadLetterQueueInfo {
+  /** The dead-letter queue. */
+  name: string
+  messages: number
+  oldestAgeMs: number | null
+  /** Queues and subscriptions that send their dead letters here. */
+  sources: string[]
+}
+
+export interface RedriveOptions {
+  /** Only messages matching this predicate (default: all). */
+  filter?: (message: {body: string; headers: Headers}) => boolean
+  /** Move at most this many. */
+  limit?: number
+  /** Report what would move; change nothing. */
+  dryRun?: boolean
+  /** Paces the moves (messages per second). */
+  ratePerSecond?: number
+  signal?: AbortSignal
+}
+
+export interface RedriveResult {
+  deadLetterQueue: string
+  /** Where the messages went (or would go): the queue or subscription. */
+  target: string
+  examined: number
+  moved: number
+  dryRun: boolean
+  /** Ids, in the dead-letter queue, of the messages moved (or that would move). */
+  ids: string[]
+}
+
 export interface OutgoingMessage {
   body: string
   headers?: Headers
@@ -163,7 +198,7 @@ export interface OutgoingMessage {
 export interface PublishOptions {
   /** Force a topic (`publish --topic`), creating it when missing. */
   kind?: DestinationKind
-  /** For `block` overflow: how long to wait for room before failing with exit 4. */
+  /** For `block` overflow: how long to wait for room before failing with exit 4 (default: as long as it takes). */
   blockTimeoutMs?: number
   signal?: AbortSignal
 }
@@ -236,6 +271,8 @@ export interface QueueStats extends QueueInfo {
   deadLettered: number
   oldestAgeMs: number | null
   totals: {published: number; acked: number; deadLettered: number; dropped: number; expired: number; deduplicated: number}
+  /** Messages per second over the last minute and the last five. */
+  rates: {publishedPerSecond: {last1m: number; last5m: number}; ackedPerSecond: {last1m: number; last5m: number}}
 }
 
 export interface PeekedMessage {
@@ -272,6 +309,15 @@ export interface Broker {
   subscriptionStats(name: string): Promise<SubscriptionStats>
   deleteSubscription(name: string): Promise<void>
 
+  listDeadLetterQueues(): Promise<DeadLetterQueueInfo[]>
+  /** The dead-letter queue of a queue or durable subscription. */
+  deadLetterQueueOf(name: string): Promise<string>
+  /**
+   * Moves dead letters of a queue or durable subscription back to it, at the back of the queue,
+   * keeping their headers and adding `x-redrive-count`.
+   */
+  redrive(name: string, options?: RedriveOptions): Promise<RedriveResult>
+
   /** Publishes a batch atomically: all stored, or none (and an error). */
   publish(name: string, messages: OutgoingMessage[], options?: PublishOptions): Promise<PublishResult[]>
   /** Delivers up to `max` messages of a queue, FIFO among ready messages (higher priority first). */
@@ -281,6 +327,8 @@ export interface Broker {
   ack(receipts: string[]): Promise<SettleOutcome[]>
   nack(receipts: string[], options?: NackOptions): Promise<NackOutcome[]>
   extend(receipts: string[], byMs: number): Promise<SettleOutcome[]>
+  /** For each receipt, whether its lease is still held (not settled, expired or redelivered). */
+  stillLeased(receipts: string[]): Promise<boolean[]>
 
   /** Idempotent. */
   close(): Promise<void>

@@ -84,6 +84,8 @@ export class NothingArrivedError extends MqError {
 export class QueueFullError extends MqError {
   readonly exitCode = ExitCode.backPressure
   readonly code = 'queue_full'
+  /** Ids of the messages of the batch that were stored before the queue stayed full (block policy). */
+  published: {id: string}[] = []
 }
 
 /** A receipt whose lease expired (message redelivered) or that was already settled. Exit 5. */

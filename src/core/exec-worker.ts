@@ -25,9 +25,11 @@ export interface ExecWorkerOptions extends Omit<ConsumeLoopOptions, 'autoAck' | 
   command: string
   /** Commands running at once (≥ 1). */
   parallel: number
+  /** Deliveries held at once, running or waiting to run (default and minimum: `parallel`). */
+  prefetch?: number
   /** Kill a command running longer than this, and retry its message. */
   execTimeoutMs?: number
-  /** Lease length; the lease is extended while the command runs. */
+  /** Lease length; the leases of held messages are extended while they wait and run. */
   visibilityTimeoutMs: number
   /** Environment for the command, before the MQ_* variables. */
   env: NodeJS.ProcessEnv
@@ -49,38 +51,27 @@ export interface ExecSummary {
 /**
  * Runs a command once per message with the `--exec` contract (DESIGN §3): exit 0 acks, 65
  * dead-letters, anything else (a signal, a timeout) retries with backoff until max deliveries.
+ * Up to `parallel` commands run at once; up to `prefetch` deliveries are held (a sliding window).
  */
 export async function runExecWorker(broker: Broker, receive: ReceiveFn, options: ExecWorkerOptions): Promise<ExecSummary> {
   const summary: ExecSummary = {received: 0, acked: 0, retried: 0, deadLettered: 0, released: 0}
-  const running = new Set<Promise<void>>()
+  const window = Math.max(options.prefetch ?? options.parallel, options.parallel)
+  const waiting: Delivery[] = []
+  const running = new Map<Promise<void>, Delivery>()
   let remaining = options.follow ? Number.POSITIVE_INFINITY : options.count
   const deadline = Date.now() + options.waitMs
 
-  while (remaining > 0 && !options.drain.aborted) {
-    const free = options.parallel - running.size
-    if (free === 0) {
-      await Promise.race(running)
-      continue
-    }
-    const batch = await receive({
-      max: Math.min(free, remaining),
-      autoAck: false,
-      visibilityTimeoutMs: options.visibilityTimeoutMs,
-      waitMs: waitBudget(options, deadline),
-      pollIntervalMs: options.pollIntervalMs,
-      signal: options.drain,
-    })
-    if (batch.length === 0) {
-      if (options.follow) continue
-      // Nothing more now: let the running commands finish before deciding there is no more work.
-      if (running.size === 0) break
-      await Promise.race(running)
-      continue
-    }
-    remaining -= batch.length
-    summary.received += batch.length
-    for (const delivery of batch) {
-      const task = handle(broker, delivery, options).then((event) => {
+  // One timer keeps every held lease alive, waiting or running.
+  const extendEvery = Math.max(100, Math.floor(options.visibilityTimeoutMs / 3))
+  const extender = setInterval(() => {
+    const receipts = [...waiting, ...running.values()].map((d) => d.receipt!)
+    if (receipts.length > 0) broker.extend(receipts, options.visibilityTimeoutMs).catch(() => {})
+  }, extendEvery)
+
+  const startWaiting = () => {
+    while (running.size < options.parallel && waiting.length > 0 && !options.force.aborted) {
+      const delivery = waiting.shift()!
+      const task: Promise<void> = handle(broker, delivery, options).then((event) => {
         running.delete(task)
         if (event.outcome === 'acked') summary.acked++
         else if (event.outcome === 'retry') summary.retried++
@@ -88,10 +79,51 @@ export async function runExecWorker(broker: Broker, receive: ReceiveFn, options:
         else if (event.outcome === 'released') summary.released++
         options.onEvent?.(event)
       })
-      running.add(task)
+      running.set(task, delivery)
     }
   }
-  await Promise.all(running)
+
+  try {
+    while (!options.drain.aborted) {
+      startWaiting()
+      const free = Math.min(window - waiting.length - running.size, remaining)
+      if (free <= 0) {
+        if (running.size === 0 && waiting.length === 0) break
+        await Promise.race(running.keys())
+        continue
+      }
+      const granted = options.rate ? await options.rate.take(free, options.drain) : free
+      if (granted === 0) break
+      const batch = await receive({
+        max: granted,
+        autoAck: false,
+        visibilityTimeoutMs: options.visibilityTimeoutMs,
+        // Only look (do not wait) while commands run and either more are queued to start when a
+        // slot frees, or this is a bounded run whose own retries may come back.
+        waitMs: running.size > 0 && (waiting.length > 0 || !options.follow) ? 0 : waitBudget(options, deadline),
+        pollIntervalMs: options.pollIntervalMs,
+        signal: options.drain,
+      })
+      options.rate?.giveBack(granted - batch.length)
+      if (batch.length === 0) {
+        if (running.size > 0) await Promise.race(running.keys())
+        else if (!options.follow && Date.now() >= deadline) break
+        continue
+      }
+      remaining -= batch.length
+      summary.received += batch.length
+      waiting.push(...batch)
+    }
+    // Draining: deliveries not started go back at once, running commands finish (or are forced).
+    if (waiting.length > 0) {
+      const released = waiting.splice(0)
+      await broker.nack(released.map((d) => d.receipt!), {error: 'released unstarted on shutdown'}).catch(() => {})
+      summary.released += released.length
+    }
+    await Promise.all(running.keys())
+  } finally {
+    clearInterval(extender)
+  }
   return summary
 }
 
@@ -111,17 +143,6 @@ async function handle(broker: Broker, delivery: Delivery, options: ExecWorkerOpt
     process.stderr.write(chunk)
     tail = (tail + chunk.toString()).slice(-STDERR_TAIL_BYTES)
   })
-
-  let leaseLost = false
-  const extendEvery = Math.max(100, Math.floor(options.visibilityTimeoutMs / 3))
-  const extender = setInterval(() => {
-    broker.extend([receipt], options.visibilityTimeoutMs).then(
-      ([outcome]) => {
-        if (outcome === 'stale') leaseLost = true
-      },
-      () => {},
-    )
-  }, extendEvery)
 
   let timedOut = false
   const timeout =
@@ -146,7 +167,6 @@ async function handle(broker: Broker, delivery: Delivery, options: ExecWorkerOpt
     })
     child.on('close', (exitCode, exitSignal) => resolve({code: exitCode, signal: exitSignal}))
   })
-  clearInterval(extender)
   if (timeout) clearTimeout(timeout)
   options.force.removeEventListener('abort', onForce)
 
@@ -166,7 +186,7 @@ async function handle(broker: Broker, delivery: Delivery, options: ExecWorkerOpt
     }
     const deadLetter = code === EXIT_DEAD_LETTER && !timedOut
     const [outcome] = await broker.nack([receipt], {deadLetter, backoff: !deadLetter, error})
-    if (outcome === 'stale' || leaseLost) return event('lease-lost', error)
+    if (outcome === 'stale') return event('lease-lost', error)
     return event(outcome === 'dead-lettered' ? 'dead-lettered' : 'retry', error)
   } catch (settleError) {
     return event('lease-lost', `could not settle: ${(settleError as Error).message}`)

@@ -39,4 +39,32 @@ describe('for a person at a terminal (tmux)', function () {
     expect(screen).to.match(/\u001B\[[0-9;]*m/) // chalk styled the header line
     expect(terminal.screen()).to.not.include('waiting for messages') // spinner cleared
   })
+
+  it('consume --interactive: triage each message with one keypress (ack, retry, dead-letter, skip)', async () => {
+    const home = tempHome()
+    await mq(['publish', 'jobs', '--lines', '-H', 'source=import'], {home, input: 'first\nsecond\nthird\nfourth\n'})
+    terminal = Terminal.start(['consume', 'jobs', '--interactive'], {MQ_HOME: home})
+    await terminal.waitFor(/first[\s\S]*source: import[\s\S]*\[a\] ack/)
+    terminal.keys(['a'], true)
+    await terminal.waitFor(/second[\s\S]*\[a\] ack/)
+    terminal.keys(['d'], true)
+    await terminal.waitFor(/third[\s\S]*\[a\] ack/)
+    terminal.keys(['s'], true)
+    await terminal.waitFor(/fourth[\s\S]*\[a\] ack/)
+    terminal.keys(['r'], true)
+    // "retry" puts fourth back: it comes up again with attempt 2; quit there.
+    await terminal.waitFor(/attempt 2[\s\S]*\[a\] ack/)
+    terminal.keys(['q'], true)
+    await terminal.waitFor(/\[exit 130\]/)
+    const stats = JSON.parse((await mq(['queue', 'stats', 'jobs', '--json'], {home})).stdout)
+    expect({ready: stats.ready, inFlight: stats.inFlight, deadLettered: stats.deadLettered, acked: stats.totals.acked}).to.deep.equal({
+      ready: 2, // third (skipped, released at the end) and fourth (quit, released)
+      inFlight: 0,
+      deadLettered: 1,
+      acked: 1,
+    })
+    const dead = JSON.parse((await mq(['consume', 'jobs.dlq', '--json'], {home})).stdout)
+    expect(dead).to.deep.include({body: 'second'})
+    expect(dead.headers['x-dead-letter-reason']).to.equal('rejected')
+  })
 })

@@ -1,5 +1,6 @@
-import type {OutgoingMessage, PublishResult} from '../../core/broker.js'
-import {InvalidInputError, isMqError} from '../../core/errors.js'
+import type {OutgoingMessage, PublishOptions, PublishResult} from '../../core/broker.js'
+import {InterruptedError, InvalidInputError, isMqError, QueueFullError} from '../../core/errors.js'
+import {parseTimeOrDelay} from '../../core/units.js'
 import type {Context} from '../context.js'
 import {defineCommand} from '../definition.js'
 import {decodeUtf8, parseEnvelope, parseHeaderFlags, readStdinBody, stdinLineBatches} from '../input.js'
@@ -10,6 +11,12 @@ const flags = {
   lines: {kind: 'boolean', summary: 'Publish each stdin line as one message, as it arrives.'},
   envelopes: {kind: 'boolean', summary: 'Read JSON envelopes (as printed by `consume --json`), one per stdin line.'},
   topic: {kind: 'boolean', summary: 'Publish to the topic NAME, creating it if needed.'},
+  delay: {kind: 'duration', summary: 'Deliver no sooner than DUR from now (queues).', helpValue: 'DUR'},
+  at: {kind: 'string', summary: 'Deliver no sooner than TIME (ISO-8601; queues).', helpValue: 'TIME'},
+  ttl: {kind: 'duration', summary: 'Expire the message DUR after publishing: never delivered after that (queues).', helpValue: 'DUR'},
+  priority: {kind: 'integer', summary: '0–9, higher delivered first; FIFO within a priority (queues).', min: 0, max: 9},
+  'dedup-id': {kind: 'string', summary: 'Idempotent publish: a repeat within the window returns the first id and stores nothing.', helpValue: 'ID'},
+  wait: {kind: 'duration', summary: 'When the queue is full under --overflow block: wait up to DUR for room, then exit 4.', helpValue: 'DUR'},
 } as const
 
 export default defineCommand({
@@ -36,10 +43,20 @@ subscription pattern matches it), otherwise a queue, created on first use. Print
       (await askName(ctx, 'queue or topic', (await broker.listQueues()).map((q) => q.name), 'give it as the first argument: mq publish NAME [BODY]'))
     const headers = parseHeaderFlags(flags.header)
     const kind = flags.topic ? ('topic' as const) : undefined
+    if (flags.delay !== undefined && flags.at !== undefined) throw new InvalidInputError('--delay and --at cannot be combined', {hint: 'use one of them'})
+    const timing: Omit<OutgoingMessage, 'body'> = {
+      deliverAt: flags.delay !== undefined ? Date.now() + flags.delay : flags.at !== undefined ? parseTimeOrDelay(flags.at, '--at') : undefined,
+      ttlMs: flags.ttl,
+      priority: flags.priority,
+    }
+    const options = {kind, blockTimeoutMs: flags.wait, signal: ctx.handleInterrupts().drain}
     if (flags.lines && flags.envelopes) throw new InvalidInputError('--lines and --envelopes cannot be combined', {hint: 'use one of them'})
     if (flags.lines || flags.envelopes) {
       if (args.body !== undefined) throw new InvalidInputError(`--${flags.lines ? 'lines' : 'envelopes'} reads stdin; do not pass a body`)
-      await publishStream(ctx, name, (line, number) => (flags.envelopes ? withHeaders(parseEnvelope(line, number), headers) : {body: line, headers}), kind)
+      if (flags['dedup-id'] !== undefined) throw new InvalidInputError('--dedup-id names one message', {hint: 'publish messages one at a time to give each its own dedup id'})
+      const toMessage = (line: string, number: number): OutgoingMessage =>
+        flags.envelopes ? {...timing, ...withHeaders(parseEnvelope(line, number), headers)} : {...timing, body: line, headers}
+      await publishStream(ctx, name, toMessage, options)
       return undefined
     }
     let body = args.body
@@ -49,10 +66,10 @@ subscription pattern matches it), otherwise a queue, created on first use. Print
     } else {
       decodeUtf8(Buffer.from(body))
     }
-    const [result] = await broker.publish(name, [{body, headers}], {kind})
+    const [result] = await broker.publish(name, [{...timing, body, headers, dedupId: flags['dedup-id']}], options)
     return result
   },
-  render: (result) => result.id,
+  render: (result, ctx) => (result.duplicate && ctx.stdoutIsTTY ? `${result.id} (duplicate: already published)` : result.id),
 })
 
 /** Publishes stdin line by line; each batch read together is one transaction, ids print as it commits. */
@@ -60,17 +77,24 @@ async function publishStream(
   ctx: Context,
   name: string,
   toMessage: (line: string, lineNumber: number) => OutgoingMessage,
-  kind: 'topic' | undefined,
+  options: PublishOptions,
 ): Promise<void> {
   const broker = ctx.broker()
   let published = 0
+  // The first Ctrl-C stops reading: what was read is published, then exit 130.
+  options.signal?.addEventListener('abort', () => process.stdin.destroy(), {once: true})
   for await (const batch of stdinLineBatches()) {
     const {numbers} = batch
     const messages = batch.lines.map((line, index) => toMessage(line, numbers[index]))
     let results: PublishResult[]
     try {
-      results = await broker.publish(name, messages, {kind})
+      results = await broker.publish(name, messages, options)
     } catch (error) {
+      if (error instanceof QueueFullError) {
+        // Under --overflow block part of the batch may have gone in before the wait ran out.
+        for (const result of error.published) ctx.out.line(ctx.json ? JSON.stringify(result) : result.id)
+        await ctx.out.flush()
+      }
       if (isMqError(error) && error.index !== undefined) {
         error.where = `line ${numbers[error.index]}`
         const done = published === 0 ? 'nothing was published' : `${published} earlier messages were published, nothing from this batch`
@@ -82,6 +106,7 @@ async function publishStream(
     for (const result of results) ctx.out.line(ctx.json ? JSON.stringify(result) : result.id)
     await ctx.out.flush()
   }
+  if (options.signal?.aborted) throw new InterruptedError()
 }
 
 function withHeaders(message: OutgoingMessage, extra: OutgoingMessage['headers']): OutgoingMessage {

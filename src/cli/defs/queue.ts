@@ -15,6 +15,13 @@ const SETTINGS_FLAGS = {
   'max-body-size': {kind: 'size', summary: 'Largest accepted body (default 1MiB).', helpValue: 'SIZE'},
   'retry-backoff': {kind: 'duration', summary: 'First retry delay after a failed --exec run; doubles each attempt (default 1s).', helpValue: 'DUR'},
   'retry-backoff-max': {kind: 'duration', summary: 'Longest retry delay (default 1m).', helpValue: 'DUR'},
+  'max-length': {kind: 'integer', summary: 'Hold at most N messages (ready, delayed and in flight).', min: 1},
+  'max-bytes': {kind: 'size', summary: 'Hold at most SIZE of bodies.', helpValue: 'SIZE'},
+  overflow: {kind: 'string', summary: 'When full: reject (exit 4), drop-oldest (from the head), or block the publisher.', options: ['reject', 'drop-oldest', 'block']},
+  'default-ttl': {kind: 'duration', summary: 'Messages expire DUR after publishing unless they set --ttl.', helpValue: 'DUR'},
+  'dead-letter-expired': {kind: 'boolean', summary: 'Send expired messages to the dead-letter queue (reason expired) instead of discarding them.'},
+  'dedup-window': {kind: 'duration', summary: 'How long a publish --dedup-id is remembered (default 5m).', helpValue: 'DUR'},
+  unbounded: {kind: 'boolean', summary: 'With update: remove --max-length, --max-bytes and --default-ttl.'},
 } as const satisfies FlagSpecs
 
 function settingsFromFlags(flags: FlagValues<typeof SETTINGS_FLAGS>): Partial<QueueSettings> {
@@ -26,6 +33,12 @@ function settingsFromFlags(flags: FlagValues<typeof SETTINGS_FLAGS>): Partial<Qu
     maxBodyBytes: flags['max-body-size'],
     retryBackoffMs: flags['retry-backoff'],
     retryBackoffMaxMs: flags['retry-backoff-max'],
+    maxLength: flags.unbounded ? null : flags['max-length'],
+    maxBytes: flags.unbounded ? null : flags['max-bytes'],
+    overflow: flags.overflow as QueueSettings['overflow'] | undefined,
+    defaultTtlMs: flags.unbounded ? null : flags['default-ttl'],
+    deadLetterExpired: flags['dead-letter-expired'] || undefined,
+    dedupWindowMs: flags['dedup-window'],
   }
 }
 
@@ -38,12 +51,18 @@ async function queueName(ctx: Context, given: string | undefined, command: strin
 }
 
 function describeSettings(s: QueueSettings): string {
-  return [
+  const parts = [
     `visibility timeout ${formatDuration(s.visibilityTimeoutMs)}`,
     `max deliveries ${s.maxDeliveries}`,
     `dead letters → ${s.deadLetterQueue ?? 'kept in place'}`,
     `max body ${formatSize(s.maxBodyBytes)}`,
-  ].join(', ')
+  ]
+  if (s.maxLength !== null || s.maxBytes !== null) {
+    const limits = [s.maxLength !== null && `${s.maxLength} messages`, s.maxBytes !== null && formatSize(s.maxBytes)].filter(Boolean)
+    parts.push(`holds ${limits.join(' / ')}, overflow ${s.overflow}`)
+  }
+  if (s.defaultTtlMs !== null) parts.push(`TTL ${formatDuration(s.defaultTtlMs)}${s.deadLetterExpired ? ' (expired → dead letters)' : ''}`)
+  return parts.join(', ')
 }
 
 export const queueList = defineCommand({
@@ -131,9 +150,12 @@ export const queueStats = defineCommand({
       [`dead-lettered${stats.settings.deadLetterQueue ? ` (${stats.settings.deadLetterQueue})` : ''}`, stats.deadLettered],
       ['oldest', stats.oldestAgeMs === null ? '-' : formatDuration(stats.oldestAgeMs)],
       ['size', formatSize(stats.bytes)],
-      ['published', stats.totals.published],
-      ['acked', stats.totals.acked],
+      ['published', `${stats.totals.published} (${stats.rates.publishedPerSecond.last1m}/s last minute, ${stats.rates.publishedPerSecond.last5m}/s last 5)`],
+      ['acked', `${stats.totals.acked} (${stats.rates.ackedPerSecond.last1m}/s last minute, ${stats.rates.ackedPerSecond.last5m}/s last 5)`],
       ['dead-lettered (total)', stats.totals.deadLettered],
+      ['expired (total)', stats.totals.expired],
+      ['dropped by overflow', stats.totals.dropped],
+      ['deduplicated', stats.totals.deduplicated],
     ]
     const width = Math.max(...rows.map(([k]) => k.length)) + 2
     return [`queue ${stats.name}`, ...rows.map(([k, v]) => `  ${k.padEnd(width)}${v}`)].join('\n')
@@ -148,11 +170,15 @@ export const queuePeek = defineCommand({
   flags: {limit: {kind: 'integer', char: 'n', summary: 'Messages to show.', default: 10, min: 1, max: 10_000}},
   async run({args, flags}, ctx): Promise<undefined> {
     const queue = await queueName(ctx, args.queue, 'peek')
-    const messages = await ctx.broker().peek(queue, flags.limit)
-    for (const m of messages) ctx.out.line(ctx.json ? JSON.stringify(peeked(queue, m)) : ctx.stdoutIsTTY ? human(m) : m.body)
+    printPeeked(ctx, queue, await ctx.broker().peek(queue, flags.limit))
     return undefined
   },
 })
+
+/** Peeked messages: JSON lines, bare bodies in a pipe, or a line each with headers for a person. */
+export function printPeeked(ctx: Context, queue: string, messages: PeekedMessage[]): void {
+  for (const m of messages) ctx.out.line(ctx.json ? JSON.stringify(peeked(queue, m)) : ctx.stdoutIsTTY ? human(m) : m.body)
+}
 
 function peeked(queue: string, m: PeekedMessage): Record<string, unknown> {
   return {id: m.id, queue, body: m.body, headers: m.headers, state: m.state, deliveries: m.attempts, priority: m.priority, publishedAt: new Date(m.publishedAt).toISOString()}

@@ -10,22 +10,23 @@ export const FALLBACK_POLL_MS = 1_000
  */
 export class ChangeNotifier {
   private watcher?: FSWatcher
-  private dirty = false
+  /** Bumped on every change, so each waiter can tell whether one happened since its mark. */
+  private generation = 0
   private waiters = new Set<() => void>()
   private closed = false
 
   constructor(private readonly folder: string) {}
 
-  /** Forget earlier changes; a `wait` after this returns at the first change from now on. */
-  reset(): void {
+  /** Marks now: a `wait(mark)` returns at once if a change happened after this. */
+  mark(): number {
     this.start()
-    this.dirty = false
+    return this.generation
   }
 
-  /** Resolves at the next change since `reset`, after `timeoutMs`, or on abort. */
-  async wait(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  /** Resolves at the first change after `mark`, after `timeoutMs`, or on abort. */
+  async wait(mark: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
     this.start()
-    if (this.dirty || timeoutMs <= 0 || signal?.aborted) return
+    if (this.generation !== mark || timeoutMs <= 0 || signal?.aborted) return
     await new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(timer)
@@ -51,7 +52,7 @@ export class ChangeNotifier {
     try {
       this.watcher = watch(this.folder, {persistent: false}, (_event, file) => {
         if (file && !String(file).startsWith('broker.db')) return
-        this.dirty = true
+        this.generation++
         for (const wake of [...this.waiters]) wake()
       })
       this.watcher.on('error', () => {

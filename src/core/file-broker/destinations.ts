@@ -54,8 +54,20 @@ export type TotalColumn =
   | 'expired_total'
   | 'deduplicated_total'
 
+export interface Rates {
+  /** Messages per second over the last minute and the last five minutes. */
+  publishedPerSecond: {last1m: number; last5m: number}
+  ackedPerSecond: {last1m: number; last5m: number}
+}
+
+/** Per-minute rate rows kept for each destination. */
+const RATE_MINUTES = 60
+
 /** The catalogue of queues and topics: lookups, creation with validated settings, counters. */
 export class Destinations {
+  /** The minute whose rate row this process last wrote, per destination (to prune old rows once a minute). */
+  private readonly rateMinutes = new Map<number, number>()
+
   constructor(private readonly sql: Sql) {}
 
   get<S = QueueSettings>(name: string): DestinationRow<S> | undefined {
@@ -103,8 +115,42 @@ export class Destinations {
     this.sql.q('UPDATE destinations SET settings = ? WHERE id = ?').run(JSON.stringify(settings), id)
   }
 
+  /** Adds to a total; published and acked counts also feed the per-minute rates. */
   bump(id: number, column: TotalColumn, by = 1): void {
-    if (by !== 0) this.sql.q(`UPDATE destinations SET ${column} = ${column} + ? WHERE id = ?`).run(by, id)
+    if (by === 0) return
+    this.sql.q(`UPDATE destinations SET ${column} = ${column} + ? WHERE id = ?`).run(by, id)
+    if (column !== 'published_total' && column !== 'acked_total') return
+    const minute = Math.floor(Date.now() / 60_000)
+    const published = column === 'published_total' ? by : 0
+    this.sql
+      .q(
+        `INSERT INTO rates (dest_id, minute, published, acked) VALUES (?, ?, ?, ?)
+         ON CONFLICT (dest_id, minute) DO UPDATE SET published = published + excluded.published, acked = acked + excluded.acked`,
+      )
+      .run(id, minute, published, by - published)
+    if (this.rateMinutes.get(id) !== minute) {
+      this.rateMinutes.set(id, minute)
+      this.sql.q('DELETE FROM rates WHERE dest_id = ? AND minute < ?').run(id, minute - RATE_MINUTES)
+    }
+  }
+
+  /** Publish and ack rates from the per-minute counters (the current minute counts for what has passed of it). */
+  rates(id: number, now: number): Rates {
+    const minute = Math.floor(now / 60_000)
+    const rows = this.sql.q('SELECT minute, published, acked FROM rates WHERE dest_id = ? AND minute >= ?').all(id, minute - 5) as {
+      minute: number
+      published: number
+      acked: number
+    }[]
+    const intoMinute = (now % 60_000) / 1000
+    const over = (minutes: number, field: 'published' | 'acked') => {
+      const sum = rows.filter((r) => r.minute >= minute - minutes).reduce((total, r) => total + r[field], 0)
+      return Math.round((sum / (minutes * 60 + intoMinute)) * 100) / 100
+    }
+    return {
+      publishedPerSecond: {last1m: over(1, 'published'), last5m: over(5, 'published')},
+      ackedPerSecond: {last1m: over(1, 'acked'), last5m: over(5, 'acked')},
+    }
   }
 
   delete(id: number): void {

@@ -4,6 +4,7 @@ import {
   type Broker,
   DEFAULT_TOPIC_SETTINGS,
   type Delivery,
+  type DeadLetterQueueInfo,
   type DestinationKind,
   type NackOptions,
   type NackOutcome,
@@ -15,6 +16,8 @@ import {
   type QueueSettings,
   type QueueStats,
   type ReceiveOptions,
+  type RedriveOptions,
+  type RedriveResult,
   type SettleOutcome,
   type StartPosition,
   type SubscribeOptions,
@@ -26,15 +29,18 @@ import {
   type TopicSettings,
   type TopicStats,
 } from '../broker.js'
-import {InvalidInputError, NotFoundError, WrongKindError} from '../errors.js'
+import {InterruptedError, InvalidInputError, NotFoundError, QueueFullError, WrongKindError} from '../errors.js'
+import {RateLimiter, sleep} from '../rate-limiter.js'
+import {formatDuration} from '../units.js'
 import {compileTopicPattern, printable, type TopicPattern, validateName} from '../names.js'
 import {openDatabase} from '../store/database.js'
 import {ChangeNotifier, FALLBACK_POLL_MS} from './change-notifier.js'
 import {type DestinationRow, Destinations, resolveQueueSettings} from './destinations.js'
 import {decodeHeaders, QueueStore} from './queue-store.js'
+import {Publisher} from './publisher.js'
 import {parseReceipts} from './receipts.js'
 import {Sql} from './sql.js'
-import {type SubscriptionRow, SubscriptionStore} from './subscription-store.js'
+import {type SubscriptionRow, subscriptionName, SubscriptionStore} from './subscription-store.js'
 import {type LogRow, TopicStore} from './topic-store.js'
 
 export interface FileBrokerOptions {
@@ -52,6 +58,7 @@ export class FileBroker implements Broker {
   private readonly queues: QueueStore
   private readonly topics: TopicStore
   private readonly subscriptions: SubscriptionStore
+  private readonly publisher: Publisher
   private readonly notifier: ChangeNotifier
   private closed = false
 
@@ -62,6 +69,7 @@ export class FileBroker implements Broker {
     this.queues = new QueueStore(this.sql, this.destinations)
     this.topics = new TopicStore(this.sql, this.destinations)
     this.subscriptions = new SubscriptionStore(this.sql, this.destinations)
+    this.publisher = new Publisher(this.sql, this.destinations, this.queues, this.topics)
     this.notifier = new ChangeNotifier(home)
   }
 
@@ -132,6 +140,7 @@ export class FileBroker implements Broker {
         deadLettered: dlq?.depth ?? 0,
         oldestAgeMs: counts.oldestPublishedAt === null ? null : Math.max(0, now - counts.oldestPublishedAt),
         totals: queue.totals,
+        rates: this.destinations.rates(queue.id, now),
       }
     })
   }
@@ -144,16 +153,35 @@ export class FileBroker implements Broker {
     validateName(name, options.kind === 'topic' ? 'topic name' : 'destination name')
     if (messages.length === 0) return []
     validateMessages(messages)
-    return this.sql.write(() => {
+    const results: PublishResult[] = []
+    const deadline = Date.now() + (options.blockTimeoutMs ?? Number.POSITIVE_INFINITY)
+    let pending = messages
+    for (;;) {
+      const mark = this.notifier.mark()
+      const step = this.sql.write(() => {
+        const destination = this.resolveForPublish(name, options)
+        checkBodySizes(destination.name, destination.settings.maxBodyBytes, pending)
+        if (destination.kind === 'topic' && pending.some((m) => m.deliverAt !== undefined || m.ttlMs !== undefined || m.priority)) {
+          throw new InvalidInputError(`${name} is a topic: delays, TTLs and priorities apply to queues`, {hint: 'publish without --delay, --at, --ttl and --priority'})
+        }
+        return this.publisher.step(destination, pending, Date.now())
+      })
+      results.push(...step.results)
+      if (step.rest.length === 0) return results
+      // Overflow "block": wait for consumers to make room (their acks wake us), up to the deadline.
       const now = Date.now()
-      const destination = this.resolveForPublish(name, options)
-      checkBodySizes(destination.name, destination.settings.maxBodyBytes, messages)
-      const ids =
-        destination.kind === 'topic'
-          ? this.topics.insert(destination as DestinationRow<TopicSettings>, messages, now)
-          : this.queues.insert(destination as DestinationRow, messages, now)
-      return ids.map((id) => ({id: String(id), destination: name, kind: destination.kind as DestinationKind}))
-    })
+      if (options.signal?.aborted) throw new InterruptedError()
+      if (now >= deadline || this.closed) {
+        const waited = options.blockTimeoutMs === undefined ? '' : ` for ${formatDuration(options.blockTimeoutMs)}`
+        const error = new QueueFullError(`${step.full} and stayed full${waited}`, {
+          hint: `${results.length} of ${messages.length} messages were published; wait longer with --wait, or let consumers catch up`,
+        })
+        error.published = results
+        throw error
+      }
+      pending = step.rest
+      await this.notifier.wait(mark, Math.min(deadline - now, FALLBACK_POLL_MS), options.signal)
+    }
   }
 
   /**
@@ -205,15 +233,96 @@ export class FileBroker implements Broker {
     if (!(options.max >= 1)) throw new InvalidInputError('the number of messages to receive must be at least 1')
     const deadline = Date.now() + (options.waitMs ?? 0)
     for (;;) {
-      this.notifier.reset()
+      const mark = this.notifier.mark()
       const {deliveries, nextDueAt} = attempt()
       if (deliveries.length > 0) return deliveries
       const now = Date.now()
       if (now >= deadline || options.signal?.aborted || this.closed) return []
       const until = Math.min(deadline, nextDueAt, now + (options.pollIntervalMs ?? FALLBACK_POLL_MS))
-      if (options.pollIntervalMs === undefined) await this.notifier.wait(until - now, options.signal)
+      if (options.pollIntervalMs === undefined) await this.notifier.wait(mark, until - now, options.signal)
       else await sleep(until - now, options.signal)
     }
+  }
+
+  // ---- dead letters
+
+  async listDeadLetterQueues(): Promise<DeadLetterQueueInfo[]> {
+    return this.sql.read(() => {
+      const sources = new Map<string, string[]>()
+      const owners = [
+        ...this.destinations.list<QueueSettings>('queue').map((q) => ({name: q.name, dlq: q.settings.deadLetterQueue})),
+        ...this.destinations.list<QueueSettings>('subscription').map((d) => ({name: subscriptionName(d.name), dlq: d.settings.deadLetterQueue})),
+      ]
+      for (const owner of owners) if (owner.dlq) sources.set(owner.dlq, [...(sources.get(owner.dlq) ?? []), owner.name])
+      const now = Date.now()
+      return [...sources.entries()]
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([name, from]) => {
+          const row = this.destinations.get(name)
+          const oldest = row ? this.queues.counts(row.id, now).oldestPublishedAt : null
+          return {name, messages: row?.depth ?? 0, oldestAgeMs: oldest === null ? null : now - oldest, sources: from}
+        })
+    })
+  }
+
+  async deadLetterQueueOf(name: string): Promise<string> {
+    return this.sql.read(() => this.redriveTarget(name).deadLetterQueue)
+  }
+
+  /** The queue or durable subscription `name` and its dead-letter queue. */
+  private redriveTarget(name: string): {owner: DestinationRow; deadLetterQueue: string} {
+    validateName(name, 'queue or subscription name')
+    const queue = this.destinations.get(name)
+    const subscription = this.subscriptions.get(name)
+    const owner = queue?.kind === 'queue' ? queue : subscription ? this.destinations.getById(subscription.destId) : undefined
+    if (!owner) throw new NotFoundError('queue or subscription', name, {hint: 'see `mq dlq list`'})
+    const dlq = owner.settings.deadLetterQueue
+    if (!dlq) throw new InvalidInputError(`${name} has no dead-letter queue`, {hint: 'its dead letters stay in place'})
+    return {owner, deadLetterQueue: dlq}
+  }
+
+  async redrive(name: string, options: RedriveOptions = {}): Promise<RedriveResult> {
+    const {owner, deadLetterQueue} = this.sql.read(() => this.redriveTarget(name))
+    const result: RedriveResult = {deadLetterQueue, target: name, examined: 0, moved: 0, dryRun: options.dryRun ?? false, ids: []}
+    const limit = options.limit ?? Number.POSITIVE_INFINITY
+    const limiter = options.ratePerSecond === undefined ? undefined : new RateLimiter(options.ratePerSecond)
+    const page = this.sql.q(
+      'SELECT id, body, headers, priority FROM messages WHERE dest_id = ? AND state = 0 AND priority = ? AND id > ? ORDER BY id LIMIT 200',
+    )
+    // Walk the dead-letter queue in delivery order, one priority level at a time, by id.
+    for (let priority = 9; priority >= 0 && result.moved < limit; priority--) {
+      let after = 0
+      for (;;) {
+        if (options.signal?.aborted || result.moved >= limit) return result
+        const budget = limiter ? await limiter.take(Math.min(200, limit - result.moved), options.signal) : Math.min(200, limit - result.moved)
+        if (budget === 0) return result
+        const moved = this.sql.write(() => {
+          const dlq = this.destinations.get(deadLetterQueue)
+          if (!dlq) return {rows: 0, moved: 0, last: after}
+          const rows = page.all(dlq.id, priority, after) as {id: number; body: string; headers: string | null; priority: number}[]
+          let count = 0
+          let last = after
+          for (const row of rows) {
+            if (count >= budget) break
+            last = row.id
+            result.examined++
+            const headers = decodeHeaders(row.headers)
+            if (options.filter && !options.filter({body: row.body, headers})) continue
+            result.ids.push(String(row.id))
+            count++
+            if (result.dryRun) continue
+            headers['x-redrive-count'] = String(Number(headers['x-redrive-count'] ?? 0) + 1)
+            this.queues.requeue(owner, row.id, {body: row.body, headers, priority: row.priority}, Date.now())
+          }
+          return {rows: rows.length, moved: count, last}
+        })
+        result.moved += moved.moved
+        limiter?.giveBack(budget - moved.moved)
+        if (moved.rows === 0 || moved.last === after) break
+        after = moved.last
+      }
+    }
+    return result
   }
 
   // ---- topics
@@ -362,10 +471,16 @@ export class FileBroker implements Broker {
     })
     // Redeliveries (nacked, or whose lease ran out) come first: they are the oldest messages.
     const pending = this.queues.take(dest, options.max, options.autoAck, visibility, now)
-    const logs = this.topics.byIds(pending.map((p) => p.ref_id!))
+    const logs = this.topics.byIds(pending.filter((p) => p.ref_id !== null).map((p) => p.ref_id!))
     const deliveries: Delivery[] = []
     for (const pointer of pending) {
-      const log = logs.get(pointer.ref_id!)
+      if (pointer.ref_id === null) {
+        // A redriven dead letter carries its own body.
+        const headers = decodeHeaders(pointer.headers)
+        deliveries.push({...delivery({id: pointer.id, dest_id: 0, body: pointer.body, headers: pointer.headers, published_at: pointer.published_at}, pointer.attempts, pointer.receipt), topic: headers['x-original-topic'] ?? '', headers})
+        continue
+      }
+      const log = logs.get(pointer.ref_id)
       if (log) deliveries.push(delivery(log, pointer.attempts, pointer.receipt))
       else if (!options.autoAck) this.queues.drop(pointer.id) // discarded by retention meanwhile
     }
@@ -442,6 +557,14 @@ export class FileBroker implements Broker {
     return this.sql.write(() => {
       const now = Date.now()
       return parsed.map((r) => this.queues.nack(r.messageId, r.token, settings, now))
+    })
+  }
+
+  async stillLeased(receipts: string[]): Promise<boolean[]> {
+    const parsed = parseReceipts(receipts)
+    return this.sql.read(() => {
+      const now = Date.now()
+      return parsed.map((r) => this.queues.isLeased(r.messageId, r.token, now))
     })
   }
 
@@ -547,6 +670,12 @@ function checkBodySizes(name: string, limit: number, messages: OutgoingMessage[]
 /** Checks what does not depend on the destination: priorities and header names. */
 function validateMessages(messages: OutgoingMessage[]): void {
   messages.forEach((message, index) => {
+    if (message.dedupId !== undefined && !(message.dedupId.length >= 1 && message.dedupId.length <= 256)) {
+      throw atMessage(new InvalidInputError('a dedup id must be 1 to 256 characters'), index, messages.length)
+    }
+    if (message.ttlMs !== undefined && !(message.ttlMs >= 1)) {
+      throw atMessage(new InvalidInputError('a TTL must be positive', {hint: 'e.g. --ttl 10m'}), index, messages.length)
+    }
     if (message.priority !== undefined && !(Number.isInteger(message.priority) && message.priority >= 0 && message.priority <= 9)) {
       throw atMessage(new InvalidInputError(`priority ${message.priority} is out of range`, {hint: 'use 0 to 9'}), index, messages.length)
     }
@@ -606,18 +735,6 @@ function resolveTopicSettings(name: string, given: Partial<TopicSettings>, base:
   if (s.maxMessages !== null && (!Number.isInteger(s.maxMessages) || s.maxMessages < 1)) bad('max messages', 'use a whole number ≥ 1')
   if (s.maxBytes !== null && (!Number.isInteger(s.maxBytes) || s.maxBytes < 1)) bad('max bytes', 'use a whole number ≥ 1')
   if (!Number.isInteger(s.maxBodyBytes) || s.maxBodyBytes < 1 || s.maxBodyBytes > 256 * 1024 * 1024) bad('max body size', 'use 1 byte to 256 MiB')
+  if (!(s.dedupWindowMs >= 0)) bad('dedup window', 'use a duration ≥ 0')
   return s
-}
-
-async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  if (ms <= 0 || signal?.aborted) return
-  await new Promise<void>((resolve) => {
-    const done = () => {
-      clearTimeout(timer)
-      signal?.removeEventListener('abort', done)
-      resolve()
-    }
-    const timer = setTimeout(done, ms)
-    signal?.addEventListener('abort', done, {once: true})
-  })
 }

@@ -132,6 +132,15 @@ export class QueueStore {
     return refs.map((ref) => formatReceipt(Number(insert.run(owner.id, now + visibilityTimeoutMs, ref.published_at, token, ref.id).lastInsertRowid), token))
   }
 
+  /** Moves a message to the back of `owner` as a new message (redrive): new id, ready now. */
+  requeue(owner: DestinationRow, id: number, message: {body: string; headers: Headers; priority: number}, now: number): number {
+    this.sql.q('DELETE FROM messages WHERE id = ?').run(id)
+    const info = this.sql
+      .q(`INSERT INTO messages (dest_id, state, priority, visible_at, published_at, size, body, headers) VALUES (?, ${READY}, ?, ?, ?, ?, ?, ?)`)
+      .run(owner.id, message.priority, now, now, Buffer.byteLength(message.body), message.body, encodeHeaders(message.headers))
+    return Number(info.lastInsertRowid)
+  }
+
   /** Removes a row whose log message is gone (discarded by retention). */
   drop(id: number): void {
     this.sql.q('DELETE FROM messages WHERE id = ?').run(id)
@@ -173,6 +182,11 @@ export class QueueStore {
       .q('UPDATE messages SET state = ?, visible_at = ?, lease_token = NULL, last_error = coalesce(?, last_error) WHERE id = ?')
       .run(delayMs > 0 ? WAITING : READY, now + delayMs, options.error ?? null, messageId)
     return 'released'
+  }
+
+  /** Whether this delivery still holds its lease (not settled, not expired, not redelivered). */
+  isLeased(messageId: number, token: string, now: number): boolean {
+    return this.sql.q('SELECT 1 FROM messages WHERE id = ? AND lease_token = ? AND state = 1 AND visible_at > ?').get(messageId, token, now) !== undefined
   }
 
   /** Moves the lease end to `now + byMs`. False when stale. */

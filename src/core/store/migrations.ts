@@ -76,4 +76,25 @@ export const MIGRATIONS: readonly string[] = [
     created_at INTEGER NOT NULL
   ) STRICT;
   `,
+  // 3: idempotent publishing and publish/ack rates.
+  `
+  -- A dedup id seen within the destination's window maps to the message first stored with it.
+  CREATE TABLE dedup (
+    dest_id INTEGER NOT NULL,
+    dedup_id TEXT NOT NULL,
+    message_id INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (dest_id, dedup_id)
+  ) STRICT, WITHOUT ROWID;
+  CREATE INDEX dedup_expiry ON dedup (expires_at);
+
+  -- Per-minute counters behind the publish and ack rates of \`queue stats\`.
+  CREATE TABLE rates (
+    dest_id INTEGER NOT NULL,
+    minute INTEGER NOT NULL,
+    published INTEGER NOT NULL DEFAULT 0,
+    acked INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (dest_id, minute)
+  ) STRICT, WITHOUT ROWID;
+  `,
 ]

@@ -1,0 +1,4 @@
+import {dlqPeek} from '../../cli/defs/dlq.js'
+import {oclifCommand} from '../../cli/oclif-adapter.js'
+
+export default oclifCommand(dlqPeek)

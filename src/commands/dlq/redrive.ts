@@ -1,0 +1,4 @@
+import {dlqRedrive} from '../../cli/defs/dlq.js'
+import {oclifCommand} from '../../cli/oclif-adapter.js'
+
+export default oclifCommand(dlqRedrive)
