@@ -54,8 +54,11 @@ subscription pattern matches it), otherwise a queue, created on first use. Print
     if (flags.lines || flags.envelopes) {
       if (args.body !== undefined) throw new InvalidInputError(`--${flags.lines ? 'lines' : 'envelopes'} reads stdin; do not pass a body`)
       if (flags['dedup-id'] !== undefined) throw new InvalidInputError('--dedup-id names one message', {hint: 'publish messages one at a time to give each its own dedup id'})
-      const toMessage = (line: string, number: number): OutgoingMessage =>
-        flags.envelopes ? {...timing, ...withHeaders(parseEnvelope(line, number), headers)} : {...timing, body: line, headers}
+      const timed = timing.deliverAt !== undefined || timing.ttlMs !== undefined || timing.priority !== undefined
+      const toMessage = (line: string, number: number): OutgoingMessage => {
+        const message = flags.envelopes ? withHeaders(parseEnvelope(line, number), headers) : {body: line, headers}
+        return timed ? {...timing, ...message} : message
+      }
       await publishStream(ctx, name, toMessage, options)
       return undefined
     }

@@ -166,7 +166,8 @@ export class FileBroker implements Broker {
         }
         return this.publisher.step(destination, pending, Date.now())
       })
-      results.push(...step.results)
+      // A whole file can be one batch: spreading 200k results as arguments would overflow the stack.
+      for (const result of step.results) results.push(result)
       if (step.rest.length === 0) return results
       // Overflow "block": wait for consumers to make room (their acks wake us), up to the deadline.
       const now = Date.now()

@@ -36,6 +36,8 @@ interface LeasedRow {
 }
 
 const LEASED_COLUMNS = 'id, dest_id, attempts, headers, last_error, expires_at, ref_id'
+/** The columns a publish writes, in the order of `insert`'s rows. */
+export const MESSAGE_COLUMNS = ['dest_id', 'state', 'priority', 'visible_at', 'published_at', 'expires_at', 'size', 'body', 'headers'] as const
 
 /** Upper bound of rows one receive transaction moves, to keep write locks short. */
 const MAX_BATCH = 1000
@@ -49,16 +51,11 @@ export class QueueStore {
 
   /** Inserts validated messages; call inside a write transaction. Returns the new ids. */
   insert(queue: DestinationRow, messages: OutgoingMessage[], now: number): number[] {
-    const insert = this.sql.q(
-      `INSERT INTO messages (dest_id, state, priority, visible_at, published_at, expires_at, size, body, headers)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    )
-    const ids: number[] = []
     const defaultTtl = queue.settings.defaultTtlMs
-    for (const message of messages) {
+    const rows = messages.map((message) => {
       const delayed = message.deliverAt !== undefined && message.deliverAt > now
       const ttl = message.ttlMs ?? defaultTtl
-      const info = insert.run(
+      return [
         queue.id,
         delayed ? WAITING : READY,
         message.priority ?? 0,
@@ -68,9 +65,9 @@ export class QueueStore {
         Buffer.byteLength(message.body),
         message.body,
         encodeHeaders(message.headers),
-      )
-      ids.push(Number(info.lastInsertRowid))
-    }
+      ]
+    })
+    const ids = this.sql.insertMessages(MESSAGE_COLUMNS, rows)
     this.destinations.bump(queue.id, 'published_total', ids.length)
     return ids
   }

@@ -2,6 +2,9 @@ import type {Statement} from 'better-sqlite3'
 
 import {type Db, storeError} from '../store/database.js'
 
+/** Rows per multi-row INSERT; chunks of other sizes (the tail of a batch) get their own statement. */
+const MULTI_ROW = 64
+
 /**
  * A connection with a statement cache and write transactions that always start with
  * `BEGIN IMMEDIATE`, so concurrent processes queue on the write lock instead of failing with
@@ -23,6 +26,23 @@ export class Sql {
       this.statements.set(source, statement)
     }
     return statement
+  }
+
+  /**
+   * Inserts many rows into `messages`, 64 per statement (about twice as fast as one by one), and
+   * returns their ids. Inside the write transaction nobody else inserts, so the ids of one
+   * multi-row INSERT are consecutive and end at `lastInsertRowid`.
+   */
+  insertMessages(columns: readonly string[], rows: unknown[][]): number[] {
+    const ids: number[] = []
+    const placeholders = `(${columns.map(() => '?').join(', ')})`
+    for (let start = 0; start < rows.length; start += MULTI_ROW) {
+      const chunk = rows.slice(start, start + MULTI_ROW)
+      const statement = this.q(`INSERT INTO messages (${columns.join(', ')}) VALUES ${Array(chunk.length).fill(placeholders).join(', ')}`)
+      const last = Number(statement.run(chunk.flat()).lastInsertRowid)
+      for (let id = last - chunk.length + 1; id <= last; id++) ids.push(id)
+    }
+    return ids
   }
 
   /** Every statement compiled so far (the query-plan test checks each one). */

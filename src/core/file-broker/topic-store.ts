@@ -1,7 +1,7 @@
 import type {OutgoingMessage, TopicSettings} from '../broker.js'
 import type {TopicPattern} from '../names.js'
 import type {DestinationRow, Destinations} from './destinations.js'
-import {encodeHeaders, LOGGED} from './queue-store.js'
+import {encodeHeaders, LOGGED, MESSAGE_COLUMNS} from './queue-store.js'
 import type {Sql} from './sql.js'
 
 /** A message in a topic's log. */
@@ -28,12 +28,8 @@ export class TopicStore {
 
   /** Appends to the log (call inside a write transaction); returns the new ids. */
   insert(topic: DestinationRow<TopicSettings>, messages: OutgoingMessage[], now: number): number[] {
-    const insert = this.sql.q(
-      `INSERT INTO messages (dest_id, state, priority, visible_at, published_at, size, body, headers) VALUES (?, ${LOGGED}, 0, ?, ?, ?, ?, ?)`,
-    )
-    const ids = messages.map((m) =>
-      Number(insert.run(topic.id, now, now, Buffer.byteLength(m.body), m.body, encodeHeaders(m.headers)).lastInsertRowid),
-    )
+    const rows = messages.map((m) => [topic.id, LOGGED, 0, now, now, null, Buffer.byteLength(m.body), m.body, encodeHeaders(m.headers)])
+    const ids = this.sql.insertMessages(MESSAGE_COLUMNS, rows)
     this.destinations.bump(topic.id, 'published_total', ids.length)
     this.enforceRetention(topic.id, now)
     return ids
