@@ -1,0 +1,326 @@
+import {InvalidInputError} from '../errors.js'
+import {validateName} from '../names.js'
+import {parseDuration} from '../units.js'
+import {type CompiledPattern, compilePattern, PatternError} from './pattern.js'
+import {parseSchedule, type Schedule} from './cron.js'
+
+/**
+ * The rules document (`rules.json`): rules that turn events into actions, and the sources that
+ * produce events. Hand-editable JSON; everything is validated on load, with errors that name the
+ * rule and the path inside it. Durations are strings such as "500ms", "30s", "5m".
+ */
+
+export type ExecAction = {
+  type: 'exec'
+  /** argv; with `shell: true` a single string run by `sh -c` (no templates allowed in it). */
+  command: string[] | string
+  shell?: boolean
+  /** Extra environment; values may use templates. */
+  env?: Record<string, string>
+  cwd?: string
+  timeout?: string
+}
+export type PublishAction = {
+  type: 'publish'
+  /** Queue or topic name (templates allowed). */
+  to: string
+  /** Body template; default: the whole event as JSON. */
+  body?: string
+  headers?: Record<string, string>
+  topic?: boolean
+}
+export type HttpAction = {
+  type: 'http'
+  url: string
+  /** CloudEvents HTTP binding: the whole event as JSON (structured), or data as body with ce-* headers (binary). */
+  mode?: 'structured' | 'binary'
+  method?: 'POST' | 'PUT'
+  headers?: Record<string, string>
+  timeout?: string
+}
+export type FileAction = {
+  type: 'file'
+  /** Appended to, one JSON line per event; relative to the rules file's folder. */
+  path: string
+}
+export type LogAction = {type: 'log'}
+export type ActionSpec = ExecAction | PublishAction | HttpAction | FileAction | LogAction
+
+export interface RetryPolicy {
+  /** Attempts in all (default 3). */
+  maxAttempts: number
+  /** First backoff; doubles per attempt with jitter (default 1s). */
+  backoffMs: number
+  maxBackoffMs: number
+  /** Give up once the first attempt is this old (default 10m). */
+  maxAgeMs: number
+}
+
+export type Concurrency = 'parallel' | 'serial' | 'drop'
+
+export interface RuleSpec {
+  name: string
+  description?: string
+  enabled?: boolean
+  pattern: Record<string, unknown>
+  actions: ActionSpec[]
+  retry?: {maxAttempts?: number; backoff?: string; maxBackoff?: string; maxAge?: string}
+  concurrency?: Concurrency
+}
+
+export type SourceSpec =
+  | {name: string; type: 'schedule'; every?: string; cron?: string; event: EventTemplate; enabled?: boolean}
+  | {name: string; type: 'watch-file'; path: string; event: EventTemplate; enabled?: boolean}
+  | {name: string; type: 'poll-command'; command: string[]; every: string; event: EventTemplate; enabled?: boolean}
+
+/** What a source's events look like: `type` is required, the rest is optional. */
+export interface EventTemplate {
+  type: string
+  source?: string
+  subject?: string
+  data?: unknown
+}
+
+export interface RulesDocument {
+  rules: RuleSpec[]
+  sources?: SourceSpec[]
+  settings?: {dedupWindow?: string}
+}
+
+/** A validated rule, ready to match. */
+export interface Rule {
+  spec: RuleSpec
+  name: string
+  enabled: boolean
+  pattern: CompiledPattern
+  actions: ActionSpec[]
+  retry: RetryPolicy
+  concurrency: Concurrency
+}
+
+export const DEFAULT_RETRY: Readonly<RetryPolicy> = Object.freeze({maxAttempts: 3, backoffMs: 1_000, maxBackoffMs: 30_000, maxAgeMs: 10 * 60_000})
+export const DEFAULT_DEDUP_WINDOW_MS = 60 * 60_000
+
+export interface ValidatedDocument {
+  document: RulesDocument
+  rules: Rule[]
+  sources: SourceSpec[]
+  /** Parsed schedules of schedule sources, by source name. */
+  schedules: Map<string, Schedule>
+  dedupWindowMs: number
+}
+
+/** Validates a whole document; the first problem is reported with the file, rule and path. */
+export function validateDocument(raw: unknown, file: string): ValidatedDocument {
+  const fail = (where: string, why: string): never => {
+    throw new InvalidInputError(`${file}: ${where}: ${why}`, {code: 'bad_rules', hint: 'fix the rules document (see README: Rules)'})
+  }
+  if (!isObject(raw)) fail('the document', 'must be a JSON object with a "rules" array')
+  const doc = raw as Record<string, unknown>
+  for (const key of Object.keys(doc)) if (!['rules', 'sources', 'settings', '$schema'].includes(key)) fail(`"${key}"`, 'unknown top-level key (expected rules, sources, settings)')
+  const rawRules = doc.rules ?? []
+  if (!Array.isArray(rawRules)) fail('"rules"', 'must be an array')
+  const names = new Set<string>()
+  const rules = (rawRules as unknown[]).map((value, index) => {
+    const rule = validateRule(value, (where, why) => fail(ruleLabel(value, index) + (where ? ` at ${where}` : ''), why))
+    if (names.has(rule.name)) fail(ruleLabel(value, index), `the name "${rule.name}" is used twice`)
+    names.add(rule.name)
+    return rule
+  })
+  const rawSources = doc.sources ?? []
+  if (!Array.isArray(rawSources)) fail('"sources"', 'must be an array')
+  const schedules = new Map<string, Schedule>()
+  const sourceNames = new Set<string>()
+  const sources = (rawSources as unknown[]).map((value, index) => {
+    const label = `source ${isObject(value) && typeof value.name === 'string' ? `"${value.name}"` : `#${index + 1}`}`
+    const source = validateSource(value, schedules, (where, why) => fail(`${label}${where ? ` at ${where}` : ''}`, why))
+    if (sourceNames.has(source.name)) fail(label, `the name "${source.name}" is used twice`)
+    sourceNames.add(source.name)
+    return source
+  })
+  let dedupWindowMs = DEFAULT_DEDUP_WINDOW_MS
+  if (doc.settings !== undefined) {
+    if (!isObject(doc.settings)) fail('"settings"', 'must be an object')
+    const settings = doc.settings as Record<string, unknown>
+    if (settings.dedupWindow !== undefined) dedupWindowMs = duration(settings.dedupWindow, (why) => fail('settings.dedupWindow', why))
+  }
+  return {document: raw as RulesDocument, rules, sources, schedules, dedupWindowMs}
+}
+
+function ruleLabel(value: unknown, index: number): string {
+  return `rule ${isObject(value) && typeof value.name === 'string' ? `"${value.name}"` : `#${index + 1}`}`
+}
+
+type Fail = (where: string, why: string) => never
+
+/** Validates one rule (also used by `rule add` before writing). */
+export function validateRule(value: unknown, fail: Fail): Rule {
+  if (!isObject(value)) return fail('', 'must be an object')
+  const spec = value as Record<string, unknown>
+  for (const key of Object.keys(spec)) {
+    if (!['name', 'description', 'enabled', 'pattern', 'actions', 'retry', 'concurrency'].includes(key)) fail(key, 'unknown field')
+  }
+  if (typeof spec.name !== 'string') fail('name', 'must be a string')
+  try {
+    validateName(spec.name as string, 'rule name')
+  } catch (error) {
+    fail('name', (error as Error).message)
+  }
+  if (spec.enabled !== undefined && typeof spec.enabled !== 'boolean') fail('enabled', 'must be true or false')
+  if (spec.description !== undefined && typeof spec.description !== 'string') fail('description', 'must be a string')
+  let pattern: CompiledPattern
+  try {
+    pattern = compilePattern(spec.pattern)
+  } catch (error) {
+    if (error instanceof PatternError) fail(`pattern${error.path.slice(1)}`, error.reason)
+    throw error
+  }
+  if (!Array.isArray(spec.actions) || spec.actions.length === 0) fail('actions', 'must be a non-empty array')
+  const actions = (spec.actions as unknown[]).map((action, index) => validateAction(action, (where, why) => fail(`actions[${index}]${where ? `.${where}` : ''}`, why)))
+  const retry = {...DEFAULT_RETRY}
+  if (spec.retry !== undefined) {
+    if (!isObject(spec.retry)) fail('retry', 'must be an object')
+    const r = spec.retry as Record<string, unknown>
+    for (const key of Object.keys(r)) if (!['maxAttempts', 'backoff', 'maxBackoff', 'maxAge'].includes(key)) fail(`retry.${key}`, 'unknown field')
+    if (r.maxAttempts !== undefined) {
+      if (!Number.isInteger(r.maxAttempts) || (r.maxAttempts as number) < 1 || (r.maxAttempts as number) > 100) fail('retry.maxAttempts', 'must be a whole number from 1 to 100')
+      retry.maxAttempts = r.maxAttempts as number
+    }
+    if (r.backoff !== undefined) retry.backoffMs = duration(r.backoff, (why) => fail('retry.backoff', why))
+    if (r.maxBackoff !== undefined) retry.maxBackoffMs = duration(r.maxBackoff, (why) => fail('retry.maxBackoff', why))
+    if (r.maxAge !== undefined) retry.maxAgeMs = duration(r.maxAge, (why) => fail('retry.maxAge', why))
+    if (retry.maxBackoffMs < retry.backoffMs) fail('retry.maxBackoff', 'must be at least retry.backoff')
+  }
+  const concurrency = (spec.concurrency ?? 'parallel') as Concurrency
+  if (!['parallel', 'serial', 'drop'].includes(concurrency)) fail('concurrency', 'must be parallel, serial or drop')
+  return {
+    spec: value as unknown as RuleSpec,
+    name: spec.name as string,
+    enabled: spec.enabled !== false,
+    pattern: pattern!,
+    actions,
+    retry,
+    concurrency,
+  }
+}
+
+const TEMPLATE = /\{\{\s*([^}]*?)\s*\}\}/
+
+function validateAction(value: unknown, fail: Fail): ActionSpec {
+  if (!isObject(value)) return fail('', 'must be an object with a "type"')
+  const a = value as Record<string, unknown>
+  const allowed = (keys: string[]) => {
+    for (const key of Object.keys(a)) if (key !== 'type' && !keys.includes(key)) fail(key, `unknown field for a ${a.type} action`)
+  }
+  const stringMap = (key: string) => {
+    if (a[key] === undefined) return
+    if (!isObject(a[key]) || Object.values(a[key] as object).some((v) => typeof v !== 'string')) fail(key, 'must be an object of strings')
+  }
+  switch (a.type) {
+    case 'exec': {
+      allowed(['command', 'shell', 'env', 'cwd', 'timeout'])
+      if (a.shell !== undefined && typeof a.shell !== 'boolean') fail('shell', 'must be true or false')
+      if (a.shell === true) {
+        if (typeof a.command !== 'string' || a.command.trim() === '') fail('command', 'with shell: true, must be a non-empty string')
+        // Event values never reach a shell string: they are in MQ_EVENT_* variables instead.
+        if (TEMPLATE.test(a.command as string)) fail('command', 'templates are not allowed in a shell command; read $MQ_EVENT_* variables (or use an argv array)')
+      } else if (!Array.isArray(a.command) || a.command.length === 0 || a.command.some((item) => typeof item !== 'string') || (a.command[0] as string) === '') {
+        fail('command', 'must be a non-empty array of strings (argv), e.g. ["./deploy.sh", "{{data.env}}"]; or set shell: true with a string')
+      }
+      stringMap('env')
+      if (a.cwd !== undefined && typeof a.cwd !== 'string') fail('cwd', 'must be a string')
+      if (a.timeout !== undefined) duration(a.timeout, (why) => fail('timeout', why))
+      break
+    }
+    case 'publish': {
+      allowed(['to', 'body', 'headers', 'topic'])
+      if (typeof a.to !== 'string' || a.to === '') fail('to', 'must be a queue or topic name')
+      if (!TEMPLATE.test(a.to as string)) {
+        try {
+          validateName(a.to as string, 'destination')
+        } catch (error) {
+          fail('to', (error as Error).message)
+        }
+      }
+      if (a.body !== undefined && typeof a.body !== 'string') fail('body', 'must be a string template')
+      if (a.topic !== undefined && typeof a.topic !== 'boolean') fail('topic', 'must be true or false')
+      stringMap('headers')
+      break
+    }
+    case 'http': {
+      allowed(['url', 'mode', 'method', 'headers', 'timeout'])
+      if (typeof a.url !== 'string' || !/^https?:\/\/\S+$/.test(a.url.replace(TEMPLATE, 'x'))) fail('url', 'must be an http:// or https:// URL')
+      if (a.mode !== undefined && a.mode !== 'structured' && a.mode !== 'binary') fail('mode', 'must be structured or binary')
+      if (a.method !== undefined && a.method !== 'POST' && a.method !== 'PUT') fail('method', 'must be POST or PUT')
+      stringMap('headers')
+      if (a.timeout !== undefined) duration(a.timeout, (why) => fail('timeout', why))
+      break
+    }
+    case 'file': {
+      allowed(['path'])
+      if (typeof a.path !== 'string' || a.path === '') fail('path', 'must be a file path')
+      break
+    }
+    case 'log':
+      allowed([])
+      break
+    default:
+      fail('type', 'must be exec, publish, http, file or log')
+  }
+  return value as unknown as ActionSpec
+}
+
+function validateSource(value: unknown, schedules: Map<string, Schedule>, fail: Fail): SourceSpec {
+  if (!isObject(value)) return fail('', 'must be an object')
+  const s = value as Record<string, unknown>
+  if (typeof s.name !== 'string') fail('name', 'must be a string')
+  try {
+    validateName(s.name as string, 'source name')
+  } catch (error) {
+    fail('name', (error as Error).message)
+  }
+  if (s.enabled !== undefined && typeof s.enabled !== 'boolean') fail('enabled', 'must be true or false')
+  if (!isObject(s.event) || typeof (s.event as Record<string, unknown>).type !== 'string' || (s.event as Record<string, string>).type === '') {
+    fail('event', 'must be an object with a "type", e.g. {"type": "nightly.tick"}')
+  }
+  const allowed = (keys: string[]) => {
+    for (const key of Object.keys(s)) if (!['name', 'type', 'event', 'enabled', ...keys].includes(key)) fail(key, `unknown field for a ${s.type} source`)
+  }
+  switch (s.type) {
+    case 'schedule': {
+      allowed(['every', 'cron'])
+      if ((s.every === undefined) === (s.cron === undefined)) fail('', 'give exactly one of "every" (e.g. "5m") or "cron" (e.g. "0 3 * * *")')
+      try {
+        schedules.set(s.name as string, parseSchedule(s.every !== undefined ? `every ${s.every}` : String(s.cron)))
+      } catch (error) {
+        fail(s.every !== undefined ? 'every' : 'cron', (error as Error).message)
+      }
+      break
+    }
+    case 'watch-file':
+      allowed(['path'])
+      if (typeof s.path !== 'string' || s.path === '') fail('path', 'must be a file path')
+      break
+    case 'poll-command':
+      allowed(['command', 'every'])
+      if (!Array.isArray(s.command) || s.command.length === 0 || s.command.some((c) => typeof c !== 'string')) fail('command', 'must be a non-empty array of strings (argv)')
+      duration(s.every, (why) => fail('every', why))
+      break
+    default:
+      fail('type', 'must be schedule, watch-file or poll-command')
+  }
+  return value as unknown as SourceSpec
+}
+
+function duration(value: unknown, fail: (why: string) => never): number {
+  if (typeof value !== 'string') return fail('must be a duration string such as "30s"')
+  try {
+    return parseDuration(value, 'duration')
+  } catch (error) {
+    return fail((error as Error).message)
+  }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
