@@ -10,6 +10,7 @@ const FAST_COMMANDS: Record<string, () => Promise<CommandDefinition>> = {
   nack: async () => (await import('./defs/nack.js')).default as CommandDefinition,
   extend: async () => (await import('./defs/extend.js')).default as CommandDefinition,
   subscribe: async () => (await import('./defs/subscribe.js')).default as CommandDefinition,
+  trigger: async () => (await import('./defs/trigger.js')).default as CommandDefinition,
 }
 
 /**

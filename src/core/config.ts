@@ -20,3 +20,8 @@ export function defaultHome(env: NodeJS.ProcessEnv = process.env): string {
       return join(env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'mqctl')
   }
 }
+
+/** The rules document: default `<home>/rules.json` < environment (MQ_RULES) < flag (--rules). */
+export function resolveRulesPath(flag: string | undefined, home: string, env: NodeJS.ProcessEnv = process.env): string {
+  return resolve(flag || env.MQ_RULES || join(home, 'rules.json'))
+}

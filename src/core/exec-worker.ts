@@ -1,13 +1,11 @@
-import {type ChildProcess, spawn} from 'node:child_process'
+import {spawn} from 'node:child_process'
 
 import type {Broker, Delivery} from './broker.js'
 import {type ConsumeLoopOptions, type ReceiveFn, waitBudget} from './consumer.js'
+import {OutputTail, stopGroup} from './process-group.js'
 
 /** Exit status that dead-letters a message at once (EX_DATAERR from sysexits.h). */
 export const EXIT_DEAD_LETTER = 65
-/** Grace between SIGTERM and SIGKILL when a command is stopped. */
-const KILL_GRACE_MS = 2_000
-const STDERR_TAIL_BYTES = 2_000
 
 export type ExecOutcome = 'acked' | 'retry' | 'dead-lettered' | 'released' | 'lease-lost'
 
@@ -138,10 +136,10 @@ async function handle(broker: Broker, delivery: Delivery, options: ExecWorkerOpt
   })
   child.stdin!.on('error', () => {}) // a command that ignores its stdin may close it early
   child.stdin!.end(delivery.body)
-  let tail = ''
+  const tail = new OutputTail()
   child.stderr!.on('data', (chunk: Buffer) => {
     process.stderr.write(chunk)
-    tail = (tail + chunk.toString()).slice(-STDERR_TAIL_BYTES)
+    tail.add(chunk)
   })
 
   let timedOut = false
@@ -150,19 +148,19 @@ async function handle(broker: Broker, delivery: Delivery, options: ExecWorkerOpt
       ? undefined
       : setTimeout(() => {
           timedOut = true
-          stop(child)
+          stopGroup(child)
         }, options.execTimeoutMs)
   let forced = false
   const onForce = () => {
     forced = true
-    stop(child)
+    stopGroup(child)
   }
   options.force.addEventListener('abort', onForce, {once: true})
   if (options.force.aborted) onForce()
 
   const {code, signal} = await new Promise<{code: number | null; signal: NodeJS.Signals | null}>((resolve) => {
     child.on('error', (error) => {
-      tail += String(error)
+      tail.add(String(error))
       resolve({code: 127, signal: null})
     })
     child.on('close', (exitCode, exitSignal) => resolve({code: exitCode, signal: exitSignal}))
@@ -172,7 +170,7 @@ async function handle(broker: Broker, delivery: Delivery, options: ExecWorkerOpt
 
   const durationMs = Date.now() - started
   const status = timedOut ? 'timeout' : signal ?? String(code)
-  const error = describeFailure(status, tail, options.execTimeoutMs)
+  const error = describeFailure(status, tail.toString(), options.execTimeoutMs)
   const event = (outcome: ExecOutcome, message?: string): ExecEvent => ({delivery, outcome, status, durationMs, error: message})
 
   try {
@@ -197,23 +195,6 @@ function describeFailure(status: string, stderrTail: string, timeoutMs?: number)
   const last = stderrTail.trim().split('\n').slice(-3).join(' | ')
   const what = status === 'timeout' ? `timed out after ${timeoutMs}ms` : /^\d+$/.test(status) ? `exit ${status}` : `killed by ${status}`
   return last ? `${what}: ${last}` : what
-}
-
-function stop(child: ChildProcess): void {
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return
-  const group = -child.pid
-  try {
-    process.kill(group, 'SIGTERM')
-  } catch {
-    return
-  }
-  setTimeout(() => {
-    try {
-      process.kill(group, 'SIGKILL')
-    } catch {
-      // already gone
-    }
-  }, KILL_GRACE_MS).unref()
 }
 
 /** The MQ_* environment of one message (DESIGN §3). */

@@ -37,6 +37,8 @@ import {openDatabase} from '../store/database.js'
 import {ChangeNotifier, FALLBACK_POLL_MS} from './change-notifier.js'
 import {type DestinationRow, Destinations, resolveQueueSettings} from './destinations.js'
 import {decodeHeaders, QueueStore} from './queue-store.js'
+import type {EventJournal} from '../engine/journal.js'
+import {SqliteEventJournal} from './event-journal.js'
 import {Publisher} from './publisher.js'
 import {parseReceipts} from './receipts.js'
 import {Sql} from './sql.js'
@@ -61,6 +63,7 @@ export class FileBroker implements Broker {
   private readonly publisher: Publisher
   private readonly notifier: ChangeNotifier
   private closed = false
+  private eventJournal?: EventJournal
 
   constructor(readonly home: string, options: FileBrokerOptions = {}) {
     const db = openDatabase(home, {create: options.create})
@@ -575,6 +578,12 @@ export class FileBroker implements Broker {
       const now = Date.now()
       return parsed.map((r) => (this.queues.extend(r.messageId, r.token, byMs, now) ? 'ok' : 'stale'))
     })
+  }
+
+  /** The event engine's journal, in the same database. */
+  get journal(): EventJournal {
+    this.eventJournal ??= new SqliteEventJournal(this.sql)
+    return this.eventJournal
   }
 
   /** Diagnostics: the SQL of every statement this connection has used. */

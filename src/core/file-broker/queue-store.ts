@@ -1,4 +1,5 @@
-import type {Headers, NackOutcome, OutgoingMessage, PeekedMessage, QueueSettings} from '../broker.js'
+import {backoffDelayMs} from '../backoff.js'
+import type {Headers, NackOutcome, OutgoingMessage, PeekedMessage} from '../broker.js'
 import {InvalidInputError} from '../errors.js'
 import type {DestinationRow, Destinations} from './destinations.js'
 import {formatReceipt, newLeaseToken} from './receipts.js'
@@ -174,7 +175,7 @@ export class QueueStore {
         return 'dead-lettered'
       }
     }
-    const delayMs = options.backoff ? retryDelayMs(settings, row.attempts) : options.delayMs
+    const delayMs = options.backoff ? backoffDelayMs(settings.retryBackoffMs, settings.retryBackoffMaxMs, row.attempts) : options.delayMs
     this.sql
       .q('UPDATE messages SET state = ?, visible_at = ?, lease_token = NULL, last_error = coalesce(?, last_error) WHERE id = ?')
       .run(delayMs > 0 ? WAITING : READY, now + delayMs, options.error ?? null, messageId)
@@ -344,11 +345,6 @@ interface PeekRow {
   lease_token: string | null
 }
 
-/** Exponential backoff with "equal jitter": half the delay fixed, half random. */
-export function retryDelayMs(settings: Pick<QueueSettings, 'retryBackoffMs' | 'retryBackoffMaxMs'>, attempt: number): number {
-  const exp = Math.min(settings.retryBackoffMaxMs, settings.retryBackoffMs * 2 ** Math.max(0, attempt - 1))
-  return Math.round(exp / 2 + Math.random() * (exp / 2))
-}
 
 export function encodeHeaders(headers: Headers | undefined): string | null {
   if (!headers) return null

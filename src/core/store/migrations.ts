@@ -97,4 +97,64 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (dest_id, minute)
   ) STRICT, WITHOUT ROWID;
   `,
+  // 4: the event engine's journal: events, every action attempt, dedup ids, rule locks, source state.
+  `
+  CREATE TABLE events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    type TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    envelope TEXT NOT NULL,
+    -- pending, done, failed (an action dead-lettered), unmatched, duplicate
+    status TEXT NOT NULL,
+    rules TEXT NOT NULL DEFAULT '[]'
+  ) STRICT;
+  CREATE INDEX events_received ON events (received_at);
+  CREATE INDEX events_type ON events (type, received_at);
+  CREATE INDEX events_status ON events (status, received_at);
+  CREATE INDEX events_id ON events (event_id);
+
+  CREATE TABLE action_runs (
+    id INTEGER PRIMARY KEY,
+    event_seq INTEGER NOT NULL,
+    rule TEXT NOT NULL,
+    action INTEGER NOT NULL,
+    action_type TEXT NOT NULL,
+    target TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    started_at INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    -- ok, failed (will retry), dead-lettered (gave up), dropped (concurrency: drop)
+    outcome TEXT NOT NULL,
+    exit_code INTEGER,
+    http_status INTEGER,
+    error TEXT,
+    output_tail TEXT
+  ) STRICT;
+  CREATE INDEX action_runs_event ON action_runs (event_seq);
+  CREATE INDEX action_runs_rule ON action_runs (rule, event_seq);
+  CREATE INDEX action_runs_outcome ON action_runs (outcome, started_at);
+
+  CREATE TABLE event_dedup (
+    source TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (source, event_id)
+  ) STRICT, WITHOUT ROWID;
+  CREATE INDEX event_dedup_expiry ON event_dedup (expires_at);
+
+  -- Serial and drop rules take this lease while their actions run, across processes.
+  CREATE TABLE rule_locks (
+    rule TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+  ) STRICT, WITHOUT ROWID;
+
+  CREATE TABLE source_state (
+    name TEXT PRIMARY KEY,
+    state TEXT NOT NULL
+  ) STRICT, WITHOUT ROWID;
+  `,
 ]

@@ -1,0 +1,97 @@
+import {buildEvent, type CloudEvent, validateEvent} from '../../core/engine/cloudevents.js'
+import type {TriggerSummary} from '../../core/engine/engine.js'
+import {InvalidInputError, NothingArrivedError} from '../../core/errors.js'
+import {formatDuration} from '../../core/units.js'
+import type {Context} from '../context.js'
+import {defineCommand} from '../definition.js'
+import {engineFor, RULES_FLAG} from '../engine-context.js'
+import {readStdinBody} from '../input.js'
+
+const flags = {
+  data: {kind: 'string', summary: 'Event data as JSON (default: stdin when piped).', helpValue: 'JSON'},
+  source: {kind: 'string', summary: 'Event source (default: mqctl://USER@HOST).', helpValue: 'URI'},
+  subject: {kind: 'string', summary: 'Event subject.', helpValue: 'TEXT'},
+  id: {kind: 'string', summary: 'Event id (default: a new UUID); repeats within the dedup window are ignored.', helpValue: 'ID'},
+  envelope: {kind: 'boolean', summary: 'Take a whole CloudEvent (structured JSON) from the argument or stdin.'},
+  'require-match': {kind: 'boolean', summary: 'Exit 3 when no rule matched.'},
+  ...RULES_FLAG,
+} as const
+
+export default defineCommand({
+  id: 'trigger',
+  summary: 'Trigger an event: the actions of every matching rule run, with retries, and are journalled.',
+  description: `Builds a CloudEvents 1.0 event (id, time, specversion and source filled in), records it, and runs
+the actions of every enabled rule whose pattern matches, waiting for them. Exit 0 when every action
+succeeded, 1 when one failed after its retries, 3 with --require-match when no rule matched.`,
+  examples: [
+    '<%= config.bin %> trigger build.finished --data \'{"branch":"main","ok":true}\'',
+    'echo \'{"order":{"id":42}}\' | <%= config.bin %> trigger order.created --subject orders/42',
+    '<%= config.bin %> trigger --envelope < event.json --json',
+    '<%= config.bin %> trigger deploy.requested --require-match --rules ./ci/rules.json',
+  ],
+  args: [{name: 'type', summary: 'Event type (or, with --envelope, the whole event as JSON).'}],
+  flags,
+  fast: true,
+  async run({args, flags}, ctx): Promise<TriggerSummary> {
+    const event = await eventFrom(ctx, args.type, flags)
+    const {engine} = await engineFor(ctx, flags.rules)
+    const summary = await engine.handle(event)
+    if (summary.matched.length === 0 && summary.duplicateOf === undefined && flags['require-match']) {
+      if (ctx.json) ctx.out.line(JSON.stringify(summary))
+      await ctx.out.flush()
+      throw new NothingArrivedError(`no rule matched event ${event.type} (#${summary.seq})`, {hint: 'see `mq rule list`, or check a pattern with `mq rule test`'})
+    }
+    if (!summary.ok) {
+      ctx.exitCode = 1
+      for (const a of summary.actions.filter((x) => x.outcome === 'dead-lettered')) {
+        ctx.warn(`error: rule ${a.rule} action ${a.action + 1} (${a.type} ${a.target}) failed after ${a.attempts} attempt${a.attempts === 1 ? '' : 's'}: ${a.error ?? 'failed'}; see \`mq events show ${summary.seq}\``)
+      }
+    }
+    return summary
+  },
+  render(summary, ctx) {
+    if (summary.duplicateOf !== undefined) return `duplicate of event #${summary.duplicateOf} (same source and id within the dedup window): nothing ran`
+    if (!ctx.stdoutIsTTY) return undefined
+    if (summary.matched.length === 0) return `event #${summary.seq} ${summary.type}: no rule matched`
+    const lines = [`event #${summary.seq} ${summary.type}: ${summary.matched.length} rule${summary.matched.length === 1 ? '' : 's'} matched`]
+    for (const a of summary.actions) {
+      const how = a.outcome === 'ok' ? `ok in ${formatDuration(a.durationMs)}` : a.outcome === 'dropped' ? 'dropped (rule busy)' : `FAILED after ${a.attempts} attempts: ${a.error}`
+      lines.push(`  ${a.rule} → ${a.type} ${a.target}: ${how}${a.attempts > 1 && a.outcome === 'ok' ? ` (attempt ${a.attempts})` : ''}`)
+    }
+    return lines.join('\n')
+  },
+})
+
+async function eventFrom(
+  ctx: Context,
+  arg: string | undefined,
+  flags: {data?: string; source?: string; subject?: string; id?: string; envelope: boolean},
+): Promise<CloudEvent> {
+  if (flags.envelope) {
+    if (flags.data !== undefined || flags.source !== undefined || flags.subject !== undefined || flags.id !== undefined) {
+      throw new InvalidInputError('--envelope takes the whole event: --data, --source, --subject and --id do not apply')
+    }
+    const text = arg ?? (ctx.stdinIsTTY ? undefined : await readStdinBody())
+    if (text === undefined || text.trim() === '') throw new InvalidInputError('no event given', {hint: 'pass the CloudEvent JSON as an argument or on stdin'})
+    return validateEvent(parseJson(text, 'the event'))
+  }
+  if (arg === undefined) throw new InvalidInputError('missing event type', {code: 'usage', hint: 'e.g. mq trigger order.created --data \'{"id":1}\''})
+  let data: unknown
+  if (flags.data !== undefined) data = parseJson(flags.data, '--data')
+  else if (!ctx.stdinIsTTY) {
+    const text = await readStdinBody()
+    if (text.trim() !== '') data = parseJson(text, 'the data on stdin')
+  }
+  return buildEvent({type: arg, data, source: flags.source, subject: flags.subject, id: flags.id})
+}
+
+function parseJson(text: string, what: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch (error) {
+    throw new InvalidInputError(`${what} is not valid JSON (${(error as Error).message})`, {
+      code: 'bad_json',
+      hint: 'quote strings as JSON, e.g. --data \'"hello"\' or --data \'{"k":"v"}\'',
+    })
+  }
+}

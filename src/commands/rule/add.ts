@@ -1,0 +1,4 @@
+import {ruleAdd} from '../../cli/defs/rule.js'
+import {oclifCommand} from '../../cli/oclif-adapter.js'
+
+export default oclifCommand(ruleAdd)

@@ -1,0 +1,4 @@
+import {ruleDisable} from '../../cli/defs/rule.js'
+import {oclifCommand} from '../../cli/oclif-adapter.js'
+
+export default oclifCommand(ruleDisable)

@@ -1,0 +1,4 @@
+import {ruleShow} from '../../cli/defs/rule.js'
+import {oclifCommand} from '../../cli/oclif-adapter.js'
+
+export default oclifCommand(ruleShow)

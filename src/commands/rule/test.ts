@@ -1,0 +1,4 @@
+import {ruleTest} from '../../cli/defs/rule.js'
+import {oclifCommand} from '../../cli/oclif-adapter.js'
+
+export default oclifCommand(ruleTest)

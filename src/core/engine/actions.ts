@@ -1,0 +1,163 @@
+import {spawn} from 'node:child_process'
+import {appendFile} from 'node:fs/promises'
+import {isAbsolute, resolve} from 'node:path'
+
+import type {Broker} from '../broker.js'
+import {validateName} from '../names.js'
+import {OutputTail, stopGroup} from '../process-group.js'
+import {parseDuration} from '../units.js'
+import type {CloudEvent} from './cloudevents.js'
+import type {ActionSpec, ExecAction, HttpAction, PublishAction} from './rules.js'
+import {eventEnvironment, renderAll, renderTemplate} from './template.js'
+
+export interface ActionContext {
+  broker: Broker
+  /** Relative file paths and exec working folders resolve against it (the rules file's folder). */
+  baseDir: string
+  env: NodeJS.ProcessEnv
+  rule: string
+  attempt: number
+  /** Where `log` actions print, and exec output is copied. */
+  log(line: string): void
+  output?: NodeJS.WritableStream
+  signal?: AbortSignal
+}
+
+export interface ActionResult {
+  ok: boolean
+  /** What ran: argv, URL, queue or file. */
+  target: string
+  exitCode?: number
+  httpStatus?: number
+  error?: string
+  outputTail?: string
+}
+
+const DEFAULT_HTTP_TIMEOUT_MS = 10_000
+
+/** Runs one action for one event, once; the engine does the retries. */
+export async function runAction(action: ActionSpec, event: CloudEvent, ctx: ActionContext): Promise<ActionResult> {
+  switch (action.type) {
+    case 'exec':
+      return runExec(action, event, ctx)
+    case 'publish':
+      return runPublish(action, event, ctx)
+    case 'http':
+      return runHttp(action, event)
+    case 'file': {
+      const path = isAbsolute(action.path) ? action.path : resolve(ctx.baseDir, action.path)
+      try {
+        await appendFile(path, `${JSON.stringify(event)}\n`, {mode: 0o600})
+        return {ok: true, target: path}
+      } catch (error) {
+        return {ok: false, target: path, error: (error as Error).message}
+      }
+    }
+    case 'log':
+      ctx.log(JSON.stringify(event))
+      return {ok: true, target: 'log'}
+  }
+}
+
+/** A short description of what an action does, for listings (templates unrendered). */
+export function describeAction(action: ActionSpec): string {
+  switch (action.type) {
+    case 'exec':
+      return `exec ${Array.isArray(action.command) ? JSON.stringify(action.command) : action.command}`
+    case 'publish':
+      return `publish to ${action.to}`
+    case 'http':
+      return `http ${action.method ?? 'POST'} ${action.url}`
+    case 'file':
+      return `append to ${action.path}`
+    case 'log':
+      return 'log'
+  }
+}
+
+/**
+ * exec: argv with templates rendered into whole items (no shell), or with `shell: true` a fixed
+ * command string; either way the event is on stdin as JSON and in MQ_EVENT_* variables.
+ */
+async function runExec(action: ExecAction, event: CloudEvent, ctx: ActionContext): Promise<ActionResult> {
+  const argv = action.shell ? ['sh', '-c', action.command as string] : (action.command as string[]).map((item) => renderTemplate(item, event))
+  const target = JSON.stringify(argv)
+  const child = spawn(argv[0], argv.slice(1), {
+    cwd: action.cwd ? resolve(ctx.baseDir, action.cwd) : ctx.baseDir,
+    env: {...ctx.env, ...eventEnvironment(event), MQ_RULE: ctx.rule, MQ_ATTEMPT: String(ctx.attempt), ...renderAll(action.env, event)},
+    stdio: ['pipe', 'pipe', 'pipe'],
+    detached: true,
+  })
+  const tail = new OutputTail()
+  const copy = (chunk: Buffer) => {
+    tail.add(chunk)
+    ctx.output?.write(chunk)
+  }
+  child.stdout!.on('data', copy)
+  child.stderr!.on('data', copy)
+  child.stdin!.on('error', () => {})
+  child.stdin!.end(JSON.stringify(event))
+  const timeoutMs = action.timeout ? parseDuration(action.timeout) : undefined
+  let timedOut = false
+  const timer = timeoutMs === undefined ? undefined : setTimeout(() => ((timedOut = true), stopGroup(child)), timeoutMs)
+  const onAbort = () => stopGroup(child)
+  ctx.signal?.addEventListener('abort', onAbort, {once: true})
+  const result = await new Promise<ActionResult>((done) => {
+    child.on('error', (error) => done({ok: false, target, exitCode: 127, error: `cannot run ${argv[0]}: ${error.message}`}))
+    child.on('close', (code, signal) => {
+      const outputTail = tail.toString() || undefined
+      if (timedOut) done({ok: false, target, error: `timed out after ${action.timeout}`, outputTail})
+      else if (signal) done({ok: false, target, error: `killed by ${signal}`, outputTail})
+      else done({ok: code === 0, target, exitCode: code ?? undefined, error: code === 0 ? undefined : `exit ${code}`, outputTail})
+    })
+  })
+  if (timer) clearTimeout(timer)
+  ctx.signal?.removeEventListener('abort', onAbort)
+  return result
+}
+
+async function runPublish(action: PublishAction, event: CloudEvent, ctx: ActionContext): Promise<ActionResult> {
+  const to = renderTemplate(action.to, event)
+  const target = `${action.topic ? 'topic' : 'queue'} ${to}`
+  try {
+    validateName(to, 'publish target')
+    const body = action.body === undefined ? JSON.stringify(event) : renderTemplate(action.body, event)
+    const headers = {'ce-id': event.id, 'ce-source': event.source, 'ce-type': event.type, ...renderAll(action.headers, event)}
+    const [result] = await ctx.broker.publish(to, [{body, headers}], {kind: action.topic ? 'topic' : undefined})
+    return {ok: true, target, outputTail: `message ${result.id}`}
+  } catch (error) {
+    return {ok: false, target, error: (error as Error).message}
+  }
+}
+
+/** http: the CloudEvents HTTP binding, structured (the event as JSON) or binary (ce-* headers). */
+async function runHttp(action: HttpAction, event: CloudEvent): Promise<ActionResult> {
+  const url = renderTemplate(action.url, event)
+  const headers = renderAll(action.headers, event)
+  let body: string | Buffer
+  if (action.mode === 'binary') {
+    for (const [key, value] of Object.entries(event)) {
+      if (key === 'data' || key === 'data_base64' || key === 'datacontenttype' || value === undefined) continue
+      headers[`ce-${key}`] = typeof value === 'string' ? value : JSON.stringify(value)
+    }
+    headers['content-type'] ??= event.datacontenttype ?? 'application/json'
+    body =
+      event.data_base64 !== undefined
+        ? Buffer.from(event.data_base64, 'base64')
+        : typeof event.data === 'string'
+          ? event.data
+          : JSON.stringify(event.data ?? null)
+  } else {
+    headers['content-type'] ??= 'application/cloudevents+json; charset=utf-8'
+    body = JSON.stringify(event)
+  }
+  const timeoutMs = action.timeout ? parseDuration(action.timeout) : DEFAULT_HTTP_TIMEOUT_MS
+  try {
+    const response = await fetch(url, {method: action.method ?? 'POST', headers, body, signal: AbortSignal.timeout(timeoutMs)})
+    const text = (await response.text()).slice(0, 1000)
+    return {ok: response.ok, target: url, httpStatus: response.status, error: response.ok ? undefined : `HTTP ${response.status}`, outputTail: text || undefined}
+  } catch (error) {
+    const reason = (error as Error).name === 'TimeoutError' ? `timed out after ${timeoutMs}ms` : ((error as {cause?: Error}).cause?.message ?? (error as Error).message)
+    return {ok: false, target: url, error: reason}
+  }
+}

@@ -1,0 +1,188 @@
+import {randomBytes} from 'node:crypto'
+
+import {backoffDelayMs} from '../backoff.js'
+import type {Broker} from '../broker.js'
+import {sleep} from '../rate-limiter.js'
+import {type ActionResult, describeAction, runAction} from './actions.js'
+import type {CloudEvent} from './cloudevents.js'
+import type {EventJournal, RunOutcome} from './journal.js'
+import type {Rule, ValidatedDocument} from './rules.js'
+
+/** How long a serial or drop rule's lease lasts before it must be renewed. */
+const RULE_LEASE_MS = 30_000
+/** How often a serial rule waiting for its lease tries again. */
+const LOCK_POLL_MS = 50
+
+export interface ActionSummary {
+  rule: string
+  action: number
+  type: string
+  target: string
+  outcome: Exclude<RunOutcome, 'failed'>
+  attempts: number
+  exitCode?: number
+  httpStatus?: number
+  error?: string
+  durationMs: number
+}
+
+export interface TriggerSummary {
+  seq: number
+  id: string
+  type: string
+  source: string
+  /** Set when the same source and id were seen within the dedup window: nothing ran. */
+  duplicateOf?: number
+  matched: string[]
+  actions: ActionSummary[]
+  /** Every action succeeded (or was dropped by its rule's concurrency). */
+  ok: boolean
+  durationMs: number
+}
+
+export interface EngineOptions {
+  broker: Broker
+  journal: EventJournal
+  rules: ValidatedDocument
+  /** Relative paths in actions resolve against it (the rules file's folder). */
+  baseDir: string
+  env?: NodeJS.ProcessEnv
+  /** Where `log` actions print. */
+  log(line: string): void
+  /** Where exec actions' output is copied (e.g. stderr). */
+  output?: NodeJS.WritableStream
+  signal?: AbortSignal
+}
+
+/**
+ * Matches events against rules and runs the actions of every rule that matches: each action at
+ * least once, retried with exponential backoff and jitter up to the rule's attempts and age,
+ * journalled attempt by attempt; an action that gives up leaves a dead-letter record.
+ */
+export class Engine {
+  private readonly owner = `${process.pid}.${randomBytes(4).toString('hex')}`
+  private runs = 0
+
+  constructor(private readonly options: EngineOptions) {}
+
+  /** The enabled rules whose pattern matches (optionally only the rule named). */
+  match(event: CloudEvent, onlyRule?: string): Rule[] {
+    return this.options.rules.rules.filter((rule) => rule.enabled && (onlyRule === undefined || rule.name === onlyRule) && rule.pattern.matches(event))
+  }
+
+  /** Journals an event (unless a duplicate) and runs the matching rules. */
+  async handle(event: CloudEvent): Promise<TriggerSummary> {
+    const started = Date.now()
+    const {seq, duplicateOf} = await this.options.journal.record(event, this.options.rules.dedupWindowMs)
+    if (duplicateOf !== undefined) {
+      return {seq, id: event.id, type: event.type, source: event.source, duplicateOf, matched: [], actions: [], ok: true, durationMs: Date.now() - started}
+    }
+    return this.run(seq, event, this.match(event), started)
+  }
+
+  /** Runs a journalled event through the current rules again (replay); no dedup. */
+  async replay(seq: number, event: CloudEvent, onlyRule?: string): Promise<TriggerSummary> {
+    return this.run(seq, event, this.match(event, onlyRule), Date.now())
+  }
+
+  private async run(seq: number, event: CloudEvent, rules: Rule[], started: number): Promise<TriggerSummary> {
+    const actions = (await Promise.all(rules.map((rule) => this.runRule(rule, event, seq)))).flat()
+    const ok = actions.every((a) => a.outcome !== 'dead-lettered')
+    await this.options.journal.finish(seq, rules.length === 0 ? 'unmatched' : ok ? 'done' : 'failed', rules.map((r) => r.name))
+    return {seq, id: event.id, type: event.type, source: event.source, matched: rules.map((r) => r.name), actions, ok, durationMs: Date.now() - started}
+  }
+
+  /** One rule: its concurrency mode decides whether to wait for, skip, or ignore other runs. */
+  private async runRule(rule: Rule, event: CloudEvent, seq: number): Promise<ActionSummary[]> {
+    if (rule.concurrency === 'parallel') return this.runActions(rule, event, seq)
+    const {journal} = this.options
+    // A lease per run, so two events in one process are serialised as well as two processes.
+    const owner = `${this.owner}.${++this.runs}`
+    let locked = await journal.lockRule(rule.name, owner, RULE_LEASE_MS)
+    if (!locked && rule.concurrency === 'drop') {
+      const now = Date.now()
+      return Promise.all(
+        rule.actions.map(async (action, index) => {
+          const summary: ActionSummary = {rule: rule.name, action: index, type: action.type, target: describeAction(action), outcome: 'dropped', attempts: 0, durationMs: 0, error: 'the rule was already running (concurrency: drop)'}
+          await journal.recordRun({eventSeq: seq, rule: rule.name, action: index, actionType: action.type, target: summary.target, attempt: 0, startedAt: now, durationMs: 0, outcome: 'dropped', error: summary.error})
+          return summary
+        }),
+      )
+    }
+    const deadline = Date.now() + rule.retry.maxAgeMs
+    while (!locked && Date.now() < deadline && !this.options.signal?.aborted) {
+      await sleep(LOCK_POLL_MS, this.options.signal)
+      locked = await journal.lockRule(rule.name, owner, RULE_LEASE_MS)
+    }
+    const renew = setInterval(() => journal.lockRule(rule.name, owner, RULE_LEASE_MS).catch(() => {}), RULE_LEASE_MS / 3)
+    try {
+      return await this.runActions(rule, event, seq)
+    } finally {
+      clearInterval(renew)
+      await journal.unlockRule(rule.name, owner)
+    }
+  }
+
+  private async runActions(rule: Rule, event: CloudEvent, seq: number): Promise<ActionSummary[]> {
+    const summaries: ActionSummary[] = []
+    // A rule's actions run in order; each is delivered (retried) on its own.
+    for (const [index] of rule.actions.entries()) summaries.push(await this.deliver(rule, index, event, seq))
+    return summaries
+  }
+
+  private async deliver(rule: Rule, index: number, event: CloudEvent, seq: number): Promise<ActionSummary> {
+    const action = rule.actions[index]
+    const {retry} = rule
+    const first = Date.now()
+    let result: ActionResult = {ok: false, target: describeAction(action)}
+    let attempt = 0
+    for (;;) {
+      attempt++
+      const startedAt = Date.now()
+      result = await runAction(action, event, {
+        broker: this.options.broker,
+        baseDir: this.options.baseDir,
+        env: this.options.env ?? process.env,
+        rule: rule.name,
+        attempt,
+        log: this.options.log,
+        output: this.options.output,
+        signal: this.options.signal,
+      })
+      const durationMs = Date.now() - startedAt
+      const delay = backoffDelayMs(retry.backoffMs, retry.maxBackoffMs, attempt)
+      const giveUp = !result.ok && (attempt >= retry.maxAttempts || Date.now() + delay - first > retry.maxAgeMs || this.options.signal?.aborted === true)
+      const outcome: RunOutcome = result.ok ? 'ok' : giveUp ? 'dead-lettered' : 'failed'
+      await this.options.journal.recordRun({
+        eventSeq: seq,
+        rule: rule.name,
+        action: index,
+        actionType: action.type,
+        target: result.target,
+        attempt,
+        startedAt,
+        durationMs,
+        outcome,
+        exitCode: result.exitCode,
+        httpStatus: result.httpStatus,
+        error: result.error,
+        outputTail: result.outputTail,
+      })
+      if (outcome !== 'failed') {
+        return {
+          rule: rule.name,
+          action: index,
+          type: action.type,
+          target: result.target,
+          outcome,
+          attempts: attempt,
+          exitCode: result.exitCode,
+          httpStatus: result.httpStatus,
+          error: result.error,
+          durationMs: Date.now() - first,
+        }
+      }
+      await sleep(delay, this.options.signal)
+    }
+  }
+}

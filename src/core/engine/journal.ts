@@ -1,0 +1,67 @@
+import type {CloudEvent} from './cloudevents.js'
+
+/**
+ * Where the engine records events, every action attempt, dedup ids, rule locks and source state.
+ * The file broker implements it in SQLite next to the messages (`file-broker/event-journal.ts`).
+ */
+
+export type EventStatus = 'pending' | 'done' | 'failed' | 'unmatched' | 'duplicate'
+export type RunOutcome = 'ok' | 'failed' | 'dead-lettered' | 'dropped'
+
+export interface EventRecord {
+  seq: number
+  event: CloudEvent
+  receivedAt: number
+  status: EventStatus
+  /** Rules that matched. */
+  rules: string[]
+}
+
+export interface ActionRun {
+  eventSeq: number
+  rule: string
+  /** Index of the action in the rule. */
+  action: number
+  actionType: string
+  /** What it ran: argv, URL, queue or file. */
+  target: string
+  attempt: number
+  startedAt: number
+  durationMs: number
+  outcome: RunOutcome
+  exitCode?: number
+  httpStatus?: number
+  error?: string
+  outputTail?: string
+}
+
+export interface EventFilter {
+  type?: string
+  rule?: string
+  status?: EventStatus
+  since?: number
+  /** Only events after this sequence number. */
+  afterSeq?: number
+  limit: number
+  /** Oldest first (for replay) instead of newest first. */
+  ascending?: boolean
+}
+
+export interface EventJournal {
+  /**
+   * Records an event, unless one with the same source and id was recorded within `dedupWindowMs`:
+   * then nothing is recorded and `duplicateOf` names the first. Atomic across processes.
+   */
+  record(event: CloudEvent, dedupWindowMs: number): Promise<{seq: number; duplicateOf?: number}>
+  finish(seq: number, status: EventStatus, rules: string[]): Promise<void>
+  recordRun(run: ActionRun): Promise<void>
+  list(filter: EventFilter): Promise<EventRecord[]>
+  /** By journal sequence number, or by CloudEvent id (the newest with that id). */
+  get(seqOrId: string): Promise<EventRecord | undefined>
+  runs(seq: number): Promise<ActionRun[]>
+  /** Takes or renews a rule's lease; false when another live owner holds it. */
+  lockRule(rule: string, owner: string, leaseMs: number): Promise<boolean>
+  unlockRule(rule: string, owner: string): Promise<void>
+  loadSourceState(name: string): Promise<unknown>
+  saveSourceState(name: string, state: unknown): Promise<void>
+}

@@ -1,0 +1,58 @@
+import {chmod} from 'node:fs/promises'
+import {dirname} from 'node:path'
+
+import {JSONFile} from 'lowdb/node'
+import {Low} from 'lowdb'
+
+import {InvalidInputError, StoreError} from '../errors.js'
+import {type RulesDocument, type ValidatedDocument, validateDocument} from './rules.js'
+
+export interface LoadedRules {
+  path: string
+  /** The folder relative paths in the document resolve against. */
+  dir: string
+  validated: ValidatedDocument
+}
+
+/**
+ * The rules document is small, human-edited JSON, so it lives in lowdb (atomic rewrites), never
+ * in SQLite with the messages. A missing file means no rules yet.
+ */
+export async function readRules(path: string): Promise<LoadedRules> {
+  const db = await open(path)
+  return {path, dir: dirname(path), validated: validateDocument(db.data, path)}
+}
+
+/**
+ * Applies `edit` to the document and writes it back only if the result validates, so the file on
+ * disk is never left invalid by mqctl.
+ */
+export async function editRules(path: string, edit: (document: RulesDocument) => void, privateFile: boolean): Promise<LoadedRules> {
+  const db = await open(path)
+  validateDocument(db.data, path) // refuse to edit a document that is already broken
+  edit(db.data)
+  const validated = validateDocument(db.data, path)
+  try {
+    await db.write()
+    if (privateFile) await chmod(path, 0o600)
+  } catch (error) {
+    throw new StoreError(`cannot write ${path}: ${(error as NodeJS.ErrnoException).code ?? error}`, {cause: error, hint: 'check the folder permissions'})
+  }
+  return {path, dir: dirname(path), validated}
+}
+
+async function open(path: string): Promise<Low<RulesDocument>> {
+  const db = new Low<RulesDocument>(new JSONFile<RulesDocument>(path), {rules: []})
+  try {
+    await db.read()
+  } catch (error) {
+    if (error instanceof SyntaxError) {
+      throw new InvalidInputError(`${path} is not valid JSON (${error.message})`, {code: 'bad_rules', hint: 'fix the file, or move it away to start afresh'})
+    }
+    const code = (error as NodeJS.ErrnoException).code
+    if (code === 'EISDIR') throw new InvalidInputError(`${path} is a folder, not a rules file`, {code: 'bad_rules', hint: 'point --rules or MQ_RULES at a JSON file'})
+    throw new StoreError(`cannot read ${path}: ${code ?? error}`, {cause: error, hint: 'check the path and its permissions'})
+  }
+  db.data ??= {rules: []}
+  return db
+}

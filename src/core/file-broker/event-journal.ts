@@ -1,0 +1,178 @@
+import type {CloudEvent} from '../engine/cloudevents.js'
+import type {ActionRun, EventFilter, EventJournal, EventRecord, EventStatus} from '../engine/journal.js'
+import type {Sql} from './sql.js'
+
+interface EventRow {
+  seq: number
+  envelope: string
+  received_at: number
+  status: EventStatus
+  rules: string
+}
+
+interface RunRow {
+  event_seq: number
+  rule: string
+  action: number
+  action_type: string
+  target: string
+  attempt: number
+  started_at: number
+  duration_ms: number
+  outcome: ActionRun['outcome']
+  exit_code: number | null
+  http_status: number | null
+  error: string | null
+  output_tail: string | null
+}
+
+/** The engine's journal in the broker's SQLite database. */
+export class SqliteEventJournal implements EventJournal {
+  constructor(private readonly sql: Sql) {}
+
+  async record(event: CloudEvent, dedupWindowMs: number): Promise<{seq: number; duplicateOf?: number}> {
+    return this.sql.write(() => {
+      const now = Date.now()
+      const seen = this.sql.q('SELECT seq, expires_at FROM event_dedup WHERE source = ? AND event_id = ?').get(event.source, event.id) as
+        | {seq: number; expires_at: number}
+        | undefined
+      if (seen && seen.expires_at > now) return {seq: seen.seq, duplicateOf: seen.seq}
+      const seq = Number(
+        this.sql
+          .q("INSERT INTO events (event_id, source, type, received_at, envelope, status) VALUES (?, ?, ?, ?, ?, 'pending')")
+          .run(event.id, event.source, event.type, now, JSON.stringify(event)).lastInsertRowid,
+      )
+      this.sql
+        .q('INSERT INTO event_dedup (source, event_id, seq, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET seq = excluded.seq, expires_at = excluded.expires_at')
+        .run(event.source, event.id, seq, now + dedupWindowMs)
+      this.sql
+        .q('DELETE FROM event_dedup WHERE (source, event_id) IN (SELECT source, event_id FROM event_dedup WHERE expires_at <= ? LIMIT 64)')
+        .run(now)
+      return {seq}
+    })
+  }
+
+  async finish(seq: number, status: EventStatus, rules: string[]): Promise<void> {
+    this.sql.write(() => this.sql.q('UPDATE events SET status = ?, rules = ? WHERE seq = ?').run(status, JSON.stringify(rules), seq))
+  }
+
+  async recordRun(run: ActionRun): Promise<void> {
+    this.sql.write(() =>
+      this.sql
+        .q(
+          `INSERT INTO action_runs (event_seq, rule, action, action_type, target, attempt, started_at, duration_ms, outcome, exit_code, http_status, error, output_tail)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(
+          run.eventSeq,
+          run.rule,
+          run.action,
+          run.actionType,
+          run.target,
+          run.attempt,
+          run.startedAt,
+          run.durationMs,
+          run.outcome,
+          run.exitCode ?? null,
+          run.httpStatus ?? null,
+          run.error ?? null,
+          run.outputTail ?? null,
+        ),
+    )
+  }
+
+  async list(filter: EventFilter): Promise<EventRecord[]> {
+    return this.sql.read(() => {
+      const where: string[] = []
+      const params: unknown[] = []
+      const add = (clause: string, value: unknown) => {
+        if (value === undefined) return
+        where.push(clause)
+        params.push(value)
+      }
+      add('type = ?', filter.type)
+      add('status = ?', filter.status)
+      add('received_at >= ?', filter.since)
+      add('seq > ?', filter.afterSeq)
+      add('seq IN (SELECT event_seq FROM action_runs WHERE rule = ?)', filter.rule)
+      const order = filter.ascending ? 'ASC' : 'DESC'
+      const rows = this.sql
+        .q(`SELECT seq, envelope, received_at, status, rules FROM events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq ${order} LIMIT ?`)
+        .all(...params, filter.limit) as EventRow[]
+      return rows.map(toRecord)
+    })
+  }
+
+  async get(seqOrId: string): Promise<EventRecord | undefined> {
+    return this.sql.read(() => {
+      const bySeq = /^\d{1,15}$/.test(seqOrId)
+        ? (this.sql.q('SELECT seq, envelope, received_at, status, rules FROM events WHERE seq = ?').get(Number(seqOrId)) as EventRow | undefined)
+        : undefined
+      const row =
+        bySeq ??
+        (this.sql.q('SELECT seq, envelope, received_at, status, rules FROM events WHERE event_id = ? ORDER BY seq DESC LIMIT 1').get(seqOrId) as
+          | EventRow
+          | undefined)
+      return row && toRecord(row)
+    })
+  }
+
+  async runs(seq: number): Promise<ActionRun[]> {
+    return this.sql.read(() =>
+      (this.sql.q('SELECT * FROM action_runs WHERE event_seq = ? ORDER BY id').all(seq) as RunRow[]).map((row) => ({
+        eventSeq: row.event_seq,
+        rule: row.rule,
+        action: row.action,
+        actionType: row.action_type,
+        target: row.target,
+        attempt: row.attempt,
+        startedAt: row.started_at,
+        durationMs: row.duration_ms,
+        outcome: row.outcome,
+        exitCode: row.exit_code ?? undefined,
+        httpStatus: row.http_status ?? undefined,
+        error: row.error ?? undefined,
+        outputTail: row.output_tail ?? undefined,
+      })),
+    )
+  }
+
+  async lockRule(rule: string, owner: string, leaseMs: number): Promise<boolean> {
+    return this.sql.write(() => {
+      const now = Date.now()
+      const info = this.sql
+        .q(
+          `INSERT INTO rule_locks (rule, owner, expires_at) VALUES (?, ?, ?)
+           ON CONFLICT (rule) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+           WHERE rule_locks.owner = excluded.owner OR rule_locks.expires_at <= ?`,
+        )
+        .run(rule, owner, now + leaseMs, now)
+      return info.changes === 1
+    })
+  }
+
+  async unlockRule(rule: string, owner: string): Promise<void> {
+    this.sql.write(() => this.sql.q('DELETE FROM rule_locks WHERE rule = ? AND owner = ?').run(rule, owner))
+  }
+
+  async loadSourceState(name: string): Promise<unknown> {
+    const row = this.sql.read(() => this.sql.q('SELECT state FROM source_state WHERE name = ?').get(name) as {state: string} | undefined)
+    return row ? JSON.parse(row.state) : undefined
+  }
+
+  async saveSourceState(name: string, state: unknown): Promise<void> {
+    this.sql.write(() =>
+      this.sql.q('INSERT INTO source_state (name, state) VALUES (?, ?) ON CONFLICT DO UPDATE SET state = excluded.state').run(name, JSON.stringify(state)),
+    )
+  }
+}
+
+function toRecord(row: EventRow): EventRecord {
+  return {
+    seq: row.seq,
+    event: JSON.parse(row.envelope) as CloudEvent,
+    receivedAt: row.received_at,
+    status: row.status,
+    rules: JSON.parse(row.rules) as string[],
+  }
+}
