@@ -1,0 +1,65 @@
+// Issue 5 benchmarks: pattern matching throughput in-process, and the cost of `mq trigger` with no
+// matching rule next to bare `node -e ''`.
+import {writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+
+import {buildEvent} from '../dist/core/engine/cloudevents.js'
+import {validateDocument} from '../dist/core/engine/rules.js'
+import {BIN, fmt, header, median, report, tempHome, wallMs} from './lib.js'
+
+function rulesOf(count) {
+  // Varied, realistic patterns: exact types, prefixes, numeric ranges, anything-but, exists, $or.
+  return Array.from({length: count}, (_, i) => ({
+    name: `rule-${i}`,
+    pattern: [
+      {type: [`order.${i}.created`]},
+      {type: [{prefix: `svc${i}.`}], data: {level: ['error', 'fatal']}},
+      {type: ['payment.settled'], data: {amount: [{numeric: ['>', i * 10, '<=', i * 10 + 100]}]}},
+      {source: [{'anything-but': [`src-${i}`]}], type: [`audit.${i}`], data: {user: [{exists: true}]}},
+      {$or: [{type: [`a.${i}`]}, {data: {region: [`r${i}`]}}], subject: [{suffix: `/${i}`}]},
+    ][i % 5],
+    actions: [{type: 'log'}],
+  }))
+}
+
+export async function benchEngine({quick = false} = {}) {
+  header('engine: matching throughput, in-process')
+  const events = Array.from({length: 1000}, (_, i) =>
+    buildEvent({
+      type: ['order.7.created', 'payment.settled', 'svc3.crashed', 'audit.12', 'user.login'][i % 5],
+      source: `src-${i % 50}`,
+      subject: `items/${i % 100}`,
+      data: {amount: (i * 37) % 5000, level: i % 3 ? 'info' : 'error', user: 'u1', region: `r${i % 20}`, order: {id: i, lines: [{sku: 'a', qty: 2}]}},
+    }),
+  )
+  // One rule that has to look at several fields of every event, and matches some of them.
+  const single = [{name: 'one', pattern: {type: ['payment.settled', 'order.7.created'], data: {amount: [{numeric: ['>', 1000]}], level: ['error', 'info']}}, actions: [{type: 'log'}]}]
+  for (const count of [1, 1000]) {
+    const {rules} = validateDocument({rules: count === 1 ? single : rulesOf(count)}, 'bench')
+    const seconds = quick ? 0.5 : 2
+    let matched = 0
+    let processed = 0
+    const deadline = performance.now() + seconds * 1000
+    while (performance.now() < deadline) {
+      for (const event of events) {
+        for (const rule of rules) if (rule.pattern.matches(event)) matched++
+      }
+      processed += events.length
+    }
+    const perSecond = processed / seconds
+    report(`${count} rule${count === 1 ? '' : 's'}: events matched against every rule`, `${fmt(Math.round(perSecond))} events/s (${fmt(matched)} matches)`, count === 1 ? '≥ 100,000 events/s' : 'event-ruler: 220k/s (JVM, 1 rule)', count === 1 ? perSecond >= 100_000 : undefined)
+  }
+
+  header('engine: mq trigger with no matching rule (side by side, interleaved)')
+  const home = tempHome()
+  writeFileSync(join(home, 'rules.json'), JSON.stringify({rules: rulesOf(20)}))
+  const env = {...process.env, MQ_HOME: home}
+  const node = []
+  const trigger = []
+  for (let i = 0; i < (quick ? 7 : 21); i++) {
+    node.push(wallMs(process.execPath, ['-e', '']))
+    trigger.push(wallMs(process.execPath, [BIN, 'trigger', 'nothing.matches'], {env}))
+  }
+  report("node -e '' median wall", `${fmt(median(node))} ms`, '(baseline)')
+  report('mq trigger (20 rules, none match) median wall', `${fmt(median(trigger))} ms = ${fmt(median(trigger) / median(node))}×`, '≤ 2.0× node', median(trigger) / median(node) <= 2)
+}
