@@ -4,6 +4,7 @@ import {constants, type FSWatcher, watch} from 'node:fs'
 import {type FileHandle, open, stat} from 'node:fs/promises'
 import {basename, dirname, resolve} from 'node:path'
 
+import {OutputTail, stopGroup} from '../process-group.js'
 import {sleep} from '../rate-limiter.js'
 import {buildEvent, type CloudEvent} from './cloudevents.js'
 import {type IntervalSchedule, parseSchedule, type Schedule} from './cron.js'
@@ -52,8 +53,9 @@ export const FILE_FALLBACK_POLL_MS = 1_000
 /** Longest single timer: re-reading the clock this often notices suspends and clock changes. */
 const MAX_TIMER_MS = 60_000
 const READ_CHUNK_BYTES = 64 * 1024
-const STDERR_TAIL_BYTES = 500
-/** Time a killed command's pipes get to close (a grandchild may hold them) before they are cut. */
+/** End of a command's stderr kept for the log line when it fails. */
+const STDERR_KEPT_BYTES = 500
+/** Time an ended command's pipes get to close (a grandchild that left its process group may hold them) before they are cut. */
 const PIPE_GRACE_MS = 1_000
 
 /**
@@ -70,7 +72,7 @@ export function startSources(sources: SourceSpec[], schedules: Map<string, Sched
     .filter((spec) => spec.enabled !== false)
     .map((spec) => {
       const run = new SourceRun(spec, ctx, controller.signal)
-      return runSource(run, schedules).catch((error: unknown) => run.log(`stopped by an error: ${describe(error)}`))
+      return runSource(run, schedules).catch((error: unknown) => run.log(`stopped: ${describe(error)}`))
     })
 
   let stopped: Promise<void> | undefined
@@ -398,6 +400,8 @@ class FileTail {
     const [first, saved] = [this.firstOpen, this.saved]
     this.firstOpen = false
     this.saved = undefined
+    // The file is missing or was replaced: its folder may have been too.
+    if (!first) this.folder.renew()
     let handle: FileHandle
     try {
       // Non-blocking, or opening a FIFO would wait (and hold up stop()) until a writer came.
@@ -406,7 +410,10 @@ class FileTail {
       this.source.problem(isMissing(error) ? `waiting for ${this.shownPath} to appear` : `cannot open ${this.shownPath}: ${describe(error)}`)
       return undefined
     }
-    const stats = await handle.stat({bigint: true})
+    const stats = await handle.stat({bigint: true}).catch(async (error: unknown) => {
+      await handle.close()
+      throw error
+    })
     if (!stats.isFile()) {
       await handle.close()
       this.source.problem(`${this.shownPath} is not a regular file`)
@@ -470,6 +477,8 @@ class FileTail {
       const stats = await stat(this.path, {bigint: true})
       return `${stats.dev}:${stats.ino}` !== file.id
     } catch {
+      // Gone, perhaps with its folder: a new watch hears the folder made again.
+      this.folder.renew()
       return false
     }
   }
@@ -508,6 +517,16 @@ class FolderWatch {
   /** Forgets earlier changes: a change from now on ends the next {@link wait} at once. */
   arm(): void {
     this.changed = false
+    this.start()
+  }
+
+  /** Watches afresh, keeping changes seen: a watch on a folder that was deleted (and maybe made again) hears nothing more. */
+  renew(): void {
+    this.close()
+    this.start()
+  }
+
+  private start(): void {
     if (this.watcher) return
     try {
       this.watcher = watch(this.folder, {persistent: false}, (_event, file) => {
@@ -515,7 +534,7 @@ class FolderWatch {
       })
       this.watcher.on('error', () => this.close())
     } catch {
-      // The folder may not exist yet; the fallback poll goes on and arm() retries.
+      // The folder may not exist yet; the fallback poll goes on and the next arm() or renew() retries.
     }
   }
 
@@ -612,14 +631,14 @@ function runCommand(argv: string[], cwd: string, timeoutMs: number, signal: Abor
       return
     }
     const stdout = new Capture(MAX_OUTPUT_BYTES)
-    const stderr = new Capture(STDERR_TAIL_BYTES)
+    const stderr = new OutputTail(STDERR_KEPT_BYTES)
     child.stdout!.on('data', (chunk: Buffer) => stdout.add(chunk))
     child.stderr!.on('data', (chunk: Buffer) => stderr.add(chunk))
 
     let killedFor: string | undefined
     const kill = (why: string) => {
       killedFor ??= why
-      killGroup(child)
+      stopGroup(child)
     }
     const timer = setTimeout(() => kill(`timed out after ${timeoutMs}ms`), timeoutMs)
     const onAbort = () => kill('stopped')
@@ -633,8 +652,10 @@ function runCommand(argv: string[], cwd: string, timeoutMs: number, signal: Abor
     }
 
     child.on('error', (error) => finish({ok: false, problem: `could not start ${argv[0]}: ${describe(error)}`}))
-    // A background grandchild can hold the pipes open after the command exits; don't wait on it forever.
+    // What the command left running in the background would hold the pipes open (and outlive a stop):
+    // a probe has no business leaving processes behind, so they go too.
     child.on('exit', () => {
+      killLeftovers(child)
       grace = setTimeout(() => {
         child.stdout!.destroy()
         child.stderr!.destroy()
@@ -643,17 +664,17 @@ function runCommand(argv: string[], cwd: string, timeoutMs: number, signal: Abor
     child.on('close', (code, exitSignal) => {
       if (killedFor !== undefined) return finish({ok: false, problem: `${argv[0]} ${killedFor}`})
       if (code === null) return finish({ok: false, problem: `${argv[0]} was killed by ${exitSignal}`})
-      finish({ok: true, output: stdout.text(), exitCode: code, stderr: oneLine(stderr.text()), cut: stdout.overflowed})
+      finish({ok: true, output: stdout.text(), exitCode: code, stderr: oneLine(stderr.toString()), cut: stdout.overflowed})
     })
   })
 }
 
-function killGroup(child: ChildProcess): void {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return
+/** Kills what an ended command left running in its process group ({@link stopGroup} only stops running commands). */
+function killLeftovers(child: ChildProcess): void {
   try {
-    process.kill(-child.pid, 'SIGKILL')
+    process.kill(-child.pid!, 'SIGKILL')
   } catch {
-    child.kill('SIGKILL')
+    // Nothing left (the usual case), or no process groups here.
   }
 }
 
