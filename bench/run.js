@@ -2,12 +2,13 @@
 // npm run bench [-- --quick] [-- queues …]: prints figures and ratios; never fails on timing.
 import {cpus} from 'node:os'
 
+import {benchDaemon} from './daemon.js'
 import {benchEngine} from './engine.js'
 import {benchFlow} from './flow.js'
 import {benchQueues} from './queues.js'
 import {benchTopics} from './topics.js'
 
-const SUITES = {queues: benchQueues, topics: benchTopics, flow: benchFlow, engine: benchEngine}
+const SUITES = {queues: benchQueues, topics: benchTopics, flow: benchFlow, engine: benchEngine, daemon: benchDaemon}
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')
 const chosen = args.filter((a) => !a.startsWith('--'))

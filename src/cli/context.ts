@@ -1,4 +1,9 @@
+import {existsSync} from 'node:fs'
+
 import type {Broker} from '../core/broker.js'
+import {DaemonClient, DaemonUnavailableError} from '../core/daemon/client.js'
+import {daemonPaths} from '../core/daemon/files.js'
+import {InterruptedError} from '../core/errors.js'
 import {resolveHome} from '../core/config.js'
 import {FileBroker} from '../core/file-broker/index.js'
 import {Output, PLAIN, type Style} from './output.js'
@@ -35,6 +40,8 @@ export class Context {
 
   private readonly releasers: Releaser[] = []
   private openedBroker?: FileBroker
+  /** false once we know no daemon answers. */
+  private daemonClient?: DaemonClient | false
   private interrupts?: Interrupts
   private loadedStyle?: Style
 
@@ -58,6 +65,46 @@ export class Context {
       this.release(() => broker.close())
     }
     return this.openedBroker
+  }
+
+  /**
+   * A connection to the daemon of this folder when one runs, else undefined. Commands use it
+   * where it helps and fall back to the folder if it goes away (DaemonUnavailableError).
+   */
+  async daemon(): Promise<DaemonClient | undefined> {
+    if (this.daemonClient !== undefined) return this.daemonClient || undefined
+    // The socket file is only there while a daemon runs (or after a crash): skip the connect otherwise.
+    const client = existsSync(daemonPaths(this.home).socket) ? await DaemonClient.connect(this.home) : undefined
+    this.daemonClient = client ?? false
+    if (client) this.release(() => client.close())
+    return client
+  }
+
+  /** Publishing through the daemon when it runs (group commit), else straight to the folder. */
+  async publisher(): Promise<Pick<Broker, 'publish'>> {
+    const client = await this.daemon()
+    if (!client) return this.broker()
+    return {
+      publish: async (name, messages, options = {}) => {
+        const {signal, ...rest} = options
+        try {
+          const reply = client.publish(name, messages, rest)
+          if (!signal) return await reply
+          return await new Promise((resolve, reject) => {
+            const onAbort = () => {
+              client.close() // the daemon drops a blocked publish whose client went away
+              reject(new InterruptedError())
+            }
+            signal.addEventListener('abort', onAbort, {once: true})
+            reply.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+          })
+        } catch (error) {
+          if (!(error instanceof DaemonUnavailableError)) throw error
+          this.daemonClient = false
+          return this.broker().publish(name, messages, options)
+        }
+      },
+    }
   }
 
   /** Registers a release to run when the command ends (reverse order, each even if another fails). */

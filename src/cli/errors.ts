@@ -1,4 +1,4 @@
-import {InvalidInputError, isMqError, type MqError, UnexpectedError} from '../core/errors.js'
+import {InterruptedError, InvalidInputError, isMqError, type MqError, UnexpectedError} from '../core/errors.js'
 
 /**
  * The one place errors become an exit code and a line on stderr (DESIGN §3): one line saying
@@ -7,6 +7,8 @@ import {InvalidInputError, isMqError, type MqError, UnexpectedError} from '../co
 export function reportError(error: unknown, options: {json: boolean; commandId?: string; color?: boolean}): number {
   const mq = toMqError(error, options.commandId)
   if (process.env.DEBUG) console.error(error)
+  // Ctrl-C (or SIGTERM) after a clean shutdown is not an error worth a line.
+  if (mq instanceof InterruptedError) return mq.exitCode
   if (options.json) {
     process.stderr.write(`${JSON.stringify({error: {code: mq.code, message: mq.line, exitCode: mq.exitCode}})}\n`)
   } else {

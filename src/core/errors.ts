@@ -135,3 +135,9 @@ export class UnexpectedError extends MqError {
   readonly exitCode = ExitCode.failure
   readonly code = 'internal'
 }
+
+/** The daemon is not running (for `daemon status`). Exit 3. */
+export class NotRunningError extends MqError {
+  readonly exitCode = ExitCode.empty
+  readonly code = 'not_running'
+}

@@ -37,10 +37,9 @@ subscription pattern matches it), otherwise a queue, created on first use. Print
   flags,
   fast: true,
   async run({args, flags}, ctx): Promise<PublishResult | undefined> {
-    const broker = ctx.broker()
     const name =
       args.name ??
-      (await askName(ctx, 'queue or topic', (await broker.listQueues()).map((q) => q.name), 'give it as the first argument: mq publish NAME [BODY]'))
+      (await askName(ctx, 'queue or topic', (await ctx.broker().listQueues()).map((q) => q.name), 'give it as the first argument: mq publish NAME [BODY]'))
     const headers = parseHeaderFlags(flags.header)
     const kind = flags.topic ? ('topic' as const) : undefined
     if (flags.delay !== undefined && flags.at !== undefined) throw new InvalidInputError('--delay and --at cannot be combined', {hint: 'use one of them'})
@@ -69,7 +68,7 @@ subscription pattern matches it), otherwise a queue, created on first use. Print
     } else {
       decodeUtf8(Buffer.from(body))
     }
-    const [result] = await broker.publish(name, [{...timing, body, headers, dedupId: flags['dedup-id']}], options)
+    const [result] = await (await ctx.publisher()).publish(name, [{...timing, body, headers, dedupId: flags['dedup-id']}], options)
     return result
   },
   render: (result, ctx) => (result.duplicate && ctx.stdoutIsTTY ? `${result.id} (duplicate: already published)` : result.id),
@@ -82,7 +81,7 @@ async function publishStream(
   toMessage: (line: string, lineNumber: number) => OutgoingMessage,
   options: PublishOptions,
 ): Promise<void> {
-  const broker = ctx.broker()
+  const publisher = await ctx.publisher()
   let published = 0
   // The first Ctrl-C stops reading: what was read is published, then exit 130.
   options.signal?.addEventListener('abort', () => process.stdin.destroy(), {once: true})
@@ -91,7 +90,7 @@ async function publishStream(
     const messages = batch.lines.map((line, index) => toMessage(line, numbers[index]))
     let results: PublishResult[]
     try {
-      results = await broker.publish(name, messages, options)
+      results = await publisher.publish(name, messages, options)
     } catch (error) {
       if (error instanceof QueueFullError) {
         // Under --overflow block part of the batch may have gone in before the wait ran out.

@@ -1,4 +1,5 @@
 import {buildEvent, type CloudEvent, validateEvent} from '../../core/engine/cloudevents.js'
+import {DaemonUnavailableError} from '../../core/daemon/client.js'
 import type {TriggerSummary} from '../../core/engine/engine.js'
 import {InvalidInputError, NothingArrivedError} from '../../core/errors.js'
 import {formatDuration} from '../../core/units.js'
@@ -14,6 +15,7 @@ const flags = {
   id: {kind: 'string', summary: 'Event id (default: a new UUID); repeats within the dedup window are ignored.', helpValue: 'ID'},
   envelope: {kind: 'boolean', summary: 'Take a whole CloudEvent (structured JSON) from the argument or stdin.'},
   'require-match': {kind: 'boolean', summary: 'Exit 3 when no rule matched.'},
+  wait: {kind: 'boolean', summary: 'With the daemon running: wait for the actions instead of handing the event over.'},
   ...RULES_FLAG,
 } as const
 
@@ -32,10 +34,17 @@ succeeded, 1 when one failed after its retries, 3 with --require-match when no r
   args: [{name: 'type', summary: 'Event type (or, with --envelope, the whole event as JSON).'}],
   flags,
   fast: true,
-  async run({args, flags}, ctx): Promise<TriggerSummary> {
+  async run({args, flags}, ctx): Promise<TriggerSummary | Queued> {
     const event = await eventFrom(ctx, args.type, flags)
-    const {engine} = await engineFor(ctx, flags.rules)
-    const summary = await engine.handle(event)
+    const {engine, rules} = await engineFor(ctx, flags.rules)
+    const handedOver = await handOver(ctx, event, rules.path, flags.wait)
+    if (handedOver && 'queued' in handedOver) {
+      if (flags['require-match'] && engine.match(event).length === 0) {
+        throw new NothingArrivedError(`no rule matched event ${event.type} (#${handedOver.seq})`, {hint: 'see `mq rule list`, or check a pattern with `mq rule test`'})
+      }
+      return handedOver
+    }
+    const summary = handedOver ?? (await engine.handle(event))
     if (summary.matched.length === 0 && summary.duplicateOf === undefined && flags['require-match']) {
       if (ctx.json) ctx.out.line(JSON.stringify(summary))
       await ctx.out.flush()
@@ -50,6 +59,10 @@ succeeded, 1 when one failed after its retries, 3 with --require-match when no r
     return summary
   },
   render(summary, ctx) {
+    if ('queued' in summary) {
+      if (summary.duplicateOf !== undefined) return `duplicate of event #${summary.duplicateOf}: nothing to do`
+      return ctx.stdoutIsTTY ? `event #${summary.seq} handed to the daemon (mq events show ${summary.seq})` : undefined
+    }
     if (summary.duplicateOf !== undefined) return `duplicate of event #${summary.duplicateOf} (same source and id within the dedup window): nothing ran`
     if (!ctx.stdoutIsTTY) return undefined
     if (summary.matched.length === 0) return `event #${summary.seq} ${summary.type}: no rule matched`
@@ -61,6 +74,29 @@ succeeded, 1 when one failed after its retries, 3 with --require-match when no r
     return lines.join('\n')
   },
 })
+
+interface Queued {
+  seq: number
+  duplicateOf?: number
+  queued: true
+}
+
+/**
+ * With a daemon running on the same rules document, the event goes to it: journalled there before
+ * it answers, its actions run in the background (or, with --wait, before it answers). Without one,
+ * or if it goes away, the command runs the rules itself.
+ */
+async function handOver(ctx: Context, event: CloudEvent, rulesPath: string, wait: boolean): Promise<TriggerSummary | Queued | undefined> {
+  const client = await ctx.daemon()
+  if (!client) return undefined
+  try {
+    if ((await client.status()).rules.path !== rulesPath) return undefined
+    return (await client.trigger(event, wait)) as TriggerSummary | Queued
+  } catch (error) {
+    if (error instanceof DaemonUnavailableError) return undefined
+    throw error
+  }
+}
 
 async function eventFrom(
   ctx: Context,

@@ -10,6 +10,8 @@ import type {Rule, ValidatedDocument} from './rules.js'
 
 /** How long a serial or drop rule's lease lasts before it must be renewed. */
 const RULE_LEASE_MS = 30_000
+/** How long a claim on a pending event lasts before it must be renewed (else another runner takes it). */
+export const EVENT_CLAIM_MS = 60_000
 /** How often a serial rule waiting for its lease tries again. */
 const LOCK_POLL_MS = 50
 
@@ -40,6 +42,10 @@ export interface TriggerSummary {
   durationMs: number
 }
 
+function duplicateSummary(event: CloudEvent, seq: number, duplicateOf: number, started: number): TriggerSummary {
+  return {seq, id: event.id, type: event.type, source: event.source, duplicateOf, matched: [], actions: [], ok: true, durationMs: Date.now() - started}
+}
+
 export interface EngineOptions {
   broker: Broker
   journal: EventJournal
@@ -65,6 +71,17 @@ export class Engine {
 
   constructor(private readonly options: EngineOptions) {}
 
+  /** Swaps in a newly loaded rules document (the daemon reloads it when the file changes). */
+  setRules(rules: ValidatedDocument, baseDir: string): void {
+    this.options.rules = rules
+    this.options.baseDir = baseDir
+  }
+
+  /** Gives a claimed event back, so another runner takes it at once (on a forced shutdown). */
+  release(seq: number): Promise<void> {
+    return this.options.journal.releaseClaim(seq, this.owner)
+  }
+
   /** The enabled rules whose pattern matches (optionally only the rule named). */
   match(event: CloudEvent, onlyRule?: string): Rule[] {
     return this.options.rules.rules.filter((rule) => rule.enabled && (onlyRule === undefined || rule.name === onlyRule) && rule.pattern.matches(event))
@@ -73,11 +90,37 @@ export class Engine {
   /** Journals an event (unless a duplicate) and runs the matching rules. */
   async handle(event: CloudEvent): Promise<TriggerSummary> {
     const started = Date.now()
-    const {seq, duplicateOf} = await this.options.journal.record(event, this.options.rules.dedupWindowMs)
-    if (duplicateOf !== undefined) {
-      return {seq, id: event.id, type: event.type, source: event.source, duplicateOf, matched: [], actions: [], ok: true, durationMs: Date.now() - started}
+    const accepted = await this.accept(event, true)
+    if (accepted.duplicateOf !== undefined) return duplicateSummary(event, accepted.seq, accepted.duplicateOf, started)
+    return this.process(accepted.seq, event, started)
+  }
+
+  /**
+   * Journals an event as pending (unless a duplicate of one within the dedup window). With `claim`
+   * this process holds it; otherwise it waits for a runner (the daemon) to claim it.
+   */
+  accept(event: CloudEvent, claim: boolean): Promise<{seq: number; duplicateOf?: number}> {
+    return this.options.journal.record(event, this.options.rules.dedupWindowMs, claim ? {owner: this.owner, leaseMs: EVENT_CLAIM_MS} : undefined)
+  }
+
+  /** Journals several events as pending in one transaction (the daemon's group commit). */
+  acceptMany(events: CloudEvent[]): Promise<{seq: number; duplicateOf?: number}[]> {
+    return this.options.journal.recordMany(events, this.options.rules.dedupWindowMs)
+  }
+
+  /** Runs a journalled, claimed event through the rules, keeping the claim alive meanwhile. */
+  async process(seq: number, event: CloudEvent, started = Date.now()): Promise<TriggerSummary> {
+    const renew = setInterval(() => this.options.journal.renewClaim(seq, this.owner, EVENT_CLAIM_MS).catch(() => {}), EVENT_CLAIM_MS / 3)
+    try {
+      return await this.run(seq, event, this.match(event), started)
+    } finally {
+      clearInterval(renew)
     }
-    return this.run(seq, event, this.match(event), started)
+  }
+
+  /** Claims pending events for this engine (the daemon's queue of handed-over events). */
+  claimPending(limit: number) {
+    return this.options.journal.claimPending(this.owner, EVENT_CLAIM_MS, limit)
   }
 
   /** Runs a journalled event through the current rules again (replay); no dedup. */

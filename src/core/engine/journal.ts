@@ -52,7 +52,15 @@ export interface EventJournal {
    * Records an event, unless one with the same source and id was recorded within `dedupWindowMs`:
    * then nothing is recorded and `duplicateOf` names the first. Atomic across processes.
    */
-  record(event: CloudEvent, dedupWindowMs: number): Promise<{seq: number; duplicateOf?: number}>
+  record(event: CloudEvent, dedupWindowMs: number, claim?: {owner: string; leaseMs: number}): Promise<{seq: number; duplicateOf?: number}>
+  /** Records several events in one transaction (group commit), unclaimed. */
+  recordMany(events: CloudEvent[], dedupWindowMs: number): Promise<{seq: number; duplicateOf?: number}[]>
+  /** Takes pending events nobody holds (or whose holder's lease ran out), oldest first. */
+  claimPending(owner: string, leaseMs: number, limit: number): Promise<EventRecord[]>
+  /** Extends the claim on an event being processed. */
+  renewClaim(seq: number, owner: string, leaseMs: number): Promise<void>
+  releaseClaim(seq: number, owner: string): Promise<void>
+  /** Settles an event (and releases its claim). */
   finish(seq: number, status: EventStatus, rules: string[]): Promise<void>
   recordRun(run: ActionRun): Promise<void>
   list(filter: EventFilter): Promise<EventRecord[]>

@@ -3,10 +3,14 @@ import {type FSWatcher, watch} from 'node:fs'
 /** How often a waiting consumer re-checks when no change notification arrives. */
 export const FALLBACK_POLL_MS = 1_000
 
+/** The file every committing process writes a byte to (see Sql.signal). */
+export const SIGNAL_FILE = 'changes.signal'
+
 /**
- * Wakes long-polling consumers when another process writes to the broker: every commit touches
- * `broker.db-wal`, and a watch on the folder (inotify on Linux) reports it, so waiting costs no CPU.
- * A slow fallback poll covers file systems without notifications and lost events.
+ * Wakes long-polling consumers when another process commits to the broker: each commit that
+ * changed something writes to `changes.signal`, and a watch on the folder (inotify on Linux)
+ * reports it, so waiting costs no CPU. A slow fallback poll covers file systems without
+ * notifications and lost events.
  */
 export class ChangeNotifier {
   private watcher?: FSWatcher
@@ -51,7 +55,7 @@ export class ChangeNotifier {
     if (this.watcher || this.closed) return
     try {
       this.watcher = watch(this.folder, {persistent: false}, (_event, file) => {
-        if (file && !String(file).startsWith('broker.db')) return
+        if (file && String(file) !== SIGNAL_FILE) return
         this.generation++
         for (const wake of [...this.waiters]) wake()
       })

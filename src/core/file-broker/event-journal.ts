@@ -30,8 +30,17 @@ interface RunRow {
 export class SqliteEventJournal implements EventJournal {
   constructor(private readonly sql: Sql) {}
 
-  async record(event: CloudEvent, dedupWindowMs: number): Promise<{seq: number; duplicateOf?: number}> {
-    return this.sql.write(() => {
+  async record(event: CloudEvent, dedupWindowMs: number, claim?: {owner: string; leaseMs: number}): Promise<{seq: number; duplicateOf?: number}> {
+    return this.sql.write(() => this.recordOne(event, dedupWindowMs, claim))
+  }
+
+  async recordMany(events: CloudEvent[], dedupWindowMs: number): Promise<{seq: number; duplicateOf?: number}[]> {
+    return this.sql.write(() => events.map((event) => this.recordOne(event, dedupWindowMs)))
+  }
+
+  /** Call inside a write transaction. */
+  private recordOne(event: CloudEvent, dedupWindowMs: number, claim?: {owner: string; leaseMs: number}): {seq: number; duplicateOf?: number} {
+    {
       const now = Date.now()
       const seen = this.sql.q('SELECT seq, expires_at FROM event_dedup WHERE source = ? AND event_id = ?').get(event.source, event.id) as
         | {seq: number; expires_at: number}
@@ -39,8 +48,8 @@ export class SqliteEventJournal implements EventJournal {
       if (seen && seen.expires_at > now) return {seq: seen.seq, duplicateOf: seen.seq}
       const seq = Number(
         this.sql
-          .q("INSERT INTO events (event_id, source, type, received_at, envelope, status) VALUES (?, ?, ?, ?, ?, 'pending')")
-          .run(event.id, event.source, event.type, now, JSON.stringify(event)).lastInsertRowid,
+          .q("INSERT INTO events (event_id, source, type, received_at, envelope, status, claim_owner, claim_expires) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)")
+          .run(event.id, event.source, event.type, now, JSON.stringify(event), claim?.owner ?? null, claim ? now + claim.leaseMs : null).lastInsertRowid,
       )
       this.sql
         .q('INSERT INTO event_dedup (source, event_id, seq, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET seq = excluded.seq, expires_at = excluded.expires_at')
@@ -49,11 +58,35 @@ export class SqliteEventJournal implements EventJournal {
         .q('DELETE FROM event_dedup WHERE (source, event_id) IN (SELECT source, event_id FROM event_dedup WHERE expires_at <= ? LIMIT 64)')
         .run(now)
       return {seq}
+    }
+  }
+
+  async claimPending(owner: string, leaseMs: number, limit: number): Promise<EventRecord[]> {
+    return this.sql.write(() => {
+      const now = Date.now()
+      const rows = this.sql
+        .q(
+          `UPDATE events SET claim_owner = ?, claim_expires = ? WHERE seq IN (
+             SELECT seq FROM events WHERE status = 'pending' AND (claim_owner IS NULL OR claim_expires <= ?) ORDER BY status, received_at LIMIT ?)
+           RETURNING seq, envelope, received_at, status, rules`,
+        )
+        .all(owner, now + leaseMs, now, limit) as EventRow[]
+      return rows.map(toRecord).sort((a, b) => a.seq - b.seq)
     })
   }
 
+  async renewClaim(seq: number, owner: string, leaseMs: number): Promise<void> {
+    this.sql.write(() => this.sql.q('UPDATE events SET claim_expires = ? WHERE seq = ? AND claim_owner = ?').run(Date.now() + leaseMs, seq, owner))
+  }
+
+  async releaseClaim(seq: number, owner: string): Promise<void> {
+    this.sql.write(() => this.sql.q('UPDATE events SET claim_owner = NULL, claim_expires = NULL WHERE seq = ? AND claim_owner = ?').run(seq, owner))
+  }
+
   async finish(seq: number, status: EventStatus, rules: string[]): Promise<void> {
-    this.sql.write(() => this.sql.q('UPDATE events SET status = ?, rules = ? WHERE seq = ?').run(status, JSON.stringify(rules), seq))
+    this.sql.write(() =>
+      this.sql.q('UPDATE events SET status = ?, rules = ?, claim_owner = NULL, claim_expires = NULL WHERE seq = ?').run(status, JSON.stringify(rules), seq),
+    )
   }
 
   async recordRun(run: ActionRun): Promise<void> {

@@ -237,6 +237,13 @@ export class QueueStore {
     return {ready: ready + (waiting.due ?? 0), inFlight: waiting.inflight ?? 0, delayed: waiting.delayed ?? 0, oldestPublishedAt: oldest.t}
   }
 
+  /** Leased deliveries whose lease has not run out. */
+  inFlightCount(queueId: number, now: number): number {
+    return (
+      this.sql.q('SELECT count(*) AS n FROM messages WHERE dest_id = ? AND state = 1 AND visible_at > ? AND lease_token IS NOT NULL').get(queueId, now) as {n: number}
+    ).n
+  }
+
   /** Deletes every message of a queue, one state at a time so each delete uses its index. */
   purge(queueId: number): number {
     // Literal states: a partial index is only usable when the planner sees the state at prepare time.

@@ -1,6 +1,10 @@
 import type {Statement} from 'better-sqlite3'
 
+import {closeSync, openSync, writeSync} from 'node:fs'
+
 import {type Db, storeError} from '../store/database.js'
+
+const SIGNAL_BYTE = Buffer.from('.')
 
 /** Rows per multi-row INSERT; chunks of other sizes (the tail of a batch) get their own statement. */
 const MULTI_ROW = 64
@@ -12,10 +16,13 @@ const MULTI_ROW = 64
  */
 export class Sql {
   private readonly statements = new Map<string, Statement>()
+  private signalFd?: number | false
 
   constructor(
     readonly db: Db,
     private readonly where: string,
+    /** Touched after every commit that changed something, to wake waiting consumers. */
+    private readonly signalFile?: string,
   ) {}
 
   /** A prepared statement, compiled once per connection. */
@@ -54,10 +61,42 @@ export class Sql {
   write<T>(fn: () => T): T {
     try {
       if (this.db.inTransaction) return fn()
-      return this.db.transaction(fn).immediate()
+      const before = this.totalChanges()
+      const result = this.db.transaction(fn).immediate()
+      if (this.totalChanges() !== before) this.signal()
+      return result
     } catch (error) {
       throw storeError(error, this.where)
     }
+  }
+
+  private totalChanges(): number {
+    return (this.q('SELECT total_changes() AS n').get() as {n: number}).n
+  }
+
+  /**
+   * Writes a byte to the signal file once a commit is visible. Watching the WAL instead would wake
+   * consumers too early: its frames are written before the commit's fsync, and the step that makes
+   * the commit visible (the wal-index in shared memory) gives no file notification.
+   */
+  private signal(): void {
+    if (this.signalFd === false || !this.signalFile) return
+    try {
+      this.signalFd ??= openSync(this.signalFile, 'w', 0o600)
+      writeSync(this.signalFd, SIGNAL_BYTE, 0, 1, 0)
+    } catch {
+      this.signalFd = false // consumers fall back to their slow poll
+    }
+  }
+
+  close(): void {
+    if (typeof this.signalFd === 'number') closeSync(this.signalFd)
+    this.signalFd = false
+  }
+
+  /** Inside a write: runs `fn` in a SAVEPOINT, so its failure undoes only its own changes. */
+  savepoint<T>(fn: () => T): T {
+    return this.db.transaction(fn)()
   }
 
   /** Runs a read outside any write lock. */

@@ -108,7 +108,10 @@ export const MIGRATIONS: readonly string[] = [
     envelope TEXT NOT NULL,
     -- pending, done, failed (an action dead-lettered), unmatched, duplicate
     status TEXT NOT NULL,
-    rules TEXT NOT NULL DEFAULT '[]'
+    rules TEXT NOT NULL DEFAULT '[]',
+    -- Who is running a pending event's actions (a trigger process or the daemon), and until when.
+    claim_owner TEXT,
+    claim_expires INTEGER
   ) STRICT;
   CREATE INDEX events_received ON events (received_at);
   CREATE INDEX events_type ON events (type, received_at);

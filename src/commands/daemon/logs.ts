@@ -1,0 +1,4 @@
+import {daemonLogs} from '../../cli/defs/daemon.js'
+import {oclifCommand} from '../../cli/oclif-adapter.js'
+
+export default oclifCommand(daemonLogs)

@@ -1,0 +1,111 @@
+import type {Socket} from 'node:net'
+
+import type {OutgoingMessage, PublishOptions, PublishResult} from '../broker.js'
+import type {CloudEvent} from '../engine/cloudevents.js'
+import type {TriggerSummary} from '../engine/engine.js'
+import {type ExitCodeValue, MqError, QueueFullError} from '../errors.js'
+import {daemonPaths} from './files.js'
+import {connect, onJsonLines, type Reply, type Request} from './protocol.js'
+
+/** How long a command waits to reach the daemon before doing the work itself. */
+const CONNECT_TIMEOUT_MS = 300
+
+/** The daemon went away before answering: the caller does the work itself. */
+export class DaemonUnavailableError extends Error {}
+
+/** An error the daemon reported, with the exit code it maps to. */
+export class RemoteError extends MqError {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly exitCode: ExitCodeValue,
+  ) {
+    super(message)
+  }
+}
+
+export interface DaemonStatus {
+  pid: number
+  version: string
+  startedAt: string
+  uptimeMs: number
+  home: string
+  socket: string
+  http: {address: string; port: number} | null
+  rules: {path: string; rules: number; sources: number; error?: string}
+  counts: {published: number; eventsAccepted: number; eventsProcessed: number; actionsOk: number; actionsFailed: number; pendingEvents: number; inFlightEvents: number}
+}
+
+/** A connection to the daemon of a broker folder. */
+export class DaemonClient {
+  private nextId = 1
+  private readonly waiting = new Map<number, {resolve(value: unknown): void; reject(error: Error): void}>()
+  private closed = false
+
+  private constructor(private readonly socket: Socket) {
+    onJsonLines(
+      socket,
+      (value) => {
+        const reply = value as Reply
+        const pending = this.waiting.get(reply.id)
+        if (!pending) return
+        this.waiting.delete(reply.id)
+        if (reply.error) pending.reject(toError(reply.error))
+        else pending.resolve(reply.result)
+      },
+      () => {},
+    )
+    const fail = () => {
+      this.closed = true
+      for (const pending of this.waiting.values()) pending.reject(new DaemonUnavailableError('the daemon closed the connection'))
+      this.waiting.clear()
+    }
+    socket.on('close', fail)
+    socket.on('error', fail)
+  }
+
+  /** Connects when a daemon serves this folder; undefined otherwise (no daemon, or it is not answering). */
+  static async connect(home: string): Promise<DaemonClient | undefined> {
+    try {
+      return new DaemonClient(await connect(daemonPaths(home).socket, CONNECT_TIMEOUT_MS))
+    } catch {
+      return undefined
+    }
+  }
+
+  request<T>(op: Request['op'], fields: Record<string, unknown> = {}): Promise<T> {
+    if (this.closed) return Promise.reject(new DaemonUnavailableError('not connected'))
+    const id = this.nextId++
+    return new Promise<T>((resolve, reject) => {
+      this.waiting.set(id, {resolve: resolve as (value: unknown) => void, reject})
+      this.socket.write(`${JSON.stringify({id, op, ...fields})}\n`)
+    })
+  }
+
+  publish(name: string, messages: OutgoingMessage[], options: Omit<PublishOptions, 'signal'>): Promise<PublishResult[]> {
+    return this.request('publish', {name, messages, options})
+  }
+
+  /** Hands an event over (the daemon journals it before answering); with `wait`, returns once its actions ran. */
+  trigger(event: CloudEvent, wait: boolean): Promise<TriggerSummary | {seq: number; duplicateOf?: number; queued: true}> {
+    return this.request('trigger', {event, wait})
+  }
+
+  status(): Promise<DaemonStatus> {
+    return this.request('status')
+  }
+
+  close(): void {
+    this.closed = true
+    this.socket.destroy()
+  }
+}
+
+function toError(error: NonNullable<Reply['error']>): Error {
+  if (error.code === 'queue_full') {
+    const full = new QueueFullError(error.message)
+    full.published = error.published ?? []
+    return full
+  }
+  return new RemoteError(error.code, error.message, error.exitCode as ExitCodeValue)
+}

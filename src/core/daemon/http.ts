@@ -1,0 +1,201 @@
+import {timingSafeEqual} from 'node:crypto'
+import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
+import type {AddressInfo} from 'node:net'
+
+import type {OutgoingMessage, PublishOptions, PublishResult} from '../broker.js'
+import {type CloudEvent, validateEvent} from '../engine/cloudevents.js'
+import {isMqError} from '../errors.js'
+
+/** Largest request body accepted (a batch of events, or one message). */
+export const MAX_REQUEST_BYTES = 4 * 1024 * 1024
+
+export interface HttpHandlers {
+  token: string
+  publish(name: string, messages: OutgoingMessage[], options: Omit<PublishOptions, 'signal'>): Promise<PublishResult[]>
+  accept(event: CloudEvent): Promise<{seq: number; duplicateOf?: number}>
+  metrics(): Promise<string>
+  log(line: string): void
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message)
+  }
+}
+
+/**
+ * HTTP ingest on 127.0.0.1: `POST /events` (CloudEvents HTTP binding: structured, binary and batch
+ * modes), `POST /queues/<name>/messages`, `GET /metrics` (Prometheus) and `GET /healthz`. Every
+ * request but /healthz needs `Authorization: Bearer <token>` (the token file in the broker folder).
+ */
+export class DaemonHttp {
+  private readonly server: Server
+
+  constructor(private readonly handlers: HttpHandlers) {
+    this.server = createServer((request, response) => {
+      this.route(request, response).catch((error) => {
+        const status = error instanceof HttpError ? error.status : isMqError(error) ? statusFor(error.exitCode, error.code) : 500
+        const message = error instanceof HttpError ? error.message : isMqError(error) ? error.line : 'internal error'
+        if (status === 500) handlers.log(`http: ${request.method} ${request.url}: ${(error as Error)?.stack ?? error}`)
+        send(response, status, {error: {status, message}})
+      })
+    })
+    this.server.keepAliveTimeout = 5_000
+  }
+
+  listen(port: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject)
+      this.server.listen(port, '127.0.0.1', () => resolve())
+    })
+  }
+
+  address(): {address: string; port: number} {
+    const address = this.server.address() as AddressInfo
+    return {address: address.address, port: address.port}
+  }
+
+  url(): string {
+    const {address, port} = this.address()
+    return `http://${address}:${port}`
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve())
+      this.server.closeAllConnections()
+    })
+  }
+
+  private async route(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const url = new URL(request.url ?? '/', 'http://localhost')
+    if (request.method === 'GET' && url.pathname === '/healthz') return send(response, 200, {status: 'ok'})
+    this.authorize(request)
+    if (request.method === 'GET' && url.pathname === '/metrics') {
+      response.writeHead(200, {'content-type': 'text/plain; version=0.0.4; charset=utf-8'})
+      response.end(await this.handlers.metrics())
+      return
+    }
+    if (request.method === 'POST' && url.pathname === '/events') return send(response, 202, await this.ingestEvents(request))
+    const queue = /^\/queues\/([^/]+)\/messages$/.exec(url.pathname)
+    if (request.method === 'POST' && queue) {
+      const body = await readBody(request)
+      const text = decodeText(body)
+      const headers: Record<string, string> = {}
+      for (const [name, value] of Object.entries(request.headers)) {
+        if (name.startsWith('mq-header-') && typeof value === 'string') headers[name.slice('mq-header-'.length)] = value
+      }
+      const priority = url.searchParams.get('priority')
+      const [result] = await this.handlers.publish(decodeURIComponent(queue[1]), [{body: text, headers, priority: priority === null ? undefined : Number(priority)}], {})
+      return send(response, 201, result)
+    }
+    if (['/events', '/metrics', '/healthz'].includes(url.pathname) || queue) throw new HttpError(405, `method ${request.method} not allowed here`)
+    throw new HttpError(404, `no such endpoint ${url.pathname}: use POST /events, POST /queues/NAME/messages, GET /metrics, GET /healthz`)
+  }
+
+  private authorize(request: IncomingMessage): void {
+    const given = /^Bearer (\S+)$/i.exec(request.headers.authorization ?? '')?.[1] ?? ''
+    const expected = Buffer.from(this.handlers.token)
+    const actual = Buffer.from(given)
+    if (actual.length !== expected.length || !timingSafeEqual(actual, expected)) {
+      throw new HttpError(401, 'missing or wrong bearer token: send "Authorization: Bearer <token>" with the token from daemon.token in the broker folder')
+    }
+  }
+
+  /** The three modes of the CloudEvents HTTP binding. */
+  private async ingestEvents(request: IncomingMessage): Promise<{accepted: {seq: number; id: string; duplicateOf?: number}[]}> {
+    const type = (request.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase()
+    const body = await readBody(request)
+    let events: unknown[]
+    if (type === 'application/cloudevents+json') events = [parseJson(body)]
+    else if (type === 'application/cloudevents-batch+json') {
+      const batch = parseJson(body)
+      if (!Array.isArray(batch)) throw new HttpError(400, 'a batch must be a JSON array of events')
+      events = batch
+    } else if (request.headers['ce-specversion'] !== undefined) events = [binaryEvent(request, type, body)]
+    else {
+      throw new HttpError(415, 'send application/cloudevents+json (structured), application/cloudevents-batch+json (batch), or ce-* headers (binary)')
+    }
+    const valid = events.map((event, index) => {
+      try {
+        return validateEvent(event)
+      } catch (error) {
+        const where = events.length > 1 ? `event ${index + 1}: ` : ''
+        throw new HttpError(400, `${where}${(error as Error).message}`)
+      }
+    })
+    // All validated first, so a bad event in a batch stores none of it.
+    const accepted = []
+    for (const event of valid) accepted.push({id: event.id, ...(await this.handlers.accept(event))})
+    return {accepted}
+  }
+}
+
+function binaryEvent(request: IncomingMessage, contentType: string, body: Buffer): Record<string, unknown> {
+  const event: Record<string, unknown> = {}
+  for (const [name, value] of Object.entries(request.headers)) {
+    if (name.startsWith('ce-') && typeof value === 'string') event[name.slice(3)] = value
+  }
+  if (body.length > 0) {
+    if (contentType === '' || contentType.endsWith('json')) {
+      event.datacontenttype = contentType || 'application/json'
+      event.data = parseJson(body)
+    } else if (contentType.startsWith('text/')) {
+      event.datacontenttype = contentType
+      event.data = decodeText(body)
+    } else {
+      event.datacontenttype = contentType
+      event.data_base64 = body.toString('base64')
+    }
+  }
+  return event
+}
+
+async function readBody(request: IncomingMessage): Promise<Buffer> {
+  const declared = Number(request.headers['content-length'] ?? 0)
+  if (declared > MAX_REQUEST_BYTES) throw new HttpError(413, `the body is ${declared} bytes, over the ${MAX_REQUEST_BYTES}-byte limit`)
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of request as AsyncIterable<Buffer>) {
+    size += chunk.length
+    if (size > MAX_REQUEST_BYTES) {
+      request.destroy()
+      throw new HttpError(413, `the body is over the ${MAX_REQUEST_BYTES}-byte limit`)
+    }
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks)
+}
+
+function parseJson(body: Buffer): unknown {
+  try {
+    return JSON.parse(decodeText(body))
+  } catch (error) {
+    if (error instanceof HttpError) throw error
+    throw new HttpError(400, `malformed JSON: ${(error as Error).message}`)
+  }
+}
+
+function decodeText(body: Buffer): string {
+  try {
+    return new TextDecoder('utf-8', {fatal: true}).decode(body)
+  } catch {
+    throw new HttpError(400, 'the body is not valid UTF-8 text')
+  }
+}
+
+function send(response: ServerResponse, status: number, body: unknown): void {
+  if (response.headersSent) return
+  response.writeHead(status, {'content-type': 'application/json'})
+  response.end(`${JSON.stringify(body)}\n`)
+}
+
+/** Exit codes become HTTP statuses: invalid 400, queue full 429, otherwise 500. */
+function statusFor(exitCode: number, code: string): number {
+  if (exitCode === 2) return code === 'wrong_kind' ? 409 : code === 'too_large' ? 413 : 400
+  if (exitCode === 4) return 429
+  return 500
+}

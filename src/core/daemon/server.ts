@@ -1,0 +1,416 @@
+import {existsSync, rmSync, watch, type FSWatcher, writeFileSync} from 'node:fs'
+import {createServer, type Server, type Socket} from 'node:net'
+import {basename, dirname} from 'node:path'
+
+import type {OutgoingMessage, PublishOptions, PublishResult} from '../broker.js'
+import {type CloudEvent, validateEvent} from '../engine/cloudevents.js'
+import {Engine, type TriggerSummary} from '../engine/engine.js'
+import {type LoadedRules, readRules} from '../engine/rules-file.js'
+import {type RunningSources, startSources} from '../engine/sources.js'
+import {InvalidInputError, isMqError, QueueFullError} from '../errors.js'
+import {FileBroker} from '../file-broker/index.js'
+import {formatDuration} from '../units.js'
+import type {DaemonStatus} from './client.js'
+import {claimPidFile, daemonPaths, daemonToken, liveDaemon, releasePidFile} from './files.js'
+import {DaemonHttp} from './http.js'
+import {Metrics} from './metrics.js'
+import {connect, onJsonLines, type Reply, type Request} from './protocol.js'
+
+export interface DaemonOptions {
+  home: string
+  rulesPath: string
+  /** 127.0.0.1 port for HTTP ingest; 0 picks a free one; null turns HTTP off. */
+  httpPort: number | null
+  version: string
+  log(line: string): void
+}
+
+/** Events run at once by the daemon. */
+const EVENT_CONCURRENCY = 8
+/** How often the daemon looks for pending events handed over without a kick (or left by a crash). */
+const EVENT_SCAN_MS = 1_000
+/** How often publishes blocked on a full queue try again. */
+const BLOCKED_RETRY_MS = 50
+/** Most client publishes one group commit takes. */
+const GROUP_MAX = 512
+
+interface QueuedPublish {
+  name: string
+  messages: OutgoingMessage[]
+  options: Omit<PublishOptions, 'signal'>
+  done: PublishResult[]
+  deadline: number
+  /** Total messages asked for, to say how many made it if the wait runs out. */
+  total: number
+  resolve(results: PublishResult[]): void
+  reject(error: unknown): void
+  socket?: Socket
+}
+
+/**
+ * The optional background daemon (DESIGN §6). It owns nothing exclusively: it is one more process
+ * on the broker folder that group-commits publishes from many clients, runs handed-over events and
+ * the rules' sources, and serves HTTP ingest and metrics on 127.0.0.1.
+ */
+export class Daemon {
+  private readonly broker: FileBroker
+  private engine!: Engine
+  private rules!: LoadedRules
+  private rulesError?: string
+  private sources?: RunningSources
+  private socketServer?: Server
+  private http?: DaemonHttp
+  private rulesWatcher?: FSWatcher
+  private readonly startedAt = Date.now()
+  private readonly metrics = new Metrics()
+  private readonly clients = new Set<Socket>()
+  private queue: QueuedPublish[] = []
+  private accepting: {event: CloudEvent; resolve(value: {seq: number; duplicateOf?: number}): void; reject(error: unknown): void}[] = []
+  private blocked: QueuedPublish[] = []
+  private flushScheduled = false
+  private blockedTimer?: NodeJS.Timeout
+  private readonly running = new Map<number, Promise<void>>()
+  private scanTimer?: NodeJS.Timeout
+  private draining = false
+  private readonly force = new AbortController()
+  private stopped?: Promise<void>
+
+  constructor(private readonly options: DaemonOptions) {
+    this.broker = new FileBroker(options.home)
+  }
+
+  /** Starts everything; throws if another daemon already serves this folder. */
+  async start(): Promise<void> {
+    const paths = daemonPaths(this.options.home)
+    if (liveDaemon(this.options.home)) throw new InvalidInputError(`a daemon already runs for ${this.options.home}`, {hint: 'see `mq daemon status`'})
+    claimPidFile(this.options.home)
+    await this.removeStaleSocket(paths.socket)
+    this.rules = await readRules(this.options.rulesPath)
+    this.engine = new Engine({
+      broker: this.broker,
+      journal: this.broker.journal,
+      rules: this.rules.validated,
+      baseDir: this.rules.dir,
+      env: {...process.env, MQ_HOME: this.options.home},
+      log: (line) => this.options.log(`log action: ${line}`),
+      signal: this.force.signal,
+    })
+    this.socketServer = createServer((socket) => this.serve(socket))
+    await new Promise<void>((resolve, reject) => {
+      this.socketServer!.once('error', reject)
+      this.socketServer!.listen(paths.socket, () => resolve())
+    })
+    // The socket file is created with the umask; the folder (0700) already keeps it private, this is belt and braces.
+    const {chmodSync} = await import('node:fs')
+    chmodSync(paths.socket, 0o600)
+    if (this.options.httpPort !== null) {
+      this.http = new DaemonHttp({
+        token: daemonToken(this.options.home),
+        publish: (name, messages, options) => this.publish({name, messages, options}),
+        accept: (event) => this.accept(event),
+        metrics: () => this.metrics.render(this.broker),
+        log: this.options.log,
+      })
+      await this.http.listen(this.options.httpPort)
+    }
+    this.startSources()
+    this.watchRules()
+    this.scan()
+    writeFileSync(paths.state, JSON.stringify({pid: process.pid, http: this.http?.address() ?? null}), {mode: 0o600})
+    this.options.log(`daemon ${this.options.version} started (pid ${process.pid}) on ${paths.socket}${this.http ? `, HTTP ${this.http.url()}` : ''}`)
+  }
+
+  /**
+   * First call drains: no new work is taken, running actions finish, blocked publishes are
+   * answered. `force` (a second SIGTERM) aborts running actions and gives their events back.
+   */
+  stop(force = false): Promise<void> {
+    if (force) {
+      this.force.abort()
+      for (const seq of this.running.keys()) void this.engine.release(seq).catch(() => {})
+    }
+    this.stopped ??= this.drain()
+    return this.stopped
+  }
+
+  private async drain(): Promise<void> {
+    this.draining = true
+    this.options.log('daemon: draining')
+    clearTimeout(this.scanTimer)
+    this.rulesWatcher?.close()
+    this.socketServer?.close()
+    await this.http?.close()
+    await this.sources?.stop()
+    await Promise.all(this.running.values())
+    this.flushNow()
+    for (const request of this.blocked.splice(0)) request.reject(queueFull(request, 'the daemon is stopping'))
+    clearTimeout(this.blockedTimer)
+    for (const client of this.clients) client.destroy()
+    const paths = daemonPaths(this.options.home)
+    rmSync(paths.socket, {force: true})
+    rmSync(paths.state, {force: true})
+    releasePidFile(this.options.home)
+    await this.broker.close()
+    this.options.log('daemon: stopped')
+  }
+
+  status(): DaemonStatus {
+    const paths = daemonPaths(this.options.home)
+    return {
+      pid: process.pid,
+      version: this.options.version,
+      startedAt: new Date(this.startedAt).toISOString(),
+      uptimeMs: Date.now() - this.startedAt,
+      home: this.options.home,
+      socket: paths.socket,
+      http: this.http?.address() ?? null,
+      rules: {
+        path: this.rules.path,
+        rules: this.rules.validated.rules.length,
+        sources: this.rules.validated.sources.length,
+        ...(this.rulesError ? {error: this.rulesError} : {}),
+      },
+      counts: {...this.metrics.counts, inFlightEvents: this.running.size, pendingEvents: this.queue.length + this.blocked.length},
+    }
+  }
+
+  // ---- the local socket
+
+  private serve(socket: Socket): void {
+    this.clients.add(socket)
+    socket.on('close', () => {
+      this.clients.delete(socket)
+      // A client that went away no longer waits for its blocked publish.
+      this.blocked = this.blocked.filter((request) => request.socket !== socket)
+    })
+    socket.on('error', () => {})
+    const reply = (message: Reply) => {
+      if (!socket.destroyed) socket.write(`${JSON.stringify(message)}\n`)
+    }
+    onJsonLines(
+      socket,
+      (value) => {
+        const request = value as Request
+        this.handle(request, socket).then(
+          (result) => reply({id: request.id, result}),
+          (error) => reply({id: request.id, error: errorReply(error)}),
+        )
+      },
+      () => socket.destroy(),
+    )
+  }
+
+  private async handle(request: Request, socket: Socket): Promise<unknown> {
+    switch (request.op) {
+      case 'status':
+        return this.status()
+      case 'publish':
+        return this.publish({name: request.name as string, messages: request.messages as OutgoingMessage[], options: (request.options ?? {}) as PublishOptions, socket})
+      case 'trigger': {
+        const event = validateEvent(request.event)
+        if (request.wait) return this.runNow(event)
+        return {...(await this.accept(event)), queued: true}
+      }
+      default:
+        throw new InvalidInputError(`unknown request "${String(request.op)}"`)
+    }
+  }
+
+  // ---- group commit
+
+  /** Queues a publish for the next group commit; resolves once it is durable. */
+  publish(request: {name: string; messages: OutgoingMessage[]; options: Omit<PublishOptions, 'signal'>; socket?: Socket}): Promise<PublishResult[]> {
+    if (this.draining) return Promise.reject(new InvalidInputError('the daemon is stopping', {hint: 'publish again: the command falls back to the broker folder'}))
+    return new Promise((resolve, reject) => {
+      this.queue.push({
+        ...request,
+        done: [],
+        total: request.messages.length,
+        deadline: Date.now() + (request.options.blockTimeoutMs ?? Number.POSITIVE_INFINITY),
+        resolve,
+        reject,
+      })
+      if (!this.flushScheduled) {
+        this.flushScheduled = true
+        // Everything that arrives while this commit runs waits for the next one: the batches grow
+        // with the load, and each client still gets its answer after one fsync.
+        setImmediate(() => this.flushNow())
+      }
+    })
+  }
+
+  private flushNow(): void {
+    this.flushScheduled = false
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0, GROUP_MAX)
+      let outcomes
+      try {
+        outcomes = this.broker.publishGroup(batch)
+      } catch (error) {
+        for (const request of batch) request.reject(error)
+        continue
+      }
+      this.metrics.counts.published += batch.length
+      outcomes.forEach((outcome, index) => {
+        const request = batch[index]
+        if ('error' in outcome) return request.reject(outcome.error)
+        for (const result of outcome.results) request.done.push(result)
+        if (outcome.rest.length === 0) return request.resolve(request.done)
+        request.messages = outcome.rest
+        if (Date.now() >= request.deadline || this.draining) request.reject(queueFull(request, outcome.full ?? 'the queue is full'))
+        else this.blocked.push(request)
+      })
+    }
+    if (this.blocked.length > 0 && !this.blockedTimer) {
+      this.blockedTimer = setTimeout(() => {
+        this.blockedTimer = undefined
+        this.queue.push(...this.blocked.splice(0))
+        this.flushNow()
+      }, BLOCKED_RETRY_MS)
+    }
+  }
+
+  // ---- events
+
+  /**
+   * Journals a handed-over event as pending and wakes the runner; durable before it returns.
+   * Events arriving together (HTTP, sources, triggers) share one transaction, like publishes.
+   */
+  accept(event: CloudEvent): Promise<{seq: number; duplicateOf?: number}> {
+    if (this.draining) return Promise.reject(new InvalidInputError('the daemon is stopping', {hint: 'trigger again: the command runs the rules itself'}))
+    return new Promise((resolve, reject) => {
+      this.accepting.push({event, resolve, reject})
+      if (this.accepting.length === 1) setImmediate(() => void this.flushAccepted())
+    })
+  }
+
+  private async flushAccepted(): Promise<void> {
+    const batch = this.accepting.splice(0)
+    try {
+      const results = await this.engine.acceptMany(batch.map((b) => b.event))
+      this.metrics.counts.eventsAccepted += batch.length
+      batch.forEach((b, index) => b.resolve(results[index]))
+      if (results.some((r) => r.duplicateOf === undefined)) setImmediate(() => this.scan())
+    } catch (error) {
+      for (const b of batch) b.reject(error)
+    }
+  }
+
+  /** `trigger --wait` through the daemon: journal, run, answer with the summary. */
+  private async runNow(event: CloudEvent): Promise<TriggerSummary> {
+    const summary = await this.engine.handle(event)
+    this.metrics.recordSummary(summary)
+    return summary
+  }
+
+  /** Claims pending events up to the concurrency limit and runs them. */
+  private scan(): void {
+    clearTimeout(this.scanTimer)
+    if (this.draining) return
+    const free = EVENT_CONCURRENCY - this.running.size
+    const next = () => {
+      if (!this.draining) this.scanTimer = setTimeout(() => this.scan(), EVENT_SCAN_MS)
+    }
+    if (free <= 0) return next()
+    this.engine.claimPending(free).then(
+      (records) => {
+        for (const record of records) {
+          const task = this.engine
+            .process(record.seq, record.event)
+            .then((summary) => this.metrics.recordSummary(summary))
+            .catch((error) => this.options.log(`event #${record.seq}: ${(error as Error).message}`))
+            .finally(() => {
+              this.running.delete(record.seq)
+              this.metrics.counts.eventsProcessed++
+              if (!this.draining) setImmediate(() => this.scan())
+            })
+          this.running.set(record.seq, task)
+        }
+        next()
+      },
+      (error) => {
+        this.options.log(`cannot claim events: ${(error as Error).message}`)
+        next()
+      },
+    )
+  }
+
+  // ---- rules and sources
+
+  private startSources(): void {
+    const {sources, schedules} = this.rules.validated
+    if (sources.length === 0) return
+    const journal = this.broker.journal
+    this.sources = startSources(sources, schedules, {
+      emit: async (event) => void (await this.accept(event)),
+      state: {load: (name) => journal.loadSourceState(name), save: (name, state) => journal.saveSourceState(name, state)},
+      signal: this.force.signal,
+      log: this.options.log,
+      baseDir: this.rules.dir,
+    })
+  }
+
+  /** Reloads the rules document when it changes; an invalid edit is refused and the old rules stay. */
+  private watchRules(): void {
+    const file = basename(this.options.rulesPath)
+    let timer: NodeJS.Timeout | undefined
+    const reload = async () => {
+      let next: LoadedRules
+      try {
+        next = await readRules(this.options.rulesPath)
+      } catch (error) {
+        this.rulesError = isMqError(error) ? error.line : String(error)
+        this.options.log(`rules: refused the edit, keeping the previous rules: ${this.rulesError}`)
+        return
+      }
+      this.rulesError = undefined
+      const sourcesChanged = JSON.stringify(next.validated.document.sources ?? []) !== JSON.stringify(this.rules.validated.document.sources ?? [])
+      this.rules = next
+      this.engine.setRules(next.validated, next.dir)
+      if (sourcesChanged) {
+        await this.sources?.stop()
+        this.sources = undefined
+        if (!this.draining) this.startSources()
+      }
+      this.options.log(`rules: reloaded ${next.path} (${next.validated.rules.length} rules, ${next.validated.sources.length} sources)`)
+    }
+    try {
+      this.rulesWatcher = watch(dirname(this.options.rulesPath), {persistent: false}, (_event, name) => {
+        if (name !== null && String(name) !== file) return
+        clearTimeout(timer)
+        timer = setTimeout(() => void reload(), 100) // editors write in several steps
+      })
+    } catch (error) {
+      this.options.log(`rules: cannot watch ${this.options.rulesPath} for edits (${(error as Error).message}); restart the daemon after editing`)
+    }
+  }
+
+  private async removeStaleSocket(path: string): Promise<void> {
+    if (!existsSync(path)) return
+    try {
+      const socket = await connect(path, 200)
+      socket.destroy()
+      throw new InvalidInputError(`another process serves ${path}`, {hint: 'see `mq daemon status`'})
+    } catch (error) {
+      if (error instanceof InvalidInputError) throw error
+      rmSync(path, {force: true}) // left by a daemon that crashed
+    }
+  }
+}
+
+function queueFull(request: QueuedPublish, why: string): QueueFullError {
+  const waited = Number.isFinite(request.options.blockTimeoutMs) && request.options.blockTimeoutMs !== undefined ? ` for ${formatDuration(request.options.blockTimeoutMs)}` : ''
+  const error = new QueueFullError(`${why} and stayed full${waited}`, {
+    hint: `${request.done.length} of ${request.total} messages were published; wait longer with --wait, or let consumers catch up`,
+  })
+  error.published = request.done
+  return error
+}
+
+function errorReply(error: unknown): NonNullable<Reply['error']> {
+  if (isMqError(error)) {
+    return {code: error.code, message: error.line, exitCode: error.exitCode, ...(error instanceof QueueFullError ? {published: error.published} : {})}
+  }
+  return {code: 'internal', message: `daemon error: ${(error as Error)?.message ?? String(error)}`, exitCode: 1}
+}
+
