@@ -113,6 +113,8 @@ export class Daemon {
       })
       await this.http.listen(this.options.httpPort)
     }
+    const orphans = await this.engine.releaseOrphans()
+    if (orphans > 0) this.options.log(`events: ${orphans} left running by a process that died will run again`)
     this.startSources()
     this.watchRules()
     this.scan()

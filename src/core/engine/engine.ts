@@ -118,6 +118,20 @@ export class Engine {
     }
   }
 
+  /** Gives back events claimed by runners that died (their owner names their pid). */
+  releaseOrphans(): Promise<number> {
+    return this.options.journal.releaseOrphanedClaims((owner) => {
+      const pid = Number(owner.split('.')[0])
+      if (!Number.isInteger(pid) || pid === process.pid) return pid === process.pid
+      try {
+        process.kill(pid, 0)
+        return true
+      } catch (error) {
+        return (error as NodeJS.ErrnoException).code === 'EPERM'
+      }
+    })
+  }
+
   /** Claims pending events for this engine (the daemon's queue of handed-over events). */
   claimPending(limit: number) {
     return this.options.journal.claimPending(this.owner, EVENT_CLAIM_MS, limit)

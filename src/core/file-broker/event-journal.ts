@@ -83,6 +83,17 @@ export class SqliteEventJournal implements EventJournal {
     this.sql.write(() => this.sql.q('UPDATE events SET claim_owner = NULL, claim_expires = NULL WHERE seq = ? AND claim_owner = ?').run(seq, owner))
   }
 
+  async releaseOrphanedClaims(isOwnerAlive: (owner: string) => boolean): Promise<number> {
+    return this.sql.write(() => {
+      const claimed = this.sql
+        .q("SELECT seq, claim_owner FROM events WHERE status = 'pending' AND claim_owner IS NOT NULL")
+        .all() as {seq: number; claim_owner: string}[]
+      const orphaned = claimed.filter((row) => !isOwnerAlive(row.claim_owner))
+      for (const row of orphaned) this.sql.q('UPDATE events SET claim_owner = NULL, claim_expires = NULL WHERE seq = ?').run(row.seq)
+      return orphaned.length
+    })
+  }
+
   async finish(seq: number, status: EventStatus, rules: string[]): Promise<void> {
     this.sql.write(() =>
       this.sql.q('UPDATE events SET status = ?, rules = ?, claim_owner = NULL, claim_expires = NULL WHERE seq = ?').run(status, JSON.stringify(rules), seq),

@@ -1,0 +1,290 @@
+import {expect} from 'chai'
+import {existsSync, readFileSync, statSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+
+import {jsonLines, mq, sleep, start, tempHome, waitFor} from '../helpers.js'
+
+/** Daemons started by a test, stopped (or killed) after it so none outlives the suite. */
+const daemons = new Set<string>()
+
+async function startDaemon(home: string, extra: string[] = []) {
+  daemons.add(home)
+  const result = await mq(['daemon', 'start', ...extra], {home})
+  expect(result.code, result.stderr).to.equal(0)
+  return status(home)
+}
+
+async function status(home: string) {
+  const result = await mq(['daemon', 'status', '--json'], {home})
+  return result.code === 0 ? JSON.parse(result.stdout) : undefined
+}
+
+function killDaemon(home: string): number | undefined {
+  const file = join(home, 'daemon.pid')
+  if (!existsSync(file)) return undefined
+  const {pid} = JSON.parse(readFileSync(file, 'utf8'))
+  try {
+    process.kill(pid, 'SIGKILL')
+  } catch {
+    // already gone
+  }
+  return pid
+}
+
+async function http(home: string, path: string, init: RequestInit & {token?: string | false} = {}) {
+  const s = await status(home)
+  const token = init.token === undefined ? readFileSync(join(home, 'daemon.token'), 'utf8').trim() : init.token
+  const headers = new Headers(init.headers)
+  if (token) headers.set('authorization', `Bearer ${token}`)
+  return fetch(`http://127.0.0.1:${s.http.port}${path}`, {...init, headers})
+}
+
+describe('the daemon', function () {
+  this.timeout(60_000)
+
+  afterEach(async () => {
+    for (const home of daemons) {
+      await mq(['daemon', 'stop', '--force'], {home})
+      killDaemon(home)
+    }
+    daemons.clear()
+  })
+
+  it('starts once (idempotent), reports its status, keeps its files private, and stops', async () => {
+    const home = tempHome()
+    const first = await startDaemon(home)
+    expect(first).to.include({home, version: '0.1.0'})
+    expect(first.http.address).to.equal('127.0.0.1')
+    const again = await mq(['daemon', 'start', '--json'], {home})
+    expect(JSON.parse(again.stdout).pid).to.equal(first.pid)
+    for (const file of ['daemon.pid', 'daemon.sock', 'daemon.token', 'daemon.log']) {
+      expect(statSync(join(home, file)).mode & 0o077, file).to.equal(0)
+    }
+    expect(statSync(home).mode & 0o077).to.equal(0)
+    expect((await mq(['daemon', 'stop'], {home})).code).to.equal(0)
+    const stopped = await mq(['daemon', 'status'], {home})
+    expect(stopped.code).to.equal(3)
+    expect(stopped.stderr).to.match(/no daemon runs/)
+    expect(existsSync(join(home, 'daemon.sock'))).to.equal(false)
+    expect((await mq(['daemon', 'logs'], {home})).stdout).to.match(/started[\s\S]*draining[\s\S]*stopped/)
+  })
+
+  it('replaces a stale pid file and socket left by a crashed daemon', async () => {
+    const home = tempHome()
+    const first = await startDaemon(home)
+    killDaemon(home)
+    await waitFor(() => {
+      try {
+        process.kill(first.pid, 0)
+        return false
+      } catch {
+        return true
+      }
+    }, 'the daemon to die')
+    expect(existsSync(join(home, 'daemon.pid'))).to.equal(true)
+    expect(existsSync(join(home, 'daemon.sock'))).to.equal(true)
+    expect((await mq(['daemon', 'status'], {home})).code).to.equal(3)
+    // and a pid file naming some other, long-dead process
+    writeFileSync(join(home, 'daemon.pid'), JSON.stringify({pid: 999_999, started: null}))
+    writeFileSync(join(home, 'daemon.sock'), '')
+    const second = await startDaemon(home)
+    expect(second.pid).to.not.equal(first.pid)
+  })
+
+  it('publishes through the daemon; consumers on the folder see it; commands work if it dies', async () => {
+    const home = tempHome()
+    await startDaemon(home)
+    const consumer = start(['consume', 'jobs', '--wait', '20s'], {home})
+    await sleep(300)
+    const published = await mq(['publish', 'jobs', 'through the daemon', '--json'], {home})
+    expect(published.code, published.stderr).to.equal(0)
+    expect((await consumer.done).stdout).to.equal('through the daemon\n')
+    expect((await status(home)).counts.published).to.be.at.least(1)
+    killDaemon(home)
+    await sleep(200)
+    const fallback = await mq(['publish', 'jobs', 'no daemon now'], {home})
+    expect(fallback.code, fallback.stderr).to.equal(0)
+    expect((await mq(['consume', 'jobs'], {home})).stdout).to.equal('no daemon now\n')
+  })
+
+  it('group commit keeps each client’s errors to itself (bad names, full queues)', async () => {
+    const home = tempHome()
+    await mq(['queue', 'create', 'small', '--max-length', '1'], {home})
+    await startDaemon(home)
+    const runs = await Promise.all([
+      mq(['publish', 'small', 'fits'], {home}),
+      mq(['publish', 'ok', 'fine'], {home}),
+      mq(['publish', 'a..b', 'bad name'], {home}),
+    ])
+    expect(runs.map((r) => r.code)).to.deep.equal([0, 0, 2])
+    const full = await mq(['publish', 'small', 'too many'], {home})
+    expect(full.code).to.equal(4)
+    expect(full.stderr).to.match(/queue small is full/)
+  })
+
+  it('trigger hands the event over and returns at once; --wait waits for the actions', async () => {
+    const home = tempHome()
+    writeFileSync(join(home, 'rules.json'), JSON.stringify({rules: [{name: 'slow', pattern: {type: ['job']}, actions: [{type: 'exec', command: ['sh', '-c', 'sleep 1; cat >> done.jsonl; echo >> done.jsonl']}]}]}))
+    await startDaemon(home)
+    const started = Date.now()
+    const queued = await mq(['trigger', 'job', '--json'], {home})
+    expect(queued.code, queued.stderr).to.equal(0)
+    expect(JSON.parse(queued.stdout)).to.include({queued: true})
+    expect(Date.now() - started).to.be.lessThan(900)
+    await waitFor(() => existsSync(join(home, 'done.jsonl')), 'the action to run in the daemon', 10_000)
+    const waited = await mq(['trigger', 'job', '--wait', '--json'], {home})
+    expect(JSON.parse(waited.stdout)).to.deep.include({ok: true, matched: ['slow']})
+    expect(readFileSync(join(home, 'done.jsonl'), 'utf8').trim().split('\n')).to.have.length(2)
+    const events = JSON.parse((await mq(['events', 'list', '--json'], {home})).stdout)
+    expect(events.map((e: {status: string}) => e.status)).to.deep.equal(['done', 'done'])
+  })
+
+  it('reloads an edited rules document; an invalid edit is refused and the old rules stay', async () => {
+    const home = tempHome()
+    const rules = join(home, 'rules.json')
+    writeFileSync(rules, JSON.stringify({rules: [{name: 'a', pattern: {type: ['x']}, actions: [{type: 'file', path: 'a.jsonl'}]}]}))
+    await startDaemon(home)
+    writeFileSync(rules, JSON.stringify({rules: [{name: 'b', pattern: {type: ['x']}, actions: [{type: 'file', path: 'b.jsonl'}]}]}))
+    await waitFor(async () => (await mq(['daemon', 'logs'], {home})).stdout.includes('rules: reloaded'), 'the reload')
+    await mq(['trigger', 'x', '--wait'], {home})
+    expect(existsSync(join(home, 'b.jsonl'))).to.equal(true)
+    expect(existsSync(join(home, 'a.jsonl'))).to.equal(false)
+    writeFileSync(rules, '{"rules": [{"name": "broken"')
+    await waitFor(async () => (await mq(['daemon', 'logs'], {home})).stdout.includes('refused the edit'), 'the refusal')
+    expect((await status(home)).rules.error).to.match(/not valid JSON/)
+    // the daemon keeps the previous rules; the trigger command itself refuses the broken file
+    writeFileSync(join(home, 'event.json'), '')
+    const http1 = await http(home, '/events', {method: 'POST', headers: {'content-type': 'application/cloudevents+json'}, body: JSON.stringify({specversion: '1.0', id: 'r1', source: 't', type: 'x'})})
+    expect(http1.status).to.equal(202)
+    await waitFor(() => readFileSync(join(home, 'b.jsonl'), 'utf8').trim().split('\n').length === 2, 'the old rule to run')
+  })
+
+  describe('HTTP ingest', () => {
+    let home: string
+    beforeEach(async () => {
+      home = tempHome()
+      writeFileSync(join(home, 'rules.json'), JSON.stringify({rules: [{name: 'keep', pattern: {type: [{prefix: 'web.'}]}, actions: [{type: 'file', path: 'web.jsonl'}]}]}))
+      await startDaemon(home)
+    })
+    const eventCount = async () => JSON.parse((await mq(['events', 'list', '--json'], {home})).stdout).length
+
+    it('needs the bearer token (401, nothing stored); /healthz does not', async () => {
+      expect((await http(home, '/healthz', {token: false})).status).to.equal(200)
+      const body = JSON.stringify({specversion: '1.0', id: 'x', source: 's', type: 'web.x'})
+      for (const token of [false, 'wrong-token'] as const) {
+        const response = await http(home, '/events', {method: 'POST', token, headers: {'content-type': 'application/cloudevents+json'}, body})
+        expect(response.status).to.equal(401)
+        expect((await http(home, '/queues/q/messages', {method: 'POST', token, body: 'x'})).status).to.equal(401)
+        expect((await http(home, '/metrics', {token})).status).to.equal(401)
+      }
+      expect(await eventCount()).to.equal(0)
+      expect((await mq(['queue', 'list', '--json'], {home})).stdout.trim()).to.equal('[]')
+    })
+
+    it('accepts structured, binary and batch CloudEvents, and queue messages', async () => {
+      const structured = await http(home, '/events', {method: 'POST', headers: {'content-type': 'application/cloudevents+json'}, body: JSON.stringify({specversion: '1.0', id: 's1', source: 'web', type: 'web.structured', data: {a: 1}})})
+      expect(structured.status).to.equal(202)
+      expect((await structured.json()).accepted[0]).to.include({id: 's1'})
+      const binary = await http(home, '/events', {
+        method: 'POST',
+        headers: {'ce-specversion': '1.0', 'ce-id': 'b1', 'ce-source': 'web', 'ce-type': 'web.binary', 'ce-subject': 'sub', 'content-type': 'application/json'},
+        body: JSON.stringify({b: 2}),
+      })
+      expect(binary.status).to.equal(202)
+      const batch = await http(home, '/events', {
+        method: 'POST',
+        headers: {'content-type': 'application/cloudevents-batch+json'},
+        body: JSON.stringify([1, 2, 3].map((n) => ({specversion: '1.0', id: `batch-${n}`, source: 'web', type: 'web.batch'}))),
+      })
+      expect((await batch.json()).accepted).to.have.length(3)
+      await waitFor(() => existsSync(join(home, 'web.jsonl')) && readFileSync(join(home, 'web.jsonl'), 'utf8').trim().split('\n').length === 5, 'five events handled')
+      const handled = jsonLines(readFileSync(join(home, 'web.jsonl'), 'utf8'))
+      expect(handled.find((e) => e.id === 'b1')).to.deep.include({subject: 'sub', data: {b: 2}, type: 'web.binary'})
+      const message = await http(home, '/queues/inbox/messages', {method: 'POST', headers: {'mq-header-kind': 'web'}, body: 'hello over http'})
+      expect(message.status).to.equal(201)
+      const [delivered] = jsonLines((await mq(['consume', 'inbox', '--json'], {home})).stdout)
+      expect(delivered).to.deep.include({body: 'hello over http', headers: {kind: 'web'}})
+      const metrics = await (await http(home, '/metrics')).text()
+      expect(metrics).to.match(/^mq_queue_depth\{queue="inbox"\} 0$/m).and.match(/^# TYPE mq_actions_total counter$/m).and.match(/mq_actions_total\{rule="keep",outcome="ok"\} 5/)
+    })
+
+    it('refuses malformed, invalid, oversized and unknown requests with a 4xx and the reason', async () => {
+      const post = (path: string, headers: Record<string, string>, body: string | Buffer) => http(home, path, {method: 'POST', headers, body})
+      const cases: [Promise<Response>, number, RegExp][] = [
+        [post('/events', {'content-type': 'application/cloudevents+json'}, '{not json'), 400, /malformed JSON/],
+        [post('/events', {'content-type': 'application/cloudevents+json'}, JSON.stringify({specversion: '1.0', id: 'x', type: 't'})), 400, /"source"/],
+        [post('/events', {'content-type': 'application/cloudevents-batch+json'}, JSON.stringify([{specversion: '1.0', id: 'ok', source: 's', type: 't'}, {id: 'bad'}])), 400, /event 2/],
+        [post('/events', {'content-type': 'text/plain'}, 'hello'), 415, /structured/],
+        [post('/events', {'content-type': 'application/cloudevents+json'}, Buffer.alloc(5 * 1024 * 1024, 32)), 413, /limit/],
+        [post('/queues/a..b/messages', {}, 'x'), 400, /empty segment/],
+        [post('/queues/q/messages', {}, Buffer.from([0xff, 0xfe])), 400, /UTF-8/],
+        [http(home, '/nowhere'), 404, /no such endpoint/],
+        [http(home, '/events'), 405, /not allowed/],
+      ]
+      for (const [pending, status, reason] of cases) {
+        const response = await pending
+        const text = await response.text()
+        expect(response.status, text).to.equal(status)
+        expect(JSON.parse(text).error.message).to.match(reason)
+      }
+      // the batch with one bad event stored none of it
+      expect(await eventCount()).to.equal(0)
+    })
+  })
+
+  it('after kill -9 mid-action, a restart runs the event again; acknowledged publishes are kept', async () => {
+    const home = tempHome()
+    const marker = join(home, 'attempts')
+    writeFileSync(
+      join(home, 'rules.json'),
+      JSON.stringify({rules: [{name: 'long', pattern: {type: ['work']}, actions: [{type: 'exec', command: ['sh', '-c', `echo run >> ${marker}; [ $(wc -l < ${marker}) -ge 2 ] || { echo $$ > ${marker}.pid; exec sleep 60; }`]}]}]}),
+    )
+    const first = await startDaemon(home)
+    for (let i = 0; i < 20; i++) expect((await mq(['publish', 'kept', `m${i}`], {home})).code).to.equal(0)
+    expect((await mq(['trigger', 'work'], {home})).code).to.equal(0)
+    await waitFor(() => existsSync(`${marker}.pid`) && readFileSync(`${marker}.pid`, 'utf8').trim() !== '', 'the action to start')
+    killDaemon(home)
+    // the action runs in its own process group and outlives the daemon; end it as a machine crash would
+    process.kill(-Number(readFileSync(`${marker}.pid`, 'utf8')), 'SIGKILL')
+    await waitFor(() => {
+      try {
+        process.kill(first.pid, 0)
+        return false
+      } catch {
+        return true
+      }
+    }, 'the daemon to die')
+    await startDaemon(home)
+    await waitFor(() => readFileSync(marker, 'utf8').trim().split('\n').length === 2, 'the event to run again', 15_000)
+    await waitFor(async () => JSON.parse((await mq(['events', 'list', '--json'], {home})).stdout)[0].status === 'done', 'the event to be done')
+    expect((await mq(['consume', 'kept', '-n', '100'], {home})).stdout.trim().split('\n')).to.have.length(20)
+  })
+
+  it('SIGTERM drains: the running action finishes; a second SIGTERM forces and hands the event back', async () => {
+    const home = tempHome()
+    writeFileSync(join(home, 'rules.json'), JSON.stringify({rules: [{name: 'slow', pattern: {type: ['job']}, actions: [{type: 'exec', command: ['sh', '-c', 'touch started; sleep 1; touch finished']}]}]}))
+    const daemon = start(['daemon', 'start', '--foreground', '--no-http'], {home, timeoutMs: 30_000})
+    daemons.add(home)
+    await waitFor(async () => (await status(home)) !== undefined, 'the daemon')
+    await mq(['trigger', 'job'], {home})
+    await waitFor(() => existsSync(join(home, 'started')), 'the action to start')
+    daemon.kill('SIGTERM')
+    const result = await daemon.done
+    expect(result.code).to.equal(0)
+    expect(existsSync(join(home, 'finished'))).to.equal(true)
+    expect(JSON.parse((await mq(['events', 'list', '--json'], {home})).stdout)[0].status).to.equal('done')
+
+    writeFileSync(join(home, 'rules.json'), JSON.stringify({rules: [{name: 'slow', pattern: {type: ['job']}, actions: [{type: 'exec', command: ['sh', '-c', 'touch started2; sleep 30']}]}]}))
+    const second = start(['daemon', 'start', '--foreground', '--no-http'], {home, timeoutMs: 30_000})
+    await waitFor(async () => (await status(home)) !== undefined, 'the daemon')
+    await mq(['trigger', 'job'], {home})
+    await waitFor(() => existsSync(join(home, 'started2')), 'the action to start')
+    second.kill('SIGTERM')
+    await sleep(200)
+    second.kill('SIGTERM')
+    const forced = await second.done
+    expect(forced.code).to.equal(0)
+    const [event] = JSON.parse((await mq(['events', 'list', '--json'], {home})).stdout)
+    expect(['pending', 'failed']).to.include(event.status)
+  })
+})
