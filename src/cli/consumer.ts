@@ -1,5 +1,5 @@
 import {type ConsumeLoopOptions, deliveryBatches, type ReceiveFn} from '../core/consumer.js'
-import {InterruptedError, InvalidInputError, NothingArrivedError} from '../core/errors.js'
+import {InterruptedError, InvalidInputError, NothingArrivedError, StoreError} from '../core/errors.js'
 import {runExecWorker} from '../core/exec-worker.js'
 import {parseRate, RateLimiter} from '../core/rate-limiter.js'
 import {formatDuration} from '../core/units.js'
@@ -42,6 +42,8 @@ export function consumerSettings(flags: FlagValues<typeof CONSUMER_FLAGS>): Cons
     throw new InvalidInputError('--parallel and --exec-timeout only apply with --exec')
   }
   if (exec !== undefined && exec.trim() === '') throw new InvalidInputError('--exec is empty', {hint: 'give a command, e.g. --exec ./handle.sh'})
+  const lease = flags['visibility-timeout']
+  if (lease !== undefined && !(lease >= 1 && lease <= 12 * 3_600_000)) throw new InvalidInputError('--visibility-timeout must be from 1ms to 12h')
   if (flags.wait !== undefined && flags['poll-interval'] !== undefined && flags['poll-interval'] <= 0) {
     throw new InvalidInputError('--poll-interval must be more than 0')
   }
@@ -94,12 +96,18 @@ export async function runConsumer(
     const stillLeased = (receipts: string[]) => broker.stillLeased(receipts)
     for await (const batch of deliveryBatches(receive, {...settings.loop, autoAck: settings.autoAck, signal: drain}, stillLeased)) {
       spinner.stop()
-      received += batch.length
       printer.print(batch)
-      await ctx.out.flush()
+      // Auto-acked messages are gone from the broker; if they could not be written (the reader
+      // went away, a full disk), they are put back rather than lost.
+      if (!(await ctx.out.settle())) {
+        if (settings.autoAck) await broker.restore(batch)
+        break
+      }
+      received += batch.length
     }
     spinner.stop()
   }
+  if (ctx.out.failure) throw new StoreError(`cannot write the output (${ctx.out.failure.code ?? ctx.out.failure.message})`, {code: 'output', hint: 'the messages not written stay in the queue'})
   if (drain.aborted && !ctx.out.isBroken) throw new InterruptedError()
   if (received === 0) {
     const waited = settings.loop.waitMs > 0 ? ` within ${formatDuration(settings.loop.waitMs)}` : ''

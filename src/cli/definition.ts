@@ -1,3 +1,4 @@
+import {StoreError} from '../core/errors.js'
 import {Context} from './context.js'
 import {reportError} from './errors.js'
 import {type ArgSpec, type FlagSpecs, globalOptions, type ParsedInput} from './spec.js'
@@ -21,6 +22,10 @@ export interface CommandDefinition<F extends FlagSpecs = FlagSpecs, R = unknown>
   render?(result: NonNullable<R>, ctx: Context): string | undefined | Promise<string | undefined>
 }
 
+function outputFailure(error: NodeJS.ErrnoException): StoreError {
+  return new StoreError(`cannot write the output (${error.code ?? error.message})`, {code: 'output', hint: 'check where stdout goes (a full disk?)'})
+}
+
 export function defineCommand<F extends FlagSpecs, R>(definition: CommandDefinition<F, R>): CommandDefinition<F, R> {
   return definition
 }
@@ -42,7 +47,8 @@ export async function execute<F extends FlagSpecs, R>(
         if (text !== undefined && text !== '') ctx.out.line(text)
       }
     }
-    await ctx.out.flush()
+    await ctx.out.settle()
+    if (ctx.out.failure) throw outputFailure(ctx.out.failure)
     return ctx.exitCode
   } catch (error) {
     await ctx?.out.flush().catch(() => {})

@@ -20,20 +20,38 @@ export function reportError(error: unknown, options: {json: boolean; commandId?:
 
 /** Known errors pass through; oclif parse errors become usage errors; anything else is a failure. */
 export function toMqError(error: unknown, commandId?: string): MqError {
-  if (isMqError(error)) return error
+  if (isMqError(error)) {
+    // oclif rewrites the message of an error thrown while parsing a flag; undo that.
+    if (/^Parsing --/.test(error.message)) {
+      error.message = cleanOclifMessage(error.message)
+      error.hint ??= helpHint(commandId)
+    }
+    return error
+  }
   const cause = (error as {cause?: unknown})?.cause
   if (isMqError(cause)) return cause
   const oclifExit = (error as {oclif?: {exit?: number}})?.oclif?.exit
-  const message = firstLine((error as Error)?.message ?? String(error))
+  const message = cleanOclifMessage((error as Error)?.message ?? String(error))
   if (oclifExit === 2 || /^(Nonexistent flag|Unexpected argument|Missing required|Expected )/.test(message)) {
-    const help = commandId ? `see \`mq ${commandId.replaceAll(':', ' ')} --help\`` : 'see `mq --help`'
-    return new InvalidInputError(message.replace(/\.$/, ''), {hint: help, code: 'usage'})
+    return new InvalidInputError(message.replace(/\.$/, ''), {hint: helpHint(commandId), code: 'usage'})
   }
   return new UnexpectedError(`unexpected failure: ${message}`, {cause: error, hint: 'rerun with DEBUG=1 for details and report it'})
 }
 
-function firstLine(text: string): string {
-  return text.split('\n').find((line) => line.trim() !== '')?.trim() ?? text
+function helpHint(commandId?: string): string {
+  return commandId ? `see \`mq ${commandId.replaceAll(':', ' ')} --help\`` : 'see `mq --help`'
+}
+
+/**
+ * oclif wraps a flag's own error as "Parsing --x \n\t<our message>\nSee more help with --help":
+ * keep the message itself, one line.
+ */
+function cleanOclifMessage(text: string): string {
+  const lines = text
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !/^See more help with/.test(line) && !/^Parsing --[\w-]+$/.test(line))
+  return lines.join(' ') || text.trim()
 }
 
 function oneLine(text: string): string {

@@ -26,3 +26,25 @@ export async function runFast(argv: string[]): Promise<number | undefined> {
   if (!input) return undefined
   return execute(definition, input)
 }
+
+const GLOBAL_WITH_VALUE = new Set(['--home'])
+const GLOBAL_SWITCHES = new Set(['--json', '--no-color', '--non-interactive'])
+
+/**
+ * `mq --home DIR publish …` works like `mq publish … --home DIR`: global flags given before the
+ * command move after it (oclif only reads flags after the command).
+ */
+export function globalFlagsLast(argv: string[]): string[] {
+  const leading: string[] = []
+  let i = 0
+  while (i < argv.length) {
+    const token = argv[i]
+    const name = token.split('=')[0]
+    if (GLOBAL_SWITCHES.has(token)) leading.push(token)
+    else if (GLOBAL_WITH_VALUE.has(name) && token.includes('=')) leading.push(token)
+    else if (GLOBAL_WITH_VALUE.has(token) && i + 1 < argv.length) leading.push(token, argv[++i])
+    else break
+    i++
+  }
+  return leading.length === 0 ? argv : [...argv.slice(i), ...leading]
+}

@@ -7,13 +7,17 @@ export class Output {
   private size = 0
   private broken = false
   private onBroken?: () => void
+  /** A write error other than the reader going away (e.g. ENOSPC): the command fails with it. */
+  failure?: NodeJS.ErrnoException
 
   constructor(private readonly stream: NodeJS.WriteStream = process.stdout) {
+    // oclif installs a listener that rethrows anything but EPIPE as an uncaught exception (a stack
+    // trace); this one handles every write error, so it replaces it.
+    stream.removeAllListeners('error')
     stream.on('error', (error: NodeJS.ErrnoException) => {
-      if (error.code === 'EPIPE') {
-        this.broken = true
-        this.onBroken?.()
-      } else throw error
+      this.broken = true
+      if (error.code !== 'EPIPE') this.failure = error
+      this.onBroken?.()
     })
   }
 
@@ -34,6 +38,16 @@ export class Output {
     if (this.broken) return
     this.buffer.push(text)
     this.size += text.length
+  }
+
+  /**
+   * Flushes, then lets the event loop deliver a write error, so the caller knows whether what it
+   * wrote reached the reader before it settles the messages (auto-ack prints, then removes).
+   */
+  async settle(): Promise<boolean> {
+    await this.flush()
+    await new Promise((resolve) => setImmediate(resolve))
+    return !this.broken
   }
 
   /** Writes what is buffered and waits while the pipe is full. */

@@ -70,8 +70,12 @@ export async function triage(
         await broker.nack([receipt], {error: 'retried by hand'})
         summary.retried++
       } else if (action === 'dead-letter') {
-        await broker.nack([receipt], {deadLetter: true, error: 'dead-lettered by hand'})
-        summary.deadLettered++
+        const [outcome] = await broker.nack([receipt], {deadLetter: true, error: 'dead-lettered by hand'})
+        if (outcome === 'dead-lettered') summary.deadLettered++
+        else {
+          ctx.warn('this queue has no dead-letter queue: the message was released instead')
+          summary.retried++
+        }
       } else if (action === 'skip') {
         skipped.push(receipt)
         summary.skipped++

@@ -178,6 +178,8 @@ export interface RedriveResult {
   examined: number
   moved: number
   dryRun: boolean
+  /** The target queue was full (its max length or bytes), so the redrive stopped early. */
+  stoppedFull?: boolean
   /** Ids, in the dead-letter queue, of the messages moved (or that would move). */
   ids: string[]
 }
@@ -226,6 +228,8 @@ export interface Delivery {
   receipt?: string
   publishedAt: number
   priority?: number
+  /** When the message expires (TTL), if it does. */
+  expiresAt?: number
 }
 
 export interface ReceiveOptions {
@@ -327,6 +331,12 @@ export interface Broker {
   ack(receipts: string[]): Promise<SettleOutcome[]>
   nack(receipts: string[], options?: NackOptions): Promise<NackOutcome[]>
   extend(receipts: string[], byMs: number): Promise<SettleOutcome[]>
+  /**
+   * Puts auto-acked deliveries back, as they were, because they could not be handed on (the
+   * consumer's output failed). Queue messages return to their place; a subscription gets them
+   * again as redeliveries.
+   */
+  restore(deliveries: Delivery[]): Promise<void>
   /** For each receipt, whether its lease is still held (not settled, expired or redelivered). */
   stillLeased(receipts: string[]): Promise<boolean[]>
 

@@ -70,7 +70,7 @@ export class WrongKindError extends InvalidInputError {
 
 export class NotFoundError extends InvalidInputError {
   constructor(what: string, name: string, options: MqErrorOptions = {}) {
-    super(`${what} ${name} does not exist`, {...options, code: 'not_found'})
+    super(`${what}${name ? ` ${name}` : ''} does not exist`, {...options, code: 'not_found'})
   }
 }
 

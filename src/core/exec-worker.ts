@@ -1,4 +1,4 @@
-import {spawn} from 'node:child_process'
+import {type ChildProcess, spawn} from 'node:child_process'
 
 import type {Broker, Delivery} from './broker.js'
 import {type ConsumeLoopOptions, type ReceiveFn, waitBudget} from './consumer.js'
@@ -128,12 +128,20 @@ export async function runExecWorker(broker: Broker, receive: ReceiveFn, options:
 async function handle(broker: Broker, delivery: Delivery, options: ExecWorkerOptions): Promise<ExecEvent> {
   const started = Date.now()
   const receipt = delivery.receipt!
-  const child = spawn('sh', ['-c', options.command], {
-    env: {...options.env, ...messageEnvironment(delivery)},
-    stdio: ['pipe', 'inherit', 'pipe'],
-    // Own process group: a Ctrl-C at the terminal reaches mq, which drains, not the commands.
-    detached: true,
-  })
+  let child: ChildProcess
+  try {
+    child = spawn('sh', ['-c', options.command], {
+      env: {...options.env, ...messageEnvironment(delivery)},
+      stdio: ['pipe', 'inherit', 'pipe'],
+      // Own process group: a Ctrl-C at the terminal reaches mq, which drains, not the commands.
+      detached: true,
+    })
+  } catch (error) {
+    // e.g. a NUL byte in a header: this message can never run, the worker goes on with the others.
+    const reason = `cannot start the command: ${(error as Error).message}`
+    const [outcome] = await broker.nack([receipt], {backoff: true, error: reason}).catch(() => ['stale' as const])
+    return {delivery, outcome: outcome === 'dead-lettered' ? 'dead-lettered' : outcome === 'stale' ? 'lease-lost' : 'retry', status: 'spawn', durationMs: 0, error: reason}
+  }
   child.stdin!.on('error', () => {}) // a command that ignores its stdin may close it early
   child.stdin!.end(delivery.body)
   const tail = new OutputTail()

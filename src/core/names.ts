@@ -73,22 +73,36 @@ export function compileTopicPattern(pattern: string): TopicPattern {
     position += segment.length + 1
   }
   const literal = !segments.some((s) => s === '*' || s === '#')
+  // Consecutive #s mean the same as one; collapsing them keeps the matcher linear in practice.
+  const compact = segments.filter((segment, index) => !(segment === '#' && segments[index - 1] === '#'))
   return {
     source: pattern,
     literal,
-    matches: literal ? (topic) => topic === pattern : (topic) => matchSegments(segments, 0, topic.split('.'), 0),
+    matches: literal ? (topic) => topic === pattern : (topic) => matchSegments(compact, topic.split('.')),
   }
 }
 
-function matchSegments(pattern: string[], p: number, topic: string[], t: number): boolean {
-  for (; p < pattern.length; p++, t++) {
-    const segment = pattern[p]
+/**
+ * Segment matching by dynamic programming over (pattern position, topic position): O(p × t),
+ * never exponential, whatever the mix of `#` and `*` (a durable pattern is matched inside the
+ * publish transaction, so its cost must stay bounded).
+ */
+function matchSegments(pattern: string[], topic: string[]): boolean {
+  // reachable[t] = the pattern prefix seen so far can consume exactly topic[0..t)
+  let reachable = new Array<boolean>(topic.length + 1).fill(false)
+  reachable[0] = true
+  for (const segment of pattern) {
+    const next = new Array<boolean>(topic.length + 1).fill(false)
     if (segment === '#') {
-      // `#` takes zero or more segments: try every split, shortest first.
-      for (let rest = t; rest <= topic.length; rest++) if (matchSegments(pattern, p + 1, topic, rest)) return true
-      return false
+      let any = false
+      for (let t = 0; t <= topic.length; t++) {
+        any ||= reachable[t]
+        next[t] = any
+      }
+    } else {
+      for (let t = 0; t < topic.length; t++) if (reachable[t] && (segment === '*' || segment === topic[t])) next[t + 1] = true
     }
-    if (t >= topic.length || (segment !== '*' && segment !== topic[t])) return false
+    reachable = next
   }
-  return t === topic.length
+  return reachable[topic.length]
 }

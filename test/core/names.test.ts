@@ -94,3 +94,15 @@ describe('topic patterns (* one segment, # zero or more)', () => {
     expect(() => validateName('a*')).to.throw(/invalid character "\*"/)
   })
 })
+
+describe('topic pattern matching cost', () => {
+  // A backtracking matcher takes hours on this (the test would time out); the DP takes microseconds.
+  it('stays polynomial with many # and * segments', () => {
+    const topic = Array.from({length: 60}, () => 'a').join('.')
+    for (const source of ['#.#.#.#.#.#.#.#.#.#.#.#.z', '#.*.#.*.#.*.#.*.#.*.#.*.z', '*.#.*.#.*.#.*.#.*.#.*.#.*.#.z']) {
+      const pattern = compileTopicPattern(source)
+      expect(pattern.matches(topic), source).to.equal(false)
+      expect(pattern.matches(`${topic}.z`), source).to.equal(true)
+    }
+  })
+})

@@ -28,14 +28,14 @@ each keeps a lease and its receipt is shown, for \`mq ack\`. Exit 3 when nothing
   },
   fast: true,
   async run({args, flags}, ctx): Promise<TriageSummary | undefined> {
-    const broker = ctx.broker()
+    const settings = consumerSettings(flags) // bad flags fail before the broker folder is touched
     const queue = validateName(
-      args.queue ?? (await askName(ctx, 'queue', (await broker.listQueues()).map((q) => q.name), 'give it as an argument: mq consume QUEUE')),
+      args.queue ?? (await askName(ctx, 'queue', (await ctx.broker().listQueues()).map((q) => q.name), 'give it as an argument: mq consume QUEUE')),
       'queue name',
     )
+    const broker = ctx.broker()
     const lease = flags['visibility-timeout'] ?? (await broker.getQueue(queue))?.settings.visibilityTimeoutMs ?? DEFAULT_QUEUE_SETTINGS.visibilityTimeoutMs
     const receive: ReceiveFn = (options) => broker.receive(queue, options)
-    const settings = consumerSettings(flags)
     if (flags.interactive) {
       if (settings.exec !== undefined || ctx.json) throw new InvalidInputError('--interactive cannot be combined with --exec or --json')
       const summary = await triage(ctx, receive, {leaseMs: lease, waitMs: settings.loop.waitMs, follow: settings.loop.follow})

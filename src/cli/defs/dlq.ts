@@ -79,7 +79,8 @@ picks messages (all must match): body~TEXT, body=TEXT, HEADER=VALUE, HEADER~TEXT
     spinner.stop()
     return result
   },
-  render(r) {
+  render(r, ctx) {
+    if (r.stoppedFull) ctx.warn(`stopped early: ${r.target} is full (its max length or bytes); redrive the rest once consumers catch up`)
     const what = `${r.moved} of ${r.examined} examined message${r.examined === 1 ? '' : 's'} in ${r.deadLetterQueue}`
     return r.dryRun ? `would redrive ${what} to ${r.target} (dry run: nothing changed)${r.ids.length > 0 ? `\nids: ${r.ids.join(' ')}` : ''}` : `redrove ${what} to ${r.target}`
   },

@@ -14,8 +14,11 @@ export default defineCommand({
   },
   fast: true,
   run: ({argv, flags}, ctx) =>
-    settleReceipts(ctx, argv, (broker, receipts) =>
-      broker.nack(receipts, {delayMs: flags.delay, deadLetter: flags['dead-letter'], error: flags.reason}),
+    settleReceipts(
+      ctx,
+      argv,
+      (broker, receipts) => broker.nack(receipts, {delayMs: flags.delay, deadLetter: flags['dead-letter'], error: flags.reason}),
+      {wantedDeadLetter: flags['dead-letter']},
     ),
   render: renderSettled('released'),
 })

@@ -1,5 +1,6 @@
 import type {OutgoingMessage, PublishOptions, PublishResult} from '../../core/broker.js'
 import {InterruptedError, InvalidInputError, isMqError, QueueFullError} from '../../core/errors.js'
+import {validateName} from '../../core/names.js'
 import {parseTimeOrDelay} from '../../core/units.js'
 import type {Context} from '../context.js'
 import {defineCommand} from '../definition.js'
@@ -40,6 +41,7 @@ subscription pattern matches it), otherwise a queue, created on first use. Print
     const name =
       args.name ??
       (await askName(ctx, 'queue or topic', (await ctx.broker().listQueues()).map((q) => q.name), 'give it as the first argument: mq publish NAME [BODY]'))
+    validateName(name, flags.topic ? 'topic name' : 'destination name')
     const headers = parseHeaderFlags(flags.header)
     const kind = flags.topic ? ('topic' as const) : undefined
     if (flags.delay !== undefined && flags.at !== undefined) throw new InvalidInputError('--delay and --at cannot be combined', {hint: 'use one of them'})

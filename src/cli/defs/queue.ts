@@ -1,4 +1,5 @@
 import type {PeekedMessage, QueueInfo, QueueSettings, QueueStats} from '../../core/broker.js'
+import {InvalidInputError} from '../../core/errors.js'
 import {validateName} from '../../core/names.js'
 import {formatDuration, formatSize} from '../../core/units.js'
 import type {Context} from '../context.js'
@@ -20,12 +21,17 @@ const SETTINGS_FLAGS = {
   overflow: {kind: 'string', summary: 'When full: reject (exit 4), drop-oldest (from the head), or block the publisher.', options: ['reject', 'drop-oldest', 'block']},
   'default-ttl': {kind: 'duration', summary: 'Messages expire DUR after publishing unless they set --ttl.', helpValue: 'DUR'},
   'dead-letter-expired': {kind: 'boolean', summary: 'Send expired messages to the dead-letter queue (reason expired) instead of discarding them.'},
+  'discard-expired': {kind: 'boolean', summary: 'Discard expired messages (the default; undoes --dead-letter-expired).'},
   'dedup-window': {kind: 'duration', summary: 'How long a publish --dedup-id is remembered (default 5m).', helpValue: 'DUR'},
   unbounded: {kind: 'boolean', summary: 'With update: remove --max-length, --max-bytes and --default-ttl.'},
 } as const satisfies FlagSpecs
 
 function settingsFromFlags(flags: FlagValues<typeof SETTINGS_FLAGS>): Partial<QueueSettings> {
   const dlq = flags['dead-letter-queue']
+  if (flags.unbounded && (flags['max-length'] !== undefined || flags['max-bytes'] !== undefined || flags['default-ttl'] !== undefined)) {
+    throw new InvalidInputError('--unbounded removes the limits: it cannot be combined with --max-length, --max-bytes or --default-ttl')
+  }
+  if (flags['dead-letter-expired'] && flags['discard-expired']) throw new InvalidInputError('--dead-letter-expired and --discard-expired cannot be combined')
   return {
     visibilityTimeoutMs: flags['visibility-timeout'],
     maxDeliveries: flags['max-deliveries'],
@@ -37,7 +43,7 @@ function settingsFromFlags(flags: FlagValues<typeof SETTINGS_FLAGS>): Partial<Qu
     maxBytes: flags.unbounded ? null : flags['max-bytes'],
     overflow: flags.overflow as QueueSettings['overflow'] | undefined,
     defaultTtlMs: flags.unbounded ? null : flags['default-ttl'],
-    deadLetterExpired: flags['dead-letter-expired'] || undefined,
+    deadLetterExpired: flags['dead-letter-expired'] ? true : flags['discard-expired'] ? false : undefined,
     dedupWindowMs: flags['dedup-window'],
   }
 }

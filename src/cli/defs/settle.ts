@@ -8,6 +8,8 @@ export interface SettleSummary {
   settled: number
   /** Of those, messages that went to a dead-letter queue. */
   deadLettered?: number
+  /** Messages released instead of dead-lettered, their queue having no dead-letter queue. */
+  released?: number
   stale: string[]
 }
 
@@ -19,6 +21,7 @@ export async function settleReceipts(
   ctx: Context,
   argv: string[],
   settle: (broker: Broker, receipts: string[]) => Promise<string[]>,
+  options: {wantedDeadLetter?: boolean} = {},
 ): Promise<SettleSummary> {
   const broker = ctx.broker()
   const summary: SettleSummary = {settled: 0, stale: []}
@@ -30,16 +33,18 @@ export async function settleReceipts(
       else {
         summary.settled++
         if (outcome === 'dead-lettered') summary.deadLettered = (summary.deadLettered ?? 0) + 1
+        if (outcome === 'released' && options.wantedDeadLetter) summary.released = (summary.released ?? 0) + 1
       }
     })
   }
+  if (summary.released) ctx.warn(`note: ${summary.released} message${summary.released === 1 ? ' was' : 's were'} released, not dead-lettered: ${summary.released === 1 ? 'its queue has' : 'their queues have'} no dead-letter queue`)
   if (summary.stale.length > 0) {
     if (ctx.json) ctx.out.line(JSON.stringify(summary))
     await ctx.out.flush()
     const shown = summary.stale.slice(0, 3).join(', ') + (summary.stale.length > 3 ? ', …' : '')
     const of = summary.settled > 0 ? `${summary.stale.length} of ${summary.stale.length + summary.settled} receipts are` : summary.stale.length === 1 ? 'the receipt is' : 'the receipts are'
     throw new StaleReceiptError(`${of} stale (${shown}): the lease ran out and the message was redelivered, or it was already settled`, summary.stale, {
-      hint: 'the other receipts were settled; extend leases with `mq extend` for long work',
+      hint: summary.settled > 0 ? 'the other receipts were settled; extend leases with `mq extend` for long work' : 'extend leases with `mq extend` for long work',
     })
   }
   return summary

@@ -1,4 +1,4 @@
-import {buildEvent, type CloudEvent, validateEvent} from '../../core/engine/cloudevents.js'
+import {buildEvent, type CloudEvent, eventWarnings, validateEvent} from '../../core/engine/cloudevents.js'
 import {DaemonUnavailableError} from '../../core/daemon/client.js'
 import type {TriggerSummary} from '../../core/engine/engine.js'
 import {InvalidInputError, NothingArrivedError} from '../../core/errors.js'
@@ -109,7 +109,9 @@ async function eventFrom(
     }
     const text = arg ?? (ctx.stdinIsTTY ? undefined : await readStdinBody())
     if (text === undefined || text.trim() === '') throw new InvalidInputError('no event given', {hint: 'pass the CloudEvent JSON as an argument or on stdin'})
-    return validateEvent(parseJson(text, 'the event'))
+    const event = validateEvent(parseJson(text, 'the event'))
+    for (const warning of eventWarnings(event)) ctx.warn(`note: ${warning}`)
+    return event
   }
   if (arg === undefined) throw new InvalidInputError('missing event type', {code: 'usage', hint: 'e.g. mq trigger order.created --data \'{"id":1}\''})
   let data: unknown

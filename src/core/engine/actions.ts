@@ -1,4 +1,4 @@
-import {spawn} from 'node:child_process'
+import {type ChildProcess, spawn} from 'node:child_process'
 import {appendFile} from 'node:fs/promises'
 import {isAbsolute, resolve} from 'node:path'
 
@@ -82,12 +82,18 @@ export function describeAction(action: ActionSpec): string {
 async function runExec(action: ExecAction, event: CloudEvent, ctx: ActionContext): Promise<ActionResult> {
   const argv = action.shell ? ['sh', '-c', action.command as string] : (action.command as string[]).map((item) => renderTemplate(item, event))
   const target = JSON.stringify(argv)
-  const child = spawn(argv[0], argv.slice(1), {
-    cwd: action.cwd ? resolve(ctx.baseDir, action.cwd) : ctx.baseDir,
-    env: {...ctx.env, ...eventEnvironment(event), MQ_RULE: ctx.rule, MQ_ATTEMPT: String(ctx.attempt), ...renderAll(action.env, event)},
-    stdio: ['pipe', 'pipe', 'pipe'],
-    detached: true,
-  })
+  let child: ChildProcess
+  try {
+    child = spawn(argv[0], argv.slice(1), {
+      cwd: action.cwd ? resolve(ctx.baseDir, action.cwd) : ctx.baseDir,
+      env: {...ctx.env, ...eventEnvironment(event), MQ_RULE: ctx.rule, MQ_ATTEMPT: String(ctx.attempt), ...renderAll(action.env, event)},
+      stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true,
+    })
+  } catch (error) {
+    // e.g. a NUL byte rendered into an argument: a failed attempt like any other.
+    return {ok: false, target, error: `cannot run ${argv[0]}: ${(error as Error).message}`}
+  }
   const tail = new OutputTail()
   const copy = (chunk: Buffer) => {
     tail.add(chunk)

@@ -42,6 +42,19 @@ export interface TriggerSummary {
   durationMs: number
 }
 
+/** Claim owners are `<pid>.<random>`: alive while that process is. */
+function isOwnerAlive(owner: string): boolean {
+  const pid = Number(owner.split('.')[0])
+  if (!Number.isInteger(pid) || pid <= 0) return false
+  if (pid === process.pid) return true
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
 function duplicateSummary(event: CloudEvent, seq: number, duplicateOf: number, started: number): TriggerSummary {
   return {seq, id: event.id, type: event.type, source: event.source, duplicateOf, matched: [], actions: [], ok: true, durationMs: Date.now() - started}
 }
@@ -91,7 +104,13 @@ export class Engine {
   async handle(event: CloudEvent): Promise<TriggerSummary> {
     const started = Date.now()
     const accepted = await this.accept(event, true)
-    if (accepted.duplicateOf !== undefined) return duplicateSummary(event, accepted.seq, accepted.duplicateOf, started)
+    if (accepted.duplicateOf !== undefined) {
+      // A repeat of an event whose runner died before finishing it (e.g. a killed trigger): run it now.
+      if (await this.options.journal.reclaim(accepted.duplicateOf, this.owner, EVENT_CLAIM_MS, isOwnerAlive)) {
+        return this.process(accepted.duplicateOf, event, started)
+      }
+      return duplicateSummary(event, accepted.seq, accepted.duplicateOf, started)
+    }
     return this.process(accepted.seq, event, started)
   }
 
@@ -120,16 +139,7 @@ export class Engine {
 
   /** Gives back events claimed by runners that died (their owner names their pid). */
   releaseOrphans(): Promise<number> {
-    return this.options.journal.releaseOrphanedClaims((owner) => {
-      const pid = Number(owner.split('.')[0])
-      if (!Number.isInteger(pid) || pid === process.pid) return pid === process.pid
-      try {
-        process.kill(pid, 0)
-        return true
-      } catch (error) {
-        return (error as NodeJS.ErrnoException).code === 'EPERM'
-      }
-    })
+    return this.options.journal.releaseOrphanedClaims(isOwnerAlive)
   }
 
   /** Claims pending events for this engine (the daemon's queue of handed-over events). */
@@ -139,13 +149,14 @@ export class Engine {
 
   /** Runs a journalled event through the current rules again (replay); no dedup. */
   async replay(seq: number, event: CloudEvent, onlyRule?: string): Promise<TriggerSummary> {
-    return this.run(seq, event, this.match(event, onlyRule), Date.now())
+    // The replay's attempts are journalled under the event; its original outcome stays as it was.
+    return this.run(seq, event, this.match(event, onlyRule), Date.now(), false)
   }
 
-  private async run(seq: number, event: CloudEvent, rules: Rule[], started: number): Promise<TriggerSummary> {
+  private async run(seq: number, event: CloudEvent, rules: Rule[], started: number, settle = true): Promise<TriggerSummary> {
     const actions = (await Promise.all(rules.map((rule) => this.runRule(rule, event, seq)))).flat()
     const ok = actions.every((a) => a.outcome !== 'dead-lettered')
-    await this.options.journal.finish(seq, rules.length === 0 ? 'unmatched' : ok ? 'done' : 'failed', rules.map((r) => r.name))
+    if (settle) await this.options.journal.finish(seq, rules.length === 0 ? 'unmatched' : ok ? 'done' : 'failed', rules.map((r) => r.name))
     return {seq, id: event.id, type: event.type, source: event.source, matched: rules.map((r) => r.name), actions, ok, durationMs: Date.now() - started}
   }
 
@@ -156,21 +167,14 @@ export class Engine {
     // A lease per run, so two events in one process are serialised as well as two processes.
     const owner = `${this.owner}.${++this.runs}`
     let locked = await journal.lockRule(rule.name, owner, RULE_LEASE_MS)
-    if (!locked && rule.concurrency === 'drop') {
-      const now = Date.now()
-      return Promise.all(
-        rule.actions.map(async (action, index) => {
-          const summary: ActionSummary = {rule: rule.name, action: index, type: action.type, target: describeAction(action), outcome: 'dropped', attempts: 0, durationMs: 0, error: 'the rule was already running (concurrency: drop)'}
-          await journal.recordRun({eventSeq: seq, rule: rule.name, action: index, actionType: action.type, target: summary.target, attempt: 0, startedAt: now, durationMs: 0, outcome: 'dropped', error: summary.error})
-          return summary
-        }),
-      )
-    }
+    if (!locked && rule.concurrency === 'drop') return this.skipActions(rule, seq, 'dropped', 'the rule was already running (concurrency: drop)')
     const deadline = Date.now() + rule.retry.maxAgeMs
     while (!locked && Date.now() < deadline && !this.options.signal?.aborted) {
       await sleep(LOCK_POLL_MS, this.options.signal)
       locked = await journal.lockRule(rule.name, owner, RULE_LEASE_MS)
     }
+    // Serial means serial: rather than run alongside another run, give up like a failed delivery.
+    if (!locked) return this.skipActions(rule, seq, 'dead-lettered', `the rule stayed busy for its whole retry age (${rule.retry.maxAgeMs}ms, concurrency: serial)`)
     const renew = setInterval(() => journal.lockRule(rule.name, owner, RULE_LEASE_MS).catch(() => {}), RULE_LEASE_MS / 3)
     try {
       return await this.runActions(rule, event, seq)
@@ -178,6 +182,18 @@ export class Engine {
       clearInterval(renew)
       await journal.unlockRule(rule.name, owner)
     }
+  }
+
+  /** Records every action of a rule as not run (dropped, or given up waiting for its turn). */
+  private skipActions(rule: Rule, seq: number, outcome: 'dropped' | 'dead-lettered', error: string): Promise<ActionSummary[]> {
+    const now = Date.now()
+    return Promise.all(
+      rule.actions.map(async (action, index) => {
+        const summary: ActionSummary = {rule: rule.name, action: index, type: action.type, target: describeAction(action), outcome, attempts: 0, durationMs: 0, error}
+        await this.options.journal.recordRun({eventSeq: seq, rule: rule.name, action: index, actionType: action.type, target: summary.target, attempt: 0, startedAt: now, durationMs: 0, outcome, error})
+        return summary
+      }),
+    )
   }
 
   private async runActions(rule: Rule, event: CloudEvent, seq: number): Promise<ActionSummary[]> {

@@ -60,6 +60,8 @@ export interface EventJournal {
   /** Extends the claim on an event being processed. */
   renewClaim(seq: number, owner: string, leaseMs: number): Promise<void>
   releaseClaim(seq: number, owner: string): Promise<void>
+  /** Takes over a pending event whose claim ran out or whose owner died; false if it is done or held. */
+  reclaim(seq: number, owner: string, leaseMs: number, isOwnerAlive: (owner: string) => boolean): Promise<boolean>
   /** Releases claims held by owners that are gone (a runner killed mid-action); returns how many. */
   releaseOrphanedClaims(isOwnerAlive: (owner: string) => boolean): Promise<number>
   /** Settles an event (and releases its claim). */

@@ -5,6 +5,7 @@ import {JSONFile} from 'lowdb/node'
 import {Low} from 'lowdb'
 
 import {InvalidInputError, StoreError} from '../errors.js'
+import {withFileLock} from '../file-lock.js'
 import {type RulesDocument, type ValidatedDocument, validateDocument} from './rules.js'
 
 export interface LoadedRules {
@@ -28,6 +29,10 @@ export async function readRules(path: string): Promise<LoadedRules> {
  * disk is never left invalid by mqctl.
  */
 export async function editRules(path: string, edit: (document: RulesDocument) => void, privateFile: boolean): Promise<LoadedRules> {
+  return withFileLock(path, () => editLocked(path, edit, privateFile))
+}
+
+async function editLocked(path: string, edit: (document: RulesDocument) => void, privateFile: boolean): Promise<LoadedRules> {
   const db = await open(path)
   validateDocument(db.data, path) // refuse to edit a document that is already broken
   edit(db.data)

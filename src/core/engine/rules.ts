@@ -226,6 +226,9 @@ function validateAction(value: unknown, fail: Fail): ActionSpec {
         if (TEMPLATE.test(a.command as string)) fail('command', 'templates are not allowed in a shell command; read $MQ_EVENT_* variables (or use an argv array)')
       } else if (!Array.isArray(a.command) || a.command.length === 0 || a.command.some((item) => typeof item !== 'string') || (a.command[0] as string) === '') {
         fail('command', 'must be a non-empty array of strings (argv), e.g. ["./deploy.sh", "{{data.env}}"]; or set shell: true with a string')
+      } else if (TEMPLATE.test((a.command as string[])[0])) {
+        // Event data may fill in arguments, never choose the program.
+        fail('command[0]', 'the program cannot be a template; put templates in the arguments')
       }
       stringMap('env')
       if (a.cwd !== undefined && typeof a.cwd !== 'string') fail('cwd', 'must be a string')

@@ -1,10 +1,13 @@
 import {
   DEFAULT_QUEUE_SETTINGS,
+  DEFAULT_TOPIC_SETTINGS,
   type DestinationKind,
   type QueueSettings,
+  type TopicSettings,
   defaultDeadLetterQueue,
 } from '../broker.js'
 import {InvalidInputError, WrongKindError} from '../errors.js'
+import {validateName} from '../names.js'
 import type {Sql} from './sql.js'
 
 export interface Totals {
@@ -106,9 +109,13 @@ export class Destinations {
     return this.insert(name, 'queue', full)
   }
 
-  /** The existing queue or a new one with default settings; call inside a write transaction. */
-  ensureQueue(name: string): DestinationRow {
-    return this.queue(name) ?? this.createQueue(name)
+  /** Refuses a dead-letter queue that exists as a topic (a queue and a topic never stand for each other). */
+  checkDeadLetterTarget(settings: {deadLetterQueue: string | null}): void {
+    if (settings.deadLetterQueue === null) return
+    const target = this.get(settings.deadLetterQueue)
+    if (target && target.kind !== 'queue') {
+      throw new WrongKindError(settings.deadLetterQueue, 'topic', {hint: 'a dead-letter queue must be a queue: choose another name'})
+    }
   }
 
   saveSettings<S>(id: number, settings: S): void {
@@ -196,11 +203,33 @@ export function resolveQueueSettings(
   if (!Number.isInteger(s.maxDeliveries) || s.maxDeliveries < 1) bad('max deliveries', 'use a whole number ≥ 1')
   if (!Number.isInteger(s.maxBodyBytes) || s.maxBodyBytes < 1 || s.maxBodyBytes > MAX_BODY_LIMIT) bad('max body size', 'use 1 byte to 256 MiB')
   if (s.deadLetterQueue === name) bad('dead-letter queue', 'a queue cannot be its own dead-letter queue')
+  if (s.deadLetterQueue !== null) {
+    try {
+      validateName(s.deadLetterQueue, 'dead-letter queue name')
+    } catch (error) {
+      bad('dead-letter queue', (error as Error).message)
+    }
+  }
   if (!(s.retryBackoffMs >= 0) || !(s.retryBackoffMaxMs >= s.retryBackoffMs)) bad('retry backoff', 'the maximum must be ≥ the base')
   if (s.maxLength !== null && (!Number.isInteger(s.maxLength) || s.maxLength < 1)) bad('max length', 'use a whole number ≥ 1')
   if (s.maxBytes !== null && (!Number.isInteger(s.maxBytes) || s.maxBytes < 1)) bad('max bytes', 'use a whole number ≥ 1')
   if (!['reject', 'drop-oldest', 'block'].includes(s.overflow)) bad('overflow policy', 'use reject, drop-oldest or block')
   if (s.defaultTtlMs !== null && !(s.defaultTtlMs >= 1)) bad('default TTL', 'use a positive duration')
+  if (!(s.dedupWindowMs >= 0)) bad('dedup window', 'use a duration ≥ 0')
+  return s
+}
+
+/** Defaults < stored < given, validated. Throws InvalidInputError naming the bad setting. */
+export function resolveTopicSettings(name: string, given: Partial<TopicSettings>, base: TopicSettings = DEFAULT_TOPIC_SETTINGS): TopicSettings {
+  const defined = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) as Partial<TopicSettings>
+  const s: TopicSettings = {...base, ...defined}
+  const bad = (setting: string, why: string): never => {
+    throw new InvalidInputError(`invalid ${setting} for topic ${name}: ${why}`)
+  }
+  if (!(s.maxAgeMs >= 1)) bad('max age', 'use a positive duration')
+  if (s.maxMessages !== null && (!Number.isInteger(s.maxMessages) || s.maxMessages < 1)) bad('max messages', 'use a whole number ≥ 1')
+  if (s.maxBytes !== null && (!Number.isInteger(s.maxBytes) || s.maxBytes < 1)) bad('max bytes', 'use a whole number ≥ 1')
+  if (!Number.isInteger(s.maxBodyBytes) || s.maxBodyBytes < 1 || s.maxBodyBytes > 256 * 1024 * 1024) bad('max body size', 'use 1 byte to 256 MiB')
   if (!(s.dedupWindowMs >= 0)) bad('dedup window', 'use a duration ≥ 0')
   return s
 }

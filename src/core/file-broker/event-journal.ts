@@ -83,6 +83,20 @@ export class SqliteEventJournal implements EventJournal {
     this.sql.write(() => this.sql.q('UPDATE events SET claim_owner = NULL, claim_expires = NULL WHERE seq = ? AND claim_owner = ?').run(seq, owner))
   }
 
+  async reclaim(seq: number, owner: string, leaseMs: number, isOwnerAlive: (owner: string) => boolean): Promise<boolean> {
+    return this.sql.write(() => {
+      const now = Date.now()
+      const row = this.sql.q('SELECT status, claim_owner, claim_expires FROM events WHERE seq = ?').get(seq) as
+        | {status: string; claim_owner: string | null; claim_expires: number | null}
+        | undefined
+      if (!row || row.status !== 'pending') return false
+      const held = row.claim_owner !== null && (row.claim_expires ?? 0) > now && isOwnerAlive(row.claim_owner)
+      if (held) return false
+      this.sql.q('UPDATE events SET claim_owner = ?, claim_expires = ? WHERE seq = ?').run(owner, now + leaseMs, seq)
+      return true
+    })
+  }
+
   async releaseOrphanedClaims(isOwnerAlive: (owner: string) => boolean): Promise<number> {
     return this.sql.write(() => {
       const claimed = this.sql

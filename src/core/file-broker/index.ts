@@ -36,7 +36,7 @@ import {formatDuration} from '../units.js'
 import {compileTopicPattern, printable, type TopicPattern, validateName} from '../names.js'
 import {openDatabase} from '../store/database.js'
 import {ChangeNotifier, FALLBACK_POLL_MS, SIGNAL_FILE} from './change-notifier.js'
-import {type DestinationRow, Destinations, resolveQueueSettings} from './destinations.js'
+import {type DestinationRow, Destinations, resolveQueueSettings, resolveTopicSettings} from './destinations.js'
 import {decodeHeaders, QueueStore} from './queue-store.js'
 import type {EventJournal} from '../engine/journal.js'
 import {SqliteEventJournal} from './event-journal.js'
@@ -81,11 +81,12 @@ export class FileBroker implements Broker {
     validateName(name, 'queue name')
     return this.sql.write(() => {
       const existing = this.destinations.queue(name)
-      if (!existing) return queueInfo(this.destinations.createQueue(name, settings))
-      const wanted = resolveQueueSettings(name, settings, existing.settings)
-      const differing = (Object.keys(settings) as (keyof QueueSettings)[]).filter(
-        (key) => settings[key] !== undefined && wanted[key] !== existing.settings[key],
-      )
+      if (!existing) {
+        const created = this.destinations.createQueue(name, settings)
+        this.destinations.checkDeadLetterTarget(created.settings)
+        return queueInfo(created)
+      }
+      const differing = differingSettings(settings, resolveQueueSettings(name, settings, existing.settings), existing.settings)
       if (differing.length > 0) {
         throw new InvalidInputError(`queue ${name} already exists with other settings (${differing.join(', ')})`, {
           code: 'settings_differ',
@@ -100,6 +101,7 @@ export class FileBroker implements Broker {
     return this.sql.write(() => {
       const queue = this.requireQueue(name)
       const next = resolveQueueSettings(name, settings, queue.settings)
+      this.destinations.checkDeadLetterTarget(next)
       this.destinations.saveSettings(queue.id, next)
       return queueInfo({...queue, settings: next})
     })
@@ -271,7 +273,34 @@ export class FileBroker implements Broker {
       receipt: row.receipt,
       publishedAt: row.published_at,
       priority: row.priority,
+      expiresAt: row.expires_at ?? undefined,
     }))
+  }
+
+  async restore(deliveries: Delivery[]): Promise<void> {
+    if (deliveries.length === 0) return
+    this.sql.write(() => {
+      const now = Date.now()
+      for (const delivery of deliveries) {
+        const row = {
+          id: Number(delivery.id),
+          body: delivery.body,
+          headers: delivery.headers,
+          attempt: delivery.attempt,
+          publishedAt: delivery.publishedAt,
+          priority: delivery.priority ?? 0,
+          expiresAt: delivery.expiresAt,
+        }
+        if (delivery.queue !== undefined) {
+          const queue = this.destinations.queue(delivery.queue)
+          if (queue) this.queues.restore(queue, [row], now)
+        } else if (delivery.subscription !== undefined) {
+          const subscription = this.subscriptions.get(delivery.subscription)
+          const dest = subscription && this.destinations.getById(subscription.destId)
+          if (dest) this.queues.restore(dest, [{...row, refId: row.id}], now)
+        }
+      }
+    })
   }
 
   /**
@@ -353,10 +382,15 @@ export class FileBroker implements Broker {
           let last = after
           for (const row of rows) {
             if (count >= budget) break
+            const headers = decodeHeaders(row.headers)
+            const matches = !options.filter || options.filter({body: row.body, headers})
+            if (matches && !result.dryRun && owner.kind === 'queue' && !hasRoom(this.destinations.getById(owner.id)!, row.body)) {
+              result.stoppedFull = true // back-pressure applies to redrives too
+              break
+            }
             last = row.id
             result.examined++
-            const headers = decodeHeaders(row.headers)
-            if (options.filter && !options.filter({body: row.body, headers})) continue
+            if (!matches) continue
             result.ids.push(String(row.id))
             count++
             if (result.dryRun) continue
@@ -367,6 +401,7 @@ export class FileBroker implements Broker {
         })
         result.moved += moved.moved
         limiter?.giveBack(budget - moved.moved)
+        if (result.stoppedFull) return result
         if (moved.rows === 0 || moved.last === after) break
         after = moved.last
       }
@@ -382,10 +417,7 @@ export class FileBroker implements Broker {
       const existing = this.destinations.get<TopicSettings>(name)
       if (existing && existing.kind !== 'topic') throw new WrongKindError(name, existing.kind as DestinationKind)
       if (!existing) return topicInfo(this.destinations.insert(name, 'topic', resolveTopicSettings(name, settings)))
-      const wanted = resolveTopicSettings(name, settings, existing.settings)
-      const differing = (Object.keys(settings) as (keyof TopicSettings)[]).filter(
-        (key) => settings[key] !== undefined && wanted[key] !== existing.settings[key],
-      )
+      const differing = differingSettings(settings, resolveTopicSettings(name, settings, existing.settings), existing.settings)
       if (differing.length > 0) {
         throw new InvalidInputError(`topic ${name} already exists with other settings (${differing.join(', ')})`, {
           code: 'settings_differ',
@@ -488,7 +520,7 @@ export class FileBroker implements Broker {
     return this.poll(options, () => {
       const deliverable = this.sql.read(() => {
         const row = this.subscriptions.getByDest(destId)
-        if (!row) throw new NotFoundError('subscription', String(destId), {hint: 'it was deleted; subscribe again'})
+        if (!row) throw subscriptionGone()
         const topicIds = this.topics.matching(compileTopicPattern(row.pattern)).map((t) => t.id)
         return this.queues.hasDeliverable(destId, Date.now()) || this.topics.hasAfter(topicIds, row.cursor)
       })
@@ -500,7 +532,7 @@ export class FileBroker implements Broker {
   private takeFromSubscription(destId: number, options: ReceiveOptions): Delivery[] {
     const row = this.subscriptions.getByDest(destId)
     const dest = this.destinations.getById(destId)
-    if (!row || !dest) throw new NotFoundError('subscription', String(destId), {hint: 'it was deleted; subscribe again'})
+    if (!row || !dest) throw subscriptionGone()
     const now = Date.now()
     const visibility = options.visibilityTimeoutMs ?? dest.settings.visibilityTimeoutMs
     const topicNames = new Map<number, string>()
@@ -536,6 +568,8 @@ export class FileBroker implements Broker {
     const room = Math.min(options.max, 1000) - deliveries.length
     if (room > 0) {
       const topicIds = this.topics.matching(compileTopicPattern(row.pattern)).map((t) => t.id)
+      // Age limits apply to readers too, not only when the next publish comes.
+      for (const topicId of topicIds) this.topics.enforceRetention(topicId, now)
       const fresh = this.topics.readAfter(topicIds, row.cursor, room)
       if (fresh.length > 0) {
         this.subscriptions.setCursor(destId, fresh.at(-1)!.id)
@@ -735,7 +769,10 @@ function validateMessages(messages: OutgoingMessage[]): void {
     if (message.priority !== undefined && !(Number.isInteger(message.priority) && message.priority >= 0 && message.priority <= 9)) {
       throw atMessage(new InvalidInputError(`priority ${message.priority} is out of range`, {hint: 'use 0 to 9'}), index, messages.length)
     }
-    for (const key of Object.keys(message.headers ?? {})) {
+    for (const [key, value] of Object.entries(message.headers ?? {})) {
+      if (typeof value !== 'string' || value.includes('\0')) {
+        throw atMessage(new InvalidInputError(`header "${printable(key, 40)}" must be a string without NUL characters`), index, messages.length)
+      }
       if (!/^[A-Za-z0-9_.-]{1,128}$/.test(key)) {
         throw atMessage(
           new InvalidInputError(`header name "${printable(key, 40)}" is invalid`, {hint: 'use letters, digits, _, . and -, up to 128 characters'}),
@@ -751,6 +788,21 @@ function atMessage<E extends InvalidInputError>(error: E, index: number, count: 
   error.index = index
   if (count > 1) error.where = `message ${index + 1}`
   return error
+}
+
+function subscriptionGone(): NotFoundError {
+  return new NotFoundError('this subscription', '', {hint: 'it was deleted meanwhile (`mq subscription delete`); subscribe again'})
+}
+
+/** The settings a re-declaration gives that differ from the existing ones (declare is idempotent only when none do). */
+function differingSettings<S extends object>(given: Partial<S>, wanted: S, existing: S): string[] {
+  return (Object.keys(given) as (keyof S)[]).filter((key) => given[key] !== undefined && wanted[key] !== existing[key]).map(String)
+}
+
+/** Whether a queue can take one more message of this body under its length and size limits. */
+function hasRoom(queue: DestinationRow, body: string): boolean {
+  const {maxLength, maxBytes} = queue.settings
+  return (maxLength === null || queue.depth < maxLength) && (maxBytes === null || queue.bytes + Buffer.byteLength(body) <= maxBytes)
 }
 
 function queueInfo(row: DestinationRow): QueueInfo {
@@ -781,16 +833,3 @@ function pickSubscriptionSettings(s: QueueSettings): SubscriptionSettings {
   }
 }
 
-function resolveTopicSettings(name: string, given: Partial<TopicSettings>, base: TopicSettings = DEFAULT_TOPIC_SETTINGS): TopicSettings {
-  const defined = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) as Partial<TopicSettings>
-  const s: TopicSettings = {...base, ...defined}
-  const bad = (setting: string, why: string): never => {
-    throw new InvalidInputError(`invalid ${setting} for topic ${name}: ${why}`)
-  }
-  if (!(s.maxAgeMs >= 1)) bad('max age', 'use a positive duration')
-  if (s.maxMessages !== null && (!Number.isInteger(s.maxMessages) || s.maxMessages < 1)) bad('max messages', 'use a whole number ≥ 1')
-  if (s.maxBytes !== null && (!Number.isInteger(s.maxBytes) || s.maxBytes < 1)) bad('max bytes', 'use a whole number ≥ 1')
-  if (!Number.isInteger(s.maxBodyBytes) || s.maxBodyBytes < 1 || s.maxBodyBytes > 256 * 1024 * 1024) bad('max body size', 'use 1 byte to 256 MiB')
-  if (!(s.dedupWindowMs >= 0)) bad('dedup window', 'use a duration ≥ 0')
-  return s
-}

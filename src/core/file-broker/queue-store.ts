@@ -1,6 +1,5 @@
 import {backoffDelayMs} from '../backoff.js'
 import type {Headers, NackOutcome, OutgoingMessage, PeekedMessage} from '../broker.js'
-import {InvalidInputError} from '../errors.js'
 import type {DestinationRow, Destinations} from './destinations.js'
 import {formatReceipt, newLeaseToken} from './receipts.js'
 import {subscriptionName} from './subscription-store.js'
@@ -21,6 +20,7 @@ export interface TakenRow {
   attempts: number
   published_at: number
   priority: number
+  expires_at: number | null
   ref_id: number | null
   /** Set when the row was leased (not auto-acked). */
   receipt?: string
@@ -101,7 +101,7 @@ export class QueueStore {
         .q(
           `DELETE FROM messages WHERE id IN (
              SELECT id FROM messages WHERE dest_id = ? AND state = 0 ORDER BY priority DESC, id LIMIT ?)
-           RETURNING id, body, headers, attempts + 1 AS attempts, published_at, priority, ref_id`,
+           RETURNING id, body, headers, attempts + 1 AS attempts, published_at, priority, expires_at, ref_id`,
         )
         .all(queue.id, limit) as TakenRow[]
       this.destinations.bump(queue.id, 'acked_total', rows.length)
@@ -111,7 +111,7 @@ export class QueueStore {
         .q(
           `UPDATE messages SET state = 1, visible_at = ?, attempts = attempts + 1, lease_token = ?
            WHERE id IN (SELECT id FROM messages WHERE dest_id = ? AND state = 0 ORDER BY priority DESC, id LIMIT ?)
-           RETURNING id, body, headers, attempts, published_at, priority, ref_id`,
+           RETURNING id, body, headers, attempts, published_at, priority, expires_at, ref_id`,
         )
         .all(now + visibilityTimeoutMs, token, queue.id, limit) as TakenRow[]
       for (const row of rows) row.receipt = formatReceipt(row.id, token)
@@ -137,6 +137,31 @@ export class QueueStore {
       .q(`INSERT INTO messages (dest_id, state, priority, visible_at, published_at, size, body, headers) VALUES (?, ${READY}, ?, ?, ?, ?, ?, ?)`)
       .run(owner.id, message.priority, now, now, Buffer.byteLength(message.body), message.body, encodeHeaders(message.headers))
     return Number(info.lastInsertRowid)
+  }
+
+  /** Re-inserts auto-acked rows exactly as they were (same id, so same place), minus the delivery. */
+  restore(owner: DestinationRow, rows: {id: number; body: string; headers: Headers; attempt: number; publishedAt: number; priority: number; expiresAt?: number; refId?: number}[], now: number): void {
+    const insert = this.sql.q(
+      `INSERT OR IGNORE INTO messages (id, dest_id, state, priority, visible_at, published_at, expires_at, attempts, size, body, headers, ref_id)
+       VALUES (?, ?, ${READY}, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    )
+    for (const row of rows) {
+      const pointer = row.refId !== undefined
+      insert.run(
+        pointer ? null : row.id,
+        owner.id,
+        row.priority,
+        now,
+        row.publishedAt,
+        row.expiresAt ?? null,
+        row.attempt - 1,
+        pointer ? 0 : Buffer.byteLength(row.body),
+        pointer ? '' : row.body,
+        pointer ? null : encodeHeaders(row.headers),
+        row.refId ?? null,
+      )
+    }
+    if (!rows[0]?.refId) this.destinations.bump(owner.id, 'acked_total', -rows.length)
   }
 
   /** Removes a row whose log message is gone (discarded by retention). */
@@ -165,11 +190,7 @@ export class QueueStore {
     const queue = this.destinations.getById(row.dest_id)!
     const {settings} = queue
     if (options.deadLetter || row.attempts >= settings.maxDeliveries) {
-      if (options.deadLetter && settings.deadLetterQueue === null) {
-        throw new InvalidInputError(`queue ${queue.name} has no dead-letter queue`, {
-          hint: `set one with \`mq queue update ${queue.name} --dead-letter-queue NAME\`, or nack without --dead-letter`,
-        })
-      }
+      // Without a dead-letter queue (a dead-letter queue itself, say) the message stays, released.
       if (settings.deadLetterQueue !== null) {
         this.deadLetter(queue, row, options.deadLetter ? 'rejected' : 'max-deliveries', options.error ?? row.last_error, now)
         return 'dead-lettered'
@@ -317,6 +338,13 @@ export class QueueStore {
     }
     const dlqName = owner.settings.deadLetterQueue!
     const target = this.destinations.get(dlqName) ?? this.destinations.createQueue(dlqName, {deadLetterQueue: null})
+    if (target.kind !== 'queue') {
+      // Refused when configured; a topic created under that name later leaves the message in place.
+      this.sql
+        .q('UPDATE messages SET state = 0, lease_token = NULL, last_error = ? WHERE id = ?')
+        .run(`cannot dead-letter: ${dlqName} is a ${target.kind}, not a queue`, row.id)
+      return
+    }
     const headers: Headers = {
       ...origin,
       'x-dead-letter-reason': reason,
@@ -329,7 +357,7 @@ export class QueueStore {
         `UPDATE messages SET dest_id = ?, state = ?, visible_at = ?, attempts = 0, lease_token = NULL, last_error = NULL,
          expires_at = NULL, headers = ?, body = coalesce(?, body), size = coalesce(?, size), ref_id = NULL WHERE id = ?`,
       )
-      .run(target.id, target.kind === 'topic' ? LOGGED : READY, now, JSON.stringify(headers), body?.body ?? null, body?.size ?? null, row.id)
+      .run(target.id, READY, now, JSON.stringify(headers), body?.body ?? null, body?.size ?? null, row.id)
     this.destinations.bump(owner.id, 'dead_lettered_total')
   }
 

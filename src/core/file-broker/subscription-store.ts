@@ -1,6 +1,6 @@
 import {readFileSync} from 'node:fs'
 
-import {DEFAULT_QUEUE_SETTINGS, type QueueSettings, type SubscriptionSettings} from '../broker.js'
+import {DEFAULT_QUEUE_SETTINGS, defaultDeadLetterQueue, type QueueSettings, type SubscriptionSettings} from '../broker.js'
 import {compileTopicPattern, type TopicPattern} from '../names.js'
 import type {Destinations} from './destinations.js'
 import {resolveQueueSettings} from './destinations.js'
@@ -57,9 +57,11 @@ export class SubscriptionStore {
   create(name: string, pattern: string, durable: boolean, cursor: number, settings: Partial<SubscriptionSettings>): SubscriptionRow {
     const base: QueueSettings = {
       ...DEFAULT_QUEUE_SETTINGS,
-      deadLetterQueue: durable ? `${name}.dlq` : EPHEMERAL_DEAD_LETTER_QUEUE,
+      deadLetterQueue: durable ? defaultDeadLetterQueue(name) : EPHEMERAL_DEAD_LETTER_QUEUE,
     }
-    const dest = this.destinations.insert(subscriptionDestName(name), 'subscription', resolveQueueSettings(name, settings, base))
+    const resolved = resolveQueueSettings(name, settings, base)
+    this.destinations.checkDeadLetterTarget(resolved)
+    const dest = this.destinations.insert(subscriptionDestName(name), 'subscription', resolved)
     const owner = durable ? {pid: null, started: null} : {pid: process.pid, started: processStartTime(process.pid)}
     this.sql
       .q('INSERT INTO subscriptions (dest_id, name, pattern, durable, cursor, owner_pid, owner_started, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')

@@ -34,8 +34,9 @@ export function openDatabase(home: string, options: OpenOptions = {}): Db {
     throw storeError(error, home)
   }
   try {
-    // SQLite creates -wal and -shm with the main file's permissions, so this keeps them private too.
-    if (isNew) chmodSync(file, 0o600)
+    // SQLite creates -wal and -shm with the main file's permissions, so this keeps them private too
+    // (also for an empty file someone else created: it becomes a broker now).
+    if (isNew || (db.pragma('user_version', {simple: true}) as number) === 0) chmodSync(file, 0o600)
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`)
     if (db.pragma('journal_mode', {simple: true}) !== 'wal') db.pragma('journal_mode = WAL')
     db.pragma('synchronous = FULL')

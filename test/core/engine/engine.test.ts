@@ -191,6 +191,16 @@ describe('event engine', () => {
     expect(results.map((r) => r.actions[0].outcome).sort()).to.deep.equal(['dropped', 'ok'])
   })
 
+  it('a serial rule that cannot get its turn within its retry age gives up instead of running alongside', async () => {
+    const log = join(home, 'serial.log')
+    const e = engine([
+      {name: 's', pattern: {type: ['x']}, actions: [{type: 'exec', command: ['sh', '-c', `echo start >> ${log}; sleep 0.8; echo end >> ${log}`]}], concurrency: 'serial', retry: {maxAge: '200ms'}},
+    ])
+    const results = await Promise.all([e.handle(buildEvent({type: 'x'})), e.handle(buildEvent({type: 'x'}))])
+    expect(results.map((r) => r.actions[0].outcome).sort()).to.deep.equal(['dead-lettered', 'ok'])
+    expect(readFileSync(log, 'utf8')).to.equal('start\nend\n')
+  })
+
   it('renders templates: paths, arrays, the whole event, missing values', () => {
     const event = buildEvent({type: 't', data: {order: {id: 42, items: [{sku: 'a'}]}, flag: true}})
     expect(renderTemplate('{{type}}/{{data.order.id}}/{{data.order.items[0].sku}}/{{data.flag}}/{{data.missing}}', event)).to.equal('t/42/a/true/')

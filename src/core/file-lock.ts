@@ -1,0 +1,57 @@
+import {closeSync, openSync, readFileSync, rmSync, statSync, writeSync} from 'node:fs'
+
+import {StoreError} from './errors.js'
+import {sleep} from './rate-limiter.js'
+
+/** A lock older than this whose owner cannot be checked is taken to be left by a crash. */
+const STALE_LOCK_MS = 30_000
+
+/**
+ * Runs `fn` holding `<path>.lock` (created exclusively, holding our pid), so read-modify-write
+ * edits of a small file by several processes cannot lose each other's changes. A lock left by a
+ * process that died is taken over.
+ */
+export async function withFileLock<T>(path: string, fn: () => Promise<T>, timeoutMs = 10_000): Promise<T> {
+  const lock = `${path}.lock`
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      const fd = openSync(lock, 'wx', 0o600)
+      writeSync(fd, String(process.pid))
+      closeSync(fd)
+      break
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
+        throw new StoreError(`cannot lock ${path}: ${(error as NodeJS.ErrnoException).code ?? error}`, {cause: error, hint: 'check the folder permissions'})
+      }
+      if (isStale(lock)) {
+        rmSync(lock, {force: true})
+        continue
+      }
+      if (Date.now() > deadline) throw new StoreError(`${path} stayed locked by another process`, {hint: `if no mqctl is editing it, remove ${lock}`})
+      await sleep(20)
+    }
+  }
+  try {
+    return await fn()
+  } finally {
+    rmSync(lock, {force: true})
+  }
+}
+
+function isStale(lock: string): boolean {
+  try {
+    const pid = Number(readFileSync(lock, 'utf8'))
+    if (Number.isInteger(pid) && pid > 0) {
+      try {
+        process.kill(pid, 0)
+        return false
+      } catch (error) {
+        return (error as NodeJS.ErrnoException).code !== 'EPERM'
+      }
+    }
+    return Date.now() - statSync(lock).mtimeMs > STALE_LOCK_MS
+  } catch {
+    return false // it went away: try again
+  }
+}
