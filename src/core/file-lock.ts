@@ -1,6 +1,7 @@
 import {closeSync, openSync, readFileSync, rmSync, statSync, writeSync} from 'node:fs'
 
 import {StoreError} from './errors.js'
+import {isProcessAlive} from './process-alive.js'
 import {sleep} from './rate-limiter.js'
 
 /** A lock older than this whose owner cannot be checked is taken to be left by a crash. */
@@ -42,14 +43,7 @@ export async function withFileLock<T>(path: string, fn: () => Promise<T>, timeou
 function isStale(lock: string): boolean {
   try {
     const pid = Number(readFileSync(lock, 'utf8'))
-    if (Number.isInteger(pid) && pid > 0) {
-      try {
-        process.kill(pid, 0)
-        return false
-      } catch (error) {
-        return (error as NodeJS.ErrnoException).code !== 'EPERM'
-      }
-    }
+    if (Number.isInteger(pid) && pid > 0) return !isProcessAlive(pid)
     return Date.now() - statSync(lock).mtimeMs > STALE_LOCK_MS
   } catch {
     return false // it went away: try again

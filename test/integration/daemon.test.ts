@@ -2,6 +2,7 @@ import {expect} from 'chai'
 import {existsSync, readFileSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
+import {isProcessAlive} from '../../src/core/process-alive.js'
 import {jsonLines, mq, sleep, start, tempHome, waitFor} from '../helpers.js'
 
 /** Daemons started by a test, stopped (or killed) after it so none outlives the suite. */
@@ -73,14 +74,7 @@ describe('the daemon', function () {
     const home = tempHome()
     const first = await startDaemon(home)
     killDaemon(home)
-    await waitFor(() => {
-      try {
-        process.kill(first.pid, 0)
-        return false
-      } catch {
-        return true
-      }
-    }, 'the daemon to die')
+    await waitFor(() => !isProcessAlive(first.pid), 'the daemon to die')
     expect(existsSync(join(home, 'daemon.pid'))).to.equal(true)
     expect(existsSync(join(home, 'daemon.sock'))).to.equal(true)
     expect((await mq(['daemon', 'status'], {home})).code).to.equal(3)
@@ -246,14 +240,7 @@ describe('the daemon', function () {
     killDaemon(home)
     // the action runs in its own process group and outlives the daemon; end it as a machine crash would
     process.kill(-Number(readFileSync(`${marker}.pid`, 'utf8')), 'SIGKILL')
-    await waitFor(() => {
-      try {
-        process.kill(first.pid, 0)
-        return false
-      } catch {
-        return true
-      }
-    }, 'the daemon to die')
+    await waitFor(() => !isProcessAlive(first.pid), 'the daemon to die')
     await startDaemon(home)
     await waitFor(() => readFileSync(marker, 'utf8').trim().split('\n').length === 2, 'the event to run again', 15_000)
     await waitFor(async () => JSON.parse((await mq(['events', 'list', '--json'], {home})).stdout)[0].status === 'done', 'the event to be done')

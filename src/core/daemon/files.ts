@@ -2,7 +2,7 @@ import {randomBytes} from 'node:crypto'
 import {chmodSync, existsSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {processStartTime} from '../file-broker/subscription-store.js'
+import {isSameProcessAlive, processStartTime} from '../process-alive.js'
 
 /** The daemon's files in the broker folder, all private to the user. */
 export function daemonPaths(home: string) {
@@ -38,13 +38,7 @@ export function liveDaemon(home: string): PidRecord | undefined {
 }
 
 export function isAlive(record: PidRecord): boolean {
-  try {
-    process.kill(record.pid, 0)
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false
-  }
-  const started = processStartTime(record.pid)
-  return record.started === null || started === null || started === record.started
+  return isSameProcessAlive(record.pid, record.started)
 }
 
 /**

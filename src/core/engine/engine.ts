@@ -2,6 +2,7 @@ import {randomBytes} from 'node:crypto'
 
 import {backoffDelayMs} from '../backoff.js'
 import type {Broker} from '../broker.js'
+import {isProcessAlive} from '../process-alive.js'
 import {sleep} from '../rate-limiter.js'
 import {type ActionResult, describeAction, runAction} from './actions.js'
 import type {CloudEvent} from './cloudevents.js'
@@ -44,15 +45,7 @@ export interface TriggerSummary {
 
 /** Claim owners are `<pid>.<random>`: alive while that process is. */
 function isOwnerAlive(owner: string): boolean {
-  const pid = Number(owner.split('.')[0])
-  if (!Number.isInteger(pid) || pid <= 0) return false
-  if (pid === process.pid) return true
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
-  }
+  return isProcessAlive(Number(owner.split('.')[0]))
 }
 
 function duplicateSummary(event: CloudEvent, seq: number, duplicateOf: number, started: number): TriggerSummary {

@@ -31,7 +31,7 @@ import {
   type TopicStats,
 } from '../broker.js'
 import {InterruptedError, InvalidInputError, NotFoundError, QueueFullError, WrongKindError} from '../errors.js'
-import {RateLimiter, sleep} from '../rate-limiter.js'
+import {sleep} from '../rate-limiter.js'
 import {formatDuration} from '../units.js'
 import {compileTopicPattern, printable, type TopicPattern, validateName} from '../names.js'
 import {openDatabase} from '../store/database.js'
@@ -40,10 +40,11 @@ import {type DestinationRow, Destinations, resolveQueueSettings, resolveTopicSet
 import {decodeHeaders, QueueStore} from './queue-store.js'
 import type {EventJournal} from '../engine/journal.js'
 import {SqliteEventJournal} from './event-journal.js'
+import {DeadLetters} from './dead-letters.js'
 import {Publisher, type PublishStep} from './publisher.js'
 import {parseReceipts} from './receipts.js'
 import {Sql} from './sql.js'
-import {type SubscriptionRow, subscriptionName, SubscriptionStore} from './subscription-store.js'
+import {type SubscriptionRow, SubscriptionStore} from './subscription-store.js'
 import {type LogRow, TopicStore} from './topic-store.js'
 
 export interface FileBrokerOptions {
@@ -62,6 +63,7 @@ export class FileBroker implements Broker {
   private readonly topics: TopicStore
   private readonly subscriptions: SubscriptionStore
   private readonly publisher: Publisher
+  private readonly deadLetters: DeadLetters
   private readonly notifier: ChangeNotifier
   private closed = false
   private eventJournal?: EventJournal
@@ -74,6 +76,7 @@ export class FileBroker implements Broker {
     this.topics = new TopicStore(this.sql, this.destinations)
     this.subscriptions = new SubscriptionStore(this.sql, this.destinations)
     this.publisher = new Publisher(this.sql, this.destinations, this.queues, this.topics)
+    this.deadLetters = new DeadLetters(this.sql, this.destinations, this.queues, this.subscriptions)
     this.notifier = new ChangeNotifier(home)
   }
 
@@ -324,89 +327,16 @@ export class FileBroker implements Broker {
 
   // ---- dead letters
 
-  async listDeadLetterQueues(): Promise<DeadLetterQueueInfo[]> {
-    return this.sql.read(() => {
-      const sources = new Map<string, string[]>()
-      const owners = [
-        ...this.destinations.list<QueueSettings>('queue').map((q) => ({name: q.name, dlq: q.settings.deadLetterQueue})),
-        ...this.destinations.list<QueueSettings>('subscription').map((d) => ({name: subscriptionName(d.name), dlq: d.settings.deadLetterQueue})),
-      ]
-      for (const owner of owners) if (owner.dlq) sources.set(owner.dlq, [...(sources.get(owner.dlq) ?? []), owner.name])
-      const now = Date.now()
-      return [...sources.entries()]
-        .sort(([a], [b]) => a.localeCompare(b))
-        .map(([name, from]) => {
-          const row = this.destinations.get(name)
-          const oldest = row ? this.queues.counts(row.id, now).oldestPublishedAt : null
-          return {name, messages: row?.depth ?? 0, oldestAgeMs: oldest === null ? null : now - oldest, sources: from}
-        })
-    })
+  listDeadLetterQueues(): Promise<DeadLetterQueueInfo[]> {
+    return this.deadLetters.list()
   }
 
-  async deadLetterQueueOf(name: string): Promise<string> {
-    return this.sql.read(() => this.redriveTarget(name).deadLetterQueue)
+  deadLetterQueueOf(name: string): Promise<string> {
+    return this.deadLetters.queueOf(name)
   }
 
-  /** The queue or durable subscription `name` and its dead-letter queue. */
-  private redriveTarget(name: string): {owner: DestinationRow; deadLetterQueue: string} {
-    validateName(name, 'queue or subscription name')
-    const queue = this.destinations.get(name)
-    const subscription = this.subscriptions.get(name)
-    const owner = queue?.kind === 'queue' ? queue : subscription ? this.destinations.getById(subscription.destId) : undefined
-    if (!owner) throw new NotFoundError('queue or subscription', name, {hint: 'see `mq dlq list`'})
-    const dlq = owner.settings.deadLetterQueue
-    if (!dlq) throw new InvalidInputError(`${name} has no dead-letter queue`, {hint: 'its dead letters stay in place'})
-    return {owner, deadLetterQueue: dlq}
-  }
-
-  async redrive(name: string, options: RedriveOptions = {}): Promise<RedriveResult> {
-    const {owner, deadLetterQueue} = this.sql.read(() => this.redriveTarget(name))
-    const result: RedriveResult = {deadLetterQueue, target: name, examined: 0, moved: 0, dryRun: options.dryRun ?? false, ids: []}
-    const limit = options.limit ?? Number.POSITIVE_INFINITY
-    const limiter = options.ratePerSecond === undefined ? undefined : new RateLimiter(options.ratePerSecond)
-    const page = this.sql.q(
-      'SELECT id, body, headers, priority FROM messages WHERE dest_id = ? AND state = 0 AND priority = ? AND id > ? ORDER BY id LIMIT 200',
-    )
-    // Walk the dead-letter queue in delivery order, one priority level at a time, by id.
-    for (let priority = 9; priority >= 0 && result.moved < limit; priority--) {
-      let after = 0
-      for (;;) {
-        if (options.signal?.aborted || result.moved >= limit) return result
-        const budget = limiter ? await limiter.take(Math.min(200, limit - result.moved), options.signal) : Math.min(200, limit - result.moved)
-        if (budget === 0) return result
-        const moved = this.sql.write(() => {
-          const dlq = this.destinations.get(deadLetterQueue)
-          if (!dlq) return {rows: 0, moved: 0, last: after}
-          const rows = page.all(dlq.id, priority, after) as {id: number; body: string; headers: string | null; priority: number}[]
-          let count = 0
-          let last = after
-          for (const row of rows) {
-            if (count >= budget) break
-            const headers = decodeHeaders(row.headers)
-            const matches = !options.filter || options.filter({body: row.body, headers})
-            if (matches && !result.dryRun && owner.kind === 'queue' && !hasRoom(this.destinations.getById(owner.id)!, row.body)) {
-              result.stoppedFull = true // back-pressure applies to redrives too
-              break
-            }
-            last = row.id
-            result.examined++
-            if (!matches) continue
-            result.ids.push(String(row.id))
-            count++
-            if (result.dryRun) continue
-            headers['x-redrive-count'] = String(Number(headers['x-redrive-count'] ?? 0) + 1)
-            this.queues.requeue(owner, row.id, {body: row.body, headers, priority: row.priority}, Date.now())
-          }
-          return {rows: rows.length, moved: count, last}
-        })
-        result.moved += moved.moved
-        limiter?.giveBack(budget - moved.moved)
-        if (result.stoppedFull) return result
-        if (moved.rows === 0 || moved.last === after) break
-        after = moved.last
-      }
-    }
-    return result
+  redrive(name: string, options: RedriveOptions = {}): Promise<RedriveResult> {
+    return this.deadLetters.redrive(name, options)
   }
 
   // ---- topics
@@ -799,11 +729,6 @@ function differingSettings<S extends object>(given: Partial<S>, wanted: S, exist
   return (Object.keys(given) as (keyof S)[]).filter((key) => given[key] !== undefined && wanted[key] !== existing[key]).map(String)
 }
 
-/** Whether a queue can take one more message of this body under its length and size limits. */
-function hasRoom(queue: DestinationRow, body: string): boolean {
-  const {maxLength, maxBytes} = queue.settings
-  return (maxLength === null || queue.depth < maxLength) && (maxBytes === null || queue.bytes + Buffer.byteLength(body) <= maxBytes)
-}
 
 function queueInfo(row: DestinationRow): QueueInfo {
   return {name: row.name, createdAt: row.createdAt, settings: row.settings, depth: row.depth, bytes: row.bytes}

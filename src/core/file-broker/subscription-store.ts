@@ -1,7 +1,6 @@
-import {readFileSync} from 'node:fs'
-
 import {DEFAULT_QUEUE_SETTINGS, defaultDeadLetterQueue, type QueueSettings, type SubscriptionSettings} from '../broker.js'
 import {compileTopicPattern, type TopicPattern} from '../names.js'
+import {isSameProcessAlive, processStartTime} from '../process-alive.js'
 import type {Destinations} from './destinations.js'
 import {resolveQueueSettings} from './destinations.js'
 import type {Sql} from './sql.js'
@@ -83,7 +82,7 @@ export class SubscriptionStore {
 
   /** Removes ephemeral subscriptions whose process is gone (killed without cleaning up). */
   sweepDead(): number {
-    const dead = this.list().filter((row) => !row.durable && !isAlive(row.ownerPid!, row.ownerStarted))
+    const dead = this.list().filter((row) => !row.durable && !isSameProcessAlive(row.ownerPid!, row.ownerStarted))
     for (const row of dead) this.delete(row)
     return dead.length
   }
@@ -107,25 +106,4 @@ function toRow(row: RawRow | undefined): SubscriptionRow | undefined {
     ownerStarted: row.owner_started,
     createdAt: row.created_at,
   }
-}
-
-/** The kernel's start time of a process (Linux), to tell a live owner from a reused pid. */
-export function processStartTime(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    // Field 22, counted after the parenthesised command name (which may contain spaces).
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null
-  } catch {
-    return null
-  }
-}
-
-function isAlive(pid: number, started: string | null): boolean {
-  try {
-    process.kill(pid, 0)
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false
-  }
-  const now = processStartTime(pid)
-  return started === null || now === null || now === started
 }
