@@ -1,3 +1,4 @@
+import {randomBytes} from 'node:crypto'
 import {existsSync} from 'node:fs'
 
 import type {Broker} from '../core/broker.js'
@@ -10,6 +11,9 @@ import {Output, PLAIN, type Style} from './output.js'
 import type {GlobalOptions} from './spec.js'
 
 type Releaser = () => unknown
+
+/** Batches larger than this are published straight to the folder even with a daemon running. */
+const DAEMON_BATCH_LIMIT = 1_000
 
 export interface Interrupts {
   /** Aborted by the first SIGINT/SIGTERM: stop taking work, finish what is running. */
@@ -80,13 +84,20 @@ export class Context {
     return client
   }
 
-  /** Publishing through the daemon when it runs (group commit), else straight to the folder. */
+  /**
+   * Publishing through the daemon when it runs (group commit for many small publishers), else
+   * straight to the folder. Big batches (a whole file) gain nothing from it and go straight.
+   */
   async publisher(): Promise<Pick<Broker, 'publish'>> {
     const client = await this.daemon()
     if (!client) return this.broker()
     return {
-      publish: async (name, messages, options = {}) => {
+      publish: async (name, given, options = {}) => {
+        if (given.length > DAEMON_BATCH_LIMIT) return this.broker().publish(name, given, options)
         const {signal, ...rest} = options
+        // Dedup ids make the fallback below safe if the daemon committed but died before answering.
+        const nonce = randomBytes(8).toString('base64url')
+        const messages = given.map((m, i) => (m.dedupId === undefined ? {...m, dedupId: `~${nonce}.${i}`} : m))
         try {
           const reply = client.publish(name, messages, rest)
           if (!signal) return await reply
@@ -101,7 +112,9 @@ export class Context {
         } catch (error) {
           if (!(error instanceof DaemonUnavailableError)) throw error
           this.daemonClient = false
-          return this.broker().publish(name, messages, options)
+          const results = await this.broker().publish(name, messages, options)
+          // What the daemon stored before it went away comes back as "duplicate": not the user's doing.
+          return results.map((r, i) => (r.duplicate && given[i].dedupId === undefined ? {...r, duplicate: undefined} : r))
         }
       },
     }

@@ -141,3 +141,9 @@ export class NotRunningError extends MqError {
   readonly exitCode = ExitCode.empty
   readonly code = 'not_running'
 }
+
+/** The daemon is stopping (or cannot take the request): the command does the work itself. */
+export class DaemonUnavailableError extends MqError {
+  readonly exitCode = ExitCode.failure
+  readonly code = 'unavailable'
+}

@@ -1,13 +1,23 @@
 import {readFileSync} from 'node:fs'
 
-/** Whether a process exists (EPERM: it does, someone else's). */
+/** Whether a process exists and is not a zombie (EPERM: it does, someone else's). */
 export function isProcessAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false
   try {
     process.kill(pid, 0)
-    return true
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false
+  }
+  // A killed process nobody reaped (PID 1 in some containers) still answers signals: check its state.
+  return processState(pid) !== 'Z'
+}
+
+function processState(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0]
+  } catch {
+    return undefined
   }
 }
 

@@ -213,6 +213,8 @@ describe('the daemon', function () {
         [post('/queues/a..b/messages', {}, 'x'), 400, /empty segment/],
         [post('/queues/q/messages', {}, Buffer.from([0xff, 0xfe])), 400, /UTF-8/],
         [http(home, '/nowhere'), 404, /no such endpoint/],
+        [post('/queues/%E0%A4%A/messages', {}, 'x'), 400, /percent-encoding/],
+        [post('/events', {'ce-specversion': '1.0', 'ce-id': 'x', 'ce-source': 's', 'ce-type': 't', 'ce-data': 'injected'}, ''), 400, /ce-data is not allowed/],
         [http(home, '/events'), 405, /not allowed/],
       ]
       for (const [pending, status, reason] of cases) {
@@ -223,6 +225,46 @@ describe('the daemon', function () {
       }
       // the batch with one bad event stored none of it
       expect(await eventCount()).to.equal(0)
+      // a chunked body over the limit gets its 413 too (not a reset connection)
+      const {request} = await import('node:http')
+      const s = await status(home)
+      const token = readFileSync(join(home, 'daemon.token'), 'utf8').trim()
+      const code = await new Promise<number | undefined>((resolve) => {
+        const req = request({host: '127.0.0.1', port: s.http.port, path: '/queues/q/messages', method: 'POST', headers: {authorization: `Bearer ${token}`, 'transfer-encoding': 'chunked'}}, (res) => {
+          res.resume()
+          resolve(res.statusCode)
+        })
+        req.on('error', () => resolve(undefined))
+        const chunk = Buffer.alloc(256 * 1024, 97)
+        let sent = 0
+        const pump = () => {
+          while (sent < 5 * 1024 * 1024) {
+            sent += chunk.length
+            if (!req.write(chunk)) return req.once('drain', pump)
+          }
+          req.end()
+        }
+        pump()
+      })
+      expect(code).to.equal(413)
+    })
+
+    it('maps binary mode headers per the binding, and answers 429 for a full queue', async () => {
+      const binary = await http(home, '/events', {
+        method: 'POST',
+        headers: {'ce-specversion': '1.0', 'ce-id': 'b2', 'ce-source': 'web', 'ce-type': 'web.binary', 'ce-subject': 'caf%C3%A9%20x', 'content-type': 'application/json; charset=utf-8'},
+        body: '{"n":1}',
+      })
+      expect(binary.status).to.equal(202)
+      await waitFor(() => existsSync(join(home, 'web.jsonl')), 'the event')
+      const [event] = jsonLines(readFileSync(join(home, 'web.jsonl'), 'utf8'))
+      expect(event).to.deep.include({subject: 'café x', datacontenttype: 'application/json; charset=utf-8', data: {n: 1}})
+      await mq(['queue', 'create', 'tight', '--max-length', '1', '--overflow', 'block'], {home})
+      expect((await http(home, '/queues/tight/messages', {method: 'POST', body: 'one'})).status).to.equal(201)
+      const full = await http(home, '/queues/tight/messages', {method: 'POST', body: 'two'})
+      expect(full.status).to.equal(429)
+      expect(full.headers.get('retry-after')).to.equal('1')
+      expect(JSON.parse((await mq(['queue', 'stats', 'tight', '--json'], {home})).stdout).depth).to.equal(1)
     })
   })
 
@@ -272,6 +314,54 @@ describe('the daemon', function () {
     const forced = await second.done
     expect(forced.code).to.equal(0)
     const [event] = JSON.parse((await mq(['events', 'list', '--json'], {home})).stdout)
-    expect(['pending', 'failed']).to.include(event.status)
+    expect(event.status).to.equal('pending') // handed back, not failed: the next daemon runs it again
+    writeFileSync(join(home, 'rules.json'), JSON.stringify({rules: [{name: 'slow', pattern: {type: ['job']}, actions: [{type: 'exec', command: ['touch', 'finished2']}]}]}))
+    await startDaemon(home)
+    await waitFor(() => existsSync(join(home, 'finished2')), 'the event to run again')
+  })
+
+  it('a daemon that fails to start (port in use) leaves nothing running', async () => {
+    const home = tempHome()
+    const {createServer} = await import('node:net')
+    const blocker = createServer()
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve))
+    const port = (blocker.address() as {port: number}).port
+    try {
+      daemons.add(home)
+      const result = await mq(['daemon', 'start', '--http-port', String(port)], {home})
+      expect(result.code).to.equal(1)
+      expect(result.stderr).to.match(/did not start/)
+      await waitFor(async () => (await mq(['daemon', 'status'], {home})).code === 3, 'no daemon')
+      expect(existsSync(join(home, 'daemon.pid'))).to.equal(false)
+      expect((await mq(['publish', 'q', 'still works'], {home})).code).to.equal(0)
+    } finally {
+      blocker.close()
+    }
+  })
+
+  it('starts over a garbage pid file, and replaces an empty token', async () => {
+    const home = tempHome()
+    writeFileSync(join(home, 'daemon.pid'), 'garbage')
+    writeFileSync(join(home, 'daemon.token'), '')
+    await startDaemon(home)
+    expect(readFileSync(join(home, 'daemon.token'), 'utf8').trim()).to.have.length(64)
+    expect((await http(home, '/metrics', {token: false})).status).to.equal(401)
+    expect((await http(home, '/metrics', {token: ''})).status).to.equal(401)
+  })
+
+  it('a hung daemon does not hang commands: they fall back, and nothing is stored twice', async function () {
+    this.timeout(60_000)
+    const home = tempHome()
+    const s = await startDaemon(home)
+    process.kill(s.pid, 'SIGSTOP')
+    try {
+      const result = await mq(['publish', 'q', 'once'], {home, timeoutMs: 30_000})
+      expect(result.code, result.stderr).to.equal(0)
+    } finally {
+      process.kill(s.pid, 'SIGCONT')
+    }
+    // The daemon now wakes and commits the request it was sent; its dedup id makes it a no-op.
+    await sleep(1_000)
+    expect((await mq(['consume', 'q', '-n', '10'], {home})).stdout).to.equal('once\n')
   })
 })

@@ -68,7 +68,14 @@ succeeded, 1 when one failed after its retries, 3 with --require-match when no r
     if (summary.matched.length === 0) return `event #${summary.seq} ${summary.type}: no rule matched`
     const lines = [`event #${summary.seq} ${summary.type}: ${summary.matched.length} rule${summary.matched.length === 1 ? '' : 's'} matched`]
     for (const a of summary.actions) {
-      const how = a.outcome === 'ok' ? `ok in ${formatDuration(a.durationMs)}` : a.outcome === 'dropped' ? 'dropped (rule busy)' : `FAILED after ${a.attempts} attempts: ${a.error}`
+      const how =
+        a.outcome === 'ok'
+          ? `ok in ${formatDuration(a.durationMs)}`
+          : a.outcome === 'dropped'
+            ? 'dropped (rule busy)'
+            : a.outcome === 'interrupted'
+              ? 'interrupted by a shutdown (it will run again)'
+              : `FAILED after ${a.attempts} attempts: ${a.error}`
       lines.push(`  ${a.rule} → ${a.type} ${a.target}: ${how}${a.attempts > 1 && a.outcome === 'ok' ? ` (attempt ${a.attempts})` : ''}`)
     }
     return lines.join('\n')

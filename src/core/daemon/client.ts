@@ -3,15 +3,17 @@ import type {Socket} from 'node:net'
 import type {OutgoingMessage, PublishOptions, PublishResult} from '../broker.js'
 import type {CloudEvent} from '../engine/cloudevents.js'
 import type {TriggerSummary} from '../engine/engine.js'
-import {type ExitCodeValue, MqError, QueueFullError} from '../errors.js'
+import {DaemonUnavailableError, type ExitCodeValue, MqError, QueueFullError} from '../errors.js'
 import {daemonPaths} from './files.js'
 import {connect, onJsonLines, type Reply, type Request} from './protocol.js'
 
 /** How long a command waits to reach the daemon before doing the work itself. */
 const CONNECT_TIMEOUT_MS = 300
+/** How long a request may go unanswered (beyond any wait it asked for) before the daemon counts as gone. */
+const REQUEST_TIMEOUT_MS = 10_000
+const STATUS_TIMEOUT_MS = 2_000
 
-/** The daemon went away before answering: the caller does the work itself. */
-export class DaemonUnavailableError extends Error {}
+export {DaemonUnavailableError}
 
 /** An error the daemon reported, with the exit code it maps to. */
 export class RemoteError extends MqError {
@@ -73,26 +75,47 @@ export class DaemonClient {
     }
   }
 
-  request<T>(op: Request['op'], fields: Record<string, unknown> = {}): Promise<T> {
+  /**
+   * Sends one request. With `timeoutMs`, a daemon that does not answer in time (hung, stopped with
+   * SIGSTOP) counts as gone: DaemonUnavailableError, and the caller does the work itself.
+   */
+  request<T>(op: Request['op'], fields: Record<string, unknown> = {}, timeoutMs?: number): Promise<T> {
     if (this.closed) return Promise.reject(new DaemonUnavailableError('not connected'))
     const id = this.nextId++
     return new Promise<T>((resolve, reject) => {
-      this.waiting.set(id, {resolve: resolve as (value: unknown) => void, reject})
+      const timer =
+        timeoutMs === undefined
+          ? undefined
+          : setTimeout(() => {
+              this.waiting.delete(id)
+              this.close()
+              reject(new DaemonUnavailableError(`the daemon did not answer within ${timeoutMs}ms`))
+            }, timeoutMs)
+      const settle = <V>(fn: (value: V) => void) => (value: V) => {
+        clearTimeout(timer)
+        fn(value)
+      }
+      this.waiting.set(id, {resolve: settle(resolve as (value: unknown) => void), reject: settle(reject)})
       this.socket.write(`${JSON.stringify({id, op, ...fields})}\n`)
     })
   }
 
+  /**
+   * Publishes through the daemon. Messages without a dedup id get one, so that if the daemon dies
+   * after committing but before answering, publishing them again on the folder stores nothing twice.
+   */
   publish(name: string, messages: OutgoingMessage[], options: Omit<PublishOptions, 'signal'>): Promise<PublishResult[]> {
-    return this.request('publish', {name, messages, options})
+    const timeoutMs = (options.blockTimeoutMs ?? 0) + REQUEST_TIMEOUT_MS
+    return this.request('publish', {name, messages, options}, timeoutMs)
   }
 
   /** Hands an event over (the daemon journals it before answering); with `wait`, returns once its actions ran. */
   trigger(event: CloudEvent, wait: boolean): Promise<TriggerSummary | {seq: number; duplicateOf?: number; queued: true}> {
-    return this.request('trigger', {event, wait})
+    return this.request('trigger', {event, wait}, wait ? undefined : REQUEST_TIMEOUT_MS)
   }
 
   status(): Promise<DaemonStatus> {
-    return this.request('status')
+    return this.request('status', {}, STATUS_TIMEOUT_MS)
   }
 
   close(): void {
@@ -102,6 +125,8 @@ export class DaemonClient {
 }
 
 function toError(error: NonNullable<Reply['error']>): Error {
+  // A daemon that is stopping answers "unavailable": the command does the work itself.
+  if (error.code === 'unavailable') return new DaemonUnavailableError(error.message)
   if (error.code === 'queue_full') {
     const full = new QueueFullError(error.message)
     full.published = error.published ?? []

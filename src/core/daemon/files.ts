@@ -1,14 +1,24 @@
-import {randomBytes} from 'node:crypto'
-import {chmodSync, existsSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {createHash, randomBytes} from 'node:crypto'
+import {chmodSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {isSameProcessAlive, processStartTime} from '../process-alive.js'
 
+/** Unix socket paths longer than this are cut by the kernel (108 bytes on Linux, 104 on macOS). */
+const MAX_SOCKET_PATH = 100
+
 /** The daemon's files in the broker folder, all private to the user. */
 export function daemonPaths(home: string) {
+  const inHome = join(home, 'daemon.sock')
+  // A deep broker folder gets its socket in the temp folder, named after the folder.
+  const socket =
+    inHome.length <= MAX_SOCKET_PATH
+      ? inHome
+      : join(tmpdir(), `mqctl-${process.getuid?.() ?? 'u'}-${createHash('sha256').update(home).digest('hex').slice(0, 16)}.sock`)
   return {
     pid: join(home, 'daemon.pid'),
-    socket: join(home, 'daemon.sock'),
+    socket,
     log: join(home, 'daemon.log'),
     token: join(home, 'daemon.token'),
     state: join(home, 'daemon.json'),
@@ -24,13 +34,14 @@ export interface PidRecord {
 /** The pid file's daemon if that process is still alive, else undefined (a stale file is removed). */
 export function liveDaemon(home: string): PidRecord | undefined {
   const paths = daemonPaths(home)
-  let record: PidRecord
+  let record: PidRecord | undefined
   try {
     record = JSON.parse(readFileSync(paths.pid, 'utf8')) as PidRecord
-  } catch {
-    return undefined
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    record = undefined // unreadable or garbage: nobody can be named by it
   }
-  if (isAlive(record)) return record
+  if (record && Number.isInteger(record.pid) && isAlive(record)) return record
   // Left behind by a daemon that crashed: nobody owns these any more.
   rmSync(paths.pid, {force: true})
   rmSync(paths.socket, {force: true})
@@ -60,10 +71,21 @@ export function releasePidFile(home: string): void {
   }
 }
 
+/** Shorter tokens (an empty file left by a crash, say) are replaced: never accept a guessable one. */
+const MIN_TOKEN_LENGTH = 32
+
 /** The HTTP bearer token, created on first use (64 hex characters, user-only permissions). */
 export function daemonToken(home: string): string {
   const path = daemonPaths(home).token
-  if (!existsSync(path)) writeFileSync(path, `${randomBytes(32).toString('hex')}\n`, {flag: 'wx', mode: 0o600})
-  chmodSync(path, 0o600)
-  return readFileSync(path, 'utf8').trim()
+  const current = existsSync(path) ? readFileSync(path, 'utf8').trim() : ''
+  if (current.length >= MIN_TOKEN_LENGTH) {
+    chmodSync(path, 0o600)
+    return current
+  }
+  // Written whole under another name, then renamed: a crash never leaves a short token behind.
+  const token = randomBytes(32).toString('hex')
+  const temporary = `${path}.${process.pid}`
+  writeFileSync(temporary, `${token}\n`, {mode: 0o600})
+  renameSync(temporary, path)
+  return token
 }

@@ -53,6 +53,10 @@ export class DaemonHttp {
     })
   }
 
+  get listening(): boolean {
+    return this.server.listening
+  }
+
   address(): {address: string; port: number} {
     const address = this.server.address() as AddressInfo
     return {address: address.address, port: address.port}
@@ -63,10 +67,15 @@ export class DaemonHttp {
     return `http://${address}:${port}`
   }
 
+  /** Stops taking connections and lets requests in flight finish (up to 5 s), then closes the rest. */
   close(): Promise<void> {
     return new Promise((resolve) => {
-      this.server.close(() => resolve())
-      this.server.closeAllConnections()
+      const force = setTimeout(() => this.server.closeAllConnections(), 5_000)
+      this.server.close(() => {
+        clearTimeout(force)
+        resolve()
+      })
+      this.server.closeIdleConnections()
     })
   }
 
@@ -89,7 +98,14 @@ export class DaemonHttp {
         if (name.startsWith('mq-header-') && typeof value === 'string') headers[name.slice('mq-header-'.length)] = value
       }
       const priority = url.searchParams.get('priority')
-      const [result] = await this.handlers.publish(decodeURIComponent(queue[1]), [{body: text, headers, priority: priority === null ? undefined : Number(priority)}], {})
+      let name: string
+      try {
+        name = decodeURIComponent(queue[1])
+      } catch {
+        throw new HttpError(400, 'the queue name in the path is not valid percent-encoding')
+      }
+      // A full queue answers 429 at once (under --overflow block too): an HTTP client retries, it does not hang.
+      const [result] = await this.handlers.publish(name, [{body: text, headers, priority: priority === null ? undefined : Number(priority)}], {blockTimeoutMs: 0})
       return send(response, 201, result)
     }
     if (['/events', '/metrics', '/healthz'].includes(url.pathname) || queue) throw new HttpError(405, `method ${request.method} not allowed here`)
@@ -127,23 +143,34 @@ export class DaemonHttp {
         throw new HttpError(400, `${where}${(error as Error).message}`)
       }
     })
-    // All validated first, so a bad event in a batch stores none of it.
-    const accepted = []
-    for (const event of valid) accepted.push({id: event.id, ...(await this.handlers.accept(event))})
-    return {accepted}
+    // All validated first, so a bad event in a batch stores none of it; accepted together, in one transaction.
+    const results = await Promise.all(valid.map((event) => this.handlers.accept(event)))
+    return {accepted: valid.map((event, index) => ({id: event.id, ...results[index]}))}
   }
 }
 
-function binaryEvent(request: IncomingMessage, contentType: string, body: Buffer): Record<string, unknown> {
+/**
+ * Binary mode: attributes from `ce-*` headers (percent-decoded, as the binding requires), the body
+ * as the data, and Content-Type, verbatim, as datacontenttype.
+ */
+function binaryEvent(request: IncomingMessage, mediaType: string, body: Buffer): Record<string, unknown> {
   const event: Record<string, unknown> = {}
   for (const [name, value] of Object.entries(request.headers)) {
-    if (name.startsWith('ce-') && typeof value === 'string') event[name.slice(3)] = value
+    if (!name.startsWith('ce-') || typeof value !== 'string') continue
+    const attribute = name.slice(3)
+    if (attribute === 'data' || attribute === 'data_base64') throw new HttpError(400, `header ${name} is not allowed: in binary mode the body is the data`)
+    try {
+      event[attribute] = decodeURIComponent(value)
+    } catch {
+      throw new HttpError(400, `header ${name} is not valid percent-encoding`)
+    }
   }
+  const contentType = request.headers['content-type']
   if (body.length > 0) {
-    if (contentType === '' || contentType.endsWith('json')) {
+    if (mediaType === '' || mediaType.endsWith('json')) {
       event.datacontenttype = contentType || 'application/json'
       event.data = parseJson(body)
-    } else if (contentType.startsWith('text/')) {
+    } else if (mediaType.startsWith('text/')) {
       event.datacontenttype = contentType
       event.data = decodeText(body)
     } else {
@@ -162,7 +189,8 @@ async function readBody(request: IncomingMessage): Promise<Buffer> {
   for await (const chunk of request as AsyncIterable<Buffer>) {
     size += chunk.length
     if (size > MAX_REQUEST_BYTES) {
-      request.destroy()
+      // Answer first (the connection is then closed), rather than resetting it with no status.
+      request.pause()
       throw new HttpError(413, `the body is over the ${MAX_REQUEST_BYTES}-byte limit`)
     }
     chunks.push(chunk)
@@ -189,8 +217,13 @@ function decodeText(body: Buffer): string {
 
 function send(response: ServerResponse, status: number, body: unknown): void {
   if (response.headersSent) return
-  response.writeHead(status, {'content-type': 'application/json'})
-  response.end(`${JSON.stringify(body)}\n`)
+  const headers: Record<string, string> = {'content-type': 'application/json'}
+  if (status === 413) headers.connection = 'close' // the rest of the body is not read
+  if (status === 429) headers['retry-after'] = '1'
+  response.writeHead(status, headers)
+  response.end(`${JSON.stringify(body)}\n`, () => {
+    if (status === 413) response.req.destroy()
+  })
 }
 
 /** Exit codes become HTTP statuses: invalid 400, queue full 429, otherwise 500. */

@@ -46,15 +46,16 @@ export class Metrics {
     const topics = await broker.listTopics()
     metric('mq_topic_messages', 'gauge', 'Messages retained by a topic.', topics.map((t) => [{topic: t.name}, t.messages]))
     const runs: [Record<string, string>, number][] = []
-    const seconds: [Record<string, string>, number][] = []
+    for (const [rule, byOutcome] of this.actions) for (const [outcome, s] of byOutcome) runs.push([{rule, outcome}, s.count])
+    metric('mq_actions_total', 'counter', 'Rule actions finished by this daemon, by outcome.', runs)
+    // A summary without quantiles: _sum and _count per rule and outcome.
+    lines.push('# HELP mq_action_duration_seconds Time spent on rule actions (all attempts), by outcome.', '# TYPE mq_action_duration_seconds summary')
     for (const [rule, byOutcome] of this.actions) {
       for (const [outcome, s] of byOutcome) {
-        runs.push([{rule, outcome}, s.count])
-        seconds.push([{rule, outcome}, s.durationMs / 1000])
+        lines.push(`mq_action_duration_seconds_sum${formatLabels({rule, outcome})} ${s.durationMs / 1000}`)
+        lines.push(`mq_action_duration_seconds_count${formatLabels({rule, outcome})} ${s.count}`)
       }
     }
-    metric('mq_actions_total', 'counter', 'Rule actions finished by this daemon, by outcome.', runs)
-    metric('mq_action_duration_seconds_sum', 'counter', 'Time spent on rule actions (all attempts), by outcome.', seconds)
     metric('mq_daemon_events_accepted_total', 'counter', 'Events handed to this daemon.', [[{}, this.counts.eventsAccepted]])
     metric('mq_daemon_publish_requests_total', 'counter', 'Publish requests group-committed by this daemon.', [[{}, this.counts.published]])
     return `${lines.join('\n')}\n`

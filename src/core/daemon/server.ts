@@ -7,7 +7,7 @@ import {type CloudEvent, validateEvent} from '../engine/cloudevents.js'
 import {Engine, type TriggerSummary} from '../engine/engine.js'
 import {type LoadedRules, readRules} from '../engine/rules-file.js'
 import {type RunningSources, startSources} from '../engine/sources.js'
-import {InvalidInputError, isMqError, QueueFullError} from '../errors.js'
+import {DaemonUnavailableError, InvalidInputError, isMqError, QueueFullError} from '../errors.js'
 import {FileBroker} from '../file-broker/index.js'
 import {formatDuration} from '../units.js'
 import type {DaemonStatus} from './client.js'
@@ -73,17 +73,30 @@ export class Daemon {
   private scanTimer?: NodeJS.Timeout
   private draining = false
   private readonly force = new AbortController()
+  /** Aborted when draining starts: retries waiting for their backoff stop and hand their events back. */
+  private readonly drainSignal = new AbortController()
   private stopped?: Promise<void>
 
   constructor(private readonly options: DaemonOptions) {
     this.broker = new FileBroker(options.home)
   }
 
-  /** Starts everything; throws if another daemon already serves this folder. */
+  /** Starts everything; throws if another daemon already serves this folder (or anything fails, after undoing what started). */
   async start(): Promise<void> {
     const paths = daemonPaths(this.options.home)
     if (liveDaemon(this.options.home)) throw new InvalidInputError(`a daemon already runs for ${this.options.home}`, {hint: 'see `mq daemon status`'})
     claimPidFile(this.options.home)
+    try {
+      await this.startParts(paths)
+    } catch (error) {
+      await this.stop(true).catch(() => {})
+      throw error
+    }
+    writeFileSync(paths.state, JSON.stringify({pid: process.pid, http: this.http?.address() ?? null}), {mode: 0o600})
+    this.options.log(`daemon ${this.options.version} started (pid ${process.pid}) on ${paths.socket}${this.http ? `, HTTP ${this.http.url()}` : ''}`)
+  }
+
+  private async startParts(paths: ReturnType<typeof daemonPaths>): Promise<void> {
     await this.removeStaleSocket(paths.socket)
     this.rules = await readRules(this.options.rulesPath)
     this.engine = new Engine({
@@ -94,15 +107,9 @@ export class Daemon {
       env: {...process.env, MQ_HOME: this.options.home},
       log: (line) => this.options.log(`log action: ${line}`),
       signal: this.force.signal,
+      drain: this.drainSignal.signal,
     })
-    this.socketServer = createServer((socket) => this.serve(socket))
-    await new Promise<void>((resolve, reject) => {
-      this.socketServer!.once('error', reject)
-      this.socketServer!.listen(paths.socket, () => resolve())
-    })
-    // The socket file is created with the umask; the folder (0700) already keeps it private, this is belt and braces.
-    const {chmodSync} = await import('node:fs')
-    chmodSync(paths.socket, 0o600)
+    // HTTP first: a port in use fails the start before any client can reach the socket.
     if (this.options.httpPort !== null) {
       this.http = new DaemonHttp({
         token: daemonToken(this.options.home),
@@ -113,13 +120,22 @@ export class Daemon {
       })
       await this.http.listen(this.options.httpPort)
     }
+    this.socketServer = createServer((socket) => this.serve(socket))
+    // The socket file is created with the umask: listen with a restrictive one, so it is never open to others.
+    const umask = process.umask(0o077)
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.socketServer!.once('error', reject)
+        this.socketServer!.listen(paths.socket, () => resolve())
+      })
+    } finally {
+      process.umask(umask)
+    }
     const orphans = await this.engine.releaseOrphans()
     if (orphans > 0) this.options.log(`events: ${orphans} left running by a process that died will run again`)
     this.startSources()
     this.watchRules()
     this.scan()
-    writeFileSync(paths.state, JSON.stringify({pid: process.pid, http: this.http?.address() ?? null}), {mode: 0o600})
-    this.options.log(`daemon ${this.options.version} started (pid ${process.pid}) on ${paths.socket}${this.http ? `, HTTP ${this.http.url()}` : ''}`)
   }
 
   /**
@@ -127,16 +143,15 @@ export class Daemon {
    * answered. `force` (a second SIGTERM) aborts running actions and gives their events back.
    */
   stop(force = false): Promise<void> {
-    if (force) {
-      this.force.abort()
-      for (const seq of this.running.keys()) void this.engine.release(seq).catch(() => {})
-    }
+    // Forced: running actions are stopped; the engine hands their events back as they settle.
+    if (force) this.force.abort()
     this.stopped ??= this.drain()
     return this.stopped
   }
 
   private async drain(): Promise<void> {
     this.draining = true
+    this.drainSignal.abort()
     this.options.log('daemon: draining')
     clearTimeout(this.scanTimer)
     this.rulesWatcher?.close()
@@ -149,7 +164,7 @@ export class Daemon {
     clearTimeout(this.blockedTimer)
     for (const client of this.clients) client.destroy()
     const paths = daemonPaths(this.options.home)
-    rmSync(paths.socket, {force: true})
+    if (this.socketServer?.listening !== false) rmSync(paths.socket, {force: true})
     rmSync(paths.state, {force: true})
     releasePidFile(this.options.home)
     await this.broker.close()
@@ -165,7 +180,7 @@ export class Daemon {
       uptimeMs: Date.now() - this.startedAt,
       home: this.options.home,
       socket: paths.socket,
-      http: this.http?.address() ?? null,
+      http: this.http?.listening ? this.http.address() : null,
       rules: {
         path: this.rules.path,
         rules: this.rules.validated.rules.length,
@@ -222,7 +237,7 @@ export class Daemon {
 
   /** Queues a publish for the next group commit; resolves once it is durable. */
   publish(request: {name: string; messages: OutgoingMessage[]; options: Omit<PublishOptions, 'signal'>; socket?: Socket}): Promise<PublishResult[]> {
-    if (this.draining) return Promise.reject(new InvalidInputError('the daemon is stopping', {hint: 'publish again: the command falls back to the broker folder'}))
+    if (this.draining) return Promise.reject(new DaemonUnavailableError('the daemon is stopping'))
     return new Promise((resolve, reject) => {
       this.queue.push({
         ...request,
@@ -252,10 +267,10 @@ export class Daemon {
         for (const request of batch) request.reject(error)
         continue
       }
-      this.metrics.counts.published += batch.length
       outcomes.forEach((outcome, index) => {
         const request = batch[index]
         if ('error' in outcome) return request.reject(outcome.error)
+        this.metrics.counts.published++
         for (const result of outcome.results) request.done.push(result)
         if (outcome.rest.length === 0) return request.resolve(request.done)
         request.messages = outcome.rest
@@ -279,7 +294,7 @@ export class Daemon {
    * Events arriving together (HTTP, sources, triggers) share one transaction, like publishes.
    */
   accept(event: CloudEvent): Promise<{seq: number; duplicateOf?: number}> {
-    if (this.draining) return Promise.reject(new InvalidInputError('the daemon is stopping', {hint: 'trigger again: the command runs the rules itself'}))
+    if (this.draining) return Promise.reject(new DaemonUnavailableError('the daemon is stopping'))
     return new Promise((resolve, reject) => {
       this.accepting.push({event, resolve, reject})
       if (this.accepting.length === 1) setImmediate(() => void this.flushAccepted())
@@ -298,11 +313,18 @@ export class Daemon {
     }
   }
 
-  /** `trigger --wait` through the daemon: journal, run, answer with the summary. */
+  /** `trigger --wait` through the daemon: journal, run, answer with the summary. Drain waits for it. */
   private async runNow(event: CloudEvent): Promise<TriggerSummary> {
-    const summary = await this.engine.handle(event)
-    this.metrics.recordSummary(summary)
-    return summary
+    if (this.draining) throw new DaemonUnavailableError('the daemon is stopping')
+    const accepted = await this.engine.accept(event, true)
+    if (accepted.duplicateOf !== undefined) return this.engine.handle(event) // re-runs an abandoned one, or reports the duplicate
+    const task = this.engine.process(accepted.seq, event)
+    const tracked = task.then(
+      (summary) => this.metrics.recordSummary(summary),
+      () => {},
+    )
+    this.running.set(accepted.seq, tracked.finally(() => this.running.delete(accepted.seq)))
+    return task
   }
 
   /** Claims pending events up to the concurrency limit and runs them. */

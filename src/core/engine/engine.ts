@@ -21,7 +21,8 @@ export interface ActionSummary {
   action: number
   type: string
   target: string
-  outcome: Exclude<RunOutcome, 'failed'>
+  /** `interrupted`: the runner stopped (daemon shutdown) before the action was done; the event runs again later. */
+  outcome: Exclude<RunOutcome, 'failed'> | 'interrupted'
   attempts: number
   exitCode?: number
   httpStatus?: number
@@ -63,7 +64,10 @@ export interface EngineOptions {
   log(line: string): void
   /** Where exec actions' output is copied (e.g. stderr). */
   output?: NodeJS.WritableStream
+  /** Aborted to stop running actions at once (a forced shutdown). */
   signal?: AbortSignal
+  /** Aborted to stop waiting between retries (a graceful shutdown): the event is handed back. */
+  drain?: AbortSignal
 }
 
 /**
@@ -124,7 +128,10 @@ export class Engine {
   async process(seq: number, event: CloudEvent, started = Date.now()): Promise<TriggerSummary> {
     const renew = setInterval(() => this.options.journal.renewClaim(seq, this.owner, EVENT_CLAIM_MS).catch(() => {}), EVENT_CLAIM_MS / 3)
     try {
-      return await this.run(seq, event, this.match(event), started)
+      const summary = await this.run(seq, event, this.match(event), started)
+      // Interrupted by a shutdown: hand the event back so the next runner does it again.
+      if (summary.actions.some((a) => a.outcome === 'interrupted')) await this.options.journal.releaseClaim(seq, this.owner)
+      return summary
     } finally {
       clearInterval(renew)
     }
@@ -148,7 +155,8 @@ export class Engine {
 
   private async run(seq: number, event: CloudEvent, rules: Rule[], started: number, settle = true): Promise<TriggerSummary> {
     const actions = (await Promise.all(rules.map((rule) => this.runRule(rule, event, seq)))).flat()
-    const ok = actions.every((a) => a.outcome !== 'dead-lettered')
+    const ok = actions.every((a) => a.outcome !== 'dead-lettered' && a.outcome !== 'interrupted')
+    if (actions.some((a) => a.outcome === 'interrupted')) settle = false // it stays pending
     if (settle) await this.options.journal.finish(seq, rules.length === 0 ? 'unmatched' : ok ? 'done' : 'failed', rules.map((r) => r.name))
     return {seq, id: event.id, type: event.type, source: event.source, matched: rules.map((r) => r.name), actions, ok, durationMs: Date.now() - started}
   }
@@ -202,7 +210,10 @@ export class Engine {
     const first = Date.now()
     let result: ActionResult = {ok: false, target: describeAction(action)}
     let attempt = 0
+    const stopped = this.options.drain && this.options.signal ? AbortSignal.any([this.options.drain, this.options.signal]) : (this.options.signal ?? this.options.drain)
+    const interrupted = (): ActionSummary => ({rule: rule.name, action: index, type: action.type, target: result.target, outcome: 'interrupted', attempts: attempt, durationMs: Date.now() - first, error: 'interrupted by a shutdown'})
     for (;;) {
+      if (stopped?.aborted) return interrupted()
       attempt++
       const startedAt = Date.now()
       result = await runAction(action, event, {
@@ -217,7 +228,8 @@ export class Engine {
       })
       const durationMs = Date.now() - startedAt
       const delay = backoffDelayMs(retry.backoffMs, retry.maxBackoffMs, attempt)
-      const giveUp = !result.ok && (attempt >= retry.maxAttempts || Date.now() + delay - first > retry.maxAgeMs || this.options.signal?.aborted === true)
+      const killed = !result.ok && this.options.signal?.aborted === true
+      const giveUp = !result.ok && !killed && (attempt >= retry.maxAttempts || Date.now() + delay - first > retry.maxAgeMs)
       const outcome: RunOutcome = result.ok ? 'ok' : giveUp ? 'dead-lettered' : 'failed'
       await this.options.journal.recordRun({
         eventSeq: seq,
@@ -232,8 +244,9 @@ export class Engine {
         exitCode: result.exitCode,
         httpStatus: result.httpStatus,
         error: result.error,
-        outputTail: result.outputTail,
+        outputTail: killed ? `${result.outputTail ?? ''}\n(stopped by a forced shutdown; it will run again)`.trim() : result.outputTail,
       })
+      if (killed) return interrupted()
       if (outcome !== 'failed') {
         return {
           rule: rule.name,
@@ -248,7 +261,7 @@ export class Engine {
           durationMs: Date.now() - first,
         }
       }
-      await sleep(delay, this.options.signal)
+      await sleep(delay, stopped)
     }
   }
 }
