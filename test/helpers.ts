@@ -1,8 +1,11 @@
+import {expect} from 'chai'
 import {type ChildProcess, spawn} from 'node:child_process'
 import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
+
+import {InvalidInputError} from '../src/core/errors.js'
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 export const BIN = join(ROOT, 'bin', 'run.js')
@@ -129,3 +132,14 @@ export function jsonLines<T = Record<string, unknown>>(text: string): T[] {
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Catches the error `fn` throws, so tests can check its class, message and hint together. */
+export function thrown(fn: () => unknown): InvalidInputError {
+  try {
+    fn()
+  } catch (error) {
+    expect(error).to.be.instanceOf(InvalidInputError)
+    return error as InvalidInputError
+  }
+  expect.fail('expected an InvalidInputError')
+}

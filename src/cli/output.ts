@@ -96,3 +96,9 @@ function visibleLength(text: string): number {
   // eslint-disable-next-line no-control-regex
   return text.replace(/\u001B\[[0-9;]*m/g, '').length
 }
+
+/** A titled block of aligned `label  value` lines (the stats commands). */
+export function keyValues(title: string, rows: [string, string | number][]): string {
+  const width = Math.max(...rows.map(([key]) => key.length)) + 2
+  return [title, ...rows.map(([key, value]) => `  ${key.padEnd(width)}${value}`)].join('\n')
+}

@@ -4,7 +4,7 @@ import {validateName} from '../../core/names.js'
 import {formatDuration, formatSize} from '../../core/units.js'
 import type {Context} from '../context.js'
 import {defineCommand} from '../definition.js'
-import {table} from '../output.js'
+import {keyValues, table} from '../output.js'
 import {askName, confirm} from '../prompts.js'
 import type {FlagSpecs, FlagValues} from '../spec.js'
 
@@ -163,8 +163,7 @@ export const queueStats = defineCommand({
       ['dropped by overflow', stats.totals.dropped],
       ['deduplicated', stats.totals.deduplicated],
     ]
-    const width = Math.max(...rows.map(([k]) => k.length)) + 2
-    return [`queue ${stats.name}`, ...rows.map(([k, v]) => `  ${k.padEnd(width)}${v}`)].join('\n')
+    return keyValues(`queue ${stats.name}`, rows)
   },
 })
 

@@ -2,7 +2,7 @@ import type {SubscriptionInfo, SubscriptionStats} from '../../core/broker.js'
 import {formatDuration} from '../../core/units.js'
 import type {Context} from '../context.js'
 import {defineCommand} from '../definition.js'
-import {table} from '../output.js'
+import {keyValues, table} from '../output.js'
 import {askName, confirm} from '../prompts.js'
 
 const nameArg = [{name: 'name', summary: 'Subscription name.'}]
@@ -49,9 +49,7 @@ export const subscriptionStats = defineCommand({
       ['acked', stats.totals.acked],
       ['dead-lettered', `${stats.totals.deadLettered}${stats.settings.deadLetterQueue ? ` (→ ${stats.settings.deadLetterQueue})` : ''}`],
     ]
-    const width = Math.max(...rows.map(([k]) => k.length)) + 2
-    const kind = stats.durable ? 'durable' : 'ephemeral'
-    return [`subscription ${stats.name} (${kind})`, ...rows.map(([k, v]) => `  ${k.padEnd(width)}${v}`)].join('\n')
+    return keyValues(`subscription ${stats.name} (${stats.durable ? 'durable' : 'ephemeral'})`, rows)
   },
 })
 

@@ -3,7 +3,7 @@ import {validateName} from '../../core/names.js'
 import {formatDuration, formatSize} from '../../core/units.js'
 import type {Context} from '../context.js'
 import {defineCommand} from '../definition.js'
-import {table} from '../output.js'
+import {keyValues, table} from '../output.js'
 import {askName, confirm} from '../prompts.js'
 
 const topicArg = [{name: 'topic', summary: 'Topic name.'}]
@@ -79,8 +79,7 @@ export const topicStats = defineCommand({
       ['discarded (retention)', stats.totals.discarded],
       ['subscriptions', stats.subscriptions.join(', ') || '-'],
     ]
-    const width = Math.max(...rows.map(([k]) => k.length)) + 2
-    return [`topic ${stats.name}`, ...rows.map(([k, v]) => `  ${k.padEnd(width)}${v}`)].join('\n')
+    return keyValues(`topic ${stats.name}`, rows)
   },
 })
 

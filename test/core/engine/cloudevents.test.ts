@@ -2,17 +2,7 @@ import {expect} from 'chai'
 import {hostname, userInfo} from 'node:os'
 
 import {buildEvent, type CloudEvent, defaultEventSource, eventWarnings, validateEvent} from '../../../src/core/engine/cloudevents.js'
-import {InvalidInputError} from '../../../src/core/errors.js'
-
-function thrown(fn: () => unknown): InvalidInputError {
-  try {
-    fn()
-  } catch (error) {
-    expect(error).to.be.instanceOf(InvalidInputError)
-    return error as InvalidInputError
-  }
-  expect.fail('expected an InvalidInputError')
-}
+import {thrown} from '../../helpers.js'
 
 /** Validation must fail with exactly this message (after the "invalid CloudEvent: " prefix) and a hint. */
 function rejects(value: unknown, reason: string | RegExp): void {

@@ -1,18 +1,7 @@
 import {expect} from 'chai'
 
 import {parseCron, parseSchedule} from '../../../src/core/engine/cron.js'
-import {InvalidInputError} from '../../../src/core/errors.js'
-
-/** Catches the error `fn` throws, so tests can check its class, message and hint together. */
-function thrown(fn: () => unknown): InvalidInputError {
-  try {
-    fn()
-  } catch (error) {
-    expect(error).to.be.instanceOf(InvalidInputError)
-    return error as InvalidInputError
-  }
-  expect.fail('expected an InvalidInputError')
-}
+import {thrown} from '../../helpers.js'
 
 describe('parseCron', () => {
   // [expression, after, expected next] — all UTC. 2024-01-01 is a Monday; 2024 is a leap year.
