@@ -204,21 +204,21 @@ describe('the daemon', function () {
 
     it('refuses malformed, invalid, oversized and unknown requests with a 4xx and the reason', async () => {
       const post = (path: string, headers: Record<string, string>, body: string | Buffer) => http(home, path, {method: 'POST', headers, body})
-      const cases: [Promise<Response>, number, RegExp][] = [
-        [post('/events', {'content-type': 'application/cloudevents+json'}, '{not json'), 400, /malformed JSON/],
-        [post('/events', {'content-type': 'application/cloudevents+json'}, JSON.stringify({specversion: '1.0', id: 'x', type: 't'})), 400, /"source"/],
-        [post('/events', {'content-type': 'application/cloudevents-batch+json'}, JSON.stringify([{specversion: '1.0', id: 'ok', source: 's', type: 't'}, {id: 'bad'}])), 400, /event 2/],
-        [post('/events', {'content-type': 'text/plain'}, 'hello'), 415, /structured/],
-        [post('/events', {'content-type': 'application/cloudevents+json'}, Buffer.alloc(5 * 1024 * 1024, 32)), 413, /limit/],
-        [post('/queues/a..b/messages', {}, 'x'), 400, /empty segment/],
-        [post('/queues/q/messages', {}, Buffer.from([0xff, 0xfe])), 400, /UTF-8/],
-        [http(home, '/nowhere'), 404, /no such endpoint/],
-        [post('/queues/%E0%A4%A/messages', {}, 'x'), 400, /percent-encoding/],
-        [post('/events', {'ce-specversion': '1.0', 'ce-id': 'x', 'ce-source': 's', 'ce-type': 't', 'ce-data': 'injected'}, ''), 400, /ce-data is not allowed/],
-        [http(home, '/events'), 405, /not allowed/],
+      const cases: [() => Promise<Response>, number, RegExp][] = [
+        [() => post('/events', {'content-type': 'application/cloudevents+json'}, '{not json'), 400, /malformed JSON/],
+        [() => post('/events', {'content-type': 'application/cloudevents+json'}, JSON.stringify({specversion: '1.0', id: 'x', type: 't'})), 400, /"source"/],
+        [() => post('/events', {'content-type': 'application/cloudevents-batch+json'}, JSON.stringify([{specversion: '1.0', id: 'ok', source: 's', type: 't'}, {id: 'bad'}])), 400, /event 2/],
+        [() => post('/events', {'content-type': 'text/plain'}, 'hello'), 415, /structured/],
+        [() => post('/events', {'content-type': 'application/cloudevents+json'}, Buffer.alloc(5 * 1024 * 1024, 32)), 413, /limit/],
+        [() => post('/queues/a..b/messages', {}, 'x'), 400, /empty segment/],
+        [() => post('/queues/q/messages', {}, Buffer.from([0xff, 0xfe])), 400, /UTF-8/],
+        [() => http(home, '/nowhere'), 404, /no such endpoint/],
+        [() => post('/queues/%E0%A4%A/messages', {}, 'x'), 400, /percent-encoding/],
+        [() => post('/events', {'ce-specversion': '1.0', 'ce-id': 'x', 'ce-source': 's', 'ce-type': 't', 'ce-data': 'injected'}, ''), 400, /ce-data is not allowed/],
+        [() => http(home, '/events'), 405, /not allowed/],
       ]
-      for (const [pending, status, reason] of cases) {
-        const response = await pending
+      for (const [send, status, reason] of cases) {
+        const response = await send()
         const text = await response.text()
         expect(response.status, text).to.equal(status)
         expect(JSON.parse(text).error.message).to.match(reason)

@@ -8,6 +8,8 @@ import {isMqError} from '../errors.js'
 
 /** Largest request body accepted (a batch of events, or one message). */
 export const MAX_REQUEST_BYTES = 4 * 1024 * 1024
+/** How much of an oversized body is read (and dropped) so the client hears the 413. */
+const DISCARD_LIMIT = 64 * 1024 * 1024
 
 export interface HttpHandlers {
   token: string
@@ -181,19 +183,24 @@ function binaryEvent(request: IncomingMessage, mediaType: string, body: Buffer):
   return event
 }
 
+/**
+ * Reads the body up to the limit. Past it, the rest is read and dropped (up to DISCARD_LIMIT) so
+ * the client, still sending, gets its 413 rather than a reset connection; past that, it is cut off.
+ */
 async function readBody(request: IncomingMessage): Promise<Buffer> {
   const declared = Number(request.headers['content-length'] ?? 0)
-  if (declared > MAX_REQUEST_BYTES) throw new HttpError(413, `the body is ${declared} bytes, over the ${MAX_REQUEST_BYTES}-byte limit`)
   const chunks: Buffer[] = []
   let size = 0
   for await (const chunk of request as AsyncIterable<Buffer>) {
     size += chunk.length
-    if (size > MAX_REQUEST_BYTES) {
-      // Answer first (the connection is then closed), rather than resetting it with no status.
+    if (size > DISCARD_LIMIT) {
       request.pause()
       throw new HttpError(413, `the body is over the ${MAX_REQUEST_BYTES}-byte limit`)
     }
-    chunks.push(chunk)
+    if (size <= MAX_REQUEST_BYTES && declared <= MAX_REQUEST_BYTES) chunks.push(chunk)
+  }
+  if (size > MAX_REQUEST_BYTES || declared > MAX_REQUEST_BYTES) {
+    throw new HttpError(413, `the body is ${Math.max(size, declared)} bytes, over the ${MAX_REQUEST_BYTES}-byte limit`)
   }
   return Buffer.concat(chunks)
 }
@@ -218,12 +225,10 @@ function decodeText(body: Buffer): string {
 function send(response: ServerResponse, status: number, body: unknown): void {
   if (response.headersSent) return
   const headers: Record<string, string> = {'content-type': 'application/json'}
-  if (status === 413) headers.connection = 'close' // the rest of the body is not read
+  if (status === 413) headers.connection = 'close'
   if (status === 429) headers['retry-after'] = '1'
   response.writeHead(status, headers)
-  response.end(`${JSON.stringify(body)}\n`, () => {
-    if (status === 413) response.req.destroy()
-  })
+  response.end(`${JSON.stringify(body)}\n`)
 }
 
 /** Exit codes become HTTP statuses: invalid 400, queue full 429, otherwise 500. */
