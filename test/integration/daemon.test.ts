@@ -70,6 +70,17 @@ describe('the daemon', function () {
     expect((await mq(['daemon', 'logs'], {home})).stdout).to.match(/started[\s\S]*draining[\s\S]*stopped/)
   })
 
+  it('daemon logs -f follows the log as the daemon writes it', async () => {
+    const home = tempHome()
+    await startDaemon(home)
+    const follower = start(['daemon', 'logs', '-f', '-n', '1'], {home})
+    await waitFor(() => follower.stdout.includes('started'), 'the last line so far')
+    await mq(['daemon', 'stop'], {home})
+    await waitFor(() => follower.stdout.includes('daemon: stopped'), 'the lines written since')
+    follower.kill('SIGINT')
+    expect((await follower.done).code).to.equal(130)
+  })
+
   it('replaces a stale pid file and socket left by a crashed daemon', async () => {
     const home = tempHome()
     const first = await startDaemon(home)

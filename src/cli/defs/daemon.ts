@@ -1,5 +1,6 @@
 import {spawn} from 'node:child_process'
-import {closeSync, existsSync, openSync, readFileSync, statSync, watch} from 'node:fs'
+import {closeSync, existsSync, openSync, readFileSync, readSync, statSync, watch} from 'node:fs'
+import {dirname} from 'node:path'
 
 import {type DaemonStatus, DaemonClient} from '../../core/daemon/client.js'
 import {daemonPaths, isAlive, liveDaemon} from '../../core/daemon/files.js'
@@ -197,16 +198,19 @@ export const daemonLogs = defineCommand({
       const size = statSync(path).size
       if (size < offset) offset = 0 // truncated
       if (size === offset) return
-      const fd = openSync(path, 'r')
       const buffer = Buffer.alloc(size - offset)
-      const {readSync} = await import('node:fs')
-      readSync(fd, buffer, 0, buffer.length, offset)
-      closeSync(fd)
+      const fd = openSync(path, 'r')
+      try {
+        readSync(fd, buffer, 0, buffer.length, offset)
+      } finally {
+        closeSync(fd)
+      }
       offset = size
       ctx.out.write(buffer.toString('utf8'))
       await ctx.out.flush()
     }
-    const watcher = watch(daemonPaths(ctx.home).log.replace(/daemon\.log$/, ''), {persistent: false}, () => void readNew())
+    // Watch the folder, not the file: the log may not exist yet, or be replaced.
+    const watcher = watch(dirname(path), {persistent: false}, () => void readNew())
     ctx.release(() => watcher.close())
     while (!drain.aborted) {
       await readNew()
