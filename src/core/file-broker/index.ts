@@ -233,7 +233,7 @@ export class FileBroker implements Broker {
    * block policy returns the messages still waiting for room in `rest`.
    */
   publishGroup(requests: {name: string; messages: OutgoingMessage[]; options: PublishOptions}[]): (PublishStep | {error: unknown})[] {
-    const outcomes: (PublishStep | {error: unknown} | undefined)[] = requests.map((r) => {
+    const invalid: ({error: unknown} | undefined)[] = requests.map((r) => {
       try {
         validateName(r.name, r.options.kind === 'topic' ? 'topic name' : 'destination name')
         validateMessages(r.messages)
@@ -242,17 +242,18 @@ export class FileBroker implements Broker {
         return {error}
       }
     })
-    this.sql.write(() => {
-      requests.forEach((r, index) => {
-        if (outcomes[index] || r.messages.length === 0) return
+    // The transaction returns every outcome (it may run twice, see Sql.write).
+    return this.sql.write(() =>
+      requests.map((r, index) => {
+        if (invalid[index]) return invalid[index]
+        if (r.messages.length === 0) return {results: [], rest: []}
         try {
-          outcomes[index] = this.sql.savepoint(() => this.publishStep(r.name, r.messages, r.options))
+          return this.sql.savepoint(() => this.publishStep(r.name, r.messages, r.options))
         } catch (error) {
-          outcomes[index] = {error}
+          return {error}
         }
-      })
-    })
-    return outcomes.map((o) => o ?? {results: [], rest: []})
+      }),
+    )
   }
 
   /**
