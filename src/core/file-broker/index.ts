@@ -30,7 +30,7 @@ import {
   type TopicSettings,
   type TopicStats,
 } from '../broker.js'
-import {InterruptedError, InvalidInputError, NotFoundError, QueueFullError, WrongKindError} from '../errors.js'
+import {InterruptedError, InvalidInputError, isMqError, NotFoundError, QueueFullError, WrongKindError} from '../errors.js'
 import {isLockedError, type LockWaiter} from '../lock-wait.js'
 import {sleep} from '../rate-limiter.js'
 import {formatDuration} from '../units.js'
@@ -272,11 +272,11 @@ export class FileBroker implements Broker {
 
   async receive(queueName: string, options: ReceiveOptions): Promise<Delivery[]> {
     validateName(queueName, 'queue name')
-    return this.poll(options, () => {
+    return this.poll(options, (max) => {
       const queue = this.sql.read(() => this.destinations.queue(queueName))
       if (!queue) return {deliveries: [], nextDueAt: Number.POSITIVE_INFINITY}
       const deliverable = this.sql.read(() => this.queues.hasDeliverable(queue.id, Date.now()))
-      const deliveries = deliverable ? this.sql.write(() => this.takeFromQueue(queueName, options)) : []
+      const deliveries = deliverable ? this.sql.write(() => this.takeFromQueue(queueName, {...options, max})) : []
       return {deliveries, nextDueAt: deliveries.length > 0 ? 0 : this.sql.read(() => this.queues.nextDueAt(queue.id))}
     })
   }
@@ -328,14 +328,14 @@ export class FileBroker implements Broker {
    * The long-poll loop shared by queues and subscriptions: try, and when nothing came, sleep until
    * a change notification, the next due message, the fallback poll or the deadline.
    */
-  private async poll(options: ReceiveOptions, attempt: () => {deliveries: Delivery[]; nextDueAt: number}): Promise<Delivery[]> {
+  private async poll(options: ReceiveOptions, attempt: (max: number) => {deliveries: Delivery[]; nextDueAt: number}): Promise<Delivery[]> {
     if (!(options.max >= 1)) throw new InvalidInputError('the number of messages to receive must be at least 1')
     const deadline = Date.now() + (options.waitMs ?? 0)
     for (;;) {
       const mark = this.notifier.mark()
       let found
       try {
-        found = await this.patiently(attempt, options.signal)
+        found = await this.patiently(() => whileDiskFull(options.max, (max) => attempt(max)), options.signal)
       } catch (error) {
         // Interrupted while waiting out a lock: nothing was taken.
         if (isLockedError(error) && options.signal?.aborted) return []
@@ -473,14 +473,14 @@ export class FileBroker implements Broker {
 
   /** One receive on a subscription: redeliveries first, then new messages from the matching topics. */
   receiveSubscription(destId: number, options: ReceiveOptions): Promise<Delivery[]> {
-    return this.poll(options, () => {
+    return this.poll(options, (max) => {
       const deliverable = this.sql.read(() => {
         const row = this.subscriptions.getByDest(destId)
         if (!row) throw subscriptionGone()
         const topicIds = this.topics.matching(compileTopicPattern(row.pattern)).map((t) => t.id)
         return this.queues.hasDeliverable(destId, Date.now()) || this.topics.hasAfter(topicIds, row.cursor)
       })
-      const deliveries = deliverable ? this.sql.write(() => this.takeFromSubscription(destId, options)) : []
+      const deliveries = deliverable ? this.sql.write(() => this.takeFromSubscription(destId, {...options, max})) : []
       return {deliveries, nextDueAt: deliveries.length > 0 ? 0 : this.sql.read(() => this.queues.nextDueAt(destId))}
     })
   }
@@ -589,17 +589,21 @@ export class FileBroker implements Broker {
 
   async ack(receipts: string[]): Promise<SettleOutcome[]> {
     const parsed = parseReceipts(receipts)
-    return this.patiently(() => this.sql.write(() => parsed.map((r) => (this.queues.ack(r.messageId, r.token) === undefined ? 'stale' : 'ok'))))
+    return this.patiently(() =>
+      inSmallerChunksWhileDiskFull(parsed, (chunk) => this.sql.write(() => chunk.map((r) => (this.queues.ack(r.messageId, r.token) === undefined ? 'stale' : 'ok')))),
+    )
   }
 
   async nack(receipts: string[], options: NackOptions = {}): Promise<NackOutcome[]> {
     const parsed = parseReceipts(receipts)
     const settings = {delayMs: options.delayMs ?? 0, deadLetter: options.deadLetter ?? false, error: options.error, backoff: options.backoff ?? false}
     return this.patiently(() =>
-      this.sql.write(() => {
-        const now = Date.now()
-        return parsed.map((r) => this.queues.nack(r.messageId, r.token, settings, now))
-      }),
+      inSmallerChunksWhileDiskFull(parsed, (chunk) =>
+        this.sql.write(() => {
+          const now = Date.now()
+          return chunk.map((r) => this.queues.nack(r.messageId, r.token, settings, now))
+        }),
+      ),
     )
   }
 
@@ -744,6 +748,35 @@ function validateMessages(messages: OutgoingMessage[]): void {
       }
     }
   })
+}
+
+/**
+ * On a full disk a big transaction may not fit in the WAL when a small one would: consumers and
+ * acks, which free space, go on in smaller steps. Each receipt's outcome stands on its own, so
+ * settling a list in chunks is the same as settling it at once.
+ */
+function inSmallerChunksWhileDiskFull<T, R>(items: T[], run: (chunk: T[]) => R[]): R[] {
+  try {
+    return run(items)
+  } catch (error) {
+    if (items.length < 2 || !isDiskFullError(error)) throw error
+    const half = Math.ceil(items.length / 2)
+    return [...inSmallerChunksWhileDiskFull(items.slice(0, half), run), ...inSmallerChunksWhileDiskFull(items.slice(half), run)]
+  }
+}
+
+/** Takes fewer messages at a time while the disk is full (see inSmallerChunksWhileDiskFull). */
+function whileDiskFull<R>(max: number, take: (max: number) => R): R {
+  try {
+    return take(max)
+  } catch (error) {
+    if (max < 2 || !isDiskFullError(error)) throw error
+    return whileDiskFull(Math.ceil(max / 2), take)
+  }
+}
+
+function isDiskFullError(error: unknown): boolean {
+  return isMqError(error) && error.code === 'disk_full'
 }
 
 function atMessage<E extends InvalidInputError>(error: E, index: number, count: number): E {
