@@ -8,6 +8,8 @@ const SIGNAL_BYTE = Buffer.from('.')
 
 /** How often a connection looks at the disk's free space before a write (see relieveDiskPressure). */
 const DISK_CHECK_MS = 1_000
+/** Below this much free space the disk is looked at before every write. */
+const LOW_SPACE_BYTES = 64 * 1024 * 1024
 /** A WAL smaller than this is not worth a checkpoint of its own. */
 const MIN_RECLAIM_BYTES = 64 * 1024
 
@@ -22,7 +24,7 @@ const MULTI_ROW = 64
 export class Sql {
   private readonly statements = new Map<string, Statement>()
   private signalFd?: number | false
-  private lastDiskCheck = 0
+  private nextDiskCheck = 0
 
   constructor(
     readonly db: Db,
@@ -92,20 +94,22 @@ export class Sql {
   }
 
   /**
-   * Before a write, at most once a second: when the WAL holds more than the disk has left, empty
-   * it into the database while there is still room to (see reclaimWal). This is what lets a
-   * consumer work again once a little space was freed after the disk filled up: its write would
-   * otherwise take that space for more WAL, leaving none for the checkpoint.
+   * Before a write (once a second; every time while space is low): when the WAL outgrows an
+   * eighth of the free space, empty it into the database while there is still room to (see
+   * reclaimWal). A checkpoint needs room for the pages it copies; kept small this way, the WAL can
+   * be emptied with a little freed space after the disk filled up, and consumers work again.
    */
   private relieveDiskPressure(): void {
     const now = Date.now()
-    if (now - this.lastDiskCheck < DISK_CHECK_MS) return
-    this.lastDiskCheck = now
+    if (now < this.nextDiskCheck) return
+    this.nextDiskCheck = now + DISK_CHECK_MS
     try {
-      const walBytes = statSync(`${this.db.name}-wal`, {throwIfNoEntry: false})?.size ?? 0
-      if (walBytes < MIN_RECLAIM_BYTES) return
       const disk = statfsSync(this.db.name)
-      if (disk.bavail * disk.bsize < walBytes) this.reclaimWal()
+      const free = disk.bavail * disk.bsize
+      if (free >= LOW_SPACE_BYTES) return
+      this.nextDiskCheck = 0
+      const walBytes = statSync(`${this.db.name}-wal`, {throwIfNoEntry: false})?.size ?? 0
+      if (walBytes >= MIN_RECLAIM_BYTES && walBytes > free / 8) this.reclaimWal()
     } catch {
       // Only an optimisation: the write goes ahead and reports a full disk itself.
     }
