@@ -51,3 +51,34 @@ describe('bad input: depth limits of patterns and events (CLI)', () => {
     expect(JSON.parse(journal.stdout)).to.deep.equal([])
   })
 })
+
+describe('bad input: durations that make no sense at zero (CLI)', () => {
+  let home: string
+  beforeEach(() => {
+    home = tempHome()
+  })
+
+  it('a zero or negative timeout, lease, interval or lifetime is exit 2; nothing is consumed', async function () {
+    this.timeout(120_000) // a dozen CLI runs on a busy runner
+    await mq(['publish', 'q', 'kept'], {home})
+    for (const [args, flag] of [
+      [['consume', 'q', '--exec', 'true', '--exec-timeout', '0s'], '--exec-timeout'],
+      [['consume', 'q', '--exec', 'true', '--exec-timeout=0.1ms'], '--exec-timeout'],
+      [['consume', 'q', '--poll-interval', '0'], '--poll-interval'],
+      [['consume', 'q', '--ack', 'manual', '--visibility-timeout', '0ms'], '--visibility-timeout'],
+      [['subscribe', 't', '--exec', 'true', '--exec-timeout', '0s'], '--exec-timeout'],
+      [['queue', 'update', 'q', '--visibility-timeout', '0s'], '--visibility-timeout'],
+      [['queue', 'update', 'q', '--default-ttl', '0s'], '--default-ttl'],
+      [['topic', 'create', 't', '--max-age', '0m'], '--max-age'],
+      [['publish', 'q', 'x', '--ttl', '0s'], '--ttl'],
+      [['daemon', 'stop', '--timeout', '0s'], '--timeout'],
+    ] as const) {
+      expectOneLineError(await mq([...args], {home}), 2, new RegExp(`${flag} must be longer than zero`))
+    }
+    expectOneLineError(await mq(['consume', 'q', '--exec', 'true', '--exec-timeout=-5s'], {home}), 2, /invalid --exec-timeout "-5s"/)
+    // Zero still means "now" where it does: no delay, no wait.
+    expect((await mq(['publish', 'q', 'now', '--delay', '0s'], {home})).code).to.equal(0)
+    const taken = await mq(['consume', 'q', '-n', '2', '--wait', '0s'], {home})
+    expect(taken.stdout.trim().split('\n')).to.deep.equal(['kept', 'now'])
+  })
+})
