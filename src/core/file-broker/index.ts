@@ -31,6 +31,7 @@ import {
   type TopicStats,
 } from '../broker.js'
 import {InterruptedError, InvalidInputError, NotFoundError, QueueFullError, WrongKindError} from '../errors.js'
+import {messageSize, validateHeaders} from '../headers.js'
 import {sleep} from '../rate-limiter.js'
 import {formatDuration} from '../units.js'
 import {compileTopicPattern, printable, type TopicPattern, validateName} from '../names.js'
@@ -671,12 +672,15 @@ class FileSubscription implements Subscription {
   }
 }
 
+/** The per-message limit counts what is stored: the body and the headers (README: Limits). */
 function checkBodySizes(name: string, limit: number, messages: OutgoingMessage[]): void {
   messages.forEach((message, index) => {
-    const size = Buffer.byteLength(message.body)
+    const size = messageSize(message)
     if (size > limit) {
+      const body = Buffer.byteLength(message.body)
+      const what = size === body ? `body is ${size} bytes` : `message is ${size} bytes (body ${body}, headers ${size - body})`
       throw atMessage(
-        new InvalidInputError(`body is ${size} bytes, over the ${limit}-byte limit of ${name}`, {
+        new InvalidInputError(`${what}, over the ${limit}-byte limit of ${name}`, {
           code: 'too_large',
           hint: `raise the limit with --max-body-size on \`mq queue update\` or \`mq topic create\`, or send a smaller body`,
         }),
@@ -687,7 +691,7 @@ function checkBodySizes(name: string, limit: number, messages: OutgoingMessage[]
   })
 }
 
-/** Checks what does not depend on the destination: priorities and header names. */
+/** Checks what does not depend on the destination: dedup ids, TTLs, priorities and headers. */
 function validateMessages(messages: OutgoingMessage[]): void {
   messages.forEach((message, index) => {
     if (message.dedupId !== undefined && !(message.dedupId.length >= 1 && message.dedupId.length <= 256)) {
@@ -699,17 +703,10 @@ function validateMessages(messages: OutgoingMessage[]): void {
     if (message.priority !== undefined && !(Number.isInteger(message.priority) && message.priority >= 0 && message.priority <= 9)) {
       throw atMessage(new InvalidInputError(`priority ${message.priority} is out of range`, {hint: 'use 0 to 9'}), index, messages.length)
     }
-    for (const [key, value] of Object.entries(message.headers ?? {})) {
-      if (typeof value !== 'string' || value.includes('\0')) {
-        throw atMessage(new InvalidInputError(`header "${printable(key, 40)}" must be a string without NUL characters`), index, messages.length)
-      }
-      if (!/^[A-Za-z0-9_.-]{1,128}$/.test(key)) {
-        throw atMessage(
-          new InvalidInputError(`header name "${printable(key, 40)}" is invalid`, {hint: 'use letters, digits, _, . and -, up to 128 characters'}),
-          index,
-          messages.length,
-        )
-      }
+    try {
+      validateHeaders(message.headers)
+    } catch (error) {
+      throw error instanceof InvalidInputError ? atMessage(error, index, messages.length) : error
     }
   })
 }
