@@ -55,6 +55,19 @@ export function start(args: string[], options: RunOptions = {}): MqProcess {
   return new MqProcess(child, options)
 }
 
+/**
+ * Runs a shell script in which `MQ ` starts the built CLI, for what arguments cannot carry from
+ * Node (raw bytes such as `"$(printf 'ok\\377')"`) or redirections; tracked like {@link start}.
+ */
+export async function shell(script: string, options: RunOptions = {}): Promise<RunResult> {
+  const child = spawn('sh', ['-c', script.replaceAll('MQ ', `"${process.execPath}" "${BIN}" `)], {
+    env: {...process.env, MQ_HOME: options.home, NO_COLOR: '1', CI: '', DEBUG: '', ...options.env},
+    stdio: ['pipe', 'pipe', 'pipe'],
+  })
+  running.add(child)
+  return new MqProcess(child, options).done
+}
+
 /** Runs the built CLI to completion and returns its exit status and output. */
 export async function mq(args: string[], options: RunOptions = {}): Promise<RunResult> {
   return start(args, options).done
