@@ -1,8 +1,6 @@
-import {type ChildProcess, spawn} from 'node:child_process'
-
 import type {Broker, Delivery} from './broker.js'
 import {type ConsumeLoopOptions, type ReceiveFn, waitBudget} from './consumer.js'
-import {OutputTail, stopGroup} from './process-group.js'
+import {runChild} from './process-group.js'
 
 /** Exit status that dead-letters a message at once (EX_DATAERR from sysexits.h). */
 export const EXIT_DEAD_LETTER = 65
@@ -128,57 +126,30 @@ export async function runExecWorker(broker: Broker, receive: ReceiveFn, options:
 async function handle(broker: Broker, delivery: Delivery, options: ExecWorkerOptions): Promise<ExecEvent> {
   const started = Date.now()
   const receipt = delivery.receipt!
-  let child: ChildProcess
-  try {
-    child = spawn('sh', ['-c', options.command], {
-      env: {...options.env, ...messageEnvironment(delivery)},
-      stdio: ['pipe', 'inherit', 'pipe'],
-      // Own process group: a Ctrl-C at the terminal reaches mq, which drains, not the commands.
-      detached: true,
-    })
-  } catch (error) {
+  const end = await runChild({
+    argv: ['sh', '-c', options.command],
+    env: {...options.env, ...messageEnvironment(delivery)},
+    stdin: delivery.body,
+    stdout: 'inherit',
+    stderr: (chunk) => process.stderr.write(chunk),
+    tail: {max: 2_000, of: ['stderr']},
+    timeoutMs: options.execTimeoutMs,
+    signal: options.force,
+  })
+  if (!end.started) {
     // e.g. a NUL byte in a header: this message can never run, the worker goes on with the others.
-    const reason = `cannot start the command: ${(error as Error).message}`
+    const reason = `cannot start the command: ${end.error.message}`
     const [outcome] = await broker.nack([receipt], {backoff: true, error: reason}).catch(() => ['stale' as const])
     return {delivery, outcome: outcome === 'dead-lettered' ? 'dead-lettered' : outcome === 'stale' ? 'lease-lost' : 'retry', status: 'spawn', durationMs: 0, error: reason}
   }
-  child.stdin!.on('error', () => {}) // a command that ignores its stdin may close it early
-  child.stdin!.end(delivery.body)
-  const tail = new OutputTail()
-  child.stderr!.on('data', (chunk: Buffer) => {
-    process.stderr.write(chunk)
-    tail.add(chunk)
-  })
-
-  let timedOut = false
-  const timeout =
-    options.execTimeoutMs === undefined
-      ? undefined
-      : setTimeout(() => {
-          timedOut = true
-          stopGroup(child)
-        }, options.execTimeoutMs)
-  let forced = false
-  const onForce = () => {
-    forced = true
-    stopGroup(child)
-  }
-  options.force.addEventListener('abort', onForce, {once: true})
-  if (options.force.aborted) onForce()
-
-  const {code, signal} = await new Promise<{code: number | null; signal: NodeJS.Signals | null}>((resolve) => {
-    child.on('error', (error) => {
-      tail.add(String(error))
-      resolve({code: 127, signal: null})
-    })
-    child.on('close', (exitCode, exitSignal) => resolve({code: exitCode, signal: exitSignal}))
-  })
-  if (timeout) clearTimeout(timeout)
-  options.force.removeEventListener('abort', onForce)
+  const {timedOut, aborted: forced} = end
+  const code = end.error ? 127 : end.code
+  const signal = end.error ? null : end.signal
+  const tail = end.error ? (end.tail + String(end.error)).slice(-2_000) : end.tail
 
   const durationMs = Date.now() - started
   const status = timedOut ? 'timeout' : signal ?? String(code)
-  const error = describeFailure(status, tail.toString(), options.execTimeoutMs)
+  const error = describeFailure(status, tail, options.execTimeoutMs)
   const event = (outcome: ExecOutcome, message?: string): ExecEvent => ({delivery, outcome, status, durationMs, error: message})
 
   try {

@@ -1,7 +1,6 @@
-import {type ChildProcess, spawn} from 'node:child_process'
 import {createHash} from 'node:crypto'
 
-import {OutputTail, stopGroup} from '../../process-group.js'
+import {runChild} from '../../process-group.js'
 import type {IntervalSchedule} from '../cron.js'
 import {cutUtf8, describe, isObject, oneLine, utf8Boundary} from './helpers.js'
 import {nextSlot, sleepUntil} from './schedule.js'
@@ -71,62 +70,25 @@ function parseCommandState(raw: unknown): CommandState | undefined {
  * anything it started, after `timeoutMs` or on abort; a run that did not end by itself has no
  * trustworthy output, so it is a problem rather than a result.
  */
-function runCommand(argv: string[], cwd: string, timeoutMs: number, signal: AbortSignal): Promise<CommandOutcome> {
-  return new Promise((done) => {
-    let child: ChildProcess
-    try {
-      // Own process group, so a kill reaches the command's children too (e.g. a script's curl).
-      child = spawn(argv[0], argv.slice(1), {cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: true})
-    } catch (error) {
-      done({ok: false, problem: `could not start ${argv[0]}: ${describe(error)}`})
-      return
-    }
-    const stdout = new Capture(MAX_OUTPUT_BYTES)
-    const stderr = new OutputTail(STDERR_KEPT_BYTES)
-    child.stdout!.on('data', (chunk: Buffer) => stdout.add(chunk))
-    child.stderr!.on('data', (chunk: Buffer) => stderr.add(chunk))
-
-    let killedFor: string | undefined
-    const kill = (why: string) => {
-      killedFor ??= why
-      stopGroup(child)
-    }
-    const timer = setTimeout(() => kill(`timed out after ${timeoutMs}ms`), timeoutMs)
-    const onAbort = () => kill('stopped')
-    signal.addEventListener('abort', onAbort, {once: true})
-    let grace: NodeJS.Timeout | undefined
-    const finish = (outcome: CommandOutcome) => {
-      clearTimeout(timer)
-      clearTimeout(grace)
-      signal.removeEventListener('abort', onAbort)
-      done(outcome)
-    }
-
-    child.on('error', (error) => finish({ok: false, problem: `could not start ${argv[0]}: ${describe(error)}`}))
-    // What the command left running in the background would hold the pipes open (and outlive a stop):
-    // a probe has no business leaving processes behind, so they go too.
-    child.on('exit', () => {
-      killLeftovers(child)
-      grace = setTimeout(() => {
-        child.stdout!.destroy()
-        child.stderr!.destroy()
-      }, PIPE_GRACE_MS)
-    })
-    child.on('close', (code, exitSignal) => {
-      if (killedFor !== undefined) return finish({ok: false, problem: `${argv[0]} ${killedFor}`})
-      if (code === null) return finish({ok: false, problem: `${argv[0]} was killed by ${exitSignal}`})
-      finish({ok: true, output: stdout.text(), exitCode: code, stderr: oneLine(stderr.toString()), cut: stdout.overflowed})
-    })
+async function runCommand(argv: string[], cwd: string, timeoutMs: number, signal: AbortSignal): Promise<CommandOutcome> {
+  const stdout = new Capture(MAX_OUTPUT_BYTES)
+  // What the command left running in the background would hold the pipes open (and outlive a stop):
+  // a probe has no business leaving processes behind, so they go too.
+  const end = await runChild({
+    argv,
+    cwd,
+    stdout: (chunk) => stdout.add(chunk),
+    stderr: () => {},
+    tail: {max: STDERR_KEPT_BYTES, of: ['stderr']},
+    timeoutMs,
+    signal,
+    reapAfterExitMs: PIPE_GRACE_MS,
   })
-}
-
-/** Kills what an ended command left running in its process group ({@link stopGroup} only stops running commands). */
-function killLeftovers(child: ChildProcess): void {
-  try {
-    process.kill(-child.pid!, 'SIGKILL')
-  } catch {
-    // Nothing left (the usual case), or no process groups here.
-  }
+  if (!end.started || end.error) return {ok: false, problem: `could not start ${argv[0]}: ${describe(end.error)}`}
+  if (end.timedOut) return {ok: false, problem: `${argv[0]} timed out after ${timeoutMs}ms`}
+  if (end.aborted) return {ok: false, problem: `${argv[0]} stopped`}
+  if (end.code === null) return {ok: false, problem: `${argv[0]} was killed by ${end.signal}`}
+  return {ok: true, output: stdout.text(), exitCode: end.code, stderr: oneLine(end.tail), cut: stdout.overflowed}
 }
 
 /** Collects a stream's bytes up to a cap, noting whether more came. */
