@@ -45,7 +45,7 @@ export interface ExecSummary {
 }
 
 /**
- * Runs a command once per message with the `--exec` contract (DESIGN §3): exit 0 acks, 65
+ * Runs a command once per message with the `--exec` contract (README.md, "The `--exec` contract"): exit 0 acks, 65
  * dead-letters, anything else (a signal, a timeout) retries with backoff until max deliveries.
  * Up to `parallel` commands run at once; up to `prefetch` deliveries are held (a sliding window).
  */
@@ -176,7 +176,7 @@ function describeFailure(status: string, stderrTail: string, timeoutMs?: number)
   return last ? `${what}: ${last}` : what
 }
 
-/** The MQ_* environment of one message (DESIGN §3). */
+/** The MQ_* environment of one message (README.md, "The `--exec` contract"). */
 export function messageEnvironment(delivery: Delivery): Record<string, string> {
   const env: Record<string, string> = {
     MQ_MESSAGE_ID: delivery.id,

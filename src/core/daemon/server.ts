@@ -48,8 +48,8 @@ interface QueuedPublish {
 }
 
 /**
- * The optional background daemon (DESIGN §6). It owns nothing exclusively: it is one more process
- * on the broker folder that group-commits publishes from many clients, runs handed-over events and
+ * The optional background daemon (README.md, "The daemon (optional)"; ARCHITECTURE.md, "The
+ * daemon"). It owns nothing exclusively: it is one more process on the broker folder that group-commits publishes from many clients, runs handed-over events and
  * the rules' sources, and serves HTTP ingest and metrics on 127.0.0.1.
  */
 export class Daemon {

@@ -55,7 +55,8 @@ export interface FileBrokerOptions {
 
 /**
  * The broker on a local folder: one SQLite database in WAL mode, shared safely by any number of
- * processes with or without the daemon (DESIGN §4).
+ * processes with or without the daemon (README.md, "Where messages live"; ARCHITECTURE.md, "The
+ * file broker").
  */
 export class FileBroker implements Broker {
   private readonly sql: Sql
@@ -242,7 +243,7 @@ export class FileBroker implements Broker {
   }
 
   /**
-   * The destination a publish goes to (DESIGN §2): an existing topic or queue; else a new topic
+   * The destination a publish goes to (README.md, "Publish/subscribe"): an existing topic or queue; else a new topic
    * when forced or when a subscription pattern covers the name; else a new queue.
    */
   private resolveForPublish(name: string, options: PublishOptions): DestinationRow<QueueSettings | TopicSettings> {
