@@ -187,8 +187,12 @@ export function messageEnvironment(delivery: Delivery): Record<string, string> {
   if (delivery.queue) env.MQ_QUEUE = delivery.queue
   if (delivery.topic) env.MQ_TOPIC = delivery.topic
   if (delivery.subscription) env.MQ_SUBSCRIPTION = delivery.subscription
-  for (const [name, value] of Object.entries(delivery.headers)) {
-    env[`MQ_HEADER_${name.toUpperCase().replace(/[^A-Z0-9_]/g, '_')}`] = value
-  }
+  // Every header, exactly, as JSON; and one variable per header unless two names map to the same
+  // variable (`a.b` and `a_b`): then that variable is left unset rather than holding either value.
+  env.MQ_HEADERS = JSON.stringify(delivery.headers)
+  const claimed = new Map<string, number>()
+  const variable = (name: string) => `MQ_HEADER_${name.toUpperCase().replace(/[^A-Z0-9_]/g, '_')}`
+  for (const name of Object.keys(delivery.headers)) claimed.set(variable(name), (claimed.get(variable(name)) ?? 0) + 1)
+  for (const [name, value] of Object.entries(delivery.headers)) if (claimed.get(variable(name)) === 1) env[variable(name)] = value
   return env
 }

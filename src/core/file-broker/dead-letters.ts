@@ -1,5 +1,6 @@
-import type {DeadLetterQueueInfo, QueueSettings, RedriveOptions, RedriveResult} from '../broker.js'
+import type {DeadLetterQueueInfo, Headers, QueueSettings, RedriveOptions, RedriveResult} from '../broker.js'
 import {InvalidInputError, NotFoundError} from '../errors.js'
+import {messageSize} from '../headers.js'
 import {validateName} from '../names.js'
 import {RateLimiter} from '../rate-limiter.js'
 import type {DestinationRow, Destinations} from './destinations.js'
@@ -76,7 +77,7 @@ export class DeadLetters {
             if (count >= budget) break
             const headers = decodeHeaders(row.headers)
             const matches = !options.filter || options.filter({body: row.body, headers})
-            if (matches && !result.dryRun && owner.kind === 'queue' && !hasRoom(this.destinations.getById(owner.id)!, row.body)) {
+            if (matches && !result.dryRun && owner.kind === 'queue' && !hasRoom(this.destinations.getById(owner.id)!, {body: row.body, headers})) {
               result.stoppedFull = true // back-pressure applies to redrives too
               break
             }
@@ -102,8 +103,8 @@ export class DeadLetters {
   }
 }
 
-/** Whether a queue can take one more message of this body under its length and size limits. */
-function hasRoom(queue: DestinationRow, body: string): boolean {
+/** Whether a queue can take one more such message under its length and size limits. */
+function hasRoom(queue: DestinationRow, message: {body: string; headers: Headers}): boolean {
   const {maxLength, maxBytes} = queue.settings
-  return (maxLength === null || queue.depth < maxLength) && (maxBytes === null || queue.bytes + Buffer.byteLength(body) <= maxBytes)
+  return (maxLength === null || queue.depth < maxLength) && (maxBytes === null || queue.bytes + messageSize(message) <= maxBytes)
 }
