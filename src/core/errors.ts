@@ -111,6 +111,15 @@ export class StoreError extends MqError {
   }
 }
 
+/**
+ * What a command was working on was deleted by another process half-way (e.g. `queue delete`
+ * during `dlq redrive`): the work done before stays done, the rest was not attempted. Exit 1.
+ */
+export class DeletedMeanwhileError extends MqError {
+  readonly exitCode = ExitCode.failure
+  readonly code = 'deleted_meanwhile'
+}
+
 /** An action or `--exec` command failed after its retries. Exit 1. */
 export class ActionFailedError extends MqError {
   readonly exitCode = ExitCode.failure

@@ -42,6 +42,26 @@ export interface ExecSummary {
   retried: number
   deadLettered: number
   released: number
+  /** The command finished but the lease had run out (or could not be settled): it may run again. */
+  leaseLost: number
+}
+
+/** Deliveries whose command did not succeed: retried, dead-lettered, or settled too late. */
+export function failedDeliveries(summary: ExecSummary): number {
+  return summary.retried + summary.deadLettered + summary.leaseLost
+}
+
+/** `3 deliveries: 1 acked, 1 retried, 1 dead-lettered` (counts that are zero are left out). */
+export function describeExecSummary(summary: ExecSummary): string {
+  const parts = [
+    [summary.acked, 'acked'],
+    [summary.retried, 'retried (back in the queue for a later attempt)'],
+    [summary.deadLettered, 'dead-lettered'],
+    [summary.leaseLost, 'finished after the lease ran out (may run again)'],
+    [summary.released, 'released unfinished (interrupted)'],
+  ] as const
+  const counts = parts.filter(([n]) => n > 0).map(([n, what]) => `${n} ${what}`)
+  return `${summary.received} deliver${summary.received === 1 ? 'y' : 'ies'}${counts.length > 0 ? `: ${counts.join(', ')}` : ''}`
 }
 
 /**
@@ -50,7 +70,7 @@ export interface ExecSummary {
  * Up to `parallel` commands run at once; up to `prefetch` deliveries are held (a sliding window).
  */
 export async function runExecWorker(broker: Broker, receive: ReceiveFn, options: ExecWorkerOptions): Promise<ExecSummary> {
-  const summary: ExecSummary = {received: 0, acked: 0, retried: 0, deadLettered: 0, released: 0}
+  const summary: ExecSummary = {received: 0, acked: 0, retried: 0, deadLettered: 0, released: 0, leaseLost: 0}
   const window = Math.max(options.prefetch ?? options.parallel, options.parallel)
   const waiting: Delivery[] = []
   const running = new Map<Promise<void>, Delivery>()
@@ -73,6 +93,7 @@ export async function runExecWorker(broker: Broker, receive: ReceiveFn, options:
         else if (event.outcome === 'retry') summary.retried++
         else if (event.outcome === 'dead-lettered') summary.deadLettered++
         else if (event.outcome === 'released') summary.released++
+        else if (event.outcome === 'lease-lost') summary.leaseLost++
         options.onEvent?.(event)
       })
       running.set(task, delivery)
