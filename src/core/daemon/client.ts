@@ -4,7 +4,7 @@ import type {OutgoingMessage, PublishOptions, PublishResult} from '../broker.js'
 import type {CloudEvent} from '../engine/cloudevents.js'
 import type {TriggerSummary} from '../engine/engine.js'
 import {DaemonUnavailableError, type ExitCodeValue, MqError, QueueFullError} from '../errors.js'
-import {daemonPaths} from './files.js'
+import {daemonPaths, socketProblem} from './files.js'
 import {connect, MAX_FRAME_BYTES, onJsonLines, type Reply, type Request} from './protocol.js'
 
 /** How long a command waits to reach the daemon before doing the work itself. */
@@ -71,8 +71,11 @@ export class DaemonClient {
 
   /** Connects when a daemon serves this folder; undefined otherwise (no daemon, or it is not answering). */
   static async connect(home: string): Promise<DaemonClient | undefined> {
+    const {socket} = daemonPaths(home)
+    // A socket someone else could have bound is never spoken to: the command uses the folder itself.
+    if (socketProblem(socket)) return undefined
     try {
-      return new DaemonClient(await connect(daemonPaths(home).socket, CONNECT_TIMEOUT_MS))
+      return new DaemonClient(await connect(socket, CONNECT_TIMEOUT_MS))
     } catch {
       return undefined
     }

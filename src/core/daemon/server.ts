@@ -11,7 +11,7 @@ import {DaemonUnavailableError, InvalidInputError, isMqError, QueueFullError} fr
 import {FileBroker} from '../file-broker/index.js'
 import {formatDuration} from '../units.js'
 import type {DaemonStatus} from './client.js'
-import {claimPidFile, daemonPaths, daemonToken, liveDaemon, releasePidFile} from './files.js'
+import {claimPidFile, daemonPaths, daemonToken, liveDaemon, prepareSocketFolder, releasePidFile} from './files.js'
 import {DaemonHttp} from './http.js'
 import {Metrics} from './metrics.js'
 import {connect, frameId, onJsonLines, parseRequest, type Reply, type Request} from './protocol.js'
@@ -97,6 +97,7 @@ export class Daemon {
   }
 
   private async startParts(paths: ReturnType<typeof daemonPaths>): Promise<void> {
+    prepareSocketFolder(paths.socket)
     await this.removeStaleSocket(paths.socket)
     this.rules = await readRules(this.options.rulesPath)
     this.engine = new Engine({
