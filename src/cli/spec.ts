@@ -76,7 +76,7 @@ export interface GlobalOptions {
   nonInteractive: boolean
 }
 
-/** Global flags, on every command (DESIGN §3). */
+/** Global flags, on every command (README.md, "Command reference"). */
 export const GLOBAL_FLAGS = {
   home: {kind: 'string', summary: 'Broker folder (env MQ_HOME; default: the per-user data folder).', helpValue: 'DIR', env: 'MQ_HOME'},
   json: {kind: 'boolean', summary: 'Print JSON: one object per result, one line per streamed item.'},
