@@ -1,7 +1,7 @@
 import {expect} from 'chai'
 import {type ChildProcess, spawn} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {chmodSync, existsSync, mkdirSync, readFileSync, statSync} from 'node:fs'
+import {chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync} from 'node:fs'
 import {createConnection, type Socket} from 'node:net'
 import {dirname, join} from 'node:path'
 
@@ -248,6 +248,65 @@ describe('the daemon under hostile input', function () {
       expect(published.code, published.stderr).to.equal(0)
       expect(fake.stdout).to.not.include('got:')
       expect((await mq(['consume', 'jobs'], {home})).stdout).to.equal('secret\n')
+    })
+  })
+
+  describe('links in the broker folder', () => {
+    /** A file outside the broker folder, and a link to it in the folder in place of `name`. */
+    function plant(home: string, name: string) {
+      const outside = join(tempHome('mq-outside-'), 'precious.txt')
+      const content = 'a file outside the broker folder, long enough to pass for a token\n'
+      writeFileSync(outside, content, {mode: 0o644})
+      chmodSync(outside, 0o644)
+      symlinkSync(outside, join(home, name))
+      return {
+        untouched() {
+          expect(readFileSync(outside, 'utf8'), `${name}: the target's content`).to.equal(content)
+          expect(statSync(outside).mode & 0o777, `${name}: the target's mode`).to.equal(0o644)
+        },
+      }
+    }
+
+    const refused = (result: {code: number | null; stderr: string}, name: string) => {
+      expect(result.code, result.stderr).to.equal(1)
+      expect(result.stderr).to.include(`${name} is a symbolic link: mqctl does not follow links in the broker folder`)
+    }
+
+    it('changes.signal: a commit refuses it rather than write through it', async () => {
+      const home = tempHome()
+      expect((await mq(['queue', 'create', 'jobs'], {home})).code).to.equal(0)
+      rmSync(join(home, 'changes.signal'), {force: true})
+      const target = plant(home, 'changes.signal')
+      refused(await mq(['publish', 'jobs', 'x'], {home}), 'changes.signal')
+      target.untouched()
+    })
+
+    for (const name of ['daemon.log', 'daemon.token', 'daemon.pid', 'daemon.json']) {
+      it(`${name}: the daemon does not start, and nothing is written through it`, async () => {
+        const home = tempHome()
+        expect((await mq(['queue', 'create', 'jobs'], {home})).code).to.equal(0)
+        const target = plant(home, name)
+        daemons.set(home, undefined)
+        refused(await mq(['daemon', 'start'], {home}), name)
+        target.untouched()
+        expect(await status(home)).to.equal(undefined)
+      })
+    }
+
+    it('daemon.log: `daemon logs` does not read through it', async () => {
+      const home = tempHome()
+      plant(home, 'daemon.log')
+      const logs = await mq(['daemon', 'logs'], {home})
+      refused(logs, 'daemon.log')
+      expect(logs.stdout).to.equal('')
+    })
+
+    it('rules.json.lock: a rules edit refuses it at once', async () => {
+      const home = tempHome()
+      const target = plant(home, 'rules.json.lock')
+      const added = await mq(['rule', 'add', 'r', '--type', 'x', '--action', '{"type":"log"}'], {home})
+      refused(added, 'rules.json.lock')
+      target.untouched()
     })
   })
 })
