@@ -2,7 +2,7 @@ import {spawn} from 'node:child_process'
 import {closeSync, constants, fstatSync, readFileSync, readSync, watch} from 'node:fs'
 import {dirname} from 'node:path'
 
-import {type DaemonStatus, DaemonClient} from '../../core/daemon/client.js'
+import {type DaemonStatus, DaemonClient, DaemonUnavailableError} from '../../core/daemon/client.js'
 import {daemonPaths, isAlive, liveDaemon, refuseDaemonFileLinks} from '../../core/daemon/files.js'
 import {Daemon} from '../../core/daemon/server.js'
 import {InterruptedError, NotRunningError, StoreError} from '../../core/errors.js'
@@ -66,10 +66,15 @@ Starting it again while it runs is fine. --foreground runs it in this process (f
   flags: {foreground: {kind: 'boolean', summary: 'Run in this process, logging to stderr, until SIGTERM.'}, ...HTTP_FLAGS, ...RULES_FLAG},
   async run({flags}, ctx): Promise<DaemonStatus | undefined> {
     ctx.broker() // creates the folder and database, with private permissions, before anything else
-    const running = await status(ctx)
-    if (running) {
-      if (!flags.foreground && !ctx.json && ctx.stdoutIsTTY) ctx.warn('already running')
-      return running
+    const record = liveDaemon(ctx.home)
+    if (record) {
+      // One runs (or is starting): it may be slow to answer while another process holds the write lock.
+      const running = await awaitAnswer(ctx, Date.now() + START_TIMEOUT_MS, () => !isAlive(record))
+      if (running) {
+        if (!flags.foreground && !ctx.json && ctx.stdoutIsTTY) ctx.warn('already running')
+        return running
+      }
+      if (isAlive(record)) throw notAnswering(ctx, record.pid)
     }
     if (flags.foreground) return runForeground(ctx, flags)
     return startInBackground(ctx, flags)
@@ -124,15 +129,35 @@ async function startInBackground(ctx: Context, flags: {'http-port': number; 'no-
   let exited: number | null | undefined
   child.on('exit', (code) => (exited = code))
   child.unref()
-  const deadline = Date.now() + START_TIMEOUT_MS
-  while (Date.now() < deadline) {
-    const running = await status(ctx)
-    if (running) return running
-    if (exited !== undefined) break
-    await sleep(50)
-  }
+  const running = await awaitAnswer(ctx, Date.now() + START_TIMEOUT_MS, () => exited !== undefined)
+  if (running) return running
+  if (exited === undefined && child.pid !== undefined) throw notAnswering(ctx, child.pid)
   const tail = (readNoFollow(paths.log) ?? '').trim().split('\n').slice(-3).join(' | ')
   throw new StoreError(`the daemon did not start${exited !== undefined ? ` (exit ${exited})` : ''}${tail ? `: ${tail}` : ''}`, {hint: `see ${paths.log}`})
+}
+
+/**
+ * Asks the daemon for its status until it answers, `gone()` says it exited, or the deadline
+ * passes. A daemon that does not answer a request in time is busy (blocked on the broker's
+ * write lock, say), not absent: it is asked again, so start reports what really happened.
+ */
+async function awaitAnswer(ctx: Context, deadline: number, gone: () => boolean): Promise<DaemonStatus | undefined> {
+  for (;;) {
+    try {
+      const running = await status(ctx)
+      if (running) return running
+    } catch (error) {
+      if (!(error instanceof DaemonUnavailableError)) throw error
+    }
+    if (gone() || Date.now() >= deadline) return undefined
+    await sleep(50)
+  }
+}
+
+function notAnswering(ctx: Context, pid: number): StoreError {
+  return new StoreError(`the daemon (pid ${pid}) runs but did not answer within ${formatDuration(START_TIMEOUT_MS)}`, {
+    hint: `it may be waiting for the broker's write lock held by another process; \`mq daemon status\` tells when it answers, see ${daemonPaths(ctx.home).log}`,
+  })
 }
 
 export const daemonStatus = defineCommand({

@@ -324,9 +324,15 @@ export class Daemon {
     const batch = this.accepting.splice(0)
     try {
       const results = await this.engine.acceptMany(batch.map((b) => b.event))
-      this.metrics.counts.eventsAccepted += batch.length
-      batch.forEach((b, index) => b.resolve(results[index]))
-      if (results.some((r) => r.duplicateOf === undefined)) setImmediate(() => this.scan())
+      let fresh = false
+      batch.forEach((b, index) => {
+        const result = results[index]
+        if ('error' in result) return b.reject(result.error)
+        this.metrics.counts.eventsAccepted++
+        if (result.duplicateOf === undefined) fresh = true
+        b.resolve(result)
+      })
+      if (fresh) setImmediate(() => this.scan())
     } catch (error) {
       for (const b of batch) b.reject(error)
     }
