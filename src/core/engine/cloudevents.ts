@@ -2,7 +2,7 @@ import {randomUUID} from 'node:crypto'
 import {hostname, userInfo} from 'node:os'
 
 import {InvalidInputError} from '../errors.js'
-import {jsonDepth, MAX_JSON_DEPTH} from '../json-depth.js'
+import {checkJsonDepth} from '../json-depth.js'
 import {printable} from '../names.js'
 
 /** A CloudEvents 1.0 event in structured (JSON) mode: context attributes and data in one object. */
@@ -139,8 +139,8 @@ export function validateEvent(value: unknown): CloudEvent {
         event.dataschema = checkAbsoluteUri(name, checkString(name, attribute))
         break
       case 'data':
-        // The payload, not an attribute: any JSON value is allowed, nested up to a limit.
-        if (jsonDepth(attribute) > MAX_JSON_DEPTH) fail(`"data" is nested more than ${MAX_JSON_DEPTH} levels deep`, 'flatten the data')
+        // The payload, not an attribute: any JSON value is allowed, up to the depth limit.
+        checkJsonDepth(attribute, 'invalid CloudEvent: "data"', '$.data')
         event.data = attribute
         break
       case 'data_base64':
