@@ -364,7 +364,7 @@ describe('the daemon under hostile input', function () {
       const responses = await Promise.all([post('/events', deep, structured), ...Array.from({length: 90}, (_, i) => post('/events', event(`ok-${i}`, {i}), structured))])
       const [bad, ...good] = responses
       expect(bad.status).to.equal(400)
-      expect(((await bad.json()) as {error: {message: string}}).error.message).to.match(/nested more than \d+ levels/)
+      expect(((await bad.json()) as {error: {message: string}}).error.message).to.match(/nested deeper than \d+ levels/)
       expect(good.map((r) => r.status)).to.deep.equal(Array.from({length: 90}, () => 202))
       const listed = JSON.parse((await mq(['events', 'list', '--json', '--limit', '1000'], {home})).stdout) as {event: {id: string}}[]
       const ids = listed.map((e) => e.event.id)
