@@ -1,6 +1,6 @@
 /**
  * Every error mqctl reports on purpose. Each carries the process exit code it maps to
- * (DESIGN §3) and a stable machine-readable `code` used in `--json` error objects.
+ * (README.md, "Exit codes") and a stable machine-readable `code` used in `--json` error objects.
  * The CLI turns them into one line on stderr in exactly one place (`src/cli/errors.ts`).
  */
 

@@ -147,7 +147,7 @@ export const daemonStop = defineCommand({
   examples: ['<%= config.bin %> daemon stop', '<%= config.bin %> daemon stop --force'],
   flags: {
     force: {kind: 'boolean', summary: 'Do not wait for running actions (they are retried later); kill after 5s.'},
-    timeout: {kind: 'duration', summary: 'How long to wait for a clean stop (default 60s).', helpValue: 'DUR'},
+    timeout: {kind: 'duration', positive: true, summary: 'How long to wait for a clean stop (default 60s).', helpValue: 'DUR'},
   },
   async run({flags}, ctx): Promise<{stopped: boolean; pid?: number}> {
     const record = liveDaemon(ctx.home)

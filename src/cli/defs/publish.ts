@@ -14,7 +14,7 @@ const flags = {
   topic: {kind: 'boolean', summary: 'Publish to the topic NAME, creating it if needed.'},
   delay: {kind: 'duration', summary: 'Deliver no sooner than DUR from now (queues).', helpValue: 'DUR'},
   at: {kind: 'string', summary: 'Deliver no sooner than TIME (ISO-8601; queues).', helpValue: 'TIME'},
-  ttl: {kind: 'duration', summary: 'Expire the message DUR after publishing: never delivered after that (queues).', helpValue: 'DUR'},
+  ttl: {kind: 'duration', positive: true, summary: 'Expire the message DUR after publishing: never delivered after that (queues).', helpValue: 'DUR'},
   priority: {kind: 'integer', summary: '0–9, higher delivered first; FIFO within a priority (queues).', min: 0, max: 9},
   'dedup-id': {kind: 'string', summary: 'Idempotent publish: a repeat within the window returns the first id and stores nothing.', helpValue: 'ID'},
   wait: {kind: 'duration', summary: 'When the queue is full under --overflow block: wait up to DUR for room, then exit 4.', helpValue: 'DUR'},

@@ -7,7 +7,7 @@ import {monotonicNow} from '../clock.js'
 import {type CloudEvent, validateEvent} from '../engine/cloudevents.js'
 import {Engine, type TriggerSummary} from '../engine/engine.js'
 import {type LoadedRules, readRules} from '../engine/rules-file.js'
-import {type RunningSources, startSources} from '../engine/sources.js'
+import {type RunningSources, startSources} from '../engine/sources/index.js'
 import {DaemonUnavailableError, InvalidInputError, isMqError, QueueFullError} from '../errors.js'
 import {FileBroker} from '../file-broker/index.js'
 import {formatDuration} from '../units.js'
@@ -50,8 +50,8 @@ interface QueuedPublish {
 }
 
 /**
- * The optional background daemon (DESIGN §6). It owns nothing exclusively: it is one more process
- * on the broker folder that group-commits publishes from many clients, runs handed-over events and
+ * The optional background daemon (README.md, "The daemon (optional)"; ARCHITECTURE.md, "The
+ * daemon"). It owns nothing exclusively: it is one more process on the broker folder that group-commits publishes from many clients, runs handed-over events and
  * the rules' sources, and serves HTTP ingest and metrics on 127.0.0.1.
  */
 export class Daemon {

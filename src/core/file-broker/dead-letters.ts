@@ -1,5 +1,6 @@
-import type {DeadLetterQueueInfo, QueueSettings, RedriveOptions, RedriveResult} from '../broker.js'
+import type {DeadLetterQueueInfo, Headers, QueueSettings, RedriveOptions, RedriveResult} from '../broker.js'
 import {DeletedMeanwhileError, InvalidInputError, NotFoundError} from '../errors.js'
+import {messageSize} from '../headers.js'
 import {validateName} from '../names.js'
 import {RateLimiter} from '../rate-limiter.js'
 import type {DestinationRow, Destinations} from './destinations.js'
@@ -79,7 +80,7 @@ export class DeadLetters {
             // Another process may have deleted the owner since the last batch (`queue delete`).
             const current = this.destinations.getById(owner.id)
             if (!current) throw ownerDeleted(name, owner, deadLetterQueue, result)
-            if (matches && !result.dryRun && owner.kind === 'queue' && !hasRoom(current, row.body)) {
+            if (matches && !result.dryRun && owner.kind === 'queue' && !hasRoom(current, {body: row.body, headers})) {
               result.stoppedFull = true // back-pressure applies to redrives too
               break
             }
@@ -116,8 +117,8 @@ function ownerDeleted(name: string, owner: DestinationRow, deadLetterQueue: stri
   })
 }
 
-/** Whether a queue can take one more message of this body under its length and size limits. */
-function hasRoom(queue: DestinationRow, body: string): boolean {
+/** Whether a queue can take one more such message under its length and size limits. */
+function hasRoom(queue: DestinationRow, message: {body: string; headers: Headers}): boolean {
   const {maxLength, maxBytes} = queue.settings
-  return (maxLength === null || queue.depth < maxLength) && (maxBytes === null || queue.bytes + Buffer.byteLength(body) <= maxBytes)
+  return (maxLength === null || queue.depth < maxLength) && (maxBytes === null || queue.bytes + messageSize(message) <= maxBytes)
 }
