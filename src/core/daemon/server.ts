@@ -63,7 +63,7 @@ export class Daemon {
   private socketServer?: Server
   private http?: DaemonHttp
   private rulesWatcher?: FSWatcher
-  private readonly startedAt = Date.now()
+  private readonly startedAt = monotonicNow()
   private readonly metrics = new Metrics()
   private readonly clients = new Set<Socket>()
   private queue: QueuedPublish[] = []
@@ -179,7 +179,7 @@ export class Daemon {
       pid: process.pid,
       version: this.options.version,
       startedAt: new Date(this.startedAt).toISOString(),
-      uptimeMs: Date.now() - this.startedAt,
+      uptimeMs: Math.round(monotonicNow() - this.startedAt),
       home: this.options.home,
       socket: paths.socket,
       http: this.http?.listening ? this.http.address() : null,
