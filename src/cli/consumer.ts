@@ -65,6 +65,14 @@ export function consumerSettings(flags: FlagValues<typeof CONSUMER_FLAGS>): Cons
 }
 
 /**
+ * Followers and `--exec` workers wait out another process's write lock rather than exit (an
+ * `--exec` command's work is done once it ran: its ack must not be lost to a busy broker).
+ */
+export function waitsOutLocks(settings: ConsumerSettings): boolean {
+  return settings.loop.follow || settings.exec !== undefined
+}
+
+/**
  * The consuming half of `consume` and `subscribe`: print deliveries (JSONL, human or bare bodies)
  * or run `--exec` per message, drain on the first interrupt, exit 3 when nothing arrived.
  */
@@ -75,6 +83,7 @@ export async function runConsumer(
   source: {label: string; leaseMs: number; emptyHint?: string},
 ): Promise<void> {
   const broker = ctx.broker()
+  if (waitsOutLocks(settings)) ctx.waitOutLocks()
   const {drain, force} = ctx.handleInterrupts()
   let received = 0
   let execSummary: ExecSummary | undefined

@@ -140,6 +140,11 @@ export async function runExecWorker(broker: Broker, receive: ReceiveFn, options:
       summary.released += released.length
     }
     await Promise.all(running.keys())
+  } catch (error) {
+    // Commands already running have done their work: let them settle before the error ends the
+    // run (and closes the broker under them).
+    await Promise.all(running.keys())
+    throw error
   } finally {
     clearInterval(extender)
   }

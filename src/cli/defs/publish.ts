@@ -84,6 +84,9 @@ async function publishStream(
   options: PublishOptions,
 ): Promise<void> {
   const publisher = await ctx.publisher()
+  // A stream waits out another process's write lock; through the daemon, a batch the daemon could
+  // not commit for the lock is sent again (nothing of it was stored).
+  const waiter = ctx.waitOutLocks()
   let published = 0
   // The first Ctrl-C stops reading: what was read is published, then exit 130.
   options.signal?.addEventListener('abort', () => process.stdin.destroy(), {once: true})
@@ -92,7 +95,7 @@ async function publishStream(
     const messages = batch.lines.map((line, index) => toMessage(line, numbers[index]))
     let results: PublishResult[]
     try {
-      results = await publisher.publish(name, messages, options)
+      results = await waiter.run(() => publisher.publish(name, messages, options))
     } catch (error) {
       if (error instanceof QueueFullError) {
         // Under --overflow block part of the batch may have gone in before the wait ran out.
