@@ -1,5 +1,6 @@
 import {closeSync, openSync, readFileSync, rmSync, statSync, writeSync} from 'node:fs'
 
+import {monotonicNow} from './clock.js'
 import {StoreError} from './errors.js'
 import {isProcessAlive} from './process-alive.js'
 import {sleep} from './rate-limiter.js'
@@ -14,7 +15,7 @@ const STALE_LOCK_MS = 30_000
  */
 export async function withFileLock<T>(path: string, fn: () => Promise<T>, timeoutMs = 10_000): Promise<T> {
   const lock = `${path}.lock`
-  const deadline = Date.now() + timeoutMs
+  const deadline = monotonicNow() + timeoutMs
   for (;;) {
     try {
       const fd = openSync(lock, 'wx', 0o600)
@@ -29,7 +30,7 @@ export async function withFileLock<T>(path: string, fn: () => Promise<T>, timeou
         rmSync(lock, {force: true})
         continue
       }
-      if (Date.now() > deadline) throw new StoreError(`${path} stayed locked by another process`, {hint: `if no mqctl is editing it, remove ${lock}`})
+      if (monotonicNow() > deadline) throw new StoreError(`${path} stayed locked by another process`, {hint: `if no mqctl is editing it, remove ${lock}`})
       await sleep(20)
     }
   }

@@ -2,6 +2,7 @@ import {spawn} from 'node:child_process'
 import {closeSync, existsSync, openSync, readFileSync, readSync, statSync, watch} from 'node:fs'
 import {dirname} from 'node:path'
 
+import {monotonicNow} from '../../core/clock.js'
 import {type DaemonStatus, DaemonClient} from '../../core/daemon/client.js'
 import {daemonPaths, isAlive, liveDaemon} from '../../core/daemon/files.js'
 import {Daemon} from '../../core/daemon/server.js'
@@ -122,8 +123,8 @@ async function startInBackground(ctx: Context, flags: {'http-port': number; 'no-
   let exited: number | null | undefined
   child.on('exit', (code) => (exited = code))
   child.unref()
-  const deadline = Date.now() + START_TIMEOUT_MS
-  while (Date.now() < deadline) {
+  const deadline = monotonicNow() + START_TIMEOUT_MS
+  while (monotonicNow() < deadline) {
     const running = await status(ctx)
     if (running) return running
     if (exited !== undefined) break
@@ -165,8 +166,8 @@ export const daemonStop = defineCommand({
       await sleep(100)
       if (isAlive(record)) process.kill(record.pid, 'SIGTERM') // the second signal forces
     }
-    const deadline = Date.now() + (flags.force ? 5_000 : (flags.timeout ?? 60_000))
-    while (isAlive(record) && Date.now() < deadline) await sleep(50)
+    const deadline = monotonicNow() + (flags.force ? 5_000 : (flags.timeout ?? 60_000))
+    while (isAlive(record) && monotonicNow() < deadline) await sleep(50)
     if (isAlive(record)) {
       if (!flags.force) throw new StoreError(`the daemon (pid ${record.pid}) is still draining`, {hint: 'wait, or use `mq daemon stop --force`'})
       process.kill(record.pid, 'SIGKILL')
