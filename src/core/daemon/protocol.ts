@@ -1,5 +1,7 @@
 import {createConnection, type Socket} from 'node:net'
 
+import type {ErrorCode} from '../errors.js'
+
 /**
  * The daemon's local protocol: newline-delimited JSON over a Unix socket in the broker folder.
  * Every request has an `id`; the reply carries the same `id` and either `result` or `error`.
@@ -14,7 +16,7 @@ export interface Request {
 export interface Reply {
   id: number
   result?: unknown
-  error?: {code: string; message: string; exitCode: number; published?: {id: string}[]}
+  error?: {code: ErrorCode; message: string; exitCode: number; published?: {id: string}[]}
 }
 
 /** Splits a byte stream into JSON lines. */
