@@ -143,3 +143,13 @@ export function thrown(fn: () => unknown): InvalidInputError {
   }
   expect.fail('expected an InvalidInputError')
 }
+
+/** One clear line on stderr starting `error: `, no stack trace, and the documented exit code. */
+export function expectOneLineError(result: RunResult, code: number, pattern: RegExp): void {
+  expect(result.code, result.stderr).to.equal(code)
+  const lines = result.stderr.trim().split('\n')
+  expect(lines, result.stderr).to.have.length(1)
+  expect(lines[0]).to.match(/^error: /)
+  expect(lines[0]).to.match(pattern)
+  expect(result.stderr).to.not.match(/\n\s+at /)
+}

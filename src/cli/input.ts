@@ -2,6 +2,7 @@ import {fstatSync, readFileSync} from 'node:fs'
 
 import type {Headers, OutgoingMessage} from '../core/broker.js'
 import {InvalidInputError} from '../core/errors.js'
+import {newHeaders} from '../core/headers.js'
 import {printable} from '../core/names.js'
 
 /** Regular files up to this size are read whole, so a bad line rejects the whole file atomically. */
@@ -126,7 +127,7 @@ export function parseEnvelope(line: string, lineNumber: number): OutgoingMessage
   const message: OutgoingMessage = {body: envelope.body as string}
   if (envelope.headers !== undefined && envelope.headers !== null) {
     if (typeof envelope.headers !== 'object' || Array.isArray(envelope.headers)) bad('"headers" must be an object')
-    const headers: Headers = {}
+    const headers = newHeaders()
     for (const [key, headerValue] of Object.entries(envelope.headers as object)) {
       if (typeof headerValue !== 'string') bad(`header "${printable(key, 40)}" must be a string`)
       headers[key] = headerValue as string
@@ -140,16 +141,18 @@ export function parseEnvelope(line: string, lineNumber: number): OutgoingMessage
   return message
 }
 
-/** Parses repeated `-H key=value` flags. */
+/** Parses repeated `-H key=value` flags; a name given twice is refused rather than one value dropped. */
 export function parseHeaderFlags(values: string[]): Headers | undefined {
   if (values.length === 0) return undefined
-  const headers: Headers = {}
+  const headers = newHeaders()
   for (const pair of values) {
     const eq = pair.indexOf('=')
     if (eq <= 0) {
       throw new InvalidInputError(`header "${printable(pair, 40)}" is not key=value`, {hint: 'write -H key=value'})
     }
-    headers[pair.slice(0, eq)] = pair.slice(eq + 1)
+    const name = pair.slice(0, eq)
+    if (name in headers) throw new InvalidInputError(`header "${printable(name, 40)}" is given twice`, {hint: 'give each header once'})
+    headers[name] = pair.slice(eq + 1)
   }
   return headers
 }

@@ -40,6 +40,8 @@ export const ERROR_CODES = {
   bad_schedule: {exitCode: ExitCode.usage, meaning: 'an invalid cron expression or interval'},
   bad_event: {exitCode: ExitCode.usage, meaning: 'an invalid CloudEvent'},
   bad_rules: {exitCode: ExitCode.usage, meaning: 'an unreadable or invalid rules file'},
+  too_deep: {exitCode: ExitCode.usage, meaning: 'a pattern, event data or rules document nested deeper than 256 levels'},
+  bad_request: {exitCode: ExitCode.usage, meaning: "a malformed request on the daemon's socket"},
   // exit 3
   empty: {exitCode: ExitCode.empty, meaning: 'nothing arrived before the wait ran out'},
   not_running: {exitCode: ExitCode.empty, meaning: 'the daemon is not running (`daemon status`)'},
@@ -58,6 +60,7 @@ export const ERROR_CODES = {
   disk_full: {exitCode: ExitCode.failure, meaning: 'the disk holding the broker is full'},
   io: {exitCode: ExitCode.failure, meaning: 'an I/O error on the broker'},
   output: {exitCode: ExitCode.failure, meaning: 'the output could not be written (a full disk, a closed pipe)'},
+  deleted_meanwhile: {exitCode: ExitCode.failure, meaning: 'what the command worked on was deleted by another process half-way'},
   action_failed: {exitCode: ExitCode.failure, meaning: 'an action or command failed after its retries'},
   unavailable: {exitCode: ExitCode.failure, meaning: 'the daemon could not take the request (the command then does the work itself)'},
   internal: {exitCode: ExitCode.failure, meaning: 'an unexpected failure (a bug): run again with DEBUG=1 and report it'},
@@ -164,6 +167,15 @@ export class StoreError extends MqError {
     super(message, options)
     this.code = options.code ?? 'store'
   }
+}
+
+/**
+ * What a command was working on was deleted by another process half-way (e.g. `queue delete`
+ * during `dlq redrive`): the work done before stays done, the rest was not attempted. Exit 1.
+ */
+export class DeletedMeanwhileError extends MqError {
+  readonly exitCode = ExitCode.failure
+  readonly code = 'deleted_meanwhile' as const
 }
 
 /** An action or `--exec` command failed after its retries. Exit 1. */

@@ -42,6 +42,26 @@ export interface ExecSummary {
   retried: number
   deadLettered: number
   released: number
+  /** The command finished but the lease had run out (or could not be settled): it may run again. */
+  leaseLost: number
+}
+
+/** Deliveries whose command did not succeed: retried, dead-lettered, or settled too late. */
+export function failedDeliveries(summary: ExecSummary): number {
+  return summary.retried + summary.deadLettered + summary.leaseLost
+}
+
+/** `3 deliveries: 1 acked, 1 retried, 1 dead-lettered` (counts that are zero are left out). */
+export function describeExecSummary(summary: ExecSummary): string {
+  const parts = [
+    [summary.acked, 'acked'],
+    [summary.retried, 'retried (back in the queue for a later attempt)'],
+    [summary.deadLettered, 'dead-lettered'],
+    [summary.leaseLost, 'finished after the lease ran out (may run again)'],
+    [summary.released, 'released unfinished (interrupted)'],
+  ] as const
+  const counts = parts.filter(([n]) => n > 0).map(([n, what]) => `${n} ${what}`)
+  return `${summary.received} deliver${summary.received === 1 ? 'y' : 'ies'}${counts.length > 0 ? `: ${counts.join(', ')}` : ''}`
 }
 
 /**
@@ -50,7 +70,7 @@ export interface ExecSummary {
  * Up to `parallel` commands run at once; up to `prefetch` deliveries are held (a sliding window).
  */
 export async function runExecWorker(broker: Broker, receive: ReceiveFn, options: ExecWorkerOptions): Promise<ExecSummary> {
-  const summary: ExecSummary = {received: 0, acked: 0, retried: 0, deadLettered: 0, released: 0}
+  const summary: ExecSummary = {received: 0, acked: 0, retried: 0, deadLettered: 0, released: 0, leaseLost: 0}
   const window = Math.max(options.prefetch ?? options.parallel, options.parallel)
   const waiting: Delivery[] = []
   const running = new Map<Promise<void>, Delivery>()
@@ -73,6 +93,7 @@ export async function runExecWorker(broker: Broker, receive: ReceiveFn, options:
         else if (event.outcome === 'retry') summary.retried++
         else if (event.outcome === 'dead-lettered') summary.deadLettered++
         else if (event.outcome === 'released') summary.released++
+        else if (event.outcome === 'lease-lost') summary.leaseLost++
         options.onEvent?.(event)
       })
       running.set(task, delivery)
@@ -117,6 +138,11 @@ export async function runExecWorker(broker: Broker, receive: ReceiveFn, options:
       summary.released += released.length
     }
     await Promise.all(running.keys())
+  } catch (error) {
+    // Commands already running have done their work: let them settle before the error ends the
+    // run (and closes the broker under them).
+    await Promise.all(running.keys())
+    throw error
   } finally {
     clearInterval(extender)
   }
@@ -187,8 +213,12 @@ export function messageEnvironment(delivery: Delivery): Record<string, string> {
   if (delivery.queue) env.MQ_QUEUE = delivery.queue
   if (delivery.topic) env.MQ_TOPIC = delivery.topic
   if (delivery.subscription) env.MQ_SUBSCRIPTION = delivery.subscription
-  for (const [name, value] of Object.entries(delivery.headers)) {
-    env[`MQ_HEADER_${name.toUpperCase().replace(/[^A-Z0-9_]/g, '_')}`] = value
-  }
+  // Every header, exactly, as JSON; and one variable per header unless two names map to the same
+  // variable (`a.b` and `a_b`): then that variable is left unset rather than holding either value.
+  env.MQ_HEADERS = JSON.stringify(delivery.headers)
+  const claimed = new Map<string, number>()
+  const variable = (name: string) => `MQ_HEADER_${name.toUpperCase().replace(/[^A-Z0-9_]/g, '_')}`
+  for (const name of Object.keys(delivery.headers)) claimed.set(variable(name), (claimed.get(variable(name)) ?? 0) + 1)
+  for (const [name, value] of Object.entries(delivery.headers)) if (claimed.get(variable(name)) === 1) env[variable(name)] = value
   return env
 }

@@ -2,17 +2,7 @@ import {expect} from 'chai'
 import {chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {jsonLines, mq, type RunResult, tempHome} from '../helpers.js'
-
-/** One clear line on stderr, no stack trace. */
-function expectOneLineError(result: RunResult, code: number, pattern: RegExp): void {
-  expect(result.code, result.stderr).to.equal(code)
-  const lines = result.stderr.trim().split('\n')
-  expect(lines, result.stderr).to.have.length(1)
-  expect(lines[0]).to.match(/^error: /)
-  expect(lines[0]).to.match(pattern)
-  expect(result.stderr).to.not.match(/\n\s+at /)
-}
+import {expectOneLineError, jsonLines, mq, tempHome} from '../helpers.js'
 
 async function depth(home: string, queue: string): Promise<number> {
   const out = await mq(['queue', 'stats', queue, '--json'], {home})

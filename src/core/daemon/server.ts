@@ -11,10 +11,10 @@ import {DaemonUnavailableError, InvalidInputError, isMqError, QueueFullError} fr
 import {FileBroker} from '../file-broker/index.js'
 import {formatDuration} from '../units.js'
 import type {DaemonStatus} from './client.js'
-import {claimPidFile, daemonPaths, daemonToken, liveDaemon, releasePidFile} from './files.js'
+import {claimPidFile, daemonPaths, daemonToken, liveDaemon, prepareSocketFolder, releasePidFile} from './files.js'
 import {DaemonHttp} from './http.js'
 import {Metrics} from './metrics.js'
-import {connect, onJsonLines, type Reply, type Request} from './protocol.js'
+import {connect, frameId, onJsonLines, parseRequest, type Reply, type Request} from './protocol.js'
 
 export interface DaemonOptions {
   home: string
@@ -97,6 +97,7 @@ export class Daemon {
   }
 
   private async startParts(paths: ReturnType<typeof daemonPaths>): Promise<void> {
+    prepareSocketFolder(paths.socket)
     await this.removeStaleSocket(paths.socket)
     this.rules = await readRules(this.options.rulesPath)
     this.engine = new Engine({
@@ -202,18 +203,34 @@ export class Daemon {
     })
     socket.on('error', () => {})
     const reply = (message: Reply) => {
-      if (!socket.destroyed) socket.write(`${JSON.stringify(message)}\n`)
+      if (socket.destroyed) return
+      let line: string
+      try {
+        line = JSON.stringify(message)
+      } catch (error) {
+        line = JSON.stringify({id: message.id, error: errorReply(error)})
+      }
+      socket.write(`${line}\n`)
     }
     onJsonLines(
       socket,
       (value) => {
-        const request = value as Request
+        // A peer may send any JSON: a frame that is not a request gets an error, never a crash.
+        let request: Request
+        try {
+          request = parseRequest(value)
+        } catch (error) {
+          return reply({id: frameId(value), error: errorReply(error)})
+        }
         this.handle(request, socket).then(
           (result) => reply({id: request.id, result}),
           (error) => reply({id: request.id, error: errorReply(error)}),
         )
       },
-      () => socket.destroy(),
+      (problem) => {
+        reply({id: null, error: {code: 'bad_request', message: problem.message, exitCode: 2}})
+        if (problem.fatal) socket.end(() => socket.destroy())
+      },
     )
   }
 

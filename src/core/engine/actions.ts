@@ -7,7 +7,7 @@ import {runChild} from '../process-group.js'
 import {parseDuration} from '../units.js'
 import type {CloudEvent} from './cloudevents.js'
 import type {ActionSpec, ExecAction, HttpAction, PublishAction} from './rules.js'
-import {eventEnvironment, renderAll, renderTemplate} from './template.js'
+import {eventEnvironment, renderAll, renderTemplate, renderUrl, UrlTemplateError} from './template.js'
 
 export interface ActionContext {
   broker: Broker
@@ -118,7 +118,13 @@ async function runPublish(action: PublishAction, event: CloudEvent, ctx: ActionC
 
 /** http: the CloudEvents HTTP binding, structured (the event as JSON) or binary (ce-* headers). */
 async function runHttp(action: HttpAction, event: CloudEvent): Promise<ActionResult> {
-  const url = renderTemplate(action.url, event)
+  let url: string
+  try {
+    url = renderUrl(action.url, event)
+  } catch (error) {
+    if (error instanceof UrlTemplateError) return {ok: false, target: action.url, error: error.message}
+    throw error
+  }
   const headers = renderAll(action.headers, event)
   let body: string | Buffer
   if (action.mode === 'binary') {

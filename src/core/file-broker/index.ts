@@ -30,6 +30,7 @@ import {
   type TopicStats,
 } from '../broker.js'
 import {InterruptedError, InvalidInputError, NotFoundError, QueueFullError, WrongKindError} from '../errors.js'
+import {isLockedError, type LockWaiter} from '../lock-wait.js'
 import {sleep} from '../rate-limiter.js'
 import {formatDuration} from '../units.js'
 import {compileTopicPattern, validateName} from '../names.js'
@@ -70,6 +71,7 @@ export class FileBroker implements Broker {
   private readonly notifier: ChangeNotifier
   private closed = false
   private eventJournal?: EventJournal
+  private lockWaiter?: LockWaiter
 
   constructor(readonly home: string, options: FileBrokerOptions = {}) {
     const db = openDatabase(home, {create: options.create})
@@ -82,6 +84,20 @@ export class FileBroker implements Broker {
     this.deadLetters = new DeadLetters(this.sql, this.destinations, this.queues, this.subscriptions)
     this.reader = new SubscriptionReader(this.destinations, this.queues, this.topics, this.subscriptions)
     this.notifier = new ChangeNotifier(home)
+  }
+
+  /**
+   * Long-running commands: receives, publishes and settles wait out another process's write lock
+   * (retrying with backoff) instead of failing after the busy timeout. Lease extensions do not
+   * wait: their timer tries again anyway.
+   */
+  waitOutLocks(waiter: LockWaiter): void {
+    this.lockWaiter = waiter
+  }
+
+  /** Runs one unit of work, waiting out the write lock when `waitOutLocks` was called. */
+  private patiently<T>(operation: () => T, signal?: AbortSignal): T | Promise<T> {
+    return this.lockWaiter ? this.lockWaiter.run(operation, signal) : operation()
   }
 
   async declareQueue(name: string, settings: Partial<QueueSettings> = {}): Promise<QueueInfo> {
@@ -184,7 +200,8 @@ export class FileBroker implements Broker {
     let pending = messages
     for (;;) {
       const mark = this.notifier.mark()
-      const step = this.sql.write(() => this.publishStep(name, pending, options))
+      // Each step commits on its own, so only the step that met the lock is tried again.
+      const step = await this.patiently(() => this.sql.write(() => this.publishStep(name, pending, options)))
       // A whole file can be one batch: spreading 200k results as arguments would overflow the stack.
       for (const result of step.results) results.push(result)
       if (step.rest.length === 0) return results
@@ -286,7 +303,7 @@ export class FileBroker implements Broker {
 
   async restore(deliveries: Delivery[]): Promise<void> {
     if (deliveries.length === 0) return
-    this.sql.write(() => {
+    await this.patiently(() => this.sql.write(() => {
       const now = Date.now()
       for (const delivery of deliveries) {
         const row = {
@@ -307,7 +324,7 @@ export class FileBroker implements Broker {
           if (dest) this.queues.restore(dest, [{...row, refId: row.id}], now)
         }
       }
-    })
+    }))
   }
 
   /**
@@ -319,7 +336,15 @@ export class FileBroker implements Broker {
     const deadline = Date.now() + (options.waitMs ?? 0)
     for (;;) {
       const mark = this.notifier.mark()
-      const {deliveries, nextDueAt} = attempt()
+      let found
+      try {
+        found = await this.patiently(attempt, options.signal)
+      } catch (error) {
+        // Interrupted while waiting out a lock: nothing was taken.
+        if (isLockedError(error) && options.signal?.aborted) return []
+        throw error
+      }
+      const {deliveries, nextDueAt} = found
       if (deliveries.length > 0) return deliveries
       const now = Date.now()
       if (now >= deadline || options.signal?.aborted || this.closed) return []
@@ -401,7 +426,7 @@ export class FileBroker implements Broker {
   async subscribe(pattern: string, options: SubscribeOptions = {}): Promise<Subscription> {
     const compiled = compileTopicPattern(pattern)
     if (options.durable !== undefined) validateName(options.durable, 'subscription name')
-    const {row, resumed} = this.sql.write(() => {
+    const {row, resumed} = await this.patiently(() => this.sql.write(() => {
       if (compiled.literal) {
         const existing = this.destinations.get(pattern)
         if (existing?.kind === 'queue') {
@@ -424,7 +449,7 @@ export class FileBroker implements Broker {
       const name = options.durable ?? `~${process.pid}.${randomBytes(3).toString('hex')}`
       const cursor = this.reader.startCursor(compiled, options.start ?? {kind: 'new'})
       return {row: this.subscriptions.create(name, pattern, options.durable !== undefined, cursor, options.settings ?? {}), resumed: false}
-    })
+    }))
     const settings = this.sql.read(() => this.destinations.getById(row.destId)!.settings)
     return new FileSubscription(this, row, resumed, pickSubscriptionSettings(settings))
   }
@@ -441,10 +466,12 @@ export class FileBroker implements Broker {
   /** Closes a subscription handle; an ephemeral subscription is removed with all it held. */
   async closeSubscription(destId: number, durable: boolean): Promise<void> {
     if (durable || this.closed) return
-    this.sql.write(() => {
-      const row = this.subscriptions.getByDest(destId)
-      if (row) this.subscriptions.delete(row)
-    })
+    await this.patiently(() =>
+      this.sql.write(() => {
+        const row = this.subscriptions.getByDest(destId)
+        if (row) this.subscriptions.delete(row)
+      }),
+    )
   }
 
   async listSubscriptions(): Promise<SubscriptionInfo[]> {
@@ -484,24 +511,28 @@ export class FileBroker implements Broker {
 
   async ack(receipts: string[]): Promise<SettleOutcome[]> {
     const parsed = parseReceipts(receipts)
-    return this.sql.write(() => parsed.map((r) => (this.queues.ack(r.messageId, r.token) === undefined ? 'stale' : 'ok')))
+    return this.patiently(() => this.sql.write(() => parsed.map((r) => (this.queues.ack(r.messageId, r.token) === undefined ? 'stale' : 'ok'))))
   }
 
   async nack(receipts: string[], options: NackOptions = {}): Promise<NackOutcome[]> {
     const parsed = parseReceipts(receipts)
     const settings = {delayMs: options.delayMs ?? 0, deadLetter: options.deadLetter ?? false, error: options.error, backoff: options.backoff ?? false}
-    return this.sql.write(() => {
-      const now = Date.now()
-      return parsed.map((r) => this.queues.nack(r.messageId, r.token, settings, now))
-    })
+    return this.patiently(() =>
+      this.sql.write(() => {
+        const now = Date.now()
+        return parsed.map((r) => this.queues.nack(r.messageId, r.token, settings, now))
+      }),
+    )
   }
 
   async stillLeased(receipts: string[]): Promise<boolean[]> {
     const parsed = parseReceipts(receipts)
-    return this.sql.read(() => {
-      const now = Date.now()
-      return parsed.map((r) => this.queues.isLeased(r.messageId, r.token, now))
-    })
+    return this.patiently(() =>
+      this.sql.read(() => {
+        const now = Date.now()
+        return parsed.map((r) => this.queues.isLeased(r.messageId, r.token, now))
+      }),
+    )
   }
 
   async extend(receipts: string[], byMs: number): Promise<SettleOutcome[]> {
