@@ -43,7 +43,7 @@ export const ERROR_CODES = {
   too_deep: {exitCode: ExitCode.usage, meaning: 'a pattern, event data or rules document nested deeper than 256 levels'},
   bad_request: {exitCode: ExitCode.usage, meaning: "a malformed request on the daemon's socket"},
   // exit 3
-  empty: {exitCode: ExitCode.empty, meaning: 'nothing arrived before the wait ran out'},
+  empty: {exitCode: ExitCode.empty, meaning: 'nothing arrived before the wait ran out (for `trigger --require-match`: no rule matched)'},
   not_running: {exitCode: ExitCode.empty, meaning: 'the daemon is not running (`daemon status`)'},
   // exit 4
   queue_full: {exitCode: ExitCode.backPressure, meaning: 'the queue is full (overflow policy `reject`, or `block` past its wait)'},
@@ -61,7 +61,7 @@ export const ERROR_CODES = {
   io: {exitCode: ExitCode.failure, meaning: 'an I/O error on the broker'},
   output: {exitCode: ExitCode.failure, meaning: 'the output could not be written (a full disk, a closed pipe)'},
   deleted_meanwhile: {exitCode: ExitCode.failure, meaning: 'what the command worked on was deleted by another process half-way'},
-  action_failed: {exitCode: ExitCode.failure, meaning: 'an action or command failed after its retries'},
+  action_failed: {exitCode: ExitCode.failure, meaning: 'an `--exec` command failed for some messages (retried, dead-lettered or its lease lost)'},
   unavailable: {exitCode: ExitCode.failure, meaning: 'the daemon could not take the request (the command then does the work itself)'},
   internal: {exitCode: ExitCode.failure, meaning: 'an unexpected failure (a bug): run again with DEBUG=1 and report it'},
   // exit 130
