@@ -1,6 +1,6 @@
 import {expect} from 'chai'
 import {type ChildProcess, spawn} from 'node:child_process'
-import {mkdtempSync, rmSync} from 'node:fs'
+import {chmodSync, cpSync, mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -46,13 +46,15 @@ export interface RunOptions {
   gid?: number
   /** Leave stdin open for the test to write to (default: closed at once, or after `input`). */
   openStdin?: boolean
+  /** The CLI to run (default: this checkout's bin/run.js). */
+  bin?: string
 }
 
 const running = new Set<ChildProcess>()
 
 /** Starts the built CLI; tracked so a test that leaks a process fails. */
 export function start(args: string[], options: RunOptions = {}): MqProcess {
-  const child = spawn(process.execPath, [BIN, ...args], {
+  const child = spawn(process.execPath, [options.bin ?? BIN, ...args], {
     env: {...process.env, MQ_HOME: options.home, NO_COLOR: '1', CI: '', DEBUG: '', ...options.env},
     stdio: ['pipe', 'pipe', 'pipe'],
     uid: options.uid,
@@ -60,6 +62,25 @@ export function start(args: string[], options: RunOptions = {}): MqProcess {
   })
   running.add(child)
   return new MqProcess(child, options)
+}
+
+let readableCli: string | undefined
+
+/**
+ * A copy of the built CLI that any user can run (bin, dist and the one native module the hot
+ * commands load), for tests that run it as another user: the checkout itself may sit in a
+ * folder only its owner can enter (CI clones into a private temp folder).
+ */
+export function worldReadableCli(): string {
+  if (readableCli) return readableCli
+  const root = mkdtempSync(join(tmpdir(), 'mq-cli-'))
+  homes.push(root)
+  const copy = (path: string) => cpSync(join(ROOT, path), join(root, path), {recursive: true})
+  for (const path of ['package.json', 'oclif.manifest.json', 'bin', 'dist', 'node_modules/bindings', 'node_modules/file-uri-to-path']) copy(path)
+  for (const path of ['package.json', 'lib', 'build/Release/better_sqlite3.node']) copy(`node_modules/better-sqlite3/${path}`)
+  chmodSync(root, 0o755)
+  readableCli = join(root, 'bin', 'run.js')
+  return readableCli
 }
 
 /** Runs the built CLI to completion and returns its exit status and output. */

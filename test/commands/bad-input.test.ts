@@ -2,7 +2,7 @@ import {expect} from 'chai'
 import {chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {jsonLines, mq, type RunResult, tempHome} from '../helpers.js'
+import {jsonLines, mq, type RunResult, tempHome, worldReadableCli} from '../helpers.js'
 
 /** One clear line on stderr, no stack trace. */
 function expectOneLineError(result: RunResult, code: number, pattern: RegExp): void {
@@ -155,7 +155,7 @@ describe('bad input (CLI)', () => {
       chownSync(join(folder, file), 65534, 65534)
       chmodSync(join(folder, file), 0o400)
     }
-    const result = await mq(['publish', 'q', 'x'], {home: folder, uid: 65534, gid: 65534})
+    const result = await mq(['publish', 'q', 'x'], {home: folder, uid: 65534, gid: 65534, bin: worldReadableCli()})
     expectOneLineError(result, 1, /not writable/)
     chmodSync(folder, 0o700)
     for (const file of readdirSync(folder)) chmodSync(join(folder, file), 0o600)

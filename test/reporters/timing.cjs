@@ -35,7 +35,10 @@ class Timing extends Spec {
     super.epilogue()
     const counts = {passed: 0, failed: 0, pending: 0, 'not run': 0}
     const visit = (suite) => {
-      for (const test of suite.tests) counts[test.state ?? (test.isPending() ? 'pending' : 'not run')]++
+      for (const test of suite.tests) {
+        if (this.runner._grep.test(test.fullTitle()) === Boolean(this.runner._invert)) continue // left out by --grep
+        counts[test.state ?? (test.isPending() ? 'pending' : 'not run')]++
+      }
       suite.suites.forEach(visit)
     }
     visit(this.runner.suite)
