@@ -55,30 +55,22 @@ export interface LineBatch {
  * enough is one batch. Blank lines are skipped; a trailing `\r` is removed.
  */
 export async function* stdinLineBatches(): AsyncGenerator<LineBatch> {
-  let lineNumber = 0
-  const take = (text: string): LineBatch | undefined => {
-    const lines: string[] = []
-    const numbers: number[] = []
-    for (const raw of text.split('\n')) {
-      lineNumber++
-      const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw
-      if (line !== '') {
-        lines.push(line)
-        numbers.push(lineNumber)
-      }
-    }
-    return lines.length > 0 ? {lines, numbers} : undefined
-  }
   if (stdinIsFile() && fstatSync(0).size <= WHOLE_FILE_LIMIT) {
     const text = decodeUtf8(readFileSync(0), 'stdin')
-    const batch = take(text.endsWith('\n') ? text.slice(0, -1) : text)
+    const batch = lineSplitter()(text.endsWith('\n') ? text.slice(0, -1) : text)
     if (batch) yield batch
     return
   }
+  yield* lineBatches(process.stdin as AsyncIterable<Buffer>, 'stdin')
+}
+
+/** Lines of a stream of chunks (a file, stdin), batched as in {@link stdinLineBatches}. */
+export async function* lineBatches(chunks: AsyncIterable<Buffer>, what: string): AsyncGenerator<LineBatch> {
+  const take = lineSplitter()
   const decoder = strictUtf8()
   let pending = ''
   try {
-    for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
+    for await (const chunk of chunks) {
       const text = pending + decoder.decode(chunk, {stream: true})
       const end = text.lastIndexOf('\n')
       if (end === -1) {
@@ -94,13 +86,32 @@ export async function* stdinLineBatches(): AsyncGenerator<LineBatch> {
     if (batch) yield batch
   } catch (error) {
     if (error instanceof TypeError) {
-      throw new InvalidInputError(`line ${lineNumber + 1} of stdin is not valid UTF-8 text`, {
+      throw new InvalidInputError(`line ${take.lineNumber() + 1} of ${what} is not valid UTF-8 text`, {
         code: 'not_utf8',
         hint: 'message bodies are text: encode binary data first (e.g. `base64`)',
       })
     }
     throw error
   }
+}
+
+/** Splits text into numbered non-blank lines, counting on from the previous call. */
+function lineSplitter(): ((text: string) => LineBatch | undefined) & {lineNumber(): number} {
+  let lineNumber = 0
+  const take = (text: string): LineBatch | undefined => {
+    const lines: string[] = []
+    const numbers: number[] = []
+    for (const raw of text.split('\n')) {
+      lineNumber++
+      const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw
+      if (line !== '') {
+        lines.push(line)
+        numbers.push(lineNumber)
+      }
+    }
+    return lines.length > 0 ? {lines, numbers} : undefined
+  }
+  return Object.assign(take, {lineNumber: () => lineNumber})
 }
 
 /**
