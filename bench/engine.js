@@ -5,9 +5,9 @@ import {join} from 'node:path'
 
 import {buildEvent} from '../dist/core/engine/cloudevents.js'
 import {validateDocument} from '../dist/core/engine/rules.js'
-import {BIN, fmt, header, median, report, tempHome, wallMs} from './lib.js'
+import {BIN, fmt, header, median, rate, report, tempHome, wallMs} from './lib.js'
 
-function rulesOf(count) {
+export function rulesOf(count) {
   // Varied, realistic patterns: exact types, prefixes, numeric ranges, anything-but, exists, $or.
   return Array.from({length: count}, (_, i) => ({
     name: `rule-${i}`,
@@ -22,7 +22,49 @@ function rulesOf(count) {
   }))
 }
 
+/** JSON Lines CloudEvents that exercise every kind of rule above, some matching, most not. */
+export function eventLines(count) {
+  const types = (i) => [`order.${(i * 7919) % 10000}.created`, 'payment.settled', `svc${(i * 31) % 10000}.crashed`, `audit.${(i * 13) % 10000}`, `a.${i % 10000}`, 'user.login'][i % 6]
+  const lines = []
+  for (let i = 0; i < count; i++) {
+    lines.push(
+      JSON.stringify({
+        specversion: '1.0',
+        id: String(i),
+        source: `src-${i % 50}`,
+        type: types(i),
+        subject: `items/${i % 100}`,
+        time: '2026-01-31T12:00:00Z',
+        data: {amount: (i * 37) % 100000, level: i % 3 ? 'info' : 'error', user: 'u1', region: `r${i % 20}`, order: {id: i, lines: [{sku: 'a', qty: 2}]}},
+      }),
+    )
+  }
+  return `${lines.join('\n')}\n`
+}
+
+/** `mq rule match` over many events, whole process: flat in the rule count? */
+export function benchRuleMatch({quick = false} = {}) {
+  const events = quick ? 50_000 : 200_000
+  header(`engine: mq rule match over ${fmt(events)} events, whole process (best of ${quick ? 1 : 3})`)
+  const home = tempHome()
+  const file = join(home, 'events.jsonl')
+  writeFileSync(file, eventLines(events))
+  const perSecond = {}
+  for (const count of [10, 1000, 10000]) {
+    const rules = join(home, `rules-${count}.json`)
+    writeFileSync(rules, JSON.stringify({rules: rulesOf(count)}))
+    const times = []
+    for (let run = 0; run < (quick ? 1 : 3); run++) times.push(wallMs(process.execPath, [BIN, 'rule', 'match', file, '--rules', rules], {env: {...process.env, MQ_HOME: home}}))
+    perSecond[count] = rate(events, Math.min(...times))
+    const target = count === 10 ? '(baseline)' : '≥ 200,000 events/s'
+    report(`${fmt(count)} rules`, `${fmt(perSecond[count])} events/s`, target, count === 10 ? undefined : perSecond[count] >= 200_000)
+  }
+  const ratio = perSecond[10] / perSecond[10000]
+  report('10,000 rules vs 10: slowdown', `${fmt(ratio)}×`, '≤ 2×', ratio <= 2)
+}
+
 export async function benchEngine({quick = false} = {}) {
+  benchRuleMatch({quick})
   header('engine: matching throughput, in-process')
   const events = Array.from({length: 1000}, (_, i) =>
     buildEvent({

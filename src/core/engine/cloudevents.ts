@@ -268,16 +268,19 @@ function checkMediaType(value: string): void {
 /** RFC 3339 date-time: `T` (or `t`) between date and time, and `Z` or a numeric offset; no other shapes. */
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|([+-])(\d{2}):(\d{2}))$/
 
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+
 function checkTimestamp(value: string): string {
   const match = RFC3339.exec(value)
   const bad = () => fail(`attribute "time" "${printable(value)}" is not an RFC 3339 timestamp`, 'e.g. 2026-01-31T12:00:00Z')
   if (!match) return bad()
-  const [year, month, day, hour, minute, second] = match.slice(1, 7).map(Number)
-  // Date.UTC rolls Feb 30 into March; comparing the month back catches impossible dates.
-  const date = new Date(Date.UTC(year, month - 1, day))
-  const dayOk = month >= 1 && month <= 12 && day >= 1 && date.getUTCMonth() === month - 1
+  const year = Number(match[1])
+  const month = Number(match[2])
+  const day = Number(match[3])
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)
+  const dayOk = month >= 1 && month <= 12 && day >= 1 && day <= (month === 2 ? (leap ? 29 : 28) : DAYS_IN_MONTH[month - 1])
   // Second 60 is a leap second, which RFC 3339 allows.
-  const timeOk = hour <= 23 && minute <= 59 && second <= 60
+  const timeOk = Number(match[4]) <= 23 && Number(match[5]) <= 59 && Number(match[6]) <= 60
   const offsetOk = match[9] === undefined || (Number(match[10]) <= 23 && Number(match[11]) <= 59)
   if (!dayOk || !timeOk || !offsetOk) bad()
   return value

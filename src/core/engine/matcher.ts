@@ -30,6 +30,8 @@ import type {Rule} from './rules.js'
 
 /** Beyond this many `$or` alternatives a rule is matched the straightforward way. */
 export const MAX_ALTERNATIVES = 256
+/** A condition that this many others share (the same value at the same path) is not indexed when its alternative has a more selective one. */
+const SHARED = 16
 
 /** The enabled rules that match an event, in document order. */
 export class RuleMatcher {
@@ -53,9 +55,18 @@ export class RuleMatcher {
   private complete: number[] = []
 
   constructor(private readonly rules: readonly Rule[]) {
+    // Two passes: first learn how many conditions share each value, then file each alternative
+    // under its selective conditions only.
+    const expanded: {rule: number; alternatives: Condition[][] | undefined}[] = []
     rules.forEach((rule, index) => {
-      if (rule.enabled) this.add(rule.spec.pattern, index)
+      if (!rule.enabled) return
+      const alternatives = expand(rule.spec.pattern, [])
+      expanded.push({rule: index, alternatives})
+      for (const conditions of alternatives ?? []) {
+        for (const condition of conditions) if (!condition.leaf.ifAbsent) this.root.at(condition.path).field().count(condition.leaf)
+      }
     })
+    for (const {rule, alternatives} of expanded) this.add(alternatives, rule)
     this.conditionSeen = new Uint32Array(this.conditionAlternative.length)
     this.alternativeSeen = new Uint32Array(this.alternativeRule.length)
     this.alternativeCount = new Uint32Array(this.alternativeRule.length)
@@ -98,28 +109,31 @@ export class RuleMatcher {
 
   // --- building ------------------------------------------------------------------------------
 
-  private add(pattern: Record<string, unknown>, rule: number): void {
-    const alternatives = expand(pattern, [])
+  private add(alternatives: Condition[][] | undefined, rule: number): void {
     if (alternatives === undefined) {
       this.everyEvent.push(rule)
       return
     }
     for (const conditions of alternatives) {
       const alternative = this.alternativeRule.length
+      // A condition that accepts a missing field is not a necessary one: leave it to the check.
+      const necessary = conditions.filter((condition) => !condition.leaf.ifAbsent)
+      const costs = necessary.map((condition) => this.root.at(condition.path).field().cost(condition.leaf))
+      const cheapest = costs.indexOf(Math.min(...costs))
       let needs = 0
-      let exact = true
-      for (const {path, leaf} of conditions) {
-        // A condition that accepts a missing field is not a necessary one: leave it to the check.
-        if (leaf.ifAbsent) {
+      let exact = necessary.length === conditions.length
+      necessary.forEach(({path, leaf}, i) => {
+        // A value many rules share would make every event carrying it count all of them: such a
+        // condition is left to the check, unless the alternative has nothing more selective.
+        if (costs[i] > SHARED && i !== cheapest) {
           exact = false
-          continue
+          return
         }
         const condition = this.conditionAlternative.length
         this.conditionAlternative.push(alternative)
         needs++
-        const field = this.root.at(path).field()
-        if (!field.add(leaf, condition)) exact = false
-      }
+        if (!this.root.at(path).field().add(leaf, condition)) exact = false
+      })
       this.alternativeRule.push(rule)
       this.alternativeNeeds.push(needs)
       this.alternativeExact.push(exact)
@@ -258,6 +272,42 @@ class FieldIndex {
   /** Conditions any value satisfies: `exists: true`, and the presence part of unindexed ones. */
   private readonly present: number[] = []
   private needsLower = false
+  // How many conditions share each value (first pass), to estimate what indexing one costs.
+  private readonly counts = new Map<string, number>()
+  private presentCount = 0
+  private readonly lows: number[] = []
+  private readonly highs: number[] = []
+  private sorted = false
+
+  /** First pass: notes the values a condition will be filed under. */
+  count(leaf: LeafSpec): void {
+    if (leaf.ifPresent || leaf.residual.length > 0) {
+      this.presentCount++
+      return
+    }
+    for (const key of countKeys(leaf)) this.counts.set(key, (this.counts.get(key) ?? 0) + 1)
+    for (const range of leaf.numeric) {
+      this.lows.push(range.low)
+      this.highs.push(range.high)
+    }
+  }
+
+  /** Roughly how many conditions an event value that satisfies this one also finds. */
+  cost(leaf: LeafSpec): number {
+    if (leaf.ifPresent || leaf.residual.length > 0) return this.presentCount
+    let cost = 0
+    for (const key of countKeys(leaf)) cost += this.counts.get(key) ?? 0
+    if (leaf.numeric.length > 0) {
+      if (!this.sorted) {
+        this.lows.sort((a, b) => a - b)
+        this.highs.sort((a, b) => a - b)
+        this.sorted = true
+      }
+      // Ranges overlapping [low, high]: all but those ending before it or starting after it.
+      for (const {low, high} of leaf.numeric) cost += this.lows.length - countBelow(this.highs, low) - (this.lows.length - countBelow(this.lows, high, true))
+    }
+    return cost
+  }
 
   /** Files a condition; false when the index only tells that the field is there (to be confirmed). */
   add(leaf: LeafSpec, condition: number): boolean {
@@ -298,6 +348,27 @@ class FieldIndex {
       this.ranges.stab(value, matcher, inArray)
     }
   }
+}
+
+/** The buckets a condition is filed in, as strings that cannot collide across kinds. */
+function countKeys(leaf: LeafSpec): string[] {
+  const keys: string[] = []
+  for (const value of leaf.exact) keys.push(`=${typeof value === 'string' ? 's' : ''}${JSON.stringify(value)}`)
+  for (const value of leaf.ignoreCase) keys.push(`i${value}`)
+  for (const affix of leaf.affixes) keys.push(`${affix.operator}${affix.ignoreCase ? 'i' : ''}:${affix.text}`)
+  return keys
+}
+
+/** How many sorted values are below `value` (or at most `value` with `inclusive`). */
+function countBelow(sorted: number[], value: number, inclusive = false): number {
+  let low = 0
+  let high = sorted.length
+  while (low < high) {
+    const middle = (low + high) >>> 1
+    if (sorted[middle] < value || (inclusive && sorted[middle] === value)) low = middle + 1
+    else high = middle
+  }
+  return low
 }
 
 function push<K>(map: Map<K, number[]>, key: K, condition: number): void {

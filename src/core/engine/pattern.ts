@@ -336,7 +336,15 @@ export interface NumericRange {
 
 function compileLeaf(items: unknown[], path: string): Leaf {
   const spec = analyzeLeaf(items, path)
-  return {test: leafTest(spec), ifPresent: spec.ifPresent, ifAbsent: spec.ifAbsent, expected: preview(items)}
+  // `expected` is only read to explain a mismatch: not worth a JSON.stringify per field of every rule.
+  return {
+    test: leafTest(spec),
+    ifPresent: spec.ifPresent,
+    ifAbsent: spec.ifAbsent,
+    get expected() {
+      return preview(items)
+    },
+  }
 }
 
 /**
@@ -344,6 +352,17 @@ function compileLeaf(items: unknown[], path: string): Leaf {
  * @throws PatternError naming the offending element
  */
 export function analyzeLeaf(items: unknown[], path: string): LeafSpec {
+  const known = analyzed.get(items)
+  if (known) return known
+  const spec = analyzeItems(items, path)
+  analyzed.set(items, spec)
+  return spec
+}
+
+/** Leaves already analysed, so the rule index reuses what compiling the rule's pattern found. */
+const analyzed = new WeakMap<unknown[], LeafSpec>()
+
+function analyzeItems(items: unknown[], path: string): LeafSpec {
   if (items.length === 0) throw new PatternError(path, 'empty array; list at least one value or operator')
   const spec: LeafSpec = {exact: new Set(), ignoreCase: new Set(), affixes: [], numeric: [], residual: [], ifPresent: false, ifAbsent: false}
   items.forEach((item, i) => {

@@ -134,10 +134,12 @@ describe('rule matcher (index over field values)', () => {
     const usedInMatches = new Set<string>()
     let pairs = 0
     let matches = 0
-    for (let round = 0; round < 300; round++) {
+    for (let round = 0; round < 240; round++) {
       const patterns: unknown[] = []
       const ops: Set<string>[] = []
-      while (patterns.length < 40) {
+      // Some rounds hold enough rules for values to be shared widely, which the index files differently.
+      const size = round % 4 === 3 ? 160 : 40
+      while (patterns.length < size) {
         const opsOfThis = new Set<string>()
         const candidate = pattern(r, 0, opsOfThis)
         try {
@@ -205,9 +207,10 @@ describe('rule matcher (index over field values)', () => {
     tried = 0
     matcher.match(event)
     matcher.match({type: 'svc5.crashed', data: {level: 'fatal'}})
-    // Exact, prefix and numeric conditions are decided by the index alone; anything-but is
-    // confirmed only for the one rule whose other field matched.
-    expect(tried).to.equal(0)
+    // The index narrows 2,000 rules down to the few whose most selective field matched (the
+    // numeric ranges holding 555, the svc5. prefix); only those are confirmed one by one.
+    expect(tried).to.be.within(1, 10)
+    tried = 0
     matcher.match({type: 'audit.3', source: 'src-4'})
     expect(tried).to.equal(1)
   })
