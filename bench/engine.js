@@ -5,7 +5,7 @@ import {join} from 'node:path'
 
 import {buildEvent} from '../dist/core/engine/cloudevents.js'
 import {validateDocument} from '../dist/core/engine/rules.js'
-import {BIN, fmt, header, median, rate, report, tempHome, wallMs} from './lib.js'
+import {BIN, fmt, header, median, rate, report, tempHome, timesMs, wallMs} from './lib.js'
 
 export function rulesOf(count) {
   // Varied, realistic patterns: exact types, prefixes, numeric ranges, anything-but, exists, $or.
@@ -49,18 +49,25 @@ export function benchRuleMatch({quick = false} = {}) {
   const home = tempHome()
   const file = join(home, 'events.jsonl')
   writeFileSync(file, eventLines(events))
-  const perSecond = {}
-  for (const count of [10, 1000, 10000]) {
-    const rules = join(home, `rules-${count}.json`)
-    writeFileSync(rules, JSON.stringify({rules: rulesOf(count)}))
-    const times = []
-    for (let run = 0; run < (quick ? 1 : 3); run++) times.push(wallMs(process.execPath, [BIN, 'rule', 'match', file, '--rules', rules], {env: {...process.env, MQ_HOME: home}}))
-    perSecond[count] = rate(events, Math.min(...times))
-    const target = count === 10 ? '(baseline)' : '≥ 200,000 events/s'
-    report(`${fmt(count)} rules`, `${fmt(perSecond[count])} events/s`, target, count === 10 ? undefined : perSecond[count] >= 200_000)
+  const wall = {}
+  const cpu = {}
+  // Interleaved rounds, best of each, so load changes hit every rule count alike.
+  const counts = [10, 1000, 10000]
+  for (const count of counts) writeFileSync(join(home, `rules-${count}.json`), JSON.stringify({rules: rulesOf(count)}))
+  for (let run = 0; run < (quick ? 1 : 3); run++) {
+    for (const count of counts) {
+      const times = timesMs(process.execPath, [BIN, 'rule', 'match', file, '--rules', join(home, `rules-${count}.json`)], {env: {...process.env, MQ_HOME: home}})
+      wall[count] = Math.min(wall[count] ?? Infinity, times.wall)
+      cpu[count] = Math.min(cpu[count] ?? Infinity, times.cpu)
+    }
   }
-  const ratio = perSecond[10] / perSecond[10000]
-  report('10,000 rules vs 10: slowdown', `${fmt(ratio)}×`, '≤ 2×', ratio <= 2)
+  for (const count of counts) {
+    const target = count === 10 ? '(baseline)' : '≥ 200,000 events/s'
+    const perSecond = rate(events, wall[count])
+    report(`${fmt(count)} rules (wall; by CPU time: ${fmt(rate(events, cpu[count]))}/s)`, `${fmt(perSecond)} events/s`, target, count === 10 ? undefined : perSecond >= 200_000)
+  }
+  const ratio = wall[10000] / wall[10]
+  report('10,000 rules vs 10: slowdown (wall)', `${fmt(ratio)}× (CPU time: ${fmt(cpu[10000] / cpu[10])}×)`, '≤ 2×', ratio <= 2)
 }
 
 export async function benchEngine({quick = false} = {}) {

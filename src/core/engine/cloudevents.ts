@@ -225,7 +225,7 @@ const SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*:/
 function checkUriReference(name: string, value: string): void {
   checkUriCharacters(name, value, 'a URI-reference')
   // In a relative reference a colon before the first slash would read as a scheme, so RFC 3986 forbids it.
-  if (!SCHEME.test(value)) {
+  if (value.includes(':') && !SCHEME.test(value)) {
     const firstSegment = value.split(/[/?#]/, 1)[0]
     if (firstSegment.includes(':')) {
       fail(
@@ -246,10 +246,11 @@ function checkAbsoluteUri(name: string, value: string): string {
 }
 
 function checkUriCharacters(name: string, value: string, kind: string): void {
-  if (!URI_CHARACTERS.test(value) || /%(?![0-9A-Fa-f]{2})/.test(value)) {
+  if (!URI_CHARACTERS.test(value) || (value.includes('%') && /%(?![0-9A-Fa-f]{2})/.test(value))) {
     fail(`attribute "${name}" "${printable(value)}" is not ${kind}`, 'percent-encode spaces and other characters URIs cannot hold (%20)')
   }
-  if ((value.match(/#/g) ?? []).length > 1) {
+  const hash = value.indexOf('#')
+  if (hash !== -1 && value.indexOf('#', hash + 1) !== -1) {
     fail(`attribute "${name}" "${printable(value)}" is not ${kind}: it has two "#"`, 'percent-encode the second one as %23')
   }
 }

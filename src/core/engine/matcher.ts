@@ -63,7 +63,11 @@ export class RuleMatcher {
       const alternatives = expand(rule.spec.pattern, [])
       expanded.push({rule: index, alternatives})
       for (const conditions of alternatives ?? []) {
-        for (const condition of conditions) if (!condition.leaf.ifAbsent) this.root.at(condition.path).field().count(condition.leaf)
+        for (const condition of conditions) {
+          if (condition.leaf.ifAbsent) continue
+          condition.field = this.root.at(condition.path).field()
+          condition.field.count(condition.leaf)
+        }
       }
     })
     for (const {rule, alternatives} of expanded) this.add(alternatives, rule)
@@ -118,11 +122,11 @@ export class RuleMatcher {
       const alternative = this.alternativeRule.length
       // A condition that accepts a missing field is not a necessary one: leave it to the check.
       const necessary = conditions.filter((condition) => !condition.leaf.ifAbsent)
-      const costs = necessary.map((condition) => this.root.at(condition.path).field().cost(condition.leaf))
+      const costs = necessary.map((condition) => condition.field!.cost(condition.leaf))
       const cheapest = costs.indexOf(Math.min(...costs))
       let needs = 0
       let exact = necessary.length === conditions.length
-      necessary.forEach(({path, leaf}, i) => {
+      necessary.forEach(({field, leaf}, i) => {
         // A value many rules share would make every event carrying it count all of them: such a
         // condition is left to the check, unless the alternative has nothing more selective.
         if (costs[i] > SHARED && i !== cheapest) {
@@ -132,7 +136,7 @@ export class RuleMatcher {
         const condition = this.conditionAlternative.length
         this.conditionAlternative.push(alternative)
         needs++
-        if (!this.root.at(path).field().add(leaf, condition)) exact = false
+        if (!field!.add(leaf, condition)) exact = false
       })
       this.alternativeRule.push(rule)
       this.alternativeNeeds.push(needs)
@@ -197,6 +201,8 @@ export class RuleMatcher {
 interface Condition {
   path: string[]
   leaf: LeafSpec
+  /** Set in the first pass of the build. */
+  field?: FieldIndex
 }
 
 /**
@@ -222,7 +228,8 @@ function expand(pattern: Record<string, unknown>, path: string[]): Condition[][]
       if (options === undefined) return undefined
     }
     if (result.length * options.length > MAX_ALTERNATIVES) return undefined
-    result = options.length === 1 ? result.map((conditions) => [...conditions, ...options[0]]) : result.flatMap((conditions) => options.map((option) => [...conditions, ...option]))
+    if (result.length === 1 && options.length === 1) result[0].push(...options[0])
+    else result = options.length === 1 ? result.map((conditions) => [...conditions, ...options[0]]) : result.flatMap((conditions) => options.map((option) => [...conditions, ...option]))
   }
   return result
 }
@@ -273,7 +280,8 @@ class FieldIndex {
   private readonly present: number[] = []
   private needsLower = false
   // How many conditions share each value (first pass), to estimate what indexing one costs.
-  private readonly counts = new Map<string, number>()
+  private readonly exactCounts = new Map<Scalar, number>()
+  private readonly textCounts = new Map<string, number>()
   private presentCount = 0
   private readonly lows: number[] = []
   private readonly highs: number[] = []
@@ -285,7 +293,8 @@ class FieldIndex {
       this.presentCount++
       return
     }
-    for (const key of countKeys(leaf)) this.counts.set(key, (this.counts.get(key) ?? 0) + 1)
+    for (const value of leaf.exact) this.exactCounts.set(value, (this.exactCounts.get(value) ?? 0) + 1)
+    for (const key of textKeys(leaf)) this.textCounts.set(key, (this.textCounts.get(key) ?? 0) + 1)
     for (const range of leaf.numeric) {
       this.lows.push(range.low)
       this.highs.push(range.high)
@@ -296,7 +305,8 @@ class FieldIndex {
   cost(leaf: LeafSpec): number {
     if (leaf.ifPresent || leaf.residual.length > 0) return this.presentCount
     let cost = 0
-    for (const key of countKeys(leaf)) cost += this.counts.get(key) ?? 0
+    for (const value of leaf.exact) cost += this.exactCounts.get(value) ?? 0
+    for (const key of textKeys(leaf)) cost += this.textCounts.get(key) ?? 0
     if (leaf.numeric.length > 0) {
       if (!this.sorted) {
         this.lows.sort((a, b) => a - b)
@@ -350,14 +360,15 @@ class FieldIndex {
   }
 }
 
-/** The buckets a condition is filed in, as strings that cannot collide across kinds. */
-function countKeys(leaf: LeafSpec): string[] {
+/** The text buckets a condition is filed in, tagged by kind so they cannot collide. */
+function textKeys(leaf: LeafSpec): string[] {
+  if (leaf.ignoreCase.size === 0 && leaf.affixes.length === 0) return NO_KEYS
   const keys: string[] = []
-  for (const value of leaf.exact) keys.push(`=${typeof value === 'string' ? 's' : ''}${JSON.stringify(value)}`)
   for (const value of leaf.ignoreCase) keys.push(`i${value}`)
-  for (const affix of leaf.affixes) keys.push(`${affix.operator}${affix.ignoreCase ? 'i' : ''}:${affix.text}`)
+  for (const affix of leaf.affixes) keys.push(`${affix.operator === 'prefix' ? 'p' : 's'}${affix.ignoreCase ? 'i' : 'c'}${affix.text}`)
   return keys
 }
+const NO_KEYS: string[] = []
 
 /** How many sorted values are below `value` (or at most `value` with `inclusive`). */
 function countBelow(sorted: number[], value: number, inclusive = false): number {
