@@ -1,3 +1,5 @@
+import type {BrokerDescription} from './capabilities.js'
+
 /**
  * The broker contract. Commands and the engine talk to a `Broker`; the file-backed SQLite broker
  * (`file-broker/`) is the first implementation, and a networked one must pass the same
@@ -340,6 +342,31 @@ export interface Broker {
   /** For each receipt, whether its lease is still held (not settled, expired or redelivered). */
   stillLeased(receipts: string[]): Promise<boolean[]>
 
+  /** Which driver and server this is, and what it does natively, emulates or refuses. */
+  describe(): Promise<BrokerDescription>
+
   /** Idempotent. */
   close(): Promise<void>
+}
+
+/** Optional: a driver that commits many publish requests in one write (the daemon's group commit). */
+export interface GroupPublisher {
+  publishGroup(requests: {name: string; messages: OutgoingMessage[]; options: PublishOptions}[]): (
+    | {results: PublishResult[]; rest: OutgoingMessage[]; full?: string}
+    | {error: unknown}
+  )[]
+}
+
+export function isGroupPublisher(broker: Broker): broker is Broker & GroupPublisher {
+  return 'publishGroup' in broker
+}
+
+/** Optional: cheap per-queue counters for metrics scrapes (otherwise `queueStats` serves). */
+export interface QueueCounters {
+  inFlight(name: string): Promise<number>
+  queueTotals(name: string): Promise<QueueStats['totals']>
+}
+
+export function hasQueueCounters(broker: Broker): broker is Broker & QueueCounters {
+  return 'queueTotals' in broker
 }

@@ -64,7 +64,7 @@ Starting it again while it runs is fine. --foreground runs it in this process (f
   examples: ['<%= config.bin %> daemon start', '<%= config.bin %> daemon start --http-port 8787', '<%= config.bin %> daemon start --foreground'],
   flags: {foreground: {kind: 'boolean', summary: 'Run in this process, logging to stderr, until SIGTERM.'}, ...HTTP_FLAGS, ...RULES_FLAG},
   async run({flags}, ctx): Promise<DaemonStatus | undefined> {
-    ctx.broker() // creates the folder and database, with private permissions, before anything else
+    ctx.local() // creates the folder and database, with private permissions, before anything else
     const running = await status(ctx)
     if (running) {
       if (!flags.foreground && !ctx.json && ctx.stdoutIsTTY) ctx.warn('already running')

@@ -30,9 +30,11 @@ import {
   type TopicSettings,
   type TopicStats,
 } from '../broker.js'
+import {type BrokerDescription, FILE_BROKER_CAPABILITIES} from '../capabilities.js'
 import {InterruptedError, InvalidInputError, NotFoundError, QueueFullError, WrongKindError} from '../errors.js'
 import {sleep} from '../rate-limiter.js'
 import {formatDuration} from '../units.js'
+import {checkBodySizes, differingSettings, validateMessages} from '../message-checks.js'
 import {compileTopicPattern, printable, type TopicPattern, validateName} from '../names.js'
 import {openDatabase} from '../store/database.js'
 import {ChangeNotifier, FALLBACK_POLL_MS, SIGNAL_FILE} from './change-notifier.js'
@@ -589,6 +591,10 @@ export class FileBroker implements Broker {
     })
   }
 
+  async describe(): Promise<BrokerDescription> {
+    return {driver: 'file', url: `file:${this.home}`, capabilities: FILE_BROKER_CAPABILITIES}
+  }
+
   /** The event engine's journal, in the same database. */
   get journal(): EventJournal {
     this.eventJournal ??= new SqliteEventJournal(this.sql)
@@ -671,64 +677,9 @@ class FileSubscription implements Subscription {
   }
 }
 
-function checkBodySizes(name: string, limit: number, messages: OutgoingMessage[]): void {
-  messages.forEach((message, index) => {
-    const size = Buffer.byteLength(message.body)
-    if (size > limit) {
-      throw atMessage(
-        new InvalidInputError(`body is ${size} bytes, over the ${limit}-byte limit of ${name}`, {
-          code: 'too_large',
-          hint: `raise the limit with --max-body-size on \`mq queue update\` or \`mq topic create\`, or send a smaller body`,
-        }),
-        index,
-        messages.length,
-      )
-    }
-  })
-}
-
-/** Checks what does not depend on the destination: priorities and header names. */
-function validateMessages(messages: OutgoingMessage[]): void {
-  messages.forEach((message, index) => {
-    if (message.dedupId !== undefined && !(message.dedupId.length >= 1 && message.dedupId.length <= 256)) {
-      throw atMessage(new InvalidInputError('a dedup id must be 1 to 256 characters'), index, messages.length)
-    }
-    if (message.ttlMs !== undefined && !(message.ttlMs >= 1)) {
-      throw atMessage(new InvalidInputError('a TTL must be positive', {hint: 'e.g. --ttl 10m'}), index, messages.length)
-    }
-    if (message.priority !== undefined && !(Number.isInteger(message.priority) && message.priority >= 0 && message.priority <= 9)) {
-      throw atMessage(new InvalidInputError(`priority ${message.priority} is out of range`, {hint: 'use 0 to 9'}), index, messages.length)
-    }
-    for (const [key, value] of Object.entries(message.headers ?? {})) {
-      if (typeof value !== 'string' || value.includes('\0')) {
-        throw atMessage(new InvalidInputError(`header "${printable(key, 40)}" must be a string without NUL characters`), index, messages.length)
-      }
-      if (!/^[A-Za-z0-9_.-]{1,128}$/.test(key)) {
-        throw atMessage(
-          new InvalidInputError(`header name "${printable(key, 40)}" is invalid`, {hint: 'use letters, digits, _, . and -, up to 128 characters'}),
-          index,
-          messages.length,
-        )
-      }
-    }
-  })
-}
-
-function atMessage<E extends InvalidInputError>(error: E, index: number, count: number): E {
-  error.index = index
-  if (count > 1) error.where = `message ${index + 1}`
-  return error
-}
-
 function subscriptionGone(): NotFoundError {
   return new NotFoundError('this subscription', '', {hint: 'it was deleted meanwhile (`mq subscription delete`); subscribe again'})
 }
-
-/** The settings a re-declaration gives that differ from the existing ones (declare is idempotent only when none do). */
-function differingSettings<S extends object>(given: Partial<S>, wanted: S, existing: S): string[] {
-  return (Object.keys(given) as (keyof S)[]).filter((key) => given[key] !== undefined && wanted[key] !== existing[key]).map(String)
-}
-
 
 function queueInfo(row: DestinationRow): QueueInfo {
   return {name: row.name, createdAt: row.createdAt, settings: row.settings, depth: row.depth, bytes: row.bytes}
