@@ -54,12 +54,14 @@ export interface NatsServer {
 }
 
 /** Starts `nats-server -js` and resolves once it accepts clients (its "ready" log line). */
-export async function startNatsServer(options: {binary?: string; args?: string[]; port?: number; store?: string; name?: string} = {}): Promise<NatsServer> {
+export async function startNatsServer(
+  options: {binary?: string; args?: string[]; port?: number; store?: string; name?: string; jetstream?: boolean} = {},
+): Promise<NatsServer> {
   const binary = options.binary ?? natsServerBinary()
   if (!binary) throw new Error(MISSING)
   const port = options.port ?? (await freePort())
   const store = options.store ?? mkdtempSync(join(tmpdir(), 'mq-nats-'))
-  const args = ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', store, ...(options.name ? ['-n', options.name] : []), ...(options.args ?? [])]
+  const args = ['-a', '127.0.0.1', '-p', String(port), ...(options.jetstream === false ? [] : ['-js', '-sd', store]), ...(options.name ? ['-n', options.name] : []), ...(options.args ?? [])]
   const child: ChildProcess = spawn(binary, args, {stdio: ['ignore', 'ignore', 'pipe']})
   let log = ''
   await new Promise<void>((resolve, reject) => {

@@ -292,9 +292,15 @@ export interface PeekedMessage {
   priority: number
 }
 
+/** Where a new queue or topic lives, for drivers that replicate (refused by the file broker). */
+export interface PlacementOptions {
+  /** Copies kept on different servers (default: 3 when the cluster has at least 3 servers, else 1). */
+  replicas?: number
+}
+
 export interface Broker {
   /** Creates the queue if missing; with settings, they must match an existing queue's. */
-  declareQueue(name: string, settings?: Partial<QueueSettings>): Promise<QueueInfo>
+  declareQueue(name: string, settings?: Partial<QueueSettings>, placement?: PlacementOptions): Promise<QueueInfo>
   updateQueue(name: string, settings: Partial<QueueSettings>): Promise<QueueInfo>
   deleteQueue(name: string): Promise<{deleted: number}>
   purgeQueue(name: string): Promise<{purged: number}>
@@ -304,7 +310,7 @@ export interface Broker {
   queueStats(name: string): Promise<QueueStats>
   peek(queue: string, limit: number): Promise<PeekedMessage[]>
 
-  declareTopic(name: string, settings?: Partial<TopicSettings>): Promise<TopicInfo>
+  declareTopic(name: string, settings?: Partial<TopicSettings>, placement?: PlacementOptions): Promise<TopicInfo>
   deleteTopic(name: string): Promise<{deleted: number}>
   listTopics(): Promise<TopicInfo[]>
   topicStats(name: string): Promise<TopicStats>

@@ -90,7 +90,12 @@ export class JsClient {
     }
     const client = new JsClient(nc, target, timeoutMs, lib)
     // A server without JetStream answers API requests with "no responders".
-    await client.api('INFO')
+    try {
+      await client.api('INFO')
+    } catch (error) {
+      await nc.close()
+      throw error
+    }
     return client
   }
 

@@ -11,6 +11,7 @@ import {
   type NackOutcome,
   type OutgoingMessage,
   type PeekedMessage,
+  type PlacementOptions,
   type PublishOptions,
   type PublishResult,
   type QueueInfo,
@@ -328,9 +329,9 @@ export class JetStreamBroker implements Broker {
     }
   }
 
-  async declareQueue(name: string, settings: Partial<QueueSettings> & {replicas?: number} = {}): Promise<QueueInfo> {
+  async declareQueue(name: string, given: Partial<QueueSettings> = {}, placement: PlacementOptions = {}): Promise<QueueInfo> {
     validateName(name, 'queue name')
-    const {replicas, ...given} = settings
+    const {replicas} = placement
     const existing = await this.queueMeta(name)
     if (existing) {
       const differing = differingSettings(given, resolveQueueSettings(name, given, existing.meta.settings), existing.meta.settings)
@@ -350,8 +351,8 @@ export class JetStreamBroker implements Broker {
       await this.client.api(`STREAM.CREATE.${stream}`, this.streamConfig(meta, this.replicasFor(replicas)))
     } catch (error) {
       // Another process made it at the same moment: theirs stands.
-      if (error instanceof JsApiError && error.error.err_code === 10058) return this.declareQueue(name, settings)
-      throw error
+      if (error instanceof JsApiError && error.error.err_code === 10058) return this.declareQueue(name, given, placement)
+      throw replicasError(error, replicas)
     }
     await this.client.api(`CONSUMER.DURABLE.CREATE.${stream}.${QUEUE_CONSUMER}`, {stream_name: stream, config: this.consumerConfig(QUEUE_CONSUMER, meta.settings)})
     this.queues.set(name, meta)
@@ -960,9 +961,9 @@ export class JetStreamBroker implements Broker {
     return this.topicCache.get(topic) ?? undefined
   }
 
-  async declareTopic(name: string, settings: Partial<TopicSettings> & {replicas?: number} = {}): Promise<TopicInfo> {
+  async declareTopic(name: string, given: Partial<TopicSettings> = {}, placement: PlacementOptions = {}): Promise<TopicInfo> {
     validateName(name, 'topic name')
-    const {replicas, ...given} = settings
+    const {replicas} = placement
     if (given.maxBytes !== undefined && given.maxBytes !== null) this.refuseUnless('topic-max-bytes')
     if (replicas !== undefined) this.replicasFor(replicas)
     for (;;) {
@@ -977,7 +978,9 @@ export class JetStreamBroker implements Broker {
       if (await this.queueMeta(name)) throw new WrongKindError(name, 'queue', {hint: `use \`mq consume ${name}\``})
       if (replicas !== undefined) {
         this.ready.delete(this.naming.topicStream)
-        await this.infra(this.naming.topicStream, {subjects: [`${this.naming.root}.t.>`], retention: 'limits', num_replicas: replicas, duplicate_window: DEFAULT_QUEUE_SETTINGS.dedupWindowMs * NS})
+        await this.infra(this.naming.topicStream, {subjects: [`${this.naming.root}.t.>`], retention: 'limits', num_replicas: replicas, duplicate_window: DEFAULT_QUEUE_SETTINGS.dedupWindowMs * NS}).catch((error) => {
+          throw replicasError(error, replicas)
+        })
       }
       await this.topicsStream()
       const meta: TopicMeta = {name, createdAt: Date.now(), settings: resolveTopicSettings(name, given)}
@@ -1269,6 +1272,12 @@ function wrapAt(check: () => void, index: number, count: number): void {
     if (error instanceof InvalidInputError) throw atMessage(error, index, count)
     throw error
   }
+}
+
+/** The server refuses more replicas than it has servers: say so as a usage error. */
+function replicasError(error: unknown, replicas: number | undefined): unknown {
+  if (replicas === undefined || !(error instanceof JsApiError) || !/replica|cluster|peers/i.test(error.message)) return error
+  return new InvalidInputError(`cannot keep ${replicas} replicas: ${error.message}`, {hint: 'use --replicas N with N no more than the servers of the cluster'})
 }
 
 function escapeCounter(name: string): string {
