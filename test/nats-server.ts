@@ -46,6 +46,7 @@ export async function freePort(): Promise<number> {
 }
 
 export interface NatsServer {
+  name?: string
   port: number
   url: string
   pid: number
@@ -81,6 +82,7 @@ export async function startNatsServer(
   child.stderr!.resume()
   let stopped: Promise<void> | undefined
   return {
+    name: options.name,
     port,
     url: `nats://127.0.0.1:${port}`,
     pid: child.pid!,

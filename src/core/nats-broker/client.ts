@@ -3,9 +3,14 @@ import type {MsgHdrs, NatsConnection, Msg} from '@nats-io/transport-node'
 import {InvalidInputError, StoreError} from '../errors.js'
 import type {NatsTarget} from '../open-broker.js'
 
-/** Connect timeout and per-request timeout (env MQ_NATS_TIMEOUT, e.g. 10s), so nothing ever hangs. */
+/** Connect timeout and per-request timeout (env MQ_NATS_TIMEOUT_MS), so nothing ever hangs. */
 export const CONNECT_TIMEOUT_MS = 5_000
-export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000
+export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000
+/**
+ * How long a request keeps being retried while a cluster elects a new leader or the client moves
+ * to another server (env MQ_NATS_FAILOVER_MS). nats-server 2.9 can take ~10 s to elect.
+ */
+export const DEFAULT_FAILOVER_MS = 30_000
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
@@ -49,6 +54,9 @@ export interface PulledMessage {
  */
 export class JsClient {
   private closed = false
+  /** Set once JetStream answered: from then on "no responders" means a leader is being elected. */
+  private jetStreamSeen = false
+  private readonly failoverMs = Number(process.env.MQ_NATS_FAILOVER_MS) || DEFAULT_FAILOVER_MS
 
   private constructor(
     readonly nc: NatsConnection,
@@ -56,6 +64,24 @@ export class JsClient {
     readonly timeoutMs: number,
     private readonly lib: typeof import('@nats-io/transport-node'),
   ) {}
+
+  /**
+   * Runs a request, retrying what a failover causes (timeouts, no responders, "temporarily
+   * unavailable", a dropped connection being re-established) until the failover budget is spent.
+   * Retried publishes without a dedup id may be stored twice: at-least-once, never lost.
+   */
+  private async retrying<T>(subject: string, attempt: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + this.failoverMs
+    for (let pause = 100; ; pause = Math.min(pause * 2, 1_000)) {
+      try {
+        return await attempt()
+      } catch (error) {
+        const transient = this.jetStreamSeen && !this.closed && !this.nc.isClosed() && isTransient(error)
+        if (!transient || Date.now() + pause >= deadline) throw error instanceof JsApiError ? error : this.requestError(error, subject)
+        await new Promise((resolve) => setTimeout(resolve, pause))
+      }
+    }
+  }
 
   static async connect(target: NatsTarget): Promise<JsClient> {
     const lib = await import('@nats-io/transport-node')
@@ -110,37 +136,30 @@ export class JsClient {
   /** A JetStream API request; its error answer becomes JsApiError. */
   async api<T = Record<string, unknown>>(subject: string, body?: unknown, timeoutMs = this.timeoutMs): Promise<T> {
     const full = `$JS.API.${subject}`
-    let reply: Msg
-    try {
-      reply = await this.nc.request(full, body === undefined ? '' : JSON.stringify(body), {timeout: timeoutMs})
-    } catch (error) {
-      throw this.requestError(error, full)
-    }
-    const parsed = JSON.parse(decoder.decode(reply.data)) as T & {error?: ApiError}
-    if (parsed.error) throw new JsApiError(full, parsed.error)
+    const parsed = await this.retrying(full, async () => {
+      const reply: Msg = await this.nc.request(full, body === undefined ? '' : JSON.stringify(body), {timeout: timeoutMs})
+      const answer = JSON.parse(decoder.decode(reply.data)) as T & {error?: ApiError}
+      if (answer.error) throw new JsApiError(full, answer.error)
+      return answer
+    })
+    this.jetStreamSeen = true
     return parsed
   }
 
   /** Publishes into a stream and waits for its acknowledgement (the PubAck). */
   async publish(subject: string, data: Uint8Array | string, headers?: MsgHdrs): Promise<{stream: string; seq: number; duplicate?: boolean}> {
-    let reply: Msg
-    try {
-      reply = await this.nc.request(subject, typeof data === 'string' ? encoder.encode(data) : data, {timeout: this.timeoutMs, headers})
-    } catch (error) {
-      throw this.requestError(error, subject)
-    }
-    const parsed = JSON.parse(decoder.decode(reply.data)) as {stream: string; seq: number; duplicate?: boolean; error?: ApiError}
-    if (parsed.error) throw new JsApiError(subject, parsed.error)
-    return parsed
+    const payload = typeof data === 'string' ? encoder.encode(data) : data
+    return this.retrying(subject, async () => {
+      const reply: Msg = await this.nc.request(subject, payload, {timeout: this.timeoutMs, headers})
+      const parsed = JSON.parse(decoder.decode(reply.data)) as {stream: string; seq: number; duplicate?: boolean; error?: ApiError}
+      if (parsed.error) throw new JsApiError(subject, parsed.error)
+      return parsed
+    })
   }
 
   /** An ack-protocol message (`+ACK`, `-NAK {…}`, `+WPI`) to a delivery's reply subject, confirmed by the server. */
   async settle(ackSubject: string, verb: string): Promise<void> {
-    try {
-      await this.nc.request(ackSubject, verb, {timeout: this.timeoutMs})
-    } catch (error) {
-      throw this.requestError(error, ackSubject)
-    }
+    await this.retrying(ackSubject, () => this.nc.request(ackSubject, verb, {timeout: this.timeoutMs}))
   }
 
   /** Fire-and-forget ack-protocol message; `flush()` afterwards makes sure the server has it. */
@@ -213,6 +232,13 @@ export class JsClient {
     if (/closed|disconnect/i.test(message)) return connectionError(this.target, error)
     return error instanceof Error ? error : new Error(message)
   }
+}
+
+function isTransient(error: unknown): boolean {
+  if (error instanceof JsApiError) return error.error.code === 503 || error.error.err_code === 10008
+  const message = (error as Error)?.message ?? String(error)
+  const name = (error as Error)?.name ?? ''
+  return /timeout|no responders|503|disconnect|reconnect/i.test(`${name} ${message}`)
 }
 
 export function connectionError(target: NatsTarget, error: unknown): StoreError {
