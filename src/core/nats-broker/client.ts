@@ -235,7 +235,8 @@ export class JsClient {
 }
 
 function isTransient(error: unknown): boolean {
-  if (error instanceof JsApiError) return error.error.code === 503 || error.error.err_code === 10008
+  // Limits answer with 503 too (10077 maximum messages exceeded): only leaderless moments are retried.
+  if (error instanceof JsApiError) return error.error.err_code === 10008 || /temporarily unavailable|no (stream|consumer )?leader|not current/i.test(error.error.description)
   const message = (error as Error)?.message ?? String(error)
   const name = (error as Error)?.name ?? ''
   return /timeout|no responders|503|disconnect|reconnect/i.test(`${name} ${message}`)
