@@ -6,6 +6,7 @@ import {DaemonClient, DaemonUnavailableError} from '../core/daemon/client.js'
 import {daemonPaths} from '../core/daemon/files.js'
 import {InterruptedError} from '../core/errors.js'
 import {FileBroker} from '../core/file-broker/index.js'
+import {LockWaiter} from '../core/lock-wait.js'
 import {type BrokerTarget, openBroker, selectBroker} from '../core/open-broker.js'
 import {Output, PLAIN, type Style} from './output.js'
 import type {GlobalOptions} from './spec.js'
@@ -51,6 +52,7 @@ export class Context {
   /** false once we know no daemon answers. */
   private daemonClient?: DaemonClient | false
   private interrupts?: Interrupts
+  private waiter?: LockWaiter
   private loadedStyle?: Style
 
   constructor(
@@ -108,6 +110,24 @@ export class Context {
     if (t.prefix) params.set('prefix', t.prefix)
     const query = params.toString()
     return `nats://${auth}${t.servers.join(',')}${query ? `?${query}` : ''}`
+  }
+
+  /**
+   * For long-running commands (followers, `--exec` workers, `--lines` streams): from now on the
+   * broker waits out another process's write lock instead of failing, says so once on stderr,
+   * and gives up only on a second interrupt. Returns the waiter, for work done through the daemon.
+   */
+  waitOutLocks(): LockWaiter {
+    if (!this.waiter) {
+      const waiter = new LockWaiter({
+        signal: this.handleInterrupts().force,
+        onWait: () => this.warn('broker locked by another process; waiting…'),
+      })
+      this.waiter = waiter
+      // Only the folder has a write lock to wait for; a nats:// broker has none.
+      if (this.target.kind === 'file') this.local().waitOutLocks(waiter)
+    }
+    return this.waiter
   }
 
   /**

@@ -35,6 +35,8 @@ export interface IntegerFlag extends FlagBase {
 }
 export interface DurationFlag extends FlagBase {
   kind: 'duration'
+  /** Zero makes no sense (a timeout, a lease, an interval): refuse it with exit 2. */
+  positive?: boolean
 }
 /** A byte size such as `1MiB`; the value is a number of bytes. */
 export interface SizeFlag extends FlagBase {
@@ -77,8 +79,9 @@ export interface GlobalOptions {
 }
 
 /**
- * Global flags, on every command. --home, --broker and --prefix fall back to MQ_HOME, MQ_URL and
- * MQ_PREFIX in `selectBroker` (not here): their precedence spans flags and variables together.
+ * Global flags, on every command (README.md, "Command reference"). --home, --broker and --prefix
+ * fall back to MQ_HOME, MQ_URL and MQ_PREFIX in `selectBroker` (not here): their precedence spans
+ * flags and variables together.
  */
 export const GLOBAL_FLAGS = {
   home: {kind: 'string', summary: 'Broker folder (env MQ_HOME; default: the per-user data folder).', helpValue: 'DIR'},
@@ -107,7 +110,9 @@ export function convertFlag(name: string, spec: FlagSpec, raw: string): string |
       return value
     }
     case 'duration': {
-      return parseDuration(raw, `--${name}`)
+      const ms = parseDuration(raw, `--${name}`)
+      if (spec.positive && ms <= 0) throw new InvalidInputError(`--${name} must be longer than zero, got "${raw}"`, {hint: 'e.g. 250ms, 30s or 5m'})
+      return ms
     }
     case 'size': {
       return parseSize(raw, `--${name}`)

@@ -1,6 +1,6 @@
 /**
  * Every error mqctl reports on purpose. Each carries the process exit code it maps to
- * (DESIGN §3) and a stable machine-readable `code` used in `--json` error objects.
+ * (README.md, "Exit codes") and a stable machine-readable `code` used in `--json` error objects.
  * The CLI turns them into one line on stderr in exactly one place (`src/cli/errors.ts`).
  */
 
@@ -109,6 +109,15 @@ export class StoreError extends MqError {
     super(message, options)
     this.code = options.code ?? 'store'
   }
+}
+
+/**
+ * What a command was working on was deleted by another process half-way (e.g. `queue delete`
+ * during `dlq redrive`): the work done before stays done, the rest was not attempted. Exit 1.
+ */
+export class DeletedMeanwhileError extends MqError {
+  readonly exitCode = ExitCode.failure
+  readonly code = 'deleted_meanwhile'
 }
 
 /** An action or `--exec` command failed after its retries. Exit 1. */

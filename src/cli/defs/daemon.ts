@@ -78,6 +78,11 @@ Starting it again while it runs is fine. --foreground runs it in this process (f
 
 async function runForeground(ctx: Context, flags: {'http-port': number; 'no-http': boolean; rules?: string}): Promise<undefined> {
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`)
+  // A bug in one request's path must not take down the daemon every client relies on: it is
+  // logged and the daemon keeps serving (each request's work runs in its own transaction or
+  // savepoint, so a failure halfway leaves nothing half-written).
+  process.on('unhandledRejection', (reason) => log(`internal error (still serving): ${(reason as Error)?.stack ?? String(reason)}`))
+  process.on('uncaughtException', (error) => log(`internal error (still serving): ${error?.stack ?? String(error)}`))
   const daemon = new Daemon({
     home: ctx.home,
     rulesPath: rulesPathFor(ctx, flags.rules),
@@ -147,7 +152,7 @@ export const daemonStop = defineCommand({
   examples: ['<%= config.bin %> daemon stop', '<%= config.bin %> daemon stop --force'],
   flags: {
     force: {kind: 'boolean', summary: 'Do not wait for running actions (they are retried later); kill after 5s.'},
-    timeout: {kind: 'duration', summary: 'How long to wait for a clean stop (default 60s).', helpValue: 'DUR'},
+    timeout: {kind: 'duration', positive: true, summary: 'How long to wait for a clean stop (default 60s).', helpValue: 'DUR'},
   },
   async run({flags}, ctx): Promise<{stopped: boolean; pid?: number}> {
     const record = liveDaemon(ctx.home)

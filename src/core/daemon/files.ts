@@ -1,27 +1,91 @@
 import {createHash, randomBytes} from 'node:crypto'
-import {chmodSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
+import {chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, type Stats, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
-import {join} from 'node:path'
+import {dirname, join} from 'node:path'
 
+import {StoreError} from '../errors.js'
 import {isSameProcessAlive, processStartTime} from '../process-alive.js'
 
 /** Unix socket paths longer than this are cut by the kernel (108 bytes on Linux, 104 on macOS). */
 const MAX_SOCKET_PATH = 100
 
+/**
+ * Where the sockets of deep broker folders go: a folder in the temp folder that only this user
+ * can enter. The temp folder is shared, so the socket never sits in it directly (anyone could
+ * bind a look-alike there first); the folder is checked before each use (see privateFolderProblem).
+ */
+export function socketFolder(): string {
+  return join(tmpdir(), `mqctl-${process.getuid?.() ?? 'u'}`)
+}
+
 /** The daemon's files in the broker folder, all private to the user. */
 export function daemonPaths(home: string) {
   const inHome = join(home, 'daemon.sock')
-  // A deep broker folder gets its socket in the temp folder, named after the folder.
-  const socket =
-    inHome.length <= MAX_SOCKET_PATH
-      ? inHome
-      : join(tmpdir(), `mqctl-${process.getuid?.() ?? 'u'}-${createHash('sha256').update(home).digest('hex').slice(0, 16)}.sock`)
+  // A deep broker folder gets its socket in the user's private socket folder, named after the broker folder.
+  const socket = inHome.length <= MAX_SOCKET_PATH ? inHome : join(socketFolder(), `${createHash('sha256').update(home).digest('hex').slice(0, 16)}.sock`)
   return {
     pid: join(home, 'daemon.pid'),
     socket,
     log: join(home, 'daemon.log'),
     token: join(home, 'daemon.token'),
     state: join(home, 'daemon.json'),
+  }
+}
+
+/** Why `stats` (from lstat) is not a folder only this user controls; undefined if it is. */
+function privateFolderProblem(path: string, stats: Stats, writableOnly: boolean): string | undefined {
+  const uid = process.getuid?.()
+  if (uid === undefined) return undefined // no Unix users (Windows): nothing to check against
+  if (stats.isSymbolicLink()) return `${path} is a symbolic link`
+  if (!stats.isDirectory()) return `${path} is not a folder`
+  if (stats.uid !== uid) return `${path} belongs to another user (uid ${stats.uid})`
+  const open = stats.mode & (writableOnly ? 0o022 : 0o077)
+  if (open !== 0) return `${path} is open to other users (mode ${(stats.mode & 0o777).toString(8)})`
+  return undefined
+}
+
+/**
+ * Before the daemon listens: makes sure the socket's folder is private to this user, creating
+ * the shared-temp one (0700) if needed. Throws, naming the problem, rather than use a folder
+ * another user made or can write to, where a look-alike socket could be planted.
+ */
+export function prepareSocketFolder(socket: string): void {
+  const folder = dirname(socket)
+  const inTemp = folder === socketFolder()
+  if (inTemp) {
+    try {
+      mkdirSync(folder, {mode: 0o700})
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw new StoreError(`cannot create ${folder} for the daemon's socket: ${(error as NodeJS.ErrnoException).code ?? error}`, {cause: error})
+    }
+  }
+  const problem = privateFolderProblem(folder, lstatSync(folder), !inTemp)
+  if (problem) {
+    throw new StoreError(`refusing to put the daemon's socket in ${folder}: ${problem}`, {
+      hint: inTemp ? `remove ${folder} (another user may have made it), or use a broker folder with a shorter path` : 'make the broker folder private to you (chmod 700)',
+    })
+  }
+}
+
+/**
+ * Why a client must not talk to this socket, or undefined when it may: the socket and its folder
+ * must belong to this user and the folder must be closed to others, so nobody else can have
+ * bound it or swapped it since. (Node cannot read the peer's credentials (SO_PEERCRED) of a
+ * connection, so the file's owner stands in for them.)
+ */
+export function socketProblem(socket: string): string | undefined {
+  const uid = process.getuid?.()
+  if (uid === undefined) return undefined
+  try {
+    const folder = dirname(socket)
+    const problem = privateFolderProblem(folder, lstatSync(folder), folder !== socketFolder())
+    if (problem) return problem
+    const stats = lstatSync(socket)
+    if (!stats.isSocket()) return `${socket} is not a socket`
+    if (stats.uid !== uid) return `${socket} belongs to another user (uid ${stats.uid})`
+    return undefined
+  } catch (error) {
+    return `${socket}: ${(error as NodeJS.ErrnoException).code ?? error}`
   }
 }
 

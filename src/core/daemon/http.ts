@@ -5,6 +5,8 @@ import type {AddressInfo} from 'node:net'
 import type {OutgoingMessage, PublishOptions, PublishResult} from '../broker.js'
 import {type CloudEvent, validateEvent} from '../engine/cloudevents.js'
 import {isMqError} from '../errors.js'
+import {newHeaders} from '../headers.js'
+import {parsePriority} from '../units.js'
 
 /** Largest request body accepted (a batch of events, or one message). */
 export const MAX_REQUEST_BYTES = 4 * 1024 * 1024
@@ -95,7 +97,7 @@ export class DaemonHttp {
     if (request.method === 'POST' && queue) {
       const body = await readBody(request)
       const text = decodeText(body)
-      const headers: Record<string, string> = {}
+      const headers = newHeaders() // keeps a header named __proto__
       for (const [name, value] of Object.entries(request.headers)) {
         if (name.startsWith('mq-header-') && typeof value === 'string') headers[name.slice('mq-header-'.length)] = value
       }
@@ -107,7 +109,7 @@ export class DaemonHttp {
         throw new HttpError(400, 'the queue name in the path is not valid percent-encoding')
       }
       // A full queue answers 429 at once (under --overflow block too): an HTTP client retries, it does not hang.
-      const [result] = await this.handlers.publish(name, [{body: text, headers, priority: priority === null ? undefined : Number(priority)}], {blockTimeoutMs: 0})
+      const [result] = await this.handlers.publish(name, [{body: text, headers, priority: priority === null ? undefined : parsePriority(priority, '?priority=')}], {blockTimeoutMs: 0})
       return send(response, 201, result)
     }
     if (['/events', '/metrics', '/healthz'].includes(url.pathname) || queue) throw new HttpError(405, `method ${request.method} not allowed here`)

@@ -6,15 +6,15 @@ import type {OutgoingMessage, PublishOptions, PublishResult} from '../broker.js'
 import {type CloudEvent, validateEvent} from '../engine/cloudevents.js'
 import {Engine, type TriggerSummary} from '../engine/engine.js'
 import {type LoadedRules, readRules} from '../engine/rules-file.js'
-import {type RunningSources, startSources} from '../engine/sources.js'
+import {type RunningSources, startSources} from '../engine/sources/index.js'
 import {DaemonUnavailableError, InvalidInputError, isMqError, QueueFullError} from '../errors.js'
 import {FileBroker} from '../file-broker/index.js'
 import {formatDuration} from '../units.js'
 import type {DaemonStatus} from './client.js'
-import {claimPidFile, daemonPaths, daemonToken, liveDaemon, releasePidFile} from './files.js'
+import {claimPidFile, daemonPaths, daemonToken, liveDaemon, prepareSocketFolder, releasePidFile} from './files.js'
 import {DaemonHttp} from './http.js'
 import {Metrics} from './metrics.js'
-import {connect, onJsonLines, type Reply, type Request} from './protocol.js'
+import {connect, frameId, onJsonLines, parseRequest, type Reply, type Request} from './protocol.js'
 
 export interface DaemonOptions {
   home: string
@@ -48,8 +48,8 @@ interface QueuedPublish {
 }
 
 /**
- * The optional background daemon (DESIGN §6). It owns nothing exclusively: it is one more process
- * on the broker folder that group-commits publishes from many clients, runs handed-over events and
+ * The optional background daemon (README.md, "The daemon (optional)"; ARCHITECTURE.md, "The
+ * daemon"). It owns nothing exclusively: it is one more process on the broker folder that group-commits publishes from many clients, runs handed-over events and
  * the rules' sources, and serves HTTP ingest and metrics on 127.0.0.1.
  */
 export class Daemon {
@@ -97,6 +97,7 @@ export class Daemon {
   }
 
   private async startParts(paths: ReturnType<typeof daemonPaths>): Promise<void> {
+    prepareSocketFolder(paths.socket)
     await this.removeStaleSocket(paths.socket)
     this.rules = await readRules(this.options.rulesPath)
     this.engine = new Engine({
@@ -202,18 +203,34 @@ export class Daemon {
     })
     socket.on('error', () => {})
     const reply = (message: Reply) => {
-      if (!socket.destroyed) socket.write(`${JSON.stringify(message)}\n`)
+      if (socket.destroyed) return
+      let line: string
+      try {
+        line = JSON.stringify(message)
+      } catch (error) {
+        line = JSON.stringify({id: message.id, error: errorReply(error)})
+      }
+      socket.write(`${line}\n`)
     }
     onJsonLines(
       socket,
       (value) => {
-        const request = value as Request
+        // A peer may send any JSON: a frame that is not a request gets an error, never a crash.
+        let request: Request
+        try {
+          request = parseRequest(value)
+        } catch (error) {
+          return reply({id: frameId(value), error: errorReply(error)})
+        }
         this.handle(request, socket).then(
           (result) => reply({id: request.id, result}),
           (error) => reply({id: request.id, error: errorReply(error)}),
         )
       },
-      () => socket.destroy(),
+      (problem) => {
+        reply({id: null, error: {code: 'bad_request', message: problem.message, exitCode: 2}})
+        if (problem.fatal) socket.end(() => socket.destroy())
+      },
     )
   }
 

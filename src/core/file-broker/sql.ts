@@ -59,6 +59,7 @@ export class Sql {
 
   /** Runs `fn` in one `BEGIN IMMEDIATE` transaction (nested calls join the outer one). */
   write<T>(fn: () => T): T {
+    const started = Date.now()
     try {
       if (this.db.inTransaction) return fn()
       const before = this.totalChanges()
@@ -66,7 +67,7 @@ export class Sql {
       if (this.totalChanges() !== before) this.signal()
       return result
     } catch (error) {
-      throw storeError(error, this.where)
+      throw storeError(error, this.where, Date.now() - started)
     }
   }
 

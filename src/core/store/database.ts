@@ -10,7 +10,7 @@ export type Db = Database.Database
 /** Marks a SQLite file as an mqctl broker ("MQCL"), so a foreign database is refused, not altered. */
 const APPLICATION_ID = 0x4d51434c
 export const DB_FILE = 'broker.db'
-/** How long a writer waits for another process's write lock before giving up (DESIGN §4: ≥ 5 s). */
+/** How long a writer waits for another process's write lock before giving up (at least 5 s; ARCHITECTURE.md, "The file broker"). */
 export const BUSY_TIMEOUT_MS = 10_000
 
 export interface OpenOptions {
@@ -118,8 +118,11 @@ function migrate(db: Db, home: string): void {
   }).immediate()
 }
 
-/** Maps a SQLite or file-system failure to a StoreError with a next step. */
-export function storeError(error: unknown, where: string): unknown {
+/**
+ * Maps a SQLite or file-system failure to a StoreError with a next step. `waitedMs`: how long the
+ * failed operation ran, so a lock error says how long it really waited.
+ */
+export function storeError(error: unknown, where: string, waitedMs = BUSY_TIMEOUT_MS): unknown {
   if (error instanceof StoreError) return error
   const code = (error as {code?: string}).code ?? ''
   // Programming errors (TypeError and the like) must surface as themselves, not as a store problem.
@@ -144,10 +147,11 @@ export function storeError(error: unknown, where: string): unknown {
     })
   }
   if (code === 'SQLITE_BUSY' || code.startsWith('SQLITE_BUSY')) {
-    return new StoreError(`the broker in ${where} stayed locked by another process for ${BUSY_TIMEOUT_MS / 1000}s`, {
+    const locked = waitedMs >= 1_000 ? `stayed locked by another process for ${Math.round(waitedMs / 1000)}s` : 'is locked by another process'
+    return new StoreError(`the broker in ${where} ${locked}`, {
       cause: error,
       code: 'busy',
-      hint: 'retry, or look for a stuck mqctl process',
+      hint: 'retry, or look for the process holding it (a backup, a sqlite3 shell, a stuck mqctl)',
     })
   }
   if (code === 'SQLITE_FULL' || code === 'ENOSPC') {

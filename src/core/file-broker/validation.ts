@@ -1,15 +1,19 @@
-import type {OutgoingMessage} from './broker.js'
-import {InvalidInputError} from './errors.js'
-import {printable} from './names.js'
+import type {OutgoingMessage} from '../broker.js'
+import {InvalidInputError} from '../errors.js'
+import {messageSize, validateHeaders} from '../headers.js'
 
-/** Checks shared by every broker driver, so a batch is refused the same way on each. */
+// Message validation for publishes, kept apart from the broker's front door: what does not
+// depend on the destination is checked before any transaction, the size limit inside it.
 
+/** The per-message limit counts what is stored: the body and the headers (README: Limits). */
 export function checkBodySizes(name: string, limit: number, messages: OutgoingMessage[]): void {
   messages.forEach((message, index) => {
-    const size = Buffer.byteLength(message.body)
+    const size = messageSize(message)
     if (size > limit) {
+      const body = Buffer.byteLength(message.body)
+      const what = size === body ? `body is ${size} bytes` : `message is ${size} bytes (body ${body}, headers ${size - body})`
       throw atMessage(
-        new InvalidInputError(`body is ${size} bytes, over the ${limit}-byte limit of ${name}`, {
+        new InvalidInputError(`${what}, over the ${limit}-byte limit of ${name}`, {
           code: 'too_large',
           hint: `raise the limit with --max-body-size on \`mq queue update\` or \`mq topic create\`, or send a smaller body`,
         }),
@@ -20,7 +24,7 @@ export function checkBodySizes(name: string, limit: number, messages: OutgoingMe
   })
 }
 
-/** Checks what does not depend on the destination: priorities and header names. */
+/** Checks what does not depend on the destination: dedup ids, TTLs, priorities and headers. */
 export function validateMessages(messages: OutgoingMessage[]): void {
   messages.forEach((message, index) => {
     if (message.dedupId !== undefined && !(message.dedupId.length >= 1 && message.dedupId.length <= 256)) {
@@ -32,17 +36,10 @@ export function validateMessages(messages: OutgoingMessage[]): void {
     if (message.priority !== undefined && !(Number.isInteger(message.priority) && message.priority >= 0 && message.priority <= 9)) {
       throw atMessage(new InvalidInputError(`priority ${message.priority} is out of range`, {hint: 'use 0 to 9'}), index, messages.length)
     }
-    for (const [key, value] of Object.entries(message.headers ?? {})) {
-      if (typeof value !== 'string' || value.includes('\0')) {
-        throw atMessage(new InvalidInputError(`header "${printable(key, 40)}" must be a string without NUL characters`), index, messages.length)
-      }
-      if (!/^[A-Za-z0-9_.-]{1,128}$/.test(key)) {
-        throw atMessage(
-          new InvalidInputError(`header name "${printable(key, 40)}" is invalid`, {hint: 'use letters, digits, _, . and -, up to 128 characters'}),
-          index,
-          messages.length,
-        )
-      }
+    try {
+      validateHeaders(message.headers)
+    } catch (error) {
+      throw error instanceof InvalidInputError ? atMessage(error, index, messages.length) : error
     }
   })
 }
