@@ -10,7 +10,7 @@ export type Db = Database.Database
 /** Marks a SQLite file as an mqctl broker ("MQCL"), so a foreign database is refused, not altered. */
 const APPLICATION_ID = 0x4d51434c
 export const DB_FILE = 'broker.db'
-/** How long a writer waits for another process's write lock before giving up (DESIGN §4: ≥ 5 s). */
+/** How long a writer waits for another process's write lock before giving up (at least 5 s; ARCHITECTURE.md, "The file broker"). */
 export const BUSY_TIMEOUT_MS = 10_000
 
 export interface OpenOptions {
