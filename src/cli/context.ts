@@ -6,7 +6,8 @@ import {DaemonClient, DaemonUnavailableError} from '../core/daemon/client.js'
 import {daemonPaths} from '../core/daemon/files.js'
 import {InterruptedError} from '../core/errors.js'
 import {FileBroker} from '../core/file-broker/index.js'
-import {LockWaiter} from '../core/lock-wait.js'
+import {isLockedError, LockWaiter} from '../core/lock-wait.js'
+import {lockedError} from '../core/store/database.js'
 import {type BrokerTarget, openBroker, selectBroker} from '../core/open-broker.js'
 import {Output, PLAIN, type Style} from './output.js'
 import type {GlobalOptions} from './spec.js'
@@ -159,6 +160,7 @@ export class Context {
         // Dedup ids make the fallback below safe if the daemon committed but died before answering.
         const nonce = randomBytes(8).toString('base64url')
         const messages = given.map((m, i) => (m.dedupId === undefined ? {...m, dedupId: `~${nonce}.${i}`} : m))
+        const started = Date.now()
         try {
           const reply = client.publish(name, messages, rest)
           if (!signal) return await reply
@@ -173,7 +175,13 @@ export class Context {
         } catch (error) {
           if (!(error instanceof DaemonUnavailableError)) throw error
           this.daemonClient = false
-          const results = await this.broker().publish(name, messages, options)
+          const results = await this.broker()
+            .publish(name, messages, options)
+            .catch((fallbackError: unknown) => {
+              // The daemon may have been waiting for the same lock when it stopped answering: the
+              // error says how long this publish waited in all.
+              throw isLockedError(fallbackError) ? lockedError(this.home, Date.now() - started, fallbackError) : fallbackError
+            })
           // What the daemon stored before it went away comes back as "duplicate": not the user's doing.
           return results.map((r, i) => (r.duplicate && given[i].dedupId === undefined ? {...r, duplicate: undefined} : r))
         }

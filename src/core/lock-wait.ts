@@ -2,6 +2,9 @@ import {backoffDelayMs} from './backoff.js'
 import {isMqError} from './errors.js'
 import {sleep} from './rate-limiter.js'
 
+/** How long a writer waits for another process's write lock before giving up (at least 5 s; ARCHITECTURE.md, "The file broker"). */
+export const BUSY_TIMEOUT_MS = 10_000
+
 /** First pause after a failed attempt; doubles (with jitter) up to the maximum. */
 const FIRST_PAUSE_MS = 100
 const MAX_PAUSE_MS = 2_000

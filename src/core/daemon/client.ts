@@ -4,6 +4,7 @@ import type {OutgoingMessage, PublishOptions, PublishResult} from '../broker.js'
 import type {CloudEvent} from '../engine/cloudevents.js'
 import type {TriggerSummary} from '../engine/engine.js'
 import {DaemonUnavailableError, type ErrorCode, type ExitCodeValue, MqError, QueueFullError} from '../errors.js'
+import {BUSY_TIMEOUT_MS} from '../lock-wait.js'
 import {daemonPaths, socketProblem} from './files.js'
 import {connect, MAX_FRAME_BYTES, onJsonLines, type Reply, type Request} from './protocol.js'
 
@@ -12,6 +13,8 @@ const CONNECT_TIMEOUT_MS = 300
 /** How long a request may go unanswered (beyond any wait it asked for) before the daemon counts as gone. */
 const REQUEST_TIMEOUT_MS = 10_000
 const STATUS_TIMEOUT_MS = 2_000
+/** Time for a daemon that met a held write lock to answer after its busy timeout. */
+const LOCKED_REPLY_MARGIN_MS = 5_000
 
 export {DaemonUnavailableError}
 
@@ -114,7 +117,9 @@ export class DaemonClient {
    * after committing but before answering, publishing them again on the folder stores nothing twice.
    */
   publish(name: string, messages: OutgoingMessage[], options: Omit<PublishOptions, 'signal'>): Promise<PublishResult[]> {
-    const timeoutMs = (options.blockTimeoutMs ?? 0) + REQUEST_TIMEOUT_MS
+    // A daemon waiting for another process's write lock answers "locked" after the busy timeout:
+    // wait for that answer rather than give up first and wait out the same lock again directly.
+    const timeoutMs = (options.blockTimeoutMs ?? 0) + Math.max(REQUEST_TIMEOUT_MS, BUSY_TIMEOUT_MS + LOCKED_REPLY_MARGIN_MS)
     return this.request('publish', {name, messages, options}, timeoutMs)
   }
 

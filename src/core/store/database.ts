@@ -3,6 +3,7 @@ import {chmodSync, closeSync, constants, existsSync, mkdirSync, openSync, readSy
 import {dirname, join, resolve} from 'node:path'
 
 import {StoreError} from '../errors.js'
+import {BUSY_TIMEOUT_MS} from '../lock-wait.js'
 import {MIGRATIONS} from './migrations.js'
 
 export type Db = Database.Database
@@ -10,8 +11,7 @@ export type Db = Database.Database
 /** Marks a SQLite file as an mqctl broker ("MQCL"), so a foreign database is refused, not altered. */
 const APPLICATION_ID = 0x4d51434c
 export const DB_FILE = 'broker.db'
-/** How long a writer waits for another process's write lock before giving up (at least 5 s; ARCHITECTURE.md, "The file broker"). */
-export const BUSY_TIMEOUT_MS = 10_000
+export {BUSY_TIMEOUT_MS} from '../lock-wait.js'
 
 export interface OpenOptions {
   /** Create the folder and database when missing (default true). */
@@ -164,12 +164,7 @@ export function storeError(error: unknown, where: string, waitedMs = BUSY_TIMEOU
     })
   }
   if (code === 'SQLITE_BUSY' || code.startsWith('SQLITE_BUSY')) {
-    const locked = waitedMs >= 1_000 ? `stayed locked by another process for ${Math.round(waitedMs / 1000)}s` : 'is locked by another process'
-    return new StoreError(`the broker in ${where} ${locked}`, {
-      cause: error,
-      code: 'busy',
-      hint: 'retry, or look for the process holding it (a backup, a sqlite3 shell, a stuck mqctl)',
-    })
+    return lockedError(where, waitedMs, error)
   }
   if (code === 'SQLITE_FULL' || code === 'ENOSPC') {
     return new StoreError(`the disk holding ${where} is full`, {cause: error, code: 'disk_full', hint: 'free some space and retry'})
@@ -178,4 +173,14 @@ export function storeError(error: unknown, where: string, waitedMs = BUSY_TIMEOU
     return new StoreError(`I/O error on the broker in ${where} (${message})`, {cause: error, code: 'io', hint: 'check the disk and the folder'})
   }
   return new StoreError(`broker error in ${where}: ${message}`, {cause: error})
+}
+
+/** Another process held the write lock past the busy timeout; `waitedMs`: how long we waited in all. */
+export function lockedError(where: string, waitedMs: number, cause?: unknown): StoreError {
+  const locked = waitedMs >= 1_000 ? `stayed locked by another process for ${Math.round(waitedMs / 1000)}s` : 'is locked by another process'
+  return new StoreError(`the broker in ${where} ${locked}`, {
+    cause,
+    code: 'busy',
+    hint: 'retry, or look for the process holding it (a backup, a sqlite3 shell, a stuck mqctl)',
+  })
 }
