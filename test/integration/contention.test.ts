@@ -48,7 +48,7 @@ describe('lock contention: another process holds the write lock past the busy ti
       [['publish', 'news', '--topic', '--lines'], news],
       [['publish', 'work', '--lines'], work],
     ] as const) {
-      expect((await mq([...args], {home, input: bodies.join('\n') + '\n'})).code).to.equal(0)
+      expect((await mq([...args], {home, input: bodies.join('\n') + '\n', timeoutMs: 120_000})).code).to.equal(0)
     }
 
     const long = {home, timeoutMs: 170_000}
@@ -74,11 +74,16 @@ describe('lock contention: another process holds the write lock past the busy ti
         start(['consume', 'held', '-f', '--ack', 'manual', '--visibility-timeout', '10m', '--json'], long),
         start(['subscribe', 'news', '--durable', 'audit', '--all', '-f', '--json'], long),
       )
+      // A one-shot command still fails after the busy timeout, with one clear line.
+      const oneShot = mq(['publish', 'jobs', 'one-shot'], long)
       writeFileSync(gate, '')
       stream.child.stdin!.write(streamed.join('\n') + '\n')
       const all = [...followers, ...workers, stream]
       // Each meets the lock past the busy timeout and says so once; then the lock is let go.
       await waitFor(() => all.every((p) => p.stderr.includes(WAITING) || p.child.exitCode !== null), 'every process to report the lock', 90_000, 100)
+      const refused = await oneShot
+      expect(refused.code).to.equal(1)
+      expect(refused.stderr).to.match(/^error: the broker in .* stayed locked by another process for \d+s; retry/)
       for (const p of all) {
         expect(p.child.exitCode, `${p.child.spawnargs.slice(2, 4).join(' ')} exited during the lock: ${p.stderr}`).to.equal(null)
         expect(p.stderr.split(WAITING).length - 1, 'the wait is reported once').to.equal(1)
@@ -99,8 +104,13 @@ describe('lock contention: another process holds the write lock past the busy ti
     await waitFor(() => jsonLines(subscriber.stdout).length === news.length, 'the subscriber to get every message', 60_000, 100)
     await waitFor(() => lines(doneLog).length === work.length, 'the workers to run every message', 60_000, 100)
     const receipts = jsonLines(manual.stdout).map((d) => d.receipt as string)
-    expect((await mq(['ack'], {home, input: receipts.join('\n') + '\n'})).code).to.equal(0)
-    await waitFor(async () => JSON.parse((await mq(['queue', 'stats', 'work', '--json'], {home})).stdout).totals.acked === work.length, 'every work message acked', 30_000, 100)
+    expect((await mq(['ack'], {...long, input: receipts.join('\n') + '\n'})).code).to.equal(0)
+    const stats = async (queue: string) => {
+      const result = await mq(['queue', 'stats', queue, '--json'], long)
+      expect(result.code, result.stderr).to.equal(0)
+      return JSON.parse(result.stdout)
+    }
+    await waitFor(async () => (await stats('work')).totals.acked === work.length, 'every work message acked', 60_000, 100)
 
     for (const p of [...followers, ...workers]) p.kill('SIGTERM')
     for (const exit of await Promise.all([...followers, ...workers].map((p) => p.done))) {
@@ -117,13 +127,12 @@ describe('lock contention: another process holds the write lock past the busy ti
       ['held', held.length],
       ['work', work.length],
     ] as const) {
-      const stats = JSON.parse((await mq(['queue', 'stats', queue, '--json'], {home})).stdout)
-      expect(stats.depth, queue).to.equal(0)
-      expect(stats.totals, queue).to.deep.include({published: count, acked: count, deadLettered: 0})
+      const settled = await stats(queue)
+      expect(settled.depth, queue).to.equal(0)
+      expect(settled.totals, queue).to.deep.include({published: count, acked: count, deadLettered: 0})
     }
-    const published = JSON.parse((await mq(['queue', 'stats', 'lines', '--json'], {home})).stdout)
-    expect(published.depth).to.equal(1 + streamed.length)
-    const bodies = jsonLines((await mq(['consume', 'lines', '-n', '100', '--json'], {home})).stdout).map((d) => d.body)
+    expect((await stats('lines')).depth).to.equal(1 + streamed.length)
+    const bodies = jsonLines((await mq(['consume', 'lines', '-n', '100', '--json'], long)).stdout).map((d) => d.body)
     expect(bodies).to.deep.equal(['line-first', ...streamed])
   })
 })
