@@ -8,6 +8,7 @@ import {sleep} from '../rate-limiter.js'
 import {type ActionResult, describeAction, runAction} from './actions.js'
 import type {CloudEvent} from './cloudevents.js'
 import type {EventJournal, RunOutcome} from './journal.js'
+import {RuleMatcher} from './matcher.js'
 import type {Rule, ValidatedDocument} from './rules.js'
 
 /** How long a serial or drop rule's lease lasts before it must be renewed. */
@@ -84,13 +85,17 @@ export interface EngineOptions {
 export class Engine {
   private readonly owner = `${process.pid}.${randomBytes(4).toString('hex')}`
   private runs = 0
+  private matcher: RuleMatcher
 
-  constructor(private readonly options: EngineOptions) {}
+  constructor(private readonly options: EngineOptions) {
+    this.matcher = new RuleMatcher(options.rules.rules)
+  }
 
   /** Swaps in a newly loaded rules document (the daemon reloads it when the file changes). */
   setRules(rules: ValidatedDocument, baseDir: string): void {
     this.options.rules = rules
     this.options.baseDir = baseDir
+    this.matcher = new RuleMatcher(rules.rules)
   }
 
   /** Gives a claimed event back, so another runner takes it at once (on a forced shutdown). */
@@ -100,7 +105,8 @@ export class Engine {
 
   /** The enabled rules whose pattern matches (optionally only the rule named). */
   match(event: CloudEvent, onlyRule?: string): Rule[] {
-    return this.options.rules.rules.filter((rule) => rule.enabled && (onlyRule === undefined || rule.name === onlyRule) && rule.pattern.matches(event))
+    if (onlyRule === undefined) return this.matcher.match(event)
+    return this.options.rules.rules.filter((rule) => rule.enabled && rule.name === onlyRule && rule.pattern.matches(event))
   }
 
   /** Journals an event (unless a duplicate) and runs the matching rules. */
@@ -125,14 +131,14 @@ export class Engine {
     return this.options.journal.record(event, this.options.rules.dedupWindowMs, claim ? {owner: this.owner, leaseMs: EVENT_CLAIM_MS} : undefined)
   }
 
-  /** Journals several events as pending in one transaction (the daemon's group commit). */
-  acceptMany(events: CloudEvent[]): Promise<{seq: number; duplicateOf?: number}[]> {
+  /** Journals several events as pending in one transaction (the daemon's group commit); each fails alone. */
+  acceptMany(events: CloudEvent[]): Promise<({seq: number; duplicateOf?: number} | {error: unknown})[]> {
     return this.options.journal.recordMany(events, this.options.rules.dedupWindowMs)
   }
 
   /** Runs a journalled, claimed event through the rules, keeping the claim alive meanwhile. */
   async process(seq: number, event: CloudEvent, started = monotonicNow()): Promise<TriggerSummary> {
-    const renew = setInterval(() => this.options.journal.renewClaim(seq, this.owner, EVENT_CLAIM_MS).catch(() => {}), EVENT_CLAIM_MS / 3)
+    const renew = setInterval(() => void this.options.journal.renewClaim(seq, this.owner, EVENT_CLAIM_MS).catch(() => {}), EVENT_CLAIM_MS / 3)
     try {
       const summary = await this.run(seq, event, this.match(event), started)
       // Interrupted by a shutdown: hand the event back so the next runner does it again.
@@ -183,7 +189,7 @@ export class Engine {
     }
     // Serial means serial: rather than run alongside another run, give up like a failed delivery.
     if (!locked) return this.skipActions(rule, seq, 'dead-lettered', `the rule stayed busy for its whole retry age (${rule.retry.maxAgeMs}ms, concurrency: serial)`)
-    const renew = setInterval(() => journal.lockRule(rule.name, owner, RULE_LEASE_MS).catch(() => {}), RULE_LEASE_MS / 3)
+    const renew = setInterval(() => void journal.lockRule(rule.name, owner, RULE_LEASE_MS).catch(() => {}), RULE_LEASE_MS / 3)
     try {
       return await this.runActions(rule, event, seq)
     } finally {
