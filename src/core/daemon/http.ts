@@ -99,7 +99,7 @@ export class DaemonHttp {
       const text = decodeText(body)
       const headers = newHeaders() // keeps a header named __proto__
       for (const [name, value] of Object.entries(request.headers)) {
-        if (name.startsWith('mq-header-') && typeof value === 'string') headers[name.slice('mq-header-'.length)] = value
+        if (name.startsWith('mq-header-') && typeof value === 'string') headers[name.slice('mq-header-'.length)] = headerText(name, value)
       }
       const priority = url.searchParams.get('priority')
       let name: string
@@ -164,8 +164,9 @@ function binaryEvent(request: IncomingMessage, mediaType: string, body: Buffer):
     const attribute = name.slice(3)
     if (attribute === 'data' || attribute === 'data_base64') throw new HttpError(400, `header ${name} is not allowed: in binary mode the body is the data`)
     try {
-      event[attribute] = decodeURIComponent(value)
-    } catch {
+      event[attribute] = decodeURIComponent(headerText(name, value))
+    } catch (error) {
+      if (error instanceof HttpError) throw error
       throw new HttpError(400, `header ${name} is not valid percent-encoding`)
     }
   }
@@ -205,6 +206,21 @@ async function readBody(request: IncomingMessage): Promise<Buffer> {
     throw new HttpError(413, `the body is ${Math.max(size, declared)} bytes, over the ${MAX_REQUEST_BYTES}-byte limit`)
   }
   return Buffer.concat(chunks)
+}
+
+/**
+ * A header value as text. Node hands header bytes over one char per byte (latin1); mqctl reads
+ * them as UTF-8, as curl and most clients send non-ASCII text, so `Zürich` stays `Zürich`. Bytes
+ * that are not UTF-8 are refused (400), the same rule as for bodies.
+ */
+function headerText(name: string, value: string): string {
+  // eslint-disable-next-line no-control-regex
+  if (/^[\x00-\x7f]*$/.test(value)) return value
+  try {
+    return new TextDecoder('utf-8', {fatal: true}).decode(Buffer.from(value, 'latin1'))
+  } catch {
+    throw new HttpError(400, `header ${name} is not valid UTF-8 text`)
+  }
 }
 
 function parseJson(body: Buffer): unknown {

@@ -1,4 +1,4 @@
-import {existsSync, rmSync, watch, type FSWatcher, writeFileSync} from 'node:fs'
+import {existsSync, rmSync, watch, type FSWatcher} from 'node:fs'
 import {createServer, type Server, type Socket} from 'node:net'
 import {basename, dirname} from 'node:path'
 
@@ -9,9 +9,10 @@ import {type LoadedRules, readRules} from '../engine/rules-file.js'
 import {type RunningSources, startSources} from '../engine/sources/index.js'
 import {DaemonUnavailableError, InvalidInputError, isMqError, QueueFullError} from '../errors.js'
 import {FileBroker} from '../file-broker/index.js'
+import {writeNoFollow} from '../no-follow.js'
 import {formatDuration} from '../units.js'
 import type {DaemonStatus} from './client.js'
-import {claimPidFile, daemonPaths, daemonToken, liveDaemon, prepareSocketFolder, releasePidFile} from './files.js'
+import {claimPidFile, daemonPaths, daemonToken, liveDaemon, prepareSocketFolder, refuseDaemonFileLinks, releasePidFile} from './files.js'
 import {DaemonHttp} from './http.js'
 import {Metrics} from './metrics.js'
 import {connect, frameId, onJsonLines, parseRequest, type Reply, type Request} from './protocol.js'
@@ -85,14 +86,15 @@ export class Daemon {
   async start(): Promise<void> {
     const paths = daemonPaths(this.options.home)
     if (liveDaemon(this.options.home)) throw new InvalidInputError(`a daemon already runs for ${this.options.home}`, {hint: 'see `mq daemon status`'})
+    refuseDaemonFileLinks(this.options.home)
     claimPidFile(this.options.home)
     try {
       await this.startParts(paths)
+      writeNoFollow(paths.state, JSON.stringify({pid: process.pid, http: this.http?.address() ?? null}))
     } catch (error) {
       await this.stop(true).catch(() => {})
       throw error
     }
-    writeFileSync(paths.state, JSON.stringify({pid: process.pid, http: this.http?.address() ?? null}), {mode: 0o600})
     this.options.log(`daemon ${this.options.version} started (pid ${process.pid}) on ${paths.socket}${this.http ? `, HTTP ${this.http.url()}` : ''}`)
   }
 
@@ -322,9 +324,15 @@ export class Daemon {
     const batch = this.accepting.splice(0)
     try {
       const results = await this.engine.acceptMany(batch.map((b) => b.event))
-      this.metrics.counts.eventsAccepted += batch.length
-      batch.forEach((b, index) => b.resolve(results[index]))
-      if (results.some((r) => r.duplicateOf === undefined)) setImmediate(() => this.scan())
+      let fresh = false
+      batch.forEach((b, index) => {
+        const result = results[index]
+        if ('error' in result) return b.reject(result.error)
+        this.metrics.counts.eventsAccepted++
+        if (result.duplicateOf === undefined) fresh = true
+        b.resolve(result)
+      })
+      if (fresh) setImmediate(() => this.scan())
     } catch (error) {
       for (const b of batch) b.reject(error)
     }

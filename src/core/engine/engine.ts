@@ -119,8 +119,8 @@ export class Engine {
     return this.options.journal.record(event, this.options.rules.dedupWindowMs, claim ? {owner: this.owner, leaseMs: EVENT_CLAIM_MS} : undefined)
   }
 
-  /** Journals several events as pending in one transaction (the daemon's group commit). */
-  acceptMany(events: CloudEvent[]): Promise<{seq: number; duplicateOf?: number}[]> {
+  /** Journals several events as pending in one transaction (the daemon's group commit); each fails alone. */
+  acceptMany(events: CloudEvent[]): Promise<({seq: number; duplicateOf?: number} | {error: unknown})[]> {
     return this.options.journal.recordMany(events, this.options.rules.dedupWindowMs)
   }
 

@@ -35,6 +35,7 @@ import {sleep} from '../rate-limiter.js'
 import {formatDuration} from '../units.js'
 import {compileTopicPattern, validateName} from '../names.js'
 import {openDatabase} from '../store/database.js'
+import {refuseLinks} from '../no-follow.js'
 import {ChangeNotifier, FALLBACK_POLL_MS, SIGNAL_FILE} from './change-notifier.js'
 import {type DestinationRow, Destinations, resolveQueueSettings, resolveTopicSettings} from './destinations.js'
 import {decodeHeaders, QueueStore} from './queue-store.js'
@@ -74,6 +75,9 @@ export class FileBroker implements Broker {
   private lockWaiter?: LockWaiter
 
   constructor(readonly home: string, options: FileBrokerOptions = {}) {
+    // Commits write to the signal file after they land: a link there is refused up front, with a
+    // clear error, rather than silently not written through later (see openSignalFile).
+    refuseLinks(join(home, SIGNAL_FILE))
     const db = openDatabase(home, {create: options.create})
     this.sql = new Sql(db, home, join(home, SIGNAL_FILE))
     this.destinations = new Destinations(this.sql)
