@@ -4,10 +4,11 @@ import {resolveHome} from '../../src/core/config.js'
 import {compilePattern} from '../../src/core/engine/pattern.js'
 import {validateDocument} from '../../src/core/engine/rules.js'
 import {messageEnvironment} from '../../src/core/exec-worker.js'
+import {FileBroker} from '../../src/core/file-broker/index.js'
 import {MAX_HEADERS_BYTES, messageSize, newHeaders, validateHeaders} from '../../src/core/headers.js'
 import {checkJsonDepth, findTooDeep, MAX_JSON_DEPTH} from '../../src/core/json-depth.js'
 import {parsePriority} from '../../src/core/units.js'
-import {thrown} from '../helpers.js'
+import {tempHome, thrown} from '../helpers.js'
 
 /** A value `levels` objects or arrays deep, built without recursion. */
 function deep(levels: number, array = false): unknown {
@@ -39,6 +40,23 @@ describe('input limits (core)', () => {
       expect(messageSize({body: 'héllo'})).to.equal(6)
       expect(messageSize({body: 'x', headers: {}})).to.equal(1)
       expect(messageSize({body: 'x', headers: {k: 'v'}})).to.equal(1 + '{"k":"v"}'.length)
+    })
+
+    it('queue bytes count headers as stored, also after dead-lettering adds x-* headers', async () => {
+      const broker = new FileBroker(tempHome())
+      try {
+        const message = {body: 'body', headers: {k: 'v'}}
+        await broker.publish('q', [message])
+        expect((await broker.queueStats('q')).bytes).to.equal(messageSize(message))
+        const [delivery] = await broker.receive('q', {max: 1, autoAck: false})
+        await broker.nack([delivery.receipt!], {deadLetter: true, error: 'boom'})
+        expect((await broker.queueStats('q')).bytes).to.equal(0)
+        const [dead] = await broker.peek('q.dlq', 1)
+        expect(Object.keys(dead.headers)).to.include.members(['k', 'x-dead-letter-reason', 'x-last-error'])
+        expect((await broker.queueStats('q.dlq')).bytes).to.equal(messageSize(dead))
+      } finally {
+        await broker.close()
+      }
     })
 
     it('limits the count, the names and the total size, and keeps __proto__', () => {
