@@ -4,7 +4,7 @@ import type {AddressInfo} from 'node:net'
 
 import type {OutgoingMessage, PublishOptions, PublishResult} from '../broker.js'
 import {type CloudEvent, validateEvent} from '../engine/cloudevents.js'
-import {isMqError} from '../errors.js'
+import {type ErrorCode, isMqError} from '../errors.js'
 import {newHeaders} from '../headers.js'
 import {parsePriority} from '../units.js'
 
@@ -250,7 +250,7 @@ function send(response: ServerResponse, status: number, body: unknown): void {
 }
 
 /** Exit codes become HTTP statuses: invalid 400, queue full 429, otherwise 500. */
-function statusFor(exitCode: number, code: string): number {
+function statusFor(exitCode: number, code: ErrorCode): number {
   if (exitCode === 2) return code === 'wrong_kind' ? 409 : code === 'too_large' ? 413 : 400
   if (exitCode === 4) return 429
   return 500
