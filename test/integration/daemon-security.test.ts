@@ -301,6 +301,13 @@ describe('the daemon under hostile input', function () {
       expect(logs.stdout).to.equal('')
     })
 
+    it('.rules.json.tmp (where the rules document is written first): a rules edit refuses it', async () => {
+      const home = tempHome()
+      const target = plant(home, '.rules.json.tmp')
+      refused(await mq(['rule', 'add', 'r', '--type', 'x', '--action', '{"type":"log"}'], {home}), '.rules.json.tmp')
+      target.untouched()
+    })
+
     it('rules.json.lock: a rules edit refuses it at once', async () => {
       const home = tempHome()
       const target = plant(home, 'rules.json.lock')
