@@ -1,5 +1,6 @@
 import {lstatSync, rmSync} from 'node:fs'
 
+import {monotonicNow} from './clock.js'
 import {isMqError, StoreError} from './errors.js'
 import {linkRefused, readNoFollow, writeNoFollow} from './no-follow.js'
 import {isProcessAlive} from './process-alive.js'
@@ -15,7 +16,7 @@ const STALE_LOCK_MS = 30_000
  */
 export async function withFileLock<T>(path: string, fn: () => Promise<T>, timeoutMs = 10_000): Promise<T> {
   const lock = `${path}.lock`
-  const deadline = Date.now() + timeoutMs
+  const deadline = monotonicNow() + timeoutMs
   for (;;) {
     try {
       writeNoFollow(lock, String(process.pid), {exclusive: true})
@@ -31,7 +32,7 @@ export async function withFileLock<T>(path: string, fn: () => Promise<T>, timeou
         rmSync(lock, {force: true})
         continue
       }
-      if (Date.now() > deadline) throw new StoreError(`${path} stayed locked by another process`, {hint: `if no mqctl is editing it, remove ${lock}`})
+      if (monotonicNow() > deadline) throw new StoreError(`${path} stayed locked by another process`, {hint: `if no mqctl is editing it, remove ${lock}`})
       await sleep(20)
     }
   }

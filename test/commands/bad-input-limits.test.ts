@@ -2,7 +2,7 @@ import {expect} from 'chai'
 import {readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {expectOneLineError, mq, tempHome} from '../helpers.js'
+import {expectOneLineError, jsonLines, mq, shell, tempHome} from '../helpers.js'
 
 /** `{"a":{"a":…[leaf]…}}`, `levels` objects deep. */
 function nested(levels: number, leaf = '["x"]'): string {
@@ -137,5 +137,33 @@ describe('bad input: headers count toward limits and are never lost (CLI)', () =
     const headers = lines.find((line) => line.startsWith('MQ_HEADERS='))!.slice('MQ_HEADERS='.length)
     expect(JSON.parse(headers)).to.deep.equal(JSON.parse('{"a.b":"dot","a_b":"underscore","__proto__":"p","trace-id":"t1"}'))
     expect(lines.filter((line) => !line.startsWith('MQ_HEADERS='))).to.deep.equal(['MQ_HEADER_TRACE_ID=t1', 'MQ_HEADER___PROTO__=p'])
+  })
+})
+
+describe('bad input: one rule for text from arguments and stdin (CLI)', () => {
+  let home: string
+  beforeEach(() => {
+    home = tempHome()
+  })
+
+  it('invalid UTF-8 in a body or header argument is exit 2, as on stdin; a real U+FFFD passes', async () => {
+    expectOneLineError(await shell(`MQ publish q "$(printf 'ok\\377')"`, {home}), 2, /the body argument is not valid UTF-8 text/)
+    expectOneLineError(await shell(`MQ publish q x -H "k=$(printf 'v\\377')"`, {home}), 2, /header "k" is not valid UTF-8 text/)
+    expectOneLineError(await shell(`MQ_NO_FAST=1 MQ publish q "$(printf 'ok\\377')"`, {home}), 2, /not valid UTF-8/)
+    const genuine = await shell(`MQ publish q "$(printf 'ok\\357\\277\\275')"`, {home})
+    expect(genuine.code, genuine.stderr).to.equal(0)
+    const [envelope] = jsonLines((await mq(['consume', 'q', '--json'], {home})).stdout)
+    expect(envelope.body).to.equal('ok\uFFFD')
+  })
+
+  it("--home '' and MQ_HOME='' are exit 2, never another broker", async () => {
+    const other = tempHome()
+    expectOneLineError(await mq(['publish', 'q', 'x', '--home', ''], {home: other}), 2, /--home is empty/)
+    expectOneLineError(await mq(['queue', 'list', '--home='], {home: other}), 2, /--home is empty/)
+    expectOneLineError(await mq(['publish', 'q', 'x'], {env: {MQ_HOME: ''}}), 2, /--home or MQ_HOME is empty/)
+    expectOneLineError(await mq(['queue', 'list'], {env: {MQ_HOME: ''}}), 2, /--home or MQ_HOME is empty/)
+    expect(JSON.parse((await mq(['queue', 'list', '--json'], {home: other})).stdout)).to.deep.equal([])
+    // An explicit --home still wins over an empty MQ_HOME.
+    expect((await mq(['publish', 'q', 'x', '--home', home], {env: {MQ_HOME: ''}})).code).to.equal(0)
   })
 })

@@ -2,6 +2,7 @@ import {spawn} from 'node:child_process'
 import {closeSync, constants, fstatSync, readFileSync, readSync, watch} from 'node:fs'
 import {dirname} from 'node:path'
 
+import {monotonicNow} from '../../core/clock.js'
 import {type DaemonStatus, DaemonClient, DaemonUnavailableError} from '../../core/daemon/client.js'
 import {daemonPaths, isAlive, liveDaemon, refuseDaemonFileLinks} from '../../core/daemon/files.js'
 import {Daemon} from '../../core/daemon/server.js'
@@ -71,7 +72,7 @@ Starting it again while it runs is fine. --foreground runs it in this process (f
     const record = liveDaemon(ctx.home)
     if (record) {
       // One runs (or is starting): it may be slow to answer while another process holds the write lock.
-      const running = await awaitAnswer(ctx, Date.now() + START_TIMEOUT_MS, () => !isAlive(record))
+      const running = await awaitAnswer(ctx, monotonicNow() + START_TIMEOUT_MS, () => !isAlive(record))
       if (running) {
         if (!flags.foreground && !ctx.json && ctx.stdoutIsTTY) ctx.warn('already running')
         return running
@@ -131,7 +132,7 @@ async function startInBackground(ctx: Context, flags: {'http-port': number; 'no-
   let exited: number | null | undefined
   child.on('exit', (code) => (exited = code))
   child.unref()
-  const running = await awaitAnswer(ctx, Date.now() + START_TIMEOUT_MS, () => exited !== undefined)
+  const running = await awaitAnswer(ctx, monotonicNow() + START_TIMEOUT_MS, () => exited !== undefined)
   if (running) return running
   if (exited === undefined && child.pid !== undefined) throw notAnswering(ctx, child.pid)
   const tail = (readNoFollow(paths.log) ?? '').trim().split('\n').slice(-3).join(' | ')
@@ -151,7 +152,7 @@ async function awaitAnswer(ctx: Context, deadline: number, gone: () => boolean):
     } catch (error) {
       if (!(error instanceof DaemonUnavailableError)) throw error
     }
-    if (gone() || Date.now() >= deadline) return undefined
+    if (gone() || monotonicNow() >= deadline) return undefined
     await sleep(50)
   }
 }
@@ -197,8 +198,8 @@ export const daemonStop = defineCommand({
       await sleep(100)
       if (isAlive(record)) process.kill(record.pid, 'SIGTERM') // the second signal forces
     }
-    const deadline = Date.now() + (flags.force ? 5_000 : (flags.timeout ?? 60_000))
-    while (isAlive(record) && Date.now() < deadline) await sleep(50)
+    const deadline = monotonicNow() + (flags.force ? 5_000 : (flags.timeout ?? 60_000))
+    while (isAlive(record) && monotonicNow() < deadline) await sleep(50)
     if (isAlive(record)) {
       if (!flags.force) throw new StoreError(`the daemon (pid ${record.pid}) is still draining`, {hint: 'wait, or use `mq daemon stop --force`'})
       process.kill(record.pid, 'SIGKILL')

@@ -4,7 +4,7 @@ import {validateName} from '../../core/names.js'
 import {parseTimeOrDelay} from '../../core/units.js'
 import type {Context} from '../context.js'
 import {defineCommand} from '../definition.js'
-import {decodeUtf8, parseEnvelope, parseHeaderFlags, readStdinBody, stdinLineBatches} from '../input.js'
+import {checkArgumentUtf8, parseEnvelope, parseHeaderFlags, readStdinBody, stdinLineBatches} from '../input.js'
 import {askName, askText} from '../prompts.js'
 
 const flags = {
@@ -65,10 +65,10 @@ subscription pattern matches it), otherwise a queue, created on first use. Print
     }
     let body = args.body
     if (body === undefined) {
+      // Empty stdin is an empty message, as an empty argument is (README: Limits).
       body = ctx.stdinIsTTY ? await askText(ctx, 'message body', 'give the body as an argument or on stdin') : await readStdinBody()
-      if (body === '' && !ctx.stdinIsTTY) throw new InvalidInputError('stdin was empty', {hint: 'pass the body as an argument, or pipe some text in'})
     } else {
-      decodeUtf8(Buffer.from(body))
+      checkArgumentUtf8(body, 'the body argument')
     }
     const [result] = await (await ctx.publisher()).publish(name, [{...timing, body, headers, dedupId: flags['dedup-id']}], options)
     return result

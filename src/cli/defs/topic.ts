@@ -30,8 +30,8 @@ export const topicCreate = defineCommand({
   flags: {
     'max-age': {kind: 'duration', positive: true, summary: 'Discard messages older than DUR (default 7d).', helpValue: 'DUR'},
     'max-messages': {kind: 'integer', summary: 'Keep at most N messages.', min: 1},
-    'max-bytes': {kind: 'size', summary: 'Keep at most SIZE of bodies.', helpValue: 'SIZE'},
-    'max-body-size': {kind: 'size', summary: 'Largest accepted body (default 1MiB).', helpValue: 'SIZE'},
+    'max-bytes': {kind: 'size', summary: 'Keep at most SIZE of messages (bodies plus headers).', helpValue: 'SIZE'},
+    'max-body-size': {kind: 'size', summary: 'Largest accepted message: body plus headers (default 1MiB).', helpValue: 'SIZE'},
   },
   async run({args, flags}, ctx): Promise<TopicInfo> {
     return ctx.broker().declareTopic(await topicName(ctx, args.topic, 'create'), {

@@ -4,7 +4,9 @@ import type {AddressInfo} from 'node:net'
 
 import type {OutgoingMessage, PublishOptions, PublishResult} from '../broker.js'
 import {type CloudEvent, validateEvent} from '../engine/cloudevents.js'
-import {isMqError} from '../errors.js'
+import {type ErrorCode, isMqError} from '../errors.js'
+import {newHeaders} from '../headers.js'
+import {parsePriority} from '../units.js'
 
 /** Largest request body accepted (a batch of events, or one message). */
 export const MAX_REQUEST_BYTES = 4 * 1024 * 1024
@@ -95,11 +97,11 @@ export class DaemonHttp {
     if (request.method === 'POST' && queue) {
       const body = await readBody(request)
       const text = decodeText(body)
-      const headers: Record<string, string> = {}
+      const headers = newHeaders() // keeps a header named __proto__
       for (const [name, value] of Object.entries(request.headers)) {
         if (name.startsWith('mq-header-') && typeof value === 'string') headers[name.slice('mq-header-'.length)] = headerText(name, value)
       }
-      const priority = priorityParam(url.searchParams.get('priority'))
+      const priority = url.searchParams.get('priority')
       let name: string
       try {
         name = decodeURIComponent(queue[1])
@@ -107,7 +109,7 @@ export class DaemonHttp {
         throw new HttpError(400, 'the queue name in the path is not valid percent-encoding')
       }
       // A full queue answers 429 at once (under --overflow block too): an HTTP client retries, it does not hang.
-      const [result] = await this.handlers.publish(name, [{body: text, headers, priority}], {blockTimeoutMs: 0})
+      const [result] = await this.handlers.publish(name, [{body: text, headers, priority: priority === null ? undefined : parsePriority(priority, '?priority=')}], {blockTimeoutMs: 0})
       return send(response, 201, result)
     }
     if (['/events', '/metrics', '/healthz'].includes(url.pathname) || queue) throw new HttpError(405, `method ${request.method} not allowed here`)
@@ -221,13 +223,6 @@ function headerText(name: string, value: string): string {
   }
 }
 
-/** `?priority=N`: absent means the default; anything but an integer (an empty value too) is refused. */
-function priorityParam(value: string | null): number | undefined {
-  if (value === null) return undefined
-  if (!/^-?\d+$/.test(value)) throw new HttpError(400, `?priority= must be an integer, got "${value}"`)
-  return Number(value)
-}
-
 function parseJson(body: Buffer): unknown {
   try {
     return JSON.parse(decodeText(body))
@@ -255,7 +250,7 @@ function send(response: ServerResponse, status: number, body: unknown): void {
 }
 
 /** Exit codes become HTTP statuses: invalid 400, queue full 429, otherwise 500. */
-function statusFor(exitCode: number, code: string): number {
+function statusFor(exitCode: number, code: ErrorCode): number {
   if (exitCode === 2) return code === 'wrong_kind' ? 409 : code === 'too_large' ? 413 : 400
   if (exitCode === 4) return 429
   return 500

@@ -3,6 +3,7 @@ import {createServer, type Server, type Socket} from 'node:net'
 import {basename, dirname} from 'node:path'
 
 import type {OutgoingMessage, PublishOptions, PublishResult} from '../broker.js'
+import {monotonicNow} from '../clock.js'
 import {type CloudEvent, validateEvent} from '../engine/cloudevents.js'
 import {Engine, type TriggerSummary} from '../engine/engine.js'
 import {type LoadedRules, readRules} from '../engine/rules-file.js'
@@ -40,6 +41,7 @@ interface QueuedPublish {
   messages: OutgoingMessage[]
   options: Omit<PublishOptions, 'signal'>
   done: PublishResult[]
+  /** On the monotonic clock. */
   deadline: number
   /** Total messages asked for, to say how many made it if the wait runs out. */
   total: number
@@ -62,7 +64,7 @@ export class Daemon {
   private socketServer?: Server
   private http?: DaemonHttp
   private rulesWatcher?: FSWatcher
-  private readonly startedAt = Date.now()
+  private readonly startedAt = monotonicNow()
   private readonly metrics = new Metrics()
   private readonly clients = new Set<Socket>()
   private queue: QueuedPublish[] = []
@@ -180,7 +182,7 @@ export class Daemon {
       pid: process.pid,
       version: this.options.version,
       startedAt: new Date(this.startedAt).toISOString(),
-      uptimeMs: Date.now() - this.startedAt,
+      uptimeMs: Math.round(monotonicNow() - this.startedAt),
       home: this.options.home,
       socket: paths.socket,
       http: this.http?.listening ? this.http.address() : null,
@@ -262,7 +264,7 @@ export class Daemon {
         ...request,
         done: [],
         total: request.messages.length,
-        deadline: Date.now() + (request.options.blockTimeoutMs ?? Number.POSITIVE_INFINITY),
+        deadline: monotonicNow() + (request.options.blockTimeoutMs ?? Number.POSITIVE_INFINITY),
         resolve,
         reject,
       })
@@ -293,7 +295,7 @@ export class Daemon {
         for (const result of outcome.results) request.done.push(result)
         if (outcome.rest.length === 0) return request.resolve(request.done)
         request.messages = outcome.rest
-        if (Date.now() >= request.deadline || this.draining) request.reject(queueFull(request, outcome.full ?? 'the queue is full'))
+        if (monotonicNow() >= request.deadline || this.draining) request.reject(queueFull(request, outcome.full ?? 'the queue is full'))
         else this.blocked.push(request)
       })
     }
