@@ -342,8 +342,9 @@ describe('the daemon under hostile input', function () {
     probe.socket.destroy()
 
     const again = start(['daemon', 'start', '--json'], {home, timeoutMs: 40_000})
-    // Let go once start has given up, or after a while if it is (rightly) still waiting.
-    await Promise.race([again.done, sleep(5_000)])
+    // The lock is held until start has answered: the daemon is free only between its busy
+    // timeouts (10 s), which start's window (15 s) must wait for.
+    await Promise.race([again.done, sleep(35_000)])
     holder.child.kill('SIGUSR1')
     const result = await again.done
     expect(result.code, result.stderr).to.equal(0)
