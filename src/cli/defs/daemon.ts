@@ -15,7 +15,7 @@ import {defineCommand} from '../definition.js'
 import {RULES_FLAG, rulesPathFor} from '../engine-context.js'
 
 /** How long `daemon start` waits for the daemon to answer before giving up. */
-const START_TIMEOUT_MS = 15_000
+const START_TIMEOUT_MS = 30_000
 /** How long `daemon status` waits for a running daemon that is slow to answer. */
 const STATUS_WAIT_MS = 10_000
 
