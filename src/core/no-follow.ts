@@ -59,7 +59,9 @@ export function refuseLinks(...paths: string[]): void {
     try {
       if (lstatSync(path).isSymbolicLink()) throw linkRefused(path)
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+      // Missing, or under something that is not a folder: not a link; opening it reports the real problem.
+      const code = (error as NodeJS.ErrnoException).code
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw error
     }
   }
 }
