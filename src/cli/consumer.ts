@@ -94,7 +94,7 @@ export async function runConsumer(
       parallel: settings.parallel,
       execTimeoutMs: settings.execTimeoutMs,
       visibilityTimeoutMs: source.leaseMs,
-      env: {...process.env, MQ_HOME: ctx.home},
+      env: ctx.childEnv(process.env),
       drain,
       force,
       onEvent: await execReporter(ctx),
