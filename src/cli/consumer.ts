@@ -84,7 +84,7 @@ export async function runConsumer(
       parallel: settings.parallel,
       execTimeoutMs: settings.execTimeoutMs,
       visibilityTimeoutMs: source.leaseMs,
-      env: {...process.env, MQ_HOME: ctx.home},
+      env: {...ctx.env, MQ_HOME: ctx.home},
       drain,
       force,
       onEvent: await execReporter(ctx),

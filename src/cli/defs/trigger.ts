@@ -114,7 +114,7 @@ async function eventFrom(
     if (flags.data !== undefined || flags.source !== undefined || flags.subject !== undefined || flags.id !== undefined) {
       throw new InvalidInputError('--envelope takes the whole event: --data, --source, --subject and --id do not apply')
     }
-    const text = arg ?? (ctx.stdinIsTTY ? undefined : await readStdinBody())
+    const text = arg ?? (ctx.stdinIsTTY ? undefined : await readStdinBody(ctx.stdin))
     if (text === undefined || text.trim() === '') throw new InvalidInputError('no event given', {hint: 'pass the CloudEvent JSON as an argument or on stdin'})
     const event = validateEvent(parseJson(text, 'the event'))
     for (const warning of eventWarnings(event)) ctx.warn(`note: ${warning}`)
@@ -124,7 +124,7 @@ async function eventFrom(
   let data: unknown
   if (flags.data !== undefined) data = parseJson(flags.data, '--data')
   else if (!ctx.stdinIsTTY) {
-    const text = await readStdinBody()
+    const text = await readStdinBody(ctx.stdin)
     if (text.trim() !== '') data = parseJson(text, 'the data on stdin')
   }
   return buildEvent({type: arg, data, source: flags.source, subject: flags.subject, id: flags.id})
