@@ -1,8 +1,10 @@
+import {Buffer, isUtf8} from 'node:buffer'
 import {fstatSync, readFileSync} from 'node:fs'
 import type {Readable} from 'node:stream'
 
 import type {Headers, OutgoingMessage} from '../core/broker.js'
 import {InvalidInputError} from '../core/errors.js'
+import {newHeaders} from '../core/headers.js'
 import {printable} from '../core/names.js'
 
 /** Regular files up to this size are read whole, so a bad line rejects the whole file atomically. */
@@ -21,6 +23,39 @@ export function decodeUtf8(bytes: Uint8Array, what = 'body'): string {
       code: 'not_utf8',
       hint: 'message bodies are text: encode binary data first (e.g. `base64`)',
     })
+  }
+}
+
+/**
+ * Refuses text from the command line that was not valid UTF-8, as stdin is refused. Node decodes
+ * argv lossily, so an invalid byte arrives as U+FFFD and the string alone cannot tell `$'\xff'`
+ * from a genuine U+FFFD. On Linux the kernel keeps the raw bytes in /proc/self/cmdline: the text
+ * passes when an argument holding it is valid UTF-8 there. Where that file does not exist, any
+ * U+FFFD in an argument is refused (send such text on stdin, which is checked byte for byte).
+ * @param what names the text in the error, e.g. `the body argument`
+ */
+export function checkArgumentUtf8(text: string, what: string): void {
+  if (!text.includes('\uFFFD')) return
+  const genuine = rawArguments()?.some((raw) => raw.toString('utf8').includes(text) && isUtf8(raw))
+  if (genuine) return
+  throw new InvalidInputError(`${what} is not valid UTF-8 text`, {
+    code: 'not_utf8',
+    hint: 'message text is UTF-8: encode binary data first (e.g. `base64`), or send it on stdin',
+  })
+}
+
+function rawArguments(): Buffer[] | undefined {
+  try {
+    const bytes = readFileSync('/proc/self/cmdline')
+    const args: Buffer[] = []
+    for (let start = 0; start < bytes.length; ) {
+      const end = bytes.indexOf(0, start)
+      args.push(bytes.subarray(start, end === -1 ? bytes.length : end))
+      start = end === -1 ? bytes.length : end + 1
+    }
+    return args
+  } catch {
+    return undefined
   }
 }
 
@@ -57,6 +92,51 @@ export interface LineBatch {
  * enough is one batch. Blank lines are skipped; a trailing `\r` is removed.
  */
 export async function* stdinLineBatches(stdin: Readable = process.stdin): AsyncGenerator<LineBatch> {
+  if (stdinIsFile(stdin) && fstatSync(0).size <= WHOLE_FILE_LIMIT) {
+    const text = decodeUtf8(readFileSync(0), 'stdin')
+    const batch = lineSplitter()(text.endsWith('\n') ? text.slice(0, -1) : text)
+    if (batch) yield batch
+    return
+  }
+  yield* lineBatches(stdin as AsyncIterable<Buffer>, 'stdin')
+}
+
+/** Lines of a stream of chunks (a file, stdin), batched as in {@link stdinLineBatches}. */
+export async function* lineBatches(chunks: AsyncIterable<Buffer>, what: string): AsyncGenerator<LineBatch> {
+  const take = lineSplitter()
+  // Split on the newline byte, which never occurs inside a multi-byte UTF-8 sequence, then check
+  // and decode whole lines at once: much faster than a streaming TextDecoder.
+  const decode = (bytes: Buffer): string => {
+    if (isUtf8(bytes)) return bytes.toString('utf8')
+    let line = take.lineNumber() + 1
+    for (let start = 0; ; line++) {
+      const end = bytes.indexOf(10, start)
+      if (!isUtf8(bytes.subarray(start, end === -1 ? bytes.length : end)) || end === -1) break
+      start = end + 1
+    }
+    throw new InvalidInputError(`line ${line} of ${what} is not valid UTF-8 text`, {
+      code: 'not_utf8',
+      hint: 'message bodies are text: encode binary data first (e.g. `base64`)',
+    })
+  }
+  let pending: Buffer | undefined
+  for await (const chunk of chunks) {
+    const end = chunk.lastIndexOf(10)
+    if (end === -1) {
+      pending = pending ? Buffer.concat([pending, chunk]) : chunk
+      continue
+    }
+    const complete = pending ? Buffer.concat([pending, chunk.subarray(0, end)]) : chunk.subarray(0, end)
+    pending = end + 1 < chunk.length ? chunk.subarray(end + 1) : undefined
+    const batch = take(decode(complete))
+    if (batch) yield batch
+  }
+  const batch = pending === undefined ? undefined : take(decode(pending))
+  if (batch) yield batch
+}
+
+/** Splits text into numbered non-blank lines, counting on from the previous call. */
+function lineSplitter(): ((text: string) => LineBatch | undefined) & {lineNumber(): number} {
   let lineNumber = 0
   const take = (text: string): LineBatch | undefined => {
     const lines: string[] = []
@@ -71,38 +151,7 @@ export async function* stdinLineBatches(stdin: Readable = process.stdin): AsyncG
     }
     return lines.length > 0 ? {lines, numbers} : undefined
   }
-  if (stdinIsFile(stdin) && fstatSync(0).size <= WHOLE_FILE_LIMIT) {
-    const text = decodeUtf8(readFileSync(0), 'stdin')
-    const batch = take(text.endsWith('\n') ? text.slice(0, -1) : text)
-    if (batch) yield batch
-    return
-  }
-  const decoder = strictUtf8()
-  let pending = ''
-  try {
-    for await (const chunk of stdin as AsyncIterable<Buffer>) {
-      const text = pending + decoder.decode(chunk, {stream: true})
-      const end = text.lastIndexOf('\n')
-      if (end === -1) {
-        pending = text
-        continue
-      }
-      pending = text.slice(end + 1)
-      const batch = take(text.slice(0, end))
-      if (batch) yield batch
-    }
-    const rest = pending + decoder.decode()
-    const batch = rest === '' ? undefined : take(rest)
-    if (batch) yield batch
-  } catch (error) {
-    if (error instanceof TypeError) {
-      throw new InvalidInputError(`line ${lineNumber + 1} of stdin is not valid UTF-8 text`, {
-        code: 'not_utf8',
-        hint: 'message bodies are text: encode binary data first (e.g. `base64`)',
-      })
-    }
-    throw error
-  }
+  return Object.assign(take, {lineNumber: () => lineNumber})
 }
 
 /**
@@ -128,7 +177,7 @@ export function parseEnvelope(line: string, lineNumber: number): OutgoingMessage
   const message: OutgoingMessage = {body: envelope.body as string}
   if (envelope.headers !== undefined && envelope.headers !== null) {
     if (typeof envelope.headers !== 'object' || Array.isArray(envelope.headers)) bad('"headers" must be an object')
-    const headers: Headers = {}
+    const headers = newHeaders()
     for (const [key, headerValue] of Object.entries(envelope.headers as object)) {
       if (typeof headerValue !== 'string') bad(`header "${printable(key, 40)}" must be a string`)
       headers[key] = headerValue as string
@@ -142,16 +191,19 @@ export function parseEnvelope(line: string, lineNumber: number): OutgoingMessage
   return message
 }
 
-/** Parses repeated `-H key=value` flags. */
+/** Parses repeated `-H key=value` flags; a name given twice is refused rather than one value dropped. */
 export function parseHeaderFlags(values: string[]): Headers | undefined {
   if (values.length === 0) return undefined
-  const headers: Headers = {}
+  const headers = newHeaders()
   for (const pair of values) {
     const eq = pair.indexOf('=')
     if (eq <= 0) {
       throw new InvalidInputError(`header "${printable(pair, 40)}" is not key=value`, {hint: 'write -H key=value'})
     }
-    headers[pair.slice(0, eq)] = pair.slice(eq + 1)
+    const name = pair.slice(0, eq)
+    checkArgumentUtf8(pair, `header "${printable(name, 40)}"`)
+    if (name in headers) throw new InvalidInputError(`header "${printable(name, 40)}" is given twice`, {hint: 'give each header once'})
+    headers[name] = pair.slice(eq + 1)
   }
   return headers
 }

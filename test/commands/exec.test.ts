@@ -1,8 +1,8 @@
 import {expect} from 'chai'
-import {existsSync, readFileSync} from 'node:fs'
+import {existsSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {jsonLines, run, start, tempHome, waitFor} from '../helpers.js'
+import {jsonLines, run, sleep, start, tempHome, waitFor} from '../helpers.js'
 
 describe('consume --exec (the --exec contract)', () => {
   let home: string
@@ -40,7 +40,7 @@ describe('consume --exec (the --exec contract)', () => {
   it('exit 65 dead-letters at once', async () => {
     await run(['publish', 'jobs', 'bad'], {home})
     const result = await run(['consume', 'jobs', '--exec', 'echo "cannot parse" >&2; exit 65'], {home})
-    expect(result.code).to.equal(0)
+    expect(result.code).to.equal(1)
     expect(result.stderr).to.match(/dead-lettered/)
     const [dead] = jsonLines((await run(['consume', 'jobs.dlq', '--json'], {home})).stdout)
     expect(dead.headers).to.deep.include({'x-dead-letter-reason': 'rejected', 'x-dead-letter-attempts': '1', 'x-original-queue': 'jobs'})
@@ -52,7 +52,8 @@ describe('consume --exec (the --exec contract)', () => {
     await run(['publish', 'jobs', 'flaky'], {home})
     const attempts = join(home, 'attempts')
     const result = await run(['consume', 'jobs', '-n', '3', '--wait', '5s', '--exec', `echo $MQ_ATTEMPT >> ${attempts}; exit 1`], {home})
-    expect(result.code).to.equal(0)
+    expect(result.code).to.equal(1)
+    expect(result.stderr).to.match(/error: the command failed for 3 of 3 deliveries: 2 retried \(back in the queue for a later attempt\), 1 dead-lettered/)
     expect(readFileSync(attempts, 'utf8')).to.equal('1\n2\n3\n')
     const [dead] = jsonLines((await run(['consume', 'jobs.dlq', '--json'], {home})).stdout)
     expect(dead.headers).to.deep.include({'x-dead-letter-reason': 'max-deliveries', 'x-dead-letter-attempts': '3', 'x-last-error': 'exit 1'})
@@ -66,7 +67,9 @@ describe('consume --exec (the --exec contract)', () => {
       ['consume', 'jobs', '-n', '2', '--wait', '5s', '--exec-timeout', '300ms', '--exec', `echo $MQ_ATTEMPT >> ${attempts}; [ "$MQ_ATTEMPT" = 2 ] || sleep 30`],
       {home},
     )
-    expect(result.code, result.stderr).to.equal(0)
+    // the first attempt failed (and was retried): the run says so and exits 1
+    expect(result.code, result.stderr).to.equal(1)
+    expect(result.stderr).to.match(/failed for 1 of 2 deliveries: 1 acked, 1 retried/)
     expect(readFileSync(attempts, 'utf8')).to.equal('1\n2\n')
     expect(result.stderr).to.match(/timed out/)
     expect(JSON.parse((await run(['queue', 'stats', 'jobs', '--json'], {home})).stdout).depth).to.equal(0)
@@ -75,10 +78,15 @@ describe('consume --exec (the --exec contract)', () => {
   it('extends the lease while the command runs', async () => {
     await run(['queue', 'create', 'jobs', '--visibility-timeout', '300ms'], {home})
     await run(['publish', 'jobs', 'long'], {home})
-    const worker = start(['consume', 'jobs', '--exec', 'sleep 1.2'], {home})
-    await new Promise((resolve) => setTimeout(resolve, 700))
-    // Past the visibility timeout the message must still be leased, not redelivered.
+    // The command runs until the test lets it end.
+    const [started, go] = [join(home, 'started'), join(home, 'go')]
+    const worker = start(['consume', 'jobs', '--exec', `touch ${started}; while [ ! -f ${go} ]; do sleep 0.05; done`], {home})
+    await waitFor(() => existsSync(started), 'the command to start')
+    // Time passing is the subject here: twice the visibility timeout, after which the message
+    // must still be leased, not redelivered.
+    await sleep(600)
     expect((await run(['consume', 'jobs'], {home})).code).to.equal(3)
+    writeFileSync(go, '')
     const result = await worker.done
     expect(result.code, result.stderr).to.equal(0)
     expect(JSON.parse((await run(['queue', 'stats', 'jobs', '--json'], {home})).stdout).depth).to.equal(0)
@@ -107,6 +115,23 @@ describe('consume --exec (the --exec contract)', () => {
     expect(readFileSync(done, 'utf8').trim().split('\n')).to.have.length(1)
     const stats = JSON.parse((await run(['queue', 'stats', 'jobs', '--json'], {home})).stdout)
     expect({ready: stats.ready, inFlight: stats.inFlight}).to.deep.equal({ready: 1, inFlight: 0})
+  })
+
+  it('exits 1 when a command failed and its message was dead-lettered, and says what happened', async () => {
+    await run(['queue', 'create', 'jobs', '--max-deliveries', '1'], {home})
+    await run(['publish', 'jobs', '--lines'], {home, input: 'a\nb\n'})
+    const result = await run(['consume', 'jobs', '-n', '2', '--exec', 'body=$(cat); [ "$body" = a ] || exit 3'], {home})
+    expect(result.code, result.stderr).to.equal(1)
+    expect(result.stderr).to.match(/^error: the command failed for 1 of 2 deliveries: 1 acked, 1 dead-lettered; /m)
+    expect(JSON.parse((await run(['queue', 'stats', 'jobs.dlq', '--json'], {home})).stdout).depth).to.equal(1)
+    // with --json the same error is a JSON object on stderr
+    await run(['publish', 'jobs', 'c'], {home})
+    const json = await run(['consume', 'jobs', '--json', '--exec', 'exit 3'], {home})
+    expect(json.code).to.equal(1)
+    const errorLine = json.stderr.split('\n').find((line) => line.startsWith('{"error"'))
+    const error = JSON.parse(errorLine ?? 'null') as {error: {code: string; message: string; exitCode: number}}
+    expect(error.error).to.include({code: 'action_failed', exitCode: 1})
+    expect(error.error.message).to.match(/failed for 1 of 1 delivery: 1 dead-lettered/)
   })
 
   it('exits 3 when there was nothing to run', async () => {

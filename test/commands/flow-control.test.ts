@@ -112,8 +112,9 @@ describe('flow control (CLI)', function () {
       const worker = start(['consume', 'q', '-f', '--exec', `while [ ! -f ${go} ]; do sleep 0.05; done`, '--parallel', '1', '--prefetch', '3'], {home})
       await waitFor(async () => (await stats(home, 'q')).inFlight === 3, 'three leases held')
       expect((await stats(home, 'q')).ready).to.equal(2)
+      // The signal is pending in the worker before the command can see the file and end, so the
+      // worker drains (starts nothing more) before it learns the command ended.
       worker.kill('SIGINT')
-      await waitFor(async () => (await stats(home, 'q')).ready === 4, 'the waiting deliveries handed back')
       writeFileSync(go, '')
       await worker.done
       // drained: the waiting deliveries went back at once, the running one finished

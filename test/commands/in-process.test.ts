@@ -2,7 +2,7 @@ import {expect} from 'chai'
 import {readdirSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {DEFINITION_MODULES, mq, ROOT, run, type RunResult, tempHome} from '../helpers.js'
+import {DEFINITION_MODULES, ROOT, run, type RunResult, tempHome} from '../helpers.js'
 
 /**
  * The in-process tier (`run`) stands in for the built CLI in most command tests: it must answer
@@ -32,7 +32,7 @@ describe('commands run in-process', () => {
     ]
     const strip = (r: RunResult) => ({code: r.code, stdout: r.stdout.replace(/"(publishedAt|time|createdAt|seq)":[^,}]+/g, ''), stderr: r.stderr})
     for (const {args, input} of cases) {
-      const expected = strip(await mq(args, {home: processes, input}))
+      const expected = strip(await run(args, {home: processes, input}))
       const actual = strip(await run(args, {home: inProcess, input}))
       expect(actual, args.join(' ')).to.deep.equal(expected)
     }

@@ -1,5 +1,5 @@
 import type {TriggerSummary} from '../../core/engine/engine.js'
-import {startSources} from '../../core/engine/sources.js'
+import {startSources} from '../../core/engine/sources/index.js'
 import {InterruptedError, InvalidInputError} from '../../core/errors.js'
 import {defineCommand} from '../definition.js'
 import {engineFor, RULES_FLAG} from '../engine-context.js'
@@ -19,7 +19,7 @@ export const engineRun = defineCommand({
     if (active.length === 0) {
       throw new InvalidInputError(`${rules.path} declares no enabled sources`, {hint: 'add a "sources" entry (schedule, watch-file or poll-command); see README: Sources'})
     }
-    const journal = ctx.broker().journal
+    const journal = ctx.local().journal
     const report = (summary: TriggerSummary) => {
       if (ctx.json) ctx.out.line(JSON.stringify(summary))
       else if (!summary.ok) ctx.warn(`event #${summary.seq} ${summary.type}: an action failed; see \`mq events show ${summary.seq}\``)

@@ -6,20 +6,21 @@ import type {Context} from '../context.js'
 import {defineCommand} from '../definition.js'
 import {keyValues, table} from '../output.js'
 import {askName, confirm} from '../prompts.js'
+import {placementFromFlags, REPLICAS_FLAG} from '../placement.js'
 import type {FlagSpecs, FlagValues} from '../spec.js'
 
 /** Settings flags shared by `queue create` and `queue update`. */
 const SETTINGS_FLAGS = {
-  'visibility-timeout': {kind: 'duration', summary: 'Lease length of a delivery (default 30s).', helpValue: 'DUR'},
+  'visibility-timeout': {kind: 'duration', positive: true, summary: 'Lease length of a delivery (default 30s).', helpValue: 'DUR'},
   'max-deliveries': {kind: 'integer', summary: 'Deliveries before a message is dead-lettered (default 5).', min: 1},
   'dead-letter-queue': {kind: 'string', summary: 'Where dead letters go (default QUEUE.dlq; "none" keeps them).', helpValue: 'NAME'},
-  'max-body-size': {kind: 'size', summary: 'Largest accepted body (default 1MiB).', helpValue: 'SIZE'},
+  'max-body-size': {kind: 'size', summary: 'Largest accepted message: body plus headers (default 1MiB).', helpValue: 'SIZE'},
   'retry-backoff': {kind: 'duration', summary: 'First retry delay after a failed --exec run; doubles each attempt (default 1s).', helpValue: 'DUR'},
   'retry-backoff-max': {kind: 'duration', summary: 'Longest retry delay (default 1m).', helpValue: 'DUR'},
   'max-length': {kind: 'integer', summary: 'Hold at most N messages (ready, delayed and in flight).', min: 1},
-  'max-bytes': {kind: 'size', summary: 'Hold at most SIZE of bodies.', helpValue: 'SIZE'},
+  'max-bytes': {kind: 'size', summary: 'Hold at most SIZE of messages (bodies plus headers).', helpValue: 'SIZE'},
   overflow: {kind: 'string', summary: 'When full: reject (exit 4), drop-oldest (from the head), or block the publisher.', options: ['reject', 'drop-oldest', 'block']},
-  'default-ttl': {kind: 'duration', summary: 'Messages expire DUR after publishing unless they set --ttl.', helpValue: 'DUR'},
+  'default-ttl': {kind: 'duration', positive: true, summary: 'Messages expire DUR after publishing unless they set --ttl.', helpValue: 'DUR'},
   'dead-letter-expired': {kind: 'boolean', summary: 'Send expired messages to the dead-letter queue (reason expired) instead of discarding them.'},
   'discard-expired': {kind: 'boolean', summary: 'Discard expired messages (the default; undoes --dead-letter-expired).'},
   'dedup-window': {kind: 'duration', summary: 'How long a publish --dedup-id is remembered (default 5m).', helpValue: 'DUR'},
@@ -92,9 +93,11 @@ export const queueCreate = defineCommand({
   summary: 'Declare a queue (idempotent: an existing queue with the same settings is fine).',
   examples: ['<%= config.bin %> queue create hello', '<%= config.bin %> queue create jobs --visibility-timeout 5m --max-deliveries 3 --dead-letter-queue jobs.failed'],
   args: queueArg,
-  flags: SETTINGS_FLAGS,
+  flags: {...SETTINGS_FLAGS, ...REPLICAS_FLAG},
   async run({args, flags}, ctx): Promise<QueueInfo> {
-    return ctx.broker().declareQueue(await queueName(ctx, args.queue, 'create'), settingsFromFlags(flags))
+    const {replicas, ...settings} = flags
+    const placement = await placementFromFlags(ctx, replicas)
+    return ctx.broker().declareQueue(await queueName(ctx, args.queue, 'create'), settingsFromFlags(settings), placement)
   },
   render: (queue, ctx) => (ctx.stdoutIsTTY ? `queue ${queue.name}: ${describeSettings(queue.settings)}` : undefined),
 })
