@@ -255,7 +255,7 @@ export const daemonLogs = defineCommand({
       await ctx.out.flush()
     }
     // Watch the folder, not the file: the log may not exist yet, or be replaced.
-    const watcher = watch(dirname(path), {persistent: false}, () => readNew().catch(() => {})) // the loop below reports errors
+    const watcher = watch(dirname(path), {persistent: false}, () => void readNew().catch(() => {})) // the loop below reports errors
     ctx.release(() => watcher.close())
     while (!drain.aborted) {
       await readNew()
