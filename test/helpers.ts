@@ -55,6 +55,19 @@ export function start(args: string[], options: RunOptions = {}): MqProcess {
   return new MqProcess(child, options)
 }
 
+/**
+ * Runs a shell script in which `MQ ` starts the built CLI, for what arguments cannot carry from
+ * Node (raw bytes such as `"$(printf 'ok\\377')"`) or redirections; tracked like {@link start}.
+ */
+export async function shell(script: string, options: RunOptions = {}): Promise<RunResult> {
+  const child = spawn('sh', ['-c', script.replaceAll('MQ ', `"${process.execPath}" "${BIN}" `)], {
+    env: {...process.env, MQ_HOME: options.home, NO_COLOR: '1', CI: '', DEBUG: '', ...options.env},
+    stdio: ['pipe', 'pipe', 'pipe'],
+  })
+  running.add(child)
+  return new MqProcess(child, options).done
+}
+
 /** Runs the built CLI to completion and returns its exit status and output. */
 export async function mq(args: string[], options: RunOptions = {}): Promise<RunResult> {
   return start(args, options).done
@@ -142,4 +155,14 @@ export function thrown(fn: () => unknown): InvalidInputError {
     return error as InvalidInputError
   }
   expect.fail('expected an InvalidInputError')
+}
+
+/** One clear line on stderr starting `error: `, no stack trace, and the documented exit code. */
+export function expectOneLineError(result: RunResult, code: number, pattern: RegExp): void {
+  expect(result.code, result.stderr).to.equal(code)
+  const lines = result.stderr.trim().split('\n')
+  expect(lines, result.stderr).to.have.length(1)
+  expect(lines[0]).to.match(/^error: /)
+  expect(lines[0]).to.match(pattern)
+  expect(result.stderr).to.not.match(/\n\s+at /)
 }

@@ -1,6 +1,6 @@
 import {type ConsumeLoopOptions, deliveryBatches, type ReceiveFn} from '../core/consumer.js'
-import {InterruptedError, InvalidInputError, NothingArrivedError, StoreError} from '../core/errors.js'
-import {runExecWorker} from '../core/exec-worker.js'
+import {ActionFailedError, InterruptedError, InvalidInputError, NothingArrivedError, StoreError} from '../core/errors.js'
+import {describeExecSummary, type ExecSummary, failedDeliveries, runExecWorker} from '../core/exec-worker.js'
 import {parseRate, RateLimiter} from '../core/rate-limiter.js'
 import {formatDuration} from '../core/units.js'
 import type {Context} from './context.js'
@@ -12,12 +12,12 @@ export const CONSUMER_FLAGS = {
   count: {kind: 'integer', char: 'n', summary: 'Messages to take before exiting.', default: 1, min: 1},
   wait: {kind: 'duration', summary: 'Long poll: wait up to DUR for the -n messages, returning as soon as they arrive (default: do not wait).', helpValue: 'DUR'},
   follow: {kind: 'boolean', char: 'f', summary: 'Keep consuming until interrupted.'},
-  'poll-interval': {kind: 'duration', summary: 'Poll every DUR instead of waking on changes.', helpValue: 'DUR'},
+  'poll-interval': {kind: 'duration', positive: true, summary: 'Poll every DUR instead of waking on changes.', helpValue: 'DUR'},
   ack: {kind: 'string', summary: 'auto: settle on delivery (at most once); manual: keep a lease and print the receipt.', options: ['auto', 'manual']},
-  'visibility-timeout': {kind: 'duration', summary: 'Lease length for these deliveries (default: the queue setting).', helpValue: 'DUR'},
+  'visibility-timeout': {kind: 'duration', positive: true, summary: 'Lease length for these deliveries (default: the queue setting).', helpValue: 'DUR'},
   exec: {kind: 'string', summary: 'Run CMD once per message: body on stdin, MQ_* variables; exit 0 acks, 65 dead-letters.', helpValue: 'CMD'},
   parallel: {kind: 'integer', summary: 'With --exec: commands run at once.', default: 1, min: 1, max: 1024},
-  'exec-timeout': {kind: 'duration', summary: 'With --exec: kill a command after DUR and retry its message.', helpValue: 'DUR'},
+  'exec-timeout': {kind: 'duration', positive: true, summary: 'With --exec: kill a command after DUR and retry its message.', helpValue: 'DUR'},
   prefetch: {kind: 'integer', summary: 'Sliding window: hold at most N unacked deliveries (manual ack or --exec).', min: 1, max: 100_000},
   rate: {kind: 'string', summary: 'Pace deliveries to at most RATE (e.g. 50/s, 300/m).', helpValue: 'RATE'},
 } as const satisfies FlagSpecs
@@ -65,6 +65,14 @@ export function consumerSettings(flags: FlagValues<typeof CONSUMER_FLAGS>): Cons
 }
 
 /**
+ * Followers and `--exec` workers wait out another process's write lock rather than exit (an
+ * `--exec` command's work is done once it ran: its ack must not be lost to a busy broker).
+ */
+export function waitsOutLocks(settings: ConsumerSettings): boolean {
+  return settings.loop.follow || settings.exec !== undefined
+}
+
+/**
  * The consuming half of `consume` and `subscribe`: print deliveries (JSONL, human or bare bodies)
  * or run `--exec` per message, drain on the first interrupt, exit 3 when nothing arrived.
  */
@@ -75,8 +83,10 @@ export async function runConsumer(
   source: {label: string; leaseMs: number; emptyHint?: string},
 ): Promise<void> {
   const broker = ctx.broker()
+  if (waitsOutLocks(settings)) ctx.waitOutLocks()
   const {drain, force} = ctx.handleInterrupts()
   let received = 0
+  let execSummary: ExecSummary | undefined
   if (settings.exec !== undefined) {
     const summary = await runExecWorker(broker, receive, {
       ...settings.loop,
@@ -90,6 +100,7 @@ export async function runConsumer(
       onEvent: await execReporter(ctx),
     })
     received = summary.received
+    execSummary = summary
   } else {
     const printer = await DeliveryPrinter.create(ctx, settings.autoAck ? undefined : source.leaseMs)
     const spinner = await ctx.spinner(`waiting for messages on ${source.label}`)
@@ -115,4 +126,19 @@ export async function runConsumer(
       hint: source.emptyHint ?? (settings.loop.waitMs > 0 ? 'wait longer, or follow with -f' : 'wait for one with --wait 30s, or follow with -f'),
     })
   }
+  if (execSummary) reportExecSummary(ctx, execSummary)
+}
+
+/**
+ * The end of an `--exec` run: a run in which any command failed exits 1 (so a CI step notices),
+ * with what happened to each delivery; a clean run says so at a terminal only.
+ */
+function reportExecSummary(ctx: Context, summary: ExecSummary): void {
+  const failed = failedDeliveries(summary)
+  if (failed > 0) {
+    throw new ActionFailedError(`the command failed for ${failed} of ${describeExecSummary(summary)}`, {
+      hint: 'the lines above say why; dead letters are listed by `mq dlq list`',
+    })
+  }
+  if (process.stderr.isTTY && !ctx.json) ctx.warn(describeExecSummary(summary))
 }

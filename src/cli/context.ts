@@ -7,6 +7,7 @@ import {daemonPaths} from '../core/daemon/files.js'
 import {InterruptedError} from '../core/errors.js'
 import {resolveHome} from '../core/config.js'
 import {FileBroker} from '../core/file-broker/index.js'
+import {LockWaiter} from '../core/lock-wait.js'
 import {Output, PLAIN, type Style} from './output.js'
 import type {GlobalOptions} from './spec.js'
 
@@ -47,6 +48,7 @@ export class Context {
   /** false once we know no daemon answers. */
   private daemonClient?: DaemonClient | false
   private interrupts?: Interrupts
+  private waiter?: LockWaiter
   private loadedStyle?: Style
 
   constructor(
@@ -69,6 +71,23 @@ export class Context {
       this.release(() => broker.close())
     }
     return this.openedBroker
+  }
+
+  /**
+   * For long-running commands (followers, `--exec` workers, `--lines` streams): from now on the
+   * broker waits out another process's write lock instead of failing, says so once on stderr,
+   * and gives up only on a second interrupt. Returns the waiter, for work done through the daemon.
+   */
+  waitOutLocks(): LockWaiter {
+    if (!this.waiter) {
+      const waiter = new LockWaiter({
+        signal: this.handleInterrupts().force,
+        onWait: () => this.warn('broker locked by another process; waiting…'),
+      })
+      this.waiter = waiter
+      this.broker().waitOutLocks(waiter)
+    }
+    return this.waiter
   }
 
   /**

@@ -20,8 +20,8 @@ export function envelope(delivery: Delivery): Record<string, unknown> {
 }
 
 /**
- * Writes deliveries the way DESIGN §3 asks: JSONL with --json; for a person, a header line, the
- * body and its headers and receipt; in a pipe, the bare bodies, one per line (receipts of manual
+ * Writes deliveries the way README.md ("Output" under "Concepts") describes: JSONL with --json;
+ * for a person, a header line, the body and its headers and receipt; in a pipe, the bare bodies, one per line (receipts of manual
  * acks then go to stderr, so stdout stays pure).
  */
 export class DeliveryPrinter {

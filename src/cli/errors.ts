@@ -1,8 +1,8 @@
 import {InterruptedError, InvalidInputError, isMqError, type MqError, UnexpectedError} from '../core/errors.js'
 
 /**
- * The one place errors become an exit code and a line on stderr (DESIGN §3): one line saying
- * what went wrong and what to do next; a JSON object too with --json; a stack only with DEBUG.
+ * The one place errors become an exit code and a line on stderr (README.md, "Exit codes"): one
+ * line saying what went wrong and what to do next; a JSON object too with --json; a stack only with DEBUG.
  */
 export function reportError(error: unknown, options: {json: boolean; commandId?: string; color?: boolean}): number {
   const mq = toMqError(error, options.commandId)

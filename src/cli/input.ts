@@ -1,8 +1,9 @@
-import {isUtf8} from 'node:buffer'
+import {Buffer, isUtf8} from 'node:buffer'
 import {fstatSync, readFileSync} from 'node:fs'
 
 import type {Headers, OutgoingMessage} from '../core/broker.js'
 import {InvalidInputError} from '../core/errors.js'
+import {newHeaders} from '../core/headers.js'
 import {printable} from '../core/names.js'
 
 /** Regular files up to this size are read whole, so a bad line rejects the whole file atomically. */
@@ -21,6 +22,39 @@ export function decodeUtf8(bytes: Uint8Array, what = 'body'): string {
       code: 'not_utf8',
       hint: 'message bodies are text: encode binary data first (e.g. `base64`)',
     })
+  }
+}
+
+/**
+ * Refuses text from the command line that was not valid UTF-8, as stdin is refused. Node decodes
+ * argv lossily, so an invalid byte arrives as U+FFFD and the string alone cannot tell `$'\xff'`
+ * from a genuine U+FFFD. On Linux the kernel keeps the raw bytes in /proc/self/cmdline: the text
+ * passes when an argument holding it is valid UTF-8 there. Where that file does not exist, any
+ * U+FFFD in an argument is refused (send such text on stdin, which is checked byte for byte).
+ * @param what names the text in the error, e.g. `the body argument`
+ */
+export function checkArgumentUtf8(text: string, what: string): void {
+  if (!text.includes('\uFFFD')) return
+  const genuine = rawArguments()?.some((raw) => raw.toString('utf8').includes(text) && isUtf8(raw))
+  if (genuine) return
+  throw new InvalidInputError(`${what} is not valid UTF-8 text`, {
+    code: 'not_utf8',
+    hint: 'message text is UTF-8: encode binary data first (e.g. `base64`), or send it on stdin',
+  })
+}
+
+function rawArguments(): Buffer[] | undefined {
+  try {
+    const bytes = readFileSync('/proc/self/cmdline')
+    const args: Buffer[] = []
+    for (let start = 0; start < bytes.length; ) {
+      const end = bytes.indexOf(0, start)
+      args.push(bytes.subarray(start, end === -1 ? bytes.length : end))
+      start = end === -1 ? bytes.length : end + 1
+    }
+    return args
+  } catch {
+    return undefined
   }
 }
 
@@ -141,7 +175,7 @@ export function parseEnvelope(line: string, lineNumber: number): OutgoingMessage
   const message: OutgoingMessage = {body: envelope.body as string}
   if (envelope.headers !== undefined && envelope.headers !== null) {
     if (typeof envelope.headers !== 'object' || Array.isArray(envelope.headers)) bad('"headers" must be an object')
-    const headers: Headers = {}
+    const headers = newHeaders()
     for (const [key, headerValue] of Object.entries(envelope.headers as object)) {
       if (typeof headerValue !== 'string') bad(`header "${printable(key, 40)}" must be a string`)
       headers[key] = headerValue as string
@@ -155,16 +189,19 @@ export function parseEnvelope(line: string, lineNumber: number): OutgoingMessage
   return message
 }
 
-/** Parses repeated `-H key=value` flags. */
+/** Parses repeated `-H key=value` flags; a name given twice is refused rather than one value dropped. */
 export function parseHeaderFlags(values: string[]): Headers | undefined {
   if (values.length === 0) return undefined
-  const headers: Headers = {}
+  const headers = newHeaders()
   for (const pair of values) {
     const eq = pair.indexOf('=')
     if (eq <= 0) {
       throw new InvalidInputError(`header "${printable(pair, 40)}" is not key=value`, {hint: 'write -H key=value'})
     }
-    headers[pair.slice(0, eq)] = pair.slice(eq + 1)
+    const name = pair.slice(0, eq)
+    checkArgumentUtf8(pair, `header "${printable(name, 40)}"`)
+    if (name in headers) throw new InvalidInputError(`header "${printable(name, 40)}" is given twice`, {hint: 'give each header once'})
+    headers[name] = pair.slice(eq + 1)
   }
   return headers
 }

@@ -49,7 +49,8 @@ function toOclifFlag(name: string, spec: FlagSpec) {
     case 'boolean':
       return Flags.boolean(common)
     case 'multiple':
-      return Flags.string({...common, multiple: true, default: []})
+      // Non-greedy: `-H k=v q body` gives one header and two arguments, as the fast parser reads it.
+      return Flags.string({...common, multiple: true, multipleNonGreedy: true, default: []})
     case 'string':
       return Flags.string({...common, default: spec.default, options: spec.options as string[] | undefined})
     case 'integer':

@@ -35,6 +35,8 @@ export interface IntegerFlag extends FlagBase {
 }
 export interface DurationFlag extends FlagBase {
   kind: 'duration'
+  /** Zero makes no sense (a timeout, a lease, an interval): refuse it with exit 2. */
+  positive?: boolean
 }
 /** A byte size such as `1MiB`; the value is a number of bytes. */
 export interface SizeFlag extends FlagBase {
@@ -74,7 +76,7 @@ export interface GlobalOptions {
   nonInteractive: boolean
 }
 
-/** Global flags, on every command (DESIGN §3). */
+/** Global flags, on every command (README.md, "Command reference"). */
 export const GLOBAL_FLAGS = {
   home: {kind: 'string', summary: 'Broker folder (env MQ_HOME; default: the per-user data folder).', helpValue: 'DIR', env: 'MQ_HOME'},
   json: {kind: 'boolean', summary: 'Print JSON: one object per result, one line per streamed item.'},
@@ -100,7 +102,9 @@ export function convertFlag(name: string, spec: FlagSpec, raw: string): string |
       return value
     }
     case 'duration': {
-      return parseDuration(raw, `--${name}`)
+      const ms = parseDuration(raw, `--${name}`)
+      if (spec.positive && ms <= 0) throw new InvalidInputError(`--${name} must be longer than zero, got "${raw}"`, {hint: 'e.g. 250ms, 30s or 5m'})
+      return ms
     }
     case 'size': {
       return parseSize(raw, `--${name}`)

@@ -16,7 +16,7 @@ export interface QueueSettings {
   maxDeliveries: number
   /** Where dead letters go; `null` keeps them in place (the default for a dead-letter queue itself). */
   deadLetterQueue: string | null
-  /** Largest accepted body, in bytes of UTF-8. */
+  /** Largest accepted message: body plus stored headers, in bytes of UTF-8 (see `messageSize`). */
   maxBodyBytes: number
   /** First retry delay after a failed `--exec` run; doubles per attempt, with jitter. */
   retryBackoffMs: number
@@ -24,7 +24,7 @@ export interface QueueSettings {
   retryBackoffMaxMs: number
   /** Most messages held (ready, delayed and in flight); `null` = unbounded. */
   maxLength: number | null
-  /** Most body bytes held; `null` = unbounded. */
+  /** Most bytes held (bodies plus stored headers, see `messageSize`); `null` = unbounded. */
   maxBytes: number | null
   /** What a publish into a full queue does. */
   overflow: OverflowPolicy
@@ -63,9 +63,9 @@ export interface TopicSettings {
   maxAgeMs: number
   /** Keep at most this many messages; `null` = no count limit. */
   maxMessages: number | null
-  /** Keep at most this many body bytes; `null` = no size limit. */
+  /** Keep at most this many bytes (bodies plus stored headers); `null` = no size limit. */
   maxBytes: number | null
-  /** Largest accepted body, in bytes of UTF-8. */
+  /** Largest accepted message: body plus stored headers, in bytes of UTF-8 (see `messageSize`). */
   maxBodyBytes: number
   /** How long a `dedupId` is remembered. */
   dedupWindowMs: number

@@ -1,8 +1,7 @@
-import {type ChildProcess, spawn} from 'node:child_process'
-
 import type {Broker, Delivery} from './broker.js'
+import {monotonicNow} from './clock.js'
 import {type ConsumeLoopOptions, type ReceiveFn, waitBudget} from './consumer.js'
-import {OutputTail, stopGroup} from './process-group.js'
+import {runChild} from './process-group.js'
 
 /** Exit status that dead-letters a message at once (EX_DATAERR from sysexits.h). */
 export const EXIT_DEAD_LETTER = 65
@@ -44,20 +43,41 @@ export interface ExecSummary {
   retried: number
   deadLettered: number
   released: number
+  /** The command finished but the lease had run out (or could not be settled): it may run again. */
+  leaseLost: number
+}
+
+/** Deliveries whose command did not succeed: retried, dead-lettered, or settled too late. */
+export function failedDeliveries(summary: ExecSummary): number {
+  return summary.retried + summary.deadLettered + summary.leaseLost
+}
+
+/** `3 deliveries: 1 acked, 1 retried, 1 dead-lettered` (counts that are zero are left out). */
+export function describeExecSummary(summary: ExecSummary): string {
+  const parts = [
+    [summary.acked, 'acked'],
+    [summary.retried, 'retried (back in the queue for a later attempt)'],
+    [summary.deadLettered, 'dead-lettered'],
+    [summary.leaseLost, 'finished after the lease ran out (may run again)'],
+    [summary.released, 'released unfinished (interrupted)'],
+  ] as const
+  const counts = parts.filter(([n]) => n > 0).map(([n, what]) => `${n} ${what}`)
+  return `${summary.received} deliver${summary.received === 1 ? 'y' : 'ies'}${counts.length > 0 ? `: ${counts.join(', ')}` : ''}`
 }
 
 /**
- * Runs a command once per message with the `--exec` contract (DESIGN §3): exit 0 acks, 65
+ * Runs a command once per message with the `--exec` contract (README.md, "The `--exec` contract"): exit 0 acks, 65
  * dead-letters, anything else (a signal, a timeout) retries with backoff until max deliveries.
  * Up to `parallel` commands run at once; up to `prefetch` deliveries are held (a sliding window).
  */
 export async function runExecWorker(broker: Broker, receive: ReceiveFn, options: ExecWorkerOptions): Promise<ExecSummary> {
-  const summary: ExecSummary = {received: 0, acked: 0, retried: 0, deadLettered: 0, released: 0}
+  const summary: ExecSummary = {received: 0, acked: 0, retried: 0, deadLettered: 0, released: 0, leaseLost: 0}
   const window = Math.max(options.prefetch ?? options.parallel, options.parallel)
   const waiting: Delivery[] = []
   const running = new Map<Promise<void>, Delivery>()
   let remaining = options.follow ? Number.POSITIVE_INFINITY : options.count
-  const deadline = Date.now() + options.waitMs
+  const clock = options.clock ?? monotonicNow
+  const deadline = clock() + options.waitMs
 
   // One timer keeps every held lease alive, waiting or running.
   const extendEvery = Math.max(100, Math.floor(options.visibilityTimeoutMs / 3))
@@ -75,6 +95,7 @@ export async function runExecWorker(broker: Broker, receive: ReceiveFn, options:
         else if (event.outcome === 'retry') summary.retried++
         else if (event.outcome === 'dead-lettered') summary.deadLettered++
         else if (event.outcome === 'released') summary.released++
+        else if (event.outcome === 'lease-lost') summary.leaseLost++
         options.onEvent?.(event)
       })
       running.set(task, delivery)
@@ -105,7 +126,7 @@ export async function runExecWorker(broker: Broker, receive: ReceiveFn, options:
       options.rate?.giveBack(granted - batch.length)
       if (batch.length === 0) {
         if (running.size > 0) await Promise.race(running.keys())
-        else if (!options.follow && Date.now() >= deadline) break
+        else if (!options.follow && clock() >= deadline) break
         continue
       }
       remaining -= batch.length
@@ -119,6 +140,11 @@ export async function runExecWorker(broker: Broker, receive: ReceiveFn, options:
       summary.released += released.length
     }
     await Promise.all(running.keys())
+  } catch (error) {
+    // Commands already running have done their work: let them settle before the error ends the
+    // run (and closes the broker under them).
+    await Promise.all(running.keys())
+    throw error
   } finally {
     clearInterval(extender)
   }
@@ -126,59 +152,32 @@ export async function runExecWorker(broker: Broker, receive: ReceiveFn, options:
 }
 
 async function handle(broker: Broker, delivery: Delivery, options: ExecWorkerOptions): Promise<ExecEvent> {
-  const started = Date.now()
+  const started = monotonicNow()
   const receipt = delivery.receipt!
-  let child: ChildProcess
-  try {
-    child = spawn('sh', ['-c', options.command], {
-      env: {...options.env, ...messageEnvironment(delivery)},
-      stdio: ['pipe', 'inherit', 'pipe'],
-      // Own process group: a Ctrl-C at the terminal reaches mq, which drains, not the commands.
-      detached: true,
-    })
-  } catch (error) {
+  const end = await runChild({
+    argv: ['sh', '-c', options.command],
+    env: {...options.env, ...messageEnvironment(delivery)},
+    stdin: delivery.body,
+    stdout: 'inherit',
+    stderr: (chunk) => process.stderr.write(chunk),
+    tail: {max: 2_000, of: ['stderr']},
+    timeoutMs: options.execTimeoutMs,
+    signal: options.force,
+  })
+  if (!end.started) {
     // e.g. a NUL byte in a header: this message can never run, the worker goes on with the others.
-    const reason = `cannot start the command: ${(error as Error).message}`
+    const reason = `cannot start the command: ${end.error.message}`
     const [outcome] = await broker.nack([receipt], {backoff: true, error: reason}).catch(() => ['stale' as const])
     return {delivery, outcome: outcome === 'dead-lettered' ? 'dead-lettered' : outcome === 'stale' ? 'lease-lost' : 'retry', status: 'spawn', durationMs: 0, error: reason}
   }
-  child.stdin!.on('error', () => {}) // a command that ignores its stdin may close it early
-  child.stdin!.end(delivery.body)
-  const tail = new OutputTail()
-  child.stderr!.on('data', (chunk: Buffer) => {
-    process.stderr.write(chunk)
-    tail.add(chunk)
-  })
+  const {timedOut, aborted: forced} = end
+  const code = end.error ? 127 : end.code
+  const signal = end.error ? null : end.signal
+  const tail = end.error ? (end.tail + String(end.error)).slice(-2_000) : end.tail
 
-  let timedOut = false
-  const timeout =
-    options.execTimeoutMs === undefined
-      ? undefined
-      : setTimeout(() => {
-          timedOut = true
-          stopGroup(child)
-        }, options.execTimeoutMs)
-  let forced = false
-  const onForce = () => {
-    forced = true
-    stopGroup(child)
-  }
-  options.force.addEventListener('abort', onForce, {once: true})
-  if (options.force.aborted) onForce()
-
-  const {code, signal} = await new Promise<{code: number | null; signal: NodeJS.Signals | null}>((resolve) => {
-    child.on('error', (error) => {
-      tail.add(String(error))
-      resolve({code: 127, signal: null})
-    })
-    child.on('close', (exitCode, exitSignal) => resolve({code: exitCode, signal: exitSignal}))
-  })
-  if (timeout) clearTimeout(timeout)
-  options.force.removeEventListener('abort', onForce)
-
-  const durationMs = Date.now() - started
+  const durationMs = Math.round(monotonicNow() - started)
   const status = timedOut ? 'timeout' : signal ?? String(code)
-  const error = describeFailure(status, tail.toString(), options.execTimeoutMs)
+  const error = describeFailure(status, tail, options.execTimeoutMs)
   const event = (outcome: ExecOutcome, message?: string): ExecEvent => ({delivery, outcome, status, durationMs, error: message})
 
   try {
@@ -205,7 +204,7 @@ function describeFailure(status: string, stderrTail: string, timeoutMs?: number)
   return last ? `${what}: ${last}` : what
 }
 
-/** The MQ_* environment of one message (DESIGN §3). */
+/** The MQ_* environment of one message (README.md, "The `--exec` contract"). */
 export function messageEnvironment(delivery: Delivery): Record<string, string> {
   const env: Record<string, string> = {
     MQ_MESSAGE_ID: delivery.id,
@@ -216,8 +215,12 @@ export function messageEnvironment(delivery: Delivery): Record<string, string> {
   if (delivery.queue) env.MQ_QUEUE = delivery.queue
   if (delivery.topic) env.MQ_TOPIC = delivery.topic
   if (delivery.subscription) env.MQ_SUBSCRIPTION = delivery.subscription
-  for (const [name, value] of Object.entries(delivery.headers)) {
-    env[`MQ_HEADER_${name.toUpperCase().replace(/[^A-Z0-9_]/g, '_')}`] = value
-  }
+  // Every header, exactly, as JSON; and one variable per header unless two names map to the same
+  // variable (`a.b` and `a_b`): then that variable is left unset rather than holding either value.
+  env.MQ_HEADERS = JSON.stringify(delivery.headers)
+  const claimed = new Map<string, number>()
+  const variable = (name: string) => `MQ_HEADER_${name.toUpperCase().replace(/[^A-Z0-9_]/g, '_')}`
+  for (const name of Object.keys(delivery.headers)) claimed.set(variable(name), (claimed.get(variable(name)) ?? 0) + 1)
+  for (const [name, value] of Object.entries(delivery.headers)) if (claimed.get(variable(name)) === 1) env[variable(name)] = value
   return env
 }

@@ -1,6 +1,6 @@
 import {InvalidInputError} from './errors.js'
 
-/** Longest queue, topic or subscription name, in characters (DESIGN §2). */
+/** Longest queue, topic or subscription name, in characters (README.md, "Concepts"). */
 export const MAX_NAME_LENGTH = 200
 
 const SEGMENT = /^[A-Za-z0-9_-]+$/

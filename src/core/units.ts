@@ -24,6 +24,15 @@ export function parseTimeOrAgo(text: string, flag: string, now = Date.now()): nu
   return parseTime(text, flag)
 }
 
+/**
+ * Parses a message priority given as text (a query parameter, a header): one digit 0–9, nothing
+ * else — not an empty string, which `Number` would read as 0.
+ */
+export function parsePriority(text: string, what = 'priority'): number {
+  if (!/^[0-9]$/.test(text)) throw new InvalidInputError(`${what} must be a whole number from 0 to 9, got "${text}"`, {hint: 'e.g. 0 (the default) or 9 (first)'})
+  return Number(text)
+}
+
 /** Parses an absolute ISO-8601 time (or a duration from now) into epoch milliseconds. */
 export function parseTimeOrDelay(text: string, flag: string, now = Date.now()): number {
   if (/^\s*\d+(?:\.\d+)?\s*(ms|s|m|h|d)?\s*$/.test(text)) return now + parseDuration(text, flag)

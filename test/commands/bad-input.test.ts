@@ -1,18 +1,8 @@
 import {expect} from 'chai'
-import {chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {jsonLines, mq, type RunResult, tempHome} from '../helpers.js'
-
-/** One clear line on stderr, no stack trace. */
-function expectOneLineError(result: RunResult, code: number, pattern: RegExp): void {
-  expect(result.code, result.stderr).to.equal(code)
-  const lines = result.stderr.trim().split('\n')
-  expect(lines, result.stderr).to.have.length(1)
-  expect(lines[0]).to.match(/^error: /)
-  expect(lines[0]).to.match(pattern)
-  expect(result.stderr).to.not.match(/\n\s+at /)
-}
+import {expectOneLineError, jsonLines, mq, tempHome} from '../helpers.js'
 
 async function depth(home: string, queue: string): Promise<number> {
   const out = await mq(['queue', 'stats', queue, '--json'], {home})
@@ -77,11 +67,11 @@ describe('bad input (CLI)', () => {
     expectOneLineError(await mq(['publish', 'q', '--lines'], {home, input: Buffer.from([0x61, 0x0a, 0xc3, 0x28, 0x0a])}), 2, /not valid UTF-8/)
   })
 
-  it('empty stdin is refused; an explicit empty argument is an empty message', async () => {
-    expectOneLineError(await mq(['publish', 'q'], {home, input: ''}), 2, /stdin was empty/)
+  it('an empty body is one empty message, from stdin as from an argument', async () => {
+    expect((await mq(['publish', 'q'], {home, input: ''})).code).to.equal(0)
     expect((await mq(['publish', 'q', ''], {home})).code).to.equal(0)
-    const [envelope] = jsonLines((await mq(['consume', 'q', '--json'], {home})).stdout)
-    expect(envelope.body).to.equal('')
+    const envelopes = jsonLines((await mq(['consume', 'q', '-n', '2', '--json'], {home})).stdout)
+    expect(envelopes.map((envelope) => envelope.body)).to.deep.equal(['', ''])
   })
 
   it('odd header names are refused', async () => {
@@ -124,12 +114,27 @@ describe('bad input (CLI)', () => {
     expectOneLineError(result, 1, /corrupt|not a broker/)
   })
 
-  it('a foreign SQLite database is not a broker: exit 1', async () => {
+  it('a foreign SQLite database is not a broker: exit 1, and it is left exactly as it was', async () => {
     const {default: Database} = await import('better-sqlite3')
-    const db = new Database(join(home, 'broker.db'))
+    const file = join(home, 'broker.db')
+    const db = new Database(file)
     db.exec('CREATE TABLE accounts (id INTEGER)')
     db.close()
-    expectOneLineError(await mq(['queue', 'list'], {home}), 1, /not an mqctl broker/)
+    chmodSync(file, 0o644)
+    const before = readFileSync(file)
+    for (const command of [['queue', 'list'], ['publish', 'q', 'x'], ['consume', 'q']]) {
+      expectOneLineError(await mq(command, {home}), 1, /not an mqctl broker/)
+    }
+    expect(statSync(file).mode & 0o777).to.equal(0o644)
+    expect(readFileSync(file)).to.deep.equal(before) // still in rollback-journal mode, not switched to WAL
+    expect(readdirSync(home)).to.deep.equal(['broker.db'])
+  })
+
+  it('a broker folder on a pseudo-filesystem (/proc): exit 1 at once, no hang', async function () {
+    if (!existsSync('/proc/self')) this.skip()
+    for (const folder of ['/proc/self/mq-broker', '/proc/1/mq/broker']) {
+      expectOneLineError(await mq(['queue', 'list'], {home: folder, timeoutMs: 60_000}), 1, /cannot create the broker folder/)
+    }
   })
 
   it('a home that is a file: exit 1', async () => {

@@ -40,7 +40,7 @@ describe('consume --exec (the --exec contract)', () => {
   it('exit 65 dead-letters at once', async () => {
     await mq(['publish', 'jobs', 'bad'], {home})
     const result = await mq(['consume', 'jobs', '--exec', 'echo "cannot parse" >&2; exit 65'], {home})
-    expect(result.code).to.equal(0)
+    expect(result.code).to.equal(1)
     expect(result.stderr).to.match(/dead-lettered/)
     const [dead] = jsonLines((await mq(['consume', 'jobs.dlq', '--json'], {home})).stdout)
     expect(dead.headers).to.deep.include({'x-dead-letter-reason': 'rejected', 'x-dead-letter-attempts': '1', 'x-original-queue': 'jobs'})
@@ -52,7 +52,8 @@ describe('consume --exec (the --exec contract)', () => {
     await mq(['publish', 'jobs', 'flaky'], {home})
     const attempts = join(home, 'attempts')
     const result = await mq(['consume', 'jobs', '-n', '3', '--wait', '5s', '--exec', `echo $MQ_ATTEMPT >> ${attempts}; exit 1`], {home})
-    expect(result.code).to.equal(0)
+    expect(result.code).to.equal(1)
+    expect(result.stderr).to.match(/error: the command failed for 3 of 3 deliveries: 2 retried \(back in the queue for a later attempt\), 1 dead-lettered/)
     expect(readFileSync(attempts, 'utf8')).to.equal('1\n2\n3\n')
     const [dead] = jsonLines((await mq(['consume', 'jobs.dlq', '--json'], {home})).stdout)
     expect(dead.headers).to.deep.include({'x-dead-letter-reason': 'max-deliveries', 'x-dead-letter-attempts': '3', 'x-last-error': 'exit 1'})
@@ -66,7 +67,9 @@ describe('consume --exec (the --exec contract)', () => {
       ['consume', 'jobs', '-n', '2', '--wait', '5s', '--exec-timeout', '300ms', '--exec', `echo $MQ_ATTEMPT >> ${attempts}; [ "$MQ_ATTEMPT" = 2 ] || sleep 30`],
       {home},
     )
-    expect(result.code, result.stderr).to.equal(0)
+    // the first attempt failed (and was retried): the run says so and exits 1
+    expect(result.code, result.stderr).to.equal(1)
+    expect(result.stderr).to.match(/failed for 1 of 2 deliveries: 1 acked, 1 retried/)
     expect(readFileSync(attempts, 'utf8')).to.equal('1\n2\n')
     expect(result.stderr).to.match(/timed out/)
     expect(JSON.parse((await mq(['queue', 'stats', 'jobs', '--json'], {home})).stdout).depth).to.equal(0)
@@ -107,6 +110,23 @@ describe('consume --exec (the --exec contract)', () => {
     expect(readFileSync(done, 'utf8').trim().split('\n')).to.have.length(1)
     const stats = JSON.parse((await mq(['queue', 'stats', 'jobs', '--json'], {home})).stdout)
     expect({ready: stats.ready, inFlight: stats.inFlight}).to.deep.equal({ready: 1, inFlight: 0})
+  })
+
+  it('exits 1 when a command failed and its message was dead-lettered, and says what happened', async () => {
+    await mq(['queue', 'create', 'jobs', '--max-deliveries', '1'], {home})
+    await mq(['publish', 'jobs', '--lines'], {home, input: 'a\nb\n'})
+    const result = await mq(['consume', 'jobs', '-n', '2', '--exec', 'body=$(cat); [ "$body" = a ] || exit 3'], {home})
+    expect(result.code, result.stderr).to.equal(1)
+    expect(result.stderr).to.match(/^error: the command failed for 1 of 2 deliveries: 1 acked, 1 dead-lettered; /m)
+    expect(JSON.parse((await mq(['queue', 'stats', 'jobs.dlq', '--json'], {home})).stdout).depth).to.equal(1)
+    // with --json the same error is a JSON object on stderr
+    await mq(['publish', 'jobs', 'c'], {home})
+    const json = await mq(['consume', 'jobs', '--json', '--exec', 'exit 3'], {home})
+    expect(json.code).to.equal(1)
+    const errorLine = json.stderr.split('\n').find((line) => line.startsWith('{"error"'))
+    const error = JSON.parse(errorLine ?? 'null') as {error: {code: string; message: string; exitCode: number}}
+    expect(error.error).to.include({code: 'action_failed', exitCode: 1})
+    expect(error.error.message).to.match(/failed for 1 of 1 delivery: 1 dead-lettered/)
   })
 
   it('exits 3 when there was nothing to run', async () => {

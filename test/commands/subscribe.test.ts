@@ -113,7 +113,9 @@ describe('subscribe and topics (CLI)', () => {
       ['subscribe', 'orders', '--durable', 'billing', '--all', '-n', '2', '--exec', `body=$(cat); echo "$MQ_TOPIC $MQ_SUBSCRIPTION $MQ_ATTEMPT $body" >> ${log}; [ "$body" = good ] || exit 65`],
       {home},
     )
-    expect(result.code, result.stderr).to.equal(0)
+    // a dead-lettered message makes the run exit 1, with what happened
+    expect(result.code, result.stderr).to.equal(1)
+    expect(result.stderr).to.match(/error: the command failed for 1 of 2 deliveries: 1 acked, 1 dead-lettered/)
     expect(readFileSync(log, 'utf8')).to.equal('orders billing 1 good\norders billing 1 bad\n')
     const [dead] = jsonLines((await mq(['consume', 'billing.dlq', '--json'], {home})).stdout)
     expect(dead.body).to.equal('bad')

@@ -227,6 +227,10 @@ describe('the daemon', function () {
         [() => post('/queues/%E0%A4%A/messages', {}, 'x'), 400, /percent-encoding/],
         [() => post('/events', {'ce-specversion': '1.0', 'ce-id': 'x', 'ce-source': 's', 'ce-type': 't', 'ce-data': 'injected'}, ''), 400, /ce-data is not allowed/],
         [() => http(home, '/events'), 405, /not allowed/],
+        // the limits every way in shares (src/core): priority, headers, event depth
+        [() => post('/queues/q/messages?priority=', {}, 'x'), 400, /priority= must be a whole number from 0 to 9, got ""/],
+        [() => post('/queues/q/messages', Object.fromEntries(Array.from({length: 65}, (_, i) => [`mq-header-h${i}`, 'v'])), 'x'), 413, /65 headers, over the limit of 64/],
+        [() => post('/events', {'content-type': 'application/cloudevents+json'}, `{"specversion":"1.0","id":"d","source":"s","type":"t","data":${'['.repeat(20_000)}${']'.repeat(20_000)}}`), 400, /"data" is nested deeper than 256 levels/],
       ]
       for (const [send, status, reason] of cases) {
         const response = await send()

@@ -1,5 +1,5 @@
 import type {TriggerSummary} from '../../core/engine/engine.js'
-import {startSources} from '../../core/engine/sources.js'
+import {startSources} from '../../core/engine/sources/index.js'
 import {InterruptedError, InvalidInputError} from '../../core/errors.js'
 import {defineCommand} from '../definition.js'
 import {engineFor, RULES_FLAG} from '../engine-context.js'

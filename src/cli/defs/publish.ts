@@ -4,7 +4,7 @@ import {validateName} from '../../core/names.js'
 import {parseTimeOrDelay} from '../../core/units.js'
 import type {Context} from '../context.js'
 import {defineCommand} from '../definition.js'
-import {decodeUtf8, parseEnvelope, parseHeaderFlags, readStdinBody, stdinLineBatches} from '../input.js'
+import {checkArgumentUtf8, parseEnvelope, parseHeaderFlags, readStdinBody, stdinLineBatches} from '../input.js'
 import {askName, askText} from '../prompts.js'
 
 const flags = {
@@ -14,7 +14,7 @@ const flags = {
   topic: {kind: 'boolean', summary: 'Publish to the topic NAME, creating it if needed.'},
   delay: {kind: 'duration', summary: 'Deliver no sooner than DUR from now (queues).', helpValue: 'DUR'},
   at: {kind: 'string', summary: 'Deliver no sooner than TIME (ISO-8601; queues).', helpValue: 'TIME'},
-  ttl: {kind: 'duration', summary: 'Expire the message DUR after publishing: never delivered after that (queues).', helpValue: 'DUR'},
+  ttl: {kind: 'duration', positive: true, summary: 'Expire the message DUR after publishing: never delivered after that (queues).', helpValue: 'DUR'},
   priority: {kind: 'integer', summary: '0–9, higher delivered first; FIFO within a priority (queues).', min: 0, max: 9},
   'dedup-id': {kind: 'string', summary: 'Idempotent publish: a repeat within the window returns the first id and stores nothing.', helpValue: 'ID'},
   wait: {kind: 'duration', summary: 'When the queue is full under --overflow block: wait up to DUR for room, then exit 4.', helpValue: 'DUR'},
@@ -65,10 +65,10 @@ subscription pattern matches it), otherwise a queue, created on first use. Print
     }
     let body = args.body
     if (body === undefined) {
+      // Empty stdin is an empty message, as an empty argument is (README: Limits).
       body = ctx.stdinIsTTY ? await askText(ctx, 'message body', 'give the body as an argument or on stdin') : await readStdinBody()
-      if (body === '' && !ctx.stdinIsTTY) throw new InvalidInputError('stdin was empty', {hint: 'pass the body as an argument, or pipe some text in'})
     } else {
-      decodeUtf8(Buffer.from(body))
+      checkArgumentUtf8(body, 'the body argument')
     }
     const [result] = await (await ctx.publisher()).publish(name, [{...timing, body, headers, dedupId: flags['dedup-id']}], options)
     return result
@@ -84,6 +84,9 @@ async function publishStream(
   options: PublishOptions,
 ): Promise<void> {
   const publisher = await ctx.publisher()
+  // A stream waits out another process's write lock; through the daemon, a batch the daemon could
+  // not commit for the lock is sent again (nothing of it was stored).
+  const waiter = ctx.waitOutLocks()
   let published = 0
   // The first Ctrl-C stops reading: what was read is published, then exit 130.
   options.signal?.addEventListener('abort', () => process.stdin.destroy(), {once: true})
@@ -92,7 +95,7 @@ async function publishStream(
     const messages = batch.lines.map((line, index) => toMessage(line, numbers[index]))
     let results: PublishResult[]
     try {
-      results = await publisher.publish(name, messages, options)
+      results = await waiter.run(() => publisher.publish(name, messages, options))
     } catch (error) {
       if (error instanceof QueueFullError) {
         // Under --overflow block part of the batch may have gone in before the wait ran out.

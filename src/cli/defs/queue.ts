@@ -10,16 +10,16 @@ import type {FlagSpecs, FlagValues} from '../spec.js'
 
 /** Settings flags shared by `queue create` and `queue update`. */
 const SETTINGS_FLAGS = {
-  'visibility-timeout': {kind: 'duration', summary: 'Lease length of a delivery (default 30s).', helpValue: 'DUR'},
+  'visibility-timeout': {kind: 'duration', positive: true, summary: 'Lease length of a delivery (default 30s).', helpValue: 'DUR'},
   'max-deliveries': {kind: 'integer', summary: 'Deliveries before a message is dead-lettered (default 5).', min: 1},
   'dead-letter-queue': {kind: 'string', summary: 'Where dead letters go (default QUEUE.dlq; "none" keeps them).', helpValue: 'NAME'},
-  'max-body-size': {kind: 'size', summary: 'Largest accepted body (default 1MiB).', helpValue: 'SIZE'},
+  'max-body-size': {kind: 'size', summary: 'Largest accepted message: body plus headers (default 1MiB).', helpValue: 'SIZE'},
   'retry-backoff': {kind: 'duration', summary: 'First retry delay after a failed --exec run; doubles each attempt (default 1s).', helpValue: 'DUR'},
   'retry-backoff-max': {kind: 'duration', summary: 'Longest retry delay (default 1m).', helpValue: 'DUR'},
   'max-length': {kind: 'integer', summary: 'Hold at most N messages (ready, delayed and in flight).', min: 1},
-  'max-bytes': {kind: 'size', summary: 'Hold at most SIZE of bodies.', helpValue: 'SIZE'},
+  'max-bytes': {kind: 'size', summary: 'Hold at most SIZE of messages (bodies plus headers).', helpValue: 'SIZE'},
   overflow: {kind: 'string', summary: 'When full: reject (exit 4), drop-oldest (from the head), or block the publisher.', options: ['reject', 'drop-oldest', 'block']},
-  'default-ttl': {kind: 'duration', summary: 'Messages expire DUR after publishing unless they set --ttl.', helpValue: 'DUR'},
+  'default-ttl': {kind: 'duration', positive: true, summary: 'Messages expire DUR after publishing unless they set --ttl.', helpValue: 'DUR'},
   'dead-letter-expired': {kind: 'boolean', summary: 'Send expired messages to the dead-letter queue (reason expired) instead of discarding them.'},
   'discard-expired': {kind: 'boolean', summary: 'Discard expired messages (the default; undoes --dead-letter-expired).'},
   'dedup-window': {kind: 'duration', summary: 'How long a publish --dedup-id is remembered (default 5m).', helpValue: 'DUR'},

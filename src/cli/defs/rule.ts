@@ -5,6 +5,7 @@ import {describeAction} from '../../core/engine/actions.js'
 import {compilePattern, type MismatchExplanation, PatternError} from '../../core/engine/pattern.js'
 import type {ActionSpec, RuleSpec} from '../../core/engine/rules.js'
 import {InvalidInputError, NotFoundError} from '../../core/errors.js'
+import {checkJsonDepth} from '../../core/json-depth.js'
 import {printable} from '../../core/names.js'
 import type {Context} from '../context.js'
 import {defineCommand} from '../definition.js'
@@ -36,11 +37,14 @@ function findIndex(rules: RuleSpec[], name: string): number {
 }
 
 function parseJsonFlag(text: string, flag: string): unknown {
+  let value: unknown
   try {
-    return JSON.parse(text)
+    value = JSON.parse(text)
   } catch (error) {
     throw new InvalidInputError(`${flag} is not valid JSON (${(error as Error).message})`, {code: 'bad_json'})
   }
+  checkJsonDepth(value, flag)
+  return value
 }
 
 export const ruleAdd = defineCommand({
@@ -72,7 +76,9 @@ export const ruleAdd = defineCommand({
   },
   async run({args, flags}, ctx): Promise<RuleSpec> {
     const name = args.name ?? (await askName(ctx, 'rule name', [], 'give it as an argument: mq rule add NAME ...'))
-    let pattern = (flags.pattern === undefined ? {} : parseJsonFlag(flags.pattern, '--pattern')) as Record<string, unknown>
+    const given = flags.pattern === undefined ? {} : parseJsonFlag(flags.pattern, '--pattern')
+    if (typeof given !== 'object' || given === null || Array.isArray(given)) compilePattern(given) // refuses it, naming the path
+    let pattern = given as Record<string, unknown>
     if (flags.type !== undefined) pattern = {...pattern, type: [flags.type]}
     const actions: ActionSpec[] = flags.action.map((a) => parseJsonFlag(a, '--action') as ActionSpec)
     if (flags.exec !== undefined) actions.push({type: 'exec', command: flags.exec, shell: true})

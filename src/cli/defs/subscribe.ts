@@ -1,7 +1,7 @@
 import type {StartPosition} from '../../core/broker.js'
 import {InvalidInputError} from '../../core/errors.js'
 import {parseTimeOrAgo} from '../../core/units.js'
-import {CONSUMER_FLAGS, consumerSettings, runConsumer} from '../consumer.js'
+import {CONSUMER_FLAGS, consumerSettings, runConsumer, waitsOutLocks} from '../consumer.js'
 import {defineCommand} from '../definition.js'
 import {askText} from '../prompts.js'
 
@@ -37,6 +37,7 @@ dead letters like a queue, and processes using the same NAME share its messages.
     const pattern = args.pattern ?? (await askText(ctx, 'topic or pattern', 'give it as an argument: mq subscribe PATTERN'))
     const settings = consumerSettings(flags)
     const start = startPosition(flags)
+    if (waitsOutLocks(settings)) ctx.waitOutLocks() // from the start: subscribing writes too
     const subscription = await broker.subscribe(pattern, {
       durable: flags.durable,
       start,

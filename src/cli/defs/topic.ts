@@ -28,10 +28,10 @@ export const topicCreate = defineCommand({
   examples: ['<%= config.bin %> topic create orders', '<%= config.bin %> topic create metrics --max-age 1h --max-messages 100000 --max-bytes 64MiB'],
   args: topicArg,
   flags: {
-    'max-age': {kind: 'duration', summary: 'Discard messages older than DUR (default 7d).', helpValue: 'DUR'},
+    'max-age': {kind: 'duration', positive: true, summary: 'Discard messages older than DUR (default 7d).', helpValue: 'DUR'},
     'max-messages': {kind: 'integer', summary: 'Keep at most N messages.', min: 1},
-    'max-bytes': {kind: 'size', summary: 'Keep at most SIZE of bodies.', helpValue: 'SIZE'},
-    'max-body-size': {kind: 'size', summary: 'Largest accepted body (default 1MiB).', helpValue: 'SIZE'},
+    'max-bytes': {kind: 'size', summary: 'Keep at most SIZE of messages (bodies plus headers).', helpValue: 'SIZE'},
+    'max-body-size': {kind: 'size', summary: 'Largest accepted message: body plus headers (default 1MiB).', helpValue: 'SIZE'},
   },
   async run({args, flags}, ctx): Promise<TopicInfo> {
     return ctx.broker().declareTopic(await topicName(ctx, args.topic, 'create'), {

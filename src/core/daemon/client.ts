@@ -3,9 +3,9 @@ import type {Socket} from 'node:net'
 import type {OutgoingMessage, PublishOptions, PublishResult} from '../broker.js'
 import type {CloudEvent} from '../engine/cloudevents.js'
 import type {TriggerSummary} from '../engine/engine.js'
-import {DaemonUnavailableError, type ExitCodeValue, MqError, QueueFullError} from '../errors.js'
-import {daemonPaths} from './files.js'
-import {connect, onJsonLines, type Reply, type Request} from './protocol.js'
+import {DaemonUnavailableError, type ErrorCode, type ExitCodeValue, MqError, QueueFullError} from '../errors.js'
+import {daemonPaths, socketProblem} from './files.js'
+import {connect, MAX_FRAME_BYTES, onJsonLines, type Reply, type Request} from './protocol.js'
 
 /** How long a command waits to reach the daemon before doing the work itself. */
 const CONNECT_TIMEOUT_MS = 300
@@ -18,7 +18,7 @@ export {DaemonUnavailableError}
 /** An error the daemon reported, with the exit code it maps to. */
 export class RemoteError extends MqError {
   constructor(
-    readonly code: string,
+    readonly code: ErrorCode,
     message: string,
     readonly exitCode: ExitCodeValue,
   ) {
@@ -49,13 +49,16 @@ export class DaemonClient {
       socket,
       (value) => {
         const reply = value as Reply
+        if (typeof reply?.id !== 'number') return
         const pending = this.waiting.get(reply.id)
         if (!pending) return
         this.waiting.delete(reply.id)
         if (reply.error) pending.reject(toError(reply.error))
         else pending.resolve(reply.result)
       },
-      () => {},
+      (problem) => {
+        if (problem.fatal) socket.destroy()
+      },
     )
     const fail = () => {
       this.closed = true
@@ -68,8 +71,11 @@ export class DaemonClient {
 
   /** Connects when a daemon serves this folder; undefined otherwise (no daemon, or it is not answering). */
   static async connect(home: string): Promise<DaemonClient | undefined> {
+    const {socket} = daemonPaths(home)
+    // A socket someone else could have bound is never spoken to: the command uses the folder itself.
+    if (socketProblem(socket)) return undefined
     try {
-      return new DaemonClient(await connect(daemonPaths(home).socket, CONNECT_TIMEOUT_MS))
+      return new DaemonClient(await connect(socket, CONNECT_TIMEOUT_MS))
     } catch {
       return undefined
     }
@@ -82,6 +88,9 @@ export class DaemonClient {
   request<T>(op: Request['op'], fields: Record<string, unknown> = {}, timeoutMs?: number): Promise<T> {
     if (this.closed) return Promise.reject(new DaemonUnavailableError('not connected'))
     const id = this.nextId++
+    const frame = `${JSON.stringify({id, op, ...fields})}\n`
+    // The daemon cuts off longer lines; the caller does such work itself instead.
+    if (Buffer.byteLength(frame) > MAX_FRAME_BYTES) return Promise.reject(new DaemonUnavailableError('the request is too large for the daemon'))
     return new Promise<T>((resolve, reject) => {
       const timer =
         timeoutMs === undefined
@@ -96,7 +105,7 @@ export class DaemonClient {
         fn(value)
       }
       this.waiting.set(id, {resolve: settle(resolve as (value: unknown) => void), reject: settle(reject)})
-      this.socket.write(`${JSON.stringify({id, op, ...fields})}\n`)
+      this.socket.write(frame)
     })
   }
 

@@ -1,20 +1,22 @@
-import {existsSync, rmSync, watch, type FSWatcher, writeFileSync} from 'node:fs'
+import {existsSync, rmSync, watch, type FSWatcher} from 'node:fs'
 import {createServer, type Server, type Socket} from 'node:net'
 import {basename, dirname} from 'node:path'
 
 import type {OutgoingMessage, PublishOptions, PublishResult} from '../broker.js'
+import {monotonicNow} from '../clock.js'
 import {type CloudEvent, validateEvent} from '../engine/cloudevents.js'
 import {Engine, type TriggerSummary} from '../engine/engine.js'
 import {type LoadedRules, readRules} from '../engine/rules-file.js'
-import {type RunningSources, startSources} from '../engine/sources.js'
+import {type RunningSources, startSources} from '../engine/sources/index.js'
 import {DaemonUnavailableError, InvalidInputError, isMqError, QueueFullError} from '../errors.js'
 import {FileBroker} from '../file-broker/index.js'
+import {writeNoFollow} from '../no-follow.js'
 import {formatDuration} from '../units.js'
 import type {DaemonStatus} from './client.js'
-import {claimPidFile, daemonPaths, daemonToken, liveDaemon, releasePidFile} from './files.js'
+import {claimPidFile, daemonPaths, daemonToken, liveDaemon, prepareSocketFolder, refuseDaemonFileLinks, releasePidFile} from './files.js'
 import {DaemonHttp} from './http.js'
 import {Metrics} from './metrics.js'
-import {connect, onJsonLines, type Reply, type Request} from './protocol.js'
+import {connect, frameId, onJsonLines, parseRequest, type Reply, type Request} from './protocol.js'
 
 export interface DaemonOptions {
   home: string
@@ -39,6 +41,7 @@ interface QueuedPublish {
   messages: OutgoingMessage[]
   options: Omit<PublishOptions, 'signal'>
   done: PublishResult[]
+  /** On the monotonic clock. */
   deadline: number
   /** Total messages asked for, to say how many made it if the wait runs out. */
   total: number
@@ -48,8 +51,8 @@ interface QueuedPublish {
 }
 
 /**
- * The optional background daemon (DESIGN §6). It owns nothing exclusively: it is one more process
- * on the broker folder that group-commits publishes from many clients, runs handed-over events and
+ * The optional background daemon (README.md, "The daemon (optional)"; ARCHITECTURE.md, "The
+ * daemon"). It owns nothing exclusively: it is one more process on the broker folder that group-commits publishes from many clients, runs handed-over events and
  * the rules' sources, and serves HTTP ingest and metrics on 127.0.0.1.
  */
 export class Daemon {
@@ -61,7 +64,7 @@ export class Daemon {
   private socketServer?: Server
   private http?: DaemonHttp
   private rulesWatcher?: FSWatcher
-  private readonly startedAt = Date.now()
+  private readonly startedAt = monotonicNow()
   private readonly metrics = new Metrics()
   private readonly clients = new Set<Socket>()
   private queue: QueuedPublish[] = []
@@ -85,18 +88,20 @@ export class Daemon {
   async start(): Promise<void> {
     const paths = daemonPaths(this.options.home)
     if (liveDaemon(this.options.home)) throw new InvalidInputError(`a daemon already runs for ${this.options.home}`, {hint: 'see `mq daemon status`'})
+    refuseDaemonFileLinks(this.options.home)
     claimPidFile(this.options.home)
     try {
       await this.startParts(paths)
+      writeNoFollow(paths.state, JSON.stringify({pid: process.pid, http: this.http?.address() ?? null}))
     } catch (error) {
       await this.stop(true).catch(() => {})
       throw error
     }
-    writeFileSync(paths.state, JSON.stringify({pid: process.pid, http: this.http?.address() ?? null}), {mode: 0o600})
     this.options.log(`daemon ${this.options.version} started (pid ${process.pid}) on ${paths.socket}${this.http ? `, HTTP ${this.http.url()}` : ''}`)
   }
 
   private async startParts(paths: ReturnType<typeof daemonPaths>): Promise<void> {
+    prepareSocketFolder(paths.socket)
     await this.removeStaleSocket(paths.socket)
     this.rules = await readRules(this.options.rulesPath)
     this.engine = new Engine({
@@ -177,7 +182,7 @@ export class Daemon {
       pid: process.pid,
       version: this.options.version,
       startedAt: new Date(this.startedAt).toISOString(),
-      uptimeMs: Date.now() - this.startedAt,
+      uptimeMs: Math.round(monotonicNow() - this.startedAt),
       home: this.options.home,
       socket: paths.socket,
       http: this.http?.listening ? this.http.address() : null,
@@ -202,18 +207,34 @@ export class Daemon {
     })
     socket.on('error', () => {})
     const reply = (message: Reply) => {
-      if (!socket.destroyed) socket.write(`${JSON.stringify(message)}\n`)
+      if (socket.destroyed) return
+      let line: string
+      try {
+        line = JSON.stringify(message)
+      } catch (error) {
+        line = JSON.stringify({id: message.id, error: errorReply(error)})
+      }
+      socket.write(`${line}\n`)
     }
     onJsonLines(
       socket,
       (value) => {
-        const request = value as Request
+        // A peer may send any JSON: a frame that is not a request gets an error, never a crash.
+        let request: Request
+        try {
+          request = parseRequest(value)
+        } catch (error) {
+          return reply({id: frameId(value), error: errorReply(error)})
+        }
         this.handle(request, socket).then(
           (result) => reply({id: request.id, result}),
           (error) => reply({id: request.id, error: errorReply(error)}),
         )
       },
-      () => socket.destroy(),
+      (problem) => {
+        reply({id: null, error: {code: 'bad_request', message: problem.message, exitCode: 2}})
+        if (problem.fatal) socket.end(() => socket.destroy())
+      },
     )
   }
 
@@ -243,7 +264,7 @@ export class Daemon {
         ...request,
         done: [],
         total: request.messages.length,
-        deadline: Date.now() + (request.options.blockTimeoutMs ?? Number.POSITIVE_INFINITY),
+        deadline: monotonicNow() + (request.options.blockTimeoutMs ?? Number.POSITIVE_INFINITY),
         resolve,
         reject,
       })
@@ -274,7 +295,7 @@ export class Daemon {
         for (const result of outcome.results) request.done.push(result)
         if (outcome.rest.length === 0) return request.resolve(request.done)
         request.messages = outcome.rest
-        if (Date.now() >= request.deadline || this.draining) request.reject(queueFull(request, outcome.full ?? 'the queue is full'))
+        if (monotonicNow() >= request.deadline || this.draining) request.reject(queueFull(request, outcome.full ?? 'the queue is full'))
         else this.blocked.push(request)
       })
     }
@@ -305,9 +326,15 @@ export class Daemon {
     const batch = this.accepting.splice(0)
     try {
       const results = await this.engine.acceptMany(batch.map((b) => b.event))
-      this.metrics.counts.eventsAccepted += batch.length
-      batch.forEach((b, index) => b.resolve(results[index]))
-      if (results.some((r) => r.duplicateOf === undefined)) setImmediate(() => this.scan())
+      let fresh = false
+      batch.forEach((b, index) => {
+        const result = results[index]
+        if ('error' in result) return b.reject(result.error)
+        this.metrics.counts.eventsAccepted++
+        if (result.duplicateOf === undefined) fresh = true
+        b.resolve(result)
+      })
+      if (fresh) setImmediate(() => this.scan())
     } catch (error) {
       for (const b of batch) b.reject(error)
     }

@@ -1,14 +1,13 @@
-import {type ChildProcess, spawn} from 'node:child_process'
 import {appendFile} from 'node:fs/promises'
 import {isAbsolute, resolve} from 'node:path'
 
 import type {Broker} from '../broker.js'
 import {validateName} from '../names.js'
-import {OutputTail, stopGroup} from '../process-group.js'
+import {runChild} from '../process-group.js'
 import {parseDuration} from '../units.js'
 import type {CloudEvent} from './cloudevents.js'
 import type {ActionSpec, ExecAction, HttpAction, PublishAction} from './rules.js'
-import {eventEnvironment, renderAll, renderTemplate} from './template.js'
+import {eventEnvironment, renderAll, renderTemplate, renderUrl, UrlTemplateError} from './template.js'
 
 export interface ActionContext {
   broker: Broker
@@ -82,44 +81,25 @@ export function describeAction(action: ActionSpec): string {
 async function runExec(action: ExecAction, event: CloudEvent, ctx: ActionContext): Promise<ActionResult> {
   const argv = action.shell ? ['sh', '-c', action.command as string] : (action.command as string[]).map((item) => renderTemplate(item, event))
   const target = JSON.stringify(argv)
-  let child: ChildProcess
-  try {
-    child = spawn(argv[0], argv.slice(1), {
-      cwd: action.cwd ? resolve(ctx.baseDir, action.cwd) : ctx.baseDir,
-      env: {...ctx.env, ...eventEnvironment(event), MQ_RULE: ctx.rule, MQ_ATTEMPT: String(ctx.attempt), ...renderAll(action.env, event)},
-      stdio: ['pipe', 'pipe', 'pipe'],
-      detached: true,
-    })
-  } catch (error) {
-    // e.g. a NUL byte rendered into an argument: a failed attempt like any other.
-    return {ok: false, target, error: `cannot run ${argv[0]}: ${(error as Error).message}`}
-  }
-  const tail = new OutputTail()
-  const copy = (chunk: Buffer) => {
-    tail.add(chunk)
-    ctx.output?.write(chunk)
-  }
-  child.stdout!.on('data', copy)
-  child.stderr!.on('data', copy)
-  child.stdin!.on('error', () => {})
-  child.stdin!.end(JSON.stringify(event))
-  const timeoutMs = action.timeout ? parseDuration(action.timeout) : undefined
-  let timedOut = false
-  const timer = timeoutMs === undefined ? undefined : setTimeout(() => ((timedOut = true), stopGroup(child)), timeoutMs)
-  const onAbort = () => stopGroup(child)
-  ctx.signal?.addEventListener('abort', onAbort, {once: true})
-  const result = await new Promise<ActionResult>((done) => {
-    child.on('error', (error) => done({ok: false, target, exitCode: 127, error: `cannot run ${argv[0]}: ${error.message}`}))
-    child.on('close', (code, signal) => {
-      const outputTail = tail.toString() || undefined
-      if (timedOut) done({ok: false, target, error: `timed out after ${action.timeout}`, outputTail})
-      else if (signal) done({ok: false, target, error: `killed by ${signal}`, outputTail})
-      else done({ok: code === 0, target, exitCode: code ?? undefined, error: code === 0 ? undefined : `exit ${code}`, outputTail})
-    })
+  const output = (chunk: Buffer) => ctx.output?.write(chunk)
+  const end = await runChild({
+    argv,
+    cwd: action.cwd ? resolve(ctx.baseDir, action.cwd) : ctx.baseDir,
+    env: {...ctx.env, ...eventEnvironment(event), MQ_RULE: ctx.rule, MQ_ATTEMPT: String(ctx.attempt), ...renderAll(action.env, event)},
+    stdin: JSON.stringify(event),
+    stdout: output,
+    stderr: output,
+    tail: {max: 2_000, of: ['stdout', 'stderr']},
+    timeoutMs: action.timeout ? parseDuration(action.timeout) : undefined,
+    signal: ctx.signal,
   })
-  if (timer) clearTimeout(timer)
-  ctx.signal?.removeEventListener('abort', onAbort)
-  return result
+  // A failed start (e.g. a NUL byte rendered into an argument) is a failed attempt like any other.
+  if (!end.started) return {ok: false, target, error: `cannot run ${argv[0]}: ${end.error.message}`}
+  if (end.error) return {ok: false, target, exitCode: 127, error: `cannot run ${argv[0]}: ${end.error.message}`}
+  const outputTail = end.tail || undefined
+  if (end.timedOut) return {ok: false, target, error: `timed out after ${action.timeout}`, outputTail}
+  if (end.signal) return {ok: false, target, error: `killed by ${end.signal}`, outputTail}
+  return {ok: end.code === 0, target, exitCode: end.code ?? undefined, error: end.code === 0 ? undefined : `exit ${end.code}`, outputTail}
 }
 
 async function runPublish(action: PublishAction, event: CloudEvent, ctx: ActionContext): Promise<ActionResult> {
@@ -138,7 +118,13 @@ async function runPublish(action: PublishAction, event: CloudEvent, ctx: ActionC
 
 /** http: the CloudEvents HTTP binding, structured (the event as JSON) or binary (ce-* headers). */
 async function runHttp(action: HttpAction, event: CloudEvent): Promise<ActionResult> {
-  const url = renderTemplate(action.url, event)
+  let url: string
+  try {
+    url = renderUrl(action.url, event)
+  } catch (error) {
+    if (error instanceof UrlTemplateError) return {ok: false, target: action.url, error: error.message}
+    throw error
+  }
   const headers = renderAll(action.headers, event)
   let body: string | Buffer
   if (action.mode === 'binary') {

@@ -2,6 +2,7 @@ import {randomUUID} from 'node:crypto'
 import {hostname, userInfo} from 'node:os'
 
 import {InvalidInputError} from '../errors.js'
+import {checkJsonDepth} from '../json-depth.js'
 import {printable} from '../names.js'
 
 /** A CloudEvents 1.0 event in structured (JSON) mode: context attributes and data in one object. */
@@ -138,7 +139,8 @@ export function validateEvent(value: unknown): CloudEvent {
         event.dataschema = checkAbsoluteUri(name, checkString(name, attribute))
         break
       case 'data':
-        // The payload, not an attribute: any JSON value is allowed.
+        // The payload, not an attribute: any JSON value is allowed, up to the depth limit.
+        checkJsonDepth(attribute, 'invalid CloudEvent: "data"', '$.data')
         event.data = attribute
         break
       case 'data_base64':

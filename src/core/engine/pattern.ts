@@ -43,6 +43,7 @@
  */
 
 import {InvalidInputError} from '../errors.js'
+import {findTooDeep, MAX_JSON_DEPTH} from '../json-depth.js'
 
 /** A pattern that cannot be compiled; `path` points into the pattern, e.g. `$.data.total[0].numeric`. */
 export class PatternError extends InvalidInputError {
@@ -83,6 +84,9 @@ export interface CompiledPattern {
  * @throws PatternError when the pattern is malformed; nothing is silently left unmatchable.
  */
 export function compilePattern(pattern: unknown): CompiledPattern {
+  // Compiling and matching recurse per level: refuse absurd depths before either starts.
+  const tooDeep = findTooDeep(pattern)
+  if (tooDeep !== undefined) throw new PatternError(tooDeep, `nested deeper than ${MAX_JSON_DEPTH} levels (the limit)`)
   const root = compileObject(pattern, '$')
   return {
     matches: (event) => root.match(asObject(event)),

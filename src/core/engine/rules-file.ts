@@ -6,6 +6,7 @@ import {Low} from 'lowdb'
 
 import {InvalidInputError, StoreError} from '../errors.js'
 import {withFileLock} from '../file-lock.js'
+import {findTooDeep, MAX_JSON_DEPTH} from '../json-depth.js'
 import {type RulesDocument, type ValidatedDocument, validateDocument} from './rules.js'
 
 export interface LoadedRules {
@@ -59,5 +60,11 @@ async function open(path: string): Promise<Low<RulesDocument>> {
     throw new StoreError(`cannot read ${path}: ${code ?? error}`, {cause: error, hint: 'check the path and its permissions'})
   }
   db.data ??= {rules: []}
+  // A few levels above the pattern limit, so a too-deep pattern is reported by its rule; this
+  // guards everything else in the document (validation and rewriting recurse per level).
+  const tooDeep = findTooDeep(db.data, MAX_JSON_DEPTH + 8)
+  if (tooDeep !== undefined) {
+    throw new InvalidInputError(`${path}: nested deeper than ${MAX_JSON_DEPTH} levels at ${tooDeep}`, {code: 'bad_rules', hint: 'fix the rules document (see README: Rules)'})
+  }
   return db
 }

@@ -3,6 +3,7 @@ import {validateName} from '../names.js'
 import {parseDuration} from '../units.js'
 import {type CompiledPattern, compilePattern, PatternError} from './pattern.js'
 import {parseSchedule, type Schedule} from './cron.js'
+import {urlTemplateProblem} from './template.js'
 
 /**
  * The rules document (`rules.json`): rules that turn events into actions, and the sources that
@@ -253,6 +254,8 @@ function validateAction(value: unknown, fail: Fail): ActionSpec {
     case 'http': {
       allowed(['url', 'mode', 'method', 'headers', 'timeout'])
       if (typeof a.url !== 'string' || !/^https?:\/\/\S+$/.test(a.url.replace(TEMPLATE, 'x'))) fail('url', 'must be an http:// or https:// URL')
+      const urlProblem = urlTemplateProblem(a.url as string)
+      if (urlProblem) fail('url', urlProblem)
       if (a.mode !== undefined && a.mode !== 'structured' && a.mode !== 'binary') fail('mode', 'must be structured or binary')
       if (a.method !== undefined && a.method !== 'POST' && a.method !== 'PUT') fail('method', 'must be POST or PUT')
       stringMap('headers')

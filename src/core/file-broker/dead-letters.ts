@@ -1,5 +1,6 @@
-import type {DeadLetterQueueInfo, QueueSettings, RedriveOptions, RedriveResult} from '../broker.js'
-import {InvalidInputError, NotFoundError} from '../errors.js'
+import type {DeadLetterQueueInfo, Headers, QueueSettings, RedriveOptions, RedriveResult} from '../broker.js'
+import {DeletedMeanwhileError, InvalidInputError, NotFoundError} from '../errors.js'
+import {messageSize} from '../headers.js'
 import {validateName} from '../names.js'
 import {RateLimiter} from '../rate-limiter.js'
 import type {DestinationRow, Destinations} from './destinations.js'
@@ -76,7 +77,10 @@ export class DeadLetters {
             if (count >= budget) break
             const headers = decodeHeaders(row.headers)
             const matches = !options.filter || options.filter({body: row.body, headers})
-            if (matches && !result.dryRun && owner.kind === 'queue' && !hasRoom(this.destinations.getById(owner.id)!, row.body)) {
+            // Another process may have deleted the owner since the last batch (`queue delete`).
+            const current = this.destinations.getById(owner.id)
+            if (!current) throw ownerDeleted(name, owner, deadLetterQueue, result)
+            if (matches && !result.dryRun && owner.kind === 'queue' && !hasRoom(current, {body: row.body, headers})) {
               result.stoppedFull = true // back-pressure applies to redrives too
               break
             }
@@ -102,8 +106,19 @@ export class DeadLetters {
   }
 }
 
-/** Whether a queue can take one more message of this body under its length and size limits. */
-function hasRoom(queue: DestinationRow, body: string): boolean {
+function ownerDeleted(name: string, owner: DestinationRow, deadLetterQueue: string, result: RedriveResult): DeletedMeanwhileError {
+  const what = owner.kind === 'queue' ? 'queue' : 'subscription'
+  const before =
+    result.moved === 0 || result.dryRun
+      ? 'nothing had been moved'
+      : `the ${result.moved} message${result.moved === 1 ? '' : 's'} moved back before went with it`
+  return new DeletedMeanwhileError(`${what} ${name} was deleted while its dead letters were being redriven (${before})`, {
+    hint: `the other dead letters stay in ${deadLetterQueue}; recreate ${name} and redrive again if you still want them`,
+  })
+}
+
+/** Whether a queue can take one more such message under its length and size limits. */
+function hasRoom(queue: DestinationRow, message: {body: string; headers: Headers}): boolean {
   const {maxLength, maxBytes} = queue.settings
-  return (maxLength === null || queue.depth < maxLength) && (maxBytes === null || queue.bytes + Buffer.byteLength(body) <= maxBytes)
+  return (maxLength === null || queue.depth < maxLength) && (maxBytes === null || queue.bytes + messageSize(message) <= maxBytes)
 }

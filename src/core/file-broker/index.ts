@@ -20,7 +20,6 @@ import {
   type RedriveOptions,
   type RedriveResult,
   type SettleOutcome,
-  type StartPosition,
   type SubscribeOptions,
   type Subscription,
   type SubscriptionInfo,
@@ -30,11 +29,14 @@ import {
   type TopicSettings,
   type TopicStats,
 } from '../broker.js'
+import {monotonicNow} from '../clock.js'
 import {InterruptedError, InvalidInputError, NotFoundError, QueueFullError, WrongKindError} from '../errors.js'
+import {isLockedError, type LockWaiter} from '../lock-wait.js'
 import {sleep} from '../rate-limiter.js'
 import {formatDuration} from '../units.js'
-import {compileTopicPattern, printable, type TopicPattern, validateName} from '../names.js'
+import {compileTopicPattern, validateName} from '../names.js'
 import {openDatabase} from '../store/database.js'
+import {refuseLinks} from '../no-follow.js'
 import {ChangeNotifier, FALLBACK_POLL_MS, SIGNAL_FILE} from './change-notifier.js'
 import {type DestinationRow, Destinations, resolveQueueSettings, resolveTopicSettings} from './destinations.js'
 import {decodeHeaders, QueueStore} from './queue-store.js'
@@ -44,8 +46,10 @@ import {DeadLetters} from './dead-letters.js'
 import {Publisher, type PublishStep} from './publisher.js'
 import {parseReceipts} from './receipts.js'
 import {Sql} from './sql.js'
+import {checkBodySizes, validateMessages} from './validation.js'
+import {FileSubscription, SubscriptionReader} from './subscription-reader.js'
 import {type SubscriptionRow, SubscriptionStore} from './subscription-store.js'
-import {type LogRow, TopicStore} from './topic-store.js'
+import {TopicStore} from './topic-store.js'
 
 export interface FileBrokerOptions {
   /** Create the folder and database if missing (default true). */
@@ -54,7 +58,8 @@ export interface FileBrokerOptions {
 
 /**
  * The broker on a local folder: one SQLite database in WAL mode, shared safely by any number of
- * processes with or without the daemon (DESIGN §4).
+ * processes with or without the daemon (README.md, "Where messages live"; ARCHITECTURE.md, "The
+ * file broker").
  */
 export class FileBroker implements Broker {
   private readonly sql: Sql
@@ -64,11 +69,16 @@ export class FileBroker implements Broker {
   private readonly subscriptions: SubscriptionStore
   private readonly publisher: Publisher
   private readonly deadLetters: DeadLetters
+  private readonly reader: SubscriptionReader
   private readonly notifier: ChangeNotifier
   private closed = false
   private eventJournal?: EventJournal
+  private lockWaiter?: LockWaiter
 
   constructor(readonly home: string, options: FileBrokerOptions = {}) {
+    // Commits write to the signal file after they land: a link there is refused up front, with a
+    // clear error, rather than silently not written through later (see openSignalFile).
+    refuseLinks(join(home, SIGNAL_FILE))
     const db = openDatabase(home, {create: options.create})
     this.sql = new Sql(db, home, join(home, SIGNAL_FILE))
     this.destinations = new Destinations(this.sql)
@@ -77,7 +87,22 @@ export class FileBroker implements Broker {
     this.subscriptions = new SubscriptionStore(this.sql, this.destinations)
     this.publisher = new Publisher(this.sql, this.destinations, this.queues, this.topics)
     this.deadLetters = new DeadLetters(this.sql, this.destinations, this.queues, this.subscriptions)
+    this.reader = new SubscriptionReader(this.destinations, this.queues, this.topics, this.subscriptions)
     this.notifier = new ChangeNotifier(home)
+  }
+
+  /**
+   * Long-running commands: receives, publishes and settles wait out another process's write lock
+   * (retrying with backoff) instead of failing after the busy timeout. Lease extensions do not
+   * wait: their timer tries again anyway.
+   */
+  waitOutLocks(waiter: LockWaiter): void {
+    this.lockWaiter = waiter
+  }
+
+  /** Runs one unit of work, waiting out the write lock when `waitOutLocks` was called. */
+  private patiently<T>(operation: () => T, signal?: AbortSignal): T | Promise<T> {
+    return this.lockWaiter ? this.lockWaiter.run(operation, signal) : operation()
   }
 
   async declareQueue(name: string, settings: Partial<QueueSettings> = {}): Promise<QueueInfo> {
@@ -176,16 +201,18 @@ export class FileBroker implements Broker {
     if (messages.length === 0) return []
     validateMessages(messages)
     const results: PublishResult[] = []
-    const deadline = Date.now() + (options.blockTimeoutMs ?? Number.POSITIVE_INFINITY)
+    // In-process deadline: on the monotonic clock, so a step of the system clock does not move it.
+    const deadline = monotonicNow() + (options.blockTimeoutMs ?? Number.POSITIVE_INFINITY)
     let pending = messages
     for (;;) {
       const mark = this.notifier.mark()
-      const step = this.sql.write(() => this.publishStep(name, pending, options))
+      // Each step commits on its own, so only the step that met the lock is tried again.
+      const step = await this.patiently(() => this.sql.write(() => this.publishStep(name, pending, options)))
       // A whole file can be one batch: spreading 200k results as arguments would overflow the stack.
       for (const result of step.results) results.push(result)
       if (step.rest.length === 0) return results
       // Overflow "block": wait for consumers to make room (their acks wake us), up to the deadline.
-      const now = Date.now()
+      const now = monotonicNow()
       if (options.signal?.aborted) throw new InterruptedError()
       if (now >= deadline || this.closed) {
         const waited = options.blockTimeoutMs === undefined ? '' : ` for ${formatDuration(options.blockTimeoutMs)}`
@@ -239,7 +266,7 @@ export class FileBroker implements Broker {
   }
 
   /**
-   * The destination a publish goes to (DESIGN §2): an existing topic or queue; else a new topic
+   * The destination a publish goes to (README.md, "Publish/subscribe"): an existing topic or queue; else a new topic
    * when forced or when a subscription pattern covers the name; else a new queue.
    */
   private resolveForPublish(name: string, options: PublishOptions): DestinationRow<QueueSettings | TopicSettings> {
@@ -282,7 +309,7 @@ export class FileBroker implements Broker {
 
   async restore(deliveries: Delivery[]): Promise<void> {
     if (deliveries.length === 0) return
-    this.sql.write(() => {
+    await this.patiently(() => this.sql.write(() => {
       const now = Date.now()
       for (const delivery of deliveries) {
         const row = {
@@ -303,7 +330,7 @@ export class FileBroker implements Broker {
           if (dest) this.queues.restore(dest, [{...row, refId: row.id}], now)
         }
       }
-    })
+    }))
   }
 
   /**
@@ -312,16 +339,26 @@ export class FileBroker implements Broker {
    */
   private async poll(options: ReceiveOptions, attempt: () => {deliveries: Delivery[]; nextDueAt: number}): Promise<Delivery[]> {
     if (!(options.max >= 1)) throw new InvalidInputError('the number of messages to receive must be at least 1')
-    const deadline = Date.now() + (options.waitMs ?? 0)
+    // The wait is measured on the monotonic clock; only `nextDueAt` (a delay or a lease stored in
+    // the database, shared with other processes) is wall-clock.
+    const deadline = monotonicNow() + (options.waitMs ?? 0)
     for (;;) {
       const mark = this.notifier.mark()
-      const {deliveries, nextDueAt} = attempt()
+      let found
+      try {
+        found = await this.patiently(attempt, options.signal)
+      } catch (error) {
+        // Interrupted while waiting out a lock: nothing was taken.
+        if (isLockedError(error) && options.signal?.aborted) return []
+        throw error
+      }
+      const {deliveries, nextDueAt} = found
       if (deliveries.length > 0) return deliveries
-      const now = Date.now()
-      if (now >= deadline || options.signal?.aborted || this.closed) return []
-      const until = Math.min(deadline, nextDueAt, now + (options.pollIntervalMs ?? FALLBACK_POLL_MS))
-      if (options.pollIntervalMs === undefined) await this.notifier.wait(mark, until - now, options.signal)
-      else await sleep(until - now, options.signal)
+      const left = deadline - monotonicNow()
+      if (left <= 0 || options.signal?.aborted || this.closed) return []
+      const waitMs = Math.min(left, nextDueAt - Date.now(), options.pollIntervalMs ?? FALLBACK_POLL_MS)
+      if (options.pollIntervalMs === undefined) await this.notifier.wait(mark, waitMs, options.signal)
+      else await sleep(waitMs, options.signal)
     }
   }
 
@@ -397,7 +434,7 @@ export class FileBroker implements Broker {
   async subscribe(pattern: string, options: SubscribeOptions = {}): Promise<Subscription> {
     const compiled = compileTopicPattern(pattern)
     if (options.durable !== undefined) validateName(options.durable, 'subscription name')
-    const {row, resumed} = this.sql.write(() => {
+    const {row, resumed} = await this.patiently(() => this.sql.write(() => {
       if (compiled.literal) {
         const existing = this.destinations.get(pattern)
         if (existing?.kind === 'queue') {
@@ -418,110 +455,31 @@ export class FileBroker implements Broker {
         }
       }
       const name = options.durable ?? `~${process.pid}.${randomBytes(3).toString('hex')}`
-      const cursor = this.startCursor(compiled, options.start ?? {kind: 'new'})
+      const cursor = this.reader.startCursor(compiled, options.start ?? {kind: 'new'})
       return {row: this.subscriptions.create(name, pattern, options.durable !== undefined, cursor, options.settings ?? {}), resumed: false}
-    })
+    }))
     const settings = this.sql.read(() => this.destinations.getById(row.destId)!.settings)
     return new FileSubscription(this, row, resumed, pickSubscriptionSettings(settings))
-  }
-
-  private startCursor(pattern: TopicPattern, start: StartPosition): number {
-    switch (start.kind) {
-      case 'new':
-        return this.topics.lastId()
-      case 'all':
-        return 0
-      case 'since': {
-        const topicIds = this.topics.matching(pattern).map((t) => t.id)
-        const first = this.topics.firstIdSince(topicIds, start.time)
-        return first === undefined ? this.topics.lastId() : first - 1
-      }
-      case 'from-id': {
-        if (!/^\d{1,15}$/.test(start.id) || Number(start.id) < 1) {
-          throw new InvalidInputError(`--from-id "${printable(start.id, 30)}" is not a message id`, {hint: 'message ids are positive whole numbers'})
-        }
-        return Number(start.id) - 1
-      }
-    }
   }
 
   /** One receive on a subscription: redeliveries first, then new messages from the matching topics. */
   receiveSubscription(destId: number, options: ReceiveOptions): Promise<Delivery[]> {
     return this.poll(options, () => {
-      const deliverable = this.sql.read(() => {
-        const row = this.subscriptions.getByDest(destId)
-        if (!row) throw subscriptionGone()
-        const topicIds = this.topics.matching(compileTopicPattern(row.pattern)).map((t) => t.id)
-        return this.queues.hasDeliverable(destId, Date.now()) || this.topics.hasAfter(topicIds, row.cursor)
-      })
-      const deliveries = deliverable ? this.sql.write(() => this.takeFromSubscription(destId, options)) : []
+      const deliverable = this.sql.read(() => this.reader.hasDeliverable(destId))
+      const deliveries = deliverable ? this.sql.write(() => this.reader.take(destId, options)) : []
       return {deliveries, nextDueAt: deliveries.length > 0 ? 0 : this.sql.read(() => this.queues.nextDueAt(destId))}
     })
-  }
-
-  private takeFromSubscription(destId: number, options: ReceiveOptions): Delivery[] {
-    const row = this.subscriptions.getByDest(destId)
-    const dest = this.destinations.getById(destId)
-    if (!row || !dest) throw subscriptionGone()
-    const now = Date.now()
-    const visibility = options.visibilityTimeoutMs ?? dest.settings.visibilityTimeoutMs
-    const topicNames = new Map<number, string>()
-    const topicName = (id: number) => {
-      if (!topicNames.has(id)) topicNames.set(id, this.destinations.getById(id)?.name ?? '')
-      return topicNames.get(id)!
-    }
-    const delivery = (log: LogRow, attempt: number, receipt?: string): Delivery => ({
-      id: String(log.id),
-      topic: topicName(log.dest_id),
-      subscription: row.name,
-      body: log.body,
-      headers: decodeHeaders(log.headers),
-      attempt,
-      receipt,
-      publishedAt: log.published_at,
-    })
-    // Redeliveries (nacked, or whose lease ran out) come first: they are the oldest messages.
-    const pending = this.queues.take(dest, options.max, options.autoAck, visibility, now)
-    const logs = this.topics.byIds(pending.filter((p) => p.ref_id !== null).map((p) => p.ref_id!))
-    const deliveries: Delivery[] = []
-    for (const pointer of pending) {
-      if (pointer.ref_id === null) {
-        // A redriven dead letter carries its own body.
-        const headers = decodeHeaders(pointer.headers)
-        deliveries.push({...delivery({id: pointer.id, dest_id: 0, body: pointer.body, headers: pointer.headers, published_at: pointer.published_at}, pointer.attempts, pointer.receipt), topic: headers['x-original-topic'] ?? '', headers})
-        continue
-      }
-      const log = logs.get(pointer.ref_id)
-      if (log) deliveries.push(delivery(log, pointer.attempts, pointer.receipt))
-      else if (!options.autoAck) this.queues.drop(pointer.id) // discarded by retention meanwhile
-    }
-    const room = Math.min(options.max, 1000) - deliveries.length
-    if (room > 0) {
-      const topicIds = this.topics.matching(compileTopicPattern(row.pattern)).map((t) => t.id)
-      // Age limits apply to readers too, not only when the next publish comes.
-      for (const topicId of topicIds) this.topics.enforceRetention(topicId, now)
-      const fresh = this.topics.readAfter(topicIds, row.cursor, room)
-      if (fresh.length > 0) {
-        this.subscriptions.setCursor(destId, fresh.at(-1)!.id)
-        if (options.autoAck) {
-          this.destinations.bump(destId, 'acked_total', fresh.length)
-          for (const log of fresh) deliveries.push(delivery(log, 1))
-        } else {
-          const receipts = this.queues.insertLeased(dest, fresh, visibility, now)
-          fresh.forEach((log, index) => deliveries.push(delivery(log, 1, receipts[index])))
-        }
-      }
-    }
-    return deliveries
   }
 
   /** Closes a subscription handle; an ephemeral subscription is removed with all it held. */
   async closeSubscription(destId: number, durable: boolean): Promise<void> {
     if (durable || this.closed) return
-    this.sql.write(() => {
-      const row = this.subscriptions.getByDest(destId)
-      if (row) this.subscriptions.delete(row)
-    })
+    await this.patiently(() =>
+      this.sql.write(() => {
+        const row = this.subscriptions.getByDest(destId)
+        if (row) this.subscriptions.delete(row)
+      }),
+    )
   }
 
   async listSubscriptions(): Promise<SubscriptionInfo[]> {
@@ -561,24 +519,28 @@ export class FileBroker implements Broker {
 
   async ack(receipts: string[]): Promise<SettleOutcome[]> {
     const parsed = parseReceipts(receipts)
-    return this.sql.write(() => parsed.map((r) => (this.queues.ack(r.messageId, r.token) === undefined ? 'stale' : 'ok')))
+    return this.patiently(() => this.sql.write(() => parsed.map((r) => (this.queues.ack(r.messageId, r.token) === undefined ? 'stale' : 'ok'))))
   }
 
   async nack(receipts: string[], options: NackOptions = {}): Promise<NackOutcome[]> {
     const parsed = parseReceipts(receipts)
     const settings = {delayMs: options.delayMs ?? 0, deadLetter: options.deadLetter ?? false, error: options.error, backoff: options.backoff ?? false}
-    return this.sql.write(() => {
-      const now = Date.now()
-      return parsed.map((r) => this.queues.nack(r.messageId, r.token, settings, now))
-    })
+    return this.patiently(() =>
+      this.sql.write(() => {
+        const now = Date.now()
+        return parsed.map((r) => this.queues.nack(r.messageId, r.token, settings, now))
+      }),
+    )
   }
 
   async stillLeased(receipts: string[]): Promise<boolean[]> {
     const parsed = parseReceipts(receipts)
-    return this.sql.read(() => {
-      const now = Date.now()
-      return parsed.map((r) => this.queues.isLeased(r.messageId, r.token, now))
-    })
+    return this.patiently(() =>
+      this.sql.read(() => {
+        const now = Date.now()
+        return parsed.map((r) => this.queues.isLeased(r.messageId, r.token, now))
+      }),
+    )
   }
 
   async extend(receipts: string[], byMs: number): Promise<SettleOutcome[]> {
@@ -635,93 +597,6 @@ export class FileBroker implements Broker {
     if (!row) throw new NotFoundError('subscription', name, {hint: 'see `mq subscription list`'})
     return row
   }
-}
-
-/** A subscription opened by this process. */
-class FileSubscription implements Subscription {
-  private closed = false
-
-  constructor(
-    private readonly broker: FileBroker,
-    private readonly row: SubscriptionRow,
-    readonly resumed: boolean,
-    readonly settings: SubscriptionSettings,
-  ) {}
-
-  get name(): string {
-    return this.row.name
-  }
-
-  get pattern(): string {
-    return this.row.pattern
-  }
-
-  get durable(): boolean {
-    return this.row.durable
-  }
-
-  receive(options: ReceiveOptions): Promise<Delivery[]> {
-    return this.broker.receiveSubscription(this.row.destId, options)
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return
-    this.closed = true
-    await this.broker.closeSubscription(this.row.destId, this.row.durable)
-  }
-}
-
-function checkBodySizes(name: string, limit: number, messages: OutgoingMessage[]): void {
-  messages.forEach((message, index) => {
-    const size = Buffer.byteLength(message.body)
-    if (size > limit) {
-      throw atMessage(
-        new InvalidInputError(`body is ${size} bytes, over the ${limit}-byte limit of ${name}`, {
-          code: 'too_large',
-          hint: `raise the limit with --max-body-size on \`mq queue update\` or \`mq topic create\`, or send a smaller body`,
-        }),
-        index,
-        messages.length,
-      )
-    }
-  })
-}
-
-/** Checks what does not depend on the destination: priorities and header names. */
-function validateMessages(messages: OutgoingMessage[]): void {
-  messages.forEach((message, index) => {
-    if (message.dedupId !== undefined && !(message.dedupId.length >= 1 && message.dedupId.length <= 256)) {
-      throw atMessage(new InvalidInputError('a dedup id must be 1 to 256 characters'), index, messages.length)
-    }
-    if (message.ttlMs !== undefined && !(message.ttlMs >= 1)) {
-      throw atMessage(new InvalidInputError('a TTL must be positive', {hint: 'e.g. --ttl 10m'}), index, messages.length)
-    }
-    if (message.priority !== undefined && !(Number.isInteger(message.priority) && message.priority >= 0 && message.priority <= 9)) {
-      throw atMessage(new InvalidInputError(`priority ${message.priority} is out of range`, {hint: 'use 0 to 9'}), index, messages.length)
-    }
-    for (const [key, value] of Object.entries(message.headers ?? {})) {
-      if (typeof value !== 'string' || value.includes('\0')) {
-        throw atMessage(new InvalidInputError(`header "${printable(key, 40)}" must be a string without NUL characters`), index, messages.length)
-      }
-      if (!/^[A-Za-z0-9_.-]{1,128}$/.test(key)) {
-        throw atMessage(
-          new InvalidInputError(`header name "${printable(key, 40)}" is invalid`, {hint: 'use letters, digits, _, . and -, up to 128 characters'}),
-          index,
-          messages.length,
-        )
-      }
-    }
-  })
-}
-
-function atMessage<E extends InvalidInputError>(error: E, index: number, count: number): E {
-  error.index = index
-  if (count > 1) error.where = `message ${index + 1}`
-  return error
-}
-
-function subscriptionGone(): NotFoundError {
-  return new NotFoundError('this subscription', '', {hint: 'it was deleted meanwhile (`mq subscription delete`); subscribe again'})
 }
 
 /** The settings a re-declaration gives that differ from the existing ones (declare is idempotent only when none do). */

@@ -1,5 +1,6 @@
 import type {OutgoingMessage, PublishResult, QueueSettings, TopicSettings} from '../broker.js'
 import {InvalidInputError, QueueFullError} from '../errors.js'
+import {messageSize} from '../headers.js'
 import {formatSize} from '../units.js'
 import type {DestinationRow, Destinations} from './destinations.js'
 import type {QueueStore} from './queue-store.js'
@@ -56,14 +57,14 @@ export class Publisher {
         }
       }
       if (room) {
-        const size = Buffer.byteLength(message.body)
+        const size = messageSize(message)
         if (room.count < 1 || room.bytes < size) {
           const policy = (destination.settings as QueueSettings).overflow
           full = describeFull(destination as DestinationRow)
           if (policy === 'reject') throw queueFull(destination as DestinationRow, full)
           if (policy === 'block') {
             if (size > ((destination.settings as QueueSettings).maxBytes ?? Number.POSITIVE_INFINITY)) {
-              throw new InvalidInputError(`a ${size}-byte body can never fit in ${destination.name} (max bytes ${(destination.settings as QueueSettings).maxBytes})`, {
+              throw new InvalidInputError(`a ${size}-byte message can never fit in ${destination.name} (max bytes ${(destination.settings as QueueSettings).maxBytes})`, {
                 hint: 'raise --max-bytes with `mq queue update`',
               })
             }

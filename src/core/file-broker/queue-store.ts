@@ -1,5 +1,6 @@
 import {backoffDelayMs} from '../backoff.js'
 import type {Headers, NackOutcome, OutgoingMessage, PeekedMessage} from '../broker.js'
+import {encodeHeaders, messageSize} from '../headers.js'
 import type {DestinationRow, Destinations} from './destinations.js'
 import {formatReceipt, newLeaseToken} from './receipts.js'
 import {subscriptionName} from './subscription-store.js'
@@ -63,7 +64,7 @@ export class QueueStore {
         delayed ? message.deliverAt : now,
         now,
         ttl == null ? null : now + ttl,
-        Buffer.byteLength(message.body),
+        messageSize(message),
         message.body,
         encodeHeaders(message.headers),
       ]
@@ -135,7 +136,7 @@ export class QueueStore {
     this.sql.q('DELETE FROM messages WHERE id = ?').run(id)
     const info = this.sql
       .q(`INSERT INTO messages (dest_id, state, priority, visible_at, published_at, size, body, headers) VALUES (?, ${READY}, ?, ?, ?, ?, ?, ?)`)
-      .run(owner.id, message.priority, now, now, Buffer.byteLength(message.body), message.body, encodeHeaders(message.headers))
+      .run(owner.id, message.priority, now, now, messageSize(message), message.body, encodeHeaders(message.headers))
     return Number(info.lastInsertRowid)
   }
 
@@ -155,7 +156,7 @@ export class QueueStore {
         row.publishedAt,
         row.expiresAt ?? null,
         row.attempt - 1,
-        pointer ? 0 : Buffer.byteLength(row.body),
+        pointer ? 0 : messageSize(row),
         pointer ? '' : row.body,
         pointer ? null : encodeHeaders(row.headers),
         row.refId ?? null,
@@ -352,12 +353,14 @@ export class QueueStore {
       'x-dead-lettered-at': new Date(now).toISOString(),
     }
     if (error) headers['x-last-error'] = error.slice(0, 1000)
+    const encoded = JSON.stringify(headers)
     this.sql
       .q(
         `UPDATE messages SET dest_id = ?, state = ?, visible_at = ?, attempts = 0, lease_token = NULL, last_error = NULL,
-         expires_at = NULL, headers = ?, body = coalesce(?, body), size = coalesce(?, size), ref_id = NULL WHERE id = ?`,
+         expires_at = NULL, headers = ?, body = coalesce(?, body), size = ? + length(CAST(coalesce(?, body) AS BLOB)), ref_id = NULL WHERE id = ?`,
       )
-      .run(target.id, READY, now, JSON.stringify(headers), body?.body ?? null, body?.size ?? null, row.id)
+      // size: what is stored, the body and the headers as they are now (see messageSize)
+      .run(target.id, READY, now, encoded, body?.body ?? null, Buffer.byteLength(encoded), body?.body ?? null, row.id)
     this.destinations.bump(owner.id, 'dead_lettered_total')
   }
 
@@ -380,12 +383,6 @@ interface PeekRow {
   lease_token: string | null
 }
 
-
-export function encodeHeaders(headers: Headers | undefined): string | null {
-  if (!headers) return null
-  for (const _ in headers) return JSON.stringify(headers)
-  return null
-}
 
 export function decodeHeaders(text: string | null): Headers {
   return text ? (JSON.parse(text) as Headers) : {}

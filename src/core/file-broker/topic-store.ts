@@ -1,7 +1,8 @@
 import type {OutgoingMessage, TopicSettings} from '../broker.js'
 import type {TopicPattern} from '../names.js'
 import type {DestinationRow, Destinations} from './destinations.js'
-import {encodeHeaders, LOGGED, MESSAGE_COLUMNS} from './queue-store.js'
+import {encodeHeaders, messageSize} from '../headers.js'
+import {LOGGED, MESSAGE_COLUMNS} from './queue-store.js'
 import type {Sql} from './sql.js'
 
 /** A message in a topic's log. */
@@ -28,7 +29,7 @@ export class TopicStore {
 
   /** Appends to the log (call inside a write transaction); returns the new ids. */
   insert(topic: DestinationRow<TopicSettings>, messages: OutgoingMessage[], now: number): number[] {
-    const rows = messages.map((m) => [topic.id, LOGGED, 0, now, now, null, Buffer.byteLength(m.body), m.body, encodeHeaders(m.headers)])
+    const rows = messages.map((m) => [topic.id, LOGGED, 0, now, now, null, messageSize(m), m.body, encodeHeaders(m.headers)])
     const ids = this.sql.insertMessages(MESSAGE_COLUMNS, rows)
     this.destinations.bump(topic.id, 'published_total', ids.length)
     this.enforceRetention(topic.id, now)

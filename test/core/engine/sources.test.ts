@@ -13,7 +13,7 @@ import {
   type SourceContext,
   type SourceStateStore,
   startSources,
-} from '../../../src/core/engine/sources.js'
+} from '../../../src/core/engine/sources/index.js'
 import {sleep, tempHome, waitFor} from '../../helpers.js'
 
 /** Keeps state in memory, copied as a JSON file store would. */
