@@ -74,7 +74,9 @@ export async function peakRssKiB(command, args, env) {
     try {
       const match = /VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))
       if (match) peak = Math.max(peak, Number(match[1]))
-    } catch {}
+    } catch {
+      // the process just ended: its peak so far is the answer
+    }
   }, 5)
   await new Promise((resolve) => child.on('exit', resolve))
   clearInterval(poll)

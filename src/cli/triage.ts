@@ -54,7 +54,7 @@ export async function triage(
       printer.print([delivery])
       await ctx.out.flush()
       // Reading takes time: keep the lease while the person decides.
-      const keepAlive = setInterval(() => broker.extend([delivery.receipt!], options.leaseMs).catch(() => {}), Math.max(500, options.leaseMs / 3))
+      const keepAlive = setInterval(() => void broker.extend([delivery.receipt!], options.leaseMs).catch(() => {}), Math.max(500, options.leaseMs / 3))
       let action: Action
       try {
         action = await ask({message: 'Settle it:', keys: KEYS})

@@ -2,7 +2,7 @@ import {expect} from 'chai'
 import {chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {expectOneLineError, jsonLines, mq, tempHome} from '../helpers.js'
+import {expectOneLineError, jsonLines, mq, tempHome, worldReadableCli} from '../helpers.js'
 
 async function depth(home: string, queue: string): Promise<number> {
   const out = await mq(['queue', 'stats', queue, '--json'], {home})
@@ -160,7 +160,7 @@ describe('bad input (CLI)', () => {
       chownSync(join(folder, file), 65534, 65534)
       chmodSync(join(folder, file), 0o400)
     }
-    const result = await mq(['publish', 'q', 'x'], {home: folder, uid: 65534, gid: 65534})
+    const result = await mq(['publish', 'q', 'x'], {home: folder, uid: 65534, gid: 65534, bin: worldReadableCli()})
     expectOneLineError(result, 1, /not writable/)
     chmodSync(folder, 0o700)
     for (const file of readdirSync(folder)) chmodSync(join(folder, file), 0o600)

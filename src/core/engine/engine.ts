@@ -138,7 +138,7 @@ export class Engine {
 
   /** Runs a journalled, claimed event through the rules, keeping the claim alive meanwhile. */
   async process(seq: number, event: CloudEvent, started = monotonicNow()): Promise<TriggerSummary> {
-    const renew = setInterval(() => this.options.journal.renewClaim(seq, this.owner, EVENT_CLAIM_MS).catch(() => {}), EVENT_CLAIM_MS / 3)
+    const renew = setInterval(() => void this.options.journal.renewClaim(seq, this.owner, EVENT_CLAIM_MS).catch(() => {}), EVENT_CLAIM_MS / 3)
     try {
       const summary = await this.run(seq, event, this.match(event), started)
       // Interrupted by a shutdown: hand the event back so the next runner does it again.
@@ -189,7 +189,7 @@ export class Engine {
     }
     // Serial means serial: rather than run alongside another run, give up like a failed delivery.
     if (!locked) return this.skipActions(rule, seq, 'dead-lettered', `the rule stayed busy for its whole retry age (${rule.retry.maxAgeMs}ms, concurrency: serial)`)
-    const renew = setInterval(() => journal.lockRule(rule.name, owner, RULE_LEASE_MS).catch(() => {}), RULE_LEASE_MS / 3)
+    const renew = setInterval(() => void journal.lockRule(rule.name, owner, RULE_LEASE_MS).catch(() => {}), RULE_LEASE_MS / 3)
     try {
       return await this.runActions(rule, event, seq)
     } finally {

@@ -349,7 +349,7 @@ describe('pattern', () => {
           // explain must agree with matches on every case
           const why = compiled.explain(c.event)
           if (c.match) expect(why).to.equal(undefined)
-          else expect(why?.reason, 'explain gives a reason').to.be.a('string').that.is.not.empty
+          else expect(why?.reason, 'explain gives a reason').to.be.a('string').and.not.equal('')
         })
       }
     })
