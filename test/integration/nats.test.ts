@@ -65,7 +65,9 @@ describe('the CLI on a nats:// broker (real nats-server)', function () {
     const out = join(home, 'out')
     const script = `read body; if [ "$body" = poison ]; then exit 65; fi; echo "$body $MQ_ATTEMPT" >> "${out}"`
     const worker = await mq(['consume', 'work', '-n', '21', '--exec', script, '--parallel', '4', '--wait', '20s'], on({timeoutMs: 60_000}))
-    expect(worker.code, worker.stderr).to.equal(0)
+    // A worker that dead-lettered something says so with exit 1.
+    expect(worker.code, worker.stderr).to.equal(1)
+    expect(worker.stderr).to.match(/20 acked, 1 dead-lettered/)
     const handled = readFileSync(out, 'utf8').trim().split('\n').sort()
     expect(handled).to.deep.equal(lines.map((l) => `${l} 1`).sort())
     const dead = jsonLines<{body: string; headers: Record<string, string>}>((await mq(['consume', 'work.dlq', '--json'], on())).stdout)
