@@ -177,4 +177,13 @@ describe('the CLI on a nats:// broker (real nats-server)', function () {
       expect((await mq(['daemon', 'stop'], {home, timeoutMs: 30_000})).code).to.equal(0)
     }
   })
+
+  it('an ephemeral subscription vanishes after its process is killed', async () => {
+    const env = {MQ_NATS_EPHEMERAL_INACTIVE_MS: '1000'}
+    const sub = start(['subscribe', 'logs.#', '-f'], on({env}))
+    await waitFor(async () => JSON.parse((await mq(['subscription', 'list', '--json'], on())).stdout).length === 1, 'the ephemeral subscription', 20_000, 200)
+    sub.kill('SIGKILL')
+    await sub.done
+    await waitFor(async () => JSON.parse((await mq(['subscription', 'list', '--json'], on())).stdout).length === 0, 'the subscription to vanish', 30_000, 200)
+  })
 })

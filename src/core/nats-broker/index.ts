@@ -48,8 +48,11 @@ import {Naming} from './naming.js'
 const QUEUE_CONSUMER = 'mq'
 /** Longest single pull request while long-polling; the loop re-asks until the wait is over. */
 const PULL_CHUNK_MS = 30_000
-/** Ephemeral subscriptions vanish this long after their process stopped pulling (killed, say). */
-const EPHEMERAL_INACTIVE_MS = 30_000
+/**
+ * Ephemeral subscriptions vanish this long after their process stopped pulling (killed, say);
+ * MQ_NATS_EPHEMERAL_INACTIVE_MS shortens it (the tests do).
+ */
+const EPHEMERAL_INACTIVE_MS = Number(process.env.MQ_NATS_EPHEMERAL_INACTIVE_MS) || 30_000
 /** Lease records outlive any lease (12 h at most) and are then dropped by the server. */
 const LEASE_RECORD_AGE_MS = 7 * 86_400_000
 /** In-flight requests at once when settling or publishing a large batch. */
