@@ -1,6 +1,6 @@
 import {expect} from 'chai'
 import {type ChildProcess, spawn} from 'node:child_process'
-import {mkdtempSync, rmSync} from 'node:fs'
+import {chmodSync, cpSync, mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -20,7 +20,14 @@ export function tempHome(prefix = 'mq-test-'): string {
 }
 
 export function removeTempHomes(): void {
-  for (const home of homes.splice(0)) rmSync(home, {recursive: true, force: true})
+  for (const home of homes.splice(0)) {
+    try {
+      rmSync(home, {recursive: true, force: true})
+    } catch (error) {
+      // a folder a test made unremovable must not fail the run: report it and go on
+      console.error(`could not remove ${home}: ${(error as Error).message}`)
+    }
+  }
 }
 
 export interface RunResult {
@@ -39,13 +46,15 @@ export interface RunOptions {
   gid?: number
   /** Leave stdin open for the test to write to (default: closed at once, or after `input`). */
   openStdin?: boolean
+  /** The CLI to run (default: this checkout's bin/run.js). */
+  bin?: string
 }
 
 const running = new Set<ChildProcess>()
 
 /** Starts the built CLI; tracked so a test that leaks a process fails. */
 export function start(args: string[], options: RunOptions = {}): MqProcess {
-  const child = spawn(process.execPath, [BIN, ...args], {
+  const child = spawn(process.execPath, [options.bin ?? BIN, ...args], {
     env: {...process.env, MQ_HOME: options.home, NO_COLOR: '1', CI: '', DEBUG: '', ...options.env},
     stdio: ['pipe', 'pipe', 'pipe'],
     uid: options.uid,
@@ -66,6 +75,25 @@ export async function shell(script: string, options: RunOptions = {}): Promise<R
   })
   running.add(child)
   return new MqProcess(child, options).done
+}
+
+let readableCli: string | undefined
+
+/**
+ * A copy of the built CLI that any user can run (bin, dist and the one native module the hot
+ * commands load), for tests that run it as another user: the checkout itself may sit in a
+ * folder only its owner can enter (CI clones into a private temp folder).
+ */
+export function worldReadableCli(): string {
+  if (readableCli) return readableCli
+  const root = mkdtempSync(join(tmpdir(), 'mq-cli-'))
+  homes.push(root)
+  const copy = (path: string) => cpSync(join(ROOT, path), join(root, path), {recursive: true})
+  for (const path of ['package.json', 'oclif.manifest.json', 'bin', 'dist', 'node_modules/bindings', 'node_modules/file-uri-to-path']) copy(path)
+  for (const path of ['package.json', 'lib', 'build/Release/better_sqlite3.node']) copy(`node_modules/better-sqlite3/${path}`)
+  chmodSync(root, 0o755)
+  readableCli = join(root, 'bin', 'run.js')
+  return readableCli
 }
 
 /** Runs the built CLI to completion and returns its exit status and output. */
@@ -119,22 +147,40 @@ export class MqProcess {
 }
 
 /** Polls `check` until it returns a truthy value (returned), or fails after `timeoutMs`. */
-export async function waitFor<T>(check: () => T | Promise<T>, what: string, timeoutMs = 10_000, intervalMs = 25): Promise<T> {
+export async function waitFor<T>(
+  check: () => T | Promise<T>,
+  what: string,
+  timeoutMs = 10_000,
+  intervalMs = 25,
+): Promise<Exclude<T, undefined | null | false | 0 | ''>> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const value = await check()
-    if (value) return value
+    if (value) return value as Exclude<T, undefined | null | false | 0 | ''>
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`)
     await new Promise((resolve) => setTimeout(resolve, intervalMs))
   }
 }
 
-export async function assertNoLeakedProcesses(): Promise<void> {
+/**
+ * Kills every CLI process still running (a test leaked it, or timed out while it ran) and
+ * describes them, or returns undefined when none was left. Never throws: the root hook turns the
+ * description into a failure of the test that leaked, and the run goes on.
+ */
+export async function killLeakedProcesses(): Promise<string | undefined> {
   const leaked = [...running]
-  if (leaked.length === 0) return
+  running.clear()
+  if (leaked.length === 0) return undefined
   for (const child of leaked) child.kill('SIGKILL')
-  await Promise.all(leaked.map((child) => new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve(null) : child.once('close', resolve)))))
-  throw new Error(`test leaked ${leaked.length} mq process(es): ${leaked.map((c) => c.spawnargs.slice(2).join(' ')).join('; ')}`)
+  // 'exit', not 'close': a grandchild still holding the pipes must not hang the hook.
+  const exited = (child: ChildProcess) =>
+    new Promise((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve(null)
+      child.once('exit', resolve)
+      setTimeout(resolve, 5_000).unref()
+    })
+  await Promise.all(leaked.map(exited))
+  return `test leaked ${leaked.length} mq process(es): ${leaked.map((c) => c.spawnargs.slice(2).join(' ')).join('; ')}`
 }
 
 export function jsonLines<T = Record<string, unknown>>(text: string): T[] {

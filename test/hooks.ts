@@ -1,9 +1,23 @@
-import {assertNoLeakedProcesses, removeTempHomes} from './helpers.js'
+import {killLeakedProcesses, removeTempHomes} from './helpers.js'
 
-/** Root hooks: every test must end with no mq process it started still running. */
+/**
+ * Root hooks. Every test must end with no mq process it started still running. A leak fails the
+ * test that leaked (after the processes are killed) and the run goes on: a hook that throws would
+ * make mocha skip every remaining test, so the failure is handed to mocha through the hook's
+ * error slot (`hook.error(err)`), which mocha reports as a failure of the current test.
+ */
 export const mochaHooks = {
   async afterEach(this: Mocha.Context) {
-    await assertNoLeakedProcesses()
+    let problem: string | undefined
+    try {
+      problem = await killLeakedProcesses()
+    } catch (error) {
+      problem = `could not check for leaked processes: ${(error as Error).message}`
+    }
+    if (!problem) return
+    // A test that already failed (e.g. timed out while its processes ran) keeps its own error.
+    if (this.currentTest?.state === 'failed') console.error(`  (${this.currentTest.fullTitle()}: ${problem})`)
+    else (this.test as Mocha.Hook).error(new Error(problem))
   },
   afterAll() {
     removeTempHomes()

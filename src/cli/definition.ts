@@ -16,7 +16,10 @@ export interface CommandDefinition<F extends FlagSpecs = FlagSpecs, R = unknown>
   args?: ArgSpec[]
   flags: F
   aliases?: string[]
-  /** Hot command: the launcher may parse and run it without loading oclif. */
+  /**
+   * Hot command: the launcher may parse and run it without loading oclif. Single-word commands
+   * only; the build turns these marks into src/cli/fast-commands.ts.
+   */
   fast?: boolean
   run(input: ParsedInput<F>, ctx: Context): Promise<R>
   render?(result: NonNullable<R>, ctx: Context): string | undefined | Promise<string | undefined>

@@ -10,6 +10,7 @@ import {convertFlag, type FlagSpec, type FlagSpecs, GLOBAL_FLAGS, type ParsedInp
 export function parseFast<F extends FlagSpecs>(definition: CommandDefinition<F>, argv: string[]): ParsedInput<F> | undefined {
   const specs: FlagSpecs = {...definition.flags, ...GLOBAL_FLAGS}
   const byChar = new Map(Object.entries(specs).filter(([, s]) => s.char).map(([name, s]) => [s.char!, name]))
+  const namesFlag = (token: string) => (token.startsWith('--') ? token.slice(2) in specs : token.startsWith('-') && byChar.has(token[1]))
   const flags: Record<string, unknown> = {}
   const positional: string[] = []
   const raw: Record<string, string[]> = {}
@@ -43,7 +44,9 @@ export function parseFast<F extends FlagSpecs>(definition: CommandDefinition<F>,
       continue
     }
     const value = inline ?? argv[++i]
-    if (value === undefined) return undefined
+    // oclif takes a value that names one of the command's flags (`--exec --json`, `--exec=--json`)
+    // for a missing value and refuses the line: hand such a line over rather than run it.
+    if (value === undefined || namesFlag(value)) return undefined
     ;(raw[name] ??= []).push(value)
   }
 
@@ -68,7 +71,8 @@ export function parseFast<F extends FlagSpecs>(definition: CommandDefinition<F>,
       }
     }
   }
-  const named = Object.fromEntries(args.filter((arg) => !arg.variadic).map((arg, index) => [arg.name, positional[index]]))
+  // Like oclif, a variadic argument's name holds its first value (commands read them all from argv).
+  const named = Object.fromEntries(args.map((arg, index) => [arg.name, positional[index]]))
   return {args: named, argv: positional, flags: flags as ParsedInput<F>['flags']}
 }
 

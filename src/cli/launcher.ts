@@ -1,17 +1,8 @@
-import type {CommandDefinition} from './definition.js'
 import {execute} from './definition.js'
 import {parseFast} from './fast.js'
-
-/** Hot commands the launcher may run without oclif (see fast.ts). */
-const FAST_COMMANDS: Record<string, () => Promise<CommandDefinition>> = {
-  publish: async () => (await import('./defs/publish.js')).default as CommandDefinition,
-  consume: async () => (await import('./defs/consume.js')).default as CommandDefinition,
-  ack: async () => (await import('./defs/ack.js')).default as CommandDefinition,
-  nack: async () => (await import('./defs/nack.js')).default as CommandDefinition,
-  extend: async () => (await import('./defs/extend.js')).default as CommandDefinition,
-  subscribe: async () => (await import('./defs/subscribe.js')).default as CommandDefinition,
-  trigger: async () => (await import('./defs/trigger.js')).default as CommandDefinition,
-}
+// Generated at build time from the definitions marked `fast: true` (scripts/fast-commands.ts):
+// reading the flag here would mean loading every definition on each start.
+import {FAST_COMMANDS} from './fast-commands.js'
 
 /**
  * Runs `argv` on the fast path when it is a plain invocation of a hot command; returns the exit
@@ -19,10 +10,11 @@ const FAST_COMMANDS: Record<string, () => Promise<CommandDefinition>> = {
  */
 export async function runFast(argv: string[]): Promise<number | undefined> {
   if (process.env.MQ_NO_FAST) return undefined
-  const load = FAST_COMMANDS[argv[0] ?? '']
-  if (!load) return undefined
-  const definition = await load()
-  const input = parseFast(definition, argv.slice(1))
+  // A command in a topic (`rule match`) is two words.
+  const words = FAST_COMMANDS[argv[0] ?? ''] ? 1 : FAST_COMMANDS[`${argv[0]} ${argv[1]}`] ? 2 : 0
+  if (words === 0) return undefined
+  const definition = await FAST_COMMANDS[argv.slice(0, words).join(' ')]()
+  const input = parseFast(definition, argv.slice(words))
   if (!input) return undefined
   return execute(definition, input)
 }

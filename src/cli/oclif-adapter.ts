@@ -14,7 +14,8 @@ export function oclifCommand<F extends FlagSpecs, R>(definition: CommandDefiniti
     static override aliases = definition.aliases ?? []
     static override strict = !variadic
     static override args = Object.fromEntries(
-      (definition.args ?? []).map((arg) => [arg.name, Args.string({description: arg.summary})]),
+      // Commands read stdin themselves (bodies, receipts, events): oclif must not take it for a missing argument.
+      (definition.args ?? []).map((arg) => [arg.name, Args.string({description: arg.summary, ignoreStdin: true})]),
     )
     static override flags = toOclifFlags({...definition.flags, ...GLOBAL_FLAGS})
 
@@ -48,7 +49,8 @@ function toOclifFlag(name: string, spec: FlagSpec) {
     case 'boolean':
       return Flags.boolean(common)
     case 'multiple':
-      return Flags.string({...common, multiple: true, default: []})
+      // Non-greedy: `-H k=v q body` gives one header and two arguments, as the fast parser reads it.
+      return Flags.string({...common, multiple: true, multipleNonGreedy: true, default: []})
     case 'string':
       return Flags.string({...common, default: spec.default, options: spec.options as string[] | undefined})
     case 'integer':

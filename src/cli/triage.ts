@@ -1,4 +1,5 @@
-import {FOREVER_MS, type ReceiveFn} from '../core/consumer.js'
+import {monotonicNow} from '../core/clock.js'
+import {type ReceiveFn, waitBudget} from '../core/consumer.js'
 import {InterruptedError, InvalidInputError} from '../core/errors.js'
 import type {Context} from './context.js'
 import {DeliveryPrinter} from './deliveries.js'
@@ -40,20 +41,20 @@ export async function triage(
   const ask = await keyPrompt()
   const summary: TriageSummary = {acked: 0, retried: 0, deadLettered: 0, skipped: 0}
   const skipped: string[] = []
-  const deadline = Date.now() + options.waitMs
+  const deadline = monotonicNow() + options.waitMs
   try {
     for (;;) {
       const [delivery] = await receive({
         max: 1,
         autoAck: false,
         visibilityTimeoutMs: options.leaseMs,
-        waitMs: options.follow ? FOREVER_MS : Math.max(0, deadline - Date.now()),
+        waitMs: waitBudget(options, deadline),
       })
       if (!delivery) break
       printer.print([delivery])
       await ctx.out.flush()
       // Reading takes time: keep the lease while the person decides.
-      const keepAlive = setInterval(() => broker.extend([delivery.receipt!], options.leaseMs).catch(() => {}), Math.max(500, options.leaseMs / 3))
+      const keepAlive = setInterval(() => void broker.extend([delivery.receipt!], options.leaseMs).catch(() => {}), Math.max(500, options.leaseMs / 3))
       let action: Action
       try {
         action = await ask({message: 'Settle it:', keys: KEYS})

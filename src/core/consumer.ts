@@ -1,4 +1,5 @@
 import type {Delivery, ReceiveOptions} from './broker.js'
+import {type MonotonicClock, monotonicNow} from './clock.js'
 import {type RateLimiter, sleep} from './rate-limiter.js'
 
 /** Receives from one source (a queue, or a subscription); the consumer loops do not care which. */
@@ -26,11 +27,13 @@ export interface ConsumeLoopOptions {
   /** Paces deliveries. */
   rate?: RateLimiter
   signal?: AbortSignal
+  /** Measures the `--wait` deadline (default: the monotonic clock; tests inject a fake one). */
+  clock?: MonotonicClock
 }
 
-/** How long the next receive may wait: until the deadline, or forever when following. */
-export function waitBudget(options: Pick<ConsumeLoopOptions, 'follow'>, deadline: number): number {
-  return options.follow ? FOREVER_MS : Math.max(0, deadline - Date.now())
+/** How long the next receive may wait: until the deadline (on `clock`), or forever when following. */
+export function waitBudget(options: Pick<ConsumeLoopOptions, 'follow' | 'clock'>, deadline: number): number {
+  return options.follow ? FOREVER_MS : Math.max(0, deadline - (options.clock ?? monotonicNow)())
 }
 
 /**
@@ -46,11 +49,12 @@ export async function* deliveryBatches(
   stillLeased?: (receipts: string[]) => Promise<boolean[]>,
 ): AsyncGenerator<Delivery[]> {
   let remaining = options.follow ? Number.POSITIVE_INFINITY : options.count
-  const deadline = Date.now() + options.waitMs
+  const clock = options.clock ?? monotonicNow
+  const deadline = clock() + options.waitMs
   let held: string[] = []
   // With --wait the whole run is bounded (also when messages keep coming, e.g. under --rate);
   // without it the loop takes what is there now.
-  const pastDeadline = () => !options.follow && options.waitMs > 0 && Date.now() >= deadline
+  const pastDeadline = () => !options.follow && options.waitMs > 0 && clock() >= deadline
   while (remaining > 0 && !options.signal?.aborted && !pastDeadline()) {
     let max = Math.min(remaining, options.batchSize ?? 500, options.prefetch ?? Number.POSITIVE_INFINITY)
     if (options.prefetch !== undefined && !options.autoAck && stillLeased) {

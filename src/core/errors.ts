@@ -16,6 +16,67 @@ export const ExitCode = {
 
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode]
 
+/**
+ * Every `code` an error object can carry (`--json`, the daemon's replies, HTTP ingest), with the
+ * exit code it goes with and what it means. README.md ("Exit codes") shows the same table; a test
+ * keeps the two in sync. Add a code here before using it: the error classes only take these.
+ */
+export const ERROR_CODES = {
+  // exit 2: usage and invalid input; nothing was changed
+  invalid_input: {exitCode: ExitCode.usage, meaning: 'an invalid value (name, flag value, header, priority, TTL, …)'},
+  usage: {exitCode: ExitCode.usage, meaning: 'bad or missing flag or argument, unknown command, or a prompt needed outside a terminal'},
+  cancelled: {exitCode: ExitCode.usage, meaning: 'the confirmation prompt was declined'},
+  not_found: {exitCode: ExitCode.usage, meaning: 'the queue, topic, subscription, rule or event does not exist'},
+  wrong_kind: {exitCode: ExitCode.usage, meaning: 'a queue used as a topic, or a topic as a queue'},
+  settings_differ: {exitCode: ExitCode.usage, meaning: 'created again with other settings than the existing ones'},
+  pattern_differs: {exitCode: ExitCode.usage, meaning: 'a durable subscription name reused with another pattern'},
+  too_large: {exitCode: ExitCode.usage, meaning: "a body over the destination's size limit (or over 256 MiB on stdin)"},
+  not_utf8: {exitCode: ExitCode.usage, meaning: 'a body that is not UTF-8 text'},
+  bad_envelope: {exitCode: ExitCode.usage, meaning: 'a --jsonl line that is not a {"body","headers"} envelope'},
+  bad_json: {exitCode: ExitCode.usage, meaning: 'malformed JSON in a flag or a file'},
+  bad_receipt: {exitCode: ExitCode.usage, meaning: 'a receipt that is not one mqctl issued'},
+  bad_filter: {exitCode: ExitCode.usage, meaning: 'an invalid --filter expression'},
+  bad_pattern: {exitCode: ExitCode.usage, meaning: 'an invalid topic pattern or event pattern'},
+  bad_schedule: {exitCode: ExitCode.usage, meaning: 'an invalid cron expression or interval'},
+  bad_event: {exitCode: ExitCode.usage, meaning: 'an invalid CloudEvent'},
+  bad_rules: {exitCode: ExitCode.usage, meaning: 'an unreadable or invalid rules file'},
+  too_deep: {exitCode: ExitCode.usage, meaning: 'a pattern, event data or rules document nested deeper than 256 levels'},
+  bad_request: {exitCode: ExitCode.usage, meaning: "a malformed request on the daemon's socket"},
+  unsupported: {exitCode: ExitCode.usage, meaning: 'a feature the selected broker (driver or server version) cannot honour safely'},
+  // exit 3
+  empty: {exitCode: ExitCode.empty, meaning: 'nothing arrived before the wait ran out (for `trigger --require-match`: no rule matched)'},
+  not_running: {exitCode: ExitCode.empty, meaning: 'the daemon is not running (`daemon status`)'},
+  // exit 4
+  queue_full: {exitCode: ExitCode.backPressure, meaning: 'the queue is full (overflow policy `reject`, or `block` past its wait)'},
+  // exit 5
+  stale_receipt: {exitCode: ExitCode.staleReceipt, meaning: 'the lease expired (the message was redelivered) or it was already settled'},
+  // exit 1: runtime failures
+  store: {exitCode: ExitCode.failure, meaning: 'the broker folder or database cannot be used'},
+  no_broker: {exitCode: ExitCode.failure, meaning: 'no broker in the folder (and the command does not create one)'},
+  not_a_broker: {exitCode: ExitCode.failure, meaning: 'the folder or file is not an mqctl broker'},
+  corrupt: {exitCode: ExitCode.failure, meaning: 'the database is damaged'},
+  too_new: {exitCode: ExitCode.failure, meaning: 'the broker was written by a newer mqctl'},
+  read_only: {exitCode: ExitCode.failure, meaning: 'the broker folder or database is read-only'},
+  busy: {exitCode: ExitCode.failure, meaning: "another process held the broker's write lock too long"},
+  disk_full: {exitCode: ExitCode.failure, meaning: 'the disk holding the broker is full'},
+  io: {exitCode: ExitCode.failure, meaning: 'an I/O error on the broker'},
+  output: {exitCode: ExitCode.failure, meaning: 'the output could not be written (a full disk, a closed pipe)'},
+  deleted_meanwhile: {exitCode: ExitCode.failure, meaning: 'what the command worked on was deleted by another process half-way'},
+  action_failed: {exitCode: ExitCode.failure, meaning: 'an `--exec` command failed for some messages (retried, dead-lettered or its lease lost)'},
+  unreachable: {exitCode: ExitCode.failure, meaning: 'the broker server could not be reached (connection refused, no JetStream, bad credentials)'},
+  timeout: {exitCode: ExitCode.failure, meaning: 'the broker server did not answer in time'},
+  unavailable: {exitCode: ExitCode.failure, meaning: 'the daemon could not take the request (the command then does the work itself)'},
+  internal: {exitCode: ExitCode.failure, meaning: 'an unexpected failure (a bug): run again with DEBUG=1 and report it'},
+  // exit 130
+  interrupted: {exitCode: ExitCode.interrupted, meaning: 'interrupted (SIGINT/SIGTERM) after a clean shutdown'},
+} as const satisfies Record<string, {exitCode: ExitCodeValue; meaning: string}>
+
+/** A machine-readable error code (see {@link ERROR_CODES}). */
+export type ErrorCode = keyof typeof ERROR_CODES
+
+/** The error codes that go with one exit code. */
+export type ErrorCodeFor<E extends ExitCodeValue> = {[K in ErrorCode]: (typeof ERROR_CODES)[K]['exitCode'] extends E ? K : never}[ErrorCode]
+
 export interface MqErrorOptions {
   cause?: unknown
   /** What the user can do next; appended to the message after a colon. */
@@ -24,12 +85,14 @@ export interface MqErrorOptions {
 
 export abstract class MqError extends Error {
   abstract readonly exitCode: ExitCodeValue
-  abstract readonly code: string
+  abstract readonly code: ErrorCode
   hint?: string
   /** Which item of a batch failed (0-based), when the error is about one of several. */
   index?: number
   /** Names that item for people, e.g. `message 3` or `line 17`; printed before the message. */
   where?: string
+  /** Structured facts for scripts, added to the `--json` error object (e.g. an `--exec` run's counts). */
+  details?: Record<string, unknown>
 
   constructor(message: string, options: MqErrorOptions = {}) {
     super(message, {cause: options.cause})
@@ -47,8 +110,8 @@ export abstract class MqError extends Error {
 /** Bad flag, bad name, malformed input, body too large: nothing was changed. Exit 2. */
 export class InvalidInputError extends MqError {
   readonly exitCode = ExitCode.usage
-  readonly code: string
-  constructor(message: string, options: MqErrorOptions & {code?: string} = {}) {
+  readonly code: ErrorCodeFor<typeof ExitCode.usage>
+  constructor(message: string, options: MqErrorOptions & {code?: ErrorCodeFor<typeof ExitCode.usage>} = {}) {
     super(message, options)
     this.code = options.code ?? 'invalid_input'
   }
@@ -77,13 +140,13 @@ export class NotFoundError extends InvalidInputError {
 /** Nothing arrived before the wait ran out. Exit 3. */
 export class NothingArrivedError extends MqError {
   readonly exitCode = ExitCode.empty
-  readonly code = 'empty'
+  readonly code = 'empty' as const
 }
 
 /** Rejected by back-pressure (queue full). Exit 4. */
 export class QueueFullError extends MqError {
   readonly exitCode = ExitCode.backPressure
-  readonly code = 'queue_full'
+  readonly code = 'queue_full' as const
   /** Ids of the messages of the batch that were stored before the queue stayed full (block policy). */
   published: {id: string}[] = []
 }
@@ -91,7 +154,7 @@ export class QueueFullError extends MqError {
 /** A receipt whose lease expired (message redelivered) or that was already settled. Exit 5. */
 export class StaleReceiptError extends MqError {
   readonly exitCode = ExitCode.staleReceipt
-  readonly code = 'stale_receipt'
+  readonly code = 'stale_receipt' as const
   constructor(
     message: string,
     readonly receipts: string[] = [],
@@ -104,8 +167,8 @@ export class StaleReceiptError extends MqError {
 /** The broker folder or database cannot be used (unreadable, read-only, corrupt, not a broker). Exit 1. */
 export class StoreError extends MqError {
   readonly exitCode = ExitCode.failure
-  readonly code: string
-  constructor(message: string, options: MqErrorOptions & {code?: string} = {}) {
+  readonly code: ErrorCodeFor<typeof ExitCode.failure>
+  constructor(message: string, options: MqErrorOptions & {code?: ErrorCodeFor<typeof ExitCode.failure>} = {}) {
     super(message, options)
     this.code = options.code ?? 'store'
   }
@@ -117,19 +180,19 @@ export class StoreError extends MqError {
  */
 export class DeletedMeanwhileError extends MqError {
   readonly exitCode = ExitCode.failure
-  readonly code = 'deleted_meanwhile'
+  readonly code = 'deleted_meanwhile' as const
 }
 
 /** An action or `--exec` command failed after its retries. Exit 1. */
 export class ActionFailedError extends MqError {
   readonly exitCode = ExitCode.failure
-  readonly code = 'action_failed'
+  readonly code = 'action_failed' as const
 }
 
 /** The user interrupted; raised after a clean shutdown. Exit 130. */
 export class InterruptedError extends MqError {
   readonly exitCode = ExitCode.interrupted
-  readonly code = 'interrupted'
+  readonly code = 'interrupted' as const
   constructor() {
     super('interrupted')
   }
@@ -142,17 +205,17 @@ export function isMqError(error: unknown): error is MqError {
 /** A failure nobody anticipated (a bug, or an environment problem without a better name). Exit 1. */
 export class UnexpectedError extends MqError {
   readonly exitCode = ExitCode.failure
-  readonly code = 'internal'
+  readonly code = 'internal' as const
 }
 
 /** The daemon is not running (for `daemon status`). Exit 3. */
 export class NotRunningError extends MqError {
   readonly exitCode = ExitCode.empty
-  readonly code = 'not_running'
+  readonly code = 'not_running' as const
 }
 
 /** The daemon is stopping (or cannot take the request): the command does the work itself. */
 export class DaemonUnavailableError extends MqError {
   readonly exitCode = ExitCode.failure
-  readonly code = 'unavailable'
+  readonly code = 'unavailable' as const
 }

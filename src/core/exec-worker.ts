@@ -1,4 +1,5 @@
 import type {Broker, Delivery} from './broker.js'
+import {monotonicNow} from './clock.js'
 import {type ConsumeLoopOptions, type ReceiveFn, waitBudget} from './consumer.js'
 import {runChild} from './process-group.js'
 
@@ -75,7 +76,8 @@ export async function runExecWorker(broker: Broker, receive: ReceiveFn, options:
   const waiting: Delivery[] = []
   const running = new Map<Promise<void>, Delivery>()
   let remaining = options.follow ? Number.POSITIVE_INFINITY : options.count
-  const deadline = Date.now() + options.waitMs
+  const clock = options.clock ?? monotonicNow
+  const deadline = clock() + options.waitMs
 
   // One timer keeps every held lease alive, waiting or running.
   const extendEvery = Math.max(100, Math.floor(options.visibilityTimeoutMs / 3))
@@ -124,7 +126,7 @@ export async function runExecWorker(broker: Broker, receive: ReceiveFn, options:
       options.rate?.giveBack(granted - batch.length)
       if (batch.length === 0) {
         if (running.size > 0) await Promise.race(running.keys())
-        else if (!options.follow && Date.now() >= deadline) break
+        else if (!options.follow && clock() >= deadline) break
         continue
       }
       remaining -= batch.length
@@ -150,7 +152,7 @@ export async function runExecWorker(broker: Broker, receive: ReceiveFn, options:
 }
 
 async function handle(broker: Broker, delivery: Delivery, options: ExecWorkerOptions): Promise<ExecEvent> {
-  const started = Date.now()
+  const started = monotonicNow()
   const receipt = delivery.receipt!
   const end = await runChild({
     argv: ['sh', '-c', options.command],
@@ -173,7 +175,7 @@ async function handle(broker: Broker, delivery: Delivery, options: ExecWorkerOpt
   const signal = end.error ? null : end.signal
   const tail = end.error ? (end.tail + String(end.error)).slice(-2_000) : end.tail
 
-  const durationMs = Date.now() - started
+  const durationMs = Math.round(monotonicNow() - started)
   const status = timedOut ? 'timeout' : signal ?? String(code)
   const error = describeFailure(status, tail, options.execTimeoutMs)
   const event = (outcome: ExecOutcome, message?: string): ExecEvent => ({delivery, outcome, status, durationMs, error: message})

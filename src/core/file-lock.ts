@@ -1,6 +1,8 @@
-import {closeSync, openSync, readFileSync, rmSync, statSync, writeSync} from 'node:fs'
+import {lstatSync, rmSync} from 'node:fs'
 
-import {StoreError} from './errors.js'
+import {monotonicNow} from './clock.js'
+import {isMqError, StoreError} from './errors.js'
+import {linkRefused, readNoFollow, writeNoFollow} from './no-follow.js'
 import {isProcessAlive} from './process-alive.js'
 import {sleep} from './rate-limiter.js'
 
@@ -14,14 +16,15 @@ const STALE_LOCK_MS = 30_000
  */
 export async function withFileLock<T>(path: string, fn: () => Promise<T>, timeoutMs = 10_000): Promise<T> {
   const lock = `${path}.lock`
-  const deadline = Date.now() + timeoutMs
+  const deadline = monotonicNow() + timeoutMs
   for (;;) {
     try {
-      const fd = openSync(lock, 'wx', 0o600)
-      writeSync(fd, String(process.pid))
-      closeSync(fd)
+      writeNoFollow(lock, String(process.pid), {exclusive: true})
       break
     } catch (error) {
+      if (isMqError(error)) throw error
+      // A link in the lock's place would never go away by itself (nor must it be read through).
+      if (lstatSync(lock, {throwIfNoEntry: false})?.isSymbolicLink()) throw linkRefused(lock)
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
         throw new StoreError(`cannot lock ${path}: ${(error as NodeJS.ErrnoException).code ?? error}`, {cause: error, hint: 'check the folder permissions'})
       }
@@ -29,7 +32,7 @@ export async function withFileLock<T>(path: string, fn: () => Promise<T>, timeou
         rmSync(lock, {force: true})
         continue
       }
-      if (Date.now() > deadline) throw new StoreError(`${path} stayed locked by another process`, {hint: `if no mqctl is editing it, remove ${lock}`})
+      if (monotonicNow() > deadline) throw new StoreError(`${path} stayed locked by another process`, {hint: `if no mqctl is editing it, remove ${lock}`})
       await sleep(20)
     }
   }
@@ -42,9 +45,11 @@ export async function withFileLock<T>(path: string, fn: () => Promise<T>, timeou
 
 function isStale(lock: string): boolean {
   try {
-    const pid = Number(readFileSync(lock, 'utf8'))
+    const text = readNoFollow(lock)
+    if (text === undefined) return false
+    const pid = Number(text)
     if (Number.isInteger(pid) && pid > 0) return !isProcessAlive(pid)
-    return Date.now() - statSync(lock).mtimeMs > STALE_LOCK_MS
+    return Date.now() - lstatSync(lock).mtimeMs > STALE_LOCK_MS
   } catch {
     return false // it went away: try again
   }

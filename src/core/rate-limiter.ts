@@ -1,3 +1,4 @@
+import {type MonotonicClock, monotonicNow} from './clock.js'
 import {InvalidInputError} from './errors.js'
 
 /**
@@ -7,11 +8,19 @@ import {InvalidInputError} from './errors.js'
  */
 export class RateLimiter {
   private tokens = 1
-  private last = Date.now()
+  private last: number
   private readonly capacity: number
 
-  constructor(readonly perSecond: number) {
+  /**
+   * @param now elapsed time in ms (default: the monotonic clock, so a step of the system clock
+   *   neither stalls the limiter for the step's length nor lets a burst through)
+   */
+  constructor(
+    readonly perSecond: number,
+    private readonly now: MonotonicClock = monotonicNow,
+  ) {
     this.capacity = Math.max(1, perSecond / 10)
+    this.last = now()
   }
 
   /** Waits for at least one token and takes up to `max`; 0 if aborted first. */
@@ -34,7 +43,7 @@ export class RateLimiter {
   }
 
   private refill(): void {
-    const now = Date.now()
+    const now = this.now()
     this.tokens = Math.min(this.capacity, this.tokens + ((now - this.last) / 1000) * this.perSecond)
     this.last = now
   }

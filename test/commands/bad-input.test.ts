@@ -1,8 +1,8 @@
 import {expect} from 'chai'
-import {chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {expectOneLineError, jsonLines, mq, tempHome} from '../helpers.js'
+import {expectOneLineError, jsonLines, mq, tempHome, worldReadableCli} from '../helpers.js'
 
 async function depth(home: string, queue: string): Promise<number> {
   const out = await mq(['queue', 'stats', queue, '--json'], {home})
@@ -114,12 +114,27 @@ describe('bad input (CLI)', () => {
     expectOneLineError(result, 1, /corrupt|not a broker/)
   })
 
-  it('a foreign SQLite database is not a broker: exit 1', async () => {
+  it('a foreign SQLite database is not a broker: exit 1, and it is left exactly as it was', async () => {
     const {default: Database} = await import('better-sqlite3')
-    const db = new Database(join(home, 'broker.db'))
+    const file = join(home, 'broker.db')
+    const db = new Database(file)
     db.exec('CREATE TABLE accounts (id INTEGER)')
     db.close()
-    expectOneLineError(await mq(['queue', 'list'], {home}), 1, /not an mqctl broker/)
+    chmodSync(file, 0o644)
+    const before = readFileSync(file)
+    for (const command of [['queue', 'list'], ['publish', 'q', 'x'], ['consume', 'q']]) {
+      expectOneLineError(await mq(command, {home}), 1, /not an mqctl broker/)
+    }
+    expect(statSync(file).mode & 0o777).to.equal(0o644)
+    expect(readFileSync(file)).to.deep.equal(before) // still in rollback-journal mode, not switched to WAL
+    expect(readdirSync(home)).to.deep.equal(['broker.db'])
+  })
+
+  it('a broker folder on a pseudo-filesystem (/proc): exit 1 at once, no hang', async function () {
+    if (!existsSync('/proc/self')) this.skip()
+    for (const folder of ['/proc/self/mq-broker', '/proc/1/mq/broker']) {
+      expectOneLineError(await mq(['queue', 'list'], {home: folder, timeoutMs: 60_000}), 1, /cannot create the broker folder/)
+    }
   })
 
   it('a home that is a file: exit 1', async () => {
@@ -145,7 +160,7 @@ describe('bad input (CLI)', () => {
       chownSync(join(folder, file), 65534, 65534)
       chmodSync(join(folder, file), 0o400)
     }
-    const result = await mq(['publish', 'q', 'x'], {home: folder, uid: 65534, gid: 65534})
+    const result = await mq(['publish', 'q', 'x'], {home: folder, uid: 65534, gid: 65534, bin: worldReadableCli()})
     expectOneLineError(result, 1, /not writable/)
     chmodSync(folder, 0o700)
     for (const file of readdirSync(folder)) chmodSync(join(folder, file), 0o600)

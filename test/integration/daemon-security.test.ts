@@ -1,12 +1,12 @@
 import {expect} from 'chai'
 import {type ChildProcess, spawn} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {chmodSync, existsSync, mkdirSync, readFileSync, statSync} from 'node:fs'
+import {chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync} from 'node:fs'
 import {createConnection, type Socket} from 'node:net'
 import {dirname, join} from 'node:path'
 
 import {isProcessAlive} from '../../src/core/process-alive.js'
-import {mq, tempHome, waitFor} from '../helpers.js'
+import {mq, ROOT, sleep, start, tempHome, waitFor} from '../helpers.js'
 
 const NOBODY = 65_534
 const asRoot = process.getuid?.() === 0
@@ -248,6 +248,150 @@ describe('the daemon under hostile input', function () {
       expect(published.code, published.stderr).to.equal(0)
       expect(fake.stdout).to.not.include('got:')
       expect((await mq(['consume', 'jobs'], {home})).stdout).to.equal('secret\n')
+    })
+  })
+
+  describe('links in the broker folder', () => {
+    /** A file outside the broker folder, and a link to it in the folder in place of `name`. */
+    function plant(home: string, name: string) {
+      const outside = join(tempHome('mq-outside-'), 'precious.txt')
+      const content = 'a file outside the broker folder, long enough to pass for a token\n'
+      writeFileSync(outside, content, {mode: 0o644})
+      chmodSync(outside, 0o644)
+      symlinkSync(outside, join(home, name))
+      return {
+        untouched() {
+          expect(readFileSync(outside, 'utf8'), `${name}: the target's content`).to.equal(content)
+          expect(statSync(outside).mode & 0o777, `${name}: the target's mode`).to.equal(0o644)
+        },
+      }
+    }
+
+    const refused = (result: {code: number | null; stderr: string}, name: string) => {
+      expect(result.code, result.stderr).to.equal(1)
+      expect(result.stderr).to.include(`${name} is a symbolic link: mqctl does not follow links in the broker folder`)
+    }
+
+    it('changes.signal: a commit refuses it rather than write through it', async () => {
+      const home = tempHome()
+      expect((await mq(['queue', 'create', 'jobs'], {home})).code).to.equal(0)
+      rmSync(join(home, 'changes.signal'), {force: true})
+      const target = plant(home, 'changes.signal')
+      refused(await mq(['publish', 'jobs', 'x'], {home}), 'changes.signal')
+      target.untouched()
+    })
+
+    for (const name of ['daemon.log', 'daemon.token', 'daemon.pid', 'daemon.json']) {
+      it(`${name}: the daemon does not start, and nothing is written through it`, async () => {
+        const home = tempHome()
+        expect((await mq(['queue', 'create', 'jobs'], {home})).code).to.equal(0)
+        const target = plant(home, name)
+        daemons.set(home, undefined)
+        refused(await mq(['daemon', 'start'], {home}), name)
+        target.untouched()
+        expect(await status(home)).to.equal(undefined)
+      })
+    }
+
+    it('daemon.log: `daemon logs` does not read through it', async () => {
+      const home = tempHome()
+      plant(home, 'daemon.log')
+      const logs = await mq(['daemon', 'logs'], {home})
+      refused(logs, 'daemon.log')
+      expect(logs.stdout).to.equal('')
+    })
+
+    it('rules.json.lock: a rules edit refuses it at once', async () => {
+      const home = tempHome()
+      const target = plant(home, 'rules.json.lock')
+      const added = await mq(['rule', 'add', 'r', '--type', 'x', '--action', '{"type":"log"}'], {home})
+      refused(added, 'rules.json.lock')
+      target.untouched()
+    })
+  })
+
+  it('daemon start waits for a daemon that is busy on the write lock, and tells the truth', async () => {
+    const home = tempHome()
+    const {pid, socket} = await startDaemon(home)
+    // Another process holds the broker's write lock until told to let go.
+    const holder = node(
+      `const db = new (require(process.argv[1]))(process.argv[2]); db.exec('BEGIN IMMEDIATE'); console.log('locked')
+       setInterval(() => {}, 1000); process.on('SIGUSR1', () => { db.exec('COMMIT'); process.exit(0) })`,
+      [join(ROOT, 'node_modules', 'better-sqlite3'), join(home, 'broker.db')],
+    )
+    await waitFor(() => holder.stdout.includes('locked'), 'the lock holder')
+    // The daemon's next write blocks it (for up to its 10 s busy timeout): wait until a request goes unanswered.
+    const probe = new RawClient(socket)
+    await waitFor(async () => {
+      const before = probe.replies.length
+      probe.socket.write('{"id":1,"op":"status"}\n')
+      try {
+        await waitFor(() => probe.replies.length > before, 'an answer', 500)
+        return false
+      } catch {
+        return true
+      }
+    }, 'the daemon to be blocked on the lock', 20_000)
+    probe.socket.destroy()
+
+    const again = start(['daemon', 'start', '--json'], {home, timeoutMs: 40_000})
+    // Let go once start has given up, or after a while if it is (rightly) still waiting.
+    await Promise.race([again.done, sleep(5_000)])
+    holder.child.kill('SIGUSR1')
+    const result = await again.done
+    expect(result.code, result.stderr).to.equal(0)
+    expect(JSON.parse(result.stdout).pid).to.equal(pid)
+    expect((await status(home)).pid).to.equal(pid)
+  })
+
+  describe('HTTP', () => {
+    let home: string
+    let port: number
+    let token: string
+    beforeEach(async () => {
+      home = tempHome()
+      port = (await startDaemon(home)).http.port
+      token = readFileSync(join(home, 'daemon.token'), 'utf8').trim()
+    })
+    const post = (path: string, body: string, headers: Record<string, string> = {}) =>
+      fetch(`http://127.0.0.1:${port}${path}`, {method: 'POST', body, headers: {authorization: `Bearer ${token}`, ...headers}})
+    const event = (id: string, data: unknown) => JSON.stringify({specversion: '1.0', id, source: 'test', type: 'web.x', data})
+
+    it('an event nested 20,000 deep gets 400 alone; 90 valid events sent with it are all accepted', async () => {
+      // Written out by hand: JSON.stringify itself cannot nest that deep.
+      const deep = event('deep', 0).replace('"data":0', `"data":${'['.repeat(20_000)}${']'.repeat(20_000)}`)
+      const structured = {'content-type': 'application/cloudevents+json'}
+      const responses = await Promise.all([post('/events', deep, structured), ...Array.from({length: 90}, (_, i) => post('/events', event(`ok-${i}`, {i}), structured))])
+      const [bad, ...good] = responses
+      expect(bad.status).to.equal(400)
+      expect(((await bad.json()) as {error: {message: string}}).error.message).to.match(/nested deeper than \d+ levels/)
+      expect(good.map((r) => r.status)).to.deep.equal(Array.from({length: 90}, () => 202))
+      const listed = JSON.parse((await mq(['events', 'list', '--json', '--limit', '1000'], {home})).stdout) as {event: {id: string}}[]
+      const ids = listed.map((e) => e.event.id)
+      expect(ids.filter((id) => id.startsWith('ok-'))).to.have.length(90)
+      expect(ids).to.not.include('deep')
+    })
+
+    it('header values are read as UTF-8 (Zürich stays Zürich); bad UTF-8 in one is 400', async () => {
+      // What curl sends from a UTF-8 terminal: the UTF-8 bytes (fetch puts each char of this string on the wire as one byte).
+      const utf8 = Buffer.from('Zürich').toString('latin1')
+      const created = await post('/queues/cities/messages', 'hello', {'mq-header-city': utf8})
+      expect(created.status, await created.clone().text()).to.equal(201)
+      const peeked = await mq(['queue', 'peek', 'cities', '--json'], {home})
+      expect(JSON.parse(peeked.stdout).headers).to.deep.equal({city: 'Zürich'})
+      const latin1 = await post('/queues/cities/messages', 'hello', {'mq-header-city': 'Z\u00fcrich'}) // one byte 0xFC: not UTF-8
+      expect(latin1.status).to.equal(400)
+      expect(((await latin1.json()) as {error: {message: string}}).error.message).to.match(/header mq-header-city is not valid UTF-8/)
+    })
+
+    it('?priority= must be an integer: empty or text is 400, nothing stored', async () => {
+      for (const query of ['priority=', 'priority=abc', 'priority=1.5', 'priority=%20']) {
+        const response = await post(`/queues/jobs/messages?${query}`, 'x')
+        expect(response.status, query).to.equal(400)
+        expect(((await response.json()) as {error: {message: string}}).error.message, query).to.match(/priority/)
+      }
+      expect((await post('/queues/jobs/messages?priority=3', 'x')).status).to.equal(201)
+      expect(JSON.parse((await mq(['queue', 'stats', 'jobs', '--json'], {home})).stdout).depth).to.equal(1)
     })
   })
 })

@@ -5,6 +5,11 @@ import {join} from 'node:path'
 import {isProcessAlive} from '../../src/core/process-alive.js'
 import {jsonLines, mq, sleep, start, tempHome, waitFor} from '../helpers.js'
 
+/** What POST /events answers. */
+interface Accepted {
+  accepted: {id: string}[]
+}
+
 /** Daemons started by a test, stopped (or killed) after it so none outlives the suite. */
 const daemons = new Set<string>()
 
@@ -189,7 +194,7 @@ describe('the daemon', function () {
     it('accepts structured, binary and batch CloudEvents, and queue messages', async () => {
       const structured = await http(home, '/events', {method: 'POST', headers: {'content-type': 'application/cloudevents+json'}, body: JSON.stringify({specversion: '1.0', id: 's1', source: 'web', type: 'web.structured', data: {a: 1}})})
       expect(structured.status).to.equal(202)
-      expect((await structured.json()).accepted[0]).to.include({id: 's1'})
+      expect(((await structured.json()) as Accepted).accepted[0]).to.include({id: 's1'})
       const binary = await http(home, '/events', {
         method: 'POST',
         headers: {'ce-specversion': '1.0', 'ce-id': 'b1', 'ce-source': 'web', 'ce-type': 'web.binary', 'ce-subject': 'sub', 'content-type': 'application/json'},
@@ -201,7 +206,7 @@ describe('the daemon', function () {
         headers: {'content-type': 'application/cloudevents-batch+json'},
         body: JSON.stringify([1, 2, 3].map((n) => ({specversion: '1.0', id: `batch-${n}`, source: 'web', type: 'web.batch'}))),
       })
-      expect((await batch.json()).accepted).to.have.length(3)
+      expect(((await batch.json()) as Accepted).accepted).to.have.length(3)
       await waitFor(() => existsSync(join(home, 'web.jsonl')) && readFileSync(join(home, 'web.jsonl'), 'utf8').trim().split('\n').length === 5, 'five events handled')
       const handled = jsonLines(readFileSync(join(home, 'web.jsonl'), 'utf8'))
       expect(handled.find((e) => e.id === 'b1')).to.deep.include({subject: 'sub', data: {b: 2}, type: 'web.binary'})

@@ -36,6 +36,7 @@ describe('for a person at a terminal (tmux)', function () {
     await terminal.waitFor(/\[exit 0\]/)
     const screen = terminal.screen(true)
     expect(screen).to.include('hello')
+    // eslint-disable-next-line no-control-regex
     expect(screen).to.match(/\u001B\[[0-9;]*m/) // chalk styled the header line
     expect(terminal.screen()).to.not.include('waiting for messages') // spinner cleared
   })

@@ -1,11 +1,13 @@
 import {spawn} from 'node:child_process'
-import {closeSync, existsSync, openSync, readFileSync, readSync, statSync, watch} from 'node:fs'
+import {closeSync, constants, fstatSync, readFileSync, readSync, watch} from 'node:fs'
 import {dirname} from 'node:path'
 
-import {type DaemonStatus, DaemonClient} from '../../core/daemon/client.js'
-import {daemonPaths, isAlive, liveDaemon} from '../../core/daemon/files.js'
+import {monotonicNow} from '../../core/clock.js'
+import {type DaemonStatus, DaemonClient, DaemonUnavailableError} from '../../core/daemon/client.js'
+import {daemonPaths, isAlive, liveDaemon, refuseDaemonFileLinks} from '../../core/daemon/files.js'
 import {Daemon} from '../../core/daemon/server.js'
 import {InterruptedError, NotRunningError, StoreError} from '../../core/errors.js'
+import {openNoFollow, readNoFollow} from '../../core/no-follow.js'
 import {sleep} from '../../core/rate-limiter.js'
 import {formatDuration} from '../../core/units.js'
 import type {Context} from '../context.js'
@@ -65,10 +67,15 @@ Starting it again while it runs is fine. --foreground runs it in this process (f
   flags: {foreground: {kind: 'boolean', summary: 'Run in this process, logging to stderr, until SIGTERM.'}, ...HTTP_FLAGS, ...RULES_FLAG},
   async run({flags}, ctx): Promise<DaemonStatus | undefined> {
     ctx.local() // creates the folder and database, with private permissions, before anything else
-    const running = await status(ctx)
-    if (running) {
-      if (!flags.foreground && !ctx.json && ctx.stdoutIsTTY) ctx.warn('already running')
-      return running
+    const record = liveDaemon(ctx.home)
+    if (record) {
+      // One runs (or is starting): it may be slow to answer while another process holds the write lock.
+      const running = await awaitAnswer(ctx, monotonicNow() + START_TIMEOUT_MS, () => !isAlive(record))
+      if (running) {
+        if (!flags.foreground && !ctx.json && ctx.stdoutIsTTY) ctx.warn('already running')
+        return running
+      }
+      if (isAlive(record)) throw notAnswering(ctx, record.pid)
     }
     if (flags.foreground) return runForeground(ctx, flags)
     return startInBackground(ctx, flags)
@@ -111,7 +118,8 @@ async function runForeground(ctx: Context, flags: {'http-port': number; 'no-http
 
 async function startInBackground(ctx: Context, flags: {'http-port': number; 'no-http': boolean; rules?: string}): Promise<DaemonStatus> {
   const paths = daemonPaths(ctx.home)
-  const logFd = openSync(paths.log, 'a', 0o600)
+  refuseDaemonFileLinks(ctx.home) // said here, not only in the log of a daemon that did not start
+  const logFd = openNoFollow(paths.log, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT)
   const args = [process.argv[1], 'daemon', 'start', '--foreground', '--http-port', String(flags['http-port']), '--rules', rulesPathFor(ctx, flags.rules)]
   if (flags['no-http']) args.push('--no-http')
   const child = spawn(process.execPath, args, {
@@ -123,15 +131,35 @@ async function startInBackground(ctx: Context, flags: {'http-port': number; 'no-
   let exited: number | null | undefined
   child.on('exit', (code) => (exited = code))
   child.unref()
-  const deadline = Date.now() + START_TIMEOUT_MS
-  while (Date.now() < deadline) {
-    const running = await status(ctx)
-    if (running) return running
-    if (exited !== undefined) break
+  const running = await awaitAnswer(ctx, monotonicNow() + START_TIMEOUT_MS, () => exited !== undefined)
+  if (running) return running
+  if (exited === undefined && child.pid !== undefined) throw notAnswering(ctx, child.pid)
+  const tail = (readNoFollow(paths.log) ?? '').trim().split('\n').slice(-3).join(' | ')
+  throw new StoreError(`the daemon did not start${exited !== undefined ? ` (exit ${exited})` : ''}${tail ? `: ${tail}` : ''}`, {hint: `see ${paths.log}`})
+}
+
+/**
+ * Asks the daemon for its status until it answers, `gone()` says it exited, or the deadline
+ * passes. A daemon that does not answer a request in time is busy (blocked on the broker's
+ * write lock, say), not absent: it is asked again, so start reports what really happened.
+ */
+async function awaitAnswer(ctx: Context, deadline: number, gone: () => boolean): Promise<DaemonStatus | undefined> {
+  for (;;) {
+    try {
+      const running = await status(ctx)
+      if (running) return running
+    } catch (error) {
+      if (!(error instanceof DaemonUnavailableError)) throw error
+    }
+    if (gone() || monotonicNow() >= deadline) return undefined
     await sleep(50)
   }
-  const tail = existsSync(paths.log) ? readFileSync(paths.log, 'utf8').trim().split('\n').slice(-3).join(' | ') : ''
-  throw new StoreError(`the daemon did not start${exited !== undefined ? ` (exit ${exited})` : ''}${tail ? `: ${tail}` : ''}`, {hint: `see ${paths.log}`})
+}
+
+function notAnswering(ctx: Context, pid: number): StoreError {
+  return new StoreError(`the daemon (pid ${pid}) runs but did not answer within ${formatDuration(START_TIMEOUT_MS)}`, {
+    hint: `it may be waiting for the broker's write lock held by another process; \`mq daemon status\` tells when it answers, see ${daemonPaths(ctx.home).log}`,
+  })
 }
 
 export const daemonStatus = defineCommand({
@@ -166,8 +194,8 @@ export const daemonStop = defineCommand({
       await sleep(100)
       if (isAlive(record)) process.kill(record.pid, 'SIGTERM') // the second signal forces
     }
-    const deadline = Date.now() + (flags.force ? 5_000 : (flags.timeout ?? 60_000))
-    while (isAlive(record) && Date.now() < deadline) await sleep(50)
+    const deadline = monotonicNow() + (flags.force ? 5_000 : (flags.timeout ?? 60_000))
+    while (isAlive(record) && monotonicNow() < deadline) await sleep(50)
     if (isAlive(record)) {
       if (!flags.force) throw new StoreError(`the daemon (pid ${record.pid}) is still draining`, {hint: 'wait, or use `mq daemon stop --force`'})
       process.kill(record.pid, 'SIGKILL')
@@ -188,35 +216,42 @@ export const daemonLogs = defineCommand({
   },
   async run({flags}, ctx): Promise<undefined> {
     const path = daemonPaths(ctx.home).log
-    if (!existsSync(path)) {
+    const text = readNoFollow(path)
+    if (text === undefined) {
       if (!flags.follow) return undefined
     } else {
-      const lines = readFileSync(path, 'utf8').split('\n')
+      const lines = text.split('\n')
       if (lines.at(-1) === '') lines.pop()
       for (const line of flags.lines === 0 ? [] : lines.slice(-flags.lines)) ctx.out.line(line)
     }
     await ctx.out.flush()
     if (!flags.follow) return undefined
     const {drain} = ctx.handleInterrupts()
-    let offset = existsSync(path) ? statSync(path).size : 0
+    let offset = text === undefined ? 0 : Buffer.byteLength(text)
     const readNew = async () => {
-      if (!existsSync(path)) return
-      const size = statSync(path).size
-      if (size < offset) offset = 0 // truncated
-      if (size === offset) return
-      const buffer = Buffer.alloc(size - offset)
-      const fd = openSync(path, 'r')
+      let fd: number
       try {
+        fd = openNoFollow(path, constants.O_RDONLY)
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return
+        throw error
+      }
+      let buffer: Buffer
+      try {
+        const size = fstatSync(fd).size
+        if (size < offset) offset = 0 // truncated
+        buffer = Buffer.alloc(size - offset)
         readSync(fd, buffer, 0, buffer.length, offset)
+        offset = size
       } finally {
         closeSync(fd)
       }
-      offset = size
+      if (buffer.length === 0) return
       ctx.out.write(buffer.toString('utf8'))
       await ctx.out.flush()
     }
     // Watch the folder, not the file: the log may not exist yet, or be replaced.
-    const watcher = watch(dirname(path), {persistent: false}, () => void readNew())
+    const watcher = watch(dirname(path), {persistent: false}, () => readNew().catch(() => {})) // the loop below reports errors
     ctx.release(() => watcher.close())
     while (!drain.aborted) {
       await readNew()

@@ -3,7 +3,7 @@ import type {Socket} from 'node:net'
 import type {OutgoingMessage, PublishOptions, PublishResult} from '../broker.js'
 import type {CloudEvent} from '../engine/cloudevents.js'
 import type {TriggerSummary} from '../engine/engine.js'
-import {DaemonUnavailableError, type ExitCodeValue, MqError, QueueFullError} from '../errors.js'
+import {DaemonUnavailableError, type ErrorCode, type ExitCodeValue, MqError, QueueFullError} from '../errors.js'
 import {daemonPaths, socketProblem} from './files.js'
 import {connect, MAX_FRAME_BYTES, onJsonLines, type Reply, type Request} from './protocol.js'
 
@@ -18,7 +18,7 @@ export {DaemonUnavailableError}
 /** An error the daemon reported, with the exit code it maps to. */
 export class RemoteError extends MqError {
   constructor(
-    readonly code: string,
+    readonly code: ErrorCode,
     message: string,
     readonly exitCode: ExitCodeValue,
   ) {

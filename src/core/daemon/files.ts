@@ -1,9 +1,10 @@
 import {createHash, randomBytes} from 'node:crypto'
-import {chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, type Stats, writeFileSync} from 'node:fs'
+import {closeSync, constants, fchmodSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, type Stats} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 
-import {StoreError} from '../errors.js'
+import {isMqError, StoreError} from '../errors.js'
+import {openNoFollow, readNoFollow, refuseLinks, writeNoFollow} from '../no-follow.js'
 import {isSameProcessAlive, processStartTime} from '../process-alive.js'
 
 /** Unix socket paths longer than this are cut by the kernel (108 bytes on Linux, 104 on macOS). */
@@ -89,6 +90,15 @@ export function socketProblem(socket: string): string | undefined {
   }
 }
 
+/**
+ * Refuses a broker folder where a symbolic link stands in place of one of the daemon's files
+ * (each is also opened without following one, see no-follow.ts).
+ */
+export function refuseDaemonFileLinks(home: string): void {
+  const paths = daemonPaths(home)
+  refuseLinks(paths.pid, paths.state, paths.token, paths.log)
+}
+
 export interface PidRecord {
   pid: number
   /** Kernel start time of the process, to tell it from a later process given the same pid. */
@@ -100,9 +110,11 @@ export function liveDaemon(home: string): PidRecord | undefined {
   const paths = daemonPaths(home)
   let record: PidRecord | undefined
   try {
-    record = JSON.parse(readFileSync(paths.pid, 'utf8')) as PidRecord
+    const text = readNoFollow(paths.pid)
+    if (text === undefined) return undefined
+    record = JSON.parse(text) as PidRecord
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    if (isMqError(error)) throw error // a link in its place
     record = undefined // unreadable or garbage: nobody can be named by it
   }
   if (record && Number.isInteger(record.pid) && isAlive(record)) return record
@@ -122,13 +134,13 @@ export function isAlive(record: PidRecord): boolean {
  */
 export function claimPidFile(home: string): void {
   const record: PidRecord = {pid: process.pid, started: processStartTime(process.pid)}
-  writeFileSync(daemonPaths(home).pid, JSON.stringify(record), {flag: 'wx', mode: 0o600})
+  writeNoFollow(daemonPaths(home).pid, JSON.stringify(record), {exclusive: true})
 }
 
 export function releasePidFile(home: string): void {
   const paths = daemonPaths(home)
   try {
-    const record = JSON.parse(readFileSync(paths.pid, 'utf8')) as PidRecord
+    const record = JSON.parse(readNoFollow(paths.pid) ?? '{}') as PidRecord
     if (record.pid === process.pid) rmSync(paths.pid, {force: true})
   } catch {
     // already gone
@@ -141,15 +153,21 @@ const MIN_TOKEN_LENGTH = 32
 /** The HTTP bearer token, created on first use (64 hex characters, user-only permissions). */
 export function daemonToken(home: string): string {
   const path = daemonPaths(home).token
-  const current = existsSync(path) ? readFileSync(path, 'utf8').trim() : ''
-  if (current.length >= MIN_TOKEN_LENGTH) {
-    chmodSync(path, 0o600)
-    return current
+  const fd = openNoFollow(path, constants.O_RDONLY | constants.O_CREAT)
+  try {
+    const current = readFileSync(fd, 'utf8').trim()
+    if (current.length >= MIN_TOKEN_LENGTH) {
+      fchmodSync(fd, 0o600) // through the descriptor: never a file a link points to
+      return current
+    }
+  } finally {
+    closeSync(fd)
   }
   // Written whole under another name, then renamed: a crash never leaves a short token behind.
   const token = randomBytes(32).toString('hex')
   const temporary = `${path}.${process.pid}`
-  writeFileSync(temporary, `${token}\n`, {mode: 0o600})
+  rmSync(temporary, {force: true})
+  writeNoFollow(temporary, `${token}\n`, {exclusive: true})
   renameSync(temporary, path)
   return token
 }

@@ -4,7 +4,7 @@ import type {AddressInfo} from 'node:net'
 
 import type {OutgoingMessage, PublishOptions, PublishResult} from '../broker.js'
 import {type CloudEvent, validateEvent} from '../engine/cloudevents.js'
-import {isMqError} from '../errors.js'
+import {type ErrorCode, isMqError} from '../errors.js'
 import {newHeaders} from '../headers.js'
 import {parsePriority} from '../units.js'
 
@@ -99,7 +99,7 @@ export class DaemonHttp {
       const text = decodeText(body)
       const headers = newHeaders() // keeps a header named __proto__
       for (const [name, value] of Object.entries(request.headers)) {
-        if (name.startsWith('mq-header-') && typeof value === 'string') headers[name.slice('mq-header-'.length)] = value
+        if (name.startsWith('mq-header-') && typeof value === 'string') headers[name.slice('mq-header-'.length)] = headerText(name, value)
       }
       const priority = url.searchParams.get('priority')
       let name: string
@@ -164,8 +164,9 @@ function binaryEvent(request: IncomingMessage, mediaType: string, body: Buffer):
     const attribute = name.slice(3)
     if (attribute === 'data' || attribute === 'data_base64') throw new HttpError(400, `header ${name} is not allowed: in binary mode the body is the data`)
     try {
-      event[attribute] = decodeURIComponent(value)
-    } catch {
+      event[attribute] = decodeURIComponent(headerText(name, value))
+    } catch (error) {
+      if (error instanceof HttpError) throw error
       throw new HttpError(400, `header ${name} is not valid percent-encoding`)
     }
   }
@@ -207,6 +208,21 @@ async function readBody(request: IncomingMessage): Promise<Buffer> {
   return Buffer.concat(chunks)
 }
 
+/**
+ * A header value as text. Node hands header bytes over one char per byte (latin1); mqctl reads
+ * them as UTF-8, as curl and most clients send non-ASCII text, so `Zürich` stays `Zürich`. Bytes
+ * that are not UTF-8 are refused (400), the same rule as for bodies.
+ */
+function headerText(name: string, value: string): string {
+  // eslint-disable-next-line no-control-regex
+  if (/^[\x00-\x7f]*$/.test(value)) return value
+  try {
+    return new TextDecoder('utf-8', {fatal: true}).decode(Buffer.from(value, 'latin1'))
+  } catch {
+    throw new HttpError(400, `header ${name} is not valid UTF-8 text`)
+  }
+}
+
 function parseJson(body: Buffer): unknown {
   try {
     return JSON.parse(decodeText(body))
@@ -234,7 +250,7 @@ function send(response: ServerResponse, status: number, body: unknown): void {
 }
 
 /** Exit codes become HTTP statuses: invalid 400, queue full 429, otherwise 500. */
-function statusFor(exitCode: number, code: string): number {
+function statusFor(exitCode: number, code: ErrorCode): number {
   if (exitCode === 2) return code === 'wrong_kind' ? 409 : code === 'too_large' ? 413 : 400
   if (exitCode === 4) return 429
   return 500

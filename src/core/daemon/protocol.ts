@@ -1,6 +1,6 @@
 import {createConnection, type Socket} from 'node:net'
 
-import {InvalidInputError} from '../errors.js'
+import {type ErrorCode, InvalidInputError} from '../errors.js'
 
 /**
  * The daemon's local protocol: newline-delimited JSON over a Unix socket private to the user.
@@ -17,7 +17,7 @@ export interface Reply {
   /** null when the frame was too broken to carry an id. */
   id: number | null
   result?: unknown
-  error?: {code: string; message: string; exitCode: number; published?: {id: string}[]}
+  error?: {code: ErrorCode; message: string; exitCode: number; published?: {id: string}[]}
 }
 
 /**

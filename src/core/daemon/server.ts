@@ -1,17 +1,19 @@
-import {existsSync, rmSync, watch, type FSWatcher, writeFileSync} from 'node:fs'
+import {existsSync, rmSync, watch, type FSWatcher} from 'node:fs'
 import {createServer, type Server, type Socket} from 'node:net'
 import {basename, dirname} from 'node:path'
 
 import {type Broker, type GroupPublisher, isGroupPublisher, type OutgoingMessage, type PublishOptions, type PublishResult} from '../broker.js'
+import {monotonicNow} from '../clock.js'
 import {type CloudEvent, validateEvent} from '../engine/cloudevents.js'
 import {Engine, type TriggerSummary} from '../engine/engine.js'
 import {type LoadedRules, readRules} from '../engine/rules-file.js'
 import {type RunningSources, startSources} from '../engine/sources/index.js'
 import {DaemonUnavailableError, InvalidInputError, isMqError, QueueFullError} from '../errors.js'
 import {FileBroker} from '../file-broker/index.js'
+import {writeNoFollow} from '../no-follow.js'
 import {formatDuration} from '../units.js'
 import type {DaemonStatus} from './client.js'
-import {claimPidFile, daemonPaths, daemonToken, liveDaemon, prepareSocketFolder, releasePidFile} from './files.js'
+import {claimPidFile, daemonPaths, daemonToken, liveDaemon, prepareSocketFolder, refuseDaemonFileLinks, releasePidFile} from './files.js'
 import {DaemonHttp} from './http.js'
 import {Metrics} from './metrics.js'
 import {connect, frameId, onJsonLines, parseRequest, type Reply, type Request} from './protocol.js'
@@ -41,6 +43,7 @@ interface QueuedPublish {
   messages: OutgoingMessage[]
   options: Omit<PublishOptions, 'signal'>
   done: PublishResult[]
+  /** On the monotonic clock. */
   deadline: number
   /** Total messages asked for, to say how many made it if the wait runs out. */
   total: number
@@ -65,7 +68,7 @@ export class Daemon {
   private socketServer?: Server
   private http?: DaemonHttp
   private rulesWatcher?: FSWatcher
-  private readonly startedAt = Date.now()
+  private readonly startedAt = monotonicNow()
   private readonly metrics = new Metrics()
   private readonly clients = new Set<Socket>()
   private queue: QueuedPublish[] = []
@@ -90,14 +93,15 @@ export class Daemon {
   async start(): Promise<void> {
     const paths = daemonPaths(this.options.home)
     if (liveDaemon(this.options.home)) throw new InvalidInputError(`a daemon already runs for ${this.options.home}`, {hint: 'see `mq daemon status`'})
+    refuseDaemonFileLinks(this.options.home)
     claimPidFile(this.options.home)
     try {
       await this.startParts(paths)
+      writeNoFollow(paths.state, JSON.stringify({pid: process.pid, http: this.http?.address() ?? null}))
     } catch (error) {
       await this.stop(true).catch(() => {})
       throw error
     }
-    writeFileSync(paths.state, JSON.stringify({pid: process.pid, http: this.http?.address() ?? null}), {mode: 0o600})
     this.options.log(`daemon ${this.options.version} started (pid ${process.pid}) on ${paths.socket}${this.http ? `, HTTP ${this.http.url()}` : ''}`)
   }
 
@@ -184,7 +188,7 @@ export class Daemon {
       pid: process.pid,
       version: this.options.version,
       startedAt: new Date(this.startedAt).toISOString(),
-      uptimeMs: Date.now() - this.startedAt,
+      uptimeMs: Math.round(monotonicNow() - this.startedAt),
       home: this.options.home,
       socket: paths.socket,
       http: this.http?.listening ? this.http.address() : null,
@@ -271,7 +275,7 @@ export class Daemon {
         ...request,
         done: [],
         total: request.messages.length,
-        deadline: Date.now() + (request.options.blockTimeoutMs ?? Number.POSITIVE_INFINITY),
+        deadline: monotonicNow() + (request.options.blockTimeoutMs ?? Number.POSITIVE_INFINITY),
         resolve,
         reject,
       })
@@ -302,7 +306,7 @@ export class Daemon {
         for (const result of outcome.results) request.done.push(result)
         if (outcome.rest.length === 0) return request.resolve(request.done)
         request.messages = outcome.rest
-        if (Date.now() >= request.deadline || this.draining) request.reject(queueFull(request, outcome.full ?? 'the queue is full'))
+        if (monotonicNow() >= request.deadline || this.draining) request.reject(queueFull(request, outcome.full ?? 'the queue is full'))
         else this.blocked.push(request)
       })
     }
@@ -333,9 +337,15 @@ export class Daemon {
     const batch = this.accepting.splice(0)
     try {
       const results = await this.engine.acceptMany(batch.map((b) => b.event))
-      this.metrics.counts.eventsAccepted += batch.length
-      batch.forEach((b, index) => b.resolve(results[index]))
-      if (results.some((r) => r.duplicateOf === undefined)) setImmediate(() => this.scan())
+      let fresh = false
+      batch.forEach((b, index) => {
+        const result = results[index]
+        if ('error' in result) return b.reject(result.error)
+        this.metrics.counts.eventsAccepted++
+        if (result.duplicateOf === undefined) fresh = true
+        b.resolve(result)
+      })
+      if (fresh) setImmediate(() => this.scan())
     } catch (error) {
       for (const b of batch) b.reject(error)
     }

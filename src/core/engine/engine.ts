@@ -2,11 +2,13 @@ import {randomBytes} from 'node:crypto'
 
 import {backoffDelayMs} from '../backoff.js'
 import type {Broker} from '../broker.js'
+import {monotonicNow} from '../clock.js'
 import {isProcessAlive} from '../process-alive.js'
 import {sleep} from '../rate-limiter.js'
 import {type ActionResult, describeAction, runAction} from './actions.js'
 import type {CloudEvent} from './cloudevents.js'
 import type {EventJournal, RunOutcome} from './journal.js'
+import {RuleMatcher} from './matcher.js'
 import type {Rule, ValidatedDocument} from './rules.js'
 
 /** How long a serial or drop rule's lease lasts before it must be renewed. */
@@ -49,8 +51,13 @@ function isOwnerAlive(owner: string): boolean {
   return isProcessAlive(Number(owner.split('.')[0]))
 }
 
+/** Whole milliseconds since `start` on the monotonic clock. */
+function elapsedSince(start: number): number {
+  return Math.round(monotonicNow() - start)
+}
+
 function duplicateSummary(event: CloudEvent, seq: number, duplicateOf: number, started: number): TriggerSummary {
-  return {seq, id: event.id, type: event.type, source: event.source, duplicateOf, matched: [], actions: [], ok: true, durationMs: Date.now() - started}
+  return {seq, id: event.id, type: event.type, source: event.source, duplicateOf, matched: [], actions: [], ok: true, durationMs: elapsedSince(started)}
 }
 
 export interface EngineOptions {
@@ -78,13 +85,17 @@ export interface EngineOptions {
 export class Engine {
   private readonly owner = `${process.pid}.${randomBytes(4).toString('hex')}`
   private runs = 0
+  private matcher: RuleMatcher
 
-  constructor(private readonly options: EngineOptions) {}
+  constructor(private readonly options: EngineOptions) {
+    this.matcher = new RuleMatcher(options.rules.rules)
+  }
 
   /** Swaps in a newly loaded rules document (the daemon reloads it when the file changes). */
   setRules(rules: ValidatedDocument, baseDir: string): void {
     this.options.rules = rules
     this.options.baseDir = baseDir
+    this.matcher = new RuleMatcher(rules.rules)
   }
 
   /** Gives a claimed event back, so another runner takes it at once (on a forced shutdown). */
@@ -94,12 +105,13 @@ export class Engine {
 
   /** The enabled rules whose pattern matches (optionally only the rule named). */
   match(event: CloudEvent, onlyRule?: string): Rule[] {
-    return this.options.rules.rules.filter((rule) => rule.enabled && (onlyRule === undefined || rule.name === onlyRule) && rule.pattern.matches(event))
+    if (onlyRule === undefined) return this.matcher.match(event)
+    return this.options.rules.rules.filter((rule) => rule.enabled && rule.name === onlyRule && rule.pattern.matches(event))
   }
 
   /** Journals an event (unless a duplicate) and runs the matching rules. */
   async handle(event: CloudEvent): Promise<TriggerSummary> {
-    const started = Date.now()
+    const started = monotonicNow()
     const accepted = await this.accept(event, true)
     if (accepted.duplicateOf !== undefined) {
       // A repeat of an event whose runner died before finishing it (e.g. a killed trigger): run it now.
@@ -119,14 +131,14 @@ export class Engine {
     return this.options.journal.record(event, this.options.rules.dedupWindowMs, claim ? {owner: this.owner, leaseMs: EVENT_CLAIM_MS} : undefined)
   }
 
-  /** Journals several events as pending in one transaction (the daemon's group commit). */
-  acceptMany(events: CloudEvent[]): Promise<{seq: number; duplicateOf?: number}[]> {
+  /** Journals several events as pending in one transaction (the daemon's group commit); each fails alone. */
+  acceptMany(events: CloudEvent[]): Promise<({seq: number; duplicateOf?: number} | {error: unknown})[]> {
     return this.options.journal.recordMany(events, this.options.rules.dedupWindowMs)
   }
 
   /** Runs a journalled, claimed event through the rules, keeping the claim alive meanwhile. */
-  async process(seq: number, event: CloudEvent, started = Date.now()): Promise<TriggerSummary> {
-    const renew = setInterval(() => this.options.journal.renewClaim(seq, this.owner, EVENT_CLAIM_MS).catch(() => {}), EVENT_CLAIM_MS / 3)
+  async process(seq: number, event: CloudEvent, started = monotonicNow()): Promise<TriggerSummary> {
+    const renew = setInterval(() => void this.options.journal.renewClaim(seq, this.owner, EVENT_CLAIM_MS).catch(() => {}), EVENT_CLAIM_MS / 3)
     try {
       const summary = await this.run(seq, event, this.match(event), started)
       // Interrupted by a shutdown: hand the event back so the next runner does it again.
@@ -150,15 +162,16 @@ export class Engine {
   /** Runs a journalled event through the current rules again (replay); no dedup. */
   async replay(seq: number, event: CloudEvent, onlyRule?: string): Promise<TriggerSummary> {
     // The replay's attempts are journalled under the event; its original outcome stays as it was.
-    return this.run(seq, event, this.match(event, onlyRule), Date.now(), false)
+    return this.run(seq, event, this.match(event, onlyRule), monotonicNow(), false)
   }
 
+  /** `started` is on the monotonic clock. */
   private async run(seq: number, event: CloudEvent, rules: Rule[], started: number, settle = true): Promise<TriggerSummary> {
     const actions = (await Promise.all(rules.map((rule) => this.runRule(rule, event, seq)))).flat()
     const ok = actions.every((a) => a.outcome !== 'dead-lettered' && a.outcome !== 'interrupted')
     if (actions.some((a) => a.outcome === 'interrupted')) settle = false // it stays pending
     if (settle) await this.options.journal.finish(seq, rules.length === 0 ? 'unmatched' : ok ? 'done' : 'failed', rules.map((r) => r.name))
-    return {seq, id: event.id, type: event.type, source: event.source, matched: rules.map((r) => r.name), actions, ok, durationMs: Date.now() - started}
+    return {seq, id: event.id, type: event.type, source: event.source, matched: rules.map((r) => r.name), actions, ok, durationMs: elapsedSince(started)}
   }
 
   /** One rule: its concurrency mode decides whether to wait for, skip, or ignore other runs. */
@@ -169,14 +182,14 @@ export class Engine {
     const owner = `${this.owner}.${++this.runs}`
     let locked = await journal.lockRule(rule.name, owner, RULE_LEASE_MS)
     if (!locked && rule.concurrency === 'drop') return this.skipActions(rule, seq, 'dropped', 'the rule was already running (concurrency: drop)')
-    const deadline = Date.now() + rule.retry.maxAgeMs
-    while (!locked && Date.now() < deadline && !this.options.signal?.aborted) {
+    const deadline = monotonicNow() + rule.retry.maxAgeMs
+    while (!locked && monotonicNow() < deadline && !this.options.signal?.aborted) {
       await sleep(LOCK_POLL_MS, this.options.signal)
       locked = await journal.lockRule(rule.name, owner, RULE_LEASE_MS)
     }
     // Serial means serial: rather than run alongside another run, give up like a failed delivery.
     if (!locked) return this.skipActions(rule, seq, 'dead-lettered', `the rule stayed busy for its whole retry age (${rule.retry.maxAgeMs}ms, concurrency: serial)`)
-    const renew = setInterval(() => journal.lockRule(rule.name, owner, RULE_LEASE_MS).catch(() => {}), RULE_LEASE_MS / 3)
+    const renew = setInterval(() => void journal.lockRule(rule.name, owner, RULE_LEASE_MS).catch(() => {}), RULE_LEASE_MS / 3)
     try {
       return await this.runActions(rule, event, seq)
     } finally {
@@ -207,15 +220,18 @@ export class Engine {
   private async deliver(rule: Rule, index: number, event: CloudEvent, seq: number): Promise<ActionSummary> {
     const action = rule.actions[index]
     const {retry} = rule
-    const first = Date.now()
+    // Retry age and durations are elapsed time in this process (monotonic); `startedAt` in the
+    // journal is a wall-clock timestamp for people.
+    const first = monotonicNow()
     let result: ActionResult = {ok: false, target: describeAction(action)}
     let attempt = 0
     const stopped = this.options.drain && this.options.signal ? AbortSignal.any([this.options.drain, this.options.signal]) : (this.options.signal ?? this.options.drain)
-    const interrupted = (): ActionSummary => ({rule: rule.name, action: index, type: action.type, target: result.target, outcome: 'interrupted', attempts: attempt, durationMs: Date.now() - first, error: 'interrupted by a shutdown'})
+    const interrupted = (): ActionSummary => ({rule: rule.name, action: index, type: action.type, target: result.target, outcome: 'interrupted', attempts: attempt, durationMs: elapsedSince(first), error: 'interrupted by a shutdown'})
     for (;;) {
       if (stopped?.aborted) return interrupted()
       attempt++
       const startedAt = Date.now()
+      const attemptStarted = monotonicNow()
       result = await runAction(action, event, {
         broker: this.options.broker,
         baseDir: this.options.baseDir,
@@ -226,10 +242,10 @@ export class Engine {
         output: this.options.output,
         signal: this.options.signal,
       })
-      const durationMs = Date.now() - startedAt
+      const durationMs = elapsedSince(attemptStarted)
       const delay = backoffDelayMs(retry.backoffMs, retry.maxBackoffMs, attempt)
       const killed = !result.ok && this.options.signal?.aborted === true
-      const giveUp = !result.ok && !killed && (attempt >= retry.maxAttempts || Date.now() + delay - first > retry.maxAgeMs)
+      const giveUp = !result.ok && !killed && (attempt >= retry.maxAttempts || monotonicNow() + delay - first > retry.maxAgeMs)
       const outcome: RunOutcome = result.ok ? 'ok' : giveUp ? 'dead-lettered' : 'failed'
       await this.options.journal.recordRun({
         eventSeq: seq,
@@ -258,7 +274,7 @@ export class Engine {
           exitCode: result.exitCode,
           httpStatus: result.httpStatus,
           error: result.error,
-          durationMs: Date.now() - first,
+          durationMs: elapsedSince(first),
         }
       }
       await sleep(delay, stopped)

@@ -1,10 +1,20 @@
-import {type FSWatcher, watch} from 'node:fs'
+import {constants, type FSWatcher, watch} from 'node:fs'
+
+import {openNoFollow} from '../no-follow.js'
 
 /** How often a waiting consumer re-checks when no change notification arrives. */
 export const FALLBACK_POLL_MS = 1_000
 
 /** The file every committing process writes a byte to (see Sql.signal). */
 export const SIGNAL_FILE = 'changes.signal'
+
+/**
+ * Opens the signal file for writing (created user-only). A symbolic link in its place is refused,
+ * never written through: a commit would otherwise write into whatever file it points at.
+ */
+export function openSignalFile(path: string): number {
+  return openNoFollow(path, constants.O_WRONLY | constants.O_CREAT)
+}
 
 /**
  * Wakes long-polling consumers when another process commits to the broker: each commit that

@@ -34,8 +34,18 @@ export class SqliteEventJournal implements EventJournal {
     return this.sql.write(() => this.recordOne(event, dedupWindowMs, claim))
   }
 
-  async recordMany(events: CloudEvent[], dedupWindowMs: number): Promise<{seq: number; duplicateOf?: number}[]> {
-    return this.sql.write(() => events.map((event) => this.recordOne(event, dedupWindowMs)))
+  async recordMany(events: CloudEvent[], dedupWindowMs: number): Promise<({seq: number; duplicateOf?: number} | {error: unknown})[]> {
+    // Events from different clients share the transaction: a savepoint each keeps one client's
+    // failure from undoing (or failing) the others', as publishes do.
+    return this.sql.write(() =>
+      events.map((event) => {
+        try {
+          return this.sql.savepoint(() => this.recordOne(event, dedupWindowMs))
+        } catch (error) {
+          return {error}
+        }
+      }),
+    )
   }
 
   /** Call inside a write transaction. */

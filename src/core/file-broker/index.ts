@@ -29,6 +29,7 @@ import {
   type TopicSettings,
   type TopicStats,
 } from '../broker.js'
+import {monotonicNow} from '../clock.js'
 import {type BrokerDescription, FILE_BROKER_CAPABILITIES} from '../capabilities.js'
 import {InterruptedError, InvalidInputError, NotFoundError, QueueFullError, WrongKindError} from '../errors.js'
 import {isLockedError, type LockWaiter} from '../lock-wait.js'
@@ -36,6 +37,7 @@ import {sleep} from '../rate-limiter.js'
 import {formatDuration} from '../units.js'
 import {compileTopicPattern, validateName} from '../names.js'
 import {openDatabase} from '../store/database.js'
+import {refuseLinks} from '../no-follow.js'
 import {ChangeNotifier, FALLBACK_POLL_MS, SIGNAL_FILE} from './change-notifier.js'
 import {type DestinationRow, Destinations, resolveQueueSettings, resolveTopicSettings} from './destinations.js'
 import {decodeHeaders, QueueStore} from './queue-store.js'
@@ -75,6 +77,9 @@ export class FileBroker implements Broker {
   private lockWaiter?: LockWaiter
 
   constructor(readonly home: string, options: FileBrokerOptions = {}) {
+    // Commits write to the signal file after they land: a link there is refused up front, with a
+    // clear error, rather than silently not written through later (see openSignalFile).
+    refuseLinks(join(home, SIGNAL_FILE))
     const db = openDatabase(home, {create: options.create})
     this.sql = new Sql(db, home, join(home, SIGNAL_FILE))
     this.destinations = new Destinations(this.sql)
@@ -197,7 +202,8 @@ export class FileBroker implements Broker {
     if (messages.length === 0) return []
     validateMessages(messages)
     const results: PublishResult[] = []
-    const deadline = Date.now() + (options.blockTimeoutMs ?? Number.POSITIVE_INFINITY)
+    // In-process deadline: on the monotonic clock, so a step of the system clock does not move it.
+    const deadline = monotonicNow() + (options.blockTimeoutMs ?? Number.POSITIVE_INFINITY)
     let pending = messages
     for (;;) {
       const mark = this.notifier.mark()
@@ -207,7 +213,7 @@ export class FileBroker implements Broker {
       for (const result of step.results) results.push(result)
       if (step.rest.length === 0) return results
       // Overflow "block": wait for consumers to make room (their acks wake us), up to the deadline.
-      const now = Date.now()
+      const now = monotonicNow()
       if (options.signal?.aborted) throw new InterruptedError()
       if (now >= deadline || this.closed) {
         const waited = options.blockTimeoutMs === undefined ? '' : ` for ${formatDuration(options.blockTimeoutMs)}`
@@ -334,7 +340,9 @@ export class FileBroker implements Broker {
    */
   private async poll(options: ReceiveOptions, attempt: () => {deliveries: Delivery[]; nextDueAt: number}): Promise<Delivery[]> {
     if (!(options.max >= 1)) throw new InvalidInputError('the number of messages to receive must be at least 1')
-    const deadline = Date.now() + (options.waitMs ?? 0)
+    // The wait is measured on the monotonic clock; only `nextDueAt` (a delay or a lease stored in
+    // the database, shared with other processes) is wall-clock.
+    const deadline = monotonicNow() + (options.waitMs ?? 0)
     for (;;) {
       const mark = this.notifier.mark()
       let found
@@ -347,11 +355,11 @@ export class FileBroker implements Broker {
       }
       const {deliveries, nextDueAt} = found
       if (deliveries.length > 0) return deliveries
-      const now = Date.now()
-      if (now >= deadline || options.signal?.aborted || this.closed) return []
-      const until = Math.min(deadline, nextDueAt, now + (options.pollIntervalMs ?? FALLBACK_POLL_MS))
-      if (options.pollIntervalMs === undefined) await this.notifier.wait(mark, until - now, options.signal)
-      else await sleep(until - now, options.signal)
+      const left = deadline - monotonicNow()
+      if (left <= 0 || options.signal?.aborted || this.closed) return []
+      const waitMs = Math.min(left, nextDueAt - Date.now(), options.pollIntervalMs ?? FALLBACK_POLL_MS)
+      if (options.pollIntervalMs === undefined) await this.notifier.wait(mark, waitMs, options.signal)
+      else await sleep(waitMs, options.signal)
     }
   }
 

@@ -1,8 +1,9 @@
 import type {Statement} from 'better-sqlite3'
 
-import {closeSync, openSync, writeSync} from 'node:fs'
+import {closeSync, writeSync} from 'node:fs'
 
 import {type Db, storeError} from '../store/database.js'
+import {openSignalFile} from './change-notifier.js'
 
 const SIGNAL_BYTE = Buffer.from('.')
 
@@ -83,7 +84,7 @@ export class Sql {
   private signal(): void {
     if (this.signalFd === false || !this.signalFile) return
     try {
-      this.signalFd ??= openSync(this.signalFile, 'w', 0o600)
+      this.signalFd ??= openSignalFile(this.signalFile)
       writeSync(this.signalFd, SIGNAL_BYTE, 0, 1, 0)
     } catch {
       this.signalFd = false // consumers fall back to their slow poll

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3'
 import {chmodSync, closeSync, constants, existsSync, mkdirSync, openSync, readSync, statSync} from 'node:fs'
-import {join} from 'node:path'
+import {dirname, join, resolve} from 'node:path'
 
 import {StoreError} from '../errors.js'
 import {MIGRATIONS} from './migrations.js'
@@ -34,13 +34,15 @@ export function openDatabase(home: string, options: OpenOptions = {}): Db {
     throw storeError(error, home)
   }
   try {
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`)
+    // Identify the file before changing anything: a foreign database is refused as it was found.
+    const version = checkIdentity(db, home)
     // SQLite creates -wal and -shm with the main file's permissions, so this keeps them private too
     // (also for an empty file someone else created: it becomes a broker now).
-    if (isNew || (db.pragma('user_version', {simple: true}) as number) === 0) chmodSync(file, 0o600)
-    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`)
+    if (isNew || version === 0) chmodSync(file, 0o600)
     if (db.pragma('journal_mode', {simple: true}) !== 'wal') db.pragma('journal_mode = WAL')
     db.pragma('synchronous = FULL')
-    migrate(db, home)
+    migrate(db, version)
     return db
   } catch (error) {
     db.close()
@@ -55,7 +57,7 @@ function checkFolder(home: string, create: boolean): void {
   } catch {
     if (!create) throw new StoreError(`no broker at ${home}`, {code: 'no_broker', hint: 'publish a message or run `mq queue create` to make one'})
     try {
-      mkdirSync(home, {recursive: true, mode: 0o700})
+      makeFolders(home)
     } catch (error) {
       throw new StoreError(`cannot create the broker folder ${home}: ${(error as NodeJS.ErrnoException).code ?? error}`, {
         cause: error,
@@ -67,6 +69,16 @@ function checkFolder(home: string, create: boolean): void {
   if (!stats.isDirectory()) {
     throw new StoreError(`${home} is not a folder`, {code: 'not_a_broker', hint: 'point --home or MQ_HOME at a broker folder'})
   }
+}
+
+/**
+ * `mkdir -p`, one level at a time. Node's recursive mkdir never returns on a pseudo-filesystem
+ * such as /proc, where creating an entry fails with ENOENT while its parent exists.
+ */
+function makeFolders(path: string): void {
+  const missing: string[] = []
+  for (let dir = resolve(path); !existsSync(dir) && dirname(dir) !== dir; dir = dirname(dir)) missing.push(dir)
+  for (const dir of missing.reverse()) mkdirSync(dir, {mode: 0o700})
 }
 
 /** Refuses a file that is not SQLite before SQLite gets a chance to treat it as empty. */
@@ -90,7 +102,8 @@ function checkHeader(file: string): void {
   }
 }
 
-function migrate(db: Db, home: string): void {
+/** Refuses (reading only) a database that is not an mqctl broker or is too new; returns its schema version. */
+function checkIdentity(db: Db, home: string): number {
   const appId = db.pragma('application_id', {simple: true}) as number
   const version = db.pragma('user_version', {simple: true}) as number
   if (appId !== APPLICATION_ID) {
@@ -108,6 +121,10 @@ function migrate(db: Db, home: string): void {
       hint: 'upgrade mqctl',
     })
   }
+  return version
+}
+
+function migrate(db: Db, version: number): void {
   if (version === MIGRATIONS.length) return
   db.transaction(() => {
     // Re-read inside the write lock: another process may have migrated meanwhile.

@@ -1,6 +1,7 @@
 import {expect} from 'chai'
 
 import {parseCron, parseSchedule} from '../../../src/core/engine/cron.js'
+import {InvalidInputError} from '../../../src/core/errors.js'
 import {thrown} from '../../helpers.js'
 
 describe('parseCron', () => {

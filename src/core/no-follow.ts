@@ -1,0 +1,67 @@
+import {closeSync, constants, fchmodSync, lstatSync, openSync, readFileSync, writeSync} from 'node:fs'
+
+import {StoreError} from './errors.js'
+
+/**
+ * Files of the broker folder are opened without following a symbolic link in their place: a
+ * link there (planted, or left by a mistake) would make mqctl write or chmod a file outside the
+ * folder. Such a link is refused with a clear error instead. (O_NOFOLLOW is 0 where the platform
+ * lacks it, Windows.)
+ */
+const NOFOLLOW = constants.O_NOFOLLOW ?? 0
+
+export function linkRefused(path: string, cause?: unknown): StoreError {
+  return new StoreError(`${path} is a symbolic link: mqctl does not follow links in the broker folder`, {cause, hint: `remove ${path} (mqctl makes a new one)`})
+}
+
+/** Opens `path` with `flags` (O_* constants), refusing a symbolic link. */
+export function openNoFollow(path: string, flags: number, mode = 0o600): number {
+  try {
+    return openSync(path, flags | NOFOLLOW, mode)
+  } catch (error) {
+    // ELOOP: the last part of the path is a link (EMLINK on FreeBSD).
+    const code = (error as NodeJS.ErrnoException).code
+    if (code === 'ELOOP' || code === 'EMLINK') throw linkRefused(path, error)
+    throw error
+  }
+}
+
+/** The file's text, or undefined when it does not exist; a link in its place is refused. */
+export function readNoFollow(path: string): string | undefined {
+  let fd: number
+  try {
+    fd = openNoFollow(path, constants.O_RDONLY)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw error
+  }
+  try {
+    return readFileSync(fd, 'utf8')
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** Writes the whole file (user-only permissions); `exclusive` fails with EEXIST if anything is there. */
+export function writeNoFollow(path: string, text: string, options: {exclusive?: boolean} = {}): void {
+  const fd = openNoFollow(path, constants.O_WRONLY | constants.O_CREAT | (options.exclusive ? constants.O_EXCL : constants.O_TRUNC))
+  try {
+    fchmodSync(fd, 0o600)
+    writeSync(fd, text)
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** Refuses any of `paths` that is a symbolic link (missing ones are fine). */
+export function refuseLinks(...paths: string[]): void {
+  for (const path of paths) {
+    try {
+      if (lstatSync(path).isSymbolicLink()) throw linkRefused(path)
+    } catch (error) {
+      // ENOTDIR: the folder itself is not a folder; that is reported where the folder is opened.
+      const code = (error as NodeJS.ErrnoException).code
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw error
+    }
+  }
+}
