@@ -5,9 +5,9 @@ import {join} from 'node:path'
 
 import {buildEvent} from '../dist/core/engine/cloudevents.js'
 import {validateDocument} from '../dist/core/engine/rules.js'
-import {BIN, fmt, header, median, report, tempHome, wallMs} from './lib.js'
+import {BIN, fmt, header, median, rate, report, tempHome, timesMs, wallMs} from './lib.js'
 
-function rulesOf(count) {
+export function rulesOf(count) {
   // Varied, realistic patterns: exact types, prefixes, numeric ranges, anything-but, exists, $or.
   return Array.from({length: count}, (_, i) => ({
     name: `rule-${i}`,
@@ -22,7 +22,56 @@ function rulesOf(count) {
   }))
 }
 
+/** JSON Lines CloudEvents that exercise every kind of rule above, some matching, most not. */
+export function eventLines(count) {
+  const types = (i) => [`order.${(i * 7919) % 10000}.created`, 'payment.settled', `svc${(i * 31) % 10000}.crashed`, `audit.${(i * 13) % 10000}`, `a.${i % 10000}`, 'user.login'][i % 6]
+  const lines = []
+  for (let i = 0; i < count; i++) {
+    lines.push(
+      JSON.stringify({
+        specversion: '1.0',
+        id: String(i),
+        source: `src-${i % 50}`,
+        type: types(i),
+        subject: `items/${i % 100}`,
+        time: '2026-01-31T12:00:00Z',
+        data: {amount: (i * 37) % 100000, level: i % 3 ? 'info' : 'error', user: 'u1', region: `r${i % 20}`, order: {id: i, lines: [{sku: 'a', qty: 2}]}},
+      }),
+    )
+  }
+  return `${lines.join('\n')}\n`
+}
+
+/** `mq rule match` over many events, whole process: flat in the rule count? */
+export function benchRuleMatch({quick = false} = {}) {
+  const events = quick ? 50_000 : 200_000
+  header(`engine: mq rule match over ${fmt(events)} events, whole process (best of ${quick ? 1 : 3})`)
+  const home = tempHome()
+  const file = join(home, 'events.jsonl')
+  writeFileSync(file, eventLines(events))
+  const wall = {}
+  const cpu = {}
+  // Interleaved rounds, best of each, so load changes hit every rule count alike.
+  const counts = [10, 1000, 10000]
+  for (const count of counts) writeFileSync(join(home, `rules-${count}.json`), JSON.stringify({rules: rulesOf(count)}))
+  for (let run = 0; run < (quick ? 1 : 3); run++) {
+    for (const count of counts) {
+      const times = timesMs(process.execPath, [BIN, 'rule', 'match', file, '--rules', join(home, `rules-${count}.json`)], {env: {...process.env, MQ_HOME: home}})
+      wall[count] = Math.min(wall[count] ?? Infinity, times.wall)
+      cpu[count] = Math.min(cpu[count] ?? Infinity, times.cpu)
+    }
+  }
+  for (const count of counts) {
+    const target = count === 10 ? '(baseline)' : '≥ 200,000 events/s'
+    const perSecond = rate(events, wall[count])
+    report(`${fmt(count)} rules (wall; by CPU time: ${fmt(rate(events, cpu[count]))}/s)`, `${fmt(perSecond)} events/s`, target, count === 10 ? undefined : perSecond >= 200_000)
+  }
+  const ratio = wall[10000] / wall[10]
+  report('10,000 rules vs 10: slowdown (wall)', `${fmt(ratio)}× (CPU time: ${fmt(cpu[10000] / cpu[10])}×)`, '≤ 2×', ratio <= 2)
+}
+
 export async function benchEngine({quick = false} = {}) {
+  benchRuleMatch({quick})
   header('engine: matching throughput, in-process')
   const events = Array.from({length: 1000}, (_, i) =>
     buildEvent({

@@ -36,6 +36,20 @@ export function wallMs(command, args, options = {}) {
   return ms
 }
 
+/**
+ * Wall and CPU time (user + system, all threads) of one run of a command, in ms. On a shared,
+ * loaded machine the CPU time is the steadier figure; it needs GNU time (else it is NaN).
+ */
+export function timesMs(command, args, options = {}) {
+  if (!existsSync('/usr/bin/time')) return {wall: wallMs(command, args, options), cpu: NaN}
+  const started = process.hrtime.bigint()
+  const result = spawnSync('/usr/bin/time', ['-f', '%U %S', command, ...args], {stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', ...options})
+  const wall = Number(process.hrtime.bigint() - started) / 1e6
+  if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed (${result.status}): ${result.stderr}`)
+  const [user, system] = result.stderr.trim().split('\n').pop().split(' ').map(Number)
+  return {wall, cpu: (user + system) * 1000}
+}
+
 /** Runs a shell pipeline and returns its wall time in ms. */
 export function shellMs(script, env) {
   const started = process.hrtime.bigint()

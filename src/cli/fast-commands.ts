@@ -9,6 +9,7 @@ export const FAST_COMMANDS: Record<string, () => Promise<CommandDefinition>> = {
   extend: async () => (await import('./defs/extend.js')).default as CommandDefinition,
   nack: async () => (await import('./defs/nack.js')).default as CommandDefinition,
   publish: async () => (await import('./defs/publish.js')).default as CommandDefinition,
+  'rule match': async () => (await import('./defs/rule-match.js')).default as CommandDefinition,
   subscribe: async () => (await import('./defs/subscribe.js')).default as CommandDefinition,
   trigger: async () => (await import('./defs/trigger.js')).default as CommandDefinition,
 }

@@ -10,15 +10,16 @@ import {FAST_COMMANDS} from './fast-commands.js'
  */
 export async function runFast(argv: string[]): Promise<number | undefined> {
   if (process.env.MQ_NO_FAST) return undefined
-  const load = FAST_COMMANDS[argv[0] ?? '']
-  if (!load) return undefined
-  const definition = await load()
-  const input = parseFast(definition, argv.slice(1))
+  // A command in a topic (`rule match`) is two words.
+  const words = FAST_COMMANDS[argv[0] ?? ''] ? 1 : FAST_COMMANDS[`${argv[0]} ${argv[1]}`] ? 2 : 0
+  if (words === 0) return undefined
+  const definition = await FAST_COMMANDS[argv.slice(0, words).join(' ')]()
+  const input = parseFast(definition, argv.slice(words))
   if (!input) return undefined
   return execute(definition, input)
 }
 
-const GLOBAL_WITH_VALUE = new Set(['--home'])
+const GLOBAL_WITH_VALUE = new Set(['--home', '--broker', '--prefix'])
 const GLOBAL_SWITCHES = new Set(['--json', '--no-color', '--non-interactive'])
 
 /**

@@ -14,7 +14,8 @@ export function oclifCommand<F extends FlagSpecs, R>(definition: CommandDefiniti
     static override aliases = definition.aliases ?? []
     static override strict = !variadic
     static override args = Object.fromEntries(
-      (definition.args ?? []).map((arg) => [arg.name, Args.string({description: arg.summary})]),
+      // Commands read stdin themselves (bodies, receipts, events): oclif must not take it for a missing argument.
+      (definition.args ?? []).map((arg) => [arg.name, Args.string({description: arg.summary, ignoreStdin: true})]),
     )
     static override flags = toOclifFlags({...definition.flags, ...GLOBAL_FLAGS})
 

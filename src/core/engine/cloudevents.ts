@@ -227,7 +227,7 @@ const SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*:/
 function checkUriReference(name: string, value: string): void {
   checkUriCharacters(name, value, 'a URI-reference')
   // In a relative reference a colon before the first slash would read as a scheme, so RFC 3986 forbids it.
-  if (!SCHEME.test(value)) {
+  if (value.includes(':') && !SCHEME.test(value)) {
     const firstSegment = value.split(/[/?#]/, 1)[0]
     if (firstSegment.includes(':')) {
       fail(
@@ -248,10 +248,11 @@ function checkAbsoluteUri(name: string, value: string): string {
 }
 
 function checkUriCharacters(name: string, value: string, kind: string): void {
-  if (!URI_CHARACTERS.test(value) || /%(?![0-9A-Fa-f]{2})/.test(value)) {
+  if (!URI_CHARACTERS.test(value) || (value.includes('%') && /%(?![0-9A-Fa-f]{2})/.test(value))) {
     fail(`attribute "${name}" "${printable(value)}" is not ${kind}`, 'percent-encode spaces and other characters URIs cannot hold (%20)')
   }
-  if ((value.match(/#/g) ?? []).length > 1) {
+  const hash = value.indexOf('#')
+  if (hash !== -1 && value.indexOf('#', hash + 1) !== -1) {
     fail(`attribute "${name}" "${printable(value)}" is not ${kind}: it has two "#"`, 'percent-encode the second one as %23')
   }
 }
@@ -270,16 +271,19 @@ function checkMediaType(value: string): void {
 /** RFC 3339 date-time: `T` (or `t`) between date and time, and `Z` or a numeric offset; no other shapes. */
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|([+-])(\d{2}):(\d{2}))$/
 
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+
 function checkTimestamp(value: string): string {
   const match = RFC3339.exec(value)
   const bad = () => fail(`attribute "time" "${printable(value)}" is not an RFC 3339 timestamp`, 'e.g. 2026-01-31T12:00:00Z')
   if (!match) return bad()
-  const [year, month, day, hour, minute, second] = match.slice(1, 7).map(Number)
-  // Date.UTC rolls Feb 30 into March; comparing the month back catches impossible dates.
-  const date = new Date(Date.UTC(year, month - 1, day))
-  const dayOk = month >= 1 && month <= 12 && day >= 1 && date.getUTCMonth() === month - 1
+  const year = Number(match[1])
+  const month = Number(match[2])
+  const day = Number(match[3])
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)
+  const dayOk = month >= 1 && month <= 12 && day >= 1 && day <= (month === 2 ? (leap ? 29 : 28) : DAYS_IN_MONTH[month - 1])
   // Second 60 is a leap second, which RFC 3339 allows.
-  const timeOk = hour <= 23 && minute <= 59 && second <= 60
+  const timeOk = Number(match[4]) <= 23 && Number(match[5]) <= 59 && Number(match[6]) <= 60
   const offsetOk = match[9] === undefined || (Number(match[10]) <= 23 && Number(match[11]) <= 59)
   if (!dayOk || !timeOk || !offsetOk) bad()
   return value

@@ -8,6 +8,7 @@ import {sleep} from '../rate-limiter.js'
 import {type ActionResult, describeAction, runAction} from './actions.js'
 import type {CloudEvent} from './cloudevents.js'
 import type {EventJournal, RunOutcome} from './journal.js'
+import {RuleMatcher} from './matcher.js'
 import type {Rule, ValidatedDocument} from './rules.js'
 
 /** How long a serial or drop rule's lease lasts before it must be renewed. */
@@ -84,13 +85,17 @@ export interface EngineOptions {
 export class Engine {
   private readonly owner = `${process.pid}.${randomBytes(4).toString('hex')}`
   private runs = 0
+  private matcher: RuleMatcher
 
-  constructor(private readonly options: EngineOptions) {}
+  constructor(private readonly options: EngineOptions) {
+    this.matcher = new RuleMatcher(options.rules.rules)
+  }
 
   /** Swaps in a newly loaded rules document (the daemon reloads it when the file changes). */
   setRules(rules: ValidatedDocument, baseDir: string): void {
     this.options.rules = rules
     this.options.baseDir = baseDir
+    this.matcher = new RuleMatcher(rules.rules)
   }
 
   /** Gives a claimed event back, so another runner takes it at once (on a forced shutdown). */
@@ -100,7 +105,8 @@ export class Engine {
 
   /** The enabled rules whose pattern matches (optionally only the rule named). */
   match(event: CloudEvent, onlyRule?: string): Rule[] {
-    return this.options.rules.rules.filter((rule) => rule.enabled && (onlyRule === undefined || rule.name === onlyRule) && rule.pattern.matches(event))
+    if (onlyRule === undefined) return this.matcher.match(event)
+    return this.options.rules.rules.filter((rule) => rule.enabled && rule.name === onlyRule && rule.pattern.matches(event))
   }
 
   /** Journals an event (unless a duplicate) and runs the matching rules. */

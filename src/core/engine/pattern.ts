@@ -94,8 +94,8 @@ export function compilePattern(pattern: unknown): CompiledPattern {
   }
 }
 
-type Scalar = string | number | boolean | null
-type ValueTest = (value: Scalar) => boolean
+export type Scalar = string | number | boolean | null
+export type ValueTest = (value: Scalar) => boolean
 type EventObject = Record<string, unknown>
 
 interface Condition {
@@ -304,18 +304,76 @@ function leafCondition(key: string, leaf: Leaf): Condition {
   }
 }
 
+/**
+ * A field's array of conditions, sorted by kind so that the rule index (matcher.ts) can file each
+ * kind where it is looked up fastest; {@link leafTest} turns it back into one test.
+ */
+export interface LeafSpec {
+  /** Exact values, including `{"numeric": ["=", x]}` as the number x. */
+  exact: Set<Scalar>
+  /** `equals-ignore-case` strings, lower-cased. */
+  ignoreCase: Set<string>
+  /** `prefix` / `suffix`, plain or ignoring case (then lower-cased). */
+  affixes: Affix[]
+  /** Numeric ranges other than `=`. */
+  numeric: NumericRange[]
+  /** Conditions no index serves (wildcard, anything-but, cidr): tried value by value. */
+  residual: ValueTest[]
+  /** `{"exists": true}`: any leaf value matches. */
+  ifPresent: boolean
+  /** `{"exists": false}`: a missing field matches. */
+  ifAbsent: boolean
+}
+
+export interface Affix {
+  operator: 'prefix' | 'suffix'
+  text: string
+  ignoreCase: boolean
+}
+
+export interface NumericRange {
+  low: number
+  lowInclusive: boolean
+  high: number
+  highInclusive: boolean
+}
+
 function compileLeaf(items: unknown[], path: string): Leaf {
+  const spec = analyzeLeaf(items, path)
+  // `expected` is only read to explain a mismatch: not worth a JSON.stringify per field of every rule.
+  return {
+    test: leafTest(spec),
+    ifPresent: spec.ifPresent,
+    ifAbsent: spec.ifAbsent,
+    get expected() {
+      return preview(items)
+    },
+  }
+}
+
+/**
+ * Validates and sorts a field's array of conditions.
+ * @throws PatternError naming the offending element
+ */
+export function analyzeLeaf(items: unknown[], path: string): LeafSpec {
+  const known = analyzed.get(items)
+  if (known) return known
+  const spec = analyzeItems(items, path)
+  analyzed.set(items, spec)
+  return spec
+}
+
+/** Leaves already analysed, so the rule index reuses what compiling the rule's pattern found. */
+const analyzed = new WeakMap<unknown[], LeafSpec>()
+
+function analyzeItems(items: unknown[], path: string): LeafSpec {
   if (items.length === 0) throw new PatternError(path, 'empty array; list at least one value or operator')
-  const exact = new Set<Scalar>()
-  const ignoreCase = new Set<string>()
-  const tests: ValueTest[] = []
-  let ifPresent = false
-  let ifAbsent = false
+  const spec: LeafSpec = {exact: new Set(), ignoreCase: new Set(), affixes: [], numeric: [], residual: [], ifPresent: false, ifAbsent: false}
   items.forEach((item, i) => {
     const at = `${path}[${i}]`
     if (typeof item === 'number' && !Number.isFinite(item)) throw new PatternError(at, `numbers must be finite, got ${item}`)
     if (isScalar(item)) {
-      exact.add(item)
+      spec.exact.add(item)
       return
     }
     if (Array.isArray(item)) throw new PatternError(at, 'nested arrays are not allowed; list values directly in the field\'s array')
@@ -330,40 +388,53 @@ function compileLeaf(items: unknown[], path: string): Leaf {
     switch (operator) {
       case 'prefix':
       case 'suffix':
-        tests.push(compileAffix(operator, argument, where))
+        spec.affixes.push(parseAffix(operator, argument, where))
         break
       case 'equals-ignore-case':
-        ignoreCase.add(requireString(argument, where, operator).toLowerCase())
+        spec.ignoreCase.add(requireString(argument, where, operator).toLowerCase())
         break
       case 'wildcard':
-        tests.push(compileWildcard(requireString(argument, where, operator), where))
+        spec.residual.push(compileWildcard(requireString(argument, where, operator), where))
         break
       case 'anything-but':
-        tests.push(compileAnythingBut(argument, where))
+        spec.residual.push(compileAnythingBut(argument, where))
         break
-      case 'numeric':
-        tests.push(compileNumeric(argument, where))
+      case 'numeric': {
+        const range = parseNumeric(argument, where)
+        if (typeof range === 'number') spec.exact.add(range)
+        else spec.numeric.push(range)
         break
+      }
       case 'cidr':
-        tests.push(compileCidr(argument, where))
+        spec.residual.push(compileCidr(argument, where))
         break
       case 'exists':
         if (typeof argument !== 'boolean') throw new PatternError(where, `exists expects true or false, got ${preview(argument)}`)
-        if (argument) ifPresent = true
-        else ifAbsent = true
+        if (argument) spec.ifPresent = true
+        else spec.ifAbsent = true
         break
       default:
         throw new PatternError(where, `unknown operator "${operator}"; expected one of ${OPERATORS.join(', ')}`)
     }
   })
+  return spec
+}
+
+/** One test of a leaf value for the whole spec (except exists, which the caller handles). */
+export function leafTest(spec: LeafSpec): ValueTest | undefined {
+  const tests: ValueTest[] = []
+  const {exact, ignoreCase} = spec
   if (exact.size === 1) {
     const [only] = exact
-    tests.unshift((value) => value === only)
+    tests.push((value) => value === only)
   } else if (exact.size > 1) {
-    tests.unshift((value) => exact.has(value))
+    tests.push((value) => exact.has(value))
   }
+  for (const affix of spec.affixes) tests.push(affixTest(affix))
+  for (const range of spec.numeric) tests.push(numericTest(range))
+  tests.push(...spec.residual)
   if (ignoreCase.size > 0) tests.push((value) => typeof value === 'string' && ignoreCase.has(value.toLowerCase()))
-  return {test: anyOf(tests), ifPresent, ifAbsent, expected: preview(items)}
+  return anyOf(tests)
 }
 
 function anyOf(tests: ValueTest[]): ValueTest | undefined {
@@ -386,20 +457,24 @@ function requireString(argument: unknown, path: string, operator: string): strin
 // ---------------------------------------------------------------------------------------------
 // Operators. Each returns a test of one leaf value; strings-only operators reject other types.
 
-function compileAffix(operator: 'prefix' | 'suffix', argument: unknown, path: string): ValueTest {
-  const starts = operator === 'prefix'
-  if (typeof argument === 'string') {
-    return starts
-      ? (value) => typeof value === 'string' && value.startsWith(argument)
-      : (value) => typeof value === 'string' && value.endsWith(argument)
-  }
+function parseAffix(operator: 'prefix' | 'suffix', argument: unknown, path: string): Affix {
+  if (typeof argument === 'string') return {operator, text: argument, ignoreCase: false}
   if (isPlainObject(argument) && Object.keys(argument).length === 1 && 'equals-ignore-case' in argument) {
     const text = requireString(argument['equals-ignore-case'], child(path, 'equals-ignore-case'), 'equals-ignore-case').toLowerCase()
-    return starts
-      ? (value) => typeof value === 'string' && value.toLowerCase().startsWith(text)
-      : (value) => typeof value === 'string' && value.toLowerCase().endsWith(text)
+    return {operator, text, ignoreCase: true}
   }
   throw new PatternError(path, `${operator} expects a string or {"equals-ignore-case": "…"}, got ${preview(argument)}`)
+}
+
+function affixTest({operator, text, ignoreCase}: Affix): ValueTest {
+  if (operator === 'prefix') {
+    return ignoreCase
+      ? (value) => typeof value === 'string' && value.toLowerCase().startsWith(text)
+      : (value) => typeof value === 'string' && value.startsWith(text)
+  }
+  return ignoreCase
+    ? (value) => typeof value === 'string' && value.toLowerCase().endsWith(text)
+    : (value) => typeof value === 'string' && value.endsWith(text)
 }
 
 /**
@@ -479,7 +554,7 @@ function compileAnythingBut(argument: unknown, path: string): ValueTest {
     })
     let excluded: ValueTest
     if (operator === 'prefix' || operator === 'suffix') {
-      excluded = anyOf(texts.map((text) => compileAffix(operator, text, where)))!
+      excluded = anyOf(texts.map((text) => affixTest({operator, text, ignoreCase: false})))!
     } else if (operator === 'wildcard') {
       excluded = anyOf(texts.map((text, i) => compileWildcard(text, Array.isArray(raw) ? `${where}[${i}]` : where)))!
     } else {
@@ -495,7 +570,8 @@ function compileAnythingBut(argument: unknown, path: string): ValueTest {
   )
 }
 
-function compileNumeric(argument: unknown, path: string): ValueTest {
+/** A range, or the number itself for `["=", x]`. */
+function parseNumeric(argument: unknown, path: string): NumericRange | number {
   const pairsHint = 'numeric expects operator/value pairs such as [">", 0] or [">", 0, "<=", 5]'
   if (!Array.isArray(argument) || argument.length === 0 || argument.length % 2 !== 0) throw new PatternError(path, pairsHint)
   if (argument.length > 4) throw new PatternError(path, 'numeric takes at most one lower and one upper bound')
@@ -516,7 +592,7 @@ function compileNumeric(argument: unknown, path: string): ValueTest {
     }
     if (operator === '=') {
       if (argument.length !== 2) throw new PatternError(path, '"=" cannot be combined with other comparisons')
-      return (value) => value === bound
+      return bound
     }
     if (operator[0] === '>') {
       if (lowSet) throw new PatternError(path, 'numeric has two lower bounds (> or >=)')
@@ -533,6 +609,10 @@ function compileNumeric(argument: unknown, path: string): ValueTest {
   if (low > high || (low === high && !(lowInclusive && highInclusive))) {
     throw new PatternError(path, `numeric range is empty; no number is ${preview(argument)}`)
   }
+  return {low, lowInclusive, high, highInclusive}
+}
+
+function numericTest({low, lowInclusive, high, highInclusive}: NumericRange): ValueTest {
   return (value) =>
     typeof value === 'number' &&
     (value > low || (lowInclusive && value === low)) &&

@@ -521,46 +521,4 @@ describe('pattern', () => {
       expect(why?.reason).to.not.include('\n')
     })
   })
-
-  describe('performance', () => {
-    const events = Array.from({length: 1000}, (_, i) => ({
-      ...order,
-      id: String(i),
-      type: i % 3 ? 'order.created' : 'order.paid',
-      data: {order: {id: i, total: (i * 7.3) % 200}, ip: `10.0.${i % 4}.${i % 250}`, tags: ['a', `t${i % 10}`]},
-    }))
-
-    it('matches at least 100k events per second with one rule', () => {
-      const rule = compilePattern({
-        type: [{prefix: 'order.'}],
-        source: ['ci', 'cd'],
-        data: {order: {total: [{numeric: ['>', 30, '<=', 150]}]}, ip: [{cidr: '10.0.0.0/23'}], tags: [{'anything-but': 'x'}]},
-      })
-      let matched = 0
-      for (const event of events) if (rule.matches(event)) matched++ // warm up
-      const rounds = 200
-      const start = process.hrtime.bigint()
-      for (let r = 0; r < rounds; r++) for (const event of events) if (rule.matches(event)) matched++
-      const seconds = Number(process.hrtime.bigint() - start) / 1e9
-      const perSecond = (rounds * events.length) / seconds
-      expect(matched).to.be.greaterThan(0)
-      expect(perSecond, `${Math.round(perSecond)} events/s`).to.be.at.least(100_000)
-    })
-
-    it('stays usable with 1,000 rules', () => {
-      const rules = Array.from({length: 1000}, (_, i) =>
-        compilePattern({
-          type: [i % 2 ? 'order.created' : {wildcard: `order.*${i % 7}`}],
-          data: {order: {total: [{numeric: ['>=', i % 200]}]}, $or: [{ip: [{cidr: `10.0.${i % 4}.0/24`}]}, {tags: [`t${i % 10}`]}]},
-        }),
-      )
-      const start = process.hrtime.bigint()
-      let hits = 0
-      for (const event of events.slice(0, 200)) for (const rule of rules) if (rule.matches(event)) hits++
-      const seconds = Number(process.hrtime.bigint() - start) / 1e9
-      expect(hits).to.be.greaterThan(0)
-      // 200 events × 1,000 rules; well over 1,000 events/s even on a slow CI machine
-      expect(200 / seconds, `${Math.round(200 / seconds)} events/s against 1,000 rules`).to.be.at.least(1000)
-    })
-  })
 })

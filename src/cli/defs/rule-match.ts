@@ -1,0 +1,67 @@
+import {createReadStream} from 'node:fs'
+
+import {validateEvent} from '../../core/engine/cloudevents.js'
+import {RuleMatcher} from '../../core/engine/matcher.js'
+import {InvalidInputError} from '../../core/errors.js'
+import {defineCommand} from '../definition.js'
+import {loadRules, RULES_FLAG} from '../engine-context.js'
+import {type LineBatch, lineBatches, stdinLineBatches} from '../input.js'
+
+/** Read this much of a file at a time: strings this small are cheap to make and collect (a megabyte is not). */
+const FILE_CHUNK_BYTES = 1 << 16
+
+export default defineCommand({
+  id: 'rule:match',
+  summary: 'Print which enabled rules each event matches, without running anything.',
+  description: `Reads CloudEvents as JSON Lines (structured mode, one event per line) from the files given, or from
+stdin, and prints one line per event: the names of the enabled rules whose pattern matches it,
+separated by spaces, in the order of the rules document; an empty line when none matches. With
+--json, one {"id": …, "rules": […]} object per event. Nothing is journalled and no action runs.
+A line that is not a valid event stops the command with exit 2, naming the file and line.`,
+  examples: [
+    '<%= config.bin %> rule match events.jsonl',
+    'cat events.jsonl | <%= config.bin %> rule match --json --rules ci/rules.json',
+  ],
+  args: [{name: 'files', summary: 'Files of JSON Lines events (default, or "-": stdin).', variadic: true}],
+  flags: {...RULES_FLAG},
+  fast: true,
+  async run({argv, flags}, ctx): Promise<undefined> {
+    if (argv.length === 0 && ctx.stdinIsTTY) {
+      throw new InvalidInputError('no events given', {code: 'usage', hint: 'pipe CloudEvents as JSON lines, or give files: mq rule match events.jsonl'})
+    }
+    const matcher = new RuleMatcher((await loadRules(ctx, flags.rules)).validated.rules)
+    for (const file of argv.length === 0 ? ['-'] : argv) {
+      const what = file === '-' ? 'stdin' : file
+      for await (const batch of file === '-' ? stdinLineBatches() : lineBatches(openFile(file), file)) {
+        for (let i = 0; i < batch.lines.length; i++) {
+          const event = parseEvent(batch, i, what)
+          const names = matcher.match(event).map((rule) => rule.name)
+          ctx.out.line(ctx.json ? JSON.stringify({id: event.id, rules: names}) : names.join(' '))
+        }
+        await ctx.out.flush()
+        if (ctx.out.isBroken) return undefined
+      }
+    }
+    return undefined
+  },
+})
+
+function parseEvent(batch: LineBatch, index: number, what: string) {
+  try {
+    return validateEvent(JSON.parse(batch.lines[index]))
+  } catch (error) {
+    if (!(error instanceof SyntaxError || error instanceof InvalidInputError)) throw error
+    const reason = error instanceof SyntaxError ? `not valid JSON (${error.message})` : (error as Error).message
+    throw new InvalidInputError(`line ${batch.numbers[index]} of ${what}: ${reason}`, {code: 'bad_event', hint: 'give one CloudEvent (structured-mode JSON) per line'})
+  }
+}
+
+async function* openFile(path: string): AsyncGenerator<Buffer> {
+  try {
+    yield* createReadStream(path, {highWaterMark: FILE_CHUNK_BYTES}) as AsyncIterable<Buffer>
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    if (code === 'ENOENT' || code === 'EISDIR') throw new InvalidInputError(`${path} ${code === 'ENOENT' ? 'does not exist' : 'is a folder'}`, {hint: 'give files of JSON lines, or pipe them on stdin'})
+    throw error
+  }
+}
