@@ -20,7 +20,7 @@ describe('commands run in-process', () => {
     const cases: {args: string[]; input?: string}[] = [
       {args: ['publish', 'q', 'hello']},
       {args: ['publish', 'q', '--lines'], input: 'a\nb\n'},
-      {args: ['queue', 'stats', 'q']},
+      {args: ['queue', 'peek', 'q', '--json']},
       {args: ['consume', 'q', '-n', '2']},
       {args: ['consume', 'missing']},
       {args: ['consume', 'missing', '--json']},
