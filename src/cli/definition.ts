@@ -17,8 +17,8 @@ export interface CommandDefinition<F extends FlagSpecs = FlagSpecs, R = unknown>
   flags: F
   aliases?: string[]
   /**
-   * Hot command: the launcher may parse and run it without loading oclif. Single-word commands
-   * only; the build turns these marks into src/cli/fast-commands.ts.
+   * Hot command: the launcher may parse and run it without loading oclif (one or two words, e.g.
+   * `rule match`); the build turns these marks into src/cli/fast-commands.ts.
    */
   fast?: boolean
   run(input: ParsedInput<F>, ctx: Context): Promise<R>

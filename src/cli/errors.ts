@@ -14,7 +14,7 @@ export function reportError(
   // Ctrl-C (or SIGTERM) after a clean shutdown is not an error worth a line.
   if (mq instanceof InterruptedError) return mq.exitCode
   if (options.json) {
-    stderr.write(`${JSON.stringify({error: {code: mq.code, message: mq.line, exitCode: mq.exitCode}})}\n`)
+    stderr.write(`${JSON.stringify({error: {code: mq.code, message: mq.line, exitCode: mq.exitCode, ...mq.details}})}\n`)
   } else {
     const prefix = options.color ? '\u001B[31merror:\u001B[39m' : 'error:'
     stderr.write(`${prefix} ${oneLine(mq.line)}\n`)

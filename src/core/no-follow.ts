@@ -59,7 +59,9 @@ export function refuseLinks(...paths: string[]): void {
     try {
       if (lstatSync(path).isSymbolicLink()) throw linkRefused(path)
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+      // Missing, or its folder is not one: that is for the caller's own checks to say.
+      const code = (error as NodeJS.ErrnoException).code
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw error
     }
   }
 }
