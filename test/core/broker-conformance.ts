@@ -291,6 +291,19 @@ export function brokerConformance(name: string, open: () => Promise<Broker>): vo
         expect(got.map((d) => d.body)).to.deep.equal(['1', '2', '3', '4', '5'])
       })
 
+      it('matches # anywhere in a pattern: #.error, app.#.error, and * in the middle', async () => {
+        const anyError = await broker.subscribe('#.error', {durable: 'any-error'})
+        const appError = await broker.subscribe('app.#.error', {durable: 'app-error'})
+        const oneLevel = await broker.subscribe('app.*.error', {durable: 'one-level'})
+        for (const topic of ['error', 'app.error', 'app.db.error', 'app.db.pool.error', 'app.db.warning', 'web.error', 'errors']) {
+          await broker.publish(topic, [{body: topic}], {kind: 'topic'})
+        }
+        const got = async (sub: typeof anyError) => (await sub.receive({max: 20, autoAck: true})).map((d) => d.body)
+        expect(await got(anyError)).to.deep.equal(['error', 'app.error', 'app.db.error', 'app.db.pool.error', 'web.error'])
+        expect(await got(appError)).to.deep.equal(['app.error', 'app.db.error', 'app.db.pool.error'])
+        expect(await got(oneLevel)).to.deep.equal(['app.db.error'])
+      })
+
       it('a durable subscription resumes where it left off, with leases and redelivery like a queue', async () => {
         await broker.declareTopic('events')
         let sub = await broker.subscribe('events', {durable: 'worker', settings: {maxDeliveries: 2}})
