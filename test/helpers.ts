@@ -11,6 +11,7 @@ import {execute} from '../src/cli/definition.js'
 import {parseFast} from '../src/cli/fast.js'
 import {globalFlagsLast} from '../src/cli/launcher.js'
 import * as ackDefs from '../src/cli/defs/ack.js'
+import * as brokerDefs from '../src/cli/defs/broker.js'
 import * as consumeDefs from '../src/cli/defs/consume.js'
 import * as daemonDefs from '../src/cli/defs/daemon.js'
 import * as dlqDefs from '../src/cli/defs/dlq.js'
@@ -21,6 +22,7 @@ import * as nackDefs from '../src/cli/defs/nack.js'
 import * as publishDefs from '../src/cli/defs/publish.js'
 import * as queueDefs from '../src/cli/defs/queue.js'
 import * as ruleDefs from '../src/cli/defs/rule.js'
+import * as ruleMatchDefs from '../src/cli/defs/rule-match.js'
 import * as settleDefs from '../src/cli/defs/settle.js'
 import * as subscribeDefs from '../src/cli/defs/subscribe.js'
 import * as subscriptionDefs from '../src/cli/defs/subscription.js'
@@ -211,7 +213,7 @@ export async function killLeakedProcesses(): Promise<string | undefined> {
  * classes would then fail the instanceof checks that choose exit codes. A test checks this list
  * against the folder.
  */
-export const DEFINITION_MODULES: Record<string, Record<string, unknown>> = {'ack': ackDefs, 'consume': consumeDefs, 'daemon': daemonDefs, 'dlq': dlqDefs, 'engine': engineDefs, 'events': eventsDefs, 'extend': extendDefs, 'nack': nackDefs, 'publish': publishDefs, 'queue': queueDefs, 'rule': ruleDefs, 'settle': settleDefs, 'subscribe': subscribeDefs, 'subscription': subscriptionDefs, 'topic': topicDefs, 'trigger': triggerDefs}
+export const DEFINITION_MODULES: Record<string, Record<string, unknown>> = {'ack': ackDefs, 'broker': brokerDefs, 'consume': consumeDefs, 'daemon': daemonDefs, 'dlq': dlqDefs, 'engine': engineDefs, 'events': eventsDefs, 'extend': extendDefs, 'nack': nackDefs, 'publish': publishDefs, 'queue': queueDefs, 'rule': ruleDefs, 'rule-match': ruleMatchDefs, 'settle': settleDefs, 'subscribe': subscribeDefs, 'subscription': subscriptionDefs, 'topic': topicDefs, 'trigger': triggerDefs}
 
 let definitions: Map<string, CommandDefinition> | undefined
 

@@ -20,7 +20,7 @@ describe('commands run in-process', () => {
     const cases: {args: string[]; input?: string}[] = [
       {args: ['publish', 'q', 'hello']},
       {args: ['publish', 'q', '--lines'], input: 'a\nb\n'},
-      {args: ['queue', 'stats', 'q']},
+      {args: ['queue', 'peek', 'q', '--json']},
       {args: ['consume', 'q', '-n', '2']},
       {args: ['consume', 'missing']},
       {args: ['consume', 'missing', '--json']},
@@ -30,7 +30,7 @@ describe('commands run in-process', () => {
       {args: ['ack', 'not-a-receipt']},
       {args: ['trigger', 'order.created', '--data', '{"id": 1}', '--json']},
     ]
-    const strip = (r: RunResult) => ({code: r.code, stdout: r.stdout.replace(/"(publishedAt|time|createdAt|seq)":[^,}]+/g, ''), stderr: r.stderr})
+    const strip = (r: RunResult) => ({code: r.code, stdout: r.stdout.replace(/"(publishedAt|time|createdAt|seq|id|durationMs)":[^,}]+/g, ''), stderr: r.stderr})
     for (const {args, input} of cases) {
       const expected = strip(await run(args, {home: processes, input}))
       const actual = strip(await run(args, {home: inProcess, input}))
