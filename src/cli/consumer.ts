@@ -136,9 +136,11 @@ export async function runConsumer(
 function reportExecSummary(ctx: Context, summary: ExecSummary): void {
   const failed = failedDeliveries(summary)
   if (failed > 0) {
-    throw new ActionFailedError(`the command failed for ${failed} of ${describeExecSummary(summary)}`, {
+    const error = new ActionFailedError(`the command failed for ${failed} of ${describeExecSummary(summary)}`, {
       hint: 'the lines above say why; dead letters are listed by `mq dlq list`',
     })
+    error.details = {summary}
+    throw error
   }
   if (process.stderr.isTTY && !ctx.json) ctx.warn(describeExecSummary(summary))
 }

@@ -91,6 +91,8 @@ export abstract class MqError extends Error {
   index?: number
   /** Names that item for people, e.g. `message 3` or `line 17`; printed before the message. */
   where?: string
+  /** Structured facts for scripts, added to the `--json` error object (e.g. an `--exec` run's counts). */
+  details?: Record<string, unknown>
 
   constructor(message: string, options: MqErrorOptions = {}) {
     super(message, {cause: options.cause})

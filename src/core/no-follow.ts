@@ -59,7 +59,7 @@ export function refuseLinks(...paths: string[]): void {
     try {
       if (lstatSync(path).isSymbolicLink()) throw linkRefused(path)
     } catch (error) {
-      // Missing, or under something that is not a folder: not a link; opening it reports the real problem.
+      // Missing, or its folder is not one: that is for the caller's own checks to say.
       const code = (error as NodeJS.ErrnoException).code
       if (code !== 'ENOENT' && code !== 'ENOTDIR') throw error
     }

@@ -150,6 +150,7 @@ describe('bad input: one rule for text from arguments and stdin (CLI)', () => {
     expectOneLineError(await shell(`MQ publish q "$(printf 'ok\\377')"`, {home}), 2, /the body argument is not valid UTF-8 text/)
     expectOneLineError(await shell(`MQ publish q x -H "k=$(printf 'v\\377')"`, {home}), 2, /header "k" is not valid UTF-8 text/)
     expectOneLineError(await shell(`MQ_NO_FAST=1 MQ publish q "$(printf 'ok\\377')"`, {home}), 2, /not valid UTF-8/)
+    expectOneLineError(await shell(`MQ trigger t.x --data "$(printf '"ok\\377"')"`, {home}), 2, /--data is not valid UTF-8 text/)
     const genuine = await shell(`MQ publish q "$(printf 'ok\\357\\277\\275')"`, {home})
     expect(genuine.code, genuine.stderr).to.equal(0)
     const [envelope] = jsonLines((await mq(['consume', 'q', '--json'], {home})).stdout)

@@ -1,19 +1,8 @@
 import {expect} from 'chai'
-import {spawn} from 'node:child_process'
 import {existsSync, readFileSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {BIN, jsonLines, mq, start, tempHome, waitFor} from '../helpers.js'
-
-/** Runs the CLI through sh, for redirections such as `> /dev/full`. */
-function shell(script: string, home: string): Promise<{code: number | null; stderr: string}> {
-  return new Promise((resolve) => {
-    const child = spawn('sh', ['-c', script.replaceAll('MQ ', `${process.execPath} ${BIN} `)], {env: {...process.env, MQ_HOME: home, NO_COLOR: '1'}})
-    let stderr = ''
-    child.stderr.on('data', (chunk) => (stderr += chunk))
-    child.on('close', (code) => resolve({code, stderr}))
-  })
-}
+import {jsonLines, mq, shell, start, tempHome, waitFor} from '../helpers.js'
 
 const depth = async (home: string, queue: string) => JSON.parse((await mq(['queue', 'stats', queue, '--json'], {home})).stdout).depth
 
@@ -26,13 +15,13 @@ describe('edge cases', function () {
 
   it('auto-ack keeps the messages it could not write (a full disk), with one error line', async () => {
     await mq(['publish', 'q', '--lines'], {home, input: 'a\nb\nc\n'})
-    const result = await shell('MQ consume q -n 3 > /dev/full', home)
+    const result = await shell('MQ consume q -n 3 > /dev/full', {home})
     expect(result.code).to.equal(1)
     expect(result.stderr.trim().split('\n')).to.have.length(1)
     expect(result.stderr).to.match(/cannot write the output \(ENOSPC\)/)
     expect(await depth(home, 'q')).to.equal(3)
     expect((await mq(['consume', 'q', '-n', '3'], {home})).stdout).to.equal('a\nb\nc\n')
-    const list = await shell('MQ queue list > /dev/full', home)
+    const list = await shell('MQ queue list > /dev/full', {home})
     expect(list.code).to.equal(1)
     expect(list.stderr.trim().split('\n')).to.have.length(1)
   })
