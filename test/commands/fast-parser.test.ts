@@ -77,7 +77,7 @@ const POSITIONAL: Record<string, string[]> = {
   extend: ['r1'],
   subscribe: ['orders.*'],
   trigger: ['order.created'],
-  'rule match': ['events.jsonl'],
+  'rule match': ['events.jsonl', '-'],
 }
 
 interface Case {

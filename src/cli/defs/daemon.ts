@@ -94,6 +94,7 @@ async function runForeground(ctx: Context, flags: {'http-port': number; 'no-http
   process.on('uncaughtException', (error) => log(`internal error (still serving): ${error?.stack ?? String(error)}`))
   const daemon = new Daemon({
     home: ctx.home,
+    broker: ctx.target.kind === 'file' ? undefined : ctx.broker(),
     rulesPath: rulesPathFor(ctx, flags.rules),
     httpPort: flags['no-http'] ? null : flags['http-port'],
     version: version(ctx),
@@ -126,7 +127,7 @@ async function startInBackground(ctx: Context, flags: {'http-port': number; 'no-
   const child = spawn(process.execPath, args, {
     detached: true,
     stdio: ['ignore', logFd, logFd],
-    env: {...ctx.env, MQ_HOME: ctx.home},
+    env: ctx.childEnv(ctx.env),
   })
   closeSync(logFd)
   let exited: number | null | undefined
@@ -255,7 +256,7 @@ export const daemonLogs = defineCommand({
       await ctx.out.flush()
     }
     // Watch the folder, not the file: the log may not exist yet, or be replaced.
-    const watcher = watch(dirname(path), {persistent: false}, () => readNew().catch(() => {})) // the loop below reports errors
+    const watcher = watch(dirname(path), {persistent: false}, () => void readNew().catch(() => {})) // the loop below reports errors
     ctx.release(() => watcher.close())
     while (!drain.aborted) {
       await readNew()

@@ -115,7 +115,7 @@ async function eventFrom(
       throw new InvalidInputError('--envelope takes the whole event: --data, --source, --subject and --id do not apply')
     }
     if (arg !== undefined) checkArgumentUtf8(arg, 'the event argument')
-    const text = arg ?? (ctx.stdinIsTTY ? undefined : await readStdinBody())
+    const text = arg ?? (ctx.stdinIsTTY ? undefined : await readStdinBody(ctx.stdin))
     if (text === undefined || text.trim() === '') throw new InvalidInputError('no event given', {hint: 'pass the CloudEvent JSON as an argument or on stdin'})
     const event = validateEvent(parseJson(text, 'the event'))
     for (const warning of eventWarnings(event)) ctx.warn(`note: ${warning}`)
@@ -128,7 +128,7 @@ async function eventFrom(
     data = parseJson(flags.data, '--data')
   }
   else if (!ctx.stdinIsTTY) {
-    const text = await readStdinBody()
+    const text = await readStdinBody(ctx.stdin)
     if (text.trim() !== '') data = parseJson(text, 'the data on stdin')
   }
   return buildEvent({type: arg, data, source: flags.source, subject: flags.subject, id: flags.id})

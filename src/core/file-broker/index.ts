@@ -36,7 +36,7 @@ import {isLockedError, type LockWaiter} from '../lock-wait.js'
 import {sleep} from '../rate-limiter.js'
 import {formatDuration} from '../units.js'
 import {compileTopicPattern, validateName} from '../names.js'
-import {openDatabase} from '../store/database.js'
+import {closeDatabase, openDatabase} from '../store/database.js'
 import {refuseLinks} from '../no-follow.js'
 import {ChangeNotifier, FALLBACK_POLL_MS, SIGNAL_FILE} from './change-notifier.js'
 import {type DestinationRow, Destinations, resolveQueueSettings, resolveTopicSettings} from './destinations.js'
@@ -584,7 +584,7 @@ export class FileBroker implements Broker {
     this.closed = true
     this.notifier.close()
     this.sql.close()
-    this.sql.db.close()
+    closeDatabase(this.sql.db)
   }
 
   private requireQueue(name: string): DestinationRow {

