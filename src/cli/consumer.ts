@@ -94,7 +94,7 @@ export async function runConsumer(
       parallel: settings.parallel,
       execTimeoutMs: settings.execTimeoutMs,
       visibilityTimeoutMs: source.leaseMs,
-      env: {...process.env, MQ_HOME: ctx.home},
+      env: ctx.childEnv(process.env),
       drain,
       force,
       onEvent: await execReporter(ctx),
@@ -136,9 +136,11 @@ export async function runConsumer(
 function reportExecSummary(ctx: Context, summary: ExecSummary): void {
   const failed = failedDeliveries(summary)
   if (failed > 0) {
-    throw new ActionFailedError(`the command failed for ${failed} of ${describeExecSummary(summary)}`, {
+    const error = new ActionFailedError(`the command failed for ${failed} of ${describeExecSummary(summary)}`, {
       hint: 'the lines above say why; dead letters are listed by `mq dlq list`',
     })
+    error.details = {summary}
+    throw error
   }
   if (process.stderr.isTTY && !ctx.json) ctx.warn(describeExecSummary(summary))
 }

@@ -5,9 +5,9 @@ import type {Broker} from '../core/broker.js'
 import {DaemonClient, DaemonUnavailableError} from '../core/daemon/client.js'
 import {daemonPaths} from '../core/daemon/files.js'
 import {InterruptedError} from '../core/errors.js'
-import {resolveHome} from '../core/config.js'
 import {FileBroker} from '../core/file-broker/index.js'
 import {LockWaiter} from '../core/lock-wait.js'
+import {type BrokerTarget, openBroker, selectBroker} from '../core/open-broker.js'
 import {Output, PLAIN, type Style} from './output.js'
 import type {GlobalOptions} from './spec.js'
 
@@ -33,7 +33,10 @@ export interface Spinner {
  * at the terminal, and resources released in reverse order when the command ends.
  */
 export class Context {
+  /** The local folder: the file broker's, and on any broker the rules, event journal and daemon files. */
   readonly home: string
+  /** The broker commands use (`--broker`, `MQ_URL`, else the folder). */
+  readonly target: BrokerTarget
   readonly json: boolean
   readonly interactive: boolean
   /** Colours on stdout. */
@@ -44,7 +47,8 @@ export class Context {
   exitCode = 0
 
   private readonly releasers: Releaser[] = []
-  private openedBroker?: FileBroker
+  private openedBroker?: Broker
+  private openedLocal?: FileBroker
   /** false once we know no daemon answers. */
   private daemonClient?: DaemonClient | false
   private interrupts?: Interrupts
@@ -55,7 +59,9 @@ export class Context {
     globals: GlobalOptions,
     readonly env: NodeJS.ProcessEnv = process.env,
   ) {
-    this.home = resolveHome(globals.home, env)
+    const selected = selectBroker({brokerFlag: globals.broker, homeFlag: globals.home, prefix: globals.prefix}, env)
+    this.home = selected.home
+    this.target = selected.target
     this.json = globals.json
     this.stdinIsTTY = Boolean(process.stdin.isTTY)
     this.stdoutIsTTY = Boolean(process.stdout.isTTY)
@@ -63,14 +69,47 @@ export class Context {
     this.color = !globals.noColor && !('NO_COLOR' in env) && this.stdoutIsTTY && !this.json
   }
 
-  /** The broker for this command, opened once. */
-  broker(): Broker & FileBroker {
+  /** The broker for this command, opened once (a nats:// broker connects on first use). */
+  broker(): Broker {
     if (!this.openedBroker) {
-      const broker = new FileBroker(this.home)
+      if (this.target.kind === 'file') return this.local()
+      const broker = openBroker(this.target)
       this.openedBroker = broker
       this.release(() => broker.close())
     }
     return this.openedBroker
+  }
+
+  /** The file broker of the local folder (the broker itself unless --broker/MQ_URL names another). */
+  local(): FileBroker {
+    if (!this.openedLocal) {
+      const broker = new FileBroker(this.home)
+      this.openedLocal = broker
+      if (this.target.kind === 'file') this.openedBroker = broker
+      this.release(() => broker.close())
+    }
+    return this.openedLocal
+  }
+
+  /** Environment for child processes (--exec, actions): the same broker and folder as this command. */
+  childEnv(base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+    const env: NodeJS.ProcessEnv = {...base, MQ_HOME: this.home}
+    if (this.target.kind === 'nats') {
+      env.MQ_URL = this.brokerUrlForChildren()
+      delete env.MQ_PREFIX
+    }
+    return env
+  }
+
+  private brokerUrlForChildren(): string {
+    const t = this.target
+    if (t.kind !== 'nats') return ''
+    const auth = t.user !== undefined ? `${encodeURIComponent(t.user)}:${encodeURIComponent(t.pass ?? '')}@` : t.token !== undefined ? `${encodeURIComponent(t.token)}@` : ''
+    const params = new URLSearchParams()
+    if (t.credsFile) params.set('creds', t.credsFile)
+    if (t.prefix) params.set('prefix', t.prefix)
+    const query = params.toString()
+    return `nats://${auth}${t.servers.join(',')}${query ? `?${query}` : ''}`
   }
 
   /**
@@ -85,7 +124,8 @@ export class Context {
         onWait: () => this.warn('broker locked by another process; waiting…'),
       })
       this.waiter = waiter
-      this.broker().waitOutLocks(waiter)
+      // Only the folder has a write lock to wait for; a nats:// broker has none.
+      if (this.target.kind === 'file') this.local().waitOutLocks(waiter)
     }
     return this.waiter
   }
@@ -108,6 +148,8 @@ export class Context {
    * straight to the folder. Big batches (a whole file) gain nothing from it and go straight.
    */
   async publisher(): Promise<Pick<Broker, 'publish'>> {
+    // The folder's daemon group-commits into the folder's broker, not into a nats:// one.
+    if (this.target.kind !== 'file') return this.broker()
     const client = await this.daemon()
     if (!client) return this.broker()
     return {

@@ -22,10 +22,11 @@ export async function engineFor(ctx: Context, flag: string | undefined, signal?:
   const broker = ctx.broker()
   const engine = new Engine({
     broker,
-    journal: broker.journal,
+    // The journal stays in the local folder on any broker (see README, "Running on a NATS cluster").
+    journal: ctx.local().journal,
     rules: rules.validated,
     baseDir: rules.dir,
-    env: {...ctx.env, MQ_HOME: ctx.home},
+    env: ctx.childEnv(ctx.env),
     log: (line) => (ctx.json ? process.stderr.write(`${line}\n`) : ctx.out.line(line)),
     output: process.stderr,
     signal,

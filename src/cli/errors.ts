@@ -10,7 +10,7 @@ export function reportError(error: unknown, options: {json: boolean; commandId?:
   // Ctrl-C (or SIGTERM) after a clean shutdown is not an error worth a line.
   if (mq instanceof InterruptedError) return mq.exitCode
   if (options.json) {
-    process.stderr.write(`${JSON.stringify({error: {code: mq.code, message: mq.line, exitCode: mq.exitCode}})}\n`)
+    process.stderr.write(`${JSON.stringify({error: {code: mq.code, message: mq.line, exitCode: mq.exitCode, ...mq.details}})}\n`)
   } else {
     const prefix = options.color ? '\u001B[31merror:\u001B[39m' : 'error:'
     process.stderr.write(`${prefix} ${oneLine(mq.line)}\n`)

@@ -23,7 +23,7 @@ export async function runFast(argv: string[]): Promise<number | undefined> {
   return execute(definition, input)
 }
 
-const GLOBAL_WITH_VALUE = new Set(['--home'])
+const GLOBAL_WITH_VALUE = new Set(['--home', '--broker', '--prefix'])
 const GLOBAL_SWITCHES = new Set(['--json', '--no-color', '--non-interactive'])
 
 /**

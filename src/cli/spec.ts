@@ -71,14 +71,22 @@ export type FlagValues<F extends FlagSpecs> = {[K in keyof F]: FlagValue<F[K]>}
 
 export interface GlobalOptions {
   home?: string
+  broker?: string
+  prefix?: string
   json: boolean
   noColor: boolean
   nonInteractive: boolean
 }
 
-/** Global flags, on every command (README.md, "Command reference"). */
+/**
+ * Global flags, on every command (README.md, "Command reference"). --home, --broker and --prefix
+ * fall back to MQ_HOME, MQ_URL and MQ_PREFIX in `selectBroker` (not here): their precedence spans
+ * flags and variables together.
+ */
 export const GLOBAL_FLAGS = {
-  home: {kind: 'string', summary: 'Broker folder (env MQ_HOME; default: the per-user data folder).', helpValue: 'DIR', env: 'MQ_HOME'},
+  home: {kind: 'string', summary: 'Broker folder (env MQ_HOME; default: the per-user data folder).', helpValue: 'DIR'},
+  broker: {kind: 'string', summary: 'Broker URL: nats://HOST:PORT[,HOST:PORT…] or file:DIR (env MQ_URL; default: the --home folder).', helpValue: 'URL'},
+  prefix: {kind: 'string', summary: 'With a nats:// broker: namespace every stream and subject (env MQ_PREFIX).', helpValue: 'NAME'},
   json: {kind: 'boolean', summary: 'Print JSON: one object per result, one line per streamed item.'},
   'no-color': {kind: 'boolean', summary: 'No colours (also NO_COLOR).'},
   'non-interactive': {kind: 'boolean', summary: 'Never prompt (implied without a terminal or when CI is set).'},
@@ -123,6 +131,8 @@ export function convertFlag(name: string, spec: FlagSpec, raw: string): string |
 export function globalOptions(flags: Record<string, unknown>): GlobalOptions {
   return {
     home: flags.home as string | undefined,
+    broker: flags.broker as string | undefined,
+    prefix: flags.prefix as string | undefined,
     json: Boolean(flags.json),
     noColor: Boolean(flags['no-color']),
     nonInteractive: Boolean(flags['non-interactive']),

@@ -1,3 +1,5 @@
+import type {BrokerDescription} from './capabilities.js'
+
 /**
  * The broker contract. Commands and the engine talk to a `Broker`; the file-backed SQLite broker
  * (`file-broker/`) is the first implementation, and a networked one must pass the same
@@ -290,9 +292,15 @@ export interface PeekedMessage {
   priority: number
 }
 
+/** Where a new queue or topic lives, for drivers that replicate (refused by the file broker). */
+export interface PlacementOptions {
+  /** Copies kept on different servers (default: 3 when the cluster has at least 3 servers, else 1). */
+  replicas?: number
+}
+
 export interface Broker {
   /** Creates the queue if missing; with settings, they must match an existing queue's. */
-  declareQueue(name: string, settings?: Partial<QueueSettings>): Promise<QueueInfo>
+  declareQueue(name: string, settings?: Partial<QueueSettings>, placement?: PlacementOptions): Promise<QueueInfo>
   updateQueue(name: string, settings: Partial<QueueSettings>): Promise<QueueInfo>
   deleteQueue(name: string): Promise<{deleted: number}>
   purgeQueue(name: string): Promise<{purged: number}>
@@ -302,7 +310,7 @@ export interface Broker {
   queueStats(name: string): Promise<QueueStats>
   peek(queue: string, limit: number): Promise<PeekedMessage[]>
 
-  declareTopic(name: string, settings?: Partial<TopicSettings>): Promise<TopicInfo>
+  declareTopic(name: string, settings?: Partial<TopicSettings>, placement?: PlacementOptions): Promise<TopicInfo>
   deleteTopic(name: string): Promise<{deleted: number}>
   listTopics(): Promise<TopicInfo[]>
   topicStats(name: string): Promise<TopicStats>
@@ -340,6 +348,31 @@ export interface Broker {
   /** For each receipt, whether its lease is still held (not settled, expired or redelivered). */
   stillLeased(receipts: string[]): Promise<boolean[]>
 
+  /** Which driver and server this is, and what it does natively, emulates or refuses. */
+  describe(): Promise<BrokerDescription>
+
   /** Idempotent. */
   close(): Promise<void>
+}
+
+/** Optional: a driver that commits many publish requests in one write (the daemon's group commit). */
+export interface GroupPublisher {
+  publishGroup(requests: {name: string; messages: OutgoingMessage[]; options: PublishOptions}[]): (
+    | {results: PublishResult[]; rest: OutgoingMessage[]; full?: string}
+    | {error: unknown}
+  )[]
+}
+
+export function isGroupPublisher(broker: Broker): broker is Broker & GroupPublisher {
+  return 'publishGroup' in broker
+}
+
+/** Optional: cheap per-queue counters for metrics scrapes (otherwise `queueStats` serves). */
+export interface QueueCounters {
+  inFlight(name: string): Promise<number>
+  queueTotals(name: string): Promise<QueueStats['totals']>
+}
+
+export function hasQueueCounters(broker: Broker): broker is Broker & QueueCounters {
+  return 'queueTotals' in broker
 }

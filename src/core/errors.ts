@@ -42,6 +42,7 @@ export const ERROR_CODES = {
   bad_rules: {exitCode: ExitCode.usage, meaning: 'an unreadable or invalid rules file'},
   too_deep: {exitCode: ExitCode.usage, meaning: 'a pattern, event data or rules document nested deeper than 256 levels'},
   bad_request: {exitCode: ExitCode.usage, meaning: "a malformed request on the daemon's socket"},
+  unsupported: {exitCode: ExitCode.usage, meaning: 'a feature the selected broker (driver or server version) cannot honour safely'},
   // exit 3
   empty: {exitCode: ExitCode.empty, meaning: 'nothing arrived before the wait ran out (for `trigger --require-match`: no rule matched)'},
   not_running: {exitCode: ExitCode.empty, meaning: 'the daemon is not running (`daemon status`)'},
@@ -62,6 +63,8 @@ export const ERROR_CODES = {
   output: {exitCode: ExitCode.failure, meaning: 'the output could not be written (a full disk, a closed pipe)'},
   deleted_meanwhile: {exitCode: ExitCode.failure, meaning: 'what the command worked on was deleted by another process half-way'},
   action_failed: {exitCode: ExitCode.failure, meaning: 'an `--exec` command failed for some messages (retried, dead-lettered or its lease lost)'},
+  unreachable: {exitCode: ExitCode.failure, meaning: 'the broker server could not be reached (connection refused, no JetStream, bad credentials)'},
+  timeout: {exitCode: ExitCode.failure, meaning: 'the broker server did not answer in time'},
   unavailable: {exitCode: ExitCode.failure, meaning: 'the daemon could not take the request (the command then does the work itself)'},
   internal: {exitCode: ExitCode.failure, meaning: 'an unexpected failure (a bug): run again with DEBUG=1 and report it'},
   // exit 130
@@ -88,6 +91,8 @@ export abstract class MqError extends Error {
   index?: number
   /** Names that item for people, e.g. `message 3` or `line 17`; printed before the message. */
   where?: string
+  /** Structured facts for scripts, added to the `--json` error object (e.g. an `--exec` run's counts). */
+  details?: Record<string, unknown>
 
   constructor(message: string, options: MqErrorOptions = {}) {
     super(message, {cause: options.cause})

@@ -59,7 +59,9 @@ export function refuseLinks(...paths: string[]): void {
     try {
       if (lstatSync(path).isSymbolicLink()) throw linkRefused(path)
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+      // ENOTDIR: the folder itself is not a folder; that is reported where the folder is opened.
+      const code = (error as NodeJS.ErrnoException).code
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw error
     }
   }
 }

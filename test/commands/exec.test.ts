@@ -124,8 +124,9 @@ describe('consume --exec (the --exec contract)', () => {
     const json = await mq(['consume', 'jobs', '--json', '--exec', 'exit 3'], {home})
     expect(json.code).to.equal(1)
     const errorLine = json.stderr.split('\n').find((line) => line.startsWith('{"error"'))
-    const error = JSON.parse(errorLine ?? 'null') as {error: {code: string; message: string; exitCode: number}}
+    const error = JSON.parse(errorLine ?? 'null') as {error: {code: string; message: string; exitCode: number; summary: unknown}}
     expect(error.error).to.include({code: 'action_failed', exitCode: 1})
+    expect(error.error.summary).to.deep.equal({received: 1, acked: 0, retried: 0, deadLettered: 1, released: 0, leaseLost: 0})
     expect(error.error.message).to.match(/failed for 1 of 1 delivery: 1 dead-lettered/)
   })
 

@@ -1,12 +1,14 @@
 import {expect} from 'chai'
 
 import type {Broker} from '../../src/core/broker.js'
+import type {Feature} from '../../src/core/capabilities.js'
 import {InvalidInputError, NotFoundError, WrongKindError} from '../../src/core/errors.js'
 import {sleep} from '../helpers.js'
 
 /**
  * The behaviour every Broker implementation must show. The file broker runs it in
- * file-broker.test.ts; a networked broker must pass it unchanged.
+ * file-broker.test.ts, the NATS driver in nats-broker.test.ts. A feature a driver's capabilities
+ * mark as refused is asserted to fail with InvalidInputError (exit 2), never skipped.
  */
 export function brokerConformance(name: string, open: () => Promise<Broker>): void {
   describe(`Broker conformance: ${name}`, () => {
@@ -19,6 +21,17 @@ export function brokerConformance(name: string, open: () => Promise<Broker>): vo
     })
 
     const bodies = (deliveries: {body: string}[]) => deliveries.map((d) => d.body)
+    const refused = async (feature: Feature) => (await broker.describe()).capabilities.features[feature].support === 'refused'
+    /** Asserts the driver refuses what its capabilities say it refuses: exit 2 with the reason. */
+    const expectRefusal = async (attempt: () => Promise<unknown>) => {
+      let error: unknown
+      try {
+        await attempt()
+      } catch (caught) {
+        error = caught
+      }
+      expect(error).to.be.instanceOf(InvalidInputError)
+    }
 
     it('delivers a queue FIFO, each message once, with a fresh receipt per delivery', async () => {
       await broker.publish('jobs', ['a', 'b', 'c'].map((body) => ({body})))
@@ -227,7 +240,16 @@ export function brokerConformance(name: string, open: () => Promise<Broker>): vo
     })
 
     it('counts ready, in-flight and delayed messages', async () => {
-      await broker.publish('jobs', [{body: 'a'}, {body: 'b'}, {body: 'c'}, {body: 'd', deliverAt: Date.now() + 60_000}])
+      const later = {body: 'd', deliverAt: Date.now() + 60_000}
+      if (await refused('delay')) {
+        await expectRefusal(() => broker.publish('jobs', [{body: 'a'}, later]))
+        // Delayed by a nack instead: the same figures.
+        await broker.publish('jobs', [{body: 'a'}, {body: 'b'}, {body: 'c'}, {body: 'd'}])
+        const [first] = await broker.receive('jobs', {max: 1, autoAck: false})
+        await broker.nack([first.receipt!], {delayMs: 60_000})
+      } else {
+        await broker.publish('jobs', [{body: 'a'}, {body: 'b'}, {body: 'c'}, later])
+      }
       await broker.receive('jobs', {max: 1, autoAck: false})
       const stats = await broker.queueStats('jobs')
       expect({ready: stats.ready, inFlight: stats.inFlight, delayed: stats.delayed, depth: stats.depth}).to.deep.equal({
@@ -346,11 +368,15 @@ export function brokerConformance(name: string, open: () => Promise<Broker>): vo
         let sub = await broker.subscribe('count', {start: {kind: 'all'}})
         expect((await sub.receive({max: 10, autoAck: true})).map((d) => d.body)).to.deep.equal(['3', '4', '5'])
         await sub.close()
-        await broker.declareTopic('bytes', {maxBytes: 10})
-        await broker.publish('bytes', ['aaaa', 'bbbb', 'cccc'].map((body) => ({body})))
-        sub = await broker.subscribe('bytes', {start: {kind: 'all'}})
-        expect((await sub.receive({max: 10, autoAck: true})).map((d) => d.body)).to.deep.equal(['bbbb', 'cccc'])
-        await sub.close()
+        if (await refused('topic-max-bytes')) {
+          await expectRefusal(() => broker.declareTopic('bytes', {maxBytes: 10}))
+        } else {
+          await broker.declareTopic('bytes', {maxBytes: 10})
+          await broker.publish('bytes', ['aaaa', 'bbbb', 'cccc'].map((body) => ({body})))
+          sub = await broker.subscribe('bytes', {start: {kind: 'all'}})
+          expect((await sub.receive({max: 10, autoAck: true})).map((d) => d.body)).to.deep.equal(['bbbb', 'cccc'])
+          await sub.close()
+        }
         await broker.declareTopic('age', {maxAgeMs: 100})
         await broker.publish('age', [{body: 'stale'}])
         await sleep(150)

@@ -29,7 +29,14 @@ describe('in-process waits use the monotonic clock', () => {
       return [{id: String(waits.length), body: 'x', headers: {}, attempt: 1, publishedAt: 0} as Delivery]
     }
     const batches: Delivery[][] = []
-    for await (const batch of deliveryBatches(receive, {count: 10, follow: false, waitMs: 1000, autoAck: true, clock: () => now})) batches.push(batch)
+    for await (const batch of deliveryBatches(receive, {
+      count: 10,
+      follow: false,
+      waitMs: 1000,
+      autoAck: true,
+      clock: () => now,
+    }))
+      batches.push(batch)
     // 1000ms budget: the second receive may wait what is left (400ms); then the deadline has passed
     expect(waits).to.deep.equal([1000, 400])
     expect(batches).to.have.length(2)

@@ -12,7 +12,10 @@ describe('dlq redrive while its queue is deleted', () => {
   afterEach(() => broker.close())
 
   async function deadLetter(queue: string, bodies: string[]): Promise<void> {
-    await broker.publish(queue, bodies.map((body) => ({body})))
+    await broker.publish(
+      queue,
+      bodies.map((body) => ({body})),
+    )
     const deliveries = await broker.receive(queue, {max: bodies.length, autoAck: false})
     await broker.nack(
       deliveries.map((d) => d.receipt!),
@@ -40,7 +43,9 @@ describe('dlq redrive while its queue is deleted', () => {
     )
     expect(error).to.be.instanceOf(DeletedMeanwhileError)
     expect((error as DeletedMeanwhileError).exitCode).to.equal(1)
-    expect((error as DeletedMeanwhileError).line).to.match(/^queue jobs was deleted while its dead letters were being redriven \(nothing had been moved\); the other dead letters stay in jobs\.dlq/)
+    expect((error as DeletedMeanwhileError).line).to.match(
+      /^queue jobs was deleted while its dead letters were being redriven \(nothing had been moved\); the other dead letters stay in jobs\.dlq/,
+    )
     // the batch that met the deleted queue changed nothing
     expect((await broker.queueStats('jobs.dlq')).depth).to.equal(3)
   })

@@ -66,7 +66,7 @@ Starting it again while it runs is fine. --foreground runs it in this process (f
   examples: ['<%= config.bin %> daemon start', '<%= config.bin %> daemon start --http-port 8787', '<%= config.bin %> daemon start --foreground'],
   flags: {foreground: {kind: 'boolean', summary: 'Run in this process, logging to stderr, until SIGTERM.'}, ...HTTP_FLAGS, ...RULES_FLAG},
   async run({flags}, ctx): Promise<DaemonStatus | undefined> {
-    ctx.broker() // creates the folder and database, with private permissions, before anything else
+    ctx.local() // creates the folder and database, with private permissions, before anything else
     const record = liveDaemon(ctx.home)
     if (record) {
       // One runs (or is starting): it may be slow to answer while another process holds the write lock.

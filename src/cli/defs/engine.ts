@@ -19,7 +19,7 @@ export const engineRun = defineCommand({
     if (active.length === 0) {
       throw new InvalidInputError(`${rules.path} declares no enabled sources`, {hint: 'add a "sources" entry (schedule, watch-file or poll-command); see README: Sources'})
     }
-    const journal = ctx.broker().journal
+    const journal = ctx.local().journal
     const report = (summary: TriggerSummary) => {
       if (ctx.json) ctx.out.line(JSON.stringify(summary))
       else if (!summary.ok) ctx.warn(`event #${summary.seq} ${summary.type}: an action failed; see \`mq events show ${summary.seq}\``)

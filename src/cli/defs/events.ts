@@ -20,7 +20,7 @@ export const eventsList = defineCommand({
     limit: {kind: 'integer', char: 'n', summary: 'Most events to show.', default: 50, min: 1, max: 100_000},
   },
   async run({flags}, ctx): Promise<EventRecord[]> {
-    return ctx.broker().journal.list({
+    return ctx.local().journal.list({
       type: flags.type,
       rule: flags.rule,
       status: flags.status as EventStatus | undefined,
@@ -45,7 +45,7 @@ export const eventsShow = defineCommand({
   flags: {},
   async run({args}, ctx): Promise<EventRecord & {attempts: ActionRun[]}> {
     if (args.event === undefined) throw new InvalidInputError('missing event', {code: 'usage', hint: 'give a sequence number from `mq events list`'})
-    const journal = ctx.broker().journal
+    const journal = ctx.local().journal
     const record = await journal.get(args.event)
     if (!record) throw new NotFoundError('event', args.event, {hint: 'see `mq events list`'})
     return {...record, attempts: await journal.runs(record.seq)}
@@ -90,7 +90,7 @@ export const eventsReplay = defineCommand({
     if (flags.rule !== undefined && !rules.validated.rules.some((r) => r.name === flags.rule)) {
       throw new NotFoundError('rule', flags.rule, {hint: 'see `mq rule list`'})
     }
-    const records = await ctx.broker().journal.list({
+    const records = await ctx.local().journal.list({
       since: flags.since === undefined ? undefined : parseTimeOrAgo(flags.since, '--since'),
       afterSeq: flags.from === undefined ? undefined : flags.from - 1,
       limit: flags.limit,

@@ -26,7 +26,7 @@ async function ruleName(ctx: Context, given: string | undefined, rulesFlag: stri
 async function edit(ctx: Context, rulesFlag: string | undefined, change: (rules: RuleSpec[]) => void) {
   const path = rulesPathFor(ctx, rulesFlag)
   const isDefault = rulesFlag === undefined && ctx.env.MQ_RULES === undefined
-  if (isDefault) ctx.broker() // make sure the broker folder exists, private
+  if (isDefault) ctx.local() // make sure the broker folder exists, private
   return editRules(path, (doc) => change(doc.rules), isDefault)
 }
 

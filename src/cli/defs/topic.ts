@@ -4,6 +4,7 @@ import {formatDuration, formatSize} from '../../core/units.js'
 import type {Context} from '../context.js'
 import {defineCommand} from '../definition.js'
 import {keyValues, table} from '../output.js'
+import {placementFromFlags, REPLICAS_FLAG} from '../placement.js'
 import {askName, confirm} from '../prompts.js'
 
 const topicArg = [{name: 'topic', summary: 'Topic name.'}]
@@ -32,14 +33,15 @@ export const topicCreate = defineCommand({
     'max-messages': {kind: 'integer', summary: 'Keep at most N messages.', min: 1},
     'max-bytes': {kind: 'size', summary: 'Keep at most SIZE of messages (bodies plus headers).', helpValue: 'SIZE'},
     'max-body-size': {kind: 'size', summary: 'Largest accepted message: body plus headers (default 1MiB).', helpValue: 'SIZE'},
+    ...REPLICAS_FLAG,
   },
   async run({args, flags}, ctx): Promise<TopicInfo> {
-    return ctx.broker().declareTopic(await topicName(ctx, args.topic, 'create'), {
-      maxAgeMs: flags['max-age'],
-      maxMessages: flags['max-messages'],
-      maxBytes: flags['max-bytes'],
-      maxBodyBytes: flags['max-body-size'],
-    })
+    const placement = await placementFromFlags(ctx, flags.replicas)
+    return ctx.broker().declareTopic(
+      await topicName(ctx, args.topic, 'create'),
+      {maxAgeMs: flags['max-age'], maxMessages: flags['max-messages'], maxBytes: flags['max-bytes'], maxBodyBytes: flags['max-body-size']},
+      placement,
+    )
   },
   render: (topic, ctx) => (ctx.stdoutIsTTY ? `topic ${topic.name}: ${describeRetention(topic.settings)}` : undefined),
 })

@@ -1,5 +1,5 @@
 import type {TriggerSummary} from '../engine/engine.js'
-import type {FileBroker} from '../file-broker/index.js'
+import {type Broker, hasQueueCounters, type QueueStats} from '../broker.js'
 
 interface ActionStats {
   count: number
@@ -28,15 +28,23 @@ export class Metrics {
     }
   }
 
-  async render(broker: FileBroker): Promise<string> {
+  async render(broker: Broker): Promise<string> {
     const lines: string[] = []
     const metric = (name: string, type: 'gauge' | 'counter', help: string, samples: [Record<string, string>, number][]) => {
       lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`)
       for (const [labels, value] of samples) lines.push(`${name}${formatLabels(labels)} ${value}`)
     }
     const queues = await broker.listQueues()
-    const inFlight = await Promise.all(queues.map((q) => broker.inFlight(q.name)))
-    const stats = await Promise.all(queues.map((q) => broker.queueTotals(q.name)))
+    let inFlight: number[]
+    let stats: QueueStats['totals'][]
+    if (hasQueueCounters(broker)) {
+      inFlight = await Promise.all(queues.map((q) => broker.inFlight(q.name)))
+      stats = await Promise.all(queues.map((q) => broker.queueTotals(q.name)))
+    } else {
+      const full = await Promise.all(queues.map((q) => broker.queueStats(q.name)))
+      inFlight = full.map((s) => s.inFlight)
+      stats = full.map((s) => s.totals)
+    }
     metric('mq_queue_depth', 'gauge', 'Messages held by a queue (ready, delayed and in flight).', queues.map((q) => [{queue: q.name}, q.depth]))
     metric('mq_queue_in_flight', 'gauge', 'Deliveries of a queue awaiting their ack.', queues.map((q, i) => [{queue: q.name}, inFlight[i]]))
     metric('mq_queue_bytes', 'gauge', 'Body bytes held by a queue.', queues.map((q) => [{queue: q.name}, q.bytes]))

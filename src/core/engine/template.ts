@@ -29,7 +29,8 @@ const ORIGIN = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#\\]*/
 export function urlTemplateProblem(template: string): string | undefined {
   const origin = ORIGIN.exec(template)?.[0]
   if (origin === undefined || !/^https?:\/\//i.test(origin)) return 'must be an http:// or https:// URL'
-  if (origin.includes('{{')) return 'templates are not allowed in the scheme, host or port (event data must not choose where the request goes); put them in the path or query'
+  if (origin.includes('{{'))
+    return 'templates are not allowed in the scheme, host or port (event data must not choose where the request goes); put them in the path or query'
   let host: string
   try {
     host = new URL(origin).hostname
@@ -51,14 +52,18 @@ export class UrlTemplateError extends Error {}
  */
 export function renderUrl(template: string, event: CloudEvent): string {
   const origin = ORIGIN.exec(template)?.[0]
-  if (origin === undefined || origin.includes('{{')) throw new UrlTemplateError(`templates are not allowed in the scheme, host or port of ${template}`)
+  if (origin === undefined || origin.includes('{{'))
+    throw new UrlTemplateError(`templates are not allowed in the scheme, host or port of ${template}`)
   const rest = template.slice(origin.length)
   let url = origin
   let position: 'path' | 'query' | 'fragment' = 'path'
   let segment = ''
   let segmentHasValue = false
   const endSegment = () => {
-    if (segmentHasValue && /^(?:\.|%2e){1,2}$/i.test(segment)) throw new UrlTemplateError(`a template value makes the path segment "${segment}", which would leave the URL's path`)
+    if (segmentHasValue && /^(?:\.|%2e){1,2}$/i.test(segment))
+      throw new UrlTemplateError(
+        `a template value makes the path segment "${segment}", which would leave the URL's path`,
+      )
     segment = ''
     segmentHasValue = false
   }

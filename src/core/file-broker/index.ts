@@ -30,6 +30,7 @@ import {
   type TopicStats,
 } from '../broker.js'
 import {monotonicNow} from '../clock.js'
+import {type BrokerDescription, FILE_BROKER_CAPABILITIES} from '../capabilities.js'
 import {InterruptedError, InvalidInputError, NotFoundError, QueueFullError, WrongKindError} from '../errors.js'
 import {isLockedError, type LockWaiter} from '../lock-wait.js'
 import {sleep} from '../rate-limiter.js'
@@ -46,7 +47,7 @@ import {DeadLetters} from './dead-letters.js'
 import {Publisher, type PublishStep} from './publisher.js'
 import {parseReceipts} from './receipts.js'
 import {Sql} from './sql.js'
-import {checkBodySizes, validateMessages} from './validation.js'
+import {checkBodySizes, differingSettings, validateMessages} from './validation.js'
 import {FileSubscription, SubscriptionReader} from './subscription-reader.js'
 import {type SubscriptionRow, SubscriptionStore} from './subscription-store.js'
 import {TopicStore} from './topic-store.js'
@@ -551,6 +552,10 @@ export class FileBroker implements Broker {
     })
   }
 
+  async describe(): Promise<BrokerDescription> {
+    return {driver: 'file', url: `file:${this.home}`, capabilities: FILE_BROKER_CAPABILITIES}
+  }
+
   /** The event engine's journal, in the same database. */
   get journal(): EventJournal {
     this.eventJournal ??= new SqliteEventJournal(this.sql)
@@ -597,11 +602,6 @@ export class FileBroker implements Broker {
     if (!row) throw new NotFoundError('subscription', name, {hint: 'see `mq subscription list`'})
     return row
   }
-}
-
-/** The settings a re-declaration gives that differ from the existing ones (declare is idempotent only when none do). */
-function differingSettings<S extends object>(given: Partial<S>, wanted: S, existing: S): string[] {
-  return (Object.keys(given) as (keyof S)[]).filter((key) => given[key] !== undefined && wanted[key] !== existing[key]).map(String)
 }
 
 

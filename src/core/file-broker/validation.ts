@@ -49,3 +49,8 @@ export function atMessage<E extends InvalidInputError>(error: E, index: number, 
   if (count > 1) error.where = `message ${index + 1}`
   return error
 }
+
+/** The settings a re-declaration gives that differ from the existing ones (declare is idempotent only when none do). */
+export function differingSettings<S extends object>(given: Partial<S>, wanted: S, existing: S): string[] {
+  return (Object.keys(given) as (keyof S)[]).filter((key) => given[key] !== undefined && wanted[key] !== existing[key]).map(String)
+}

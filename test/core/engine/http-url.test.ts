@@ -35,7 +35,10 @@ describe('http actions: event data fills in the URL, never chooses where it goes
     new Engine({
       broker,
       journal: broker.journal,
-      rules: validateDocument({rules: [{name: 'hook', pattern: {type: ['x']}, actions: [{type: 'http', url}], retry: {maxAttempts: 1}}]}, 'rules.json'),
+      rules: validateDocument(
+        {rules: [{name: 'hook', pattern: {type: ['x']}, actions: [{type: 'http', url}], retry: {maxAttempts: 1}}]},
+        'rules.json',
+      ),
       baseDir: home,
       env: process.env,
       log: () => {},
@@ -73,9 +76,9 @@ describe('http actions: event data fills in the URL, never chooses where it goes
 
   it('refuses templates in the scheme, host or port when a document is validated', () => {
     const bad = (url: string) =>
-      expect(() => validateDocument({rules: [{name: 'a', pattern: {type: ['x']}, actions: [{type: 'http', url}]}]}, 'rules.json')).to.throw(
-        /actions\[0\]\.url: (templates are not allowed in the scheme, host or port|must be an http)/,
-      )
+      expect(() =>
+        validateDocument({rules: [{name: 'a', pattern: {type: ['x']}, actions: [{type: 'http', url}]}]}, 'rules.json'),
+      ).to.throw(/actions\[0\]\.url: (templates are not allowed in the scheme, host or port|must be an http)/)
     bad('http://127.0.0.{{data.n}}:8080/hook')
     bad('http://{{data.host}}/hook')
     bad('http://hooks.example.com:{{data.port}}/hook')
@@ -83,14 +86,32 @@ describe('http actions: event data fills in the URL, never chooses where it goes
     bad('http://hooks.example.com{{data.path}}')
     bad('{{data.scheme}}://hooks.example.com/hook')
     // templates after the authority are fine
-    validateDocument({rules: [{name: 'a', pattern: {type: ['x']}, actions: [{type: 'http', url: 'https://hooks.example.com/{{type}}?id={{id}}'}]}]}, 'rules.json')
+    validateDocument(
+      {
+        rules: [
+          {
+            name: 'a',
+            pattern: {type: ['x']},
+            actions: [{type: 'http', url: 'https://hooks.example.com/{{type}}?id={{id}}'}],
+          },
+        ],
+      },
+      'rules.json',
+    )
   })
 
   it('rule add refuses a templated host (exit 2), and so does loading a hand-edited rules.json', async () => {
-    const add = await mq(['rule', 'add', 'hook', '--type', 'x', '--http', 'http://127.0.0.{{data.n}}:8080/hook'], {home})
+    const add = await mq(['rule', 'add', 'hook', '--type', 'x', '--http', 'http://127.0.0.{{data.n}}:8080/hook'], {
+      home,
+    })
     expect(add.code, add.stderr).to.equal(2)
     expect(add.stderr).to.match(/url: templates are not allowed in the scheme, host or port/)
-    writeFileSync(join(home, 'rules.json'), JSON.stringify({rules: [{name: 'hook', pattern: {type: ['x']}, actions: [{type: 'http', url: 'http://{{data.host}}/hook'}]}]}))
+    writeFileSync(
+      join(home, 'rules.json'),
+      JSON.stringify({
+        rules: [{name: 'hook', pattern: {type: ['x']}, actions: [{type: 'http', url: 'http://{{data.host}}/hook'}]}],
+      }),
+    )
     const trigger = await mq(['trigger', 'x', '--data', '{"host":"127.0.0.1:9999"}'], {home})
     expect(trigger.code, trigger.stderr).to.equal(2)
     expect(trigger.stderr).to.match(/rule "hook" at actions\[0\]\.url: templates are not allowed/)

@@ -1,0 +1,1285 @@
+import {randomBytes} from 'node:crypto'
+
+import {
+  type Broker,
+  DEFAULT_QUEUE_SETTINGS,
+  defaultDeadLetterQueue,
+  type DeadLetterQueueInfo,
+  type Delivery,
+  type Headers,
+  type NackOptions,
+  type NackOutcome,
+  type OutgoingMessage,
+  type PeekedMessage,
+  type PlacementOptions,
+  type PublishOptions,
+  type PublishResult,
+  type QueueInfo,
+  type QueueSettings,
+  type QueueStats,
+  type ReceiveOptions,
+  type RedriveOptions,
+  type RedriveResult,
+  type SettleOutcome,
+  type SubscribeOptions,
+  type Subscription,
+  type SubscriptionInfo,
+  type SubscriptionSettings,
+  type SubscriptionStats,
+  type TopicInfo,
+  type TopicSettings,
+  type TopicStats,
+} from '../broker.js'
+import {backoffDelayMs} from '../backoff.js'
+import {type BrokerCapabilities, type BrokerDescription, type Feature, requireFeature} from '../capabilities.js'
+import {InterruptedError, InvalidInputError, NotFoundError, QueueFullError, WrongKindError} from '../errors.js'
+import {resolveQueueSettings, resolveTopicSettings} from '../file-broker/destinations.js'
+import {atMessage, checkBodySizes, differingSettings, validateMessages} from '../file-broker/validation.js'
+import {printable, validateName} from '../names.js'
+import type {NatsTarget} from '../open-broker.js'
+import {sleep} from '../rate-limiter.js'
+import {formatDuration} from '../units.js'
+import {decodeText, encodeText, ERR, JsApiError, JsClient, type PulledMessage} from './client.js'
+import {natsCapabilities} from './features.js'
+import {parseHeaderBlock, userHeaders} from './headers.js'
+import {Naming} from './naming.js'
+
+/** The shared durable pull consumer of every queue stream. */
+const QUEUE_CONSUMER = 'mq'
+/** Longest single pull request while long-polling; the loop re-asks until the wait is over. */
+const PULL_CHUNK_MS = 30_000
+/** Ephemeral subscriptions vanish this long after their process stopped pulling (killed, say). */
+const EPHEMERAL_INACTIVE_MS = 30_000
+/** Lease records outlive any lease (12 h at most) and are then dropped by the server. */
+const LEASE_RECORD_AGE_MS = 7 * 86_400_000
+/** In-flight requests at once when settling or publishing a large batch. */
+const WINDOW = 512
+const NS = 1_000_000
+const EPHEMERAL_DEAD_LETTER_QUEUE = 'ephemeral.dlq'
+
+interface QueueMeta {
+  mq: 'queue'
+  name: string
+  createdAt: number
+  settings: QueueSettings
+}
+
+interface SubscriptionMeta {
+  mq: 'subscription'
+  name: string
+  pattern: string
+  durable: boolean
+  createdAt: number
+  settings: SubscriptionSettings
+  pid?: number
+}
+
+interface TopicMeta {
+  name: string
+  createdAt: number
+  settings: TopicSettings
+}
+
+/** A delivery's lease: `d` the consumer delivery sequence it belongs to, `s` leased / delayed / settled, `u` until. */
+interface LeaseRecord {
+  d: number
+  s: 'l' | 'd' | 'x'
+  u: number
+  c: number
+  e?: string
+}
+
+/** What the ack subject of a delivery says. */
+interface AckInfo {
+  subject: string
+  stream: string
+  consumer: string
+  count: number
+  streamSeq: number
+  deliverySeq: number
+  publishedAt: number
+}
+
+/** Where deliveries come from: a queue's consumer or a subscription's. */
+interface Source {
+  stream: string
+  consumer: string
+  kind: 'queue' | 'subscription'
+  name: string
+  settings: Pick<QueueSettings, 'visibilityTimeoutMs' | 'maxDeliveries' | 'deadLetterQueue' | 'retryBackoffMs' | 'retryBackoffMaxMs'>
+  /** Subscriptions whose pattern the server cannot filter exactly are matched here. */
+  matches?: (topic: string) => boolean
+}
+
+interface StreamInfo {
+  config: {name: string; description?: string; subjects?: string[]; num_replicas?: number}
+  created: string
+  state: {messages: number; bytes: number; first_seq: number; first_ts: string; last_seq: number; num_subjects?: number; subjects?: Record<string, number>}
+}
+
+interface ConsumerInfo {
+  name: string
+  stream_name: string
+  created: string
+  config: {durable_name?: string; description?: string; filter_subject?: string; ack_wait?: number}
+  delivered: {consumer_seq: number; stream_seq: number}
+  ack_floor: {consumer_seq: number; stream_seq: number}
+  num_ack_pending: number
+  num_redelivered: number
+  num_pending: number
+}
+
+interface StoredMessage {
+  subject: string
+  seq: number
+  hdrs?: string
+  data?: string
+  time: string
+}
+
+/**
+ * The Broker on NATS JetStream (README: "Running on a NATS cluster"). Receipts are the deliveries'
+ * ack subjects, so any process on any host settles them; what JetStream does not check (stale
+ * receipts) or does not have (dead-letter headers, drop-oldest among ready messages) is emulated
+ * here, and what cannot be done safely on the server's version is refused via `capabilities`.
+ */
+export class JetStreamBroker implements Broker {
+  private readonly naming: Naming
+  private readonly capabilities: BrokerCapabilities
+  private readonly queues = new Map<string, QueueMeta>()
+  private readonly ready = new Map<string, Promise<void>>()
+  private closed = false
+
+  private constructor(
+    private readonly client: JsClient,
+    private readonly target: NatsTarget,
+  ) {
+    this.naming = new Naming(target.prefix)
+    this.capabilities = natsCapabilities(client.version)
+  }
+
+  static async connect(target: NatsTarget): Promise<JetStreamBroker> {
+    return new JetStreamBroker(await JsClient.connect(target), target)
+  }
+
+  private refuseUnless(feature: Feature): void {
+    requireFeature(this.capabilities, feature, `nats-server ${this.client.version} (${this.target.display})`)
+  }
+
+  /** Servers in the cluster, as the server advertises them to clients. */
+  private get clusterSize(): number {
+    const urls = new Set(this.client.nc.info?.connect_urls ?? [])
+    return Math.max(1, urls.size)
+  }
+
+  private replicasFor(asked: number | undefined): number {
+    if (asked !== undefined) {
+      if (!(Number.isInteger(asked) && asked >= 1 && asked <= 5)) throw new InvalidInputError('--replicas must be from 1 to 5')
+      return asked
+    }
+    return this.clusterSize >= 3 ? 3 : 1
+  }
+
+  async describe(): Promise<BrokerDescription> {
+    const info = this.client.nc.info
+    return {
+      driver: 'nats',
+      url: this.target.display,
+      server: {name: info?.server_name, version: this.client.version, cluster: info?.cluster, servers: this.clusterSize, jetstream: true},
+      capabilities: this.capabilities,
+    }
+  }
+
+  // ---- infrastructure streams, made once per connection when first needed
+
+  private infra(name: string, config: Record<string, unknown>): Promise<void> {
+    let made = this.ready.get(name)
+    if (!made) {
+      made = this.client
+        .api(`STREAM.CREATE.${name}`, {name, storage: 'file', num_replicas: this.replicasFor(undefined), ...config})
+        .then(
+          () => undefined,
+          (error) => {
+            // Already there (made by another process, perhaps with other replicas): use it.
+            if (error instanceof JsApiError && error.error.err_code === 10058) return
+            this.ready.delete(name)
+            throw error
+          },
+        )
+      this.ready.set(name, made)
+    }
+    return made
+  }
+
+  private leases(): Promise<void> {
+    return this.infra(this.naming.leaseStream, {
+      subjects: [`${this.naming.root}.l.>`],
+      max_msgs_per_subject: 1,
+      max_age: LEASE_RECORD_AGE_MS * NS,
+    })
+  }
+
+  private meta(): Promise<void> {
+    return this.infra(this.naming.metaStream, {subjects: [`${this.naming.root}.m.>`], max_msgs_per_subject: 1})
+  }
+
+  private topicsStream(): Promise<void> {
+    return this.infra(this.naming.topicStream, {subjects: [`${this.naming.root}.t.>`], retention: 'limits', duplicate_window: DEFAULT_QUEUE_SETTINGS.dedupWindowMs * NS})
+  }
+
+  /** The last record on a subject of a one-per-subject stream, with its sequence (for compare-and-set). */
+  private async lastRecord<T>(stream: string, subject: string): Promise<{seq: number; value: T; time: number} | undefined> {
+    try {
+      const {message} = await this.client.api<{message: StoredMessage}>(`STREAM.MSG.GET.${stream}`, {last_by_subj: subject})
+      return {seq: message.seq, value: JSON.parse(Buffer.from(message.data ?? '', 'base64').toString('utf8')) as T, time: Date.parse(message.time)}
+    } catch (error) {
+      if (error instanceof JsApiError && (error.error.err_code === ERR.noMessage || error.error.err_code === ERR.streamNotFound)) return undefined
+      throw error
+    }
+  }
+
+  /** Writes a record if the subject's last sequence is still `expected` (0: none yet); false when another writer came first. */
+  private async casWrite(subject: string, value: unknown, expected: number): Promise<boolean> {
+    const headers = this.client.headers()
+    headers.set('Nats-Expected-Last-Subject-Sequence', String(expected))
+    try {
+      await this.client.publish(subject, JSON.stringify(value), headers)
+      return true
+    } catch (error) {
+      if (error instanceof JsApiError && error.error.err_code === ERR.wrongLastSequence) return false
+      throw error
+    }
+  }
+
+  /** Adds to counters kept in the meta stream (dead-lettered, dropped, …), retrying on a concurrent write. */
+  private async bump(key: string, deltas: Record<string, number>): Promise<void> {
+    await this.meta()
+    const subject = this.naming.metaSubject('count', key)
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const last = await this.lastRecord<Record<string, number>>(this.naming.metaStream, subject)
+      const next = {...last?.value}
+      for (const [name, by] of Object.entries(deltas)) next[name] = (next[name] ?? 0) + by
+      if (await this.casWrite(subject, next, last?.seq ?? 0)) return
+    }
+  }
+
+  private async counters(key: string): Promise<Record<string, number>> {
+    if (!this.ready.has(this.naming.metaStream)) await this.meta()
+    return (await this.lastRecord<Record<string, number>>(this.naming.metaStream, this.naming.metaSubject('count', key)))?.value ?? {}
+  }
+
+  // ---- queues
+
+  private async streamInfo(stream: string, subjectsFilter?: string): Promise<StreamInfo | undefined> {
+    try {
+      return await this.client.api<StreamInfo>(`STREAM.INFO.${stream}`, subjectsFilter ? {subjects_filter: subjectsFilter} : undefined)
+    } catch (error) {
+      if (error instanceof JsApiError && error.error.err_code === ERR.streamNotFound) return undefined
+      throw error
+    }
+  }
+
+  private async queueMeta(name: string): Promise<{meta: QueueMeta; info: StreamInfo} | undefined> {
+    const info = await this.streamInfo(this.naming.queueStream(name))
+    if (!info) {
+      this.queues.delete(name)
+      return undefined
+    }
+    const meta = JSON.parse(info.config.description ?? '{}') as QueueMeta
+    this.queues.set(name, meta)
+    return {meta, info}
+  }
+
+  private async topicMeta(name: string): Promise<{meta: TopicMeta; seq: number} | undefined> {
+    await this.meta()
+    const record = await this.lastRecord<TopicMeta>(this.naming.metaStream, this.naming.metaSubject('topic', name))
+    return record && {meta: record.value, seq: record.seq}
+  }
+
+  private streamConfig(meta: QueueMeta, replicas: number | undefined): Record<string, unknown> {
+    const s = meta.settings
+    if (s.maxBytes !== null && s.overflow !== 'drop-oldest') this.refuseUnless('max-bytes')
+    if (s.defaultTtlMs !== null) this.refuseUnless('ttl')
+    const config: Record<string, unknown> = {
+      name: this.naming.queueStream(meta.name),
+      description: JSON.stringify(meta),
+      subjects: [this.naming.queueSubject(meta.name)],
+      retention: 'workqueue',
+      storage: 'file',
+      max_msgs: s.maxLength ?? -1,
+      max_bytes: s.maxBytes ?? -1,
+      // drop-oldest among ready messages is done by the driver (discard old would drop messages in flight).
+      discard: s.maxBytes !== null && s.overflow === 'drop-oldest' && s.maxLength === null ? 'old' : 'new',
+      duplicate_window: Math.max(s.dedupWindowMs, 1) * NS,
+    }
+    if (replicas !== undefined) config.num_replicas = replicas
+    return config
+  }
+
+  private consumerConfig(durable: string, settings: Source['settings'], extra: Record<string, unknown> = {}): Record<string, unknown> {
+    return {
+      durable_name: durable,
+      ack_policy: 'explicit',
+      ack_wait: settings.visibilityTimeoutMs * NS,
+      // One delivery more than allowed: the receive that meets it dead-letters it with mqctl's headers.
+      max_deliver: settings.deadLetterQueue === null ? -1 : settings.maxDeliveries + 1,
+      max_ack_pending: -1,
+      max_waiting: 4096,
+      ...extra,
+    }
+  }
+
+  async declareQueue(name: string, given: Partial<QueueSettings> = {}, placement: PlacementOptions = {}): Promise<QueueInfo> {
+    validateName(name, 'queue name')
+    const {replicas} = placement
+    const existing = await this.queueMeta(name)
+    if (existing) {
+      const differing = differingSettings(given, resolveQueueSettings(name, given, existing.meta.settings), existing.meta.settings)
+      if (differing.length > 0) {
+        throw new InvalidInputError(`queue ${name} already exists with other settings (${differing.join(', ')})`, {
+          code: 'settings_differ',
+          hint: `change them with \`mq queue update ${name}\``,
+        })
+      }
+      return queueInfo(existing.meta, existing.info)
+    }
+    if (await this.topicMeta(name)) throw new WrongKindError(name, 'topic', {hint: `use \`mq subscribe ${name}\``})
+    const meta: QueueMeta = {mq: 'queue', name, createdAt: Date.now(), settings: resolveQueueSettings(name, given)}
+    await this.checkDeadLetterTarget(meta.settings.deadLetterQueue)
+    const stream = this.naming.queueStream(name)
+    try {
+      await this.client.api(`STREAM.CREATE.${stream}`, this.streamConfig(meta, this.replicasFor(replicas)))
+    } catch (error) {
+      // Another process made it at the same moment: theirs stands.
+      if (error instanceof JsApiError && error.error.err_code === 10058) return this.declareQueue(name, given, placement)
+      throw replicasError(error, replicas)
+    }
+    await this.client.api(`CONSUMER.DURABLE.CREATE.${stream}.${QUEUE_CONSUMER}`, {stream_name: stream, config: this.consumerConfig(QUEUE_CONSUMER, meta.settings)})
+    this.queues.set(name, meta)
+    const info = await this.streamInfo(stream)
+    return queueInfo(meta, info!)
+  }
+
+  private async checkDeadLetterTarget(deadLetterQueue: string | null): Promise<void> {
+    if (deadLetterQueue !== null && (await this.topicMeta(deadLetterQueue))) {
+      throw new WrongKindError(deadLetterQueue, 'topic', {hint: 'a dead-letter queue must be a queue: choose another name'})
+    }
+  }
+
+  private async requireQueue(name: string): Promise<{meta: QueueMeta; info: StreamInfo}> {
+    validateName(name, 'queue name')
+    const found = await this.queueMeta(name)
+    if (found) return found
+    if (await this.topicMeta(name)) throw new WrongKindError(name, 'topic', {hint: `use \`mq subscribe ${name}\``})
+    throw new NotFoundError('queue', name, {hint: 'see `mq queue list`'})
+  }
+
+  async updateQueue(name: string, settings: Partial<QueueSettings>): Promise<QueueInfo> {
+    const {meta} = await this.requireQueue(name)
+    const next: QueueMeta = {...meta, settings: resolveQueueSettings(name, settings, meta.settings)}
+    await this.checkDeadLetterTarget(next.settings.deadLetterQueue)
+    const stream = this.naming.queueStream(name)
+    await this.client.api(`STREAM.UPDATE.${stream}`, this.streamConfig(next, undefined))
+    await this.client.api(`CONSUMER.DURABLE.CREATE.${stream}.${QUEUE_CONSUMER}`, {stream_name: stream, config: this.consumerConfig(QUEUE_CONSUMER, next.settings)})
+    this.queues.set(name, next)
+    return queueInfo(next, (await this.streamInfo(stream))!)
+  }
+
+  async deleteQueue(name: string): Promise<{deleted: number}> {
+    const {info} = await this.requireQueue(name)
+    const stream = this.naming.queueStream(name)
+    await this.client.api(`STREAM.DELETE.${stream}`)
+    this.queues.delete(name)
+    await this.forgetLeases(stream, QUEUE_CONSUMER)
+    await this.purgeMeta(this.naming.metaSubject('count', `${stream}-${QUEUE_CONSUMER}`))
+    return {deleted: info.state.messages}
+  }
+
+  async purgeQueue(name: string): Promise<{purged: number}> {
+    await this.requireQueue(name)
+    const stream = this.naming.queueStream(name)
+    const {purged} = await this.client.api<{purged: number}>(`STREAM.PURGE.${stream}`, {})
+    await this.forgetLeases(stream, QUEUE_CONSUMER)
+    if (purged > 0) await this.bump(`${stream}-${QUEUE_CONSUMER}`, {purged})
+    return {purged}
+  }
+
+  private async forgetLeases(stream: string, consumer: string): Promise<void> {
+    if (!(await this.streamInfo(this.naming.leaseStream))) return
+    await this.client.api(`STREAM.PURGE.${this.naming.leaseStream}`, {filter: this.naming.leaseSubjects(stream, consumer)})
+  }
+
+  private async purgeMeta(subject: string): Promise<void> {
+    if (!(await this.streamInfo(this.naming.metaStream))) return
+    await this.client.api(`STREAM.PURGE.${this.naming.metaStream}`, {filter: subject})
+  }
+
+  private async listStreams(subject: string): Promise<StreamInfo[]> {
+    const all: StreamInfo[] = []
+    for (let offset = 0; ; ) {
+      const page = await this.client.api<{streams: StreamInfo[] | null; total: number; limit: number}>('STREAM.LIST', {offset, subject})
+      const streams = page.streams ?? []
+      all.push(...streams)
+      offset += streams.length
+      if (streams.length === 0 || offset >= page.total) return all
+    }
+  }
+
+  async listQueues(): Promise<QueueInfo[]> {
+    const streams = await this.listStreams(this.naming.queueSubjects)
+    return streams
+      .map((info) => queueInfo(JSON.parse(info.config.description ?? '{}') as QueueMeta, info))
+      .filter((q) => q.name)
+      .sort((a, b) => a.name.localeCompare(b.name))
+  }
+
+  async getQueue(name: string): Promise<QueueInfo | undefined> {
+    validateName(name, 'queue name')
+    const found = await this.queueMeta(name)
+    if (found) return queueInfo(found.meta, found.info)
+    if (await this.topicMeta(name)) throw new WrongKindError(name, 'topic', {hint: `use \`mq subscribe ${name}\``})
+    return undefined
+  }
+
+  private async consumerInfo(stream: string, consumer: string): Promise<ConsumerInfo | undefined> {
+    try {
+      return await this.client.api<ConsumerInfo>(`CONSUMER.INFO.${stream}.${consumer}`)
+    } catch (error) {
+      if (error instanceof JsApiError && (error.error.err_code === ERR.consumerNotFound || error.error.err_code === ERR.streamNotFound)) return undefined
+      throw error
+    }
+  }
+
+  /** The lease records of a consumer's deliveries still awaiting their ack (for stats and peek). */
+  private async leaseRecords(stream: string, consumer: string): Promise<Map<number, LeaseRecord>> {
+    const records = new Map<number, LeaseRecord>()
+    const info = await this.streamInfo(this.naming.leaseStream, this.naming.leaseSubjects(stream, consumer))
+    const subjects = Object.keys(info?.state.subjects ?? {})
+    await inWindows(subjects, async (subject) => {
+      const record = await this.lastRecord<LeaseRecord>(this.naming.leaseStream, subject)
+      if (record) records.set(Number(subject.slice(subject.lastIndexOf('.') + 1)), record.value)
+    })
+    return records
+  }
+
+  async queueStats(name: string): Promise<QueueStats> {
+    const {meta, info} = await this.requireQueue(name)
+    const stream = this.naming.queueStream(name)
+    const now = Date.now()
+    const [consumer, counts, leases] = await Promise.all([
+      this.consumerInfo(stream, QUEUE_CONSUMER),
+      this.counters(`${stream}-${QUEUE_CONSUMER}`),
+      this.leaseRecords(stream, QUEUE_CONSUMER),
+    ])
+    const ackPending = consumer?.num_ack_pending ?? 0
+    const delayed = ackPending === 0 ? 0 : [...leases.values()].filter((l) => l.s === 'd' && l.u > now).length
+    const dlq = meta.settings.deadLetterQueue === null ? undefined : await this.queueMeta(meta.settings.deadLetterQueue)
+    const totals = {
+      published: info.state.last_seq,
+      acked: counts.acked ?? 0,
+      deadLettered: counts.deadLettered ?? 0,
+      dropped: counts.dropped ?? 0,
+      expired: 0,
+      deduplicated: counts.deduplicated ?? 0,
+    }
+    return {
+      ...queueInfo(meta, info),
+      ready: consumer?.num_pending ?? info.state.messages,
+      inFlight: Math.max(0, ackPending - delayed),
+      delayed,
+      deadLettered: dlq?.info.state.messages ?? 0,
+      oldestAgeMs: info.state.messages > 0 ? Math.max(0, now - Date.parse(info.state.first_ts)) : null,
+      totals,
+      rates: {publishedPerSecond: {last1m: 0, last5m: 0}, ackedPerSecond: {last1m: 0, last5m: 0}},
+    }
+  }
+
+  /** Stored messages of a stream from `fromSeq` on, matching `subject` (may contain wildcards). */
+  private async storedFrom(stream: string, subject: string, fromSeq: number): Promise<StoredMessage | undefined> {
+    try {
+      const {message} = await this.client.api<{message: StoredMessage}>(`STREAM.MSG.GET.${stream}`, {seq: fromSeq, next_by_subj: subject})
+      return message
+    } catch (error) {
+      if (error instanceof JsApiError && (error.error.err_code === ERR.noMessage || error.error.err_code === ERR.streamNotFound)) return undefined
+      throw error
+    }
+  }
+
+  async peek(queue: string, limit: number): Promise<PeekedMessage[]> {
+    const {info} = await this.requireQueue(queue)
+    const stream = this.naming.queueStream(queue)
+    const consumer = await this.consumerInfo(stream, QUEUE_CONSUMER)
+    const leases = await this.leaseRecords(stream, QUEUE_CONSUMER)
+    const delivered = consumer?.delivered.stream_seq ?? 0
+    const out: PeekedMessage[] = []
+    let seq = info.state.first_seq
+    while (out.length < limit) {
+      const stored = await this.storedFrom(stream, this.naming.queueSubject(queue), seq)
+      if (!stored) break
+      seq = stored.seq + 1
+      const publishedAt = Date.parse(stored.time)
+      const lease = leases.get(stored.seq)
+      const inFlight = stored.seq <= delivered
+      out.push({
+        id: String(stored.seq),
+        body: Buffer.from(stored.data ?? '', 'base64').toString('utf8'),
+        headers: parseHeaderBlock(stored.hdrs),
+        state: inFlight ? (lease?.s === 'd' && lease.u > Date.now() ? 'delayed' : 'in-flight') : 'ready',
+        attempts: inFlight ? (lease?.c ?? 1) : 0,
+        publishedAt,
+        visibleAt: inFlight && lease ? lease.u : publishedAt,
+        priority: 0,
+      })
+    }
+    // Ready messages first, in the order they will be delivered; then those held by consumers.
+    return [...out.filter((m) => m.state === 'ready'), ...out.filter((m) => m.state !== 'ready')]
+  }
+
+  // ---- publishing
+
+  async publish(name: string, messages: OutgoingMessage[], options: PublishOptions = {}): Promise<PublishResult[]> {
+    validateName(name, options.kind === 'topic' ? 'topic name' : 'destination name')
+    if (messages.length === 0) return []
+    validateMessages(messages)
+    messages.forEach((message, index) => {
+      if (message.deliverAt !== undefined) wrapAt(() => this.refuseUnless('delay'), index, messages.length)
+      if (message.ttlMs !== undefined) wrapAt(() => this.refuseUnless('ttl'), index, messages.length)
+      if (message.priority !== undefined && message.priority !== 0) wrapAt(() => this.refuseUnless('priority'), index, messages.length)
+      for (const [key, value] of Object.entries(message.headers ?? {})) {
+        if (/[\r\n]/.test(value)) {
+          throw atMessage(new InvalidInputError(`header "${printable(key, 40)}" has a line break, which NATS headers cannot carry`), index, messages.length)
+        }
+        if (/^nats-/i.test(key)) throw atMessage(new InvalidInputError(`header names starting with "Nats-" belong to the NATS server`, {hint: 'rename the header'}), index, messages.length)
+      }
+    })
+    const kind = await this.kindForPublish(name, options)
+    if (kind === 'topic') return this.publishTopic(name, messages)
+    const meta = this.queues.get(name)!
+    checkBodySizes(name, meta.settings.maxBodyBytes, messages)
+    return this.publishQueue(meta, messages, options)
+  }
+
+  private async kindForPublish(name: string, options: PublishOptions): Promise<'queue' | 'topic'> {
+    if (this.queues.has(name) && options.kind !== 'topic') return 'queue'
+    const queue = await this.queueMeta(name)
+    if (options.kind === 'topic') {
+      if (queue) throw new WrongKindError(name, 'queue', {hint: `publish without --topic, or choose another name`})
+      await this.declareTopic(name)
+      return 'topic'
+    }
+    if (queue) return 'queue'
+    if (await this.topicMeta(name)) return 'topic'
+    // A name a subscription pattern covers becomes a topic, as on the file broker.
+    const subscriptions = await this.subscriptionMetas()
+    if (subscriptions.some((s) => this.naming.filterFor(s.meta.pattern).matcher.matches(name))) {
+      await this.declareTopic(name)
+      return 'topic'
+    }
+    await this.declareQueue(name)
+    return 'queue'
+  }
+
+  private encodeMessage(message: OutgoingMessage) {
+    const headers = this.client.headers()
+    for (const [key, value] of Object.entries(message.headers ?? {})) headers.set(key, value)
+    if (message.dedupId !== undefined) headers.set('Nats-Msg-Id', message.dedupId)
+    return {data: encodeText(message.body), headers}
+  }
+
+  private async publishQueue(meta: QueueMeta, messages: OutgoingMessage[], options: PublishOptions): Promise<PublishResult[]> {
+    const subject = this.naming.queueSubject(meta.name)
+    const bounded = meta.settings.maxLength !== null || meta.settings.maxBytes !== null
+    const results: PublishResult[] = []
+    let duplicates = 0
+    const record = (ack: {seq: number; duplicate?: boolean}) => {
+      if (ack.duplicate) duplicates++
+      return {id: String(ack.seq), destination: meta.name, kind: 'queue' as const, ...(ack.duplicate ? {duplicate: true} : {})}
+    }
+    try {
+      if (!bounded) {
+        // Pipelined: the connection keeps them in order, the server stores them in that order.
+        await inWindows(messages, async (message, index) => {
+          const {data, headers} = this.encodeMessage(message)
+          results[index] = record(await this.client.publish(subject, data, headers))
+        })
+      } else {
+        const deadline = Date.now() + (options.blockTimeoutMs ?? Number.POSITIVE_INFINITY)
+        for (const message of messages) {
+          for (;;) {
+            const {data, headers} = this.encodeMessage(message)
+            try {
+              results.push(record(await this.client.publish(subject, data, headers)))
+              break
+            } catch (error) {
+              if (!(error instanceof JsApiError) || (error.error.err_code !== ERR.maxMessages && error.error.err_code !== ERR.maxBytes)) throw error
+              await this.onFull(meta, results, messages.length, deadline, options)
+            }
+          }
+        }
+      }
+    } finally {
+      if (duplicates > 0) await this.bump(`${this.naming.queueStream(meta.name)}-${QUEUE_CONSUMER}`, {deduplicated: duplicates})
+    }
+    return results
+  }
+
+  /** A publish met a full queue: reject, make room by dropping the oldest ready message, or wait for room. */
+  private async onFull(meta: QueueMeta, results: PublishResult[], total: number, deadline: number, options: PublishOptions): Promise<void> {
+    const full = `queue ${meta.name} is full (${[meta.settings.maxLength !== null ? `max ${meta.settings.maxLength} messages` : '', meta.settings.maxBytes !== null ? `max ${meta.settings.maxBytes} bytes` : ''].filter(Boolean).join(', ')})`
+    const fail = (extra: string) => {
+      const error = new QueueFullError(`${full}${extra}`, {
+        hint: `${results.length} of ${total} messages were published; let consumers catch up, raise the limit with \`mq queue update ${meta.name} --max-length N\`, or choose --overflow block or drop-oldest`,
+      })
+      error.published = [...results]
+      return error
+    }
+    if (meta.settings.overflow === 'reject') throw fail('')
+    if (meta.settings.overflow === 'drop-oldest') {
+      if (await this.dropOldestReady(meta)) return
+      throw fail(' and every message in it is in flight')
+    }
+    if (options.signal?.aborted) throw new InterruptedError()
+    if (Date.now() >= deadline) throw fail(options.blockTimeoutMs === undefined ? '' : ` and stayed full for ${formatDuration(options.blockTimeoutMs)}`)
+    await sleep(Math.min(50, Math.max(1, deadline - Date.now())))
+  }
+
+  /** Deletes the oldest message no consumer holds (JetStream's discard-old would drop one in flight). */
+  private async dropOldestReady(meta: QueueMeta): Promise<boolean> {
+    const stream = this.naming.queueStream(meta.name)
+    const consumer = await this.consumerInfo(stream, QUEUE_CONSUMER)
+    let seq = (consumer?.delivered.stream_seq ?? 0) + 1
+    for (let tries = 0; tries < 100; tries++) {
+      const stored = await this.storedFrom(stream, this.naming.queueSubject(meta.name), seq)
+      if (!stored) return false
+      try {
+        await this.client.api(`STREAM.MSG.DELETE.${stream}`, {seq: stored.seq, no_erase: true})
+        await this.bump(`${stream}-${QUEUE_CONSUMER}`, {dropped: 1})
+        return true
+      } catch (error) {
+        if (!(error instanceof JsApiError)) throw error
+        seq = stored.seq + 1 // taken meanwhile: the next one
+      }
+    }
+    return false
+  }
+
+  // ---- receiving
+
+  async receive(queue: string, options: ReceiveOptions): Promise<Delivery[]> {
+    validateName(queue, 'queue name')
+    let meta = this.queues.get(queue)
+    if (!meta) {
+      const found = await this.queueMeta(queue)
+      if (!found && (await this.topicMeta(queue))) throw new WrongKindError(queue, 'topic', {hint: `use \`mq subscribe ${queue}\``})
+      meta = found?.meta ?? this.queues.get(queue) ?? (await this.declareQueue(queue), this.queues.get(queue)!)
+    }
+    return this.pullDeliveries({stream: this.naming.queueStream(queue), consumer: QUEUE_CONSUMER, kind: 'queue', name: queue, settings: meta.settings}, options)
+  }
+
+  private async pullDeliveries(source: Source, options: ReceiveOptions): Promise<Delivery[]> {
+    if (!options.autoAck) await this.leases()
+    const deadline = Date.now() + (options.waitMs ?? 0)
+    const out: Delivery[] = []
+    for (;;) {
+      if (options.signal?.aborted) break
+      const want = options.max - out.length
+      const remaining = deadline - Date.now()
+      let pulled: PulledMessage[]
+      if (out.length === 0 && remaining > 0 && options.pollIntervalMs === undefined) {
+        // Long poll: one message wakes us, then take what else is there at once.
+        pulled = await this.client.pull(source.stream, source.consumer, 1, Math.min(remaining, PULL_CHUNK_MS), options.signal)
+        if (pulled.length > 0 && want > 1) pulled.push(...(await this.client.pull(source.stream, source.consumer, want - 1, 0)))
+      } else {
+        pulled = await this.client.pull(source.stream, source.consumer, want, 0)
+      }
+      const admitted = await this.admit(source, pulled, options)
+      out.push(...admitted)
+      if (out.length >= options.max) break
+      if (pulled.length > 0 && admitted.length < pulled.length) continue // some were dead-lettered or filtered: look again
+      if (out.length > 0 || Date.now() >= deadline) break
+      if (options.pollIntervalMs !== undefined) await sleep(Math.min(options.pollIntervalMs, Math.max(0, deadline - Date.now())), options.signal).catch(() => {})
+    }
+    return out
+  }
+
+  /** Turns pulled messages into deliveries: dead-letters the exhausted, skips what a pattern does not match, leases or acks the rest. */
+  private async admit(source: Source, pulled: PulledMessage[], options: ReceiveOptions): Promise<Delivery[]> {
+    const deliveries: Delivery[] = []
+    const work: Promise<unknown>[] = []
+    const now = Date.now()
+    const lease = options.visibilityTimeoutMs ?? source.settings.visibilityTimeoutMs
+    for (const msg of pulled) {
+      const ack = parseAckSubject(msg.reply)
+      if (!ack) continue
+      let topic: string | undefined
+      if (source.kind === 'subscription') {
+        topic = this.naming.topicOf(msg.subject)
+        if (source.matches && !source.matches(topic)) {
+          this.client.send(msg.reply, '+ACK')
+          continue
+        }
+        const topicSettings = await this.topicSettings(topic)
+        if (topicSettings && now - ack.publishedAt > topicSettings.maxAgeMs) {
+          this.client.send(msg.reply, '+ACK')
+          continue
+        }
+      }
+      if (source.settings.deadLetterQueue !== null && ack.count > source.settings.maxDeliveries) {
+        const previous = await this.lastRecord<LeaseRecord>(this.naming.leaseStream, this.naming.leaseSubject(ack.stream, ack.consumer, ack.streamSeq))
+        work.push(this.deadLetter(source, ack, 'max-deliveries', ack.count - 1, previous?.value.e))
+        continue
+      }
+      const delivery: Delivery = {
+        id: String(ack.streamSeq),
+        body: decodeText(msg.data),
+        headers: userHeaders(msg.headers),
+        attempt: ack.count,
+        publishedAt: ack.publishedAt,
+      }
+      if (source.kind === 'queue') delivery.queue = source.name
+      else {
+        delivery.topic = topic
+        delivery.subscription = source.name
+      }
+      if (options.autoAck) this.client.send(msg.reply, '+ACK')
+      else {
+        delivery.receipt = `n.${Buffer.from(msg.reply).toString('base64url')}`
+        const record: LeaseRecord = {d: ack.deliverySeq, s: 'l', u: now + lease, c: ack.count}
+        work.push(this.client.publish(this.naming.leaseSubject(ack.stream, ack.consumer, ack.streamSeq), JSON.stringify(record)))
+        if (lease !== source.settings.visibilityTimeoutMs) this.client.send(msg.reply, `-NAK ${JSON.stringify({delay: lease * NS})}`)
+      }
+      deliveries.push(delivery)
+    }
+    await Promise.all(work)
+    await this.client.flush()
+    if (options.autoAck && deliveries.length > 0) await this.bump(`${source.stream}-${source.consumer}`, {acked: deliveries.length})
+    return deliveries
+  }
+
+  /** Copies a message to its dead-letter queue with mqctl's headers, then removes it from its source. */
+  private async deadLetter(source: Source, ack: AckInfo, reason: string, attempts: number, error: string | undefined): Promise<void> {
+    const deadLetterQueue = source.settings.deadLetterQueue!
+    const {message} = await this.client.api<{message: StoredMessage}>(`STREAM.MSG.GET.${ack.stream}`, {seq: ack.streamSeq})
+    const headers: Headers = parseHeaderBlock(message.hdrs)
+    if (source.kind === 'queue') headers['x-original-queue'] = source.name
+    else {
+      headers['x-original-topic'] = this.naming.topicOf(message.subject)
+      headers['x-original-subscription'] = source.name
+    }
+    headers['x-dead-letter-reason'] = reason
+    headers['x-dead-letter-attempts'] = String(attempts)
+    headers['x-dead-lettered-at'] = new Date().toISOString()
+    if (error) headers['x-last-error'] = error.slice(0, 1000).replace(/[\r\n]+/g, ' ')
+    if (!this.queues.has(deadLetterQueue)) await this.declareQueue(deadLetterQueue)
+    const nats = this.client.headers()
+    for (const [key, value] of Object.entries(headers)) nats.set(key, value)
+    // Idempotent: a retry after a crash between the copy and the ack stores nothing new.
+    nats.set('Nats-Msg-Id', `dlq-${ack.stream}-${ack.streamSeq}-${ack.deliverySeq}`)
+    await this.client.publish(this.naming.queueSubject(deadLetterQueue), Buffer.from(message.data ?? '', 'base64'), nats)
+    await this.client.settle(ack.subject, '+ACK')
+    await this.bump(`${ack.stream}-${ack.consumer}`, {deadLettered: 1})
+  }
+
+  // ---- settling
+
+  private parseReceipts(receipts: string[]): AckInfo[] {
+    return receipts.map((receipt, index) => {
+      const ack = receipt.startsWith('n.') ? parseAckSubject(Buffer.from(receipt.slice(2), 'base64url').toString('utf8')) : undefined
+      if (!ack || !ack.stream.startsWith(`${this.naming.streamRoot}_`)) {
+        throw atMessage(
+          new InvalidInputError(`"${printable(receipt, 40)}" is not a receipt of this broker`, {code: 'bad_receipt', hint: 'pass receipts as printed by `mq consume --ack manual`, on the same --broker and --prefix'}),
+          index,
+          receipts.length,
+        )
+      }
+      return ack
+    })
+  }
+
+  /** The current lease of a delivery, when the receipt still holds it. */
+  private async currentLease(ack: AckInfo): Promise<{seq: number; value: LeaseRecord} | undefined> {
+    const record = await this.lastRecord<LeaseRecord>(this.naming.leaseStream, this.naming.leaseSubject(ack.stream, ack.consumer, ack.streamSeq))
+    if (!record || record.value.d !== ack.deliverySeq || record.value.s !== 'l') return undefined
+    return record
+  }
+
+  /** Claims a delivery's lease by compare-and-set, so exactly one settle of a receipt wins. */
+  private async claim(ack: AckInfo, next: Omit<LeaseRecord, 'd' | 'c'>): Promise<LeaseRecord | undefined> {
+    const current = await this.currentLease(ack)
+    if (!current) return undefined
+    const record = {...current.value, ...next}
+    return (await this.casWrite(this.naming.leaseSubject(ack.stream, ack.consumer, ack.streamSeq), record, current.seq)) ? current.value : undefined
+  }
+
+  async ack(receipts: string[]): Promise<SettleOutcome[]> {
+    const acks = this.parseReceipts(receipts)
+    const settled = new Map<string, number>()
+    const outcomes = await inWindows(acks, async (ack): Promise<SettleOutcome> => {
+      if (!(await this.claim(ack, {s: 'x', u: Date.now()}))) return 'stale'
+      await this.client.settle(ack.subject, '+ACK')
+      const key = `${ack.stream}-${ack.consumer}`
+      settled.set(key, (settled.get(key) ?? 0) + 1)
+      return 'ok'
+    })
+    for (const [key, acked] of settled) await this.bump(key, {acked})
+    return outcomes
+  }
+
+  async nack(receipts: string[], options: NackOptions = {}): Promise<NackOutcome[]> {
+    const acks = this.parseReceipts(receipts)
+    return inWindows(acks, async (ack): Promise<NackOutcome> => {
+      const source = await this.sourceOf(ack)
+      const exhausted = ack.count >= source.settings.maxDeliveries
+      const toDeadLetters = source.settings.deadLetterQueue !== null && (options.deadLetter || exhausted)
+      const delayMs = options.backoff ? backoffDelayMs(source.settings.retryBackoffMs, source.settings.retryBackoffMaxMs, ack.count) : (options.delayMs ?? 0)
+      const claimed = await this.claim(ack, {s: toDeadLetters || delayMs === 0 ? 'x' : 'd', u: Date.now() + delayMs, ...(options.error ? {e: options.error.slice(0, 1000)} : {})})
+      if (!claimed) return 'stale'
+      if (toDeadLetters) {
+        await this.deadLetter(source, ack, options.deadLetter ? 'rejected' : 'max-deliveries', ack.count, options.error)
+        return 'dead-lettered'
+      }
+      await this.client.settle(ack.subject, delayMs > 0 ? `-NAK ${JSON.stringify({delay: delayMs * NS})}` : '-NAK')
+      return 'released'
+    })
+  }
+
+  async extend(receipts: string[], byMs: number): Promise<SettleOutcome[]> {
+    const acks = this.parseReceipts(receipts)
+    return inWindows(acks, async (ack): Promise<SettleOutcome> => {
+      if (!(await this.claim(ack, {s: 'l', u: Date.now() + byMs}))) return 'stale'
+      // A delayed negative ack is JetStream's lease of any length: redelivery after byMs, an ack still works meanwhile.
+      await this.client.settle(ack.subject, `-NAK ${JSON.stringify({delay: Math.max(1, byMs) * NS})}`)
+      return 'ok'
+    })
+  }
+
+  async stillLeased(receipts: string[]): Promise<boolean[]> {
+    const acks = this.parseReceipts(receipts)
+    const now = Date.now()
+    return inWindows(acks, async (ack) => {
+      const lease = await this.currentLease(ack)
+      return lease !== undefined && lease.value.u > now
+    })
+  }
+
+  async restore(deliveries: Delivery[]): Promise<void> {
+    // Auto-acked messages are gone from JetStream: a queue gets them back at its end (attempt 1).
+    for (const delivery of deliveries) {
+      if (delivery.queue !== undefined) await this.publish(delivery.queue, [{body: delivery.body, headers: delivery.headers}])
+    }
+  }
+
+  private async sourceOf(ack: AckInfo): Promise<Source> {
+    if (ack.stream === this.naming.topicStream) {
+      const consumer = await this.consumerInfo(ack.stream, ack.consumer)
+      const meta = consumer && subscriptionMetaOf(consumer)
+      if (!meta) throw new NotFoundError('the subscription of this receipt', '', {hint: 'it was deleted meanwhile'})
+      return {stream: ack.stream, consumer: ack.consumer, kind: 'subscription', name: meta.name, settings: meta.settings}
+    }
+    const info = await this.streamInfo(ack.stream)
+    if (!info) throw new NotFoundError('the queue of this receipt', '', {hint: 'it was deleted meanwhile'})
+    const meta = JSON.parse(info.config.description ?? '{}') as QueueMeta
+    return {stream: ack.stream, consumer: ack.consumer, kind: 'queue', name: meta.name, settings: meta.settings}
+  }
+
+  // ---- dead letters
+
+  async listDeadLetterQueues(): Promise<DeadLetterQueueInfo[]> {
+    const owners = new Map<string, string[]>()
+    for (const q of await this.listQueues()) {
+      if (q.settings.deadLetterQueue !== null) owners.set(q.settings.deadLetterQueue, [...(owners.get(q.settings.deadLetterQueue) ?? []), q.name])
+    }
+    for (const s of await this.subscriptionMetas()) {
+      if (s.meta.durable && s.meta.settings.deadLetterQueue !== null) owners.set(s.meta.settings.deadLetterQueue, [...(owners.get(s.meta.settings.deadLetterQueue) ?? []), s.meta.name])
+    }
+    const out: DeadLetterQueueInfo[] = []
+    for (const [name, sources] of [...owners].sort(([a], [b]) => a.localeCompare(b))) {
+      const found = await this.queueMeta(name)
+      if (!found) continue
+      const state = found.info.state
+      out.push({name, messages: state.messages, oldestAgeMs: state.messages > 0 ? Math.max(0, Date.now() - Date.parse(state.first_ts)) : null, sources})
+    }
+    return out
+  }
+
+  async deadLetterQueueOf(name: string): Promise<string> {
+    validateName(name, 'name')
+    const queue = await this.queueMeta(name)
+    const settings = queue?.meta.settings ?? (await this.durableMeta(name))?.settings
+    if (!settings) throw new NotFoundError('queue or durable subscription', name)
+    if (settings.deadLetterQueue === null) throw new InvalidInputError(`${name} has no dead-letter queue`)
+    return settings.deadLetterQueue
+  }
+
+  async redrive(name: string, options: RedriveOptions = {}): Promise<RedriveResult> {
+    const deadLetterQueue = await this.deadLetterQueueOf(name)
+    if (!(await this.queueMeta(name))) {
+      throw new InvalidInputError(`redriving into subscription ${name} is not available on a nats:// broker`, {
+        hint: `a republished message would reach every subscription of its topic; consume ${deadLetterQueue} and handle the messages instead`,
+      })
+    }
+    const result: RedriveResult = {deadLetterQueue, target: name, examined: 0, moved: 0, dryRun: Boolean(options.dryRun), ids: []}
+    const dlq = await this.queueMeta(deadLetterQueue)
+    if (!dlq) return result
+    const stream = this.naming.queueStream(deadLetterQueue)
+    const limit = options.limit ?? Number.POSITIVE_INFINITY
+    const spacingMs = options.ratePerSecond ? 1000 / options.ratePerSecond : 0
+    let seq = dlq.info.state.first_seq
+    while (result.moved < limit && !options.signal?.aborted) {
+      const stored = await this.storedFrom(stream, this.naming.queueSubject(deadLetterQueue), seq)
+      if (!stored) break
+      seq = stored.seq + 1
+      result.examined++
+      const body = Buffer.from(stored.data ?? '', 'base64').toString('utf8')
+      const headers = parseHeaderBlock(stored.hdrs)
+      if (options.filter && !options.filter({body, headers})) continue
+      result.ids.push(String(stored.seq))
+      result.moved++
+      if (result.dryRun) continue
+      headers['x-redrive-count'] = String(Number(headers['x-redrive-count'] ?? 0) + 1)
+      try {
+        await this.publish(name, [{body, headers}], {blockTimeoutMs: 0})
+      } catch (error) {
+        if (!(error instanceof QueueFullError)) throw error
+        result.ids.pop()
+        result.moved--
+        result.stoppedFull = true
+        break
+      }
+      await this.client.api(`STREAM.MSG.DELETE.${stream}`, {seq: stored.seq, no_erase: true})
+      if (spacingMs > 0) await sleep(spacingMs, options.signal).catch(() => {})
+    }
+    return result
+  }
+
+  // ---- topics
+
+  private readonly topicCache = new Map<string, TopicSettings | null>()
+
+  private async topicSettings(topic: string): Promise<TopicSettings | undefined> {
+    if (!this.topicCache.has(topic)) this.topicCache.set(topic, (await this.topicMeta(topic))?.meta.settings ?? null)
+    return this.topicCache.get(topic) ?? undefined
+  }
+
+  async declareTopic(name: string, given: Partial<TopicSettings> = {}, placement: PlacementOptions = {}): Promise<TopicInfo> {
+    validateName(name, 'topic name')
+    const {replicas} = placement
+    if (given.maxBytes !== undefined && given.maxBytes !== null) this.refuseUnless('topic-max-bytes')
+    if (replicas !== undefined) this.replicasFor(replicas)
+    for (;;) {
+      const existing = await this.topicMeta(name)
+      if (existing) {
+        const differing = differingSettings(given, resolveTopicSettings(name, given, existing.meta.settings), existing.meta.settings)
+        if (differing.length > 0) {
+          throw new InvalidInputError(`topic ${name} already exists with other settings (${differing.join(', ')})`, {code: 'settings_differ'})
+        }
+        return this.topicInfo(existing.meta)
+      }
+      if (await this.queueMeta(name)) throw new WrongKindError(name, 'queue', {hint: `use \`mq consume ${name}\``})
+      if (replicas !== undefined) {
+        this.ready.delete(this.naming.topicStream)
+        await this.infra(this.naming.topicStream, {subjects: [`${this.naming.root}.t.>`], retention: 'limits', num_replicas: replicas, duplicate_window: DEFAULT_QUEUE_SETTINGS.dedupWindowMs * NS}).catch((error) => {
+          throw replicasError(error, replicas)
+        })
+      }
+      await this.topicsStream()
+      const meta: TopicMeta = {name, createdAt: Date.now(), settings: resolveTopicSettings(name, given)}
+      if (await this.casWrite(this.naming.metaSubject('topic', name), meta, 0)) {
+        this.topicCache.set(name, meta.settings)
+        return this.topicInfo(meta)
+      }
+    }
+  }
+
+  private async topicCounts(): Promise<Record<string, number>> {
+    const info = await this.streamInfo(this.naming.topicStream, `${this.naming.root}.t.>`)
+    const counts: Record<string, number> = {}
+    for (const [subject, count] of Object.entries(info?.state.subjects ?? {})) counts[this.naming.topicOf(subject)] = count
+    return counts
+  }
+
+  private async topicInfo(meta: TopicMeta, counts?: Record<string, number>): Promise<TopicInfo> {
+    const messages = (counts ?? (await this.topicCounts()))[meta.name] ?? 0
+    // JetStream keeps byte counts per stream, not per subject.
+    return {name: meta.name, createdAt: meta.createdAt, settings: meta.settings, messages, bytes: 0}
+  }
+
+  private async topicMetas(): Promise<TopicMeta[]> {
+    await this.meta()
+    const info = await this.streamInfo(this.naming.metaStream, this.naming.metaSubjects('topic'))
+    const metas: TopicMeta[] = []
+    await inWindows(Object.keys(info?.state.subjects ?? {}), async (subject) => {
+      const record = await this.lastRecord<TopicMeta>(this.naming.metaStream, subject)
+      if (record) metas.push(record.value)
+    })
+    return metas.sort((a, b) => a.name.localeCompare(b.name))
+  }
+
+  async listTopics(): Promise<TopicInfo[]> {
+    const [metas, counts] = await Promise.all([this.topicMetas(), this.topicCounts()])
+    return Promise.all(metas.map((meta) => this.topicInfo(meta, counts)))
+  }
+
+  async topicStats(name: string): Promise<TopicStats> {
+    validateName(name, 'topic name')
+    const found = await this.topicMeta(name)
+    if (!found) {
+      if (await this.queueMeta(name)) throw new WrongKindError(name, 'queue', {hint: `use \`mq queue stats ${name}\``})
+      throw new NotFoundError('topic', name, {hint: 'see `mq topic list`'})
+    }
+    const info = await this.topicInfo(found.meta)
+    const first = info.messages > 0 ? await this.storedFrom(this.naming.topicStream, this.naming.topicSubject(name), 1) : undefined
+    const subscriptions = (await this.subscriptionMetas()).filter((s) => this.naming.filterFor(s.meta.pattern).matcher.matches(name)).map((s) => s.meta.name)
+    const counts = await this.counters(`topic-${escapeCounter(name)}`)
+    return {
+      ...info,
+      oldestAgeMs: first ? Math.max(0, Date.now() - Date.parse(first.time)) : null,
+      subscriptions: subscriptions.sort(),
+      totals: {published: info.messages + (counts.discarded ?? 0), discarded: counts.discarded ?? 0},
+    }
+  }
+
+  async deleteTopic(name: string): Promise<{deleted: number}> {
+    validateName(name, 'topic name')
+    if (!(await this.topicMeta(name))) throw new NotFoundError('topic', name, {hint: 'see `mq topic list`'})
+    const {purged} = await this.client.api<{purged: number}>(`STREAM.PURGE.${this.naming.topicStream}`, {filter: this.naming.topicSubject(name)})
+    await this.purgeMeta(this.naming.metaSubject('topic', name))
+    await this.purgeMeta(this.naming.metaSubject('count', `topic-${escapeCounter(name)}`))
+    this.topicCache.delete(name)
+    return {deleted: purged}
+  }
+
+  private async publishTopic(name: string, messages: OutgoingMessage[]): Promise<PublishResult[]> {
+    const settings = (await this.topicSettings(name)) ?? resolveTopicSettings(name, {})
+    checkBodySizes(name, settings.maxBodyBytes, messages)
+    const subject = this.naming.topicSubject(name)
+    const results = await inWindows(messages, async (message) => {
+      const {data, headers} = this.encodeMessage(message)
+      const ack = await this.client.publish(subject, data, headers)
+      return {id: String(ack.seq), destination: name, kind: 'topic' as const, ...(ack.duplicate ? {duplicate: true} : {})}
+    })
+    if (settings.maxMessages !== null) {
+      const {purged} = await this.client.api<{purged: number}>(`STREAM.PURGE.${this.naming.topicStream}`, {filter: subject, keep: settings.maxMessages})
+      if (purged > 0) await this.bump(`topic-${escapeCounter(name)}`, {discarded: purged})
+    }
+    return results
+  }
+
+  // ---- subscriptions
+
+  private async subscriptionMetas(): Promise<{consumer: ConsumerInfo; meta: SubscriptionMeta}[]> {
+    if (!(await this.streamInfo(this.naming.topicStream))) return []
+    const out: {consumer: ConsumerInfo; meta: SubscriptionMeta}[] = []
+    for (let offset = 0; ; ) {
+      const page = await this.client.api<{consumers: ConsumerInfo[] | null; total: number}>(`CONSUMER.LIST.${this.naming.topicStream}`, {offset})
+      const consumers = page.consumers ?? []
+      for (const consumer of consumers) {
+        const meta = subscriptionMetaOf(consumer)
+        if (meta) out.push({consumer, meta})
+      }
+      offset += consumers.length
+      if (consumers.length === 0 || offset >= page.total) return out
+    }
+  }
+
+  private async durableMeta(name: string): Promise<SubscriptionMeta | undefined> {
+    const consumer = await this.consumerInfo(this.naming.topicStream, this.naming.subscriptionConsumer(name))
+    return consumer && subscriptionMetaOf(consumer)
+  }
+
+  async subscribe(pattern: string, options: SubscribeOptions = {}): Promise<Subscription> {
+    const {filter, exact, matcher} = this.naming.filterFor(pattern)
+    if (options.durable !== undefined) validateName(options.durable, 'subscription name')
+    if (matcher.literal && (await this.queueMeta(pattern))) throw new WrongKindError(pattern, 'queue', {hint: `consume it with \`mq consume ${pattern}\``})
+    await this.topicsStream()
+    const durable = options.durable !== undefined
+    const name = options.durable ?? `~${process.pid}.${randomBytes(3).toString('hex')}`
+    const consumerName = durable ? this.naming.subscriptionConsumer(name) : `E_${process.pid}_${randomBytes(3).toString('hex')}`
+    if (durable) {
+      const existing = await this.durableMeta(name)
+      if (existing) {
+        if (existing.pattern !== pattern) {
+          throw new InvalidInputError(`durable subscription ${name} already exists with pattern "${existing.pattern}", not "${pattern}"`, {
+            code: 'pattern_differs',
+            hint: `use another name, or delete it with \`mq subscription delete ${name}\``,
+          })
+        }
+        return this.subscriptionHandle(existing, consumerName, exact ? undefined : (topic) => matcher.matches(topic), true)
+      }
+    }
+    const base = {...DEFAULT_QUEUE_SETTINGS, deadLetterQueue: durable ? defaultDeadLetterQueue(name) : EPHEMERAL_DEAD_LETTER_QUEUE}
+    const full = resolveQueueSettings(name, options.settings ?? {}, base)
+    const settings: SubscriptionSettings = {
+      visibilityTimeoutMs: full.visibilityTimeoutMs,
+      maxDeliveries: full.maxDeliveries,
+      deadLetterQueue: full.deadLetterQueue,
+      retryBackoffMs: full.retryBackoffMs,
+      retryBackoffMaxMs: full.retryBackoffMaxMs,
+    }
+    const meta: SubscriptionMeta = {mq: 'subscription', name, pattern, durable, createdAt: Date.now(), settings, ...(durable ? {} : {pid: process.pid})}
+    const start = options.start ?? {kind: 'new'}
+    const startConfig: Record<string, unknown> = {deliver_policy: 'new'}
+    if (start.kind === 'all') startConfig.deliver_policy = 'all'
+    else if (start.kind === 'since') Object.assign(startConfig, {deliver_policy: 'by_start_time', opt_start_time: new Date(start.time).toISOString()})
+    else if (start.kind === 'from-id') {
+      if (!/^[1-9]\d{0,15}$/.test(start.id)) throw new InvalidInputError(`--from-id "${printable(start.id, 30)}" is not a message id`, {hint: 'message ids are positive whole numbers'})
+      Object.assign(startConfig, {deliver_policy: 'by_start_sequence', opt_start_seq: Number(start.id)})
+    }
+    const config = this.consumerConfig(consumerName, settings, {description: JSON.stringify(meta), filter_subject: filter, ...startConfig})
+    if (!durable) {
+      delete config.durable_name
+      config.inactive_threshold = EPHEMERAL_INACTIVE_MS * NS
+      config.name = consumerName
+    }
+    const stream = this.naming.topicStream
+    if (durable) await this.client.api(`CONSUMER.DURABLE.CREATE.${stream}.${consumerName}`, {stream_name: stream, config})
+    else {
+      const created = await this.client.api<ConsumerInfo>(`CONSUMER.CREATE.${stream}`, {stream_name: stream, config})
+      return this.subscriptionHandle(meta, created.name, exact ? undefined : (topic) => matcher.matches(topic), false)
+    }
+    return this.subscriptionHandle(meta, consumerName, exact ? undefined : (topic) => matcher.matches(topic), false)
+  }
+
+  private subscriptionHandle(meta: SubscriptionMeta, consumer: string, matches: ((topic: string) => boolean) | undefined, resumed: boolean): Subscription {
+    const source: Source = {stream: this.naming.topicStream, consumer, kind: 'subscription', name: meta.name, settings: meta.settings, matches}
+    let closed = false
+    return {
+      name: meta.name,
+      pattern: meta.pattern,
+      durable: meta.durable,
+      resumed,
+      settings: meta.settings,
+      receive: (options) => this.pullDeliveries(source, options),
+      close: async () => {
+        if (closed || meta.durable || this.closed) return
+        closed = true
+        await this.deleteConsumer(consumer)
+      },
+    }
+  }
+
+  private async deleteConsumer(consumer: string): Promise<void> {
+    try {
+      await this.client.api(`CONSUMER.DELETE.${this.naming.topicStream}.${consumer}`)
+    } catch (error) {
+      if (!(error instanceof JsApiError && error.error.err_code === ERR.consumerNotFound)) throw error
+    }
+    await this.forgetLeases(this.naming.topicStream, consumer)
+    await this.purgeMeta(this.naming.metaSubject('count', `${this.naming.topicStream}-${consumer}`))
+  }
+
+  async listSubscriptions(): Promise<SubscriptionInfo[]> {
+    return (await this.subscriptionMetas())
+      .map(({meta}) => ({name: meta.name, pattern: meta.pattern, durable: meta.durable, createdAt: meta.createdAt, ...(meta.durable ? {} : {pid: meta.pid})}))
+      .sort((a, b) => a.name.localeCompare(b.name))
+  }
+
+  private async findSubscription(name: string): Promise<{consumer: ConsumerInfo; meta: SubscriptionMeta}> {
+    validateName(name.replace(/^~/, ''), 'subscription name')
+    const found = (await this.subscriptionMetas()).find((s) => s.meta.name === name)
+    if (!found) throw new NotFoundError('subscription', name, {hint: 'see `mq subscription list`'})
+    return found
+  }
+
+  async subscriptionStats(name: string): Promise<SubscriptionStats> {
+    const {consumer, meta} = await this.findSubscription(name)
+    const now = Date.now()
+    const leases = await this.leaseRecords(this.naming.topicStream, consumer.name)
+    const delayed = consumer.num_ack_pending === 0 ? 0 : [...leases.values()].filter((l) => l.s === 'd' && l.u > now).length
+    const oldest = consumer.num_ack_pending > 0 ? await this.storedFrom(this.naming.topicStream, consumer.config.filter_subject ?? '>', consumer.ack_floor.stream_seq + 1) : undefined
+    const {matcher} = this.naming.filterFor(meta.pattern)
+    const counts = await this.counters(`${this.naming.topicStream}-${consumer.name}`)
+    return {
+      name: meta.name,
+      pattern: meta.pattern,
+      durable: meta.durable,
+      createdAt: meta.createdAt,
+      ...(meta.durable ? {} : {pid: meta.pid}),
+      lag: consumer.num_pending,
+      inFlight: Math.max(0, consumer.num_ack_pending - delayed),
+      pendingRedelivery: delayed,
+      oldestUnackedAgeMs: oldest ? Math.max(0, now - Date.parse(oldest.time)) : null,
+      topics: (await this.topicMetas()).map((t) => t.name).filter((t) => matcher.matches(t)),
+      settings: meta.settings,
+      totals: {acked: counts.acked ?? 0, deadLettered: counts.deadLettered ?? 0},
+    }
+  }
+
+  async deleteSubscription(name: string): Promise<void> {
+    const {consumer} = await this.findSubscription(name)
+    await this.deleteConsumer(consumer.name)
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    await this.client.close()
+  }
+}
+
+function queueInfo(meta: QueueMeta, info: StreamInfo): QueueInfo {
+  return {name: meta.name, createdAt: meta.createdAt, settings: meta.settings, depth: info.state.messages, bytes: info.state.bytes}
+}
+
+function subscriptionMetaOf(consumer: ConsumerInfo): SubscriptionMeta | undefined {
+  try {
+    const meta = JSON.parse(consumer.config.description ?? '') as SubscriptionMeta
+    return meta.mq === 'subscription' ? meta : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * `$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<delivery seq>.<ns>.<pending>` (servers
+ * before 2.10), or the longer form with domain and account hash in front and a token behind.
+ */
+export function parseAckSubject(subject: string): AckInfo | undefined {
+  const tokens = subject.split('.')
+  if (tokens[0] !== '$JS' || tokens[1] !== 'ACK') return undefined
+  const at = tokens.length === 9 ? 2 : tokens.length >= 11 ? 4 : -1
+  if (at === -1) return undefined
+  const numeric = tokens.slice(at + 2, at + 6)
+  if (!numeric.every((t) => /^\d{1,20}$/.test(t))) return undefined
+  const [count, streamSeq, deliverySeq] = numeric.map(Number)
+  if (!(count >= 1 && streamSeq >= 1 && deliverySeq >= 1)) return undefined
+  return {
+    subject,
+    stream: tokens[at],
+    consumer: tokens[at + 1],
+    count,
+    streamSeq,
+    deliverySeq,
+    publishedAt: Math.round(Number(BigInt(tokens[at + 5]) / 1000n) / 1000),
+  }
+}
+
+/** Runs `work` over items with at most WINDOW in flight; results in order. */
+async function inWindows<T, R>(items: T[], work: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results: R[] = Array.from({length: items.length})
+  for (let start = 0; start < items.length; start += WINDOW) {
+    const slice = items.slice(start, start + WINDOW)
+    const done = await Promise.all(slice.map((item, offset) => work(item, start + offset)))
+    done.forEach((result, offset) => (results[start + offset] = result))
+  }
+  return results
+}
+
+function wrapAt(check: () => void, index: number, count: number): void {
+  try {
+    check()
+  } catch (error) {
+    if (error instanceof InvalidInputError) throw atMessage(error, index, count)
+    throw error
+  }
+}
+
+/** The server refuses more replicas than it has servers: say so as a usage error. */
+function replicasError(error: unknown, replicas: number | undefined): unknown {
+  if (replicas === undefined || !(error instanceof JsApiError) || !/replica|cluster|peers/i.test(error.message)) return error
+  return new InvalidInputError(`cannot keep ${replicas} replicas: ${error.message}`, {hint: 'use --replicas N with N no more than the servers of the cluster'})
+}
+
+function escapeCounter(name: string): string {
+  return name.replaceAll('.', '_d')
+}

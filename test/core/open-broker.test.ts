@@ -1,0 +1,40 @@
+import {expect} from 'chai'
+import {resolve} from 'node:path'
+
+import {InvalidInputError} from '../../src/core/errors.js'
+import {parseBrokerUrl, selectBroker} from '../../src/core/open-broker.js'
+
+describe('broker selection', () => {
+  const env = {HOME: '/home/u', XDG_DATA_HOME: '/data'}
+
+  it('precedence: --broker > MQ_URL > --home / MQ_HOME > the per-user folder', () => {
+    expect(selectBroker({}, env).target).to.deep.equal({kind: 'file', home: resolve('/data/mqctl')})
+    expect(selectBroker({}, {...env, MQ_HOME: '/a'}).target).to.deep.equal({kind: 'file', home: '/a'})
+    expect(selectBroker({homeFlag: '/b'}, {...env, MQ_HOME: '/a'}).target).to.deep.equal({kind: 'file', home: '/b'})
+    const viaEnv = selectBroker({homeFlag: '/b'}, {...env, MQ_URL: 'nats://n1:4222'})
+    expect(viaEnv.target.kind).to.equal('nats')
+    // The folder still holds what stays local (rules, journal, daemon files).
+    expect(viaEnv.home).to.equal('/b')
+    const viaFlag = selectBroker({brokerFlag: 'file:/c'}, {...env, MQ_URL: 'nats://n1:4222'})
+    expect(viaFlag).to.deep.equal({target: {kind: 'file', home: '/c'}, home: '/c'})
+  })
+
+  it('--broker together with --home is a usage error', () => {
+    expect(() => selectBroker({brokerFlag: 'nats://n1', homeFlag: '/b'}, env)).to.throw(InvalidInputError, /--broker and --home/)
+  })
+
+  it('reads server lists, credentials, creds files and prefixes, and hides secrets', () => {
+    const target = parseBrokerUrl('nats://bob:p%40ss@h1:4222,h2?prefix=team1')
+    expect(target).to.deep.include({kind: 'nats', servers: ['h1:4222', 'h2:4222'], user: 'bob', pass: 'p@ss', prefix: 'team1'})
+    expect((target as {display: string}).display).to.equal('nats://bob:***@h1:4222,h2:4222?prefix=team1')
+    const token = parseBrokerUrl('nats://s3cret@127.0.0.1:4333?creds=/etc/mq.creds', 'other')
+    expect(token).to.deep.include({token: 's3cret', credsFile: '/etc/mq.creds', prefix: 'other'})
+    expect((token as {display: string}).display).to.not.include('s3cret')
+  })
+
+  it('refuses what it cannot read, with the URL forms', () => {
+    for (const bad of ['amqp://h', 'nats://', 'nats://h:x', 'nats://h?colour=red', 'file:', 'nats://h?prefix=a.b']) {
+      expect(() => parseBrokerUrl(bad), bad).to.throw(InvalidInputError)
+    }
+  })
+})

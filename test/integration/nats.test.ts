@@ -1,0 +1,149 @@
+import {expect} from 'chai'
+import {execFile} from 'node:child_process'
+import {randomBytes} from 'node:crypto'
+import {readFileSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+import {promisify} from 'node:util'
+
+import {BIN, jsonLines, mq, type RunOptions, start, tempHome, waitFor} from '../helpers.js'
+import {freePort, type NatsServer, requireNatsServer, startNatsServer} from '../nats-server.js'
+
+const run = promisify(execFile)
+
+describe('the CLI on a nats:// broker (real nats-server)', function () {
+  let server: NatsServer | undefined
+  let binary: string
+  let url: string
+  let home: string
+
+  before(async function () {
+    binary = requireNatsServer(this)
+    server = await startNatsServer({binary})
+  })
+  after(async () => {
+    await server?.stop()
+  })
+  beforeEach(() => {
+    // A prefix per test: its own streams and consumers on the shared server.
+    url = `${server!.url}?prefix=t${randomBytes(4).toString('hex')}`
+    home = tempHome()
+  })
+
+  const on = (options: RunOptions = {}): RunOptions => ({home, ...options, env: {MQ_URL: url, ...options.env}})
+  const stats = async (queue: string) => JSON.parse((await mq(['queue', 'stats', queue, '--json'], on())).stdout)
+
+  it('consume --ack manual --json | jq -r .receipt | mq ack settles across processes; the same receipts again exit 5', async () => {
+    expect((await mq(['publish', 'jobs', '--lines'], on({input: 'a\nb\nc\n'}))).code).to.equal(0)
+    const pipeline = `"${process.execPath}" "${BIN}" consume jobs -n 3 --ack manual --json | tee "${home}/deliveries" | jq -r .receipt | "${process.execPath}" "${BIN}" ack --json`
+    const {stdout} = await run('sh', ['-c', pipeline], {env: {...process.env, MQ_URL: url, MQ_HOME: home, CI: ''}})
+    expect(JSON.parse(stdout)).to.deep.equal({settled: 3, stale: []})
+    expect(jsonLines<{body: string}>(readFileSync(join(home, 'deliveries'), 'utf8')).map((d) => d.body)).to.deep.equal(['a', 'b', 'c'])
+    expect((await stats('jobs')).depth).to.equal(0)
+    const receipts = jsonLines<{receipt: string}>(readFileSync(join(home, 'deliveries'), 'utf8')).map((d) => d.receipt)
+    const again = await mq(['ack', ...receipts], on())
+    expect(again.code).to.equal(5)
+    expect(again.stderr).to.match(/stale/)
+  })
+
+  it('a receipt whose lease ran out and was redelivered is stale (exit 5); the redelivery’s receipt works', async () => {
+    await mq(['publish', 'jobs', 'work'], on())
+    const [first] = jsonLines<{receipt: string}>((await mq(['consume', 'jobs', '--ack', 'manual', '--json', '--visibility-timeout', '200ms'], on())).stdout)
+    const second = await mq(['consume', 'jobs', '--ack', 'manual', '--json', '--wait', '10s'], on())
+    const [redelivery] = jsonLines<{receipt: string; attempt: number}>(second.stdout)
+    expect(redelivery.attempt).to.equal(2)
+    const stale = await mq(['ack', first.receipt], on())
+    expect([stale.code, stale.stderr]).to.satisfy(([code, stderr]: [number, string]) => code === 5 && /stale/.test(stderr))
+    expect((await stats('jobs')).depth).to.equal(1)
+    expect((await mq(['ack', redelivery.receipt], on())).code).to.equal(0)
+    expect((await stats('jobs')).depth).to.equal(0)
+  })
+
+  it('--exec workers with --parallel handle every message once; exit 65 dead-letters with the headers', async () => {
+    const lines = Array.from({length: 20}, (_, i) => `m${i}`)
+    await mq(['publish', 'work', '--lines'], on({input: lines.join('\n') + '\n'}))
+    await mq(['publish', 'work', 'poison'], on())
+    const out = join(home, 'out')
+    const script = `read body; if [ "$body" = poison ]; then exit 65; fi; echo "$body $MQ_ATTEMPT" >> "${out}"`
+    const worker = await mq(['consume', 'work', '-n', '21', '--exec', script, '--parallel', '4', '--wait', '20s'], on({timeoutMs: 60_000}))
+    expect(worker.code, worker.stderr).to.equal(0)
+    const handled = readFileSync(out, 'utf8').trim().split('\n').sort()
+    expect(handled).to.deep.equal(lines.map((l) => `${l} 1`).sort())
+    const dead = jsonLines<{body: string; headers: Record<string, string>}>((await mq(['consume', 'work.dlq', '--json'], on())).stdout)
+    expect(dead[0].body).to.equal('poison')
+    expect(dead[0].headers).to.include({'x-dead-letter-reason': 'rejected', 'x-original-queue': 'work'})
+  })
+
+  it('two hosts (different MQ_HOME, same broker) share one queue’s work exactly once', async () => {
+    const count = 60
+    await mq(['publish', 'shared', '--lines'], on({input: Array.from({length: count}, (_, i) => `job${i}`).join('\n') + '\n'}))
+    const out = join(home, 'handled')
+    writeFileSync(out, '')
+    const script = `read body; echo "$body $MQ_MESSAGE_ID" >> "${out}"`
+    const hosts = [tempHome(), tempHome()].map((hostHome) =>
+      start(['consume', 'shared', '-f', '--exec', script, '--parallel', '2', '--prefetch', '5'], {home: hostHome, env: {MQ_URL: url}, timeoutMs: 60_000}),
+    )
+    await waitFor(() => readFileSync(out, 'utf8').split('\n').filter(Boolean).length >= count, `${count} handled jobs`, 30_000)
+    for (const host of hosts) host.kill('SIGINT')
+    const results = await Promise.all(hosts.map((h) => h.done))
+    for (const result of results) expect(result.code, result.stderr).to.equal(130)
+    const handled = readFileSync(out, 'utf8').split('\n').filter(Boolean)
+    expect(handled).to.have.length(count)
+    expect(new Set(handled.map((line) => line.split(' ')[0])).size).to.equal(count)
+    expect((await stats('shared')).depth).to.equal(0)
+  })
+
+  it('refuses what the server version cannot do safely: exit 2 naming the feature, the server and the alternative', async () => {
+    const delayed = await mq(['publish', 'jobs', 'x', '--delay', '5s'], on())
+    expect(delayed.code).to.equal(2)
+    expect(delayed.stderr).to.match(/--delay.*nats-server 2\.\d+\.\d+.*nack --delay/)
+    const bytes = await mq(['queue', 'create', 'small', '--max-bytes', '1KiB'], on())
+    expect(bytes.code).to.equal(2)
+    expect(bytes.stderr).to.match(/--max-bytes.*drops old messages.*--max-length/)
+    expect((await mq(['queue', 'list'], on())).stdout).to.equal('')
+  })
+
+  it('max length: reject exits 4, drop-oldest keeps the newest, both on the server', async () => {
+    await mq(['queue', 'create', 'full', '--max-length', '2'], on())
+    await mq(['publish', 'full', '--lines'], on({input: '1\n2\n'}))
+    const rejected = await mq(['publish', 'full', '3'], on())
+    expect(rejected.code).to.equal(4)
+    await mq(['queue', 'create', 'rolling', '--max-length', '2', '--overflow', 'drop-oldest'], on())
+    await mq(['publish', 'rolling', '--lines'], on({input: '1\n2\n3\n4\n'}))
+    const got = await mq(['consume', 'rolling', '-n', '5'], on())
+    expect(got.stdout).to.equal('3\n4\n')
+  })
+
+  it('mq broker info names the broker, the server version and the feature table', async () => {
+    const info = JSON.parse((await mq(['broker', 'info', '--json'], on())).stdout)
+    expect(info.driver).to.equal('nats')
+    expect(info.server.version).to.match(/^2\.\d+\.\d+/)
+    expect(info.capabilities.features['stale-receipts'].support).to.equal('emulated')
+    const file = JSON.parse((await mq(['broker', 'info', '--json'], {home})).stdout)
+    expect(file.driver).to.equal('file')
+  })
+
+  it('the file broker refuses --replicas; --broker with --home is a usage error', async () => {
+    const replicas = await mq(['queue', 'create', 'q', '--replicas', '3'], {home})
+    expect(replicas.code).to.equal(2)
+    expect(replicas.stderr).to.match(/--replicas.*file broker/)
+    const both = await mq(['publish', 'q', 'x', '--broker', url, '--home', home], {home})
+    expect(both.code).to.equal(2)
+  })
+
+  it('connection problems: one line, exit 1, the URL with the password hidden and what to do; never a hang', async () => {
+    const closed = await freePort()
+    const refused = await mq(['publish', 'q', 'x', '--broker', `nats://alice:s3cret@127.0.0.1:${closed}`], {home, timeoutMs: 30_000})
+    expect(refused.code).to.equal(1)
+    expect(refused.stderr.trim().split('\n')).to.have.length(1)
+    expect(refused.stderr).to.include(`nats://alice:***@127.0.0.1:${closed}`).and.match(/nats-server running with -js/)
+    expect(refused.stderr).to.not.include('s3cret')
+    const plain = await startNatsServer({binary, jetstream: false})
+    try {
+      const noJs = await mq(['publish', 'q', 'x', '--broker', plain.url], {home, timeoutMs: 30_000})
+      expect(noJs.code).to.equal(1)
+      expect(noJs.stderr).to.match(/JetStream.*-js/)
+    } finally {
+      await plain.stop()
+    }
+  })
+})
