@@ -17,7 +17,9 @@ export function natsServerBinary(): string | undefined {
     try {
       accessSync(candidate, constants.X_OK)
       return candidate
-    } catch {}
+    } catch {
+      // not there (or not executable): try the next folder
+    }
   }
   return undefined
 }

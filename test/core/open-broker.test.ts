@@ -1,8 +1,10 @@
 import {expect} from 'chai'
-import {resolve} from 'node:path'
+import {readdirSync, readFileSync} from 'node:fs'
+import {join, resolve} from 'node:path'
 
 import {InvalidInputError} from '../../src/core/errors.js'
 import {parseBrokerUrl, selectBroker} from '../../src/core/open-broker.js'
+import {ROOT} from '../helpers.js'
 
 describe('broker selection', () => {
   const env = {HOME: '/home/u', XDG_DATA_HOME: '/data'}
@@ -35,6 +37,20 @@ describe('broker selection', () => {
   it('refuses what it cannot read, with the URL forms', () => {
     for (const bad of ['amqp://h', 'nats://', 'nats://h:x', 'nats://h?colour=red', 'file:', 'nats://h?prefix=a.b']) {
       expect(() => parseBrokerUrl(bad), bad).to.throw(InvalidInputError)
+    }
+  })
+
+  it('the fast launcher reaches the NATS client only through a dynamic import (file-broker commands never load it)', () => {
+    const dir = join(ROOT, 'dist', 'fast')
+    const files = readdirSync(dir).filter((f) => f.endsWith('.js'))
+    const withClient = files.filter((f) => readFileSync(join(dir, f), 'utf8').includes('@nats-io/'))
+    expect(withClient, 'run `npm run build` first').to.have.length(1)
+    const chunk = withClient[0]
+    for (const file of files.filter((f) => f !== chunk)) {
+      const text = readFileSync(join(dir, file), 'utf8')
+      const mentions = text.split(chunk).length - 1
+      const dynamic = text.split(`import("./${chunk}")`).length - 1
+      expect(mentions, file).to.equal(dynamic)
     }
   })
 })

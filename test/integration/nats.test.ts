@@ -65,7 +65,9 @@ describe('the CLI on a nats:// broker (real nats-server)', function () {
     const out = join(home, 'out')
     const script = `read body; if [ "$body" = poison ]; then exit 65; fi; echo "$body $MQ_ATTEMPT" >> "${out}"`
     const worker = await mq(['consume', 'work', '-n', '21', '--exec', script, '--parallel', '4', '--wait', '20s'], on({timeoutMs: 60_000}))
-    expect(worker.code, worker.stderr).to.equal(0)
+    // A worker that dead-lettered something says so with exit 1.
+    expect(worker.code, worker.stderr).to.equal(1)
+    expect(worker.stderr).to.match(/20 acked, 1 dead-lettered/)
     const handled = readFileSync(out, 'utf8').trim().split('\n').sort()
     expect(handled).to.deep.equal(lines.map((l) => `${l} 1`).sort())
     const dead = jsonLines<{body: string; headers: Record<string, string>}>((await mq(['consume', 'work.dlq', '--json'], on())).stdout)
@@ -145,5 +147,43 @@ describe('the CLI on a nats:// broker (real nats-server)', function () {
     } finally {
       await plain.stop()
     }
+  })
+
+  it('trigger runs rules whose publish action goes to the nats:// broker; the journal stays in the folder', async () => {
+    expect((await mq(['rule', 'add', 'fwd', '--type', 'order.created', '--publish', 'orders'], on())).code).to.equal(0)
+    const triggered = await mq(['trigger', 'order.created', '--data', '{"n":1}', '--id', 'e1'], on())
+    expect(triggered.code, triggered.stderr).to.equal(0)
+    const [delivery] = jsonLines<{body: string}>((await mq(['consume', 'orders', '--json'], on())).stdout)
+    expect(JSON.parse(delivery.body)).to.deep.include({id: 'e1', type: 'order.created'})
+    // The same event id again runs nothing: dedup is in the folder's journal.
+    expect((await mq(['trigger', 'order.created', '--data', '{"n":1}', '--id', 'e1'], on())).code).to.equal(0)
+    expect((await mq(['consume', 'orders'], on())).code).to.equal(3)
+    expect((await mq(['events', 'list', '--json'], on())).stdout).to.include('e1')
+  })
+
+  it('daemon start --broker: HTTP ingest publishes to the nats:// broker, /metrics reads it', async () => {
+    const started = await mq(['daemon', 'start', '--broker', url, '--http-port', '0', '--json'], {home, timeoutMs: 30_000})
+    expect(started.code, started.stderr).to.equal(0)
+    try {
+      const {port} = JSON.parse(started.stdout).http
+      const token = readFileSync(join(home, 'daemon.token'), 'utf8').trim()
+      const headers = {authorization: `Bearer ${token}`}
+      const posted = await fetch(`http://127.0.0.1:${port}/queues/jobs/messages`, {method: 'POST', headers, body: 'via http'})
+      expect(posted.status).to.equal(201)
+      expect((await mq(['consume', 'jobs'], on())).stdout).to.equal('via http\n')
+      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`, {headers})).text()
+      expect(metrics).to.include('mq_queue_acked_total{queue="jobs"} 1')
+    } finally {
+      expect((await mq(['daemon', 'stop'], {home, timeoutMs: 30_000})).code).to.equal(0)
+    }
+  })
+
+  it('an ephemeral subscription vanishes after its process is killed', async () => {
+    const env = {MQ_NATS_EPHEMERAL_INACTIVE_MS: '1000'}
+    const sub = start(['subscribe', 'logs.#', '-f'], on({env}))
+    await waitFor(async () => JSON.parse((await mq(['subscription', 'list', '--json'], on())).stdout).length === 1, 'the ephemeral subscription', 20_000, 200)
+    sub.kill('SIGKILL')
+    await sub.done
+    await waitFor(async () => JSON.parse((await mq(['subscription', 'list', '--json'], on())).stdout).length === 0, 'the subscription to vanish', 30_000, 200)
   })
 })

@@ -2,7 +2,7 @@ import {existsSync, rmSync, watch, type FSWatcher} from 'node:fs'
 import {createServer, type Server, type Socket} from 'node:net'
 import {basename, dirname} from 'node:path'
 
-import type {OutgoingMessage, PublishOptions, PublishResult} from '../broker.js'
+import {type Broker, type GroupPublisher, isGroupPublisher, type OutgoingMessage, type PublishOptions, type PublishResult} from '../broker.js'
 import {monotonicNow} from '../clock.js'
 import {type CloudEvent, validateEvent} from '../engine/cloudevents.js'
 import {Engine, type TriggerSummary} from '../engine/engine.js'
@@ -20,6 +20,8 @@ import {connect, frameId, onJsonLines, parseRequest, type Reply, type Request} f
 
 export interface DaemonOptions {
   home: string
+  /** The broker publishes and actions go to (default: the file broker of `home`). The journal stays in `home`. */
+  broker?: Broker
   rulesPath: string
   /** 127.0.0.1 port for HTTP ingest; 0 picks a free one; null turns HTTP off. */
   httpPort: number | null
@@ -56,7 +58,9 @@ interface QueuedPublish {
  * the rules' sources, and serves HTTP ingest and metrics on 127.0.0.1.
  */
 export class Daemon {
-  private readonly broker: FileBroker
+  /** The folder: the event journal, and the broker too unless another was given. */
+  private readonly local: FileBroker
+  private readonly broker: Broker
   private engine!: Engine
   private rules!: LoadedRules
   private rulesError?: string
@@ -81,7 +85,8 @@ export class Daemon {
   private stopped?: Promise<void>
 
   constructor(private readonly options: DaemonOptions) {
-    this.broker = new FileBroker(options.home)
+    this.local = new FileBroker(options.home)
+    this.broker = options.broker ?? this.local
   }
 
   /** Starts everything; throws if another daemon already serves this folder (or anything fails, after undoing what started). */
@@ -106,7 +111,7 @@ export class Daemon {
     this.rules = await readRules(this.options.rulesPath)
     this.engine = new Engine({
       broker: this.broker,
-      journal: this.broker.journal,
+      journal: this.local.journal,
       rules: this.rules.validated,
       baseDir: this.rules.dir,
       env: {...process.env, MQ_HOME: this.options.home},
@@ -173,6 +178,7 @@ export class Daemon {
     rmSync(paths.state, {force: true})
     releasePidFile(this.options.home)
     await this.broker.close()
+    if (this.broker !== this.local) await this.local.close()
     this.options.log('daemon: stopped')
   }
 
@@ -259,6 +265,11 @@ export class Daemon {
   /** Queues a publish for the next group commit; resolves once it is durable. */
   publish(request: {name: string; messages: OutgoingMessage[]; options: Omit<PublishOptions, 'signal'>; socket?: Socket}): Promise<PublishResult[]> {
     if (this.draining) return Promise.reject(new DaemonUnavailableError('the daemon is stopping'))
+    // A broker without group commit (nats://) takes each publish as it comes, blocking itself.
+    if (!isGroupPublisher(this.broker)) {
+      this.metrics.counts.published++
+      return this.broker.publish(request.name, request.messages, request.options)
+    }
     return new Promise((resolve, reject) => {
       this.queue.push({
         ...request,
@@ -283,7 +294,7 @@ export class Daemon {
       const batch = this.queue.splice(0, GROUP_MAX)
       let outcomes
       try {
-        outcomes = this.broker.publishGroup(batch)
+        outcomes = (this.broker as Broker & GroupPublisher).publishGroup(batch)
       } catch (error) {
         for (const request of batch) request.reject(error)
         continue
@@ -391,7 +402,7 @@ export class Daemon {
   private startSources(): void {
     const {sources, schedules} = this.rules.validated
     if (sources.length === 0) return
-    const journal = this.broker.journal
+    const journal = this.local.journal
     this.sources = startSources(sources, schedules, {
       emit: async (event) => void (await this.accept(event)),
       state: {load: (name) => journal.loadSourceState(name), save: (name, state) => journal.saveSourceState(name, state)},

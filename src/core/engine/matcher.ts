@@ -317,13 +317,11 @@ class PathNode {
   guarded: boolean[] = []
 
   at(path: string[]): PathNode {
-    let node: PathNode = this
-    for (const key of path) {
+    return path.reduce<PathNode>((node, key) => {
       let next = node.children.get(key)
       if (!next) node.children.set(key, (next = new PathNode()))
-      node = next
-    }
-    return node
+      return next
+    }, this)
   }
 
   field(): FieldIndex {

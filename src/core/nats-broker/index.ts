@@ -48,8 +48,11 @@ import {Naming} from './naming.js'
 const QUEUE_CONSUMER = 'mq'
 /** Longest single pull request while long-polling; the loop re-asks until the wait is over. */
 const PULL_CHUNK_MS = 30_000
-/** Ephemeral subscriptions vanish this long after their process stopped pulling (killed, say). */
-const EPHEMERAL_INACTIVE_MS = 30_000
+/**
+ * Ephemeral subscriptions vanish this long after their process stopped pulling (killed, say);
+ * MQ_NATS_EPHEMERAL_INACTIVE_MS shortens it (the tests do).
+ */
+const EPHEMERAL_INACTIVE_MS = Number(process.env.MQ_NATS_EPHEMERAL_INACTIVE_MS) || 30_000
 /** Lease records outlive any lease (12 h at most) and are then dropped by the server. */
 const LEASE_RECORD_AGE_MS = 7 * 86_400_000
 /** In-flight requests at once when settling or publishing a large batch. */
@@ -98,6 +101,8 @@ interface AckInfo {
   streamSeq: number
   deliverySeq: number
   publishedAt: number
+  /** The lease record's sequence when the receipt was issued. */
+  leaseSeq?: number
 }
 
 /** Where deliveries come from: a queue's consumer or a subscription's. */
@@ -580,8 +585,10 @@ export class JetStreamBroker implements Broker {
   }
 
   private encodeMessage(message: OutgoingMessage) {
+    const entries = Object.entries(message.headers ?? {})
+    if (entries.length === 0 && message.dedupId === undefined) return {data: encodeText(message.body), headers: undefined}
     const headers = this.client.headers()
-    for (const [key, value] of Object.entries(message.headers ?? {})) headers.set(key, value)
+    for (const [key, value] of entries) headers.set(key, value)
     if (message.dedupId !== undefined) headers.set('Nats-Msg-Id', message.dedupId)
     return {data: encodeText(message.body), headers}
   }
@@ -743,9 +750,13 @@ export class JetStreamBroker implements Broker {
       }
       if (options.autoAck) this.client.send(msg.reply, '+ACK')
       else {
-        delivery.receipt = `n.${Buffer.from(msg.reply).toString('base64url')}`
         const record: LeaseRecord = {d: ack.deliverySeq, s: 'l', u: now + lease, c: ack.count}
-        work.push(this.client.publish(this.naming.leaseSubject(ack.stream, ack.consumer, ack.streamSeq), JSON.stringify(record)))
+        // The receipt carries the lease record's sequence: settling it is then one compare-and-set.
+        work.push(
+          this.client.publish(this.naming.leaseSubject(ack.stream, ack.consumer, ack.streamSeq), JSON.stringify(record)).then(({seq}) => {
+            delivery.receipt = `n.${Buffer.from(msg.reply).toString('base64url')}.${seq}`
+          }),
+        )
         if (lease !== source.settings.visibilityTimeoutMs) this.client.send(msg.reply, `-NAK ${JSON.stringify({delay: lease * NS})}`)
       }
       deliveries.push(delivery)
@@ -784,7 +795,9 @@ export class JetStreamBroker implements Broker {
 
   private parseReceipts(receipts: string[]): AckInfo[] {
     return receipts.map((receipt, index) => {
-      const ack = receipt.startsWith('n.') ? parseAckSubject(Buffer.from(receipt.slice(2), 'base64url').toString('utf8')) : undefined
+      const match = /^n\.([\w-]+)\.(\d{1,16})$/.exec(receipt)
+      const ack = match ? parseAckSubject(Buffer.from(match[1], 'base64url').toString('utf8')) : undefined
+      if (ack) ack.leaseSeq = Number(match![2])
       if (!ack || !ack.stream.startsWith(`${this.naming.streamRoot}_`)) {
         throw atMessage(
           new InvalidInputError(`"${printable(receipt, 40)}" is not a receipt of this broker`, {code: 'bad_receipt', hint: 'pass receipts as printed by `mq consume --ack manual`, on the same --broker and --prefix'}),
@@ -805,10 +818,15 @@ export class JetStreamBroker implements Broker {
 
   /** Claims a delivery's lease by compare-and-set, so exactly one settle of a receipt wins. */
   private async claim(ack: AckInfo, next: Omit<LeaseRecord, 'd' | 'c'>): Promise<LeaseRecord | undefined> {
+    const subject = this.naming.leaseSubject(ack.stream, ack.consumer, ack.streamSeq)
+    // Fast path: the record is still the one written at delivery (no extend since), so it is this
+    // delivery's live lease; anything else is looked at before deciding.
+    const fresh: LeaseRecord = {d: ack.deliverySeq, s: 'l', u: 0, c: ack.count}
+    if (ack.leaseSeq !== undefined && (await this.casWrite(subject, {...fresh, ...next}, ack.leaseSeq))) return fresh
     const current = await this.currentLease(ack)
     if (!current) return undefined
     const record = {...current.value, ...next}
-    return (await this.casWrite(this.naming.leaseSubject(ack.stream, ack.consumer, ack.streamSeq), record, current.seq)) ? current.value : undefined
+    return (await this.casWrite(subject, record, current.seq)) ? current.value : undefined
   }
 
   async ack(receipts: string[]): Promise<SettleOutcome[]> {
