@@ -33,6 +33,8 @@ export function natsCapabilities(version: string): BrokerCapabilities {
     ttl: {support: 'refused', note: 'per-message TTL needs nats-server ≥ 2.11, which mqctl does not drive yet; use a topic with --max-age, or a file broker'},
     priority: {support: 'refused', note: 'JetStream has no message priorities; use one queue per priority, or a file broker'},
     peek: {support: 'native', note: 'stream message get by sequence'},
+    redrive: {support: 'emulated', note: 'republished at the back of its queue, then deleted from the dead-letter queue; into a subscription: refused (a republish reaches every subscription)'},
+    'ephemeral-subscriptions': {support: 'native', note: 'consumers with an inactivity threshold: gone 30 s after their process died'},
     'middle-hash': {support: 'emulated', note: 'the server filters up to the first #, mqctl matches the rest and skips the others'},
     'topic-max-messages': {support: 'emulated', note: 'purge keeping N on the topic subject after each publish'},
     'topic-max-bytes': {support: 'refused', note: 'JetStream counts bytes per stream, not per subject: use --max-messages or --max-age'},

@@ -340,6 +340,7 @@ export class JetStreamBroker implements Broker {
     const existing = await this.queueMeta(name)
     if (existing) {
       const differing = differingSettings(given, resolveQueueSettings(name, given, existing.meta.settings), existing.meta.settings)
+      if (replicas !== undefined && (existing.info.config.num_replicas ?? 1) !== replicas) differing.push('replicas')
       if (differing.length > 0) {
         throw new InvalidInputError(`queue ${name} already exists with other settings (${differing.join(', ')})`, {
           code: 'settings_differ',
@@ -994,18 +995,28 @@ export class JetStreamBroker implements Broker {
         return this.topicInfo(existing.meta)
       }
       if (await this.queueMeta(name)) throw new WrongKindError(name, 'queue', {hint: `use \`mq consume ${name}\``})
-      if (replicas !== undefined) {
-        this.ready.delete(this.naming.topicStream)
-        await this.infra(this.naming.topicStream, {subjects: [`${this.naming.root}.t.>`], retention: 'limits', num_replicas: replicas, duplicate_window: DEFAULT_QUEUE_SETTINGS.dedupWindowMs * NS}).catch((error) => {
-          throw replicasError(error, replicas)
-        })
-      }
+      if (replicas !== undefined) await this.topicReplicas(replicas)
       await this.topicsStream()
       const meta: TopicMeta = {name, createdAt: Date.now(), settings: resolveTopicSettings(name, given)}
       if (await this.casWrite(this.naming.metaSubject('topic', name), meta, 0)) {
         this.topicCache.set(name, meta.settings)
         return this.topicInfo(meta)
       }
+    }
+  }
+
+  /** All topics share one stream: `--replicas` sets its replication (made, or scaled if it exists). */
+  private async topicReplicas(replicas: number): Promise<void> {
+    const existing = await this.streamInfo(this.naming.topicStream)
+    try {
+      if (!existing) {
+        this.ready.delete(this.naming.topicStream)
+        await this.infra(this.naming.topicStream, {subjects: [`${this.naming.root}.t.>`], retention: 'limits', num_replicas: replicas, duplicate_window: DEFAULT_QUEUE_SETTINGS.dedupWindowMs * NS})
+      } else if ((existing.config.num_replicas ?? 1) !== replicas) {
+        await this.client.api(`STREAM.UPDATE.${this.naming.topicStream}`, {...existing.config, num_replicas: replicas})
+      }
+    } catch (error) {
+      throw replicasError(error, replicas)
     }
   }
 
