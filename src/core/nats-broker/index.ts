@@ -482,7 +482,9 @@ export class JetStreamBroker implements Broker {
     const dlq = meta.settings.deadLetterQueue === null ? undefined : await this.queueMeta(meta.settings.deadLetterQueue)
     const totals = {
       published: info.state.last_seq,
-      acked: counts.acked ?? 0,
+      // A work queue removes a message only when it is acked, dead-lettered (acked after the copy),
+      // dropped, purged or redriven out of a dead-letter queue: what left otherwise was acked.
+      acked: Math.max(0, info.state.last_seq - info.state.messages - (counts.deadLettered ?? 0) - (counts.dropped ?? 0) - (counts.purged ?? 0) - (counts.redriven ?? 0)),
       deadLettered: counts.deadLettered ?? 0,
       dropped: counts.dropped ?? 0,
       expired: 0,
@@ -764,7 +766,7 @@ export class JetStreamBroker implements Broker {
     }
     await Promise.all(work)
     await this.client.flush()
-    if (options.autoAck && deliveries.length > 0) await this.bump(`${source.stream}-${source.consumer}`, {acked: deliveries.length})
+    if (options.autoAck && deliveries.length > 0 && source.kind === 'subscription') await this.bump(`${source.stream}-${source.consumer}`, {acked: deliveries.length})
     return deliveries
   }
 
@@ -840,7 +842,8 @@ export class JetStreamBroker implements Broker {
       settled.set(key, (settled.get(key) ?? 0) + 1)
       return 'ok'
     })
-    for (const [key, acked] of settled) await this.bump(key, {acked})
+    // A queue's acked total is derived from its stream (see queueStats); subscriptions count theirs.
+    for (const [key, acked] of settled) if (key.startsWith(`${this.naming.topicStream}-`)) await this.bump(key, {acked})
     return outcomes
   }
 
@@ -966,6 +969,7 @@ export class JetStreamBroker implements Broker {
         break
       }
       await this.client.api(`STREAM.MSG.DELETE.${stream}`, {seq: stored.seq, no_erase: true})
+      await this.bump(`${stream}-${QUEUE_CONSUMER}`, {redriven: 1})
       if (spacingMs > 0) await sleep(spacingMs, options.signal).catch(() => {})
     }
     return result
