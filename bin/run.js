@@ -10,5 +10,7 @@ if (code === undefined) {
   const {execute} = await import('@oclif/core')
   await execute({args, dir: import.meta.url})
 } else {
-  process.exitCode = code
+  // Exit now, leaving the broker connection open: closing it would checkpoint the WAL (fsyncs) for
+  // nothing (src/core/store/database.ts, leaveOpenAtExit). Output is already flushed.
+  process.exit(code)
 }

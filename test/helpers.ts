@@ -3,7 +3,29 @@ import {type ChildProcess, spawn} from 'node:child_process'
 import {chmodSync, cpSync, mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
+import {Readable, Writable} from 'node:stream'
 import {fileURLToPath} from 'node:url'
+
+import type {CommandDefinition} from '../src/cli/definition.js'
+import {execute} from '../src/cli/definition.js'
+import {parseFast} from '../src/cli/fast.js'
+import {globalFlagsLast} from '../src/cli/launcher.js'
+import * as ackDefs from '../src/cli/defs/ack.js'
+import * as consumeDefs from '../src/cli/defs/consume.js'
+import * as daemonDefs from '../src/cli/defs/daemon.js'
+import * as dlqDefs from '../src/cli/defs/dlq.js'
+import * as engineDefs from '../src/cli/defs/engine.js'
+import * as eventsDefs from '../src/cli/defs/events.js'
+import * as extendDefs from '../src/cli/defs/extend.js'
+import * as nackDefs from '../src/cli/defs/nack.js'
+import * as publishDefs from '../src/cli/defs/publish.js'
+import * as queueDefs from '../src/cli/defs/queue.js'
+import * as ruleDefs from '../src/cli/defs/rule.js'
+import * as settleDefs from '../src/cli/defs/settle.js'
+import * as subscribeDefs from '../src/cli/defs/subscribe.js'
+import * as subscriptionDefs from '../src/cli/defs/subscription.js'
+import * as topicDefs from '../src/cli/defs/topic.js'
+import * as triggerDefs from '../src/cli/defs/trigger.js'
 
 import {InvalidInputError} from '../src/core/errors.js'
 
@@ -181,6 +203,79 @@ export async function killLeakedProcesses(): Promise<string | undefined> {
     })
   await Promise.all(leaked.map(exited))
   return `test leaked ${leaked.length} mq process(es): ${leaked.map((c) => c.spawnargs.slice(2).join(' ')).join('; ')}`
+}
+
+/**
+ * Every module of command definitions. Imported statically, not by a dynamic import() over the
+ * folder: that can load a second copy of src/ (tsx's CommonJS and ESM loaders), whose error
+ * classes would then fail the instanceof checks that choose exit codes. A test checks this list
+ * against the folder.
+ */
+export const DEFINITION_MODULES: Record<string, Record<string, unknown>> = {'ack': ackDefs, 'consume': consumeDefs, 'daemon': daemonDefs, 'dlq': dlqDefs, 'engine': engineDefs, 'events': eventsDefs, 'extend': extendDefs, 'nack': nackDefs, 'publish': publishDefs, 'queue': queueDefs, 'rule': ruleDefs, 'settle': settleDefs, 'subscribe': subscribeDefs, 'subscription': subscriptionDefs, 'topic': topicDefs, 'trigger': triggerDefs}
+
+let definitions: Map<string, CommandDefinition> | undefined
+
+/** Every command definition, by oclif id and alias. */
+function commandDefinitions(): Map<string, CommandDefinition> {
+  if (definitions) return definitions
+  const found = new Map<string, CommandDefinition>()
+  for (const module of Object.values(DEFINITION_MODULES)) {
+    for (const value of Object.values(module)) {
+      const definition = value as CommandDefinition
+      if (typeof definition?.id !== 'string' || typeof definition.run !== 'function') continue
+      for (const id of [definition.id, ...(definition.aliases ?? [])]) found.set(id, definition)
+    }
+  }
+  definitions = found
+  return found
+}
+
+/** What needs a real process: workers, followers, terminals, help (oclif's). */
+const PROCESS_ONLY = new Set(['--exec', '-f', '--follow', '--interactive', '--help', '-h'])
+
+/**
+ * Runs a command in this process, as the launcher would (global flags moved last, the fast parser
+ * over the command's definition, then `execute`), with its own stdin, stdout, stderr and
+ * environment: the in-process tier of the command tests, without the cost of starting node.
+ * Whatever the fast parser leaves to oclif (help, a bad flag value, an unknown flag), and what only
+ * a process can show (workers, followers, the daemon, another user, an open stdin), runs the
+ * built CLI in a process instead (`mq`), so the result is the same either way.
+ */
+export async function run(args: string[], options: RunOptions = {}): Promise<RunResult> {
+  const env: NodeJS.ProcessEnv = {...process.env, MQ_HOME: options.home, NO_COLOR: '1', CI: '', DEBUG: '', ...options.env}
+  const argv = globalFlagsLast(args)
+  const inProcess =
+    options.uid === undefined &&
+    options.gid === undefined &&
+    !options.bin &&
+    !options.openStdin &&
+    !env.MQ_NO_FAST &&
+    !argv.some((arg) => PROCESS_ONLY.has(arg)) &&
+    argv[0] !== 'daemon' &&
+    argv[0] !== 'engine'
+  const all = inProcess ? commandDefinitions() : undefined
+  const id = all && [argv.slice(0, 2).join(':'), argv[0]].find((candidate) => all.has(candidate))
+  const definition = id ? all!.get(id) : undefined
+  const input = definition && parseFast(definition, argv.slice(id!.split(':').length), env)
+  if (!definition || !input) return mq(args, options)
+
+  let stdout = ''
+  let stderr = ''
+  const collect = (append: (text: string) => void) =>
+    new Writable({
+      write(chunk: Buffer | string, _encoding, done) {
+        append(chunk.toString())
+        done()
+      },
+    })
+  const stdin = Readable.from(options.input === undefined ? [] : [Buffer.from(options.input)])
+  const code = await execute(definition, input, {
+    stdin,
+    stdout: collect((text) => (stdout += text)),
+    stderr: collect((text) => (stderr += text)),
+    env,
+  })
+  return {code, signal: null, stdout, stderr}
 }
 
 export function jsonLines<T = Record<string, unknown>>(text: string): T[] {

@@ -18,7 +18,7 @@ export function natsServerBinary(): string | undefined {
       accessSync(candidate, constants.X_OK)
       return candidate
     } catch {
-      // not in this folder
+      // not there (or not executable): try the next folder
     }
   }
   return undefined

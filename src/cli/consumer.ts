@@ -94,7 +94,7 @@ export async function runConsumer(
       parallel: settings.parallel,
       execTimeoutMs: settings.execTimeoutMs,
       visibilityTimeoutMs: source.leaseMs,
-      env: ctx.childEnv(process.env),
+      env: ctx.childEnv(ctx.env),
       drain,
       force,
       onEvent: await execReporter(ctx),
@@ -142,5 +142,5 @@ function reportExecSummary(ctx: Context, summary: ExecSummary): void {
     error.details = {summary}
     throw error
   }
-  if (process.stderr.isTTY && !ctx.json) ctx.warn(describeExecSummary(summary))
+  if (ctx.stderr.isTTY && !ctx.json) ctx.warn(describeExecSummary(summary))
 }

@@ -1,5 +1,6 @@
 import {randomBytes} from 'node:crypto'
 import {existsSync} from 'node:fs'
+import type {Readable, Writable} from 'node:stream'
 
 import type {Broker} from '../core/broker.js'
 import {DaemonClient, DaemonUnavailableError} from '../core/daemon/client.js'
@@ -23,6 +24,17 @@ export interface Interrupts {
   force: AbortSignal
 }
 
+/**
+ * The streams and environment a command runs with: the process's own, or, for commands run
+ * in-process by the tests, a test's (see `run` in test/helpers.ts).
+ */
+export interface Io {
+  stdin: Readable & {isTTY?: boolean}
+  stdout: Writable & {isTTY?: boolean}
+  stderr: Writable & {isTTY?: boolean}
+  env: NodeJS.ProcessEnv
+}
+
 export interface Spinner {
   update(text: string): void
   stop(): void
@@ -43,7 +55,11 @@ export class Context {
   readonly color: boolean
   readonly stdinIsTTY: boolean
   readonly stdoutIsTTY: boolean
-  readonly out = new Output(process.stdout)
+  readonly stdin: Io['stdin']
+  readonly stdout: Io['stdout']
+  readonly stderr: Io['stderr']
+  readonly env: NodeJS.ProcessEnv
+  readonly out: Output
   exitCode = 0
 
   private readonly releasers: Releaser[] = []
@@ -55,16 +71,18 @@ export class Context {
   private waiter?: LockWaiter
   private loadedStyle?: Style
 
-  constructor(
-    globals: GlobalOptions,
-    readonly env: NodeJS.ProcessEnv = process.env,
-  ) {
+  constructor(globals: GlobalOptions, io: Partial<Io> = {}) {
+    this.stdin = io.stdin ?? process.stdin
+    this.stdout = io.stdout ?? process.stdout
+    this.stderr = io.stderr ?? process.stderr
+    const env = (this.env = io.env ?? process.env)
+    this.out = new Output(this.stdout)
     const selected = selectBroker({brokerFlag: globals.broker, homeFlag: globals.home, prefix: globals.prefix}, env)
     this.home = selected.home
     this.target = selected.target
     this.json = globals.json
-    this.stdinIsTTY = Boolean(process.stdin.isTTY)
-    this.stdoutIsTTY = Boolean(process.stdout.isTTY)
+    this.stdinIsTTY = Boolean(this.stdin.isTTY)
+    this.stdoutIsTTY = Boolean(this.stdout.isTTY)
     this.interactive = !globals.nonInteractive && !env.CI && this.stdinIsTTY && this.stdoutIsTTY
     this.color = !globals.noColor && !('NO_COLOR' in env) && this.stdoutIsTTY && !this.json
   }
@@ -92,7 +110,7 @@ export class Context {
   }
 
   /** Environment for child processes (--exec, actions): the same broker and folder as this command. */
-  childEnv(base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  childEnv(base: NodeJS.ProcessEnv = this.env): NodeJS.ProcessEnv {
     const env: NodeJS.ProcessEnv = {...base, MQ_HOME: this.home}
     if (this.target.kind === 'nats') {
       env.MQ_URL = this.brokerUrlForChildren()
@@ -233,14 +251,14 @@ export class Context {
   }
 
   stderrColor(): boolean {
-    return !('NO_COLOR' in this.env) && Boolean(process.stderr.isTTY) && !this.json
+    return !('NO_COLOR' in this.env) && Boolean(this.stderr.isTTY) && !this.json
   }
 
   /** A spinner on stderr for a person at a terminal; a no-op otherwise. */
   async spinner(text: string): Promise<Spinner> {
-    if (!this.interactive || !process.stderr.isTTY || this.json) return {update() {}, stop() {}}
+    if (!this.interactive || !this.stderr.isTTY || this.json) return {update() {}, stop() {}}
     const {default: ora} = await import('ora')
-    const spinner = ora({text, stream: process.stderr, discardStdin: false}).start()
+    const spinner = ora({text, stream: this.stderr, discardStdin: false}).start()
     const stop = () => spinner.stop()
     this.release(stop)
     return {update: (next) => (spinner.text = next), stop}
@@ -248,6 +266,6 @@ export class Context {
 
   /** One diagnostic line on stderr. */
   warn(line: string): void {
-    process.stderr.write(`${line}\n`)
+    this.stderr.write(`${line}\n`)
   }
 }

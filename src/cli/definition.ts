@@ -1,5 +1,5 @@
 import {StoreError} from '../core/errors.js'
-import {Context} from './context.js'
+import {Context, type Io} from './context.js'
 import {reportError} from './errors.js'
 import {type ArgSpec, type FlagSpecs, globalOptions, type ParsedInput} from './spec.js'
 
@@ -17,8 +17,8 @@ export interface CommandDefinition<F extends FlagSpecs = FlagSpecs, R = unknown>
   flags: F
   aliases?: string[]
   /**
-   * Hot command: the launcher may parse and run it without loading oclif. Single-word commands
-   * only; the build turns these marks into src/cli/fast-commands.ts.
+   * Hot command: the launcher may parse and run it without loading oclif (one or two words, e.g.
+   * `rule match`); the build turns these marks into src/cli/fast-commands.ts.
    */
   fast?: boolean
   run(input: ParsedInput<F>, ctx: Context): Promise<R>
@@ -33,15 +33,19 @@ export function defineCommand<F extends FlagSpecs, R>(definition: CommandDefinit
   return definition
 }
 
-/** Runs a parsed command and returns its exit code; shared by the oclif adapter and the fast launcher. */
+/**
+ * Runs a parsed command and returns its exit code; shared by the oclif adapter and the fast
+ * launcher. `io` replaces the process's streams and environment (the tests' in-process runs).
+ */
 export async function execute<F extends FlagSpecs, R>(
   definition: CommandDefinition<F, R>,
   input: ParsedInput<F>,
+  io: Partial<Io> = {},
 ): Promise<number> {
   const globals = globalOptions(input.flags as Record<string, unknown>)
   let ctx: Context | undefined
   try {
-    ctx = new Context(globals)
+    ctx = new Context(globals, io)
     const result = await definition.run(input, ctx)
     if (result !== undefined) {
       if (ctx.json) ctx.out.line(JSON.stringify(result))
@@ -55,7 +59,7 @@ export async function execute<F extends FlagSpecs, R>(
     return ctx.exitCode
   } catch (error) {
     await ctx?.out.flush().catch(() => {})
-    return reportError(error, {json: globals.json, commandId: definition.id, color: ctx?.stderrColor()})
+    return reportError(error, {json: globals.json, commandId: definition.id, color: ctx?.stderrColor(), stderr: io.stderr, env: io.env})
   } finally {
     await ctx?.close()
   }

@@ -64,7 +64,7 @@ export class DeliveryPrinter {
 /** One stderr line per `--exec` outcome worth telling: failures always, successes at a terminal. */
 export async function execReporter(ctx: Context): Promise<(event: ExecEvent) => void> {
   const s = await ctx.style('stderr')
-  const verbose = Boolean(process.stderr.isTTY) && !ctx.json
+  const verbose = Boolean(ctx.stderr.isTTY) && !ctx.json
   return (event) => {
     const id = `message ${event.delivery.id} (attempt ${event.delivery.attempt})`
     const took = formatDuration(event.durationMs)

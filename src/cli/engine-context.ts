@@ -27,8 +27,8 @@ export async function engineFor(ctx: Context, flag: string | undefined, signal?:
     rules: rules.validated,
     baseDir: rules.dir,
     env: ctx.childEnv(ctx.env),
-    log: (line) => (ctx.json ? process.stderr.write(`${line}\n`) : ctx.out.line(line)),
-    output: process.stderr,
+    log: (line) => (ctx.json ? ctx.stderr.write(`${line}\n`) : ctx.out.line(line)),
+    output: ctx.stderr,
     signal,
   })
   return {engine, rules}

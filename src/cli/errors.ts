@@ -4,16 +4,20 @@ import {InterruptedError, InvalidInputError, isMqError, type MqError, Unexpected
  * The one place errors become an exit code and a line on stderr (README.md, "Exit codes"): one
  * line saying what went wrong and what to do next; a JSON object too with --json; a stack only with DEBUG.
  */
-export function reportError(error: unknown, options: {json: boolean; commandId?: string; color?: boolean}): number {
+export function reportError(
+  error: unknown,
+  options: {json: boolean; commandId?: string; color?: boolean; stderr?: NodeJS.WritableStream; env?: NodeJS.ProcessEnv},
+): number {
   const mq = toMqError(error, options.commandId)
-  if (process.env.DEBUG) console.error(error)
+  const stderr = options.stderr ?? process.stderr
+  if ((options.env ?? process.env).DEBUG) console.error(error)
   // Ctrl-C (or SIGTERM) after a clean shutdown is not an error worth a line.
   if (mq instanceof InterruptedError) return mq.exitCode
   if (options.json) {
-    process.stderr.write(`${JSON.stringify({error: {code: mq.code, message: mq.line, exitCode: mq.exitCode, ...mq.details}})}\n`)
+    stderr.write(`${JSON.stringify({error: {code: mq.code, message: mq.line, exitCode: mq.exitCode, ...mq.details}})}\n`)
   } else {
     const prefix = options.color ? '\u001B[31merror:\u001B[39m' : 'error:'
-    process.stderr.write(`${prefix} ${oneLine(mq.line)}\n`)
+    stderr.write(`${prefix} ${oneLine(mq.line)}\n`)
   }
   return mq.exitCode
 }

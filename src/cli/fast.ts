@@ -7,7 +7,11 @@ import {convertFlag, type FlagSpec, type FlagSpecs, GLOBAL_FLAGS, type ParsedInp
  * bad value, a missing value) returns undefined and the launcher hands the whole command line to
  * oclif, which owns help and usage errors.
  */
-export function parseFast<F extends FlagSpecs>(definition: CommandDefinition<F>, argv: string[]): ParsedInput<F> | undefined {
+export function parseFast<F extends FlagSpecs>(
+  definition: CommandDefinition<F>,
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): ParsedInput<F> | undefined {
   const specs: FlagSpecs = {...definition.flags, ...GLOBAL_FLAGS}
   const byChar = new Map(Object.entries(specs).filter(([, s]) => s.char).map(([name, s]) => [s.char!, name]))
   const namesFlag = (token: string) => (token.startsWith('--') ? token.slice(2) in specs : token.startsWith('-') && byChar.has(token[1]))
@@ -60,7 +64,7 @@ export function parseFast<F extends FlagSpecs>(definition: CommandDefinition<F>,
     else if (spec.kind === 'multiple') flags[name] = values ?? []
     else {
       if (values && values.length > 1) return undefined
-      const text = values?.[0] ?? (spec.env ? process.env[spec.env] : undefined)
+      const text = values?.[0] ?? (spec.env ? env[spec.env] : undefined)
       if (text === undefined) flags[name] = defaultOf(spec)
       else {
         try {

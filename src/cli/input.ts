@@ -1,5 +1,6 @@
 import {Buffer, isUtf8} from 'node:buffer'
 import {fstatSync, readFileSync} from 'node:fs'
+import type {Readable} from 'node:stream'
 
 import type {Headers, OutgoingMessage} from '../core/broker.js'
 import {InvalidInputError} from '../core/errors.js'
@@ -58,7 +59,8 @@ function rawArguments(): Buffer[] | undefined {
   }
 }
 
-export function stdinIsFile(): boolean {
+export function stdinIsFile(stdin: Readable = process.stdin): boolean {
+  if (stdin !== process.stdin) return false
   try {
     return fstatSync(0).isFile()
   } catch {
@@ -67,10 +69,10 @@ export function stdinIsFile(): boolean {
 }
 
 /** Reads all of stdin as one UTF-8 body. */
-export async function readStdinBody(): Promise<string> {
+export async function readStdinBody(stdin: Readable = process.stdin): Promise<string> {
   const chunks: Buffer[] = []
   let size = 0
-  for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
+  for await (const chunk of stdin as AsyncIterable<Buffer>) {
     chunks.push(chunk)
     size += chunk.length
     if (size > STDIN_BODY_LIMIT) throw new InvalidInputError('body on stdin is over 256 MiB', {code: 'too_large', hint: 'send a smaller body'})
@@ -89,14 +91,14 @@ export interface LineBatch {
  * slow producer's lines go out one by one and a fast one's in large groups. A regular file small
  * enough is one batch. Blank lines are skipped; a trailing `\r` is removed.
  */
-export async function* stdinLineBatches(): AsyncGenerator<LineBatch> {
-  if (stdinIsFile() && fstatSync(0).size <= WHOLE_FILE_LIMIT) {
+export async function* stdinLineBatches(stdin: Readable = process.stdin): AsyncGenerator<LineBatch> {
+  if (stdinIsFile(stdin) && fstatSync(0).size <= WHOLE_FILE_LIMIT) {
     const text = decodeUtf8(readFileSync(0), 'stdin')
     const batch = lineSplitter()(text.endsWith('\n') ? text.slice(0, -1) : text)
     if (batch) yield batch
     return
   }
-  yield* lineBatches(process.stdin as AsyncIterable<Buffer>, 'stdin')
+  yield* lineBatches(stdin as AsyncIterable<Buffer>, 'stdin')
 }
 
 /** Lines of a stream of chunks (a file, stdin), batched as in {@link stdinLineBatches}. */
@@ -207,11 +209,11 @@ export function parseHeaderFlags(values: string[]): Headers | undefined {
 }
 
 /** Reads receipts from arguments, or one per stdin line when there are none. */
-export async function* receiptBatches(argv: string[], stdinIsTTY: boolean): AsyncGenerator<string[]> {
+export async function* receiptBatches(argv: string[], stdinIsTTY: boolean, stdin: Readable = process.stdin): AsyncGenerator<string[]> {
   if (argv.length > 0) {
     yield argv
     return
   }
   if (stdinIsTTY) throw new InvalidInputError('no receipts given', {hint: 'pass receipts as arguments or one per line on stdin'})
-  for await (const batch of stdinLineBatches()) yield batch.lines.map((line) => line.trim()).filter((line) => line !== '')
+  for await (const batch of stdinLineBatches(stdin)) yield batch.lines.map((line) => line.trim()).filter((line) => line !== '')
 }

@@ -1,3 +1,4 @@
+import {leaveOpenAtExit} from '../core/store/database.js'
 import {execute} from './definition.js'
 import {parseFast} from './fast.js'
 // Generated at build time from the definitions marked `fast: true` (scripts/fast-commands.ts):
@@ -7,6 +8,7 @@ import {FAST_COMMANDS} from './fast-commands.js'
 /**
  * Runs `argv` on the fast path when it is a plain invocation of a hot command; returns the exit
  * code, or undefined to let oclif handle the command line. `MQ_NO_FAST=1` always defers to oclif.
+ * The caller must exit the process with the code at once (see leaveOpenAtExit).
  */
 export async function runFast(argv: string[]): Promise<number | undefined> {
   if (process.env.MQ_NO_FAST) return undefined
@@ -16,6 +18,8 @@ export async function runFast(argv: string[]): Promise<number | undefined> {
   const definition = await FAST_COMMANDS[argv.slice(0, words).join(' ')]()
   const input = parseFast(definition, argv.slice(words))
   if (!input) return undefined
+  // bin/run.js exits as soon as this returns: a hot command need not checkpoint the WAL on its way out.
+  leaveOpenAtExit()
   return execute(definition, input)
 }
 

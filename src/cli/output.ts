@@ -10,7 +10,7 @@ export class Output {
   /** A write error other than the reader going away (e.g. ENOSPC): the command fails with it. */
   failure?: NodeJS.ErrnoException
 
-  constructor(private readonly stream: NodeJS.WriteStream = process.stdout) {
+  constructor(private readonly stream: NodeJS.WritableStream = process.stdout) {
     // oclif installs a listener that rethrows anything but EPIPE as an uncaught exception (a stack
     // trace); this one handles every write error, so it replaces it.
     stream.removeAllListeners('error')

@@ -59,7 +59,7 @@ export function refuseLinks(...paths: string[]): void {
     try {
       if (lstatSync(path).isSymbolicLink()) throw linkRefused(path)
     } catch (error) {
-      // ENOTDIR: the folder itself is not a folder; that is reported where the folder is opened.
+      // Missing, or its folder is not one: that is for the caller's own checks to say.
       const code = (error as NodeJS.ErrnoException).code
       if (code !== 'ENOENT' && code !== 'ENOTDIR') throw error
     }

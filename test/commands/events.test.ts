@@ -2,7 +2,7 @@ import {expect} from 'chai'
 import {mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {jsonLines, mq, tempHome} from '../helpers.js'
+import {jsonLines, mq, run, tempHome} from '../helpers.js'
 
 describe('trigger, rules and the journal (CLI)', function () {
   this.timeout(30_000)
@@ -16,10 +16,10 @@ describe('trigger, rules and the journal (CLI)', function () {
 
   it('trigger runs matching actions and exits 0; --json prints a summary', async () => {
     writeRules({rules: [{name: 'to-file', pattern: {type: ['order.created'], data: {total: [{numeric: ['>', 100]}]}}, actions: [{type: 'file', path: 'big.jsonl'}]}]})
-    const small = await mq(['trigger', 'order.created', '--data', '{"total": 5}', '--json'], {home})
+    const small = await run(['trigger', 'order.created', '--data', '{"total": 5}', '--json'], {home})
     expect(small.code).to.equal(0)
     expect(JSON.parse(small.stdout)).to.deep.include({matched: [], ok: true})
-    const big = await mq(['trigger', 'order.created', '--data', '{"total": 250}', '--subject', 'orders/1', '--json'], {home})
+    const big = await run(['trigger', 'order.created', '--data', '{"total": 250}', '--subject', 'orders/1', '--json'], {home})
     expect(big.code, big.stderr).to.equal(0)
     const summary = JSON.parse(big.stdout)
     expect(summary.matched).to.deep.equal(['to-file'])
@@ -32,19 +32,19 @@ describe('trigger, rules and the journal (CLI)', function () {
 
   it('exit 1 when an action failed after its retries; exit 3 with --require-match and no match', async () => {
     writeRules({rules: [{name: 'broken', pattern: {type: ['x']}, actions: [{type: 'exec', command: ['false']}], retry: {maxAttempts: 2, backoff: '10ms'}}]})
-    const failed = await mq(['trigger', 'x'], {home})
+    const failed = await run(['trigger', 'x'], {home})
     expect(failed.code).to.equal(1)
     expect(failed.stderr).to.match(/rule broken action 1 .* failed after 2 attempts: exit 1/)
-    const unmatched = await mq(['trigger', 'y', '--require-match'], {home})
+    const unmatched = await run(['trigger', 'y', '--require-match'], {home})
     expect(unmatched.code).to.equal(3)
-    expect((await mq(['trigger', 'y'], {home})).code).to.equal(0)
+    expect((await run(['trigger', 'y'], {home})).code).to.equal(0)
   })
 
   it('reads data from stdin, and a whole CloudEvent with --envelope (validated)', async () => {
     writeRules({rules: [{name: 'log', pattern: {source: ['ci']}, actions: [{type: 'file', path: 'out.jsonl'}]}]})
-    await mq(['trigger', 'piped', '--source', 'ci'], {home, input: '{"from":"stdin"}'})
+    await run(['trigger', 'piped', '--source', 'ci'], {home, input: '{"from":"stdin"}'})
     const envelope = {specversion: '1.0', id: 'e-1', source: 'ci', type: 'whole', data: {n: 1}, traceparent: '00-abc'}
-    expect((await mq(['trigger', '--envelope'], {home, input: JSON.stringify(envelope)})).code).to.equal(0)
+    expect((await run(['trigger', '--envelope'], {home, input: JSON.stringify(envelope)})).code).to.equal(0)
     const lines = readFileSync(join(home, 'out.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
     expect(lines[0].data).to.deep.equal({from: 'stdin'})
     expect(lines[1]).to.deep.equal(envelope)
@@ -54,34 +54,34 @@ describe('trigger, rules and the journal (CLI)', function () {
       [{specversion: '1.0', id: 'x', source: 's', type: 't', traceId: 'x'}, /extension attribute "traceId"/],
       [{specversion: '1.0', id: '', source: 's', type: 't'}, /"id"/],
     ] as const) {
-      const result = await mq(['trigger', '--envelope', JSON.stringify(bad)], {home})
+      const result = await run(['trigger', '--envelope', JSON.stringify(bad)], {home})
       expect(result.code, result.stderr).to.equal(2)
       expect(result.stderr).to.match(why)
     }
-    expect((await mq(['trigger', '--envelope'], {home, input: '{not json'})).code).to.equal(2)
-    const badData = await mq(['trigger', 't', '--data', 'hello'], {home})
+    expect((await run(['trigger', '--envelope'], {home, input: '{not json'})).code).to.equal(2)
+    const badData = await run(['trigger', 't', '--data', 'hello'], {home})
     expect(badData.code).to.equal(2)
     expect(badData.stderr).to.match(/--data is not valid JSON/)
   })
 
   it('rule add, list, show, disable, enable, remove edit rules.json', async () => {
-    expect((await mq(['rule', 'add', 'audit', '--type', 'order.created', '--file', 'audit.jsonl'], {home})).code).to.equal(0)
-    expect((await mq(['rule', 'add', 'notify', '--pattern', '{"type":[{"prefix":"build."}]}', '--exec', 'cat > /dev/null', '--retry', '5', '--concurrency', 'serial'], {home})).code).to.equal(0)
-    expect((await mq(['rule', 'list'], {home})).stdout).to.equal('audit\nnotify\n')
-    const shown = JSON.parse((await mq(['rule', 'show', 'notify', '--json'], {home})).stdout)
+    expect((await run(['rule', 'add', 'audit', '--type', 'order.created', '--file', 'audit.jsonl'], {home})).code).to.equal(0)
+    expect((await run(['rule', 'add', 'notify', '--pattern', '{"type":[{"prefix":"build."}]}', '--exec', 'cat > /dev/null', '--retry', '5', '--concurrency', 'serial'], {home})).code).to.equal(0)
+    expect((await run(['rule', 'list'], {home})).stdout).to.equal('audit\nnotify\n')
+    const shown = JSON.parse((await run(['rule', 'show', 'notify', '--json'], {home})).stdout)
     expect(shown).to.deep.include({concurrency: 'serial', retry: {maxAttempts: 5}})
-    expect((await mq(['rule', 'add', 'audit', '--type', 'x', '--log'], {home})).code).to.equal(2)
-    await mq(['rule', 'disable', 'audit'], {home})
-    await mq(['trigger', 'order.created'], {home})
-    expect(JSON.parse((await mq(['rule', 'list', '--json'], {home})).stdout)[0].enabled).to.equal(false)
-    await mq(['rule', 'enable', 'audit'], {home})
-    await mq(['trigger', 'order.created'], {home})
+    expect((await run(['rule', 'add', 'audit', '--type', 'x', '--log'], {home})).code).to.equal(2)
+    await run(['rule', 'disable', 'audit'], {home})
+    await run(['trigger', 'order.created'], {home})
+    expect(JSON.parse((await run(['rule', 'list', '--json'], {home})).stdout)[0].enabled).to.equal(false)
+    await run(['rule', 'enable', 'audit'], {home})
+    await run(['trigger', 'order.created'], {home})
     expect(readFileSync(join(home, 'audit.jsonl'), 'utf8').trim().split('\n')).to.have.length(1)
-    await mq(['rule', 'remove', 'audit'], {home})
-    expect((await mq(['rule', 'list'], {home})).stdout).to.equal('notify\n')
-    expect((await mq(['rule', 'remove', 'audit'], {home})).code).to.equal(2)
-    expect((await mq(['rule', 'add', 'bad', '--type', 'x', '--exec', 'echo {{data.x}}'], {home})).code).to.equal(2)
-    expect((await mq(['rule', 'add', 'nothing', '--type', 'x'], {home})).stderr).to.match(/missing action/)
+    await run(['rule', 'remove', 'audit'], {home})
+    expect((await run(['rule', 'list'], {home})).stdout).to.equal('notify\n')
+    expect((await run(['rule', 'remove', 'audit'], {home})).code).to.equal(2)
+    expect((await run(['rule', 'add', 'bad', '--type', 'x', '--exec', 'echo {{data.x}}'], {home})).code).to.equal(2)
+    expect((await run(['rule', 'add', 'nothing', '--type', 'x'], {home})).stderr).to.match(/missing action/)
   })
 
   it('--rules and MQ_RULES point at a document kept elsewhere (e.g. in a repository)', async () => {
@@ -89,23 +89,23 @@ describe('trigger, rules and the journal (CLI)', function () {
     mkdirSync(repo, {recursive: true})
     const file = join(repo, 'rules.json')
     writeFileSync(file, JSON.stringify({rules: [{name: 'r', pattern: {type: ['x']}, actions: [{type: 'file', path: 'hits.jsonl'}]}]}))
-    await mq(['trigger', 'x', '--rules', file], {home})
-    await mq(['trigger', 'x'], {home, env: {MQ_RULES: file}})
+    await run(['trigger', 'x', '--rules', file], {home})
+    await run(['trigger', 'x'], {home, env: {MQ_RULES: file}})
     // relative action paths resolve against the document's folder
     expect(readFileSync(join(repo, 'hits.jsonl'), 'utf8').trim().split('\n')).to.have.length(2)
   })
 
   it('a hand-edited invalid document is refused with the rule and the path', async () => {
     writeRules({rules: [{name: 'ok', pattern: {type: ['x']}, actions: [{type: 'log'}]}, {name: 'typo', pattern: {data: {n: [{numeric: ['>>', 1]}]}}, actions: [{type: 'log'}]}]})
-    const result = await mq(['trigger', 'x'], {home})
+    const result = await run(['trigger', 'x'], {home})
     expect(result.code).to.equal(2)
     expect(result.stderr).to.match(/rules\.json: rule "typo" at pattern\.data\.n\[0\]\.numeric\[0\]: unknown numeric operator/)
     writeFileSync(rules, '{"rules": [ {"name": "x",')
-    const syntax = await mq(['rule', 'list'], {home})
+    const syntax = await run(['rule', 'list'], {home})
     expect(syntax.code).to.equal(2)
     expect(syntax.stderr).to.match(/rules\.json is not valid JSON/)
     // and mqctl does not edit a broken document
-    expect((await mq(['rule', 'add', 'y', '--type', 'y', '--log'], {home})).code).to.equal(2)
+    expect((await run(['rule', 'add', 'y', '--type', 'y', '--log'], {home})).code).to.equal(2)
     expect(readFileSync(rules, 'utf8')).to.equal('{"rules": [ {"name": "x",')
   })
 
@@ -115,41 +115,41 @@ describe('trigger, rules and the journal (CLI)', function () {
     mkdirSync(samples)
     writeFileSync(join(samples, 'main.json'), JSON.stringify({type: 'git.merged', data: {branch: 'main'}}))
     writeFileSync(join(samples, 'dev.json'), JSON.stringify({type: 'git.merged', data: {branch: 'dev'}}))
-    const all = await mq(['rule', 'test', 'deploy', samples], {home})
+    const all = await run(['rule', 'test', 'deploy', samples], {home})
     expect(all.code).to.equal(0)
     expect(all.stdout).to.match(/dev\.json: no match: \$\.data\.branch: /).and.match(/main\.json: match/)
-    expect((await mq(['rule', 'test', 'deploy', join(samples, 'main.json'), '--expect', 'match'], {home})).code).to.equal(0)
-    const failing = await mq(['rule', 'test', 'deploy', samples, '--expect', 'match', '--json'], {home})
+    expect((await run(['rule', 'test', 'deploy', join(samples, 'main.json'), '--expect', 'match'], {home})).code).to.equal(0)
+    const failing = await run(['rule', 'test', 'deploy', samples, '--expect', 'match', '--json'], {home})
     expect(failing.code).to.equal(1)
     expect(JSON.parse(failing.stdout).map((r: {passed: boolean}) => r.passed).sort()).to.deep.equal([false, true])
     const patternFile = join(home, 'pattern.json')
     writeFileSync(patternFile, JSON.stringify({data: {branch: [{prefix: 'de'}]}}))
-    expect((await mq(['rule', 'test', patternFile, join(samples, 'dev.json'), '--expect', 'match'], {home})).code).to.equal(0)
+    expect((await run(['rule', 'test', patternFile, join(samples, 'dev.json'), '--expect', 'match'], {home})).code).to.equal(0)
   })
 
   it('events list, show and replay', async () => {
     writeRules({rules: [{name: 'count', pattern: {type: ['tick']}, actions: [{type: 'file', path: 'ticks.jsonl'}]}]})
-    for (let i = 0; i < 3; i++) await mq(['trigger', 'tick', '--data', String(i)], {home})
-    await mq(['trigger', 'other'], {home})
-    const listed = JSON.parse((await mq(['events', 'list', '--json'], {home})).stdout)
+    for (let i = 0; i < 3; i++) await run(['trigger', 'tick', '--data', String(i)], {home})
+    await run(['trigger', 'other'], {home})
+    const listed = JSON.parse((await run(['events', 'list', '--json'], {home})).stdout)
     expect(listed.map((e: {event: {type: string}; status: string}) => [e.event.type, e.status])).to.deep.equal([
       ['other', 'unmatched'],
       ['tick', 'done'],
       ['tick', 'done'],
       ['tick', 'done'],
     ])
-    expect(JSON.parse((await mq(['events', 'list', '--type', 'tick', '--json'], {home})).stdout)).to.have.length(3)
-    expect(JSON.parse((await mq(['events', 'list', '--rule', 'count', '--json'], {home})).stdout)).to.have.length(3)
-    expect(JSON.parse((await mq(['events', 'list', '--status', 'unmatched', '--json'], {home})).stdout)).to.have.length(1)
-    const shown = JSON.parse((await mq(['events', 'show', String(listed[1].seq), '--json'], {home})).stdout)
+    expect(JSON.parse((await run(['events', 'list', '--type', 'tick', '--json'], {home})).stdout)).to.have.length(3)
+    expect(JSON.parse((await run(['events', 'list', '--rule', 'count', '--json'], {home})).stdout)).to.have.length(3)
+    expect(JSON.parse((await run(['events', 'list', '--status', 'unmatched', '--json'], {home})).stdout)).to.have.length(1)
+    const shown = JSON.parse((await run(['events', 'show', String(listed[1].seq), '--json'], {home})).stdout)
     expect(shown.attempts[0]).to.include({rule: 'count', outcome: 'ok', attempt: 1})
-    const dry = JSON.parse((await mq(['events', 'replay', '--since', '1h', '--dry-run', '--json'], {home})).stdout)
+    const dry = JSON.parse((await run(['events', 'replay', '--since', '1h', '--dry-run', '--json'], {home})).stdout)
     expect(dry.events.map((e: {rules: string[]}) => e.rules.length)).to.deep.equal([1, 1, 1, 0])
     expect(readFileSync(join(home, 'ticks.jsonl'), 'utf8').trim().split('\n')).to.have.length(3)
-    const replayed = JSON.parse((await mq(['events', 'replay', '--from', String(listed[2].seq), '--json'], {home})).stdout)
+    const replayed = JSON.parse((await run(['events', 'replay', '--from', String(listed[2].seq), '--json'], {home})).stdout)
     expect(replayed.replayed).to.equal(3)
     expect(readFileSync(join(home, 'ticks.jsonl'), 'utf8').trim().split('\n')).to.have.length(5)
-    expect((await mq(['events', 'replay', '--since', '1h', '--rule', 'nope'], {home})).code).to.equal(2)
+    expect((await run(['events', 'replay', '--since', '1h', '--rule', 'nope'], {home})).code).to.equal(2)
   })
 
   it('dedups by source and id across separate processes', async () => {
@@ -160,14 +160,14 @@ describe('trigger, rules and the journal (CLI)', function () {
     expect(summaries.filter((s) => s.duplicateOf === undefined)).to.have.length(1)
     expect(readFileSync(join(home, 'paid.jsonl'), 'utf8').trim().split('\n')).to.have.length(1)
     // another source with the same id is another event
-    await mq(['trigger', 'pay', '--id', 'inv-7', '--source', 'refunds'], {home})
+    await run(['trigger', 'pay', '--id', 'inv-7', '--source', 'refunds'], {home})
     expect(readFileSync(join(home, 'paid.jsonl'), 'utf8').trim().split('\n')).to.have.length(2)
   })
 
   it('log actions print the event; publish actions feed a queue', async () => {
     writeRules({rules: [{name: 'both', pattern: {type: ['x']}, actions: [{type: 'log'}, {type: 'publish', to: 'events.x', body: '{{data.msg}}'}]}]})
-    const result = await mq(['trigger', 'x', '--data', '{"msg":"hi"}'], {home})
+    const result = await run(['trigger', 'x', '--data', '{"msg":"hi"}'], {home})
     expect(jsonLines(result.stdout)[0]).to.deep.include({type: 'x', data: {msg: 'hi'}})
-    expect((await mq(['consume', 'events.x'], {home})).stdout).to.equal('hi\n')
+    expect((await run(['consume', 'events.x'], {home})).stdout).to.equal('hi\n')
   })
 })

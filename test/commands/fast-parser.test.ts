@@ -77,7 +77,7 @@ const POSITIONAL: Record<string, string[]> = {
   extend: ['r1'],
   subscribe: ['orders.*'],
   trigger: ['order.created'],
-  'rule match': ['events.jsonl'],
+  'rule match': ['events.jsonl', '-'],
 }
 
 interface Case {
@@ -142,7 +142,7 @@ describe('the fast command list and parser agree with the definitions and oclif'
     it(`${name}: every flag, well and badly given, reads the same as oclif reads it`, async () => {
       const definition = await FAST_COMMANDS[name]()
       const saved = {...process.env}
-      // No environment fallbacks leak in (MQ_HOME is set by the test hooks for the subprocesses).
+      // No environment fallback (e.g. MQ_RULES) leaks in from the shell running the tests.
       for (const spec of Object.values({...definition.flags, ...GLOBAL_FLAGS} as Record<string, FlagSpec>)) if (spec.env) delete process.env[spec.env]
       try {
         const disagreements: string[] = []
@@ -166,17 +166,19 @@ describe('the fast command list and parser agree with the definitions and oclif'
     })
   }
 
-  it('environment fallbacks read the same (MQ_HOME for --home)', async () => {
-    const definition = await FAST_COMMANDS.publish()
-    const saved = process.env.MQ_HOME
-    process.env.MQ_HOME = '/tmp/from-env'
+  it('environment fallbacks read the same (MQ_RULES for --rules)', async () => {
+    const definition = await FAST_COMMANDS.trigger()
+    const saved = process.env.MQ_RULES
+    process.env.MQ_RULES = '/tmp/from-env.json'
     try {
-      for (const argv of [['q', 'x'], ['q', 'x', '--home', '/tmp/from-flag']]) {
-        expect(fastParse(definition, argv), JSON.stringify(argv)).to.deep.equal(await oclifParse(definition, argv))
+      for (const argv of [['order.created'], ['order.created', '--rules', '/tmp/from-flag.json']]) {
+        const viaFast = fastParse(definition, argv)
+        expect(viaFast, JSON.stringify(argv)).to.deep.equal(await oclifParse(definition, argv))
+        expect(viaFast?.ok && viaFast.flags.rules).to.equal(argv[2] ?? '/tmp/from-env.json')
       }
     } finally {
-      if (saved === undefined) delete process.env.MQ_HOME
-      else process.env.MQ_HOME = saved
+      if (saved === undefined) delete process.env.MQ_RULES
+      else process.env.MQ_RULES = saved
     }
   })
 
@@ -201,6 +203,7 @@ describe('the fast command list and parser agree with the definitions and oclif'
       // A value that names a flag is a missing value to oclif (the fast parser used to run these).
       ['consume', 'q', '--exec', '--json'],
       ['subscribe', 'a.*', '--durable=--json'],
+      ['rule', 'match', '--rules'],
     ]
     for (const argv of bad) {
       it(argv.join(' '), async () => {

@@ -2,7 +2,7 @@ import {expect} from 'chai'
 import {readdirSync, readFileSync} from 'node:fs'
 import {join, relative} from 'node:path'
 
-import {jsonLines, mq, ROOT, tempHome} from '../helpers.js'
+import {jsonLines, ROOT, run, tempHome} from '../helpers.js'
 
 describe('queue admin (CLI)', () => {
   let home: string
@@ -11,29 +11,29 @@ describe('queue admin (CLI)', () => {
   })
 
   it('the RabbitMQ "hello" tutorial: declare, send, receive and print', async () => {
-    expect((await mq(['queue', 'create', 'hello'], {home})).code).to.equal(0)
-    expect((await mq(['queue', 'create', 'hello'], {home})).code).to.equal(0) // declaring again is fine
-    await mq(['publish', 'hello', 'Hello World!'], {home})
-    const received = await mq(['consume', 'hello', '--wait', '5s'], {home})
+    expect((await run(['queue', 'create', 'hello'], {home})).code).to.equal(0)
+    expect((await run(['queue', 'create', 'hello'], {home})).code).to.equal(0) // declaring again is fine
+    await run(['publish', 'hello', 'Hello World!'], {home})
+    const received = await run(['consume', 'hello', '--wait', '5s'], {home})
     expect(received.stdout).to.equal('Hello World!\n')
   })
 
   it('create sets settings; a conflicting re-declare is exit 2; update changes them', async () => {
-    const created = await mq(['queue', 'create', 'jobs', '--visibility-timeout', '2m', '--max-deliveries', '3', '--dead-letter-queue', 'jobs.failed', '--json'], {home})
+    const created = await run(['queue', 'create', 'jobs', '--visibility-timeout', '2m', '--max-deliveries', '3', '--dead-letter-queue', 'jobs.failed', '--json'], {home})
     expect(JSON.parse(created.stdout).settings).to.deep.include({visibilityTimeoutMs: 120_000, maxDeliveries: 3, deadLetterQueue: 'jobs.failed'})
-    const conflict = await mq(['queue', 'create', 'jobs', '--max-deliveries', '4'], {home})
+    const conflict = await run(['queue', 'create', 'jobs', '--max-deliveries', '4'], {home})
     expect(conflict.code).to.equal(2)
     expect(conflict.stderr).to.match(/already exists with other settings \(maxDeliveries\).*queue update/)
-    const updated = await mq(['queue', 'update', 'jobs', '--max-deliveries', '4', '--json'], {home})
+    const updated = await run(['queue', 'update', 'jobs', '--max-deliveries', '4', '--json'], {home})
     expect(JSON.parse(updated.stdout).settings.maxDeliveries).to.equal(4)
-    expect((await mq(['queue', 'update', 'missing', '--max-deliveries', '4'], {home})).code).to.equal(2)
+    expect((await run(['queue', 'update', 'missing', '--max-deliveries', '4'], {home})).code).to.equal(2)
   })
 
   it('list prints names when piped and JSON with --json', async () => {
-    await mq(['publish', 'b', 'x'], {home})
-    await mq(['publish', 'a', 'x'], {home})
-    expect((await mq(['queue', 'list'], {home})).stdout).to.equal('a\nb\n')
-    const list = JSON.parse((await mq(['queue', 'list', '--json'], {home})).stdout)
+    await run(['publish', 'b', 'x'], {home})
+    await run(['publish', 'a', 'x'], {home})
+    expect((await run(['queue', 'list'], {home})).stdout).to.equal('a\nb\n')
+    const list = JSON.parse((await run(['queue', 'list', '--json'], {home})).stdout)
     expect(list.map((q: {name: string; depth: number}) => [q.name, q.depth])).to.deep.equal([
       ['a', 1],
       ['b', 1],
@@ -41,32 +41,32 @@ describe('queue admin (CLI)', () => {
   })
 
   it('stats shows ready, in-flight, delayed, dead-lettered and the oldest age', async () => {
-    await mq(['publish', 'jobs', '--lines'], {home, input: 'a\nb\nc\n'})
-    await mq(['consume', 'jobs', '--ack', 'manual'], {home})
-    const dead = await mq(['consume', 'jobs', '--ack', 'manual', '--json'], {home})
-    await mq(['nack', '--dead-letter', JSON.parse(dead.stdout).receipt], {home})
-    const stats = JSON.parse((await mq(['queue', 'stats', 'jobs', '--json'], {home})).stdout)
+    await run(['publish', 'jobs', '--lines'], {home, input: 'a\nb\nc\n'})
+    await run(['consume', 'jobs', '--ack', 'manual'], {home})
+    const dead = await run(['consume', 'jobs', '--ack', 'manual', '--json'], {home})
+    await run(['nack', '--dead-letter', JSON.parse(dead.stdout).receipt], {home})
+    const stats = JSON.parse((await run(['queue', 'stats', 'jobs', '--json'], {home})).stdout)
     expect(stats).to.deep.include({ready: 1, inFlight: 1, delayed: 0, deadLettered: 1})
     expect(stats.oldestAgeMs).to.be.a('number')
-    const human = await mq(['queue', 'stats', 'jobs'], {home})
+    const human = await run(['queue', 'stats', 'jobs'], {home})
     expect(human.stdout).to.match(/ready\s+1/).and.to.match(/in flight\s+1/).and.to.match(/dead-lettered \(jobs\.dlq\)\s+1/)
   })
 
   it('peek shows messages without delivering them', async () => {
-    await mq(['publish', 'jobs', '--lines'], {home, input: 'a\nb\n'})
-    expect((await mq(['queue', 'peek', 'jobs'], {home})).stdout).to.equal('a\nb\n')
-    const peeked = jsonLines((await mq(['queue', 'peek', 'jobs', '--json', '-n', '1'], {home})).stdout)
+    await run(['publish', 'jobs', '--lines'], {home, input: 'a\nb\n'})
+    expect((await run(['queue', 'peek', 'jobs'], {home})).stdout).to.equal('a\nb\n')
+    const peeked = jsonLines((await run(['queue', 'peek', 'jobs', '--json', '-n', '1'], {home})).stdout)
     expect(peeked).to.have.length(1)
     expect(peeked[0]).to.deep.include({body: 'a', state: 'ready', deliveries: 0})
-    const [delivered] = jsonLines((await mq(['consume', 'jobs', '--json'], {home})).stdout)
+    const [delivered] = jsonLines((await run(['consume', 'jobs', '--json'], {home})).stdout)
     expect(delivered.attempt).to.equal(1)
   })
 
   it('purge and delete', async () => {
-    await mq(['publish', 'jobs', '--lines'], {home, input: 'a\nb\n'})
-    expect(JSON.parse((await mq(['queue', 'purge', 'jobs', '--json'], {home})).stdout)).to.deep.equal({queue: 'jobs', purged: 2})
-    expect(JSON.parse((await mq(['queue', 'delete', 'jobs', '--json'], {home})).stdout)).to.deep.equal({queue: 'jobs', deleted: 0})
-    expect((await mq(['queue', 'delete', 'jobs'], {home})).code).to.equal(2)
+    await run(['publish', 'jobs', '--lines'], {home, input: 'a\nb\n'})
+    expect(JSON.parse((await run(['queue', 'purge', 'jobs', '--json'], {home})).stdout)).to.deep.equal({queue: 'jobs', purged: 2})
+    expect(JSON.parse((await run(['queue', 'delete', 'jobs', '--json'], {home})).stdout)).to.deep.equal({queue: 'jobs', deleted: 0})
+    expect((await run(['queue', 'delete', 'jobs'], {home})).code).to.equal(2)
   })
 
   it('every command has help with examples', async () => {
@@ -74,7 +74,7 @@ describe('queue admin (CLI)', () => {
     for (const [id, command] of Object.entries<{examples?: string[]}>(manifest.commands)) {
       expect(command.examples?.length ?? 0, `${id} has examples`).to.be.greaterThan(0)
     }
-    const help = await mq(['consume', '--help'], {home})
+    const help = await run(['consume', '--help'], {home})
     expect(help.code).to.equal(0)
     expect(help.stdout).to.match(/EXAMPLES/).and.to.match(/--exec/)
   })

@@ -2,7 +2,7 @@ import {expect} from 'chai'
 import {existsSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {jsonLines, mq, tempHome} from '../helpers.js'
+import {jsonLines, run, tempHome} from '../helpers.js'
 
 const event = (id: string, type: string, data?: unknown) => JSON.stringify({specversion: '1.0', id, source: 'ci', type, ...(data === undefined ? {} : {data})})
 
@@ -27,7 +27,7 @@ describe('rule match (CLI)', function () {
 
   it('prints the enabled rules each event matches, one line per event, in document order, and runs nothing', async () => {
     const input = [event('1', 'order.created', {total: 250}), '', event('2', 'order.created', {total: 5}), event('3', 'user.login')].join('\n')
-    const result = await mq(['rule', 'match', '--rules', rules], {home, input})
+    const result = await run(['rule', 'match', '--rules', rules], {home, input})
     expect(result.code, result.stderr).to.equal(0)
     expect(result.stdout).to.equal('created big\ncreated\n\n')
     expect(existsSync(join(home, 'ran.jsonl')) || existsSync(join(home, 'ran'))).to.equal(false)
@@ -38,7 +38,7 @@ describe('rule match (CLI)', function () {
   it('reads files in order (and - for stdin); --json prints {"id","rules"} per event', async () => {
     const first = join(home, 'a.jsonl')
     writeFileSync(first, `${event('a1', 'order.paid', {total: 101})}\n`)
-    const result = await mq(['rule', 'match', first, '-', '--json', '--rules', rules], {home, input: `${event('s1', 'order.created')}\n`})
+    const result = await run(['rule', 'match', first, '-', '--json', '--rules', rules], {home, input: `${event('s1', 'order.created')}\n`})
     expect(result.code, result.stderr).to.equal(0)
     expect(jsonLines(result.stdout)).to.deep.equal([
       {id: 'a1', rules: ['big']},
@@ -47,26 +47,26 @@ describe('rule match (CLI)', function () {
   })
 
   it('takes --rules from MQ_RULES as elsewhere', async () => {
-    const result = await mq(['rule', 'match'], {home, input: event('1', 'order.created'), env: {MQ_RULES: rules}})
+    const result = await run(['rule', 'match'], {home, input: event('1', 'order.created'), env: {MQ_RULES: rules}})
     expect(result.stdout).to.equal('created\n')
   })
 
   it('exits 2 naming the file and line of a bad event', async () => {
     const file = join(home, 'events.jsonl')
     writeFileSync(file, [event('1', 'order.created'), '', '{"specversion":"1.0","id":"2","type":"x"}', event('3', 'x')].join('\n'))
-    const missing = await mq(['rule', 'match', file, '--rules', rules], {home})
+    const missing = await run(['rule', 'match', file, '--rules', rules], {home})
     expect(missing.code).to.equal(2)
     expect(missing.stderr).to.include(`line 3 of ${file}: invalid CloudEvent: required attribute "source" is missing`)
-    const notJson = await mq(['rule', 'match', '--rules', rules], {home, input: `${event('1', 'x')}\n{oops\n`})
+    const notJson = await run(['rule', 'match', '--rules', rules], {home, input: `${event('1', 'x')}\n{oops\n`})
     expect(notJson.code).to.equal(2)
     expect(notJson.stderr).to.match(/^error: line 2 of stdin: not valid JSON/)
-    const absent = await mq(['rule', 'match', join(home, 'nope.jsonl'), '--rules', rules], {home})
+    const absent = await run(['rule', 'match', join(home, 'nope.jsonl'), '--rules', rules], {home})
     expect(absent.code).to.equal(2)
     expect(absent.stderr).to.include('nope.jsonl does not exist')
   })
 
   it('goes through oclif the same way (help, unusual command lines)', async () => {
-    const result = await mq(['rule', 'match', '--rules', rules], {home, input: event('1', 'order.created'), env: {MQ_NO_FAST: '1'}})
+    const result = await run(['rule', 'match', '--rules', rules], {home, input: event('1', 'order.created'), env: {MQ_NO_FAST: '1'}})
     expect(result.code, result.stderr).to.equal(0)
     expect(result.stdout).to.equal('created\n')
   })

@@ -2,7 +2,7 @@ import {expect} from 'chai'
 import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {jsonLines, mq, sleep, start, tempHome, waitFor} from '../helpers.js'
+import {jsonLines, mq, run, sleep, start, tempHome, waitFor} from '../helpers.js'
 
 describe('subscribe and topics (CLI)', () => {
   let home: string
@@ -10,14 +10,14 @@ describe('subscribe and topics (CLI)', () => {
     home = tempHome()
   })
 
-  const subscriptions = async () => JSON.parse((await mq(['subscription', 'list', '--json'], {home})).stdout) as {name: string; durable: boolean}[]
+  const subscriptions = async () => JSON.parse((await run(['subscription', 'list', '--json'], {home})).stdout) as {name: string; durable: boolean}[]
 
   it('fans out to N subscriptions: each gets every message', async () => {
-    await mq(['topic', 'create', 'news'], {home})
+    await run(['topic', 'create', 'news'], {home})
     const subscribers = ['a', 'b', 'c'].map((name) => start(['subscribe', 'news', '--durable', name, '-n', '2', '--wait', '10s', '--json'], {home}))
     await waitFor(async () => (await subscriptions()).length === 3, 'three subscriptions')
-    await mq(['publish', 'news', 'one'], {home})
-    await mq(['publish', 'news', 'two'], {home})
+    await run(['publish', 'news', 'one'], {home})
+    await run(['publish', 'news', 'two'], {home})
     for (const [index, subscriber] of subscribers.entries()) {
       const result = await subscriber.done
       expect(result.code, result.stderr).to.equal(0)
@@ -30,10 +30,10 @@ describe('subscribe and topics (CLI)', () => {
   })
 
   it('an ephemeral subscriber sees new messages and leaves nothing behind', async () => {
-    await mq(['publish', '--topic', 'news', 'before'], {home})
+    await run(['publish', '--topic', 'news', 'before'], {home})
     const subscriber = start(['subscribe', 'news', '--wait', '10s'], {home})
     await waitFor(async () => (await subscriptions()).length === 1, 'the ephemeral subscription')
-    await mq(['publish', 'news', 'after'], {home})
+    await run(['publish', 'news', 'after'], {home})
     const result = await subscriber.done
     expect(result.stdout).to.equal('after\n')
     expect(await subscriptions()).to.deep.equal([])
@@ -42,35 +42,35 @@ describe('subscribe and topics (CLI)', () => {
   it('an ephemeral subscription killed with SIGKILL is cleaned up by the next command that notices', async () => {
     const subscriber = start(['subscribe', 'news.#', '-f', '--ack', 'manual'], {home})
     await waitFor(async () => (await subscriptions()).length === 1, 'the ephemeral subscription')
-    await mq(['publish', 'news.x', 'held'], {home})
+    await run(['publish', 'news.x', 'held'], {home})
     await waitFor(() => subscriber.lines().length === 1, 'a delivery')
     subscriber.kill('SIGKILL')
     await subscriber.done
     expect(await subscriptions()).to.deep.equal([])
     // and with it gone, a publish to a new name it covered makes a queue again
-    expect(JSON.parse((await mq(['publish', 'news.y', 'z', '--json'], {home})).stdout).kind).to.equal('queue')
+    expect(JSON.parse((await run(['publish', 'news.y', 'z', '--json'], {home})).stdout).kind).to.equal('queue')
   })
 
   it('a durable subscription resumes across processes and acks persist', async () => {
-    await mq(['publish', '--topic', 'events', '1'], {home})
-    const first = await mq(['subscribe', 'events', '--durable', 'audit', '--all', '--json', '--ack', 'manual'], {home})
+    await run(['publish', '--topic', 'events', '1'], {home})
+    const first = await run(['subscribe', 'events', '--durable', 'audit', '--all', '--json', '--ack', 'manual'], {home})
     const [delivery] = jsonLines<{body: string; receipt: string}>(first.stdout)
     expect(delivery.body).to.equal('1')
-    expect((await mq(['ack', delivery.receipt], {home})).code).to.equal(0)
-    await mq(['publish', 'events', '2'], {home})
-    await mq(['publish', 'events', '3'], {home})
-    const second = await mq(['subscribe', 'events', '--durable', 'audit', '-n', '5'], {home})
+    expect((await run(['ack', delivery.receipt], {home})).code).to.equal(0)
+    await run(['publish', 'events', '2'], {home})
+    await run(['publish', 'events', '3'], {home})
+    const second = await run(['subscribe', 'events', '--durable', 'audit', '-n', '5'], {home})
     expect(second.stdout).to.equal('2\n3\n')
-    const third = await mq(['subscribe', 'events', '--durable', 'audit'], {home})
+    const third = await run(['subscribe', 'events', '--durable', 'audit'], {home})
     expect(third.code).to.equal(3)
-    const stats = JSON.parse((await mq(['subscription', 'stats', 'audit', '--json'], {home})).stdout)
+    const stats = JSON.parse((await run(['subscription', 'stats', 'audit', '--json'], {home})).stdout)
     expect(stats).to.deep.include({lag: 0, inFlight: 0, durable: true, pattern: 'events'})
   })
 
   it('two processes on one durable subscription get disjoint messages and together all', async () => {
-    await mq(['topic', 'create', 'work'], {home})
-    await mq(['subscribe', 'work', '--durable', 'pool', '--wait', '1ms'], {home}) // create it
-    await mq(['publish', 'work', '--lines'], {home, input: Array.from({length: 400}, (_, i) => `m${i}`).join('\n')})
+    await run(['topic', 'create', 'work'], {home})
+    await run(['subscribe', 'work', '--durable', 'pool', '--wait', '1ms'], {home}) // create it
+    await run(['publish', 'work', '--lines'], {home, input: Array.from({length: 400}, (_, i) => `m${i}`).join('\n')})
     const [a, b] = await Promise.all(
       [0, 1].map(() => mq(['subscribe', 'work', '--durable', 'pool', '-n', '400', '--json', '--ack', 'manual'], {home})),
     )
@@ -81,20 +81,20 @@ describe('subscribe and topics (CLI)', () => {
   })
 
   it('start positions: --all, --since, --from-id, --new', async () => {
-    const ids = (await mq(['publish', '--topic', 't', '--lines'], {home, input: 'a\nb\nc\n'})).stdout.trim().split('\n')
-    expect((await mq(['subscribe', 't', '--all', '-n', '10'], {home})).stdout).to.equal('a\nb\nc\n')
-    expect((await mq(['subscribe', 't', '--from-id', ids[1], '-n', '10'], {home})).stdout).to.equal('b\nc\n')
-    expect((await mq(['subscribe', 't', '--since', '1h', '-n', '10'], {home})).stdout).to.equal('a\nb\nc\n')
-    expect((await mq(['subscribe', 't', '--since', new Date(Date.now() + 60_000).toISOString(), '-n', '10'], {home})).code).to.equal(3)
-    expect((await mq(['subscribe', 't', '--new', '-n', '10'], {home})).code).to.equal(3)
-    expect((await mq(['subscribe', 't', '--all', '--new'], {home})).code).to.equal(2)
+    const ids = (await run(['publish', '--topic', 't', '--lines'], {home, input: 'a\nb\nc\n'})).stdout.trim().split('\n')
+    expect((await run(['subscribe', 't', '--all', '-n', '10'], {home})).stdout).to.equal('a\nb\nc\n')
+    expect((await run(['subscribe', 't', '--from-id', ids[1], '-n', '10'], {home})).stdout).to.equal('b\nc\n')
+    expect((await run(['subscribe', 't', '--since', '1h', '-n', '10'], {home})).stdout).to.equal('a\nb\nc\n')
+    expect((await run(['subscribe', 't', '--since', new Date(Date.now() + 60_000).toISOString(), '-n', '10'], {home})).code).to.equal(3)
+    expect((await run(['subscribe', 't', '--new', '-n', '10'], {home})).code).to.equal(3)
+    expect((await run(['subscribe', 't', '--all', '--new'], {home})).code).to.equal(2)
   })
 
   it('wildcards cover topics created later, in global publish order', async () => {
     const subscriber = start(['subscribe', 'logs.#', '-n', '4', '--wait', '10s', '--json'], {home})
     await waitFor(async () => (await subscriptions()).length === 1, 'the subscription')
     for (const [topic, body] of [['logs.app', '1'], ['logs.db', '2'], ['logs.app.error', '3'], ['logs', '4']]) {
-      expect(JSON.parse((await mq(['publish', topic, body, '--json'], {home})).stdout).kind).to.equal('topic')
+      expect(JSON.parse((await run(['publish', topic, body, '--json'], {home})).stdout).kind).to.equal('topic')
     }
     const result = await subscriber.done
     expect(jsonLines(result.stdout).map((e) => [e.topic, e.body])).to.deep.equal([
@@ -106,10 +106,10 @@ describe('subscribe and topics (CLI)', () => {
   })
 
   it('subscribe --exec follows the --exec contract with MQ_TOPIC and MQ_SUBSCRIPTION; exit 65 dead-letters', async () => {
-    await mq(['topic', 'create', 'orders'], {home})
-    await mq(['publish', 'orders', '--lines'], {home, input: 'good\nbad\n'})
+    await run(['topic', 'create', 'orders'], {home})
+    await run(['publish', 'orders', '--lines'], {home, input: 'good\nbad\n'})
     const log = join(home, 'log')
-    const result = await mq(
+    const result = await run(
       ['subscribe', 'orders', '--durable', 'billing', '--all', '-n', '2', '--exec', `body=$(cat); echo "$MQ_TOPIC $MQ_SUBSCRIPTION $MQ_ATTEMPT $body" >> ${log}; [ "$body" = good ] || exit 65`],
       {home},
     )
@@ -117,49 +117,49 @@ describe('subscribe and topics (CLI)', () => {
     expect(result.code, result.stderr).to.equal(1)
     expect(result.stderr).to.match(/error: the command failed for 1 of 2 deliveries: 1 acked, 1 dead-lettered/)
     expect(readFileSync(log, 'utf8')).to.equal('orders billing 1 good\norders billing 1 bad\n')
-    const [dead] = jsonLines((await mq(['consume', 'billing.dlq', '--json'], {home})).stdout)
+    const [dead] = jsonLines((await run(['consume', 'billing.dlq', '--json'], {home})).stdout)
     expect(dead.body).to.equal('bad')
     expect(dead.headers).to.deep.include({'x-dead-letter-reason': 'rejected', 'x-original-topic': 'orders', 'x-original-subscription': 'billing'})
   })
 
   it('topic retention by count, visible to late subscribers; stats and list', async () => {
-    await mq(['topic', 'create', 'metrics', '--max-messages', '2'], {home})
-    await mq(['publish', 'metrics', '--lines'], {home, input: '1\n2\n3\n'})
-    expect((await mq(['subscribe', 'metrics', '--all', '-n', '10'], {home})).stdout).to.equal('2\n3\n')
-    const stats = JSON.parse((await mq(['topic', 'stats', 'metrics', '--json'], {home})).stdout)
+    await run(['topic', 'create', 'metrics', '--max-messages', '2'], {home})
+    await run(['publish', 'metrics', '--lines'], {home, input: '1\n2\n3\n'})
+    expect((await run(['subscribe', 'metrics', '--all', '-n', '10'], {home})).stdout).to.equal('2\n3\n')
+    const stats = JSON.parse((await run(['topic', 'stats', 'metrics', '--json'], {home})).stdout)
     expect(stats).to.deep.include({messages: 2, totals: {published: 3, discarded: 1}})
-    expect((await mq(['topic', 'list'], {home})).stdout).to.equal('metrics\n')
-    expect(JSON.parse((await mq(['topic', 'delete', 'metrics', '--json'], {home})).stdout)).to.deep.equal({topic: 'metrics', deleted: 2})
+    expect((await run(['topic', 'list'], {home})).stdout).to.equal('metrics\n')
+    expect(JSON.parse((await run(['topic', 'delete', 'metrics', '--json'], {home})).stdout)).to.deep.equal({topic: 'metrics', deleted: 2})
   })
 
   it('bad input: pattern syntax (position), queue vs topic, reused durable names', async () => {
-    const bad = await mq(['subscribe', 'orders..x'], {home})
+    const bad = await run(['subscribe', 'orders..x'], {home})
     expect(bad.code).to.equal(2)
     expect(bad.stderr).to.match(/at position 8: empty segment/)
-    expect((await mq(['subscribe', 'orders.cre*'], {home})).stderr).to.match(/at position 11/)
-    await mq(['publish', 'jobs', 'x'], {home})
-    const onQueue = await mq(['subscribe', 'jobs'], {home})
+    expect((await run(['subscribe', 'orders.cre*'], {home})).stderr).to.match(/at position 11/)
+    await run(['publish', 'jobs', 'x'], {home})
+    const onQueue = await run(['subscribe', 'jobs'], {home})
     expect(onQueue.code).to.equal(2)
     expect(onQueue.stderr).to.match(/jobs is a queue, not a topic/)
-    await mq(['topic', 'create', 'news'], {home})
-    const onTopic = await mq(['consume', 'news'], {home})
+    await run(['topic', 'create', 'news'], {home})
+    const onTopic = await run(['consume', 'news'], {home})
     expect(onTopic.code).to.equal(2)
     expect(onTopic.stderr).to.match(/news is a topic, not a queue.*mq subscribe news/)
-    await mq(['subscribe', 'news', '--durable', 'reader', '--wait', '1ms'], {home})
-    const reused = await mq(['subscribe', 'other.*', '--durable', 'reader'], {home})
+    await run(['subscribe', 'news', '--durable', 'reader', '--wait', '1ms'], {home})
+    const reused = await run(['subscribe', 'other.*', '--durable', 'reader'], {home})
     expect(reused.code).to.equal(2)
     expect(reused.stderr).to.match(/pattern "news", not "other\.\*"/)
-    expect((await mq(['subscription', 'delete', 'reader', '--json'], {home})).code).to.equal(0)
-    expect((await mq(['subscription', 'stats', 'reader'], {home})).code).to.equal(2)
+    expect((await run(['subscription', 'delete', 'reader', '--json'], {home})).code).to.equal(0)
+    expect((await run(['subscription', 'stats', 'reader'], {home})).code).to.equal(2)
   })
 
   it('topic publish and queue publish side by side in one broker', async () => {
     const subscriber = start(['subscribe', 'mixed.events', '-n', '1', '--wait', '10s'], {home})
     await waitFor(async () => (await subscriptions()).length === 1, 'the subscription')
-    await mq(['publish', 'mixed.events', 'to topic'], {home})
-    await mq(['publish', 'mixed.jobs', 'to queue'], {home})
+    await run(['publish', 'mixed.events', 'to topic'], {home})
+    await run(['publish', 'mixed.jobs', 'to queue'], {home})
     expect((await subscriber.done).stdout).to.equal('to topic\n')
-    expect((await mq(['consume', 'mixed.jobs'], {home})).stdout).to.equal('to queue\n')
+    expect((await run(['consume', 'mixed.jobs'], {home})).stdout).to.equal('to queue\n')
     await sleep(10)
   })
 })

@@ -174,13 +174,12 @@ export function brokerConformance(name: string, open: () => Promise<Broker>): vo
     })
 
     it('long-polls: returns as soon as a message arrives', async () => {
-      const started = Date.now()
-      const waiting = broker.receive('later', {max: 1, autoAck: true, waitMs: 5_000})
+      // A wait longer than the test's timeout: only a receive that returns on arrival passes.
+      const waiting = broker.receive('later', {max: 1, autoAck: true, waitMs: 120_000})
       await sleep(100)
       await broker.publish('later', [{body: 'now'}])
       const [delivery] = await waiting
       expect(delivery.body).to.equal('now')
-      expect(Date.now() - started).to.be.lessThan(4_000)
     })
 
     it('declares queues idempotently and refuses conflicting settings', async () => {

@@ -20,12 +20,11 @@ describe('crashes', function () {
     // The command runs in its own process group; a crashed worker leaves it orphaned, so end it too.
     process.kill(-Number(readFileSync(pidFile, 'utf8')), 'SIGKILL')
 
-    const started = Date.now()
+    // Redelivered once the 1 s lease runs out, well within the wait (else exit 3).
     const again = await mq(['consume', 'jobs', '--wait', '10s', '--json', '--ack', 'manual'], {home})
     expect(again.code, again.stderr).to.equal(0)
     const [delivery] = jsonLines(again.stdout)
     expect(delivery).to.deep.include({body: 'important', attempt: 2})
-    expect(Date.now() - started).to.be.lessThan(5_000)
   })
 
   it('a consumer killed between receive and ack loses nothing (manual ack)', async () => {

@@ -66,7 +66,7 @@ const daemons = new Map<string, NodeJS.ProcessEnv | undefined>()
 
 async function startDaemon(home: string, env?: NodeJS.ProcessEnv, extra: string[] = []) {
   daemons.set(home, env)
-  const result = await mq(['daemon', 'start', ...extra], {home, env})
+  const result = await mq(['daemon', 'start', ...extra], {home, env, timeoutMs: 45_000})
   expect(result.code, result.stderr).to.equal(0)
   return status(home, env)
 }
@@ -301,6 +301,13 @@ describe('the daemon under hostile input', function () {
       expect(logs.stdout).to.equal('')
     })
 
+    it('.rules.json.tmp (where the rules document is written first): a rules edit refuses it', async () => {
+      const home = tempHome()
+      const target = plant(home, '.rules.json.tmp')
+      refused(await mq(['rule', 'add', 'r', '--type', 'x', '--action', '{"type":"log"}'], {home}), '.rules.json.tmp')
+      target.untouched()
+    })
+
     it('rules.json.lock: a rules edit refuses it at once', async () => {
       const home = tempHome()
       const target = plant(home, 'rules.json.lock')
@@ -334,9 +341,10 @@ describe('the daemon under hostile input', function () {
     }, 'the daemon to be blocked on the lock', 20_000)
     probe.socket.destroy()
 
-    const again = start(['daemon', 'start', '--json'], {home, timeoutMs: 40_000})
-    // Let go once start has given up, or after a while if it is (rightly) still waiting.
-    await Promise.race([again.done, sleep(5_000)])
+    const again = start(['daemon', 'start', '--json'], {home, timeoutMs: 60_000})
+    // The lock is held until start has answered: the daemon is free only between its busy
+    // timeouts (10 s), which start's window (30 s) must wait for.
+    await Promise.race([again.done, sleep(45_000)])
     holder.child.kill('SIGUSR1')
     const result = await again.done
     expect(result.code, result.stderr).to.equal(0)

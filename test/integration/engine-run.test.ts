@@ -25,7 +25,11 @@ describe('mq engine run: sources feed the rules', function () {
       }),
     )
     const engine = start(['engine', 'run'], {home, timeoutMs: 35_000})
-    const events = () => (existsSync(join(home, 'events.jsonl')) ? readFileSync(join(home, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)) : [])
+    // Only whole lines: the engine may be half-way through appending one (or have just created the file).
+    const events = () => {
+      const text = existsSync(join(home, 'events.jsonl')) ? readFileSync(join(home, 'events.jsonl'), 'utf8') : ''
+      return text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter((line) => line !== '').map((line) => JSON.parse(line))
+    }
     const ofType = (type: string) => events().filter((e) => e.type === type)
     await waitFor(() => engine.stderr.includes('engine: running'), 'the engine to start')
     await waitFor(() => ofType('src.tick').length >= 2, 'two ticks')

@@ -5,26 +5,36 @@ import {join} from 'node:path'
 
 import {BIN, mq, sleep, start, tempHome, waitFor} from '../helpers.js'
 
-/** How long the soak runs; the issue asks for 30 s. */
-const SOAK_MS = 30_000
+/**
+ * The timed soak (30 s of load) runs on its own schedule, with MQ_TEST_SOAK=1 (MQ_TEST_SOAK_MS
+ * to change its length). Every `npm test` runs the same mix bounded by counts instead: it ends
+ * when the work is done, however busy the machine, and checks the same accounting.
+ */
+const SOAK_MS = process.env.MQ_TEST_SOAK ? Number(process.env.MQ_TEST_SOAK_MS ?? 30_000) : 0
+/** Lines each streaming publisher sends, and one-shot publish+trigger rounds, without the timed soak. */
+const LINES = 100
+const ROUNDS = 12
 
 describe('soak: publishers, consumers and triggers through the daemon', function () {
-  this.timeout(SOAK_MS + 60_000)
+  this.timeout(SOAK_MS + 180_000)
 
-  it(`runs ${SOAK_MS / 1000} s and every message and event is accounted for`, async () => {
+  const what = SOAK_MS ? `runs ${SOAK_MS / 1000} s` : `runs ${2 * LINES} streamed and ${ROUNDS} one-shot publishes and triggers`
+  it(`${what} and every message and event is accounted for`, async () => {
     const home = tempHome()
     const consumed = join(home, 'consumed.log')
     writeFileSync(join(home, 'rules.json'), JSON.stringify({rules: [{name: 'ticks', pattern: {type: ['soak.tick']}, actions: [{type: 'file', path: 'ticks.jsonl'}]}]}))
-    expect((await mq(['daemon', 'start'], {home})).code).to.equal(0)
+    const started = await mq(['daemon', 'start'], {home})
+    expect(started.code, started.stderr).to.equal(0)
     try {
-      const consumers = [0, 1].map(() => start(['consume', 'soak', '-f', '--parallel', '2', '--exec', `body=$(cat); echo "$body" >> ${consumed}`], {home, timeoutMs: SOAK_MS + 50_000}))
+      const consumers = [0, 1].map(() => start(['consume', 'soak', '-f', '--parallel', '2', '--exec', `body=$(cat); echo "$body" >> ${consumed}`], {home, timeoutMs: SOAK_MS + 170_000}))
       // Two streaming publishers, one line every 20 ms, each line its own request through the daemon.
-      const streams = [0, 1].map(() => start(['publish', 'soak', '--lines'], {home, openStdin: true, timeoutMs: SOAK_MS + 50_000}))
+      const streams = [0, 1].map(() => start(['publish', 'soak', '--lines'], {home, openStdin: true, timeoutMs: SOAK_MS + 170_000}))
       let sent = 0
       const expected: string[] = []
       const deadline = Date.now() + SOAK_MS
+      const more = () => (SOAK_MS ? Date.now() < deadline : sent < LINES)
       const feeding = (async () => {
-        while (Date.now() < deadline) {
+        while (more()) {
           for (const [index, stream] of streams.entries()) {
             const body = `stream${index}-${sent}`
             expected.push(body)
@@ -36,7 +46,8 @@ describe('soak: publishers, consumers and triggers through the daemon', function
         for (const stream of streams) stream.child.stdin!.end()
       })()
       // A shell loop of one-shot publishes and triggers: a process per call, as scripts do.
-      const loop = spawn('sh', ['-c', `i=0; end=$(( $(date +%s) + ${SOAK_MS / 1000} )); while [ $(date +%s) -lt $end ]; do node ${BIN} publish soak "single-$i" > /dev/null || exit 1; node ${BIN} trigger soak.tick --data $i > /dev/null || exit 1; i=$((i+1)); done; echo $i`], {
+      const until = SOAK_MS ? `end=$(( $(date +%s) + ${SOAK_MS / 1000} )); while [ $(date +%s) -lt $end ]` : `while [ $i -lt ${ROUNDS} ]`
+      const loop = spawn('sh', ['-c', `i=0; ${until}; do node ${BIN} publish soak "single-$i" > /dev/null || exit 1; node ${BIN} trigger soak.tick --data $i > /dev/null || exit 1; i=$((i+1)); done; echo $i`], {
         env: {...process.env, MQ_HOME: home},
         stdio: ['ignore', 'pipe', 'inherit'],
       })
@@ -50,12 +61,12 @@ describe('soak: publishers, consumers and triggers through the daemon', function
       const singles = Number(loopOutput.trim())
       for (let i = 0; i < singles; i++) expected.push(`single-${i}`)
 
-      await waitFor(async () => JSON.parse((await mq(['queue', 'stats', 'soak', '--json'], {home})).stdout).depth === 0, 'the queue to drain', 30_000, 200)
-      await waitFor(() => existsSync(consumed) && readFileSync(consumed, 'utf8').split('\n').filter(Boolean).length >= expected.length, 'every message consumed', 30_000, 200)
+      await waitFor(async () => JSON.parse((await mq(['queue', 'stats', 'soak', '--json'], {home})).stdout).depth === 0, 'the queue to drain', 90_000, 200)
+      await waitFor(() => existsSync(consumed) && readFileSync(consumed, 'utf8').split('\n').filter(Boolean).length >= expected.length, 'every message consumed', 90_000, 200)
       await waitFor(
         async () => JSON.parse((await mq(['events', 'list', '--status', 'pending', '--json'], {home})).stdout).length === 0,
         'every event processed',
-        30_000,
+        90_000,
         200,
       )
       for (const consumer of consumers) consumer.kill('SIGTERM')
@@ -70,7 +81,8 @@ describe('soak: publishers, consumers and triggers through the daemon', function
       expect(events.filter((e: {status: string}) => e.status === 'done')).to.have.length(singles)
       const daemon = JSON.parse((await mq(['daemon', 'status', '--json'], {home})).stdout)
       expect(daemon.counts.eventsAccepted).to.equal(singles)
-      expect(singles).to.be.greaterThan(10)
+      if (SOAK_MS) expect(singles).to.be.greaterThan(10)
+      else expect(singles).to.equal(ROUNDS)
     } finally {
       await mq(['daemon', 'stop', '--force'], {home})
     }

@@ -15,7 +15,9 @@ import {defineCommand} from '../definition.js'
 import {RULES_FLAG, rulesPathFor} from '../engine-context.js'
 
 /** How long `daemon start` waits for the daemon to answer before giving up. */
-const START_TIMEOUT_MS = 15_000
+const START_TIMEOUT_MS = 30_000
+/** How long `daemon status` waits for a running daemon that is slow to answer. */
+const STATUS_WAIT_MS = 10_000
 
 function version(ctx: Context): string {
   return ctx.env.npm_package_version ?? packageVersion()
@@ -156,8 +158,8 @@ async function awaitAnswer(ctx: Context, deadline: number, gone: () => boolean):
   }
 }
 
-function notAnswering(ctx: Context, pid: number): StoreError {
-  return new StoreError(`the daemon (pid ${pid}) runs but did not answer within ${formatDuration(START_TIMEOUT_MS)}`, {
+function notAnswering(ctx: Context, pid: number, waitedMs = START_TIMEOUT_MS): StoreError {
+  return new StoreError(`the daemon (pid ${pid}) runs but did not answer within ${formatDuration(waitedMs)}`, {
     hint: `it may be waiting for the broker's write lock held by another process; \`mq daemon status\` tells when it answers, see ${daemonPaths(ctx.home).log}`,
   })
 }
@@ -168,9 +170,12 @@ export const daemonStatus = defineCommand({
   examples: ['<%= config.bin %> daemon status', '<%= config.bin %> daemon status --json | jq .http.port'],
   flags: {},
   async run(_input, ctx): Promise<DaemonStatus> {
-    const running = await status(ctx)
-    if (!running) throw new NotRunningError(`no daemon runs for ${ctx.home}`, {hint: 'start one with `mq daemon start` (optional: commands work without it)'})
-    return running
+    const record = liveDaemon(ctx.home)
+    // A daemon blocked for a moment (on another process's write lock, say) still runs: wait for its answer.
+    const running = record && (await awaitAnswer(ctx, Date.now() + STATUS_WAIT_MS, () => !isAlive(record)))
+    if (running) return running
+    if (record && isAlive(record)) throw notAnswering(ctx, record.pid, STATUS_WAIT_MS)
+    throw new NotRunningError(`no daemon runs for ${ctx.home}`, {hint: 'start one with `mq daemon start` (optional: commands work without it)'})
   },
   render: renderStatus,
 })
@@ -251,7 +256,7 @@ export const daemonLogs = defineCommand({
       await ctx.out.flush()
     }
     // Watch the folder, not the file: the log may not exist yet, or be replaced.
-    const watcher = watch(dirname(path), {persistent: false}, () => readNew().catch(() => {})) // the loop below reports errors
+    const watcher = watch(dirname(path), {persistent: false}, () => void readNew().catch(() => {})) // the loop below reports errors
     ctx.release(() => watcher.close())
     while (!drain.aborted) {
       await readNew()

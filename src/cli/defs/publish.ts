@@ -66,7 +66,7 @@ subscription pattern matches it), otherwise a queue, created on first use. Print
     let body = args.body
     if (body === undefined) {
       // Empty stdin is an empty message, as an empty argument is (README: Limits).
-      body = ctx.stdinIsTTY ? await askText(ctx, 'message body', 'give the body as an argument or on stdin') : await readStdinBody()
+      body = ctx.stdinIsTTY ? await askText(ctx, 'message body', 'give the body as an argument or on stdin') : await readStdinBody(ctx.stdin)
     } else {
       checkArgumentUtf8(body, 'the body argument')
     }
@@ -89,8 +89,8 @@ async function publishStream(
   const waiter = ctx.waitOutLocks()
   let published = 0
   // The first Ctrl-C stops reading: what was read is published, then exit 130.
-  options.signal?.addEventListener('abort', () => process.stdin.destroy(), {once: true})
-  for await (const batch of stdinLineBatches()) {
+  options.signal?.addEventListener('abort', () => ctx.stdin.destroy(), {once: true})
+  for await (const batch of stdinLineBatches(ctx.stdin)) {
     const {numbers} = batch
     const messages = batch.lines.map((line, index) => toMessage(line, numbers[index]))
     let results: PublishResult[]

@@ -25,7 +25,7 @@ export async function settleReceipts(
 ): Promise<SettleSummary> {
   const broker = ctx.broker()
   const summary: SettleSummary = {settled: 0, stale: []}
-  for await (const receipts of receiptBatches(argv, ctx.stdinIsTTY)) {
+  for await (const receipts of receiptBatches(argv, ctx.stdinIsTTY, ctx.stdin)) {
     if (receipts.length === 0) continue
     const outcomes = await settle(broker, receipts)
     outcomes.forEach((outcome, index) => {

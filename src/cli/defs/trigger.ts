@@ -6,7 +6,7 @@ import {formatDuration} from '../../core/units.js'
 import type {Context} from '../context.js'
 import {defineCommand} from '../definition.js'
 import {engineFor, RULES_FLAG} from '../engine-context.js'
-import {readStdinBody} from '../input.js'
+import {checkArgumentUtf8, readStdinBody} from '../input.js'
 
 const flags = {
   data: {kind: 'string', summary: 'Event data as JSON (default: stdin when piped).', helpValue: 'JSON'},
@@ -114,7 +114,8 @@ async function eventFrom(
     if (flags.data !== undefined || flags.source !== undefined || flags.subject !== undefined || flags.id !== undefined) {
       throw new InvalidInputError('--envelope takes the whole event: --data, --source, --subject and --id do not apply')
     }
-    const text = arg ?? (ctx.stdinIsTTY ? undefined : await readStdinBody())
+    if (arg !== undefined) checkArgumentUtf8(arg, 'the event argument')
+    const text = arg ?? (ctx.stdinIsTTY ? undefined : await readStdinBody(ctx.stdin))
     if (text === undefined || text.trim() === '') throw new InvalidInputError('no event given', {hint: 'pass the CloudEvent JSON as an argument or on stdin'})
     const event = validateEvent(parseJson(text, 'the event'))
     for (const warning of eventWarnings(event)) ctx.warn(`note: ${warning}`)
@@ -122,9 +123,12 @@ async function eventFrom(
   }
   if (arg === undefined) throw new InvalidInputError('missing event type', {code: 'usage', hint: 'e.g. mq trigger order.created --data \'{"id":1}\''})
   let data: unknown
-  if (flags.data !== undefined) data = parseJson(flags.data, '--data')
+  if (flags.data !== undefined) {
+    checkArgumentUtf8(flags.data, '--data')
+    data = parseJson(flags.data, '--data')
+  }
   else if (!ctx.stdinIsTTY) {
-    const text = await readStdinBody()
+    const text = await readStdinBody(ctx.stdin)
     if (text.trim() !== '') data = parseJson(text, 'the data on stdin')
   }
   return buildEvent({type: arg, data, source: flags.source, subject: flags.subject, id: flags.id})

@@ -12,20 +12,22 @@
  * counts, per alternative, the conditions that found a value. An alternative whose conditions have
  * all found one matches.
  *
- * The count is exact for most patterns, and a necessary condition for the rest, which the reference
- * matcher ({@link compilePattern}) then confirms for that rule only:
- * - conditions no index serves (`wildcard`, `anything-but`, `cidr`) are counted when the field holds
- *   any value, and confirmed;
- * - conditions that accept a missing field (`exists: false`) cannot be counted; an alternative made
- *   only of those is tried on every event (so they cost per rule, like before);
- * - values found inside an array of objects may come from different elements, while a nested
- *   pattern must hold within one element, so such matches are confirmed;
- * - a rule whose `$or`s would expand into more than {@link MAX_ALTERNATIVES} alternatives is tried
- *   on every event.
+ * Only the selective conditions are counted. The others are checked on the event, for that
+ * alternative only, once the counted ones have all found a value:
+ * - conditions many rules share (the same value at the same path), unless the alternative has
+ *   nothing more selective: otherwise every event carrying that value would count them all;
+ * - conditions no index serves (`wildcard`, `anything-but`, `cidr`): they are counted when the
+ *   field holds any value, then checked;
+ * - conditions that accept a missing field (`exists: false`): they cannot be counted at all; an
+ *   alternative made only of those is tried on every event (so they cost per rule, like before).
+ * The reference matcher ({@link compilePattern}) decides, for that rule only, when values found
+ * inside an array of objects may come from different elements (a nested pattern must hold within
+ * one element), and for a rule whose `$or`s would expand into more than {@link MAX_ALTERNATIVES}
+ * alternatives (tried on every event).
  * test/core/engine/matcher.test.ts checks this against the reference on a generated corpus.
  */
 
-import {analyzeLeaf, type LeafSpec, type NumericRange, type Scalar} from './pattern.js'
+import {analyzeLeaf, type LeafSpec, leafTest, type NumericRange, type Scalar, type ValueTest} from './pattern.js'
 import type {Rule} from './rules.js'
 
 /** Beyond this many `$or` alternatives a rule is matched the straightforward way. */
@@ -42,6 +44,8 @@ export class RuleMatcher {
   private readonly alternativeRule: number[] = []
   private readonly alternativeNeeds: number[] = []
   private readonly alternativeExact: boolean[] = []
+  /** Per alternative: the conditions the index does not decide, checked on the event once the others matched. */
+  private readonly alternativeChecks: Check[][] = []
   /** Rules tried on every event (see the module comment). */
   private readonly everyEvent: number[] = []
 
@@ -89,10 +93,11 @@ export class RuleMatcher {
     for (const alternative of this.complete) {
       const rule = this.alternativeRule[alternative]
       if (ruleSeen[rule] === generation) continue
+      // A false alternative leaves the rule's other alternatives to decide; the reference decides them all.
+      const decided = this.decide(alternative, event as Record<string, unknown>)
+      if (decided === false) continue
       ruleSeen[rule] = generation
-      // Values from an array of objects may come from different elements: only one condition cannot mix them.
-      const exact = this.alternativeExact[alternative] && (this.alternativeInArray[alternative] === 0 || this.alternativeNeeds[alternative] === 1)
-      if (exact || this.rules[rule].pattern.matches(event)) matched.push(rule)
+      if (decided || this.rules[rule].pattern.matches(event)) matched.push(rule)
     }
     for (const rule of this.everyEvent) {
       if (ruleSeen[rule] === generation) continue
@@ -101,6 +106,21 @@ export class RuleMatcher {
     }
     if (matched.length > 1) matched.sort((a, b) => a - b)
     return matched.map((index) => this.rules[index])
+  }
+
+  /**
+   * Whether a complete alternative matches, or undefined when only the reference matcher can say:
+   * values from an array of objects may come from different elements (one condition alone cannot
+   * mix them), and a check that meets an array of objects on its way needs the same care.
+   */
+  private decide(alternative: number, event: Record<string, unknown>): boolean | undefined {
+    if (this.alternativeInArray[alternative] === 1 && this.alternativeNeeds[alternative] > 1) return undefined
+    if (this.alternativeExact[alternative]) return true
+    for (const check of this.alternativeChecks[alternative]) {
+      const result = check.holds(event)
+      if (result !== true) return result
+    }
+    return true
   }
 
   private nextGeneration(): number {
@@ -125,22 +145,23 @@ export class RuleMatcher {
       const costs = necessary.map((condition) => condition.field!.cost(condition.leaf))
       const cheapest = costs.indexOf(Math.min(...costs))
       let needs = 0
-      let exact = necessary.length === conditions.length
-      necessary.forEach(({field, leaf}, i) => {
+      const checks = conditions.filter((condition) => condition.leaf.ifAbsent).map((condition) => new Check(condition))
+      necessary.forEach((condition, i) => {
         // A value many rules share would make every event carrying it count all of them: such a
-        // condition is left to the check, unless the alternative has nothing more selective.
+        // condition is checked afterwards, unless the alternative has nothing more selective.
         if (costs[i] > SHARED && i !== cheapest) {
-          exact = false
+          checks.push(new Check(condition))
           return
         }
-        const condition = this.conditionAlternative.length
+        const id = this.conditionAlternative.length
         this.conditionAlternative.push(alternative)
         needs++
-        if (!field!.add(leaf, condition)) exact = false
+        if (!condition.field!.add(condition.leaf, id)) checks.push(new Check(condition))
       })
       this.alternativeRule.push(rule)
       this.alternativeNeeds.push(needs)
-      this.alternativeExact.push(exact)
+      this.alternativeExact.push(checks.length === 0)
+      this.alternativeChecks.push(checks)
       if (needs === 0) this.everyEvent.push(rule)
     }
   }
@@ -234,6 +255,57 @@ function expand(pattern: Record<string, unknown>, path: string[]): Condition[][]
   return result
 }
 
+/** One condition tested on the event directly, with the reference matcher's semantics for one field. */
+class Check {
+  private readonly path: string[]
+  private readonly guarded: boolean[]
+  private readonly test: ValueTest
+  private readonly ifPresent: boolean
+  private readonly ifAbsent: boolean
+
+  constructor({path, leaf}: Condition) {
+    this.path = path
+    this.guarded = path.map((key) => key in Object.prototype)
+    this.test = leafTest(leaf) ?? (() => false)
+    this.ifPresent = leaf.ifPresent
+    this.ifAbsent = leaf.ifAbsent
+  }
+
+  /** Undefined when an array of objects lies on the way (then the reference matcher decides). */
+  holds(event: Record<string, unknown>): boolean | undefined {
+    let value: unknown = event
+    for (let i = 0; i < this.path.length; i++) {
+      if (typeof value !== 'object' || value === null) return this.ifAbsent // a scalar parent holds no fields
+      if (Array.isArray(value)) return undefined
+      const object = value as Record<string, unknown>
+      const key = this.path[i]
+      value = this.guarded[i] && !Object.prototype.hasOwnProperty.call(object, key) ? undefined : object[key]
+    }
+    if (isScalar(value)) return this.ifPresent || this.test(value)
+    if (Array.isArray(value)) {
+      const state = this.scan(value)
+      return state === 2 || (state === 0 && this.ifAbsent)
+    }
+    return this.ifAbsent
+  }
+
+  /** 0: no leaf values, 1: values but none matched, 2: matched (nested arrays flattened, objects skipped). */
+  private scan(items: unknown[]): number {
+    let state = 0
+    for (const item of items) {
+      if (isScalar(item)) {
+        if (this.ifPresent || this.test(item)) return 2
+        state = 1
+      } else if (Array.isArray(item)) {
+        const inner = this.scan(item)
+        if (inner === 2) return 2
+        if (inner === 1) state = 1
+      }
+    }
+    return state
+  }
+}
+
 /** One field path: the index of its leaf values, and the paths below it. */
 class PathNode {
   readonly children = new Map<string, PathNode>()
@@ -245,13 +317,11 @@ class PathNode {
   guarded: boolean[] = []
 
   at(path: string[]): PathNode {
-    let node: PathNode = this
-    for (const key of path) {
+    return path.reduce<PathNode>((node, key) => {
       let next = node.children.get(key)
       if (!next) node.children.set(key, (next = new PathNode()))
-      node = next
-    }
-    return node
+      return next
+    }, this)
   }
 
   field(): FieldIndex {

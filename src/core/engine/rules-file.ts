@@ -1,11 +1,12 @@
 import {chmod} from 'node:fs/promises'
-import {dirname} from 'node:path'
+import {basename, dirname, join} from 'node:path'
 
 import {JSONFile} from 'lowdb/node'
 import {Low} from 'lowdb'
 
 import {InvalidInputError, StoreError} from '../errors.js'
 import {withFileLock} from '../file-lock.js'
+import {refuseLinks} from '../no-follow.js'
 import {findTooDeep, MAX_JSON_DEPTH} from '../json-depth.js'
 import {type RulesDocument, type ValidatedDocument, validateDocument} from './rules.js'
 
@@ -38,6 +39,9 @@ async function editLocked(path: string, edit: (document: RulesDocument) => void,
   validateDocument(db.data, path) // refuse to edit a document that is already broken
   edit(db.data)
   const validated = validateDocument(db.data, path)
+  // lowdb writes `.rules.json.tmp` next to the file, then renames it: a link planted there would
+  // be written through (README: Security).
+  refuseLinks(join(dirname(path), `.${basename(path)}.tmp`))
   try {
     await db.write()
     if (privateFile) await chmod(path, 0o600)

@@ -233,7 +233,7 @@ function validateAction(value: unknown, fail: Fail): ActionSpec {
       }
       stringMap('env')
       if (a.cwd !== undefined && typeof a.cwd !== 'string') fail('cwd', 'must be a string')
-      if (a.timeout !== undefined) duration(a.timeout, (why) => fail('timeout', why))
+      if (a.timeout !== undefined) positiveDuration(a.timeout, (why) => fail('timeout', why))
       break
     }
     case 'publish': {
@@ -259,7 +259,7 @@ function validateAction(value: unknown, fail: Fail): ActionSpec {
       if (a.mode !== undefined && a.mode !== 'structured' && a.mode !== 'binary') fail('mode', 'must be structured or binary')
       if (a.method !== undefined && a.method !== 'POST' && a.method !== 'PUT') fail('method', 'must be POST or PUT')
       stringMap('headers')
-      if (a.timeout !== undefined) duration(a.timeout, (why) => fail('timeout', why))
+      if (a.timeout !== undefined) positiveDuration(a.timeout, (why) => fail('timeout', why))
       break
     }
     case 'file': {
@@ -310,7 +310,7 @@ function validateSource(value: unknown, schedules: Map<string, Schedule>, fail: 
     case 'poll-command':
       allowed(['command', 'every'])
       if (!Array.isArray(s.command) || s.command.length === 0 || s.command.some((c) => typeof c !== 'string')) fail('command', 'must be a non-empty array of strings (argv)')
-      duration(s.every, (why) => fail('every', why))
+      positiveDuration(s.every, (why) => fail('every', why))
       break
     default:
       fail('type', 'must be schedule, watch-file or poll-command')
@@ -325,6 +325,12 @@ function duration(value: unknown, fail: (why: string) => never): number {
   } catch (error) {
     return fail((error as Error).message)
   }
+}
+
+/** A timeout or an interval: zero would time out at once or spin, so it is refused. */
+function positiveDuration(value: unknown, fail: (why: string) => never): number {
+  const ms = duration(value, fail)
+  return ms > 0 ? ms : fail('must be longer than zero, e.g. "30s"')
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

@@ -31,12 +31,12 @@ import {
 } from '../broker.js'
 import {monotonicNow} from '../clock.js'
 import {type BrokerDescription, FILE_BROKER_CAPABILITIES} from '../capabilities.js'
-import {InterruptedError, InvalidInputError, NotFoundError, QueueFullError, WrongKindError} from '../errors.js'
+import {InterruptedError, InvalidInputError, isMqError, NotFoundError, QueueFullError, WrongKindError} from '../errors.js'
 import {isLockedError, type LockWaiter} from '../lock-wait.js'
 import {sleep} from '../rate-limiter.js'
 import {formatDuration} from '../units.js'
 import {compileTopicPattern, validateName} from '../names.js'
-import {openDatabase} from '../store/database.js'
+import {closeDatabase, openDatabase} from '../store/database.js'
 import {refuseLinks} from '../no-follow.js'
 import {ChangeNotifier, FALLBACK_POLL_MS, SIGNAL_FILE} from './change-notifier.js'
 import {type DestinationRow, Destinations, resolveQueueSettings, resolveTopicSettings} from './destinations.js'
@@ -244,7 +244,7 @@ export class FileBroker implements Broker {
    * block policy returns the messages still waiting for room in `rest`.
    */
   publishGroup(requests: {name: string; messages: OutgoingMessage[]; options: PublishOptions}[]): (PublishStep | {error: unknown})[] {
-    const outcomes: (PublishStep | {error: unknown} | undefined)[] = requests.map((r) => {
+    const invalid: ({error: unknown} | undefined)[] = requests.map((r) => {
       try {
         validateName(r.name, r.options.kind === 'topic' ? 'topic name' : 'destination name')
         validateMessages(r.messages)
@@ -253,17 +253,18 @@ export class FileBroker implements Broker {
         return {error}
       }
     })
-    this.sql.write(() => {
-      requests.forEach((r, index) => {
-        if (outcomes[index] || r.messages.length === 0) return
+    // The transaction returns every outcome (it may run twice, see Sql.write).
+    return this.sql.write(() =>
+      requests.map((r, index) => {
+        if (invalid[index]) return invalid[index]
+        if (r.messages.length === 0) return {results: [], rest: []}
         try {
-          outcomes[index] = this.sql.savepoint(() => this.publishStep(r.name, r.messages, r.options))
+          return this.sql.savepoint(() => this.publishStep(r.name, r.messages, r.options))
         } catch (error) {
-          outcomes[index] = {error}
+          return {error}
         }
-      })
-    })
-    return outcomes.map((o) => o ?? {results: [], rest: []})
+      }),
+    )
   }
 
   /**
@@ -282,11 +283,11 @@ export class FileBroker implements Broker {
 
   async receive(queueName: string, options: ReceiveOptions): Promise<Delivery[]> {
     validateName(queueName, 'queue name')
-    return this.poll(options, () => {
+    return this.poll(options, (max) => {
       const queue = this.sql.read(() => this.destinations.queue(queueName))
       if (!queue) return {deliveries: [], nextDueAt: Number.POSITIVE_INFINITY}
       const deliverable = this.sql.read(() => this.queues.hasDeliverable(queue.id, Date.now()))
-      const deliveries = deliverable ? this.sql.write(() => this.takeFromQueue(queueName, options)) : []
+      const deliveries = deliverable ? this.sql.write(() => this.takeFromQueue(queueName, {...options, max})) : []
       return {deliveries, nextDueAt: deliveries.length > 0 ? 0 : this.sql.read(() => this.queues.nextDueAt(queue.id))}
     })
   }
@@ -338,7 +339,7 @@ export class FileBroker implements Broker {
    * The long-poll loop shared by queues and subscriptions: try, and when nothing came, sleep until
    * a change notification, the next due message, the fallback poll or the deadline.
    */
-  private async poll(options: ReceiveOptions, attempt: () => {deliveries: Delivery[]; nextDueAt: number}): Promise<Delivery[]> {
+  private async poll(options: ReceiveOptions, attempt: (max: number) => {deliveries: Delivery[]; nextDueAt: number}): Promise<Delivery[]> {
     if (!(options.max >= 1)) throw new InvalidInputError('the number of messages to receive must be at least 1')
     // The wait is measured on the monotonic clock; only `nextDueAt` (a delay or a lease stored in
     // the database, shared with other processes) is wall-clock.
@@ -347,7 +348,7 @@ export class FileBroker implements Broker {
       const mark = this.notifier.mark()
       let found
       try {
-        found = await this.patiently(attempt, options.signal)
+        found = await this.patiently(() => whileDiskFull(options.max, (max) => attempt(max)), options.signal)
       } catch (error) {
         // Interrupted while waiting out a lock: nothing was taken.
         if (isLockedError(error) && options.signal?.aborted) return []
@@ -465,9 +466,9 @@ export class FileBroker implements Broker {
 
   /** One receive on a subscription: redeliveries first, then new messages from the matching topics. */
   receiveSubscription(destId: number, options: ReceiveOptions): Promise<Delivery[]> {
-    return this.poll(options, () => {
+    return this.poll(options, (max) => {
       const deliverable = this.sql.read(() => this.reader.hasDeliverable(destId))
-      const deliveries = deliverable ? this.sql.write(() => this.reader.take(destId, options)) : []
+      const deliveries = deliverable ? this.sql.write(() => this.reader.take(destId, {...options, max})) : []
       return {deliveries, nextDueAt: deliveries.length > 0 ? 0 : this.sql.read(() => this.queues.nextDueAt(destId))}
     })
   }
@@ -520,17 +521,21 @@ export class FileBroker implements Broker {
 
   async ack(receipts: string[]): Promise<SettleOutcome[]> {
     const parsed = parseReceipts(receipts)
-    return this.patiently(() => this.sql.write(() => parsed.map((r) => (this.queues.ack(r.messageId, r.token) === undefined ? 'stale' : 'ok'))))
+    return this.patiently(() =>
+      inSmallerChunksWhileDiskFull(parsed, (chunk) => this.sql.write(() => chunk.map((r) => (this.queues.ack(r.messageId, r.token) === undefined ? 'stale' : 'ok')))),
+    )
   }
 
   async nack(receipts: string[], options: NackOptions = {}): Promise<NackOutcome[]> {
     const parsed = parseReceipts(receipts)
     const settings = {delayMs: options.delayMs ?? 0, deadLetter: options.deadLetter ?? false, error: options.error, backoff: options.backoff ?? false}
     return this.patiently(() =>
-      this.sql.write(() => {
-        const now = Date.now()
-        return parsed.map((r) => this.queues.nack(r.messageId, r.token, settings, now))
-      }),
+      inSmallerChunksWhileDiskFull(parsed, (chunk) =>
+        this.sql.write(() => {
+          const now = Date.now()
+          return chunk.map((r) => this.queues.nack(r.messageId, r.token, settings, now))
+        }),
+      ),
     )
   }
 
@@ -579,7 +584,7 @@ export class FileBroker implements Broker {
     this.closed = true
     this.notifier.close()
     this.sql.close()
-    this.sql.db.close()
+    closeDatabase(this.sql.db)
   }
 
   private requireQueue(name: string): DestinationRow {
@@ -602,6 +607,35 @@ export class FileBroker implements Broker {
     if (!row) throw new NotFoundError('subscription', name, {hint: 'see `mq subscription list`'})
     return row
   }
+}
+
+/**
+ * On a full disk a big transaction may not fit in the WAL when a small one would: consumers and
+ * acks, which free space, go on in smaller steps. Each receipt's outcome stands on its own, so
+ * settling a list in chunks is the same as settling it at once.
+ */
+function inSmallerChunksWhileDiskFull<T, R>(items: T[], run: (chunk: T[]) => R[]): R[] {
+  try {
+    return run(items)
+  } catch (error) {
+    if (items.length < 2 || !isDiskFullError(error)) throw error
+    const half = Math.ceil(items.length / 2)
+    return [...inSmallerChunksWhileDiskFull(items.slice(0, half), run), ...inSmallerChunksWhileDiskFull(items.slice(half), run)]
+  }
+}
+
+/** Takes fewer messages at a time while the disk is full (see inSmallerChunksWhileDiskFull). */
+function whileDiskFull<R>(max: number, take: (max: number) => R): R {
+  try {
+    return take(max)
+  } catch (error) {
+    if (max < 2 || !isDiskFullError(error)) throw error
+    return whileDiskFull(Math.ceil(max / 2), take)
+  }
+}
+
+function isDiskFullError(error: unknown): boolean {
+  return isMqError(error) && error.code === 'disk_full'
 }
 
 

@@ -1,11 +1,18 @@
 import type {Statement} from 'better-sqlite3'
 
-import {closeSync, writeSync} from 'node:fs'
+import {closeSync, statfsSync, statSync, writeSync} from 'node:fs'
 
 import {type Db, storeError} from '../store/database.js'
 import {openSignalFile} from './change-notifier.js'
 
 const SIGNAL_BYTE = Buffer.from('.')
+
+/** How often a connection looks at the disk's free space before a write (see relieveDiskPressure). */
+const DISK_CHECK_MS = 1_000
+/** Below this much free space the disk is looked at before every write. */
+const LOW_SPACE_BYTES = 64 * 1024 * 1024
+/** A WAL smaller than this is not worth a checkpoint of its own. */
+const MIN_RECLAIM_BYTES = 64 * 1024
 
 /** Rows per multi-row INSERT; chunks of other sizes (the tail of a batch) get their own statement. */
 const MULTI_ROW = 64
@@ -18,6 +25,7 @@ const MULTI_ROW = 64
 export class Sql {
   private readonly statements = new Map<string, Statement>()
   private signalFd?: number | false
+  private nextDiskCheck = 0
 
   constructor(
     readonly db: Db,
@@ -58,17 +66,69 @@ export class Sql {
     return [...this.statements.keys()]
   }
 
-  /** Runs `fn` in one `BEGIN IMMEDIATE` transaction (nested calls join the outer one). */
+  /**
+   * Runs `fn` in one `BEGIN IMMEDIATE` transaction (nested calls join the outer one). On a full
+   * disk `fn` may run a second time after the first attempt was rolled back: keep its effects
+   * inside the database.
+   */
   write<T>(fn: () => T): T {
     const started = Date.now()
     try {
       if (this.db.inTransaction) return fn()
-      const before = this.totalChanges()
-      const result = this.db.transaction(fn).immediate()
-      if (this.totalChanges() !== before) this.signal()
-      return result
+      this.relieveDiskPressure()
+      try {
+        return this.commit(fn)
+      } catch (error) {
+        if (!isDiskFull(error) || this.db.inTransaction || !this.reclaimWal()) throw error
+        return this.commit(fn)
+      }
     } catch (error) {
       throw storeError(error, this.where, Date.now() - started)
+    }
+  }
+
+  private commit<T>(fn: () => T): T {
+    const before = this.totalChanges()
+    const result = this.db.transaction(fn).immediate()
+    if (this.totalChanges() !== before) this.signal()
+    return result
+  }
+
+  /**
+   * Before a write (once a second; every time while space is low): when the WAL outgrows an
+   * eighth of the free space, empty it into the database while there is still room to (see
+   * reclaimWal). A checkpoint needs room for the pages it copies; kept small this way, the WAL can
+   * be emptied with a little freed space after the disk filled up, and consumers work again.
+   */
+  private relieveDiskPressure(): void {
+    const now = Date.now()
+    if (now < this.nextDiskCheck) return
+    this.nextDiskCheck = now + DISK_CHECK_MS
+    try {
+      const disk = statfsSync(this.db.name)
+      const free = disk.bavail * disk.bsize
+      if (free >= LOW_SPACE_BYTES) return
+      this.nextDiskCheck = 0
+      const walBytes = statSync(`${this.db.name}-wal`, {throwIfNoEntry: false})?.size ?? 0
+      if (walBytes >= MIN_RECLAIM_BYTES && walBytes > free / 8) this.reclaimWal()
+    } catch {
+      // Only an optimisation: the write goes ahead and reports a full disk itself.
+    }
+  }
+
+  /**
+   * On a full disk: copies the WAL into the database and truncates it to nothing. While some
+   * connection stays open (the daemon, a follower) SQLite never deletes the WAL, and it is only
+   * checkpointed every 1000 pages, so on a small disk it fills the space with superseded pages;
+   * even a delete (an ack) needs room in it. The database itself grows only by the pages the WAL
+   * changed, so a little freed space gives a lot back. True when the WAL was emptied.
+   */
+  private reclaimWal(): boolean {
+    try {
+      const [result] = this.db.pragma('wal_checkpoint(TRUNCATE)') as {busy: number; log: number}[]
+      return result.busy === 0
+    } catch {
+      return false
     }
   }
 
@@ -109,4 +169,9 @@ export class Sql {
       throw storeError(error, this.where)
     }
   }
+}
+
+function isDiskFull(error: unknown): boolean {
+  const code = (error as {code?: unknown}).code
+  return code === 'SQLITE_FULL' || code === 'ENOSPC'
 }

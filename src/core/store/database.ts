@@ -13,6 +13,31 @@ export const DB_FILE = 'broker.db'
 /** How long a writer waits for another process's write lock before giving up (at least 5 s; ARCHITECTURE.md, "The file broker"). */
 export const BUSY_TIMEOUT_MS = 10_000
 
+/** A WAL grown by a large write is truncated to this at its next checkpoint. */
+const WAL_SIZE_LIMIT_BYTES = 4 * 1024 * 1024
+
+let closeAtRelease = true
+
+/**
+ * For a process that exits as soon as its command is done (the fast launcher then calls
+ * process.exit, which skips better-sqlite3's close-at-exit hook): leave the connection open.
+ *
+ * Closing the last connection checkpoints the WAL into broker.db and deletes it, and the next
+ * process re-creates it: 4 fsyncs on top of the commit's own. Left open, the WAL and its index stay
+ * on disk as after a crash, which SQLite is built for; the next process appends to the WAL, and
+ * checkpoints happen only when the WAL reaches wal_autocheckpoint pages (1,000), inside some commit.
+ * Durability does not change: each commit still fsyncs the WAL (synchronous=FULL) before it
+ * returns, and a checkpoint fsyncs broker.db before the WAL is reused.
+ */
+export function leaveOpenAtExit(): void {
+  closeAtRelease = false
+}
+
+/** Closes the connection, unless the process is about to exit (see {@link leaveOpenAtExit}). */
+export function closeDatabase(db: Db): void {
+  if (closeAtRelease) db.close()
+}
+
 export interface OpenOptions {
   /** Create the folder and database when missing (default true). */
   create?: boolean
@@ -42,6 +67,8 @@ export function openDatabase(home: string, options: OpenOptions = {}): Db {
     if (isNew || version === 0) chmodSync(file, 0o600)
     if (db.pragma('journal_mode', {simple: true}) !== 'wal') db.pragma('journal_mode = WAL')
     db.pragma('synchronous = FULL')
+    // The WAL outlives one-shot processes (see closeDatabase): once checkpointed, cut it back to this.
+    db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`)
     migrate(db, version)
     return db
   } catch (error) {

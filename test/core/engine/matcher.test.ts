@@ -184,7 +184,7 @@ describe('rule matcher (index over field values)', () => {
     expect(names({type: 't', data: [{sku: 'b', qty: 1}, {sku: 'a', qty: 2}]})).to.deep.equal(['r0', 'r1'])
   })
 
-  it('does not try rules whose indexed fields the event does not satisfy', () => {
+  it('decides from the index, without trying rules one by one', () => {
     const patterns = Array.from({length: 2000}, (_, i) =>
       [
         {type: [`order.${i}.created`]},
@@ -207,11 +207,10 @@ describe('rule matcher (index over field values)', () => {
     tried = 0
     matcher.match(event)
     matcher.match({type: 'svc5.crashed', data: {level: 'fatal'}})
-    // The index narrows 2,000 rules down to the few whose most selective field matched (the
-    // numeric ranges holding 555, the svc5. prefix); only those are confirmed one by one.
-    expect(tried).to.be.within(1, 10)
-    tried = 0
     matcher.match({type: 'audit.3', source: 'src-4'})
-    expect(tried).to.equal(1)
+    // The index narrows 2,000 rules down to the few whose most selective field matched (the
+    // numeric ranges holding 555, the svc5. prefix, audit.3); their other fields (the shared
+    // type, the level, anything-but) are checked on the event: no rule is tried one by one.
+    expect(tried).to.equal(0)
   })
 })
