@@ -8,8 +8,16 @@ import {join} from 'node:path'
 import {BIN, fmt, header, median, report, tempHome, wallMs} from './lib.js'
 
 const RUNS = Number(process.env.RUNS ?? 21)
-const variants = [['node -e \'\'', process.execPath, ['-e', '']], ['publish (this build)', process.execPath, [BIN, 'publish', 'q', 'x']]]
-if (process.env.BEFORE) variants.push(['publish (before)', process.execPath, [join(process.env.BEFORE, 'bin', 'run.js'), 'publish', 'q', 'x']])
+const variants = [
+  ["node -e ''", process.execPath, ['-e', '']],
+  ['publish (this build)', process.execPath, [BIN, 'publish', 'q', 'x']],
+]
+if (process.env.BEFORE)
+  variants.push([
+    'publish (before)',
+    process.execPath,
+    [join(process.env.BEFORE, 'bin', 'run.js'), 'publish', 'q', 'x'],
+  ])
 
 const home = tempHome()
 const env = {...process.env, MQ_HOME: home}

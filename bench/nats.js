@@ -1,6 +1,6 @@
 // The NATS JetStream driver against a plain nats.js client doing the same work, and against the
 // file broker, all in one run on a nats-server it starts on loopback (figures, never gates):
-//   npm run build && node bench/nats.js [--quick]
+//   npm run build && node bench/nats.js [--quick] [bulk] [ack] [oneshot] [wake]   (default: all)
 import {execFileSync, spawn} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
@@ -32,10 +32,12 @@ async function startServer() {
       return false
     }
   })
-  if (!binary) throw new Error('nats-server is not installed (apt-get install nats-server)')
+  if (!binary) return undefined
   const port = await freePort()
   const store = mkdtempSync(join(tmpdir(), 'mq-bench-nats-'))
-  const child = spawn(binary, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', store], {stdio: ['ignore', 'ignore', 'pipe']})
+  const child = spawn(binary, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', store], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  })
   await new Promise((resolve) => {
     let log = ''
     child.stderr.on('data', (chunk) => {
@@ -44,21 +46,35 @@ async function startServer() {
     })
   })
   child.stderr.resume()
-  return {url: `nats://127.0.0.1:${port}`, stop: () => (child.kill('SIGTERM'), rmSync(store, {recursive: true, force: true}))}
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    stop: () => (child.kill('SIGTERM'), rmSync(store, {recursive: true, force: true})),
+  }
 }
 
-export async function benchNats({quick = false} = {}) {
+export async function benchNats({quick = false, only = []} = {}) {
+  const wanted = (section) => only.length === 0 || only.includes(section)
   const N = quick ? 20_000 : 200_000
   const N_ACK = quick ? 2_000 : 20_000
   const RUNS = quick ? 7 : 21
   const server = await startServer()
+  if (!server) {
+    header('nats: skipped (nats-server is not installed: apt-get install nats-server)')
+    return
+  }
   const prefix = `b${randomBytes(3).toString('hex')}`
   const url = `${server.url}?prefix=${prefix}`
   const nc = await connect({servers: server.url.replace('nats://', '')})
-  const api = async (subject, body) => JSON.parse(new TextDecoder().decode((await nc.request(`$JS.API.${subject}`, JSON.stringify(body), {timeout: 10_000})).data))
+  const api = async (subject, body) =>
+    JSON.parse(
+      new TextDecoder().decode((await nc.request(`$JS.API.${subject}`, JSON.stringify(body), {timeout: 60_000})).data),
+    )
   const plainStream = async (name) => {
     await api(`STREAM.CREATE.${name}`, {name, subjects: [`plain.${name}`], retention: 'workqueue', storage: 'file'})
-    await api(`CONSUMER.DURABLE.CREATE.${name}.c`, {stream_name: name, config: {durable_name: 'c', ack_policy: 'explicit', max_ack_pending: -1}})
+    await api(`CONSUMER.DURABLE.CREATE.${name}.c`, {
+      stream_name: name,
+      config: {durable_name: 'c', ack_policy: 'explicit', max_ack_pending: -1},
+    })
   }
   const home = tempHome()
   const lines = join(home, 'lines.txt')
@@ -66,66 +82,100 @@ export async function benchNats({quick = false} = {}) {
   const env = {MQ_URL: url, MQ_HOME: home}
   const fileEnv = {MQ_HOME: tempHome(), MQ_URL: ''}
   try {
-    header(`nats: bulk publish --lines and consume -n (${fmt(N)} messages, auto-ack)`)
-    await plainStream('BULK')
-    const plainPub = shellMs(`node ${PLAIN} publish ${server.url} BULK ${N} < ${lines}`)
-    const mqPub = shellMs(`node ${BIN} publish bulk --lines < ${lines} > /dev/null`, env)
-    const filePub = shellMs(`node ${BIN} publish bulk --lines < ${lines} > /dev/null`, fileEnv)
-    report('plain nats.js publish (acks awaited)', `${fmt(rate(N, plainPub))} msgs/s`, '(baseline)')
-    report('mq publish --lines on nats://', `${fmt(rate(N, mqPub))} msgs/s = ${fmt(plainPub / mqPub)}×`, '≥ 0.8× plain', plainPub / mqPub >= 0.8)
-    report('mq publish --lines on the file broker', `${fmt(rate(N, filePub))} msgs/s`, '(for comparison)')
-    const plainCon = shellMs(`node ${PLAIN} consume ${server.url} BULK ${N} > /dev/null`)
-    const mqCon = shellMs(`node ${BIN} consume bulk -n ${N} > /dev/null`, env)
-    const fileCon = shellMs(`node ${BIN} consume bulk -n ${N} > /dev/null`, fileEnv)
-    report('plain nats.js pull + ack', `${fmt(rate(N, plainCon))} msgs/s`, '(baseline)')
-    report('mq consume -n on nats://', `${fmt(rate(N, mqCon))} msgs/s = ${fmt(plainCon / mqCon)}×`, '≥ 0.8× plain', plainCon / mqCon >= 0.8)
-    report('mq consume -n on the file broker', `${fmt(rate(N, fileCon))} msgs/s`, '(for comparison)')
-
-    header(`nats: manual-ack pipeline (${fmt(N_ACK)} messages, exact stale detection)`)
-    const ackLines = join(home, 'ack-lines.txt')
-    writeFileSync(ackLines, Array.from({length: N_ACK}, (_, i) => `job ${i}`).join('\n') + '\n')
-    await plainStream('ACKS')
-    shellMs(`node ${PLAIN} publish ${server.url} ACKS ${N_ACK} < ${ackLines}`)
-    const plainAck = shellMs(`node ${PLAIN} pull-ack ${server.url} ACKS ${N_ACK} > /dev/null`)
-    shellMs(`node ${BIN} publish acks --lines < ${ackLines} > /dev/null`, env)
-    const mqAck = shellMs(`node ${BIN} consume acks -n ${N_ACK} --ack manual --json | jq -r .receipt | node ${BIN} ack > /dev/null`, env)
-    report('plain nats.js pull + confirmed ack', `${fmt(rate(N_ACK, plainAck))} msgs/s`, '(baseline)')
-    report('consume --ack manual --json | jq -r .receipt | ack', `${fmt(rate(N_ACK, mqAck))} msgs/s = ${fmt(plainAck / mqAck)}×`, '≥ 0.5× plain', plainAck / mqAck >= 0.5)
-
-    header(`nats: one-shot publish, median of ${RUNS} interleaved runs`)
-    const times = {node: [], nats: [], file: []}
-    for (let i = 0; i < RUNS; i++) {
-      times.node.push(wallMs(process.execPath, ['-e', '']))
-      times.nats.push(wallMs(process.execPath, [BIN, 'publish', 'one', 'x'], {env: {...process.env, ...env}}))
-      times.file.push(wallMs(process.execPath, [BIN, 'publish', 'one', 'x'], {env: {...process.env, ...fileEnv}}))
+    if (wanted('bulk')) {
+      header(`nats: bulk publish --lines and consume -n (${fmt(N)} messages, auto-ack)`)
+      await plainStream('BULK')
+      const plainPub = shellMs(`node ${PLAIN} publish ${server.url} BULK ${N} < ${lines}`)
+      const mqPub = shellMs(`node ${BIN} publish bulk --lines < ${lines} > /dev/null`, env)
+      const filePub = shellMs(`node ${BIN} publish bulk --lines < ${lines} > /dev/null`, fileEnv)
+      report('plain nats.js publish (acks awaited)', `${fmt(rate(N, plainPub))} msgs/s`, '(baseline)')
+      report(
+        'mq publish --lines on nats://',
+        `${fmt(rate(N, mqPub))} msgs/s = ${fmt(plainPub / mqPub)}×`,
+        '≥ 0.8× plain',
+        plainPub / mqPub >= 0.8,
+      )
+      report('mq publish --lines on the file broker', `${fmt(rate(N, filePub))} msgs/s`, '(for comparison)')
+      const plainCon = shellMs(`node ${PLAIN} consume ${server.url} BULK ${N} > /dev/null`)
+      const mqCon = shellMs(`node ${BIN} consume bulk -n ${N} > /dev/null`, env)
+      const fileCon = shellMs(`node ${BIN} consume bulk -n ${N} > /dev/null`, fileEnv)
+      report('plain nats.js pull + ack', `${fmt(rate(N, plainCon))} msgs/s`, '(baseline)')
+      report(
+        'mq consume -n on nats://',
+        `${fmt(rate(N, mqCon))} msgs/s = ${fmt(plainCon / mqCon)}×`,
+        '≥ 0.8× plain',
+        plainCon / mqCon >= 0.8,
+      )
+      report('mq consume -n on the file broker', `${fmt(rate(N, fileCon))} msgs/s`, '(for comparison)')
     }
-    const base = median(times.node)
-    report("node -e ''", `${fmt(base)} ms`, '(baseline)')
-    report('mq publish on nats://', `${fmt(median(times.nats))} ms = ${fmt(median(times.nats) / base)}× node`, `${fmt(median(times.nats) / median(times.file))}× the file broker`)
-    report('mq publish on the file broker', `${fmt(median(times.file))} ms = ${fmt(median(times.file) / base)}× node`, '')
-
-    header('nats: long-poll wake-up (publish → consume --wait returns)')
-    const {JetStreamBroker} = await import('../dist/core/nats-broker/index.js')
-    const {parseBrokerUrl} = await import('../dist/core/open-broker.js')
-    const consumer = await JetStreamBroker.connect(parseBrokerUrl(url))
-    const producer = await JetStreamBroker.connect(parseBrokerUrl(url))
-    await consumer.declareQueue('wake')
-    const wakes = []
-    for (let i = 0; i < (quick ? 30 : 200); i++) {
-      const waiting = consumer.receive('wake', {max: 1, autoAck: true, waitMs: 5_000})
-      await new Promise((resolve) => setTimeout(resolve, 5))
-      const sent = performance.now()
-      await producer.publish('wake', [{body: String(i)}])
-      await waiting
-      wakes.push(performance.now() - sent)
+    if (wanted('ack')) {
+      header(`nats: manual-ack pipeline (${fmt(N_ACK)} messages, exact stale detection)`)
+      const ackLines = join(home, 'ack-lines.txt')
+      writeFileSync(ackLines, Array.from({length: N_ACK}, (_, i) => `job ${i}`).join('\n') + '\n')
+      await plainStream('ACKS')
+      shellMs(`node ${PLAIN} publish ${server.url} ACKS ${N_ACK} < ${ackLines}`)
+      const plainAck = shellMs(`node ${PLAIN} pull-ack ${server.url} ACKS ${N_ACK} > /dev/null`)
+      shellMs(`node ${BIN} publish acks --lines < ${ackLines} > /dev/null`, env)
+      const mqAck = shellMs(
+        `node ${BIN} consume acks -n ${N_ACK} --ack manual --json | jq -r .receipt | node ${BIN} ack > /dev/null`,
+        env,
+      )
+      report('plain nats.js pull + confirmed ack', `${fmt(rate(N_ACK, plainAck))} msgs/s`, '(baseline)')
+      report(
+        'consume --ack manual --json | jq -r .receipt | ack',
+        `${fmt(rate(N_ACK, mqAck))} msgs/s = ${fmt(plainAck / mqAck)}×`,
+        '≥ 0.5× plain',
+        plainAck / mqAck >= 0.5,
+      )
     }
-    await consumer.close()
-    await producer.close()
-    report('wake-up after publish p50 / p99', `${fmt(percentile(wakes, 50))} / ${fmt(percentile(wakes, 99))} ms`, '')
+    if (wanted('oneshot')) {
+      header(`nats: one-shot publish, median of ${RUNS} interleaved runs`)
+      const times = {node: [], nats: [], file: []}
+      for (let i = 0; i < RUNS; i++) {
+        times.node.push(wallMs(process.execPath, ['-e', '']))
+        times.nats.push(wallMs(process.execPath, [BIN, 'publish', 'one', 'x'], {env: {...process.env, ...env}}))
+        times.file.push(wallMs(process.execPath, [BIN, 'publish', 'one', 'x'], {env: {...process.env, ...fileEnv}}))
+      }
+      const base = median(times.node)
+      report("node -e ''", `${fmt(base)} ms`, '(baseline)')
+      report(
+        'mq publish on nats://',
+        `${fmt(median(times.nats))} ms = ${fmt(median(times.nats) / base)}× node`,
+        `${fmt(median(times.nats) / median(times.file))}× the file broker`,
+      )
+      report(
+        'mq publish on the file broker',
+        `${fmt(median(times.file))} ms = ${fmt(median(times.file) / base)}× node`,
+        '',
+      )
+    }
+    if (wanted('wake')) {
+      header('nats: long-poll wake-up (publish → consume --wait returns)')
+      const {JetStreamBroker} = await import('../dist/core/nats-broker/index.js')
+      const {parseBrokerUrl} = await import('../dist/core/open-broker.js')
+      const consumer = await JetStreamBroker.connect(parseBrokerUrl(url))
+      const producer = await JetStreamBroker.connect(parseBrokerUrl(url))
+      await consumer.declareQueue('wake')
+      const wakes = []
+      for (let i = 0; i < (quick ? 30 : 200); i++) {
+        const waiting = consumer.receive('wake', {max: 1, autoAck: true, waitMs: 5_000})
+        await new Promise((resolve) => setTimeout(resolve, 5))
+        const sent = performance.now()
+        await producer.publish('wake', [{body: String(i)}])
+        await waiting
+        wakes.push(performance.now() - sent)
+      }
+      await consumer.close()
+      await producer.close()
+      report('wake-up after publish p50 / p99', `${fmt(percentile(wakes, 50))} / ${fmt(percentile(wakes, 99))} ms`, '')
+    }
   } finally {
     await nc.close()
     server.stop()
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) await benchNats({quick: process.argv.includes('--quick')})
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const args = process.argv.slice(2)
+  await benchNats({quick: args.includes('--quick'), only: args.filter((a) => !a.startsWith('--'))})
+}

@@ -64,11 +64,22 @@ export async function startNatsServer(
   if (!binary) throw new Error(MISSING)
   const port = options.port ?? (await freePort())
   const store = options.store ?? mkdtempSync(join(tmpdir(), 'mq-nats-'))
-  const args = ['-a', '127.0.0.1', '-p', String(port), ...(options.jetstream === false ? [] : ['-js', '-sd', store]), ...(options.name ? ['-n', options.name] : []), ...(options.args ?? [])]
+  const args = [
+    '-a',
+    '127.0.0.1',
+    '-p',
+    String(port),
+    ...(options.jetstream === false ? [] : ['-js', '-sd', store]),
+    ...(options.name ? ['-n', options.name] : []),
+    ...(options.args ?? []),
+  ]
   const child: ChildProcess = spawn(binary, args, {stdio: ['ignore', 'ignore', 'pipe']})
   let log = ''
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`nats-server did not get ready in 15 s: ${log.slice(-500)}`)), 15_000)
+    const timer = setTimeout(
+      () => reject(new Error(`nats-server did not get ready in 15 s: ${log.slice(-500)}`)),
+      15_000,
+    )
     child.stderr!.on('data', (chunk: Buffer) => {
       log += chunk.toString()
       if (log.includes('Server is ready')) {

@@ -5,7 +5,12 @@ import type {FlagSpecs} from './spec.js'
 
 /** `--replicas` of `queue create` and `topic create`. */
 export const REPLICAS_FLAG = {
-  replicas: {kind: 'integer', summary: 'Copies on different servers, nats:// only (default: 3 with at least 3 servers, else 1).', min: 1, max: 5},
+  replicas: {
+    kind: 'integer',
+    summary: 'Copies on different servers, nats:// only (default: 3 with at least 3 servers, else 1).',
+    min: 1,
+    max: 5,
+  },
 } as const satisfies FlagSpecs
 
 /** Checks the broker replicates before asking it to (the file broker refuses, with the reason). */

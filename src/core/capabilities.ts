@@ -53,12 +53,20 @@ export interface BrokerCapabilities {
 export function requireFeature(capabilities: BrokerCapabilities, feature: Feature, where: string): void {
   const entry = capabilities.features[feature]
   if (entry.support !== 'refused') return
-  throw new InvalidInputError(`${FEATURES[feature]} is not available on ${where}${entry.note ? `: ${entry.note}` : ''}`, {code: 'unsupported'})
+  throw new InvalidInputError(
+    `${FEATURES[feature]} is not available on ${where}${entry.note ? `: ${entry.note}` : ''}`,
+    {code: 'unsupported'},
+  )
 }
 
 /** Everything native except what is listed (the file broker's table is all native but replicas). */
-export function capabilityTable(driver: string, overrides: Partial<Record<Feature, FeatureSupport>>): BrokerCapabilities {
-  const features = Object.fromEntries(Object.keys(FEATURES).map((key) => [key, overrides[key as Feature] ?? {support: 'native'}])) as Record<Feature, FeatureSupport>
+export function capabilityTable(
+  driver: string,
+  overrides: Partial<Record<Feature, FeatureSupport>>,
+): BrokerCapabilities {
+  const features = Object.fromEntries(
+    Object.keys(FEATURES).map((key) => [key, overrides[key as Feature] ?? {support: 'native'}]),
+  ) as Record<Feature, FeatureSupport>
   return {driver, features}
 }
 

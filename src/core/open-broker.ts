@@ -45,9 +45,14 @@ export interface BrokerSelection {
  * The local folder (`home`) still holds what stays local on any broker: rules, the event journal
  * and the daemon's files.
  */
-export function selectBroker(selection: BrokerSelection, env: NodeJS.ProcessEnv = process.env): {target: BrokerTarget; home: string} {
+export function selectBroker(
+  selection: BrokerSelection,
+  env: NodeJS.ProcessEnv = process.env,
+): {target: BrokerTarget; home: string} {
   if (selection.brokerFlag !== undefined && selection.homeFlag !== undefined) {
-    throw new InvalidInputError('--broker and --home name two different brokers', {hint: 'give one of them (--home DIR is the same as --broker file:DIR)'})
+    throw new InvalidInputError('--broker and --home name two different brokers', {
+      hint: 'give one of them (--home DIR is the same as --broker file:DIR)',
+    })
   }
   const url = selection.brokerFlag ?? (env.MQ_URL || undefined)
   const home = resolveHome(selection.homeFlag, env)
@@ -60,7 +65,8 @@ export function selectBroker(selection: BrokerSelection, env: NodeJS.ProcessEnv 
 export function parseBrokerUrl(url: string, prefixOverride?: string): BrokerTarget {
   if (url.startsWith('file:')) {
     const path = url.slice('file:'.length).replace(/^\/\/(?=\/)/, '')
-    if (path === '') throw new InvalidInputError(`broker URL ${url} names no folder`, {hint: 'use file:DIR, e.g. file:/srv/mq'})
+    if (path === '')
+      throw new InvalidInputError(`broker URL ${url} names no folder`, {hint: 'use file:DIR, e.g. file:/srv/mq'})
     return {kind: 'file', home: resolve(path)}
   }
   const match = /^nats:\/\/(?:([^@/?]*)@)?([^/?]+)\/?(?:\?(.*))?$/.exec(url)
@@ -70,11 +76,17 @@ export function parseBrokerUrl(url: string, prefixOverride?: string): BrokerTarg
     })
   }
   const [, auth, hostList, query] = match
-  const servers = hostList.split(',').map((host) => host.trim()).filter(Boolean).map((host) => (/:\d+$/.test(host) ? host : `${host}:4222`))
+  const servers = hostList
+    .split(',')
+    .map((host) => host.trim())
+    .filter(Boolean)
+    .map((host) => (/:\d+$/.test(host) ? host : `${host}:4222`))
   for (const server of servers) {
-    if (!/^[\w.-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(server)) throw new InvalidInputError(`"${server}" in the broker URL is not host:port`)
+    if (!/^[\w.-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(server))
+      throw new InvalidInputError(`"${server}" in the broker URL is not host:port`)
   }
-  if (servers.length === 0) throw new InvalidInputError('the broker URL names no server', {hint: 'e.g. nats://127.0.0.1:4222'})
+  if (servers.length === 0)
+    throw new InvalidInputError('the broker URL names no server', {hint: 'e.g. nats://127.0.0.1:4222'})
   const target: NatsTarget = {kind: 'nats', servers, prefix: '', display: ''}
   if (auth !== undefined) {
     const colon = auth.indexOf(':')
@@ -86,13 +98,15 @@ export function parseBrokerUrl(url: string, prefixOverride?: string): BrokerTarg
   }
   const params = new URLSearchParams(query ?? '')
   for (const key of params.keys()) {
-    if (key !== 'creds' && key !== 'prefix') throw new InvalidInputError(`unknown broker URL parameter "${key}"`, {hint: 'known: creds, prefix'})
+    if (key !== 'creds' && key !== 'prefix')
+      throw new InvalidInputError(`unknown broker URL parameter "${key}"`, {hint: 'known: creds, prefix'})
   }
   if (params.has('creds')) target.credsFile = resolve(params.get('creds')!)
   const prefix = prefixOverride ?? params.get('prefix') ?? ''
   if (prefix !== '') {
     validateName(prefix, 'prefix')
-    if (prefix.includes('.')) throw new InvalidInputError(`prefix "${prefix}" may not contain dots`, {hint: 'use letters, digits, _ and -'})
+    if (prefix.includes('.'))
+      throw new InvalidInputError(`prefix "${prefix}" may not contain dots`, {hint: 'use letters, digits, _ and -'})
   }
   target.prefix = prefix
   target.display = `nats://${target.user !== undefined ? `${target.user}:***@` : target.token !== undefined ? '***@' : ''}${servers.join(',')}${prefix ? `?prefix=${prefix}` : ''}`
@@ -100,7 +114,11 @@ export function parseBrokerUrl(url: string, prefixOverride?: string): BrokerTarg
 }
 
 export function hidePassword(url: string): string {
-  return url.replace(/^(nats:\/\/)([^@/?]*)@/, (_all, scheme: string, auth: string) => `${scheme}${auth.includes(':') ? `${auth.slice(0, auth.indexOf(':'))}:***` : '***'}@`)
+  return url.replace(
+    /^(nats:\/\/)([^@/?]*)@/,
+    (_all, scheme: string, auth: string) =>
+      `${scheme}${auth.includes(':') ? `${auth.slice(0, auth.indexOf(':'))}:***` : '***'}@`,
+  )
 }
 
 /**

@@ -16,7 +16,8 @@ describe('NATS JetStream driver', function () {
   })
 
   /** Each test gets its own prefix: its own streams, subjects and consumers on the shared server. */
-  const open = () => JetStreamBroker.connect(parseBrokerUrl(server!.url, `t${randomBytes(4).toString('hex')}`) as NatsTarget)
+  const open = () =>
+    JetStreamBroker.connect(parseBrokerUrl(server!.url, `t${randomBytes(4).toString('hex')}`) as NatsTarget)
 
   brokerConformance('nats', open)
 })

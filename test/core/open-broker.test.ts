@@ -22,12 +22,21 @@ describe('broker selection', () => {
   })
 
   it('--broker together with --home is a usage error', () => {
-    expect(() => selectBroker({brokerFlag: 'nats://n1', homeFlag: '/b'}, env)).to.throw(InvalidInputError, /--broker and --home/)
+    expect(() => selectBroker({brokerFlag: 'nats://n1', homeFlag: '/b'}, env)).to.throw(
+      InvalidInputError,
+      /--broker and --home/,
+    )
   })
 
   it('reads server lists, credentials, creds files and prefixes, and hides secrets', () => {
     const target = parseBrokerUrl('nats://bob:p%40ss@h1:4222,h2?prefix=team1')
-    expect(target).to.deep.include({kind: 'nats', servers: ['h1:4222', 'h2:4222'], user: 'bob', pass: 'p@ss', prefix: 'team1'})
+    expect(target).to.deep.include({
+      kind: 'nats',
+      servers: ['h1:4222', 'h2:4222'],
+      user: 'bob',
+      pass: 'p@ss',
+      prefix: 'team1',
+    })
     expect((target as {display: string}).display).to.equal('nats://bob:***@h1:4222,h2:4222?prefix=team1')
     const token = parseBrokerUrl('nats://s3cret@127.0.0.1:4333?creds=/etc/mq.creds', 'other')
     expect(token).to.deep.include({token: 's3cret', credsFile: '/etc/mq.creds', prefix: 'other'})

@@ -24,12 +24,30 @@ describe('a 3-node NATS cluster (real servers)', function () {
     const routes = await Promise.all([0, 1, 2].map(() => freePort()))
     const routeList = routes.map((port) => `nats://127.0.0.1:${port}`).join(',')
     for (const [i, port] of routes.entries()) {
-      servers.push(await startNatsServer({binary, name: `n${i + 1}`, args: ['--cluster_name', 'mqtest', '--cluster', `nats://127.0.0.1:${port}`, '--routes', routeList]}))
+      servers.push(
+        await startNatsServer({
+          binary,
+          name: `n${i + 1}`,
+          args: ['--cluster_name', 'mqtest', '--cluster', `nats://127.0.0.1:${port}`, '--routes', routeList],
+        }),
+      )
     }
     all = `nats://${servers.map((s) => `127.0.0.1:${s.port}`).join(',')}`
     home = tempHome()
     // JetStream answers once the cluster has its meta leader.
-    await waitFor(async () => (await mq(['queue', 'create', 'work', '--replicas', '3', '--max-deliveries', '20'], {home, env: {MQ_URL: all}, timeoutMs: 30_000})).code === 0, 'a replicated queue', 120_000, 500)
+    await waitFor(
+      async () =>
+        (
+          await mq(['queue', 'create', 'work', '--replicas', '3', '--max-deliveries', '20'], {
+            home,
+            env: {MQ_URL: all},
+            timeoutMs: 30_000,
+          })
+        ).code === 0,
+      'a replicated queue',
+      120_000,
+      500,
+    )
   })
   after(async () => {
     for (const broker of brokers) await broker.close().catch(() => {})
@@ -62,7 +80,11 @@ describe('a 3-node NATS cluster (real servers)', function () {
     const handled = join(home, 'handled')
     writeFileSync(handled, '')
     const workers = [0, 1].map(() =>
-      start(['consume', 'work', '-f', '--exec', `body=$(cat); echo "$body" >> "${handled}"`, '--parallel', '2'], {home, env: {MQ_URL: all}, timeoutMs: 200_000}),
+      start(['consume', 'work', '-f', '--exec', `body=$(cat); echo "$body" >> "${handled}"`, '--parallel', '2'], {
+        home,
+        env: {MQ_URL: all},
+        timeoutMs: 200_000,
+      }),
     )
     const acknowledged: string[] = []
     let stop = false
@@ -81,7 +103,9 @@ describe('a 3-node NATS cluster (real servers)', function () {
     const publishing = [publisher(1), publisher(2)]
     await waitFor(() => acknowledged.length >= 20, '20 acknowledged publishes', 60_000)
 
-    const info = (await (control as unknown as {describe(): Promise<unknown>}).describe()) as {server: {servers: number}}
+    const info = (await (control as unknown as {describe(): Promise<unknown>}).describe()) as {
+      server: {servers: number}
+    }
     expect(info.server.servers).to.equal(3)
     const leader = await streamLeader(all)
     const victim = servers.find((s) => s.name === leader)!
@@ -92,13 +116,20 @@ describe('a 3-node NATS cluster (real servers)', function () {
 
     const lines = () => new Set(readFileSync(handled, 'utf8').split('\n').filter(Boolean))
     try {
-      await waitFor(() => acknowledged.every((body) => lines().has(body)), `all ${acknowledged.length} acknowledged messages handled`, 120_000, 200)
+      await waitFor(
+        () => acknowledged.every((body) => lines().has(body)),
+        `all ${acknowledged.length} acknowledged messages handled`,
+        120_000,
+        200,
+      )
     } catch (error) {
       const missing = acknowledged.filter((body) => !lines().has(body))
       const stats = await mq(['queue', 'stats', 'work', '--json'], {home, env: {MQ_URL: all}})
       for (const worker of workers) worker.kill('SIGKILL')
       await Promise.all(workers.map((w) => w.done))
-      throw new Error(`${(error as Error).message}; missing ${missing.join(' ')}; stats ${stats.stdout} ${stats.stderr}; workers: ${workers.map((w) => w.stderr.slice(-800)).join(' | ')}`)
+      throw new Error(
+        `${(error as Error).message}; missing ${missing.join(' ')}; stats ${stats.stdout} ${stats.stderr}; workers: ${workers.map((w) => w.stderr.slice(-800)).join(' | ')}`,
+      )
     }
     for (const worker of workers) worker.kill('SIGINT')
     await Promise.all(workers.map((w) => w.done))

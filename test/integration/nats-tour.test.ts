@@ -17,7 +17,11 @@ describe('the README tour on a nats:// broker (real nats-server)', function () {
   before(async function () {
     const binary = requireNatsServer(this)
     server = await startNatsServer({binary})
-    options = {home: tempHome(), env: {MQ_URL: `${server.url}?prefix=tour${randomBytes(3).toString('hex')}`}, timeoutMs: 30_000}
+    options = {
+      home: tempHome(),
+      env: {MQ_URL: `${server.url}?prefix=tour${randomBytes(3).toString('hex')}`},
+      timeoutMs: 30_000,
+    }
   })
   after(async () => {
     await server?.stop()
@@ -29,13 +33,19 @@ describe('the README tour on a nats:// broker (real nats-server)', function () {
     return result.stdout
   }
   const sh = async (script: string) =>
-    (await run('sh', ['-c', script], {env: {...process.env, ...options.env, MQ_HOME: options.home, CI: '', MQ: `${process.execPath} ${BIN}`}})).stdout
+    (
+      await run('sh', ['-c', script], {
+        env: {...process.env, ...options.env, MQ_HOME: options.home, CI: '', MQ: `${process.execPath} ${BIN}`},
+      })
+    ).stdout
 
   it('queues: publish, headers from stdin, consume, long poll, follow', async () => {
     expect(await ok(['publish', 'jobs', 'resize cat.png'])).to.match(/^\d+\n$/)
     await ok(['publish', 'orders', '-H', 'type=created'], {input: '{"order":42}\n'})
     expect(await ok(['consume', 'jobs'])).to.equal('resize cat.png\n')
-    const [order] = jsonLines<{body: string; headers: Record<string, string>}>(await ok(['consume', 'orders', '--json']))
+    const [order] = jsonLines<{body: string; headers: Record<string, string>}>(
+      await ok(['consume', 'orders', '--json']),
+    )
     // A body read from stdin is taken as it is, newline included (as on the file broker).
     expect(order).to.deep.include({body: '{"order":42}\n', headers: {type: 'created'}})
     await ok(['publish', 'jobs', 'soon'])
@@ -45,7 +55,9 @@ describe('the README tour on a nats:// broker (real nats-server)', function () {
 
   it('manual acknowledgement: pipe to ack, nack --delay, extend --by', async () => {
     await ok(['publish', 'jobs', '--lines'], {input: 'a\nb\n'})
-    expect(await sh('$MQ consume jobs -n 1 --ack manual --json | jq -r .receipt | $MQ ack && echo settled')).to.equal('settled\n')
+    expect(await sh('$MQ consume jobs -n 1 --ack manual --json | jq -r .receipt | $MQ ack && echo settled')).to.equal(
+      'settled\n',
+    )
     const [d] = jsonLines<{receipt: string}>(await ok(['consume', 'jobs', '--ack', 'manual', '--json']))
     await ok(['extend', d.receipt, '--by', '5m'])
     await ok(['nack', d.receipt, '--delay', '30s'])
@@ -56,7 +68,10 @@ describe('the README tour on a nats:// broker (real nats-server)', function () {
 
   it('a worker: --exec with --parallel, queue stats, the dead-letter queue with its headers', async () => {
     await ok(['publish', 'work', '--lines'], {input: 'ok1\nbad\nok2\n'})
-    const worker = await mq(['consume', 'work', '-n', '3', '--parallel', '2', '--exec', 'read b; [ "$b" != bad ] || exit 65'], options)
+    const worker = await mq(
+      ['consume', 'work', '-n', '3', '--parallel', '2', '--exec', 'read b; [ "$b" != bad ] || exit 65'],
+      options,
+    )
     expect(worker.stderr).to.match(/2 acked, 1 dead-lettered/)
     const stats = JSON.parse(await ok(['queue', 'stats', 'work', '--json']))
     expect({depth: stats.depth, deadLettered: stats.deadLettered}).to.deep.equal({depth: 0, deadLettered: 1})
@@ -95,7 +110,11 @@ describe('the README tour on a nats:// broker (real nats-server)', function () {
     expect((await mq(['publish', 'capped', 'y'], options)).code).to.equal(4)
     const first = await ok(['publish', 'deploys', 'v42', '--dedup-id', 'build-42'])
     expect(await ok(['publish', 'deploys', 'v42', '--dedup-id', 'build-42'])).to.equal(first)
-    for (const flag of [['--delay', '10m'], ['--priority', '9'], ['--ttl', '1h']]) {
+    for (const flag of [
+      ['--delay', '10m'],
+      ['--priority', '9'],
+      ['--ttl', '1h'],
+    ]) {
       const refused = await mq(['publish', 'jobs', 'x', ...flag], options)
       expect(refused.code, flag[0]).to.equal(2)
       expect(refused.stderr, flag[0]).to.match(/not available on nats-server/)

@@ -37,7 +37,11 @@ describe('the CLI on a nats:// broker (real nats-server)', function () {
     const pipeline = `"${process.execPath}" "${BIN}" consume jobs -n 3 --ack manual --json | tee "${home}/deliveries" | jq -r .receipt | "${process.execPath}" "${BIN}" ack --json`
     const {stdout} = await run('sh', ['-c', pipeline], {env: {...process.env, MQ_URL: url, MQ_HOME: home, CI: ''}})
     expect(JSON.parse(stdout)).to.deep.equal({settled: 3, stale: []})
-    expect(jsonLines<{body: string}>(readFileSync(join(home, 'deliveries'), 'utf8')).map((d) => d.body)).to.deep.equal(['a', 'b', 'c'])
+    expect(jsonLines<{body: string}>(readFileSync(join(home, 'deliveries'), 'utf8')).map((d) => d.body)).to.deep.equal([
+      'a',
+      'b',
+      'c',
+    ])
     expect((await stats('jobs')).depth).to.equal(0)
     const receipts = jsonLines<{receipt: string}>(readFileSync(join(home, 'deliveries'), 'utf8')).map((d) => d.receipt)
     const again = await mq(['ack', ...receipts], on())
@@ -47,12 +51,16 @@ describe('the CLI on a nats:// broker (real nats-server)', function () {
 
   it('a receipt whose lease ran out and was redelivered is stale (exit 5); the redelivery’s receipt works', async () => {
     await mq(['publish', 'jobs', 'work'], on())
-    const [first] = jsonLines<{receipt: string}>((await mq(['consume', 'jobs', '--ack', 'manual', '--json', '--visibility-timeout', '200ms'], on())).stdout)
+    const [first] = jsonLines<{receipt: string}>(
+      (await mq(['consume', 'jobs', '--ack', 'manual', '--json', '--visibility-timeout', '200ms'], on())).stdout,
+    )
     const second = await mq(['consume', 'jobs', '--ack', 'manual', '--json', '--wait', '10s'], on())
     const [redelivery] = jsonLines<{receipt: string; attempt: number}>(second.stdout)
     expect(redelivery.attempt).to.equal(2)
     const stale = await mq(['ack', first.receipt], on())
-    expect([stale.code, stale.stderr]).to.satisfy(([code, stderr]: [number, string]) => code === 5 && /stale/.test(stderr))
+    expect([stale.code, stale.stderr]).to.satisfy(
+      ([code, stderr]: [number, string]) => code === 5 && /stale/.test(stderr),
+    )
     expect((await stats('jobs')).depth).to.equal(1)
     expect((await mq(['ack', redelivery.receipt], on())).code).to.equal(0)
     expect((await stats('jobs')).depth).to.equal(0)
@@ -64,27 +72,43 @@ describe('the CLI on a nats:// broker (real nats-server)', function () {
     await mq(['publish', 'work', 'poison'], on())
     const out = join(home, 'out')
     const script = `read body; if [ "$body" = poison ]; then exit 65; fi; echo "$body $MQ_ATTEMPT" >> "${out}"`
-    const worker = await mq(['consume', 'work', '-n', '21', '--exec', script, '--parallel', '4', '--wait', '20s'], on({timeoutMs: 60_000}))
+    const worker = await mq(
+      ['consume', 'work', '-n', '21', '--exec', script, '--parallel', '4', '--wait', '20s'],
+      on({timeoutMs: 60_000}),
+    )
     // A worker that dead-lettered something says so with exit 1.
     expect(worker.code, worker.stderr).to.equal(1)
     expect(worker.stderr).to.match(/20 acked, 1 dead-lettered/)
     const handled = readFileSync(out, 'utf8').trim().split('\n').sort()
     expect(handled).to.deep.equal(lines.map((l) => `${l} 1`).sort())
-    const dead = jsonLines<{body: string; headers: Record<string, string>}>((await mq(['consume', 'work.dlq', '--json'], on())).stdout)
+    const dead = jsonLines<{body: string; headers: Record<string, string>}>(
+      (await mq(['consume', 'work.dlq', '--json'], on())).stdout,
+    )
     expect(dead[0].body).to.equal('poison')
     expect(dead[0].headers).to.include({'x-dead-letter-reason': 'rejected', 'x-original-queue': 'work'})
   })
 
   it('two hosts (different MQ_HOME, same broker) share one queue’s work exactly once', async () => {
     const count = 60
-    await mq(['publish', 'shared', '--lines'], on({input: Array.from({length: count}, (_, i) => `job${i}`).join('\n') + '\n'}))
+    await mq(
+      ['publish', 'shared', '--lines'],
+      on({input: Array.from({length: count}, (_, i) => `job${i}`).join('\n') + '\n'}),
+    )
     const out = join(home, 'handled')
     writeFileSync(out, '')
     const script = `read body; echo "$body $MQ_MESSAGE_ID" >> "${out}"`
     const hosts = [tempHome(), tempHome()].map((hostHome) =>
-      start(['consume', 'shared', '-f', '--exec', script, '--parallel', '2', '--prefetch', '5'], {home: hostHome, env: {MQ_URL: url}, timeoutMs: 60_000}),
+      start(['consume', 'shared', '-f', '--exec', script, '--parallel', '2', '--prefetch', '5'], {
+        home: hostHome,
+        env: {MQ_URL: url},
+        timeoutMs: 60_000,
+      }),
     )
-    await waitFor(() => readFileSync(out, 'utf8').split('\n').filter(Boolean).length >= count, `${count} handled jobs`, 30_000)
+    await waitFor(
+      () => readFileSync(out, 'utf8').split('\n').filter(Boolean).length >= count,
+      `${count} handled jobs`,
+      30_000,
+    )
     for (const host of hosts) host.kill('SIGINT')
     const results = await Promise.all(hosts.map((h) => h.done))
     for (const result of results) expect(result.code, result.stderr).to.equal(130)
@@ -134,10 +158,15 @@ describe('the CLI on a nats:// broker (real nats-server)', function () {
 
   it('connection problems: one line, exit 1, the URL with the password hidden and what to do; never a hang', async () => {
     const closed = await freePort()
-    const refused = await mq(['publish', 'q', 'x', '--broker', `nats://alice:s3cret@127.0.0.1:${closed}`], {home, timeoutMs: 30_000})
+    const refused = await mq(['publish', 'q', 'x', '--broker', `nats://alice:s3cret@127.0.0.1:${closed}`], {
+      home,
+      timeoutMs: 30_000,
+    })
     expect(refused.code).to.equal(1)
     expect(refused.stderr.trim().split('\n')).to.have.length(1)
-    expect(refused.stderr).to.include(`nats://alice:***@127.0.0.1:${closed}`).and.match(/nats-server running with -js/)
+    expect(refused.stderr)
+      .to.include(`nats://alice:***@127.0.0.1:${closed}`)
+      .and.match(/nats-server running with -js/)
     expect(refused.stderr).to.not.include('s3cret')
     const plain = await startNatsServer({binary, jetstream: false})
     try {
@@ -162,13 +191,20 @@ describe('the CLI on a nats:// broker (real nats-server)', function () {
   })
 
   it('daemon start --broker: HTTP ingest publishes to the nats:// broker, /metrics reads it', async () => {
-    const started = await mq(['daemon', 'start', '--broker', url, '--http-port', '0', '--json'], {home, timeoutMs: 30_000})
+    const started = await mq(['daemon', 'start', '--broker', url, '--http-port', '0', '--json'], {
+      home,
+      timeoutMs: 30_000,
+    })
     expect(started.code, started.stderr).to.equal(0)
     try {
       const {port} = JSON.parse(started.stdout).http
       const token = readFileSync(join(home, 'daemon.token'), 'utf8').trim()
       const headers = {authorization: `Bearer ${token}`}
-      const posted = await fetch(`http://127.0.0.1:${port}/queues/jobs/messages`, {method: 'POST', headers, body: 'via http'})
+      const posted = await fetch(`http://127.0.0.1:${port}/queues/jobs/messages`, {
+        method: 'POST',
+        headers,
+        body: 'via http',
+      })
       expect(posted.status).to.equal(201)
       expect((await mq(['consume', 'jobs'], on())).stdout).to.equal('via http\n')
       const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`, {headers})).text()
@@ -181,9 +217,19 @@ describe('the CLI on a nats:// broker (real nats-server)', function () {
   it('an ephemeral subscription vanishes after its process is killed', async () => {
     const env = {MQ_NATS_EPHEMERAL_INACTIVE_MS: '1000'}
     const sub = start(['subscribe', 'logs.#', '-f'], on({env}))
-    await waitFor(async () => JSON.parse((await mq(['subscription', 'list', '--json'], on())).stdout).length === 1, 'the ephemeral subscription', 20_000, 200)
+    await waitFor(
+      async () => JSON.parse((await mq(['subscription', 'list', '--json'], on())).stdout).length === 1,
+      'the ephemeral subscription',
+      20_000,
+      200,
+    )
     sub.kill('SIGKILL')
     await sub.done
-    await waitFor(async () => JSON.parse((await mq(['subscription', 'list', '--json'], on())).stdout).length === 0, 'the subscription to vanish', 30_000, 200)
+    await waitFor(
+      async () => JSON.parse((await mq(['subscription', 'list', '--json'], on())).stdout).length === 0,
+      'the subscription to vanish',
+      30_000,
+      200,
+    )
   })
 })

@@ -8,7 +8,11 @@ export const brokerInfo = defineCommand({
   description: `The broker is chosen by --broker URL, else MQ_URL, else --home / MQ_HOME, else the per-user folder.
 On a nats:// broker this connects and reads the server version and cluster; refused features fail
 with exit 2 and the reason shown here.`,
-  examples: ['<%= config.bin %> broker info', '<%= config.bin %> broker info --broker nats://127.0.0.1:4222', '<%= config.bin %> broker info --json'],
+  examples: [
+    '<%= config.bin %> broker info',
+    '<%= config.bin %> broker info --broker nats://127.0.0.1:4222',
+    '<%= config.bin %> broker info --json',
+  ],
   flags: {},
   run: (_input, ctx): Promise<BrokerDescription> => ctx.broker().describe(),
   render(info) {
@@ -19,7 +23,10 @@ with exit 2 and the reason shown here.`,
       ...(server
         ? ([
             ['server', `${server.name ?? ''} nats-server ${server.version}`.trim()],
-            ['cluster', server.cluster ? `${server.cluster} (${server.servers ?? 1} servers)` : 'none (a single server)'],
+            [
+              'cluster',
+              server.cluster ? `${server.cluster} (${server.servers ?? 1} servers)` : 'none (a single server)',
+            ],
           ] as [string, string][])
         : []),
     ])

@@ -77,7 +77,8 @@ export class JsClient {
         return await attempt()
       } catch (error) {
         const transient = this.jetStreamSeen && !this.closed && !this.nc.isClosed() && isTransient(error)
-        if (!transient || Date.now() + pause >= deadline) throw error instanceof JsApiError ? error : this.requestError(error, subject)
+        if (!transient || Date.now() + pause >= deadline)
+          throw error instanceof JsApiError ? error : this.requestError(error, subject)
         await new Promise((resolve) => setTimeout(resolve, pause))
       }
     }
@@ -93,7 +94,10 @@ export class JsClient {
       try {
         creds = await readFile(target.credsFile)
       } catch (error) {
-        throw new InvalidInputError(`cannot read the credentials file ${target.credsFile} (${(error as NodeJS.ErrnoException).code ?? error})`, {hint: 'check ?creds= in the broker URL'})
+        throw new InvalidInputError(
+          `cannot read the credentials file ${target.credsFile} (${(error as NodeJS.ErrnoException).code ?? error})`,
+          {hint: 'check ?creds= in the broker URL'},
+        )
       }
       authenticator = lib.credsAuthenticator(creds)
     }
@@ -137,7 +141,9 @@ export class JsClient {
   async api<T = Record<string, unknown>>(subject: string, body?: unknown, timeoutMs = this.timeoutMs): Promise<T> {
     const full = `$JS.API.${subject}`
     const parsed = await this.retrying(full, async () => {
-      const reply: Msg = await this.nc.request(full, body === undefined ? '' : JSON.stringify(body), {timeout: timeoutMs})
+      const reply: Msg = await this.nc.request(full, body === undefined ? '' : JSON.stringify(body), {
+        timeout: timeoutMs,
+      })
       const answer = JSON.parse(decoder.decode(reply.data)) as T & {error?: ApiError}
       if (answer.error) throw new JsApiError(full, answer.error)
       return answer
@@ -147,11 +153,20 @@ export class JsClient {
   }
 
   /** Publishes into a stream and waits for its acknowledgement (the PubAck). */
-  async publish(subject: string, data: Uint8Array | string, headers?: MsgHdrs): Promise<{stream: string; seq: number; duplicate?: boolean}> {
+  async publish(
+    subject: string,
+    data: Uint8Array | string,
+    headers?: MsgHdrs,
+  ): Promise<{stream: string; seq: number; duplicate?: boolean}> {
     const payload = typeof data === 'string' ? encoder.encode(data) : data
     return this.retrying(subject, async () => {
       const reply: Msg = await this.nc.request(subject, payload, {timeout: this.timeoutMs, headers})
-      const parsed = JSON.parse(decoder.decode(reply.data)) as {stream: string; seq: number; duplicate?: boolean; error?: ApiError}
+      const parsed = JSON.parse(decoder.decode(reply.data)) as {
+        stream: string
+        seq: number
+        duplicate?: boolean
+        error?: ApiError
+      }
       if (parsed.error) throw new JsApiError(subject, parsed.error)
       return parsed
     })
@@ -176,7 +191,13 @@ export class JsClient {
    * (0: take what is there now). Returns when the batch is full, the server says no more, or the
    * wait runs out. With `firstOnly`, returns as soon as one message arrived (long-poll wake-up).
    */
-  async pull(stream: string, consumer: string, batch: number, expiresMs: number, signal?: AbortSignal): Promise<PulledMessage[]> {
+  async pull(
+    stream: string,
+    consumer: string,
+    batch: number,
+    expiresMs: number,
+    signal?: AbortSignal,
+  ): Promise<PulledMessage[]> {
     const inbox = this.lib.createInbox()
     const sub = this.nc.subscribe(inbox)
     const request = expiresMs > 0 ? {batch, expires: Math.round(expiresMs * 1e6)} : {batch, no_wait: true}
@@ -191,7 +212,11 @@ export class JsClient {
         if (status !== 0 && msg.data.length === 0) {
           if (status === 404 || status === 408 || status === 409 || status === 100) {
             if (status === 409 && /consumer (deleted|is push based)/i.test(msg.headers!.description)) {
-              throw new JsApiError(stream, {code: 409, err_code: ERR.consumerNotFound, description: msg.headers!.description})
+              throw new JsApiError(stream, {
+                code: 409,
+                err_code: ERR.consumerNotFound,
+                description: msg.headers!.description,
+              })
             }
             break
           }
@@ -219,9 +244,15 @@ export class JsClient {
     const name = (error as Error)?.name ?? ''
     if (/no responders|503/i.test(message) || name === 'NoRespondersError') {
       if (subject.startsWith('$JS.API')) {
-        return new StoreError(`JetStream does not answer on ${this.target.display}`, {code: 'unreachable', hint: 'is nats-server running with -js (JetStream enabled)?'})
+        return new StoreError(`JetStream does not answer on ${this.target.display}`, {
+          code: 'unreachable',
+          hint: 'is nats-server running with -js (JetStream enabled)?',
+        })
       }
-      return new StoreError(`no stream takes ${subject} on ${this.target.display}`, {code: 'unreachable', hint: 'the stream was deleted meanwhile; try again'})
+      return new StoreError(`no stream takes ${subject} on ${this.target.display}`, {
+        code: 'unreachable',
+        hint: 'the stream was deleted meanwhile; try again',
+      })
     }
     if (/timeout/i.test(message) || name === 'TimeoutError') {
       return new StoreError(`${this.target.display} did not answer within ${this.timeoutMs} ms`, {
@@ -236,7 +267,11 @@ export class JsClient {
 
 function isTransient(error: unknown): boolean {
   // Limits answer with 503 too (10077 maximum messages exceeded): only leaderless moments are retried.
-  if (error instanceof JsApiError) return error.error.err_code === 10008 || /temporarily unavailable|no (stream|consumer )?leader|not current/i.test(error.error.description)
+  if (error instanceof JsApiError)
+    return (
+      error.error.err_code === 10008 ||
+      /temporarily unavailable|no (stream|consumer )?leader|not current/i.test(error.error.description)
+    )
   const message = (error as Error)?.message ?? String(error)
   const name = (error as Error)?.name ?? ''
   return /timeout|no responders|503|disconnect|reconnect/i.test(`${name} ${message}`)
@@ -245,10 +280,12 @@ function isTransient(error: unknown): boolean {
 export function connectionError(target: NatsTarget, error: unknown): StoreError {
   const message = (error as Error)?.message ?? String(error)
   const code = (error as {code?: string})?.code
-  const what = /auth/i.test(message) ? 'authentication failed' : code ?? message
+  const what = /auth/i.test(message) ? 'authentication failed' : (code ?? message)
   return new StoreError(`cannot connect to ${target.display} (${what})`, {
     code: 'unreachable',
-    hint: /auth/i.test(message) ? 'check the user, password, token or ?creds= in the broker URL' : 'is nats-server running with -js, and reachable from here?',
+    hint: /auth/i.test(message)
+      ? 'check the user, password, token or ?creds= in the broker URL'
+      : 'is nats-server running with -js, and reachable from here?',
   })
 }
 

@@ -18,24 +18,59 @@ export function versionAtLeast(version: string, wanted: string): boolean {
 export function natsCapabilities(version: string): BrokerCapabilities {
   const bytesSafe = versionAtLeast(version, '2.11.0')
   return capabilityTable('nats', {
-    'stale-receipts': {support: 'emulated', note: 'a lease record per delivery, settled by compare-and-set (JetStream itself acks any old receipt)'},
-    'visibility-timeout': {support: 'emulated', note: 'consumer ack_wait = the queue setting; another length is a -NAK delay right after delivery'},
+    'stale-receipts': {
+      support: 'emulated',
+      note: 'a lease record per delivery, settled by compare-and-set (JetStream itself acks any old receipt)',
+    },
+    'visibility-timeout': {
+      support: 'emulated',
+      note: 'consumer ack_wait = the queue setting; another length is a -NAK delay right after delivery',
+    },
     extend: {support: 'emulated', note: '-NAK with a delay restarts the lease at --by'},
-    'dead-letter': {support: 'emulated', note: 'the receive that meets delivery max+1 copies the message to the dead-letter queue with x-dead-letter-* headers'},
-    'max-length': {support: 'emulated', note: 'max_msgs with discard new; drop-oldest deletes the oldest ready message and retries; block retries until room'},
+    'dead-letter': {
+      support: 'emulated',
+      note: 'the receive that meets delivery max+1 copies the message to the dead-letter queue with x-dead-letter-* headers',
+    },
+    'max-length': {
+      support: 'emulated',
+      note: 'max_msgs with discard new; drop-oldest deletes the oldest ready message and retries; block retries until room',
+    },
     'max-bytes': bytesSafe
       ? {support: 'native', note: 'max_bytes counts subject, headers and body (mqctl counts bodies only)'}
       : {
           support: 'refused',
           note: `file storage on this version drops old messages instead of rejecting past max_bytes (nats-server#4771); use --max-length, or a server ≥ 2.11`,
         },
-    delay: {support: 'refused', note: 'scheduled messages need nats-server ≥ 2.12, which mqctl does not drive yet; use nack --delay, or a file broker'},
-    ttl: {support: 'refused', note: 'per-message TTL needs nats-server ≥ 2.11, which mqctl does not drive yet; use a topic with --max-age, or a file broker'},
-    priority: {support: 'refused', note: 'JetStream has no message priorities; use one queue per priority, or a file broker'},
+    delay: {
+      support: 'refused',
+      note: 'scheduled messages need nats-server ≥ 2.12, which mqctl does not drive yet; use nack --delay, or a file broker',
+    },
+    ttl: {
+      support: 'refused',
+      note: 'per-message TTL needs nats-server ≥ 2.11, which mqctl does not drive yet; use a topic with --max-age, or a file broker',
+    },
+    priority: {
+      support: 'refused',
+      note: 'JetStream has no message priorities; use one queue per priority, or a file broker',
+    },
     peek: {support: 'native', note: 'stream message get by sequence'},
-    'middle-hash': {support: 'emulated', note: 'the server filters up to the first #, mqctl matches the rest and skips the others'},
+    redrive: {
+      support: 'emulated',
+      note: 'republished at the back of its queue, then deleted from the dead-letter queue; into a subscription: refused (a republish reaches every subscription)',
+    },
+    'ephemeral-subscriptions': {
+      support: 'native',
+      note: 'consumers with an inactivity threshold: gone 30 s after their process died',
+    },
+    'middle-hash': {
+      support: 'emulated',
+      note: 'the server filters up to the first #, mqctl matches the rest and skips the others',
+    },
     'topic-max-messages': {support: 'emulated', note: 'purge keeping N on the topic subject after each publish'},
-    'topic-max-bytes': {support: 'refused', note: 'JetStream counts bytes per stream, not per subject: use --max-messages or --max-age'},
+    'topic-max-bytes': {
+      support: 'refused',
+      note: 'JetStream counts bytes per stream, not per subject: use --max-messages or --max-age',
+    },
     'topic-max-age': {support: 'emulated', note: 'older messages are skipped when read'},
     replicas: {support: 'native', note: 'num_replicas on each stream and consumer'},
     rates: {support: 'refused', note: 'no per-minute counters on the server: stats show totals only (rates are 0)'},

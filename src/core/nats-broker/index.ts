@@ -111,7 +111,10 @@ interface Source {
   consumer: string
   kind: 'queue' | 'subscription'
   name: string
-  settings: Pick<QueueSettings, 'visibilityTimeoutMs' | 'maxDeliveries' | 'deadLetterQueue' | 'retryBackoffMs' | 'retryBackoffMaxMs'>
+  settings: Pick<
+    QueueSettings,
+    'visibilityTimeoutMs' | 'maxDeliveries' | 'deadLetterQueue' | 'retryBackoffMs' | 'retryBackoffMaxMs'
+  >
   /** Subscriptions whose pattern the server cannot filter exactly are matched here. */
   matches?: (topic: string) => boolean
 }
@@ -119,7 +122,15 @@ interface Source {
 interface StreamInfo {
   config: {name: string; description?: string; subjects?: string[]; num_replicas?: number}
   created: string
-  state: {messages: number; bytes: number; first_seq: number; first_ts: string; last_seq: number; num_subjects?: number; subjects?: Record<string, number>}
+  state: {
+    messages: number
+    bytes: number
+    first_seq: number
+    first_ts: string
+    last_seq: number
+    num_subjects?: number
+    subjects?: Record<string, number>
+  }
 }
 
 interface ConsumerInfo {
@@ -179,7 +190,8 @@ export class JetStreamBroker implements Broker {
 
   private replicasFor(asked: number | undefined): number {
     if (asked !== undefined) {
-      if (!(Number.isInteger(asked) && asked >= 1 && asked <= 5)) throw new InvalidInputError('--replicas must be from 1 to 5')
+      if (!(Number.isInteger(asked) && asked >= 1 && asked <= 5))
+        throw new InvalidInputError('--replicas must be from 1 to 5')
       return asked
     }
     return this.clusterSize >= 3 ? 3 : 1
@@ -190,7 +202,13 @@ export class JetStreamBroker implements Broker {
     return {
       driver: 'nats',
       url: this.target.display,
-      server: {name: info?.server_name, version: this.client.version, cluster: info?.cluster, servers: this.clusterSize, jetstream: true},
+      server: {
+        name: info?.server_name,
+        version: this.client.version,
+        cluster: info?.cluster,
+        servers: this.clusterSize,
+        jetstream: true,
+      },
       capabilities: this.capabilities,
     }
   }
@@ -229,16 +247,33 @@ export class JetStreamBroker implements Broker {
   }
 
   private topicsStream(): Promise<void> {
-    return this.infra(this.naming.topicStream, {subjects: [`${this.naming.root}.t.>`], retention: 'limits', duplicate_window: DEFAULT_QUEUE_SETTINGS.dedupWindowMs * NS})
+    return this.infra(this.naming.topicStream, {
+      subjects: [`${this.naming.root}.t.>`],
+      retention: 'limits',
+      duplicate_window: DEFAULT_QUEUE_SETTINGS.dedupWindowMs * NS,
+    })
   }
 
   /** The last record on a subject of a one-per-subject stream, with its sequence (for compare-and-set). */
-  private async lastRecord<T>(stream: string, subject: string): Promise<{seq: number; value: T; time: number} | undefined> {
+  private async lastRecord<T>(
+    stream: string,
+    subject: string,
+  ): Promise<{seq: number; value: T; time: number} | undefined> {
     try {
-      const {message} = await this.client.api<{message: StoredMessage}>(`STREAM.MSG.GET.${stream}`, {last_by_subj: subject})
-      return {seq: message.seq, value: JSON.parse(Buffer.from(message.data ?? '', 'base64').toString('utf8')) as T, time: Date.parse(message.time)}
+      const {message} = await this.client.api<{message: StoredMessage}>(`STREAM.MSG.GET.${stream}`, {
+        last_by_subj: subject,
+      })
+      return {
+        seq: message.seq,
+        value: JSON.parse(Buffer.from(message.data ?? '', 'base64').toString('utf8')) as T,
+        time: Date.parse(message.time),
+      }
     } catch (error) {
-      if (error instanceof JsApiError && (error.error.err_code === ERR.noMessage || error.error.err_code === ERR.streamNotFound)) return undefined
+      if (
+        error instanceof JsApiError &&
+        (error.error.err_code === ERR.noMessage || error.error.err_code === ERR.streamNotFound)
+      )
+        return undefined
       throw error
     }
   }
@@ -270,14 +305,20 @@ export class JetStreamBroker implements Broker {
 
   private async counters(key: string): Promise<Record<string, number>> {
     if (!this.ready.has(this.naming.metaStream)) await this.meta()
-    return (await this.lastRecord<Record<string, number>>(this.naming.metaStream, this.naming.metaSubject('count', key)))?.value ?? {}
+    return (
+      (await this.lastRecord<Record<string, number>>(this.naming.metaStream, this.naming.metaSubject('count', key)))
+        ?.value ?? {}
+    )
   }
 
   // ---- queues
 
   private async streamInfo(stream: string, subjectsFilter?: string): Promise<StreamInfo | undefined> {
     try {
-      return await this.client.api<StreamInfo>(`STREAM.INFO.${stream}`, subjectsFilter ? {subjects_filter: subjectsFilter} : undefined)
+      return await this.client.api<StreamInfo>(
+        `STREAM.INFO.${stream}`,
+        subjectsFilter ? {subjects_filter: subjectsFilter} : undefined,
+      )
     } catch (error) {
       if (error instanceof JsApiError && error.error.err_code === ERR.streamNotFound) return undefined
       throw error
@@ -321,7 +362,11 @@ export class JetStreamBroker implements Broker {
     return config
   }
 
-  private consumerConfig(durable: string, settings: Source['settings'], extra: Record<string, unknown> = {}): Record<string, unknown> {
+  private consumerConfig(
+    durable: string,
+    settings: Source['settings'],
+    extra: Record<string, unknown> = {},
+  ): Record<string, unknown> {
     return {
       durable_name: durable,
       ack_policy: 'explicit',
@@ -334,12 +379,21 @@ export class JetStreamBroker implements Broker {
     }
   }
 
-  async declareQueue(name: string, given: Partial<QueueSettings> = {}, placement: PlacementOptions = {}): Promise<QueueInfo> {
+  async declareQueue(
+    name: string,
+    given: Partial<QueueSettings> = {},
+    placement: PlacementOptions = {},
+  ): Promise<QueueInfo> {
     validateName(name, 'queue name')
     const {replicas} = placement
     const existing = await this.queueMeta(name)
     if (existing) {
-      const differing = differingSettings(given, resolveQueueSettings(name, given, existing.meta.settings), existing.meta.settings)
+      const differing = differingSettings(
+        given,
+        resolveQueueSettings(name, given, existing.meta.settings),
+        existing.meta.settings,
+      )
+      if (replicas !== undefined && (existing.info.config.num_replicas ?? 1) !== replicas) differing.push('replicas')
       if (differing.length > 0) {
         throw new InvalidInputError(`queue ${name} already exists with other settings (${differing.join(', ')})`, {
           code: 'settings_differ',
@@ -356,10 +410,14 @@ export class JetStreamBroker implements Broker {
       await this.client.api(`STREAM.CREATE.${stream}`, this.streamConfig(meta, this.replicasFor(replicas)))
     } catch (error) {
       // Another process made it at the same moment: theirs stands.
-      if (error instanceof JsApiError && error.error.err_code === 10058) return this.declareQueue(name, given, placement)
+      if (error instanceof JsApiError && error.error.err_code === 10058)
+        return this.declareQueue(name, given, placement)
       throw replicasError(error, replicas)
     }
-    await this.client.api(`CONSUMER.DURABLE.CREATE.${stream}.${QUEUE_CONSUMER}`, {stream_name: stream, config: this.consumerConfig(QUEUE_CONSUMER, meta.settings)})
+    await this.client.api(`CONSUMER.DURABLE.CREATE.${stream}.${QUEUE_CONSUMER}`, {
+      stream_name: stream,
+      config: this.consumerConfig(QUEUE_CONSUMER, meta.settings),
+    })
     this.queues.set(name, meta)
     const info = await this.streamInfo(stream)
     return queueInfo(meta, info!)
@@ -367,7 +425,9 @@ export class JetStreamBroker implements Broker {
 
   private async checkDeadLetterTarget(deadLetterQueue: string | null): Promise<void> {
     if (deadLetterQueue !== null && (await this.topicMeta(deadLetterQueue))) {
-      throw new WrongKindError(deadLetterQueue, 'topic', {hint: 'a dead-letter queue must be a queue: choose another name'})
+      throw new WrongKindError(deadLetterQueue, 'topic', {
+        hint: 'a dead-letter queue must be a queue: choose another name',
+      })
     }
   }
 
@@ -385,7 +445,10 @@ export class JetStreamBroker implements Broker {
     await this.checkDeadLetterTarget(next.settings.deadLetterQueue)
     const stream = this.naming.queueStream(name)
     await this.client.api(`STREAM.UPDATE.${stream}`, this.streamConfig(next, undefined))
-    await this.client.api(`CONSUMER.DURABLE.CREATE.${stream}.${QUEUE_CONSUMER}`, {stream_name: stream, config: this.consumerConfig(QUEUE_CONSUMER, next.settings)})
+    await this.client.api(`CONSUMER.DURABLE.CREATE.${stream}.${QUEUE_CONSUMER}`, {
+      stream_name: stream,
+      config: this.consumerConfig(QUEUE_CONSUMER, next.settings),
+    })
     this.queues.set(name, next)
     return queueInfo(next, (await this.streamInfo(stream))!)
   }
@@ -411,7 +474,9 @@ export class JetStreamBroker implements Broker {
 
   private async forgetLeases(stream: string, consumer: string): Promise<void> {
     if (!(await this.streamInfo(this.naming.leaseStream))) return
-    await this.client.api(`STREAM.PURGE.${this.naming.leaseStream}`, {filter: this.naming.leaseSubjects(stream, consumer)})
+    await this.client.api(`STREAM.PURGE.${this.naming.leaseStream}`, {
+      filter: this.naming.leaseSubjects(stream, consumer),
+    })
   }
 
   private async purgeMeta(subject: string): Promise<void> {
@@ -421,8 +486,11 @@ export class JetStreamBroker implements Broker {
 
   private async listStreams(subject: string): Promise<StreamInfo[]> {
     const all: StreamInfo[] = []
-    for (let offset = 0; ; ) {
-      const page = await this.client.api<{streams: StreamInfo[] | null; total: number; limit: number}>('STREAM.LIST', {offset, subject})
+    for (let offset = 0; ;) {
+      const page = await this.client.api<{streams: StreamInfo[] | null; total: number; limit: number}>('STREAM.LIST', {
+        offset,
+        subject,
+      })
       const streams = page.streams ?? []
       all.push(...streams)
       offset += streams.length
@@ -450,7 +518,11 @@ export class JetStreamBroker implements Broker {
     try {
       return await this.client.api<ConsumerInfo>(`CONSUMER.INFO.${stream}.${consumer}`)
     } catch (error) {
-      if (error instanceof JsApiError && (error.error.err_code === ERR.consumerNotFound || error.error.err_code === ERR.streamNotFound)) return undefined
+      if (
+        error instanceof JsApiError &&
+        (error.error.err_code === ERR.consumerNotFound || error.error.err_code === ERR.streamNotFound)
+      )
+        return undefined
       throw error
     }
   }
@@ -481,7 +553,17 @@ export class JetStreamBroker implements Broker {
     const dlq = meta.settings.deadLetterQueue === null ? undefined : await this.queueMeta(meta.settings.deadLetterQueue)
     const totals = {
       published: info.state.last_seq,
-      acked: counts.acked ?? 0,
+      // A work queue removes a message only when it is acked, dead-lettered (acked after the copy),
+      // dropped, purged or redriven out of a dead-letter queue: what left otherwise was acked.
+      acked: Math.max(
+        0,
+        info.state.last_seq -
+          info.state.messages -
+          (counts.deadLettered ?? 0) -
+          (counts.dropped ?? 0) -
+          (counts.purged ?? 0) -
+          (counts.redriven ?? 0),
+      ),
       deadLettered: counts.deadLettered ?? 0,
       dropped: counts.dropped ?? 0,
       expired: 0,
@@ -502,10 +584,17 @@ export class JetStreamBroker implements Broker {
   /** Stored messages of a stream from `fromSeq` on, matching `subject` (may contain wildcards). */
   private async storedFrom(stream: string, subject: string, fromSeq: number): Promise<StoredMessage | undefined> {
     try {
-      const {message} = await this.client.api<{message: StoredMessage}>(`STREAM.MSG.GET.${stream}`, {seq: fromSeq, next_by_subj: subject})
+      const {message} = await this.client.api<{message: StoredMessage}>(`STREAM.MSG.GET.${stream}`, {
+        seq: fromSeq,
+        next_by_subj: subject,
+      })
       return message
     } catch (error) {
-      if (error instanceof JsApiError && (error.error.err_code === ERR.noMessage || error.error.err_code === ERR.streamNotFound)) return undefined
+      if (
+        error instanceof JsApiError &&
+        (error.error.err_code === ERR.noMessage || error.error.err_code === ERR.streamNotFound)
+      )
+        return undefined
       throw error
     }
   }
@@ -549,12 +638,24 @@ export class JetStreamBroker implements Broker {
     messages.forEach((message, index) => {
       if (message.deliverAt !== undefined) wrapAt(() => this.refuseUnless('delay'), index, messages.length)
       if (message.ttlMs !== undefined) wrapAt(() => this.refuseUnless('ttl'), index, messages.length)
-      if (message.priority !== undefined && message.priority !== 0) wrapAt(() => this.refuseUnless('priority'), index, messages.length)
+      if (message.priority !== undefined && message.priority !== 0)
+        wrapAt(() => this.refuseUnless('priority'), index, messages.length)
       for (const [key, value] of Object.entries(message.headers ?? {})) {
         if (/[\r\n]/.test(value)) {
-          throw atMessage(new InvalidInputError(`header "${printable(key, 40)}" has a line break, which NATS headers cannot carry`), index, messages.length)
+          throw atMessage(
+            new InvalidInputError(`header "${printable(key, 40)}" has a line break, which NATS headers cannot carry`),
+            index,
+            messages.length,
+          )
         }
-        if (/^nats-/i.test(key)) throw atMessage(new InvalidInputError(`header names starting with "Nats-" belong to the NATS server`, {hint: 'rename the header'}), index, messages.length)
+        if (/^nats-/i.test(key))
+          throw atMessage(
+            new InvalidInputError(`header names starting with "Nats-" belong to the NATS server`, {
+              hint: 'rename the header',
+            }),
+            index,
+            messages.length,
+          )
       }
     })
     const kind = await this.kindForPublish(name, options)
@@ -586,21 +687,31 @@ export class JetStreamBroker implements Broker {
 
   private encodeMessage(message: OutgoingMessage) {
     const entries = Object.entries(message.headers ?? {})
-    if (entries.length === 0 && message.dedupId === undefined) return {data: encodeText(message.body), headers: undefined}
+    if (entries.length === 0 && message.dedupId === undefined)
+      return {data: encodeText(message.body), headers: undefined}
     const headers = this.client.headers()
     for (const [key, value] of entries) headers.set(key, value)
     if (message.dedupId !== undefined) headers.set('Nats-Msg-Id', message.dedupId)
     return {data: encodeText(message.body), headers}
   }
 
-  private async publishQueue(meta: QueueMeta, messages: OutgoingMessage[], options: PublishOptions): Promise<PublishResult[]> {
+  private async publishQueue(
+    meta: QueueMeta,
+    messages: OutgoingMessage[],
+    options: PublishOptions,
+  ): Promise<PublishResult[]> {
     const subject = this.naming.queueSubject(meta.name)
     const bounded = meta.settings.maxLength !== null || meta.settings.maxBytes !== null
     const results: PublishResult[] = []
     let duplicates = 0
     const record = (ack: {seq: number; duplicate?: boolean}) => {
       if (ack.duplicate) duplicates++
-      return {id: String(ack.seq), destination: meta.name, kind: 'queue' as const, ...(ack.duplicate ? {duplicate: true} : {})}
+      return {
+        id: String(ack.seq),
+        destination: meta.name,
+        kind: 'queue' as const,
+        ...(ack.duplicate ? {duplicate: true} : {}),
+      }
     }
     try {
       if (!bounded) {
@@ -618,20 +729,31 @@ export class JetStreamBroker implements Broker {
               results.push(record(await this.client.publish(subject, data, headers)))
               break
             } catch (error) {
-              if (!(error instanceof JsApiError) || (error.error.err_code !== ERR.maxMessages && error.error.err_code !== ERR.maxBytes)) throw error
+              if (
+                !(error instanceof JsApiError) ||
+                (error.error.err_code !== ERR.maxMessages && error.error.err_code !== ERR.maxBytes)
+              )
+                throw error
               await this.onFull(meta, results, messages.length, deadline, options)
             }
           }
         }
       }
     } finally {
-      if (duplicates > 0) await this.bump(`${this.naming.queueStream(meta.name)}-${QUEUE_CONSUMER}`, {deduplicated: duplicates})
+      if (duplicates > 0)
+        await this.bump(`${this.naming.queueStream(meta.name)}-${QUEUE_CONSUMER}`, {deduplicated: duplicates})
     }
     return results
   }
 
   /** A publish met a full queue: reject, make room by dropping the oldest ready message, or wait for room. */
-  private async onFull(meta: QueueMeta, results: PublishResult[], total: number, deadline: number, options: PublishOptions): Promise<void> {
+  private async onFull(
+    meta: QueueMeta,
+    results: PublishResult[],
+    total: number,
+    deadline: number,
+    options: PublishOptions,
+  ): Promise<void> {
     const full = `queue ${meta.name} is full (${[meta.settings.maxLength !== null ? `max ${meta.settings.maxLength} messages` : '', meta.settings.maxBytes !== null ? `max ${meta.settings.maxBytes} bytes` : ''].filter(Boolean).join(', ')})`
     const fail = (extra: string) => {
       const error = new QueueFullError(`${full}${extra}`, {
@@ -646,7 +768,10 @@ export class JetStreamBroker implements Broker {
       throw fail(' and every message in it is in flight')
     }
     if (options.signal?.aborted) throw new InterruptedError()
-    if (Date.now() >= deadline) throw fail(options.blockTimeoutMs === undefined ? '' : ` and stayed full for ${formatDuration(options.blockTimeoutMs)}`)
+    if (Date.now() >= deadline)
+      throw fail(
+        options.blockTimeoutMs === undefined ? '' : ` and stayed full for ${formatDuration(options.blockTimeoutMs)}`,
+      )
     await sleep(Math.min(50, Math.max(1, deadline - Date.now())))
   }
 
@@ -677,10 +802,20 @@ export class JetStreamBroker implements Broker {
     let meta = this.queues.get(queue)
     if (!meta) {
       const found = await this.queueMeta(queue)
-      if (!found && (await this.topicMeta(queue))) throw new WrongKindError(queue, 'topic', {hint: `use \`mq subscribe ${queue}\``})
+      if (!found && (await this.topicMeta(queue)))
+        throw new WrongKindError(queue, 'topic', {hint: `use \`mq subscribe ${queue}\``})
       meta = found?.meta ?? this.queues.get(queue) ?? (await this.declareQueue(queue), this.queues.get(queue)!)
     }
-    return this.pullDeliveries({stream: this.naming.queueStream(queue), consumer: QUEUE_CONSUMER, kind: 'queue', name: queue, settings: meta.settings}, options)
+    return this.pullDeliveries(
+      {
+        stream: this.naming.queueStream(queue),
+        consumer: QUEUE_CONSUMER,
+        kind: 'queue',
+        name: queue,
+        settings: meta.settings,
+      },
+      options,
+    )
   }
 
   private async pullDeliveries(source: Source, options: ReceiveOptions): Promise<Delivery[]> {
@@ -694,8 +829,15 @@ export class JetStreamBroker implements Broker {
       let pulled: PulledMessage[]
       if (out.length === 0 && remaining > 0 && options.pollIntervalMs === undefined) {
         // Long poll: one message wakes us, then take what else is there at once.
-        pulled = await this.client.pull(source.stream, source.consumer, 1, Math.min(remaining, PULL_CHUNK_MS), options.signal)
-        if (pulled.length > 0 && want > 1) pulled.push(...(await this.client.pull(source.stream, source.consumer, want - 1, 0)))
+        pulled = await this.client.pull(
+          source.stream,
+          source.consumer,
+          1,
+          Math.min(remaining, PULL_CHUNK_MS),
+          options.signal,
+        )
+        if (pulled.length > 0 && want > 1)
+          pulled.push(...(await this.client.pull(source.stream, source.consumer, want - 1, 0)))
       } else {
         pulled = await this.client.pull(source.stream, source.consumer, want, 0)
       }
@@ -704,7 +846,10 @@ export class JetStreamBroker implements Broker {
       if (out.length >= options.max) break
       if (pulled.length > 0 && admitted.length < pulled.length) continue // some were dead-lettered or filtered: look again
       if (out.length > 0 || Date.now() >= deadline) break
-      if (options.pollIntervalMs !== undefined) await sleep(Math.min(options.pollIntervalMs, Math.max(0, deadline - Date.now())), options.signal).catch(() => {})
+      if (options.pollIntervalMs !== undefined)
+        await sleep(Math.min(options.pollIntervalMs, Math.max(0, deadline - Date.now())), options.signal).catch(
+          () => {},
+        )
     }
     return out
   }
@@ -732,7 +877,10 @@ export class JetStreamBroker implements Broker {
         }
       }
       if (source.settings.deadLetterQueue !== null && ack.count > source.settings.maxDeliveries) {
-        const previous = await this.lastRecord<LeaseRecord>(this.naming.leaseStream, this.naming.leaseSubject(ack.stream, ack.consumer, ack.streamSeq))
+        const previous = await this.lastRecord<LeaseRecord>(
+          this.naming.leaseStream,
+          this.naming.leaseSubject(ack.stream, ack.consumer, ack.streamSeq),
+        )
         work.push(this.deadLetter(source, ack, 'max-deliveries', ack.count - 1, previous?.value.e))
         continue
       }
@@ -753,24 +901,36 @@ export class JetStreamBroker implements Broker {
         const record: LeaseRecord = {d: ack.deliverySeq, s: 'l', u: now + lease, c: ack.count}
         // The receipt carries the lease record's sequence: settling it is then one compare-and-set.
         work.push(
-          this.client.publish(this.naming.leaseSubject(ack.stream, ack.consumer, ack.streamSeq), JSON.stringify(record)).then(({seq}) => {
-            delivery.receipt = `n.${Buffer.from(msg.reply).toString('base64url')}.${seq}`
-          }),
+          this.client
+            .publish(this.naming.leaseSubject(ack.stream, ack.consumer, ack.streamSeq), JSON.stringify(record))
+            .then(({seq}) => {
+              delivery.receipt = `n.${Buffer.from(msg.reply).toString('base64url')}.${seq}`
+            }),
         )
-        if (lease !== source.settings.visibilityTimeoutMs) this.client.send(msg.reply, `-NAK ${JSON.stringify({delay: lease * NS})}`)
+        if (lease !== source.settings.visibilityTimeoutMs)
+          this.client.send(msg.reply, `-NAK ${JSON.stringify({delay: lease * NS})}`)
       }
       deliveries.push(delivery)
     }
     await Promise.all(work)
     await this.client.flush()
-    if (options.autoAck && deliveries.length > 0) await this.bump(`${source.stream}-${source.consumer}`, {acked: deliveries.length})
+    if (options.autoAck && deliveries.length > 0 && source.kind === 'subscription')
+      await this.bump(`${source.stream}-${source.consumer}`, {acked: deliveries.length})
     return deliveries
   }
 
   /** Copies a message to its dead-letter queue with mqctl's headers, then removes it from its source. */
-  private async deadLetter(source: Source, ack: AckInfo, reason: string, attempts: number, error: string | undefined): Promise<void> {
+  private async deadLetter(
+    source: Source,
+    ack: AckInfo,
+    reason: string,
+    attempts: number,
+    error: string | undefined,
+  ): Promise<void> {
     const deadLetterQueue = source.settings.deadLetterQueue!
-    const {message} = await this.client.api<{message: StoredMessage}>(`STREAM.MSG.GET.${ack.stream}`, {seq: ack.streamSeq})
+    const {message} = await this.client.api<{message: StoredMessage}>(`STREAM.MSG.GET.${ack.stream}`, {
+      seq: ack.streamSeq,
+    })
     const headers: Headers = parseHeaderBlock(message.hdrs)
     if (source.kind === 'queue') headers['x-original-queue'] = source.name
     else {
@@ -786,7 +946,11 @@ export class JetStreamBroker implements Broker {
     for (const [key, value] of Object.entries(headers)) nats.set(key, value)
     // Idempotent: a retry after a crash between the copy and the ack stores nothing new.
     nats.set('Nats-Msg-Id', `dlq-${ack.stream}-${ack.streamSeq}-${ack.deliverySeq}`)
-    await this.client.publish(this.naming.queueSubject(deadLetterQueue), Buffer.from(message.data ?? '', 'base64'), nats)
+    await this.client.publish(
+      this.naming.queueSubject(deadLetterQueue),
+      Buffer.from(message.data ?? '', 'base64'),
+      nats,
+    )
     await this.client.settle(ack.subject, '+ACK')
     await this.bump(`${ack.stream}-${ack.consumer}`, {deadLettered: 1})
   }
@@ -800,7 +964,10 @@ export class JetStreamBroker implements Broker {
       if (ack) ack.leaseSeq = Number(match![2])
       if (!ack || !ack.stream.startsWith(`${this.naming.streamRoot}_`)) {
         throw atMessage(
-          new InvalidInputError(`"${printable(receipt, 40)}" is not a receipt of this broker`, {code: 'bad_receipt', hint: 'pass receipts as printed by `mq consume --ack manual`, on the same --broker and --prefix'}),
+          new InvalidInputError(`"${printable(receipt, 40)}" is not a receipt of this broker`, {
+            code: 'bad_receipt',
+            hint: 'pass receipts as printed by `mq consume --ack manual`, on the same --broker and --prefix',
+          }),
           index,
           receipts.length,
         )
@@ -811,7 +978,10 @@ export class JetStreamBroker implements Broker {
 
   /** The current lease of a delivery, when the receipt still holds it. */
   private async currentLease(ack: AckInfo): Promise<{seq: number; value: LeaseRecord} | undefined> {
-    const record = await this.lastRecord<LeaseRecord>(this.naming.leaseStream, this.naming.leaseSubject(ack.stream, ack.consumer, ack.streamSeq))
+    const record = await this.lastRecord<LeaseRecord>(
+      this.naming.leaseStream,
+      this.naming.leaseSubject(ack.stream, ack.consumer, ack.streamSeq),
+    )
     if (!record || record.value.d !== ack.deliverySeq || record.value.s !== 'l') return undefined
     return record
   }
@@ -839,7 +1009,8 @@ export class JetStreamBroker implements Broker {
       settled.set(key, (settled.get(key) ?? 0) + 1)
       return 'ok'
     })
-    for (const [key, acked] of settled) await this.bump(key, {acked})
+    // A queue's acked total is derived from its stream (see queueStats); subscriptions count theirs.
+    for (const [key, acked] of settled) if (key.startsWith(`${this.naming.topicStream}-`)) await this.bump(key, {acked})
     return outcomes
   }
 
@@ -849,8 +1020,14 @@ export class JetStreamBroker implements Broker {
       const source = await this.sourceOf(ack)
       const exhausted = ack.count >= source.settings.maxDeliveries
       const toDeadLetters = source.settings.deadLetterQueue !== null && (options.deadLetter || exhausted)
-      const delayMs = options.backoff ? backoffDelayMs(source.settings.retryBackoffMs, source.settings.retryBackoffMaxMs, ack.count) : (options.delayMs ?? 0)
-      const claimed = await this.claim(ack, {s: toDeadLetters || delayMs === 0 ? 'x' : 'd', u: Date.now() + delayMs, ...(options.error ? {e: options.error.slice(0, 1000)} : {})})
+      const delayMs = options.backoff
+        ? backoffDelayMs(source.settings.retryBackoffMs, source.settings.retryBackoffMaxMs, ack.count)
+        : (options.delayMs ?? 0)
+      const claimed = await this.claim(ack, {
+        s: toDeadLetters || delayMs === 0 ? 'x' : 'd',
+        u: Date.now() + delayMs,
+        ...(options.error ? {e: options.error.slice(0, 1000)} : {}),
+      })
       if (!claimed) return 'stale'
       if (toDeadLetters) {
         await this.deadLetter(source, ack, options.deadLetter ? 'rejected' : 'max-deliveries', ack.count, options.error)
@@ -883,7 +1060,8 @@ export class JetStreamBroker implements Broker {
   async restore(deliveries: Delivery[]): Promise<void> {
     // Auto-acked messages are gone from JetStream: a queue gets them back at its end (attempt 1).
     for (const delivery of deliveries) {
-      if (delivery.queue !== undefined) await this.publish(delivery.queue, [{body: delivery.body, headers: delivery.headers}])
+      if (delivery.queue !== undefined)
+        await this.publish(delivery.queue, [{body: delivery.body, headers: delivery.headers}])
     }
   }
 
@@ -892,7 +1070,13 @@ export class JetStreamBroker implements Broker {
       const consumer = await this.consumerInfo(ack.stream, ack.consumer)
       const meta = consumer && subscriptionMetaOf(consumer)
       if (!meta) throw new NotFoundError('the subscription of this receipt', '', {hint: 'it was deleted meanwhile'})
-      return {stream: ack.stream, consumer: ack.consumer, kind: 'subscription', name: meta.name, settings: meta.settings}
+      return {
+        stream: ack.stream,
+        consumer: ack.consumer,
+        kind: 'subscription',
+        name: meta.name,
+        settings: meta.settings,
+      }
     }
     const info = await this.streamInfo(ack.stream)
     if (!info) throw new NotFoundError('the queue of this receipt', '', {hint: 'it was deleted meanwhile'})
@@ -905,17 +1089,27 @@ export class JetStreamBroker implements Broker {
   async listDeadLetterQueues(): Promise<DeadLetterQueueInfo[]> {
     const owners = new Map<string, string[]>()
     for (const q of await this.listQueues()) {
-      if (q.settings.deadLetterQueue !== null) owners.set(q.settings.deadLetterQueue, [...(owners.get(q.settings.deadLetterQueue) ?? []), q.name])
+      if (q.settings.deadLetterQueue !== null)
+        owners.set(q.settings.deadLetterQueue, [...(owners.get(q.settings.deadLetterQueue) ?? []), q.name])
     }
     for (const s of await this.subscriptionMetas()) {
-      if (s.meta.durable && s.meta.settings.deadLetterQueue !== null) owners.set(s.meta.settings.deadLetterQueue, [...(owners.get(s.meta.settings.deadLetterQueue) ?? []), s.meta.name])
+      if (s.meta.durable && s.meta.settings.deadLetterQueue !== null)
+        owners.set(s.meta.settings.deadLetterQueue, [
+          ...(owners.get(s.meta.settings.deadLetterQueue) ?? []),
+          s.meta.name,
+        ])
     }
     const out: DeadLetterQueueInfo[] = []
     for (const [name, sources] of [...owners].sort(([a], [b]) => a.localeCompare(b))) {
       const found = await this.queueMeta(name)
       if (!found) continue
       const state = found.info.state
-      out.push({name, messages: state.messages, oldestAgeMs: state.messages > 0 ? Math.max(0, Date.now() - Date.parse(state.first_ts)) : null, sources})
+      out.push({
+        name,
+        messages: state.messages,
+        oldestAgeMs: state.messages > 0 ? Math.max(0, Date.now() - Date.parse(state.first_ts)) : null,
+        sources,
+      })
     }
     return out
   }
@@ -936,7 +1130,14 @@ export class JetStreamBroker implements Broker {
         hint: `a republished message would reach every subscription of its topic; consume ${deadLetterQueue} and handle the messages instead`,
       })
     }
-    const result: RedriveResult = {deadLetterQueue, target: name, examined: 0, moved: 0, dryRun: Boolean(options.dryRun), ids: []}
+    const result: RedriveResult = {
+      deadLetterQueue,
+      target: name,
+      examined: 0,
+      moved: 0,
+      dryRun: Boolean(options.dryRun),
+      ids: [],
+    }
     const dlq = await this.queueMeta(deadLetterQueue)
     if (!dlq) return result
     const stream = this.naming.queueStream(deadLetterQueue)
@@ -965,6 +1166,7 @@ export class JetStreamBroker implements Broker {
         break
       }
       await this.client.api(`STREAM.MSG.DELETE.${stream}`, {seq: stored.seq, no_erase: true})
+      await this.bump(`${stream}-${QUEUE_CONSUMER}`, {redriven: 1})
       if (spacingMs > 0) await sleep(spacingMs, options.signal).catch(() => {})
     }
     return result
@@ -979,7 +1181,11 @@ export class JetStreamBroker implements Broker {
     return this.topicCache.get(topic) ?? undefined
   }
 
-  async declareTopic(name: string, given: Partial<TopicSettings> = {}, placement: PlacementOptions = {}): Promise<TopicInfo> {
+  async declareTopic(
+    name: string,
+    given: Partial<TopicSettings> = {},
+    placement: PlacementOptions = {},
+  ): Promise<TopicInfo> {
     validateName(name, 'topic name')
     const {replicas} = placement
     if (given.maxBytes !== undefined && given.maxBytes !== null) this.refuseUnless('topic-max-bytes')
@@ -987,19 +1193,20 @@ export class JetStreamBroker implements Broker {
     for (;;) {
       const existing = await this.topicMeta(name)
       if (existing) {
-        const differing = differingSettings(given, resolveTopicSettings(name, given, existing.meta.settings), existing.meta.settings)
+        const differing = differingSettings(
+          given,
+          resolveTopicSettings(name, given, existing.meta.settings),
+          existing.meta.settings,
+        )
         if (differing.length > 0) {
-          throw new InvalidInputError(`topic ${name} already exists with other settings (${differing.join(', ')})`, {code: 'settings_differ'})
+          throw new InvalidInputError(`topic ${name} already exists with other settings (${differing.join(', ')})`, {
+            code: 'settings_differ',
+          })
         }
         return this.topicInfo(existing.meta)
       }
       if (await this.queueMeta(name)) throw new WrongKindError(name, 'queue', {hint: `use \`mq consume ${name}\``})
-      if (replicas !== undefined) {
-        this.ready.delete(this.naming.topicStream)
-        await this.infra(this.naming.topicStream, {subjects: [`${this.naming.root}.t.>`], retention: 'limits', num_replicas: replicas, duplicate_window: DEFAULT_QUEUE_SETTINGS.dedupWindowMs * NS}).catch((error) => {
-          throw replicasError(error, replicas)
-        })
-      }
+      if (replicas !== undefined) await this.topicReplicas(replicas)
       await this.topicsStream()
       const meta: TopicMeta = {name, createdAt: Date.now(), settings: resolveTopicSettings(name, given)}
       if (await this.casWrite(this.naming.metaSubject('topic', name), meta, 0)) {
@@ -1009,10 +1216,31 @@ export class JetStreamBroker implements Broker {
     }
   }
 
+  /** All topics share one stream: `--replicas` sets its replication (made, or scaled if it exists). */
+  private async topicReplicas(replicas: number): Promise<void> {
+    const existing = await this.streamInfo(this.naming.topicStream)
+    try {
+      if (!existing) {
+        this.ready.delete(this.naming.topicStream)
+        await this.infra(this.naming.topicStream, {
+          subjects: [`${this.naming.root}.t.>`],
+          retention: 'limits',
+          num_replicas: replicas,
+          duplicate_window: DEFAULT_QUEUE_SETTINGS.dedupWindowMs * NS,
+        })
+      } else if ((existing.config.num_replicas ?? 1) !== replicas) {
+        await this.client.api(`STREAM.UPDATE.${this.naming.topicStream}`, {...existing.config, num_replicas: replicas})
+      }
+    } catch (error) {
+      throw replicasError(error, replicas)
+    }
+  }
+
   private async topicCounts(): Promise<Record<string, number>> {
     const info = await this.streamInfo(this.naming.topicStream, `${this.naming.root}.t.>`)
     const counts: Record<string, number> = {}
-    for (const [subject, count] of Object.entries(info?.state.subjects ?? {})) counts[this.naming.topicOf(subject)] = count
+    for (const [subject, count] of Object.entries(info?.state.subjects ?? {}))
+      counts[this.naming.topicOf(subject)] = count
     return counts
   }
 
@@ -1046,8 +1274,11 @@ export class JetStreamBroker implements Broker {
       throw new NotFoundError('topic', name, {hint: 'see `mq topic list`'})
     }
     const info = await this.topicInfo(found.meta)
-    const first = info.messages > 0 ? await this.storedFrom(this.naming.topicStream, this.naming.topicSubject(name), 1) : undefined
-    const subscriptions = (await this.subscriptionMetas()).filter((s) => this.naming.filterFor(s.meta.pattern).matcher.matches(name)).map((s) => s.meta.name)
+    const first =
+      info.messages > 0 ? await this.storedFrom(this.naming.topicStream, this.naming.topicSubject(name), 1) : undefined
+    const subscriptions = (await this.subscriptionMetas())
+      .filter((s) => this.naming.filterFor(s.meta.pattern).matcher.matches(name))
+      .map((s) => s.meta.name)
     const counts = await this.counters(`topic-${escapeCounter(name)}`)
     return {
       ...info,
@@ -1060,7 +1291,9 @@ export class JetStreamBroker implements Broker {
   async deleteTopic(name: string): Promise<{deleted: number}> {
     validateName(name, 'topic name')
     if (!(await this.topicMeta(name))) throw new NotFoundError('topic', name, {hint: 'see `mq topic list`'})
-    const {purged} = await this.client.api<{purged: number}>(`STREAM.PURGE.${this.naming.topicStream}`, {filter: this.naming.topicSubject(name)})
+    const {purged} = await this.client.api<{purged: number}>(`STREAM.PURGE.${this.naming.topicStream}`, {
+      filter: this.naming.topicSubject(name),
+    })
     await this.purgeMeta(this.naming.metaSubject('topic', name))
     await this.purgeMeta(this.naming.metaSubject('count', `topic-${escapeCounter(name)}`))
     this.topicCache.delete(name)
@@ -1074,10 +1307,18 @@ export class JetStreamBroker implements Broker {
     const results = await inWindows(messages, async (message) => {
       const {data, headers} = this.encodeMessage(message)
       const ack = await this.client.publish(subject, data, headers)
-      return {id: String(ack.seq), destination: name, kind: 'topic' as const, ...(ack.duplicate ? {duplicate: true} : {})}
+      return {
+        id: String(ack.seq),
+        destination: name,
+        kind: 'topic' as const,
+        ...(ack.duplicate ? {duplicate: true} : {}),
+      }
     })
     if (settings.maxMessages !== null) {
-      const {purged} = await this.client.api<{purged: number}>(`STREAM.PURGE.${this.naming.topicStream}`, {filter: subject, keep: settings.maxMessages})
+      const {purged} = await this.client.api<{purged: number}>(`STREAM.PURGE.${this.naming.topicStream}`, {
+        filter: subject,
+        keep: settings.maxMessages,
+      })
       if (purged > 0) await this.bump(`topic-${escapeCounter(name)}`, {discarded: purged})
     }
     return results
@@ -1088,8 +1329,11 @@ export class JetStreamBroker implements Broker {
   private async subscriptionMetas(): Promise<{consumer: ConsumerInfo; meta: SubscriptionMeta}[]> {
     if (!(await this.streamInfo(this.naming.topicStream))) return []
     const out: {consumer: ConsumerInfo; meta: SubscriptionMeta}[] = []
-    for (let offset = 0; ; ) {
-      const page = await this.client.api<{consumers: ConsumerInfo[] | null; total: number}>(`CONSUMER.LIST.${this.naming.topicStream}`, {offset})
+    for (let offset = 0; ;) {
+      const page = await this.client.api<{consumers: ConsumerInfo[] | null; total: number}>(
+        `CONSUMER.LIST.${this.naming.topicStream}`,
+        {offset},
+      )
       const consumers = page.consumers ?? []
       for (const consumer of consumers) {
         const meta = subscriptionMetaOf(consumer)
@@ -1108,24 +1352,38 @@ export class JetStreamBroker implements Broker {
   async subscribe(pattern: string, options: SubscribeOptions = {}): Promise<Subscription> {
     const {filter, exact, matcher} = this.naming.filterFor(pattern)
     if (options.durable !== undefined) validateName(options.durable, 'subscription name')
-    if (matcher.literal && (await this.queueMeta(pattern))) throw new WrongKindError(pattern, 'queue', {hint: `consume it with \`mq consume ${pattern}\``})
+    if (matcher.literal && (await this.queueMeta(pattern)))
+      throw new WrongKindError(pattern, 'queue', {hint: `consume it with \`mq consume ${pattern}\``})
     await this.topicsStream()
     const durable = options.durable !== undefined
     const name = options.durable ?? `~${process.pid}.${randomBytes(3).toString('hex')}`
-    const consumerName = durable ? this.naming.subscriptionConsumer(name) : `E_${process.pid}_${randomBytes(3).toString('hex')}`
+    const consumerName = durable
+      ? this.naming.subscriptionConsumer(name)
+      : `E_${process.pid}_${randomBytes(3).toString('hex')}`
     if (durable) {
       const existing = await this.durableMeta(name)
       if (existing) {
         if (existing.pattern !== pattern) {
-          throw new InvalidInputError(`durable subscription ${name} already exists with pattern "${existing.pattern}", not "${pattern}"`, {
-            code: 'pattern_differs',
-            hint: `use another name, or delete it with \`mq subscription delete ${name}\``,
-          })
+          throw new InvalidInputError(
+            `durable subscription ${name} already exists with pattern "${existing.pattern}", not "${pattern}"`,
+            {
+              code: 'pattern_differs',
+              hint: `use another name, or delete it with \`mq subscription delete ${name}\``,
+            },
+          )
         }
-        return this.subscriptionHandle(existing, consumerName, exact ? undefined : (topic) => matcher.matches(topic), true)
+        return this.subscriptionHandle(
+          existing,
+          consumerName,
+          exact ? undefined : (topic) => matcher.matches(topic),
+          true,
+        )
       }
     }
-    const base = {...DEFAULT_QUEUE_SETTINGS, deadLetterQueue: durable ? defaultDeadLetterQueue(name) : EPHEMERAL_DEAD_LETTER_QUEUE}
+    const base = {
+      ...DEFAULT_QUEUE_SETTINGS,
+      deadLetterQueue: durable ? defaultDeadLetterQueue(name) : EPHEMERAL_DEAD_LETTER_QUEUE,
+    }
     const full = resolveQueueSettings(name, options.settings ?? {}, base)
     const settings: SubscriptionSettings = {
       visibilityTimeoutMs: full.visibilityTimeoutMs,
@@ -1134,23 +1392,40 @@ export class JetStreamBroker implements Broker {
       retryBackoffMs: full.retryBackoffMs,
       retryBackoffMaxMs: full.retryBackoffMaxMs,
     }
-    const meta: SubscriptionMeta = {mq: 'subscription', name, pattern, durable, createdAt: Date.now(), settings, ...(durable ? {} : {pid: process.pid})}
+    const meta: SubscriptionMeta = {
+      mq: 'subscription',
+      name,
+      pattern,
+      durable,
+      createdAt: Date.now(),
+      settings,
+      ...(durable ? {} : {pid: process.pid}),
+    }
     const start = options.start ?? {kind: 'new'}
     const startConfig: Record<string, unknown> = {deliver_policy: 'new'}
     if (start.kind === 'all') startConfig.deliver_policy = 'all'
-    else if (start.kind === 'since') Object.assign(startConfig, {deliver_policy: 'by_start_time', opt_start_time: new Date(start.time).toISOString()})
+    else if (start.kind === 'since')
+      Object.assign(startConfig, {deliver_policy: 'by_start_time', opt_start_time: new Date(start.time).toISOString()})
     else if (start.kind === 'from-id') {
-      if (!/^[1-9]\d{0,15}$/.test(start.id)) throw new InvalidInputError(`--from-id "${printable(start.id, 30)}" is not a message id`, {hint: 'message ids are positive whole numbers'})
+      if (!/^[1-9]\d{0,15}$/.test(start.id))
+        throw new InvalidInputError(`--from-id "${printable(start.id, 30)}" is not a message id`, {
+          hint: 'message ids are positive whole numbers',
+        })
       Object.assign(startConfig, {deliver_policy: 'by_start_sequence', opt_start_seq: Number(start.id)})
     }
-    const config = this.consumerConfig(consumerName, settings, {description: JSON.stringify(meta), filter_subject: filter, ...startConfig})
+    const config = this.consumerConfig(consumerName, settings, {
+      description: JSON.stringify(meta),
+      filter_subject: filter,
+      ...startConfig,
+    })
     if (!durable) {
       delete config.durable_name
       config.inactive_threshold = EPHEMERAL_INACTIVE_MS * NS
       config.name = consumerName
     }
     const stream = this.naming.topicStream
-    if (durable) await this.client.api(`CONSUMER.DURABLE.CREATE.${stream}.${consumerName}`, {stream_name: stream, config})
+    if (durable)
+      await this.client.api(`CONSUMER.DURABLE.CREATE.${stream}.${consumerName}`, {stream_name: stream, config})
     else {
       const created = await this.client.api<ConsumerInfo>(`CONSUMER.CREATE.${stream}`, {stream_name: stream, config})
       return this.subscriptionHandle(meta, created.name, exact ? undefined : (topic) => matcher.matches(topic), false)
@@ -1158,8 +1433,20 @@ export class JetStreamBroker implements Broker {
     return this.subscriptionHandle(meta, consumerName, exact ? undefined : (topic) => matcher.matches(topic), false)
   }
 
-  private subscriptionHandle(meta: SubscriptionMeta, consumer: string, matches: ((topic: string) => boolean) | undefined, resumed: boolean): Subscription {
-    const source: Source = {stream: this.naming.topicStream, consumer, kind: 'subscription', name: meta.name, settings: meta.settings, matches}
+  private subscriptionHandle(
+    meta: SubscriptionMeta,
+    consumer: string,
+    matches: ((topic: string) => boolean) | undefined,
+    resumed: boolean,
+  ): Subscription {
+    const source: Source = {
+      stream: this.naming.topicStream,
+      consumer,
+      kind: 'subscription',
+      name: meta.name,
+      settings: meta.settings,
+      matches,
+    }
     let closed = false
     return {
       name: meta.name,
@@ -1188,7 +1475,13 @@ export class JetStreamBroker implements Broker {
 
   async listSubscriptions(): Promise<SubscriptionInfo[]> {
     return (await this.subscriptionMetas())
-      .map(({meta}) => ({name: meta.name, pattern: meta.pattern, durable: meta.durable, createdAt: meta.createdAt, ...(meta.durable ? {} : {pid: meta.pid})}))
+      .map(({meta}) => ({
+        name: meta.name,
+        pattern: meta.pattern,
+        durable: meta.durable,
+        createdAt: meta.createdAt,
+        ...(meta.durable ? {} : {pid: meta.pid}),
+      }))
       .sort((a, b) => a.name.localeCompare(b.name))
   }
 
@@ -1203,8 +1496,16 @@ export class JetStreamBroker implements Broker {
     const {consumer, meta} = await this.findSubscription(name)
     const now = Date.now()
     const leases = await this.leaseRecords(this.naming.topicStream, consumer.name)
-    const delayed = consumer.num_ack_pending === 0 ? 0 : [...leases.values()].filter((l) => l.s === 'd' && l.u > now).length
-    const oldest = consumer.num_ack_pending > 0 ? await this.storedFrom(this.naming.topicStream, consumer.config.filter_subject ?? '>', consumer.ack_floor.stream_seq + 1) : undefined
+    const delayed =
+      consumer.num_ack_pending === 0 ? 0 : [...leases.values()].filter((l) => l.s === 'd' && l.u > now).length
+    const oldest =
+      consumer.num_ack_pending > 0
+        ? await this.storedFrom(
+            this.naming.topicStream,
+            consumer.config.filter_subject ?? '>',
+            consumer.ack_floor.stream_seq + 1,
+          )
+        : undefined
     const {matcher} = this.naming.filterFor(meta.pattern)
     const counts = await this.counters(`${this.naming.topicStream}-${consumer.name}`)
     return {
@@ -1236,7 +1537,13 @@ export class JetStreamBroker implements Broker {
 }
 
 function queueInfo(meta: QueueMeta, info: StreamInfo): QueueInfo {
-  return {name: meta.name, createdAt: meta.createdAt, settings: meta.settings, depth: info.state.messages, bytes: info.state.bytes}
+  return {
+    name: meta.name,
+    createdAt: meta.createdAt,
+    settings: meta.settings,
+    depth: info.state.messages,
+    bytes: info.state.bytes,
+  }
 }
 
 function subscriptionMetaOf(consumer: ConsumerInfo): SubscriptionMeta | undefined {
@@ -1294,8 +1601,11 @@ function wrapAt(check: () => void, index: number, count: number): void {
 
 /** The server refuses more replicas than it has servers: say so as a usage error. */
 function replicasError(error: unknown, replicas: number | undefined): unknown {
-  if (replicas === undefined || !(error instanceof JsApiError) || !/replica|cluster|peers/i.test(error.message)) return error
-  return new InvalidInputError(`cannot keep ${replicas} replicas: ${error.message}`, {hint: 'use --replicas N with N no more than the servers of the cluster'})
+  if (replicas === undefined || !(error instanceof JsApiError) || !/replica|cluster|peers/i.test(error.message))
+    return error
+  return new InvalidInputError(`cannot keep ${replicas} replicas: ${error.message}`, {
+    hint: 'use --replicas N with N no more than the servers of the cluster',
+  })
 }
 
 function escapeCounter(name: string): string {
