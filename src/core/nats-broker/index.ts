@@ -269,11 +269,7 @@ export class JetStreamBroker implements Broker {
         time: Date.parse(message.time),
       }
     } catch (error) {
-      if (
-        error instanceof JsApiError &&
-        (error.error.err_code === ERR.noMessage || error.error.err_code === ERR.streamNotFound)
-      )
-        return undefined
+      if (isApiError(error, ERR.noMessage, ERR.streamNotFound)) return undefined
       throw error
     }
   }
@@ -518,11 +514,7 @@ export class JetStreamBroker implements Broker {
     try {
       return await this.client.api<ConsumerInfo>(`CONSUMER.INFO.${stream}.${consumer}`)
     } catch (error) {
-      if (
-        error instanceof JsApiError &&
-        (error.error.err_code === ERR.consumerNotFound || error.error.err_code === ERR.streamNotFound)
-      )
-        return undefined
+      if (isApiError(error, ERR.consumerNotFound, ERR.streamNotFound)) return undefined
       throw error
     }
   }
@@ -590,11 +582,7 @@ export class JetStreamBroker implements Broker {
       })
       return message
     } catch (error) {
-      if (
-        error instanceof JsApiError &&
-        (error.error.err_code === ERR.noMessage || error.error.err_code === ERR.streamNotFound)
-      )
-        return undefined
+      if (isApiError(error, ERR.noMessage, ERR.streamNotFound)) return undefined
       throw error
     }
   }
@@ -1610,4 +1598,9 @@ function replicasError(error: unknown, replicas: number | undefined): unknown {
 
 function escapeCounter(name: string): string {
   return name.replaceAll('.', '_d')
+}
+
+/** Whether `error` is a JetStream API error with one of these codes. */
+function isApiError(error: unknown, ...codes: number[]): boolean {
+  return error instanceof JsApiError && codes.includes(error.error.err_code)
 }
