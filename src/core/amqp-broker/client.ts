@@ -46,7 +46,7 @@ export class AmqpClient {
   readonly timeoutMs = Number(process.env.MQ_AMQP_TIMEOUT_MS) || DEFAULT_TIMEOUT_MS
   private readonly failoverMs = Number(process.env.MQ_AMQP_FAILOVER_MS) || DEFAULT_FAILOVER_MS
   /** Called when a connection was lost (leases of that generation are gone). */
-  onLoss?: (generation: number) => void
+  onLoss?: (channel?: Channel) => void
 
   private constructor(
     readonly target: AmqpTarget,
@@ -74,7 +74,7 @@ export class AmqpClient {
     const properties = (connection.connection as unknown as {serverProperties?: Record<string, string>}).serverProperties
     this.serverVersion = String(properties?.version ?? '')
     this.serverProduct = String(properties?.product ?? 'RabbitMQ')
-    const generation = ++this.generation
+    ++this.generation
     connection.on('error', () => {
       // 'close' follows; nothing to do here but keep the error from being thrown.
     })
@@ -84,19 +84,50 @@ export class AmqpClient {
       this.pubChannel = undefined
       this.opsChannel = undefined
       this.probeChannel = undefined
-      this.onLoss?.(generation)
+      this.onLoss?.()
     })
     this.connection = connection
-    this.pubChannel = await connection.createConfirmChannel()
-    this.pubChannel.on('error', () => undefined)
-    this.opsChannel = await connection.createChannel()
-    this.opsChannel.on('error', () => undefined)
+    await this.openChannels()
+  }
+
+  /**
+   * The publish and ops channels. A channel error (a 404 on `basic.get` of a queue deleted
+   * meanwhile, say) closes only that channel: it is reopened, and deliveries it held are gone.
+   */
+  private async openChannels(): Promise<void> {
+    const connection = this.connection!
+    if (!this.pubChannel) {
+      const channel = await connection.createConfirmChannel()
+      channel.on('error', () => undefined)
+      channel.on('close', () => {
+        if (this.pubChannel === channel) this.pubChannel = undefined
+      })
+      this.pubChannel = channel
+    }
+    if (!this.opsChannel) {
+      const channel = await connection.createChannel()
+      channel.on('error', () => undefined)
+      channel.on('close', () => {
+        if (this.opsChannel !== channel) return
+        this.opsChannel = undefined
+        if (this.connection === connection) this.onLoss?.(channel)
+      })
+      this.opsChannel = channel
+    }
   }
 
   /** The connection, reopened (with backoff, within the failover budget) after a loss. */
   private async ready(): Promise<void> {
     if (this.closed) throw new StoreError(`the connection to ${this.target.display} is closed`)
     if (this.connection && this.pubChannel && this.opsChannel) return
+    if (this.connection && !this.opening) {
+      try {
+        await this.openChannels()
+        return
+      } catch {
+        // the connection is going too: reopen it below
+      }
+    }
     this.opening ??= (async () => {
       const deadline = Date.now() + this.failoverMs
       for (let pause = 200; ; pause = Math.min(pause * 2, 2_000)) {
@@ -145,8 +176,12 @@ export class AmqpClient {
 
   async newChannel(): Promise<Channel> {
     await this.ready()
-    const channel = await this.connection!.createChannel()
+    const connection = this.connection!
+    const channel = await connection.createChannel()
     channel.on('error', () => undefined)
+    channel.on('close', () => {
+      if (this.connection === connection) this.onLoss?.(channel)
+    })
     return channel
   }
 
@@ -187,8 +222,14 @@ export class AmqpClient {
     )
   }
 
+  /** `basic.get`; false when the queue is empty or does not exist. */
   async get(queue: string, noAck: boolean): Promise<GetMessage | false> {
-    return this.run(`get from ${queue}`, () => this.ops.get(queue, {noAck}), false)
+    try {
+      return await this.run(`get from ${queue}`, () => this.ops.get(queue, {noAck}), false)
+    } catch (error) {
+      if (/NOT_FOUND|404/.test((error as Error)?.message ?? '')) return false
+      throw error
+    }
   }
 
   async close(): Promise<void> {

@@ -155,6 +155,8 @@ export class AmqpBroker implements Broker {
   private readonly kinds = new Map<string, 'queue' | 'topic'>()
   private readonly ephemeral = new Map<string, EphemeralState>()
   private infraReady?: Promise<void>
+  /** Leases running out right now (put back or dead-lettered): a receive waits for them first. */
+  private readonly expiring = new Set<Promise<void>>()
   private closed = false
 
   private constructor(
@@ -164,7 +166,7 @@ export class AmqpBroker implements Broker {
     this.capabilities = amqpCapabilities(target.management !== undefined)
     this.records = new Records(client)
     if (target.management) this.management = new ManagementApi(target.management, target, client.timeoutMs)
-    client.onLoss = () => this.dropLeases()
+    client.onLoss = (channel) => this.dropLeases(channel)
   }
 
   static async connect(target: AmqpTarget): Promise<AmqpBroker> {
@@ -189,14 +191,18 @@ export class AmqpBroker implements Broker {
     }
   }
 
-  /** The connection was lost: RabbitMQ requeued every unacked delivery, so their receipts are stale. */
-  private dropLeases(): void {
+  /**
+   * A channel (or the whole connection) was lost: RabbitMQ requeued its unacked deliveries, so
+   * their receipts are stale.
+   */
+  private dropLeases(channel?: Channel): void {
     for (const [receipt, lease] of this.leases) {
-      if (!lease.message) continue
+      if (!lease.message || (channel && lease.channel !== channel)) continue
       clearTimeout(lease.timer)
       this.leases.delete(receipt)
     }
-    this.idleWaiters.length = 0
+    if (!channel) this.idleWaiters.length = 0
+    else if (this.idleWaiters.includes(channel)) this.idleWaiters.splice(this.idleWaiters.indexOf(channel), 1)
   }
 
   // ---- the topic exchange and its log
@@ -418,9 +424,10 @@ export class AmqpBroker implements Broker {
     const api = this.requireManagement('listing')
     const found = await api.request<ManagedQueue[]>(
       'GET',
-      `queues/${api.vhostPath()}?name=${encodeURIComponent(pattern)}&use_regex=true&columns=name,durable,arguments,messages,messages_ready,messages_unacknowledged,message_bytes`,
+      `queues/${api.vhostPath()}?columns=name,durable,arguments,messages,messages_ready,messages_unacknowledged,message_bytes`,
     )
-    return found ?? []
+    const regex = new RegExp(pattern)
+    return (found ?? []).filter((queue) => regex.test(queue.name))
   }
 
   async listQueues(): Promise<QueueInfo[]> {
@@ -460,11 +467,17 @@ export class AmqpBroker implements Broker {
    */
   private async freshManaged(amqpName: string): Promise<{info: ManagedQueue; ready: number}> {
     const deadline = Date.now() + 3_000
+    let previous: ManagedQueue | undefined
     for (;;) {
       const [info, found] = await Promise.all([this.managedQueue(amqpName), this.client.checkQueue(amqpName)])
       if (!info || !found) throw new NotFoundError('queue', amqpName)
-      if (info.messages_ready === found.messageCount || Date.now() > deadline) return {info, ready: found.messageCount}
-      await sleep(50)
+      const agrees =
+        info.messages_ready === found.messageCount &&
+        previous?.messages_ready === info.messages_ready &&
+        previous?.messages_unacknowledged === info.messages_unacknowledged
+      if (agrees || Date.now() > deadline) return {info, ready: found.messageCount}
+      previous = info
+      await sleep(150)
     }
   }
 
@@ -673,6 +686,7 @@ export class AmqpBroker implements Broker {
 
   private async deliver(source: Source, options: ReceiveOptions): Promise<Delivery[]> {
     if (!(options.max >= 1)) throw new InvalidInputError('max must be ≥ 1')
+    if (this.expiring.size > 0) await Promise.all(this.expiring)
     if (source.reader) return this.deliverFromLog(source, source.reader, options)
     const out: Delivery[] = []
     const deadline = Date.now() + (options.waitMs ?? 0)
@@ -773,7 +787,12 @@ export class AmqpBroker implements Broker {
   private arm(receipt: string, lease: Lease, ms: number): void {
     clearTimeout(lease.timer)
     lease.until = Date.now() + ms
-    lease.timer = setTimeout(() => void this.expire(receipt).catch(() => undefined), ms)
+    lease.timer = setTimeout(() => {
+      const done = this.expire(receipt)
+        .catch(() => undefined)
+        .finally(() => this.expiring.delete(done))
+      this.expiring.add(done)
+    }, ms)
     lease.timer.unref()
   }
 
@@ -795,7 +814,6 @@ export class AmqpBroker implements Broker {
     if (!lease) return undefined
     this.leases.delete(receipt)
     clearTimeout(lease.timer)
-    if (lease.message && lease.generation !== this.client.generation) return undefined
     return lease
   }
 
@@ -935,7 +953,7 @@ export class AmqpBroker implements Broker {
     this.parseReceipts(receipts)
     return receipts.map((receipt) => {
       const lease = this.leases.get(receipt)
-      if (!lease || (lease.message && lease.generation !== this.client.generation)) return 'stale'
+      if (!lease) return 'stale'
       this.arm(receipt, lease, byMs)
       return 'ok'
     })
@@ -944,7 +962,7 @@ export class AmqpBroker implements Broker {
   async stillLeased(receipts: string[]): Promise<boolean[]> {
     return receipts.map((receipt) => {
       const lease = this.leases.get(receipt)
-      return lease !== undefined && (!lease.message || lease.generation === this.client.generation)
+      return lease !== undefined
     })
   }
 
