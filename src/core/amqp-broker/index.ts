@@ -157,6 +157,8 @@ export class AmqpBroker implements Broker {
   private infraReady?: Promise<void>
   /** Leases running out right now (put back or dead-lettered): a receive waits for them first. */
   private readonly expiring = new Set<Promise<void>>()
+  /** Wait queues this process used, by target (the management API lists new queues with a delay). */
+  private readonly delayNames = new Map<string, Set<string>>()
   private closed = false
 
   private constructor(
@@ -482,8 +484,9 @@ export class AmqpBroker implements Broker {
   }
 
   private async delayedCount(amqpName: string): Promise<number> {
+    const names = new Set([...(this.delayNames.get(amqpName) ?? []), ...(await this.delayQueues(amqpName)).map((q) => q.name)])
     let delayed = 0
-    for (const queue of await this.delayQueues(amqpName)) delayed += (await this.client.checkQueue(queue.name))?.messageCount ?? 0
+    for (const name of names) delayed += (await this.client.checkQueue(name))?.messageCount ?? 0
     return delayed
   }
 
@@ -495,8 +498,9 @@ export class AmqpBroker implements Broker {
       throw new NotFoundError('queue', name, {hint: 'see `mq queue list`'})
     }
     this.requireManagement('queue stats (in flight, totals, rates)')
-    const {info, ready} = await this.freshManaged(name)
+    // Wait queues first: the management API's figures can take a moment to settle.
     const delayed = await this.delayedCount(name)
+    const {info, ready} = await this.freshManaged(name)
     const inFlight = info.messages_unacknowledged ?? 0
     const dlq = record.settings.deadLetterQueue
     const deadLettered = dlq ? ((await this.client.checkQueue(dlq))?.messageCount ?? 0) : 0
@@ -653,6 +657,9 @@ export class AmqpBroker implements Broker {
   private async delayQueue(target: string, ms: number): Promise<string> {
     const rounded = roundUp(ms)
     const name = DELAY_QUEUE(target, rounded)
+    const known = this.delayNames.get(target) ?? new Set()
+    known.add(name)
+    this.delayNames.set(target, known)
     await this.client.run(`declare ${name}`, () =>
       this.client.ops.assertQueue(name, {
         durable: true,
@@ -1118,30 +1125,50 @@ export class AmqpBroker implements Broker {
         if (batch.length === 0) break
         await reader.catchUp()
       }
-      const records = new Map<string, TopicRecord | undefined>()
-      for (const entry of entries) if (!records.has(entry.topic)) records.set(entry.topic, await this.topicRecord(entry.topic))
+      const keep = await this.retained(entries)
       const counts = new Map<string, LogCount>()
-      const later = new Map<string, number>()
-      for (let i = entries.length - 1; i >= 0; i--) {
-        const {topic, at, bytes} = entries[i]
-        const record = records.get(topic)
-        if (!record || at < record.createdAt) continue
+      for (const [i, {topic, at, bytes}] of entries.entries()) {
+        if (keep[i] === undefined) continue
         const count = counts.get(topic) ?? {retained: 0, bytes: 0, discarded: 0, oldest: undefined}
         counts.set(topic, count)
-        const newer = later.get(topic) ?? 0
-        later.set(topic, newer + 1)
-        if ((record.settings.maxMessages !== null && newer >= record.settings.maxMessages) || Date.now() - at > record.settings.maxAgeMs) {
+        if (!keep[i]) {
           count.discarded++
           continue
         }
         count.retained++
         count.bytes += bytes
-        count.oldest = at
+        count.oldest ??= at
       }
       return counts
     } finally {
       await reader.close()
     }
+  }
+
+  /**
+   * Which log entries (oldest first) their topic's settings still retain: true kept, false
+   * discarded (past --max-messages, or --max-age before a later publish or more than
+   * AGE_SLACK_MS ago), undefined for a topic deleted (or made again) since.
+   */
+  private async retained(entries: {topic: string; at: number}[]): Promise<(boolean | undefined)[]> {
+    const records = new Map<string, TopicRecord | undefined>()
+    for (const {topic} of entries) if (!records.has(topic)) records.set(topic, await this.topicRecord(topic))
+    const keep: (boolean | undefined)[] = []
+    const later = new Map<string, {count: number; newest: number}>()
+    const now = Date.now()
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const {topic, at} = entries[i]
+      const record = records.get(topic)
+      if (!record || at < record.createdAt) continue
+      const seen = later.get(topic) ?? {count: 0, newest: at}
+      later.set(topic, {count: seen.count + 1, newest: seen.newest})
+      const {maxMessages, maxAgeMs} = record.settings
+      keep[i] =
+        (maxMessages === null || seen.count < maxMessages) &&
+        seen.newest - at <= maxAgeMs &&
+        now - at <= maxAgeMs + AGE_SLACK_MS
+    }
+    return keep
   }
 
   private async topicRecords(): Promise<TopicRecord[]> {
@@ -1358,20 +1385,7 @@ export class AmqpBroker implements Broker {
         state.caughtUp = true
       }
       const entries = state.reader.entries
-      const keep: boolean[] = []
-      const later = new Map<string, number>()
-      for (let i = entries.length - 1; i >= 0; i--) {
-        const entry = entries[i]
-        const record = await this.topicRecord(entry.topic)
-        const at = publishedAt(entry.message) ?? 0
-        const newer = later.get(entry.topic) ?? 0
-        later.set(entry.topic, newer + 1)
-        keep[i] =
-          record !== undefined &&
-          at >= record.createdAt &&
-          Date.now() - at <= record.settings.maxAgeMs &&
-          (record.settings.maxMessages === null || newer < record.settings.maxMessages)
-      }
+      const keep = await this.retained(entries.map((entry) => ({topic: entry.topic, at: publishedAt(entry.message) ?? 0})))
       let taken = 0
       for (let i = 0; i < entries.length && out.length < options.max; i++) {
         taken = i + 1
@@ -1481,6 +1495,12 @@ export class AmqpBroker implements Broker {
     await this.client.close()
   }
 }
+
+/**
+ * The file broker applies --max-age when a topic is published to; reading the log applies it
+ * against later publishes exactly, and against the clock this much late at most.
+ */
+const AGE_SLACK_MS = 5_000
 
 interface LogCount {
   retained: number
