@@ -41,6 +41,8 @@ export class AmqpClient {
   private opsChannel?: Channel
   private probeChannel?: Promise<Channel>
   private closed = false
+  /** Channels opened for long polls, log readers and redrives. */
+  private readonly channels = new Set<Channel>()
   serverVersion = ''
   serverProduct = 'RabbitMQ'
   readonly timeoutMs = Number(process.env.MQ_AMQP_TIMEOUT_MS) || DEFAULT_TIMEOUT_MS
@@ -179,7 +181,9 @@ export class AmqpClient {
     const connection = this.connection!
     const channel = await connection.createChannel()
     channel.on('error', () => undefined)
+    this.channels.add(channel)
     channel.on('close', () => {
+      this.channels.delete(channel)
       if (this.connection === connection) this.onLoss?.(channel)
     })
     return channel
@@ -225,18 +229,26 @@ export class AmqpClient {
   /** `basic.get`; false when the queue is empty or does not exist. */
   async get(queue: string, noAck: boolean): Promise<GetMessage | false> {
     try {
-      return await this.run(`get from ${queue}`, () => this.ops.get(queue, {noAck}), false)
+      // Without noAck a get lost with its connection was never taken: safe to retry.
+      return await this.run(`get from ${queue}`, () => this.ops.get(queue, {noAck}), !noAck)
     } catch (error) {
       if (/NOT_FOUND|404/.test((error as Error)?.message ?? '')) return false
       throw error
     }
   }
 
+  /**
+   * Closes every channel first: amqplib writes each channel's frames through its own buffer, so a
+   * connection close could overtake acks still buffered on a channel (and their messages would be
+   * delivered again). A channel's close-ok comes after everything sent on it.
+   */
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
     const connection = this.connection
     this.connection = undefined
+    const channels = [...this.channels, this.opsChannel, this.pubChannel].filter((c): c is Channel => c !== undefined)
+    await withTimeout(Promise.all(channels.map((c) => c.close().catch(() => undefined))), this.timeoutMs, 'close').catch(() => undefined)
     await connection?.close().catch(() => undefined)
   }
 

@@ -732,9 +732,12 @@ export class AmqpBroker implements Broker {
     )
     const timer = setTimeout(wake, ms)
     signal?.addEventListener('abort', wake, {once: true})
+    // A lost connection ends the wait at once; the caller's next get reconnects.
+    channel.once('close', wake)
     await arrived
     clearTimeout(timer)
     signal?.removeEventListener('abort', wake)
+    channel.removeListener('close', wake)
     await channel.cancel(ok.consumerTag).catch(() => undefined)
     if (!got) {
       this.idleWaiters.push(channel)
