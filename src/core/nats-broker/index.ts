@@ -33,6 +33,7 @@ import {
 import {backoffDelayMs} from '../backoff.js'
 import {type BrokerCapabilities, type BrokerDescription, type Feature, requireFeature} from '../capabilities.js'
 import {InterruptedError, InvalidInputError, NotFoundError, QueueFullError, WrongKindError} from '../errors.js'
+import type {LockWaiter} from '../lock-wait.js'
 import {resolveQueueSettings, resolveTopicSettings} from '../file-broker/destinations.js'
 import {atMessage, checkBodySizes, differingSettings, validateMessages} from '../file-broker/validation.js'
 import {printable, validateName} from '../names.js'
@@ -174,8 +175,12 @@ export class JetStreamBroker implements Broker {
     this.capabilities = natsCapabilities(client.version)
   }
 
-  static async connect(target: NatsTarget): Promise<JetStreamBroker> {
-    return new JetStreamBroker(await JsClient.connect(target), target)
+  static async connect(target: NatsTarget, waiter?: LockWaiter): Promise<JetStreamBroker> {
+    return new JetStreamBroker(await JsClient.connect(target, waiter), target)
+  }
+
+  waitOutOutages(waiter: LockWaiter): void {
+    this.client.waitOutOutages(waiter)
   }
 
   private refuseUnless(feature: Feature): void {
