@@ -34,6 +34,8 @@ export function toMqError(error: unknown, commandId?: string): MqError {
   }
   const cause = (error as {cause?: unknown})?.cause
   if (isMqError(cause)) return cause
+  // Ctrl-C at a prompt (inquirer closes it and rejects): an interrupt like any other, exit 130.
+  if ((error as Error)?.name === 'ExitPromptError') return new InterruptedError()
   const oclifExit = (error as {oclif?: {exit?: number}})?.oclif?.exit
   const message = cleanOclifMessage((error as Error)?.message ?? String(error))
   if (oclifExit === 2 || /^(Nonexistent flag|Unexpected argument|Missing required|Expected )/.test(message)) {
