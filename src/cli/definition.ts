@@ -1,6 +1,7 @@
 import {StoreError} from '../core/errors.js'
 import {Context, type Io} from './context.js'
 import {reportError} from './errors.js'
+import {toJson} from './output.js'
 import {type ArgSpec, type FlagSpecs, globalOptions, type ParsedInput} from './spec.js'
 
 /**
@@ -50,8 +51,8 @@ export async function execute<F extends FlagSpecs, R>(
     ctx = new Context(globals, io)
     const result = await definition.run(input, ctx)
     if (result !== undefined) {
-      if (ctx.json && definition.jsonLines && Array.isArray(result)) for (const item of result) ctx.out.line(JSON.stringify(item))
-      else if (ctx.json) ctx.out.line(JSON.stringify(result))
+      if (ctx.json && definition.jsonLines && Array.isArray(result)) for (const item of result) ctx.out.line(toJson(item))
+      else if (ctx.json) ctx.out.line(toJson(result))
       else {
         const text = definition.render ? await definition.render(result as NonNullable<R>, ctx) : undefined
         if (text !== undefined && text !== '') ctx.out.line(text)

@@ -95,6 +95,15 @@ export function listing(ctx: {stdoutIsTTY: boolean}, headers: string[], rows: (s
   return rows.map((row) => row.map((cell) => String(cell).replace(/[\t\r\n]+/g, ' ')).join('\t')).join('\n')
 }
 
+/**
+ * JSON for --json output, with the one rule for times (README.md, "Output"): every timestamp —
+ * a field named `…At` (`createdAt`, `publishedAt`, `receivedAt`, `startedAt`, …) — is an ISO-8601
+ * string in UTC with milliseconds, never epoch milliseconds; durations stay numbers named `…Ms`.
+ */
+export function toJson(value: unknown): string {
+  return JSON.stringify(value, (key, item: unknown) => (typeof item === 'number' && /^[a-z]+At$/.test(key) ? new Date(item).toISOString() : item))
+}
+
 /** Lays out rows as aligned columns (for human output only). */
 export function table(headers: string[], rows: (string | number)[][]): string {
   const cells = [headers, ...rows.map((row) => row.map(String))]

@@ -33,7 +33,7 @@ describe('queue admin (CLI)', () => {
     await run(['publish', 'b', 'x'], {home})
     await run(['publish', 'a', 'x'], {home})
     expect((await run(['queue', 'list'], {home})).stdout).to.equal('a\t1\t1 B\t30s\t5\ta.dlq\nb\t1\t1 B\t30s\t5\tb.dlq\n')
-    const list = jsonLines((await run(['queue', 'list', '--json'], {home})).stdout)
+    const list = jsonLines<{name: string; depth: number}>((await run(['queue', 'list', '--json'], {home})).stdout)
     expect(list.map((q: {name: string; depth: number}) => [q.name, q.depth])).to.deep.equal([
       ['a', 1],
       ['b', 1],

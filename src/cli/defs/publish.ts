@@ -4,6 +4,7 @@ import {validateName} from '../../core/names.js'
 import {parseTimeOrDelay} from '../../core/units.js'
 import type {Context} from '../context.js'
 import {defineCommand} from '../definition.js'
+import {toJson} from '../output.js'
 import {checkArgumentUtf8, parseEnvelope, parseHeaderFlags, readStdinBody, stdinLineBatches, withoutTrailingNewline} from '../input.js'
 import {askName, askText} from '../prompts.js'
 
@@ -102,7 +103,7 @@ async function publishStream(
     } catch (error) {
       if (error instanceof QueueFullError) {
         // Under --overflow block part of the batch may have gone in before the wait ran out.
-        for (const result of error.published) ctx.out.line(ctx.json ? JSON.stringify(result) : result.id)
+        for (const result of error.published) ctx.out.line(ctx.json ? toJson(result) : result.id)
         await ctx.out.flush()
       }
       if (isMqError(error) && error.index !== undefined) {
@@ -113,7 +114,7 @@ async function publishStream(
       throw error
     }
     published += results.length
-    for (const result of results) ctx.out.line(ctx.json ? JSON.stringify(result) : result.id)
+    for (const result of results) ctx.out.line(ctx.json ? toJson(result) : result.id)
     await ctx.out.flush()
   }
   if (options.signal?.aborted) throw new InterruptedError()

@@ -4,7 +4,7 @@ import {validateName} from '../../core/names.js'
 import {formatDuration, formatSize} from '../../core/units.js'
 import type {Context} from '../context.js'
 import {defineCommand} from '../definition.js'
-import {keyValues, listing} from '../output.js'
+import {keyValues, listing, toJson} from '../output.js'
 import {askName, askNewName, confirm} from '../prompts.js'
 import {placementFromFlags, REPLICAS_FLAG} from '../placement.js'
 import type {FlagSpecs, FlagValues} from '../spec.js'
@@ -186,11 +186,11 @@ export const queuePeek = defineCommand({
 
 /** Peeked messages: JSON lines, bare bodies in a pipe, or a line each with headers for a person. */
 export function printPeeked(ctx: Context, queue: string, messages: PeekedMessage[]): void {
-  for (const m of messages) ctx.out.line(ctx.json ? JSON.stringify(peeked(queue, m)) : ctx.stdoutIsTTY ? human(m) : m.body)
+  for (const m of messages) ctx.out.line(ctx.json ? toJson(peeked(queue, m)) : ctx.stdoutIsTTY ? human(m) : m.body)
 }
 
 function peeked(queue: string, m: PeekedMessage): Record<string, unknown> {
-  return {id: m.id, queue, body: m.body, headers: m.headers, state: m.state, deliveries: m.attempts, priority: m.priority, publishedAt: new Date(m.publishedAt).toISOString()}
+  return {id: m.id, queue, body: m.body, headers: m.headers, state: m.state, deliveries: m.attempts, priority: m.priority, publishedAt: m.publishedAt}
 }
 
 function human(m: PeekedMessage): string {

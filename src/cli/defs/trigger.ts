@@ -5,6 +5,7 @@ import {InvalidInputError, NothingArrivedError} from '../../core/errors.js'
 import {formatDuration} from '../../core/units.js'
 import type {Context} from '../context.js'
 import {defineCommand} from '../definition.js'
+import {toJson} from '../output.js'
 import {engineFor, RULES_FLAG} from '../engine-context.js'
 import {checkArgumentUtf8, readDataFlag, readStdinBody} from '../input.js'
 
@@ -48,7 +49,7 @@ Data comes from --data: JSON, - for stdin, or @FILE; stdin is never read otherwi
     }
     const summary = handedOver ?? (await engine.handle(event))
     if (summary.matched.length === 0 && summary.duplicateOf === undefined && flags['require-match']) {
-      if (ctx.json) ctx.out.line(JSON.stringify(summary))
+      if (ctx.json) ctx.out.line(toJson(summary))
       await ctx.out.flush()
       throw new NothingArrivedError(`no rule matched event ${event.type} (#${summary.seq})`, {hint: 'see `mq rule list`, or check a pattern with `mq rule test`'})
     }
@@ -61,7 +62,7 @@ Data comes from --data: JSON, - for stdin, or @FILE; stdin is never read otherwi
           code: 'cannot_start',
           hint: `fix the rule's command (\`mq rule show ${notStarted.rule}\`); see \`mq events show ${summary.seq}\``,
         })
-        if (ctx.json) ctx.out.line(JSON.stringify(summary))
+        if (ctx.json) ctx.out.line(toJson(summary))
         throw error
       }
       for (const a of summary.actions.filter((x) => x.outcome === 'dead-lettered')) {
