@@ -34,6 +34,8 @@ export interface Io {
   stdout: Writable & {isTTY?: boolean}
   stderr: Writable & {isTTY?: boolean}
   env: NodeJS.ProcessEnv
+  /** The folder the command runs in (relative paths a user types mean this folder). */
+  cwd: string
 }
 
 export interface Spinner {
@@ -60,8 +62,10 @@ export class Context {
   readonly stdout: Io['stdout']
   readonly stderr: Io['stderr']
   readonly env: NodeJS.ProcessEnv
+  readonly cwd: string
   readonly out: Output
   exitCode = 0
+  private readonly noColorFlag: boolean
 
   private readonly releasers: Releaser[] = []
   private openedBroker?: Broker
@@ -77,6 +81,7 @@ export class Context {
     this.stdout = io.stdout ?? process.stdout
     this.stderr = io.stderr ?? process.stderr
     const env = (this.env = io.env ?? process.env)
+    this.cwd = io.cwd ?? process.cwd()
     this.out = new Output(this.stdout)
     const selected = selectBroker({brokerFlag: globals.broker, homeFlag: globals.home, prefix: globals.prefix}, env)
     this.home = selected.home
@@ -85,7 +90,8 @@ export class Context {
     this.stdinIsTTY = Boolean(this.stdin.isTTY)
     this.stdoutIsTTY = Boolean(this.stdout.isTTY)
     this.interactive = !globals.nonInteractive && !env.CI && this.stdinIsTTY && this.stdoutIsTTY
-    this.color = !globals.noColor && !('NO_COLOR' in env) && this.stdoutIsTTY && !this.json
+    this.noColorFlag = globals.noColor
+    this.color = colorWanted(this.noColorFlag, env, this.stdoutIsTTY) && !this.json
   }
 
   /** The broker for this command, opened once (a nats:// broker connects on first use). */
@@ -264,8 +270,9 @@ export class Context {
     return this.loadedStyle
   }
 
+  /** Colours on stderr (error lines, warnings): the same rule as stdout, for stderr's terminal. */
   stderrColor(): boolean {
-    return !('NO_COLOR' in this.env) && Boolean(this.stderr.isTTY) && !this.json
+    return colorWanted(this.noColorFlag, this.env, Boolean(this.stderr.isTTY)) && !this.json
   }
 
   /** A spinner on stderr for a person at a terminal; a no-op otherwise. */
@@ -282,4 +289,17 @@ export class Context {
   warn(line: string): void {
     this.stderr.write(`${line}\n`)
   }
+}
+
+/**
+ * Whether to colour a stream (README.md, "Output"): `--no-color` always wins; then `FORCE_COLOR`
+ * (any value but `0` or `false` turns colours on, even in a pipe; `0`/`false` off); then
+ * `NO_COLOR` (set, and not empty, turns them off); otherwise colours when the stream is a terminal.
+ */
+export function colorWanted(noColorFlag: boolean, env: NodeJS.ProcessEnv, isTTY: boolean): boolean {
+  if (noColorFlag) return false
+  const force = env.FORCE_COLOR
+  if (force !== undefined) return force !== '0' && force.toLowerCase() !== 'false'
+  if (env.NO_COLOR !== undefined && env.NO_COLOR !== '') return false
+  return isTTY
 }

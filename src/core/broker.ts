@@ -260,6 +260,12 @@ export interface NackOptions {
   error?: string
   /** Use the queue's exponential retry backoff (with jitter) instead of `delayMs`. */
   backoff?: boolean
+  /**
+   * The delivery never reached a handler (its command could not start): release it at once and
+   * never dead-letter it; the file broker also takes the attempt back (on NATS JetStream keeps
+   * its own delivery count).
+   */
+  uncounted?: boolean
 }
 
 export interface QueueInfo {

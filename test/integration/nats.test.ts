@@ -265,7 +265,7 @@ describe('the CLI on a nats:// broker (real nats-server)', function () {
     const env = {MQ_NATS_EPHEMERAL_INACTIVE_MS: '1000'}
     const sub = start(['subscribe', 'logs.#', '-f'], on({env}))
     await waitFor(
-      async () => JSON.parse((await mq(['subscription', 'list', '--json'], on())).stdout).length === 1,
+      async () => jsonLines((await mq(['subscription', 'list', '--json'], on())).stdout).length === 1,
       'the ephemeral subscription',
       20_000,
       200,
@@ -273,7 +273,7 @@ describe('the CLI on a nats:// broker (real nats-server)', function () {
     sub.kill('SIGKILL')
     await sub.done
     await waitFor(
-      async () => JSON.parse((await mq(['subscription', 'list', '--json'], on())).stdout).length === 0,
+      async () => jsonLines((await mq(['subscription', 'list', '--json'], on())).stdout).length === 0,
       'the subscription to vanish',
       30_000,
       200,

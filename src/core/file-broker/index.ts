@@ -528,7 +528,7 @@ export class FileBroker implements Broker {
 
   async nack(receipts: string[], options: NackOptions = {}): Promise<NackOutcome[]> {
     const parsed = parseReceipts(receipts)
-    const settings = {delayMs: options.delayMs ?? 0, deadLetter: options.deadLetter ?? false, error: options.error, backoff: options.backoff ?? false}
+    const settings = {delayMs: options.delayMs ?? 0, deadLetter: options.deadLetter ?? false, error: options.error, backoff: options.backoff ?? false, uncounted: options.uncounted ?? false}
     return this.patiently(() =>
       inSmallerChunksWhileDiskFull(parsed, (chunk) =>
         this.sql.write(() => {

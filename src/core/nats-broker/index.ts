@@ -1012,8 +1012,8 @@ export class JetStreamBroker implements Broker {
     return inWindows(acks, async (ack): Promise<NackOutcome> => {
       const source = await this.sourceOf(ack)
       const exhausted = ack.count >= source.settings.maxDeliveries
-      const toDeadLetters = source.settings.deadLetterQueue !== null && (options.deadLetter || exhausted)
-      const delayMs = options.backoff
+      const toDeadLetters = !options.uncounted && source.settings.deadLetterQueue !== null && (options.deadLetter || exhausted)
+      const delayMs = options.uncounted ? 0 : options.backoff
         ? backoffDelayMs(source.settings.retryBackoffMs, source.settings.retryBackoffMaxMs, ack.count)
         : (options.delayMs ?? 0)
       const claimed = await this.claim(ack, {
