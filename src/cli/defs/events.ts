@@ -117,7 +117,9 @@ export const eventsReplay = defineCommand({
       ascending: true,
     })
     const result: ReplayResult = {replayed: 0, dryRun: flags['dry-run'], events: []}
+    const progress = flags['dry-run'] ? undefined : ctx.progress('replaying events', {unit: 'events', stdoutBusy: true})
     for (const record of records) {
+      progress?.update(result.replayed, records.length)
       if (flags['dry-run']) {
         result.events.push({seq: record.seq, type: record.event.type, rules: engine.match(record.event, flags.rule).map((r) => r.name)})
         continue
@@ -127,6 +129,7 @@ export const eventsReplay = defineCommand({
       result.events.push({seq: record.seq, type: record.event.type, rules: summary.matched, ok: summary.ok})
       if (!summary.ok) ctx.exitCode = 1
     }
+    progress?.stop()
     return result
   },
   render(r, ctx) {
