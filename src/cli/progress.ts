@@ -62,8 +62,10 @@ const RATE_WINDOW_MS = 5_000
 export class ProgressBar implements Progress {
   private readonly started: number
   private samples: {at: number; done: number; fraction?: number}[] = []
-  private lastDraw = 0
+  private lastDraw = Number.NEGATIVE_INFINITY
   private drawn = false
+  private latest?: {done: number; total?: number; fraction?: number}
+  private timer?: NodeJS.Timeout
   private stopped = false
 
   constructor(
@@ -78,18 +80,31 @@ export class ProgressBar implements Progress {
   update(done: number, total?: number, fraction?: number): void {
     if (this.stopped) return
     const at = this.now()
+    this.latest = {done, total, fraction}
     this.samples.push({at, done, fraction: fraction ?? (total ? done / total : undefined)})
     while (this.samples.length > 2 && this.samples[0].at < at - RATE_WINDOW_MS) this.samples.shift()
-    if (at - this.started < SHOW_AFTER_MS || at - this.lastDraw < REDRAW_MS) return
-    this.lastDraw = at
-    this.drawn = true
-    this.stream.write(`\r${formatProgress({label: this.label, done, total, fraction, ...this.measure(), unit: this.unit, width: this.stream.columns ?? 80})}\u001B[K`)
+    const due = Math.max(this.started + SHOW_AFTER_MS, this.lastDraw + REDRAW_MS)
+    if (at >= due) this.draw(at)
+    // Too soon: the latest state is drawn when it is due, even if no update comes by then (a
+    // publish blocked on a full queue still shows where it is).
+    else this.timer ??= setTimeout(() => this.draw(this.now()), due - at).unref()
   }
 
   stop(): void {
     if (this.stopped) return
     this.stopped = true
+    clearTimeout(this.timer)
     if (this.drawn) this.stream.write('\r\u001B[K')
+  }
+
+  private draw(at: number): void {
+    clearTimeout(this.timer)
+    this.timer = undefined
+    if (this.stopped || !this.latest) return
+    this.lastDraw = at
+    this.drawn = true
+    const line = formatProgress({label: this.label, ...this.latest, ...this.measure(), unit: this.unit, width: this.stream.columns ?? 80})
+    this.stream.write(`\r${line}\u001B[K`)
   }
 
   /** Rate and ETA over the recent window (from the start until the window fills). */
