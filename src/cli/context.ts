@@ -11,6 +11,7 @@ import {isLockedError, LockWaiter} from '../core/lock-wait.js'
 import {lockedError} from '../core/store/database.js'
 import {type BrokerTarget, openBroker, selectBroker} from '../core/open-broker.js'
 import {Output, PLAIN, type Style} from './output.js'
+import {NO_PROGRESS, type Progress, ProgressBar} from './progress.js'
 import type {GlobalOptions} from './spec.js'
 
 type Releaser = () => unknown
@@ -283,6 +284,18 @@ export class Context {
     const stop = () => spinner.stop()
     this.release(stop)
     return {update: (next) => (spinner.text = next), stop}
+  }
+
+  /**
+   * A progress bar on stderr for a long operation (README.md, "Progress"): only when stderr is a
+   * terminal and not with --json; `stdoutBusy` commands that print as they go to the same
+   * terminal get none (the bar would tear their output). A no-op otherwise.
+   */
+  progress(label: string, options: {unit?: string; stdoutBusy?: boolean} = {}): Progress {
+    if (!this.stderr.isTTY || this.json || (options.stdoutBusy && this.stdoutIsTTY)) return NO_PROGRESS
+    const bar = new ProgressBar(this.stderr, label, options.unit)
+    this.release(() => bar.stop())
+    return bar
   }
 
   /** One diagnostic line on stderr. */

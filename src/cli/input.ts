@@ -9,6 +9,8 @@ import {printable} from '../core/names.js'
 
 /** Regular files up to this size are read whole, so a bad line rejects the whole file atomically. */
 const WHOLE_FILE_LIMIT = 64 * 1024 * 1024
+/** Lines of such a file published per transaction. */
+const FILE_BATCH_LINES = 10_000
 /** Largest body read from stdin before giving up (the per-queue limit is checked by the broker). */
 const STDIN_BODY_LIMIT = 256 * 1024 * 1024 + 1
 
@@ -126,13 +128,16 @@ export interface LineBatch {
 /**
  * Yields stdin's lines in batches as they arrive: everything readable at once is one batch, so a
  * slow producer's lines go out one by one and a fast one's in large groups. A regular file small
- * enough is one batch. Blank lines are skipped; a trailing `\r` is removed.
+ * enough is read at once and yielded in batches of 10,000 lines. Blank lines are skipped; a trailing `\r` is removed.
  */
 export async function* stdinLineBatches(stdin: Readable = process.stdin): AsyncGenerator<LineBatch> {
   if (stdinIsFile(stdin) && fstatSync(0).size <= WHOLE_FILE_LIMIT) {
     const text = decodeUtf8(readFileSync(0), 'stdin')
     const batch = lineSplitter()(text.endsWith('\n') ? text.slice(0, -1) : text)
-    if (batch) yield batch
+    // In slices: a big file is published in a few large transactions, with progress between them.
+    for (let start = 0; batch && start < batch.lines.length; start += FILE_BATCH_LINES) {
+      yield {lines: batch.lines.slice(start, start + FILE_BATCH_LINES), numbers: batch.numbers.slice(start, start + FILE_BATCH_LINES)}
+    }
     return
   }
   yield* lineBatches(stdin as AsyncIterable<Buffer>, 'stdin')
