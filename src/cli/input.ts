@@ -71,6 +71,43 @@ export function stdinIsFile(stdin: Readable = process.stdin): boolean {
   }
 }
 
+/**
+ * A body read from stdin loses exactly one trailing newline (`\n` or `\r\n`), the one `echo` and
+ * editors add, as `nats pub` and `kcat` do; `--raw` keeps it.
+ */
+export function withoutTrailingNewline(text: string): string {
+  if (text.endsWith('\r\n')) return text.slice(0, -2)
+  if (text.endsWith('\n')) return text.slice(0, -1)
+  return text
+}
+
+/**
+ * The value of a flag that takes text, `-` (stdin) or `@FILE` (a file, relative to the current
+ * folder), as `curl --data` does.
+ */
+export async function readDataFlag(
+  ctx: {stdin: Readable; stdinIsTTY: boolean},
+  value: string,
+  flag: string,
+): Promise<{text: string; what: string; from: 'argument' | 'stdin' | 'file'}> {
+  if (value === '-') {
+    if (ctx.stdinIsTTY) throw new InvalidInputError(`${flag} - reads stdin, which is a terminal`, {code: 'usage', hint: `pipe the data in, or give it as ${flag} JSON`})
+    return {text: await readStdinBody(ctx.stdin), what: 'the data on stdin', from: 'stdin'}
+  }
+  if (value.startsWith('@')) {
+    const path = value.slice(1)
+    let bytes: Buffer
+    try {
+      bytes = readFileSync(path)
+    } catch (error) {
+      throw new InvalidInputError(`cannot read ${flag} file ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, {hint: 'check the path'})
+    }
+    return {text: decodeUtf8(bytes, path), what: path, from: 'file'}
+  }
+  checkArgumentUtf8(value, flag)
+  return {text: value, what: flag, from: 'argument'}
+}
+
 /** Reads all of stdin as one UTF-8 body. */
 export async function readStdinBody(stdin: Readable = process.stdin): Promise<string> {
   const chunks: Buffer[] = []
