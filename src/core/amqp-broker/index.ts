@@ -38,6 +38,7 @@ import {InterruptedError, InvalidInputError, NotFoundError, QueueFullError, Wron
 import {resolveQueueSettings, resolveTopicSettings} from '../file-broker/destinations.js'
 import {atMessage, checkBodySizes, differingSettings, validateMessages} from '../file-broker/validation.js'
 import {compileTopicPattern, validateName} from '../names.js'
+import type {LockWaiter} from '../lock-wait.js'
 import type {AmqpTarget} from '../open-broker.js'
 import {sleep} from '../rate-limiter.js'
 import {AmqpClient, amqpCode, ManagementApi} from './client.js'
@@ -171,8 +172,15 @@ export class AmqpBroker implements Broker {
     client.onLoss = (channel) => this.dropLeases(channel)
   }
 
-  static async connect(target: AmqpTarget): Promise<AmqpBroker> {
-    return new AmqpBroker(await AmqpClient.connect(target), target)
+  static async connect(target: AmqpTarget, waiter?: LockWaiter): Promise<AmqpBroker> {
+    const broker = new AmqpBroker(await AmqpClient.connect(target), target)
+    if (waiter) broker.waitOutOutages(waiter)
+    return broker
+  }
+
+  /** Long-running commands ride out a lost connection instead of failing (README: "Running on RabbitMQ"). */
+  waitOutOutages(waiter: LockWaiter): void {
+    this.client.waitOutOutages(waiter)
   }
 
   private refuseUnless(feature: Feature): void {
