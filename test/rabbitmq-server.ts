@@ -115,6 +115,8 @@ async function startRabbitMq(binary: string): Promise<RabbitMq> {
       `management.tcp.port = ${managementPort}`,
       // Tests fill queues quickly on a small disk; the default 50 MB free-disk alarm would block them.
       'disk_free_limit.absolute = 1MB',
+      // Queue figures of the management API (stats, in flight) are sampled: sample often in tests.
+      'collect_statistics_interval = 100',
       'log.console = false',
       'log.file.level = info',
       '',

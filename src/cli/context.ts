@@ -113,7 +113,7 @@ export class Context {
   /** Environment for child processes (--exec, actions): the same broker and folder as this command. */
   childEnv(base: NodeJS.ProcessEnv = this.env): NodeJS.ProcessEnv {
     const env: NodeJS.ProcessEnv = {...base, MQ_HOME: this.home}
-    if (this.target.kind === 'nats') {
+    if (this.target.kind !== 'file') {
       env.MQ_URL = this.brokerUrlForChildren()
       delete env.MQ_PREFIX
     }
@@ -122,6 +122,7 @@ export class Context {
 
   private brokerUrlForChildren(): string {
     const t = this.target
+    if (t.kind === 'amqp') return `${t.url}${t.management ? `?management=${encodeURIComponent(t.management)}` : ''}`
     if (t.kind !== 'nats') return ''
     const auth = t.user !== undefined ? `${encodeURIComponent(t.user)}:${encodeURIComponent(t.pass ?? '')}@` : t.token !== undefined ? `${encodeURIComponent(t.token)}@` : ''
     const params = new URLSearchParams()

@@ -296,6 +296,11 @@ export interface PeekedMessage {
 export interface PlacementOptions {
   /** Copies kept on different servers (default: 3 when the cluster has at least 3 servers, else 1). */
   replicas?: number
+  /**
+   * amqp:// only: a non-durable queue without arguments, as clients with default arguments (the
+   * RabbitMQ tutorial's `queue_declare('hello')`) declare it, so they can declare it afterwards.
+   */
+  transient?: boolean
 }
 
 export interface Broker {
