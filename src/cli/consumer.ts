@@ -104,7 +104,8 @@ export async function runConsumer(
   } else {
     const printer = await DeliveryPrinter.create(ctx, settings.autoAck ? undefined : source.leaseMs)
     const spinner = await ctx.spinner(`waiting for messages on ${source.label}`)
-    const stillLeased = (receipts: string[]) => broker.stillLeased(receipts)
+    const holder = settings.autoAck ? broker : await ctx.receiptHolder()
+    const stillLeased = (receipts: string[]) => holder.stillLeased(receipts)
     for await (const batch of deliveryBatches(receive, {...settings.loop, autoAck: settings.autoAck, signal: drain}, stillLeased)) {
       spinner.stop()
       printer.print(batch)

@@ -35,7 +35,9 @@ each keeps a lease and its receipt is shown, for \`mq ack\`. Exit 3 when nothing
     )
     const broker = ctx.broker()
     const lease = flags['visibility-timeout'] ?? (await broker.getQueue(queue))?.settings.visibilityTimeoutMs ?? DEFAULT_QUEUE_SETTINGS.visibilityTimeoutMs
-    const receive: ReceiveFn = (options) => broker.receive(queue, options)
+    // Receipts printed for other processes are held where they can be settled (on amqp://, the daemon).
+    const holder = !settings.autoAck && settings.exec === undefined && !flags.interactive ? await ctx.receiptHolder() : broker
+    const receive: ReceiveFn = (options) => holder.receive(queue, options)
     if (flags.interactive) {
       if (settings.exec !== undefined || ctx.json) throw new InvalidInputError('--interactive cannot be combined with --exec or --json')
       const summary = await triage(ctx, receive, {leaseMs: lease, waitMs: settings.loop.waitMs, follow: settings.loop.follow})

@@ -40,6 +40,8 @@ export class AmqpClient {
   private pubChannel?: ConfirmChannel
   private opsChannel?: Channel
   private probeChannel?: Promise<Channel>
+  /** Channels handed out by newChannel() (long polls, readers), closed before the connection. */
+  private readonly channels = new Set<Channel>()
   private closed = false
   serverVersion = ''
   serverProduct = 'RabbitMQ'
@@ -147,6 +149,8 @@ export class AmqpClient {
     await this.ready()
     const channel = await this.connection!.createChannel()
     channel.on('error', () => undefined)
+    this.channels.add(channel)
+    channel.on('close', () => this.channels.delete(channel))
     return channel
   }
 
@@ -196,6 +200,16 @@ export class AmqpClient {
     this.closed = true
     const connection = this.connection
     this.connection = undefined
+    // Channels first: RabbitMQ runs each channel in a process of its own, and a connection.close
+    // may overtake acks still queued for a channel (the message then comes back as a
+    // redelivery). A channel's close-ok comes after everything sent on it was handled.
+    const channels = [this.pubChannel, this.opsChannel, ...this.channels]
+    this.channels.clear()
+    await withTimeout(
+      Promise.all(channels.map((channel) => channel?.close().catch(() => undefined))),
+      this.timeoutMs,
+      'close channels',
+    ).catch(() => undefined)
     await connection?.close().catch(() => undefined)
   }
 
