@@ -203,10 +203,10 @@ export class AmqpClient {
     // Channels first: RabbitMQ runs each channel in a process of its own, and a connection.close
     // may overtake acks still queued for a channel (the message then comes back as a
     // redelivery). A channel's close-ok comes after everything sent on it was handled.
-    const channels = [this.pubChannel, this.opsChannel, ...this.channels]
+    const channels = [this.pubChannel, this.opsChannel, ...this.channels].filter((channel) => channel !== undefined)
     this.channels.clear()
     await withTimeout(
-      Promise.all(channels.map((channel) => channel?.close().catch(() => undefined))),
+      Promise.all(channels.map((channel) => channel.close().catch(() => undefined))),
       this.timeoutMs,
       'close channels',
     ).catch(() => undefined)
