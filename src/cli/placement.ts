@@ -14,24 +14,24 @@ export const REPLICAS_FLAG = {
   },
 } as const satisfies FlagSpecs
 
-/** `--transient` of `queue create`. */
+/** `--transient` of `queue create` (amqp:// only). */
 export const TRANSIENT_FLAG = {
   transient: {
     kind: 'boolean',
-    summary: 'amqp:// only: a non-durable queue without arguments, which clients declaring it with default arguments (the RabbitMQ tutorial) accept.',
+    summary: 'amqp:// only: a non-durable queue without arguments, so clients declaring it with default arguments (the RabbitMQ tutorial) can declare it too.',
   },
 } as const satisfies FlagSpecs
 
-/**
- * Checks the broker replicates before asking it to (the file broker refuses, with the reason),
- * and that `--transient` goes to a broker that has transient queues (amqp://).
- */
+/** Checks the broker replicates before asking it to (the file broker refuses, with the reason). */
 export async function placementFromFlags(ctx: Context, replicas: number | undefined, transient = false): Promise<PlacementOptions> {
   if (replicas === undefined && !transient) return {}
   const description = await ctx.broker().describe()
   if (replicas !== undefined) requireFeature(description.capabilities, 'replicas', description.url)
-  if (transient && description.capabilities.driver !== 'amqp') {
-    throw new InvalidInputError(`--transient is for amqp:// brokers; queues on ${description.url} are always durable`, {code: 'unsupported', hint: 'drop --transient'})
+  if (transient && description.driver !== 'amqp') {
+    throw new InvalidInputError(`--transient is for amqp:// brokers, not ${description.url}`, {
+      code: 'unsupported',
+      hint: 'queues are always durable here: drop --transient',
+    })
   }
   return {...(replicas === undefined ? {} : {replicas}), ...(transient ? {transient} : {})}
 }

@@ -94,7 +94,7 @@ export const queueCreate = defineCommand({
   examples: [
     '<%= config.bin %> queue create hello',
     '<%= config.bin %> queue create jobs --visibility-timeout 5m --max-deliveries 3 --dead-letter-queue jobs.failed',
-    '<%= config.bin %> queue create hello --transient --broker amqp://guest:guest@localhost:5672',
+    '<%= config.bin %> queue create hello --transient --broker amqp://guest:guest@localhost:5672/',
   ],
   args: queueArg,
   flags: {...SETTINGS_FLAGS, ...REPLICAS_FLAG, ...TRANSIENT_FLAG},

@@ -40,15 +40,15 @@ export class AmqpClient {
   private pubChannel?: ConfirmChannel
   private opsChannel?: Channel
   private probeChannel?: Promise<Channel>
-  /** Channels handed out by newChannel() (long polls, readers), closed before the connection. */
-  private readonly channels = new Set<Channel>()
   private closed = false
+  /** Channels opened for long polls, log readers and redrives. */
+  private readonly channels = new Set<Channel>()
   serverVersion = ''
   serverProduct = 'RabbitMQ'
   readonly timeoutMs = Number(process.env.MQ_AMQP_TIMEOUT_MS) || DEFAULT_TIMEOUT_MS
   private readonly failoverMs = Number(process.env.MQ_AMQP_FAILOVER_MS) || DEFAULT_FAILOVER_MS
   /** Called when a connection was lost (leases of that generation are gone). */
-  onLoss?: (generation: number) => void
+  onLoss?: (channel?: Channel) => void
 
   private constructor(
     readonly target: AmqpTarget,
@@ -76,7 +76,7 @@ export class AmqpClient {
     const properties = (connection.connection as unknown as {serverProperties?: Record<string, string>}).serverProperties
     this.serverVersion = String(properties?.version ?? '')
     this.serverProduct = String(properties?.product ?? 'RabbitMQ')
-    const generation = ++this.generation
+    ++this.generation
     connection.on('error', () => {
       // 'close' follows; nothing to do here but keep the error from being thrown.
     })
@@ -86,19 +86,50 @@ export class AmqpClient {
       this.pubChannel = undefined
       this.opsChannel = undefined
       this.probeChannel = undefined
-      this.onLoss?.(generation)
+      this.onLoss?.()
     })
     this.connection = connection
-    this.pubChannel = await connection.createConfirmChannel()
-    this.pubChannel.on('error', () => undefined)
-    this.opsChannel = await connection.createChannel()
-    this.opsChannel.on('error', () => undefined)
+    await this.openChannels()
+  }
+
+  /**
+   * The publish and ops channels. A channel error (a 404 on `basic.get` of a queue deleted
+   * meanwhile, say) closes only that channel: it is reopened, and deliveries it held are gone.
+   */
+  private async openChannels(): Promise<void> {
+    const connection = this.connection!
+    if (!this.pubChannel) {
+      const channel = await connection.createConfirmChannel()
+      channel.on('error', () => undefined)
+      channel.on('close', () => {
+        if (this.pubChannel === channel) this.pubChannel = undefined
+      })
+      this.pubChannel = channel
+    }
+    if (!this.opsChannel) {
+      const channel = await connection.createChannel()
+      channel.on('error', () => undefined)
+      channel.on('close', () => {
+        if (this.opsChannel !== channel) return
+        this.opsChannel = undefined
+        if (this.connection === connection) this.onLoss?.(channel)
+      })
+      this.opsChannel = channel
+    }
   }
 
   /** The connection, reopened (with backoff, within the failover budget) after a loss. */
   private async ready(): Promise<void> {
     if (this.closed) throw new StoreError(`the connection to ${this.target.display} is closed`)
     if (this.connection && this.pubChannel && this.opsChannel) return
+    if (this.connection && !this.opening) {
+      try {
+        await this.openChannels()
+        return
+      } catch {
+        // the connection is going too: reopen it below
+      }
+    }
     this.opening ??= (async () => {
       const deadline = Date.now() + this.failoverMs
       for (let pause = 200; ; pause = Math.min(pause * 2, 2_000)) {
@@ -147,10 +178,14 @@ export class AmqpClient {
 
   async newChannel(): Promise<Channel> {
     await this.ready()
-    const channel = await this.connection!.createChannel()
+    const connection = this.connection!
+    const channel = await connection.createChannel()
     channel.on('error', () => undefined)
     this.channels.add(channel)
-    channel.on('close', () => this.channels.delete(channel))
+    channel.on('close', () => {
+      this.channels.delete(channel)
+      if (this.connection === connection) this.onLoss?.(channel)
+    })
     return channel
   }
 
@@ -191,25 +226,29 @@ export class AmqpClient {
     )
   }
 
+  /** `basic.get`; false when the queue is empty or does not exist. */
   async get(queue: string, noAck: boolean): Promise<GetMessage | false> {
-    return this.run(`get from ${queue}`, () => this.ops.get(queue, {noAck}), false)
+    try {
+      // Without noAck a get lost with its connection was never taken: safe to retry.
+      return await this.run(`get from ${queue}`, () => this.ops.get(queue, {noAck}), !noAck)
+    } catch (error) {
+      if (/NOT_FOUND|404/.test((error as Error)?.message ?? '')) return false
+      throw error
+    }
   }
 
+  /**
+   * Closes every channel first: amqplib writes each channel's frames through its own buffer, so a
+   * connection close could overtake acks still buffered on a channel (and their messages would be
+   * delivered again). A channel's close-ok comes after everything sent on it.
+   */
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
     const connection = this.connection
     this.connection = undefined
-    // Channels first: RabbitMQ runs each channel in a process of its own, and a connection.close
-    // may overtake acks still queued for a channel (the message then comes back as a
-    // redelivery). A channel's close-ok comes after everything sent on it was handled.
-    const channels = [this.pubChannel, this.opsChannel, ...this.channels].filter((channel) => channel !== undefined)
-    this.channels.clear()
-    await withTimeout(
-      Promise.all(channels.map((channel) => channel.close().catch(() => undefined))),
-      this.timeoutMs,
-      'close channels',
-    ).catch(() => undefined)
+    const channels = [...this.channels, this.opsChannel, this.pubChannel].filter((c): c is Channel => c !== undefined)
+    await withTimeout(Promise.all(channels.map((c) => c.close().catch(() => undefined))), this.timeoutMs, 'close').catch(() => undefined)
     await connection?.close().catch(() => undefined)
   }
 

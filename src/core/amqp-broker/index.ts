@@ -155,6 +155,10 @@ export class AmqpBroker implements Broker {
   private readonly kinds = new Map<string, 'queue' | 'topic'>()
   private readonly ephemeral = new Map<string, EphemeralState>()
   private infraReady?: Promise<void>
+  /** Leases running out right now (put back or dead-lettered): a receive waits for them first. */
+  private readonly expiring = new Set<Promise<void>>()
+  /** Wait queues this process used, by target (the management API lists new queues with a delay). */
+  private readonly delayNames = new Map<string, Set<string>>()
   private closed = false
 
   private constructor(
@@ -164,7 +168,7 @@ export class AmqpBroker implements Broker {
     this.capabilities = amqpCapabilities(target.management !== undefined)
     this.records = new Records(client)
     if (target.management) this.management = new ManagementApi(target.management, target, client.timeoutMs)
-    client.onLoss = () => this.dropLeases()
+    client.onLoss = (channel) => this.dropLeases(channel)
   }
 
   static async connect(target: AmqpTarget): Promise<AmqpBroker> {
@@ -189,14 +193,18 @@ export class AmqpBroker implements Broker {
     }
   }
 
-  /** The connection was lost: RabbitMQ requeued every unacked delivery, so their receipts are stale. */
-  private dropLeases(): void {
+  /**
+   * A channel (or the whole connection) was lost: RabbitMQ requeued its unacked deliveries, so
+   * their receipts are stale.
+   */
+  private dropLeases(channel?: Channel): void {
     for (const [receipt, lease] of this.leases) {
-      if (!lease.message) continue
+      if (!lease.message || (channel && lease.channel !== channel)) continue
       clearTimeout(lease.timer)
       this.leases.delete(receipt)
     }
-    this.idleWaiters.length = 0
+    if (!channel) this.idleWaiters.length = 0
+    else if (this.idleWaiters.includes(channel)) this.idleWaiters.splice(this.idleWaiters.indexOf(channel), 1)
   }
 
   // ---- the topic exchange and its log
@@ -418,9 +426,10 @@ export class AmqpBroker implements Broker {
     const api = this.requireManagement('listing')
     const found = await api.request<ManagedQueue[]>(
       'GET',
-      `queues/${api.vhostPath()}?name=${encodeURIComponent(pattern)}&use_regex=true&columns=name,durable,arguments,messages,messages_ready,messages_unacknowledged,message_bytes`,
+      `queues/${api.vhostPath()}?columns=name,durable,arguments,messages,messages_ready,messages_unacknowledged,message_bytes`,
     )
-    return found ?? []
+    const regex = new RegExp(pattern)
+    return (found ?? []).filter((queue) => regex.test(queue.name))
   }
 
   async listQueues(): Promise<QueueInfo[]> {
@@ -460,17 +469,24 @@ export class AmqpBroker implements Broker {
    */
   private async freshManaged(amqpName: string): Promise<{info: ManagedQueue; ready: number}> {
     const deadline = Date.now() + 3_000
+    let previous: ManagedQueue | undefined
     for (;;) {
       const [info, found] = await Promise.all([this.managedQueue(amqpName), this.client.checkQueue(amqpName)])
       if (!info || !found) throw new NotFoundError('queue', amqpName)
-      if (info.messages_ready === found.messageCount || Date.now() > deadline) return {info, ready: found.messageCount}
-      await sleep(50)
+      const agrees =
+        info.messages_ready === found.messageCount &&
+        previous?.messages_ready === info.messages_ready &&
+        previous?.messages_unacknowledged === info.messages_unacknowledged
+      if (agrees || Date.now() > deadline) return {info, ready: found.messageCount}
+      previous = info
+      await sleep(150)
     }
   }
 
   private async delayedCount(amqpName: string): Promise<number> {
+    const names = new Set([...(this.delayNames.get(amqpName) ?? []), ...(await this.delayQueues(amqpName)).map((q) => q.name)])
     let delayed = 0
-    for (const queue of await this.delayQueues(amqpName)) delayed += (await this.client.checkQueue(queue.name))?.messageCount ?? 0
+    for (const name of names) delayed += (await this.client.checkQueue(name))?.messageCount ?? 0
     return delayed
   }
 
@@ -482,8 +498,9 @@ export class AmqpBroker implements Broker {
       throw new NotFoundError('queue', name, {hint: 'see `mq queue list`'})
     }
     this.requireManagement('queue stats (in flight, totals, rates)')
-    const {info, ready} = await this.freshManaged(name)
+    // Wait queues first: the management API's figures can take a moment to settle.
     const delayed = await this.delayedCount(name)
+    const {info, ready} = await this.freshManaged(name)
     const inFlight = info.messages_unacknowledged ?? 0
     const dlq = record.settings.deadLetterQueue
     const deadLettered = dlq ? ((await this.client.checkQueue(dlq))?.messageCount ?? 0) : 0
@@ -640,6 +657,9 @@ export class AmqpBroker implements Broker {
   private async delayQueue(target: string, ms: number): Promise<string> {
     const rounded = roundUp(ms)
     const name = DELAY_QUEUE(target, rounded)
+    const known = this.delayNames.get(target) ?? new Set()
+    known.add(name)
+    this.delayNames.set(target, known)
     await this.client.run(`declare ${name}`, () =>
       this.client.ops.assertQueue(name, {
         durable: true,
@@ -673,6 +693,7 @@ export class AmqpBroker implements Broker {
 
   private async deliver(source: Source, options: ReceiveOptions): Promise<Delivery[]> {
     if (!(options.max >= 1)) throw new InvalidInputError('max must be ≥ 1')
+    if (this.expiring.size > 0) await Promise.all(this.expiring)
     if (source.reader) return this.deliverFromLog(source, source.reader, options)
     const out: Delivery[] = []
     const deadline = Date.now() + (options.waitMs ?? 0)
@@ -711,9 +732,12 @@ export class AmqpBroker implements Broker {
     )
     const timer = setTimeout(wake, ms)
     signal?.addEventListener('abort', wake, {once: true})
+    // A lost connection ends the wait at once; the caller's next get reconnects.
+    channel.once('close', wake)
     await arrived
     clearTimeout(timer)
     signal?.removeEventListener('abort', wake)
+    channel.removeListener('close', wake)
     await channel.cancel(ok.consumerTag).catch(() => undefined)
     if (!got) {
       this.idleWaiters.push(channel)
@@ -773,7 +797,12 @@ export class AmqpBroker implements Broker {
   private arm(receipt: string, lease: Lease, ms: number): void {
     clearTimeout(lease.timer)
     lease.until = Date.now() + ms
-    lease.timer = setTimeout(() => void this.expire(receipt).catch(() => undefined), ms)
+    lease.timer = setTimeout(() => {
+      const done = this.expire(receipt)
+        .catch(() => undefined)
+        .finally(() => this.expiring.delete(done))
+      this.expiring.add(done)
+    }, ms)
     lease.timer.unref()
   }
 
@@ -795,7 +824,6 @@ export class AmqpBroker implements Broker {
     if (!lease) return undefined
     this.leases.delete(receipt)
     clearTimeout(lease.timer)
-    if (lease.message && lease.generation !== this.client.generation) return undefined
     return lease
   }
 
@@ -935,7 +963,7 @@ export class AmqpBroker implements Broker {
     this.parseReceipts(receipts)
     return receipts.map((receipt) => {
       const lease = this.leases.get(receipt)
-      if (!lease || (lease.message && lease.generation !== this.client.generation)) return 'stale'
+      if (!lease) return 'stale'
       this.arm(receipt, lease, byMs)
       return 'ok'
     })
@@ -944,7 +972,7 @@ export class AmqpBroker implements Broker {
   async stillLeased(receipts: string[]): Promise<boolean[]> {
     return receipts.map((receipt) => {
       const lease = this.leases.get(receipt)
-      return lease !== undefined && (!lease.message || lease.generation === this.client.generation)
+      return lease !== undefined
     })
   }
 
@@ -1100,30 +1128,50 @@ export class AmqpBroker implements Broker {
         if (batch.length === 0) break
         await reader.catchUp()
       }
-      const records = new Map<string, TopicRecord | undefined>()
-      for (const entry of entries) if (!records.has(entry.topic)) records.set(entry.topic, await this.topicRecord(entry.topic))
+      const keep = await this.retained(entries)
       const counts = new Map<string, LogCount>()
-      const later = new Map<string, number>()
-      for (let i = entries.length - 1; i >= 0; i--) {
-        const {topic, at, bytes} = entries[i]
-        const record = records.get(topic)
-        if (!record || at < record.createdAt) continue
+      for (const [i, {topic, at, bytes}] of entries.entries()) {
+        if (keep[i] === undefined) continue
         const count = counts.get(topic) ?? {retained: 0, bytes: 0, discarded: 0, oldest: undefined}
         counts.set(topic, count)
-        const newer = later.get(topic) ?? 0
-        later.set(topic, newer + 1)
-        if ((record.settings.maxMessages !== null && newer >= record.settings.maxMessages) || Date.now() - at > record.settings.maxAgeMs) {
+        if (!keep[i]) {
           count.discarded++
           continue
         }
         count.retained++
         count.bytes += bytes
-        count.oldest = at
+        count.oldest ??= at
       }
       return counts
     } finally {
       await reader.close()
     }
+  }
+
+  /**
+   * Which log entries (oldest first) their topic's settings still retain: true kept, false
+   * discarded (past --max-messages, or --max-age before a later publish or more than
+   * AGE_SLACK_MS ago), undefined for a topic deleted (or made again) since.
+   */
+  private async retained(entries: {topic: string; at: number}[]): Promise<(boolean | undefined)[]> {
+    const records = new Map<string, TopicRecord | undefined>()
+    for (const {topic} of entries) if (!records.has(topic)) records.set(topic, await this.topicRecord(topic))
+    const keep: (boolean | undefined)[] = []
+    const later = new Map<string, {count: number; newest: number}>()
+    const now = Date.now()
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const {topic, at} = entries[i]
+      const record = records.get(topic)
+      if (!record || at < record.createdAt) continue
+      const seen = later.get(topic) ?? {count: 0, newest: at}
+      later.set(topic, {count: seen.count + 1, newest: seen.newest})
+      const {maxMessages, maxAgeMs} = record.settings
+      keep[i] =
+        (maxMessages === null || seen.count < maxMessages) &&
+        seen.newest - at <= maxAgeMs &&
+        now - at <= maxAgeMs + AGE_SLACK_MS
+    }
+    return keep
   }
 
   private async topicRecords(): Promise<TopicRecord[]> {
@@ -1340,20 +1388,7 @@ export class AmqpBroker implements Broker {
         state.caughtUp = true
       }
       const entries = state.reader.entries
-      const keep: boolean[] = []
-      const later = new Map<string, number>()
-      for (let i = entries.length - 1; i >= 0; i--) {
-        const entry = entries[i]
-        const record = await this.topicRecord(entry.topic)
-        const at = publishedAt(entry.message) ?? 0
-        const newer = later.get(entry.topic) ?? 0
-        later.set(entry.topic, newer + 1)
-        keep[i] =
-          record !== undefined &&
-          at >= record.createdAt &&
-          Date.now() - at <= record.settings.maxAgeMs &&
-          (record.settings.maxMessages === null || newer < record.settings.maxMessages)
-      }
+      const keep = await this.retained(entries.map((entry) => ({topic: entry.topic, at: publishedAt(entry.message) ?? 0})))
       let taken = 0
       for (let i = 0; i < entries.length && out.length < options.max; i++) {
         taken = i + 1
@@ -1463,6 +1498,12 @@ export class AmqpBroker implements Broker {
     await this.client.close()
   }
 }
+
+/**
+ * The file broker applies --max-age when a topic is published to; reading the log applies it
+ * against later publishes exactly, and against the clock this much late at most.
+ */
+const AGE_SLACK_MS = 5_000
 
 interface LogCount {
   retained: number
