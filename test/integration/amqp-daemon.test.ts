@@ -43,7 +43,7 @@ describe('receipts on amqp:// held by the daemon (real RabbitMQ)', function () {
   }
   const startDaemon = async () => {
     const started = await mq(['daemon', 'start', '--no-http'], on())
-    expect(started.code, started.stderr).to.equal(0)
+    expect(started.code, `${started.stderr}\n${readFileSync(join(home, 'daemon.log'), 'utf8')}`).to.equal(0)
     return Number(started.stdout.trim())
   }
   const publish = async (...bodies: string[]) => {
