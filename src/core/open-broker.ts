@@ -188,9 +188,9 @@ export function hidePassword(url: string): string {
 export function openBroker(target: BrokerTarget): Broker {
   if (target.kind === 'file') return new FileBroker(target.home)
   if (target.kind === 'amqp') {
-    return lazyBroker(async () => {
+    return lazyBroker(async (waiter) => {
       const {AmqpBroker} = await import('./amqp-broker/index.js')
-      return AmqpBroker.connect(target)
+      return AmqpBroker.connect(target, waiter)
     })
   }
   return lazyBroker(async (waiter) => {

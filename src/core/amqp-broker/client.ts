@@ -1,6 +1,7 @@
 import type {Channel, ChannelModel, ConfirmChannel, GetMessage, Options} from 'amqplib'
 
 import {InvalidInputError, StoreError} from '../errors.js'
+import type {LockWaiter} from '../lock-wait.js'
 import type {AmqpTarget} from '../open-broker.js'
 
 /** Connect timeout and per-request timeout (env MQ_AMQP_TIMEOUT_MS), so nothing ever hangs. */
@@ -41,6 +42,7 @@ export class AmqpClient {
   private opsChannel?: Channel
   private probeChannel?: Promise<Channel>
   private closed = false
+  private patience?: LockWaiter
   /** Channels opened for long polls, log readers and redrives. */
   private readonly channels = new Set<Channel>()
   serverVersion = ''
@@ -149,8 +151,25 @@ export class AmqpClient {
     await this.opening
   }
 
+  /**
+   * From now on operations wait out outages through `waiter` (long-running commands: followers,
+   * `--exec` workers): a lost connection is reopened for as long as it takes. See `LockWaiter`.
+   */
+  waitOutOutages(waiter: LockWaiter): void {
+    this.patience = waiter
+  }
+
   /** Runs an operation on a live connection; a connection lost meanwhile is reopened and the operation retried. */
   async run<T>(what: string, operation: () => Promise<T>, retry = true): Promise<T> {
+    if (!this.patience || !retry) return this.runBudgeted(what, operation, retry)
+    return this.patience.run(
+      () => this.runBudgeted(what, operation, retry),
+      undefined,
+      (error) => !this.closed && error instanceof StoreError && (error.code === 'unreachable' || error.code === 'timeout'),
+    )
+  }
+
+  private async runBudgeted<T>(what: string, operation: () => Promise<T>, retry: boolean): Promise<T> {
     const deadline = Date.now() + this.failoverMs
     for (;;) {
       await this.ready()

@@ -38,6 +38,7 @@ import {InterruptedError, InvalidInputError, NotFoundError, QueueFullError, Wron
 import {resolveQueueSettings, resolveTopicSettings} from '../file-broker/destinations.js'
 import {atMessage, checkBodySizes, differingSettings, validateMessages} from '../file-broker/validation.js'
 import {compileTopicPattern, validateName} from '../names.js'
+import type {LockWaiter} from '../lock-wait.js'
 import type {AmqpTarget} from '../open-broker.js'
 import {sleep} from '../rate-limiter.js'
 import {AmqpClient, amqpCode, ManagementApi} from './client.js'
@@ -171,8 +172,15 @@ export class AmqpBroker implements Broker {
     client.onLoss = (channel) => this.dropLeases(channel)
   }
 
-  static async connect(target: AmqpTarget): Promise<AmqpBroker> {
-    return new AmqpBroker(await AmqpClient.connect(target), target)
+  static async connect(target: AmqpTarget, waiter?: LockWaiter): Promise<AmqpBroker> {
+    const broker = new AmqpBroker(await AmqpClient.connect(target), target)
+    if (waiter) broker.waitOutOutages(waiter)
+    return broker
+  }
+
+  /** Long-running commands ride out a lost connection instead of failing (README: "Running on RabbitMQ"). */
+  waitOutOutages(waiter: LockWaiter): void {
+    this.client.waitOutOutages(waiter)
   }
 
   private refuseUnless(feature: Feature): void {
@@ -464,21 +472,24 @@ export class AmqpBroker implements Broker {
   }
 
   /**
-   * The management API samples queue figures (collect_statistics_interval, 5 s by default): wait,
-   * briefly, until its ready count agrees with the broker's own (a passive declare).
+   * The management API samples queue figures (collect_statistics_interval, 5 s by default; a new
+   * queue has none until its first sample): wait, a few seconds at most, for two samples in a row
+   * that agree with each other and with the broker's own ready count (a passive declare).
    */
   private async freshManaged(amqpName: string): Promise<{info: ManagedQueue; ready: number}> {
-    const deadline = Date.now() + 3_000
+    const deadline = Date.now() + 6_000
     let previous: ManagedQueue | undefined
     for (;;) {
       const [info, found] = await Promise.all([this.managedQueue(amqpName), this.client.checkQueue(amqpName)])
       if (!info || !found) throw new NotFoundError('queue', amqpName)
+      const sampled = info.messages_ready !== undefined && info.messages_unacknowledged !== undefined
       const agrees =
+        sampled &&
         info.messages_ready === found.messageCount &&
         previous?.messages_ready === info.messages_ready &&
         previous?.messages_unacknowledged === info.messages_unacknowledged
       if (agrees || Date.now() > deadline) return {info, ready: found.messageCount}
-      previous = info
+      if (sampled) previous = info
       await sleep(150)
     }
   }

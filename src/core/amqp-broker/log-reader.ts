@@ -121,7 +121,7 @@ export class LogReader {
           () => reject(new StoreError('the topic log did not answer in time', {code: 'timeout'})),
           this.client.timeoutMs * 2,
         )
-        also.finally(() => this.waiters.delete(wake))
+        void also.finally(() => this.waiters.delete(wake))
       }),
     ]).finally(() => clearTimeout(timer))
   }
