@@ -65,6 +65,13 @@ describe('receipts on amqp:// held by the daemon (real RabbitMQ)', function () {
       expect(refused.stderr).to.match(/held by the daemon/)
       expect(refused.stderr).to.include('mq daemon start')
     }
+    // a daemon of this folder that serves another broker (the folder itself) does not settle for this one
+    const fileDaemon = await mq(['daemon', 'start', '--no-http'], on({env: {MQ_URL: ''}}))
+    expect(fileDaemon.code, fileDaemon.stderr).to.equal(0)
+    const other = await mq(['ack', 'a1:0123456789ab:1'], on())
+    expect(other.code).to.equal(2)
+    expect(other.stderr).to.match(/serves file:/)
+    expect((await mq(['daemon', 'stop'], on({env: {MQ_URL: ''}}))).code).to.equal(0)
     expect((await mq(['consume', queue], on())).stdout).to.equal('a\n')
     const worker = await mq(['consume', queue, '--exec', 'cat > "$OUT"'], on({env: {OUT: join(home, 'out')}}))
     expect(worker.code, worker.stderr).to.equal(0)
