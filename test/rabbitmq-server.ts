@@ -1,4 +1,4 @@
-import {type ChildProcess, spawn} from 'node:child_process'
+import {type ChildProcess, spawn, spawnSync} from 'node:child_process'
 import {accessSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {request} from 'node:http'
 import {connect} from 'node:net'
@@ -42,6 +42,8 @@ export interface RabbitMq {
   /** amqp://guest:guest@127.0.0.1:PORT (guest may log in from loopback only, which is where we are) */
   url: string
   amqpPort: number
+  /** The mqctl broker URL: `url` with `?management=` (listing, policies and unacked counts need it). */
+  brokerUrl: string
   /** http://127.0.0.1:PORT of the management plugin (same guest credentials) */
   managementUrl: string
   managementPort: number
@@ -70,6 +72,17 @@ export async function requireRabbitMq(context: Mocha.Context): Promise<RabbitMq>
     context.skip()
   }
   return rabbitmq(binary)
+}
+
+/** Debian's python3 with pika (the RabbitMQ tutorial's client), or the suite skipped / failed under CI. */
+export function requirePika(context: Mocha.Context): string {
+  const python = '/usr/bin/python3'
+  const found = spawnSync(python, ['-c', 'import pika'], {stdio: 'ignore'})
+  if (found.status === 0) return python
+  const missing = 'python3-pika is not installed for /usr/bin/python3 (apt-get install python3-pika)'
+  if (process.env.CI) throw new Error(`${missing}: CI must run the RabbitMQ interop tests`)
+  console.log(`      (skipped: ${missing})`)
+  context.skip()
 }
 
 /** The shared node (booted on the first call). */
@@ -209,6 +222,7 @@ async function startRabbitMq(binary: string): Promise<RabbitMq> {
   console.log(`      (rabbitmq-server ${nodeName} ready on 127.0.0.1:${amqpPort} in ${(bootMs / 1000).toFixed(1)} s)`)
   return {
     url: `amqp://guest:guest@127.0.0.1:${amqpPort}`,
+    brokerUrl: `amqp://guest:guest@127.0.0.1:${amqpPort}?management=${managementUrl}`,
     amqpPort,
     managementUrl,
     managementPort,

@@ -394,6 +394,13 @@ export interface Broker {
   close(): Promise<void>
 }
 
+/**
+ * What receives with manual acks and settles receipts: the broker itself where any process can
+ * settle a receipt (file, nats://), or the daemon that holds the broker's leases where only the
+ * receiving connection can (amqp://; ARCHITECTURE.md, "The daemon as receipt holder").
+ */
+export type ReceiptHolder = Pick<Broker, 'receive' | 'ack' | 'nack' | 'extend' | 'stillLeased'>
+
 /** Optional: a driver that commits many publish requests in one write (the daemon's group commit). */
 export interface GroupPublisher {
   publishGroup(requests: {name: string; messages: OutgoingMessage[]; options: PublishOptions}[]): (
