@@ -88,6 +88,17 @@ export function brokerConformance(name: string, open: () => Promise<Broker>): vo
       expect((await broker.queueStats('jobs')).depth).to.equal(0)
     })
 
+    it('tells which receipts still hold their lease', async () => {
+      await broker.publish('jobs', [{body: 'a'}, {body: 'b'}, {body: 'c'}])
+      const [a, b] = await broker.receive('jobs', {max: 2, autoAck: false, visibilityTimeoutMs: 60_000})
+      const [c] = await broker.receive('jobs', {max: 1, autoAck: false, visibilityTimeoutMs: 300})
+      expect(await broker.stillLeased([a.receipt!, b.receipt!])).to.deep.equal([true, true])
+      await broker.ack([a.receipt!])
+      expect(await broker.extend([b.receipt!], 60_000)).to.deep.equal(['ok'])
+      expect(await broker.stillLeased([a.receipt!, b.receipt!])).to.deep.equal([false, true])
+      await waitFor(async () => !(await broker.stillLeased([c.receipt!]))[0], 'the short lease to run out')
+    })
+
     it('refuses garbled receipts before settling any', async () => {
       await broker.publish('jobs', [{body: 'x'}])
       const [delivery] = await broker.receive('jobs', {max: 1, autoAck: false})

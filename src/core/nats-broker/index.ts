@@ -44,6 +44,7 @@ import {decodeText, encodeText, ERR, JsApiError, JsClient, type PulledMessage} f
 import {natsCapabilities} from './features.js'
 import {parseHeaderBlock, userHeaders} from './headers.js'
 import {Naming} from './naming.js'
+import {type AckInfo, formatReceipt, parseAckSubject, parseReceipt} from './receipts.js'
 import {BASE_CONSUMER, levelConsumer, levelOfConsumer, pullOrder, Waker} from './priorities.js'
 import {hasSchedule, readSchedule, type Schedule, scheduleOf, verdict, writeSchedule} from './schedule.js'
 
@@ -104,21 +105,6 @@ interface LeaseRecord {
   c: number
   e?: string
   z?: number
-}
-
-/** What the ack subject of a delivery says. */
-interface AckInfo {
-  subject: string
-  stream: string
-  consumer: string
-  count: number
-  streamSeq: number
-  deliverySeq: number
-  publishedAt: number
-  /** The lease record's sequence when the receipt was issued. */
-  leaseSeq?: number
-  /** Deliveries before the message's --delay was over, which are not attempts. */
-  early: number
 }
 
 /** Where deliveries come from: a queue's consumer or a subscription's. */
@@ -1055,15 +1041,22 @@ export class JetStreamBroker implements Broker {
       }
       if (options.autoAck) this.client.send(msg.reply, '+ACK')
       else {
-        const record: LeaseRecord = {d: ack.deliverySeq, s: 'l', u: now + lease, c: attempt}
-        if (ack.early > 0) record.z = ack.early
-        // The receipt carries the lease record's sequence (and the early deliveries, which are not
-        // attempts): settling it is then one compare-and-set.
-        work.push(
-          this.client.publish(leaseSubject, JSON.stringify(record)).then(({seq}) => {
-            delivery.receipt = `n.${Buffer.from(msg.reply).toString('base64url')}.${seq}${ack.early > 0 ? `.${ack.early}` : ''}`
-          }),
-        )
+        const until = now + lease
+        if (ack.count === 1 && previous === undefined && schedule.notBefore === undefined) {
+          // A first delivery: no earlier receipt of it exists to be made stale, so no record yet;
+          // the first settle creates it (compare-and-set against "none"), which a redelivery's
+          // record would have beaten.
+          delivery.receipt = formatReceipt(msg.reply, 0, until, 0)
+        } else {
+          const record: LeaseRecord = {d: ack.deliverySeq, s: 'l', u: until, c: attempt}
+          if (ack.early > 0) record.z = ack.early
+          // The receipt carries the lease record's sequence: settling it is then one compare-and-set.
+          work.push(
+            this.client.publish(leaseSubject, JSON.stringify(record)).then(({seq}) => {
+              delivery.receipt = formatReceipt(msg.reply, seq, until, ack.early)
+            }),
+          )
+        }
         if (lease !== source.settings.visibilityTimeoutMs)
           this.client.send(msg.reply, `-NAK ${JSON.stringify({delay: lease * NS})}`)
       }
@@ -1138,12 +1131,7 @@ export class JetStreamBroker implements Broker {
 
   private parseReceipts(receipts: string[]): AckInfo[] {
     return receipts.map((receipt, index) => {
-      const match = /^n\.([\w-]+)\.(\d{1,16})(?:\.(\d{1,6}))?$/.exec(receipt)
-      const ack = match ? parseAckSubject(Buffer.from(match[1], 'base64url').toString('utf8')) : undefined
-      if (ack) {
-        ack.leaseSeq = Number(match![2])
-        ack.early = Number(match![3] ?? 0)
-      }
+      const ack = parseReceipt(receipt)
       if (!ack || !ack.stream.startsWith(`${this.naming.streamRoot}_`)) {
         throw atMessage(
           new InvalidInputError(`"${printable(receipt, 40)}" is not a receipt of this broker`, {
@@ -1187,11 +1175,14 @@ export class JetStreamBroker implements Broker {
     const settled = new Map<string, number>()
     const outcomes = await inWindows(acks, async (ack): Promise<SettleOutcome> => {
       if (!(await this.claim(ack, {s: 'x', u: Date.now()}))) return 'stale'
-      await this.client.settle(ack.subject, '+ACK')
+      // The claim decided; the ack itself needs no answer of its own: one flush for the batch
+      // makes sure the server has them all.
+      this.client.send(ack.subject, '+ACK')
       const key = `${ack.stream}-${ack.consumer}`
       settled.set(key, (settled.get(key) ?? 0) + 1)
       return 'ok'
     })
+    await this.client.flush()
     // A queue's acked total is derived from its stream (see queueStats); subscriptions count theirs.
     for (const [key, acked] of settled) if (key.startsWith(`${this.naming.topicStream}-`)) await this.bump(key, {acked})
     return outcomes
@@ -1236,8 +1227,13 @@ export class JetStreamBroker implements Broker {
     const acks = this.parseReceipts(receipts)
     const now = Date.now()
     return inWindows(acks, async (ack) => {
-      const lease = await this.currentLease(ack)
-      return lease !== undefined && lease.value.u > now
+      const record = await this.lastRecord<LeaseRecord>(
+        this.naming.leaseStream,
+        this.naming.leaseSubject(ack.stream, ack.consumer, ack.streamSeq),
+      )
+      // No record: a first delivery nobody settled, extended or received again; its lease is the receipt's.
+      if (!record) return ack.leaseSeq === 0 && (ack.until ?? 0) > now
+      return record.value.d === ack.deliverySeq && record.value.s === 'l' && record.value.u > now
     })
   }
 
@@ -1739,31 +1735,6 @@ function subscriptionMetaOf(consumer: ConsumerInfo): SubscriptionMeta | undefine
     return meta.mq === 'subscription' ? meta : undefined
   } catch {
     return undefined
-  }
-}
-
-/**
- * `$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<delivery seq>.<ns>.<pending>` (servers
- * before 2.10), or the longer form with domain and account hash in front and a token behind.
- */
-export function parseAckSubject(subject: string): AckInfo | undefined {
-  const tokens = subject.split('.')
-  if (tokens[0] !== '$JS' || tokens[1] !== 'ACK') return undefined
-  const at = tokens.length === 9 ? 2 : tokens.length >= 11 ? 4 : -1
-  if (at === -1) return undefined
-  const numeric = tokens.slice(at + 2, at + 6)
-  if (!numeric.every((t) => /^\d{1,20}$/.test(t))) return undefined
-  const [count, streamSeq, deliverySeq] = numeric.map(Number)
-  if (!(count >= 1 && streamSeq >= 1 && deliverySeq >= 1)) return undefined
-  return {
-    subject,
-    stream: tokens[at],
-    consumer: tokens[at + 1],
-    count,
-    streamSeq,
-    deliverySeq,
-    publishedAt: Math.round(Number(BigInt(tokens[at + 5]) / 1000n) / 1000),
-    early: 0,
   }
 }
 
