@@ -133,18 +133,24 @@ export class Context {
 
   /**
    * For long-running commands (followers, `--exec` workers, `--lines` streams): from now on the
-   * broker waits out another process's write lock instead of failing, says so once on stderr,
-   * and gives up only on a second interrupt. Returns the waiter, for work done through the daemon.
+   * broker waits out outages instead of failing — another process's write lock on the folder, a
+   * networked broker that stops answering after it was reached (a leader election, a restart) —
+   * says so once per episode on stderr, and gives up only on a second interrupt. Returns the
+   * waiter, for work done through the daemon.
    */
   waitOutLocks(): LockWaiter {
     if (!this.waiter) {
       const waiter = new LockWaiter({
         signal: this.handleInterrupts().force,
-        onWait: () => this.warn('broker locked by another process; waiting…'),
+        onWait: (error) =>
+          this.warn(
+            isLockedError(error)
+              ? 'broker locked by another process; waiting…'
+              : `${(error as Error)?.message ?? error}; waiting for the broker to answer again (Ctrl-C twice to give up)…`,
+          ),
       })
       this.waiter = waiter
-      // Only the folder has a write lock to wait for; a nats:// broker has none.
-      if (this.target.kind === 'file') this.local().waitOutLocks(waiter)
+      this.broker().waitOutOutages?.(waiter)
     }
     return this.waiter
   }

@@ -1,4 +1,5 @@
 import type {BrokerDescription} from './capabilities.js'
+import type {LockWaiter} from './lock-wait.js'
 
 /**
  * The broker contract. Commands and the engine talk to a `Broker`; the file-backed SQLite broker
@@ -350,6 +351,13 @@ export interface Broker {
 
   /** Which driver and server this is, and what it does natively, emulates or refuses. */
   describe(): Promise<BrokerDescription>
+
+  /**
+   * Optional, for long-running commands (followers, `--exec` workers, `--lines` streams): from now
+   * on the broker waits out outages through `waiter` instead of failing — another process's
+   * write lock on the folder, a networked broker that stops answering once it was reached.
+   */
+  waitOutOutages?(waiter: LockWaiter): void
 
   /** Idempotent. */
   close(): Promise<void>

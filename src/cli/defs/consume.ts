@@ -2,7 +2,7 @@ import {DEFAULT_QUEUE_SETTINGS} from '../../core/broker.js'
 import type {ReceiveFn} from '../../core/consumer.js'
 import {InvalidInputError} from '../../core/errors.js'
 import {validateName} from '../../core/names.js'
-import {CONSUMER_FLAGS, consumerSettings, runConsumer} from '../consumer.js'
+import {CONSUMER_FLAGS, consumerSettings, runConsumer, waitsOutLocks} from '../consumer.js'
 import {defineCommand} from '../definition.js'
 import {askName} from '../prompts.js'
 import {triage, type TriageSummary} from '../triage.js'
@@ -34,6 +34,8 @@ each keeps a lease and its receipt is shown, for \`mq ack\`. Exit 3 when nothing
       'queue name',
     )
     const broker = ctx.broker()
+    // A follower or worker waits out outages from its first request on (a cluster still electing).
+    if (!flags.interactive && waitsOutLocks(settings)) ctx.waitOutLocks()
     const lease = flags['visibility-timeout'] ?? (await broker.getQueue(queue))?.settings.visibilityTimeoutMs ?? DEFAULT_QUEUE_SETTINGS.visibilityTimeoutMs
     const receive: ReceiveFn = (options) => broker.receive(queue, options)
     if (flags.interactive) {

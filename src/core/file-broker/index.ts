@@ -97,11 +97,11 @@ export class FileBroker implements Broker {
    * (retrying with backoff) instead of failing after the busy timeout. Lease extensions do not
    * wait: their timer tries again anyway.
    */
-  waitOutLocks(waiter: LockWaiter): void {
+  waitOutOutages(waiter: LockWaiter): void {
     this.lockWaiter = waiter
   }
 
-  /** Runs one unit of work, waiting out the write lock when `waitOutLocks` was called. */
+  /** Runs one unit of work, waiting out the write lock when `waitOutOutages` was called. */
   private patiently<T>(operation: () => T, signal?: AbortSignal): T | Promise<T> {
     return this.lockWaiter ? this.lockWaiter.run(operation, signal) : operation()
   }

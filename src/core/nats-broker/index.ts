@@ -34,6 +34,7 @@ import {backoffDelayMs} from '../backoff.js'
 import {type BrokerCapabilities, type BrokerDescription, type Feature, requireFeature} from '../capabilities.js'
 import {monotonicNow} from '../clock.js'
 import {InterruptedError, InvalidInputError, NotFoundError, QueueFullError, WrongKindError} from '../errors.js'
+import type {LockWaiter} from '../lock-wait.js'
 import {resolveQueueSettings, resolveTopicSettings} from '../file-broker/destinations.js'
 import {atMessage, checkBodySizes, differingSettings, validateMessages} from '../file-broker/validation.js'
 import {printable, validateName} from '../names.js'
@@ -175,8 +176,12 @@ export class JetStreamBroker implements Broker {
     this.capabilities = natsCapabilities(client.version)
   }
 
-  static async connect(target: NatsTarget): Promise<JetStreamBroker> {
-    return new JetStreamBroker(await JsClient.connect(target), target)
+  static async connect(target: NatsTarget, waiter?: LockWaiter): Promise<JetStreamBroker> {
+    return new JetStreamBroker(await JsClient.connect(target, waiter), target)
+  }
+
+  waitOutOutages(waiter: LockWaiter): void {
+    this.client.waitOutOutages(waiter)
   }
 
   private refuseUnless(feature: Feature): void {
