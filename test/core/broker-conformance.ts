@@ -471,6 +471,20 @@ export function brokerConformance(name: string, open: () => Promise<Broker>): vo
         expect((await broker.topicStats('count')).totals.discarded).to.equal(2)
       })
 
+      it('counts a topic\'s messages and bytes (body plus headers)', async () => {
+        await broker.declareTopic('sized')
+        await broker.declareTopic('other')
+        await broker.publish('sized', [{body: 'abcd'}, {body: 'é', headers: {k: 'v'}}])
+        await broker.publish('other', [{body: 'x'.repeat(100)}])
+        const bytes = 4 + 2 + JSON.stringify({k: 'v'}).length
+        expect(await broker.topicStats('sized')).to.deep.include({messages: 2, bytes})
+        const listed = await broker.listTopics()
+        expect(listed.map((t) => [t.name, t.messages, t.bytes])).to.deep.equal([
+          ['other', 1, 100],
+          ['sized', 2, bytes],
+        ])
+      })
+
       it('refuses a durable name reused with another pattern, showing both', async () => {
         await broker.subscribe('a.*', {durable: 'x'})
         let error: unknown

@@ -45,6 +45,7 @@ import {decodeText, encodeText, ERR, JsApiError, JsClient, type PulledMessage} f
 import {natsCapabilities} from './features.js'
 import {parseHeaderBlock, userHeaders} from './headers.js'
 import {Naming} from './naming.js'
+import {topicBytes} from './topic-bytes.js'
 import {type AckInfo, formatReceipt, parseAckSubject, parseReceipt} from './receipts.js'
 import {BASE_CONSUMER, levelConsumer, levelOfConsumer, pullOrder, Waker} from './priorities.js'
 import {hasSchedule, readSchedule, type Schedule, scheduleOf, verdict, writeSchedule} from './schedule.js'
@@ -1432,10 +1433,22 @@ export class JetStreamBroker implements Broker {
     return counts
   }
 
-  private async topicInfo(meta: TopicMeta, counts?: Record<string, number>): Promise<TopicInfo> {
+  private async topicInfo(
+    meta: TopicMeta,
+    counts?: Record<string, number>,
+    bytes?: Record<string, number>,
+  ): Promise<TopicInfo> {
     const messages = (counts ?? (await this.topicCounts()))[meta.name] ?? 0
-    // JetStream keeps byte counts per stream, not per subject.
-    return {name: meta.name, createdAt: meta.createdAt, settings: meta.settings, messages, bytes: 0}
+    const size =
+      messages === 0
+        ? 0
+        : ((bytes ?? (await this.topicBytes(this.naming.topicSubject(meta.name))))[meta.name] ?? 0)
+    return {name: meta.name, createdAt: meta.createdAt, settings: meta.settings, messages, bytes: size}
+  }
+
+  /** Bytes per topic under a filter: JetStream counts bytes per stream only (topic-bytes.ts). */
+  private topicBytes(filter: string): Promise<Record<string, number>> {
+    return topicBytes(this.client, this.naming.topicStream, filter, (subject) => this.naming.topicOf(subject))
   }
 
   private async topicMetas(): Promise<TopicMeta[]> {
@@ -1451,7 +1464,8 @@ export class JetStreamBroker implements Broker {
 
   async listTopics(): Promise<TopicInfo[]> {
     const [metas, counts] = await Promise.all([this.topicMetas(), this.topicCounts()])
-    return Promise.all(metas.map((meta) => this.topicInfo(meta, counts)))
+    const bytes = Object.values(counts).some(Boolean) ? await this.topicBytes(`${this.naming.root}.t.>`) : {}
+    return Promise.all(metas.map((meta) => this.topicInfo(meta, counts, bytes)))
   }
 
   async topicStats(name: string): Promise<TopicStats> {
