@@ -268,6 +268,20 @@ export function brokerConformance(name: string, open: () => Promise<Broker>): vo
       expect(stats.oldestAgeMs).to.be.a('number')
     })
 
+    it('reports publish and ack rates over the last minutes', async () => {
+      await broker.declareQueue('jobs')
+      expect((await broker.queueStats('jobs')).rates.publishedPerSecond.last1m).to.equal(0)
+      await broker.publish('jobs', ['a', 'b', 'c', 'd'].map((body) => ({body})))
+      await broker.receive('jobs', {max: 1, autoAck: true})
+      const [held] = await broker.receive('jobs', {max: 1, autoAck: false})
+      await broker.ack([held.receipt!])
+      const {rates} = await broker.queueStats('jobs')
+      // Four published and two acked within the current minute (rates are rounded to 0.01/s).
+      expect(rates.ackedPerSecond.last1m).to.be.greaterThan(0)
+      expect(rates.publishedPerSecond.last1m).to.be.greaterThan(rates.ackedPerSecond.last1m)
+      expect(rates.publishedPerSecond.last5m).to.be.greaterThan(0).and.at.most(rates.publishedPerSecond.last1m)
+    })
+
     it('delays a message until its time; meeting it early is not an attempt', async () => {
       await broker.declareQueue('jobs', {maxDeliveries: 1})
       const deliverAt = Date.now() + 1_500

@@ -132,6 +132,14 @@ describe('the CLI on a nats:// broker (real nats-server)', function () {
     expect((await mq(['ack', delivery.receipt], on())).code).to.equal(0)
   })
 
+  it('queue stats rates count what other processes published and acked', async () => {
+    expect((await mq(['publish', 'rated', '--lines'], on({input: '1\n2\n3\n'}))).code).to.equal(0)
+    expect((await mq(['consume', 'rated', '-n', '3'], on())).stdout).to.equal('1\n2\n3\n')
+    const {rates} = JSON.parse((await mq(['queue', 'stats', 'rated', '--json'], on())).stdout)
+    expect(rates.publishedPerSecond.last1m).to.be.greaterThan(0)
+    expect(rates.ackedPerSecond.last1m).to.be.greaterThan(0)
+  })
+
   it('refuses what the server version cannot do safely: exit 2 naming the feature, the server and the alternative', async () => {
     const bytes = await mq(['queue', 'create', 'small', '--max-bytes', '1KiB'], on())
     expect(bytes.code).to.equal(2)

@@ -74,6 +74,9 @@ export function natsCapabilities(version: string): BrokerCapabilities {
     },
     'topic-max-age': {support: 'emulated', note: 'older messages are skipped when read'},
     replicas: {support: 'native', note: 'num_replicas on each stream and consumer'},
-    rates: {support: 'refused', note: 'no per-minute counters on the server: stats show totals only (rates are 0)'},
+    rates: {
+      support: 'emulated',
+      note: 'each process writes its per-minute publish and ack counts to a small stream; stats add them up',
+    },
   })
 }

@@ -45,6 +45,7 @@ import {decodeText, encodeText, ERR, JsApiError, JsClient, type PulledMessage} f
 import {natsCapabilities} from './features.js'
 import {parseHeaderBlock, userHeaders} from './headers.js'
 import {Naming} from './naming.js'
+import {RateCounters} from './rates.js'
 import {topicBytes} from './topic-bytes.js'
 import {type AckInfo, formatReceipt, parseAckSubject, parseReceipt} from './receipts.js'
 import {BASE_CONSUMER, levelConsumer, levelOfConsumer, pullOrder, Waker} from './priorities.js'
@@ -65,6 +66,8 @@ const PULL_CHUNK_MS = 30_000
 const EPHEMERAL_INACTIVE_MS = Number(process.env.MQ_NATS_EPHEMERAL_INACTIVE_MS) || 30_000
 /** Lease records outlive any lease (12 h at most) and are then dropped by the server. */
 const LEASE_RECORD_AGE_MS = 7 * 86_400_000
+/** Rate counts are kept this long (the longest rate is over 5 minutes). */
+const RATE_RECORD_AGE_MS = 6 * 60_000
 /** In-flight requests at once when settling or publishing a large batch. */
 const WINDOW = 512
 const NS = 1_000_000
@@ -168,6 +171,7 @@ export class JetStreamBroker implements Broker {
   private readonly queuesSeenAt = new Map<string, number>()
   private readonly ready = new Map<string, Promise<void>>()
   private closed = false
+  private readonly rates: RateCounters
 
   private constructor(
     private readonly client: JsClient,
@@ -175,6 +179,14 @@ export class JetStreamBroker implements Broker {
   ) {
     this.naming = new Naming(target.prefix)
     this.capabilities = natsCapabilities(client.version)
+    this.rates = new RateCounters(client, this.naming.rateSubjectRoot, this.naming.rateStream, () =>
+      this.infra(this.naming.rateStream, {
+        subjects: [`${this.naming.rateSubjectRoot}.>`],
+        storage: 'memory',
+        max_msgs_per_subject: 1,
+        max_age: RATE_RECORD_AGE_MS * NS,
+      }),
+    )
   }
 
   static async connect(target: NatsTarget, waiter?: LockWaiter): Promise<JetStreamBroker> {
@@ -491,6 +503,8 @@ export class JetStreamBroker implements Broker {
     this.queues.delete(name)
     await this.forgetLeases(stream, '*')
     await this.purgeMeta(this.naming.metaSubject('count', `${stream}-${QUEUE_CONSUMER}`))
+    if (await this.streamInfo(this.naming.rateStream))
+      await this.client.api(`STREAM.PURGE.${this.naming.rateStream}`, {filter: `${this.naming.rateSubjectRoot}.${stream}.*`})
     return {deleted: info.state.messages}
   }
 
@@ -610,7 +624,7 @@ export class JetStreamBroker implements Broker {
       deadLettered: dlq?.info.state.messages ?? 0,
       oldestAgeMs: info.state.messages > 0 ? Math.max(0, now - Date.parse(info.state.first_ts)) : null,
       totals,
-      rates: {publishedPerSecond: {last1m: 0, last5m: 0}, ackedPerSecond: {last1m: 0, last5m: 0}},
+      rates: await this.rates.read(stream, now),
     }
   }
 
@@ -808,6 +822,7 @@ export class JetStreamBroker implements Broker {
         }
       }
     } finally {
+      this.rates.count(stream, 'published', results.filter((r) => r && !r.duplicate).length)
       if (duplicates > 0)
         await this.bump(`${this.naming.queueStream(meta.name)}-${QUEUE_CONSUMER}`, {deduplicated: duplicates})
     }
@@ -1069,9 +1084,11 @@ export class JetStreamBroker implements Broker {
       deliveries.push(delivery)
     }
     await Promise.all(work)
-    await this.client.flush()
+    // Acks and delayed NAKs went out unconfirmed: make sure the server has them.
+    if (pulled.length > 0) await this.client.flush()
     if (options.autoAck && deliveries.length > 0 && source.kind === 'subscription')
       await this.bump(`${source.stream}-${source.consumer}`, {acked: deliveries.length})
+    if (options.autoAck && source.kind === 'queue') this.rates.count(source.stream, 'acked', deliveries.length)
     if (expiredDropped > 0)
       await this.bump(`${source.stream}-${QUEUE_CONSUMER}`, {expired: expiredDropped, expiredDropped})
     return deliveries
@@ -1190,7 +1207,10 @@ export class JetStreamBroker implements Broker {
     })
     await this.client.flush()
     // A queue's acked total is derived from its stream (see queueStats); subscriptions count theirs.
-    for (const [key, acked] of settled) if (key.startsWith(`${this.naming.topicStream}-`)) await this.bump(key, {acked})
+    for (const [key, acked] of settled) {
+      if (key.startsWith(`${this.naming.topicStream}-`)) await this.bump(key, {acked})
+      else this.rates.count(key.slice(0, key.lastIndexOf('-')), 'acked', acked)
+    }
     return outcomes
   }
 
@@ -1734,6 +1754,7 @@ export class JetStreamBroker implements Broker {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
+    await this.rates.flush()
     await this.client.close()
   }
 }

@@ -64,6 +64,15 @@ export class Naming {
     return `${this.root}.l.${stream}.${consumer}.*`
   }
 
+  /** Publish and ack counts per process (rates.ts): `<root>.r.<queue stream>.<process>`. */
+  get rateStream(): string {
+    return `${this.streamRoot}_R`
+  }
+
+  get rateSubjectRoot(): string {
+    return `${this.root}.r`
+  }
+
   get metaStream(): string {
     return `${this.streamRoot}_M`
   }
