@@ -10,7 +10,7 @@ import type {FlagSpecs, FlagValues} from './spec.js'
 
 /** Flags shared by `consume` and `subscribe`, with the same meaning in both. */
 export const CONSUMER_FLAGS = {
-  count: {kind: 'integer', char: 'n', summary: 'Messages to take before exiting.', default: 1, min: 1},
+  count: {kind: 'integer', char: 'n', summary: 'Messages to take before exiting (default 1; with -f, no limit: -f -n 3 stops after 3).', min: 1},
   wait: {kind: 'duration', summary: 'Long poll: wait up to DUR for the -n messages, returning as soon as they arrive (default: do not wait).', helpValue: 'DUR'},
   follow: {kind: 'boolean', char: 'f', summary: 'Keep consuming until interrupted.'},
   'poll-interval': {kind: 'duration', positive: true, summary: 'Poll every DUR instead of waking on changes.', helpValue: 'DUR'},
@@ -50,7 +50,7 @@ export function consumerSettings(flags: FlagValues<typeof CONSUMER_FLAGS>): Cons
   }
   return {
     loop: {
-      count: flags.count,
+      count: flags.count ?? (flags.follow ? Number.POSITIVE_INFINITY : 1),
       follow: flags.follow,
       waitMs: flags.wait ?? 0,
       pollIntervalMs: flags['poll-interval'],

@@ -35,6 +35,8 @@ export interface Io {
   stdout: Writable & {isTTY?: boolean}
   stderr: Writable & {isTTY?: boolean}
   env: NodeJS.ProcessEnv
+  /** The folder the command runs in (relative paths a user types mean this folder). */
+  cwd: string
 }
 
 export interface Spinner {
@@ -61,8 +63,10 @@ export class Context {
   readonly stdout: Io['stdout']
   readonly stderr: Io['stderr']
   readonly env: NodeJS.ProcessEnv
+  readonly cwd: string
   readonly out: Output
   exitCode = 0
+  private readonly noColorFlag: boolean
 
   private readonly releasers: Releaser[] = []
   private openedBroker?: Broker
@@ -78,6 +82,7 @@ export class Context {
     this.stdout = io.stdout ?? process.stdout
     this.stderr = io.stderr ?? process.stderr
     const env = (this.env = io.env ?? process.env)
+    this.cwd = io.cwd ?? process.cwd()
     this.out = new Output(this.stdout)
     const selected = selectBroker({brokerFlag: globals.broker, homeFlag: globals.home, prefix: globals.prefix}, env)
     this.home = selected.home
@@ -86,7 +91,8 @@ export class Context {
     this.stdinIsTTY = Boolean(this.stdin.isTTY)
     this.stdoutIsTTY = Boolean(this.stdout.isTTY)
     this.interactive = !globals.nonInteractive && !env.CI && this.stdinIsTTY && this.stdoutIsTTY
-    this.color = !globals.noColor && !('NO_COLOR' in env) && this.stdoutIsTTY && !this.json
+    this.noColorFlag = globals.noColor
+    this.color = colorWanted(this.noColorFlag, env, this.stdoutIsTTY) && !this.json
   }
 
   /** The broker for this command, opened once (a nats:// broker connects on first use). */
@@ -134,18 +140,24 @@ export class Context {
 
   /**
    * For long-running commands (followers, `--exec` workers, `--lines` streams): from now on the
-   * broker waits out another process's write lock instead of failing, says so once on stderr,
-   * and gives up only on a second interrupt. Returns the waiter, for work done through the daemon.
+   * broker waits out outages instead of failing — another process's write lock on the folder, a
+   * networked broker that stops answering after it was reached (a leader election, a restart) —
+   * says so once per episode on stderr, and gives up only on a second interrupt. Returns the
+   * waiter, for work done through the daemon.
    */
   waitOutLocks(): LockWaiter {
     if (!this.waiter) {
       const waiter = new LockWaiter({
         signal: this.handleInterrupts().force,
-        onWait: () => this.warn('broker locked by another process; waiting…'),
+        onWait: (error) =>
+          this.warn(
+            isLockedError(error)
+              ? 'broker locked by another process; waiting…'
+              : `${(error as Error)?.message ?? error}; waiting for the broker to answer again (Ctrl-C twice to give up)…`,
+          ),
       })
       this.waiter = waiter
-      // Only the folder has a write lock to wait for; a nats:// broker has none.
-      if (this.target.kind === 'file') this.local().waitOutLocks(waiter)
+      this.broker().waitOutOutages?.(waiter)
     }
     return this.waiter
   }
@@ -259,8 +271,9 @@ export class Context {
     return this.loadedStyle
   }
 
+  /** Colours on stderr (error lines, warnings): the same rule as stdout, for stderr's terminal. */
   stderrColor(): boolean {
-    return !('NO_COLOR' in this.env) && Boolean(this.stderr.isTTY) && !this.json
+    return colorWanted(this.noColorFlag, this.env, Boolean(this.stderr.isTTY)) && !this.json
   }
 
   /** A spinner on stderr for a person at a terminal; a no-op otherwise. */
@@ -289,4 +302,17 @@ export class Context {
   warn(line: string): void {
     this.stderr.write(`${line}\n`)
   }
+}
+
+/**
+ * Whether to colour a stream (README.md, "Output"): `--no-color` always wins; then `FORCE_COLOR`
+ * (any value but `0` or `false` turns colours on, even in a pipe; `0`/`false` off); then
+ * `NO_COLOR` (set, and not empty, turns them off); otherwise colours when the stream is a terminal.
+ */
+export function colorWanted(noColorFlag: boolean, env: NodeJS.ProcessEnv, isTTY: boolean): boolean {
+  if (noColorFlag) return false
+  const force = env.FORCE_COLOR
+  if (force !== undefined) return force !== '0' && force.toLowerCase() !== 'false'
+  if (env.NO_COLOR !== undefined && env.NO_COLOR !== '') return false
+  return isTTY
 }

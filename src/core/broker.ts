@@ -1,4 +1,5 @@
 import type {BrokerDescription} from './capabilities.js'
+import type {LockWaiter} from './lock-wait.js'
 
 /**
  * The broker contract. Commands and the engine talk to a `Broker`; the file-backed SQLite broker
@@ -275,6 +276,12 @@ export interface NackOptions {
   error?: string
   /** Use the queue's exponential retry backoff (with jitter) instead of `delayMs`. */
   backoff?: boolean
+  /**
+   * The delivery never reached a handler (its command could not start): release it at once and
+   * never dead-letter it; the file broker also takes the attempt back (on NATS JetStream keeps
+   * its own delivery count).
+   */
+  uncounted?: boolean
 }
 
 export interface QueueInfo {
@@ -370,6 +377,13 @@ export interface Broker {
 
   /** Which driver and server this is, and what it does natively, emulates or refuses. */
   describe(): Promise<BrokerDescription>
+
+  /**
+   * Optional, for long-running commands (followers, `--exec` workers, `--lines` streams): from now
+   * on the broker waits out outages through `waiter` instead of failing — another process's
+   * write lock on the folder, a networked broker that stops answering once it was reached.
+   */
+  waitOutOutages?(waiter: LockWaiter): void
 
   /** Idempotent. */
   close(): Promise<void>

@@ -42,7 +42,7 @@ describe('trigger, rules and the journal (CLI)', function () {
 
   it('reads data from stdin, and a whole CloudEvent with --envelope (validated)', async () => {
     writeRules({rules: [{name: 'log', pattern: {source: ['ci']}, actions: [{type: 'file', path: 'out.jsonl'}]}]})
-    await run(['trigger', 'piped', '--source', 'ci'], {home, input: '{"from":"stdin"}'})
+    await run(['trigger', 'piped', '--source', 'ci', '--data', '-'], {home, input: '{"from":"stdin"}'})
     const envelope = {specversion: '1.0', id: 'e-1', source: 'ci', type: 'whole', data: {n: 1}, traceparent: '00-abc'}
     expect((await run(['trigger', '--envelope'], {home, input: JSON.stringify(envelope)})).code).to.equal(0)
     const lines = readFileSync(join(home, 'out.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))

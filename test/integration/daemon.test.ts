@@ -214,7 +214,7 @@ describe('the daemon', function () {
         expect((await http(home, '/metrics', {token})).status).to.equal(401)
       }
       expect(await eventCount()).to.equal(0)
-      expect((await mq(['queue', 'list', '--json'], {home})).stdout.trim()).to.equal('[]')
+      expect((await mq(['queue', 'list', '--json'], {home})).stdout.trim()).to.equal('')
     })
 
     it('accepts structured, binary and batch CloudEvents, and queue messages', async () => {

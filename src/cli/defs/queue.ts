@@ -4,8 +4,8 @@ import {validateName} from '../../core/names.js'
 import {formatDuration, formatSize} from '../../core/units.js'
 import type {Context} from '../context.js'
 import {defineCommand} from '../definition.js'
-import {keyValues, table} from '../output.js'
-import {askName, confirm} from '../prompts.js'
+import {keyValues, listing, toJson} from '../output.js'
+import {askName, askNewName, confirm} from '../prompts.js'
 import {placementFromFlags, REPLICAS_FLAG} from '../placement.js'
 import type {FlagSpecs, FlagValues} from '../spec.js'
 
@@ -53,6 +53,7 @@ const queueArg = [{name: 'queue', summary: 'Queue name.'}]
 
 async function queueName(ctx: Context, given: string | undefined, command: string): Promise<string> {
   if (given !== undefined) return validateName(given, 'queue name')
+  if (command === 'create') return askNewName(ctx, 'queue name', 'give it as an argument: mq queue create QUEUE', (name) => validateName(name, 'queue name'))
   const names = (await ctx.broker().listQueues()).map((q) => q.name)
   return askName(ctx, 'queue', names, `give it as an argument: mq queue ${command} QUEUE`)
 }
@@ -75,17 +76,17 @@ function describeSettings(s: QueueSettings): string {
 export const queueList = defineCommand({
   id: 'queue:list',
   summary: 'List queues with their depth.',
-  examples: ['<%= config.bin %> queue list', '<%= config.bin %> queue list --json | jq -r \'.[].name\''],
+  examples: ['<%= config.bin %> queue list', '<%= config.bin %> queue list | cut -f1', '<%= config.bin %> queue list --json | jq -r .name'],
   flags: {},
+  jsonLines: true,
   run: (_input, ctx): Promise<QueueInfo[]> => ctx.broker().listQueues(),
-  render(queues, ctx) {
-    if (queues.length === 0) return ctx.stdoutIsTTY ? 'no queues yet: `mq publish NAME BODY` creates one' : undefined
-    if (!ctx.stdoutIsTTY) return queues.map((q) => q.name).join('\n')
-    return table(
+  render: (queues, ctx) =>
+    listing(
+      ctx,
       ['QUEUE', 'MESSAGES', 'SIZE', 'VISIBILITY', 'MAX-DELIVERIES', 'DEAD-LETTERS'],
       queues.map((q) => [q.name, q.depth, formatSize(q.bytes), formatDuration(q.settings.visibilityTimeoutMs), q.settings.maxDeliveries, q.settings.deadLetterQueue ?? '-']),
-    )
-  },
+      'no queues yet: `mq publish NAME BODY` creates one',
+    ),
 })
 
 export const queueCreate = defineCommand({
@@ -193,11 +194,11 @@ export const queuePeek = defineCommand({
 
 /** Peeked messages: JSON lines, bare bodies in a pipe, or a line each with headers for a person. */
 export function printPeeked(ctx: Context, queue: string, messages: PeekedMessage[]): void {
-  for (const m of messages) ctx.out.line(ctx.json ? JSON.stringify(peeked(queue, m)) : ctx.stdoutIsTTY ? human(m) : m.body)
+  for (const m of messages) ctx.out.line(ctx.json ? toJson(peeked(queue, m)) : ctx.stdoutIsTTY ? human(m) : m.body)
 }
 
 function peeked(queue: string, m: PeekedMessage): Record<string, unknown> {
-  return {id: m.id, queue, body: m.body, headers: m.headers, state: m.state, deliveries: m.attempts, priority: m.priority, publishedAt: new Date(m.publishedAt).toISOString()}
+  return {id: m.id, queue, body: m.body, headers: m.headers, state: m.state, deliveries: m.attempts, priority: m.priority, publishedAt: m.publishedAt}
 }
 
 function human(m: PeekedMessage): string {

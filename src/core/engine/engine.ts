@@ -29,6 +29,8 @@ export interface ActionSummary {
   exitCode?: number
   httpStatus?: number
   error?: string
+  /** The action's program could not start (not found, not executable); it was not retried. */
+  cannotStart?: true
   durationMs: number
 }
 
@@ -252,7 +254,7 @@ export class Engine {
       const durationMs = elapsedSince(attemptStarted)
       const delay = backoffDelayMs(retry.backoffMs, retry.maxBackoffMs, attempt)
       const killed = !result.ok && this.options.signal?.aborted === true
-      const giveUp = !result.ok && !killed && (attempt >= retry.maxAttempts || monotonicNow() + delay - first > retry.maxAgeMs)
+      const giveUp = !result.ok && !killed && (result.cannotStart === true || attempt >= retry.maxAttempts || monotonicNow() + delay - first > retry.maxAgeMs)
       const outcome: RunOutcome = result.ok ? 'ok' : giveUp ? 'dead-lettered' : 'failed'
       await this.options.journal.recordRun({
         eventSeq: seq,
@@ -281,6 +283,7 @@ export class Engine {
           exitCode: result.exitCode,
           httpStatus: result.httpStatus,
           error: result.error,
+          ...(result.cannotStart ? {cannotStart: true as const} : {}),
           durationMs: elapsedSince(first),
         }
       }

@@ -101,11 +101,11 @@ export class FileBroker implements Broker {
    * (retrying with backoff) instead of failing after the busy timeout. Lease extensions do not
    * wait: their timer tries again anyway.
    */
-  waitOutLocks(waiter: LockWaiter): void {
+  waitOutOutages(waiter: LockWaiter): void {
     this.lockWaiter = waiter
   }
 
-  /** Runs one unit of work, waiting out the write lock when `waitOutLocks` was called. */
+  /** Runs one unit of work, waiting out the write lock when `waitOutOutages` was called. */
   private patiently<T>(operation: () => T, signal?: AbortSignal): T | Promise<T> {
     return this.lockWaiter ? this.lockWaiter.run(operation, signal) : operation()
   }
@@ -547,7 +547,7 @@ export class FileBroker implements Broker {
 
   async nack(receipts: string[], options: NackOptions = {}): Promise<NackOutcome[]> {
     const parsed = parseReceipts(receipts)
-    const settings = {delayMs: options.delayMs ?? 0, deadLetter: options.deadLetter ?? false, error: options.error, backoff: options.backoff ?? false}
+    const settings = {delayMs: options.delayMs ?? 0, deadLetter: options.deadLetter ?? false, error: options.error, backoff: options.backoff ?? false, uncounted: options.uncounted ?? false}
     return this.patiently(() =>
       inSmallerChunksWhileDiskFull(parsed, (chunk) =>
         this.sql.write(() => {

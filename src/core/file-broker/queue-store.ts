@@ -183,11 +183,16 @@ export class QueueStore {
   nack(
     messageId: number,
     token: string,
-    options: {delayMs: number; deadLetter: boolean; error?: string; backoff: boolean},
+    options: {delayMs: number; deadLetter: boolean; error?: string; backoff: boolean; uncounted?: boolean},
     now: number,
   ): NackOutcome {
     const row = this.leased(messageId, token)
     if (!row) return 'stale'
+    if (options.uncounted) {
+      // As if it had never been delivered: ready now, the attempt taken back, its last error kept.
+      this.sql.q('UPDATE messages SET state = ?, visible_at = ?, lease_token = NULL, attempts = max(attempts - 1, 0) WHERE id = ?').run(READY, now, messageId)
+      return 'released'
+    }
     const queue = this.destinations.getById(row.dest_id)!
     const {settings} = queue
     if (options.deadLetter || row.attempts >= settings.maxDeliveries) {

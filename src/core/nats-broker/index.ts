@@ -34,6 +34,7 @@ import {
 import {backoffDelayMs} from '../backoff.js'
 import {type BrokerCapabilities, type BrokerDescription, type Feature, requireFeature} from '../capabilities.js'
 import {InterruptedError, InvalidInputError, NotFoundError, QueueFullError, WrongKindError} from '../errors.js'
+import type {LockWaiter} from '../lock-wait.js'
 import {resolveQueueSettings, resolveTopicSettings} from '../file-broker/destinations.js'
 import {atMessage, checkBodySizes, differingSettings, validateMessages} from '../file-broker/validation.js'
 import {printable, validateName} from '../names.js'
@@ -175,8 +176,12 @@ export class JetStreamBroker implements Broker {
     this.capabilities = natsCapabilities(client.version)
   }
 
-  static async connect(target: NatsTarget): Promise<JetStreamBroker> {
-    return new JetStreamBroker(await JsClient.connect(target), target)
+  static async connect(target: NatsTarget, waiter?: LockWaiter): Promise<JetStreamBroker> {
+    return new JetStreamBroker(await JsClient.connect(target, waiter), target)
+  }
+
+  waitOutOutages(waiter: LockWaiter): void {
+    this.client.waitOutOutages(waiter)
   }
 
   private refuseUnless(feature: Feature): void {
@@ -1010,8 +1015,8 @@ export class JetStreamBroker implements Broker {
     return inWindows(acks, async (ack): Promise<NackOutcome> => {
       const source = await this.sourceOf(ack)
       const exhausted = ack.count >= source.settings.maxDeliveries
-      const toDeadLetters = source.settings.deadLetterQueue !== null && (options.deadLetter || exhausted)
-      const delayMs = options.backoff
+      const toDeadLetters = !options.uncounted && source.settings.deadLetterQueue !== null && (options.deadLetter || exhausted)
+      const delayMs = options.uncounted ? 0 : options.backoff
         ? backoffDelayMs(source.settings.retryBackoffMs, source.settings.retryBackoffMaxMs, ack.count)
         : (options.delayMs ?? 0)
       const claimed = await this.claim(ack, {
