@@ -11,12 +11,25 @@ const LEAVE_ALTERNATE_SCREEN = '\u001B[?25h\u001B[?1049l'
  * raw from the terminal. The terminal is given back (main screen, cursor, cooked input) however
  * it ends: q, Ctrl-C, a signal or an error.
  */
-export async function runTopScreen(ctx: Context, sampler: TopSampler, start: Pick<TopView, 'sort' | 'filter'> & {intervalMs: number}): Promise<void> {
+export async function runTopScreen(
+  ctx: Context,
+  sampler: TopSampler,
+  start: Pick<TopView, 'sort' | 'filter'> & {intervalMs: number},
+): Promise<void> {
   const {stdin, stdout} = ctx
   const tty = stdout as NodeJS.WriteStream
   const input = stdin as NodeJS.ReadStream
   const style = await ctx.style()
-  const view: TopView = {columns: 80, rows: 24, sort: start.sort, reverse: false, filter: start.filter, editing: false, live: true, style}
+  const view: TopView = {
+    columns: 80,
+    rows: 24,
+    sort: start.sort,
+    reverse: false,
+    filter: start.filter,
+    editing: false,
+    live: true,
+    style,
+  }
   const stop = new AbortController()
   const {drain} = ctx.handleInterrupts()
   drain.addEventListener('abort', () => stop.abort(), {once: true})

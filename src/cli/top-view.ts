@@ -28,7 +28,16 @@ export interface TopView {
   style: Style
 }
 
-export const DEFAULT_VIEW: TopView = {columns: 120, rows: Number.POSITIVE_INFINITY, sort: 'depth', reverse: false, filter: '', editing: false, live: false, style: PLAIN}
+export const DEFAULT_VIEW: TopView = {
+  columns: 120,
+  rows: Number.POSITIVE_INFINITY,
+  sort: 'depth',
+  reverse: false,
+  filter: '',
+  editing: false,
+  live: false,
+  style: PLAIN,
+}
 
 const BLOCKS = '▁▂▃▄▅▆▇█'
 
@@ -36,7 +45,9 @@ const BLOCKS = '▁▂▃▄▅▆▇█'
 export function sparkline(values: number[], width: number): string {
   const shown = values.slice(-width)
   const top = Math.max(...shown, 0)
-  const bars = shown.map((v) => (top <= 0 ? BLOCKS[0] : BLOCKS[Math.min(BLOCKS.length - 1, Math.round((v / top) * (BLOCKS.length - 1)))]))
+  const bars = shown.map((v) =>
+    top <= 0 ? BLOCKS[0] : BLOCKS[Math.min(BLOCKS.length - 1, Math.round((v / top) * (BLOCKS.length - 1)))],
+  )
   return bars.join('').padStart(width)
 }
 
@@ -80,9 +91,19 @@ function layout<R extends {name: string}>(
   const sparkWidth = sparks.length === 0 ? 0 : Math.min(40, Math.floor(left / sparks.length) - 2)
   const shownSparks = sparkWidth >= 8 && live ? sparks : []
   const all: Column<R>[] = [
-    {title: nameTitle, width: nameWidth, left: true, cell: (r) => (r.name.length > nameWidth ? `${r.name.slice(0, nameWidth - 1)}…` : r.name)},
+    {
+      title: nameTitle,
+      width: nameWidth,
+      left: true,
+      cell: (r) => (r.name.length > nameWidth ? `${r.name.slice(0, nameWidth - 1)}…` : r.name),
+    },
     ...fixed,
-    ...shownSparks.map((s) => ({title: s.title(sparkWidth).slice(0, sparkWidth), width: sparkWidth, left: true, cell: (r: R) => sparkline(s.values(r), sparkWidth)})),
+    ...shownSparks.map((s) => ({
+      title: s.title(sparkWidth).slice(0, sparkWidth),
+      width: sparkWidth,
+      left: true,
+      cell: (r: R) => sparkline(s.values(r), sparkWidth),
+    })),
   ]
   const line = (cells: string[]) =>
     cells
@@ -116,18 +137,33 @@ function queueSortValue(sort: TopSort): (row: TopQueueRow) => number | null {
   }
 }
 
-const SORT_TITLES: Record<TopSort, string> = {name: 'name', depth: 'depth', inflight: 'in flight', dlq: 'DLQ', in: 'in/s', ack: 'ack/s'}
+const SORT_TITLES: Record<TopSort, string> = {
+  name: 'name',
+  depth: 'depth',
+  inflight: 'in flight',
+  dlq: 'DLQ',
+  in: 'in/s',
+  ack: 'ack/s',
+}
 
 /** The frame's lines (no trailing newline, none wider than `columns - 1`). */
 export function renderTop(snapshot: TopSnapshot, view: TopView = DEFAULT_VIEW): string[] {
   const s = view.style
   const match = (name: string) => view.filter === '' || name.toLowerCase().includes(view.filter.toLowerCase())
   const history = (width: number) => `(${formatDuration(snapshot.intervalMs * width)})`
-  const queues = sortRows(snapshot.queues.filter((q) => match(q.name)), view, queueSortValue(view.sort))
+  const queues = sortRows(
+    snapshot.queues.filter((q) => match(q.name)),
+    view,
+    queueSortValue(view.sort),
+  )
   const topics = sortRows(
     snapshot.topics.filter((t) => match(t.name)),
     view,
-    view.sort === 'in' ? (t: TopTopicRow) => t.publishRate : view.sort === 'name' ? () => 0 : (t: TopTopicRow) => t.messages,
+    view.sort === 'in'
+      ? (t: TopTopicRow) => t.publishRate
+      : view.sort === 'name'
+        ? () => 0
+        : (t: TopTopicRow) => t.messages,
   )
   const rules = [...snapshot.rules.filter((r) => match(r.name))].sort((a, b) => a.name.localeCompare(b.name))
 
@@ -167,7 +203,12 @@ export function renderTop(snapshot: TopSnapshot, view: TopView = DEFAULT_VIEW): 
     rules,
     view.columns,
     [
-      {title: 'STATE', width: 8, left: true, cell: (x) => (x.enabled === null ? 'removed' : x.enabled ? 'enabled' : 'disabled')},
+      {
+        title: 'STATE',
+        width: 8,
+        left: true,
+        cell: (x) => (x.enabled === null ? 'removed' : x.enabled ? 'enabled' : 'disabled'),
+      },
       {title: 'MATCHES', width: 7, cell: (x) => formatCount(x.matches)},
       {title: 'FAILED', width: 6, cell: (x) => formatCount(x.failures)},
       {title: 'GAVE UP', width: 7, cell: (x) => formatCount(x.deadLettered)},
@@ -191,9 +232,23 @@ export function renderTop(snapshot: TopSnapshot, view: TopView = DEFAULT_VIEW): 
   const head = [clip(`${title} · ${counts}`, view.columns), clip(order, view.columns)]
 
   const sections: {title: string; header: string; lines: string[]; empty: string}[] = [
-    {title: 'QUEUES AND SUBSCRIPTIONS', header: q.header, lines: q.lines, empty: view.filter ? 'none match the filter' : 'no queues or subscriptions yet'},
+    {
+      title: 'QUEUES AND SUBSCRIPTIONS',
+      header: q.header,
+      lines: q.lines,
+      empty: view.filter ? 'none match the filter' : 'no queues or subscriptions yet',
+    },
     {title: 'TOPICS', header: t.header, lines: t.lines, empty: view.filter ? 'none match the filter' : 'no topics'},
-    ...(snapshot.rules.length > 0 || view.live ? [{title: 'RULES (from the event journal)', header: r.header, lines: r.lines, empty: view.filter ? 'none match the filter' : 'no rules'}] : []),
+    ...(snapshot.rules.length > 0 || view.live
+      ? [
+          {
+            title: 'RULES (from the event journal)',
+            header: r.header,
+            lines: r.lines,
+            empty: view.filter ? 'none match the filter' : 'no rules',
+          },
+        ]
+      : []),
   ]
   const footer = view.live ? [footerLine(view)] : []
   // Fit the screen: each section keeps at least its title, header and one row; queues get the most.
@@ -204,14 +259,24 @@ export function renderTop(snapshot: TopSnapshot, view: TopView = DEFAULT_VIEW): 
   sections.forEach((section, i) => {
     body.push('', s.bold(section.title), s.dim(section.header))
     if (section.lines.length === 0) body.push(s.dim(`  ${section.empty}`))
-    const rows = section.lines.length > shown[i] ? [...section.lines.slice(0, shown[i] - 1), s.dim(`  … ${section.lines.length - shown[i] + 1} more (filter with /)`)] : section.lines
+    const rows =
+      section.lines.length > shown[i]
+        ? [
+            ...section.lines.slice(0, shown[i] - 1),
+            s.dim(`  … ${section.lines.length - shown[i] + 1} more (filter with /)`),
+          ]
+        : section.lines
     body.push(...rows)
   })
   const lines = [s.bold(head[0]), s.dim(head[1]), ...body]
   if (!Number.isFinite(view.rows)) return [...lines, ...footer.map((f) => s.dim(f))]
   // The footer sits on the last row.
   lines.length = Math.min(lines.length, view.rows - footer.length)
-  return [...lines, ...Array.from({length: view.rows - footer.length - lines.length}, () => ''), ...footer.map((f) => s.dim(f))]
+  return [
+    ...lines,
+    ...Array.from({length: view.rows - footer.length - lines.length}, () => ''),
+    ...footer.map((f) => s.dim(f)),
+  ]
 }
 
 /** Rows for each section within the budget: small sections in full, the first (queues) the rest. */

@@ -114,7 +114,12 @@ export class TopSampler {
     const next: Previous = {at: now, published: new Map(), acked: new Map(), matches: new Map()}
     const seconds = this.previous ? (now - this.previous.at) / 1000 : 0
     /** Per second since the last sample; the fallback (or null) on the first. */
-    const perSecond = (kind: 'published' | 'acked' | 'matches', key: string, total: number, fallback: number | null): number | null => {
+    const perSecond = (
+      kind: 'published' | 'acked' | 'matches',
+      key: string,
+      total: number,
+      fallback: number | null,
+    ): number | null => {
       next[kind].set(key, total)
       const before = this.previous?.[kind].get(key)
       if (before === undefined || seconds <= 0) return this.previous ? 0 : fallback
@@ -139,7 +144,12 @@ export class TopSampler {
     const rows: TopQueueRow[] = [
       ...queues.map((q: QueueStats) => {
         const brokerRate = (r: {last1m: number}) => (rates ? r.last1m : null)
-        const publishRate = perSecond('published', `queue:${q.name}`, q.totals.published, brokerRate(q.rates.publishedPerSecond))
+        const publishRate = perSecond(
+          'published',
+          `queue:${q.name}`,
+          q.totals.published,
+          brokerRate(q.rates.publishedPerSecond),
+        )
         const ackRate = perSecond('acked', `queue:${q.name}`, q.totals.acked, brokerRate(q.rates.ackedPerSecond))
         const depth = q.ready + q.delayed
         return {
@@ -157,7 +167,9 @@ export class TopSampler {
       }),
       ...subscriptions.map((s: SubscriptionStats) => {
         const rates = s.topics.map((t) => topicRate.get(t))
-        const publishRate = rates.some((r) => r === null || r === undefined) ? null : rates.reduce<number>((sum, r) => sum + (r ?? 0), 0)
+        const publishRate = rates.some((r) => r === null || r === undefined)
+          ? null
+          : rates.reduce<number>((sum, r) => sum + (r ?? 0), 0)
         const ackRate = perSecond('acked', `subscription:${s.name}`, s.totals.acked, null)
         const depth = s.lag + s.pendingRedelivery
         const dlq = s.settings.deadLetterQueue
@@ -177,10 +189,19 @@ export class TopSampler {
     ]
     const ruleRows = await this.ruleRows(perSecond)
     this.previous = next
-    return {takenAt: new Date(now).toISOString(), broker: url, intervalMs: this.options.intervalMs, queues: rows, topics: topicRows, rules: ruleRows}
+    return {
+      takenAt: new Date(now).toISOString(),
+      broker: url,
+      intervalMs: this.options.intervalMs,
+      queues: rows,
+      topics: topicRows,
+      rules: ruleRows,
+    }
   }
 
-  private async ruleRows(perSecond: (kind: 'matches', key: string, total: number, fallback: null) => number | null): Promise<TopRuleRow[]> {
+  private async ruleRows(
+    perSecond: (kind: 'matches', key: string, total: number, fallback: null) => number | null,
+  ): Promise<TopRuleRow[]> {
     const {journal} = this.options
     if (!journal) return []
     const read = await journal.ruleActivity(this.journalAfter)

@@ -11,7 +11,10 @@ describe('mq top --once / --json (CLI)', function () {
     home = tempHome()
     await run(['publish', 'jobs', '--lines'], {home, input: 'a\nb\nc\n'})
     await run(['publish', 'emails', 'x'], {home})
-    writeFileSync(join(home, 'rules.json'), JSON.stringify({rules: [{name: 'keep', pattern: {type: ['x']}, actions: [{type: 'file', path: 'kept.jsonl'}]}]}))
+    writeFileSync(
+      join(home, 'rules.json'),
+      JSON.stringify({rules: [{name: 'keep', pattern: {type: ['x']}, actions: [{type: 'file', path: 'kept.jsonl'}]}]}),
+    )
     await run(['trigger', 'x'], {home})
   })
 
@@ -19,7 +22,9 @@ describe('mq top --once / --json (CLI)', function () {
     const result = await run(['top'], {home})
     expect(result.code, result.stderr).to.equal(0)
     expect(result.stdout).to.not.include('\u001B')
-    expect(result.stdout).to.match(/^mq top — file:.* — \d\d:\d\d:\d\d — every 1s · 2 queues, 0 topics, 0 subscriptions, 1 rule$/m)
+    expect(result.stdout).to.match(
+      /^mq top — file:.* — \d\d:\d\d:\d\d — every 1s · 2 queues, 0 topics, 0 subscriptions, 1 rule$/m,
+    )
     expect(result.stdout).to.match(/^jobs +queue +3 +0 +0 +0 +[\d.]+ +0$/m)
     expect(result.stdout).to.match(/^keep +enabled +1 +0 +0 +\d+ms +\d+ms$/m)
     expect(result.stdout).to.not.match(/sort: n name/) // no keys: nothing to press
@@ -40,7 +45,13 @@ describe('mq top --once / --json (CLI)', function () {
     const snapshot = JSON.parse(result.stdout)
     expect(Date.parse(snapshot.takenAt)).to.be.closeTo(Date.now(), 60_000)
     expect(snapshot.queues.map((q: {name: string}) => q.name).sort()).to.deep.equal(['emails', 'jobs'])
-    expect(snapshot.queues.find((q: {name: string}) => q.name === 'jobs')).to.deep.include({kind: 'queue', depth: 3, inFlight: 0, delayed: 0, deadLettered: 0})
+    expect(snapshot.queues.find((q: {name: string}) => q.name === 'jobs')).to.deep.include({
+      kind: 'queue',
+      depth: 3,
+      inFlight: 0,
+      delayed: 0,
+      deadLettered: 0,
+    })
     expect(snapshot.rules[0]).to.deep.include({name: 'keep', enabled: true, matches: 1, failures: 0})
     expect(JSON.parse((await run(['top', '--json', '--filter', 'job'], {home})).stdout).queues).to.have.length(1)
   })

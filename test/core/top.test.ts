@@ -6,7 +6,19 @@ import {type TopQueueRow, TopSampler, type TopSnapshot} from '../../src/core/top
 import {tempHome} from '../helpers.js'
 
 function queue(name: string, depth: number, extra: Partial<TopQueueRow> = {}): TopQueueRow {
-  return {name, kind: 'queue', depth, inFlight: 0, delayed: 0, deadLettered: 0, publishRate: 0, ackRate: 0, depthHistory: [depth], rateHistory: [0], ...extra}
+  return {
+    name,
+    kind: 'queue',
+    depth,
+    inFlight: 0,
+    delayed: 0,
+    deadLettered: 0,
+    publishRate: 0,
+    ackRate: 0,
+    depthHistory: [depth],
+    rateHistory: [0],
+    ...extra,
+  }
 }
 
 const SNAPSHOT: TopSnapshot = {
@@ -14,12 +26,42 @@ const SNAPSHOT: TopSnapshot = {
   broker: 'file:/tmp/x',
   intervalMs: 1000,
   queues: [
-    queue('jobs', 120, {inFlight: 4, deadLettered: 2, publishRate: 35, ackRate: 30.14, depthHistory: [0, 40, 80, 120], rateHistory: [35, 35, 35, 35]}),
+    queue('jobs', 120, {
+      inFlight: 4,
+      deadLettered: 2,
+      publishRate: 35,
+      ackRate: 30.14,
+      depthHistory: [0, 40, 80, 120],
+      rateHistory: [35, 35, 35, 35],
+    }),
     queue('emails', 3, {publishRate: 250.4}),
     {...queue('audit', 7), kind: 'subscription', delayed: null, publishRate: null, ackRate: null},
   ],
-  topics: [{name: 'orders.created', messages: 15_000, bytes: 1, publishRate: 2.5, subscriptions: 1, maxLag: 7, rateHistory: [1, 2]}],
-  rules: [{name: 'deploy', enabled: true, matches: 12, matchRate: 0, failures: 3, deadLettered: 1, avgLatencyMs: 1500, maxLatencyMs: 4200, lastRunAt: 1, matchHistory: [0]}],
+  topics: [
+    {
+      name: 'orders.created',
+      messages: 15_000,
+      bytes: 1,
+      publishRate: 2.5,
+      subscriptions: 1,
+      maxLag: 7,
+      rateHistory: [1, 2],
+    },
+  ],
+  rules: [
+    {
+      name: 'deploy',
+      enabled: true,
+      matches: 12,
+      matchRate: 0,
+      failures: 3,
+      deadLettered: 1,
+      avgLatencyMs: 1500,
+      maxLatencyMs: 4200,
+      lastRunAt: 1,
+      matchHistory: [0],
+    },
+  ],
 }
 
 const view = (extra: Partial<TopView>): TopView => ({...DEFAULT_VIEW, ...extra})
@@ -54,7 +96,9 @@ describe('mq top: the frame (a pure function of a snapshot)', () => {
     const lines = renderTop(SNAPSHOT, view({columns: 100, rows: 30, live: true}))
     expect(lines).to.have.length(30)
     expect(lines.every((line) => line.length < 100)).to.equal(true)
-    expect(lines.at(-1)).to.equal('sort: n name  d depth  i in flight  x DLQ  p in/s  a ack/s  r reverse  / filter  q quit')
+    expect(lines.at(-1)).to.equal(
+      'sort: n name  d depth  i in flight  x DLQ  p in/s  a ack/s  r reverse  / filter  q quit',
+    )
     expect(lines.find((l) => l.startsWith('jobs'))).to.match(/ {2}▁▃▆█ {2,}████$/)
     expect(lines.join('\n')).to.match(/DEPTH \(\d+s\)/)
     const editing = renderTop(SNAPSHOT, view({columns: 100, rows: 30, live: true, editing: true, filter: 'jo'}))
@@ -62,7 +106,10 @@ describe('mq top: the frame (a pure function of a snapshot)', () => {
   })
 
   it('fits a small or narrow terminal: rows cut with a count of the rest, nothing wider than the screen', () => {
-    const many: TopSnapshot = {...SNAPSHOT, queues: Array.from({length: 50}, (_, i) => queue(`queue-number-${String(i).padStart(2, '0')}`, i))}
+    const many: TopSnapshot = {
+      ...SNAPSHOT,
+      queues: Array.from({length: 50}, (_, i) => queue(`queue-number-${String(i).padStart(2, '0')}`, i)),
+    }
     const lines = renderTop(many, view({columns: 60, rows: 20, live: true}))
     expect(lines).to.have.length(20)
     expect(lines.every((line) => line.length < 60)).to.equal(true)
@@ -76,7 +123,13 @@ describe('mq top: the frame (a pure function of a snapshot)', () => {
     expect(sparkline([3], 4)).to.equal('   █')
     expect(sparkline([0, 0], 2)).to.equal('▁▁')
     expect([formatCount(950), formatCount(12_345), formatCount(4_100_000)]).to.deep.equal(['950', '12.3k', '4.1M'])
-    expect([formatRate(null), formatRate(0), formatRate(0.25), formatRate(3.14), formatRate(1234.4)]).to.deep.equal(['-', '0', '0.25', '3.1', '1234'])
+    expect([formatRate(null), formatRate(0), formatRate(0.25), formatRate(3.14), formatRate(1234.4)]).to.deep.equal([
+      '-',
+      '0',
+      '0.25',
+      '3.1',
+      '1234',
+    ])
   })
 })
 
@@ -93,7 +146,10 @@ describe('mq top: the sampler', () => {
     await broker.publish('jobs', [{body: 'a'}])
     const first = await sampler.sample()
     expect(first.queues[0]).to.deep.include({name: 'jobs', kind: 'queue', depth: 1, inFlight: 0})
-    await broker.publish('jobs', Array.from({length: 20}, () => ({body: 'x'})))
+    await broker.publish(
+      'jobs',
+      Array.from({length: 20}, () => ({body: 'x'})),
+    )
     const got = await broker.receive('jobs', {max: 5, autoAck: false})
     await broker.ack(got.slice(0, 4).map((d) => d.receipt!))
     now += 2000
@@ -113,26 +169,85 @@ describe('mq top: the sampler', () => {
     const sampler = new TopSampler({broker, intervalMs: 1000})
     const s = await sampler.sample()
     expect(s.queues.find((q) => q.name === 'jobs')).to.deep.include({deadLettered: 2})
-    expect(s.queues.find((q) => q.name === 'audit')).to.deep.include({kind: 'subscription', depth: 3, inFlight: 0, delayed: null})
-    expect(s.topics).to.deep.equal([{name: 'orders.created', messages: 3, bytes: 3, publishRate: null, subscriptions: 1, maxLag: 3, rateHistory: [0]}])
+    expect(s.queues.find((q) => q.name === 'audit')).to.deep.include({
+      kind: 'subscription',
+      depth: 3,
+      inFlight: 0,
+      delayed: null,
+    })
+    expect(s.topics).to.deep.equal([
+      {name: 'orders.created', messages: 3, bytes: 3, publishRate: null, subscriptions: 1, maxLag: 3, rateHistory: [0]},
+    ])
   })
 
   it('rules: matches, failures and latency from the journal, read on incrementally; rules that never ran are listed', async () => {
     const journal = broker.journal
-    const run = async (seq: number, rule: string, attempt: number, outcome: 'ok' | 'failed' | 'dead-lettered', durationMs: number) =>
-      journal.recordRun({eventSeq: seq, rule, action: 0, actionType: 'exec', target: 'x', attempt, startedAt: Date.now(), durationMs, outcome})
+    const run = async (
+      seq: number,
+      rule: string,
+      attempt: number,
+      outcome: 'ok' | 'failed' | 'dead-lettered',
+      durationMs: number,
+    ) =>
+      journal.recordRun({
+        eventSeq: seq,
+        rule,
+        action: 0,
+        actionType: 'exec',
+        target: 'x',
+        attempt,
+        startedAt: Date.now(),
+        durationMs,
+        outcome,
+      })
     await run(1, 'deploy', 1, 'failed', 100)
     await run(1, 'deploy', 2, 'ok', 300)
-    const sampler = new TopSampler({broker, journal, intervalMs: 1000, rules: async () => [{name: 'deploy', enabled: true}, {name: 'idle', enabled: false}]})
+    const sampler = new TopSampler({
+      broker,
+      journal,
+      intervalMs: 1000,
+      rules: async () => [
+        {name: 'deploy', enabled: true},
+        {name: 'idle', enabled: false},
+      ],
+    })
     const first = await sampler.sample()
     expect(first.rules).to.deep.equal([
-      {name: 'deploy', enabled: true, matches: 1, matchRate: null, failures: 1, deadLettered: 0, avgLatencyMs: 200, maxLatencyMs: 300, lastRunAt: first.rules[0].lastRunAt, matchHistory: [0]},
-      {name: 'idle', enabled: false, matches: 0, matchRate: null, failures: 0, deadLettered: 0, avgLatencyMs: null, maxLatencyMs: null, lastRunAt: null, matchHistory: [0]},
+      {
+        name: 'deploy',
+        enabled: true,
+        matches: 1,
+        matchRate: null,
+        failures: 1,
+        deadLettered: 0,
+        avgLatencyMs: 200,
+        maxLatencyMs: 300,
+        lastRunAt: first.rules[0].lastRunAt,
+        matchHistory: [0],
+      },
+      {
+        name: 'idle',
+        enabled: false,
+        matches: 0,
+        matchRate: null,
+        failures: 0,
+        deadLettered: 0,
+        avgLatencyMs: null,
+        maxLatencyMs: null,
+        lastRunAt: null,
+        matchHistory: [0],
+      },
     ])
     await run(2, 'deploy', 1, 'dead-lettered', 600)
     await run(3, 'gone', 1, 'ok', 10)
     const second = await sampler.sample()
-    expect(second.rules.find((r) => r.name === 'deploy')).to.deep.include({matches: 2, failures: 2, deadLettered: 1, avgLatencyMs: 1000 / 3, maxLatencyMs: 600})
+    expect(second.rules.find((r) => r.name === 'deploy')).to.deep.include({
+      matches: 2,
+      failures: 2,
+      deadLettered: 1,
+      avgLatencyMs: 1000 / 3,
+      maxLatencyMs: 600,
+    })
     expect(second.rules.find((r) => r.name === 'gone')).to.deep.include({enabled: null, matches: 1})
   })
 })

@@ -24,7 +24,10 @@ describe('progress of long operations', function () {
     const home = tempHome()
     await deadLetters(home, 600)
     terminal = Terminal.start(['dlq', 'redrive', 'jobs', '--rate', '150/s', '--yes'], {MQ_HOME: home})
-    const screen = await terminal.waitFor(/redriving dead letters of jobs +\[#*\.+\] +\d+% [\d,]+\/600 messages +\d+\/s +ETA \d+s/, 'the bar')
+    const screen = await terminal.waitFor(
+      /redriving dead letters of jobs +\[#*\.+\] +\d+% [\d,]+\/600 messages +\d+\/s +ETA \d+s/,
+      'the bar',
+    )
     expect(screen).to.not.match(/\[exit/)
     await terminal.waitFor(/\[exit 0\]/)
     const end = terminal.screen()
@@ -40,7 +43,10 @@ describe('progress of long operations', function () {
     // A queue that blocks when full holds the publish partway through the file until a consumer comes.
     await run(['queue', 'create', 'slow', '--max-length', '10000', '--overflow', 'block'], {home})
     terminal = Terminal.start(['publish', 'slow', '--lines'], {MQ_HOME: home}, `< ${shellQuote(file)} > /dev/null`)
-    const blocked = await terminal.waitFor(/publishing to slow +\[#+\.+\] +(\d+)% ([\d,]+) messages/, 'the bar, held by the full queue')
+    const blocked = await terminal.waitFor(
+      /publishing to slow +\[#+\.+\] +(\d+)% ([\d,]+) messages/,
+      'the bar, held by the full queue',
+    )
     const [, percent, count] = /(\d+)% ([\d,]+) messages/.exec(blocked)!
     expect(Number(percent)).to.be.above(0).and.below(100)
     expect(Number(count.replaceAll(',', ''))).to.be.at.most(10_000)
@@ -56,7 +62,11 @@ describe('progress of long operations', function () {
     const home = tempHome()
     await run(['publish', 'jobs', '--lines'], {home, input: Array.from({length: 600}, (_, i) => `m${i}`).join('\n')})
     const out = join(home, 'out.txt')
-    terminal = Terminal.start(['consume', 'jobs', '-n', '500', '--rate', '200/s'], {MQ_HOME: home}, `> ${shellQuote(out)}`)
+    terminal = Terminal.start(
+      ['consume', 'jobs', '-n', '500', '--rate', '200/s'],
+      {MQ_HOME: home},
+      `> ${shellQuote(out)}`,
+    )
     await terminal.waitFor(/consuming jobs +\[#*\.+\] +\d+% [\d,]+\/500 messages +\d+\/s +ETA \d+s/, 'the bar')
     await terminal.waitFor(/\[exit 0\]/)
     expect(terminal.screen()).to.not.include('consuming jobs')
@@ -69,7 +79,12 @@ describe('progress of long operations', function () {
   it('at a terminal, events replay shows its progress', async function () {
     if (!Terminal.available()) this.skip()
     const home = tempHome()
-    writeFileSync(join(home, 'rules.json'), JSON.stringify({rules: [{name: 'slow', pattern: {type: ['job']}, actions: [{type: 'exec', command: ['sleep', '0.2']}]}]}))
+    writeFileSync(
+      join(home, 'rules.json'),
+      JSON.stringify({
+        rules: [{name: 'slow', pattern: {type: ['job']}, actions: [{type: 'exec', command: ['sleep', '0.2']}]}],
+      }),
+    )
     for (let i = 0; i < 8; i++) expect((await run(['trigger', 'job'], {home})).code).to.equal(0)
     terminal = Terminal.start(['events', 'replay', '--from', '1'], {MQ_HOME: home}, '> /dev/null')
     await terminal.waitFor(/replaying events +\[#*\.+\] +\d+% \d\/8 events/, 'the bar')

@@ -8,7 +8,8 @@ const SORTS = Object.values(SORT_KEYS)
 
 export default defineCommand({
   id: 'top',
-  summary: 'Watch queues, subscriptions, topics and rules live: depth, in flight, rates, dead letters, lag, rule failures.',
+  summary:
+    'Watch queues, subscriptions, topics and rules live: depth, in flight, rates, dead letters, lag, rule failures.',
   description: `A full-screen view refreshed every --interval: every queue and subscription with its depth, in
 flight, delayed and dead-lettered messages, publish and ack rates and sparklines of depth and rate;
 topics with their lag; rules with matches, failures and action latency from the event journal. Keys:
@@ -34,7 +35,8 @@ frame (plain text); --json prints the snapshot as one JSON object.`,
       broker: ctx.broker(),
       // The journal and the rules stay in the local folder on any broker.
       journal: ctx.local().journal,
-      rules: async () => (await loadRules(ctx, flags.rules)).validated.rules.map((r) => ({name: r.name, enabled: r.enabled})),
+      rules: async () =>
+        (await loadRules(ctx, flags.rules)).validated.rules.map((r) => ({name: r.name, enabled: r.enabled})),
       intervalMs,
     })
     const view = {sort: flags.sort as TopSort, filter: flags.filter ?? ''}
@@ -54,5 +56,10 @@ frame (plain text); --json prints the snapshot as one JSON object.`,
 function filterSnapshot(snapshot: TopSnapshot, filter: string): TopSnapshot {
   if (filter === '') return snapshot
   const match = (row: {name: string}) => row.name.toLowerCase().includes(filter.toLowerCase())
-  return {...snapshot, queues: snapshot.queues.filter(match), topics: snapshot.topics.filter(match), rules: snapshot.rules.filter(match)}
+  return {
+    ...snapshot,
+    queues: snapshot.queues.filter(match),
+    topics: snapshot.topics.filter(match),
+    rules: snapshot.rules.filter(match),
+  }
 }
