@@ -62,4 +62,12 @@ describe('mq top --once / --json (CLI)', function () {
     expect(sort.stderr).to.match(/--sort=size to be one of: name, depth, inflight, dlq, in, ack/)
     expect((await run(['top', '--interval', '0s'], {home})).code).to.equal(2)
   })
+  it('an invalid rules document does not stop it: the rules that ran still show, from the journal', async () => {
+    writeFileSync(join(home, 'rules.json'), '{"rules": [')
+    const result = await run(['top', '--json'], {home})
+    expect(result.code, result.stderr).to.equal(0)
+    expect(JSON.parse(result.stdout).rules).to.deep.equal([
+      {...JSON.parse(result.stdout).rules[0], name: 'keep', enabled: null, matches: 1},
+    ])
+  })
 })

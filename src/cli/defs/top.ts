@@ -31,12 +31,20 @@ frame (plain text); --json prints the snapshot as one JSON object.`,
   },
   async run({flags}, ctx): Promise<TopSnapshot | undefined> {
     const intervalMs = flags.interval ?? 1_000
+    let rules: {name: string; enabled: boolean}[] = []
     const sampler = new TopSampler({
       broker: ctx.broker(),
       // The journal and the rules stay in the local folder on any broker.
       journal: ctx.local().journal,
-      rules: async () =>
-        (await loadRules(ctx, flags.rules)).validated.rules.map((r) => ({name: r.name, enabled: r.enabled})),
+      rules: async () => {
+        // Read each sample, so edits show; an invalid edit keeps the rules last read (as the daemon does).
+        try {
+          rules = (await loadRules(ctx, flags.rules)).validated.rules.map((r) => ({name: r.name, enabled: r.enabled}))
+        } catch {
+          // keep them
+        }
+        return rules
+      },
       intervalMs,
     })
     const view = {sort: flags.sort as TopSort, filter: flags.filter ?? ''}
