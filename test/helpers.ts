@@ -26,6 +26,7 @@ import * as ruleMatchDefs from '../src/cli/defs/rule-match.js'
 import * as settleDefs from '../src/cli/defs/settle.js'
 import * as subscribeDefs from '../src/cli/defs/subscribe.js'
 import * as subscriptionDefs from '../src/cli/defs/subscription.js'
+import * as topDefs from '../src/cli/defs/top.js'
 import * as topicDefs from '../src/cli/defs/topic.js'
 import * as triggerDefs from '../src/cli/defs/trigger.js'
 
@@ -216,7 +217,7 @@ export async function killLeakedProcesses(): Promise<string | undefined> {
  * classes would then fail the instanceof checks that choose exit codes. A test checks this list
  * against the folder.
  */
-export const DEFINITION_MODULES: Record<string, Record<string, unknown>> = {'ack': ackDefs, 'broker': brokerDefs, 'consume': consumeDefs, 'daemon': daemonDefs, 'dlq': dlqDefs, 'engine': engineDefs, 'events': eventsDefs, 'extend': extendDefs, 'nack': nackDefs, 'publish': publishDefs, 'queue': queueDefs, 'rule': ruleDefs, 'rule-match': ruleMatchDefs, 'settle': settleDefs, 'subscribe': subscribeDefs, 'subscription': subscriptionDefs, 'topic': topicDefs, 'trigger': triggerDefs}
+export const DEFINITION_MODULES: Record<string, Record<string, unknown>> = {'ack': ackDefs, 'broker': brokerDefs, 'consume': consumeDefs, 'daemon': daemonDefs, 'dlq': dlqDefs, 'engine': engineDefs, 'events': eventsDefs, 'extend': extendDefs, 'nack': nackDefs, 'publish': publishDefs, 'queue': queueDefs, 'rule': ruleDefs, 'rule-match': ruleMatchDefs, 'settle': settleDefs, 'subscribe': subscribeDefs, 'subscription': subscriptionDefs, 'top': topDefs, 'topic': topicDefs, 'trigger': triggerDefs}
 
 let definitions: Map<string, CommandDefinition> | undefined
 
