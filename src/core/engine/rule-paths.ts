@@ -13,8 +13,8 @@ export interface MissingPath {
 }
 
 /**
- * Anchors the relative paths of new actions (`mq rule add`; README.md, "Rules"). At run time the
- * engine resolves them against the rules document's folder. For the default document, which lives
+ * Anchors the relative programs of new exec actions (`mq rule add`; README.md, "Rules"). At run
+ * time the engine resolves them against the rules document's folder. For the default document, which lives
  * in the broker folder, that is not where the user typed them: there `absolute` is set and they
  * are stored resolved against `base` (the folder `rule add` ran in). A `--rules` document keeps
  * them relative, to its own folder, so a repository can carry its rules. Either way, a program
@@ -29,7 +29,6 @@ export function anchorActionPaths(actions: ActionSpec[], base: string, absolute:
     if (!existsSync(resolved)) missing.push({given, resolved})
   }
   const anchored = actions.map((action): ActionSpec => {
-    if (action.type === 'file') return {...action, path: anchor(action.path)}
     if (action.type !== 'exec') return action
     const next = {...action}
     if (next.cwd !== undefined) {
