@@ -77,8 +77,8 @@ export async function startNatsServer(
   let log = ''
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(
-      () => reject(new Error(`nats-server did not get ready in 15 s: ${log.slice(-500)}`)),
-      15_000,
+      () => reject(new Error(`nats-server did not get ready in 60 s: ${log.slice(-500)}`)),
+      60_000,
     )
     child.stderr!.on('data', (chunk: Buffer) => {
       log += chunk.toString()

@@ -5,6 +5,7 @@ import {parseRate, RateLimiter} from '../core/rate-limiter.js'
 import {formatDuration} from '../core/units.js'
 import type {Context} from './context.js'
 import {DeliveryPrinter, execReporter} from './deliveries.js'
+import {NO_PROGRESS} from './progress.js'
 import type {FlagSpecs, FlagValues} from './spec.js'
 
 /** Flags shared by `consume` and `subscribe`, with the same meaning in both. */
@@ -105,6 +106,9 @@ export async function runConsumer(
     const printer = await DeliveryPrinter.create(ctx, settings.autoAck ? undefined : source.leaseMs)
     const spinner = await ctx.spinner(`waiting for messages on ${source.label}`)
     const stillLeased = (receipts: string[]) => broker.stillLeased(receipts)
+    // Draining many (`-n 10000 > file`): a bar on stderr, unless the bodies go to the same terminal.
+    const draining = !settings.loop.follow && settings.loop.count > 1 && settings.autoAck
+    const progress = draining ? ctx.progress(`consuming ${source.label}`, {stdoutBusy: true}) : NO_PROGRESS
     for await (const batch of deliveryBatches(receive, {...settings.loop, autoAck: settings.autoAck, signal: drain}, stillLeased)) {
       spinner.stop()
       printer.print(batch)
@@ -115,7 +119,9 @@ export async function runConsumer(
         break
       }
       received += batch.length
+      progress.update(received, settings.loop.count)
     }
+    progress.stop()
     spinner.stop()
   }
   if (ctx.out.failure) throw new StoreError(`cannot write the output (${ctx.out.failure.code ?? ctx.out.failure.message})`, {code: 'output', hint: 'the messages not written stay in the queue'})

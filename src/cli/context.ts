@@ -11,6 +11,7 @@ import {isLockedError, LockWaiter} from '../core/lock-wait.js'
 import {lockedError} from '../core/store/database.js'
 import {type BrokerTarget, openBroker, selectBroker} from '../core/open-broker.js'
 import {Output, PLAIN, type Style} from './output.js'
+import {NO_PROGRESS, type Progress, ProgressBar} from './progress.js'
 import type {GlobalOptions} from './spec.js'
 
 type Releaser = () => unknown
@@ -139,18 +140,24 @@ export class Context {
 
   /**
    * For long-running commands (followers, `--exec` workers, `--lines` streams): from now on the
-   * broker waits out another process's write lock instead of failing, says so once on stderr,
-   * and gives up only on a second interrupt. Returns the waiter, for work done through the daemon.
+   * broker waits out outages instead of failing — another process's write lock on the folder, a
+   * networked broker that stops answering after it was reached (a leader election, a restart) —
+   * says so once per episode on stderr, and gives up only on a second interrupt. Returns the
+   * waiter, for work done through the daemon.
    */
   waitOutLocks(): LockWaiter {
     if (!this.waiter) {
       const waiter = new LockWaiter({
         signal: this.handleInterrupts().force,
-        onWait: () => this.warn('broker locked by another process; waiting…'),
+        onWait: (error) =>
+          this.warn(
+            isLockedError(error)
+              ? 'broker locked by another process; waiting…'
+              : `${(error as Error)?.message ?? error}; waiting for the broker to answer again (Ctrl-C twice to give up)…`,
+          ),
       })
       this.waiter = waiter
-      // Only the folder has a write lock to wait for; a nats:// broker has none.
-      if (this.target.kind === 'file') this.local().waitOutLocks(waiter)
+      this.broker().waitOutOutages?.(waiter)
     }
     return this.waiter
   }
@@ -277,6 +284,18 @@ export class Context {
     const stop = () => spinner.stop()
     this.release(stop)
     return {update: (next) => (spinner.text = next), stop}
+  }
+
+  /**
+   * A progress bar on stderr for a long operation (README.md, "Progress"): only when stderr is a
+   * terminal and not with --json; `stdoutBusy` commands that print as they go to the same
+   * terminal get none (the bar would tear their output). A no-op otherwise.
+   */
+  progress(label: string, options: {unit?: string; stdoutBusy?: boolean} = {}): Progress {
+    if (!this.stderr.isTTY || this.json || (options.stdoutBusy && this.stdoutIsTTY)) return NO_PROGRESS
+    const bar = new ProgressBar(this.stderr, label, options.unit)
+    this.release(() => bar.stop())
+    return bar
   }
 
   /** One diagnostic line on stderr. */

@@ -1,4 +1,5 @@
 import type {BrokerDescription} from './capabilities.js'
+import type {LockWaiter} from './lock-wait.js'
 
 /**
  * The broker contract. Commands and the engine talk to a `Broker`; the file-backed SQLite broker
@@ -161,6 +162,20 @@ export interface DeadLetterQueueInfo {
   sources: string[]
 }
 
+/** How far a long operation is: `done` of `total` (README.md, "Progress"). */
+export interface ProgressReport {
+  done: number
+  total: number
+}
+
+/** For long operations that report progress and can stop between steps. */
+export interface BulkOptions {
+  /** Called after each step (a transaction), with what has been done so far. */
+  onProgress?(report: ProgressReport): void
+  /** Stops between steps; what was done stays done. */
+  signal?: AbortSignal
+}
+
 export interface RedriveOptions {
   /** Only messages matching this predicate (default: all). */
   filter?: (message: {body: string; headers: Headers}) => boolean
@@ -171,6 +186,8 @@ export interface RedriveOptions {
   /** Paces the moves (messages per second). */
   ratePerSecond?: number
   signal?: AbortSignal
+  /** After each batch: dead letters examined so far of those there were when it started. */
+  onProgress?(report: ProgressReport & {moved: number}): void
 }
 
 export interface RedriveResult {
@@ -309,7 +326,11 @@ export interface Broker {
   declareQueue(name: string, settings?: Partial<QueueSettings>, placement?: PlacementOptions): Promise<QueueInfo>
   updateQueue(name: string, settings: Partial<QueueSettings>): Promise<QueueInfo>
   deleteQueue(name: string): Promise<{deleted: number}>
-  purgeQueue(name: string): Promise<{purged: number}>
+  /**
+   * Deletes the messages the queue held when the purge started (published meanwhile are kept),
+   * in batches of one transaction each; an interrupted purge leaves the rest in place.
+   */
+  purgeQueue(name: string, options?: BulkOptions): Promise<{purged: number}>
   listQueues(): Promise<QueueInfo[]>
   /** The queue, or undefined when there is none (a topic of that name is an error). */
   getQueue(name: string): Promise<QueueInfo | undefined>
@@ -356,6 +377,13 @@ export interface Broker {
 
   /** Which driver and server this is, and what it does natively, emulates or refuses. */
   describe(): Promise<BrokerDescription>
+
+  /**
+   * Optional, for long-running commands (followers, `--exec` workers, `--lines` streams): from now
+   * on the broker waits out outages through `waiter` instead of failing — another process's
+   * write lock on the folder, a networked broker that stops answering once it was reached.
+   */
+  waitOutOutages?(waiter: LockWaiter): void
 
   /** Idempotent. */
   close(): Promise<void>

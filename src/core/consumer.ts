@@ -57,7 +57,7 @@ export async function* deliveryBatches(
   // without it the loop takes what is there now.
   const pastDeadline = () => !options.follow && options.waitMs > 0 && clock() >= deadline
   while (remaining > 0 && !options.signal?.aborted && !pastDeadline()) {
-    let max = Math.min(remaining, options.batchSize ?? 500, options.prefetch ?? Number.POSITIVE_INFINITY)
+    let max = Math.min(remaining, options.batchSize ?? 1000, options.prefetch ?? Number.POSITIVE_INFINITY)
     if (options.prefetch !== undefined && !options.autoAck && stillLeased) {
       held = await settleWindow(held, options.prefetch, stillLeased, options.signal)
       max = Math.min(max, options.prefetch - held.length)

@@ -21,15 +21,22 @@ export function isLockedError(error: unknown): boolean {
 export interface LockWaiterOptions {
   /** Stop waiting once this aborts (a second Ctrl-C): the lock error is thrown. */
   signal?: AbortSignal
-  /** Called when a wait begins after the broker was last usable (once per episode, not per retry). */
-  onWait?: () => void
+  /**
+   * Called when a wait begins after the broker was last usable (once per episode, not per retry),
+   * with the error that started it: a held write lock, or a networked broker that stopped answering.
+   */
+  onWait?: (error: unknown) => void
 }
 
+/** What a waiter retries: by default, a write lock held by another process. */
+export type Retryable = (error: unknown) => boolean
+
 /**
- * How a long-running command (a follower, an `--exec` worker, a `--lines` stream) rides out a
- * write lock held by another process past the busy timeout (a backup, a `sqlite3` shell, a long
- * checkpoint): it retries with backoff instead of exiting. One-shot commands do not use it; they
- * fail with the lock error after the busy timeout.
+ * How a long-running command (a follower, an `--exec` worker, a `--lines` stream) rides out an
+ * outage: a write lock held by another process past the busy timeout (a backup, a `sqlite3`
+ * shell, a long checkpoint), or a networked broker that stops answering (a cluster electing a
+ * leader, a server restarting). It retries with backoff instead of exiting. One-shot commands do
+ * not use it; they fail after their timeout.
  */
 export class LockWaiter {
   private waiting = false
@@ -37,20 +44,25 @@ export class LockWaiter {
   constructor(private readonly options: LockWaiterOptions = {}) {}
 
   /**
-   * Runs `operation`, and again after a pause each time it fails on the lock, until it succeeds,
-   * fails otherwise, or the waiter's signal (or `signal`, for this call only) aborts.
+   * Runs `operation`, and again after a pause each time it fails in a way `retryable` accepts (by
+   * default the lock), until it succeeds, fails otherwise, or the waiter's signal (or `signal`,
+   * for this call only) aborts.
    */
-  async run<T>(operation: () => T | Promise<T>, signal?: AbortSignal): Promise<T> {
+  async run<T>(
+    operation: () => T | Promise<T>,
+    signal?: AbortSignal,
+    retryable: Retryable = isLockedError,
+  ): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
         const result = await operation()
         this.waiting = false
         return result
       } catch (error) {
-        if (!isLockedError(error) || this.options.signal?.aborted || signal?.aborted) throw error
+        if (!retryable(error) || this.options.signal?.aborted || signal?.aborted) throw error
         if (!this.waiting) {
           this.waiting = true
-          this.options.onWait?.()
+          this.options.onWait?.(error)
         }
         const stop = signal && this.options.signal ? AbortSignal.any([signal, this.options.signal]) : (signal ?? this.options.signal)
         await sleep(backoffDelayMs(FIRST_PAUSE_MS, MAX_PAUSE_MS, attempt), stop)

@@ -4,6 +4,7 @@ import type {Broker} from './broker.js'
 import {resolveHome} from './config.js'
 import {InvalidInputError} from './errors.js'
 import {FileBroker} from './file-broker/index.js'
+import type {LockWaiter} from './lock-wait.js'
 import {validateName} from './names.js'
 
 /** A NATS address: the seed servers and how to authenticate, parsed from `nats://…`. */
@@ -127,20 +128,30 @@ export function hidePassword(url: string): string {
  */
 export function openBroker(target: BrokerTarget): Broker {
   if (target.kind === 'file') return new FileBroker(target.home)
-  return lazyBroker(async () => {
+  return lazyBroker(async (waiter) => {
     const {JetStreamBroker} = await import('./nats-broker/index.js')
-    return JetStreamBroker.connect(target)
+    return JetStreamBroker.connect(target, waiter)
   })
 }
 
-/** A Broker whose methods wait for the real one to open; `close` before any use opens nothing. */
-function lazyBroker(open: () => Promise<Broker>): Broker {
+/**
+ * A Broker whose methods wait for the real one to open; `close` before any use opens nothing.
+ * `waitOutOutages` is remembered and handed to the driver when it opens.
+ */
+function lazyBroker(open: (waiter?: LockWaiter) => Promise<Broker>): Broker {
   let opened: Promise<Broker> | undefined
   let closed = false
-  const get = () => (opened ??= open())
+  let waiter: LockWaiter | undefined
+  const get = () => (opened ??= open(waiter))
   return new Proxy({} as Broker, {
     get(_target, property) {
       if (property === 'then') return undefined
+      if (property === 'waitOutOutages') {
+        return (given: LockWaiter) => {
+          waiter = given
+          void opened?.then((broker) => broker.waitOutOutages?.(given), () => {})
+        }
+      }
       if (property === 'close') {
         return async () => {
           if (closed) return

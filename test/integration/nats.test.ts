@@ -1,11 +1,12 @@
 import {expect} from 'chai'
 import {execFile} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
-import {readFileSync, writeFileSync} from 'node:fs'
+import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {promisify} from 'node:util'
 
-import {BIN, jsonLines, mq, type RunOptions, start, tempHome, waitFor} from '../helpers.js'
+import {BIN, jsonLines, mq, type MqProcess, type RunOptions, start, tempHome, waitFor} from '../helpers.js'
 import {freePort, type NatsServer, requireNatsServer, startNatsServer} from '../nats-server.js'
 
 const run = promisify(execFile)
@@ -211,6 +212,52 @@ describe('the CLI on a nats:// broker (real nats-server)', function () {
       expect(metrics).to.include('mq_queue_acked_total{queue="jobs"} 1')
     } finally {
       expect((await mq(['daemon', 'stop'], {home, timeoutMs: 30_000})).code).to.equal(0)
+    }
+  })
+
+  it('a follower and an --exec worker wait out a server outage longer than the failover budget, then go on', async function () {
+    this.timeout(180_000)
+    // Its own server, restarted on the same port and store: the outage is the input of the test.
+    const port = await freePort()
+    const store = mkdtempSync(join(tmpdir(), 'mq-nats-restart-'))
+    let own = await startNatsServer({binary, port, store})
+    const opts = on({env: {MQ_URL: own.url, MQ_NATS_FAILOVER_MS: '300', MQ_NATS_TIMEOUT_MS: '1000'}, timeoutMs: 120_000})
+    const handled = join(home, 'handled')
+    writeFileSync(handled, '')
+    const children: MqProcess[] = []
+    try {
+      for (const queue of ['jobs', 'logs']) expect((await mq(['queue', 'create', queue], opts)).code).to.equal(0)
+      const worker = start(['consume', 'jobs', '-f', '--exec', `cat >> "${handled}"; echo >> "${handled}"`], opts)
+      const follower = start(['consume', 'logs', '-f'], opts)
+      children.push(worker, follower)
+      expect((await mq(['publish', 'jobs', 'before'], opts)).code).to.equal(0)
+      expect((await mq(['publish', 'logs', 'before'], opts)).code).to.equal(0)
+      await waitFor(() => readFileSync(handled, 'utf8').includes('before'), 'the worker to handle "before"', 30_000)
+      await waitFor(() => follower.stdout.includes('before'), 'the follower to print "before"', 30_000)
+
+      await own.stop('SIGKILL')
+      // Several request timeouts, each longer than the whole failover budget of a one-shot command.
+      const down = performance.now()
+      await waitFor(() => performance.now() - down > 4_000, 'an outage of 4 s', 10_000, 100)
+      expect(worker.child.exitCode, worker.stderr).to.equal(null)
+      expect(follower.child.exitCode, follower.stderr).to.equal(null)
+      own = await startNatsServer({binary, port, store})
+
+      expect((await mq(['publish', 'jobs', 'after'], opts)).code).to.equal(0)
+      expect((await mq(['publish', 'logs', 'after'], opts)).code).to.equal(0)
+      await waitFor(() => readFileSync(handled, 'utf8').includes('after'), 'the worker to handle "after"', 60_000, 100)
+      await waitFor(() => follower.stdout.includes('after'), 'the follower to print "after"', 60_000, 100)
+      for (const child of [worker, follower]) child.kill('SIGINT')
+      const [w, f] = await Promise.all([worker.done, follower.done])
+      expect(w.code, w.stderr).to.equal(130)
+      expect(f.code, f.stderr).to.equal(130)
+      expect(f.stdout).to.equal('before\nafter\n')
+      expect(readFileSync(handled, 'utf8').split('\n').filter(Boolean)).to.deep.equal(['before', 'after'])
+    } finally {
+      for (const child of children) if (child.child.exitCode === null) child.kill('SIGKILL')
+      await Promise.all(children.map((child) => child.done))
+      await own.stop()
+      rmSync(store, {recursive: true, force: true})
     }
   })
 

@@ -3,7 +3,7 @@ import type {ReceiveFn} from '../../core/consumer.js'
 import {InvalidInputError, NotFoundError} from '../../core/errors.js'
 import {validateName} from '../../core/names.js'
 import type {Context} from '../context.js'
-import {CONSUMER_FLAGS, consumerSettings, runConsumer} from '../consumer.js'
+import {CONSUMER_FLAGS, consumerSettings, runConsumer, waitsOutLocks} from '../consumer.js'
 import {defineCommand} from '../definition.js'
 import {askName} from '../prompts.js'
 import {closest} from '../suggest.js'
@@ -36,6 +36,8 @@ each keeps a lease and its receipt is shown, for \`mq ack\`. Exit 3 when nothing
       'queue name',
     )
     const broker = ctx.broker()
+    // A follower or worker waits out outages from its first request on (a cluster still electing).
+    if (!flags.interactive && waitsOutLocks(settings)) ctx.waitOutLocks()
     const existing = await broker.getQueue(queue)
     if (!existing) await missingQueue(ctx, queue, settings.loop.follow || settings.loop.waitMs > 0)
     const lease = flags['visibility-timeout'] ?? existing?.settings.visibilityTimeoutMs ?? DEFAULT_QUEUE_SETTINGS.visibilityTimeoutMs

@@ -70,15 +70,16 @@ picks messages (all must match): body~TEXT, body=TEXT, HEADER=VALUE, HEADER~TEXT
   async run({args, flags}, ctx): Promise<RedriveResult> {
     const name = await ownerName(ctx, args.name, 'redrive')
     if (!flags['dry-run']) await confirm(ctx, flags.yes, `Move the dead letters of ${name} back to it?`)
-    const spinner = await ctx.spinner(`redriving dead letters of ${name}`)
+    const progress = ctx.progress(flags['dry-run'] ? `examining dead letters of ${name}` : `redriving dead letters of ${name}`)
     const result = await ctx.broker().redrive(name, {
+      onProgress: (p) => progress.update(p.done, p.total),
       filter: flags.filter.length > 0 ? parseFilters(flags.filter) : undefined,
       limit: flags.limit,
       ratePerSecond: flags.rate === undefined ? undefined : parseRate(flags.rate),
       dryRun: flags['dry-run'],
       signal: ctx.handleInterrupts().drain,
     })
-    spinner.stop()
+    progress.stop()
     return result
   },
   render(r, ctx) {

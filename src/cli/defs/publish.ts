@@ -1,3 +1,5 @@
+import {fstatSync} from 'node:fs'
+
 import type {OutgoingMessage, PublishOptions, PublishResult} from '../../core/broker.js'
 import {InterruptedError, InvalidInputError, isMqError, QueueFullError} from '../../core/errors.js'
 import {validateName} from '../../core/names.js'
@@ -94,7 +96,12 @@ async function publishStream(
   let published = 0
   // The first Ctrl-C stops reading: what was read is published, then exit 130.
   options.signal?.addEventListener('abort', () => ctx.stdin.destroy(), {once: true})
+  // From a file (`< big.txt`), how far through it we are; from a pipe, a count and a rate.
+  const fileSize = stdinFileSize(ctx)
+  const progress = ctx.progress(`publishing to ${name}`, {stdoutBusy: true})
+  let bytes = 0
   for await (const batch of stdinLineBatches(ctx.stdin)) {
+    for (const line of batch.lines) bytes += Buffer.byteLength(line) + 1
     const {numbers} = batch
     const messages = batch.lines.map((line, index) => toMessage(line, numbers[index]))
     let results: PublishResult[]
@@ -116,8 +123,22 @@ async function publishStream(
     published += results.length
     for (const result of results) ctx.out.line(ctx.json ? toJson(result) : result.id)
     await ctx.out.flush()
+    progress.update(published, undefined, fileSize ? Math.min(1, bytes / fileSize) : undefined)
   }
+  progress.stop()
   if (options.signal?.aborted) throw new InterruptedError()
+}
+
+/** The size of stdin when it is a regular file, else undefined. */
+function stdinFileSize(ctx: Context): number | undefined {
+  const fd = (ctx.stdin as {fd?: unknown}).fd
+  if (typeof fd !== 'number') return undefined
+  try {
+    const stat = fstatSync(fd)
+    return stat.isFile() && stat.size > 0 ? stat.size : undefined
+  } catch {
+    return undefined
+  }
 }
 
 function withHeaders(message: OutgoingMessage, extra: OutgoingMessage['headers']): OutgoingMessage {

@@ -1,5 +1,5 @@
 import type {PeekedMessage, QueueInfo, QueueSettings, QueueStats} from '../../core/broker.js'
-import {InvalidInputError} from '../../core/errors.js'
+import {InterruptedError, InvalidInputError} from '../../core/errors.js'
 import {validateName} from '../../core/names.js'
 import {formatDuration, formatSize} from '../../core/units.js'
 import type {Context} from '../context.js'
@@ -138,7 +138,15 @@ export const queuePurge = defineCommand({
   async run({args, flags}, ctx): Promise<{queue: string; purged: number}> {
     const queue = await queueName(ctx, args.queue, 'purge')
     await confirm(ctx, flags.yes, `Remove every message from ${queue}?`)
-    return {queue, ...(await ctx.broker().purgeQueue(queue))}
+    const progress = ctx.progress(`purging ${queue}`)
+    const signal = ctx.handleInterrupts().drain
+    const result = await ctx.broker().purgeQueue(queue, {onProgress: (p) => progress.update(p.done, p.total), signal})
+    progress.stop()
+    if (signal.aborted) {
+      ctx.warn(`interrupted: purged ${result.purged} messages from ${queue}; the others stay`)
+      throw new InterruptedError()
+    }
+    return {queue, ...result}
   },
   render: (r, ctx) => (ctx.stdoutIsTTY ? `purged ${r.purged} messages from ${r.queue}` : undefined),
 })

@@ -6,6 +6,7 @@ import {type Broker, type GroupPublisher, isGroupPublisher, type OutgoingMessage
 import {monotonicNow} from '../clock.js'
 import {type CloudEvent, validateEvent} from '../engine/cloudevents.js'
 import {Engine, type TriggerSummary} from '../engine/engine.js'
+import {actionLogLine, eventLogLine} from '../engine/log-lines.js'
 import {type LoadedRules, readRules} from '../engine/rules-file.js'
 import {type RunningSources, startSources} from '../engine/sources/index.js'
 import {DaemonUnavailableError, InvalidInputError, isMqError, QueueFullError} from '../errors.js'
@@ -116,6 +117,7 @@ export class Daemon {
       baseDir: this.rules.dir,
       env: {...process.env, MQ_HOME: this.options.home},
       log: (line) => this.options.log(`log action: ${line}`),
+      onAction: (seq, event, action) => this.options.log(actionLogLine(seq, event.type, action)),
       signal: this.force.signal,
       drain: this.drainSignal.signal,
     })
@@ -358,11 +360,17 @@ export class Daemon {
     if (accepted.duplicateOf !== undefined) return this.engine.handle(event) // re-runs an abandoned one, or reports the duplicate
     const task = this.engine.process(accepted.seq, event)
     const tracked = task.then(
-      (summary) => this.metrics.recordSummary(summary),
+      (summary) => this.finished(summary),
       () => {},
     )
     this.running.set(accepted.seq, tracked.finally(() => this.running.delete(accepted.seq)))
     return task
+  }
+
+  /** An event is done (or handed back by a shutdown): count it and log it. */
+  private finished(summary: TriggerSummary): void {
+    this.metrics.recordSummary(summary)
+    if (!summary.actions.some((a) => a.outcome === 'interrupted')) this.options.log(eventLogLine(summary))
   }
 
   /** Claims pending events up to the concurrency limit and runs them. */
@@ -379,7 +387,7 @@ export class Daemon {
         for (const record of records) {
           const task = this.engine
             .process(record.seq, record.event)
-            .then((summary) => this.metrics.recordSummary(summary))
+            .then((summary) => this.finished(summary))
             .catch((error) => this.options.log(`event #${record.seq}: ${(error as Error).message}`))
             .finally(() => {
               this.running.delete(record.seq)

@@ -3,6 +3,7 @@ import {join} from 'node:path'
 
 import {
   type Broker,
+  type BulkOptions,
   DEFAULT_TOPIC_SETTINGS,
   type Delivery,
   type DeadLetterQueueInfo,
@@ -52,6 +53,9 @@ import {FileSubscription, SubscriptionReader} from './subscription-reader.js'
 import {type SubscriptionRow, SubscriptionStore} from './subscription-store.js'
 import {TopicStore} from './topic-store.js'
 
+/** Messages one purge transaction deletes: big enough to be quick, small enough not to hold the write lock long. */
+const PURGE_BATCH = 5_000
+
 export interface FileBrokerOptions {
   /** Create the folder and database if missing (default true). */
   create?: boolean
@@ -97,11 +101,11 @@ export class FileBroker implements Broker {
    * (retrying with backoff) instead of failing after the busy timeout. Lease extensions do not
    * wait: their timer tries again anyway.
    */
-  waitOutLocks(waiter: LockWaiter): void {
+  waitOutOutages(waiter: LockWaiter): void {
     this.lockWaiter = waiter
   }
 
-  /** Runs one unit of work, waiting out the write lock when `waitOutLocks` was called. */
+  /** Runs one unit of work, waiting out the write lock when `waitOutOutages` was called. */
   private patiently<T>(operation: () => T, signal?: AbortSignal): T | Promise<T> {
     return this.lockWaiter ? this.lockWaiter.run(operation, signal) : operation()
   }
@@ -145,8 +149,23 @@ export class FileBroker implements Broker {
     })
   }
 
-  async purgeQueue(name: string): Promise<{purged: number}> {
-    return this.sql.write(() => ({purged: this.queues.purge(this.requireQueue(name).id)}))
+  async purgeQueue(name: string, options: BulkOptions = {}): Promise<{purged: number}> {
+    // In batches, each its own transaction: other processes keep working meanwhile, and progress
+    // can be shown. Only what the queue held at the start goes (ids up to the newest then).
+    const start = this.sql.read(() => {
+      const queue = this.requireQueue(name)
+      const newest = (this.sql.q('SELECT max(id) AS id FROM messages').get() as {id: number | null}).id ?? 0
+      return {id: queue.id, total: queue.depth, newest}
+    })
+    let purged = 0
+    while (!options.signal?.aborted) {
+      const deleted = this.sql.write(() => (this.destinations.getById(start.id) ? this.queues.purgeBatch(start.id, start.newest, PURGE_BATCH) : 0))
+      purged += deleted
+      options.onProgress?.({done: purged, total: Math.max(start.total, purged)})
+      if (deleted < PURGE_BATCH) break
+      await new Promise((resolve) => setImmediate(resolve)) // timers and signals run between batches
+    }
+    return {purged}
   }
 
   async listQueues(): Promise<QueueInfo[]> {

@@ -280,6 +280,22 @@ export class QueueStore {
     )
   }
 
+  /**
+   * Deletes up to `limit` messages of a queue with ids up to `lastId` (those it held when a purge
+   * started); returns how many. Ready ones first, then in flight and delayed.
+   */
+  purgeBatch(queueId: number, lastId: number, limit: number): number {
+    const ready = this.sql
+      .q('DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE dest_id = ? AND state = 0 AND id <= ? LIMIT ?)')
+      .run(queueId, lastId, limit).changes
+    if (ready >= limit) return ready
+    return (
+      ready +
+      this.sql.q('DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE dest_id = ? AND state = 1 AND id <= ? LIMIT ?)').run(queueId, lastId, limit - ready)
+        .changes
+    )
+  }
+
   /** Makes due waiting messages ready; those whose lease ran out on their last delivery are dead-lettered. */
   private promoteDue(queue: DestinationRow, now: number): void {
     const {maxDeliveries, deadLetterQueue} = queue.settings

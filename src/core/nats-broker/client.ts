@@ -1,7 +1,10 @@
 import type {MsgHdrs, NatsConnection, Msg} from '@nats-io/transport-node'
 
+import {monotonicNow} from '../clock.js'
 import {InvalidInputError, StoreError} from '../errors.js'
+import type {LockWaiter} from '../lock-wait.js'
 import type {NatsTarget} from '../open-broker.js'
+import {sleep} from '../rate-limiter.js'
 
 /** Connect timeout and per-request timeout (env MQ_NATS_TIMEOUT_MS), so nothing ever hangs. */
 export const CONNECT_TIMEOUT_MS = 5_000
@@ -57,6 +60,8 @@ export class JsClient {
   /** Set once JetStream answered: from then on "no responders" means a leader is being elected. */
   private jetStreamSeen = false
   private readonly failoverMs = Number(process.env.MQ_NATS_FAILOVER_MS) || DEFAULT_FAILOVER_MS
+  /** Set for long-running commands: outages are waited out without a budget. */
+  private patience?: LockWaiter
 
   private constructor(
     readonly nc: NatsConnection,
@@ -71,20 +76,56 @@ export class JsClient {
    * Retried publishes without a dedup id may be stored twice: at-least-once, never lost.
    */
   private async retrying<T>(subject: string, attempt: () => Promise<T>): Promise<T> {
-    const deadline = Date.now() + this.failoverMs
+    if (this.patience) {
+      // A long-running command: no budget; the waiter says so once and retries until a second Ctrl-C.
+      // Errors are translated before the waiter sees them, so what it says names the broker.
+      const raw = new WeakMap<object, unknown>()
+      const translated = async () => {
+        try {
+          return await attempt()
+        } catch (error) {
+          if (error instanceof JsApiError) throw error
+          const mapped = this.requestError(error, subject)
+          raw.set(mapped, error)
+          throw mapped
+        }
+      }
+      return this.patience.run(translated, undefined, (error) =>
+        this.isOutage(error instanceof Object && raw.has(error) ? raw.get(error) : error),
+      )
+    }
+    const deadline = monotonicNow() + this.failoverMs
     for (let pause = 100; ; pause = Math.min(pause * 2, 1_000)) {
       try {
         return await attempt()
       } catch (error) {
-        const transient = this.jetStreamSeen && !this.closed && !this.nc.isClosed() && isTransient(error)
-        if (!transient || Date.now() + pause >= deadline)
+        if (!this.isOutage(error) || monotonicNow() + pause >= deadline)
           throw error instanceof JsApiError ? error : this.requestError(error, subject)
-        await new Promise((resolve) => setTimeout(resolve, pause))
+        await sleep(pause)
       }
     }
   }
 
-  static async connect(target: NatsTarget): Promise<JsClient> {
+  /**
+   * A failure a failover causes, on a connection that is still ours. Before JetStream first
+   * answered, only a patient command waits (for a timeout: a cluster still electing its leaders);
+   * "no responders" then means a server without JetStream, and that is an error at once.
+   */
+  private isOutage(error: unknown): boolean {
+    if (this.closed || this.nc.isClosed()) return false
+    if (this.jetStreamSeen) return isTransient(error)
+    return this.patience !== undefined && isTimeout(error)
+  }
+
+  /**
+   * From now on requests wait out outages through `waiter` (long-running commands): see
+   * `LockWaiter` and `Context.waitOutLocks`.
+   */
+  waitOutOutages(waiter: LockWaiter): void {
+    this.patience = waiter
+  }
+
+  static async connect(target: NatsTarget, patience?: LockWaiter): Promise<JsClient> {
     const lib = await import('@nats-io/transport-node')
     const timeoutMs = Number(process.env.MQ_NATS_TIMEOUT_MS) || DEFAULT_REQUEST_TIMEOUT_MS
     let authenticator
@@ -111,14 +152,17 @@ export class JsClient {
         authenticator,
         timeout: CONNECT_TIMEOUT_MS,
         name: 'mqctl',
-        // Follow the cluster through a server's loss; give up after about a minute.
-        maxReconnectAttempts: 240,
+        // Follow the cluster through a server's loss; a one-shot command gives up after about a
+        // minute, a long-running one never does (it waits, see `waitOutOutages`).
+        maxReconnectAttempts: patience ? -1 : 240,
         reconnectTimeWait: 250,
       })
     } catch (error) {
       throw connectionError(target, error)
     }
     const client = new JsClient(nc, target, timeoutMs, lib)
+    client.patience = patience
+    void client.watchReconnects()
     // A server without JetStream answers API requests with "no responders".
     try {
       await client.api('INFO')
@@ -127,6 +171,24 @@ export class JsClient {
       throw error
     }
     return client
+  }
+
+  /**
+   * A pull request waiting on the server dies with the connection: after a reconnect, waiting pulls
+   * end at once (empty) so their callers ask again, instead of sitting out their expiry.
+   */
+  private reconnected = new AbortController()
+
+  private async watchReconnects(): Promise<void> {
+    try {
+      for await (const status of this.nc.status()) {
+        if (status.type !== 'reconnect') continue
+        this.reconnected.abort()
+        this.reconnected = new AbortController()
+      }
+    } catch {
+      // The status stream ends with the connection.
+    }
   }
 
   get version(): string {
@@ -205,6 +267,8 @@ export class JsClient {
     const guard = setTimeout(() => sub.unsubscribe(), expiresMs + this.timeoutMs)
     const onAbort = () => sub.unsubscribe()
     signal?.addEventListener('abort', onAbort, {once: true})
+    const reconnected = this.reconnected.signal
+    reconnected.addEventListener('abort', onAbort, {once: true})
     try {
       this.nc.publish(`$JS.API.CONSUMER.MSG.NEXT.${stream}.${consumer}`, JSON.stringify(request), {reply: inbox})
       for await (const msg of sub) {
@@ -228,6 +292,7 @@ export class JsClient {
     } finally {
       clearTimeout(guard)
       signal?.removeEventListener('abort', onAbort)
+      reconnected.removeEventListener('abort', onAbort)
       sub.unsubscribe()
     }
     return got
@@ -263,6 +328,12 @@ export class JsClient {
     if (/closed|disconnect/i.test(message)) return connectionError(this.target, error)
     return error instanceof Error ? error : new Error(message)
   }
+}
+
+function isTimeout(error: unknown): boolean {
+  const message = (error as Error)?.message ?? String(error)
+  const name = (error as Error)?.name ?? ''
+  return /timeout/i.test(`${name} ${message}`)
 }
 
 function isTransient(error: unknown): boolean {

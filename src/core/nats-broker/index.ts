@@ -2,6 +2,7 @@ import {randomBytes} from 'node:crypto'
 
 import {
   type Broker,
+  type BulkOptions,
   DEFAULT_QUEUE_SETTINGS,
   defaultDeadLetterQueue,
   type DeadLetterQueueInfo,
@@ -33,6 +34,7 @@ import {
 import {backoffDelayMs} from '../backoff.js'
 import {type BrokerCapabilities, type BrokerDescription, type Feature, requireFeature} from '../capabilities.js'
 import {InterruptedError, InvalidInputError, NotFoundError, QueueFullError, WrongKindError} from '../errors.js'
+import type {LockWaiter} from '../lock-wait.js'
 import {resolveQueueSettings, resolveTopicSettings} from '../file-broker/destinations.js'
 import {atMessage, checkBodySizes, differingSettings, validateMessages} from '../file-broker/validation.js'
 import {printable, validateName} from '../names.js'
@@ -174,8 +176,12 @@ export class JetStreamBroker implements Broker {
     this.capabilities = natsCapabilities(client.version)
   }
 
-  static async connect(target: NatsTarget): Promise<JetStreamBroker> {
-    return new JetStreamBroker(await JsClient.connect(target), target)
+  static async connect(target: NatsTarget, waiter?: LockWaiter): Promise<JetStreamBroker> {
+    return new JetStreamBroker(await JsClient.connect(target, waiter), target)
+  }
+
+  waitOutOutages(waiter: LockWaiter): void {
+    this.client.waitOutOutages(waiter)
   }
 
   private refuseUnless(feature: Feature): void {
@@ -459,12 +465,14 @@ export class JetStreamBroker implements Broker {
     return {deleted: info.state.messages}
   }
 
-  async purgeQueue(name: string): Promise<{purged: number}> {
+  async purgeQueue(name: string, options: BulkOptions = {}): Promise<{purged: number}> {
     await this.requireQueue(name)
     const stream = this.naming.queueStream(name)
+    // One server-side purge: atomic, and quick however many messages there are.
     const {purged} = await this.client.api<{purged: number}>(`STREAM.PURGE.${stream}`, {})
     await this.forgetLeases(stream, QUEUE_CONSUMER)
     if (purged > 0) await this.bump(`${stream}-${QUEUE_CONSUMER}`, {purged})
+    options.onProgress?.({done: purged, total: purged})
     return {purged}
   }
 
@@ -1132,7 +1140,9 @@ export class JetStreamBroker implements Broker {
     const limit = options.limit ?? Number.POSITIVE_INFINITY
     const spacingMs = options.ratePerSecond ? 1000 / options.ratePerSecond : 0
     let seq = dlq.info.state.first_seq
+    const total = dlq.info.state.messages
     while (result.moved < limit && !options.signal?.aborted) {
+      if (result.examined > 0 && result.examined % 100 === 0) options.onProgress?.({done: result.examined, total: Math.max(total, result.examined), moved: result.moved})
       const stored = await this.storedFrom(stream, this.naming.queueSubject(deadLetterQueue), seq)
       if (!stored) break
       seq = stored.seq + 1
@@ -1157,6 +1167,7 @@ export class JetStreamBroker implements Broker {
       await this.bump(`${stream}-${QUEUE_CONSUMER}`, {redriven: 1})
       if (spacingMs > 0) await sleep(spacingMs, options.signal).catch(() => {})
     }
+    options.onProgress?.({done: result.examined, total: Math.max(total, result.examined), moved: result.moved})
     return result
   }
 
