@@ -23,7 +23,7 @@ describe('progress of long operations', function () {
     if (!Terminal.available()) this.skip()
     const home = tempHome()
     await deadLetters(home, 600)
-    terminal = Terminal.start(['dlq', 'redrive', 'jobs', '--rate', '150/s'], {MQ_HOME: home})
+    terminal = Terminal.start(['dlq', 'redrive', 'jobs', '--yes', '--rate', '150/s'], {MQ_HOME: home})
     const screen = await terminal.waitFor(/redriving dead letters of jobs +\[#*\.+\] +\d+% [\d,]+\/600 messages +\d+\/s +ETA \d+s/, 'the bar')
     expect(screen).to.not.match(/\[exit/)
     await terminal.waitFor(/\[exit 0\]/)
@@ -51,7 +51,7 @@ describe('progress of long operations', function () {
   it('in a pipe or with --json: no bar, nothing on stderr', async () => {
     const home = tempHome()
     await deadLetters(home, 3000)
-    const redrive = await mq(['dlq', 'redrive', 'jobs', '--json'], {home})
+    const redrive = await mq(['dlq', 'redrive', 'jobs', '--yes', '--json'], {home})
     expect(redrive.code).to.equal(0)
     expect(redrive.stderr).to.equal('')
     expect(JSON.parse(redrive.stdout)).to.include({moved: 3000})
