@@ -39,16 +39,27 @@ describe('the README tour', function () {
     // What the tour's commands name: programs that read a body or an event on stdin, an event file,
     // sample events for `rule test` and `rule match`.
     for (const program of ['resize.sh', 'bill.sh', 'work.sh', 'deploy.sh']) {
-      writeFileSync(join(folder, program), `#!/bin/sh\ncat > /dev/null\necho "${program} $*" >> "$(dirname "$0")/ran.txt"\n`)
+      writeFileSync(
+        join(folder, program),
+        `#!/bin/sh\ncat > /dev/null\necho "${program} $*" >> "$(dirname "$0")/ran.txt"\n`,
+      )
       chmodSync(join(folder, program), 0o755)
     }
-    const merged = {specversion: '1.0', id: 'e-1', source: 'git', type: 'git.merged', data: {branch: 'main', sha: 'abc123'}}
+    const merged = {
+      specversion: '1.0',
+      id: 'e-1',
+      source: 'git',
+      type: 'git.merged',
+      data: {branch: 'main', sha: 'abc123'},
+    }
     writeFileSync(join(folder, 'event.json'), JSON.stringify({...merged, id: 'e-2'}))
     mkdirSync(join(folder, 'test', 'events'), {recursive: true})
     writeFileSync(join(folder, 'test', 'events', 'merged-main.json'), JSON.stringify(merged))
     writeFileSync(join(folder, 'events.jsonl'), `${JSON.stringify(merged)}\n`)
 
-    const script = ['set -e -o pipefail', `mq() { "${process.execPath}" "${BIN}" "$@"; }`, 'set -x', ...blocks].join('\n')
+    const script = ['set -e -o pipefail', `mq() { "${process.execPath}" "${BIN}" "$@"; }`, 'set -x', ...blocks].join(
+      '\n',
+    )
     writeFileSync(join(folder, 'tour.sh'), script)
     const result = await shell(`exec bash ./tour.sh`, {home, cwd: folder, timeoutMs: 170_000})
     expect(result.code, `the tour stopped:\n${result.stderr.split('\n').slice(-15).join('\n')}`).to.equal(0)

@@ -20,7 +20,11 @@ export interface MissingPath {
  * them relative, to its own folder, so a repository can carry its rules. Either way, a program
  * or cwd that does not exist is reported (templates are left alone).
  */
-export function anchorActionPaths(actions: ActionSpec[], base: string, absolute: boolean): {actions: ActionSpec[]; missing: MissingPath[]} {
+export function anchorActionPaths(
+  actions: ActionSpec[],
+  base: string,
+  absolute: boolean,
+): {actions: ActionSpec[]; missing: MissingPath[]} {
   const missing: MissingPath[] = []
   const anchor = (path: string): string => (absolute && !isAbsolute(path) ? resolve(base, path) : path)
   const check = (given: string, from: string) => {
@@ -43,7 +47,8 @@ export function anchorActionPaths(actions: ActionSpec[], base: string, absolute:
     // A bare name (no slash) is looked up in PATH, as a shell does: not a path to anchor.
     if (typeof program !== 'string' || !program.includes('/')) return next
     check(program, runsIn)
-    if (!next.shell && absolute && !isAbsolute(program)) next.command = [resolve(runsIn, program), ...(next.command as string[]).slice(1)]
+    if (!next.shell && absolute && !isAbsolute(program))
+      next.command = [resolve(runsIn, program), ...(next.command as string[]).slice(1)]
     return next
   })
   return {actions: anchored, missing}
