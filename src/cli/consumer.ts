@@ -105,7 +105,8 @@ export async function runConsumer(
   } else {
     const printer = await DeliveryPrinter.create(ctx, settings.autoAck ? undefined : source.leaseMs)
     const spinner = await ctx.spinner(`waiting for messages on ${source.label}`)
-    const stillLeased = (receipts: string[]) => broker.stillLeased(receipts)
+    const holder = settings.autoAck ? broker : await ctx.receiptHolder()
+    const stillLeased = (receipts: string[]) => holder.stillLeased(receipts)
     // Draining many (`-n 10000 > file`): a bar on stderr, unless the bodies go to the same terminal.
     const draining = !settings.loop.follow && settings.loop.count > 1 && settings.autoAck
     const progress = draining ? ctx.progress(`consuming ${source.label}`, {stdoutBusy: true}) : NO_PROGRESS

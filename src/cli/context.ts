@@ -2,10 +2,10 @@ import {randomBytes} from 'node:crypto'
 import {existsSync} from 'node:fs'
 import type {Readable, Writable} from 'node:stream'
 
-import type {Broker} from '../core/broker.js'
-import {DaemonClient, DaemonUnavailableError} from '../core/daemon/client.js'
+import type {Broker, ReceiptHolder} from '../core/broker.js'
+import {DaemonClient, type DaemonReceiptHolder, DaemonUnavailableError} from '../core/daemon/client.js'
 import {daemonPaths} from '../core/daemon/files.js'
-import {InterruptedError} from '../core/errors.js'
+import {InterruptedError, InvalidInputError} from '../core/errors.js'
 import {FileBroker} from '../core/file-broker/index.js'
 import {isLockedError, LockWaiter} from '../core/lock-wait.js'
 import {lockedError} from '../core/store/database.js'
@@ -106,6 +106,29 @@ export class Context {
     return this.openedBroker
   }
 
+  /** The broker as the daemon and messages name it: `file:HOME`, or its address with the password hidden. */
+  get brokerName(): string {
+    return this.target.kind === 'file' ? `file:${this.home}` : this.target.display
+  }
+
+  /**
+   * What receives with manual acks and settles receipts (`consume --ack manual`, `ack`, `nack`,
+   * `extend`). On brokers whose receipts any process can settle, the broker itself. On amqp://,
+   * where a delivery tag belongs to the channel that received it, the daemon of this folder holds
+   * the leases (ARCHITECTURE.md, "The daemon as receipt holder"); without one, exit 2 with the
+   * command that starts it. Work that settles in-process (`--exec`, `--interactive`) needs neither.
+   */
+  async receiptHolder(): Promise<ReceiptHolder | DaemonReceiptHolder> {
+    if (this.target.kind !== 'amqp') return this.broker()
+    const client = await this.daemon()
+    if (client) return client.receiptHolder(this.brokerName)
+    const flag = this.env.MQ_URL ? '' : ` --broker '${this.target.display}'`
+    throw new InvalidInputError(`receipts on ${this.target.display} are held by the daemon, and none runs for ${this.home}`, {
+      code: 'unsupported',
+      hint: `start it with \`mq daemon start${flag}\` (an AMQP delivery tag can only be settled by the connection that received it); --exec and --ack auto work without it`,
+    })
+  }
+
   /** The file broker of the local folder (the broker itself unless --broker/MQ_URL names another). */
   local(): FileBroker {
     if (!this.openedLocal) {
@@ -120,7 +143,7 @@ export class Context {
   /** Environment for child processes (--exec, actions): the same broker and folder as this command. */
   childEnv(base: NodeJS.ProcessEnv = this.env): NodeJS.ProcessEnv {
     const env: NodeJS.ProcessEnv = {...base, MQ_HOME: this.home}
-    if (this.target.kind === 'nats') {
+    if (this.target.kind !== 'file') {
       env.MQ_URL = this.brokerUrlForChildren()
       delete env.MQ_PREFIX
     }
@@ -129,6 +152,7 @@ export class Context {
 
   private brokerUrlForChildren(): string {
     const t = this.target
+    if (t.kind === 'amqp') return `${t.url}${t.management ? `?management=${encodeURIComponent(t.management)}` : ''}`
     if (t.kind !== 'nats') return ''
     const auth = t.user !== undefined ? `${encodeURIComponent(t.user)}:${encodeURIComponent(t.pass ?? '')}@` : t.token !== undefined ? `${encodeURIComponent(t.token)}@` : ''
     const params = new URLSearchParams()

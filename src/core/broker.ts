@@ -319,6 +319,11 @@ export interface PeekedMessage {
 export interface PlacementOptions {
   /** Copies kept on different servers (default: 3 when the cluster has at least 3 servers, else 1). */
   replicas?: number
+  /**
+   * amqp:// only: a non-durable queue without arguments, as clients with default arguments (the
+   * RabbitMQ tutorial's `queue_declare('hello')`) declare it, so they can declare it afterwards.
+   */
+  transient?: boolean
 }
 
 export interface Broker {
@@ -388,6 +393,13 @@ export interface Broker {
   /** Idempotent. */
   close(): Promise<void>
 }
+
+/**
+ * What receives with manual acks and settles receipts: the broker itself where any process can
+ * settle a receipt (file, nats://), or the daemon that holds the broker's leases where only the
+ * receiving connection can (amqp://; ARCHITECTURE.md, "The daemon as receipt holder").
+ */
+export type ReceiptHolder = Pick<Broker, 'receive' | 'ack' | 'nack' | 'extend' | 'stillLeased'>
 
 /** Optional: a driver that commits many publish requests in one write (the daemon's group commit). */
 export interface GroupPublisher {

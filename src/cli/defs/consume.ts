@@ -42,7 +42,9 @@ each keeps a lease and its receipt is shown, for \`mq ack\`. Exit 3 when nothing
     const existing = await broker.getQueue(queue)
     if (!existing) await missingQueue(ctx, queue, settings.loop.follow || settings.loop.waitMs > 0)
     const lease = flags['visibility-timeout'] ?? existing?.settings.visibilityTimeoutMs ?? DEFAULT_QUEUE_SETTINGS.visibilityTimeoutMs
-    const receive: ReceiveFn = (options) => broker.receive(queue, options)
+    // Receipts printed for other processes are held where they can be settled (on amqp://, the daemon).
+    const holder = !settings.autoAck && settings.exec === undefined && !flags.interactive ? await ctx.receiptHolder() : broker
+    const receive: ReceiveFn = (options) => holder.receive(queue, options)
     if (flags.interactive) {
       if (settings.exec !== undefined || ctx.json) throw new InvalidInputError('--interactive cannot be combined with --exec or --json')
       const target = await triageTarget(broker, queue, existing?.settings.deadLetterQueue ?? null)

@@ -6,7 +6,7 @@ import type {Context} from '../context.js'
 import {defineCommand} from '../definition.js'
 import {keyValues, listing, toJson} from '../output.js'
 import {askName, askNewName, confirm} from '../prompts.js'
-import {placementFromFlags, REPLICAS_FLAG} from '../placement.js'
+import {placementFromFlags, REPLICAS_FLAG, TRANSIENT_FLAG} from '../placement.js'
 import type {FlagSpecs, FlagValues} from '../spec.js'
 
 /** Settings flags shared by `queue create` and `queue update`. */
@@ -92,12 +92,16 @@ export const queueList = defineCommand({
 export const queueCreate = defineCommand({
   id: 'queue:create',
   summary: 'Declare a queue (idempotent: an existing queue with the same settings is fine).',
-  examples: ['<%= config.bin %> queue create hello', '<%= config.bin %> queue create jobs --visibility-timeout 5m --max-deliveries 3 --dead-letter-queue jobs.failed'],
+  examples: [
+    '<%= config.bin %> queue create hello',
+    '<%= config.bin %> queue create jobs --visibility-timeout 5m --max-deliveries 3 --dead-letter-queue jobs.failed',
+    '<%= config.bin %> queue create hello --transient --broker amqp://guest:guest@localhost:5672/',
+  ],
   args: queueArg,
-  flags: {...SETTINGS_FLAGS, ...REPLICAS_FLAG},
+  flags: {...SETTINGS_FLAGS, ...REPLICAS_FLAG, ...TRANSIENT_FLAG},
   async run({args, flags}, ctx): Promise<QueueInfo> {
-    const {replicas, ...settings} = flags
-    const placement = await placementFromFlags(ctx, replicas)
+    const {replicas, transient, ...settings} = flags
+    const placement = await placementFromFlags(ctx, replicas, transient)
     return ctx.broker().declareQueue(await queueName(ctx, args.queue, 'create'), settingsFromFlags(settings), placement)
   },
   render: (queue, ctx) => (ctx.stdoutIsTTY ? `queue ${queue.name}: ${describeSettings(queue.settings)}` : undefined),

@@ -1,4 +1,4 @@
-import type {Broker} from '../../core/broker.js'
+import type {ReceiptHolder} from '../../core/broker.js'
 import {StaleReceiptError} from '../../core/errors.js'
 import type {Context} from '../context.js'
 import {receiptBatches} from '../input.js'
@@ -21,14 +21,14 @@ export interface SettleSummary {
 export async function settleReceipts(
   ctx: Context,
   argv: string[],
-  settle: (broker: Broker, receipts: string[]) => Promise<string[]>,
+  settle: (holder: ReceiptHolder, receipts: string[]) => Promise<string[]>,
   options: {wantedDeadLetter?: boolean} = {},
 ): Promise<SettleSummary> {
-  const broker = ctx.broker()
+  const holder = await ctx.receiptHolder()
   const summary: SettleSummary = {settled: 0, stale: []}
   for await (const receipts of receiptBatches(argv, ctx.stdinIsTTY, ctx.stdin)) {
     if (receipts.length === 0) continue
-    const outcomes = await settle(broker, receipts)
+    const outcomes = await settle(holder, receipts)
     outcomes.forEach((outcome, index) => {
       if (outcome === 'stale') summary.stale.push(receipts[index])
       else {
