@@ -100,6 +100,7 @@ export async function shell(script: string, options: RunOptions = {}): Promise<R
   const child = spawn('sh', ['-c', script.replaceAll('MQ ', `"${process.execPath}" "${BIN}" `)], {
     env: {...process.env, MQ_HOME: options.home, NO_COLOR: '1', FORCE_COLOR: undefined, CI: '', DEBUG: '', ...options.env},
     stdio: ['pipe', 'pipe', 'pipe'],
+    cwd: options.cwd,
   })
   running.add(child)
   return new MqProcess(child, options).done
@@ -114,14 +115,23 @@ let readableCli: string | undefined
  */
 export function worldReadableCli(): string {
   if (readableCli) return readableCli
+  const root = copyCli()
+  chmodSync(root, 0o755)
+  readableCli = join(root, 'bin', 'run.js')
+  return readableCli
+}
+
+/**
+ * A private copy of the built CLI with what the hot commands load (bin, dist, better-sqlite3 and
+ * its loader), removed after the run; returns its root (run it as `<root>/bin/run.js`).
+ */
+export function copyCli(): string {
   const root = mkdtempSync(join(tmpdir(), 'mq-cli-'))
   homes.push(root)
   const copy = (path: string) => cpSync(join(ROOT, path), join(root, path), {recursive: true})
   for (const path of ['package.json', 'oclif.manifest.json', 'bin', 'dist', 'node_modules/bindings', 'node_modules/file-uri-to-path']) copy(path)
   for (const path of ['package.json', 'lib', 'build/Release/better_sqlite3.node']) copy(`node_modules/better-sqlite3/${path}`)
-  chmodSync(root, 0o755)
-  readableCli = join(root, 'bin', 'run.js')
-  return readableCli
+  return root
 }
 
 /** Runs the built CLI to completion and returns its exit status and output. */

@@ -11,7 +11,7 @@ const STATUSES = ['pending', 'done', 'failed', 'unmatched'] as const
 
 export const eventsList = defineCommand({
   id: 'events:list',
-  summary: 'List journalled events, newest first (-f: the recent ones oldest first, then new ones as they come).',
+  summary: 'List journalled events, newest first (-f: oldest first, then new ones).',
   description: `With -f (like tail -f) it prints the last --limit events oldest first, then each new event once it
 has run (an event still running after 2s is printed as pending), until Ctrl-C (exit 0).`,
   examples: [
