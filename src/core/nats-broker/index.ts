@@ -1778,14 +1778,27 @@ function subscriptionMetaOf(consumer: ConsumerInfo): SubscriptionMeta | undefine
   }
 }
 
-/** Runs `work` over items with at most WINDOW in flight; results in order. */
+/**
+ * Runs `work` over items with at most WINDOW in flight, starting the next as soon as one ends
+ * (items are started in order, so their requests go out in order); results in order. After a
+ * failure no new item starts, and the first error is thrown once those in flight ended.
+ */
 async function inWindows<T, R>(items: T[], work: (item: T, index: number) => Promise<R>): Promise<R[]> {
   const results: R[] = Array.from({length: items.length})
-  for (let start = 0; start < items.length; start += WINDOW) {
-    const slice = items.slice(start, start + WINDOW)
-    const done = await Promise.all(slice.map((item, offset) => work(item, start + offset)))
-    done.forEach((result, offset) => (results[start + offset] = result))
+  let next = 0
+  let failure: {error: unknown} | undefined
+  const worker = async () => {
+    while (next < items.length && !failure) {
+      const index = next++
+      try {
+        results[index] = await work(items[index], index)
+      } catch (error) {
+        failure ??= {error}
+      }
+    }
   }
+  await Promise.all(Array.from({length: Math.min(WINDOW, items.length)}, worker))
+  if (failure) throw failure.error
   return results
 }
 
