@@ -57,6 +57,8 @@ const QUEUE_CONSUMER = BASE_CONSUMER
 const LEVEL_POLL_MS = 100
 /** How long a receive trusts what it knows of a queue (its settings, its priority levels). */
 const QUEUE_META_FRESH_MS = 1_000
+/** Longest pull while long-polling a queue without priorities: then it looks whether one has appeared. */
+const LEVEL_CHECK_MS = 5_000
 /** Longest single pull request while long-polling; the loop re-asks until the wait is over. */
 const PULL_CHUNK_MS = 30_000
 /**
@@ -893,10 +895,10 @@ export class JetStreamBroker implements Broker {
       const remaining = Math.max(0, deadline - monotonicNow())
       if (meta.levels?.length) return this.pullLevels(meta, {...options, waitMs: remaining})
       // One consumer: the server long-polls it, a chunk at a time so that a first publish with a
-      // priority (a new consumer to pull from) is noticed.
+      // priority (a new consumer to pull from) is noticed within LEVEL_CHECK_MS.
       const out = await this.pullDeliveries(this.queueSource(meta, 0), {
         ...options,
-        waitMs: Math.min(remaining, QUEUE_META_FRESH_MS),
+        waitMs: Math.min(remaining, LEVEL_CHECK_MS),
       })
       if (out.length > 0 || options.signal?.aborted || monotonicNow() >= deadline) return out
       meta = await this.freshQueueMeta(queue)
