@@ -1,11 +1,11 @@
 // Issue 4 benchmarks: publishing into a full drop-oldest queue, consuming with priorities, and
 // the lateness of delayed messages.
 import {spawn} from 'node:child_process'
-import {writeFileSync} from 'node:fs'
+import {cpSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {FileBroker} from '../dist/core/file-broker/index.js'
-import {BIN, fmt, header, mq, percentile, rate, report, shellMs, tempHome} from './lib.js'
+import {BIN, fmt, header, mq, percentile, pinned, rate, report, shellMs, tempHome, timesMs} from './lib.js'
 
 export async function benchFlow({quick = false} = {}) {
   const N = quick ? 20_000 : 200_000
@@ -23,9 +23,8 @@ export async function benchFlow({quick = false} = {}) {
   report('unbounded queue', `${fmt(rate(N, freeMs))} msgs/s`, '(reference)')
   report('queue held at 10,000 (drop-oldest)', `${fmt(rate(N, fullMs))} msgs/s = ${fmt(freeMs / fullMs)}× of unbounded`, `depth stays ${fmt(depth.depth)}, dropped ${fmt(depth.totals.dropped)}`)
 
-  header(`flow: consume -n N > /dev/null with priorities in use vs without (${fmt(N)} messages)`)
-  const plain = tempHome()
-  shellMs(`node ${BIN} publish q --lines < ${lines} > /dev/null`, {MQ_HOME: plain})
+  const rounds = quick ? 1 : 3
+  header(`flow: consume -n N > /dev/null with priorities in use vs without (${fmt(N)} messages, best of ${rounds}, interleaved)`)
   const fill = async (priorityOf) => {
     const home = tempHome()
     const broker = new FileBroker(home)
@@ -35,16 +34,25 @@ export async function benchFlow({quick = false} = {}) {
     await broker.close()
     return home
   }
-  // Worst case: ten levels round-robin, so each level's messages are spread over the whole table.
-  const roundRobin = await fill((i) => i % 10)
-  // A common case: one urgent message in ten.
-  const urgent = await fill((i) => (i % 10 === 0 ? 9 : 0))
-  const plainMs = shellMs(`node ${BIN} consume q -n ${N} > /dev/null`, {MQ_HOME: plain})
-  const roundRobinMs = shellMs(`node ${BIN} consume q -n ${N} > /dev/null`, {MQ_HOME: roundRobin})
-  const urgentMs = shellMs(`node ${BIN} consume q -n ${N} > /dev/null`, {MQ_HOME: urgent})
-  report('without priorities', `${fmt(rate(N, plainMs))} msgs/s`, '')
-  report('priorities 0–9 round-robin (worst case)', `${fmt(rate(N, roundRobinMs))} msgs/s = ${fmt(roundRobinMs / plainMs)}× the time`, '≤ 1.3×', roundRobinMs / plainMs <= 1.3)
-  report('priority 9 for one message in ten', `${fmt(rate(N, urgentMs))} msgs/s = ${fmt(urgentMs / plainMs)}× the time`, '≤ 1.3×', urgentMs / plainMs <= 1.3)
+  const filled = {
+    plain: await fill(() => undefined),
+    // Worst case: ten levels round-robin, so each level's messages are spread over the whole table.
+    roundRobin: await fill((i) => i % 10),
+    // A common case: one urgent message in ten.
+    urgent: await fill((i) => (i % 10 === 0 ? 9 : 0)),
+  }
+  const best = {}
+  for (let round = 0; round < rounds; round++) {
+    for (const [name, home] of Object.entries(filled)) {
+      const copy = tempHome()
+      cpSync(home, copy, {recursive: true}) // every round drains the same backlog
+      const {wall} = timesMs(...pinned(process.execPath, [BIN, 'consume', 'q', '-n', String(N)]), {env: {...process.env, MQ_HOME: copy}})
+      best[name] = Math.min(best[name] ?? Infinity, wall)
+    }
+  }
+  report('without priorities', `${fmt(rate(N, best.plain))} msgs/s`, '')
+  report('priorities 0–9 round-robin (worst case)', `${fmt(rate(N, best.roundRobin))} msgs/s = ${fmt(best.roundRobin / best.plain)}× the time`, '≤ 1.1×', best.roundRobin / best.plain <= 1.1)
+  report('priority 9 for one message in ten', `${fmt(rate(N, best.urgent))} msgs/s = ${fmt(best.urgent / best.plain)}× the time`, '≤ 1.1×', best.urgent / best.plain <= 1.1)
 
   header(`flow: ${quick ? '10k' : '100k'} delayed messages scheduled over 10 s, delivery lateness`)
   const D = quick ? 10_000 : 100_000

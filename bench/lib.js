@@ -100,3 +100,30 @@ export function report(name, figure, target, met) {
 export function header(title) {
   console.log(`\n== ${title}`)
 }
+
+/**
+ * The command pinned to one CPU with taskset (BENCH_CPU, default 1) when taskset exists, so the
+ * variants compared in one run compete for the same core; `[command, args]`.
+ */
+export function pinned(command, args) {
+  const cpu = process.env.BENCH_CPU ?? '1'
+  if (cpu === 'none' || spawnSync('taskset', ['-V']).status !== 0) return [command, args]
+  return ['taskset', ['-c', cpu, command, ...args]]
+}
+
+/**
+ * fsync + fdatasync calls of one run of a command and its children, from `strace -c -f`, or
+ * undefined when strace is not installed. `options` go to spawnSync (stdin, env).
+ */
+export function fsyncCount(command, args, options = {}) {
+  if (spawnSync('strace', ['-V']).status !== 0) return undefined
+  const out = join(tempHome(), 'strace-c.txt')
+  const result = spawnSync('strace', ['-c', '-f', '-e', 'trace=fsync,fdatasync', '-o', out, command, ...args], {stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', ...options})
+  if (result.status !== 0) throw new Error(`strace ${command} ${args.join(' ')} failed (${result.status}): ${result.stderr.slice(-500)}`)
+  let calls = 0
+  for (const line of readFileSync(out, 'utf8').split('\n')) {
+    const fields = line.trim().split(/\s+/)
+    if (fields.at(-1) === 'fsync' || fields.at(-1) === 'fdatasync') calls += Number(fields[3])
+  }
+  return calls
+}

@@ -2,6 +2,8 @@
 // npm run bench [-- --quick] [-- queues …]: prints figures and ratios; never fails on timing.
 import {cpus} from 'node:os'
 
+import {benchAmqp} from './amqp.js'
+import {benchBulk} from './bulk.js'
 import {benchDaemon} from './daemon.js'
 import {benchEngine} from './engine.js'
 import {benchFlow} from './flow.js'
@@ -10,7 +12,7 @@ import {benchQueues} from './queues.js'
 import {benchStorage} from './storage.js'
 import {benchTopics} from './topics.js'
 
-const SUITES = {queues: benchQueues, topics: benchTopics, flow: benchFlow, engine: benchEngine, daemon: benchDaemon, storage: benchStorage, nats: benchNats}
+const SUITES = {queues: benchQueues, topics: benchTopics, flow: benchFlow, engine: benchEngine, daemon: benchDaemon, storage: benchStorage, nats: benchNats, amqp: benchAmqp, bulk: benchBulk}
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')
 const chosen = args.filter((a) => !a.startsWith('--'))

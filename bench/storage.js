@@ -1,10 +1,17 @@
-// Issue 12, storage: how many fsyncs a one-shot `mq publish` costs (counted with strace), and what
-// a hot one-shot command costs next to bare `node -e ''`.
-import {spawnSync} from 'node:child_process'
-import {readFileSync} from 'node:fs'
+// Issue 12, storage: how many fsyncs a one-shot `mq publish` costs (counted with strace), what a
+// hot one-shot command costs next to bare `node -e ''`, bulk publish and consume next to the bare
+// better-sqlite3 floor (bench/floor-storage.js), memory of a streamed publish, and the manual-ack
+// pipeline and the long-poll wake-up next to Redis (bench/redis.js).
+import {spawn, spawnSync} from 'node:child_process'
+import {closeSync, openSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {BIN, fmt, header, median, mq, report, tempHome, wallMs} from './lib.js'
+import {FileBroker} from '../dist/core/file-broker/index.js'
+import {BIN, fmt, fsyncCount, header, median, mq, peakRssKiB, percentile, pinned, rate, report, ROOT, shellMs, tempHome, timesMs, wallMs} from './lib.js'
+import {RedisClient, redisInstalled, startRedis} from './redis.js'
+
+const FLOOR = join(ROOT, 'bench', 'floor-storage.js')
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** fsync/fdatasync calls of one run, split into data files and folders (strace -y names each fd). */
 function countFsyncs(args, env) {
@@ -41,13 +48,206 @@ export async function benchStorage({quick = false} = {}) {
   const home = tempHome()
   mq(home, ['publish', 'q', 'warm-up'])
   const env = {...process.env, MQ_HOME: home}
-  const node = []
-  const publish = []
-  for (let i = 0; i < (quick ? 7 : 21); i++) {
-    node.push(wallMs(process.execPath, ['-e', '']))
-    publish.push(wallMs(process.execPath, [BIN, 'publish', 'q', `m${i}`], {env}))
+  const hot = {
+    "node -e ''": () => wallMs(...pinned(process.execPath, ['-e', ''])),
+    'mq publish q m': (i) => wallMs(...pinned(process.execPath, [BIN, 'publish', 'q', `m${i}`]), {env}),
+    'mq consume q': () => wallMs(...pinned(process.execPath, [BIN, 'consume', 'q']), {env}),
   }
-  const ratio = median(publish) / median(node)
-  report("node -e ''", `${fmt(median(node))} ms`, '(baseline)')
-  report('mq publish q m', `${fmt(median(publish))} ms = ${fmt(ratio)}×`, '≤ 1.5× node', ratio <= 1.5)
+  const times = Object.fromEntries(Object.keys(hot).map((name) => [name, []]))
+  for (let i = 0; i < (quick ? 7 : 21); i++) for (const [name, run] of Object.entries(hot)) times[name].push(run(i))
+  const base = median(times["node -e ''"])
+  report("node -e ''", `${fmt(base)} ms`, '(baseline)')
+  for (const name of Object.keys(hot).slice(1)) {
+    const ratio = median(times[name]) / base
+    report(name, `${fmt(median(times[name]))} ms = ${fmt(ratio)}×`, '≤ 1.5× node', ratio <= 1.5)
+  }
+
+  await benchBulk({quick})
+  await benchStreamMemory({quick})
+  await benchManualAck({quick})
+  await benchWakeup({quick})
+}
+
+/** Whole-process bulk publish (--lines < FILE) and auto-ack consume next to the bare-SQLite floor, interleaved. */
+async function benchBulk({quick}) {
+  const N = quick ? 50_000 : 200_000
+  const rounds = quick ? 1 : 3
+  header(`storage: bulk publish --lines and consume -n (auto-ack), ${fmt(N)} messages, next to the bare better-sqlite3 floor (best of ${rounds}, interleaved)`)
+  const file = join(tempHome(), 'lines.txt')
+  writeFileSync(file, Array.from({length: N}, (_, i) => `message number ${i}`).join('\n') + '\n')
+  const fresh = () => {
+    const home = tempHome()
+    mq(home, ['queue', 'create', 'q'])
+    return home
+  }
+  const best = {}
+  const keep = (name, times) => {
+    best[name] ??= {wall: Infinity, cpu: Infinity}
+    best[name].wall = Math.min(best[name].wall, times.wall)
+    best[name].cpu = Math.min(best[name].cpu, times.cpu)
+  }
+  const withStdin = (path, run) => {
+    const fd = openSync(path, 'r')
+    try {
+      return run(fd)
+    } finally {
+      closeSync(fd)
+    }
+  }
+  const variants = {
+    'publish floor': (home) => withStdin(file, () => timesMs(...pinned(process.execPath, [FLOOR, 'publish', home, 'q', file]))),
+    'mq publish --lines': (home) => withStdin(file, (fd) => timesMs(...pinned(process.execPath, [BIN, 'publish', 'q', '--lines']), {env: {...process.env, MQ_HOME: home}, stdio: [fd, 'ignore', 'pipe']})),
+    'consume floor': (home) => timesMs(...pinned(process.execPath, [FLOOR, 'consume', home, 'q', String(N)])),
+    'mq consume -n': (home) => timesMs(...pinned(process.execPath, [BIN, 'consume', 'q', '-n', String(N)]), {env: {...process.env, MQ_HOME: home}}),
+  }
+  for (let round = 0; round < rounds; round++) {
+    const floorHome = fresh()
+    const mqHome = fresh()
+    keep('publish floor', variants['publish floor'](floorHome))
+    keep('mq publish --lines', variants['mq publish --lines'](mqHome))
+    keep('consume floor', variants['consume floor'](floorHome))
+    keep('mq consume -n', variants['mq consume -n'](mqHome))
+  }
+  for (const [floor, ours] of [['publish floor', 'mq publish --lines'], ['consume floor', 'mq consume -n']]) {
+    const ratio = best[floor].wall / best[ours].wall
+    report(`${floor}`, `${fmt(rate(N, best[floor].wall))} msgs/s`, '(floor)')
+    report(`${ours} < FILE > /dev/null`, `${fmt(rate(N, best[ours].wall))} msgs/s = ${fmt(ratio)}× floor (CPU: ${fmt(best[floor].cpu / best[ours].cpu)}×)`, '≥ 0.8× floor', ratio >= 0.8)
+  }
+  // fsyncs per 1,000 messages, one extra run of each under strace -c -f.
+  const floorHome = fresh()
+  const mqHome = fresh()
+  const counts = {
+    'publish floor': withStdin(file, () => fsyncCount(process.execPath, [FLOOR, 'publish', floorHome, 'q', file])),
+    'mq publish --lines': withStdin(file, (fd) => fsyncCount(process.execPath, [BIN, 'publish', 'q', '--lines'], {env: {...process.env, MQ_HOME: mqHome}, stdio: [fd, 'ignore', 'pipe']})),
+    'consume floor': fsyncCount(process.execPath, [FLOOR, 'consume', floorHome, 'q', String(N)]),
+    'mq consume -n': fsyncCount(process.execPath, [BIN, 'consume', 'q', '-n', String(N)], {env: {...process.env, MQ_HOME: mqHome}}),
+  }
+  if (counts['mq consume -n'] === undefined) console.log('  fsync counts skipped: strace is not installed (apt-get install strace)')
+  else for (const [name, calls] of Object.entries(counts)) report(`${name}: fsyncs per 1,000 messages (strace -c -f)`, `${fmt((calls / N) * 1000)} (${calls} in all)`, '')
+}
+
+/** Peak RSS of publish --lines from a regular file and from a pipe: constant memory, however long the input. */
+async function benchStreamMemory({quick}) {
+  const N = quick ? 500_000 : 2_000_000
+  header(`storage: peak RSS of publish --lines, ${fmt(N)} lines`)
+  const file = join(tempHome(), 'lines.txt')
+  writeFileSync(file, Array.from({length: N}, (_, i) => `message number ${i}`).join('\n') + '\n')
+  const fromFile = await peakRssKiB('sh', ['-c', `exec node ${BIN} publish q --lines < ${file} > /dev/null`], {MQ_HOME: tempHome()})
+  report('publish --lines < FILE', `${fmt(fromFile / 1024)} MB`, '≤ 120 MB', fromFile / 1024 <= 120)
+  const fromPipe = await peakRssKiB('sh', ['-c', `cat ${file} | node ${BIN} publish q --lines > /dev/null`], {MQ_HOME: tempHome()})
+  report('cat FILE | publish --lines (the largest process)', `${fmt(fromPipe / 1024)} MB`, '≤ 120 MB', fromPipe / 1024 <= 120)
+}
+
+/** consume --ack manual --json | jq -r .receipt | mq ack, next to Redis XREADGROUP + XACK (appendfsync always). */
+async function benchManualAck({quick}) {
+  const N = quick ? 20_000 : 100_000
+  header(`storage: manual-ack pipeline, ${fmt(N)} messages, next to Redis XREADGROUP + XACK (appendfsync always)`)
+  const home = tempHome()
+  const file = join(home, 'lines.txt')
+  writeFileSync(file, Array.from({length: N}, (_, i) => `job ${i}`).join('\n') + '\n')
+  shellMs(`node ${BIN} publish jobs --lines < ${file} > /dev/null`, {MQ_HOME: home})
+  const ms = shellMs(`node ${BIN} consume jobs -n ${N} --ack manual --json | jq -r .receipt | node ${BIN} ack`, {MQ_HOME: home})
+  const left = JSON.parse(mq(home, ['queue', 'stats', 'jobs', '--json']).stdout).depth
+  const ours = rate(N, ms)
+  if (!redisInstalled()) {
+    report('consume --ack manual --json | jq -r .receipt | mq ack', `${fmt(ours)} msgs/s (${left} left)`, 'Redis: skipped (redis-server is not installed)')
+    return
+  }
+  const redis = await startRedis()
+  try {
+    const client = await RedisClient.connect(redis.port)
+    for (let start = 0; start < N; start += 1000) {
+      await Promise.all(Array.from({length: Math.min(1000, N - start)}, (_, i) => client.call('XADD', 'jobs', '*', 'body', `job ${start + i}`)))
+    }
+    await client.call('XGROUP', 'CREATE', 'jobs', 'workers', '0')
+    // One client reads 1,000 at a time and acks each batch pipelined with the next read, as the
+    // consume and ack processes of the pipeline overlap.
+    const started = performance.now()
+    let acked = 0
+    let pendingAck
+    for (;;) {
+      const read = client.call('XREADGROUP', 'GROUP', 'workers', 'c1', 'COUNT', 1000, 'STREAMS', 'jobs', '>')
+      if (pendingAck) acked += await pendingAck
+      const reply = await read
+      const entries = reply?.[0]?.[1] ?? []
+      if (entries.length === 0) break
+      pendingAck = client.call('XACK', 'jobs', 'workers', ...entries.map(([id]) => id))
+    }
+    const redisMs = performance.now() - started
+    client.close()
+    const redisRate = rate(N, redisMs)
+    report('Redis XREADGROUP COUNT 1000 + XACK, appendfsync always', `${fmt(redisRate)} msgs/s (${fmt(acked)} acked)`, '(yardstick)')
+    report('consume --ack manual --json | jq -r .receipt | mq ack', `${fmt(ours)} msgs/s = ${fmt(ours / redisRate)}× Redis (${left} left)`, '≥ 0.5× Redis', ours / redisRate >= 0.5 && left === 0)
+  } finally {
+    await redis.stop()
+  }
+}
+
+/**
+ * Latency from the start of a publish (in this process) to the line a waiting consumer process
+ * prints for it: mq consume -f (no daemon) next to a BLPOP client process on Redis (appendfsync always).
+ */
+async function benchWakeup({quick}) {
+  const rounds = quick ? 50 : 200
+  header(`storage: publish → waiting consumer wake-up, ${rounds} messages, next to Redis BLPOP (appendfsync always), interleaved`)
+  const home = tempHome()
+  const broker = new FileBroker(home)
+  await broker.publish('wake', [{body: 'warm-up'}])
+  const mqConsumer = lineReader(spawn(process.execPath, [BIN, 'consume', 'wake', '-f'], {env: {...process.env, MQ_HOME: home}, stdio: ['ignore', 'pipe', 'inherit']}))
+  await mqConsumer.next()
+  let redis
+  let redisConsumer
+  let client
+  if (redisInstalled()) {
+    redis = await startRedis()
+    client = await RedisClient.connect(redis.port)
+    redisConsumer = lineReader(spawn(process.execPath, [join(ROOT, 'bench', 'redis.js'), 'blpop', String(redis.port), 'wake', String(rounds)], {stdio: ['ignore', 'pipe', 'inherit']}))
+    await redisConsumer.next() // ready
+  }
+  const ours = []
+  const theirs = []
+  try {
+    for (let i = 0; i < rounds; i++) {
+      await sleep(5 + Math.random() * 10) // the consumers are idle again, waiting
+      let started = performance.now()
+      const arrived = mqConsumer.next()
+      await broker.publish('wake', [{body: `m${i}`}])
+      await arrived
+      ours.push(performance.now() - started)
+      if (!redisConsumer) continue
+      await sleep(5 + Math.random() * 10)
+      started = performance.now()
+      const popped = redisConsumer.next()
+      await client.call('RPUSH', 'wake', `m${i}`)
+      await popped
+      theirs.push(performance.now() - started)
+    }
+  } finally {
+    mqConsumer.child.kill('SIGINT')
+    client?.close()
+    redisConsumer?.child.kill()
+    await broker.close()
+    await redis?.stop()
+  }
+  if (!redis) {
+    report('mq consume -f wake-up p50 / p99', `${fmt(percentile(ours, 50))} ms / ${fmt(percentile(ours, 99))} ms`, 'Redis: skipped (redis-server is not installed)')
+    return
+  }
+  report('Redis BLPOP wake-up p50 / p99', `${fmt(percentile(theirs, 50))} ms / ${fmt(percentile(theirs, 99))} ms`, '(yardstick)')
+  const ratio = percentile(ours, 50) / percentile(theirs, 50)
+  report('mq consume -f wake-up p50 / p99 (no daemon)', `${fmt(percentile(ours, 50))} ms / ${fmt(percentile(ours, 99))} ms = ${fmt(ratio)}× Redis p50`, '≤ 1.2× Redis', ratio <= 1.2)
+}
+
+/** Reads a child's stdout line by line: `next()` resolves with the next line. */
+function lineReader(child) {
+  const lines = []
+  const waiters = []
+  let buffered = ''
+  child.stdout.setEncoding('utf8').on('data', (chunk) => {
+    buffered += chunk
+    const parts = buffered.split('\n')
+    buffered = parts.pop()
+    for (const line of parts) (waiters.length > 0 ? waiters.shift()(line) : lines.push(line))
+  })
+  return {child, next: () => (lines.length > 0 ? Promise.resolve(lines.shift()) : new Promise((resolve) => waiters.push(resolve)))}
 }

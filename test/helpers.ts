@@ -26,6 +26,7 @@ import * as ruleMatchDefs from '../src/cli/defs/rule-match.js'
 import * as settleDefs from '../src/cli/defs/settle.js'
 import * as subscribeDefs from '../src/cli/defs/subscribe.js'
 import * as subscriptionDefs from '../src/cli/defs/subscription.js'
+import * as topDefs from '../src/cli/defs/top.js'
 import * as topicDefs from '../src/cli/defs/topic.js'
 import * as triggerDefs from '../src/cli/defs/trigger.js'
 
@@ -72,6 +73,8 @@ export interface RunOptions {
   openStdin?: boolean
   /** The CLI to run (default: this checkout's bin/run.js). */
   bin?: string
+  /** The folder to run in (default: this process's). */
+  cwd?: string
 }
 
 const running = new Set<ChildProcess>()
@@ -79,8 +82,9 @@ const running = new Set<ChildProcess>()
 /** Starts the built CLI; tracked so a test that leaks a process fails. */
 export function start(args: string[], options: RunOptions = {}): MqProcess {
   const child = spawn(process.execPath, [options.bin ?? BIN, ...args], {
-    env: {...process.env, MQ_HOME: options.home, NO_COLOR: '1', CI: '', DEBUG: '', ...options.env},
+    env: {...process.env, MQ_HOME: options.home, NO_COLOR: '1', FORCE_COLOR: undefined, CI: '', DEBUG: '', ...options.env},
     stdio: ['pipe', 'pipe', 'pipe'],
+    cwd: options.cwd,
     uid: options.uid,
     gid: options.gid,
   })
@@ -94,7 +98,7 @@ export function start(args: string[], options: RunOptions = {}): MqProcess {
  */
 export async function shell(script: string, options: RunOptions = {}): Promise<RunResult> {
   const child = spawn('sh', ['-c', script.replaceAll('MQ ', `"${process.execPath}" "${BIN}" `)], {
-    env: {...process.env, MQ_HOME: options.home, NO_COLOR: '1', CI: '', DEBUG: '', ...options.env},
+    env: {...process.env, MQ_HOME: options.home, NO_COLOR: '1', FORCE_COLOR: undefined, CI: '', DEBUG: '', ...options.env},
     stdio: ['pipe', 'pipe', 'pipe'],
   })
   running.add(child)
@@ -213,7 +217,7 @@ export async function killLeakedProcesses(): Promise<string | undefined> {
  * classes would then fail the instanceof checks that choose exit codes. A test checks this list
  * against the folder.
  */
-export const DEFINITION_MODULES: Record<string, Record<string, unknown>> = {'ack': ackDefs, 'broker': brokerDefs, 'consume': consumeDefs, 'daemon': daemonDefs, 'dlq': dlqDefs, 'engine': engineDefs, 'events': eventsDefs, 'extend': extendDefs, 'nack': nackDefs, 'publish': publishDefs, 'queue': queueDefs, 'rule': ruleDefs, 'rule-match': ruleMatchDefs, 'settle': settleDefs, 'subscribe': subscribeDefs, 'subscription': subscriptionDefs, 'topic': topicDefs, 'trigger': triggerDefs}
+export const DEFINITION_MODULES: Record<string, Record<string, unknown>> = {'ack': ackDefs, 'broker': brokerDefs, 'consume': consumeDefs, 'daemon': daemonDefs, 'dlq': dlqDefs, 'engine': engineDefs, 'events': eventsDefs, 'extend': extendDefs, 'nack': nackDefs, 'publish': publishDefs, 'queue': queueDefs, 'rule': ruleDefs, 'rule-match': ruleMatchDefs, 'settle': settleDefs, 'subscribe': subscribeDefs, 'subscription': subscriptionDefs, 'top': topDefs, 'topic': topicDefs, 'trigger': triggerDefs}
 
 let definitions: Map<string, CommandDefinition> | undefined
 
@@ -244,7 +248,7 @@ const PROCESS_ONLY = new Set(['--exec', '-f', '--follow', '--interactive', '--he
  * built CLI in a process instead (`mq`), so the result is the same either way.
  */
 export async function run(args: string[], options: RunOptions = {}): Promise<RunResult> {
-  const env: NodeJS.ProcessEnv = {...process.env, MQ_HOME: options.home, NO_COLOR: '1', CI: '', DEBUG: '', ...options.env}
+  const env: NodeJS.ProcessEnv = {...process.env, MQ_HOME: options.home, NO_COLOR: '1', FORCE_COLOR: undefined, CI: '', DEBUG: '', ...options.env}
   const argv = globalFlagsLast(args)
   const inProcess =
     options.uid === undefined &&
@@ -276,6 +280,7 @@ export async function run(args: string[], options: RunOptions = {}): Promise<Run
     stdout: collect((text) => (stdout += text)),
     stderr: collect((text) => (stderr += text)),
     env,
+    cwd: options.cwd,
   })
   return {code, signal: null, stdout, stderr}
 }

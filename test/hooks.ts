@@ -1,4 +1,5 @@
 import {killLeakedProcesses, removeTempHomes} from './helpers.js'
+import {stopRabbitMq} from './rabbitmq-server.js'
 
 /**
  * Root hooks. Every test must end with no mq process it started still running. A leak fails the
@@ -19,7 +20,9 @@ export const mochaHooks = {
     if (this.currentTest?.state === 'failed') console.error(`  (${this.currentTest.fullTitle()}: ${problem})`)
     else (this.test as Mocha.Hook).error(new Error(problem))
   },
-  afterAll() {
+  async afterAll() {
+    // The shared RabbitMQ node (test/rabbitmq-server.ts), if a suite started one.
+    await stopRabbitMq()
     removeTempHomes()
   },
 }

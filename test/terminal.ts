@@ -13,10 +13,11 @@ export class Terminal {
     return spawnSync('tmux', ['-V']).status === 0
   }
 
-  static start(args: string[], env: Record<string, string>): Terminal {
+  /** `redirect`: shell redirections of the CLI's streams, e.g. `< file` (stderr stays on the terminal). */
+  static start(args: string[], env: Record<string, string>, redirect = ''): Terminal {
     const session = `mq-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`
     const assignments = Object.entries({TERM: 'xterm-256color', ...env}).map(([k, v]) => `${k}=${shellQuote(v)}`)
-    const command = `env -u CI -u NO_COLOR ${assignments.join(' ')} ${shellQuote(process.execPath)} ${shellQuote(BIN)} ${args.map(shellQuote).join(' ')}; echo "[exit $?]"; sleep 30`
+    const command = `env -u CI -u NO_COLOR ${assignments.join(' ')} ${shellQuote(process.execPath)} ${shellQuote(BIN)} ${args.map(shellQuote).join(' ')} ${redirect}; echo "[exit $?]"; sleep 30`
     execFileSync('tmux', ['new-session', '-d', '-s', session, '-x', '120', '-y', '40', command])
     return new Terminal(session)
   }
@@ -38,11 +39,21 @@ export class Terminal {
     execFileSync('tmux', ['send-keys', '-t', this.session, ...(literal ? ['-l'] : []), ...keys])
   }
 
+  /** A tmux format of the pane, e.g. `#{alternate_on}` (the alternate screen) or `#{cursor_flag}` (cursor shown). */
+  display(format: string): string {
+    return execFileSync('tmux', ['display-message', '-p', '-t', this.session, format], {encoding: 'utf8'}).trim()
+  }
+
+  /** Resizes the pane (the program gets SIGWINCH). */
+  resize(columns: number, rows: number): void {
+    execFileSync('tmux', ['resize-window', '-t', this.session, '-x', String(columns), '-y', String(rows)])
+  }
+
   close(): void {
     spawnSync('tmux', ['kill-session', '-t', this.session])
   }
 }
 
-function shellQuote(text: string): string {
+export function shellQuote(text: string): string {
   return `'${text.replaceAll("'", "'\\''")}'`
 }

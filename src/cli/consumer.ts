@@ -5,11 +5,12 @@ import {parseRate, RateLimiter} from '../core/rate-limiter.js'
 import {formatDuration} from '../core/units.js'
 import type {Context} from './context.js'
 import {DeliveryPrinter, execReporter} from './deliveries.js'
+import {NO_PROGRESS} from './progress.js'
 import type {FlagSpecs, FlagValues} from './spec.js'
 
 /** Flags shared by `consume` and `subscribe`, with the same meaning in both. */
 export const CONSUMER_FLAGS = {
-  count: {kind: 'integer', char: 'n', summary: 'Messages to take before exiting.', default: 1, min: 1},
+  count: {kind: 'integer', char: 'n', summary: 'Messages to take before exiting (default 1; with -f, no limit: -f -n 3 stops after 3).', min: 1},
   wait: {kind: 'duration', summary: 'Long poll: wait up to DUR for the -n messages, returning as soon as they arrive (default: do not wait).', helpValue: 'DUR'},
   follow: {kind: 'boolean', char: 'f', summary: 'Keep consuming until interrupted.'},
   'poll-interval': {kind: 'duration', positive: true, summary: 'Poll every DUR instead of waking on changes.', helpValue: 'DUR'},
@@ -49,7 +50,7 @@ export function consumerSettings(flags: FlagValues<typeof CONSUMER_FLAGS>): Cons
   }
   return {
     loop: {
-      count: flags.count,
+      count: flags.count ?? (flags.follow ? Number.POSITIVE_INFINITY : 1),
       follow: flags.follow,
       waitMs: flags.wait ?? 0,
       pollIntervalMs: flags['poll-interval'],
@@ -104,7 +105,11 @@ export async function runConsumer(
   } else {
     const printer = await DeliveryPrinter.create(ctx, settings.autoAck ? undefined : source.leaseMs)
     const spinner = await ctx.spinner(`waiting for messages on ${source.label}`)
-    const stillLeased = (receipts: string[]) => broker.stillLeased(receipts)
+    const holder = settings.autoAck ? broker : await ctx.receiptHolder()
+    const stillLeased = (receipts: string[]) => holder.stillLeased(receipts)
+    // Draining many (`-n 10000 > file`): a bar on stderr, unless the bodies go to the same terminal.
+    const draining = !settings.loop.follow && settings.loop.count > 1 && settings.autoAck
+    const progress = draining ? ctx.progress(`consuming ${source.label}`, {stdoutBusy: true}) : NO_PROGRESS
     for await (const batch of deliveryBatches(receive, {...settings.loop, autoAck: settings.autoAck, signal: drain}, stillLeased)) {
       spinner.stop()
       printer.print(batch)
@@ -115,7 +120,9 @@ export async function runConsumer(
         break
       }
       received += batch.length
+      progress.update(received, settings.loop.count)
     }
+    progress.stop()
     spinner.stop()
   }
   if (ctx.out.failure) throw new StoreError(`cannot write the output (${ctx.out.failure.code ?? ctx.out.failure.message})`, {code: 'output', hint: 'the messages not written stay in the queue'})

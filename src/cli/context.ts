@@ -2,15 +2,16 @@ import {randomBytes} from 'node:crypto'
 import {existsSync} from 'node:fs'
 import type {Readable, Writable} from 'node:stream'
 
-import type {Broker} from '../core/broker.js'
-import {DaemonClient, DaemonUnavailableError} from '../core/daemon/client.js'
+import type {Broker, ReceiptHolder} from '../core/broker.js'
+import {DaemonClient, type DaemonReceiptHolder, DaemonUnavailableError} from '../core/daemon/client.js'
 import {daemonPaths} from '../core/daemon/files.js'
-import {InterruptedError} from '../core/errors.js'
+import {InterruptedError, InvalidInputError} from '../core/errors.js'
 import {FileBroker} from '../core/file-broker/index.js'
 import {isLockedError, LockWaiter} from '../core/lock-wait.js'
 import {lockedError} from '../core/store/database.js'
 import {type BrokerTarget, openBroker, selectBroker} from '../core/open-broker.js'
 import {Output, PLAIN, type Style} from './output.js'
+import {NO_PROGRESS, type Progress, ProgressBar} from './progress.js'
 import type {GlobalOptions} from './spec.js'
 
 type Releaser = () => unknown
@@ -34,6 +35,8 @@ export interface Io {
   stdout: Writable & {isTTY?: boolean}
   stderr: Writable & {isTTY?: boolean}
   env: NodeJS.ProcessEnv
+  /** The folder the command runs in (relative paths a user types mean this folder). */
+  cwd: string
 }
 
 export interface Spinner {
@@ -60,8 +63,10 @@ export class Context {
   readonly stdout: Io['stdout']
   readonly stderr: Io['stderr']
   readonly env: NodeJS.ProcessEnv
+  readonly cwd: string
   readonly out: Output
   exitCode = 0
+  private readonly noColorFlag: boolean
 
   private readonly releasers: Releaser[] = []
   private openedBroker?: Broker
@@ -77,6 +82,7 @@ export class Context {
     this.stdout = io.stdout ?? process.stdout
     this.stderr = io.stderr ?? process.stderr
     const env = (this.env = io.env ?? process.env)
+    this.cwd = io.cwd ?? process.cwd()
     this.out = new Output(this.stdout)
     const selected = selectBroker({brokerFlag: globals.broker, homeFlag: globals.home, prefix: globals.prefix}, env)
     this.home = selected.home
@@ -85,7 +91,8 @@ export class Context {
     this.stdinIsTTY = Boolean(this.stdin.isTTY)
     this.stdoutIsTTY = Boolean(this.stdout.isTTY)
     this.interactive = !globals.nonInteractive && !env.CI && this.stdinIsTTY && this.stdoutIsTTY
-    this.color = !globals.noColor && !('NO_COLOR' in env) && this.stdoutIsTTY && !this.json
+    this.noColorFlag = globals.noColor
+    this.color = colorWanted(this.noColorFlag, env, this.stdoutIsTTY) && !this.json
   }
 
   /** The broker for this command, opened once (a nats:// broker connects on first use). */
@@ -97,6 +104,29 @@ export class Context {
       this.release(() => broker.close())
     }
     return this.openedBroker
+  }
+
+  /** The broker as the daemon and messages name it: `file:HOME`, or its address with the password hidden. */
+  get brokerName(): string {
+    return this.target.kind === 'file' ? `file:${this.home}` : this.target.display
+  }
+
+  /**
+   * What receives with manual acks and settles receipts (`consume --ack manual`, `ack`, `nack`,
+   * `extend`). On brokers whose receipts any process can settle, the broker itself. On amqp://,
+   * where a delivery tag belongs to the channel that received it, the daemon of this folder holds
+   * the leases (ARCHITECTURE.md, "The daemon as receipt holder"); without one, exit 2 with the
+   * command that starts it. Work that settles in-process (`--exec`, `--interactive`) needs neither.
+   */
+  async receiptHolder(): Promise<ReceiptHolder | DaemonReceiptHolder> {
+    if (this.target.kind !== 'amqp') return this.broker()
+    const client = await this.daemon()
+    if (client) return client.receiptHolder(this.brokerName)
+    const flag = this.env.MQ_URL ? '' : ` --broker '${this.target.display}'`
+    throw new InvalidInputError(`receipts on ${this.target.display} are held by the daemon, and none runs for ${this.home}`, {
+      code: 'unsupported',
+      hint: `start it with \`mq daemon start${flag}\` (an AMQP delivery tag can only be settled by the connection that received it); --exec and --ack auto work without it`,
+    })
   }
 
   /** The file broker of the local folder (the broker itself unless --broker/MQ_URL names another). */
@@ -113,7 +143,7 @@ export class Context {
   /** Environment for child processes (--exec, actions): the same broker and folder as this command. */
   childEnv(base: NodeJS.ProcessEnv = this.env): NodeJS.ProcessEnv {
     const env: NodeJS.ProcessEnv = {...base, MQ_HOME: this.home}
-    if (this.target.kind === 'nats') {
+    if (this.target.kind !== 'file') {
       env.MQ_URL = this.brokerUrlForChildren()
       delete env.MQ_PREFIX
     }
@@ -122,6 +152,7 @@ export class Context {
 
   private brokerUrlForChildren(): string {
     const t = this.target
+    if (t.kind === 'amqp') return `${t.url}${t.management ? `?management=${encodeURIComponent(t.management)}` : ''}`
     if (t.kind !== 'nats') return ''
     const auth = t.user !== undefined ? `${encodeURIComponent(t.user)}:${encodeURIComponent(t.pass ?? '')}@` : t.token !== undefined ? `${encodeURIComponent(t.token)}@` : ''
     const params = new URLSearchParams()
@@ -264,8 +295,9 @@ export class Context {
     return this.loadedStyle
   }
 
+  /** Colours on stderr (error lines, warnings): the same rule as stdout, for stderr's terminal. */
   stderrColor(): boolean {
-    return !('NO_COLOR' in this.env) && Boolean(this.stderr.isTTY) && !this.json
+    return colorWanted(this.noColorFlag, this.env, Boolean(this.stderr.isTTY)) && !this.json
   }
 
   /** A spinner on stderr for a person at a terminal; a no-op otherwise. */
@@ -278,8 +310,33 @@ export class Context {
     return {update: (next) => (spinner.text = next), stop}
   }
 
+  /**
+   * A progress bar on stderr for a long operation (README.md, "Progress"): only when stderr is a
+   * terminal and not with --json; `stdoutBusy` commands that print as they go to the same
+   * terminal get none (the bar would tear their output). A no-op otherwise.
+   */
+  progress(label: string, options: {unit?: string; stdoutBusy?: boolean} = {}): Progress {
+    if (!this.stderr.isTTY || this.json || (options.stdoutBusy && this.stdoutIsTTY)) return NO_PROGRESS
+    const bar = new ProgressBar(this.stderr, label, options.unit)
+    this.release(() => bar.stop())
+    return bar
+  }
+
   /** One diagnostic line on stderr. */
   warn(line: string): void {
     this.stderr.write(`${line}\n`)
   }
+}
+
+/**
+ * Whether to colour a stream (README.md, "Output"): `--no-color` always wins; then `FORCE_COLOR`
+ * (any value but `0` or `false` turns colours on, even in a pipe; `0`/`false` off); then
+ * `NO_COLOR` (set, and not empty, turns them off); otherwise colours when the stream is a terminal.
+ */
+export function colorWanted(noColorFlag: boolean, env: NodeJS.ProcessEnv, isTTY: boolean): boolean {
+  if (noColorFlag) return false
+  const force = env.FORCE_COLOR
+  if (force !== undefined) return force !== '0' && force.toLowerCase() !== 'false'
+  if (env.NO_COLOR !== undefined && env.NO_COLOR !== '') return false
+  return isTTY
 }

@@ -1,6 +1,7 @@
 import {StoreError} from '../core/errors.js'
 import {Context, type Io} from './context.js'
 import {reportError} from './errors.js'
+import {toJson} from './output.js'
 import {type ArgSpec, type FlagSpecs, globalOptions, type ParsedInput} from './spec.js'
 
 /**
@@ -21,6 +22,8 @@ export interface CommandDefinition<F extends FlagSpecs = FlagSpecs, R = unknown>
    * `rule match`); the build turns these marks into src/cli/fast-commands.ts.
    */
   fast?: boolean
+  /** A list: with --json, each item of the array `run` returns is printed as one JSON line (JSONL). */
+  jsonLines?: boolean
   run(input: ParsedInput<F>, ctx: Context): Promise<R>
   render?(result: NonNullable<R>, ctx: Context): string | undefined | Promise<string | undefined>
 }
@@ -48,7 +51,8 @@ export async function execute<F extends FlagSpecs, R>(
     ctx = new Context(globals, io)
     const result = await definition.run(input, ctx)
     if (result !== undefined) {
-      if (ctx.json) ctx.out.line(JSON.stringify(result))
+      if (ctx.json && definition.jsonLines && Array.isArray(result)) for (const item of result) ctx.out.line(toJson(item))
+      else if (ctx.json) ctx.out.line(toJson(result))
       else {
         const text = definition.render ? await definition.render(result as NonNullable<R>, ctx) : undefined
         if (text !== undefined && text !== '') ctx.out.line(text)

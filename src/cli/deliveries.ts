@@ -2,7 +2,7 @@ import type {Delivery} from '../core/broker.js'
 import {formatDuration} from '../core/units.js'
 import type {ExecEvent} from '../core/exec-worker.js'
 import type {Context} from './context.js'
-import type {Style} from './output.js'
+import {type Style, toJson} from './output.js'
 
 /** The `--json` envelope of a delivery; `publish --envelopes` reads it back. */
 export function envelope(delivery: Delivery): Record<string, unknown> {
@@ -38,7 +38,7 @@ export class DeliveryPrinter {
   print(deliveries: Delivery[]): void {
     const {ctx} = this
     for (const delivery of deliveries) {
-      if (ctx.json) ctx.out.line(JSON.stringify(envelope(delivery)))
+      if (ctx.json) ctx.out.line(toJson(envelope(delivery)))
       else if (ctx.stdoutIsTTY) ctx.out.write(this.human(delivery))
       else {
         ctx.out.line(delivery.body)
@@ -66,6 +66,8 @@ export async function execReporter(ctx: Context): Promise<(event: ExecEvent) => 
   const s = await ctx.style('stderr')
   const verbose = Boolean(ctx.stderr.isTTY) && !ctx.json
   return (event) => {
+    // The run ends with the error line that says so (and which path was tried).
+    if (event.cannotStart !== undefined) return
     const id = `message ${event.delivery.id} (attempt ${event.delivery.attempt})`
     const took = formatDuration(event.durationMs)
     switch (event.outcome) {

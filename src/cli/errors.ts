@@ -1,4 +1,4 @@
-import {InterruptedError, InvalidInputError, isMqError, type MqError, UnexpectedError} from '../core/errors.js'
+import {InterruptedError, InvalidInputError, isMqError, type MqError, StoreError, UnexpectedError} from '../core/errors.js'
 
 /**
  * The one place errors become an exit code and a line on stderr (README.md, "Exit codes"): one
@@ -34,6 +34,10 @@ export function toMqError(error: unknown, commandId?: string): MqError {
   }
   const cause = (error as {cause?: unknown})?.cause
   if (isMqError(cause)) return cause
+  const native = nativeModuleError(error)
+  if (native) return native
+  // Ctrl-C at a prompt (inquirer closes it and rejects): an interrupt like any other, exit 130.
+  if ((error as Error)?.name === 'ExitPromptError') return new InterruptedError()
   const oclifExit = (error as {oclif?: {exit?: number}})?.oclif?.exit
   const message = cleanOclifMessage((error as Error)?.message ?? String(error))
   if (oclifExit === 2 || /^(Nonexistent flag|Unexpected argument|Missing required|Expected )/.test(message)) {
@@ -60,4 +64,23 @@ function cleanOclifMessage(text: string): string {
 
 function oneLine(text: string): string {
   return text.replace(/\s*\n\s*/g, ' ')
+}
+
+/**
+ * better-sqlite3 is a native module built for one Node.js version; after a switch (nvm, a system
+ * upgrade) loading it fails with NODE_MODULE_VERSION in the message. That is not a bug to report
+ * but one command to run, in the folder mqctl is installed in (README.md, "Install").
+ */
+export function nativeModuleError(error: unknown): StoreError | undefined {
+  const message = (error as Error)?.message ?? ''
+  const match = /NODE_MODULE_VERSION (\d+)[\s\S]*NODE_MODULE_VERSION (\d+)/.exec(message)
+  if (!match || !/better[-_]sqlite3/.test(message)) return undefined
+  const file = /'([^']*better[-_]sqlite3[^']*\.node)'/.exec(message)?.[1]
+  const root = file ? /^(.*)[/\\]node_modules[/\\]better-sqlite3[/\\]/.exec(file)?.[1] : undefined
+  const fix = root ? `cd ${root} && npm rebuild better-sqlite3` : 'npm rebuild better-sqlite3'
+  return new StoreError(`the SQLite module was built for another Node.js version (module version ${match[1]}; Node ${process.version} needs ${match[2]})`, {
+    code: 'native_module',
+    hint: `run \`${fix}\``,
+    cause: error,
+  })
 }

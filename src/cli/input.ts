@@ -1,5 +1,5 @@
 import {Buffer, isUtf8} from 'node:buffer'
-import {fstatSync, readFileSync} from 'node:fs'
+import {fstatSync, readFileSync, readSync} from 'node:fs'
 import type {Readable} from 'node:stream'
 
 import type {Headers, OutgoingMessage} from '../core/broker.js'
@@ -7,8 +7,11 @@ import {InvalidInputError} from '../core/errors.js'
 import {newHeaders} from '../core/headers.js'
 import {printable} from '../core/names.js'
 
-/** Regular files up to this size are read whole, so a bad line rejects the whole file atomically. */
-const WHOLE_FILE_LIMIT = 64 * 1024 * 1024
+/**
+ * A regular file on stdin is read this much at a time: a file up to this size is one batch (a bad
+ * line rejects all of it), a larger one streams in batches of this size, in constant memory.
+ */
+const FILE_CHUNK_BYTES = 64 * 1024
 /** Largest body read from stdin before giving up (the per-queue limit is checked by the broker). */
 const STDIN_BODY_LIMIT = 256 * 1024 * 1024 + 1
 
@@ -68,6 +71,43 @@ export function stdinIsFile(stdin: Readable = process.stdin): boolean {
   }
 }
 
+/**
+ * A body read from stdin loses exactly one trailing newline (`\n` or `\r\n`), the one `echo` and
+ * editors add, as `nats pub` and `kcat` do; `--raw` keeps it.
+ */
+export function withoutTrailingNewline(text: string): string {
+  if (text.endsWith('\r\n')) return text.slice(0, -2)
+  if (text.endsWith('\n')) return text.slice(0, -1)
+  return text
+}
+
+/**
+ * The value of a flag that takes text, `-` (stdin) or `@FILE` (a file, relative to the current
+ * folder), as `curl --data` does.
+ */
+export async function readDataFlag(
+  ctx: {stdin: Readable; stdinIsTTY: boolean},
+  value: string,
+  flag: string,
+): Promise<{text: string; what: string; from: 'argument' | 'stdin' | 'file'}> {
+  if (value === '-') {
+    if (ctx.stdinIsTTY) throw new InvalidInputError(`${flag} - reads stdin, which is a terminal`, {code: 'usage', hint: `pipe the data in, or give it as ${flag} JSON`})
+    return {text: await readStdinBody(ctx.stdin), what: 'the data on stdin', from: 'stdin'}
+  }
+  if (value.startsWith('@')) {
+    const path = value.slice(1)
+    let bytes: Buffer
+    try {
+      bytes = readFileSync(path)
+    } catch (error) {
+      throw new InvalidInputError(`cannot read ${flag} file ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, {hint: 'check the path'})
+    }
+    return {text: decodeUtf8(bytes, path), what: path, from: 'file'}
+  }
+  checkArgumentUtf8(value, flag)
+  return {text: value, what: flag, from: 'argument'}
+}
+
 /** Reads all of stdin as one UTF-8 body. */
 export async function readStdinBody(stdin: Readable = process.stdin): Promise<string> {
   const chunks: Buffer[] = []
@@ -88,17 +128,31 @@ export interface LineBatch {
 
 /**
  * Yields stdin's lines in batches as they arrive: everything readable at once is one batch, so a
- * slow producer's lines go out one by one and a fast one's in large groups. A regular file small
- * enough is one batch. Blank lines are skipped; a trailing `\r` is removed.
+ * slow producer's lines go out one by one and a fast one's in large groups. A regular file is
+ * read in chunks of {@link FILE_CHUNK_BYTES} (one batch each). Blank lines are skipped; a trailing
+ * `\r` is removed.
  */
 export async function* stdinLineBatches(stdin: Readable = process.stdin): AsyncGenerator<LineBatch> {
-  if (stdinIsFile(stdin) && fstatSync(0).size <= WHOLE_FILE_LIMIT) {
-    const text = decodeUtf8(readFileSync(0), 'stdin')
-    const batch = lineSplitter()(text.endsWith('\n') ? text.slice(0, -1) : text)
-    if (batch) yield batch
-    return
+  yield* lineBatches(stdinIsFile(stdin) ? fileChunks(0) : (stdin as AsyncIterable<Buffer>), 'stdin')
+}
+
+/**
+ * The rest of an open regular file, in chunks of {@link FILE_CHUNK_BYTES} read synchronously
+ * (several times faster than a read stream's asynchronous reads).
+ */
+export async function* fileChunks(fd: number): AsyncGenerator<Buffer> {
+  for (;;) {
+    const buffer = Buffer.allocUnsafe(FILE_CHUNK_BYTES)
+    let filled = 0
+    while (filled < buffer.length) {
+      const read = readSync(fd, buffer, filled, buffer.length - filled, null)
+      if (read === 0) break
+      filled += read
+    }
+    if (filled === 0) return
+    yield buffer.subarray(0, filled)
+    if (filled < buffer.length) return
   }
-  yield* lineBatches(stdin as AsyncIterable<Buffer>, 'stdin')
 }
 
 /** Lines of a stream of chunks (a file, stdin), batched as in {@link stdinLineBatches}. */

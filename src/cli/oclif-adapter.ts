@@ -1,7 +1,10 @@
 import {Args, Command, Flags, type Interfaces} from '@oclif/core'
 
+import {InvalidInputError} from '../core/errors.js'
+
 import {type CommandDefinition, execute} from './definition.js'
 import {reportError} from './errors.js'
+import {closest} from './suggest.js'
 import {convertFlag, type FlagSpec, type FlagSpecs, GLOBAL_FLAGS, type ParsedInput} from './spec.js'
 
 /** Turns a command definition into the oclif command class that `src/commands/*` exports. */
@@ -9,7 +12,7 @@ export function oclifCommand<F extends FlagSpecs, R>(definition: CommandDefiniti
   const variadic = definition.args?.some((arg) => arg.variadic) ?? false
   const OclifCommand = class extends Command {
     static override summary = definition.summary
-    static override description = definition.description
+    static override description = definition.description === undefined ? undefined : reflow(definition.description)
     static override examples = definition.examples
     static override aliases = definition.aliases ?? []
     static override strict = !variadic
@@ -21,12 +24,16 @@ export function oclifCommand<F extends FlagSpecs, R>(definition: CommandDefiniti
 
     async run(): Promise<void> {
       const {args, argv, flags} = await this.parse(OclifCommand)
+      // A repeatable flag given no value is an empty list (oclif leaves it undefined).
+      for (const [name, spec] of Object.entries(definition.flags)) if (spec.kind === 'multiple') flags[name] ??= []
       const input = {args, argv: argv as string[], flags} as unknown as ParsedInput<F>
       process.exitCode = await execute(definition, input)
     }
 
-    override async catch(error: Error & {exitCode?: number}): Promise<void> {
-      process.exitCode = reportError(error, {json: this.argv.includes('--json'), commandId: definition.id})
+    override async catch(error: Error & {exitCode?: number; flags?: string[]}): Promise<void> {
+      const unknown = /^Nonexistent flags?:/.test(error.message) && Array.isArray(error.flags) ? error.flags : undefined
+      const reported = unknown ? unknownFlagError(unknown, {...definition.flags, ...GLOBAL_FLAGS}, definition.id) : error
+      process.exitCode = reportError(reported, {json: this.argv.includes('--json'), commandId: definition.id})
     }
   }
   return OclifCommand
@@ -50,7 +57,8 @@ function toOclifFlag(name: string, spec: FlagSpec) {
       return Flags.boolean(common)
     case 'multiple':
       // Non-greedy: `-H k=v q body` gives one header and two arguments, as the fast parser reads it.
-      return Flags.string({...common, multiple: true, multipleNonGreedy: true, default: []})
+      // No default: oclif would print an empty `[default: ]` in the help (the run() above fills in []).
+      return Flags.string({...common, multiple: true, multipleNonGreedy: true})
     case 'string':
       return Flags.string({...common, default: spec.default, options: spec.options as string[] | undefined})
     case 'integer':
@@ -59,4 +67,35 @@ function toOclifFlag(name: string, spec: FlagSpec) {
     case 'size':
       return Flags.custom<number>({...common, parse: async (raw) => convertFlag(name, spec, raw) as number})()
   }
+}
+
+/**
+ * Joins the lines of each paragraph of a description, so oclif wraps it to the terminal's width
+ * (80 columns in a pipe) instead of breaking it where the source line ended. Blank lines separate
+ * paragraphs; lines starting with `-`, `*`, `$` or an indent stay lines of their own.
+ */
+export function reflow(text: string): string {
+  return text
+    .split(/\n\s*\n/)
+    .map((paragraph) =>
+      paragraph
+        .split('\n')
+        .reduce<string[]>((lines, line) => {
+          const keep = lines.length === 0 || /^(\s|[-*$])/.test(line)
+          if (keep) lines.push(line)
+          else lines[lines.length - 1] += ` ${line.trim()}`
+          return lines
+        }, [])
+        .join('\n'),
+    )
+    .join('\n\n')
+}
+
+/** `unknown flag --jsn: did you mean --json?` (exit 2), for every command, through either parser. */
+export function unknownFlagError(flags: string[], specs: FlagSpecs, commandId: string): InvalidInputError {
+  const names = Object.keys(specs).map((name) => `--${name}`)
+  const suggestions = flags.flatMap((flag) => closest(flag.split('=')[0], names, 1).map((near) => `${flag.split('=')[0]} → ${near}`))
+  const help = `see \`mq ${commandId.replaceAll(':', ' ')} --help\``
+  const hint = suggestions.length === 1 && flags.length === 1 ? `did you mean ${suggestions[0].split(' → ')[1]}? ${help}` : suggestions.length > 0 ? `did you mean ${suggestions.join(', ')}? ${help}` : help
+  return new InvalidInputError(`unknown flag${flags.length === 1 ? '' : 's'} ${flags.join(', ')}`, {code: 'usage', hint})
 }

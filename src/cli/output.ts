@@ -83,6 +83,27 @@ export interface Style {
 const identity = (text: string) => text
 export const PLAIN: Style = {bold: identity, dim: identity, red: identity, green: identity, yellow: identity, cyan: identity, magenta: identity}
 
+/**
+ * The one format of every `list` command (README.md, "Output"): at a terminal a table with a
+ * header; in a pipe the same columns tab-separated, one row per line, no header; `emptyText` (at
+ * a terminal only) when there are no rows. With --json, lists print one object per line instead
+ * (`jsonLines` on the definition).
+ */
+export function listing(ctx: {stdoutIsTTY: boolean}, headers: string[], rows: (string | number)[][], emptyText: string): string | undefined {
+  if (rows.length === 0) return ctx.stdoutIsTTY ? emptyText : undefined
+  if (ctx.stdoutIsTTY) return table(headers, rows)
+  return rows.map((row) => row.map((cell) => String(cell).replace(/[\t\r\n]+/g, ' ')).join('\t')).join('\n')
+}
+
+/**
+ * JSON for --json output, with the one rule for times (README.md, "Output"): every timestamp —
+ * a field named `…At` (`createdAt`, `publishedAt`, `receivedAt`, `startedAt`, …) — is an ISO-8601
+ * string in UTC with milliseconds, never epoch milliseconds; durations stay numbers named `…Ms`.
+ */
+export function toJson(value: unknown): string {
+  return JSON.stringify(value, (key, item: unknown) => (typeof item === 'number' && /^[a-z]+At$/.test(key) ? new Date(item).toISOString() : item))
+}
+
 /** Lays out rows as aligned columns (for human output only). */
 export function table(headers: string[], rows: (string | number)[][]): string {
   const cells = [headers, ...rows.map((row) => row.map(String))]

@@ -1,5 +1,6 @@
 import type {PlacementOptions} from '../core/broker.js'
 import {requireFeature} from '../core/capabilities.js'
+import {InvalidInputError} from '../core/errors.js'
 import type {Context} from './context.js'
 import type {FlagSpecs} from './spec.js'
 
@@ -13,10 +14,24 @@ export const REPLICAS_FLAG = {
   },
 } as const satisfies FlagSpecs
 
+/** `--transient` of `queue create` (amqp:// only). */
+export const TRANSIENT_FLAG = {
+  transient: {
+    kind: 'boolean',
+    summary: 'amqp:// only: a non-durable queue without arguments, so clients declaring it with default arguments (the RabbitMQ tutorial) can declare it too.',
+  },
+} as const satisfies FlagSpecs
+
 /** Checks the broker replicates before asking it to (the file broker refuses, with the reason). */
-export async function placementFromFlags(ctx: Context, replicas: number | undefined): Promise<PlacementOptions> {
-  if (replicas === undefined) return {}
+export async function placementFromFlags(ctx: Context, replicas: number | undefined, transient = false): Promise<PlacementOptions> {
+  if (replicas === undefined && !transient) return {}
   const description = await ctx.broker().describe()
-  requireFeature(description.capabilities, 'replicas', description.url)
-  return {replicas}
+  if (replicas !== undefined) requireFeature(description.capabilities, 'replicas', description.url)
+  if (transient && description.driver !== 'amqp') {
+    throw new InvalidInputError(`--transient is for amqp:// brokers, not ${description.url}`, {
+      code: 'unsupported',
+      hint: 'queues are always durable here: drop --transient',
+    })
+  }
+  return {...(replicas === undefined ? {} : {replicas}), ...(transient ? {transient} : {})}
 }

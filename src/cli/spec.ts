@@ -85,7 +85,7 @@ export interface GlobalOptions {
  */
 export const GLOBAL_FLAGS = {
   home: {kind: 'string', summary: 'Broker folder (env MQ_HOME; default: the per-user data folder).', helpValue: 'DIR'},
-  broker: {kind: 'string', summary: 'Broker URL: nats://HOST:PORT[,HOST:PORT…] or file:DIR (env MQ_URL; default: the --home folder).', helpValue: 'URL'},
+  broker: {kind: 'string', summary: 'Broker URL: nats://HOST:PORT[,HOST:PORT…], amqp://USER:PASS@HOST:5672/VHOST or file:DIR (env MQ_URL; default: the --home folder).', helpValue: 'URL'},
   prefix: {kind: 'string', summary: 'With a nats:// broker: namespace every stream and subject (env MQ_PREFIX).', helpValue: 'NAME'},
   json: {kind: 'boolean', summary: 'Print JSON: one object per result, one line per streamed item.'},
   'no-color': {kind: 'boolean', summary: 'No colours (also NO_COLOR).'},

@@ -162,6 +162,20 @@ export interface DeadLetterQueueInfo {
   sources: string[]
 }
 
+/** How far a long operation is: `done` of `total` (README.md, "Progress"). */
+export interface ProgressReport {
+  done: number
+  total: number
+}
+
+/** For long operations that report progress and can stop between steps. */
+export interface BulkOptions {
+  /** Called after each step (a transaction), with what has been done so far. */
+  onProgress?(report: ProgressReport): void
+  /** Stops between steps; what was done stays done. */
+  signal?: AbortSignal
+}
+
 export interface RedriveOptions {
   /** Only messages matching this predicate (default: all). */
   filter?: (message: {body: string; headers: Headers}) => boolean
@@ -172,6 +186,8 @@ export interface RedriveOptions {
   /** Paces the moves (messages per second). */
   ratePerSecond?: number
   signal?: AbortSignal
+  /** After each batch: dead letters examined so far of those there were when it started. */
+  onProgress?(report: ProgressReport & {moved: number}): void
 }
 
 export interface RedriveResult {
@@ -260,6 +276,12 @@ export interface NackOptions {
   error?: string
   /** Use the queue's exponential retry backoff (with jitter) instead of `delayMs`. */
   backoff?: boolean
+  /**
+   * The delivery never reached a handler (its command could not start): release it at once and
+   * never dead-letter it; the file broker also takes the attempt back (on NATS JetStream keeps
+   * its own delivery count).
+   */
+  uncounted?: boolean
 }
 
 export interface QueueInfo {
@@ -297,6 +319,11 @@ export interface PeekedMessage {
 export interface PlacementOptions {
   /** Copies kept on different servers (default: 3 when the cluster has at least 3 servers, else 1). */
   replicas?: number
+  /**
+   * amqp:// only: a non-durable queue without arguments, as clients with default arguments (the
+   * RabbitMQ tutorial's `queue_declare('hello')`) declare it, so they can declare it afterwards.
+   */
+  transient?: boolean
 }
 
 export interface Broker {
@@ -304,7 +331,11 @@ export interface Broker {
   declareQueue(name: string, settings?: Partial<QueueSettings>, placement?: PlacementOptions): Promise<QueueInfo>
   updateQueue(name: string, settings: Partial<QueueSettings>): Promise<QueueInfo>
   deleteQueue(name: string): Promise<{deleted: number}>
-  purgeQueue(name: string): Promise<{purged: number}>
+  /**
+   * Deletes the messages the queue held when the purge started (published meanwhile are kept),
+   * in batches of one transaction each; an interrupted purge leaves the rest in place.
+   */
+  purgeQueue(name: string, options?: BulkOptions): Promise<{purged: number}>
   listQueues(): Promise<QueueInfo[]>
   /** The queue, or undefined when there is none (a topic of that name is an error). */
   getQueue(name: string): Promise<QueueInfo | undefined>
@@ -362,6 +393,13 @@ export interface Broker {
   /** Idempotent. */
   close(): Promise<void>
 }
+
+/**
+ * What receives with manual acks and settles receipts: the broker itself where any process can
+ * settle a receipt (file, nats://), or the daemon that holds the broker's leases where only the
+ * receiving connection can (amqp://; ARCHITECTURE.md, "The daemon as receipt holder").
+ */
+export type ReceiptHolder = Pick<Broker, 'receive' | 'ack' | 'nack' | 'extend' | 'stillLeased'>
 
 /** Optional: a driver that commits many publish requests in one write (the daemon's group commit). */
 export interface GroupPublisher {

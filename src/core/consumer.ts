@@ -11,7 +11,7 @@ export const FOREVER_MS = 24 * 3_600_000
 const WINDOW_POLL_MS = 100
 
 export interface ConsumeLoopOptions {
-  /** Messages to take before stopping (ignored with `follow`). */
+  /** Messages to take before stopping (`Infinity`: no limit, with `follow`). */
   count: number
   /** Keep consuming until interrupted. */
   follow: boolean
@@ -39,7 +39,8 @@ export function waitBudget(options: Pick<ConsumeLoopOptions, 'follow' | 'clock'>
 /**
  * Yields batches of deliveries until `count` is reached, the wait runs out, or the signal aborts.
  * `waitMs` is a deadline for the whole count: each receive returns as soon as messages arrive, and
- * the loop stops once `count` arrived or the deadline passed. With `follow`, it never stops.
+ * the loop stops once `count` arrived or the deadline passed. With `follow` there is no deadline:
+ * it stops after `count` (as `nats --count` and `kcat -c` do), or never when that is Infinity.
  * With `prefetch` and manual acks, no more than that many deliveries are held unacked: the loop
  * waits (asking `stillLeased`) until other processes settle some of them.
  */
@@ -48,7 +49,7 @@ export async function* deliveryBatches(
   options: ConsumeLoopOptions,
   stillLeased?: (receipts: string[]) => Promise<boolean[]>,
 ): AsyncGenerator<Delivery[]> {
-  let remaining = options.follow ? Number.POSITIVE_INFINITY : options.count
+  let remaining = options.count
   const clock = options.clock ?? monotonicNow
   const deadline = clock() + options.waitMs
   let held: string[] = []
@@ -56,7 +57,7 @@ export async function* deliveryBatches(
   // without it the loop takes what is there now.
   const pastDeadline = () => !options.follow && options.waitMs > 0 && clock() >= deadline
   while (remaining > 0 && !options.signal?.aborted && !pastDeadline()) {
-    let max = Math.min(remaining, options.batchSize ?? 500, options.prefetch ?? Number.POSITIVE_INFINITY)
+    let max = Math.min(remaining, options.batchSize ?? 1000, options.prefetch ?? Number.POSITIVE_INFINITY)
     if (options.prefetch !== undefined && !options.autoAck && stillLeased) {
       held = await settleWindow(held, options.prefetch, stillLeased, options.signal)
       max = Math.min(max, options.prefetch - held.length)

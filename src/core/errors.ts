@@ -43,6 +43,7 @@ export const ERROR_CODES = {
   too_deep: {exitCode: ExitCode.usage, meaning: 'a pattern, event data or rules document nested deeper than 256 levels'},
   bad_request: {exitCode: ExitCode.usage, meaning: "a malformed request on the daemon's socket"},
   unsupported: {exitCode: ExitCode.usage, meaning: 'a feature the selected broker (driver or server version) cannot honour safely'},
+  cannot_start: {exitCode: ExitCode.usage, meaning: 'an `--exec` command or exec action that cannot start (not found or not executable): the worker stops, the message is released untouched'},
   // exit 3
   empty: {exitCode: ExitCode.empty, meaning: 'nothing arrived before the wait ran out (for `trigger --require-match`: no rule matched)'},
   not_running: {exitCode: ExitCode.empty, meaning: 'the daemon is not running (`daemon status`)'},
@@ -66,6 +67,7 @@ export const ERROR_CODES = {
   unreachable: {exitCode: ExitCode.failure, meaning: 'the broker server could not be reached (connection refused, no JetStream, bad credentials)'},
   timeout: {exitCode: ExitCode.failure, meaning: 'the broker server did not answer in time'},
   unavailable: {exitCode: ExitCode.failure, meaning: 'the daemon could not take the request (the command then does the work itself)'},
+  native_module: {exitCode: ExitCode.failure, meaning: 'the SQLite module was built for another Node.js version (after a Node switch): run `npm rebuild better-sqlite3`'},
   internal: {exitCode: ExitCode.failure, meaning: 'an unexpected failure (a bug): run again with DEBUG=1 and report it'},
   // exit 130
   interrupted: {exitCode: ExitCode.interrupted, meaning: 'interrupted (SIGINT/SIGTERM) after a clean shutdown'},

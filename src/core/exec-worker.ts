@@ -1,6 +1,8 @@
 import type {Broker, Delivery} from './broker.js'
 import {monotonicNow} from './clock.js'
 import {type ConsumeLoopOptions, type ReceiveFn, waitBudget} from './consumer.js'
+import {cannotStartReason, firstWord} from './cannot-start.js'
+import {InvalidInputError} from './errors.js'
 import {runChild} from './process-group.js'
 
 /** Exit status that dead-letters a message at once (EX_DATAERR from sysexits.h). */
@@ -15,6 +17,8 @@ export interface ExecEvent {
   status: string
   durationMs: number
   error?: string
+  /** The command could not start at all (not found, not executable): the worker stops. */
+  cannotStart?: string
 }
 
 export interface ExecWorkerOptions extends Omit<ConsumeLoopOptions, 'autoAck' | 'batchSize' | 'signal'> {
@@ -75,7 +79,7 @@ export async function runExecWorker(broker: Broker, receive: ReceiveFn, options:
   const window = Math.max(options.prefetch ?? options.parallel, options.parallel)
   const waiting: Delivery[] = []
   const running = new Map<Promise<void>, Delivery>()
-  let remaining = options.follow ? Number.POSITIVE_INFINITY : options.count
+  let remaining = options.count
   const clock = options.clock ?? monotonicNow
   const deadline = clock() + options.waitMs
 
@@ -86,8 +90,13 @@ export async function runExecWorker(broker: Broker, receive: ReceiveFn, options:
     if (receipts.length > 0) broker.extend(receipts, options.visibilityTimeoutMs).catch(() => {})
   }, extendEvery)
 
+  // A command that cannot start fails the same way for every message: stop at once.
+  let notStarted: string | undefined
+  const stop = new AbortController()
+  const stopReceiving = AbortSignal.any([options.drain, stop.signal])
+
   const startWaiting = () => {
-    while (running.size < options.parallel && waiting.length > 0 && !options.force.aborted) {
+    while (running.size < options.parallel && waiting.length > 0 && !options.force.aborted && notStarted === undefined) {
       const delivery = waiting.shift()!
       const task: Promise<void> = handle(broker, delivery, options).then((event) => {
         running.delete(task)
@@ -96,6 +105,10 @@ export async function runExecWorker(broker: Broker, receive: ReceiveFn, options:
         else if (event.outcome === 'dead-lettered') summary.deadLettered++
         else if (event.outcome === 'released') summary.released++
         else if (event.outcome === 'lease-lost') summary.leaseLost++
+        if (event.cannotStart !== undefined && notStarted === undefined) {
+          notStarted = event.cannotStart
+          stop.abort()
+        }
         options.onEvent?.(event)
       })
       running.set(task, delivery)
@@ -103,7 +116,7 @@ export async function runExecWorker(broker: Broker, receive: ReceiveFn, options:
   }
 
   try {
-    while (!options.drain.aborted) {
+    while (!stopReceiving.aborted) {
       startWaiting()
       const free = Math.min(window - waiting.length - running.size, remaining)
       if (free <= 0) {
@@ -121,7 +134,7 @@ export async function runExecWorker(broker: Broker, receive: ReceiveFn, options:
         // slot frees, or this is a bounded run whose own retries may come back.
         waitMs: running.size > 0 && (waiting.length > 0 || !options.follow) ? 0 : waitBudget(options, deadline),
         pollIntervalMs: options.pollIntervalMs,
-        signal: options.drain,
+        signal: stopReceiving,
       })
       options.rate?.giveBack(granted - batch.length)
       if (batch.length === 0) {
@@ -136,10 +149,19 @@ export async function runExecWorker(broker: Broker, receive: ReceiveFn, options:
     // Draining: deliveries not started go back at once, running commands finish (or are forced).
     if (waiting.length > 0) {
       const released = waiting.splice(0)
-      await broker.nack(released.map((d) => d.receipt!), {error: 'released unstarted on shutdown'}).catch(() => {})
+      const options = notStarted === undefined ? {error: 'released unstarted on shutdown'} : {uncounted: true}
+      await broker.nack(released.map((d) => d.receipt!), options).catch(() => {})
       summary.released += released.length
     }
     await Promise.all(running.keys())
+    if (notStarted !== undefined) {
+      const error = new InvalidInputError(`--exec ${notStarted}`, {
+        code: 'cannot_start',
+        hint: 'fix the command; its message was released untouched (no attempt counted)',
+      })
+      error.details = {summary}
+      throw error
+    }
   } catch (error) {
     // Commands already running have done their work: let them settle before the error ends the
     // run (and closes the broker under them).
@@ -164,6 +186,11 @@ async function handle(broker: Broker, delivery: Delivery, options: ExecWorkerOpt
     timeoutMs: options.execTimeoutMs,
     signal: options.force,
   })
+  const cannotStart = cannotStartReason(end, firstWord(options.command), process.cwd())
+  if (cannotStart !== undefined) {
+    await broker.nack([receipt], {uncounted: true}).catch(() => {})
+    return {delivery, outcome: 'released', status: end.started && end.code !== null ? String(end.code) : 'spawn', durationMs: 0, error: cannotStart, cannotStart}
+  }
   if (!end.started) {
     // e.g. a NUL byte in a header: this message can never run, the worker goes on with the others.
     const reason = `cannot start the command: ${end.error.message}`

@@ -21,7 +21,7 @@ interface Frame {
  * @returns the JSON path of that value (shortened to stay on one line), or undefined when within the limit
  */
 export function findTooDeep(value: unknown, maxDepth = MAX_JSON_DEPTH, root = '$'): string | undefined {
-  if (typeof value !== 'object' || value === null) return undefined
+  if (typeof value !== 'object' || value === null || !deeperThan(value, maxDepth)) return undefined
   const stack: Frame[] = [{value, depth: 1}]
   while (stack.length > 0) {
     const frame = stack.pop()!
@@ -48,6 +48,27 @@ export function checkJsonDepth(value: unknown, what: string, root = '$'): void {
       hint: `flatten it: at most ${MAX_JSON_DEPTH} levels of objects and arrays`,
     })
   }
+}
+
+/**
+ * Whether `value` nests deeper than `levels` (the fast check of every event: no allocation). It
+ * recurses at most `levels` + 1 deep, whatever the input, so it cannot overflow the stack either.
+ */
+function deeperThan(value: object, levels: number): boolean {
+  if (levels < 1) return true
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const child: unknown = value[i]
+      if (typeof child === 'object' && child !== null && deeperThan(child, levels - 1)) return true
+    }
+    return false
+  }
+  for (const key in value) {
+    if (!Object.hasOwn(value, key)) continue
+    const child: unknown = (value as Record<string, unknown>)[key]
+    if (typeof child === 'object' && child !== null && deeperThan(child, levels - 1)) return true
+  }
+  return false
 }
 
 function pathOf(frame: Frame, root: string): string {

@@ -28,7 +28,24 @@ export interface FileTarget {
   home: string
 }
 
-export type BrokerTarget = NatsTarget | FileTarget
+/** A RabbitMQ address parsed from `amqp://user:pass@host:5672/vhost[?management=URL]`. */
+export interface AmqpTarget {
+  kind: 'amqp'
+  /** The address amqplib connects to (with the password; never shown). */
+  url: string
+  host: string
+  port: number
+  vhost: string
+  user: string
+  pass: string
+  tls: boolean
+  /** The management HTTP API (`?management=http://host:15672`), for listing, policies and unacked counts. */
+  management?: string
+  /** The address as shown to people: the password replaced by `***`. */
+  display: string
+}
+
+export type BrokerTarget = NatsTarget | AmqpTarget | FileTarget
 
 export interface BrokerSelection {
   /** `--broker` */
@@ -70,10 +87,11 @@ export function parseBrokerUrl(url: string, prefixOverride?: string): BrokerTarg
       throw new InvalidInputError(`broker URL ${url} names no folder`, {hint: 'use file:DIR, e.g. file:/srv/mq'})
     return {kind: 'file', home: resolve(path)}
   }
+  if (/^amqps?:\/\//.test(url)) return parseAmqpUrl(url)
   const match = /^nats:\/\/(?:([^@/?]*)@)?([^/?]+)\/?(?:\?(.*))?$/.exec(url)
   if (!match) {
     throw new InvalidInputError(`cannot read the broker URL "${hidePassword(url)}"`, {
-      hint: 'use nats://host:4222[,host2:4222] (user:pass@ or token@ before the hosts, ?creds=FILE, ?prefix=NAME) or file:DIR',
+      hint: 'use nats://host:4222[,host2:4222] (user:pass@ or token@ before the hosts, ?creds=FILE, ?prefix=NAME), amqp://user:pass@host:5672/vhost or file:DIR',
     })
   }
   const [, auth, hostList, query] = match
@@ -114,20 +132,67 @@ export function parseBrokerUrl(url: string, prefixOverride?: string): BrokerTarg
   return target
 }
 
+/** `amqp[s]://[user[:pass]@]host[:port][/vhost][?management=http://host:15672]`; user and password default to guest. */
+function parseAmqpUrl(url: string): AmqpTarget {
+  const match = /^(amqps?):\/\/(?:([^@/?]*)@)?([\w.-]+|\[[0-9a-fA-F:]+\])(?::(\d{1,5}))?(?:\/([^?]*))?(?:\?(.*))?$/.exec(url)
+  if (!match) {
+    throw new InvalidInputError(`cannot read the broker URL "${hidePassword(url)}"`, {
+      hint: 'use amqp://user:pass@host:5672/vhost (add ?management=http://host:15672 for listing and stats)',
+    })
+  }
+  const [, scheme, auth, host, portText, vhostText, query] = match
+  const tls = scheme === 'amqps'
+  const port = portText ? Number(portText) : tls ? 5671 : 5672
+  if (!(port >= 1 && port <= 65_535)) throw new InvalidInputError(`port ${portText} in the broker URL is out of range`)
+  let user = 'guest'
+  let pass = 'guest'
+  if (auth !== undefined) {
+    const colon = auth.indexOf(':')
+    user = decodeURIComponent(colon === -1 ? auth : auth.slice(0, colon))
+    pass = colon === -1 ? '' : decodeURIComponent(auth.slice(colon + 1))
+  }
+  const vhost = vhostText === undefined || vhostText === '' ? '/' : decodeURIComponent(vhostText)
+  const params = new URLSearchParams(query ?? '')
+  for (const key of params.keys()) {
+    if (key !== 'management')
+      throw new InvalidInputError(`unknown broker URL parameter "${key}"`, {hint: 'known: management'})
+  }
+  let management: string | undefined
+  if (params.has('management')) {
+    const given = params.get('management')!
+    if (!/^https?:\/\/[^/?#\s]+\/?$/.test(given))
+      throw new InvalidInputError(`?management=${given} is not an http(s)://host:port address`, {
+        hint: 'e.g. ?management=http://127.0.0.1:15672',
+      })
+    management = given.replace(/\/$/, '')
+  }
+  const path = vhost === '/' ? '' : `/${encodeURIComponent(vhost)}`
+  const base = `${host}:${port}${path}`
+  const connectUrl = `${scheme}://${encodeURIComponent(user)}:${encodeURIComponent(pass)}@${base}`
+  const display = `${scheme}://${auth !== undefined ? `${user}:***@` : ''}${base}${management ? `?management=${management}` : ''}`
+  return {kind: 'amqp', url: connectUrl, host, port, vhost, user, pass, tls, management, display}
+}
+
 export function hidePassword(url: string): string {
   return url.replace(
-    /^(nats:\/\/)([^@/?]*)@/,
+    /^(nats:\/\/|amqps?:\/\/)([^@/?]*)@/,
     (_all, scheme: string, auth: string) =>
       `${scheme}${auth.includes(':') ? `${auth.slice(0, auth.indexOf(':'))}:***` : '***'}@`,
   )
 }
 
 /**
- * The broker for a target. The NATS driver (and its client library) is imported only when a
- * nats:// broker is used, on the first call, so file-broker commands load none of it.
+ * The broker for a target. The NATS and AMQP drivers (and their client libraries) are imported
+ * only when a nats:// or amqp:// broker is used, on the first call, so file-broker commands load none of it.
  */
 export function openBroker(target: BrokerTarget): Broker {
   if (target.kind === 'file') return new FileBroker(target.home)
+  if (target.kind === 'amqp') {
+    return lazyBroker(async (waiter) => {
+      const {AmqpBroker} = await import('./amqp-broker/index.js')
+      return AmqpBroker.connect(target, waiter)
+    })
+  }
   return lazyBroker(async (waiter) => {
     const {JetStreamBroker} = await import('./nats-broker/index.js')
     return JetStreamBroker.connect(target, waiter)

@@ -2,16 +2,49 @@ import {InvalidInputError} from './errors.js'
 
 const UNIT_MS: Record<string, number> = {ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000}
 
+/** One part of a duration: a number and its unit. */
+const DURATION_PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/y
+
 /**
- * Parses `250ms`, `5s`, `2m`, `1h`, `1d`, `1.5s` or a bare number of seconds into milliseconds.
+ * A duration as text: a bare number of seconds, or parts with units from largest to smallest,
+ * written together (`250ms`, `5s`, `1h30m`, `2d12h`, `1m30.5s`), as Go's time.ParseDuration reads them.
+ */
+export function isDuration(text: string): boolean {
+  return durationMs(text) !== undefined
+}
+
+function durationMs(text: string): number | undefined {
+  const trimmed = text.trim()
+  if (/^\d+(?:\.\d+)?$/.test(trimmed)) return Number(trimmed) * UNIT_MS.s
+  let total = 0
+  let index = 0
+  let lastUnit = Infinity
+  DURATION_PART.lastIndex = 0
+  while (index < trimmed.length) {
+    DURATION_PART.lastIndex = index
+    const match = DURATION_PART.exec(trimmed)
+    if (!match) return undefined
+    const unit = UNIT_MS[match[2]]
+    // each unit once, largest first: `30m1h` and `1h1h` are typos, not durations
+    if (unit >= lastUnit) return undefined
+    lastUnit = unit
+    total += Number(match[1]) * unit
+    index = DURATION_PART.lastIndex
+  }
+  return index === 0 ? undefined : total
+}
+
+/**
+ * Parses `250ms`, `5s`, `2m`, `1h`, `1d`, `1.5s`, compound `1h30m` / `2d12h`, or a bare number of
+ * seconds into milliseconds.
  * @param flag named in the error message, e.g. `--wait`
  */
 export function parseDuration(text: string, flag = 'duration'): number {
-  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(text)
-  if (!match) {
-    throw new InvalidInputError(`invalid ${flag} "${text}"`, {hint: 'use a number with a unit: 250ms, 5s, 2m, 1h, 1d'})
+  const parsed = durationMs(text)
+  if (parsed === undefined) {
+    throw new InvalidInputError(`invalid ${flag} "${text}"`, {hint: 'use a number with a unit: 250ms, 5s, 2m, 1h30m, 2d12h'})
   }
-  const ms = Number(match[1]) * UNIT_MS[match[2] ?? 's']
+  const ms = parsed
   if (!Number.isFinite(ms) || ms > 10 * 365 * UNIT_MS.d) {
     throw new InvalidInputError(`${flag} "${text}" is too long`, {hint: 'use at most 3650d'})
   }
@@ -20,7 +53,7 @@ export function parseDuration(text: string, flag = 'duration'): number {
 
 /** Parses a duration ago (`5m`) or an absolute ISO-8601 time into epoch milliseconds. */
 export function parseTimeOrAgo(text: string, flag: string, now = Date.now()): number {
-  if (/^\s*\d+(?:\.\d+)?\s*(ms|s|m|h|d)?\s*$/.test(text)) return now - parseDuration(text, flag)
+  if (isDuration(text)) return now - parseDuration(text, flag)
   return parseTime(text, flag)
 }
 
@@ -35,7 +68,7 @@ export function parsePriority(text: string, what = 'priority'): number {
 
 /** Parses an absolute ISO-8601 time (or a duration from now) into epoch milliseconds. */
 export function parseTimeOrDelay(text: string, flag: string, now = Date.now()): number {
-  if (/^\s*\d+(?:\.\d+)?\s*(ms|s|m|h|d)?\s*$/.test(text)) return now + parseDuration(text, flag)
+  if (isDuration(text)) return now + parseDuration(text, flag)
   return parseTime(text, flag)
 }
 

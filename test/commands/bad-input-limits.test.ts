@@ -44,7 +44,7 @@ describe('bad input: depth limits of patterns and events (CLI)', () => {
 
   it('event data deeper than the limit is exit 2 before anything is journalled', async () => {
     expectOneLineError(await run(['trigger', 't.x', '--data', nested(20_000)], {home}), 2, /"data" is nested deeper than 256 levels \(at \$\.data\.a\.a/)
-    expectOneLineError(await run(['trigger', 't.x'], {home, input: nested(3000)}), 2, /"data" is nested deeper than 256 levels/)
+    expectOneLineError(await run(['trigger', 't.x', '--data', '-'], {home, input: nested(3000)}), 2, /"data" is nested deeper than 256 levels/)
     const envelope = `{"specversion":"1.0","id":"1","source":"s","type":"t.x","data":${nested(3000)}}`
     expectOneLineError(await run(['trigger', '--envelope', envelope], {home}), 2, /"data" is nested deeper than 256 levels/)
     const journal = await run(['events', 'list', '--json'], {home})
@@ -163,7 +163,7 @@ describe('bad input: one rule for text from arguments and stdin (CLI)', () => {
     expectOneLineError(await run(['queue', 'list', '--home='], {home: other}), 2, /--home is empty/)
     expectOneLineError(await run(['publish', 'q', 'x'], {env: {MQ_HOME: ''}}), 2, /--home or MQ_HOME is empty/)
     expectOneLineError(await run(['queue', 'list'], {env: {MQ_HOME: ''}}), 2, /--home or MQ_HOME is empty/)
-    expect(JSON.parse((await run(['queue', 'list', '--json'], {home: other})).stdout)).to.deep.equal([])
+    expect((await run(['queue', 'list', '--json'], {home: other})).stdout).to.equal('')
     // An explicit --home still wins over an empty MQ_HOME.
     expect((await run(['publish', 'q', 'x', '--home', home], {env: {MQ_HOME: ''}})).code).to.equal(0)
   })

@@ -19,7 +19,7 @@ describe('bad input (CLI)', () => {
     for (const name of ['a..b', 'has space', '.lead', 'x'.repeat(201), 'sémantique', 'a/b']) {
       expectOneLineError(await run(['publish', name, 'x'], {home}), 2, /name/)
     }
-    expect((await run(['queue', 'list', '--json'], {home})).stdout.trim()).to.equal('[]')
+    expect((await run(['queue', 'list', '--json'], {home})).stdout.trim()).to.equal('')
   })
 
   it('unknown flags and bad flag values: exit 2 with a pointer to --help', async () => {

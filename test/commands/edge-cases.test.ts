@@ -61,7 +61,7 @@ describe('edge cases', function () {
       const [d] = jsonLines<{receipt: string}>((await run(['consume', 'jobs', '--ack', 'manual', '--json'], {home})).stdout)
       await run(['nack', '--dead-letter', d.receipt], {home})
     }
-    const result = await run(['dlq', 'redrive', 'jobs', '--json'], {home})
+    const result = await run(['dlq', 'redrive', 'jobs', '--yes', '--json'], {home})
     expect(JSON.parse(result.stdout)).to.deep.include({moved: 2, stoppedFull: true})
     expect(await depth(home, 'jobs')).to.equal(2)
   })

@@ -2,7 +2,7 @@ import {expect} from 'chai'
 import {mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {jsonLines, mq, run, tempHome} from '../helpers.js'
+import {jsonLines, mq, run, start, tempHome, waitFor} from '../helpers.js'
 
 describe('trigger, rules and the journal (CLI)', function () {
   this.timeout(30_000)
@@ -42,7 +42,7 @@ describe('trigger, rules and the journal (CLI)', function () {
 
   it('reads data from stdin, and a whole CloudEvent with --envelope (validated)', async () => {
     writeRules({rules: [{name: 'log', pattern: {source: ['ci']}, actions: [{type: 'file', path: 'out.jsonl'}]}]})
-    await run(['trigger', 'piped', '--source', 'ci'], {home, input: '{"from":"stdin"}'})
+    await run(['trigger', 'piped', '--source', 'ci', '--data', '-'], {home, input: '{"from":"stdin"}'})
     const envelope = {specversion: '1.0', id: 'e-1', source: 'ci', type: 'whole', data: {n: 1}, traceparent: '00-abc'}
     expect((await run(['trigger', '--envelope'], {home, input: JSON.stringify(envelope)})).code).to.equal(0)
     const lines = readFileSync(join(home, 'out.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
@@ -169,5 +169,43 @@ describe('trigger, rules and the journal (CLI)', function () {
     const result = await run(['trigger', 'x', '--data', '{"msg":"hi"}'], {home})
     expect(jsonLines(result.stdout)[0]).to.deep.include({type: 'x', data: {msg: 'hi'}})
     expect((await run(['consume', 'events.x'], {home})).stdout).to.equal('hi\n')
+  })
+  it('events list -f prints the recent events oldest first, then new ones with their outcome; Ctrl-C exits 0', async () => {
+    writeRules({rules: [{name: 'keep', pattern: {type: ['order.n4']}, actions: [{type: 'file', path: 'out.jsonl'}]}]})
+    for (const n of [1, 2, 3]) expect((await run(['trigger', `order.n${n}`], {home})).code).to.equal(0)
+    const follower = start(['events', 'list', '-f', '-n', '2'], {home})
+    await waitFor(() => /order\.n3/.test(follower.stdout), 'the backlog')
+    const backlog = follower.stdout.trim().split('\n')
+    expect(backlog.map((line) => line.split('\t')[2])).to.deep.equal(['order.n2', 'order.n3'])
+    expect((await run(['trigger', 'order.n4'], {home})).code).to.equal(0)
+    expect((await run(['trigger', 'other'], {home})).code).to.equal(0)
+    await waitFor(() => /\tother\t/.test(follower.stdout), 'the new events')
+    const lines = follower.stdout.trim().split('\n').map((line) => line.split('\t'))
+    expect(lines.slice(2).map((cells) => [cells[0], cells[2], cells[4], cells[5]])).to.deep.equal([
+      ['4', 'order.n4', 'done', 'keep'],
+      ['5', 'other', 'unmatched', '-'],
+    ])
+    follower.kill('SIGINT')
+    const done = await follower.done
+    expect(done.code, done.stderr).to.equal(0)
+    expect(done.stderr).to.equal('')
+  })
+
+  it('events list -f --json --status failed follows only failed events, as JSON lines', async () => {
+    writeRules({rules: [{name: 'flaky', pattern: {type: ['x']}, actions: [{type: 'exec', command: ['sh', '-c', 'exit 1']}], retry: {maxAttempts: 1}}]})
+    const follower = start(['events', 'list', '-f', '--status', 'failed', '--json'], {home})
+    // Whether these land in the backlog or are followed, each is printed once.
+    expect((await run(['trigger', 'x'], {home})).code).to.equal(1)
+    expect((await run(['trigger', 'y'], {home})).code).to.equal(0)
+    expect((await run(['trigger', 'x'], {home})).code).to.equal(1)
+    await waitFor(() => jsonLines(follower.stdout).length === 2, 'two failed events')
+    const followed = jsonLines<{seq: number; status: string; receivedAt: string}>(follower.stdout)
+    expect(followed.map((e) => [e.seq, e.status])).to.deep.equal([
+      [1, 'failed'],
+      [3, 'failed'],
+    ])
+    expect(Date.parse(followed[0].receivedAt)).to.be.closeTo(Date.now(), 60_000) // ISO-8601, as every time in --json
+    follower.kill('SIGINT')
+    expect((await follower.done).code).to.equal(0)
   })
 })

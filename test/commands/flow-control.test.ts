@@ -247,7 +247,7 @@ describe('flow control (CLI)', function () {
 
     it('redrive with --filter and --limit moves matching messages back, keeping headers and counting redrives', async () => {
       await deadLetters('jobs', ['keep-1', 'move-1', 'move-2', 'move-3'])
-      const result = JSON.parse((await run(['dlq', 'redrive', 'jobs', '--filter', 'body~move', '--filter', 'x-dead-letter-reason=rejected', '--limit', '2', '--json'], {home})).stdout)
+      const result = JSON.parse((await run(['dlq', 'redrive', 'jobs', '--yes', '--filter', 'body~move', '--filter', 'x-dead-letter-reason=rejected', '--limit', '2', '--json'], {home})).stdout)
       expect(result).to.deep.include({moved: 2, dryRun: false})
       const back = jsonLines((await run(['consume', 'jobs', '-n', '10', '--json'], {home})).stdout)
       expect(back.map((m) => m.body)).to.deep.equal(['move-1', 'move-2'])
@@ -258,7 +258,7 @@ describe('flow control (CLI)', function () {
     it('redrive --rate paces the moves', async () => {
       await deadLetters('jobs', ['1', '2', '3', '4', '5', '6'])
       const started = Date.now()
-      const result = JSON.parse((await run(['dlq', 'redrive', 'jobs', '--rate', '10/s', '--json'], {home})).stdout)
+      const result = JSON.parse((await run(['dlq', 'redrive', 'jobs', '--yes', '--rate', '10/s', '--json'], {home})).stdout)
       expect(result.moved).to.equal(6)
       expect(Date.now() - started).to.be.at.least(400)
     })
@@ -269,7 +269,7 @@ describe('flow control (CLI)', function () {
       await run(['subscribe', 'events', '--durable', 'b', '--wait', '1ms'], {home})
       await run(['publish', 'events', 'poison'], {home})
       await run(['subscribe', 'events', '--durable', 'a', '--exec', 'exit 65'], {home})
-      expect((await run(['dlq', 'redrive', 'a'], {home})).code).to.equal(0)
+      expect((await run(['dlq', 'redrive', 'a', '--yes'], {home})).code).to.equal(0)
       const [again] = jsonLines((await run(['subscribe', 'events', '--durable', 'a', '--json'], {home})).stdout)
       expect(again).to.deep.include({body: 'poison', topic: 'events', subscription: 'a'})
       expect((await run(['subscribe', 'events', '--durable', 'b'], {home})).stdout).to.equal('poison\n')

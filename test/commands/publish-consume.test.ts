@@ -1,6 +1,9 @@
 import {expect} from 'chai'
 
-import {jsonLines, run, sleep, start, tempHome} from '../helpers.js'
+import {writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+
+import {jsonLines, run, shell, sleep, start, tempHome} from '../helpers.js'
 
 describe('publish and consume (CLI)', () => {
   let home: string
@@ -40,6 +43,25 @@ describe('publish and consume (CLI)', () => {
     expect(out.stdout.trim().split('\n')).to.have.length(3)
     const consumed = await run(['consume', 'q', '-n', '10'], {home})
     expect(consumed.stdout).to.equal('one\ntwo\nthree\n')
+  })
+
+  it('publishes --lines from a regular file on stdin in pieces: every line once, in order; a bad line keeps the earlier pieces', async () => {
+    // Several 64 KiB reads, lines with multi-byte characters crossing the read boundaries.
+    const lines = Array.from({length: 12_000}, (_, i) => `line ${i} ${'é€'.repeat(i % 7)}`)
+    const file = join(home, 'lines.txt')
+    writeFileSync(file, `${lines.join('\n')}\n`)
+    const published = await shell(`MQ publish q --lines < "${file}"`, {home, timeoutMs: 60_000})
+    expect(published.code, published.stderr).to.equal(0)
+    expect(published.stdout.trim().split('\n')).to.have.length(lines.length)
+    const consumed = await run(['consume', 'q', '-n', '20000'], {home})
+    expect(consumed.stdout).to.equal(`${lines.join('\n')}\n`)
+    // Invalid UTF-8 on line 11,000 (past the first read): named with its line number, and what came before it was published.
+    writeFileSync(file, Buffer.concat([Buffer.from(`${lines.slice(0, 10_999).join('\n')}\n`), Buffer.from([0xff, 0x0a]), Buffer.from('after\n')]))
+    const bad = await shell(`MQ publish bad --lines < "${file}"`, {home, timeoutMs: 60_000})
+    expect(bad.code).to.equal(2)
+    expect(bad.stderr).to.match(/line 11000 of stdin is not valid UTF-8/)
+    const stats = JSON.parse((await run(['queue', 'stats', 'bad', '--json'], {home})).stdout)
+    expect(stats.depth).to.be.greaterThan(0).and.lessThan(10_999)
   })
 
   it('streams --lines: each line is published as it arrives, not at EOF', async () => {

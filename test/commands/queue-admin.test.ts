@@ -29,11 +29,11 @@ describe('queue admin (CLI)', () => {
     expect((await run(['queue', 'update', 'missing', '--max-deliveries', '4'], {home})).code).to.equal(2)
   })
 
-  it('list prints names when piped and JSON with --json', async () => {
+  it('list prints tab-separated rows (no header) when piped and JSON lines with --json', async () => {
     await run(['publish', 'b', 'x'], {home})
     await run(['publish', 'a', 'x'], {home})
-    expect((await run(['queue', 'list'], {home})).stdout).to.equal('a\nb\n')
-    const list = JSON.parse((await run(['queue', 'list', '--json'], {home})).stdout)
+    expect((await run(['queue', 'list'], {home})).stdout).to.equal('a\t1\t1 B\t30s\t5\ta.dlq\nb\t1\t1 B\t30s\t5\tb.dlq\n')
+    const list = jsonLines<{name: string; depth: number}>((await run(['queue', 'list', '--json'], {home})).stdout)
     expect(list.map((q: {name: string; depth: number}) => [q.name, q.depth])).to.deep.equal([
       ['a', 1],
       ['b', 1],
@@ -64,9 +64,9 @@ describe('queue admin (CLI)', () => {
 
   it('purge and delete', async () => {
     await run(['publish', 'jobs', '--lines'], {home, input: 'a\nb\n'})
-    expect(JSON.parse((await run(['queue', 'purge', 'jobs', '--json'], {home})).stdout)).to.deep.equal({queue: 'jobs', purged: 2})
-    expect(JSON.parse((await run(['queue', 'delete', 'jobs', '--json'], {home})).stdout)).to.deep.equal({queue: 'jobs', deleted: 0})
-    expect((await run(['queue', 'delete', 'jobs'], {home})).code).to.equal(2)
+    expect(JSON.parse((await run(['queue', 'purge', 'jobs', '--yes', '--json'], {home})).stdout)).to.deep.equal({queue: 'jobs', purged: 2})
+    expect(JSON.parse((await run(['queue', 'delete', 'jobs', '--yes', '--json'], {home})).stdout)).to.deep.equal({queue: 'jobs', deleted: 0})
+    expect((await run(['queue', 'delete', 'jobs', '--yes'], {home})).code).to.equal(2)
   })
 
   it('every command has help with examples', async () => {

@@ -10,7 +10,7 @@ describe('subscribe and topics (CLI)', () => {
     home = tempHome()
   })
 
-  const subscriptions = async () => JSON.parse((await run(['subscription', 'list', '--json'], {home})).stdout) as {name: string; durable: boolean}[]
+  const subscriptions = async () => jsonLines<{name: string; durable: boolean}>((await run(['subscription', 'list', '--json'], {home})).stdout)
 
   it('fans out to N subscriptions: each gets every message', async () => {
     await run(['topic', 'create', 'news'], {home})
@@ -128,8 +128,8 @@ describe('subscribe and topics (CLI)', () => {
     expect((await run(['subscribe', 'metrics', '--all', '-n', '10'], {home})).stdout).to.equal('2\n3\n')
     const stats = JSON.parse((await run(['topic', 'stats', 'metrics', '--json'], {home})).stdout)
     expect(stats).to.deep.include({messages: 2, totals: {published: 3, discarded: 1}})
-    expect((await run(['topic', 'list'], {home})).stdout).to.equal('metrics\n')
-    expect(JSON.parse((await run(['topic', 'delete', 'metrics', '--json'], {home})).stdout)).to.deep.equal({topic: 'metrics', deleted: 2})
+    expect((await run(['topic', 'list'], {home})).stdout).to.match(/^metrics\t2\t/)
+    expect(JSON.parse((await run(['topic', 'delete', 'metrics', '--yes', '--json'], {home})).stdout)).to.deep.equal({topic: 'metrics', deleted: 2})
   })
 
   it('bad input: pattern syntax (position), queue vs topic, reused durable names', async () => {
@@ -149,7 +149,7 @@ describe('subscribe and topics (CLI)', () => {
     const reused = await run(['subscribe', 'other.*', '--durable', 'reader'], {home})
     expect(reused.code).to.equal(2)
     expect(reused.stderr).to.match(/pattern "news", not "other\.\*"/)
-    expect((await run(['subscription', 'delete', 'reader', '--json'], {home})).code).to.equal(0)
+    expect((await run(['subscription', 'delete', 'reader', '--yes', '--json'], {home})).code).to.equal(0)
     expect((await run(['subscription', 'stats', 'reader'], {home})).code).to.equal(2)
   })
 

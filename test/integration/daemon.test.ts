@@ -149,6 +149,32 @@ describe('the daemon', function () {
     expect(events.map((e: {status: string}) => e.status)).to.deep.equal(['done', 'done'])
   })
 
+  it('logs one line per action outcome (rule, action, outcome, duration) and one per event', async () => {
+    const home = tempHome()
+    writeFileSync(
+      join(home, 'rules.json'),
+      JSON.stringify({
+        rules: [
+          {name: 'keep', pattern: {type: ['job']}, actions: [{type: 'file', path: 'kept.jsonl'}]},
+          {name: 'broken', pattern: {type: ['job']}, actions: [{type: 'exec', command: ['sh', '-c', 'exit 3']}], retry: {maxAttempts: 2, backoff: '10ms'}},
+        ],
+      }),
+    )
+    await startDaemon(home)
+    expect((await mq(['trigger', 'job'], {home})).code).to.equal(0)
+    expect((await mq(['trigger', 'nobody.cares'], {home})).code).to.equal(0)
+    const log = await waitFor(async () => {
+      const text = (await mq(['daemon', 'logs'], {home})).stdout
+      return /nobody\.cares .*no rule matched/.test(text) && /job .*FAILED/.test(text) ? text : undefined
+    }, 'the event lines')
+    expect(log).to.match(/event #1 job: rule keep action #1 file \S*kept\.jsonl ok after 1 attempt in \d+ms/)
+    expect(log).to.match(/event #1 job: rule broken action #1 exec .* dead-lettered exit 3 after 2 attempts in \d+m?s/)
+    expect(log).to.match(/event #1 job from \S+: FAILED \(rules: (keep, broken|broken, keep)\) in \d+m?s/)
+    expect(log).to.match(/event #2 nobody\.cares from \S+: no rule matched in \d+m?s/)
+    // the action lines come before their event's line
+    expect(log.indexOf('rule keep action #1')).to.be.below(log.indexOf('event #1 job from'))
+  })
+
   it('reloads an edited rules document; an invalid edit is refused and the old rules stay', async () => {
     const home = tempHome()
     const rules = join(home, 'rules.json')
@@ -188,7 +214,7 @@ describe('the daemon', function () {
         expect((await http(home, '/metrics', {token})).status).to.equal(401)
       }
       expect(await eventCount()).to.equal(0)
-      expect((await mq(['queue', 'list', '--json'], {home})).stdout.trim()).to.equal('[]')
+      expect((await mq(['queue', 'list', '--json'], {home})).stdout.trim()).to.equal('')
     })
 
     it('accepts structured, binary and batch CloudEvents, and queue messages', async () => {

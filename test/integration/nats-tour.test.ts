@@ -128,7 +128,7 @@ describe('the README tour on a nats:// broker (real nats-server)', function () {
     expect(await ok(['dlq', 'peek', 'jobs2', '--json'])).to.include('boom')
     const dry = JSON.parse(await ok(['dlq', 'redrive', 'jobs2', '--dry-run', '--json']))
     expect(dry.moved).to.equal(1)
-    await ok(['dlq', 'redrive', 'jobs2'])
+    await ok(['dlq', 'redrive', 'jobs2', '--yes'])
     const [back] = jsonLines<{headers: Record<string, string>}>(await ok(['consume', 'jobs2', '--json']))
     expect(back.headers['x-redrive-count']).to.equal('1')
   })

@@ -283,7 +283,7 @@ describe('the CLI on a nats:// broker (real nats-server)', function () {
     const env = {MQ_NATS_EPHEMERAL_INACTIVE_MS: '1000'}
     const sub = start(['subscribe', 'logs.#', '-f'], on({env}))
     await waitFor(
-      async () => JSON.parse((await mq(['subscription', 'list', '--json'], on())).stdout).length === 1,
+      async () => jsonLines((await mq(['subscription', 'list', '--json'], on())).stdout).length === 1,
       'the ephemeral subscription',
       20_000,
       200,
@@ -291,10 +291,28 @@ describe('the CLI on a nats:// broker (real nats-server)', function () {
     sub.kill('SIGKILL')
     await sub.done
     await waitFor(
-      async () => JSON.parse((await mq(['subscription', 'list', '--json'], on())).stdout).length === 0,
+      async () => jsonLines((await mq(['subscription', 'list', '--json'], on())).stdout).length === 0,
       'the subscription to vanish',
       30_000,
       200,
     )
+  })
+  it('mq top --once and --json read a nats:// broker through the Broker interface', async () => {
+    expect((await mq(['publish', 'jobs', '--lines'], on({input: 'a\nb\nc\n'}))).code).to.equal(0)
+    expect((await mq(['topic', 'create', 'orders.created'], on())).code).to.equal(0)
+    expect((await mq(['subscribe', 'orders.*', '--durable', 'audit', '-n', '1', '--wait', '1ms'], on())).code).to.equal(3)
+    expect((await mq(['publish', 'orders.created', 'o1'], on())).code).to.equal(0)
+    const json = await mq(['top', '--json'], on())
+    expect(json.code, json.stderr).to.equal(0)
+    const snapshot = JSON.parse(json.stdout)
+    expect(snapshot.broker).to.match(/^nats:\/\//)
+    // No per-minute counters on NATS: the first sample's rates are unknown, not 0.
+    expect(snapshot.queues.find((q: {name: string}) => q.name === 'jobs')).to.deep.include({kind: 'queue', depth: 3, inFlight: 0, publishRate: null})
+    expect(snapshot.queues.find((q: {name: string}) => q.name === 'audit')).to.deep.include({kind: 'subscription', depth: 1})
+    expect(snapshot.topics.find((t: {name: string}) => t.name === 'orders.created')).to.deep.include({subscriptions: 1, maxLag: 1})
+    const once = await mq(['top', '--once'], on())
+    expect(once.code, once.stderr).to.equal(0)
+    expect(once.stdout).to.match(/^jobs +queue +3 +0 +0 +0 +- +-$/m)
+    expect(once.stdout).to.not.include('\u001B')
   })
 })

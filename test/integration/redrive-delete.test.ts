@@ -18,7 +18,7 @@ describe('dlq redrive while another process deletes the queue', function () {
       )
       // At 12/m the redrive moves one message, then waits 5 s for its next token: the queue is
       // deleted in that gap, as soon as the first message is back (a signal, not a guessed delay).
-      const redrive = start(['dlq', 'redrive', 'jobs', '--rate', '12/m'], {home, timeoutMs: 50_000})
+      const redrive = start(['dlq', 'redrive', 'jobs', '--yes', '--rate', '12/m'], {home, timeoutMs: 50_000})
       await waitFor(async () => (await broker.queueStats('jobs')).depth === 1, 'the first message redriven')
       await broker.deleteQueue('jobs')
       const result = await redrive.done

@@ -6,7 +6,7 @@ export const brokerInfo = defineCommand({
   id: 'broker:info',
   summary: 'Show the broker in use, its server and which features are native, emulated or refused.',
   description: `The broker is chosen by --broker URL, else MQ_URL, else --home / MQ_HOME, else the per-user folder.
-On a nats:// broker this connects and reads the server version and cluster; refused features fail
+On a nats:// or amqp:// broker this connects and reads the server version (and NATS cluster); refused features fail
 with exit 2 and the reason shown here.`,
   examples: [
     '<%= config.bin %> broker info',
@@ -22,10 +22,10 @@ with exit 2 and the reason shown here.`,
       ['driver', info.driver],
       ...(server
         ? ([
-            ['server', `${server.name ?? ''} nats-server ${server.version}`.trim()],
+            ['server', `${server.name ?? ''} ${info.driver === 'nats' ? 'nats-server ' : ''}${server.version}`.trim()],
             [
               'cluster',
-              server.cluster ? `${server.cluster} (${server.servers ?? 1} servers)` : 'none (a single server)',
+              server.cluster ? `${server.cluster} (${server.servers ?? 1} servers)` : info.driver === 'nats' ? 'none (a single server)' : '-',
             ],
           ] as [string, string][])
         : []),

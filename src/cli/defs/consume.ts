@@ -1,11 +1,13 @@
 import {DEFAULT_QUEUE_SETTINGS} from '../../core/broker.js'
 import type {ReceiveFn} from '../../core/consumer.js'
-import {InvalidInputError} from '../../core/errors.js'
+import {InvalidInputError, NotFoundError} from '../../core/errors.js'
 import {validateName} from '../../core/names.js'
+import type {Context} from '../context.js'
 import {CONSUMER_FLAGS, consumerSettings, runConsumer, waitsOutLocks} from '../consumer.js'
 import {defineCommand} from '../definition.js'
 import {askName} from '../prompts.js'
-import {triage, type TriageSummary} from '../triage.js'
+import {closest} from '../suggest.js'
+import {triage, triageTarget, type TriageSummary} from '../triage.js'
 
 export default defineCommand({
   id: 'consume',
@@ -24,7 +26,7 @@ each keeps a lease and its receipt is shown, for \`mq ack\`. Exit 3 when nothing
   args: [{name: 'queue', summary: 'Queue to consume from.'}],
   flags: {
     ...CONSUMER_FLAGS,
-    interactive: {kind: 'boolean', summary: 'Triage at a terminal: see each message, then a key acks, retries, dead-letters or skips it.'},
+    interactive: {kind: 'boolean', summary: 'Triage at a terminal: see each message, then a key acks, retries, dead-letters or skips it (in a dead-letter queue: sends it back).'},
   },
   fast: true,
   async run({args, flags}, ctx): Promise<TriageSummary | undefined> {
@@ -36,16 +38,38 @@ each keeps a lease and its receipt is shown, for \`mq ack\`. Exit 3 when nothing
     const broker = ctx.broker()
     // A follower or worker waits out outages from its first request on (a cluster still electing).
     if (!flags.interactive && waitsOutLocks(settings)) ctx.waitOutLocks()
-    const lease = flags['visibility-timeout'] ?? (await broker.getQueue(queue))?.settings.visibilityTimeoutMs ?? DEFAULT_QUEUE_SETTINGS.visibilityTimeoutMs
-    const receive: ReceiveFn = (options) => broker.receive(queue, options)
+    const existing = await broker.getQueue(queue)
+    if (!existing) await missingQueue(ctx, queue, settings.loop.follow || settings.loop.waitMs > 0)
+    const lease = flags['visibility-timeout'] ?? existing?.settings.visibilityTimeoutMs ?? DEFAULT_QUEUE_SETTINGS.visibilityTimeoutMs
+    // Receipts printed for other processes are held where they can be settled (on amqp://, the daemon).
+    const holder = !settings.autoAck && settings.exec === undefined && !flags.interactive ? await ctx.receiptHolder() : broker
+    const receive: ReceiveFn = (options) => holder.receive(queue, options)
     if (flags.interactive) {
       if (settings.exec !== undefined || ctx.json) throw new InvalidInputError('--interactive cannot be combined with --exec or --json')
-      const summary = await triage(ctx, receive, {leaseMs: lease, waitMs: settings.loop.waitMs, follow: settings.loop.follow})
+      const target = await triageTarget(broker, queue, existing?.settings.deadLetterQueue ?? null)
+      const summary = await triage(ctx, receive, target, {leaseMs: lease, waitMs: settings.loop.waitMs, follow: settings.loop.follow})
       return summary
     }
     await runConsumer(ctx, receive, settings, {label: queue, leaseMs: lease})
     return undefined
   },
   render: (s) =>
-    `acked ${s.acked}, retried ${s.retried}, dead-lettered ${s.deadLettered}, skipped ${s.skipped} (released)`,
+    `acked ${s.acked}, retried ${s.retried}, sent back ${s.sentBack}, dead-lettered ${s.deadLettered}, skipped ${s.skipped} (released)`,
 })
+
+/**
+ * A queue that does not exist: a one-shot consume says so (exit 2), naming close names; a
+ * follower or a long poll says so once on stderr and waits for it to be created (a consumer may
+ * well start before its producer). A topic of that name is left to the broker (wrong_kind).
+ */
+async function missingQueue(ctx: Context, queue: string, waits: boolean): Promise<void> {
+  const broker = ctx.broker()
+  if ((await broker.listTopics()).some((t) => t.name === queue)) return
+  const near = closest(queue, (await broker.listQueues()).map((q) => q.name))
+  const suggestion = near.length > 0 ? `did you mean ${near.join(', ')}?` : undefined
+  if (waits) {
+    ctx.warn(`queue ${queue} does not exist yet; waiting for it${suggestion ? ` (${suggestion})` : ''}`)
+    return
+  }
+  throw new NotFoundError('queue', queue, {hint: suggestion ? `${suggestion} See \`mq queue list\`` : 'see `mq queue list`; wait for it with --wait 30s or -f'})
+}

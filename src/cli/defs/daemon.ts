@@ -45,11 +45,11 @@ async function status(ctx: Context): Promise<DaemonStatus | undefined> {
 function renderStatus(s: DaemonStatus): string {
   return [
     `daemon ${s.version} running (pid ${s.pid}, up ${formatDuration(s.uptimeMs)})`,
-    `  broker   ${s.home}`,
+    `  broker   ${s.broker}${s.broker === `file:${s.home}` ? '' : ` (folder ${s.home})`}`,
     `  socket   ${s.socket}`,
     `  http     ${s.http ? `http://${s.http.address}:${s.http.port} (token in ${daemonPaths(s.home).token})` : 'off'}`,
     `  rules    ${s.rules.path} (${s.rules.rules} rules, ${s.rules.sources} sources)${s.rules.error ? `\n  rules    last edit refused: ${s.rules.error}` : ''}`,
-    `  counts   ${s.counts.published} publish requests, ${s.counts.eventsAccepted} events accepted, ${s.counts.eventsProcessed} processed, ${s.counts.actionsOk} actions ok, ${s.counts.actionsFailed} failed, ${s.counts.inFlightEvents} in flight`,
+    `  counts   ${s.counts.published} publish requests, ${s.counts.eventsAccepted} events accepted, ${s.counts.eventsProcessed} processed, ${s.counts.actionsOk} actions ok, ${s.counts.actionsFailed} failed, ${s.counts.inFlightEvents} in flight${s.counts.held ? `, ${s.counts.held} deliveries held for clients` : ''}`,
   ].join('\n')
 }
 
@@ -95,6 +95,7 @@ async function runForeground(ctx: Context, flags: {'http-port': number; 'no-http
   const daemon = new Daemon({
     home: ctx.home,
     broker: ctx.target.kind === 'file' ? undefined : ctx.broker(),
+    brokerName: ctx.brokerName,
     rulesPath: rulesPathFor(ctx, flags.rules),
     httpPort: flags['no-http'] ? null : flags['http-port'],
     version: version(ctx),

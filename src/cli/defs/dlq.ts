@@ -4,8 +4,8 @@ import {parseRate} from '../../core/rate-limiter.js'
 import {formatDuration} from '../../core/units.js'
 import type {Context} from '../context.js'
 import {defineCommand} from '../definition.js'
-import {table} from '../output.js'
-import {askName} from '../prompts.js'
+import {listing} from '../output.js'
+import {askName, confirm} from '../prompts.js'
 import {printPeeked} from './queue.js'
 
 const ownerArg = [{name: 'name', summary: 'The queue or durable subscription whose dead letters these are.'}]
@@ -21,15 +21,15 @@ export const dlqList = defineCommand({
   summary: 'List dead-letter queues, their depth and where their messages come from.',
   examples: ['<%= config.bin %> dlq list', '<%= config.bin %> dlq list --json'],
   flags: {},
+  jsonLines: true,
   run: (_input, ctx): Promise<DeadLetterQueueInfo[]> => ctx.broker().listDeadLetterQueues(),
-  render(dlqs, ctx) {
-    if (!ctx.stdoutIsTTY) return dlqs.map((d) => `${d.name}\t${d.messages}`).join('\n') || undefined
-    if (dlqs.length === 0) return 'no dead-letter queues'
-    return table(
+  render: (dlqs, ctx) =>
+    listing(
+      ctx,
       ['DEAD-LETTER QUEUE', 'MESSAGES', 'OLDEST', 'FROM'],
       dlqs.map((d) => [d.name, d.messages, d.oldestAgeMs === null ? '-' : formatDuration(d.oldestAgeMs), d.sources.join(', ')]),
-    )
-  },
+      'no dead-letter queues',
+    ),
 })
 
 export const dlqPeek = defineCommand({
@@ -56,8 +56,8 @@ export const dlqRedrive = defineCommand({
 picks messages (all must match): body~TEXT, body=TEXT, HEADER=VALUE, HEADER~TEXT, HEADER.`,
   examples: [
     '<%= config.bin %> dlq redrive jobs --dry-run',
-    '<%= config.bin %> dlq redrive jobs --filter x-dead-letter-reason=max-deliveries --limit 100 --rate 20/s',
-    "<%= config.bin %> dlq redrive jobs --filter 'x-last-error~timed out'",
+    '<%= config.bin %> dlq redrive jobs --filter x-dead-letter-reason=max-deliveries --limit 100 --rate 20/s --yes',
+    "<%= config.bin %> dlq redrive jobs --filter 'x-last-error~timed out' --yes",
   ],
   args: ownerArg,
   flags: {
@@ -65,18 +65,21 @@ picks messages (all must match): body~TEXT, body=TEXT, HEADER=VALUE, HEADER~TEXT
     limit: {kind: 'integer', summary: 'Move at most N messages.', min: 1},
     rate: {kind: 'string', summary: 'Move at most RATE (e.g. 50/s) so consumers are not flooded.', helpValue: 'RATE'},
     'dry-run': {kind: 'boolean', summary: 'Show what would move; change nothing.'},
+    yes: {kind: 'boolean', char: 'y', summary: 'Do not ask for confirmation (needed without a terminal, except with --dry-run).'},
   },
   async run({args, flags}, ctx): Promise<RedriveResult> {
     const name = await ownerName(ctx, args.name, 'redrive')
-    const spinner = await ctx.spinner(`redriving dead letters of ${name}`)
+    if (!flags['dry-run']) await confirm(ctx, flags.yes, `Move the dead letters of ${name} back to it?`)
+    const progress = ctx.progress(flags['dry-run'] ? `examining dead letters of ${name}` : `redriving dead letters of ${name}`)
     const result = await ctx.broker().redrive(name, {
+      onProgress: (p) => progress.update(p.done, p.total),
       filter: flags.filter.length > 0 ? parseFilters(flags.filter) : undefined,
       limit: flags.limit,
       ratePerSecond: flags.rate === undefined ? undefined : parseRate(flags.rate),
       dryRun: flags['dry-run'],
       signal: ctx.handleInterrupts().drain,
     })
-    spinner.stop()
+    progress.stop()
     return result
   },
   render(r, ctx) {

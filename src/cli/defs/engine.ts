@@ -2,6 +2,7 @@ import type {TriggerSummary} from '../../core/engine/engine.js'
 import {startSources} from '../../core/engine/sources/index.js'
 import {InterruptedError, InvalidInputError} from '../../core/errors.js'
 import {defineCommand} from '../definition.js'
+import {toJson} from '../output.js'
 import {engineFor, RULES_FLAG} from '../engine-context.js'
 
 export const engineRun = defineCommand({
@@ -21,7 +22,7 @@ export const engineRun = defineCommand({
     }
     const journal = ctx.local().journal
     const report = (summary: TriggerSummary) => {
-      if (ctx.json) ctx.out.line(JSON.stringify(summary))
+      if (ctx.json) ctx.out.line(toJson(summary))
       else if (!summary.ok) ctx.warn(`event #${summary.seq} ${summary.type}: an action failed; see \`mq events show ${summary.seq}\``)
       void ctx.out.flush()
     }

@@ -1,41 +1,61 @@
 import type {TriggerSummary} from '../../core/engine/engine.js'
+import {followEvents} from '../../core/engine/follow-events.js'
 import type {ActionRun, EventRecord, EventStatus} from '../../core/engine/journal.js'
 import {InvalidInputError, NotFoundError} from '../../core/errors.js'
 import {formatDuration, parseTimeOrAgo} from '../../core/units.js'
 import {defineCommand} from '../definition.js'
 import {engineFor, RULES_FLAG} from '../engine-context.js'
-import {table} from '../output.js'
+import {table, toJson} from '../output.js'
 
 const STATUSES = ['pending', 'done', 'failed', 'unmatched'] as const
 
 export const eventsList = defineCommand({
   id: 'events:list',
-  summary: 'List journalled events, newest first.',
-  examples: ['<%= config.bin %> events list --since 1h', '<%= config.bin %> events list --status failed --rule deploy --json'],
+  summary: 'List journalled events, newest first (-f: the recent ones oldest first, then new ones as they come).',
+  description: `With -f (like tail -f) it prints the last --limit events oldest first, then each new event once it
+has run (an event still running after 2s is printed as pending), until Ctrl-C (exit 0).`,
+  examples: [
+    '<%= config.bin %> events list --since 1h',
+    '<%= config.bin %> events list --status failed --rule deploy --json',
+    '<%= config.bin %> events list -f -n 10',
+  ],
   flags: {
+    follow: {kind: 'boolean', char: 'f', summary: 'Keep printing new events until interrupted.'},
     type: {kind: 'string', summary: 'Only events of this type.', helpValue: 'TYPE'},
     rule: {kind: 'string', summary: 'Only events a rule ran for.', helpValue: 'NAME'},
     status: {kind: 'string', summary: 'Only events in this state.', options: STATUSES},
     since: {kind: 'string', summary: 'Only events since DUR ago or TIME.', helpValue: 'DUR|TIME'},
     limit: {kind: 'integer', char: 'n', summary: 'Most events to show.', default: 50, min: 1, max: 100_000},
   },
-  async run({flags}, ctx): Promise<EventRecord[]> {
-    return ctx.local().journal.list({
+  async run({flags}, ctx): Promise<EventRecord[] | undefined> {
+    const filter = {
       type: flags.type,
       rule: flags.rule,
       status: flags.status as EventStatus | undefined,
       since: flags.since === undefined ? undefined : parseTimeOrAgo(flags.since, '--since'),
-      limit: flags.limit,
-    })
+    }
+    const journal = ctx.local().journal
+    if (!flags.follow) return journal.list({...filter, limit: flags.limit})
+    const {drain} = ctx.handleInterrupts()
+    if (ctx.stdoutIsTTY && !ctx.json) ctx.out.line(EVENT_COLUMNS.join('  '))
+    for await (const record of followEvents(journal, {filter, backlog: flags.limit, signal: drain})) {
+      ctx.out.line(ctx.json ? toJson(record) : eventCells(record).join(ctx.stdoutIsTTY ? '  ' : '\t'))
+      await ctx.out.flush()
+      if (ctx.out.isBroken) break
+    }
+    return undefined // Ctrl-C ends a follow as it should: exit 0
   },
   render(records, ctx) {
     if (records.length === 0) return ctx.stdoutIsTTY ? 'no events' : undefined
-    return table(
-      ['SEQ', 'RECEIVED', 'TYPE', 'SOURCE', 'STATUS', 'RULES'],
-      records.map((r) => [r.seq, new Date(r.receivedAt).toISOString().replace('T', ' ').slice(0, 19), r.event.type, r.event.source, r.status, r.rules.join(', ') || '-']),
-    )
+    return table(EVENT_COLUMNS, records.map((r) => eventCells(r)))
   },
 })
+
+const EVENT_COLUMNS = ['SEQ', 'RECEIVED', 'TYPE', 'SOURCE', 'STATUS', 'RULES']
+
+function eventCells(r: EventRecord): (string | number)[] {
+  return [r.seq, new Date(r.receivedAt).toISOString().replace('T', ' ').slice(0, 19), r.event.type, r.event.source, r.status, r.rules.join(', ') || '-']
+}
 
 export const eventsShow = defineCommand({
   id: 'events:show',
@@ -97,7 +117,9 @@ export const eventsReplay = defineCommand({
       ascending: true,
     })
     const result: ReplayResult = {replayed: 0, dryRun: flags['dry-run'], events: []}
+    const progress = flags['dry-run'] ? undefined : ctx.progress('replaying events', {unit: 'events', stdoutBusy: true})
     for (const record of records) {
+      progress?.update(result.replayed, records.length)
       if (flags['dry-run']) {
         result.events.push({seq: record.seq, type: record.event.type, rules: engine.match(record.event, flags.rule).map((r) => r.name)})
         continue
@@ -107,6 +129,7 @@ export const eventsReplay = defineCommand({
       result.events.push({seq: record.seq, type: record.event.type, rules: summary.matched, ok: summary.ok})
       if (!summary.ok) ctx.exitCode = 1
     }
+    progress?.stop()
     return result
   },
   render(r, ctx) {

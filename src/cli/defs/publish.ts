@@ -1,10 +1,13 @@
+import {fstatSync} from 'node:fs'
+
 import type {OutgoingMessage, PublishOptions, PublishResult} from '../../core/broker.js'
 import {InterruptedError, InvalidInputError, isMqError, QueueFullError} from '../../core/errors.js'
 import {validateName} from '../../core/names.js'
 import {parseTimeOrDelay} from '../../core/units.js'
 import type {Context} from '../context.js'
 import {defineCommand} from '../definition.js'
-import {checkArgumentUtf8, parseEnvelope, parseHeaderFlags, readStdinBody, stdinLineBatches} from '../input.js'
+import {toJson} from '../output.js'
+import {checkArgumentUtf8, parseEnvelope, parseHeaderFlags, readStdinBody, stdinLineBatches, withoutTrailingNewline} from '../input.js'
 import {askName, askText} from '../prompts.js'
 
 const flags = {
@@ -18,12 +21,13 @@ const flags = {
   priority: {kind: 'integer', summary: '0–9, higher delivered first; FIFO within a priority (queues).', min: 0, max: 9},
   'dedup-id': {kind: 'string', summary: 'Idempotent publish: a repeat within the window returns the first id and stores nothing.', helpValue: 'ID'},
   wait: {kind: 'duration', summary: 'When the queue is full under --overflow block: wait up to DUR for room, then exit 4.', helpValue: 'DUR'},
+  raw: {kind: 'boolean', summary: 'Keep a body read from stdin exactly as it is (by default one trailing newline is dropped).'},
 } as const
 
 export default defineCommand({
   id: 'publish',
   summary: 'Publish a message to a queue or topic.',
-  description: `The body is the argument if given, otherwise stdin. NAME is a topic if one exists (or a
+  description: `The body is the argument if given, otherwise stdin (less one trailing newline, unless --raw). NAME is a topic if one exists (or a
 subscription pattern matches it), otherwise a queue, created on first use. Prints the new message id.`,
   examples: [
     '<%= config.bin %> publish jobs "hello"',
@@ -53,6 +57,7 @@ subscription pattern matches it), otherwise a queue, created on first use. Print
     const options = {kind, blockTimeoutMs: flags.wait, signal: ctx.handleInterrupts().drain}
     if (flags.lines && flags.envelopes) throw new InvalidInputError('--lines and --envelopes cannot be combined', {hint: 'use one of them'})
     if (flags.lines || flags.envelopes) {
+      if (flags.raw) throw new InvalidInputError(`--raw keeps one body exactly; --${flags.lines ? 'lines' : 'envelopes'} reads lines`)
       if (args.body !== undefined) throw new InvalidInputError(`--${flags.lines ? 'lines' : 'envelopes'} reads stdin; do not pass a body`)
       if (flags['dedup-id'] !== undefined) throw new InvalidInputError('--dedup-id names one message', {hint: 'publish messages one at a time to give each its own dedup id'})
       const timed = timing.deliverAt !== undefined || timing.ttlMs !== undefined || timing.priority !== undefined
@@ -67,6 +72,7 @@ subscription pattern matches it), otherwise a queue, created on first use. Print
     if (body === undefined) {
       // Empty stdin is an empty message, as an empty argument is (README: Limits).
       body = ctx.stdinIsTTY ? await askText(ctx, 'message body', 'give the body as an argument or on stdin') : await readStdinBody(ctx.stdin)
+      if (!flags.raw) body = withoutTrailingNewline(body)
     } else {
       checkArgumentUtf8(body, 'the body argument')
     }
@@ -90,7 +96,12 @@ async function publishStream(
   let published = 0
   // The first Ctrl-C stops reading: what was read is published, then exit 130.
   options.signal?.addEventListener('abort', () => ctx.stdin.destroy(), {once: true})
+  // From a file (`< big.txt`), how far through it we are; from a pipe, a count and a rate.
+  const fileSize = stdinFileSize(ctx)
+  const progress = ctx.progress(`publishing to ${name}`, {stdoutBusy: true})
+  let bytes = 0
   for await (const batch of stdinLineBatches(ctx.stdin)) {
+    for (const line of batch.lines) bytes += Buffer.byteLength(line) + 1
     const {numbers} = batch
     const messages = batch.lines.map((line, index) => toMessage(line, numbers[index]))
     let results: PublishResult[]
@@ -99,7 +110,7 @@ async function publishStream(
     } catch (error) {
       if (error instanceof QueueFullError) {
         // Under --overflow block part of the batch may have gone in before the wait ran out.
-        for (const result of error.published) ctx.out.line(ctx.json ? JSON.stringify(result) : result.id)
+        for (const result of error.published) ctx.out.line(ctx.json ? toJson(result) : result.id)
         await ctx.out.flush()
       }
       if (isMqError(error) && error.index !== undefined) {
@@ -110,10 +121,24 @@ async function publishStream(
       throw error
     }
     published += results.length
-    for (const result of results) ctx.out.line(ctx.json ? JSON.stringify(result) : result.id)
+    for (const result of results) ctx.out.line(ctx.json ? toJson(result) : result.id)
     await ctx.out.flush()
+    progress.update(published, undefined, fileSize ? Math.min(1, bytes / fileSize) : undefined)
   }
+  progress.stop()
   if (options.signal?.aborted) throw new InterruptedError()
+}
+
+/** The size of stdin when it is a regular file, else undefined. */
+function stdinFileSize(ctx: Context): number | undefined {
+  const fd = (ctx.stdin as {fd?: unknown}).fd
+  if (typeof fd !== 'number') return undefined
+  try {
+    const stat = fstatSync(fd)
+    return stat.isFile() && stat.size > 0 ? stat.size : undefined
+  } catch {
+    return undefined
+  }
 }
 
 function withHeaders(message: OutgoingMessage, extra: OutgoingMessage['headers']): OutgoingMessage {

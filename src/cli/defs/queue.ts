@@ -1,12 +1,12 @@
 import type {PeekedMessage, QueueInfo, QueueSettings, QueueStats} from '../../core/broker.js'
-import {InvalidInputError} from '../../core/errors.js'
+import {InterruptedError, InvalidInputError} from '../../core/errors.js'
 import {validateName} from '../../core/names.js'
 import {formatDuration, formatSize} from '../../core/units.js'
 import type {Context} from '../context.js'
 import {defineCommand} from '../definition.js'
-import {keyValues, table} from '../output.js'
-import {askName, confirm} from '../prompts.js'
-import {placementFromFlags, REPLICAS_FLAG} from '../placement.js'
+import {keyValues, listing, toJson} from '../output.js'
+import {askName, askNewName, confirm} from '../prompts.js'
+import {placementFromFlags, REPLICAS_FLAG, TRANSIENT_FLAG} from '../placement.js'
 import type {FlagSpecs, FlagValues} from '../spec.js'
 
 /** Settings flags shared by `queue create` and `queue update`. */
@@ -53,6 +53,7 @@ const queueArg = [{name: 'queue', summary: 'Queue name.'}]
 
 async function queueName(ctx: Context, given: string | undefined, command: string): Promise<string> {
   if (given !== undefined) return validateName(given, 'queue name')
+  if (command === 'create') return askNewName(ctx, 'queue name', 'give it as an argument: mq queue create QUEUE', (name) => validateName(name, 'queue name'))
   const names = (await ctx.broker().listQueues()).map((q) => q.name)
   return askName(ctx, 'queue', names, `give it as an argument: mq queue ${command} QUEUE`)
 }
@@ -75,28 +76,32 @@ function describeSettings(s: QueueSettings): string {
 export const queueList = defineCommand({
   id: 'queue:list',
   summary: 'List queues with their depth.',
-  examples: ['<%= config.bin %> queue list', '<%= config.bin %> queue list --json | jq -r \'.[].name\''],
+  examples: ['<%= config.bin %> queue list', '<%= config.bin %> queue list | cut -f1', '<%= config.bin %> queue list --json | jq -r .name'],
   flags: {},
+  jsonLines: true,
   run: (_input, ctx): Promise<QueueInfo[]> => ctx.broker().listQueues(),
-  render(queues, ctx) {
-    if (queues.length === 0) return ctx.stdoutIsTTY ? 'no queues yet: `mq publish NAME BODY` creates one' : undefined
-    if (!ctx.stdoutIsTTY) return queues.map((q) => q.name).join('\n')
-    return table(
+  render: (queues, ctx) =>
+    listing(
+      ctx,
       ['QUEUE', 'MESSAGES', 'SIZE', 'VISIBILITY', 'MAX-DELIVERIES', 'DEAD-LETTERS'],
       queues.map((q) => [q.name, q.depth, formatSize(q.bytes), formatDuration(q.settings.visibilityTimeoutMs), q.settings.maxDeliveries, q.settings.deadLetterQueue ?? '-']),
-    )
-  },
+      'no queues yet: `mq publish NAME BODY` creates one',
+    ),
 })
 
 export const queueCreate = defineCommand({
   id: 'queue:create',
   summary: 'Declare a queue (idempotent: an existing queue with the same settings is fine).',
-  examples: ['<%= config.bin %> queue create hello', '<%= config.bin %> queue create jobs --visibility-timeout 5m --max-deliveries 3 --dead-letter-queue jobs.failed'],
+  examples: [
+    '<%= config.bin %> queue create hello',
+    '<%= config.bin %> queue create jobs --visibility-timeout 5m --max-deliveries 3 --dead-letter-queue jobs.failed',
+    '<%= config.bin %> queue create hello --transient --broker amqp://guest:guest@localhost:5672/',
+  ],
   args: queueArg,
-  flags: {...SETTINGS_FLAGS, ...REPLICAS_FLAG},
+  flags: {...SETTINGS_FLAGS, ...REPLICAS_FLAG, ...TRANSIENT_FLAG},
   async run({args, flags}, ctx): Promise<QueueInfo> {
-    const {replicas, ...settings} = flags
-    const placement = await placementFromFlags(ctx, replicas)
+    const {replicas, transient, ...settings} = flags
+    const placement = await placementFromFlags(ctx, replicas, transient)
     return ctx.broker().declareQueue(await queueName(ctx, args.queue, 'create'), settingsFromFlags(settings), placement)
   },
   render: (queue, ctx) => (ctx.stdoutIsTTY ? `queue ${queue.name}: ${describeSettings(queue.settings)}` : undefined),
@@ -137,7 +142,15 @@ export const queuePurge = defineCommand({
   async run({args, flags}, ctx): Promise<{queue: string; purged: number}> {
     const queue = await queueName(ctx, args.queue, 'purge')
     await confirm(ctx, flags.yes, `Remove every message from ${queue}?`)
-    return {queue, ...(await ctx.broker().purgeQueue(queue))}
+    const progress = ctx.progress(`purging ${queue}`)
+    const signal = ctx.handleInterrupts().drain
+    const result = await ctx.broker().purgeQueue(queue, {onProgress: (p) => progress.update(p.done, p.total), signal})
+    progress.stop()
+    if (signal.aborted) {
+      ctx.warn(`interrupted: purged ${result.purged} messages from ${queue}; the others stay`)
+      throw new InterruptedError()
+    }
+    return {queue, ...result}
   },
   render: (r, ctx) => (ctx.stdoutIsTTY ? `purged ${r.purged} messages from ${r.queue}` : undefined),
 })
@@ -185,11 +198,11 @@ export const queuePeek = defineCommand({
 
 /** Peeked messages: JSON lines, bare bodies in a pipe, or a line each with headers for a person. */
 export function printPeeked(ctx: Context, queue: string, messages: PeekedMessage[]): void {
-  for (const m of messages) ctx.out.line(ctx.json ? JSON.stringify(peeked(queue, m)) : ctx.stdoutIsTTY ? human(m) : m.body)
+  for (const m of messages) ctx.out.line(ctx.json ? toJson(peeked(queue, m)) : ctx.stdoutIsTTY ? human(m) : m.body)
 }
 
 function peeked(queue: string, m: PeekedMessage): Record<string, unknown> {
-  return {id: m.id, queue, body: m.body, headers: m.headers, state: m.state, deliveries: m.attempts, priority: m.priority, publishedAt: new Date(m.publishedAt).toISOString()}
+  return {id: m.id, queue, body: m.body, headers: m.headers, state: m.state, deliveries: m.attempts, priority: m.priority, publishedAt: m.publishedAt}
 }
 
 function human(m: PeekedMessage): string {

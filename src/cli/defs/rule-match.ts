@@ -1,14 +1,11 @@
-import {createReadStream} from 'node:fs'
+import {closeSync, fstatSync, openSync} from 'node:fs'
 
 import {validateEvent} from '../../core/engine/cloudevents.js'
 import {RuleMatcher} from '../../core/engine/matcher.js'
 import {InvalidInputError} from '../../core/errors.js'
 import {defineCommand} from '../definition.js'
 import {loadRules, RULES_FLAG} from '../engine-context.js'
-import {type LineBatch, lineBatches, stdinLineBatches} from '../input.js'
-
-/** Read this much of a file at a time: strings this small are cheap to make and collect (a megabyte is not). */
-const FILE_CHUNK_BYTES = 1 << 16
+import {fileChunks, type LineBatch, lineBatches, stdinLineBatches} from '../input.js'
 
 export default defineCommand({
   id: 'rule:match',
@@ -57,11 +54,22 @@ function parseEvent(batch: LineBatch, index: number, what: string) {
 }
 
 async function* openFile(path: string): AsyncGenerator<Buffer> {
+  let fd: number
   try {
-    yield* createReadStream(path, {highWaterMark: FILE_CHUNK_BYTES}) as AsyncIterable<Buffer>
+    fd = openSync(path, 'r')
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code
-    if (code === 'ENOENT' || code === 'EISDIR') throw new InvalidInputError(`${path} ${code === 'ENOENT' ? 'does not exist' : 'is a folder'}`, {hint: 'give files of JSON lines, or pipe them on stdin'})
-    throw error
+    throw notReadable(path, error)
   }
+  try {
+    if (fstatSync(fd).isDirectory()) throw notReadable(path, Object.assign(new Error('is a folder'), {code: 'EISDIR'}))
+    yield* fileChunks(fd)
+  } finally {
+    closeSync(fd)
+  }
+}
+
+function notReadable(path: string, error: unknown): unknown {
+  const code = (error as NodeJS.ErrnoException).code
+  if (code === 'ENOENT' || code === 'EISDIR') return new InvalidInputError(`${path} ${code === 'ENOENT' ? 'does not exist' : 'is a folder'}`, {hint: 'give files of JSON lines, or pipe them on stdin'})
+  return error
 }

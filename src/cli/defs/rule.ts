@@ -1,8 +1,9 @@
 import {readdirSync, readFileSync, statSync} from 'node:fs'
-import {join} from 'node:path'
+import {dirname, join} from 'node:path'
 
 import {describeAction} from '../../core/engine/actions.js'
 import {compilePattern, type MismatchExplanation, PatternError} from '../../core/engine/pattern.js'
+import {anchorActionPaths} from '../../core/engine/rule-paths.js'
 import type {ActionSpec, RuleSpec} from '../../core/engine/rules.js'
 import {InvalidInputError, NotFoundError} from '../../core/errors.js'
 import {checkJsonDepth} from '../../core/json-depth.js'
@@ -11,7 +12,7 @@ import type {Context} from '../context.js'
 import {defineCommand} from '../definition.js'
 import {loadRules, RULES_FLAG, rulesPathFor} from '../engine-context.js'
 import {table} from '../output.js'
-import {askName} from '../prompts.js'
+import {askName, askNewName} from '../prompts.js'
 import {editRules} from '../../core/engine/rules-file.js'
 
 const nameArg = [{name: 'name', summary: 'Rule name.'}]
@@ -75,7 +76,7 @@ export const ruleAdd = defineCommand({
     ...RULES_FLAG,
   },
   async run({args, flags}, ctx): Promise<RuleSpec> {
-    const name = args.name ?? (await askName(ctx, 'rule name', [], 'give it as an argument: mq rule add NAME ...'))
+    const name = args.name ?? (await askNewName(ctx, 'rule name', 'give it as an argument: mq rule add NAME ...'))
     const given = flags.pattern === undefined ? {} : parseJsonFlag(flags.pattern, '--pattern')
     if (typeof given !== 'object' || given === null || Array.isArray(given)) compilePattern(given) // refuses it, naming the path
     let pattern = given as Record<string, unknown>
@@ -88,7 +89,11 @@ export const ruleAdd = defineCommand({
     if (flags.log) actions.push({type: 'log'})
     if (Object.keys(pattern).length === 0) pattern = await askPattern(ctx)
     if (actions.length === 0) actions.push(await askAction(ctx))
-    const rule: RuleSpec = {name, pattern, actions}
+    // Relative programs and files mean "here", where the user typed them (see anchorActionPaths).
+    const rulesPath = rulesPathFor(ctx, flags.rules)
+    const isDefault = flags.rules === undefined && ctx.env.MQ_RULES === undefined
+    const anchored = anchorActionPaths(actions, isDefault ? ctx.cwd : dirname(rulesPath), isDefault)
+    const rule: RuleSpec = {name, pattern, actions: anchored.actions}
     if (flags.description !== undefined) rule.description = flags.description
     if (flags.disabled) rule.enabled = false
     if (flags.retry !== undefined || flags.backoff !== undefined) rule.retry = {maxAttempts: flags.retry, backoff: flags.backoff}
@@ -97,6 +102,9 @@ export const ruleAdd = defineCommand({
       if (rules.some((r) => r.name === name)) throw new InvalidInputError(`rule ${name} already exists`, {hint: `remove it first with \`mq rule remove ${name}\``})
       rules.push(JSON.parse(JSON.stringify(rule)) as RuleSpec)
     })
+    for (const path of anchored.missing) {
+      ctx.warn(`warning: ${path.given} does not exist (looked for ${path.resolved}); the rule was added, but its action fails until it does`)
+    }
     return rule
   },
   render: (rule, ctx) => (ctx.stdoutIsTTY ? `added rule ${rule.name}: ${rule.actions.map(describeAction).join(', ')}` : undefined),

@@ -1,7 +1,8 @@
-import type {Broker} from '../../core/broker.js'
+import type {ReceiptHolder} from '../../core/broker.js'
 import {StaleReceiptError} from '../../core/errors.js'
 import type {Context} from '../context.js'
 import {receiptBatches} from '../input.js'
+import {toJson} from '../output.js'
 
 export interface SettleSummary {
   /** Receipts settled as asked. */
@@ -20,14 +21,14 @@ export interface SettleSummary {
 export async function settleReceipts(
   ctx: Context,
   argv: string[],
-  settle: (broker: Broker, receipts: string[]) => Promise<string[]>,
+  settle: (holder: ReceiptHolder, receipts: string[]) => Promise<string[]>,
   options: {wantedDeadLetter?: boolean} = {},
 ): Promise<SettleSummary> {
-  const broker = ctx.broker()
+  const holder = await ctx.receiptHolder()
   const summary: SettleSummary = {settled: 0, stale: []}
   for await (const receipts of receiptBatches(argv, ctx.stdinIsTTY, ctx.stdin)) {
     if (receipts.length === 0) continue
-    const outcomes = await settle(broker, receipts)
+    const outcomes = await settle(holder, receipts)
     outcomes.forEach((outcome, index) => {
       if (outcome === 'stale') summary.stale.push(receipts[index])
       else {
@@ -39,7 +40,7 @@ export async function settleReceipts(
   }
   if (summary.released) ctx.warn(`note: ${summary.released} message${summary.released === 1 ? ' was' : 's were'} released, not dead-lettered: ${summary.released === 1 ? 'its queue has' : 'their queues have'} no dead-letter queue`)
   if (summary.stale.length > 0) {
-    if (ctx.json) ctx.out.line(JSON.stringify(summary))
+    if (ctx.json) ctx.out.line(toJson(summary))
     await ctx.out.flush()
     const shown = summary.stale.slice(0, 3).join(', ') + (summary.stale.length > 3 ? ', …' : '')
     const of = summary.settled > 0 ? `${summary.stale.length} of ${summary.stale.length + summary.settled} receipts are` : summary.stale.length === 1 ? 'the receipt is' : 'the receipts are'

@@ -1,4 +1,6 @@
 import type {StartPosition} from '../../core/broker.js'
+import type {ReceiveFn} from '../../core/consumer.js'
+import {isDaemonReceiptHolder} from '../../core/daemon/client.js'
 import {InvalidInputError} from '../../core/errors.js'
 import {parseTimeOrAgo} from '../../core/units.js'
 import {CONSUMER_FLAGS, consumerSettings, runConsumer, waitsOutLocks} from '../consumer.js'
@@ -38,6 +40,15 @@ dead letters like a queue, and processes using the same NAME share its messages.
     const settings = consumerSettings(flags)
     const start = startPosition(flags)
     if (waitsOutLocks(settings)) ctx.waitOutLocks() // from the start: subscribing writes too
+    // Receipts printed for other processes are held where they can be settled (on amqp://, the daemon).
+    const holder = !settings.autoAck && settings.exec === undefined ? await ctx.receiptHolder() : undefined
+    const viaDaemon = holder !== undefined && isDaemonReceiptHolder(holder) ? holder : undefined
+    if (viaDaemon && flags.durable === undefined) {
+      throw new InvalidInputError(`--ack manual needs a durable subscription on ${ctx.brokerName}: an ephemeral one lives in this process, so no other process could settle its receipts`, {
+        code: 'unsupported',
+        hint: 'add --durable NAME (the daemon then holds its leases), or use --exec',
+      })
+    }
     const subscription = await broker.subscribe(pattern, {
       durable: flags.durable,
       start,
@@ -47,7 +58,10 @@ dead letters like a queue, and processes using the same NAME share its messages.
     if (subscription.resumed && (start || flags['max-deliveries'] !== undefined || flags['dead-letter-queue'] !== undefined)) {
       ctx.warn(`note: resuming durable subscription ${subscription.name} where it left off; start and settings flags apply only when it is created`)
     }
-    await runConsumer(ctx, subscription.receive.bind(subscription), settings, {
+    const receive: ReceiveFn = viaDaemon
+      ? (options) => viaDaemon.receiveSubscription({pattern: subscription.pattern, durable: subscription.name}, options)
+      : subscription.receive.bind(subscription)
+    await runConsumer(ctx, receive, settings, {
       label: pattern,
       leaseMs: settings.loop.visibilityTimeoutMs ?? subscription.settings.visibilityTimeoutMs,
       emptyHint:

@@ -2,7 +2,7 @@ import type {SubscriptionInfo, SubscriptionStats} from '../../core/broker.js'
 import {formatDuration} from '../../core/units.js'
 import type {Context} from '../context.js'
 import {defineCommand} from '../definition.js'
-import {keyValues, table} from '../output.js'
+import {keyValues, listing} from '../output.js'
 import {askName, confirm} from '../prompts.js'
 
 const nameArg = [{name: 'name', summary: 'Subscription name.'}]
@@ -18,15 +18,15 @@ export const subscriptionList = defineCommand({
   summary: 'List subscriptions, durable and ephemeral.',
   examples: ['<%= config.bin %> subscription list', '<%= config.bin %> subscription list --json'],
   flags: {},
+  jsonLines: true,
   run: (_input, ctx): Promise<SubscriptionInfo[]> => ctx.broker().listSubscriptions(),
-  render(subscriptions, ctx) {
-    if (subscriptions.length === 0) return ctx.stdoutIsTTY ? 'no subscriptions' : undefined
-    if (!ctx.stdoutIsTTY) return subscriptions.map((s) => s.name).join('\n')
-    return table(
+  render: (subscriptions, ctx) =>
+    listing(
+      ctx,
       ['SUBSCRIPTION', 'PATTERN', 'KIND'],
       subscriptions.map((s) => [s.name, s.pattern, s.durable ? 'durable' : `ephemeral (pid ${s.pid})`]),
-    )
-  },
+      'no subscriptions',
+    ),
 })
 
 export const subscriptionStats = defineCommand({

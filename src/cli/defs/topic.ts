@@ -3,14 +3,15 @@ import {validateName} from '../../core/names.js'
 import {formatDuration, formatSize} from '../../core/units.js'
 import type {Context} from '../context.js'
 import {defineCommand} from '../definition.js'
-import {keyValues, table} from '../output.js'
+import {keyValues, listing} from '../output.js'
 import {placementFromFlags, REPLICAS_FLAG} from '../placement.js'
-import {askName, confirm} from '../prompts.js'
+import {askName, askNewName, confirm} from '../prompts.js'
 
 const topicArg = [{name: 'topic', summary: 'Topic name.'}]
 
 async function topicName(ctx: Context, given: string | undefined, command: string): Promise<string> {
   if (given !== undefined) return validateName(given, 'topic name')
+  if (command === 'create') return askNewName(ctx, 'topic name', 'give it as an argument: mq topic create TOPIC', (name) => validateName(name, 'topic name'))
   const names = (await ctx.broker().listTopics()).map((t) => t.name)
   return askName(ctx, 'topic', names, `give it as an argument: mq topic ${command} TOPIC`)
 }
@@ -51,15 +52,15 @@ export const topicList = defineCommand({
   summary: 'List topics with their retained messages.',
   examples: ['<%= config.bin %> topic list', '<%= config.bin %> topic list --json'],
   flags: {},
+  jsonLines: true,
   run: (_input, ctx): Promise<TopicInfo[]> => ctx.broker().listTopics(),
-  render(topics, ctx) {
-    if (topics.length === 0) return ctx.stdoutIsTTY ? 'no topics yet: `mq publish --topic NAME BODY` creates one' : undefined
-    if (!ctx.stdoutIsTTY) return topics.map((t) => t.name).join('\n')
-    return table(
+  render: (topics, ctx) =>
+    listing(
+      ctx,
       ['TOPIC', 'MESSAGES', 'SIZE', 'RETENTION'],
       topics.map((t) => [t.name, t.messages, formatSize(t.bytes), describeRetention(t.settings)]),
-    )
-  },
+      'no topics yet: `mq publish --topic NAME BODY` creates one',
+    ),
 })
 
 export const topicStats = defineCommand({

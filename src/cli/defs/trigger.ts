@@ -5,11 +5,12 @@ import {InvalidInputError, NothingArrivedError} from '../../core/errors.js'
 import {formatDuration} from '../../core/units.js'
 import type {Context} from '../context.js'
 import {defineCommand} from '../definition.js'
+import {toJson} from '../output.js'
 import {engineFor, RULES_FLAG} from '../engine-context.js'
-import {checkArgumentUtf8, readStdinBody} from '../input.js'
+import {checkArgumentUtf8, readDataFlag, readStdinBody} from '../input.js'
 
 const flags = {
-  data: {kind: 'string', summary: 'Event data as JSON (default: stdin when piped).', helpValue: 'JSON'},
+  data: {kind: 'string', summary: 'Event data as JSON; - reads it from stdin, @FILE from a file (default: no data).', helpValue: 'JSON|-|@FILE'},
   source: {kind: 'string', summary: 'Event source (default: mqctl://USER@HOST).', helpValue: 'URI'},
   subject: {kind: 'string', summary: 'Event subject.', helpValue: 'TEXT'},
   id: {kind: 'string', summary: 'Event id (default: a new UUID); repeats within the dedup window are ignored.', helpValue: 'ID'},
@@ -24,10 +25,12 @@ export default defineCommand({
   summary: 'Trigger an event: the actions of every matching rule run, with retries, and are journalled.',
   description: `Builds a CloudEvents 1.0 event (id, time, specversion and source filled in), records it, and runs
 the actions of every enabled rule whose pattern matches, waiting for them. Exit 0 when every action
-succeeded, 1 when one failed after its retries, 3 with --require-match when no rule matched.`,
+succeeded, 1 when one failed after its retries, 3 with --require-match when no rule matched.
+Data comes from --data: JSON, - for stdin, or @FILE; stdin is never read otherwise.`,
   examples: [
     '<%= config.bin %> trigger build.finished --data \'{"branch":"main","ok":true}\'',
-    'echo \'{"order":{"id":42}}\' | <%= config.bin %> trigger order.created --subject orders/42',
+    'echo \'{"order":{"id":42}}\' | <%= config.bin %> trigger order.created --subject orders/42 --data -',
+    '<%= config.bin %> trigger order.created --data @order.json',
     '<%= config.bin %> trigger --envelope < event.json --json',
     '<%= config.bin %> trigger deploy.requested --require-match --rules ./ci/rules.json',
   ],
@@ -46,12 +49,22 @@ succeeded, 1 when one failed after its retries, 3 with --require-match when no r
     }
     const summary = handedOver ?? (await engine.handle(event))
     if (summary.matched.length === 0 && summary.duplicateOf === undefined && flags['require-match']) {
-      if (ctx.json) ctx.out.line(JSON.stringify(summary))
+      if (ctx.json) ctx.out.line(toJson(summary))
       await ctx.out.flush()
       throw new NothingArrivedError(`no rule matched event ${event.type} (#${summary.seq})`, {hint: 'see `mq rule list`, or check a pattern with `mq rule test`'})
     }
     if (!summary.ok) {
       ctx.exitCode = 1
+      const notStarted = summary.actions.find((a) => a.cannotStart)
+      if (notStarted) {
+        // A missing or non-executable program is a mistake in the rule, not a failure to retry.
+        const error = new InvalidInputError(`rule ${notStarted.rule} action ${notStarted.action + 1}: ${notStarted.error}`, {
+          code: 'cannot_start',
+          hint: `fix the rule's command (\`mq rule show ${notStarted.rule}\`); see \`mq events show ${summary.seq}\``,
+        })
+        if (ctx.json) ctx.out.line(toJson(summary))
+        throw error
+      }
       for (const a of summary.actions.filter((x) => x.outcome === 'dead-lettered')) {
         ctx.warn(`error: rule ${a.rule} action ${a.action + 1} (${a.type} ${a.target}) failed after ${a.attempts} attempt${a.attempts === 1 ? '' : 's'}: ${a.error ?? 'failed'}; see \`mq events show ${summary.seq}\``)
       }
@@ -122,14 +135,12 @@ async function eventFrom(
     return event
   }
   if (arg === undefined) throw new InvalidInputError('missing event type', {code: 'usage', hint: 'e.g. mq trigger order.created --data \'{"id":1}\''})
+  // stdin is read only when asked (--data -): in `while read l; do mq trigger t; done < file`
+  // the loop's stdin belongs to the loop.
   let data: unknown
   if (flags.data !== undefined) {
-    checkArgumentUtf8(flags.data, '--data')
-    data = parseJson(flags.data, '--data')
-  }
-  else if (!ctx.stdinIsTTY) {
-    const text = await readStdinBody(ctx.stdin)
-    if (text.trim() !== '') data = parseJson(text, 'the data on stdin')
+    const given = await readDataFlag(ctx, flags.data, '--data')
+    if (given.text.trim() !== '' || given.from === 'argument') data = parseJson(given.text, given.what)
   }
   return buildEvent({type: arg, data, source: flags.source, subject: flags.subject, id: flags.id})
 }

@@ -2,6 +2,7 @@ import type {Hook} from '@oclif/core'
 
 import {InvalidInputError} from '../../core/errors.js'
 import {reportError} from '../errors.js'
+import {isClose, levenshtein} from '../suggest.js'
 
 /** An unknown command is a usage error (exit 2) with one line that suggests the nearest command. */
 const hook: Hook<'command_not_found'> = async function (options) {
@@ -15,7 +16,7 @@ const hook: Hook<'command_not_found'> = async function (options) {
       return {id, typedPart, distance: levenshtein(id, typedPart)}
     })
     .sort((a, b) => a.distance - b.distance)[0]
-  const close = nearest && nearest.distance <= Math.max(2, Math.floor(nearest.typedPart.length / 3))
+  const close = nearest && isClose(nearest.typedPart, nearest.id)
   const typed = close ? nearest.typedPart.replaceAll(':', ' ') : words[0]
   const hint = close
       ? `did you mean \`mq ${nearest.id.replaceAll(':', ' ')}\`? See \`mq --help\``
@@ -23,20 +24,6 @@ const hook: Hook<'command_not_found'> = async function (options) {
   process.exitCode = reportError(new InvalidInputError(`unknown command "${typed}"`, {code: 'usage', hint}), {
     json: options.argv?.includes('--json') ?? false,
   })
-}
-
-function levenshtein(a: string, b: string): number {
-  const row = Array.from({length: b.length + 1}, (_, i) => i)
-  for (let i = 1; i <= a.length; i++) {
-    let previous = row[0]
-    row[0] = i
-    for (let j = 1; j <= b.length; j++) {
-      const current = row[j]
-      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1))
-      previous = current
-    }
-  }
-  return row[b.length]
 }
 
 export default hook

@@ -1,6 +1,6 @@
 import type {Socket} from 'node:net'
 
-import type {OutgoingMessage, PublishOptions, PublishResult} from '../broker.js'
+import type {Delivery, NackOptions, NackOutcome, OutgoingMessage, PublishOptions, PublishResult, ReceiptHolder, ReceiveOptions, SettleOutcome} from '../broker.js'
 import type {CloudEvent} from '../engine/cloudevents.js'
 import type {TriggerSummary} from '../engine/engine.js'
 import {DaemonUnavailableError, type ErrorCode, type ExitCodeValue, MqError, QueueFullError} from '../errors.js'
@@ -13,6 +13,8 @@ const CONNECT_TIMEOUT_MS = 300
 /** How long a request may go unanswered (beyond any wait it asked for) before the daemon counts as gone. */
 const REQUEST_TIMEOUT_MS = 10_000
 const STATUS_TIMEOUT_MS = 2_000
+/** Receipt-holder requests: the daemon settles on the broker server, which has its own timeouts. */
+const SETTLE_TIMEOUT_MS = 30_000
 /** Time for a daemon that met a held write lock to answer after its busy timeout. */
 const LOCKED_REPLY_MARGIN_MS = 5_000
 
@@ -35,10 +37,22 @@ export interface DaemonStatus {
   startedAt: string
   uptimeMs: number
   home: string
+  /** The broker it serves: `file:HOME`, or the address given with --broker (password hidden). */
+  broker: string
   socket: string
   http: {address: string; port: number} | null
   rules: {path: string; rules: number; sources: number; error?: string}
-  counts: {published: number; eventsAccepted: number; eventsProcessed: number; actionsOk: number; actionsFailed: number; pendingEvents: number; inFlightEvents: number}
+  /** `held`: deliveries received for clients with receipts the daemon holds (amqp://). */
+  counts: {published: number; eventsAccepted: number; eventsProcessed: number; actionsOk: number; actionsFailed: number; held: number; pendingEvents: number; inFlightEvents: number}
+}
+
+/** The daemon as receipt holder; it also receives from durable subscriptions (by name). */
+export interface DaemonReceiptHolder extends ReceiptHolder {
+  receiveSubscription(subscription: {pattern: string; durable: string}, options: ReceiveOptions): Promise<Delivery[]>
+}
+
+export function isDaemonReceiptHolder(holder: ReceiptHolder): holder is DaemonReceiptHolder {
+  return 'receiveSubscription' in holder
 }
 
 /** A connection to the daemon of a broker folder. */
@@ -88,9 +102,13 @@ export class DaemonClient {
    * Sends one request. With `timeoutMs`, a daemon that does not answer in time (hung, stopped with
    * SIGSTOP) counts as gone: DaemonUnavailableError, and the caller does the work itself.
    */
-  request<T>(op: Request['op'], fields: Record<string, unknown> = {}, timeoutMs?: number): Promise<T> {
+  request<T>(op: Request['op'], fields: Record<string, unknown> = {}, timeoutMs?: number, signal?: AbortSignal): Promise<T> {
     if (this.closed) return Promise.reject(new DaemonUnavailableError('not connected'))
     const id = this.nextId++
+    // An aborted wait is cancelled on the daemon's side, which then answers at once.
+    const onAbort = () => void this.request('cancel', {request: id}, REQUEST_TIMEOUT_MS).catch(() => {})
+    if (signal?.aborted) queueMicrotask(onAbort)
+    else signal?.addEventListener('abort', onAbort, {once: true})
     const frame = `${JSON.stringify({id, op, ...fields})}\n`
     // The daemon cuts off longer lines; the caller does such work itself instead.
     if (Buffer.byteLength(frame) > MAX_FRAME_BYTES) return Promise.reject(new DaemonUnavailableError('the request is too large for the daemon'))
@@ -105,6 +123,7 @@ export class DaemonClient {
             }, timeoutMs)
       const settle = <V>(fn: (value: V) => void) => (value: V) => {
         clearTimeout(timer)
+        signal?.removeEventListener('abort', onAbort)
         fn(value)
       }
       this.waiting.set(id, {resolve: settle(resolve as (value: unknown) => void), reject: settle(reject)})
@@ -130,6 +149,39 @@ export class DaemonClient {
 
   status(): Promise<DaemonStatus> {
     return this.request('status', {}, STATUS_TIMEOUT_MS)
+  }
+
+  /**
+   * The daemon as the receipt holder of `broker` (its name as the daemon knows it, see
+   * `DaemonStatus.broker`): manual-ack receives and settling go to the daemon, whose connection
+   * holds the leases. A daemon that stops answering cannot be replaced by this process (the
+   * leases were its own): the error says so, exit 1.
+   */
+  receiptHolder(broker: string): DaemonReceiptHolder {
+    const call = async <T>(op: Request['op'], fields: Record<string, unknown>, timeoutMs: number, signal?: AbortSignal): Promise<T> => {
+      try {
+        return await this.request<T>(op, {...fields, broker}, timeoutMs, signal)
+      } catch (error) {
+        if (!(error instanceof DaemonUnavailableError)) throw error
+        throw new DaemonUnavailableError(`the daemon holding the receipts of ${broker} went away (${error.message})`, {
+          hint: 'the deliveries it held go back to the queue; start it again with `mq daemon start` (their old receipts are stale)',
+        })
+      }
+    }
+    return {
+      receive: (queue: string, options: ReceiveOptions): Promise<Delivery[]> => {
+        const {signal, autoAck: _autoAck, ...rest} = options
+        return call('receive', {queue, options: rest}, (options.waitMs ?? 0) + SETTLE_TIMEOUT_MS, signal)
+      },
+      receiveSubscription: (subscription: {pattern: string; durable: string}, options: ReceiveOptions): Promise<Delivery[]> => {
+        const {signal, autoAck: _autoAck, ...rest} = options
+        return call('receive', {subscription, options: rest}, (options.waitMs ?? 0) + SETTLE_TIMEOUT_MS, signal)
+      },
+      ack: (receipts: string[]): Promise<SettleOutcome[]> => call('ack', {receipts}, SETTLE_TIMEOUT_MS),
+      nack: (receipts: string[], options?: NackOptions): Promise<NackOutcome[]> => call('nack', {receipts, options}, SETTLE_TIMEOUT_MS),
+      extend: (receipts: string[], byMs: number): Promise<SettleOutcome[]> => call('extend', {receipts, byMs}, SETTLE_TIMEOUT_MS),
+      stillLeased: (receipts: string[]): Promise<boolean[]> => call('still-leased', {receipts}, SETTLE_TIMEOUT_MS),
+    }
   }
 
   close(): void {

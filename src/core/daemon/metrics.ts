@@ -11,7 +11,7 @@ interface ActionStats {
  * with the broker's queue and topic figures (read at scrape time).
  */
 export class Metrics {
-  readonly counts = {published: 0, eventsAccepted: 0, eventsProcessed: 0, actionsOk: 0, actionsFailed: 0}
+  readonly counts = {published: 0, eventsAccepted: 0, eventsProcessed: 0, actionsOk: 0, actionsFailed: 0, held: 0}
   /** rule → outcome → count and total duration. */
   private readonly actions = new Map<string, Map<string, ActionStats>>()
 

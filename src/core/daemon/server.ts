@@ -2,10 +2,11 @@ import {existsSync, rmSync, watch, type FSWatcher} from 'node:fs'
 import {createServer, type Server, type Socket} from 'node:net'
 import {basename, dirname} from 'node:path'
 
-import {type Broker, type GroupPublisher, isGroupPublisher, type OutgoingMessage, type PublishOptions, type PublishResult} from '../broker.js'
+import {type Broker, type Delivery, type GroupPublisher, isGroupPublisher, type NackOptions, type OutgoingMessage, type PublishOptions, type PublishResult, type ReceiveOptions, type Subscription} from '../broker.js'
 import {monotonicNow} from '../clock.js'
 import {type CloudEvent, validateEvent} from '../engine/cloudevents.js'
 import {Engine, type TriggerSummary} from '../engine/engine.js'
+import {actionLogLine, eventLogLine} from '../engine/log-lines.js'
 import {type LoadedRules, readRules} from '../engine/rules-file.js'
 import {type RunningSources, startSources} from '../engine/sources/index.js'
 import {DaemonUnavailableError, InvalidInputError, isMqError, QueueFullError} from '../errors.js'
@@ -16,12 +17,17 @@ import type {DaemonStatus} from './client.js'
 import {claimPidFile, daemonPaths, daemonToken, liveDaemon, prepareSocketFolder, refuseDaemonFileLinks, releasePidFile} from './files.js'
 import {DaemonHttp} from './http.js'
 import {Metrics} from './metrics.js'
-import {connect, frameId, onJsonLines, parseRequest, type Reply, type Request} from './protocol.js'
+import {connect, frameId, HOLDER_OPS, onJsonLines, parseRequest, type Reply, type Request} from './protocol.js'
 
 export interface DaemonOptions {
   home: string
   /** The broker publishes and actions go to (default: the file broker of `home`). The journal stays in `home`. */
   broker?: Broker
+  /**
+   * How clients name that broker (its address with the password hidden; default `file:HOME`):
+   * receipt-holder requests for any other broker are refused.
+   */
+  brokerName?: string
   rulesPath: string
   /** 127.0.0.1 port for HTTP ingest; 0 picks a free one; null turns HTTP off. */
   httpPort: number | null
@@ -71,6 +77,10 @@ export class Daemon {
   private readonly startedAt = monotonicNow()
   private readonly metrics = new Metrics()
   private readonly clients = new Set<Socket>()
+  /** Receives waiting for messages, per client and request id (`cancel`, a closed client and draining abort them). */
+  private readonly waits = new Map<Socket, Map<number, AbortController>>()
+  /** Durable subscriptions received from for clients, by name. */
+  private readonly subscriptions = new Map<string, Promise<Subscription>>()
   private queue: QueuedPublish[] = []
   private accepting: {event: CloudEvent; resolve(value: {seq: number; duplicateOf?: number}): void; reject(error: unknown): void}[] = []
   private blocked: QueuedPublish[] = []
@@ -87,6 +97,10 @@ export class Daemon {
   constructor(private readonly options: DaemonOptions) {
     this.local = new FileBroker(options.home)
     this.broker = options.broker ?? this.local
+  }
+
+  private get brokerName(): string {
+    return this.options.brokerName ?? `file:${this.options.home}`
   }
 
   /** Starts everything; throws if another daemon already serves this folder (or anything fails, after undoing what started). */
@@ -116,6 +130,7 @@ export class Daemon {
       baseDir: this.rules.dir,
       env: {...process.env, MQ_HOME: this.options.home},
       log: (line) => this.options.log(`log action: ${line}`),
+      onAction: (seq, event, action) => this.options.log(actionLogLine(seq, event.type, action)),
       signal: this.force.signal,
       drain: this.drainSignal.signal,
     })
@@ -171,12 +186,14 @@ export class Daemon {
     await Promise.all(this.running.values())
     this.flushNow()
     for (const request of this.blocked.splice(0)) request.reject(queueFull(request, 'the daemon is stopping'))
+    for (const waiting of this.waits.values()) for (const controller of waiting.values()) controller.abort()
     clearTimeout(this.blockedTimer)
     for (const client of this.clients) client.destroy()
     const paths = daemonPaths(this.options.home)
     if (this.socketServer?.listening !== false) rmSync(paths.socket, {force: true})
     rmSync(paths.state, {force: true})
     releasePidFile(this.options.home)
+    for (const opened of this.subscriptions.values()) await (await opened.catch(() => undefined))?.close()
     await this.broker.close()
     if (this.broker !== this.local) await this.local.close()
     this.options.log('daemon: stopped')
@@ -190,6 +207,7 @@ export class Daemon {
       startedAt: new Date(this.startedAt).toISOString(),
       uptimeMs: Math.round(monotonicNow() - this.startedAt),
       home: this.options.home,
+      broker: this.brokerName,
       socket: paths.socket,
       http: this.http?.listening ? this.http.address() : null,
       rules: {
@@ -208,8 +226,10 @@ export class Daemon {
     this.clients.add(socket)
     socket.on('close', () => {
       this.clients.delete(socket)
-      // A client that went away no longer waits for its blocked publish.
+      // A client that went away no longer waits for its blocked publish, nor for messages.
       this.blocked = this.blocked.filter((request) => request.socket !== socket)
+      for (const controller of this.waits.get(socket)?.values() ?? []) controller.abort()
+      this.waits.delete(socket)
     })
     socket.on('error', () => {})
     const reply = (message: Reply) => {
@@ -245,7 +265,25 @@ export class Daemon {
   }
 
   private async handle(request: Request, socket: Socket): Promise<unknown> {
+    if (HOLDER_OPS.has(request.op) && request.broker !== this.brokerName) {
+      throw new InvalidInputError(`the daemon of ${this.options.home} serves ${this.brokerName}, not ${String(request.broker)}`, {
+        hint: `stop it (\`mq daemon stop\`) and start it for this broker, or use another MQ_HOME`,
+      })
+    }
     switch (request.op) {
+      case 'receive':
+        return this.holdReceive(request, socket)
+      case 'ack':
+        return this.broker.ack(request.receipts as string[])
+      case 'nack':
+        return this.broker.nack(request.receipts as string[], (request.options ?? {}) as NackOptions)
+      case 'extend':
+        return this.broker.extend(request.receipts as string[], request.byMs as number)
+      case 'still-leased':
+        return this.broker.stillLeased(request.receipts as string[])
+      case 'cancel':
+        this.waits.get(socket)?.get(request.request as number)?.abort()
+        return {cancelled: true}
       case 'status':
         return this.status()
       case 'publish':
@@ -258,6 +296,66 @@ export class Daemon {
       default:
         throw new InvalidInputError(`unknown request "${String(request.op)}"`)
     }
+  }
+
+  // ---- the receipt holder
+
+  /**
+   * A manual-ack receive for a client, for brokers whose receipts only the connection that
+   * received can settle (amqp:// delivery tags belong to one channel): the daemon's connection
+   * holds the leases, and the receipts it hands out are settled through it (`ack`, `nack`,
+   * `extend`). If the daemon dies, the broker gives its unsettled deliveries back to the queue.
+   */
+  private async holdReceive(request: Request, socket: Socket): Promise<Delivery[]> {
+    if (this.draining) throw new DaemonUnavailableError('the daemon is stopping')
+    const given = request.options as Pick<ReceiveOptions, 'max' | 'visibilityTimeoutMs' | 'waitMs' | 'pollIntervalMs'>
+    const controller = new AbortController()
+    let waiting = this.waits.get(socket)
+    if (!waiting) this.waits.set(socket, (waiting = new Map()))
+    waiting.set(request.id, controller)
+    let deliveries: Delivery[]
+    try {
+      const options: ReceiveOptions = {
+        max: given.max,
+        visibilityTimeoutMs: given.visibilityTimeoutMs,
+        waitMs: given.waitMs,
+        pollIntervalMs: given.pollIntervalMs,
+        autoAck: false,
+        signal: controller.signal,
+      }
+      const durable = request.subscription as {pattern: string; durable: string} | undefined
+      deliveries = durable ? await (await this.durableSubscription(durable)).receive(options) : await this.broker.receive(request.queue as string, options)
+    } finally {
+      waiting.delete(request.id)
+    }
+    // Nobody to hand them to (the client went away or cancelled): they go back to the queue now
+    // rather than when their leases run out.
+    if (controller.signal.aborted || socket.destroyed) {
+      const receipts = deliveries.flatMap((d) => (d.receipt ? [d.receipt] : []))
+      if (receipts.length > 0) await this.broker.nack(receipts)
+      return []
+    }
+    this.metrics.counts.held += deliveries.length
+    return deliveries
+  }
+
+  /**
+   * A durable subscription the daemon receives from for its clients (created by the client's
+   * `subscribe`, resumed here by name), opened once and kept until the daemon stops.
+   */
+  private durableSubscription(given: {pattern: string; durable: string}): Promise<Subscription> {
+    let opened = this.subscriptions.get(given.durable)
+    if (!opened) {
+      opened = this.broker.subscribe(given.pattern, {durable: given.durable})
+      this.subscriptions.set(given.durable, opened)
+      opened.catch(() => this.subscriptions.delete(given.durable))
+    }
+    return opened.then((subscription) => {
+      if (subscription.pattern !== given.pattern) {
+        throw new InvalidInputError(`durable subscription ${given.durable} has pattern ${subscription.pattern}, not ${given.pattern}`, {code: 'pattern_differs'})
+      }
+      return subscription
+    })
   }
 
   // ---- group commit
@@ -358,11 +456,17 @@ export class Daemon {
     if (accepted.duplicateOf !== undefined) return this.engine.handle(event) // re-runs an abandoned one, or reports the duplicate
     const task = this.engine.process(accepted.seq, event)
     const tracked = task.then(
-      (summary) => this.metrics.recordSummary(summary),
+      (summary) => this.finished(summary),
       () => {},
     )
     this.running.set(accepted.seq, tracked.finally(() => this.running.delete(accepted.seq)))
     return task
+  }
+
+  /** An event is done (or handed back by a shutdown): count it and log it. */
+  private finished(summary: TriggerSummary): void {
+    this.metrics.recordSummary(summary)
+    if (!summary.actions.some((a) => a.outcome === 'interrupted')) this.options.log(eventLogLine(summary))
   }
 
   /** Claims pending events up to the concurrency limit and runs them. */
@@ -379,7 +483,7 @@ export class Daemon {
         for (const record of records) {
           const task = this.engine
             .process(record.seq, record.event)
-            .then((summary) => this.metrics.recordSummary(summary))
+            .then((summary) => this.finished(summary))
             .catch((error) => this.options.log(`event #${record.seq}: ${(error as Error).message}`))
             .finally(() => {
               this.running.delete(record.seq)

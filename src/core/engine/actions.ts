@@ -2,6 +2,7 @@ import {appendFile} from 'node:fs/promises'
 import {isAbsolute, resolve} from 'node:path'
 
 import type {Broker} from '../broker.js'
+import {cannotStartReason, firstWord} from '../cannot-start.js'
 import {validateName} from '../names.js'
 import {runChild} from '../process-group.js'
 import {parseDuration} from '../units.js'
@@ -30,6 +31,8 @@ export interface ActionResult {
   httpStatus?: number
   error?: string
   outputTail?: string
+  /** An exec action whose program cannot start (not found, not executable): retrying cannot help. */
+  cannotStart?: boolean
 }
 
 const DEFAULT_HTTP_TIMEOUT_MS = 10_000
@@ -82,9 +85,10 @@ async function runExec(action: ExecAction, event: CloudEvent, ctx: ActionContext
   const argv = action.shell ? ['sh', '-c', action.command as string] : (action.command as string[]).map((item) => renderTemplate(item, event))
   const target = JSON.stringify(argv)
   const output = (chunk: Buffer) => ctx.output?.write(chunk)
+  const cwd = action.cwd ? resolve(ctx.baseDir, action.cwd) : ctx.baseDir
   const end = await runChild({
     argv,
-    cwd: action.cwd ? resolve(ctx.baseDir, action.cwd) : ctx.baseDir,
+    cwd,
     env: {...ctx.env, ...eventEnvironment(event), MQ_RULE: ctx.rule, MQ_ATTEMPT: String(ctx.attempt), ...renderAll(action.env, event)},
     stdin: JSON.stringify(event),
     stdout: output,
@@ -93,6 +97,8 @@ async function runExec(action: ExecAction, event: CloudEvent, ctx: ActionContext
     timeoutMs: action.timeout ? parseDuration(action.timeout) : undefined,
     signal: ctx.signal,
   })
+  const cannotStart = cannotStartReason(end, action.shell ? firstWord(action.command as string) : argv[0], cwd)
+  if (cannotStart !== undefined) return {ok: false, target, exitCode: end.started ? (end.code ?? undefined) : undefined, error: cannotStart, cannotStart: true}
   // A failed start (e.g. a NUL byte rendered into an argument) is a failed attempt like any other.
   if (!end.started) return {ok: false, target, error: `cannot run ${argv[0]}: ${end.error.message}`}
   if (end.error) return {ok: false, target, exitCode: 127, error: `cannot run ${argv[0]}: ${end.error.message}`}

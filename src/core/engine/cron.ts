@@ -1,6 +1,6 @@
 import {InvalidInputError} from '../errors.js'
 import {printable} from '../names.js'
-import {parseDuration} from '../units.js'
+import {isDuration, parseDuration} from '../units.js'
 
 /** Which clock a cron expression is read against. */
 export type TimeZone = 'local' | 'utc'
@@ -374,7 +374,6 @@ export interface CronScheduleSpec extends ScheduleBase {
 /** What `parseSchedule` returns: an interval or a cron expression. */
 export type Schedule = IntervalSchedule | CronScheduleSpec
 
-const BARE_DURATION = /^\d+(?:\.\d+)?\s*(?:ms|s|m|h|d)?$/
 
 /**
  * Parses a schedule: an interval (`every 5m`, or a bare duration such as `30s`, `1h`, `1d`) or a
@@ -384,7 +383,7 @@ const BARE_DURATION = /^\d+(?:\.\d+)?\s*(?:ms|s|m|h|d)?$/
 export function parseSchedule(spec: string): Schedule {
   const text = spec.trim()
   const every = /^every\s+(.*)$/i.exec(text)
-  if (every || BARE_DURATION.test(text)) {
+  if (every || isDuration(text)) {
     const everyMs = parseDuration(every ? every[1] : text, 'interval')
     if (everyMs <= 0) {
       throw new InvalidInputError(`interval "${printable(text)}" must be longer than zero`, {code: 'bad_schedule', hint: 'e.g. every 5m'})

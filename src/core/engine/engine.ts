@@ -29,6 +29,8 @@ export interface ActionSummary {
   exitCode?: number
   httpStatus?: number
   error?: string
+  /** The action's program could not start (not found, not executable); it was not retried. */
+  cannotStart?: true
   durationMs: number
 }
 
@@ -75,6 +77,8 @@ export interface EngineOptions {
   signal?: AbortSignal
   /** Aborted to stop waiting between retries (a graceful shutdown): the event is handed back. */
   drain?: AbortSignal
+  /** Told each action's outcome once it is settled (the daemon logs it). */
+  onAction?(seq: number, event: CloudEvent, action: ActionSummary): void
 }
 
 /**
@@ -181,14 +185,14 @@ export class Engine {
     // A lease per run, so two events in one process are serialised as well as two processes.
     const owner = `${this.owner}.${++this.runs}`
     let locked = await journal.lockRule(rule.name, owner, RULE_LEASE_MS)
-    if (!locked && rule.concurrency === 'drop') return this.skipActions(rule, seq, 'dropped', 'the rule was already running (concurrency: drop)')
+    if (!locked && rule.concurrency === 'drop') return this.skipActions(rule, event, seq, 'dropped', 'the rule was already running (concurrency: drop)')
     const deadline = monotonicNow() + rule.retry.maxAgeMs
     while (!locked && monotonicNow() < deadline && !this.options.signal?.aborted) {
       await sleep(LOCK_POLL_MS, this.options.signal)
       locked = await journal.lockRule(rule.name, owner, RULE_LEASE_MS)
     }
     // Serial means serial: rather than run alongside another run, give up like a failed delivery.
-    if (!locked) return this.skipActions(rule, seq, 'dead-lettered', `the rule stayed busy for its whole retry age (${rule.retry.maxAgeMs}ms, concurrency: serial)`)
+    if (!locked) return this.skipActions(rule, event, seq, 'dead-lettered', `the rule stayed busy for its whole retry age (${rule.retry.maxAgeMs}ms, concurrency: serial)`)
     const renew = setInterval(() => void journal.lockRule(rule.name, owner, RULE_LEASE_MS).catch(() => {}), RULE_LEASE_MS / 3)
     try {
       return await this.runActions(rule, event, seq)
@@ -199,21 +203,26 @@ export class Engine {
   }
 
   /** Records every action of a rule as not run (dropped, or given up waiting for its turn). */
-  private skipActions(rule: Rule, seq: number, outcome: 'dropped' | 'dead-lettered', error: string): Promise<ActionSummary[]> {
+  private skipActions(rule: Rule, event: CloudEvent, seq: number, outcome: 'dropped' | 'dead-lettered', error: string): Promise<ActionSummary[]> {
     const now = Date.now()
     return Promise.all(
       rule.actions.map(async (action, index) => {
         const summary: ActionSummary = {rule: rule.name, action: index, type: action.type, target: describeAction(action), outcome, attempts: 0, durationMs: 0, error}
         await this.options.journal.recordRun({eventSeq: seq, rule: rule.name, action: index, actionType: action.type, target: summary.target, attempt: 0, startedAt: now, durationMs: 0, outcome, error})
-        return summary
+        return this.settled(seq, event, summary)
       }),
     )
+  }
+
+  private settled(seq: number, event: CloudEvent, summary: ActionSummary): ActionSummary {
+    this.options.onAction?.(seq, event, summary)
+    return summary
   }
 
   private async runActions(rule: Rule, event: CloudEvent, seq: number): Promise<ActionSummary[]> {
     const summaries: ActionSummary[] = []
     // A rule's actions run in order; each is delivered (retried) on its own.
-    for (const [index] of rule.actions.entries()) summaries.push(await this.deliver(rule, index, event, seq))
+    for (const [index] of rule.actions.entries()) summaries.push(this.settled(seq, event, await this.deliver(rule, index, event, seq)))
     return summaries
   }
 
@@ -245,7 +254,7 @@ export class Engine {
       const durationMs = elapsedSince(attemptStarted)
       const delay = backoffDelayMs(retry.backoffMs, retry.maxBackoffMs, attempt)
       const killed = !result.ok && this.options.signal?.aborted === true
-      const giveUp = !result.ok && !killed && (attempt >= retry.maxAttempts || monotonicNow() + delay - first > retry.maxAgeMs)
+      const giveUp = !result.ok && !killed && (result.cannotStart === true || attempt >= retry.maxAttempts || monotonicNow() + delay - first > retry.maxAgeMs)
       const outcome: RunOutcome = result.ok ? 'ok' : giveUp ? 'dead-lettered' : 'failed'
       await this.options.journal.recordRun({
         eventSeq: seq,
@@ -274,6 +283,7 @@ export class Engine {
           exitCode: result.exitCode,
           httpStatus: result.httpStatus,
           error: result.error,
+          ...(result.cannotStart ? {cannotStart: true as const} : {}),
           durationMs: elapsedSince(first),
         }
       }

@@ -8,6 +8,9 @@ import {decodeHeaders, type QueueStore} from './queue-store.js'
 import type {Sql} from './sql.js'
 import {subscriptionName, type SubscriptionStore} from './subscription-store.js'
 
+/** Dead letters moved per transaction: each batch is atomic, and progress is reported after each. */
+const REDRIVE_BATCH = 200
+
 /** Dead-letter queues: which exist and what feeds them, and redriving their messages back. */
 export class DeadLetters {
   constructor(
@@ -53,19 +56,23 @@ export class DeadLetters {
   }
 
   async redrive(name: string, options: RedriveOptions = {}): Promise<RedriveResult> {
-    const {owner, deadLetterQueue} = this.sql.read(() => this.target(name))
+    const {owner, deadLetterQueue, total} = this.sql.read(() => {
+      const found = this.target(name)
+      const held = this.destinations.get(found.deadLetterQueue)?.depth ?? 0
+      return {...found, total: options.filter || options.limit === undefined ? held : Math.min(held, options.limit)}
+    })
     const result: RedriveResult = {deadLetterQueue, target: name, examined: 0, moved: 0, dryRun: options.dryRun ?? false, ids: []}
     const limit = options.limit ?? Number.POSITIVE_INFINITY
     const limiter = options.ratePerSecond === undefined ? undefined : new RateLimiter(options.ratePerSecond)
     const page = this.sql.q(
-      'SELECT id, body, headers, priority FROM messages WHERE dest_id = ? AND state = 0 AND priority = ? AND id > ? ORDER BY id LIMIT 200',
+      `SELECT id, body, headers, priority FROM messages WHERE dest_id = ? AND state = 0 AND priority = ? AND id > ? ORDER BY id LIMIT ${REDRIVE_BATCH}`,
     )
     // Walk the dead-letter queue in delivery order, one priority level at a time, by id.
     for (let priority = 9; priority >= 0 && result.moved < limit; priority--) {
       let after = 0
       for (;;) {
         if (options.signal?.aborted || result.moved >= limit) return result
-        const budget = limiter ? await limiter.take(Math.min(200, limit - result.moved), options.signal) : Math.min(200, limit - result.moved)
+        const budget = limiter ? await limiter.take(Math.min(REDRIVE_BATCH, limit - result.moved), options.signal) : Math.min(REDRIVE_BATCH, limit - result.moved)
         if (budget === 0) return result
         const moved = this.sql.write(() => {
           const dlq = this.destinations.get(deadLetterQueue)
@@ -97,6 +104,9 @@ export class DeadLetters {
         })
         result.moved += moved.moved
         limiter?.giveBack(budget - moved.moved)
+        options.onProgress?.({done: result.examined, total: Math.max(total, result.examined), moved: result.moved})
+        // Let timers and signals run between batches (progress on screen, Ctrl-C).
+        await new Promise((resolve) => setImmediate(resolve))
         if (result.stoppedFull) return result
         if (moved.rows === 0 || moved.last === after) break
         after = moved.last

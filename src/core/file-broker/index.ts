@@ -3,6 +3,7 @@ import {join} from 'node:path'
 
 import {
   type Broker,
+  type BulkOptions,
   DEFAULT_TOPIC_SETTINGS,
   type Delivery,
   type DeadLetterQueueInfo,
@@ -51,6 +52,9 @@ import {checkBodySizes, differingSettings, validateMessages} from './validation.
 import {FileSubscription, SubscriptionReader} from './subscription-reader.js'
 import {type SubscriptionRow, SubscriptionStore} from './subscription-store.js'
 import {TopicStore} from './topic-store.js'
+
+/** Messages one purge transaction deletes: big enough to be quick, small enough not to hold the write lock long. */
+const PURGE_BATCH = 5_000
 
 export interface FileBrokerOptions {
   /** Create the folder and database if missing (default true). */
@@ -145,8 +149,23 @@ export class FileBroker implements Broker {
     })
   }
 
-  async purgeQueue(name: string): Promise<{purged: number}> {
-    return this.sql.write(() => ({purged: this.queues.purge(this.requireQueue(name).id)}))
+  async purgeQueue(name: string, options: BulkOptions = {}): Promise<{purged: number}> {
+    // In batches, each its own transaction: other processes keep working meanwhile, and progress
+    // can be shown. Only what the queue held at the start goes (ids up to the newest then).
+    const start = this.sql.read(() => {
+      const queue = this.requireQueue(name)
+      const newest = (this.sql.q('SELECT max(id) AS id FROM messages').get() as {id: number | null}).id ?? 0
+      return {id: queue.id, total: queue.depth, newest}
+    })
+    let purged = 0
+    while (!options.signal?.aborted) {
+      const deleted = this.sql.write(() => (this.destinations.getById(start.id) ? this.queues.purgeBatch(start.id, start.newest, PURGE_BATCH) : 0))
+      purged += deleted
+      options.onProgress?.({done: purged, total: Math.max(start.total, purged)})
+      if (deleted < PURGE_BATCH) break
+      await new Promise((resolve) => setImmediate(resolve)) // timers and signals run between batches
+    }
+    return {purged}
   }
 
   async listQueues(): Promise<QueueInfo[]> {
@@ -528,7 +547,7 @@ export class FileBroker implements Broker {
 
   async nack(receipts: string[], options: NackOptions = {}): Promise<NackOutcome[]> {
     const parsed = parseReceipts(receipts)
-    const settings = {delayMs: options.delayMs ?? 0, deadLetter: options.deadLetter ?? false, error: options.error, backoff: options.backoff ?? false}
+    const settings = {delayMs: options.delayMs ?? 0, deadLetter: options.deadLetter ?? false, error: options.error, backoff: options.backoff ?? false, uncounted: options.uncounted ?? false}
     return this.patiently(() =>
       inSmallerChunksWhileDiskFull(parsed, (chunk) =>
         this.sql.write(() => {

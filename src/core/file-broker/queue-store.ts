@@ -183,11 +183,16 @@ export class QueueStore {
   nack(
     messageId: number,
     token: string,
-    options: {delayMs: number; deadLetter: boolean; error?: string; backoff: boolean},
+    options: {delayMs: number; deadLetter: boolean; error?: string; backoff: boolean; uncounted?: boolean},
     now: number,
   ): NackOutcome {
     const row = this.leased(messageId, token)
     if (!row) return 'stale'
+    if (options.uncounted) {
+      // As if it had never been delivered: ready now, the attempt taken back, its last error kept.
+      this.sql.q('UPDATE messages SET state = ?, visible_at = ?, lease_token = NULL, attempts = max(attempts - 1, 0) WHERE id = ?').run(READY, now, messageId)
+      return 'released'
+    }
     const queue = this.destinations.getById(row.dest_id)!
     const {settings} = queue
     if (options.deadLetter || row.attempts >= settings.maxDeliveries) {
@@ -272,6 +277,22 @@ export class QueueStore {
     return (
       this.sql.q('DELETE FROM messages WHERE dest_id = ? AND state = 0').run(queueId).changes +
       this.sql.q('DELETE FROM messages WHERE dest_id = ? AND state = 1').run(queueId).changes
+    )
+  }
+
+  /**
+   * Deletes up to `limit` messages of a queue with ids up to `lastId` (those it held when a purge
+   * started); returns how many. Ready ones first, then in flight and delayed.
+   */
+  purgeBatch(queueId: number, lastId: number, limit: number): number {
+    const ready = this.sql
+      .q('DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE dest_id = ? AND state = 0 AND id <= ? LIMIT ?)')
+      .run(queueId, lastId, limit).changes
+    if (ready >= limit) return ready
+    return (
+      ready +
+      this.sql.q('DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE dest_id = ? AND state = 1 AND id <= ? LIMIT ?)').run(queueId, lastId, limit - ready)
+        .changes
     )
   }
 

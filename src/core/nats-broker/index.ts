@@ -2,6 +2,7 @@ import {randomBytes} from 'node:crypto'
 
 import {
   type Broker,
+  type BulkOptions,
   DEFAULT_QUEUE_SETTINGS,
   defaultDeadLetterQueue,
   type DeadLetterQueueInfo,
@@ -510,12 +511,14 @@ export class JetStreamBroker implements Broker {
     return {deleted: info.state.messages}
   }
 
-  async purgeQueue(name: string): Promise<{purged: number}> {
+  async purgeQueue(name: string, options: BulkOptions = {}): Promise<{purged: number}> {
     await this.requireQueue(name)
     const stream = this.naming.queueStream(name)
+    // One server-side purge: atomic, and quick however many messages there are.
     const {purged} = await this.client.api<{purged: number}>(`STREAM.PURGE.${stream}`, {})
     await this.forgetLeases(stream, '*')
     if (purged > 0) await this.bump(`${stream}-${QUEUE_CONSUMER}`, {purged})
+    options.onProgress?.({done: purged, total: purged})
     return {purged}
   }
 
@@ -1222,8 +1225,8 @@ export class JetStreamBroker implements Broker {
       const source = await this.sourceOf(ack)
       const attempt = ack.count - ack.early
       const exhausted = attempt >= source.settings.maxDeliveries
-      const toDeadLetters = source.settings.deadLetterQueue !== null && (options.deadLetter || exhausted)
-      const delayMs = options.backoff
+      const toDeadLetters = !options.uncounted && source.settings.deadLetterQueue !== null && (options.deadLetter || exhausted)
+      const delayMs = options.uncounted ? 0 : options.backoff
         ? backoffDelayMs(source.settings.retryBackoffMs, source.settings.retryBackoffMaxMs, attempt)
         : (options.delayMs ?? 0)
       const claimed = await this.claim(ack, {
@@ -1355,7 +1358,9 @@ export class JetStreamBroker implements Broker {
     const limit = options.limit ?? Number.POSITIVE_INFINITY
     const spacingMs = options.ratePerSecond ? 1000 / options.ratePerSecond : 0
     let seq = dlq.info.state.first_seq
+    const total = dlq.info.state.messages
     while (result.moved < limit && !options.signal?.aborted) {
+      if (result.examined > 0 && result.examined % 100 === 0) options.onProgress?.({done: result.examined, total: Math.max(total, result.examined), moved: result.moved})
       const stored = await this.storedFrom(stream, this.naming.queueSubject(deadLetterQueue), seq)
       if (!stored) break
       seq = stored.seq + 1
@@ -1380,6 +1385,7 @@ export class JetStreamBroker implements Broker {
       await this.bump(`${stream}-${QUEUE_CONSUMER}`, {redriven: 1})
       if (spacingMs > 0) await sleep(spacingMs, options.signal).catch(() => {})
     }
+    options.onProgress?.({done: result.examined, total: Math.max(total, result.examined), moved: result.moved})
     return result
   }
 
