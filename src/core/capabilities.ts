@@ -27,6 +27,7 @@ export const FEATURES = {
   'max-bytes': '--max-bytes',
   delay: '--delay / --at',
   ttl: '--ttl / --default-ttl',
+  'dead-letter-expired': '--dead-letter-expired',
   priority: '--priority',
   peek: 'queue peek',
   redrive: 'dlq redrive',

@@ -51,6 +51,10 @@ export function amqpCapabilities(management: boolean): BrokerCapabilities {
       support: 'native',
       note: 'the expiration property and x-message-ttl; a message that expires inside a classic queue is removed when it reaches the head; --dead-letter-expired is refused',
     },
+    'dead-letter-expired': {
+      support: 'refused',
+      note: 'expired messages are discarded; use a policy with dead-letter-exchange for RabbitMQ\'s own dead-lettering',
+    },
     priority: {
       support: 'native',
       note: 'classic priority queues (x-max-priority 9) for queues mqctl creates; refused on queues made by other clients without it',

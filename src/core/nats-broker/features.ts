@@ -50,6 +50,10 @@ export function natsCapabilities(version: string): BrokerCapabilities {
       support: 'emulated',
       note: 'an expires-at header checked when a receive meets the message: dropped or dead-lettered (--dead-letter-expired), counted as expired',
     },
+    'dead-letter-expired': {
+      support: 'emulated',
+      note: 'the receive that meets an expired message moves it to the dead-letter queue (reason expired)',
+    },
     priority: {
       support: 'emulated',
       note: 'a subject and a consumer per priority level used (made on its first publish), pulled highest first',

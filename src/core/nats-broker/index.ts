@@ -58,6 +58,8 @@ const QUEUE_CONSUMER = BASE_CONSUMER
 const LEVEL_POLL_MS = 100
 /** How long a receive trusts what it knows of a queue (its settings, its priority levels). */
 const QUEUE_META_FRESH_MS = 1_000
+/** Longest pull while long-polling a queue without priorities: then it looks whether one has appeared. */
+const LEVEL_CHECK_MS = 5_000
 /** Longest single pull request while long-polling; the loop re-asks until the wait is over. */
 const PULL_CHUNK_MS = 30_000
 /**
@@ -896,10 +898,10 @@ export class JetStreamBroker implements Broker {
       const remaining = Math.max(0, deadline - monotonicNow())
       if (meta.levels?.length) return this.pullLevels(meta, {...options, waitMs: remaining})
       // One consumer: the server long-polls it, a chunk at a time so that a first publish with a
-      // priority (a new consumer to pull from) is noticed.
+      // priority (a new consumer to pull from) is noticed within LEVEL_CHECK_MS.
       const out = await this.pullDeliveries(this.queueSource(meta, 0), {
         ...options,
-        waitMs: Math.min(remaining, QUEUE_META_FRESH_MS),
+        waitMs: Math.min(remaining, LEVEL_CHECK_MS),
       })
       if (out.length > 0 || options.signal?.aborted || monotonicNow() >= deadline) return out
       meta = await this.freshQueueMeta(queue)
@@ -1784,14 +1786,27 @@ function subscriptionMetaOf(consumer: ConsumerInfo): SubscriptionMeta | undefine
   }
 }
 
-/** Runs `work` over items with at most WINDOW in flight; results in order. */
+/**
+ * Runs `work` over items with at most WINDOW in flight, starting the next as soon as one ends
+ * (items are started in order, so their requests go out in order); results in order. After a
+ * failure no new item starts, and the first error is thrown once those in flight ended.
+ */
 async function inWindows<T, R>(items: T[], work: (item: T, index: number) => Promise<R>): Promise<R[]> {
   const results: R[] = Array.from({length: items.length})
-  for (let start = 0; start < items.length; start += WINDOW) {
-    const slice = items.slice(start, start + WINDOW)
-    const done = await Promise.all(slice.map((item, offset) => work(item, start + offset)))
-    done.forEach((result, offset) => (results[start + offset] = result))
+  let next = 0
+  let failure: {error: unknown} | undefined
+  const worker = async () => {
+    while (next < items.length && !failure) {
+      const index = next++
+      try {
+        results[index] = await work(items[index], index)
+      } catch (error) {
+        failure ??= {error}
+      }
+    }
   }
+  await Promise.all(Array.from({length: Math.min(WINDOW, items.length)}, worker))
+  if (failure) throw failure.error
   return results
 }
 
