@@ -1,4 +1,4 @@
-import {randomBytes, randomUUID} from 'node:crypto'
+import {randomBytes} from 'node:crypto'
 
 import type {Channel, Message} from 'amqplib'
 
@@ -47,6 +47,7 @@ import {LOG_MAX_AGE, LOG_STREAM, LogReader, TOPIC_EXCHANGE} from './log-reader.j
 import {
   attemptOf,
   expiresAt,
+  messageId,
   INTERNAL,
   internalHeader,
   publishedAt,
@@ -63,7 +64,7 @@ const EPHEMERAL_MARKER = (name: string) => `mq~e.${name}`
 const DELAY_QUEUE = (target: string, ms: number) => `mq~delay.${target}.${ms}`
 const EPHEMERAL_DEAD_LETTER_QUEUE = 'ephemeral.dlq'
 /** Publishes awaiting their confirms at once. */
-const PUBLISH_WINDOW = 256
+const PUBLISH_WINDOW = 512
 /** A batch receive stops waiting for more after this long without a message. */
 const BATCH_QUIET_MS = 20
 /** Priorities 0–9 (README: publish --priority). */
@@ -625,7 +626,7 @@ export class AmqpBroker implements Broker {
     for (const ms of delays) await this.delayQueue(name, ms)
     const results: PublishResult[] = []
     const pending = messages.map((message) => {
-      const id = randomUUID()
+      const id = messageId(now)
       results.push({id, destination: name, kind: 'queue'})
       return {message, id}
     })
@@ -654,7 +655,8 @@ export class AmqpBroker implements Broker {
 
   /** Where and how one message is published: its queue, or a wait queue when delayed. */
   private queueEntry(name: string, record: QueueRecord, message: OutgoingMessage, id: string, now: number): PublishEntry {
-    const internal: Record<string, string | number> = {[INTERNAL.publishedAt]: now}
+    // The publish time (to the millisecond) is in the id (`messageId`): no header to encode.
+    const internal: Record<string, string | number> = {}
     if (message.ttlMs !== undefined) internal[INTERNAL.expiresAt] = now + message.ttlMs
     const extra: Record<string, unknown> = {
       messageId: id,
@@ -1308,14 +1310,14 @@ export class AmqpBroker implements Broker {
     })
     await this.infra()
     const now = Date.now()
-    const ids = messages.map(() => randomUUID())
+    const ids = messages.map(() => messageId(now))
     const confirmed = await inWindows(messages, (window, start) =>
       this.client.publishBatch(
         window.map((message, offset) => ({
           exchange: TOPIC_EXCHANGE,
           routingKey: name,
           content: Buffer.from(message.body),
-          options: publishOptions(message.headers, {[INTERNAL.publishedAt]: now}, {messageId: ids[start + offset], timestamp: Math.floor(now / 1000)}),
+          options: publishOptions(message.headers, {}, {messageId: ids[start + offset], timestamp: Math.floor(now / 1000)}),
         })),
       ),
     )
