@@ -6,7 +6,7 @@ import {expect} from 'chai'
 import {AmqpBroker} from '../../src/core/amqp-broker/index.js'
 import {InvalidInputError, QueueFullError} from '../../src/core/errors.js'
 import {type AmqpTarget, parseBrokerUrl} from '../../src/core/open-broker.js'
-import {mq, sleep, tempHome} from '../helpers.js'
+import {mq, sleep, start, tempHome, waitFor} from '../helpers.js'
 import {type RabbitMq, requireRabbitMq} from '../rabbitmq-server.js'
 import {brokerConformance} from './broker-conformance.js'
 
@@ -145,6 +145,33 @@ describe('AMQP driver (RabbitMQ)', function () {
       expect(result.code).to.equal(1)
       expect(result.stderr.trim().split('\n')).to.have.length(1)
       expect(result.stderr).to.include('amqp://bob:***@127.0.0.1:1').and.include('rabbitmq-server running').and.not.include('s3cret')
+    })
+
+    it('a follower rides out a dropped connection: it reconnects and nothing is lost', async function () {
+      this.timeout(60_000)
+      const t = await target()
+      const url = `${t.url}?management=${encodeURIComponent(t.management!)}`
+      const home = tempHome()
+      const follower = start(['consume', 'loss', '-f', '--broker', url], {home, timeoutMs: 50_000})
+      await mq(['publish', 'loss', 'before', '--broker', url], {home})
+      await waitFor(() => follower.stdout.includes('before'), 'the first message', 20_000)
+      // The server closes every connection of the vhost, as a node restart or a network cut would.
+      const auth = `Basic ${Buffer.from('guest:guest').toString('base64')}`
+      // The management API lists a new connection after its first statistics sample.
+      const connections = await waitFor(async () => {
+        const listed = (await (
+          await fetch(`${node!.managementUrl}/api/vhosts/${encodeURIComponent(t.vhost)}/connections`, {headers: {authorization: auth}})
+        ).json()) as {name: string}[]
+        return listed.length > 0 ? listed : undefined
+      }, 'the follower\'s connection in the management API', 20_000)
+      for (const {name} of connections) {
+        await fetch(`${node!.managementUrl}/api/connections/${encodeURIComponent(name)}`, {method: 'DELETE', headers: {authorization: auth}})
+      }
+      await mq(['publish', 'loss', 'after', '--broker', url], {home})
+      await waitFor(() => follower.stdout.includes('after'), 'the message published after the drop', 30_000)
+      follower.kill('SIGINT')
+      const result = await follower.done
+      expect(result.stdout.trim().split('\n')).to.deep.equal(['before', 'after'])
     })
 
     it('refuses dedup ids, and stats without the management API, with the reason', async () => {

@@ -15,12 +15,17 @@ export function amqpCode(error: unknown): number | undefined {
   return typeof code === 'number' ? code : undefined
 }
 
-/** A lost connection (not a refusal by the server): worth reconnecting for. */
+/**
+ * A lost connection or channel (not a refusal by the server such as 404 or 406): worth reopening
+ * and retrying. A channel the server closed with a refusal fails later calls with "Channel closed"
+ * too: the retry then runs on a reopened channel.
+ */
 function isConnectionLoss(error: unknown): boolean {
   const message = (error as Error)?.message ?? ''
   const code = (error as {code?: unknown})?.code
+  if (/\b(403|404|405|406)\b/.test(message) || code === 403 || code === 404 || code === 405 || code === 406) return false
   return (
-    /connection (closed|ended|lost)|channel ended|ECONNRESET|EPIPE|socket|heartbeat/i.test(message) ||
+    /connection (closed|ended|lost)|channel (ended|closed)|CONNECTION[-_]FORCED|ECONNRESET|EPIPE|socket|heartbeat/i.test(message) ||
     code === 'ECONNRESET' ||
     code === 'ECONNREFUSED' ||
     code === 320

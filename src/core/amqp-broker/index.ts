@@ -730,17 +730,19 @@ export class AmqpBroker implements Broker {
     ms: number,
     signal?: AbortSignal,
   ): Promise<{message: Message; channel: Channel} | undefined> {
-    const channel = this.idleWaiters.pop() ?? (await this.client.newChannel())
-    await channel.prefetch(1)
+    let channel!: Channel
     let got: Message | undefined
     let wake!: () => void
     const arrived = new Promise<void>((resolve) => (wake = resolve))
-    const ok = await this.client.run(`consume ${queue}`, () =>
-      channel.consume(queue, (message) => {
+    // A channel lost meanwhile is not reused: each try takes an idle one or opens another.
+    const ok = await this.client.run(`consume ${queue}`, async () => {
+      channel = this.idleWaiters.pop() ?? (await this.client.newChannel())
+      await channel.prefetch(1)
+      return channel.consume(queue, (message) => {
         if (message && !got) got = message
         wake()
-      }),
-    )
+      })
+    })
     const timer = setTimeout(wake, ms)
     signal?.addEventListener('abort', wake, {once: true})
     // A lost connection ends the wait at once; the caller's next get reconnects.
@@ -763,14 +765,14 @@ export class AmqpBroker implements Broker {
     const attempt = attemptOf(message)
     const expiry = expiresAt(message)
     if (expiry !== undefined && expiry <= Date.now()) {
-      channel.ack(message)
+      ackQuietly(channel, message)
       this.releaseWaiter(channel)
       return undefined
     }
     const {settings} = source
     if (settings.deadLetterQueue !== null && attempt > settings.maxDeliveries) {
       await this.deadLetter(source, message, 'max-deliveries', attempt - 1)
-      channel.ack(message)
+      ackQuietly(channel, message)
       this.releaseWaiter(channel)
       return undefined
     }
@@ -786,7 +788,7 @@ export class AmqpBroker implements Broker {
       ...(expiry === undefined ? {} : {expiresAt: expiry}),
     }
     if (options.autoAck) {
-      channel.ack(message)
+      ackQuietly(channel, message)
       this.releaseWaiter(channel)
       return delivery
     }
@@ -838,11 +840,16 @@ export class AmqpBroker implements Broker {
     return lease
   }
 
-  private settleMessage(lease: Lease): void {
-    if (lease.channel && lease.message) {
+  /** Acks a lease's message; false when its channel is gone (RabbitMQ requeued the message: stale). */
+  private settleMessage(lease: Lease): boolean {
+    if (!lease.channel || !lease.message) return true
+    try {
       lease.channel.ack(lease.message)
-      this.releaseWaiter(lease.channel)
+    } catch {
+      return false
     }
+    this.releaseWaiter(lease.channel)
+    return true
   }
 
   /** Republishes a held message for redelivery (after `delayMs`) with its attempt count, then acks the original. */
@@ -940,8 +947,7 @@ export class AmqpBroker implements Broker {
     return receipts.map((receipt) => {
       const lease = this.take(receipt)
       if (!lease) return 'stale'
-      if (lease.message) this.settleMessage(lease)
-      return 'ok'
+      return this.settleMessage(lease) ? 'ok' : 'stale'
     })
   }
 
@@ -1521,6 +1527,15 @@ interface LogCount {
   bytes: number
   discarded: number
   oldest: number | undefined
+}
+
+/** Acks on a channel that may have just been lost (then RabbitMQ requeued the message itself). */
+function ackQuietly(channel: Channel, message: Message): void {
+  try {
+    channel.ack(message)
+  } catch {
+    // the channel is gone: nothing to settle on it
+  }
 }
 
 function escapeRegex(text: string): string {
