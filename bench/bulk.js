@@ -6,7 +6,10 @@ import {fmt, header, rate, tempHome} from './lib.js'
 
 async function fill(broker, queue, count) {
   for (let i = 0; i < count; i += 10_000) {
-    await broker.publish(queue, Array.from({length: Math.min(10_000, count - i)}, (_, j) => ({body: `message ${i + j} ${'x'.repeat(40)}`})))
+    await broker.publish(
+      queue,
+      Array.from({length: Math.min(10_000, count - i)}, (_, j) => ({body: `message ${i + j} ${'x'.repeat(40)}`})),
+    )
   }
 }
 

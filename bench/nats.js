@@ -1,6 +1,7 @@
 // The NATS JetStream driver against a plain nats.js client doing the same work, and against the
 // file broker, all in one run on a nats-server it starts on loopback (figures, never gates):
-//   npm run build && node bench/nats.js [--quick] [bulk] [ack] [oneshot] [wake]   (default: all)
+//   npm run build && node bench/nats.js [--quick] [bulk] [ack] [oneshot] [wake] [hot]   (default: all)
+// `hot` is the file broker's hot publish against an earlier build: BEFORE=DIR (see bench/hot-path.js).
 import {execFileSync, spawn} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
@@ -10,6 +11,7 @@ import {join} from 'node:path'
 
 import {connect} from '@nats-io/transport-node'
 
+import {benchHotPath} from './hot-path.js'
 import {BIN, fmt, header, median, percentile, rate, report, shellMs, tempHome, wallMs} from './lib.js'
 
 const PLAIN = new URL('./nats-plain.js', import.meta.url).pathname
@@ -156,23 +158,32 @@ export async function benchNats({quick = false, only = []} = {}) {
       const consumer = await JetStreamBroker.connect(parseBrokerUrl(url))
       const producer = await JetStreamBroker.connect(parseBrokerUrl(url))
       await consumer.declareQueue('wake')
-      const wakes = []
-      for (let i = 0; i < (quick ? 30 : 200); i++) {
-        const waiting = consumer.receive('wake', {max: 1, autoAck: true, waitMs: 5_000})
-        await new Promise((resolve) => setTimeout(resolve, 5))
-        const sent = performance.now()
-        await producer.publish('wake', [{body: String(i)}])
-        await waiting
-        wakes.push(performance.now() - sent)
+      // A queue with priorities is waited on through a subscription to its subjects (priorities.ts).
+      await producer.publish('wake-p', [{body: 'level', priority: 5}])
+      await consumer.receive('wake-p', {max: 1, autoAck: true})
+      for (const [queue, priority, label] of [
+        ['wake', 0, 'wake-up after publish p50 / p99'],
+        ['wake-p', 5, 'the same on a queue with priorities'],
+      ]) {
+        const wakes = []
+        for (let i = 0; i < (quick ? 30 : 200); i++) {
+          const waiting = consumer.receive(queue, {max: 1, autoAck: true, waitMs: 5_000})
+          await new Promise((resolve) => setTimeout(resolve, 5))
+          const sent = performance.now()
+          await producer.publish(queue, [{body: String(i), priority}])
+          await waiting
+          wakes.push(performance.now() - sent)
+        }
+        report(label, `${fmt(percentile(wakes, 50))} / ${fmt(percentile(wakes, 99))} ms`, '')
       }
       await consumer.close()
       await producer.close()
-      report('wake-up after publish p50 / p99', `${fmt(percentile(wakes, 50))} / ${fmt(percentile(wakes, 99))} ms`, '')
     }
   } finally {
     await nc.close()
     server.stop()
   }
+  if (wanted('hot')) benchHotPath({runs: RUNS})
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

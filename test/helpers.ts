@@ -26,6 +26,7 @@ import * as ruleMatchDefs from '../src/cli/defs/rule-match.js'
 import * as settleDefs from '../src/cli/defs/settle.js'
 import * as subscribeDefs from '../src/cli/defs/subscribe.js'
 import * as subscriptionDefs from '../src/cli/defs/subscription.js'
+import * as topDefs from '../src/cli/defs/top.js'
 import * as topicDefs from '../src/cli/defs/topic.js'
 import * as triggerDefs from '../src/cli/defs/trigger.js'
 
@@ -99,6 +100,7 @@ export async function shell(script: string, options: RunOptions = {}): Promise<R
   const child = spawn('sh', ['-c', script.replaceAll('MQ ', `"${process.execPath}" "${BIN}" `)], {
     env: {...process.env, MQ_HOME: options.home, NO_COLOR: '1', FORCE_COLOR: undefined, CI: '', DEBUG: '', ...options.env},
     stdio: ['pipe', 'pipe', 'pipe'],
+    cwd: options.cwd,
   })
   running.add(child)
   return new MqProcess(child, options).done
@@ -113,14 +115,23 @@ let readableCli: string | undefined
  */
 export function worldReadableCli(): string {
   if (readableCli) return readableCli
+  const root = copyCli()
+  chmodSync(root, 0o755)
+  readableCli = join(root, 'bin', 'run.js')
+  return readableCli
+}
+
+/**
+ * A private copy of the built CLI with what the hot commands load (bin, dist, better-sqlite3 and
+ * its loader), removed after the run; returns its root (run it as `<root>/bin/run.js`).
+ */
+export function copyCli(): string {
   const root = mkdtempSync(join(tmpdir(), 'mq-cli-'))
   homes.push(root)
   const copy = (path: string) => cpSync(join(ROOT, path), join(root, path), {recursive: true})
   for (const path of ['package.json', 'oclif.manifest.json', 'bin', 'dist', 'node_modules/bindings', 'node_modules/file-uri-to-path']) copy(path)
   for (const path of ['package.json', 'lib', 'build/Release/better_sqlite3.node']) copy(`node_modules/better-sqlite3/${path}`)
-  chmodSync(root, 0o755)
-  readableCli = join(root, 'bin', 'run.js')
-  return readableCli
+  return root
 }
 
 /** Runs the built CLI to completion and returns its exit status and output. */
@@ -216,7 +227,7 @@ export async function killLeakedProcesses(): Promise<string | undefined> {
  * classes would then fail the instanceof checks that choose exit codes. A test checks this list
  * against the folder.
  */
-export const DEFINITION_MODULES: Record<string, Record<string, unknown>> = {'ack': ackDefs, 'broker': brokerDefs, 'consume': consumeDefs, 'daemon': daemonDefs, 'dlq': dlqDefs, 'engine': engineDefs, 'events': eventsDefs, 'extend': extendDefs, 'nack': nackDefs, 'publish': publishDefs, 'queue': queueDefs, 'rule': ruleDefs, 'rule-match': ruleMatchDefs, 'settle': settleDefs, 'subscribe': subscribeDefs, 'subscription': subscriptionDefs, 'topic': topicDefs, 'trigger': triggerDefs}
+export const DEFINITION_MODULES: Record<string, Record<string, unknown>> = {'ack': ackDefs, 'broker': brokerDefs, 'consume': consumeDefs, 'daemon': daemonDefs, 'dlq': dlqDefs, 'engine': engineDefs, 'events': eventsDefs, 'extend': extendDefs, 'nack': nackDefs, 'publish': publishDefs, 'queue': queueDefs, 'rule': ruleDefs, 'rule-match': ruleMatchDefs, 'settle': settleDefs, 'subscribe': subscribeDefs, 'subscription': subscriptionDefs, 'top': topDefs, 'topic': topicDefs, 'trigger': triggerDefs}
 
 let definitions: Map<string, CommandDefinition> | undefined
 

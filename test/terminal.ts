@@ -39,6 +39,11 @@ export class Terminal {
     execFileSync('tmux', ['send-keys', '-t', this.session, ...(literal ? ['-l'] : []), ...keys])
   }
 
+  /** A tmux format of the pane, e.g. `#{alternate_on}` (the alternate screen) or `#{cursor_flag}` (cursor shown). */
+  display(format: string): string {
+    return execFileSync('tmux', ['display-message', '-p', '-t', this.session, format], {encoding: 'utf8'}).trim()
+  }
+
   /** Resizes the pane (the program gets SIGWINCH). */
   resize(columns: number, rows: number): void {
     execFileSync('tmux', ['resize-window', '-t', this.session, '-x', String(columns), '-y', String(rows)])

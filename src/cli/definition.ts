@@ -46,6 +46,8 @@ export async function execute<F extends FlagSpecs, R>(
   io: Partial<Io> = {},
 ): Promise<number> {
   const globals = globalOptions(input.flags as Record<string, unknown>)
+  // A repeatable flag not given is an empty list, whichever parser read the line.
+  for (const [name, spec] of Object.entries(definition.flags)) if (spec.kind === 'multiple') (input.flags as Record<string, unknown>)[name] ??= []
   let ctx: Context | undefined
   try {
     ctx = new Context(globals, io)

@@ -61,7 +61,7 @@ export function parseFast<F extends FlagSpecs>(
   for (const [name, spec] of Object.entries(specs)) {
     const values = raw[name]
     if (spec.kind === 'boolean') flags[name] = bools.has(name)
-    else if (spec.kind === 'multiple') flags[name] = values ?? []
+    else if (spec.kind === 'multiple') flags[name] = values // absent: [] (execute fills it in, for both parsers)
     else {
       if (values && values.length > 1) return undefined
       const text = values?.[0] ?? (spec.env ? env[spec.env] : undefined)

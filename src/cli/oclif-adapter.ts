@@ -24,8 +24,6 @@ export function oclifCommand<F extends FlagSpecs, R>(definition: CommandDefiniti
 
     async run(): Promise<void> {
       const {args, argv, flags} = await this.parse(OclifCommand)
-      // A repeatable flag given no value is an empty list (oclif leaves it undefined).
-      for (const [name, spec] of Object.entries(definition.flags)) if (spec.kind === 'multiple') flags[name] ??= []
       const input = {args, argv: argv as string[], flags} as unknown as ParsedInput<F>
       process.exitCode = await execute(definition, input)
     }
@@ -57,7 +55,7 @@ function toOclifFlag(name: string, spec: FlagSpec) {
       return Flags.boolean(common)
     case 'multiple':
       // Non-greedy: `-H k=v q body` gives one header and two arguments, as the fast parser reads it.
-      // No default: oclif would print an empty `[default: ]` in the help (the run() above fills in []).
+      // No default: oclif would print an empty `[default: ]` in the help (execute fills in []).
       return Flags.string({...common, multiple: true, multipleNonGreedy: true})
     case 'string':
       return Flags.string({...common, default: spec.default, options: spec.options as string[] | undefined})

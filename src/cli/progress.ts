@@ -34,7 +34,10 @@ const number = new Intl.NumberFormat('en-US')
 /** One frame of the bar, as plain text no wider than `width`. A pure function. */
 export function formatProgress(p: ProgressLine): string {
   const fraction = p.fraction ?? (p.total ? Math.min(1, p.done / p.total) : undefined)
-  const count = p.total === undefined ? `${number.format(p.done)} ${p.unit}` : `${number.format(p.done)}/${number.format(p.total)} ${p.unit}`
+  const count =
+    p.total === undefined
+      ? `${number.format(p.done)} ${p.unit}`
+      : `${number.format(p.done)}/${number.format(p.total)} ${p.unit}`
   const rate = p.ratePerSecond === undefined ? '' : `  ${number.format(Math.round(p.ratePerSecond))}/s`
   const eta = p.etaMs === undefined || fraction === undefined ? '' : `  ETA ${formatDuration(p.etaMs)}`
   const percent = fraction === undefined ? '' : `${String(Math.floor(fraction * 100)).padStart(3)}% `
@@ -103,7 +106,13 @@ export class ProgressBar implements Progress {
     if (this.stopped || !this.latest) return
     this.lastDraw = at
     this.drawn = true
-    const line = formatProgress({label: this.label, ...this.latest, ...this.measure(), unit: this.unit, width: this.stream.columns ?? 80})
+    const line = formatProgress({
+      label: this.label,
+      ...this.latest,
+      ...this.measure(),
+      unit: this.unit,
+      width: this.stream.columns ?? 80,
+    })
     this.stream.write(`\r${line}\u001B[K`)
   }
 

@@ -40,6 +40,16 @@ function keysFor(target: TriageTarget): Key[] {
   return keys
 }
 
+/** Triage needs a person at a terminal (checked before anything else, exit 2). */
+export function canTriage(ctx: Context): void {
+  if (!ctx.interactive) {
+    throw new InvalidInputError('--interactive needs a person at a terminal', {
+      code: 'usage',
+      hint: 'in scripts use --ack manual with `mq ack` and `mq nack`',
+    })
+  }
+}
+
 /** The dead-letter queue `queue` is, with the queues and subscriptions that feed it; else a plain queue. */
 export async function triageTarget(broker: Broker, queue: string, deadLetterQueue: string | null): Promise<TriageTarget> {
   const dlq = (await broker.listDeadLetterQueues()).find((d) => d.name === queue)
@@ -58,12 +68,7 @@ export async function triage(
   target: TriageTarget,
   options: {leaseMs: number; waitMs: number; follow: boolean},
 ): Promise<TriageSummary> {
-  if (!ctx.interactive) {
-    throw new InvalidInputError('--interactive needs a person at a terminal', {
-      code: 'usage',
-      hint: 'in scripts use --ack manual with `mq ack` and `mq nack`',
-    })
-  }
+  canTriage(ctx)
   const broker = ctx.broker()
   const printer = await DeliveryPrinter.create(ctx, options.leaseMs)
   const ask = await keyPrompt()

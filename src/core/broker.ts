@@ -278,8 +278,8 @@ export interface NackOptions {
   backoff?: boolean
   /**
    * The delivery never reached a handler (its command could not start): release it at once and
-   * never dead-letter it; the file broker also takes the attempt back (on NATS JetStream keeps
-   * its own delivery count).
+   * never dead-letter it; the file broker also takes the attempt back (NATS JetStream and
+   * RabbitMQ keep their own delivery counts).
    */
   uncounted?: boolean
 }

@@ -15,10 +15,18 @@ const NOT_FOUND = 127
  * @param cwd the folder a relative program is looked up in
  */
 export function cannotStartReason(end: ChildEnd, program: string, cwd: string): string | undefined {
-  const tried = program.includes('/') ? (isAbsolute(program) ? program : `${resolve(cwd, program)} (${program} in ${cwd})`) : `${program} (searched in PATH)`
+  const tried = program.includes('/')
+    ? isAbsolute(program)
+      ? program
+      : `${resolve(cwd, program)} (${program} in ${cwd})`
+    : `${program} (searched in PATH)`
   const code = !end.started || end.error ? (end.error as NodeJS.ErrnoException).code : undefined
-  if (code === 'ENOENT' || (end.started && !end.error && !end.timedOut && !end.aborted && end.code === NOT_FOUND)) return `cannot start ${tried}: not found`
-  if (code === 'EACCES' || (end.started && !end.error && !end.timedOut && !end.aborted && end.code === NOT_EXECUTABLE)) {
+  if (code === 'ENOENT' || (end.started && !end.error && !end.timedOut && !end.aborted && end.code === NOT_FOUND))
+    return `cannot start ${tried}: not found`
+  if (
+    code === 'EACCES' ||
+    (end.started && !end.error && !end.timedOut && !end.aborted && end.code === NOT_EXECUTABLE)
+  ) {
     return `cannot start ${tried}: not executable (permission denied)`
   }
   return undefined

@@ -199,10 +199,12 @@ describe('trigger, rules and the journal (CLI)', function () {
     expect((await run(['trigger', 'y'], {home})).code).to.equal(0)
     expect((await run(['trigger', 'x'], {home})).code).to.equal(1)
     await waitFor(() => jsonLines(follower.stdout).length === 2, 'two failed events')
-    expect(jsonLines<{seq: number; status: string}>(follower.stdout).map((e) => [e.seq, e.status])).to.deep.equal([
+    const followed = jsonLines<{seq: number; status: string; receivedAt: string}>(follower.stdout)
+    expect(followed.map((e) => [e.seq, e.status])).to.deep.equal([
       [1, 'failed'],
       [3, 'failed'],
     ])
+    expect(Date.parse(followed[0].receivedAt)).to.be.closeTo(Date.now(), 60_000) // ISO-8601, as every time in --json
     follower.kill('SIGINT')
     expect((await follower.done).code).to.equal(0)
   })

@@ -136,6 +136,7 @@ describe('consume --exec (the --exec contract)', () => {
   })
 
   it('exits 3 when there was nothing to run', async () => {
+    await run(['queue', 'create', 'idle'], {home})
     expect((await run(['consume', 'idle', '--exec', 'true'], {home})).code).to.equal(3)
   })
 

@@ -87,6 +87,7 @@ describe('publish and consume (CLI)', () => {
   })
 
   it('exits 3 when nothing arrives, and says so on one line', async () => {
+    await run(['queue', 'create', 'empty'], {home})
     const out = await run(['consume', 'empty'], {home})
     expect(out.code).to.equal(3)
     expect(out.stdout).to.equal('')

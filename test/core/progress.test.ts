@@ -6,27 +6,70 @@ import {tempHome} from '../helpers.js'
 
 describe('progress: the bar', () => {
   it('shows count, percent, rate and ETA within the width', () => {
-    const line = formatProgress({label: 'redriving dead letters of jobs', done: 50_000, total: 200_000, ratePerSecond: 21_000.4, etaMs: 7_200, unit: 'messages', width: 120})
-    expect(line).to.equal('redriving dead letters of jobs  [########......................]  25% 50,000/200,000 messages  21,000/s  ETA 7s')
-    expect(formatProgress({label: 'redriving dead letters of jobs', done: 50_000, total: 200_000, unit: 'messages', width: 70})).to.equal(
-      'redriving dead letters of…  [###.......]  25% 50,000/200,000 messages',
+    const line = formatProgress({
+      label: 'redriving dead letters of jobs',
+      done: 50_000,
+      total: 200_000,
+      ratePerSecond: 21_000.4,
+      etaMs: 7_200,
+      unit: 'messages',
+      width: 120,
+    })
+    expect(line).to.equal(
+      'redriving dead letters of jobs  [########......................]  25% 50,000/200,000 messages  21,000/s  ETA 7s',
     )
+    expect(
+      formatProgress({
+        label: 'redriving dead letters of jobs',
+        done: 50_000,
+        total: 200_000,
+        unit: 'messages',
+        width: 70,
+      }),
+    ).to.equal('redriving dead letters of…  [###.......]  25% 50,000/200,000 messages')
   })
 
   it('gives the label way on a narrow terminal, then the bar; never wider than the terminal', () => {
     for (const width of [20, 40, 60, 80]) {
-      const line = formatProgress({label: 'redriving dead letters of a.rather.long.queue.name', done: 10, total: 20, ratePerSecond: 5, etaMs: 2000, unit: 'messages', width})
+      const line = formatProgress({
+        label: 'redriving dead letters of a.rather.long.queue.name',
+        done: 10,
+        total: 20,
+        ratePerSecond: 5,
+        etaMs: 2000,
+        unit: 'messages',
+        width,
+      })
       expect(line.length, `${width}: ${line}`).to.be.below(width)
     }
-    expect(formatProgress({label: 'redriving dead letters of a.rather.long.queue.name', done: 10, total: 20, unit: 'messages', width: 50})).to.match(/^redriving dead… {2}\[#{5}\.{5}\] {2}50% 10\/20 messages$/)
+    expect(
+      formatProgress({
+        label: 'redriving dead letters of a.rather.long.queue.name',
+        done: 10,
+        total: 20,
+        unit: 'messages',
+        width: 50,
+      }),
+    ).to.match(/^redriving dead… {2}\[#{5}\.{5}\] {2}50% 10\/20 messages$/)
   })
 
   it('without a total: a count and a rate, no bar and no ETA', () => {
-    expect(formatProgress({label: 'publishing to jobs', done: 1234, ratePerSecond: 99.6, etaMs: 5, unit: 'messages', width: 80})).to.equal('publishing to jobs  1,234 messages  100/s')
+    expect(
+      formatProgress({
+        label: 'publishing to jobs',
+        done: 1234,
+        ratePerSecond: 99.6,
+        etaMs: 5,
+        unit: 'messages',
+        width: 80,
+      }),
+    ).to.equal('publishing to jobs  1,234 messages  100/s')
   })
 
   it('a fraction in another unit (bytes of a file) drives the bar while the count stays in messages', () => {
-    expect(formatProgress({label: 'publishing to jobs', done: 10, fraction: 0.5, unit: 'messages', width: 60})).to.match(/\[#+\.+\] {2}50% 10 messages$/)
+    expect(
+      formatProgress({label: 'publishing to jobs', done: 10, fraction: 0.5, unit: 'messages', width: 60}),
+    ).to.match(/\[#+\.+\] {2}50% 10 messages$/)
   })
 
   it('draws after 300 ms, at most every 100 ms, measures rate and ETA, and clears its line on stop', () => {
@@ -62,7 +105,10 @@ describe('progress: long broker operations report it', () => {
 
   it('redrive reports each batch (done of total, moved) and lets timers run in between', async () => {
     await broker.publish('jobs', [{body: 'x'}])
-    await broker.publish('jobs.dlq', Array.from({length: 1000}, (_, i) => ({body: `m${i}`})))
+    await broker.publish(
+      'jobs.dlq',
+      Array.from({length: 1000}, (_, i) => ({body: `m${i}`})),
+    )
     const reports: {done: number; total: number; moved: number}[] = []
     let ticks = 0
     const timer = setInterval(() => ticks++, 0)
@@ -76,7 +122,10 @@ describe('progress: long broker operations report it', () => {
   })
 
   it('purge deletes in batches with progress, keeps what was published meanwhile, and stops on abort', async () => {
-    await broker.publish('jobs', Array.from({length: 12_000}, (_, i) => ({body: `m${i}`})))
+    await broker.publish(
+      'jobs',
+      Array.from({length: 12_000}, (_, i) => ({body: `m${i}`})),
+    )
     await broker.receive('jobs', {max: 10, autoAck: false}) // in flight ones go too
     const reports: {done: number; total: number}[] = []
     let published = false
@@ -95,7 +144,10 @@ describe('progress: long broker operations report it', () => {
     const left = await broker.receive('jobs', {max: 10, autoAck: true})
     expect(left.map((d) => d.body)).to.deep.equal(['during the purge'])
 
-    await broker.publish('big', Array.from({length: 12_000}, (_, i) => ({body: `m${i}`})))
+    await broker.publish(
+      'big',
+      Array.from({length: 12_000}, (_, i) => ({body: `m${i}`})),
+    )
     const stop = new AbortController()
     const partial = await broker.purgeQueue('big', {signal: stop.signal, onProgress: () => stop.abort()})
     expect(partial.purged).to.equal(5000)

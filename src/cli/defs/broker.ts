@@ -4,7 +4,7 @@ import {keyValues, table} from '../output.js'
 
 export const brokerInfo = defineCommand({
   id: 'broker:info',
-  summary: 'Show the broker in use, its server and which features are native, emulated or refused.',
+  summary: 'Show the broker in use and which features are native, emulated or refused.',
   description: `The broker is chosen by --broker URL, else MQ_URL, else --home / MQ_HOME, else the per-user folder.
 On a nats:// or amqp:// broker this connects and reads the server version (and NATS cluster); refused features fail
 with exit 2 and the reason shown here.`,

@@ -7,7 +7,7 @@ import {CONSUMER_FLAGS, consumerSettings, runConsumer, waitsOutLocks} from '../c
 import {defineCommand} from '../definition.js'
 import {askName} from '../prompts.js'
 import {closest} from '../suggest.js'
-import {triage, triageTarget, type TriageSummary} from '../triage.js'
+import {canTriage, triage, triageTarget, type TriageSummary} from '../triage.js'
 
 export default defineCommand({
   id: 'consume',
@@ -31,6 +31,7 @@ each keeps a lease and its receipt is shown, for \`mq ack\`. Exit 3 when nothing
   fast: true,
   async run({args, flags}, ctx): Promise<TriageSummary | undefined> {
     const settings = consumerSettings(flags) // bad flags fail before the broker folder is touched
+    if (flags.interactive) canTriage(ctx)
     const queue = validateName(
       args.queue ?? (await askName(ctx, 'queue', (await ctx.broker().listQueues()).map((q) => q.name), 'give it as an argument: mq consume QUEUE')),
       'queue name',

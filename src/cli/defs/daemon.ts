@@ -167,7 +167,7 @@ function notAnswering(ctx: Context, pid: number, waitedMs = START_TIMEOUT_MS): S
 
 export const daemonStatus = defineCommand({
   id: 'daemon:status',
-  summary: 'Show whether the daemon runs: pid, uptime, version, socket, HTTP address, counts (exit 3 if not running).',
+  summary: 'Show whether the daemon runs: pid, uptime, socket, HTTP (exit 3 if not).',
   examples: ['<%= config.bin %> daemon status', '<%= config.bin %> daemon status --json | jq .http.port'],
   flags: {},
   async run(_input, ctx): Promise<DaemonStatus> {
@@ -183,7 +183,7 @@ export const daemonStatus = defineCommand({
 
 export const daemonStop = defineCommand({
   id: 'daemon:stop',
-  summary: 'Stop the daemon: running actions finish first (--force stops them and hands their events back).',
+  summary: 'Stop the daemon: running actions finish first (--force stops them).',
   examples: ['<%= config.bin %> daemon stop', '<%= config.bin %> daemon stop --force'],
   flags: {
     force: {kind: 'boolean', summary: 'Do not wait for running actions (they are retried later); kill after 5s.'},

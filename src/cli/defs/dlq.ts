@@ -34,7 +34,7 @@ export const dlqList = defineCommand({
 
 export const dlqPeek = defineCommand({
   id: 'dlq:peek',
-  summary: 'Show the dead letters of a queue or subscription, with why they died, without moving them.',
+  summary: 'Show the dead letters of a queue or subscription, and why they died.',
   examples: ['<%= config.bin %> dlq peek jobs', '<%= config.bin %> dlq peek jobs --json | jq \'.headers["x-last-error"]\''],
   args: ownerArg,
   flags: {
@@ -51,7 +51,7 @@ export const dlqPeek = defineCommand({
 
 export const dlqRedrive = defineCommand({
   id: 'dlq:redrive',
-  summary: 'Move dead letters back to their queue or subscription, at the back, keeping their headers.',
+  summary: 'Move dead letters back to their queue or subscription, headers kept.',
   description: `Each message is published again (a new id) with its headers and x-redrive-count + 1. --filter
 picks messages (all must match): body~TEXT, body=TEXT, HEADER=VALUE, HEADER~TEXT, HEADER.`,
   examples: [

@@ -7,7 +7,7 @@ import {engineFor, RULES_FLAG} from '../engine-context.js'
 
 export const engineRun = defineCommand({
   id: 'engine:run',
-  summary: 'Run the sources of the rules document in the foreground: schedules, watched files, polled commands.',
+  summary: "Run the rules' sources (schedules, watches, polls) in the foreground.",
   description: `Each event a source produces goes through the rules like \`mq trigger\`. Runs until interrupted
 (Ctrl-C or SIGTERM: sources stop, running actions finish, exit 130). The daemon runs the same sources.`,
   examples: ['<%= config.bin %> engine run', '<%= config.bin %> engine run --rules ci/rules.json --json'],

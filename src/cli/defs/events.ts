@@ -5,13 +5,13 @@ import {InvalidInputError, NotFoundError} from '../../core/errors.js'
 import {formatDuration, parseTimeOrAgo} from '../../core/units.js'
 import {defineCommand} from '../definition.js'
 import {engineFor, RULES_FLAG} from '../engine-context.js'
-import {table} from '../output.js'
+import {table, toJson} from '../output.js'
 
 const STATUSES = ['pending', 'done', 'failed', 'unmatched'] as const
 
 export const eventsList = defineCommand({
   id: 'events:list',
-  summary: 'List journalled events, newest first (-f: the recent ones oldest first, then new ones as they come).',
+  summary: 'List journalled events, newest first (-f: oldest first, then new ones).',
   description: `With -f (like tail -f) it prints the last --limit events oldest first, then each new event once it
 has run (an event still running after 2s is printed as pending), until Ctrl-C (exit 0).`,
   examples: [
@@ -39,7 +39,7 @@ has run (an event still running after 2s is printed as pending), until Ctrl-C (e
     const {drain} = ctx.handleInterrupts()
     if (ctx.stdoutIsTTY && !ctx.json) ctx.out.line(EVENT_COLUMNS.join('  '))
     for await (const record of followEvents(journal, {filter, backlog: flags.limit, signal: drain})) {
-      ctx.out.line(ctx.json ? JSON.stringify(record) : eventCells(record).join(ctx.stdoutIsTTY ? '  ' : '\t'))
+      ctx.out.line(ctx.json ? toJson(record) : eventCells(record).join(ctx.stdoutIsTTY ? '  ' : '\t'))
       await ctx.out.flush()
       if (ctx.out.isBroken) break
     }

@@ -157,7 +157,7 @@ export const queuePurge = defineCommand({
 
 export const queueStats = defineCommand({
   id: 'queue:stats',
-  summary: 'Show ready, in-flight, delayed and dead-lettered counts and the oldest message age.',
+  summary: 'Show ready, in-flight, delayed and dead-lettered counts and the oldest age.',
   examples: ['<%= config.bin %> queue stats jobs', '<%= config.bin %> queue stats jobs --json | jq .ready'],
   args: queueArg,
   flags: {},

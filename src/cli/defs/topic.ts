@@ -65,7 +65,7 @@ export const topicList = defineCommand({
 
 export const topicStats = defineCommand({
   id: 'topic:stats',
-  summary: 'Show retained messages, the oldest age, publish totals and the subscriptions covering a topic.',
+  summary: "Show a topic's messages, oldest age, totals and subscriptions.",
   examples: ['<%= config.bin %> topic stats orders', '<%= config.bin %> topic stats orders --json'],
   args: topicArg,
   flags: {},

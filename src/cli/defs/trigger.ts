@@ -22,7 +22,7 @@ const flags = {
 
 export default defineCommand({
   id: 'trigger',
-  summary: 'Trigger an event: the actions of every matching rule run, with retries, and are journalled.',
+  summary: 'Trigger an event: the actions of every matching rule run, with retries.',
   description: `Builds a CloudEvents 1.0 event (id, time, specversion and source filled in), records it, and runs
 the actions of every enabled rule whose pattern matches, waiting for them. Exit 0 when every action
 succeeded, 1 when one failed after its retries, 3 with --require-match when no rule matched.

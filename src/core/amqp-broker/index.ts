@@ -961,15 +961,17 @@ export class AmqpBroker implements Broker {
         continue
       }
       const {settings} = lease.source
-      const out = options.deadLetter || lease.delivery.attempt >= settings.maxDeliveries
+      const out = !options.uncounted && (options.deadLetter || lease.delivery.attempt >= settings.maxDeliveries)
       if (out && settings.deadLetterQueue !== null) {
         await this.deadLetterLease(lease, options.deadLetter ? 'rejected' : 'max-deliveries', options.error)
         outcomes.push('dead-lettered')
         continue
       }
-      const delayMs = options.backoff
-        ? backoffDelayMs(settings.retryBackoffMs, settings.retryBackoffMaxMs, lease.delivery.attempt)
-        : (options.delayMs ?? 0)
+      const delayMs = options.uncounted
+        ? 0
+        : options.backoff
+          ? backoffDelayMs(settings.retryBackoffMs, settings.retryBackoffMaxMs, lease.delivery.attempt)
+          : (options.delayMs ?? 0)
       await this.putBack(lease, delayMs, options.error)
       outcomes.push('released')
     }

@@ -40,7 +40,8 @@ export async function* followEvents(journal: EventJournal, options: FollowOption
     for (const record of records) {
       if (record.status === 'pending' && Date.now() - record.receivedAt < settleMs) break // wait for its outcome
       cursor = record.seq
-      if ((status === undefined || record.status === status) && (rule === undefined || record.rules.includes(rule))) yield record
+      if ((status === undefined || record.status === status) && (rule === undefined || record.rules.includes(rule)))
+        yield record
       if (signal.aborted) return
     }
     if (records.length < 500 || records.at(-1)!.seq !== cursor) await sleep(pollMs, signal)

@@ -35,6 +35,24 @@ export interface ActionRun {
   outputTail?: string
 }
 
+/** What the journal says about one rule's actions (`mq top`): sums over a range of attempts. */
+export interface RuleActivity {
+  rule: string
+  /** Events the rule ran for (its first action's first attempt, or its skip). */
+  matches: number
+  /** Action attempts made. */
+  attempts: number
+  /** Attempts that failed (retried or given up). */
+  failures: number
+  /** Actions that gave up (dead-lettered). */
+  deadLettered: number
+  /** Sum and most of the attempts' durations. */
+  durationMs: number
+  maxDurationMs: number
+  /** Epoch ms of the newest attempt. */
+  lastAt: number
+}
+
 export interface EventFilter {
   type?: string
   rule?: string
@@ -74,6 +92,8 @@ export interface EventJournal {
   /** By journal sequence number, or by CloudEvent id (the newest with that id). */
   get(seqOrId: string): Promise<EventRecord | undefined>
   runs(seq: number): Promise<ActionRun[]>
+  /** Per-rule sums of the attempts journalled after `afterId`, and the newest id (read on from there). */
+  ruleActivity(afterId: number): Promise<{lastId: number; rules: RuleActivity[]}>
   /** Takes or renews a rule's lease; false when another live owner holds it. */
   lockRule(rule: string, owner: string, leaseMs: number): Promise<boolean>
   unlockRule(rule: string, owner: string): Promise<void>

@@ -13,14 +13,18 @@ export interface MissingPath {
 }
 
 /**
- * Anchors the relative paths of new actions (`mq rule add`; README.md, "Rules"). At run time the
- * engine resolves them against the rules document's folder. For the default document, which lives
+ * Anchors the relative programs of new exec actions (`mq rule add`; README.md, "Rules"). At run
+ * time the engine resolves them against the rules document's folder. For the default document, which lives
  * in the broker folder, that is not where the user typed them: there `absolute` is set and they
  * are stored resolved against `base` (the folder `rule add` ran in). A `--rules` document keeps
  * them relative, to its own folder, so a repository can carry its rules. Either way, a program
  * or cwd that does not exist is reported (templates are left alone).
  */
-export function anchorActionPaths(actions: ActionSpec[], base: string, absolute: boolean): {actions: ActionSpec[]; missing: MissingPath[]} {
+export function anchorActionPaths(
+  actions: ActionSpec[],
+  base: string,
+  absolute: boolean,
+): {actions: ActionSpec[]; missing: MissingPath[]} {
   const missing: MissingPath[] = []
   const anchor = (path: string): string => (absolute && !isAbsolute(path) ? resolve(base, path) : path)
   const check = (given: string, from: string) => {
@@ -29,7 +33,6 @@ export function anchorActionPaths(actions: ActionSpec[], base: string, absolute:
     if (!existsSync(resolved)) missing.push({given, resolved})
   }
   const anchored = actions.map((action): ActionSpec => {
-    if (action.type === 'file') return {...action, path: anchor(action.path)}
     if (action.type !== 'exec') return action
     const next = {...action}
     if (next.cwd !== undefined) {
@@ -44,7 +47,8 @@ export function anchorActionPaths(actions: ActionSpec[], base: string, absolute:
     // A bare name (no slash) is looked up in PATH, as a shell does: not a path to anchor.
     if (typeof program !== 'string' || !program.includes('/')) return next
     check(program, runsIn)
-    if (!next.shell && absolute && !isAbsolute(program)) next.command = [resolve(runsIn, program), ...(next.command as string[]).slice(1)]
+    if (!next.shell && absolute && !isAbsolute(program))
+      next.command = [resolve(runsIn, program), ...(next.command as string[]).slice(1)]
     return next
   })
   return {actions: anchored, missing}

@@ -8,6 +8,7 @@ import {
 } from '../broker.js'
 import {InvalidInputError, WrongKindError} from '../errors.js'
 import {validateName} from '../names.js'
+import {type MinuteCount, type Rates, ratesFromMinutes} from '../rates.js'
 import type {Sql} from './sql.js'
 
 export interface Totals {
@@ -57,11 +58,7 @@ export type TotalColumn =
   | 'expired_total'
   | 'deduplicated_total'
 
-export interface Rates {
-  /** Messages per second over the last minute and the last five minutes. */
-  publishedPerSecond: {last1m: number; last5m: number}
-  ackedPerSecond: {last1m: number; last5m: number}
-}
+export type {Rates} from '../rates.js'
 
 /** Per-minute rate rows kept for each destination. */
 const RATE_MINUTES = 60
@@ -144,20 +141,8 @@ export class Destinations {
   /** Publish and ack rates from the per-minute counters (the current minute counts for what has passed of it). */
   rates(id: number, now: number): Rates {
     const minute = Math.floor(now / 60_000)
-    const rows = this.sql.q('SELECT minute, published, acked FROM rates WHERE dest_id = ? AND minute >= ?').all(id, minute - 5) as {
-      minute: number
-      published: number
-      acked: number
-    }[]
-    const intoMinute = (now % 60_000) / 1000
-    const over = (minutes: number, field: 'published' | 'acked') => {
-      const sum = rows.filter((r) => r.minute >= minute - minutes).reduce((total, r) => total + r[field], 0)
-      return Math.round((sum / (minutes * 60 + intoMinute)) * 100) / 100
-    }
-    return {
-      publishedPerSecond: {last1m: over(1, 'published'), last5m: over(5, 'published')},
-      ackedPerSecond: {last1m: over(1, 'acked'), last5m: over(5, 'acked')},
-    }
+    const rows = this.sql.q('SELECT minute, published, acked FROM rates WHERE dest_id = ? AND minute >= ?').all(id, minute - 5) as MinuteCount[]
+    return ratesFromMinutes(rows, now)
   }
 
   delete(id: number): void {

@@ -1,5 +1,5 @@
 import type {CloudEvent} from '../engine/cloudevents.js'
-import type {ActionRun, EventFilter, EventJournal, EventRecord, EventStatus} from '../engine/journal.js'
+import type {ActionRun, EventFilter, EventJournal, EventRecord, EventStatus, RuleActivity} from '../engine/journal.js'
 import type {Sql} from './sql.js'
 
 interface EventRow {
@@ -203,6 +203,44 @@ export class SqliteEventJournal implements EventJournal {
         outputTail: row.output_tail ?? undefined,
       })),
     )
+  }
+
+  async ruleActivity(afterId: number): Promise<{lastId: number; rules: RuleActivity[]}> {
+    return this.sql.read(() => {
+      // A range of the primary key: after the first call, only the attempts since the last one.
+      const rows = this.sql
+        .q(
+          `SELECT rule, sum(action = 0 AND attempt <= 1) AS matches, sum(attempt > 0) AS attempts,
+             sum(outcome IN ('failed', 'dead-lettered')) AS failures, sum(outcome = 'dead-lettered') AS dead_lettered,
+             sum(CASE WHEN attempt > 0 THEN duration_ms ELSE 0 END) AS duration_ms, max(duration_ms) AS max_duration_ms,
+             max(started_at) AS last_at, max(id) AS last_id
+           FROM action_runs WHERE id > ? GROUP BY rule`,
+        )
+        .all(afterId) as {
+        rule: string
+        matches: number
+        attempts: number
+        failures: number
+        dead_lettered: number
+        duration_ms: number
+        max_duration_ms: number
+        last_at: number
+        last_id: number
+      }[]
+      return {
+        lastId: Math.max(afterId, ...rows.map((r) => r.last_id)),
+        rules: rows.map((r) => ({
+          rule: r.rule,
+          matches: r.matches,
+          attempts: r.attempts,
+          failures: r.failures,
+          deadLettered: r.dead_lettered,
+          durationMs: r.duration_ms,
+          maxDurationMs: r.max_duration_ms,
+          lastAt: r.last_at,
+        })),
+      }
+    })
   }
 
   async lockRule(rule: string, owner: string, leaseMs: number): Promise<boolean> {

@@ -541,7 +541,7 @@ export class FileBroker implements Broker {
   async ack(receipts: string[]): Promise<SettleOutcome[]> {
     const parsed = parseReceipts(receipts)
     return this.patiently(() =>
-      inSmallerChunksWhileDiskFull(parsed, (chunk) => this.sql.write(() => chunk.map((r) => (this.queues.ack(r.messageId, r.token) === undefined ? 'stale' : 'ok')))),
+      inSmallerChunksWhileDiskFull(parsed, (chunk) => this.sql.write(() => this.queues.ack(chunk))),
     )
   }
 

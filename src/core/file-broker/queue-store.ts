@@ -170,13 +170,21 @@ export class QueueStore {
     this.sql.q('DELETE FROM messages WHERE id = ?').run(id)
   }
 
-  /** Deletes the delivery's message if the receipt is current. Returns the queue id, or undefined when stale. */
-  ack(messageId: number, token: string): number | undefined {
-    const row = this.sql
-      .q('DELETE FROM messages WHERE id = ? AND lease_token = ? AND state < 2 RETURNING dest_id')
-      .get(messageId, token) as {dest_id: number} | undefined
-    if (row) this.destinations.bump(row.dest_id, 'acked_total')
-    return row?.dest_id
+  /**
+   * Deletes each delivery's message if its receipt is current; call inside a write transaction.
+   * The acked totals are counted once per queue for the whole batch. Per receipt: acked, or stale.
+   */
+  ack(receipts: readonly {messageId: number; token: string}[]): ('ok' | 'stale')[] {
+    const remove = this.sql.q('DELETE FROM messages WHERE id = ? AND lease_token = ? AND state < 2 RETURNING dest_id')
+    const acked = new Map<number, number>()
+    const outcomes = receipts.map(({messageId, token}) => {
+      const row = remove.get(messageId, token) as {dest_id: number} | undefined
+      if (!row) return 'stale' as const
+      acked.set(row.dest_id, (acked.get(row.dest_id) ?? 0) + 1)
+      return 'ok' as const
+    })
+    for (const [destId, count] of acked) this.destinations.bump(destId, 'acked_total', count)
+    return outcomes
   }
 
   /** Releases a delivery for redelivery (after a delay), or dead-letters it. */

@@ -244,8 +244,13 @@ export class JsClient {
     this.nc.publish(subject, verb)
   }
 
+  /**
+   * Waits until the server has everything sent so far. Across a reconnect, what was sent before
+   * it may be lost (an unconfirmed ack: the message comes again, at-least-once); the flush is then
+   * retried like any request rather than failing the command.
+   */
   async flush(): Promise<void> {
-    await this.nc.flush()
+    await this.retrying('flush', () => this.nc.flush())
   }
 
   /**

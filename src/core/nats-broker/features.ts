@@ -12,8 +12,9 @@ export function versionAtLeast(version: string, wanted: string): boolean {
 
 /**
  * What the JetStream driver does on a server of this version. The native paths of newer servers
- * (per-message TTL from 2.11, scheduled messages from 2.12) are not used yet: mqctl's CI can only
- * run Debian's 2.9, so the driver relies on what it can test and says so.
+ * (per-message TTL from 2.11, scheduled messages from 2.12) are not used: mqctl's CI can only run
+ * Debian's 2.9, so delays and TTLs are emulated on every version (schedule.ts), which newer servers
+ * run just the same.
  */
 export function natsCapabilities(version: string): BrokerCapabilities {
   const bytesSafe = versionAtLeast(version, '2.11.0')
@@ -42,16 +43,16 @@ export function natsCapabilities(version: string): BrokerCapabilities {
           note: `file storage on this version drops old messages instead of rejecting past max_bytes (nats-server#4771); use --max-length, or a server ≥ 2.11`,
         },
     delay: {
-      support: 'refused',
-      note: 'scheduled messages need nats-server ≥ 2.12, which mqctl does not drive yet; use nack --delay, or a file broker',
+      support: 'emulated',
+      note: 'a not-before header; a receive that meets the message early gives it back with a -NAK delayed to its time (not counted as an attempt)',
     },
     ttl: {
-      support: 'refused',
-      note: 'per-message TTL needs nats-server ≥ 2.11, which mqctl does not drive yet; use a topic with --max-age, or a file broker',
+      support: 'emulated',
+      note: 'an expires-at header checked when a receive meets the message: dropped or dead-lettered (--dead-letter-expired), counted as expired',
     },
     priority: {
-      support: 'refused',
-      note: 'JetStream has no message priorities; use one queue per priority, or a file broker',
+      support: 'emulated',
+      note: 'a subject and a consumer per priority level used (made on its first publish), pulled highest first',
     },
     peek: {support: 'native', note: 'stream message get by sequence'},
     redrive: {
@@ -73,6 +74,9 @@ export function natsCapabilities(version: string): BrokerCapabilities {
     },
     'topic-max-age': {support: 'emulated', note: 'older messages are skipped when read'},
     replicas: {support: 'native', note: 'num_replicas on each stream and consumer'},
-    rates: {support: 'refused', note: 'no per-minute counters on the server: stats show totals only (rates are 0)'},
+    rates: {
+      support: 'emulated',
+      note: 'each process writes its per-minute publish and ack counts to a small stream; stats add them up',
+    },
   })
 }

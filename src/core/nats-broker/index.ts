@@ -33,6 +33,7 @@ import {
 } from '../broker.js'
 import {backoffDelayMs} from '../backoff.js'
 import {type BrokerCapabilities, type BrokerDescription, type Feature, requireFeature} from '../capabilities.js'
+import {monotonicNow} from '../clock.js'
 import {InterruptedError, InvalidInputError, NotFoundError, QueueFullError, WrongKindError} from '../errors.js'
 import type {LockWaiter} from '../lock-wait.js'
 import {resolveQueueSettings, resolveTopicSettings} from '../file-broker/destinations.js'
@@ -45,9 +46,18 @@ import {decodeText, encodeText, ERR, JsApiError, JsClient, type PulledMessage} f
 import {natsCapabilities} from './features.js'
 import {parseHeaderBlock, userHeaders} from './headers.js'
 import {Naming} from './naming.js'
+import {RateCounters} from './rates.js'
+import {topicBytes} from './topic-bytes.js'
+import {type AckInfo, formatReceipt, parseAckSubject, parseReceipt} from './receipts.js'
+import {BASE_CONSUMER, levelConsumer, levelOfConsumer, pullOrder, Waker} from './priorities.js'
+import {hasSchedule, readSchedule, type Schedule, scheduleOf, verdict, writeSchedule} from './schedule.js'
 
-/** The shared durable pull consumer of every queue stream. */
-const QUEUE_CONSUMER = 'mq'
+/** The shared durable pull consumer of every queue stream (priority 0; see priorities.ts for the others). */
+const QUEUE_CONSUMER = BASE_CONSUMER
+/** How often a receive waiting on a queue with priorities looks again for redeliveries. */
+const LEVEL_POLL_MS = 100
+/** How long a receive trusts what it knows of a queue (its settings, its priority levels). */
+const QUEUE_META_FRESH_MS = 1_000
 /** Longest single pull request while long-polling; the loop re-asks until the wait is over. */
 const PULL_CHUNK_MS = 30_000
 /**
@@ -57,6 +67,8 @@ const PULL_CHUNK_MS = 30_000
 const EPHEMERAL_INACTIVE_MS = Number(process.env.MQ_NATS_EPHEMERAL_INACTIVE_MS) || 30_000
 /** Lease records outlive any lease (12 h at most) and are then dropped by the server. */
 const LEASE_RECORD_AGE_MS = 7 * 86_400_000
+/** Rate counts are kept this long (the longest rate is over 5 minutes). */
+const RATE_RECORD_AGE_MS = 6 * 60_000
 /** In-flight requests at once when settling or publishing a large batch. */
 const WINDOW = 512
 const NS = 1_000_000
@@ -67,6 +79,8 @@ interface QueueMeta {
   name: string
   createdAt: number
   settings: QueueSettings
+  /** Priority levels above 0 that have a consumer (priorities.ts). */
+  levels?: number[]
 }
 
 interface SubscriptionMeta {
@@ -85,26 +99,18 @@ interface TopicMeta {
   settings: TopicSettings
 }
 
-/** A delivery's lease: `d` the consumer delivery sequence it belongs to, `s` leased / delayed / settled, `u` until. */
+/**
+ * A delivery's lease: `d` the consumer delivery sequence it belongs to (0: a delayed message not
+ * delivered yet), `s` leased / delayed / settled, `u` until, `c` the attempt, `e` the last error,
+ * `z` deliveries that met the message before its --delay was over (not attempts: schedule.ts).
+ */
 interface LeaseRecord {
   d: number
   s: 'l' | 'd' | 'x'
   u: number
   c: number
   e?: string
-}
-
-/** What the ack subject of a delivery says. */
-interface AckInfo {
-  subject: string
-  stream: string
-  consumer: string
-  count: number
-  streamSeq: number
-  deliverySeq: number
-  publishedAt: number
-  /** The lease record's sequence when the receipt was issued. */
-  leaseSeq?: number
+  z?: number
 }
 
 /** Where deliveries come from: a queue's consumer or a subscription's. */
@@ -113,10 +119,7 @@ interface Source {
   consumer: string
   kind: 'queue' | 'subscription'
   name: string
-  settings: Pick<
-    QueueSettings,
-    'visibilityTimeoutMs' | 'maxDeliveries' | 'deadLetterQueue' | 'retryBackoffMs' | 'retryBackoffMaxMs'
-  >
+  settings: SubscriptionSettings & {deadLetterExpired?: boolean}
   /** Subscriptions whose pattern the server cannot filter exactly are matched here. */
   matches?: (topic: string) => boolean
 }
@@ -165,8 +168,11 @@ export class JetStreamBroker implements Broker {
   private readonly naming: Naming
   private readonly capabilities: BrokerCapabilities
   private readonly queues = new Map<string, QueueMeta>()
+  /** When each cached queue description was read (monotonic ms). */
+  private readonly queuesSeenAt = new Map<string, number>()
   private readonly ready = new Map<string, Promise<void>>()
   private closed = false
+  private readonly rates: RateCounters
 
   private constructor(
     private readonly client: JsClient,
@@ -174,6 +180,14 @@ export class JetStreamBroker implements Broker {
   ) {
     this.naming = new Naming(target.prefix)
     this.capabilities = natsCapabilities(client.version)
+    this.rates = new RateCounters(client, this.naming.rateSubjectRoot, this.naming.rateStream, () =>
+      this.infra(this.naming.rateStream, {
+        subjects: [`${this.naming.rateSubjectRoot}.>`],
+        storage: 'memory',
+        max_msgs_per_subject: 1,
+        max_age: RATE_RECORD_AGE_MS * NS,
+      }),
+    )
   }
 
   static async connect(target: NatsTarget, waiter?: LockWaiter): Promise<JetStreamBroker> {
@@ -334,8 +348,13 @@ export class JetStreamBroker implements Broker {
       return undefined
     }
     const meta = JSON.parse(info.config.description ?? '{}') as QueueMeta
-    this.queues.set(name, meta)
+    this.remember(meta)
     return {meta, info}
+  }
+
+  private remember(meta: QueueMeta): void {
+    this.queues.set(meta.name, meta)
+    this.queuesSeenAt.set(meta.name, monotonicNow())
   }
 
   private async topicMeta(name: string): Promise<{meta: TopicMeta; seq: number} | undefined> {
@@ -351,7 +370,7 @@ export class JetStreamBroker implements Broker {
     const config: Record<string, unknown> = {
       name: this.naming.queueStream(meta.name),
       description: JSON.stringify(meta),
-      subjects: [this.naming.queueSubject(meta.name)],
+      subjects: [this.naming.queueSubject(meta.name), this.naming.queueLevelSubjects(meta.name)],
       retention: 'workqueue',
       storage: 'file',
       max_msgs: s.maxLength ?? -1,
@@ -373,8 +392,9 @@ export class JetStreamBroker implements Broker {
       durable_name: durable,
       ack_policy: 'explicit',
       ack_wait: settings.visibilityTimeoutMs * NS,
-      // One delivery more than allowed: the receive that meets it dead-letters it with mqctl's headers.
-      max_deliver: settings.deadLetterQueue === null ? -1 : settings.maxDeliveries + 1,
+      // No server limit: the receive that meets a delivery past the queue's max dead-letters it with
+      // mqctl's headers, and deliveries before a --delay is over do not count (schedule.ts).
+      max_deliver: -1,
       max_ack_pending: -1,
       max_waiting: 4096,
       ...extra,
@@ -416,13 +436,38 @@ export class JetStreamBroker implements Broker {
         return this.declareQueue(name, given, placement)
       throw replicasError(error, replicas)
     }
-    await this.client.api(`CONSUMER.DURABLE.CREATE.${stream}.${QUEUE_CONSUMER}`, {
-      stream_name: stream,
-      config: this.consumerConfig(QUEUE_CONSUMER, meta.settings),
-    })
-    this.queues.set(name, meta)
+    await this.levelConsumer(meta, 0)
+    this.remember(meta)
     const info = await this.streamInfo(stream)
     return queueInfo(meta, info!)
+  }
+
+  /** Makes (or updates) the durable consumer of one priority level of a queue. */
+  private async levelConsumer(meta: QueueMeta, level: number): Promise<void> {
+    const stream = this.naming.queueStream(meta.name)
+    const consumer = levelConsumer(level)
+    await this.client.api(`CONSUMER.DURABLE.CREATE.${stream}.${consumer}`, {
+      stream_name: stream,
+      config: this.consumerConfig(consumer, meta.settings, {filter_subject: this.naming.queueSubject(meta.name, level)}),
+    })
+  }
+
+  /**
+   * Gives the priority levels about to be published their consumer, then lists them in the queue's
+   * description (in that order, so a receiver that sees a level finds its consumer). Two publishers
+   * adding levels at once: each re-reads and retries until its levels are listed.
+   */
+  private async ensureLevels(meta: QueueMeta, levels: Set<number>): Promise<QueueMeta> {
+    let current = meta
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const missing = [...levels].filter((level) => level > 0 && !current.levels?.includes(level))
+      if (missing.length === 0) return current
+      for (const level of missing) await this.levelConsumer(current, level)
+      const next: QueueMeta = {...current, levels: pullOrder([...(current.levels ?? []), ...missing]).filter(Boolean)}
+      await this.client.api(`STREAM.UPDATE.${this.naming.queueStream(meta.name)}`, this.streamConfig(next, undefined))
+      current = (await this.queueMeta(meta.name))?.meta ?? next
+    }
+    return current
   }
 
   private async checkDeadLetterTarget(deadLetterQueue: string | null): Promise<void> {
@@ -447,11 +492,8 @@ export class JetStreamBroker implements Broker {
     await this.checkDeadLetterTarget(next.settings.deadLetterQueue)
     const stream = this.naming.queueStream(name)
     await this.client.api(`STREAM.UPDATE.${stream}`, this.streamConfig(next, undefined))
-    await this.client.api(`CONSUMER.DURABLE.CREATE.${stream}.${QUEUE_CONSUMER}`, {
-      stream_name: stream,
-      config: this.consumerConfig(QUEUE_CONSUMER, next.settings),
-    })
-    this.queues.set(name, next)
+    for (const level of pullOrder(next.levels)) await this.levelConsumer(next, level)
+    this.remember(next)
     return queueInfo(next, (await this.streamInfo(stream))!)
   }
 
@@ -460,8 +502,10 @@ export class JetStreamBroker implements Broker {
     const stream = this.naming.queueStream(name)
     await this.client.api(`STREAM.DELETE.${stream}`)
     this.queues.delete(name)
-    await this.forgetLeases(stream, QUEUE_CONSUMER)
+    await this.forgetLeases(stream, '*')
     await this.purgeMeta(this.naming.metaSubject('count', `${stream}-${QUEUE_CONSUMER}`))
+    if (await this.streamInfo(this.naming.rateStream))
+      await this.client.api(`STREAM.PURGE.${this.naming.rateStream}`, {filter: `${this.naming.rateSubjectRoot}.${stream}.*`})
     return {deleted: info.state.messages}
   }
 
@@ -470,7 +514,7 @@ export class JetStreamBroker implements Broker {
     const stream = this.naming.queueStream(name)
     // One server-side purge: atomic, and quick however many messages there are.
     const {purged} = await this.client.api<{purged: number}>(`STREAM.PURGE.${stream}`, {})
-    await this.forgetLeases(stream, QUEUE_CONSUMER)
+    await this.forgetLeases(stream, '*')
     if (purged > 0) await this.bump(`${stream}-${QUEUE_CONSUMER}`, {purged})
     options.onProgress?.({done: purged, total: purged})
     return {purged}
@@ -527,7 +571,7 @@ export class JetStreamBroker implements Broker {
     }
   }
 
-  /** The lease records of a consumer's deliveries still awaiting their ack (for stats and peek). */
+  /** The lease records of a consumer's deliveries still awaiting their ack (for stats and peek); `*`: every consumer's. */
   private async leaseRecords(stream: string, consumer: string): Promise<Map<number, LeaseRecord>> {
     const records = new Map<number, LeaseRecord>()
     const info = await this.streamInfo(this.naming.leaseStream, this.naming.leaseSubjects(stream, consumer))
@@ -543,13 +587,18 @@ export class JetStreamBroker implements Broker {
     const {meta, info} = await this.requireQueue(name)
     const stream = this.naming.queueStream(name)
     const now = Date.now()
-    const [consumer, counts, leases] = await Promise.all([
-      this.consumerInfo(stream, QUEUE_CONSUMER),
+    const [consumers, counts, leases] = await Promise.all([
+      Promise.all(pullOrder(meta.levels).map((level) => this.consumerInfo(stream, levelConsumer(level)))),
       this.counters(`${stream}-${QUEUE_CONSUMER}`),
-      this.leaseRecords(stream, QUEUE_CONSUMER),
+      this.leaseRecords(stream, '*'),
     ])
-    const ackPending = consumer?.num_ack_pending ?? 0
-    const delayed = ackPending === 0 ? 0 : [...leases.values()].filter((l) => l.s === 'd' && l.u > now).length
+    const ackPending = consumers.reduce((sum, c) => sum + (c?.num_ack_pending ?? 0), 0)
+    const pending = consumers.reduce((sum, c) => sum + (c?.num_pending ?? 0), 0)
+    // Delayed: nacked with a delay, or published with --delay (delivered early and given back, or not pulled yet).
+    const waiting = [...leases.values()].filter((l) => l.s === 'd' && l.u > now)
+    const delayedPulled = ackPending === 0 ? 0 : waiting.filter((l) => l.d > 0).length
+    const delayedUnpulled = waiting.filter((l) => l.d === 0).length
+    const delayed = delayedPulled + Math.min(delayedUnpulled, pending)
     const dlq = meta.settings.deadLetterQueue === null ? undefined : await this.queueMeta(meta.settings.deadLetterQueue)
     const totals = {
       published: info.state.last_seq,
@@ -562,22 +611,23 @@ export class JetStreamBroker implements Broker {
           (counts.deadLettered ?? 0) -
           (counts.dropped ?? 0) -
           (counts.purged ?? 0) -
-          (counts.redriven ?? 0),
+          (counts.redriven ?? 0) -
+          (counts.expiredDropped ?? 0),
       ),
       deadLettered: counts.deadLettered ?? 0,
       dropped: counts.dropped ?? 0,
-      expired: 0,
+      expired: counts.expired ?? 0,
       deduplicated: counts.deduplicated ?? 0,
     }
     return {
       ...queueInfo(meta, info),
-      ready: consumer?.num_pending ?? info.state.messages,
-      inFlight: Math.max(0, ackPending - delayed),
+      ready: consumers.every((c) => c === undefined) ? info.state.messages : Math.max(0, pending - delayedUnpulled),
+      inFlight: Math.max(0, ackPending - delayedPulled),
       delayed,
       deadLettered: dlq?.info.state.messages ?? 0,
       oldestAgeMs: info.state.messages > 0 ? Math.max(0, now - Date.parse(info.state.first_ts)) : null,
       totals,
-      rates: {publishedPerSecond: {last1m: 0, last5m: 0}, ackedPerSecond: {last1m: 0, last5m: 0}},
+      rates: await this.rates.read(stream, now),
     }
   }
 
@@ -596,33 +646,46 @@ export class JetStreamBroker implements Broker {
   }
 
   async peek(queue: string, limit: number): Promise<PeekedMessage[]> {
-    const {info} = await this.requireQueue(queue)
+    const {info, meta} = await this.requireQueue(queue)
     const stream = this.naming.queueStream(queue)
-    const consumer = await this.consumerInfo(stream, QUEUE_CONSUMER)
-    const leases = await this.leaseRecords(stream, QUEUE_CONSUMER)
-    const delivered = consumer?.delivered.stream_seq ?? 0
+    const levels = pullOrder(meta.levels)
+    const consumers = await Promise.all(levels.map((level) => this.consumerInfo(stream, levelConsumer(level))))
+    const delivered = new Map(levels.map((level, i) => [level, consumers[i]?.delivered.stream_seq ?? 0]))
+    const leases = await this.leaseRecords(stream, '*')
+    const now = Date.now()
     const out: PeekedMessage[] = []
     let seq = info.state.first_seq
+    // Looks at `limit` stored messages in stream order (all levels): enough for the first `limit` of
+    // one level, an approximation of the delivery order across levels.
     while (out.length < limit) {
-      const stored = await this.storedFrom(stream, this.naming.queueSubject(queue), seq)
+      const stored = await this.storedFrom(stream, '>', seq)
       if (!stored) break
       seq = stored.seq + 1
+      const priority = this.levelOfSubject(queue, stored.subject)
       const publishedAt = Date.parse(stored.time)
       const lease = leases.get(stored.seq)
-      const inFlight = stored.seq <= delivered
+      const pulled = stored.seq <= (delivered.get(priority) ?? 0)
+      const early = lease?.s === 'd' && lease.u > now
       out.push({
         id: String(stored.seq),
         body: Buffer.from(stored.data ?? '', 'base64').toString('utf8'),
         headers: parseHeaderBlock(stored.hdrs),
-        state: inFlight ? (lease?.s === 'd' && lease.u > Date.now() ? 'delayed' : 'in-flight') : 'ready',
-        attempts: inFlight ? (lease?.c ?? 1) : 0,
+        state: early ? 'delayed' : pulled ? 'in-flight' : 'ready',
+        attempts: pulled ? (lease?.c ?? 1) : 0,
         publishedAt,
-        visibleAt: inFlight && lease ? lease.u : publishedAt,
-        priority: 0,
+        visibleAt: lease && (pulled || early) ? lease.u : publishedAt,
+        priority,
       })
     }
-    // Ready messages first, in the order they will be delivered; then those held by consumers.
-    return [...out.filter((m) => m.state === 'ready'), ...out.filter((m) => m.state !== 'ready')]
+    // Ready messages first, in the order they will be delivered; then those held back.
+    const ready = out.filter((m) => m.state === 'ready').sort((a, b) => b.priority - a.priority || Number(a.id) - Number(b.id))
+    return [...ready, ...out.filter((m) => m.state !== 'ready')]
+  }
+
+  /** The priority level of a stored queue message, by its subject. */
+  private levelOfSubject(queue: string, subject: string): number {
+    if (subject === this.naming.queueSubject(queue)) return 0
+    return Number(subject.split('.')[this.naming.root.split('.').length + 1]) || 0
   }
 
   // ---- publishing
@@ -655,7 +718,14 @@ export class JetStreamBroker implements Broker {
       }
     })
     const kind = await this.kindForPublish(name, options)
-    if (kind === 'topic') return this.publishTopic(name, messages)
+    if (kind === 'topic') {
+      if (messages.some((m) => m.deliverAt !== undefined || m.ttlMs !== undefined || m.priority)) {
+        throw new InvalidInputError(`${name} is a topic: delays, TTLs and priorities apply to queues`, {
+          hint: 'publish without --delay, --at, --ttl and --priority',
+        })
+      }
+      return this.publishTopic(name, messages)
+    }
     const meta = this.queues.get(name)!
     checkBodySizes(name, meta.settings.maxBodyBytes, messages)
     return this.publishQueue(meta, messages, options)
@@ -681,27 +751,43 @@ export class JetStreamBroker implements Broker {
     return 'queue'
   }
 
-  private encodeMessage(message: OutgoingMessage) {
+  private encodeMessage(message: OutgoingMessage, schedule: Schedule = {}) {
     const entries = Object.entries(message.headers ?? {})
-    if (entries.length === 0 && message.dedupId === undefined)
+    if (entries.length === 0 && message.dedupId === undefined && !hasSchedule(schedule))
       return {data: encodeText(message.body), headers: undefined}
     const headers = this.client.headers()
     for (const [key, value] of entries) headers.set(key, value)
     if (message.dedupId !== undefined) headers.set('Nats-Msg-Id', message.dedupId)
+    writeSchedule(headers, schedule)
     return {data: encodeText(message.body), headers}
   }
 
   private async publishQueue(
-    meta: QueueMeta,
+    given: QueueMeta,
     messages: OutgoingMessage[],
     options: PublishOptions,
   ): Promise<PublishResult[]> {
-    const subject = this.naming.queueSubject(meta.name)
+    const levels = new Set(messages.map((m) => m.priority ?? 0))
+    const meta = levels.size === 1 && levels.has(0) ? given : await this.ensureLevels(given, levels)
+    const now = Date.now()
+    const schedules = messages.map((m) => scheduleOf(m, meta.settings.defaultTtlMs, now))
+    const stream = this.naming.queueStream(meta.name)
+    if (schedules.some((s) => s.notBefore !== undefined)) await this.leases()
     const bounded = meta.settings.maxLength !== null || meta.settings.maxBytes !== null
     const results: PublishResult[] = []
     let duplicates = 0
-    const record = (ack: {seq: number; duplicate?: boolean}) => {
+    const record = async (ack: {seq: number; duplicate?: boolean}, index: number) => {
       if (ack.duplicate) duplicates++
+      const notBefore = schedules[index].notBefore
+      if (notBefore !== undefined && !ack.duplicate) {
+        // Counted as delayed by stats until a receive meets it (schedule.ts).
+        const level = messages[index].priority ?? 0
+        const waiting: LeaseRecord = {d: 0, s: 'd', u: notBefore, c: 0}
+        await this.client.publish(
+          this.naming.leaseSubject(stream, levelConsumer(level), ack.seq),
+          JSON.stringify(waiting),
+        )
+      }
       return {
         id: String(ack.seq),
         destination: meta.name,
@@ -709,20 +795,23 @@ export class JetStreamBroker implements Broker {
         ...(ack.duplicate ? {duplicate: true} : {}),
       }
     }
+    const send = (index: number) => {
+      const message = messages[index]
+      const {data, headers} = this.encodeMessage(message, schedules[index])
+      return this.client.publish(this.naming.queueSubject(meta.name, message.priority ?? 0), data, headers)
+    }
     try {
       if (!bounded) {
         // Pipelined: the connection keeps them in order, the server stores them in that order.
-        await inWindows(messages, async (message, index) => {
-          const {data, headers} = this.encodeMessage(message)
-          results[index] = record(await this.client.publish(subject, data, headers))
+        await inWindows(messages, async (_message, index) => {
+          results[index] = await record(await send(index), index)
         })
       } else {
-        const deadline = Date.now() + (options.blockTimeoutMs ?? Number.POSITIVE_INFINITY)
-        for (const message of messages) {
+        const deadline = monotonicNow() + (options.blockTimeoutMs ?? Number.POSITIVE_INFINITY)
+        for (let index = 0; index < messages.length; index++) {
           for (;;) {
-            const {data, headers} = this.encodeMessage(message)
             try {
-              results.push(record(await this.client.publish(subject, data, headers)))
+              results.push(await record(await send(index), index))
               break
             } catch (error) {
               if (
@@ -736,6 +825,7 @@ export class JetStreamBroker implements Broker {
         }
       }
     } finally {
+      this.rates.count(stream, 'published', results.filter((r) => r && !r.duplicate).length)
       if (duplicates > 0)
         await this.bump(`${this.naming.queueStream(meta.name)}-${QUEUE_CONSUMER}`, {deduplicated: duplicates})
     }
@@ -764,28 +854,33 @@ export class JetStreamBroker implements Broker {
       throw fail(' and every message in it is in flight')
     }
     if (options.signal?.aborted) throw new InterruptedError()
-    if (Date.now() >= deadline)
+    if (monotonicNow() >= deadline)
       throw fail(
         options.blockTimeoutMs === undefined ? '' : ` and stayed full for ${formatDuration(options.blockTimeoutMs)}`,
       )
-    await sleep(Math.min(50, Math.max(1, deadline - Date.now())))
+    await sleep(Math.min(50, Math.max(1, deadline - monotonicNow())))
   }
 
-  /** Deletes the oldest message no consumer holds (JetStream's discard-old would drop one in flight). */
+  /**
+   * Deletes the head of the queue among messages no consumer holds (JetStream's discard-old would
+   * drop one in flight): the oldest of the highest priority level, as the file broker does.
+   */
   private async dropOldestReady(meta: QueueMeta): Promise<boolean> {
     const stream = this.naming.queueStream(meta.name)
-    const consumer = await this.consumerInfo(stream, QUEUE_CONSUMER)
-    let seq = (consumer?.delivered.stream_seq ?? 0) + 1
-    for (let tries = 0; tries < 100; tries++) {
-      const stored = await this.storedFrom(stream, this.naming.queueSubject(meta.name), seq)
-      if (!stored) return false
-      try {
-        await this.client.api(`STREAM.MSG.DELETE.${stream}`, {seq: stored.seq, no_erase: true})
-        await this.bump(`${stream}-${QUEUE_CONSUMER}`, {dropped: 1})
-        return true
-      } catch (error) {
-        if (!(error instanceof JsApiError)) throw error
-        seq = stored.seq + 1 // taken meanwhile: the next one
+    for (const level of pullOrder((await this.queueMeta(meta.name))?.meta.levels)) {
+      const consumer = await this.consumerInfo(stream, levelConsumer(level))
+      let seq = (consumer?.delivered.stream_seq ?? 0) + 1
+      for (let tries = 0; tries < 100; tries++) {
+        const stored = await this.storedFrom(stream, this.naming.queueSubject(meta.name, level), seq)
+        if (!stored) break
+        try {
+          await this.client.api(`STREAM.MSG.DELETE.${stream}`, {seq: stored.seq, no_erase: true})
+          await this.bump(`${stream}-${QUEUE_CONSUMER}`, {dropped: 1})
+          return true
+        } catch (error) {
+          if (!(error instanceof JsApiError)) throw error
+          seq = stored.seq + 1 // taken meanwhile: the next one
+        }
       }
     }
     return false
@@ -795,33 +890,85 @@ export class JetStreamBroker implements Broker {
 
   async receive(queue: string, options: ReceiveOptions): Promise<Delivery[]> {
     validateName(queue, 'queue name')
-    let meta = this.queues.get(queue)
-    if (!meta) {
-      const found = await this.queueMeta(queue)
-      if (!found && (await this.topicMeta(queue)))
-        throw new WrongKindError(queue, 'topic', {hint: `use \`mq subscribe ${queue}\``})
-      meta = found?.meta ?? this.queues.get(queue) ?? (await this.declareQueue(queue), this.queues.get(queue)!)
+    let meta = await this.freshQueueMeta(queue)
+    const deadline = monotonicNow() + (options.waitMs ?? 0)
+    for (;;) {
+      const remaining = Math.max(0, deadline - monotonicNow())
+      if (meta.levels?.length) return this.pullLevels(meta, {...options, waitMs: remaining})
+      // One consumer: the server long-polls it, a chunk at a time so that a first publish with a
+      // priority (a new consumer to pull from) is noticed.
+      const out = await this.pullDeliveries(this.queueSource(meta, 0), {
+        ...options,
+        waitMs: Math.min(remaining, QUEUE_META_FRESH_MS),
+      })
+      if (out.length > 0 || options.signal?.aborted || monotonicNow() >= deadline) return out
+      meta = await this.freshQueueMeta(queue)
     }
-    return this.pullDeliveries(
-      {
-        stream: this.naming.queueStream(queue),
-        consumer: QUEUE_CONSUMER,
-        kind: 'queue',
-        name: queue,
-        settings: meta.settings,
-      },
-      options,
-    )
+  }
+
+  /** A queue's description, re-read when older than QUEUE_META_FRESH_MS; a missing queue is made. */
+  private async freshQueueMeta(queue: string): Promise<QueueMeta> {
+    const cached = this.queues.get(queue)
+    if (cached && monotonicNow() - (this.queuesSeenAt.get(queue) ?? 0) < QUEUE_META_FRESH_MS) return cached
+    const found = await this.queueMeta(queue)
+    if (found) return found.meta
+    // Deleted while this process receives from it: the pull says so.
+    if (cached) return cached
+    if (await this.topicMeta(queue)) throw new WrongKindError(queue, 'topic', {hint: `use \`mq subscribe ${queue}\``})
+    await this.declareQueue(queue)
+    return this.queues.get(queue)!
+  }
+
+  private queueSource(meta: QueueMeta, level: number): Source {
+    return {
+      stream: this.naming.queueStream(meta.name),
+      consumer: levelConsumer(level),
+      kind: 'queue',
+      name: meta.name,
+      settings: meta.settings,
+    }
+  }
+
+  /** Receives from a queue with priorities: its levels highest first (priorities.ts). */
+  private async pullLevels(meta: QueueMeta, options: ReceiveOptions): Promise<Delivery[]> {
+    if (!options.autoAck) await this.leases()
+    const deadline = monotonicNow() + (options.waitMs ?? 0)
+    const waker =
+      (options.waitMs ?? 0) > 0
+        ? new Waker(this.client.nc, [this.naming.queueSubject(meta.name), this.naming.queueLevelSubjects(meta.name)])
+        : undefined
+    try {
+      for (;;) {
+        const out: Delivery[] = []
+        for (const level of pullOrder(meta.levels)) {
+          const source = this.queueSource(meta, level)
+          while (out.length < options.max) {
+            const pulled = await this.client.pull(source.stream, source.consumer, options.max - out.length, 0)
+            const admitted = await this.admit(source, pulled, options)
+            out.push(...admitted)
+            // Empty, or all taken: the next level; some were dead-lettered or given back: look again.
+            if (pulled.length === 0 || admitted.length === pulled.length) break
+          }
+          if (out.length >= options.max) break
+        }
+        const left = deadline - monotonicNow()
+        if (out.length > 0 || options.signal?.aborted || left <= 0 || !waker) return out
+        await waker.wait(Math.min(options.pollIntervalMs ?? LEVEL_POLL_MS, left), options.signal)
+        meta = await this.freshQueueMeta(meta.name)
+      }
+    } finally {
+      waker?.close()
+    }
   }
 
   private async pullDeliveries(source: Source, options: ReceiveOptions): Promise<Delivery[]> {
     if (!options.autoAck) await this.leases()
-    const deadline = Date.now() + (options.waitMs ?? 0)
+    const deadline = monotonicNow() + (options.waitMs ?? 0)
     const out: Delivery[] = []
     for (;;) {
       if (options.signal?.aborted) break
       const want = options.max - out.length
-      const remaining = deadline - Date.now()
+      const remaining = deadline - monotonicNow()
       let pulled: PulledMessage[]
       if (out.length === 0 && remaining > 0 && options.pollIntervalMs === undefined) {
         // Long poll: one message wakes us, then take what else is there at once.
@@ -841,9 +988,9 @@ export class JetStreamBroker implements Broker {
       out.push(...admitted)
       if (out.length >= options.max) break
       if (pulled.length > 0 && admitted.length < pulled.length) continue // some were dead-lettered or filtered: look again
-      if (out.length > 0 || Date.now() >= deadline) break
+      if (out.length > 0 || monotonicNow() >= deadline) break
       if (options.pollIntervalMs !== undefined)
-        await sleep(Math.min(options.pollIntervalMs, Math.max(0, deadline - Date.now())), options.signal).catch(
+        await sleep(Math.min(options.pollIntervalMs, Math.max(0, deadline - monotonicNow())), options.signal).catch(
           () => {},
         )
     }
@@ -854,6 +1001,7 @@ export class JetStreamBroker implements Broker {
   private async admit(source: Source, pulled: PulledMessage[], options: ReceiveOptions): Promise<Delivery[]> {
     const deliveries: Delivery[] = []
     const work: Promise<unknown>[] = []
+    let expiredDropped = 0
     const now = Date.now()
     const lease = options.visibilityTimeoutMs ?? source.settings.visibilityTimeoutMs
     for (const msg of pulled) {
@@ -872,47 +1020,95 @@ export class JetStreamBroker implements Broker {
           continue
         }
       }
-      if (source.settings.deadLetterQueue !== null && ack.count > source.settings.maxDeliveries) {
-        const previous = await this.lastRecord<LeaseRecord>(
-          this.naming.leaseStream,
-          this.naming.leaseSubject(ack.stream, ack.consumer, ack.streamSeq),
-        )
-        work.push(this.deadLetter(source, ack, 'max-deliveries', ack.count - 1, previous?.value.e))
+      const leaseSubject = this.naming.leaseSubject(ack.stream, ack.consumer, ack.streamSeq)
+      let previous: LeaseRecord | undefined
+      const schedule = source.kind === 'queue' ? readSchedule(msg.headers) : {}
+      if (hasSchedule(schedule)) {
+        const what = verdict(schedule, now)
+        if (what === 'early') {
+          // Not due yet: back to the server until it is; this delivery is not an attempt.
+          const waiting: LeaseRecord = {d: ack.deliverySeq, s: 'd', u: schedule.notBefore!, c: 0, z: ack.count}
+          work.push(this.client.publish(leaseSubject, JSON.stringify(waiting)))
+          this.client.send(msg.reply, `-NAK ${JSON.stringify({delay: Math.max(1, schedule.notBefore! - now) * NS})}`)
+          continue
+        }
+        if (schedule.notBefore !== undefined) {
+          previous = (await this.lastRecord<LeaseRecord>(this.naming.leaseStream, leaseSubject))?.value
+          ack.early = previous?.z ?? 0
+        }
+        if (what === 'expired') {
+          const dropped = this.expire(source, ack, schedule.expiresAt!)
+          work.push(dropped.then((gone) => (expiredDropped += gone ? 1 : 0)))
+          continue
+        }
+      }
+      const attempt = ack.count - ack.early
+      if (source.settings.deadLetterQueue !== null && attempt > source.settings.maxDeliveries) {
+        previous ??= (await this.lastRecord<LeaseRecord>(this.naming.leaseStream, leaseSubject))?.value
+        work.push(this.deadLetter(source, ack, 'max-deliveries', attempt - 1, previous?.e))
         continue
       }
       const delivery: Delivery = {
         id: String(ack.streamSeq),
         body: decodeText(msg.data),
         headers: userHeaders(msg.headers),
-        attempt: ack.count,
+        attempt,
         publishedAt: ack.publishedAt,
       }
-      if (source.kind === 'queue') delivery.queue = source.name
-      else {
+      if (source.kind === 'queue') {
+        delivery.queue = source.name
+        delivery.priority = levelOfConsumer(ack.consumer)
+        if (schedule.expiresAt !== undefined) delivery.expiresAt = schedule.expiresAt
+      } else {
         delivery.topic = topic
         delivery.subscription = source.name
       }
       if (options.autoAck) this.client.send(msg.reply, '+ACK')
       else {
-        const record: LeaseRecord = {d: ack.deliverySeq, s: 'l', u: now + lease, c: ack.count}
-        // The receipt carries the lease record's sequence: settling it is then one compare-and-set.
-        work.push(
-          this.client
-            .publish(this.naming.leaseSubject(ack.stream, ack.consumer, ack.streamSeq), JSON.stringify(record))
-            .then(({seq}) => {
-              delivery.receipt = `n.${Buffer.from(msg.reply).toString('base64url')}.${seq}`
+        const until = now + lease
+        if (ack.count === 1 && previous === undefined && schedule.notBefore === undefined) {
+          // A first delivery: no earlier receipt of it exists to be made stale, so no record yet;
+          // the first settle creates it (compare-and-set against "none"), which a redelivery's
+          // record would have beaten.
+          delivery.receipt = formatReceipt(msg.reply, 0, until, 0)
+        } else {
+          const record: LeaseRecord = {d: ack.deliverySeq, s: 'l', u: until, c: attempt}
+          if (ack.early > 0) record.z = ack.early
+          // The receipt carries the lease record's sequence: settling it is then one compare-and-set.
+          work.push(
+            this.client.publish(leaseSubject, JSON.stringify(record)).then(({seq}) => {
+              delivery.receipt = formatReceipt(msg.reply, seq, until, ack.early)
             }),
-        )
+          )
+        }
         if (lease !== source.settings.visibilityTimeoutMs)
           this.client.send(msg.reply, `-NAK ${JSON.stringify({delay: lease * NS})}`)
       }
       deliveries.push(delivery)
     }
     await Promise.all(work)
-    await this.client.flush()
+    // Acks and delayed NAKs went out unconfirmed: make sure the server has them.
+    if (pulled.length > 0) await this.client.flush()
     if (options.autoAck && deliveries.length > 0 && source.kind === 'subscription')
       await this.bump(`${source.stream}-${source.consumer}`, {acked: deliveries.length})
+    if (options.autoAck && source.kind === 'queue') this.rates.count(source.stream, 'acked', deliveries.length)
+    if (expiredDropped > 0)
+      await this.bump(`${source.stream}-${QUEUE_CONSUMER}`, {expired: expiredDropped, expiredDropped})
     return deliveries
+  }
+
+  /**
+   * A message met after its TTL: dead-lettered (reason `expired`) when the queue asks for it and has
+   * a dead-letter queue, else dropped. True when dropped (the caller counts those at once).
+   */
+  private async expire(source: Source, ack: AckInfo, expiresAt: number): Promise<boolean> {
+    if (source.settings.deadLetterExpired && source.settings.deadLetterQueue !== null) {
+      const at = `expired at ${new Date(expiresAt).toISOString()}`
+      await this.deadLetter(source, ack, 'expired', ack.count - 1 - ack.early, at, {expired: 1})
+      return false
+    }
+    await this.client.settle(ack.subject, '+ACK')
+    return true
   }
 
   /** Copies a message to its dead-letter queue with mqctl's headers, then removes it from its source. */
@@ -922,6 +1118,7 @@ export class JetStreamBroker implements Broker {
     reason: string,
     attempts: number,
     error: string | undefined,
+    counted: Record<string, number> = {},
   ): Promise<void> {
     const deadLetterQueue = source.settings.deadLetterQueue!
     const {message} = await this.client.api<{message: StoredMessage}>(`STREAM.MSG.GET.${ack.stream}`, {
@@ -948,16 +1145,19 @@ export class JetStreamBroker implements Broker {
       nats,
     )
     await this.client.settle(ack.subject, '+ACK')
-    await this.bump(`${ack.stream}-${ack.consumer}`, {deadLettered: 1})
+    await this.bump(this.counterKey(ack), {deadLettered: 1, ...counted})
+  }
+
+  /** Where a delivery's totals are counted: per queue (all its levels), per subscription. */
+  private counterKey(ack: {stream: string; consumer: string}): string {
+    return `${ack.stream}-${ack.stream === this.naming.topicStream ? ack.consumer : QUEUE_CONSUMER}`
   }
 
   // ---- settling
 
   private parseReceipts(receipts: string[]): AckInfo[] {
     return receipts.map((receipt, index) => {
-      const match = /^n\.([\w-]+)\.(\d{1,16})$/.exec(receipt)
-      const ack = match ? parseAckSubject(Buffer.from(match[1], 'base64url').toString('utf8')) : undefined
-      if (ack) ack.leaseSeq = Number(match![2])
+      const ack = parseReceipt(receipt)
       if (!ack || !ack.stream.startsWith(`${this.naming.streamRoot}_`)) {
         throw atMessage(
           new InvalidInputError(`"${printable(receipt, 40)}" is not a receipt of this broker`, {
@@ -987,7 +1187,8 @@ export class JetStreamBroker implements Broker {
     const subject = this.naming.leaseSubject(ack.stream, ack.consumer, ack.streamSeq)
     // Fast path: the record is still the one written at delivery (no extend since), so it is this
     // delivery's live lease; anything else is looked at before deciding.
-    const fresh: LeaseRecord = {d: ack.deliverySeq, s: 'l', u: 0, c: ack.count}
+    const fresh: LeaseRecord = {d: ack.deliverySeq, s: 'l', u: 0, c: ack.count - ack.early}
+    if (ack.early > 0) fresh.z = ack.early
     if (ack.leaseSeq !== undefined && (await this.casWrite(subject, {...fresh, ...next}, ack.leaseSeq))) return fresh
     const current = await this.currentLease(ack)
     if (!current) return undefined
@@ -1000,13 +1201,19 @@ export class JetStreamBroker implements Broker {
     const settled = new Map<string, number>()
     const outcomes = await inWindows(acks, async (ack): Promise<SettleOutcome> => {
       if (!(await this.claim(ack, {s: 'x', u: Date.now()}))) return 'stale'
-      await this.client.settle(ack.subject, '+ACK')
+      // The claim decided; the ack itself needs no answer of its own: one flush for the batch
+      // makes sure the server has them all.
+      this.client.send(ack.subject, '+ACK')
       const key = `${ack.stream}-${ack.consumer}`
       settled.set(key, (settled.get(key) ?? 0) + 1)
       return 'ok'
     })
+    await this.client.flush()
     // A queue's acked total is derived from its stream (see queueStats); subscriptions count theirs.
-    for (const [key, acked] of settled) if (key.startsWith(`${this.naming.topicStream}-`)) await this.bump(key, {acked})
+    for (const [key, acked] of settled) {
+      if (key.startsWith(`${this.naming.topicStream}-`)) await this.bump(key, {acked})
+      else this.rates.count(key.slice(0, key.lastIndexOf('-')), 'acked', acked)
+    }
     return outcomes
   }
 
@@ -1014,10 +1221,11 @@ export class JetStreamBroker implements Broker {
     const acks = this.parseReceipts(receipts)
     return inWindows(acks, async (ack): Promise<NackOutcome> => {
       const source = await this.sourceOf(ack)
-      const exhausted = ack.count >= source.settings.maxDeliveries
+      const attempt = ack.count - ack.early
+      const exhausted = attempt >= source.settings.maxDeliveries
       const toDeadLetters = !options.uncounted && source.settings.deadLetterQueue !== null && (options.deadLetter || exhausted)
       const delayMs = options.uncounted ? 0 : options.backoff
-        ? backoffDelayMs(source.settings.retryBackoffMs, source.settings.retryBackoffMaxMs, ack.count)
+        ? backoffDelayMs(source.settings.retryBackoffMs, source.settings.retryBackoffMaxMs, attempt)
         : (options.delayMs ?? 0)
       const claimed = await this.claim(ack, {
         s: toDeadLetters || delayMs === 0 ? 'x' : 'd',
@@ -1026,7 +1234,7 @@ export class JetStreamBroker implements Broker {
       })
       if (!claimed) return 'stale'
       if (toDeadLetters) {
-        await this.deadLetter(source, ack, options.deadLetter ? 'rejected' : 'max-deliveries', ack.count, options.error)
+        await this.deadLetter(source, ack, options.deadLetter ? 'rejected' : 'max-deliveries', attempt, options.error)
         return 'dead-lettered'
       }
       await this.client.settle(ack.subject, delayMs > 0 ? `-NAK ${JSON.stringify({delay: delayMs * NS})}` : '-NAK')
@@ -1048,16 +1256,24 @@ export class JetStreamBroker implements Broker {
     const acks = this.parseReceipts(receipts)
     const now = Date.now()
     return inWindows(acks, async (ack) => {
-      const lease = await this.currentLease(ack)
-      return lease !== undefined && lease.value.u > now
+      const record = await this.lastRecord<LeaseRecord>(
+        this.naming.leaseStream,
+        this.naming.leaseSubject(ack.stream, ack.consumer, ack.streamSeq),
+      )
+      // No record: a first delivery nobody settled, extended or received again; its lease is the receipt's.
+      if (!record) return ack.leaseSeq === 0 && (ack.until ?? 0) > now
+      return record.value.d === ack.deliverySeq && record.value.s === 'l' && record.value.u > now
     })
   }
 
   async restore(deliveries: Delivery[]): Promise<void> {
     // Auto-acked messages are gone from JetStream: a queue gets them back at its end (attempt 1).
     for (const delivery of deliveries) {
-      if (delivery.queue !== undefined)
-        await this.publish(delivery.queue, [{body: delivery.body, headers: delivery.headers}])
+      if (delivery.queue === undefined) continue
+      const ttlMs = delivery.expiresAt === undefined ? undefined : Math.max(1, delivery.expiresAt - Date.now())
+      await this.publish(delivery.queue, [
+        {body: delivery.body, headers: delivery.headers, priority: delivery.priority, ttlMs},
+      ])
     }
   }
 
@@ -1243,10 +1459,22 @@ export class JetStreamBroker implements Broker {
     return counts
   }
 
-  private async topicInfo(meta: TopicMeta, counts?: Record<string, number>): Promise<TopicInfo> {
+  private async topicInfo(
+    meta: TopicMeta,
+    counts?: Record<string, number>,
+    bytes?: Record<string, number>,
+  ): Promise<TopicInfo> {
     const messages = (counts ?? (await this.topicCounts()))[meta.name] ?? 0
-    // JetStream keeps byte counts per stream, not per subject.
-    return {name: meta.name, createdAt: meta.createdAt, settings: meta.settings, messages, bytes: 0}
+    const size =
+      messages === 0
+        ? 0
+        : ((bytes ?? (await this.topicBytes(this.naming.topicSubject(meta.name))))[meta.name] ?? 0)
+    return {name: meta.name, createdAt: meta.createdAt, settings: meta.settings, messages, bytes: size}
+  }
+
+  /** Bytes per topic under a filter: JetStream counts bytes per stream only (topic-bytes.ts). */
+  private topicBytes(filter: string): Promise<Record<string, number>> {
+    return topicBytes(this.client, this.naming.topicStream, filter, (subject) => this.naming.topicOf(subject))
   }
 
   private async topicMetas(): Promise<TopicMeta[]> {
@@ -1262,7 +1490,8 @@ export class JetStreamBroker implements Broker {
 
   async listTopics(): Promise<TopicInfo[]> {
     const [metas, counts] = await Promise.all([this.topicMetas(), this.topicCounts()])
-    return Promise.all(metas.map((meta) => this.topicInfo(meta, counts)))
+    const bytes = Object.values(counts).some(Boolean) ? await this.topicBytes(`${this.naming.root}.t.>`) : {}
+    return Promise.all(metas.map((meta) => this.topicInfo(meta, counts, bytes)))
   }
 
   async topicStats(name: string): Promise<TopicStats> {
@@ -1531,6 +1760,7 @@ export class JetStreamBroker implements Broker {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
+    await this.rates.flush()
     await this.client.close()
   }
 }
@@ -1551,30 +1781,6 @@ function subscriptionMetaOf(consumer: ConsumerInfo): SubscriptionMeta | undefine
     return meta.mq === 'subscription' ? meta : undefined
   } catch {
     return undefined
-  }
-}
-
-/**
- * `$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<delivery seq>.<ns>.<pending>` (servers
- * before 2.10), or the longer form with domain and account hash in front and a token behind.
- */
-export function parseAckSubject(subject: string): AckInfo | undefined {
-  const tokens = subject.split('.')
-  if (tokens[0] !== '$JS' || tokens[1] !== 'ACK') return undefined
-  const at = tokens.length === 9 ? 2 : tokens.length >= 11 ? 4 : -1
-  if (at === -1) return undefined
-  const numeric = tokens.slice(at + 2, at + 6)
-  if (!numeric.every((t) => /^\d{1,20}$/.test(t))) return undefined
-  const [count, streamSeq, deliverySeq] = numeric.map(Number)
-  if (!(count >= 1 && streamSeq >= 1 && deliverySeq >= 1)) return undefined
-  return {
-    subject,
-    stream: tokens[at],
-    consumer: tokens[at + 1],
-    count,
-    streamSeq,
-    deliverySeq,
-    publishedAt: Math.round(Number(BigInt(tokens[at + 5]) / 1000n) / 1000),
   }
 }
 

@@ -4,7 +4,7 @@ import {compileTopicPattern, type TopicPattern} from '../names.js'
  * Names on the server, all under one root (`mq`, or the --prefix) so several teams or test runs
  * share a cluster:
  * - queue NAME → stream `<ROOT>_Q_<escaped NAME>` on subject `<root>.q.NAME`, one shared durable
- *   pull consumer `mq`;
+ *   pull consumer `mq`; priority L messages on `<root>.qp.L.NAME`, consumer `P<L>` (priorities.ts);
  * - topics → one stream `<ROOT>_T` on `<root>.t.>`, topic NAME on subject `<root>.t.NAME._` (the
  *   `_` sentinel lets mqctl's zero-or-more `#` map onto NATS's one-or-more `>`);
  * - subscriptions → consumers of `<ROOT>_T`, their details in the consumer's description;
@@ -24,8 +24,14 @@ export class Naming {
     return `${this.streamRoot}_Q_${escapeToken(name)}`
   }
 
-  queueSubject(name: string): string {
-    return `${this.root}.q.${name}`
+  /** The subject of a queue's messages of one priority (0: the queue's own subject). */
+  queueSubject(name: string, level = 0): string {
+    return level === 0 ? `${this.root}.q.${name}` : `${this.root}.qp.${level}.${name}`
+  }
+
+  /** Every priority subject of a queue (levels 1–9, see priorities.ts). */
+  queueLevelSubjects(name: string): string {
+    return `${this.root}.qp.*.${name}`
   }
 
   /** The subject filter matching every queue's subject (lists queue streams). */
@@ -56,6 +62,15 @@ export class Naming {
 
   leaseSubjects(stream: string, consumer: string): string {
     return `${this.root}.l.${stream}.${consumer}.*`
+  }
+
+  /** Publish and ack counts per process (rates.ts): `<root>.r.<queue stream>.<process>`. */
+  get rateStream(): string {
+    return `${this.streamRoot}_R`
+  }
+
+  get rateSubjectRoot(): string {
+    return `${this.root}.r`
   }
 
   get metaStream(): string {

@@ -1,0 +1,4 @@
+import definition from '../cli/defs/top.js'
+import {oclifCommand} from '../cli/oclif-adapter.js'
+
+export default oclifCommand(definition)
