@@ -9,6 +9,13 @@ export const DEFAULT_TIMEOUT_MS = 5_000
 /** How long operations keep reconnecting after the connection was lost (env MQ_AMQP_FAILOVER_MS). */
 export const DEFAULT_FAILOVER_MS = 30_000
 
+export interface PublishEntry {
+  exchange: string
+  routingKey: string
+  content: Buffer
+  options: Options.Publish
+}
+
 /** A channel error answered by the server (404 not found, 406 precondition failed, 405 locked, …). */
 export function amqpCode(error: unknown): number | undefined {
   const code = (error as {code?: unknown})?.code
@@ -253,6 +260,29 @@ export class AmqpClient {
   }
 
   /** `basic.get`; false when the queue is empty or does not exist. */
+  /**
+   * Publishes a window of messages through the confirm channel and waits for all their confirms
+   * (one timeout for the window); each is true when confirmed, false when nacked (a full queue).
+   * A connection lost meanwhile republishes the window: at-least-once.
+   */
+  publishBatch(entries: PublishEntry[]): Promise<boolean[]> {
+    return this.run(`publish to ${entries[0]?.routingKey ?? ''}`, () => {
+      const channel = this.publisher
+      return Promise.all(
+        entries.map(
+          (entry) =>
+            new Promise<boolean>((resolve, reject) => {
+              try {
+                channel.publish(entry.exchange, entry.routingKey, entry.content, entry.options, (error) => resolve(!error))
+              } catch (error) {
+                reject(error)
+              }
+            }),
+        ),
+      )
+    })
+  }
+
   async get(queue: string, noAck: boolean): Promise<GetMessage | false> {
     try {
       // Without noAck a get lost with its connection was never taken: safe to retry.
