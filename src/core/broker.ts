@@ -324,6 +324,12 @@ export interface PlacementOptions {
    * RabbitMQ tutorial's `queue_declare('hello')`) declare it, so they can declare it afterwards.
    */
   transient?: boolean
+  /**
+   * amqp:// only: a classic priority queue (`x-max-priority 9`), so `--priority` is honoured.
+   * Priority queues are slower, so only queues created with this (or by a first publish that
+   * carries a priority) are. Other brokers always honour priorities.
+   */
+  priorities?: boolean
 }
 
 export interface Broker {

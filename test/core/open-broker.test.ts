@@ -44,22 +44,27 @@ describe('broker selection', () => {
   })
 
   it('refuses what it cannot read, with the URL forms', () => {
-    for (const bad of ['amqp://h', 'nats://', 'nats://h:x', 'nats://h?colour=red', 'file:', 'nats://h?prefix=a.b']) {
+    for (const bad of ['amqp://h:x', 'amqp://h?colour=red', 'amqp://h?management=ftp://m', 'redis://h', 'nats://', 'nats://h:x', 'nats://h?colour=red', 'file:', 'nats://h?prefix=a.b']) {
       expect(() => parseBrokerUrl(bad), bad).to.throw(InvalidInputError)
     }
   })
 
-  it('the fast launcher reaches the NATS client only through a dynamic import (file-broker commands never load it)', () => {
-    const dir = join(ROOT, 'dist', 'fast')
-    const files = readdirSync(dir).filter((f) => f.endsWith('.js'))
-    const withClient = files.filter((f) => readFileSync(join(dir, f), 'utf8').includes('@nats-io/'))
-    expect(withClient, 'run `npm run build` first').to.have.length(1)
-    const chunk = withClient[0]
-    for (const file of files.filter((f) => f !== chunk)) {
-      const text = readFileSync(join(dir, file), 'utf8')
-      const mentions = text.split(chunk).length - 1
-      const dynamic = text.split(`import("./${chunk}")`).length - 1
-      expect(mentions, file).to.equal(dynamic)
-    }
-  })
+  for (const [driver, library] of [
+    ['NATS', '"@nats-io/'],
+    ['AMQP', '"amqplib"'],
+  ]) {
+    it(`the fast launcher reaches the ${driver} client only through a dynamic import (file-broker commands never load it)`, () => {
+      const dir = join(ROOT, 'dist', 'fast')
+      const files = readdirSync(dir).filter((f) => f.endsWith('.js'))
+      const withClient = files.filter((f) => readFileSync(join(dir, f), 'utf8').includes(library))
+      expect(withClient, 'run `npm run build` first').to.have.length(1)
+      const chunk = withClient[0]
+      for (const file of files.filter((f) => f !== chunk)) {
+        const text = readFileSync(join(dir, file), 'utf8')
+        const mentions = text.split(chunk).length - 1
+        const dynamic = text.split(`import("./${chunk}")`).length - 1
+        expect(mentions, file).to.equal(dynamic)
+      }
+    })
+  }
 })

@@ -6,7 +6,7 @@ import type {Context} from '../context.js'
 import {defineCommand} from '../definition.js'
 import {keyValues, listing, toJson} from '../output.js'
 import {askName, askNewName, confirm} from '../prompts.js'
-import {placementFromFlags, REPLICAS_FLAG, TRANSIENT_FLAG} from '../placement.js'
+import {placementFromFlags, PRIORITIES_FLAG, REPLICAS_FLAG, TRANSIENT_FLAG} from '../placement.js'
 import type {FlagSpecs, FlagValues} from '../spec.js'
 
 /** Settings flags shared by `queue create` and `queue update`. */
@@ -98,10 +98,10 @@ export const queueCreate = defineCommand({
     '<%= config.bin %> queue create hello --transient --broker amqp://guest:guest@localhost:5672/',
   ],
   args: queueArg,
-  flags: {...SETTINGS_FLAGS, ...REPLICAS_FLAG, ...TRANSIENT_FLAG},
+  flags: {...SETTINGS_FLAGS, ...REPLICAS_FLAG, ...TRANSIENT_FLAG, ...PRIORITIES_FLAG},
   async run({args, flags}, ctx): Promise<QueueInfo> {
-    const {replicas, transient, ...settings} = flags
-    const placement = await placementFromFlags(ctx, replicas, transient)
+    const {replicas, transient, priorities, ...settings} = flags
+    const placement = await placementFromFlags(ctx, replicas, transient, priorities)
     return ctx.broker().declareQueue(await queueName(ctx, args.queue, 'create'), settingsFromFlags(settings), placement)
   },
   render: (queue, ctx) => (ctx.stdoutIsTTY ? `queue ${queue.name}: ${describeSettings(queue.settings)}` : undefined),

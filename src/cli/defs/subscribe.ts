@@ -59,7 +59,7 @@ dead letters like a queue, and processes using the same NAME share its messages.
       ctx.warn(`note: resuming durable subscription ${subscription.name} where it left off; start and settings flags apply only when it is created`)
     }
     const receive: ReceiveFn = viaDaemon
-      ? (options) => viaDaemon.receiveSubscription({pattern: subscription.pattern, durable: subscription.name}, options)
+      ? (options) => viaDaemon.receiveDurable({pattern: subscription.pattern, durable: subscription.name}, options)
       : subscription.receive.bind(subscription)
     await runConsumer(ctx, receive, settings, {
       label: pattern,

@@ -57,7 +57,7 @@ export function amqpCapabilities(management: boolean): BrokerCapabilities {
     },
     priority: {
       support: 'native',
-      note: 'classic priority queues (x-max-priority 9) for queues mqctl creates; refused on queues made by other clients without it',
+      note: 'classic priority queues (x-max-priority 9): queues made by `queue create --priorities` or by a first publish with --priority; refused on other queues',
     },
     peek: {
       support: 'refused',

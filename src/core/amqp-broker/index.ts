@@ -1,4 +1,4 @@
-import {randomBytes, randomUUID} from 'node:crypto'
+import {randomBytes} from 'node:crypto'
 
 import type {Channel, Message} from 'amqplib'
 
@@ -41,12 +41,13 @@ import {compileTopicPattern, validateName} from '../names.js'
 import type {LockWaiter} from '../lock-wait.js'
 import type {AmqpTarget} from '../open-broker.js'
 import {sleep} from '../rate-limiter.js'
-import {AmqpClient, amqpCode, ManagementApi} from './client.js'
+import {AmqpClient, amqpCode, ManagementApi, type PublishEntry} from './client.js'
 import {amqpCapabilities, managementRefusal} from './features.js'
 import {LOG_MAX_AGE, LOG_STREAM, LogReader, TOPIC_EXCHANGE} from './log-reader.js'
 import {
   attemptOf,
   expiresAt,
+  messageId,
   INTERNAL,
   internalHeader,
   publishedAt,
@@ -62,6 +63,10 @@ const SUBSCRIPTION_QUEUE = (name: string) => `mq~sub.${name}`
 const EPHEMERAL_MARKER = (name: string) => `mq~e.${name}`
 const DELAY_QUEUE = (target: string, ms: number) => `mq~delay.${target}.${ms}`
 const EPHEMERAL_DEAD_LETTER_QUEUE = 'ephemeral.dlq'
+/** Publishes awaiting their confirms at once. */
+const PUBLISH_WINDOW = 512
+/** A batch receive stops waiting for more after this long without a message. */
+const BATCH_QUIET_MS = 20
 /** Priorities 0–9 (README: publish --priority). */
 const MAX_PRIORITY = 9
 
@@ -278,7 +283,7 @@ export class AmqpBroker implements Broker {
   }
 
   /** The queue arguments of mqctl's settings (RabbitMQ enforces them). */
-  private queueArguments(settings: QueueSettings, transient: boolean): Record<string, unknown> {
+  private queueArguments(settings: QueueSettings, transient: boolean, priorities: boolean): Record<string, unknown> {
     if (settings.deadLetterExpired) {
       throw new InvalidInputError('--dead-letter-expired is not available on RabbitMQ through mqctl', {
         code: 'unsupported',
@@ -291,12 +296,12 @@ export class AmqpBroker implements Broker {
     if (settings.maxLength !== null || settings.maxBytes !== null)
       args['x-overflow'] = settings.overflow === 'drop-oldest' ? 'drop-head' : 'reject-publish'
     if (settings.defaultTtlMs !== null) args['x-message-ttl'] = settings.defaultTtlMs
-    if (transient && Object.keys(args).length > 0) {
-      throw new InvalidInputError('a --transient queue has no arguments, so it cannot have --max-length, --max-bytes or --default-ttl', {
+    if (transient && (Object.keys(args).length > 0 || priorities)) {
+      throw new InvalidInputError('a --transient queue has no arguments, so it cannot have --max-length, --max-bytes, --default-ttl or --priorities', {
         hint: 'set them with a RabbitMQ policy, or drop --transient',
       })
     }
-    if (!transient) args['x-max-priority'] = MAX_PRIORITY
+    if (priorities) args['x-max-priority'] = MAX_PRIORITY
     return args
   }
 
@@ -304,11 +309,13 @@ export class AmqpBroker implements Broker {
     validateName(name, 'queue name')
     if (placement.replicas !== undefined) this.refuseUnless('replicas')
     const transient = placement.transient === true
+    const priorities = placement.priorities === true
     const existing = await this.queueRecord(name, true)
     if (existing) {
       const wanted = resolveQueueSettings(name, given, existing.settings)
       const differing = differingSettings(given, wanted, existing.settings)
       if (transient && !existing.transient) differing.push('transient')
+      if (priorities && !existing.priority) differing.push('priorities')
       if (differing.length > 0) {
         if (existing.adopted) return this.adopt(existing, given, differing)
         throw new InvalidInputError(`queue ${name} already exists with other settings (${differing.join(', ')})`, {
@@ -320,14 +327,14 @@ export class AmqpBroker implements Broker {
     }
     if (await this.topicRecord(name, true)) throw new WrongKindError(name, 'topic', {hint: `use \`mq subscribe ${name}\``})
     const settings = resolveQueueSettings(name, given)
-    const args = this.queueArguments(settings, transient)
+    const args = this.queueArguments(settings, transient, priorities)
     await this.checkDeadLetterTarget(settings.deadLetterQueue)
     const record: QueueRecord = {
       mq: 'queue',
       name,
       createdAt: Date.now(),
       settings,
-      priority: !transient,
+      priority: priorities,
       ...(transient ? {transient: true} : {}),
       counters: {deadLettered: 0},
     }
@@ -350,7 +357,7 @@ export class AmqpBroker implements Broker {
    * and records only what mqctl itself enforces (deliveries, leases, dead letters, backoff).
    */
   private async adopt(existing: QueueRecord, given: Partial<QueueSettings>, differing: string[]): Promise<QueueInfo> {
-    const fixed = differing.filter((key) => ['maxLength', 'maxBytes', 'overflow', 'defaultTtlMs', 'deadLetterExpired', 'transient'].includes(key))
+    const fixed = differing.filter((key) => ['maxLength', 'maxBytes', 'overflow', 'defaultTtlMs', 'deadLetterExpired', 'transient', 'priorities'].includes(key))
     if (fixed.length > 0) {
       throw new InvalidInputError(
         `queue ${existing.name} was declared by another client without ${fixed.join(', ')}, and RabbitMQ cannot change a queue's arguments`,
@@ -560,7 +567,7 @@ export class AmqpBroker implements Broker {
   // ---- publishing
 
   /** Where a publish to `name` goes: an existing queue or topic, a topic a subscription covers, else a new queue. */
-  private async kindFor(name: string, forced: 'queue' | 'topic' | undefined): Promise<'queue' | 'topic'> {
+  private async kindFor(name: string, forced: 'queue' | 'topic' | undefined, priorities = false): Promise<'queue' | 'topic'> {
     const known = this.kinds.get(name)
     if (known && (forced === undefined || forced === known)) return known
     if (await this.records.read<QueueRecord>(RECORD.queue(name))) return this.remember(name, 'queue', forced)
@@ -570,7 +577,7 @@ export class AmqpBroker implements Broker {
       await this.declareTopic(name)
       return 'topic'
     }
-    await this.declareQueue(name)
+    await this.declareQueue(name, {}, priorities ? {priorities} : {})
     return 'queue'
   }
 
@@ -598,16 +605,16 @@ export class AmqpBroker implements Broker {
     messages.forEach((message, index) => {
       if (message.dedupId !== undefined) wrapAt(() => this.refuseUnless('dedup'), index, messages.length)
     })
-    const kind = await this.kindFor(name, options.kind)
+    const kind = await this.kindFor(name, options.kind, messages.some((m) => (m.priority ?? 0) > 0))
     if (kind === 'topic') return this.publishTopic(name, messages)
     const record = (await this.queueRecord(name))!
     checkBodySizes(name, record.settings.maxBodyBytes, messages)
     messages.forEach((message, index) => {
       if ((message.priority ?? 0) > 0 && !record.priority) {
         throw atMessage(
-          new InvalidInputError(`queue ${name} was declared without priorities (x-max-priority)`, {
+          new InvalidInputError(`queue ${name} is not a priority queue (x-max-priority)`, {
             code: 'unsupported',
-            hint: 'publish without --priority, or recreate the queue with mqctl (not --transient)',
+            hint: `publish without --priority, or delete it and \`mq queue create ${name} --priorities\` (a first publish with --priority also makes one)`,
           }),
           index,
           messages.length,
@@ -615,16 +622,20 @@ export class AmqpBroker implements Broker {
       }
     })
     const now = Date.now()
+    const delays = new Set(messages.filter((m) => m.deliverAt !== undefined && m.deliverAt > now).map((m) => roundUp(m.deliverAt! - now)))
+    for (const ms of delays) await this.delayQueue(name, ms)
     const results: PublishResult[] = []
     const pending = messages.map((message) => {
-      const id = randomUUID()
+      const id = messageId(now)
       results.push({id, destination: name, kind: 'queue'})
       return {message, id}
     })
     const published: {id: string}[] = []
     const deadline = options.blockTimeoutMs === undefined ? Infinity : Date.now() + options.blockTimeoutMs
     for (let round = 0; pending.length > 0; round++) {
-      const confirmed = await Promise.all(pending.map(({message, id}) => this.sendToQueue(name, record, message, id, now)))
+      const confirmed = await inWindows(pending, (window) =>
+        this.client.publishBatch(window.map(({message, id}) => this.queueEntry(name, record, message, id, now))),
+      )
       const rejected = pending.filter((_entry, index) => !confirmed[index])
       for (const [index, entry] of pending.entries()) if (confirmed[index]) published.push({id: entry.id})
       if (rejected.length === 0) break
@@ -642,22 +653,25 @@ export class AmqpBroker implements Broker {
     return results
   }
 
-  private async sendToQueue(name: string, record: QueueRecord, message: OutgoingMessage, id: string, now: number): Promise<boolean> {
-    const internal: Record<string, string | number> = {[INTERNAL.publishedAt]: now}
+  /** Where and how one message is published: its queue, or a wait queue when delayed. */
+  private queueEntry(name: string, record: QueueRecord, message: OutgoingMessage, id: string, now: number): PublishEntry {
+    // The publish time (to the millisecond) is in the id (`messageId`): no header to encode.
+    const internal: Record<string, string | number> = {}
     if (message.ttlMs !== undefined) internal[INTERNAL.expiresAt] = now + message.ttlMs
-    const extra = {
+    const extra: Record<string, unknown> = {
       messageId: id,
       timestamp: Math.floor(now / 1000),
       persistent: !record.transient,
       ...(message.priority !== undefined && record.priority ? {priority: message.priority} : {}),
     }
     const delayMs = message.deliverAt !== undefined ? message.deliverAt - now : 0
+    const content = Buffer.from(message.body)
     if (delayMs > 0) {
-      const delayQueue = await this.delayQueue(name, delayMs)
-      return this.client.publish('', delayQueue, Buffer.from(message.body), publishOptions(message.headers, internal, extra))
+      // Declared before the batch is published (see `publish`).
+      return {exchange: '', routingKey: DELAY_QUEUE(name, roundUp(delayMs)), content, options: publishOptions(message.headers, internal, extra)}
     }
-    if (message.ttlMs !== undefined) (extra as Record<string, unknown>).expiration = String(message.ttlMs)
-    return this.client.publish('', name, Buffer.from(message.body), publishOptions(message.headers, internal, extra))
+    if (message.ttlMs !== undefined) extra.expiration = String(message.ttlMs)
+    return {exchange: '', routingKey: name, content, options: publishOptions(message.headers, internal, extra)}
   }
 
   /**
@@ -720,8 +734,51 @@ export class AmqpBroker implements Broker {
       }
       const delivery = await this.accept(source, message, this.client.ops, options)
       if (delivery) out.push(delivery)
+      // More are ready: take them in one go through a consumer instead of a get each.
+      const more = Math.min(options.max - out.length, message.fields.messageCount)
+      if (more > 1) {
+        for (const taken of await this.consumeBatch(source.amqpName!, more)) {
+          const next = await this.accept(source, taken.message, taken.channel, options)
+          if (next) out.push(next)
+        }
+      }
     }
     return out
+  }
+
+  /**
+   * Up to `count` ready messages through a consumer with prefetch `count` on a channel of its own:
+   * it returns when they all arrived or none came for a moment (other consumers took the rest).
+   * Nothing is acked before the consumer is cancelled, so no more than `count` are ever delivered.
+   */
+  private async consumeBatch(queue: string, count: number): Promise<{message: Message; channel: Channel}[]> {
+    let channel!: Channel
+    const got: Message[] = []
+    let wake!: () => void
+    const done = new Promise<void>((resolve) => (wake = resolve))
+    let idle: NodeJS.Timeout | undefined
+    const quiet = () => {
+      clearTimeout(idle)
+      idle = setTimeout(wake, BATCH_QUIET_MS)
+    }
+    const ok = await this.client.run(`consume ${queue}`, async () => {
+      channel = this.idleWaiters.pop() ?? (await this.client.newChannel())
+      await channel.prefetch(count)
+      return channel.consume(queue, (message) => {
+        if (!message) return wake()
+        got.push(message)
+        if (got.length >= count) wake()
+        else quiet()
+      })
+    })
+    quiet()
+    channel.once('close', wake)
+    await done
+    clearTimeout(idle)
+    channel.removeListener('close', wake)
+    await channel.cancel(ok.consumerTag).catch(() => undefined)
+    if (got.length === 0) this.idleWaiters.push(channel)
+    return got.map((message) => ({message, channel}))
   }
 
   /** Long poll: a consumer with prefetch 1 on a channel of its own until one message arrives, the wait ends or the signal fires. */
@@ -1255,15 +1312,15 @@ export class AmqpBroker implements Broker {
     })
     await this.infra()
     const now = Date.now()
-    const ids = messages.map(() => randomUUID())
-    const confirmed = await Promise.all(
-      messages.map((message, index) =>
-        this.client.publish(
-          TOPIC_EXCHANGE,
-          name,
-          Buffer.from(message.body),
-          publishOptions(message.headers, {[INTERNAL.publishedAt]: now}, {messageId: ids[index], timestamp: Math.floor(now / 1000)}),
-        ),
+    const ids = messages.map(() => messageId(now))
+    const confirmed = await inWindows(messages, (window, start) =>
+      this.client.publishBatch(
+        window.map((message, offset) => ({
+          exchange: TOPIC_EXCHANGE,
+          routingKey: name,
+          content: Buffer.from(message.body),
+          options: publishOptions(message.headers, {}, {messageId: ids[start + offset], timestamp: Math.floor(now / 1000)}),
+        })),
       ),
     )
     if (confirmed.includes(false)) throw new QueueFullError(`RabbitMQ refused a message for topic ${name} (a subscription queue is full)`)
@@ -1538,6 +1595,15 @@ function ackQuietly(channel: Channel, message: Message): void {
   } catch {
     // the channel is gone: nothing to settle on it
   }
+}
+
+/** Publishes awaiting confirms in windows, so a big batch does not flood the channel's buffer. */
+async function inWindows<T, R>(items: T[], work: (window: T[], start: number) => Promise<R[]>): Promise<R[]> {
+  const results: R[] = []
+  for (let start = 0; start < items.length; start += PUBLISH_WINDOW) {
+    results.push(...(await work(items.slice(start, start + PUBLISH_WINDOW), start)))
+  }
+  return results
 }
 
 function escapeRegex(text: string): string {

@@ -6,7 +6,7 @@ import type {StartPosition} from '../broker.js'
 import {InvalidInputError, StoreError} from '../errors.js'
 import type {TopicPattern} from '../names.js'
 import type {AmqpClient} from './client.js'
-import {INTERNAL, internalHeader} from './messages.js'
+import {INTERNAL, internalHeader, publishedAt} from './messages.js'
 
 /** The topic log: a RabbitMQ stream bound to the topic exchange with `#`, so every topic message is kept. */
 export const LOG_STREAM = 'mq~log'
@@ -85,8 +85,8 @@ export class LogReader {
       else keep = false
     }
     if (keep && since !== undefined) {
-      const at = Number(internalHeader(message, INTERNAL.publishedAt))
-      if (Number.isFinite(at) && at < since) keep = false
+      const at = publishedAt(message)
+      if (at !== undefined && at < since) keep = false
     }
     if (keep) this.buffer.push({message, topic})
     else this.channel.ack(message)

@@ -1,3 +1,5 @@
+import {randomBytes} from 'node:crypto'
+
 import type {Message, MessageProperties, Options} from 'amqplib'
 
 import type {Headers} from '../broker.js'
@@ -61,10 +63,19 @@ function numberHeader(message: Pick<Message, 'properties'>, key: string): number
   return Number.isFinite(value) ? value : undefined
 }
 
-/** Epoch ms when the message was first published: mqctl's header, else the AMQP timestamp (seconds). */
+/** An mqctl message id: the publish time in ms (base 36), then 12 random hex digits. */
+export function messageId(now: number): string {
+  return `${now.toString(36)}-${randomBytes(6).toString('hex')}`
+}
+
+const MESSAGE_ID = /^([0-9a-z]{8,9})-[0-9a-f]{12}$/
+
+/** Epoch ms when the message was first published: from mqctl's id or header, else the AMQP timestamp (seconds). */
 export function publishedAt(message: Pick<Message, 'properties'>): number | undefined {
   const own = numberHeader(message, INTERNAL.publishedAt)
   if (own !== undefined) return own
+  const fromId = MESSAGE_ID.exec(String(message.properties.messageId ?? ''))
+  if (fromId) return Number.parseInt(fromId[1], 36)
   const stamp = Number(message.properties.timestamp)
   return Number.isFinite(stamp) && stamp > 0 ? stamp * 1000 : undefined
 }
@@ -111,7 +122,8 @@ export function republishOptions(message: Message, internal: Record<string, stri
     if (value === undefined) delete headers[key]
     else headers[key] = value
   }
-  if (headers[INTERNAL.publishedAt] === undefined && p.timestamp) headers[INTERNAL.publishedAt] = Number(p.timestamp) * 1000
+  if (headers[INTERNAL.publishedAt] === undefined && p.timestamp && !MESSAGE_ID.test(String(p.messageId ?? '')))
+    headers[INTERNAL.publishedAt] = Number(p.timestamp) * 1000
   return {
     persistent: true,
     headers,

@@ -48,11 +48,12 @@ export interface DaemonStatus {
 
 /** The daemon as receipt holder; it also receives from durable subscriptions (by name). */
 export interface DaemonReceiptHolder extends ReceiptHolder {
-  receiveSubscription(subscription: {pattern: string; durable: string}, options: ReceiveOptions): Promise<Delivery[]>
+  readonly heldByDaemon: true
+  receiveDurable(subscription: {pattern: string; durable: string}, options: ReceiveOptions): Promise<Delivery[]>
 }
 
 export function isDaemonReceiptHolder(holder: ReceiptHolder): holder is DaemonReceiptHolder {
-  return 'receiveSubscription' in holder
+  return (holder as Partial<DaemonReceiptHolder>).heldByDaemon === true
 }
 
 /** A connection to the daemon of a broker folder. */
@@ -169,11 +170,12 @@ export class DaemonClient {
       }
     }
     return {
+      heldByDaemon: true,
       receive: (queue: string, options: ReceiveOptions): Promise<Delivery[]> => {
         const {signal, autoAck: _autoAck, ...rest} = options
         return call('receive', {queue, options: rest}, (options.waitMs ?? 0) + SETTLE_TIMEOUT_MS, signal)
       },
-      receiveSubscription: (subscription: {pattern: string; durable: string}, options: ReceiveOptions): Promise<Delivery[]> => {
+      receiveDurable: (subscription: {pattern: string; durable: string}, options: ReceiveOptions): Promise<Delivery[]> => {
         const {signal, autoAck: _autoAck, ...rest} = options
         return call('receive', {subscription, options: rest}, (options.waitMs ?? 0) + SETTLE_TIMEOUT_MS, signal)
       },
