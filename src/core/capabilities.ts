@@ -28,6 +28,7 @@ export const FEATURES = {
   delay: '--delay / --at',
   ttl: '--ttl / --default-ttl',
   'dead-letter-expired': '--dead-letter-expired',
+  'expired-count': 'expired messages counted in stats (totals.expired)',
   priority: '--priority',
   peek: 'queue peek',
   redrive: 'dlq redrive',

@@ -319,7 +319,8 @@ export function brokerConformance(name: string, open: () => Promise<Broker>): vo
       expect(long.body).to.equal('long')
       expect(long.expiresAt).to.be.a('number')
       expect(await broker.receive('jobs', {max: 10, autoAck: true})).to.deep.equal([])
-      expect((await broker.queueStats('jobs')).totals).to.include({expired: 1, deadLettered: 0})
+      const counted = !(await refused('expired-count'))
+      if (counted) expect((await broker.queueStats('jobs')).totals).to.include({expired: 1, deadLettered: 0})
       if (!deadLetterExpired) return
       expect(await broker.receive('keep', {max: 10, autoAck: false})).to.deep.equal([])
       const [dead] = await broker.receive('keep.dlq', {max: 1, autoAck: true})

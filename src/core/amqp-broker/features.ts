@@ -55,6 +55,10 @@ export function amqpCapabilities(management: boolean): BrokerCapabilities {
       support: 'refused',
       note: 'expired messages are discarded; use a policy with dead-letter-exchange for RabbitMQ\'s own dead-lettering',
     },
+    'expired-count': {
+      support: 'refused',
+      note: 'RabbitMQ discards a message whose TTL ran out inside the queue without counting it: totals.expired stays 0',
+    },
     priority: {
       support: 'native',
       note: 'classic priority queues (x-max-priority 9): queues made by `queue create --priorities` or by a first publish with --priority; refused on other queues',

@@ -274,7 +274,7 @@ export class AmqpBroker implements Broker {
     const api = this.requireManagement('reading queue details')
     return api.request<ManagedQueue>(
       'GET',
-      `queues/${api.vhostPath()}/${encodeURIComponent(amqpName)}?msg_rates_age=300&msg_rates_incr=60`,
+      `queues/${api.vhostPath()}/${encodeURIComponent(amqpName)}?msg_rates_age=360&msg_rates_incr=5`,
     )
   }
 
@@ -1624,13 +1624,20 @@ function describeLimits(settings: QueueSettings): string {
   return parts.join(', ') || 'refused by RabbitMQ'
 }
 
-/** Per-second rates over the last minute and five from the management API's samples (60 s apart). */
+/**
+ * Per-second rates over the last minute and five, as the file broker defines them (what was
+ * counted in the window, divided by its length), from the management API's samples of the running
+ * totals (newest first, 5 s apart, 6 minutes kept). A queue younger than the window counted from 0.
+ */
 function sampledRates(details: {rate: number; samples?: {sample: number; timestamp: number}[]} | undefined): {last1m: number; last5m: number} {
   const samples = details?.samples ?? []
-  if (samples.length < 2) return {last1m: details?.rate ?? 0, last5m: details?.rate ?? 0}
-  const rate = (older: {sample: number; timestamp: number}) =>
-    Math.max(0, (samples[0].sample - older.sample) / Math.max(1, (samples[0].timestamp - older.timestamp) / 1000))
-  return {last1m: rate(samples[1]), last5m: rate(samples[Math.min(5, samples.length - 1)])}
+  if (samples.length === 0) return {last1m: 0, last5m: 0}
+  const [latest] = samples
+  const over = (seconds: number) => {
+    const base = samples.find((s) => latest.timestamp - s.timestamp >= seconds * 1000)
+    return Math.max(0, (latest.sample - (base?.sample ?? 0)) / seconds)
+  }
+  return {last1m: over(60), last5m: over(300)}
 }
 
 function wrapAt(check: () => void, index: number, count: number): void {
