@@ -302,6 +302,8 @@ export interface QueueStats extends QueueInfo {
   totals: {published: number; acked: number; deadLettered: number; dropped: number; expired: number; deduplicated: number}
   /** Messages per second over the last minute and the last five. */
   rates: {publishedPerSecond: {last1m: number; last5m: number}; ackedPerSecond: {last1m: number; last5m: number}}
+  /** amqp:// only: RabbitMQ's queue type (`classic`, `quorum`, `stream`), as the server reports it. */
+  queueType?: string
 }
 
 export interface PeekedMessage {

@@ -79,6 +79,27 @@ describe('AMQP driver (RabbitMQ)', function () {
       }
     })
 
+    it('queue stats show the queue type: classic for its own queues, what RabbitMQ says for adopted ones', async () => {
+      const t = await target()
+      const broker = await AmqpBroker.connect(t)
+      const connection = await amqplib.connect(t.url)
+      try {
+        const channel = await connection.createChannel()
+        await channel.assertQueue('replicated', {durable: true, arguments: {'x-queue-type': 'quorum'}})
+        await broker.publish('own', [{body: 'x'}])
+        expect((await broker.queueStats('own')).queueType).to.equal('classic')
+        expect((await broker.queueStats('replicated')).queueType).to.equal('quorum')
+        const url = `${t.url}?management=${encodeURIComponent(t.management!)}`
+        const shown = await mq(['queue', 'stats', 'replicated', '--broker', url], {home: tempHome()})
+        expect(shown.stdout).to.match(/type\s+quorum/)
+        const json = await mq(['queue', 'stats', 'own', '--json', '--broker', url], {home: tempHome()})
+        expect(JSON.parse(json.stdout).queueType).to.equal('classic')
+      } finally {
+        await connection.close()
+        await broker.close()
+      }
+    })
+
     it('limits: reject, drop-oldest and block; priorities; TTL; delays', async () => {
       const broker = await open()
       try {

@@ -179,6 +179,7 @@ export const queueStats = defineCommand({
       ['dropped by overflow', stats.totals.dropped],
       ['deduplicated', stats.totals.deduplicated],
     ]
+    if (stats.queueType !== undefined) rows.unshift(['type', stats.queueType])
     return keyValues(`queue ${stats.name}`, rows)
   },
 })

@@ -128,6 +128,8 @@ interface ManagedQueue {
   name: string
   durable: boolean
   arguments?: Record<string, unknown>
+  /** `classic`, `quorum` or `stream` (RabbitMQ 3.8 and later). */
+  type?: string
   messages?: number
   messages_ready?: number
   messages_unacknowledged?: number
@@ -546,6 +548,7 @@ export class AmqpBroker implements Broker {
         publishedPerSecond: sampledRates(stats.publish_details),
         ackedPerSecond: sampledRates(stats.ack_details),
       },
+      queueType: queueTypeOf(info),
     }
   }
 
@@ -1598,6 +1601,12 @@ function ackQuietly(channel: Channel, message: Message): void {
 }
 
 /** Publishes awaiting confirms in windows, so a big batch does not flood the channel's buffer. */
+/** The queue type RabbitMQ reports (`type`, else the x-queue-type argument); classic when neither says. */
+function queueTypeOf(info: ManagedQueue): string {
+  const declared = info.arguments?.['x-queue-type']
+  return info.type ?? (typeof declared === 'string' ? declared : 'classic')
+}
+
 async function inWindows<T, R>(items: T[], work: (window: T[], start: number) => Promise<R[]>): Promise<R[]> {
   const results: R[] = []
   for (let start = 0; start < items.length; start += PUBLISH_WINDOW) {
