@@ -63,8 +63,10 @@ const SUBSCRIPTION_QUEUE = (name: string) => `mq~sub.${name}`
 const EPHEMERAL_MARKER = (name: string) => `mq~e.${name}`
 const DELAY_QUEUE = (target: string, ms: number) => `mq~delay.${target}.${ms}`
 const EPHEMERAL_DEAD_LETTER_QUEUE = 'ephemeral.dlq'
-/** Publishes awaiting their confirms at once. */
+/** Publishes per confirm window (see `inWindows`). */
 const PUBLISH_WINDOW = 512
+/** Publish windows unconfirmed at once (see `inWindows`). */
+const WINDOWS_IN_FLIGHT = 4
 /** A batch receive stops waiting for more after this long without a message. */
 const BATCH_QUIET_MS = 20
 /** Priorities 0–9 (README: publish --priority). */
@@ -1607,12 +1609,21 @@ function queueTypeOf(info: ManagedQueue): string {
   return info.type ?? (typeof declared === 'string' ? declared : 'classic')
 }
 
+/**
+ * Publishes in windows of {@link PUBLISH_WINDOW} with up to {@link WINDOWS_IN_FLIGHT} windows
+ * unconfirmed at once: the next window goes out while the broker confirms the previous one (one
+ * awaited window at a time left the connection idle for a round trip per window). Returns when
+ * every window answered, so a publish that returned is confirmed.
+ */
 async function inWindows<T, R>(items: T[], work: (window: T[], start: number) => Promise<R[]>): Promise<R[]> {
-  const results: R[] = []
+  const windows: Promise<R[]>[] = []
   for (let start = 0; start < items.length; start += PUBLISH_WINDOW) {
-    results.push(...(await work(items.slice(start, start + PUBLISH_WINDOW), start)))
+    if (windows.length >= WINDOWS_IN_FLIGHT) await windows[windows.length - WINDOWS_IN_FLIGHT]
+    const window = work(items.slice(start, start + PUBLISH_WINDOW), start)
+    window.catch(() => undefined) // awaited below; a failure must not go unhandled while others run
+    windows.push(window)
   }
-  return results
+  return (await Promise.all(windows)).flat()
 }
 
 function escapeRegex(text: string): string {

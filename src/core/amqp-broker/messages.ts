@@ -65,8 +65,17 @@ function numberHeader(message: Pick<Message, 'properties'>, key: string): number
 
 /** An mqctl message id: the publish time in ms (base 36), then 12 random hex digits. */
 export function messageId(now: number): string {
-  return `${now.toString(36)}-${randomBytes(6).toString('hex')}`
+  // One randomBytes call per 4 KiB of ids: a call per message was a tenth of a bulk publish's CPU.
+  if (idPoolAt + 6 > idPool.length) {
+    idPool = randomBytes(4_096)
+    idPoolAt = 0
+  }
+  idPoolAt += 6
+  return `${now.toString(36)}-${idPool.toString('hex', idPoolAt - 6, idPoolAt)}`
 }
+
+let idPool = Buffer.alloc(0)
+let idPoolAt = 0
 
 const MESSAGE_ID = /^([0-9a-z]{8,9})-[0-9a-f]{12}$/
 
