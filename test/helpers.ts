@@ -1,4 +1,5 @@
 import {expect} from 'chai'
+import {AsyncLocalStorage} from 'node:async_hooks'
 import {type ChildProcess, spawn} from 'node:child_process'
 import {chmodSync, cpSync, mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
@@ -29,10 +30,68 @@ import * as subscriptionDefs from '../src/cli/defs/subscription.js'
 import * as topicDefs from '../src/cli/defs/topic.js'
 import * as triggerDefs from '../src/cli/defs/trigger.js'
 
+import {reportError} from '../src/cli/errors.js'
+import {oclifCommand} from '../src/cli/oclif-adapter.js'
+import type {ParsedInput} from '../src/cli/spec.js'
 import {InvalidInputError} from '../src/core/errors.js'
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 export const BIN = join(ROOT, 'bin', 'run.js')
+
+/** The test running the code that calls a helper (its body, and whatever that body started). */
+interface RunningTest {
+  title: string
+  /** When the test's own timeout runs out (Date.now() scale). */
+  deadline: number
+  ended: boolean
+}
+
+const currentTest = new AsyncLocalStorage<RunningTest>()
+
+/**
+ * Runs `test`'s body with the test as its owner (the root beforeEach calls this), so the helpers
+ * know which test calls them: a body that goes on after its test ended (a timeout, or a
+ * `Promise.all` that failed while other branches still run) can start nothing more, and waits
+ * last as long as the test has time left. Returns the function to call when the test ends.
+ */
+export function ownTest(test: Mocha.Test): () => void {
+  const fn = test.fn
+  const state: RunningTest = {title: test.fullTitle(), deadline: Number.POSITIVE_INFINITY, ended: false}
+  if (fn) {
+    const timed = () => {
+      const ms = test.timeout()
+      state.deadline = ms > 0 ? Date.now() + ms : Number.POSITIVE_INFINITY
+    }
+    // mocha reads `fn.length` to tell a done-callback test from a promise one: keep it.
+    test.fn =
+      fn.length > 0
+        ? function (this: Mocha.Context, done: Mocha.Done) {
+            timed()
+            return currentTest.run(state, () => (fn as Mocha.Func).call(this, done))
+          }
+        : function (this: Mocha.Context) {
+            timed()
+            return currentTest.run(state, () => (fn as Mocha.AsyncFunc).call(this))
+          }
+  }
+  return () => {
+    state.ended = true
+    test.fn = fn
+  }
+}
+
+/** Refuses to go on for a test that has already ended: what it would start, nobody would stop. */
+function refuseAfterEnd(what: string): void {
+  const test = currentTest.getStore()
+  if (test?.ended) throw new Error(`${what}: its test ("${test.title}") has already ended`)
+}
+
+/** What is left of the current test's time (less a margin to report in), or `fallbackMs` outside a test. */
+function timeLeftMs(fallbackMs: number): number {
+  const test = currentTest.getStore()
+  if (!test || test.deadline === Number.POSITIVE_INFINITY) return fallbackMs
+  return Math.max(1_000, test.deadline - Date.now() - 1_000)
+}
 
 const homes: string[] = []
 
@@ -65,6 +124,7 @@ export interface RunOptions {
   home?: string
   input?: string | Buffer
   env?: NodeJS.ProcessEnv
+  /** Kill the process (SIGKILL) after this long; by default it may run as long as its test. */
   timeoutMs?: number
   uid?: number
   gid?: number
@@ -78,6 +138,7 @@ const running = new Set<ChildProcess>()
 
 /** Starts the built CLI; tracked so a test that leaks a process fails. */
 export function start(args: string[], options: RunOptions = {}): MqProcess {
+  refuseAfterEnd(`mq ${args.join(' ')}`)
   const child = spawn(process.execPath, [options.bin ?? BIN, ...args], {
     env: {...process.env, MQ_HOME: options.home, NO_COLOR: '1', CI: '', DEBUG: '', ...options.env},
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -93,6 +154,7 @@ export function start(args: string[], options: RunOptions = {}): MqProcess {
  * Node (raw bytes such as `"$(printf 'ok\\377')"`) or redirections; tracked like {@link start}.
  */
 export async function shell(script: string, options: RunOptions = {}): Promise<RunResult> {
+  refuseAfterEnd(script)
   const child = spawn('sh', ['-c', script.replaceAll('MQ ', `"${process.execPath}" "${BIN}" `)], {
     env: {...process.env, MQ_HOME: options.home, NO_COLOR: '1', CI: '', DEBUG: '', ...options.env},
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -139,7 +201,9 @@ export class MqProcess {
     child.stdin!.on('error', () => {})
     if (options.input !== undefined) child.stdin!.end(options.input)
     else if (!options.openStdin) child.stdin!.end()
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 20_000)
+    // No guessed limit by default: a process that hangs fails its test by the test's timeout, and
+    // the root afterEach kills it.
+    const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), options.timeoutMs)
     this.done = new Promise((resolve) => {
       // 'close' waits for stdout to end, which an orphaned grandchild holding the pipe can delay
       // forever (after a SIGKILL); so settle on 'exit', giving the pipes a moment to drain.
@@ -170,11 +234,15 @@ export class MqProcess {
   }
 }
 
-/** Polls `check` until it returns a truthy value (returned), or fails after `timeoutMs`. */
+/**
+ * Polls `check` until it returns a truthy value (returned), or fails after `timeoutMs` naming
+ * `what` it waited for. By default it waits as long as the test has time left: how long something
+ * takes on a busy machine is not a test's business, only that it happens.
+ */
 export async function waitFor<T>(
   check: () => T | Promise<T>,
   what: string,
-  timeoutMs = 10_000,
+  timeoutMs = timeLeftMs(10_000),
   intervalMs = 25,
 ): Promise<Exclude<T, undefined | null | false | 0 | ''>> {
   const deadline = Date.now() + timeoutMs
@@ -235,31 +303,31 @@ function commandDefinitions(): Map<string, CommandDefinition> {
 /** What needs a real process: workers, followers, terminals, help (oclif's). */
 const PROCESS_ONLY = new Set(['--exec', '-f', '--follow', '--interactive', '--help', '-h'])
 
+/** Commands that start or are the daemon or the engine: a process of their own. */
+const PROCESS_COMMANDS = new Set(['daemon:start', 'engine:run'])
+
 /**
- * Runs a command in this process, as the launcher would (global flags moved last, the fast parser
- * over the command's definition, then `execute`), with its own stdin, stdout, stderr and
- * environment: the in-process tier of the command tests, without the cost of starting node.
- * Whatever the fast parser leaves to oclif (help, a bad flag value, an unknown flag), and what only
- * a process can show (workers, followers, the daemon, another user, an open stdin), runs the
- * built CLI in a process instead (`mq`), so the result is the same either way.
+ * Runs a command in this process, as the built CLI would: global flags moved last, the fast
+ * parser over a hot command's definition, and for the other commands or where the fast parser
+ * hands the command line over (a bad flag value, an unknown flag), oclif's parser and error
+ * report, as the oclif adapter does; then
+ * `execute` with the command's own stdin, stdout, stderr and environment. The in-process tier of
+ * the command tests, without the cost of starting node. What only a process can show (workers,
+ * followers, help, the daemon, the engine, another user, an open stdin) runs the built CLI in a
+ * process instead (`mq`), so the result is the same either way (test/commands/in-process.test.ts
+ * checks that).
  */
 export async function run(args: string[], options: RunOptions = {}): Promise<RunResult> {
+  refuseAfterEnd(`mq ${args.join(' ')}`)
   const env: NodeJS.ProcessEnv = {...process.env, MQ_HOME: options.home, NO_COLOR: '1', CI: '', DEBUG: '', ...options.env}
   const argv = globalFlagsLast(args)
   const inProcess =
-    options.uid === undefined &&
-    options.gid === undefined &&
-    !options.bin &&
-    !options.openStdin &&
-    !env.MQ_NO_FAST &&
-    !argv.some((arg) => PROCESS_ONLY.has(arg)) &&
-    argv[0] !== 'daemon' &&
-    argv[0] !== 'engine'
+    options.uid === undefined && options.gid === undefined && !options.bin && !options.openStdin && !env.MQ_NO_FAST && !argv.some((arg) => PROCESS_ONLY.has(arg))
   const all = inProcess ? commandDefinitions() : undefined
   const id = all && [argv.slice(0, 2).join(':'), argv[0]].find((candidate) => all.has(candidate))
-  const definition = id ? all!.get(id) : undefined
-  const input = definition && parseFast(definition, argv.slice(id!.split(':').length), env)
-  if (!definition || !input) return mq(args, options)
+  const definition = id && !PROCESS_COMMANDS.has(all!.get(id)!.id) ? all!.get(id) : undefined
+  if (!definition) return mq(args, options)
+  const rest = argv.slice(id!.split(':').length)
 
   let stdout = ''
   let stderr = ''
@@ -270,14 +338,38 @@ export async function run(args: string[], options: RunOptions = {}): Promise<Run
         done()
       },
     })
-  const stdin = Readable.from(options.input === undefined ? [] : [Buffer.from(options.input)])
-  const code = await execute(definition, input, {
-    stdin,
+  const io = {
+    stdin: Readable.from(options.input === undefined ? [] : [Buffer.from(options.input)]),
     stdout: collect((text) => (stdout += text)),
     stderr: collect((text) => (stderr += text)),
     env,
-  })
+  }
+  // The launcher's own parser reads only the hot commands (`fast: true`); oclif reads the rest.
+  let input: ParsedInput<typeof definition.flags> | undefined = definition.fast ? parseFast(definition, rest, env) : undefined
+  if (!input) {
+    // oclif reads a flag's environment fallback from this process's environment, not `env`.
+    if (Object.values(definition.flags).some((spec) => spec.env && env[spec.env] !== process.env[spec.env])) return mq(args, options)
+    const parsed = await parseWithOclif(definition, rest)
+    if ('error' in parsed) {
+      const code = reportError(parsed.error, {json: rest.includes('--json'), commandId: definition.id, stderr: io.stderr, env})
+      return {code, signal: null, stdout, stderr}
+    }
+    input = parsed.input
+  }
+  const code = await execute(definition, input, io)
   return {code, signal: null, stdout, stderr}
+}
+
+/** What the oclif adapter's `this.parse` gives the command, or the error it reports. */
+async function parseWithOclif(definition: CommandDefinition, argv: string[]): Promise<{input: ParsedInput<CommandDefinition['flags']>} | {error: unknown}> {
+  const {Parser} = await import('@oclif/core')
+  const command = oclifCommand(definition) as unknown as {flags: never; args: never; strict: boolean}
+  try {
+    const {args, argv: positional, flags} = await Parser.parse(argv, {flags: command.flags, args: command.args, strict: command.strict})
+    return {input: {args, argv: positional as string[], flags} as unknown as ParsedInput<CommandDefinition['flags']>}
+  } catch (error) {
+    return {error}
+  }
 }
 
 export function jsonLines<T = Record<string, unknown>>(text: string): T[] {

@@ -1,4 +1,6 @@
-import {killLeakedProcesses, removeTempHomes} from './helpers.js'
+import {killLeakedProcesses, ownTest, removeTempHomes} from './helpers.js'
+
+let endTest: (() => void) | undefined
 
 /**
  * Root hooks. Every test must end with no mq process it started still running. A leak fails the
@@ -7,7 +9,14 @@ import {killLeakedProcesses, removeTempHomes} from './helpers.js'
  * error slot (`hook.error(err)`), which mocha reports as a failure of the current test.
  */
 export const mochaHooks = {
+  beforeEach(this: Mocha.Context) {
+    // The helpers learn which test calls them, so a test's body that outlives it (it timed out
+    // while waiting) cannot start processes in the next test and fail that one for its leak.
+    endTest = this.currentTest && ownTest(this.currentTest)
+  },
   async afterEach(this: Mocha.Context) {
+    endTest?.()
+    endTest = undefined
     let problem: string | undefined
     try {
       problem = await killLeakedProcesses()
