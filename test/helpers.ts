@@ -1,7 +1,7 @@
 import {expect} from 'chai'
 import {AsyncLocalStorage} from 'node:async_hooks'
 import {type ChildProcess, spawn} from 'node:child_process'
-import {chmodSync, cpSync, mkdtempSync, rmSync} from 'node:fs'
+import {chmodSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {Readable, Writable} from 'node:stream'
@@ -33,6 +33,7 @@ import * as triggerDefs from '../src/cli/defs/trigger.js'
 import {reportError} from '../src/cli/errors.js'
 import {oclifCommand} from '../src/cli/oclif-adapter.js'
 import type {ParsedInput} from '../src/cli/spec.js'
+import type {DaemonStatus} from '../src/core/daemon/client.js'
 import {InvalidInputError} from '../src/core/errors.js'
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -232,6 +233,30 @@ export class MqProcess {
   lines(): string[] {
     return this.stdout.split('\n').filter((line) => line !== '')
   }
+
+  /**
+   * Resolves once the process watches the broker folder for commits (or has exited): a waiting
+   * consumer sets up that wake-up before its first receive, so whatever is committed from then
+   * on reaches it, through that receive or through the wake-up.
+   */
+  async watching(): Promise<void> {
+    await waitFor(() => watchesAFolder(this.pid) || this.child.exitCode !== null, `${this.child.spawnargs.slice(2).join(' ')} to wait for commits`)
+  }
+}
+
+/** True once `pid` has an inotify instance (Linux): node makes one at its first `fs.watch`. */
+function watchesAFolder(pid: number): boolean {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+      try {
+        return readlinkSync(`/proc/${pid}/fd/${fd}`) === 'anon_inode:inotify'
+      } catch {
+        return false // closed meanwhile
+      }
+    })
+  } catch {
+    return false // not started yet, or gone
+  }
 }
 
 /**
@@ -273,6 +298,75 @@ export async function killLeakedProcesses(): Promise<string | undefined> {
     })
   await Promise.all(leaked.map(exited))
   return `test leaked ${leaked.length} mq process(es): ${leaked.map((c) => c.spawnargs.slice(2).join(' ')).join('; ')}`
+}
+
+/** Daemons started in a test (broker folder → environment), stopped when it ends (root afterEach). */
+const testDaemons = new Map<string, NodeJS.ProcessEnv | undefined>()
+
+/**
+ * Runs `mq daemon start` for `home`. Started in a test, the daemon is stopped when the test ends
+ * (also when it fails); started in a hook, the hook's counterpart stops it (`stopDaemon`).
+ */
+export async function daemonStart(home: string, options: {env?: NodeJS.ProcessEnv; args?: string[]} = {}): Promise<RunResult> {
+  if (currentTest.getStore()) testDaemons.set(home, options.env)
+  return mq(['daemon', 'start', ...(options.args ?? [])], {home, env: options.env})
+}
+
+/** Starts the daemon of `home` and returns its status. */
+export async function startDaemon(home: string, options: {env?: NodeJS.ProcessEnv; args?: string[]} = {}): Promise<DaemonStatus> {
+  const result = await daemonStart(home, {...options, args: ['--json', ...(options.args ?? [])]})
+  expect(result.code, result.stderr).to.equal(0)
+  return JSON.parse(result.stdout) as DaemonStatus
+}
+
+/** The daemon's status, or undefined when none answers. */
+export async function daemonStatus(home: string, env?: NodeJS.ProcessEnv): Promise<DaemonStatus | undefined> {
+  const result = await run(['daemon', 'status', '--json'], {home, env})
+  return result.code === 0 ? (JSON.parse(result.stdout) as DaemonStatus) : undefined
+}
+
+/** Kills the daemon named in the pid file of `home` (SIGKILL, as a crash); returns its pid. */
+export function killDaemon(home: string): number | undefined {
+  const file = join(home, 'daemon.pid')
+  if (!existsSync(file)) return undefined
+  let pid: number | undefined
+  try {
+    pid = (JSON.parse(readFileSync(file, 'utf8')) as {pid: number}).pid
+    process.kill(pid, 'SIGKILL')
+  } catch {
+    // not a pid file (a test wrote garbage), or already gone
+  }
+  return pid
+}
+
+/** Stops the daemon of `home` (forced), and kills it if it would not stop. */
+export async function stopDaemon(home: string, env?: NodeJS.ProcessEnv): Promise<void> {
+  try {
+    await run(['daemon', 'stop', '--force'], {home, env})
+  } finally {
+    killDaemon(home)
+  }
+}
+
+/** Stops the daemons the ending test started; never throws (a folder may be gone). */
+export async function stopTestDaemons(): Promise<void> {
+  const started = [...testDaemons]
+  testDaemons.clear()
+  for (const [home, env] of started) await stopDaemon(home, env).catch(() => {})
+}
+
+/**
+ * A client of the daemon's HTTP endpoint: sends the bearer token of `home` unless `token` says
+ * otherwise (false: none).
+ */
+export function daemonHttp(home: string, status: DaemonStatus) {
+  const token = readFileSync(join(home, 'daemon.token'), 'utf8').trim()
+  return (path: string, init: RequestInit & {token?: string | false} = {}) => {
+    const headers = new Headers(init.headers)
+    const sent = init.token === undefined ? token : init.token
+    if (sent) headers.set('authorization', `Bearer ${sent}`)
+    return fetch(`http://127.0.0.1:${status.http!.port}${path}`, {...init, headers})
+  }
 }
 
 /**

@@ -1,9 +1,10 @@
-import {killLeakedProcesses, ownTest, removeTempHomes} from './helpers.js'
+import {killLeakedProcesses, ownTest, removeTempHomes, stopTestDaemons} from './helpers.js'
 
 let endTest: (() => void) | undefined
 
 /**
- * Root hooks. Every test must end with no mq process it started still running. A leak fails the
+ * Root hooks. The daemons a test started are stopped when it ends. Every test must end with no
+ * mq process it started still running. A leak fails the
  * test that leaked (after the processes are killed) and the run goes on: a hook that throws would
  * make mocha skip every remaining test, so the failure is handed to mocha through the hook's
  * error slot (`hook.error(err)`), which mocha reports as a failure of the current test.
@@ -19,6 +20,7 @@ export const mochaHooks = {
     endTest = undefined
     let problem: string | undefined
     try {
+      await stopTestDaemons()
       problem = await killLeakedProcesses()
     } catch (error) {
       problem = `could not check for leaked processes: ${(error as Error).message}`
