@@ -407,7 +407,7 @@ const PROCESS_COMMANDS = new Set(['daemon:start', 'engine:run'])
  * report, as the oclif adapter does; then
  * `execute` with the command's own stdin, stdout, stderr and environment. The in-process tier of
  * the command tests, without the cost of starting node. What only a process can show (workers,
- * followers, help, the daemon, the engine, another user, an open stdin) runs the built CLI in a
+ * followers, help, the daemon, the engine, another user, an open stdin, another TMPDIR) runs the built CLI in a
  * process instead (`mq`), so the result is the same either way (test/commands/in-process.test.ts
  * checks that).
  */
@@ -416,7 +416,14 @@ export async function run(args: string[], options: RunOptions = {}): Promise<Run
   const env: NodeJS.ProcessEnv = {...process.env, MQ_HOME: options.home, NO_COLOR: '1', CI: '', DEBUG: '', ...options.env}
   const argv = globalFlagsLast(args)
   const inProcess =
-    options.uid === undefined && options.gid === undefined && !options.bin && !options.openStdin && !env.MQ_NO_FAST && !argv.some((arg) => PROCESS_ONLY.has(arg))
+    options.uid === undefined &&
+    options.gid === undefined &&
+    !options.bin &&
+    !options.openStdin &&
+    !env.MQ_NO_FAST &&
+    // node itself reads TMPDIR (os.tmpdir(), where a deep folder's daemon socket goes), not `env`
+    options.env?.TMPDIR === undefined &&
+    !argv.some((arg) => PROCESS_ONLY.has(arg))
   const all = inProcess ? commandDefinitions() : undefined
   const id = all && [argv.slice(0, 2).join(':'), argv[0]].find((candidate) => all.has(candidate))
   const definition = id && !PROCESS_COMMANDS.has(all!.get(id)!.id) ? all!.get(id) : undefined
