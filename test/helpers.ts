@@ -440,7 +440,7 @@ export async function run(args: string[], options: RunOptions = {}): Promise<Run
       },
     })
   const io = {
-    stdin: Readable.from(options.input === undefined ? [] : [Buffer.from(options.input)]),
+    stdin: Readable.from(pipeChunks(options.input)),
     stdout: collect((text) => (stdout += text)),
     stderr: collect((text) => (stderr += text)),
     env,
@@ -459,6 +459,15 @@ export async function run(args: string[], options: RunOptions = {}): Promise<Run
   }
   const code = await execute(definition, input, io)
   return {code, signal: null, stdout, stderr}
+}
+
+/** `input` as a pipe delivers it: in reads of at most 64 KiB (commands batch per read). */
+function pipeChunks(input: string | Buffer | undefined): Buffer[] {
+  if (input === undefined) return []
+  const bytes = Buffer.from(input)
+  const chunks: Buffer[] = []
+  for (let at = 0; at < bytes.length; at += 65_536) chunks.push(bytes.subarray(at, at + 65_536))
+  return chunks
 }
 
 /** What the oclif adapter's `this.parse` gives the command, or the error it reports. */
