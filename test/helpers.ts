@@ -394,8 +394,14 @@ function commandDefinitions(): Map<string, CommandDefinition> {
   return found
 }
 
-/** What needs a real process: workers, followers, terminals, help (oclif's). */
-const PROCESS_ONLY = new Set(['--exec', '-f', '--follow', '--interactive', '--help', '-h'])
+/** Help is oclif's: a process. */
+const HELP = new Set(['--help', '-h'])
+
+/**
+ * What runs only in a process once its command line is read: `--exec` (its commands write to the
+ * process's own stdout), followers and terminals (they run until a signal).
+ */
+const PROCESS_ONLY = new Set(['--exec', '-f', '--follow', '--interactive'])
 
 /** Commands that start or are the daemon or the engine: a process of their own. */
 const PROCESS_COMMANDS = new Set(['daemon:start', 'engine:run'])
@@ -404,12 +410,12 @@ const PROCESS_COMMANDS = new Set(['daemon:start', 'engine:run'])
  * Runs a command in this process, as the built CLI would: global flags moved last, the fast
  * parser over a hot command's definition, and for the other commands or where the fast parser
  * hands the command line over (a bad flag value, an unknown flag), oclif's parser and error
- * report, as the oclif adapter does; then
- * `execute` with the command's own stdin, stdout, stderr and environment. The in-process tier of
- * the command tests, without the cost of starting node. What only a process can show (workers,
- * followers, help, the daemon, the engine, another user, an open stdin, another TMPDIR) runs the built CLI in a
- * process instead (`mq`), so the result is the same either way (test/commands/in-process.test.ts
- * checks that).
+ * report, as the oclif adapter does; then `execute` with the command's own stdin, stdout, stderr
+ * and environment. The in-process tier of the command tests, without the cost of starting node.
+ * What only a process can show (help, `--exec`, followers, terminals, the daemon, the engine,
+ * another user, an open stdin, another TMPDIR) runs the built CLI in a process instead (`mq`),
+ * once its command line reads well, so the result is the same either way
+ * (test/commands/in-process.test.ts checks that).
  */
 export async function run(args: string[], options: RunOptions = {}): Promise<RunResult> {
   refuseAfterEnd(`mq ${args.join(' ')}`)
@@ -423,7 +429,7 @@ export async function run(args: string[], options: RunOptions = {}): Promise<Run
     !env.MQ_NO_FAST &&
     // node itself reads TMPDIR (os.tmpdir(), where a deep folder's daemon socket goes), not `env`
     options.env?.TMPDIR === undefined &&
-    !argv.some((arg) => PROCESS_ONLY.has(arg))
+    !argv.some((arg) => HELP.has(arg))
   const all = inProcess ? commandDefinitions() : undefined
   const id = all && [argv.slice(0, 2).join(':'), argv[0]].find((candidate) => all.has(candidate))
   const definition = id && !PROCESS_COMMANDS.has(all!.get(id)!.id) ? all!.get(id) : undefined
@@ -457,6 +463,7 @@ export async function run(args: string[], options: RunOptions = {}): Promise<Run
     }
     input = parsed.input
   }
+  if (argv.some((arg) => PROCESS_ONLY.has(arg))) return mq(args, options)
   const code = await execute(definition, input, io)
   return {code, signal: null, stdout, stderr}
 }
