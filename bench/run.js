@@ -8,11 +8,12 @@ import {benchDaemon} from './daemon.js'
 import {benchEngine} from './engine.js'
 import {benchFlow} from './flow.js'
 import {benchNats} from './nats.js'
+import {benchPacing} from './pacing.js'
 import {benchQueues} from './queues.js'
 import {benchStorage} from './storage.js'
 import {benchTopics} from './topics.js'
 
-const SUITES = {queues: benchQueues, topics: benchTopics, flow: benchFlow, engine: benchEngine, daemon: benchDaemon, storage: benchStorage, nats: benchNats, amqp: benchAmqp, bulk: benchBulk}
+const SUITES = {queues: benchQueues, topics: benchTopics, flow: benchFlow, pacing: benchPacing, engine: benchEngine, daemon: benchDaemon, storage: benchStorage, nats: benchNats, amqp: benchAmqp, bulk: benchBulk}
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')
 const chosen = args.filter((a) => !a.startsWith('--'))

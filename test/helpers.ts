@@ -1,6 +1,7 @@
 import {expect} from 'chai'
+import {AsyncLocalStorage} from 'node:async_hooks'
 import {type ChildProcess, spawn} from 'node:child_process'
-import {chmodSync, cpSync, mkdtempSync, rmSync} from 'node:fs'
+import {chmodSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {Readable, Writable} from 'node:stream'
@@ -30,10 +31,69 @@ import * as topDefs from '../src/cli/defs/top.js'
 import * as topicDefs from '../src/cli/defs/topic.js'
 import * as triggerDefs from '../src/cli/defs/trigger.js'
 
+import {reportError} from '../src/cli/errors.js'
+import {oclifCommand} from '../src/cli/oclif-adapter.js'
+import type {ParsedInput} from '../src/cli/spec.js'
+import type {DaemonStatus} from '../src/core/daemon/client.js'
 import {InvalidInputError} from '../src/core/errors.js'
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 export const BIN = join(ROOT, 'bin', 'run.js')
+
+/** The test running the code that calls a helper (its body, and whatever that body started). */
+interface RunningTest {
+  title: string
+  /** When the test's own timeout runs out (Date.now() scale). */
+  deadline: number
+  ended: boolean
+}
+
+const currentTest = new AsyncLocalStorage<RunningTest>()
+
+/**
+ * Runs `test`'s body with the test as its owner (the root beforeEach calls this), so the helpers
+ * know which test calls them: a body that goes on after its test ended (a timeout, or a
+ * `Promise.all` that failed while other branches still run) can start nothing more, and waits
+ * last as long as the test has time left. Returns the function to call when the test ends.
+ */
+export function ownTest(test: Mocha.Test): () => void {
+  const fn = test.fn
+  const state: RunningTest = {title: test.fullTitle(), deadline: Number.POSITIVE_INFINITY, ended: false}
+  if (fn) {
+    const timed = () => {
+      const ms = test.timeout()
+      state.deadline = ms > 0 ? Date.now() + ms : Number.POSITIVE_INFINITY
+    }
+    // mocha reads `fn.length` to tell a done-callback test from a promise one: keep it.
+    test.fn =
+      fn.length > 0
+        ? function (this: Mocha.Context, done: Mocha.Done) {
+            timed()
+            return currentTest.run(state, () => (fn as Mocha.Func).call(this, done))
+          }
+        : function (this: Mocha.Context) {
+            timed()
+            return currentTest.run(state, () => (fn as Mocha.AsyncFunc).call(this))
+          }
+  }
+  return () => {
+    state.ended = true
+    test.fn = fn
+  }
+}
+
+/** Refuses to go on for a test that has already ended: what it would start, nobody would stop. */
+function refuseAfterEnd(what: string): void {
+  const test = currentTest.getStore()
+  if (test?.ended) throw new Error(`${what}: its test ("${test.title}") has already ended`)
+}
+
+/** What is left of the current test's time (less a margin to report in), or `fallbackMs` outside a test. */
+function timeLeftMs(fallbackMs: number): number {
+  const test = currentTest.getStore()
+  if (!test || test.deadline === Number.POSITIVE_INFINITY) return fallbackMs
+  return Math.max(1_000, test.deadline - Date.now() - 1_000)
+}
 
 const homes: string[] = []
 
@@ -66,6 +126,7 @@ export interface RunOptions {
   home?: string
   input?: string | Buffer
   env?: NodeJS.ProcessEnv
+  /** Kill the process (SIGKILL) after this long; by default it may run as long as its test. */
   timeoutMs?: number
   uid?: number
   gid?: number
@@ -81,6 +142,7 @@ const running = new Set<ChildProcess>()
 
 /** Starts the built CLI; tracked so a test that leaks a process fails. */
 export function start(args: string[], options: RunOptions = {}): MqProcess {
+  refuseAfterEnd(`mq ${args.join(' ')}`)
   const child = spawn(process.execPath, [options.bin ?? BIN, ...args], {
     env: {...process.env, MQ_HOME: options.home, NO_COLOR: '1', FORCE_COLOR: undefined, CI: '', DEBUG: '', ...options.env},
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -97,6 +159,7 @@ export function start(args: string[], options: RunOptions = {}): MqProcess {
  * Node (raw bytes such as `"$(printf 'ok\\377')"`) or redirections; tracked like {@link start}.
  */
 export async function shell(script: string, options: RunOptions = {}): Promise<RunResult> {
+  refuseAfterEnd(script)
   const child = spawn('sh', ['-c', script.replaceAll('MQ ', `"${process.execPath}" "${BIN}" `)], {
     env: {...process.env, MQ_HOME: options.home, NO_COLOR: '1', FORCE_COLOR: undefined, CI: '', DEBUG: '', ...options.env},
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -153,7 +216,9 @@ export class MqProcess {
     child.stdin!.on('error', () => {})
     if (options.input !== undefined) child.stdin!.end(options.input)
     else if (!options.openStdin) child.stdin!.end()
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 20_000)
+    // No guessed limit by default: a process that hangs fails its test by the test's timeout, and
+    // the root afterEach kills it.
+    const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), options.timeoutMs)
     this.done = new Promise((resolve) => {
       // 'close' waits for stdout to end, which an orphaned grandchild holding the pipe can delay
       // forever (after a SIGKILL); so settle on 'exit', giving the pipes a moment to drain.
@@ -182,13 +247,41 @@ export class MqProcess {
   lines(): string[] {
     return this.stdout.split('\n').filter((line) => line !== '')
   }
+
+  /**
+   * Resolves once the process watches the broker folder for commits (or has exited): a waiting
+   * consumer sets up that wake-up before its first receive, so whatever is committed from then
+   * on reaches it, through that receive or through the wake-up.
+   */
+  async watching(): Promise<void> {
+    await waitFor(() => watchesAFolder(this.pid) || this.child.exitCode !== null, `${this.child.spawnargs.slice(2).join(' ')} to wait for commits`)
+  }
 }
 
-/** Polls `check` until it returns a truthy value (returned), or fails after `timeoutMs`. */
+/** True once `pid` has an inotify instance (Linux): node makes one at its first `fs.watch`. */
+function watchesAFolder(pid: number): boolean {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+      try {
+        return readlinkSync(`/proc/${pid}/fd/${fd}`) === 'anon_inode:inotify'
+      } catch {
+        return false // closed meanwhile
+      }
+    })
+  } catch {
+    return false // not started yet, or gone
+  }
+}
+
+/**
+ * Polls `check` until it returns a truthy value (returned), or fails after `timeoutMs` naming
+ * `what` it waited for. By default it waits as long as the test has time left: how long something
+ * takes on a busy machine is not a test's business, only that it happens.
+ */
 export async function waitFor<T>(
   check: () => T | Promise<T>,
   what: string,
-  timeoutMs = 10_000,
+  timeoutMs = timeLeftMs(10_000),
   intervalMs = 25,
 ): Promise<Exclude<T, undefined | null | false | 0 | ''>> {
   const deadline = Date.now() + timeoutMs
@@ -221,6 +314,75 @@ export async function killLeakedProcesses(): Promise<string | undefined> {
   return `test leaked ${leaked.length} mq process(es): ${leaked.map((c) => c.spawnargs.slice(2).join(' ')).join('; ')}`
 }
 
+/** Daemons started in a test (broker folder → environment), stopped when it ends (root afterEach). */
+const testDaemons = new Map<string, NodeJS.ProcessEnv | undefined>()
+
+/**
+ * Runs `mq daemon start` for `home`. Started in a test, the daemon is stopped when the test ends
+ * (also when it fails); started in a hook, the hook's counterpart stops it (`stopDaemon`).
+ */
+export async function daemonStart(home: string, options: {env?: NodeJS.ProcessEnv; args?: string[]} = {}): Promise<RunResult> {
+  if (currentTest.getStore()) testDaemons.set(home, options.env)
+  return mq(['daemon', 'start', ...(options.args ?? [])], {home, env: options.env})
+}
+
+/** Starts the daemon of `home` and returns its status. */
+export async function startDaemon(home: string, options: {env?: NodeJS.ProcessEnv; args?: string[]} = {}): Promise<DaemonStatus> {
+  const result = await daemonStart(home, {...options, args: ['--json', ...(options.args ?? [])]})
+  expect(result.code, result.stderr).to.equal(0)
+  return JSON.parse(result.stdout) as DaemonStatus
+}
+
+/** The daemon's status, or undefined when none answers. */
+export async function daemonStatus(home: string, env?: NodeJS.ProcessEnv): Promise<DaemonStatus | undefined> {
+  const result = await run(['daemon', 'status', '--json'], {home, env})
+  return result.code === 0 ? (JSON.parse(result.stdout) as DaemonStatus) : undefined
+}
+
+/** Kills the daemon named in the pid file of `home` (SIGKILL, as a crash); returns its pid. */
+export function killDaemon(home: string): number | undefined {
+  const file = join(home, 'daemon.pid')
+  if (!existsSync(file)) return undefined
+  let pid: number | undefined
+  try {
+    pid = (JSON.parse(readFileSync(file, 'utf8')) as {pid: number}).pid
+    process.kill(pid, 'SIGKILL')
+  } catch {
+    // not a pid file (a test wrote garbage), or already gone
+  }
+  return pid
+}
+
+/** Stops the daemon of `home` (forced), and kills it if it would not stop. */
+export async function stopDaemon(home: string, env?: NodeJS.ProcessEnv): Promise<void> {
+  try {
+    await run(['daemon', 'stop', '--force'], {home, env})
+  } finally {
+    killDaemon(home)
+  }
+}
+
+/** Stops the daemons the ending test started; never throws (a folder may be gone). */
+export async function stopTestDaemons(): Promise<void> {
+  const started = [...testDaemons]
+  testDaemons.clear()
+  for (const [home, env] of started) await stopDaemon(home, env).catch(() => {})
+}
+
+/**
+ * A client of the daemon's HTTP endpoint: sends the bearer token of `home` unless `token` says
+ * otherwise (false: none).
+ */
+export function daemonHttp(home: string, status: DaemonStatus) {
+  const token = readFileSync(join(home, 'daemon.token'), 'utf8').trim()
+  return (path: string, init: RequestInit & {token?: string | false} = {}) => {
+    const headers = new Headers(init.headers)
+    const sent = init.token === undefined ? token : init.token
+    if (sent) headers.set('authorization', `Bearer ${sent}`)
+    return fetch(`http://127.0.0.1:${status.http!.port}${path}`, {...init, headers})
+  }
+}
+
 /**
  * Every module of command definitions. Imported statically, not by a dynamic import() over the
  * folder: that can load a second copy of src/ (tsx's CommonJS and ESM loaders), whose error
@@ -246,18 +408,31 @@ function commandDefinitions(): Map<string, CommandDefinition> {
   return found
 }
 
-/** What needs a real process: workers, followers, terminals, help (oclif's). */
-const PROCESS_ONLY = new Set(['--exec', '-f', '--follow', '--interactive', '--help', '-h'])
+/** Help is oclif's: a process. */
+const HELP = new Set(['--help', '-h'])
 
 /**
- * Runs a command in this process, as the launcher would (global flags moved last, the fast parser
- * over the command's definition, then `execute`), with its own stdin, stdout, stderr and
- * environment: the in-process tier of the command tests, without the cost of starting node.
- * Whatever the fast parser leaves to oclif (help, a bad flag value, an unknown flag), and what only
- * a process can show (workers, followers, the daemon, another user, an open stdin), runs the
- * built CLI in a process instead (`mq`), so the result is the same either way.
+ * What runs only in a process once its command line is read: `--exec` (its commands write to the
+ * process's own stdout), followers and terminals (they run until a signal).
+ */
+const PROCESS_ONLY = new Set(['--exec', '-f', '--follow', '--interactive'])
+
+/** Commands that start or are the daemon or the engine: a process of their own. */
+const PROCESS_COMMANDS = new Set(['daemon:start', 'engine:run'])
+
+/**
+ * Runs a command in this process, as the built CLI would: global flags moved last, the fast
+ * parser over a hot command's definition, and for the other commands or where the fast parser
+ * hands the command line over (a bad flag value, an unknown flag), oclif's parser and error
+ * report, as the oclif adapter does; then `execute` with the command's own stdin, stdout, stderr
+ * and environment. The in-process tier of the command tests, without the cost of starting node.
+ * What only a process can show (help, `--exec`, followers, terminals, the daemon, the engine,
+ * another user, an open stdin, another TMPDIR) runs the built CLI in a process instead (`mq`),
+ * once its command line reads well, so the result is the same either way
+ * (test/commands/in-process.test.ts checks that).
  */
 export async function run(args: string[], options: RunOptions = {}): Promise<RunResult> {
+  refuseAfterEnd(`mq ${args.join(' ')}`)
   const env: NodeJS.ProcessEnv = {...process.env, MQ_HOME: options.home, NO_COLOR: '1', FORCE_COLOR: undefined, CI: '', DEBUG: '', ...options.env}
   const argv = globalFlagsLast(args)
   const inProcess =
@@ -266,14 +441,14 @@ export async function run(args: string[], options: RunOptions = {}): Promise<Run
     !options.bin &&
     !options.openStdin &&
     !env.MQ_NO_FAST &&
-    !argv.some((arg) => PROCESS_ONLY.has(arg)) &&
-    argv[0] !== 'daemon' &&
-    argv[0] !== 'engine'
+    // node itself reads TMPDIR (os.tmpdir(), where a deep folder's daemon socket goes), not `env`
+    options.env?.TMPDIR === undefined &&
+    !argv.some((arg) => HELP.has(arg))
   const all = inProcess ? commandDefinitions() : undefined
   const id = all && [argv.slice(0, 2).join(':'), argv[0]].find((candidate) => all.has(candidate))
-  const definition = id ? all!.get(id) : undefined
-  const input = definition && parseFast(definition, argv.slice(id!.split(':').length), env)
-  if (!definition || !input) return mq(args, options)
+  const definition = id && !PROCESS_COMMANDS.has(all!.get(id)!.id) ? all!.get(id) : undefined
+  if (!definition) return mq(args, options)
+  const rest = argv.slice(id!.split(':').length)
 
   let stdout = ''
   let stderr = ''
@@ -284,15 +459,49 @@ export async function run(args: string[], options: RunOptions = {}): Promise<Run
         done()
       },
     })
-  const stdin = Readable.from(options.input === undefined ? [] : [Buffer.from(options.input)])
-  const code = await execute(definition, input, {
-    stdin,
+  const io = {
+    stdin: Readable.from(pipeChunks(options.input)),
     stdout: collect((text) => (stdout += text)),
     stderr: collect((text) => (stderr += text)),
     env,
     cwd: options.cwd,
-  })
+  }
+  // The launcher's own parser reads only the hot commands (`fast: true`); oclif reads the rest.
+  let input: ParsedInput<typeof definition.flags> | undefined = definition.fast ? parseFast(definition, rest, env) : undefined
+  if (!input) {
+    // oclif reads a flag's environment fallback from this process's environment, not `env`.
+    if (Object.values(definition.flags).some((spec) => spec.env && env[spec.env] !== process.env[spec.env])) return mq(args, options)
+    const parsed = await parseWithOclif(definition, rest)
+    if ('error' in parsed) {
+      const code = reportError(parsed.error, {json: rest.includes('--json'), commandId: definition.id, stderr: io.stderr, env})
+      return {code, signal: null, stdout, stderr}
+    }
+    input = parsed.input
+  }
+  if (argv.some((arg) => PROCESS_ONLY.has(arg))) return mq(args, options)
+  const code = await execute(definition, input, io)
   return {code, signal: null, stdout, stderr}
+}
+
+/** `input` as a pipe delivers it: in reads of at most 64 KiB (commands batch per read). */
+function pipeChunks(input: string | Buffer | undefined): Buffer[] {
+  if (input === undefined) return []
+  const bytes = Buffer.from(input)
+  const chunks: Buffer[] = []
+  for (let at = 0; at < bytes.length; at += 65_536) chunks.push(bytes.subarray(at, at + 65_536))
+  return chunks
+}
+
+/** What the oclif adapter's `this.parse` gives the command, or the error it reports. */
+async function parseWithOclif(definition: CommandDefinition, argv: string[]): Promise<{input: ParsedInput<CommandDefinition['flags']>} | {error: unknown}> {
+  const {Parser} = await import('@oclif/core')
+  const command = oclifCommand(definition) as unknown as {flags: never; args: never; strict: boolean}
+  try {
+    const {args, argv: positional, flags} = await Parser.parse(argv, {flags: command.flags, args: command.args, strict: command.strict})
+    return {input: {args, argv: positional as string[], flags} as unknown as ParsedInput<CommandDefinition['flags']>}
+  } catch (error) {
+    return {error}
+  }
 }
 
 export function jsonLines<T = Record<string, unknown>>(text: string): T[] {

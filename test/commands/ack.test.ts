@@ -43,8 +43,8 @@ describe('manual ack, nack and extend (CLI)', () => {
   it('exits 5 on a stale receipt and changes nothing; the receipt of the redelivery works', async () => {
     await run(['publish', 'q', 'slow'], {home})
     const [first] = await receiveManual('q', ['--visibility-timeout', '200ms'])
-    await sleep(300)
-    const [second] = await receiveManual('q')
+    // Redelivered once the lease runs out: waited for, not timed.
+    const [second] = await receiveManual('q', ['--wait', '10m'])
     expect(second.attempt).to.equal(2)
     const stale = await run(['ack', first.receipt], {home})
     expect(stale.code).to.equal(5)
@@ -86,7 +86,7 @@ describe('manual ack, nack and extend (CLI)', () => {
     await run(['publish', 'q', 'x'], {home})
     const [d1] = await receiveManual('q')
     expect((await run(['nack', d1.receipt, '--delay', '300ms'], {home})).code).to.equal(0)
-    const [d2] = await receiveManual('q', ['--wait', '20s'])
+    const [d2] = await receiveManual('q', ['--wait', '10m'])
     expect(d2.attempt).to.equal(2)
     expect((await run(['nack', d2.receipt, '--dead-letter', '--reason', 'bad input'], {home})).code).to.equal(0)
     const dead = jsonLines((await run(['consume', 'q.dlq', '--json'], {home})).stdout)[0]
@@ -96,7 +96,8 @@ describe('manual ack, nack and extend (CLI)', () => {
   it('extend keeps the lease alive past the visibility timeout', async () => {
     await run(['publish', 'q', 'x'], {home})
     const [d] = await receiveManual('q', ['--visibility-timeout', '300ms'])
-    expect((await run(['extend', d.receipt, '--by', '10s'], {home})).code).to.equal(0)
+    expect((await run(['extend', d.receipt, '--by', '10m'], {home})).code).to.equal(0)
+    // Time passing is the subject: past the visibility timeout, the extended lease still holds.
     await sleep(500)
     expect((await run(['consume', 'q'], {home})).code).to.equal(3)
     expect((await run(['ack', d.receipt], {home})).code).to.equal(0)

@@ -2,7 +2,7 @@ import {expect} from 'chai'
 import {existsSync, readFileSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {jsonLines, mq, run, shell, start, tempHome, waitFor} from '../helpers.js'
+import {jsonLines, mq, run, shell, sleep, start, tempHome, waitFor} from '../helpers.js'
 
 const depth = async (home: string, queue: string) => JSON.parse((await run(['queue', 'stats', queue, '--json'], {home})).stdout).depth
 
@@ -110,7 +110,7 @@ describe('edge cases', function () {
   it('a topic’s max age applies to readers too', async () => {
     await run(['topic', 'create', 't', '--max-age', '300ms'], {home})
     await run(['publish', 't', 'old'], {home})
-    await new Promise((resolve) => setTimeout(resolve, 500))
+    await sleep(500) // time passing is the subject: past the topic's max age
     expect((await run(['subscribe', 't', '--all'], {home})).code).to.equal(3)
   })
 

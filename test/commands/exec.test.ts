@@ -51,7 +51,7 @@ describe('consume --exec (the --exec contract)', () => {
     await run(['queue', 'create', 'jobs', '--max-deliveries', '3', '--retry-backoff', '50ms', '--retry-backoff-max', '100ms'], {home})
     await run(['publish', 'jobs', 'flaky'], {home})
     const attempts = join(home, 'attempts')
-    const result = await run(['consume', 'jobs', '-n', '3', '--wait', '5s', '--exec', `echo $MQ_ATTEMPT >> ${attempts}; exit 1`], {home})
+    const result = await run(['consume', 'jobs', '-n', '3', '--wait', '10m', '--exec', `echo $MQ_ATTEMPT >> ${attempts}; exit 1`], {home})
     expect(result.code).to.equal(1)
     expect(result.stderr).to.match(/error: the command failed for 3 of 3 deliveries: 2 retried \(back in the queue for a later attempt\), 1 dead-lettered/)
     expect(readFileSync(attempts, 'utf8')).to.equal('1\n2\n3\n')
@@ -64,7 +64,7 @@ describe('consume --exec (the --exec contract)', () => {
     await run(['publish', 'jobs', 'x'], {home})
     const attempts = join(home, 'attempts')
     const result = await run(
-      ['consume', 'jobs', '-n', '2', '--wait', '5s', '--exec-timeout', '300ms', '--exec', `echo $MQ_ATTEMPT >> ${attempts}; [ "$MQ_ATTEMPT" = 2 ] || sleep 30`],
+      ['consume', 'jobs', '-n', '2', '--wait', '10m', '--exec-timeout', '300ms', '--exec', `echo $MQ_ATTEMPT >> ${attempts}; [ "$MQ_ATTEMPT" = 2 ] || sleep 30`],
       {home},
     )
     // the first attempt failed (and was retried): the run says so and exits 1
@@ -107,9 +107,14 @@ describe('consume --exec (the --exec contract)', () => {
     await run(['publish', 'jobs', '--lines'], {home, input: 'a\nb\n'})
     const done = join(home, 'done')
     const running = join(home, 'running')
-    const worker = start(['consume', 'jobs', '-f', '--exec', `touch ${running}; sleep 0.5; echo $MQ_MESSAGE_ID >> ${done}`], {home})
+    const go = join(home, 'go')
+    // Each command runs until the test lets it end.
+    const worker = start(['consume', 'jobs', '-f', '--exec', `touch ${running}; while [ ! -e ${go} ]; do sleep 0.05; done; echo $MQ_MESSAGE_ID >> ${done}`], {home})
     await waitFor(() => existsSync(running), 'the first command to start')
+    // The signal is pending in the worker before the command can see the file and end, so the
+    // worker drains (starts nothing more) before it learns the command ended.
     worker.kill('SIGINT')
+    writeFileSync(go, '')
     const result = await worker.done
     expect(result.code).to.equal(130)
     expect(readFileSync(done, 'utf8').trim().split('\n')).to.have.length(1)

@@ -9,7 +9,7 @@ import {parseFast} from '../../src/cli/fast.js'
 import {FAST_COMMANDS} from '../../src/cli/fast-commands.js'
 import {oclifCommand} from '../../src/cli/oclif-adapter.js'
 import {type FlagSpec, GLOBAL_FLAGS} from '../../src/cli/spec.js'
-import {mq, ROOT, tempHome} from '../helpers.js'
+import {mq, ROOT, run, tempHome} from '../helpers.js'
 
 // The launcher runs hot commands with its own small parser (src/cli/fast.ts) and hands anything it
 // does not take to oclif. Both must read a command line the same way: where oclif refuses one, the
@@ -182,7 +182,7 @@ describe('the fast command list and parser agree with the definitions and oclif'
     }
   })
 
-  // The same bad command lines through the real launcher, with and without the fast path.
+  // The same bad command lines through the launcher, with and without the fast path.
   describe('bad input: the same exit code and message on both paths', () => {
     let home: string
     before(() => {
@@ -207,11 +207,27 @@ describe('the fast command list and parser agree with the definitions and oclif'
     ]
     for (const argv of bad) {
       it(argv.join(' '), async () => {
+        // The launcher hands the command line to oclif (bin/run.js: runFast answers undefined) …
+        const words = FAST_COMMANDS[argv[0]] ? 1 : 2
+        expect(parseFast(await FAST_COMMANDS[argv.slice(0, words).join(' ')](), argv.slice(words)), 'the fast parser takes it').to.equal(undefined)
+        // … whose answer is a usage error: exit 2, one line (a JSON object with --json).
+        const result = await run(argv, {home})
+        expect(result.code, result.stderr).to.equal(2)
+        expect(result.stderr.trim().split('\n'), result.stderr).to.have.length(1)
+        expect(result.stderr).to.match(argv.includes('--json') ? /^\{"error":\{"code":"usage"/ : /^error: /)
+      })
+    }
+
+    it('the built CLI answers them the same with and without the fast path (MQ_NO_FAST=1)', async function () {
+      this.timeout(120_000) // two processes per command line on a busy machine
+      for (const argv of [bad[0], bad[6], bad[10], bad[12]]) {
         const fast = await mq(argv, {home})
         const oclif = await mq(argv, {home, env: {MQ_NO_FAST: '1'}})
         expect(fast.code, fast.stderr).to.equal(2)
-        expect({code: fast.code, stderr: fast.stderr, stdout: fast.stdout}).to.deep.equal({code: oclif.code, stderr: oclif.stderr, stdout: oclif.stdout})
-      })
-    }
+        expect({code: fast.code, stderr: fast.stderr, stdout: fast.stdout}, argv.join(' ')).to.deep.equal({code: oclif.code, stderr: oclif.stderr, stdout: oclif.stdout})
+        // and the in-process tier the other command tests use answers as the built CLI does
+        expect(await run(argv, {home}), argv.join(' ')).to.deep.equal(fast)
+      }
+    })
   })
 })

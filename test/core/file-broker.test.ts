@@ -1,7 +1,9 @@
+import Database from 'better-sqlite3'
 import {expect} from 'chai'
 import {chmodSync, readFileSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
+import {backoffDelayMs} from '../../src/core/backoff.js'
 import {StoreError} from '../../src/core/errors.js'
 import {FileBroker} from '../../src/core/file-broker/index.js'
 import {tempHome} from '../helpers.js'
@@ -56,5 +58,53 @@ describe('FileBroker storage', () => {
     const home = tempHome()
     chmodSync(home, 0o500)
     expect(() => new FileBroker(home)).to.throw(StoreError)
+  })
+})
+
+describe('retry backoff', () => {
+  it('doubles from the base up to the maximum, with equal jitter: between half and all of it', () => {
+    for (const [attempt, full] of [
+      [1, 200],
+      [2, 400],
+      [3, 800],
+      [4, 1000],
+      [9, 1000],
+    ]) {
+      const draws = Array.from({length: 200}, () => backoffDelayMs(200, 1000, attempt))
+      expect(Math.min(...draws), `attempt ${attempt}`).to.be.at.least(full / 2)
+      expect(Math.max(...draws), `attempt ${attempt}`).to.be.at.most(full)
+      expect(new Set(draws).size, `attempt ${attempt}: spread out`).to.be.greaterThan(1)
+    }
+  })
+
+  it('a failed delivery of a queue waits out the queue’s backoff before it is ready again', async () => {
+    const home = tempHome()
+    const broker = new FileBroker(home)
+    try {
+      await broker.declareQueue('q', {retryBackoffMs: 60_000, retryBackoffMaxMs: 90_000})
+      await broker.publish('q', [{body: 'x'}])
+      for (const [attempt, full] of [
+        [1, 60_000],
+        [2, 90_000],
+      ]) {
+        const [delivery] = await broker.receive('q', {max: 1, autoAck: false})
+        expect(delivery.attempt).to.equal(attempt)
+        const before = Date.now()
+        await broker.nack([delivery.receipt!], {backoff: true})
+        const after = Date.now()
+        expect(await broker.receive('q', {max: 1, autoAck: false})).to.deep.equal([])
+        // When it is due (stored for every process to see), read straight from the database.
+        const db = new Database(join(home, 'broker.db'), {readonly: true})
+        const {visible_at: due} = db.prepare('SELECT visible_at FROM messages').get() as {visible_at: number}
+        db.close()
+        expect(due, `attempt ${attempt}`).to.be.within(before + full / 2, after + full)
+        // Due now, for the next attempt (not waited for: what is tested is when it was due).
+        const writer = new Database(join(home, 'broker.db'))
+        writer.prepare('UPDATE messages SET visible_at = 0').run()
+        writer.close()
+      }
+    } finally {
+      await broker.close()
+    }
   })
 })

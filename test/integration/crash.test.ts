@@ -21,7 +21,7 @@ describe('crashes', function () {
     process.kill(-Number(readFileSync(pidFile, 'utf8')), 'SIGKILL')
 
     // Redelivered once the 1 s lease runs out, well within the wait (else exit 3).
-    const again = await mq(['consume', 'jobs', '--wait', '10s', '--json', '--ack', 'manual'], {home})
+    const again = await mq(['consume', 'jobs', '--wait', '10m', '--json', '--ack', 'manual'], {home})
     expect(again.code, again.stderr).to.equal(0)
     const [delivery] = jsonLines(again.stdout)
     expect(delivery).to.deep.include({body: 'important', attempt: 2})
@@ -35,7 +35,7 @@ describe('crashes', function () {
     await waitFor(() => consumer.lines().length === 3, 'three deliveries')
     consumer.kill('SIGKILL')
     await consumer.done
-    const again = await mq(['consume', 'jobs', '-n', '3', '--wait', '5s', '--json'], {home})
+    const again = await mq(['consume', 'jobs', '-n', '3', '--wait', '10m', '--json'], {home})
     const deliveries = jsonLines(again.stdout)
     expect(deliveries.map((d) => d.body).sort()).to.deep.equal(['a', 'b', 'c'])
   })

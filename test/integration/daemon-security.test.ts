@@ -1,12 +1,12 @@
 import {expect} from 'chai'
 import {type ChildProcess, spawn} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync} from 'node:fs'
+import {chmodSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync} from 'node:fs'
 import {createConnection, type Socket} from 'node:net'
 import {dirname, join} from 'node:path'
 
 import {isProcessAlive} from '../../src/core/process-alive.js'
-import {mq, ROOT, sleep, start, tempHome, waitFor} from '../helpers.js'
+import {daemonHttp, daemonStart, daemonStatus, mq, ROOT, run, sleep, start, startDaemon, stopDaemon, tempHome, waitFor} from '../helpers.js'
 
 const NOBODY = 65_534
 const asRoot = process.getuid?.() === 0
@@ -61,31 +61,6 @@ function deepHome(parent: string): string {
   return home
 }
 
-/** Daemons started by a test, stopped (or killed) after it so none outlives the suite. */
-const daemons = new Map<string, NodeJS.ProcessEnv | undefined>()
-
-async function startDaemon(home: string, env?: NodeJS.ProcessEnv, extra: string[] = []) {
-  daemons.set(home, env)
-  const result = await mq(['daemon', 'start', ...extra], {home, env, timeoutMs: 45_000})
-  expect(result.code, result.stderr).to.equal(0)
-  return status(home, env)
-}
-
-async function status(home: string, env?: NodeJS.ProcessEnv) {
-  const result = await mq(['daemon', 'status', '--json'], {home, env})
-  return result.code === 0 ? JSON.parse(result.stdout) : undefined
-}
-
-function killDaemon(home: string): void {
-  const file = join(home, 'daemon.pid')
-  if (!existsSync(file)) return
-  try {
-    process.kill(JSON.parse(readFileSync(file, 'utf8')).pid, 'SIGKILL')
-  } catch {
-    // already gone
-  }
-}
-
 /** A raw connection to the daemon's socket, collecting the reply lines. */
 class RawClient {
   readonly socket: Socket
@@ -118,12 +93,7 @@ class RawClient {
 describe('the daemon under hostile input', function () {
   this.timeout(90_000)
 
-  afterEach(async () => {
-    for (const [home, env] of daemons) {
-      await mq(['daemon', 'stop', '--force'], {home, env})
-      killDaemon(home)
-    }
-    daemons.clear()
+  afterEach(() => {
     for (const child of helpers) child.kill('SIGKILL')
     helpers.clear()
   })
@@ -165,8 +135,9 @@ describe('the daemon under hostile input', function () {
     client.socket.destroy()
     const published = await mq(['publish', 'jobs', 'still served'], {home})
     expect(published.code, published.stderr).to.equal(0)
-    expect((await status(home)).pid).to.equal(pid)
-    expect((await mq(['consume', 'jobs'], {home})).stdout).to.equal('still served\n')
+    expect((await daemonStatus(home))!.pid).to.equal(pid)
+    expect((await daemonStatus(home))!.counts.published).to.equal(1)
+    expect((await run(['consume', 'jobs'], {home})).stdout).to.equal('still served\n')
   })
 
   it('cuts off a line that never ends (error, connection closed) and keeps serving', async () => {
@@ -185,7 +156,7 @@ describe('the daemon under hostile input', function () {
     expect(client.replies).to.have.length(1)
     expect((client.replies[0].error as {message: string}).message).to.match(/over the \d+-byte limit/)
     expect(isProcessAlive(pid)).to.equal(true)
-    expect((await status(home)).pid).to.equal(pid)
+    expect((await daemonStatus(home))!.pid).to.equal(pid)
   })
 
   describe('its socket', () => {
@@ -205,14 +176,14 @@ describe('the daemon under hostile input', function () {
       expect(published.code, published.stderr).to.equal(0)
       expect((await mq(['consume', 'jobs'], {home, env})).stdout).to.equal('secret\n')
 
-      const running = await startDaemon(home, env)
+      const running = await startDaemon(home, {env})
       expect(running.socket).to.not.equal(predicted)
       const folder = statSync(dirname(running.socket))
       expect(folder.uid).to.equal(0)
       expect(folder.mode & 0o777).to.equal(0o700)
       const through = await mq(['publish', 'jobs', 'secret through the daemon'], {home, env})
       expect(through.code, through.stderr).to.equal(0)
-      expect((await status(home, env)).counts.published).to.equal(1)
+      expect((await daemonStatus(home, env))!.counts.published).to.equal(1)
       expect((await mq(['consume', 'jobs'], {home, env})).stdout).to.equal('secret through the daemon\n')
       expect(fake.stdout).to.not.include('got:')
     })
@@ -233,21 +204,20 @@ describe('the daemon under hostile input', function () {
       expect((await mq(['consume', 'jobs'], {home, env})).stdout).to.equal('secret\n')
       expect(fake.stdout).to.not.include('got:')
 
-      daemons.set(home, env)
-      const refused = await mq(['daemon', 'start'], {home, env})
+      const refused = await daemonStart(home, {env})
       expect(refused.code).to.equal(1)
       expect(refused.stderr).to.match(/refusing to put the daemon's socket in .*mqctl-0: .* belongs to another user \(uid 65534\)/)
-      expect(await status(home, env)).to.equal(undefined)
+      expect(await daemonStatus(home, env)).to.equal(undefined)
     })
 
     it('a socket in the broker folder owned by another user is not spoken to', async () => {
       const home = tempHome()
       chmodSync(home, 0o777) // a folder others can write to, as a shared one might be
       const fake = await fakeDaemon(join(home, 'daemon.sock'))
-      const published = await mq(['publish', 'jobs', 'secret'], {home})
+      const published = await run(['publish', 'jobs', 'secret'], {home})
       expect(published.code, published.stderr).to.equal(0)
       expect(fake.stdout).to.not.include('got:')
-      expect((await mq(['consume', 'jobs'], {home})).stdout).to.equal('secret\n')
+      expect((await run(['consume', 'jobs'], {home})).stdout).to.equal('secret\n')
     })
   })
 
@@ -274,29 +244,28 @@ describe('the daemon under hostile input', function () {
 
     it('changes.signal: a commit refuses it rather than write through it', async () => {
       const home = tempHome()
-      expect((await mq(['queue', 'create', 'jobs'], {home})).code).to.equal(0)
+      expect((await run(['queue', 'create', 'jobs'], {home})).code).to.equal(0)
       rmSync(join(home, 'changes.signal'), {force: true})
       const target = plant(home, 'changes.signal')
-      refused(await mq(['publish', 'jobs', 'x'], {home}), 'changes.signal')
+      refused(await run(['publish', 'jobs', 'x'], {home}), 'changes.signal')
       target.untouched()
     })
 
     for (const name of ['daemon.log', 'daemon.token', 'daemon.pid', 'daemon.json']) {
       it(`${name}: the daemon does not start, and nothing is written through it`, async () => {
         const home = tempHome()
-        expect((await mq(['queue', 'create', 'jobs'], {home})).code).to.equal(0)
+        expect((await run(['queue', 'create', 'jobs'], {home})).code).to.equal(0)
         const target = plant(home, name)
-        daemons.set(home, undefined)
-        refused(await mq(['daemon', 'start'], {home}), name)
+        refused(await daemonStart(home), name)
         target.untouched()
-        expect(await status(home)).to.equal(undefined)
+        expect(await daemonStatus(home)).to.equal(undefined)
       })
     }
 
     it('daemon.log: `daemon logs` does not read through it', async () => {
       const home = tempHome()
       plant(home, 'daemon.log')
-      const logs = await mq(['daemon', 'logs'], {home})
+      const logs = await run(['daemon', 'logs'], {home})
       refused(logs, 'daemon.log')
       expect(logs.stdout).to.equal('')
     })
@@ -304,14 +273,14 @@ describe('the daemon under hostile input', function () {
     it('.rules.json.tmp (where the rules document is written first): a rules edit refuses it', async () => {
       const home = tempHome()
       const target = plant(home, '.rules.json.tmp')
-      refused(await mq(['rule', 'add', 'r', '--type', 'x', '--action', '{"type":"log"}'], {home}), '.rules.json.tmp')
+      refused(await run(['rule', 'add', 'r', '--type', 'x', '--action', '{"type":"log"}'], {home}), '.rules.json.tmp')
       target.untouched()
     })
 
     it('rules.json.lock: a rules edit refuses it at once', async () => {
       const home = tempHome()
       const target = plant(home, 'rules.json.lock')
-      const added = await mq(['rule', 'add', 'r', '--type', 'x', '--action', '{"type":"log"}'], {home})
+      const added = await run(['rule', 'add', 'r', '--type', 'x', '--action', '{"type":"log"}'], {home})
       refused(added, 'rules.json.lock')
       target.untouched()
     })
@@ -341,7 +310,7 @@ describe('the daemon under hostile input', function () {
     }, 'the daemon to be blocked on the lock', 20_000)
     probe.socket.destroy()
 
-    const again = start(['daemon', 'start', '--json'], {home, timeoutMs: 60_000})
+    const again = start(['daemon', 'start', '--json'], {home})
     // The lock is held until start has answered: the daemon is free only between its busy
     // timeouts (10 s), which start's window (30 s) must wait for.
     await Promise.race([again.done, sleep(45_000)])
@@ -349,20 +318,19 @@ describe('the daemon under hostile input', function () {
     const result = await again.done
     expect(result.code, result.stderr).to.equal(0)
     expect(JSON.parse(result.stdout).pid).to.equal(pid)
-    expect((await status(home)).pid).to.equal(pid)
+    expect((await daemonStatus(home))!.pid).to.equal(pid)
   })
 
+  // One daemon for these tests: each uses its own event ids and queues.
   describe('HTTP', () => {
     let home: string
-    let port: number
-    let token: string
-    beforeEach(async () => {
+    let http: ReturnType<typeof daemonHttp>
+    before(async () => {
       home = tempHome()
-      port = (await startDaemon(home)).http.port
-      token = readFileSync(join(home, 'daemon.token'), 'utf8').trim()
+      http = daemonHttp(home, await startDaemon(home))
     })
-    const post = (path: string, body: string, headers: Record<string, string> = {}) =>
-      fetch(`http://127.0.0.1:${port}${path}`, {method: 'POST', body, headers: {authorization: `Bearer ${token}`, ...headers}})
+    after(() => stopDaemon(home))
+    const post = (path: string, body: string, headers: Record<string, string> = {}) => http(path, {method: 'POST', body, headers})
     const event = (id: string, data: unknown) => JSON.stringify({specversion: '1.0', id, source: 'test', type: 'web.x', data})
 
     it('an event nested 20,000 deep gets 400 alone; 90 valid events sent with it are all accepted', async () => {
@@ -374,7 +342,7 @@ describe('the daemon under hostile input', function () {
       expect(bad.status).to.equal(400)
       expect(((await bad.json()) as {error: {message: string}}).error.message).to.match(/nested deeper than \d+ levels/)
       expect(good.map((r) => r.status)).to.deep.equal(Array.from({length: 90}, () => 202))
-      const listed = JSON.parse((await mq(['events', 'list', '--json', '--limit', '1000'], {home})).stdout) as {event: {id: string}}[]
+      const listed = JSON.parse((await run(['events', 'list', '--json', '--limit', '1000'], {home})).stdout) as {event: {id: string}}[]
       const ids = listed.map((e) => e.event.id)
       expect(ids.filter((id) => id.startsWith('ok-'))).to.have.length(90)
       expect(ids).to.not.include('deep')
@@ -385,7 +353,7 @@ describe('the daemon under hostile input', function () {
       const utf8 = Buffer.from('Zürich').toString('latin1')
       const created = await post('/queues/cities/messages', 'hello', {'mq-header-city': utf8})
       expect(created.status, await created.clone().text()).to.equal(201)
-      const peeked = await mq(['queue', 'peek', 'cities', '--json'], {home})
+      const peeked = await run(['queue', 'peek', 'cities', '--json'], {home})
       expect(JSON.parse(peeked.stdout).headers).to.deep.equal({city: 'Zürich'})
       const latin1 = await post('/queues/cities/messages', 'hello', {'mq-header-city': 'Z\u00fcrich'}) // one byte 0xFC: not UTF-8
       expect(latin1.status).to.equal(400)
@@ -399,7 +367,7 @@ describe('the daemon under hostile input', function () {
         expect(((await response.json()) as {error: {message: string}}).error.message, query).to.match(/priority/)
       }
       expect((await post('/queues/jobs/messages?priority=3', 'x')).status).to.equal(201)
-      expect(JSON.parse((await mq(['queue', 'stats', 'jobs', '--json'], {home})).stdout).depth).to.equal(1)
+      expect(JSON.parse((await run(['queue', 'stats', 'jobs', '--json'], {home})).stdout).depth).to.equal(1)
     })
   })
 })

@@ -3,7 +3,7 @@ import {execFileSync} from 'node:child_process'
 import {mkdirSync, rmSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {jsonLines, mq, tempHome} from '../helpers.js'
+import {jsonLines, run, startDaemon, stopDaemon, tempHome} from '../helpers.js'
 
 /** A 2 MiB filesystem (tmpfs, as root); undefined where mounting is not possible. */
 function smallFilesystem(): string | undefined {
@@ -23,7 +23,7 @@ describe('a full disk with the daemon running', function () {
 
   afterEach(async () => {
     if (!mounted) return
-    await mq(['daemon', 'stop'], {home: join(mounted, 'broker'), timeoutMs: 60_000})
+    await stopDaemon(join(mounted, 'broker'))
     execFileSync('umount', ['-l', mounted], {stdio: 'ignore'})
     mounted = undefined
   })
@@ -35,28 +35,27 @@ describe('a full disk with the daemon running', function () {
     mkdirSync(home, {mode: 0o700})
     const spare = join(mounted, 'spare')
     writeFileSync(spare, Buffer.alloc(300 * 1024)) // what the user frees later
-    const long = {home, timeoutMs: 120_000}
-    expect((await mq(['daemon', 'start'], long)).code).to.equal(0)
+    await startDaemon(home)
 
     // Publishers (through the daemon) fill the disk; each id printed is an acknowledged publish.
     const bodies = Array.from({length: 4000}, (_, i) => `m${i}-${'x'.repeat(1000)}`)
-    const filling = await mq(['publish', 'q', '--lines'], {...long, input: bodies.join('\n') + '\n'})
+    const filling = await run(['publish', 'q', '--lines'], {home, input: bodies.join('\n') + '\n'})
     expect(filling.code, 'the disk should fill up').to.equal(1)
     expect(filling.stderr).to.match(/disk .* is full/)
     const published = bodies.slice(0, filling.stdout.split('\n').filter(Boolean).length)
     expect(published.length).to.be.greaterThan(100)
 
     rmSync(spare) // 300 KB back: consumers (which free space) must work again
-    const leased = await mq(['consume', 'q', '-n', '100000', '--ack', 'manual', '--json'], long)
+    const leased = await run(['consume', 'q', '-n', '100000', '--ack', 'manual', '--json'], {home})
     expect(leased.code, leased.stderr).to.equal(0)
     const deliveries = jsonLines(leased.stdout)
     expect(deliveries.map((d) => d.body)).to.deep.equal(published)
-    const acked = await mq(['ack'], {...long, input: deliveries.map((d) => d.receipt).join('\n') + '\n'})
+    const acked = await run(['ack'], {home, input: deliveries.map((d) => d.receipt).join('\n') + '\n'})
     expect(acked.code, acked.stderr).to.equal(0)
-    const stats = JSON.parse((await mq(['queue', 'stats', 'q', '--json'], long)).stdout)
+    const stats = JSON.parse((await run(['queue', 'stats', 'q', '--json'], {home})).stdout)
     expect(stats.depth).to.equal(0)
     expect(stats.totals).to.deep.include({published: published.length, acked: published.length})
     // And publishing works again too.
-    expect((await mq(['publish', 'q', 'after'], long)).code).to.equal(0)
+    expect((await run(['publish', 'q', 'after'], {home})).code).to.equal(0)
   })
 })

@@ -30,7 +30,7 @@ describe('for a person at a terminal (tmux)', function () {
 
   it('shows a spinner on stderr while waiting and colours the output', async () => {
     const home = tempHome()
-    terminal = Terminal.start(['consume', 'jobs', '--wait', '20s'], {MQ_HOME: home})
+    terminal = Terminal.start(['consume', 'jobs', '--wait', '10m'], {MQ_HOME: home})
     await terminal.waitFor(/waiting for messages on jobs/)
     await mq(['publish', 'jobs', 'hello'], {home})
     await terminal.waitFor(/\[exit 0\]/)

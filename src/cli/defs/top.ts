@@ -8,8 +8,7 @@ const SORTS = Object.values(SORT_KEYS)
 
 export default defineCommand({
   id: 'top',
-  summary:
-    'Watch queues, subscriptions, topics and rules live: depth, in flight, rates, dead letters, lag, rule failures.',
+  summary: 'Watch queues, subscriptions, topics and rules live: depth, rates, DLQ, lag.',
   description: `A full-screen view refreshed every --interval: every queue and subscription with its depth, in
 flight, delayed and dead-lettered messages, publish and ack rates and sparklines of depth and rate;
 topics with their lag; rules with matches, failures and action latency from the event journal. Keys:

@@ -1,0 +1,101 @@
+// Pacing: how long the CLI's timed waits really take and how fast its rate limits really let
+// messages through. The tests check what these commands do (exit codes, what moved, in what
+// order); how long they took is measured here, where a busy machine makes a figure late, not a
+// test red.
+import {spawn, spawnSync} from 'node:child_process'
+import {readFileSync} from 'node:fs'
+import {join} from 'node:path'
+
+import {FileBroker} from '../dist/core/file-broker/index.js'
+import {BIN, fmt, header, mq, report, tempHome} from './lib.js'
+
+/** Runs `mq args` and returns its wall time in ms and its result. */
+function timed(home, args, input) {
+  const started = process.hrtime.bigint()
+  const result = spawnSync(process.execPath, [BIN, ...args], {env: {...process.env, MQ_HOME: home}, input, encoding: 'utf8'})
+  return {ms: Number(process.hrtime.bigint() - started) / 1e6, result}
+}
+
+/**
+ * How much longer `args` takes than `baseline` (the same command without the wait or the limit):
+ * the fastest of three runs each, so that node's start and the machine's load mostly cancel out.
+ */
+function extraMs(home, args, baseline, prepare = () => {}) {
+  const runs = (argv) =>
+    [0, 1, 2].map(() => {
+      prepare()
+      return timed(home, argv)
+    })
+  const measured = runs(args)
+  const base = Math.min(...runs(baseline).map((r) => r.ms))
+  const fastest = measured.reduce((a, b) => (b.ms < a.ms ? b : a))
+  return {ms: Math.round(fastest.ms - base), result: fastest.result}
+}
+
+/** When each line of the command's stdout arrived (ms, monotonic). */
+async function lineArrivals(home, args) {
+  const child = spawn(process.execPath, [BIN, ...args], {env: {...process.env, MQ_HOME: home}, stdio: ['ignore', 'pipe', 'inherit']})
+  const times = []
+  child.stdout.setEncoding('utf8').on('data', (chunk) => {
+    const now = Number(process.hrtime.bigint()) / 1e6
+    for (let lines = chunk.split('\n').length - 1; lines > 0; lines--) times.push(now)
+  })
+  await new Promise((resolve) => child.on('close', resolve))
+  return times
+}
+
+export async function benchPacing() {
+  const home = tempHome()
+  header('pacing: timed waits and rate limits (time beyond the same command without them; fastest of 3)')
+
+  const waited = extraMs(home, ['consume', 'empty', '--wait', '400ms'], ['consume', 'empty'])
+  report('consume --wait 400ms on an empty queue (exit 3)', `${fmt(waited.ms)} ms`, `≈ 400 ms (exit ${waited.result.status})`)
+
+  mq(home, ['queue', 'create', 'full', '--max-length', '1', '--overflow', 'block'])
+  mq(home, ['publish', 'full', 'a'])
+  const blocked = extraMs(home, ['publish', 'full', 'b', '--wait', '500ms'], ['publish', 'full', 'b', '--wait', '0s'])
+  report('publish --wait 500ms into a full block queue (exit 4)', `${fmt(blocked.ms)} ms`, `≈ 500 ms (exit ${blocked.result.status})`)
+
+  const N = 40
+  mq(home, ['publish', 'paced', '--lines'], {input: Array.from({length: N}, (_, i) => `m${i}`).join('\n')})
+  const arrivals = await lineArrivals(home, ['consume', 'paced', '-n', String(N), '--rate', '20/s'])
+  // The second half only: the bucket starts full (a small burst), and node's start is not in it.
+  const half = Math.floor(arrivals.length / 2)
+  const perSecond = (arrivals.length - 1 - half) / ((arrivals.at(-1) - arrivals[half]) / 1000)
+  report(`consume -n ${N} --rate 20/s`, `${fmt(perSecond)} msgs/s (${arrivals.length} delivered)`, '≤ 20 msgs/s', perSecond <= 20)
+
+  mq(home, ['queue', 'create', 'jobs', '--max-deliveries', '1'])
+  mq(home, ['publish', 'jobs', '--lines'], {input: '1\n2\n3\n4\n5\n6\n'})
+  const leased = mq(home, ['consume', 'jobs', '-n', '6', '--ack', 'manual', '--json'])
+  mq(home, ['nack', '--dead-letter', ...leased.stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line).receipt)])
+  // When each message is back, seen from here: the redrive's own start is not in it.
+  const broker = new FileBroker(home)
+  const moves = []
+  const redrive = spawn(process.execPath, [BIN, 'dlq', 'redrive', 'jobs', '--rate', '10/s'], {env: {...process.env, MQ_HOME: home}, stdio: 'ignore'})
+  const exited = new Promise((resolve) => redrive.on('exit', resolve))
+  let running = true
+  void exited.then(() => (running = false))
+  while (running || moves.length < 6) {
+    const {depth} = await broker.queueStats('jobs')
+    while (moves.length < depth) moves.push(Number(process.hrtime.bigint()) / 1e6)
+    if (!running && moves.length < 6) break
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+  await broker.close()
+  const spanMs = Math.round(moves.at(-1) - moves[0])
+  report('dlq redrive --rate 10/s: first to sixth message back', `${fmt(spanMs)} ms`, '≥ 500 ms (5 waits of 100 ms)', spanMs >= 500)
+
+  mq(home, ['queue', 'create', 'failing', '--max-deliveries', '4', '--retry-backoff', '200ms', '--retry-backoff-max', '400ms'])
+  mq(home, ['publish', 'failing', 'x'])
+  const log = join(home, 'attempts')
+  mq(home, ['consume', 'failing', '-n', '4', '--wait', '20s', '--exec', `date +%s%3N >> ${log}; exit 1`])
+  const times = readFileSync(log, 'utf8').trim().split('\n').map(Number)
+  const gaps = times.slice(1).map((t, i) => t - times[i])
+  // Equal jitter: the delay for attempt n is between half and all of min(max, base × 2^(n-1)).
+  const bounds = [
+    [100, 200],
+    [200, 400],
+    [200, 400],
+  ]
+  gaps.forEach((gap, i) => report(`--exec retry ${i + 1} → ${i + 2} (backoff 200ms, max 400ms)`, `${fmt(gap)} ms`, `${bounds[i][0]}–${bounds[i][1]} ms + a run`, gap >= bounds[i][0]))
+}
