@@ -32,7 +32,7 @@ import * as topicDefs from '../src/cli/defs/topic.js'
 import * as triggerDefs from '../src/cli/defs/trigger.js'
 
 import {reportError} from '../src/cli/errors.js'
-import {oclifCommand} from '../src/cli/oclif-adapter.js'
+import {oclifCommand, parseErrorFor} from '../src/cli/oclif-adapter.js'
 import type {ParsedInput} from '../src/cli/spec.js'
 import type {DaemonStatus} from '../src/core/daemon/client.js'
 import {InvalidInputError} from '../src/core/errors.js'
@@ -473,7 +473,7 @@ export async function run(args: string[], options: RunOptions = {}): Promise<Run
     if (Object.values(definition.flags).some((spec) => spec.env && env[spec.env] !== process.env[spec.env])) return mq(args, options)
     const parsed = await parseWithOclif(definition, rest)
     if ('error' in parsed) {
-      const code = reportError(parsed.error, {json: rest.includes('--json'), commandId: definition.id, stderr: io.stderr, env})
+      const code = reportError(parseErrorFor(parsed.error, definition), {json: rest.includes('--json'), commandId: definition.id, stderr: io.stderr, env})
       return {code, signal: null, stdout, stderr}
     }
     input = parsed.input

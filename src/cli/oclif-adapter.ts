@@ -28,10 +28,8 @@ export function oclifCommand<F extends FlagSpecs, R>(definition: CommandDefiniti
       process.exitCode = await execute(definition, input)
     }
 
-    override async catch(error: Error & {exitCode?: number; flags?: string[]}): Promise<void> {
-      const unknown = /^Nonexistent flags?:/.test(error.message) && Array.isArray(error.flags) ? error.flags : undefined
-      const reported = unknown ? unknownFlagError(unknown, {...definition.flags, ...GLOBAL_FLAGS}, definition.id) : error
-      process.exitCode = reportError(reported, {json: this.argv.includes('--json'), commandId: definition.id})
+    override async catch(error: Error): Promise<void> {
+      process.exitCode = reportError(parseErrorFor(error, definition), {json: this.argv.includes('--json'), commandId: definition.id})
     }
   }
   return OclifCommand
@@ -87,6 +85,13 @@ export function reflow(text: string): string {
         .join('\n'),
     )
     .join('\n\n')
+}
+
+/** What an error from oclif's parser is reported as: an unknown flag gets a "did you mean". */
+export function parseErrorFor(error: unknown, definition: Pick<CommandDefinition, 'flags' | 'id'>): unknown {
+  const {message, flags} = (error ?? {}) as {message?: string; flags?: unknown}
+  const unknown = /^Nonexistent flags?:/.test(message ?? '') && Array.isArray(flags) ? (flags as string[]) : undefined
+  return unknown ? unknownFlagError(unknown, {...definition.flags, ...GLOBAL_FLAGS}, definition.id) : error
 }
 
 /** `unknown flag --jsn: did you mean --json?` (exit 2), for every command, through either parser. */

@@ -78,7 +78,7 @@ describe('edge cases', function () {
 
   it('rule add from many processes at once loses no rule', async () => {
     const runs = await Promise.all(Array.from({length: 8}, (_, i) => mq(['rule', 'add', `r${i}`, '--type', `t${i}`, '--log'], {home})))
-    expect(runs.map((r) => r.code)).to.deep.equal(Array(8).fill(0))
+    expect(runs.map((r) => r.code), runs.map((r) => r.stderr).join('')).to.deep.equal(Array(8).fill(0))
     expect((await run(['rule', 'list'], {home})).stdout.trim().split('\n').sort()).to.deep.equal(Array.from({length: 8}, (_, i) => `r${i}`).sort())
   })
 
