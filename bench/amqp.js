@@ -47,13 +47,23 @@ export async function benchAmqp({quick = false, only = []} = {}) {
       const mqPub = shellMs(`node ${BIN} publish bulk-${tag} --lines < ${lines} > /dev/null`, env)
       const filePub = shellMs(`node ${BIN} publish bulk --lines < ${lines} > /dev/null`, fileEnv)
       report('plain amqplib publish (confirms awaited, window 512)', `${fmt(rate(N, plainPub))} msgs/s`, '(baseline)')
-      report('mq publish --lines on amqp://', `${fmt(rate(N, mqPub))} msgs/s = ${fmt(plainPub / mqPub)}×`, '≥ 0.8× plain', plainPub / mqPub >= 0.8)
+      report(
+        'mq publish --lines on amqp://',
+        `${fmt(rate(N, mqPub))} msgs/s = ${fmt(plainPub / mqPub)}×`,
+        '≥ 0.8× plain',
+        plainPub / mqPub >= 0.8,
+      )
       report('mq publish --lines on the file broker', `${fmt(rate(N, filePub))} msgs/s`, '(for comparison)')
       const plainCon = shellMs(`node ${PLAIN} consume '${node.url}' plain-bulk-${tag} ${N} > /dev/null`)
       const mqCon = shellMs(`node ${BIN} consume bulk-${tag} -n ${N} > /dev/null`, env)
       const fileCon = shellMs(`node ${BIN} consume bulk -n ${N} > /dev/null`, fileEnv)
       report('plain amqplib consume (prefetch 500, ack each)', `${fmt(rate(N, plainCon))} msgs/s`, '(baseline)')
-      report('mq consume -n on amqp://', `${fmt(rate(N, mqCon))} msgs/s = ${fmt(plainCon / mqCon)}×`, '≥ 0.8× plain', plainCon / mqCon >= 0.8)
+      report(
+        'mq consume -n on amqp://',
+        `${fmt(rate(N, mqCon))} msgs/s = ${fmt(plainCon / mqCon)}×`,
+        '≥ 0.8× plain',
+        plainCon / mqCon >= 0.8,
+      )
       report('mq consume -n on the file broker', `${fmt(rate(N, fileCon))} msgs/s`, '(for comparison)')
     }
     if (wanted('ack')) {
@@ -62,10 +72,16 @@ export async function benchAmqp({quick = false, only = []} = {}) {
       shellMs(`node ${PLAIN} publish '${node.url}' plain-acks-${tag} < ${lines}`)
       shellMs(`node ${BIN} publish acks-${tag} --lines < ${lines} > /dev/null`, env)
       const plainAck = shellMs(`node ${PLAIN} consume '${node.url}' plain-acks-${tag} ${N_ACK} > /dev/null`)
-      execFileSync(process.execPath, [BIN, 'daemon', 'start', '--no-http'], {env: {...process.env, ...env}, stdio: 'ignore'})
+      execFileSync(process.execPath, [BIN, 'daemon', 'start', '--no-http'], {
+        env: {...process.env, ...env},
+        stdio: 'ignore',
+      })
       let mqAck
       try {
-        mqAck = shellMs(`node ${BIN} consume acks-${tag} -n ${N_ACK} --ack manual --json | jq -r .receipt | node ${BIN} ack > /dev/null`, env)
+        mqAck = shellMs(
+          `node ${BIN} consume acks-${tag} -n ${N_ACK} --ack manual --json | jq -r .receipt | node ${BIN} ack > /dev/null`,
+          env,
+        )
       } finally {
         execFileSync(process.execPath, [BIN, 'daemon', 'stop'], {env: {...process.env, ...env}, stdio: 'ignore'})
       }
@@ -92,7 +108,11 @@ export async function benchAmqp({quick = false, only = []} = {}) {
         `${fmt(median(times.amqp))} ms = ${fmt(median(times.amqp) / base)}× node`,
         `${fmt(median(times.amqp) / median(times.file))}× the file broker`,
       )
-      report('mq publish on the file broker', `${fmt(median(times.file))} ms = ${fmt(median(times.file) / base)}× node`, '')
+      report(
+        'mq publish on the file broker',
+        `${fmt(median(times.file))} ms = ${fmt(median(times.file) / base)}× node`,
+        '',
+      )
     }
   } finally {
     await helper.stopRabbitMq()

@@ -18,7 +18,10 @@ function stopDaemon(home) {
 }
 
 async function wakeups(home, publish, rounds) {
-  const consumer = spawn(process.execPath, [BIN, 'consume', 'wake', '-f', '--json'], {env: {...process.env, MQ_HOME: home}, stdio: ['ignore', 'pipe', 'inherit']})
+  const consumer = spawn(process.execPath, [BIN, 'consume', 'wake', '-f', '--json'], {
+    env: {...process.env, MQ_HOME: home},
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
   const latencies = []
   let waiting
   let buffered = ''
@@ -49,7 +52,9 @@ async function wakeups(home, publish, rounds) {
 /** Clients start together (after all connected) and each reports its own time: start-up is not measured. */
 async function throughput(home, mode, clients, perClient) {
   const children = Array.from({length: clients}, () =>
-    spawn(process.execPath, [join(ROOT, 'bench', 'daemon-client.js'), mode, home, String(perClient), 'load'], {stdio: ['pipe', 'pipe', 'inherit']}),
+    spawn(process.execPath, [join(ROOT, 'bench', 'daemon-client.js'), mode, home, String(perClient), 'load'], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    }),
   )
   const lines = children.map((child) => {
     let text = ''
@@ -69,13 +74,23 @@ export async function benchDaemon({quick = false} = {}) {
   const home = tempHome()
   const direct = new FileBroker(home)
   const withoutDaemon = await wakeups(home, (m) => direct.publish('wake', [m]), rounds)
-  report('without the daemon (file notification): p50 / p99', `${fmt(percentile(withoutDaemon, 50))} ms / ${fmt(percentile(withoutDaemon, 99))} ms`, 'p50 ≤ 10 ms', percentile(withoutDaemon, 50) <= 10)
+  report(
+    'without the daemon (file notification): p50 / p99',
+    `${fmt(percentile(withoutDaemon, 50))} ms / ${fmt(percentile(withoutDaemon, 99))} ms`,
+    'p50 ≤ 10 ms',
+    percentile(withoutDaemon, 50) <= 10,
+  )
   await direct.close()
   startDaemon(home)
   const client = await DaemonClient.connect(home)
   const withDaemon = await wakeups(home, (m) => client.publish('wake', [m], {}), rounds)
   client.close()
-  report('with the daemon (published through it): p50 / p99', `${fmt(percentile(withDaemon, 50))} ms / ${fmt(percentile(withDaemon, 99))} ms`, 'p50 ≤ 10 ms', percentile(withDaemon, 50) <= 10)
+  report(
+    'with the daemon (published through it): p50 / p99',
+    `${fmt(percentile(withDaemon, 50))} ms / ${fmt(percentile(withDaemon, 99))} ms`,
+    'p50 ≤ 10 ms',
+    percentile(withDaemon, 50) <= 10,
+  )
 
   header('daemon: publish throughput, one durable publish at a time per client, through the daemon vs direct')
   const perClient = quick ? 100 : 400
@@ -85,7 +100,12 @@ export async function benchDaemon({quick = false} = {}) {
     const directRate = await throughput(directHome, 'direct', clients, perClient)
     const daemonRate = await throughput(home, 'daemon', clients, perClient)
     const ratio = daemonRate / directRate
-    report(`${clients} client${clients === 1 ? '' : 's'}: direct vs through the daemon`, `${fmt(Math.round(directRate))} vs ${fmt(Math.round(daemonRate))} msgs/s = ${fmt(ratio)}×`, clients === 16 ? '≥ 2× with 16 clients' : '', clients === 16 ? ratio >= 2 : undefined)
+    report(
+      `${clients} client${clients === 1 ? '' : 's'}: direct vs through the daemon`,
+      `${fmt(Math.round(directRate))} vs ${fmt(Math.round(daemonRate))} msgs/s = ${fmt(ratio)}×`,
+      clients === 16 ? '≥ 2× with 16 clients' : '',
+      clients === 16 ? ratio >= 2 : undefined,
+    )
   }
 
   header('daemon: HTTP ingest from a load generator in a second process (structured CloudEvents)')
@@ -94,12 +114,20 @@ export async function benchDaemon({quick = false} = {}) {
   const seconds = quick ? 2 : 5
   for (const concurrency of [1, 16]) {
     const out = await new Promise((resolve) => {
-      const child = spawn(process.execPath, [join(ROOT, 'bench', 'http-load.js'), String(status.http.port), token, String(concurrency), String(seconds)], {stdio: ['ignore', 'pipe', 'inherit']})
+      const child = spawn(
+        process.execPath,
+        [join(ROOT, 'bench', 'http-load.js'), String(status.http.port), token, String(concurrency), String(seconds)],
+        {stdio: ['ignore', 'pipe', 'inherit']},
+      )
       let text = ''
       child.stdout.on('data', (chunk) => (text += chunk))
       child.on('exit', () => resolve(JSON.parse(text)))
     })
-    report(`POST /events, ${concurrency} in flight, ${seconds} s`, `${fmt(Math.round(out.accepted / (out.ms / 1000)))} events/s (${fmt(out.accepted)} accepted, ${out.failed} failed)`, '')
+    report(
+      `POST /events, ${concurrency} in flight, ${seconds} s`,
+      `${fmt(Math.round(out.accepted / (out.ms / 1000)))} events/s (${fmt(out.accepted)} accepted, ${out.failed} failed)`,
+      '',
+    )
   }
   stopDaemon(home)
 }

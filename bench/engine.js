@@ -25,7 +25,15 @@ export function rulesOf(count) {
 
 /** JSON Lines CloudEvents that exercise every kind of rule above, some matching, most not. */
 export function eventLines(count) {
-  const types = (i) => [`order.${(i * 7919) % 10000}.created`, 'payment.settled', `svc${(i * 31) % 10000}.crashed`, `audit.${(i * 13) % 10000}`, `a.${i % 10000}`, 'user.login'][i % 6]
+  const types = (i) =>
+    [
+      `order.${(i * 7919) % 10000}.created`,
+      'payment.settled',
+      `svc${(i * 31) % 10000}.crashed`,
+      `audit.${(i * 13) % 10000}`,
+      `a.${i % 10000}`,
+      'user.login',
+    ][i % 6]
   const lines = []
   for (let i = 0; i < count; i++) {
     lines.push(
@@ -36,7 +44,13 @@ export function eventLines(count) {
         type: types(i),
         subject: `items/${i % 100}`,
         time: '2026-01-31T12:00:00Z',
-        data: {amount: (i * 37) % 100000, level: i % 3 ? 'info' : 'error', user: 'u1', region: `r${i % 20}`, order: {id: i, lines: [{sku: 'a', qty: 2}]}},
+        data: {
+          amount: (i * 37) % 100000,
+          level: i % 3 ? 'info' : 'error',
+          user: 'u1',
+          region: `r${i % 20}`,
+          order: {id: i, lines: [{sku: 'a', qty: 2}]},
+        },
       }),
     )
   }
@@ -61,25 +75,45 @@ export function benchRuleMatch({quick = false} = {}) {
     wall.floor = Math.min(wall.floor ?? Infinity, times.wall)
     cpu.floor = Math.min(cpu.floor ?? Infinity, times.cpu)
     for (const count of counts) {
-      const times = timesMs(...pinned(process.execPath, [BIN, 'rule', 'match', file, '--rules', join(home, `rules-${count}.json`)]), {env: {...process.env, MQ_HOME: home}})
+      const times = timesMs(
+        ...pinned(process.execPath, [BIN, 'rule', 'match', file, '--rules', join(home, `rules-${count}.json`)]),
+        {env: {...process.env, MQ_HOME: home}},
+      )
       wall[count] = Math.min(wall[count] ?? Infinity, times.wall)
       cpu[count] = Math.min(cpu[count] ?? Infinity, times.cpu)
     }
   }
   // What no matcher can beat: reading the file and JSON.parse of every line (bench/floor-json.js).
-  report('floor: read + JSON.parse each line (wall; by CPU time)', `${fmt(rate(events, wall.floor))} events/s (${fmt(rate(events, cpu.floor))}/s)`, '(floor)')
+  report(
+    'floor: read + JSON.parse each line (wall; by CPU time)',
+    `${fmt(rate(events, wall.floor))} events/s (${fmt(rate(events, cpu.floor))}/s)`,
+    '(floor)',
+  )
   for (const count of counts) {
     const target = count === 10 ? '(baseline)' : '≥ 200,000 events/s'
     const perSecond = rate(events, wall[count])
-    report(`${fmt(count)} rules (wall; by CPU time: ${fmt(rate(events, cpu[count]))}/s)`, `${fmt(perSecond)} events/s = ${fmt(wall.floor / wall[count])}× floor`, target, count === 10 ? undefined : perSecond >= 200_000)
+    report(
+      `${fmt(count)} rules (wall; by CPU time: ${fmt(rate(events, cpu[count]))}/s)`,
+      `${fmt(perSecond)} events/s = ${fmt(wall.floor / wall[count])}× floor`,
+      target,
+      count === 10 ? undefined : perSecond >= 200_000,
+    )
   }
   const ratio = wall[10000] / wall[10]
-  report('10,000 rules vs 10: slowdown (wall)', `${fmt(ratio)}× (CPU time: ${fmt(cpu[10000] / cpu[10])}×)`, '≤ 2×', ratio <= 2)
+  report(
+    '10,000 rules vs 10: slowdown (wall)',
+    `${fmt(ratio)}× (CPU time: ${fmt(cpu[10000] / cpu[10])}×)`,
+    '≤ 2×',
+    ratio <= 2,
+  )
   // Loading and indexing the rules is paid once per process: with one event it is all there is.
   const one = join(home, 'one.jsonl')
   writeFileSync(one, eventLines(1))
   for (const count of counts) {
-    const times = timesMs(...pinned(process.execPath, [BIN, 'rule', 'match', one, '--rules', join(home, `rules-${count}.json`)]), {env: {...process.env, MQ_HOME: home}})
+    const times = timesMs(
+      ...pinned(process.execPath, [BIN, 'rule', 'match', one, '--rules', join(home, `rules-${count}.json`)]),
+      {env: {...process.env, MQ_HOME: home}},
+    )
     report(`start-up with ${fmt(count)} rules (one event)`, `${fmt(times.wall)} ms wall, ${fmt(times.cpu)} ms CPU`, '')
   }
 }
@@ -92,11 +126,26 @@ export async function benchEngine({quick = false} = {}) {
       type: ['order.7.created', 'payment.settled', 'svc3.crashed', 'audit.12', 'user.login'][i % 5],
       source: `src-${i % 50}`,
       subject: `items/${i % 100}`,
-      data: {amount: (i * 37) % 5000, level: i % 3 ? 'info' : 'error', user: 'u1', region: `r${i % 20}`, order: {id: i, lines: [{sku: 'a', qty: 2}]}},
+      data: {
+        amount: (i * 37) % 5000,
+        level: i % 3 ? 'info' : 'error',
+        user: 'u1',
+        region: `r${i % 20}`,
+        order: {id: i, lines: [{sku: 'a', qty: 2}]},
+      },
     }),
   )
   // One rule that has to look at several fields of every event, and matches some of them.
-  const single = [{name: 'one', pattern: {type: ['payment.settled', 'order.7.created'], data: {amount: [{numeric: ['>', 1000]}], level: ['error', 'info']}}, actions: [{type: 'log'}]}]
+  const single = [
+    {
+      name: 'one',
+      pattern: {
+        type: ['payment.settled', 'order.7.created'],
+        data: {amount: [{numeric: ['>', 1000]}], level: ['error', 'info']},
+      },
+      actions: [{type: 'log'}],
+    },
+  ]
   const perSecond = {}
   for (const count of [1, 10, 1000, 10000]) {
     const {rules} = validateDocument({rules: count === 1 ? single : rulesOf(count)}, 'bench')
@@ -111,9 +160,19 @@ export async function benchEngine({quick = false} = {}) {
     }
     perSecond[count] = processed / seconds
     const target = count === 1 ? '≥ 100,000 events/s' : count === 10 ? '(baseline)' : 'event-ruler: 220k/s (JVM)'
-    report(`${fmt(count)} rule${count === 1 ? '' : 's'}: the rule index`, `${fmt(Math.round(perSecond[count]))} events/s (${fmt(matched)} matches)`, target, count === 1 ? perSecond[count] >= 100_000 : undefined)
+    report(
+      `${fmt(count)} rule${count === 1 ? '' : 's'}: the rule index`,
+      `${fmt(Math.round(perSecond[count]))} events/s (${fmt(matched)} matches)`,
+      target,
+      count === 1 ? perSecond[count] >= 100_000 : undefined,
+    )
   }
-  report('10,000 rules vs 10 (in-process)', `${fmt(perSecond[10] / perSecond[10000])}× slower`, '≤ 2×', perSecond[10] / perSecond[10000] <= 2)
+  report(
+    '10,000 rules vs 10 (in-process)',
+    `${fmt(perSecond[10] / perSecond[10000])}× slower`,
+    '≤ 2×',
+    perSecond[10] / perSecond[10000] <= 2,
+  )
 
   header('engine: mq trigger with no matching rule (side by side, interleaved)')
   const home = tempHome()
@@ -126,5 +185,10 @@ export async function benchEngine({quick = false} = {}) {
     trigger.push(wallMs(process.execPath, [BIN, 'trigger', 'nothing.matches'], {env}))
   }
   report("node -e '' median wall", `${fmt(median(node))} ms`, '(baseline)')
-  report('mq trigger (20 rules, none match) median wall', `${fmt(median(trigger))} ms = ${fmt(median(trigger) / median(node))}×`, '≤ 2.0× node', median(trigger) / median(node) <= 2)
+  report(
+    'mq trigger (20 rules, none match) median wall',
+    `${fmt(median(trigger))} ms = ${fmt(median(trigger) / median(node))}×`,
+    '≤ 2.0× node',
+    median(trigger) / median(node) <= 2,
+  )
 }

@@ -24,7 +24,10 @@ const counted = (column, by) => {
 if (mode === 'publish') {
   const ROWS = 64
   const placeholders = (n) => Array(n).fill('(?, 0, 0, ?, ?, NULL, ?, ?, NULL)').join(', ')
-  const insert = (n) => db.prepare(`INSERT INTO messages (dest_id, state, priority, visible_at, published_at, expires_at, size, body, headers) VALUES ${placeholders(n)}`)
+  const insert = (n) =>
+    db.prepare(
+      `INSERT INTO messages (dest_id, state, priority, visible_at, published_at, expires_at, size, body, headers) VALUES ${placeholders(n)}`,
+    )
   const full = insert(ROWS)
   const publish = db.transaction((lines) => {
     const now = Date.now()
@@ -49,7 +52,12 @@ if (mode === 'publish') {
       continue
     }
     pending = text.slice(end + 1)
-    publish.immediate(text.slice(0, end).split('\n').filter((line) => line !== ''))
+    publish.immediate(
+      text
+        .slice(0, end)
+        .split('\n')
+        .filter((line) => line !== ''),
+    )
   }
   if (pending !== '') publish.immediate([pending])
   closeSync(fd)

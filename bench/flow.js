@@ -21,15 +21,27 @@ export async function benchFlow({quick = false} = {}) {
   const fullMs = shellMs(`node ${BIN} publish q --lines < ${lines} > /dev/null`, {MQ_HOME: bounded})
   const depth = JSON.parse(mq(bounded, ['queue', 'stats', 'q', '--json']).stdout)
   report('unbounded queue', `${fmt(rate(N, freeMs))} msgs/s`, '(reference)')
-  report('queue held at 10,000 (drop-oldest)', `${fmt(rate(N, fullMs))} msgs/s = ${fmt(freeMs / fullMs)}× of unbounded`, `depth stays ${fmt(depth.depth)}, dropped ${fmt(depth.totals.dropped)}`)
+  report(
+    'queue held at 10,000 (drop-oldest)',
+    `${fmt(rate(N, fullMs))} msgs/s = ${fmt(freeMs / fullMs)}× of unbounded`,
+    `depth stays ${fmt(depth.depth)}, dropped ${fmt(depth.totals.dropped)}`,
+  )
 
   const rounds = quick ? 1 : 3
-  header(`flow: consume -n N > /dev/null with priorities in use vs without (${fmt(N)} messages, best of ${rounds}, interleaved)`)
+  header(
+    `flow: consume -n N > /dev/null with priorities in use vs without (${fmt(N)} messages, best of ${rounds}, interleaved)`,
+  )
   const fill = async (priorityOf) => {
     const home = tempHome()
     const broker = new FileBroker(home)
     for (let start = 0; start < N; start += 5000) {
-      await broker.publish('q', Array.from({length: Math.min(5000, N - start)}, (_, i) => ({body: `message ${start + i}`, priority: priorityOf(start + i)})))
+      await broker.publish(
+        'q',
+        Array.from({length: Math.min(5000, N - start)}, (_, i) => ({
+          body: `message ${start + i}`,
+          priority: priorityOf(start + i),
+        })),
+      )
     }
     await broker.close()
     return home
@@ -46,13 +58,25 @@ export async function benchFlow({quick = false} = {}) {
     for (const [name, home] of Object.entries(filled)) {
       const copy = tempHome()
       cpSync(home, copy, {recursive: true}) // every round drains the same backlog
-      const {wall} = timesMs(...pinned(process.execPath, [BIN, 'consume', 'q', '-n', String(N)]), {env: {...process.env, MQ_HOME: copy}})
+      const {wall} = timesMs(...pinned(process.execPath, [BIN, 'consume', 'q', '-n', String(N)]), {
+        env: {...process.env, MQ_HOME: copy},
+      })
       best[name] = Math.min(best[name] ?? Infinity, wall)
     }
   }
   report('without priorities', `${fmt(rate(N, best.plain))} msgs/s`, '')
-  report('priorities 0–9 round-robin (worst case)', `${fmt(rate(N, best.roundRobin))} msgs/s = ${fmt(best.roundRobin / best.plain)}× the time`, '≤ 1.1×', best.roundRobin / best.plain <= 1.1)
-  report('priority 9 for one message in ten', `${fmt(rate(N, best.urgent))} msgs/s = ${fmt(best.urgent / best.plain)}× the time`, '≤ 1.1×', best.urgent / best.plain <= 1.1)
+  report(
+    'priorities 0–9 round-robin (worst case)',
+    `${fmt(rate(N, best.roundRobin))} msgs/s = ${fmt(best.roundRobin / best.plain)}× the time`,
+    '≤ 1.1×',
+    best.roundRobin / best.plain <= 1.1,
+  )
+  report(
+    'priority 9 for one message in ten',
+    `${fmt(rate(N, best.urgent))} msgs/s = ${fmt(best.urgent / best.plain)}× the time`,
+    '≤ 1.1×',
+    best.urgent / best.plain <= 1.1,
+  )
 
   header(`flow: ${quick ? '10k' : '100k'} delayed messages scheduled over 10 s, delivery lateness`)
   const D = quick ? 10_000 : 100_000

@@ -12,7 +12,8 @@ export function benchHotPath({runs = 21, before = process.env.BEFORE} = {}) {
     ["node -e ''", process.execPath, ['-e', '']],
     ['publish (this build)', process.execPath, [BIN, 'publish', 'q', 'x']],
   ]
-  if (before) variants.push(['publish (before)', process.execPath, [join(before, 'bin', 'run.js'), 'publish', 'q', 'x']])
+  if (before)
+    variants.push(['publish (before)', process.execPath, [join(before, 'bin', 'run.js'), 'publish', 'q', 'x']])
 
   const home = tempHome()
   const env = {...process.env, MQ_HOME: home}

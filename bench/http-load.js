@@ -10,15 +10,35 @@ let failed = 0
 let n = 0
 function post() {
   return new Promise((resolve) => {
-    const body = JSON.stringify({specversion: '1.0', id: `load-${process.pid}-${n++}`, source: 'bench', type: 'load.test', data: {n}})
-    const req = request({host: '127.0.0.1', port, path: '/events', method: 'POST', agent, headers: {authorization: `Bearer ${token}`, 'content-type': 'application/cloudevents+json', 'content-length': Buffer.byteLength(body)}}, (res) => {
-      res.resume()
-      res.on('end', () => {
-        if (res.statusCode === 202) accepted++
-        else failed++
-        resolve()
-      })
+    const body = JSON.stringify({
+      specversion: '1.0',
+      id: `load-${process.pid}-${n++}`,
+      source: 'bench',
+      type: 'load.test',
+      data: {n},
     })
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/events',
+        method: 'POST',
+        agent,
+        headers: {
+          authorization: `Bearer ${token}`,
+          'content-type': 'application/cloudevents+json',
+          'content-length': Buffer.byteLength(body),
+        },
+      },
+      (res) => {
+        res.resume()
+        res.on('end', () => {
+          if (res.statusCode === 202) accepted++
+          else failed++
+          resolve()
+        })
+      },
+    )
     req.on('error', () => {
       failed++
       resolve()
@@ -27,8 +47,10 @@ function post() {
   })
 }
 const started = Date.now()
-await Promise.all(Array.from({length: Number(concurrency)}, async () => {
-  while (Date.now() < deadline) await post()
-}))
+await Promise.all(
+  Array.from({length: Number(concurrency)}, async () => {
+    while (Date.now() < deadline) await post()
+  }),
+)
 process.stdout.write(JSON.stringify({accepted, failed, ms: Date.now() - started}) + '\n')
 agent.destroy()

@@ -43,7 +43,11 @@ export function wallMs(command, args, options = {}) {
 export function timesMs(command, args, options = {}) {
   if (!existsSync('/usr/bin/time')) return {wall: wallMs(command, args, options), cpu: NaN}
   const started = process.hrtime.bigint()
-  const result = spawnSync('/usr/bin/time', ['-f', '%U %S', command, ...args], {stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', ...options})
+  const result = spawnSync('/usr/bin/time', ['-f', '%U %S', command, ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    encoding: 'utf8',
+    ...options,
+  })
   const wall = Number(process.hrtime.bigint() - started) / 1e6
   if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed (${result.status}): ${result.stderr}`)
   const [user, system] = result.stderr.trim().split('\n').pop().split(' ').map(Number)
@@ -59,13 +63,23 @@ export function shellMs(script, env) {
 
 /** `mq` with MQ_HOME set. */
 export function mq(home, args, options = {}) {
-  return spawnSync(process.execPath, [BIN, ...args], {env: {...process.env, MQ_HOME: home}, encoding: 'utf8', maxBuffer: 1 << 30, ...options})
+  return spawnSync(process.execPath, [BIN, ...args], {
+    env: {...process.env, MQ_HOME: home},
+    encoding: 'utf8',
+    maxBuffer: 1 << 30,
+    ...options,
+  })
 }
 
 /** Peak RSS (KiB) of a command: GNU time when installed, else VmHWM polled from /proc. */
 export async function peakRssKiB(command, args, env) {
   if (existsSync('/usr/bin/time')) {
-    const result = spawnSync('/usr/bin/time', ['-f', '%M', command, ...args], {env: {...process.env, ...env}, encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 1 << 26})
+    const result = spawnSync('/usr/bin/time', ['-f', '%M', command, ...args], {
+      env: {...process.env, ...env},
+      encoding: 'utf8',
+      stdio: ['ignore', 'ignore', 'pipe'],
+      maxBuffer: 1 << 26,
+    })
     return Number(result.stderr.trim().split('\n').pop())
   }
   const child = spawn(command, args, {env: {...process.env, ...env}, stdio: 'ignore'})
@@ -118,8 +132,13 @@ export function pinned(command, args) {
 export function fsyncCount(command, args, options = {}) {
   if (spawnSync('strace', ['-V']).status !== 0) return undefined
   const out = join(tempHome(), 'strace-c.txt')
-  const result = spawnSync('strace', ['-c', '-f', '-e', 'trace=fsync,fdatasync', '-o', out, command, ...args], {stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', ...options})
-  if (result.status !== 0) throw new Error(`strace ${command} ${args.join(' ')} failed (${result.status}): ${result.stderr.slice(-500)}`)
+  const result = spawnSync('strace', ['-c', '-f', '-e', 'trace=fsync,fdatasync', '-o', out, command, ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    encoding: 'utf8',
+    ...options,
+  })
+  if (result.status !== 0)
+    throw new Error(`strace ${command} ${args.join(' ')} failed (${result.status}): ${result.stderr.slice(-500)}`)
   let calls = 0
   for (const line of readFileSync(out, 'utf8').split('\n')) {
     const fields = line.trim().split(/\s+/)

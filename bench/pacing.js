@@ -12,7 +12,11 @@ import {BIN, fmt, header, mq, report, tempHome} from './lib.js'
 /** Runs `mq args` and returns its wall time in ms and its result. */
 function timed(home, args, input) {
   const started = process.hrtime.bigint()
-  const result = spawnSync(process.execPath, [BIN, ...args], {env: {...process.env, MQ_HOME: home}, input, encoding: 'utf8'})
+  const result = spawnSync(process.execPath, [BIN, ...args], {
+    env: {...process.env, MQ_HOME: home},
+    input,
+    encoding: 'utf8',
+  })
   return {ms: Number(process.hrtime.bigint() - started) / 1e6, result}
 }
 
@@ -34,7 +38,10 @@ function extraMs(home, args, baseline, prepare = () => {}) {
 
 /** When each line of the command's stdout arrived (ms, monotonic). */
 async function lineArrivals(home, args) {
-  const child = spawn(process.execPath, [BIN, ...args], {env: {...process.env, MQ_HOME: home}, stdio: ['ignore', 'pipe', 'inherit']})
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: {...process.env, MQ_HOME: home},
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
   const times = []
   child.stdout.setEncoding('utf8').on('data', (chunk) => {
     const now = Number(process.hrtime.bigint()) / 1e6
@@ -49,12 +56,20 @@ export async function benchPacing() {
   header('pacing: timed waits and rate limits (time beyond the same command without them; fastest of 3)')
 
   const waited = extraMs(home, ['consume', 'empty', '--wait', '400ms'], ['consume', 'empty'])
-  report('consume --wait 400ms on an empty queue (exit 3)', `${fmt(waited.ms)} ms`, `≈ 400 ms (exit ${waited.result.status})`)
+  report(
+    'consume --wait 400ms on an empty queue (exit 3)',
+    `${fmt(waited.ms)} ms`,
+    `≈ 400 ms (exit ${waited.result.status})`,
+  )
 
   mq(home, ['queue', 'create', 'full', '--max-length', '1', '--overflow', 'block'])
   mq(home, ['publish', 'full', 'a'])
   const blocked = extraMs(home, ['publish', 'full', 'b', '--wait', '500ms'], ['publish', 'full', 'b', '--wait', '0s'])
-  report('publish --wait 500ms into a full block queue (exit 4)', `${fmt(blocked.ms)} ms`, `≈ 500 ms (exit ${blocked.result.status})`)
+  report(
+    'publish --wait 500ms into a full block queue (exit 4)',
+    `${fmt(blocked.ms)} ms`,
+    `≈ 500 ms (exit ${blocked.result.status})`,
+  )
 
   const N = 40
   mq(home, ['publish', 'paced', '--lines'], {input: Array.from({length: N}, (_, i) => `m${i}`).join('\n')})
@@ -62,16 +77,31 @@ export async function benchPacing() {
   // The second half only: the bucket starts full (a small burst), and node's start is not in it.
   const half = Math.floor(arrivals.length / 2)
   const perSecond = (arrivals.length - 1 - half) / ((arrivals.at(-1) - arrivals[half]) / 1000)
-  report(`consume -n ${N} --rate 20/s`, `${fmt(perSecond)} msgs/s (${arrivals.length} delivered)`, '≤ 20 msgs/s', perSecond <= 20)
+  report(
+    `consume -n ${N} --rate 20/s`,
+    `${fmt(perSecond)} msgs/s (${arrivals.length} delivered)`,
+    '≤ 20 msgs/s',
+    perSecond <= 20,
+  )
 
   mq(home, ['queue', 'create', 'jobs', '--max-deliveries', '1'])
   mq(home, ['publish', 'jobs', '--lines'], {input: '1\n2\n3\n4\n5\n6\n'})
   const leased = mq(home, ['consume', 'jobs', '-n', '6', '--ack', 'manual', '--json'])
-  mq(home, ['nack', '--dead-letter', ...leased.stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line).receipt)])
+  mq(home, [
+    'nack',
+    '--dead-letter',
+    ...leased.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line).receipt),
+  ])
   // When each message is back, seen from here: the redrive's own start is not in it.
   const broker = new FileBroker(home)
   const moves = []
-  const redrive = spawn(process.execPath, [BIN, 'dlq', 'redrive', 'jobs', '--rate', '10/s'], {env: {...process.env, MQ_HOME: home}, stdio: 'ignore'})
+  const redrive = spawn(process.execPath, [BIN, 'dlq', 'redrive', 'jobs', '--rate', '10/s'], {
+    env: {...process.env, MQ_HOME: home},
+    stdio: 'ignore',
+  })
   const exited = new Promise((resolve) => redrive.on('exit', resolve))
   let running = true
   void exited.then(() => (running = false))
@@ -83,9 +113,24 @@ export async function benchPacing() {
   }
   await broker.close()
   const spanMs = Math.round(moves.at(-1) - moves[0])
-  report('dlq redrive --rate 10/s: first to sixth message back', `${fmt(spanMs)} ms`, '≥ 500 ms (5 waits of 100 ms)', spanMs >= 500)
+  report(
+    'dlq redrive --rate 10/s: first to sixth message back',
+    `${fmt(spanMs)} ms`,
+    '≥ 500 ms (5 waits of 100 ms)',
+    spanMs >= 500,
+  )
 
-  mq(home, ['queue', 'create', 'failing', '--max-deliveries', '4', '--retry-backoff', '200ms', '--retry-backoff-max', '400ms'])
+  mq(home, [
+    'queue',
+    'create',
+    'failing',
+    '--max-deliveries',
+    '4',
+    '--retry-backoff',
+    '200ms',
+    '--retry-backoff-max',
+    '400ms',
+  ])
   mq(home, ['publish', 'failing', 'x'])
   const log = join(home, 'attempts')
   mq(home, ['consume', 'failing', '-n', '4', '--wait', '20s', '--exec', `date +%s%3N >> ${log}; exit 1`])
@@ -97,5 +142,12 @@ export async function benchPacing() {
     [200, 400],
     [200, 400],
   ]
-  gaps.forEach((gap, i) => report(`--exec retry ${i + 1} → ${i + 2} (backoff 200ms, max 400ms)`, `${fmt(gap)} ms`, `${bounds[i][0]}–${bounds[i][1]} ms + a run`, gap >= bounds[i][0]))
+  gaps.forEach((gap, i) =>
+    report(
+      `--exec retry ${i + 1} → ${i + 2} (backoff 200ms, max 400ms)`,
+      `${fmt(gap)} ms`,
+      `${bounds[i][0]}–${bounds[i][1]} ms + a run`,
+      gap >= bounds[i][0],
+    ),
+  )
 }

@@ -23,7 +23,26 @@ async function freePort() {
 export async function startRedis() {
   const dir = tempHome()
   const port = await freePort()
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--daemonize', 'no'], {stdio: 'ignore'})
+  const child = spawn(
+    'redis-server',
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      dir,
+      '--appendonly',
+      'yes',
+      '--appendfsync',
+      'always',
+      '--save',
+      '',
+      '--daemonize',
+      'no',
+    ],
+    {stdio: 'ignore'},
+  )
   const deadline = Date.now() + 20_000
   for (;;) {
     try {
@@ -32,7 +51,8 @@ export async function startRedis() {
       client.close()
       break
     } catch (error) {
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`redis-server did not start: ${error.message}`)
+      if (Date.now() > deadline || child.exitCode !== null)
+        throw new Error(`redis-server did not start: ${error.message}`)
       await new Promise((resolve) => setTimeout(resolve, 50))
     }
   }

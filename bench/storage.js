@@ -7,7 +7,24 @@ import {closeSync, openSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {FileBroker} from '../dist/core/file-broker/index.js'
-import {BIN, fmt, fsyncCount, header, median, mq, peakRssKiB, percentile, pinned, rate, report, ROOT, shellMs, tempHome, timesMs, wallMs} from './lib.js'
+import {
+  BIN,
+  fmt,
+  fsyncCount,
+  header,
+  median,
+  mq,
+  peakRssKiB,
+  percentile,
+  pinned,
+  rate,
+  report,
+  ROOT,
+  shellMs,
+  tempHome,
+  timesMs,
+  wallMs,
+} from './lib.js'
 import {RedisClient, redisInstalled, startRedis} from './redis.js'
 
 const FLOOR = join(ROOT, 'bench', 'floor-storage.js')
@@ -16,9 +33,15 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 /** fsync/fdatasync calls of one run, split into data files and folders (strace -y names each fd). */
 function countFsyncs(args, env) {
   const trace = join(env.MQ_HOME, 'strace.txt')
-  const result = spawnSync('strace', ['-f', '-y', '-e', 'trace=fsync,fdatasync', '-o', trace, process.execPath, BIN, ...args], {env, encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe']})
+  const result = spawnSync(
+    'strace',
+    ['-f', '-y', '-e', 'trace=fsync,fdatasync', '-o', trace, process.execPath, BIN, ...args],
+    {env, encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe']},
+  )
   if (result.status !== 0) throw new Error(`strace mq ${args.join(' ')} failed: ${result.stderr.slice(-500)}`)
-  const calls = readFileSync(trace, 'utf8').split('\n').filter((line) => /\b(fsync|fdatasync)\(\d+<[^>]*>\)\s*=\s*0/.test(line))
+  const calls = readFileSync(trace, 'utf8')
+    .split('\n')
+    .filter((line) => /\b(fsync|fdatasync)\(\d+<[^>]*>\)\s*=\s*0/.test(line))
   const paths = calls.map((line) => /<([^>]*)>/.exec(line)[1])
   const data = paths.filter((path) => /broker\.db(-wal)?$/.test(path)).length
   return {data, other: paths.length - data, paths}
@@ -40,8 +63,17 @@ export async function benchStorage({quick = false} = {}) {
     // The oclif path closes the connection on exit (checkpoint, WAL deleted): the old behaviour.
     for (let i = 0; i < runs; i++) closing.push(countFsyncs(['publish', 'q', `c${i}`], {...env, MQ_NO_FAST: '1'}))
     const dataFast = median(fast.map((f) => f.data))
-    report('mq publish q m: data fsyncs (median)', `${dataFast} (+${median(fast.map((f) => f.other))} of the folder)`, '= 1', dataFast === 1)
-    report('same, closing the connection at exit (MQ_NO_FAST=1)', `${median(closing.map((f) => f.data))} (+${median(closing.map((f) => f.other))} of the folder)`, '(the old behaviour)')
+    report(
+      'mq publish q m: data fsyncs (median)',
+      `${dataFast} (+${median(fast.map((f) => f.other))} of the folder)`,
+      '= 1',
+      dataFast === 1,
+    )
+    report(
+      'same, closing the connection at exit (MQ_NO_FAST=1)',
+      `${median(closing.map((f) => f.data))} (+${median(closing.map((f) => f.other))} of the folder)`,
+      '(the old behaviour)',
+    )
   }
 
   header("storage: a hot one-shot command next to node -e '' (median, interleaved)")
@@ -74,7 +106,9 @@ export async function benchStorage({quick = false} = {}) {
 async function benchBulk({quick}) {
   const N = quick ? 50_000 : 200_000
   const rounds = quick ? 1 : 3
-  header(`storage: bulk publish --lines and consume -n (auto-ack), ${fmt(N)} messages, next to the bare better-sqlite3 floor (best of ${rounds}, interleaved)`)
+  header(
+    `storage: bulk publish --lines and consume -n (auto-ack), ${fmt(N)} messages, next to the bare better-sqlite3 floor (best of ${rounds}, interleaved)`,
+  )
   const file = join(tempHome(), 'lines.txt')
   writeFileSync(file, Array.from({length: N}, (_, i) => `message number ${i}`).join('\n') + '\n')
   const fresh = () => {
@@ -97,10 +131,20 @@ async function benchBulk({quick}) {
     }
   }
   const variants = {
-    'publish floor': (home) => withStdin(file, () => timesMs(...pinned(process.execPath, [FLOOR, 'publish', home, 'q', file]))),
-    'mq publish --lines': (home) => withStdin(file, (fd) => timesMs(...pinned(process.execPath, [BIN, 'publish', 'q', '--lines']), {env: {...process.env, MQ_HOME: home}, stdio: [fd, 'ignore', 'pipe']})),
+    'publish floor': (home) =>
+      withStdin(file, () => timesMs(...pinned(process.execPath, [FLOOR, 'publish', home, 'q', file]))),
+    'mq publish --lines': (home) =>
+      withStdin(file, (fd) =>
+        timesMs(...pinned(process.execPath, [BIN, 'publish', 'q', '--lines']), {
+          env: {...process.env, MQ_HOME: home},
+          stdio: [fd, 'ignore', 'pipe'],
+        }),
+      ),
     'consume floor': (home) => timesMs(...pinned(process.execPath, [FLOOR, 'consume', home, 'q', String(N)])),
-    'mq consume -n': (home) => timesMs(...pinned(process.execPath, [BIN, 'consume', 'q', '-n', String(N)]), {env: {...process.env, MQ_HOME: home}}),
+    'mq consume -n': (home) =>
+      timesMs(...pinned(process.execPath, [BIN, 'consume', 'q', '-n', String(N)]), {
+        env: {...process.env, MQ_HOME: home},
+      }),
   }
   for (let round = 0; round < rounds; round++) {
     const floorHome = fresh()
@@ -110,22 +154,40 @@ async function benchBulk({quick}) {
     keep('consume floor', variants['consume floor'](floorHome))
     keep('mq consume -n', variants['mq consume -n'](mqHome))
   }
-  for (const [floor, ours, shown] of [['publish floor', 'mq publish --lines', 'mq publish q --lines < FILE > /dev/null'], ['consume floor', 'mq consume -n', `mq consume q -n ${N} > /dev/null`]]) {
+  for (const [floor, ours, shown] of [
+    ['publish floor', 'mq publish --lines', 'mq publish q --lines < FILE > /dev/null'],
+    ['consume floor', 'mq consume -n', `mq consume q -n ${N} > /dev/null`],
+  ]) {
     const ratio = best[floor].wall / best[ours].wall
     report(`${floor}`, `${fmt(rate(N, best[floor].wall))} msgs/s`, '(floor)')
-    report(shown, `${fmt(rate(N, best[ours].wall))} msgs/s = ${fmt(ratio)}× floor (CPU: ${fmt(best[floor].cpu / best[ours].cpu)}×)`, '≥ 0.8× floor', ratio >= 0.8)
+    report(
+      shown,
+      `${fmt(rate(N, best[ours].wall))} msgs/s = ${fmt(ratio)}× floor (CPU: ${fmt(best[floor].cpu / best[ours].cpu)}×)`,
+      '≥ 0.8× floor',
+      ratio >= 0.8,
+    )
   }
   // fsyncs per 1,000 messages, one extra run of each under strace -c -f.
   const floorHome = fresh()
   const mqHome = fresh()
   const counts = {
     'publish floor': withStdin(file, () => fsyncCount(process.execPath, [FLOOR, 'publish', floorHome, 'q', file])),
-    'mq publish --lines': withStdin(file, (fd) => fsyncCount(process.execPath, [BIN, 'publish', 'q', '--lines'], {env: {...process.env, MQ_HOME: mqHome}, stdio: [fd, 'ignore', 'pipe']})),
+    'mq publish --lines': withStdin(file, (fd) =>
+      fsyncCount(process.execPath, [BIN, 'publish', 'q', '--lines'], {
+        env: {...process.env, MQ_HOME: mqHome},
+        stdio: [fd, 'ignore', 'pipe'],
+      }),
+    ),
     'consume floor': fsyncCount(process.execPath, [FLOOR, 'consume', floorHome, 'q', String(N)]),
-    'mq consume -n': fsyncCount(process.execPath, [BIN, 'consume', 'q', '-n', String(N)], {env: {...process.env, MQ_HOME: mqHome}}),
+    'mq consume -n': fsyncCount(process.execPath, [BIN, 'consume', 'q', '-n', String(N)], {
+      env: {...process.env, MQ_HOME: mqHome},
+    }),
   }
-  if (counts['mq consume -n'] === undefined) console.log('  fsync counts skipped: strace is not installed (apt-get install strace)')
-  else for (const [name, calls] of Object.entries(counts)) report(`${name}: fsyncs per 1,000 messages (strace -c -f)`, `${fmt((calls / N) * 1000)} (${calls} in all)`, '')
+  if (counts['mq consume -n'] === undefined)
+    console.log('  fsync counts skipped: strace is not installed (apt-get install strace)')
+  else
+    for (const [name, calls] of Object.entries(counts))
+      report(`${name}: fsyncs per 1,000 messages (strace -c -f)`, `${fmt((calls / N) * 1000)} (${calls} in all)`, '')
 }
 
 /** Peak RSS of publish --lines from a regular file and from a pipe: constant memory, however long the input. */
@@ -134,10 +196,19 @@ async function benchStreamMemory({quick}) {
   header(`storage: peak RSS of publish --lines, ${fmt(N)} lines`)
   const file = join(tempHome(), 'lines.txt')
   writeFileSync(file, Array.from({length: N}, (_, i) => `message number ${i}`).join('\n') + '\n')
-  const fromFile = await peakRssKiB('sh', ['-c', `exec node ${BIN} publish q --lines < ${file} > /dev/null`], {MQ_HOME: tempHome()})
+  const fromFile = await peakRssKiB('sh', ['-c', `exec node ${BIN} publish q --lines < ${file} > /dev/null`], {
+    MQ_HOME: tempHome(),
+  })
   report('publish --lines < FILE', `${fmt(fromFile / 1024)} MB`, '≤ 120 MB', fromFile / 1024 <= 120)
-  const fromPipe = await peakRssKiB('sh', ['-c', `cat ${file} | node ${BIN} publish q --lines > /dev/null`], {MQ_HOME: tempHome()})
-  report('cat FILE | publish --lines (the largest process)', `${fmt(fromPipe / 1024)} MB`, '≤ 120 MB', fromPipe / 1024 <= 120)
+  const fromPipe = await peakRssKiB('sh', ['-c', `cat ${file} | node ${BIN} publish q --lines > /dev/null`], {
+    MQ_HOME: tempHome(),
+  })
+  report(
+    'cat FILE | publish --lines (the largest process)',
+    `${fmt(fromPipe / 1024)} MB`,
+    '≤ 120 MB',
+    fromPipe / 1024 <= 120,
+  )
 }
 
 /** consume --ack manual --json | jq -r .receipt | mq ack, next to Redis XREADGROUP + XACK (appendfsync always). */
@@ -148,18 +219,28 @@ async function benchManualAck({quick}) {
   const file = join(home, 'lines.txt')
   writeFileSync(file, Array.from({length: N}, (_, i) => `job ${i}`).join('\n') + '\n')
   shellMs(`node ${BIN} publish jobs --lines < ${file} > /dev/null`, {MQ_HOME: home})
-  const ms = shellMs(`node ${BIN} consume jobs -n ${N} --ack manual --json | jq -r .receipt | node ${BIN} ack`, {MQ_HOME: home})
+  const ms = shellMs(`node ${BIN} consume jobs -n ${N} --ack manual --json | jq -r .receipt | node ${BIN} ack`, {
+    MQ_HOME: home,
+  })
   const left = JSON.parse(mq(home, ['queue', 'stats', 'jobs', '--json']).stdout).depth
   const ours = rate(N, ms)
   if (!redisInstalled()) {
-    report('consume --ack manual --json | jq -r .receipt | mq ack', `${fmt(ours)} msgs/s (${left} left)`, 'Redis: skipped (redis-server is not installed)')
+    report(
+      'consume --ack manual --json | jq -r .receipt | mq ack',
+      `${fmt(ours)} msgs/s (${left} left)`,
+      'Redis: skipped (redis-server is not installed)',
+    )
     return
   }
   const redis = await startRedis()
   try {
     const client = await RedisClient.connect(redis.port)
     for (let start = 0; start < N; start += 1000) {
-      await Promise.all(Array.from({length: Math.min(1000, N - start)}, (_, i) => client.call('XADD', 'jobs', '*', 'body', `job ${start + i}`)))
+      await Promise.all(
+        Array.from({length: Math.min(1000, N - start)}, (_, i) =>
+          client.call('XADD', 'jobs', '*', 'body', `job ${start + i}`),
+        ),
+      )
     }
     await client.call('XGROUP', 'CREATE', 'jobs', 'workers', '0')
     // One client reads 1,000 at a time and acks each batch pipelined with the next read, as the
@@ -178,8 +259,17 @@ async function benchManualAck({quick}) {
     const redisMs = performance.now() - started
     client.close()
     const redisRate = rate(N, redisMs)
-    report('Redis XREADGROUP COUNT 1000 + XACK, appendfsync always', `${fmt(redisRate)} msgs/s (${fmt(acked)} acked)`, '(yardstick)')
-    report('consume --ack manual --json | jq -r .receipt | mq ack', `${fmt(ours)} msgs/s = ${fmt(ours / redisRate)}× Redis (${left} left)`, '≥ 0.5× Redis', ours / redisRate >= 0.5 && left === 0)
+    report(
+      'Redis XREADGROUP COUNT 1000 + XACK, appendfsync always',
+      `${fmt(redisRate)} msgs/s (${fmt(acked)} acked)`,
+      '(yardstick)',
+    )
+    report(
+      'consume --ack manual --json | jq -r .receipt | mq ack',
+      `${fmt(ours)} msgs/s = ${fmt(ours / redisRate)}× Redis (${left} left)`,
+      '≥ 0.5× Redis',
+      ours / redisRate >= 0.5 && left === 0,
+    )
   } finally {
     await redis.stop()
   }
@@ -191,11 +281,18 @@ async function benchManualAck({quick}) {
  */
 async function benchWakeup({quick}) {
   const rounds = quick ? 50 : 200
-  header(`storage: publish → waiting consumer wake-up, ${rounds} messages, next to Redis BLPOP (appendfsync always), interleaved`)
+  header(
+    `storage: publish → waiting consumer wake-up, ${rounds} messages, next to Redis BLPOP (appendfsync always), interleaved`,
+  )
   const home = tempHome()
   const broker = new FileBroker(home)
   await broker.publish('wake', [{body: 'warm-up'}])
-  const mqConsumer = lineReader(spawn(process.execPath, [BIN, 'consume', 'wake', '-f'], {env: {...process.env, MQ_HOME: home}, stdio: ['ignore', 'pipe', 'inherit']}))
+  const mqConsumer = lineReader(
+    spawn(process.execPath, [BIN, 'consume', 'wake', '-f'], {
+      env: {...process.env, MQ_HOME: home},
+      stdio: ['ignore', 'pipe', 'inherit'],
+    }),
+  )
   await mqConsumer.next()
   let redis
   let redisConsumer
@@ -203,7 +300,11 @@ async function benchWakeup({quick}) {
   if (redisInstalled()) {
     redis = await startRedis()
     client = await RedisClient.connect(redis.port)
-    redisConsumer = lineReader(spawn(process.execPath, [join(ROOT, 'bench', 'redis.js'), 'blpop', String(redis.port), 'wake', String(rounds)], {stdio: ['ignore', 'pipe', 'inherit']}))
+    redisConsumer = lineReader(
+      spawn(process.execPath, [join(ROOT, 'bench', 'redis.js'), 'blpop', String(redis.port), 'wake', String(rounds)], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      }),
+    )
     await redisConsumer.next() // ready
   }
   const ours = []
@@ -232,12 +333,25 @@ async function benchWakeup({quick}) {
     await redis?.stop()
   }
   if (!redis) {
-    report('mq consume -f wake-up p50 / p99', `${fmt(percentile(ours, 50))} ms / ${fmt(percentile(ours, 99))} ms`, 'Redis: skipped (redis-server is not installed)')
+    report(
+      'mq consume -f wake-up p50 / p99',
+      `${fmt(percentile(ours, 50))} ms / ${fmt(percentile(ours, 99))} ms`,
+      'Redis: skipped (redis-server is not installed)',
+    )
     return
   }
-  report('Redis BLPOP wake-up p50 / p99', `${fmt(percentile(theirs, 50))} ms / ${fmt(percentile(theirs, 99))} ms`, '(yardstick)')
+  report(
+    'Redis BLPOP wake-up p50 / p99',
+    `${fmt(percentile(theirs, 50))} ms / ${fmt(percentile(theirs, 99))} ms`,
+    '(yardstick)',
+  )
   const ratio = percentile(ours, 50) / percentile(theirs, 50)
-  report('mq consume -f wake-up p50 / p99 (no daemon)', `${fmt(percentile(ours, 50))} ms / ${fmt(percentile(ours, 99))} ms = ${fmt(ratio)}× Redis p50`, '≤ 1.2× Redis', ratio <= 1.2)
+  report(
+    'mq consume -f wake-up p50 / p99 (no daemon)',
+    `${fmt(percentile(ours, 50))} ms / ${fmt(percentile(ours, 99))} ms = ${fmt(ratio)}× Redis p50`,
+    '≤ 1.2× Redis',
+    ratio <= 1.2,
+  )
 }
 
 /** Reads a child's stdout line by line: `next()` resolves with the next line. */
@@ -249,7 +363,10 @@ function lineReader(child) {
     buffered += chunk
     const parts = buffered.split('\n')
     buffered = parts.pop()
-    for (const line of parts) (waiters.length > 0 ? waiters.shift()(line) : lines.push(line))
+    for (const line of parts) waiters.length > 0 ? waiters.shift()(line) : lines.push(line)
   })
-  return {child, next: () => (lines.length > 0 ? Promise.resolve(lines.shift()) : new Promise((resolve) => waiters.push(resolve)))}
+  return {
+    child,
+    next: () => (lines.length > 0 ? Promise.resolve(lines.shift()) : new Promise((resolve) => waiters.push(resolve))),
+  }
 }

@@ -41,9 +41,21 @@ export async function benchTopics({quick = false} = {}) {
   const home = tempHome()
   shellMs(`node ${BIN} publish --topic events --lines < ${lines} > /dev/null`, {MQ_HOME: home})
   const ephemeralMs = shellMs(`node ${BIN} subscribe events --all -n ${N_STREAM} > /dev/null`, {MQ_HOME: home})
-  report('subscribe --all -n N (ephemeral)', `${fmt(rate(N_STREAM, ephemeralMs))} msgs/s (${fmt(ephemeralMs)} ms)`, '≥ 100,000 msgs/s', rate(N_STREAM, ephemeralMs) >= 100_000)
-  const durableMs = shellMs(`node ${BIN} subscribe events --durable reader --all -n ${N_STREAM} > /dev/null`, {MQ_HOME: home})
-  report('subscribe --durable --all -n N', `${fmt(rate(N_STREAM, durableMs))} msgs/s (${fmt(durableMs)} ms)`, '≥ 100,000 msgs/s', rate(N_STREAM, durableMs) >= 100_000)
+  report(
+    'subscribe --all -n N (ephemeral)',
+    `${fmt(rate(N_STREAM, ephemeralMs))} msgs/s (${fmt(ephemeralMs)} ms)`,
+    '≥ 100,000 msgs/s',
+    rate(N_STREAM, ephemeralMs) >= 100_000,
+  )
+  const durableMs = shellMs(`node ${BIN} subscribe events --durable reader --all -n ${N_STREAM} > /dev/null`, {
+    MQ_HOME: home,
+  })
+  report(
+    'subscribe --durable --all -n N',
+    `${fmt(rate(N_STREAM, durableMs))} msgs/s (${fmt(durableMs)} ms)`,
+    '≥ 100,000 msgs/s',
+    rate(N_STREAM, durableMs) >= 100_000,
+  )
 
   header(`topics: a new --new subscription, ${fmt(N_RETAINED)} retained vs an empty topic`)
   const full = tempHome()
@@ -70,15 +82,28 @@ export async function benchTopics({quick = false} = {}) {
   }
   const emptyUs = await firstMessage(empty)
   const fullUs = await firstMessage(full)
-  report('subscribe + publish + first receive, in-process, median', `${fmt(fullUs)} µs vs ${fmt(emptyUs)} µs = ${fmt(fullUs / emptyUs)}×`, '≤ 1.2×', fullUs / emptyUs <= 1.2)
+  report(
+    'subscribe + publish + first receive, in-process, median',
+    `${fmt(fullUs)} µs vs ${fmt(emptyUs)} µs = ${fmt(fullUs / emptyUs)}×`,
+    '≤ 1.2×',
+    fullUs / emptyUs <= 1.2,
+  )
   // Whole command: `mq subscribe events --new` on each folder, interleaved (start-up and registration).
   const cli = {empty: [], full: []}
   for (let i = 0; i < (quick ? 7 : 21); i++) {
-    for (const [label, folder] of [['empty', empty], ['full', full]]) {
+    for (const [label, folder] of [
+      ['empty', empty],
+      ['full', full],
+    ]) {
       const t = process.hrtime.bigint()
       mq(folder, ['subscribe', 'events', '--new'])
       cli[label].push(Number(process.hrtime.bigint() - t) / 1e6)
     }
   }
-  report('mq subscribe --new (to its first receive), median wall', `${fmt(median(cli.full))} ms vs ${fmt(median(cli.empty))} ms = ${fmt(median(cli.full) / median(cli.empty))}×`, '≤ 1.2×', median(cli.full) / median(cli.empty) <= 1.2)
+  report(
+    'mq subscribe --new (to its first receive), median wall',
+    `${fmt(median(cli.full))} ms vs ${fmt(median(cli.empty))} ms = ${fmt(median(cli.full) / median(cli.empty))}×`,
+    '≤ 1.2×',
+    median(cli.full) / median(cli.empty) <= 1.2,
+  )
 }

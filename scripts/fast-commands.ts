@@ -23,15 +23,25 @@ interface FastCommand {
 /** Every `fast: true` definition exported by src/cli/defs/*.ts, sorted by command name. */
 export async function findFastCommands(): Promise<FastCommand[]> {
   const found: FastCommand[] = []
-  for (const file of readdirSync(defsDir).filter((f) => f.endsWith('.ts')).sort()) {
+  for (const file of readdirSync(defsDir)
+    .filter((f) => f.endsWith('.ts'))
+    .sort()) {
     const exports = (await import(pathToFileURL(join(defsDir, file)).href)) as Record<string, unknown>
     for (const [exportName, value] of Object.entries(exports)) {
       const definition = value as {id?: unknown; fast?: unknown; run?: unknown; aliases?: string[]}
-      if (typeof definition !== 'object' || definition === null || typeof definition.run !== 'function' || definition.fast !== true) continue
+      if (
+        typeof definition !== 'object' ||
+        definition === null ||
+        typeof definition.run !== 'function' ||
+        definition.fast !== true
+      )
+        continue
       // The launcher matches one or two words: `rule:match` is typed `rule match`.
       const id = String(definition.id).replaceAll(':', ' ')
-      if (id.split(' ').length > 2) throw new Error(`${file}: ${id} is marked fast, but the launcher only matches one or two words`)
-      for (const name of [id, ...(definition.aliases ?? [])]) found.push({name, module: `./defs/${file.replace(/\.ts$/, '.js')}`, exportName})
+      if (id.split(' ').length > 2)
+        throw new Error(`${file}: ${id} is marked fast, but the launcher only matches one or two words`)
+      for (const name of [id, ...(definition.aliases ?? [])])
+        found.push({name, module: `./defs/${file.replace(/\.ts$/, '.js')}`, exportName})
     }
   }
   return found.sort((a, b) => a.name.localeCompare(b.name))

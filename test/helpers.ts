@@ -144,7 +144,15 @@ const running = new Set<ChildProcess>()
 export function start(args: string[], options: RunOptions = {}): MqProcess {
   refuseAfterEnd(`mq ${args.join(' ')}`)
   const child = spawn(process.execPath, [options.bin ?? BIN, ...args], {
-    env: {...process.env, MQ_HOME: options.home, NO_COLOR: '1', FORCE_COLOR: undefined, CI: '', DEBUG: '', ...options.env},
+    env: {
+      ...process.env,
+      MQ_HOME: options.home,
+      NO_COLOR: '1',
+      FORCE_COLOR: undefined,
+      CI: '',
+      DEBUG: '',
+      ...options.env,
+    },
     stdio: ['pipe', 'pipe', 'pipe'],
     cwd: options.cwd,
     uid: options.uid,
@@ -161,7 +169,15 @@ export function start(args: string[], options: RunOptions = {}): MqProcess {
 export async function shell(script: string, options: RunOptions = {}): Promise<RunResult> {
   refuseAfterEnd(script)
   const child = spawn('sh', ['-c', script.replaceAll('MQ ', `"${process.execPath}" "${BIN}" `)], {
-    env: {...process.env, MQ_HOME: options.home, NO_COLOR: '1', FORCE_COLOR: undefined, CI: '', DEBUG: '', ...options.env},
+    env: {
+      ...process.env,
+      MQ_HOME: options.home,
+      NO_COLOR: '1',
+      FORCE_COLOR: undefined,
+      CI: '',
+      DEBUG: '',
+      ...options.env,
+    },
     stdio: ['pipe', 'pipe', 'pipe'],
     cwd: options.cwd,
   })
@@ -192,8 +208,17 @@ export function copyCli(): string {
   const root = mkdtempSync(join(tmpdir(), 'mq-cli-'))
   homes.push(root)
   const copy = (path: string) => cpSync(join(ROOT, path), join(root, path), {recursive: true})
-  for (const path of ['package.json', 'oclif.manifest.json', 'bin', 'dist', 'node_modules/bindings', 'node_modules/file-uri-to-path']) copy(path)
-  for (const path of ['package.json', 'lib', 'build/Release/better_sqlite3.node']) copy(`node_modules/better-sqlite3/${path}`)
+  for (const path of [
+    'package.json',
+    'oclif.manifest.json',
+    'bin',
+    'dist',
+    'node_modules/bindings',
+    'node_modules/file-uri-to-path',
+  ])
+    copy(path)
+  for (const path of ['package.json', 'lib', 'build/Release/better_sqlite3.node'])
+    copy(`node_modules/better-sqlite3/${path}`)
   return root
 }
 
@@ -218,7 +243,8 @@ export class MqProcess {
     else if (!options.openStdin) child.stdin!.end()
     // No guessed limit by default: a process that hangs fails its test by the test's timeout, and
     // the root afterEach kills it.
-    const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), options.timeoutMs)
+    const timer =
+      options.timeoutMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), options.timeoutMs)
     this.done = new Promise((resolve) => {
       // 'close' waits for stdout to end, which an orphaned grandchild holding the pipe can delay
       // forever (after a SIGKILL); so settle on 'exit', giving the pipes a moment to drain.
@@ -254,7 +280,10 @@ export class MqProcess {
    * on reaches it, through that receive or through the wake-up.
    */
   async watching(): Promise<void> {
-    await waitFor(() => watchesAFolder(this.pid) || this.child.exitCode !== null, `${this.child.spawnargs.slice(2).join(' ')} to wait for commits`)
+    await waitFor(
+      () => watchesAFolder(this.pid) || this.child.exitCode !== null,
+      `${this.child.spawnargs.slice(2).join(' ')} to wait for commits`,
+    )
   }
 }
 
@@ -321,13 +350,19 @@ const testDaemons = new Map<string, NodeJS.ProcessEnv | undefined>()
  * Runs `mq daemon start` for `home`. Started in a test, the daemon is stopped when the test ends
  * (also when it fails); started in a hook, the hook's counterpart stops it (`stopDaemon`).
  */
-export async function daemonStart(home: string, options: {env?: NodeJS.ProcessEnv; args?: string[]} = {}): Promise<RunResult> {
+export async function daemonStart(
+  home: string,
+  options: {env?: NodeJS.ProcessEnv; args?: string[]} = {},
+): Promise<RunResult> {
   if (currentTest.getStore()) testDaemons.set(home, options.env)
   return mq(['daemon', 'start', ...(options.args ?? [])], {home, env: options.env})
 }
 
 /** Starts the daemon of `home` and returns its status. */
-export async function startDaemon(home: string, options: {env?: NodeJS.ProcessEnv; args?: string[]} = {}): Promise<DaemonStatus> {
+export async function startDaemon(
+  home: string,
+  options: {env?: NodeJS.ProcessEnv; args?: string[]} = {},
+): Promise<DaemonStatus> {
   const result = await daemonStart(home, {...options, args: ['--json', ...(options.args ?? [])]})
   expect(result.code, result.stderr).to.equal(0)
   return JSON.parse(result.stdout) as DaemonStatus
@@ -389,7 +424,27 @@ export function daemonHttp(home: string, status: DaemonStatus) {
  * classes would then fail the instanceof checks that choose exit codes. A test checks this list
  * against the folder.
  */
-export const DEFINITION_MODULES: Record<string, Record<string, unknown>> = {'ack': ackDefs, 'broker': brokerDefs, 'consume': consumeDefs, 'daemon': daemonDefs, 'dlq': dlqDefs, 'engine': engineDefs, 'events': eventsDefs, 'extend': extendDefs, 'nack': nackDefs, 'publish': publishDefs, 'queue': queueDefs, 'rule': ruleDefs, 'rule-match': ruleMatchDefs, 'settle': settleDefs, 'subscribe': subscribeDefs, 'subscription': subscriptionDefs, 'top': topDefs, 'topic': topicDefs, 'trigger': triggerDefs}
+export const DEFINITION_MODULES: Record<string, Record<string, unknown>> = {
+  ack: ackDefs,
+  broker: brokerDefs,
+  consume: consumeDefs,
+  daemon: daemonDefs,
+  dlq: dlqDefs,
+  engine: engineDefs,
+  events: eventsDefs,
+  extend: extendDefs,
+  nack: nackDefs,
+  publish: publishDefs,
+  queue: queueDefs,
+  rule: ruleDefs,
+  'rule-match': ruleMatchDefs,
+  settle: settleDefs,
+  subscribe: subscribeDefs,
+  subscription: subscriptionDefs,
+  top: topDefs,
+  topic: topicDefs,
+  trigger: triggerDefs,
+}
 
 let definitions: Map<string, CommandDefinition> | undefined
 
@@ -433,7 +488,15 @@ const PROCESS_COMMANDS = new Set(['daemon:start', 'engine:run'])
  */
 export async function run(args: string[], options: RunOptions = {}): Promise<RunResult> {
   refuseAfterEnd(`mq ${args.join(' ')}`)
-  const env: NodeJS.ProcessEnv = {...process.env, MQ_HOME: options.home, NO_COLOR: '1', FORCE_COLOR: undefined, CI: '', DEBUG: '', ...options.env}
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    MQ_HOME: options.home,
+    NO_COLOR: '1',
+    FORCE_COLOR: undefined,
+    CI: '',
+    DEBUG: '',
+    ...options.env,
+  }
   const argv = globalFlagsLast(args)
   const inProcess =
     options.uid === undefined &&
@@ -467,13 +530,21 @@ export async function run(args: string[], options: RunOptions = {}): Promise<Run
     cwd: options.cwd,
   }
   // The launcher's own parser reads only the hot commands (`fast: true`); oclif reads the rest.
-  let input: ParsedInput<typeof definition.flags> | undefined = definition.fast ? parseFast(definition, rest, env) : undefined
+  let input: ParsedInput<typeof definition.flags> | undefined = definition.fast
+    ? parseFast(definition, rest, env)
+    : undefined
   if (!input) {
     // oclif reads a flag's environment fallback from this process's environment, not `env`.
-    if (Object.values(definition.flags).some((spec) => spec.env && env[spec.env] !== process.env[spec.env])) return mq(args, options)
+    if (Object.values(definition.flags).some((spec) => spec.env && env[spec.env] !== process.env[spec.env]))
+      return mq(args, options)
     const parsed = await parseWithOclif(definition, rest)
     if ('error' in parsed) {
-      const code = reportError(parseErrorFor(parsed.error, definition), {json: rest.includes('--json'), commandId: definition.id, stderr: io.stderr, env})
+      const code = reportError(parseErrorFor(parsed.error, definition), {
+        json: rest.includes('--json'),
+        commandId: definition.id,
+        stderr: io.stderr,
+        env,
+      })
       return {code, signal: null, stdout, stderr}
     }
     input = parsed.input
@@ -493,11 +564,18 @@ function pipeChunks(input: string | Buffer | undefined): Buffer[] {
 }
 
 /** What the oclif adapter's `this.parse` gives the command, or the error it reports. */
-async function parseWithOclif(definition: CommandDefinition, argv: string[]): Promise<{input: ParsedInput<CommandDefinition['flags']>} | {error: unknown}> {
+async function parseWithOclif(
+  definition: CommandDefinition,
+  argv: string[],
+): Promise<{input: ParsedInput<CommandDefinition['flags']>} | {error: unknown}> {
   const {Parser} = await import('@oclif/core')
   const command = oclifCommand(definition) as unknown as {flags: never; args: never; strict: boolean}
   try {
-    const {args, argv: positional, flags} = await Parser.parse(argv, {flags: command.flags, args: command.args, strict: command.strict})
+    const {
+      args,
+      argv: positional,
+      flags,
+    } = await Parser.parse(argv, {flags: command.flags, args: command.args, strict: command.strict})
     return {input: {args, argv: positional as string[], flags} as unknown as ParsedInput<CommandDefinition['flags']>}
   } catch (error) {
     return {error}

@@ -24,14 +24,20 @@ export class Terminal {
 
   /** The visible screen, colours as escape codes when `escapes` is set. */
   screen(escapes = false): string {
-    return execFileSync('tmux', ['capture-pane', '-p', ...(escapes ? ['-e'] : []), '-t', this.session], {encoding: 'utf8'})
+    return execFileSync('tmux', ['capture-pane', '-p', ...(escapes ? ['-e'] : []), '-t', this.session], {
+      encoding: 'utf8',
+    })
   }
 
   async waitFor(pattern: RegExp, what = String(pattern), timeoutMs = 10_000): Promise<string> {
-    return waitFor(() => {
-      const text = this.screen()
-      return pattern.test(text) ? text : undefined
-    }, `${what} on the terminal; screen was:\n${this.screen()}`, timeoutMs)
+    return waitFor(
+      () => {
+        const text = this.screen()
+        return pattern.test(text) ? text : undefined
+      },
+      `${what} on the terminal; screen was:\n${this.screen()}`,
+      timeoutMs,
+    )
   }
 
   /** Sends keys as tmux names them (`Enter`, `Down`, `C-c`) or literal text with `literal`. */

@@ -1,5 +1,11 @@
 import {type ConsumeLoopOptions, deliveryBatches, type ReceiveFn} from '../core/consumer.js'
-import {ActionFailedError, InterruptedError, InvalidInputError, NothingArrivedError, StoreError} from '../core/errors.js'
+import {
+  ActionFailedError,
+  InterruptedError,
+  InvalidInputError,
+  NothingArrivedError,
+  StoreError,
+} from '../core/errors.js'
 import {describeExecSummary, type ExecSummary, failedDeliveries, runExecWorker} from '../core/exec-worker.js'
 import {parseRate, RateLimiter} from '../core/rate-limiter.js'
 import {formatDuration} from '../core/units.js'
@@ -10,16 +16,53 @@ import type {FlagSpecs, FlagValues} from './spec.js'
 
 /** Flags shared by `consume` and `subscribe`, with the same meaning in both. */
 export const CONSUMER_FLAGS = {
-  count: {kind: 'integer', char: 'n', summary: 'Messages to take before exiting (default 1; with -f, no limit: -f -n 3 stops after 3).', min: 1},
-  wait: {kind: 'duration', summary: 'Long poll: wait up to DUR for the -n messages, returning as soon as they arrive (default: do not wait).', helpValue: 'DUR'},
+  count: {
+    kind: 'integer',
+    char: 'n',
+    summary: 'Messages to take before exiting (default 1; with -f, no limit: -f -n 3 stops after 3).',
+    min: 1,
+  },
+  wait: {
+    kind: 'duration',
+    summary: 'Long poll: wait up to DUR for the -n messages, returning as soon as they arrive (default: do not wait).',
+    helpValue: 'DUR',
+  },
   follow: {kind: 'boolean', char: 'f', summary: 'Keep consuming until interrupted.'},
-  'poll-interval': {kind: 'duration', positive: true, summary: 'Poll every DUR instead of waking on changes.', helpValue: 'DUR'},
-  ack: {kind: 'string', summary: 'auto: settle on delivery (at most once); manual: keep a lease and print the receipt.', options: ['auto', 'manual']},
-  'visibility-timeout': {kind: 'duration', positive: true, summary: 'Lease length for these deliveries (default: the queue setting).', helpValue: 'DUR'},
-  exec: {kind: 'string', summary: 'Run CMD once per message: body on stdin, MQ_* variables; exit 0 acks, 65 dead-letters.', helpValue: 'CMD'},
+  'poll-interval': {
+    kind: 'duration',
+    positive: true,
+    summary: 'Poll every DUR instead of waking on changes.',
+    helpValue: 'DUR',
+  },
+  ack: {
+    kind: 'string',
+    summary: 'auto: settle on delivery (at most once); manual: keep a lease and print the receipt.',
+    options: ['auto', 'manual'],
+  },
+  'visibility-timeout': {
+    kind: 'duration',
+    positive: true,
+    summary: 'Lease length for these deliveries (default: the queue setting).',
+    helpValue: 'DUR',
+  },
+  exec: {
+    kind: 'string',
+    summary: 'Run CMD once per message: body on stdin, MQ_* variables; exit 0 acks, 65 dead-letters.',
+    helpValue: 'CMD',
+  },
   parallel: {kind: 'integer', summary: 'With --exec: commands run at once.', default: 1, min: 1, max: 1024},
-  'exec-timeout': {kind: 'duration', positive: true, summary: 'With --exec: kill a command after DUR and retry its message.', helpValue: 'DUR'},
-  prefetch: {kind: 'integer', summary: 'Sliding window: hold at most N unacked deliveries (manual ack or --exec).', min: 1, max: 100_000},
+  'exec-timeout': {
+    kind: 'duration',
+    positive: true,
+    summary: 'With --exec: kill a command after DUR and retry its message.',
+    helpValue: 'DUR',
+  },
+  prefetch: {
+    kind: 'integer',
+    summary: 'Sliding window: hold at most N unacked deliveries (manual ack or --exec).',
+    min: 1,
+    max: 100_000,
+  },
   rate: {kind: 'string', summary: 'Pace deliveries to at most RATE (e.g. 50/s, 300/m).', helpValue: 'RATE'},
 } as const satisfies FlagSpecs
 
@@ -35,16 +78,21 @@ export interface ConsumerSettings {
 export function consumerSettings(flags: FlagValues<typeof CONSUMER_FLAGS>): ConsumerSettings {
   const exec = flags.exec
   if (exec !== undefined && flags.ack === 'auto') {
-    throw new InvalidInputError('--exec settles each message by its exit status, so it cannot be combined with --ack auto', {
-      hint: 'drop --ack auto',
-    })
+    throw new InvalidInputError(
+      '--exec settles each message by its exit status, so it cannot be combined with --ack auto',
+      {
+        hint: 'drop --ack auto',
+      },
+    )
   }
   if (exec === undefined && (flags.parallel !== 1 || flags['exec-timeout'] !== undefined)) {
     throw new InvalidInputError('--parallel and --exec-timeout only apply with --exec')
   }
-  if (exec !== undefined && exec.trim() === '') throw new InvalidInputError('--exec is empty', {hint: 'give a command, e.g. --exec ./handle.sh'})
+  if (exec !== undefined && exec.trim() === '')
+    throw new InvalidInputError('--exec is empty', {hint: 'give a command, e.g. --exec ./handle.sh'})
   const lease = flags['visibility-timeout']
-  if (lease !== undefined && !(lease >= 1 && lease <= 12 * 3_600_000)) throw new InvalidInputError('--visibility-timeout must be from 1ms to 12h')
+  if (lease !== undefined && !(lease >= 1 && lease <= 12 * 3_600_000))
+    throw new InvalidInputError('--visibility-timeout must be from 1ms to 12h')
   if (flags.wait !== undefined && flags['poll-interval'] !== undefined && flags['poll-interval'] <= 0) {
     throw new InvalidInputError('--poll-interval must be more than 0')
   }
@@ -110,7 +158,11 @@ export async function runConsumer(
     // Draining many (`-n 10000 > file`): a bar on stderr, unless the bodies go to the same terminal.
     const draining = !settings.loop.follow && settings.loop.count > 1 && settings.autoAck
     const progress = draining ? ctx.progress(`consuming ${source.label}`, {stdoutBusy: true}) : NO_PROGRESS
-    for await (const batch of deliveryBatches(receive, {...settings.loop, autoAck: settings.autoAck, signal: drain}, stillLeased)) {
+    for await (const batch of deliveryBatches(
+      receive,
+      {...settings.loop, autoAck: settings.autoAck, signal: drain},
+      stillLeased,
+    )) {
       spinner.stop()
       printer.print(batch)
       // Auto-acked messages are gone from the broker; if they could not be written (the reader
@@ -125,12 +177,20 @@ export async function runConsumer(
     progress.stop()
     spinner.stop()
   }
-  if (ctx.out.failure) throw new StoreError(`cannot write the output (${ctx.out.failure.code ?? ctx.out.failure.message})`, {code: 'output', hint: 'the messages not written stay in the queue'})
+  if (ctx.out.failure)
+    throw new StoreError(`cannot write the output (${ctx.out.failure.code ?? ctx.out.failure.message})`, {
+      code: 'output',
+      hint: 'the messages not written stay in the queue',
+    })
   if (drain.aborted && !ctx.out.isBroken) throw new InterruptedError()
   if (received === 0) {
     const waited = settings.loop.waitMs > 0 ? ` within ${formatDuration(settings.loop.waitMs)}` : ''
     throw new NothingArrivedError(`no message arrived on ${source.label}${waited}`, {
-      hint: source.emptyHint ?? (settings.loop.waitMs > 0 ? 'wait longer, or follow with -f' : 'wait for one with --wait 30s, or follow with -f'),
+      hint:
+        source.emptyHint ??
+        (settings.loop.waitMs > 0
+          ? 'wait longer, or follow with -f'
+          : 'wait for one with --wait 30s, or follow with -f'),
     })
   }
   if (execSummary) reportExecSummary(ctx, execSummary)

@@ -123,10 +123,13 @@ export class Context {
     const client = await this.daemon()
     if (client) return client.receiptHolder(this.brokerName)
     const flag = this.env.MQ_URL ? '' : ` --broker '${this.target.display}'`
-    throw new InvalidInputError(`receipts on ${this.target.display} are held by the daemon, and none runs for ${this.home}`, {
-      code: 'unsupported',
-      hint: `start it with \`mq daemon start${flag}\` (an AMQP delivery tag can only be settled by the connection that received it); --exec and --ack auto work without it`,
-    })
+    throw new InvalidInputError(
+      `receipts on ${this.target.display} are held by the daemon, and none runs for ${this.home}`,
+      {
+        code: 'unsupported',
+        hint: `start it with \`mq daemon start${flag}\` (an AMQP delivery tag can only be settled by the connection that received it); --exec and --ack auto work without it`,
+      },
+    )
   }
 
   /** The file broker of the local folder (the broker itself unless --broker/MQ_URL names another). */
@@ -154,7 +157,12 @@ export class Context {
     const t = this.target
     if (t.kind === 'amqp') return `${t.url}${t.management ? `?management=${encodeURIComponent(t.management)}` : ''}`
     if (t.kind !== 'nats') return ''
-    const auth = t.user !== undefined ? `${encodeURIComponent(t.user)}:${encodeURIComponent(t.pass ?? '')}@` : t.token !== undefined ? `${encodeURIComponent(t.token)}@` : ''
+    const auth =
+      t.user !== undefined
+        ? `${encodeURIComponent(t.user)}:${encodeURIComponent(t.pass ?? '')}@`
+        : t.token !== undefined
+          ? `${encodeURIComponent(t.token)}@`
+          : ''
     const params = new URLSearchParams()
     if (t.credsFile) params.set('creds', t.credsFile)
     if (t.prefix) params.set('prefix', t.prefix)
@@ -235,10 +243,14 @@ export class Context {
             .catch((fallbackError: unknown) => {
               // The daemon may have been waiting for the same lock when it stopped answering: the
               // error says how long this publish waited in all.
-              throw isLockedError(fallbackError) ? lockedError(this.home, Date.now() - started, fallbackError) : fallbackError
+              throw isLockedError(fallbackError)
+                ? lockedError(this.home, Date.now() - started, fallbackError)
+                : fallbackError
             })
           // What the daemon stored before it went away comes back as "duplicate": not the user's doing.
-          return results.map((r, i) => (r.duplicate && given[i].dedupId === undefined ? {...r, duplicate: undefined} : r))
+          return results.map((r, i) =>
+            r.duplicate && given[i].dedupId === undefined ? {...r, duplicate: undefined} : r,
+          )
         }
       },
     }

@@ -29,7 +29,10 @@ export interface CommandDefinition<F extends FlagSpecs = FlagSpecs, R = unknown>
 }
 
 function outputFailure(error: NodeJS.ErrnoException): StoreError {
-  return new StoreError(`cannot write the output (${error.code ?? error.message})`, {code: 'output', hint: 'check where stdout goes (a full disk?)'})
+  return new StoreError(`cannot write the output (${error.code ?? error.message})`, {
+    code: 'output',
+    hint: 'check where stdout goes (a full disk?)',
+  })
 }
 
 export function defineCommand<F extends FlagSpecs, R>(definition: CommandDefinition<F, R>): CommandDefinition<F, R> {
@@ -47,13 +50,15 @@ export async function execute<F extends FlagSpecs, R>(
 ): Promise<number> {
   const globals = globalOptions(input.flags as Record<string, unknown>)
   // A repeatable flag not given is an empty list, whichever parser read the line.
-  for (const [name, spec] of Object.entries(definition.flags)) if (spec.kind === 'multiple') (input.flags as Record<string, unknown>)[name] ??= []
+  for (const [name, spec] of Object.entries(definition.flags))
+    if (spec.kind === 'multiple') (input.flags as Record<string, unknown>)[name] ??= []
   let ctx: Context | undefined
   try {
     ctx = new Context(globals, io)
     const result = await definition.run(input, ctx)
     if (result !== undefined) {
-      if (ctx.json && definition.jsonLines && Array.isArray(result)) for (const item of result) ctx.out.line(toJson(item))
+      if (ctx.json && definition.jsonLines && Array.isArray(result))
+        for (const item of result) ctx.out.line(toJson(item))
       else if (ctx.json) ctx.out.line(toJson(result))
       else {
         const text = definition.render ? await definition.render(result as NonNullable<R>, ctx) : undefined
@@ -65,7 +70,13 @@ export async function execute<F extends FlagSpecs, R>(
     return ctx.exitCode
   } catch (error) {
     await ctx?.out.flush().catch(() => {})
-    return reportError(error, {json: globals.json, commandId: definition.id, color: ctx?.stderrColor(), stderr: io.stderr, env: io.env})
+    return reportError(error, {
+      json: globals.json,
+      commandId: definition.id,
+      color: ctx?.stderrColor(),
+      stderr: io.stderr,
+      env: io.env,
+    })
   } finally {
     await ctx?.close()
   }

@@ -51,7 +51,10 @@ export class DeliveryPrinter {
     const s = this.style
     const where = delivery.queue ?? `${delivery.topic} ${s.dim(`(${delivery.subscription ?? 'ephemeral'})`)}`
     const time = new Date(delivery.publishedAt).toISOString().replace('T', ' ').slice(0, 19)
-    const lines = [`${s.bold(s.cyan(`#${delivery.id}`))} ${where} ${s.dim(`attempt ${delivery.attempt} · ${time}`)}`, delivery.body]
+    const lines = [
+      `${s.bold(s.cyan(`#${delivery.id}`))} ${where} ${s.dim(`attempt ${delivery.attempt} · ${time}`)}`,
+      delivery.body,
+    ]
     for (const [key, value] of Object.entries(delivery.headers)) lines.push(s.dim(`  ${key}: ${value}`))
     if (delivery.receipt) {
       const lease = this.leaseMs === undefined ? '' : ` (ack within ${formatDuration(this.leaseMs)})`

@@ -5,7 +5,12 @@ import type {Context} from './context.js'
 
 /** The --rules flag shared by every command that reads the rules document. */
 export const RULES_FLAG = {
-  rules: {kind: 'string', summary: 'Rules document (env MQ_RULES; default: rules.json in the broker folder).', helpValue: 'PATH', env: 'MQ_RULES'},
+  rules: {
+    kind: 'string',
+    summary: 'Rules document (env MQ_RULES; default: rules.json in the broker folder).',
+    helpValue: 'PATH',
+    env: 'MQ_RULES',
+  },
 } as const
 
 export function rulesPathFor(ctx: Context, flag: string | undefined): string {
@@ -17,7 +22,11 @@ export async function loadRules(ctx: Context, flag: string | undefined): Promise
 }
 
 /** An engine on this command's broker and rules; `log` actions print to stdout (stderr with --json). */
-export async function engineFor(ctx: Context, flag: string | undefined, signal?: AbortSignal): Promise<{engine: Engine; rules: LoadedRules}> {
+export async function engineFor(
+  ctx: Context,
+  flag: string | undefined,
+  signal?: AbortSignal,
+): Promise<{engine: Engine; rules: LoadedRules}> {
   const rules = await loadRules(ctx, flag)
   const broker = ctx.broker()
   const engine = new Engine({

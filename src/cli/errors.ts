@@ -1,4 +1,11 @@
-import {InterruptedError, InvalidInputError, isMqError, type MqError, StoreError, UnexpectedError} from '../core/errors.js'
+import {
+  InterruptedError,
+  InvalidInputError,
+  isMqError,
+  type MqError,
+  StoreError,
+  UnexpectedError,
+} from '../core/errors.js'
 
 /**
  * The one place errors become an exit code and a line on stderr (README.md, "Exit codes"): one
@@ -6,7 +13,13 @@ import {InterruptedError, InvalidInputError, isMqError, type MqError, StoreError
  */
 export function reportError(
   error: unknown,
-  options: {json: boolean; commandId?: string; color?: boolean; stderr?: NodeJS.WritableStream; env?: NodeJS.ProcessEnv},
+  options: {
+    json: boolean
+    commandId?: string
+    color?: boolean
+    stderr?: NodeJS.WritableStream
+    env?: NodeJS.ProcessEnv
+  },
 ): number {
   const mq = toMqError(error, options.commandId)
   const stderr = options.stderr ?? process.stderr
@@ -14,7 +27,9 @@ export function reportError(
   // Ctrl-C (or SIGTERM) after a clean shutdown is not an error worth a line.
   if (mq instanceof InterruptedError) return mq.exitCode
   if (options.json) {
-    stderr.write(`${JSON.stringify({error: {code: mq.code, message: mq.line, exitCode: mq.exitCode, ...mq.details}})}\n`)
+    stderr.write(
+      `${JSON.stringify({error: {code: mq.code, message: mq.line, exitCode: mq.exitCode, ...mq.details}})}\n`,
+    )
   } else {
     const prefix = options.color ? '\u001B[31merror:\u001B[39m' : 'error:'
     stderr.write(`${prefix} ${oneLine(mq.line)}\n`)
@@ -43,7 +58,10 @@ export function toMqError(error: unknown, commandId?: string): MqError {
   if (oclifExit === 2 || /^(Nonexistent flag|Unexpected argument|Missing required|Expected )/.test(message)) {
     return new InvalidInputError(message.replace(/\.$/, ''), {hint: helpHint(commandId), code: 'usage'})
   }
-  return new UnexpectedError(`unexpected failure: ${message}`, {cause: error, hint: 'rerun with DEBUG=1 for details and report it'})
+  return new UnexpectedError(`unexpected failure: ${message}`, {
+    cause: error,
+    hint: 'rerun with DEBUG=1 for details and report it',
+  })
 }
 
 function helpHint(commandId?: string): string {
@@ -78,9 +96,12 @@ export function nativeModuleError(error: unknown): StoreError | undefined {
   const file = /'([^']*better[-_]sqlite3[^']*\.node)'/.exec(message)?.[1]
   const root = file ? /^(.*)[/\\]node_modules[/\\]better-sqlite3[/\\]/.exec(file)?.[1] : undefined
   const fix = root ? `cd ${root} && npm rebuild better-sqlite3` : 'npm rebuild better-sqlite3'
-  return new StoreError(`the SQLite module was built for another Node.js version (module version ${match[1]}; Node ${process.version} needs ${match[2]})`, {
-    code: 'native_module',
-    hint: `run \`${fix}\``,
-    cause: error,
-  })
+  return new StoreError(
+    `the SQLite module was built for another Node.js version (module version ${match[1]}; Node ${process.version} needs ${match[2]})`,
+    {
+      code: 'native_module',
+      hint: `run \`${fix}\``,
+      cause: error,
+    },
+  )
 }

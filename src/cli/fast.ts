@@ -13,8 +13,13 @@ export function parseFast<F extends FlagSpecs>(
   env: NodeJS.ProcessEnv = process.env,
 ): ParsedInput<F> | undefined {
   const specs: FlagSpecs = {...definition.flags, ...GLOBAL_FLAGS}
-  const byChar = new Map(Object.entries(specs).filter(([, s]) => s.char).map(([name, s]) => [s.char!, name]))
-  const namesFlag = (token: string) => (token.startsWith('--') ? token.slice(2) in specs : token.startsWith('-') && byChar.has(token[1]))
+  const byChar = new Map(
+    Object.entries(specs)
+      .filter(([, s]) => s.char)
+      .map(([name, s]) => [s.char!, name]),
+  )
+  const namesFlag = (token: string) =>
+    token.startsWith('--') ? token.slice(2) in specs : token.startsWith('-') && byChar.has(token[1])
   const flags: Record<string, unknown> = {}
   const positional: string[] = []
   const raw: Record<string, string[]> = {}
@@ -61,7 +66,8 @@ export function parseFast<F extends FlagSpecs>(
   for (const [name, spec] of Object.entries(specs)) {
     const values = raw[name]
     if (spec.kind === 'boolean') flags[name] = bools.has(name)
-    else if (spec.kind === 'multiple') flags[name] = values // absent: [] (execute fills it in, for both parsers)
+    else if (spec.kind === 'multiple')
+      flags[name] = values // absent: [] (execute fills it in, for both parsers)
     else {
       if (values && values.length > 1) return undefined
       const text = values?.[0] ?? (spec.env ? env[spec.env] : undefined)

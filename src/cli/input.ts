@@ -51,7 +51,7 @@ function rawArguments(): Buffer[] | undefined {
   try {
     const bytes = readFileSync('/proc/self/cmdline')
     const args: Buffer[] = []
-    for (let start = 0; start < bytes.length; ) {
+    for (let start = 0; start < bytes.length;) {
       const end = bytes.indexOf(0, start)
       args.push(bytes.subarray(start, end === -1 ? bytes.length : end))
       start = end === -1 ? bytes.length : end + 1
@@ -91,7 +91,11 @@ export async function readDataFlag(
   flag: string,
 ): Promise<{text: string; what: string; from: 'argument' | 'stdin' | 'file'}> {
   if (value === '-') {
-    if (ctx.stdinIsTTY) throw new InvalidInputError(`${flag} - reads stdin, which is a terminal`, {code: 'usage', hint: `pipe the data in, or give it as ${flag} JSON`})
+    if (ctx.stdinIsTTY)
+      throw new InvalidInputError(`${flag} - reads stdin, which is a terminal`, {
+        code: 'usage',
+        hint: `pipe the data in, or give it as ${flag} JSON`,
+      })
     return {text: await readStdinBody(ctx.stdin), what: 'the data on stdin', from: 'stdin'}
   }
   if (value.startsWith('@')) {
@@ -100,7 +104,10 @@ export async function readDataFlag(
     try {
       bytes = readFileSync(path)
     } catch (error) {
-      throw new InvalidInputError(`cannot read ${flag} file ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, {hint: 'check the path'})
+      throw new InvalidInputError(
+        `cannot read ${flag} file ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+        {hint: 'check the path'},
+      )
     }
     return {text: decodeUtf8(bytes, path), what: path, from: 'file'}
   }
@@ -115,7 +122,8 @@ export async function readStdinBody(stdin: Readable = process.stdin): Promise<st
   for await (const chunk of stdin as AsyncIterable<Buffer>) {
     chunks.push(chunk)
     size += chunk.length
-    if (size > STDIN_BODY_LIMIT) throw new InvalidInputError('body on stdin is over 256 MiB', {code: 'too_large', hint: 'send a smaller body'})
+    if (size > STDIN_BODY_LIMIT)
+      throw new InvalidInputError('body on stdin is over 256 MiB', {code: 'too_large', hint: 'send a smaller body'})
   }
   return decodeUtf8(Buffer.concat(chunks), 'body on stdin')
 }
@@ -223,7 +231,10 @@ export function parseEnvelope(line: string, lineNumber: number): OutgoingMessage
     })
   }
   const bad = (why: string): never => {
-    throw new InvalidInputError(`line ${lineNumber}: ${why}`, {code: 'bad_envelope', hint: 'expected {"body":"…","headers":{"k":"v"}}'})
+    throw new InvalidInputError(`line ${lineNumber}: ${why}`, {
+      code: 'bad_envelope',
+      hint: 'expected {"body":"…","headers":{"k":"v"}}',
+    })
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) bad('not a JSON object')
   const envelope = value as Record<string, unknown>
@@ -256,18 +267,25 @@ export function parseHeaderFlags(values: string[]): Headers | undefined {
     }
     const name = pair.slice(0, eq)
     checkArgumentUtf8(pair, `header "${printable(name, 40)}"`)
-    if (name in headers) throw new InvalidInputError(`header "${printable(name, 40)}" is given twice`, {hint: 'give each header once'})
+    if (name in headers)
+      throw new InvalidInputError(`header "${printable(name, 40)}" is given twice`, {hint: 'give each header once'})
     headers[name] = pair.slice(eq + 1)
   }
   return headers
 }
 
 /** Reads receipts from arguments, or one per stdin line when there are none. */
-export async function* receiptBatches(argv: string[], stdinIsTTY: boolean, stdin: Readable = process.stdin): AsyncGenerator<string[]> {
+export async function* receiptBatches(
+  argv: string[],
+  stdinIsTTY: boolean,
+  stdin: Readable = process.stdin,
+): AsyncGenerator<string[]> {
   if (argv.length > 0) {
     yield argv
     return
   }
-  if (stdinIsTTY) throw new InvalidInputError('no receipts given', {hint: 'pass receipts as arguments or one per line on stdin'})
-  for await (const batch of stdinLineBatches(stdin)) yield batch.lines.map((line) => line.trim()).filter((line) => line !== '')
+  if (stdinIsTTY)
+    throw new InvalidInputError('no receipts given', {hint: 'pass receipts as arguments or one per line on stdin'})
+  for await (const batch of stdinLineBatches(stdin))
+    yield batch.lines.map((line) => line.trim()).filter((line) => line !== '')
 }

@@ -29,7 +29,10 @@ export function oclifCommand<F extends FlagSpecs, R>(definition: CommandDefiniti
     }
 
     override async catch(error: Error): Promise<void> {
-      process.exitCode = reportError(parseErrorFor(error, definition), {json: this.argv.includes('--json'), commandId: definition.id})
+      process.exitCode = reportError(parseErrorFor(error, definition), {
+        json: this.argv.includes('--json'),
+        commandId: definition.id,
+      })
     }
   }
   return OclifCommand
@@ -37,7 +40,9 @@ export function oclifCommand<F extends FlagSpecs, R>(definition: CommandDefiniti
 
 // oclif's flag types are precise per flag; these are built from data, so they are typed loosely here.
 function toOclifFlags(specs: FlagSpecs): Interfaces.FlagInput {
-  return Object.fromEntries(Object.entries(specs).map(([name, spec]) => [name, toOclifFlag(name, spec)])) as Interfaces.FlagInput
+  return Object.fromEntries(
+    Object.entries(specs).map(([name, spec]) => [name, toOclifFlag(name, spec)]),
+  ) as Interfaces.FlagInput
 }
 
 function toOclifFlag(name: string, spec: FlagSpec) {
@@ -58,7 +63,11 @@ function toOclifFlag(name: string, spec: FlagSpec) {
     case 'string':
       return Flags.string({...common, default: spec.default, options: spec.options as string[] | undefined})
     case 'integer':
-      return Flags.custom<number>({...common, default: spec.default, parse: async (raw) => convertFlag(name, spec, raw) as number})()
+      return Flags.custom<number>({
+        ...common,
+        default: spec.default,
+        parse: async (raw) => convertFlag(name, spec, raw) as number,
+      })()
     case 'duration':
     case 'size':
       return Flags.custom<number>({...common, parse: async (raw) => convertFlag(name, spec, raw) as number})()
@@ -97,8 +106,18 @@ export function parseErrorFor(error: unknown, definition: Pick<CommandDefinition
 /** `unknown flag --jsn: did you mean --json?` (exit 2), for every command, through either parser. */
 export function unknownFlagError(flags: string[], specs: FlagSpecs, commandId: string): InvalidInputError {
   const names = Object.keys(specs).map((name) => `--${name}`)
-  const suggestions = flags.flatMap((flag) => closest(flag.split('=')[0], names, 1).map((near) => `${flag.split('=')[0]} → ${near}`))
+  const suggestions = flags.flatMap((flag) =>
+    closest(flag.split('=')[0], names, 1).map((near) => `${flag.split('=')[0]} → ${near}`),
+  )
   const help = `see \`mq ${commandId.replaceAll(':', ' ')} --help\``
-  const hint = suggestions.length === 1 && flags.length === 1 ? `did you mean ${suggestions[0].split(' → ')[1]}? ${help}` : suggestions.length > 0 ? `did you mean ${suggestions.join(', ')}? ${help}` : help
-  return new InvalidInputError(`unknown flag${flags.length === 1 ? '' : 's'} ${flags.join(', ')}`, {code: 'usage', hint})
+  const hint =
+    suggestions.length === 1 && flags.length === 1
+      ? `did you mean ${suggestions[0].split(' → ')[1]}? ${help}`
+      : suggestions.length > 0
+        ? `did you mean ${suggestions.join(', ')}? ${help}`
+        : help
+  return new InvalidInputError(`unknown flag${flags.length === 1 ? '' : 's'} ${flags.join(', ')}`, {
+    code: 'usage',
+    hint,
+  })
 }

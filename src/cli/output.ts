@@ -81,7 +81,15 @@ export interface Style {
 }
 
 const identity = (text: string) => text
-export const PLAIN: Style = {bold: identity, dim: identity, red: identity, green: identity, yellow: identity, cyan: identity, magenta: identity}
+export const PLAIN: Style = {
+  bold: identity,
+  dim: identity,
+  red: identity,
+  green: identity,
+  yellow: identity,
+  cyan: identity,
+  magenta: identity,
+}
 
 /**
  * The one format of every `list` command (README.md, "Output"): at a terminal a table with a
@@ -89,7 +97,12 @@ export const PLAIN: Style = {bold: identity, dim: identity, red: identity, green
  * a terminal only) when there are no rows. With --json, lists print one object per line instead
  * (`jsonLines` on the definition).
  */
-export function listing(ctx: {stdoutIsTTY: boolean}, headers: string[], rows: (string | number)[][], emptyText: string): string | undefined {
+export function listing(
+  ctx: {stdoutIsTTY: boolean},
+  headers: string[],
+  rows: (string | number)[][],
+  emptyText: string,
+): string | undefined {
   if (rows.length === 0) return ctx.stdoutIsTTY ? emptyText : undefined
   if (ctx.stdoutIsTTY) return table(headers, rows)
   return rows.map((row) => row.map((cell) => String(cell).replace(/[\t\r\n]+/g, ' ')).join('\t')).join('\n')
@@ -101,7 +114,9 @@ export function listing(ctx: {stdoutIsTTY: boolean}, headers: string[], rows: (s
  * string in UTC with milliseconds, never epoch milliseconds; durations stay numbers named `…Ms`.
  */
 export function toJson(value: unknown): string {
-  return JSON.stringify(value, (key, item: unknown) => (typeof item === 'number' && /^[a-z]+At$/.test(key) ? new Date(item).toISOString() : item))
+  return JSON.stringify(value, (key, item: unknown) =>
+    typeof item === 'number' && /^[a-z]+At$/.test(key) ? new Date(item).toISOString() : item,
+  )
 }
 
 /** Lays out rows as aligned columns (for human output only). */
@@ -109,7 +124,13 @@ export function table(headers: string[], rows: (string | number)[][]): string {
   const cells = [headers, ...rows.map((row) => row.map(String))]
   const widths = headers.map((_, column) => Math.max(...cells.map((row) => visibleLength(row[column] ?? ''))))
   return cells
-    .map((row) => row.map((cell, column) => (column === row.length - 1 ? cell : cell + ' '.repeat(widths[column] - visibleLength(cell)))).join('  '))
+    .map((row) =>
+      row
+        .map((cell, column) =>
+          column === row.length - 1 ? cell : cell + ' '.repeat(widths[column] - visibleLength(cell)),
+        )
+        .join('  '),
+    )
     .join('\n')
 }
 

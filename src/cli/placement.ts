@@ -18,7 +18,8 @@ export const REPLICAS_FLAG = {
 export const TRANSIENT_FLAG = {
   transient: {
     kind: 'boolean',
-    summary: 'amqp:// only: a non-durable queue without arguments, so clients declaring it with default arguments (the RabbitMQ tutorial) can declare it too.',
+    summary:
+      'amqp:// only: a non-durable queue without arguments, so clients declaring it with default arguments (the RabbitMQ tutorial) can declare it too.',
   },
 } as const satisfies FlagSpecs
 
@@ -26,12 +27,18 @@ export const TRANSIENT_FLAG = {
 export const PRIORITIES_FLAG = {
   priorities: {
     kind: 'boolean',
-    summary: 'amqp:// only: make a priority queue (x-max-priority 9) so --priority is honoured; a first publish with --priority does too.',
+    summary:
+      'amqp:// only: make a priority queue (x-max-priority 9) so --priority is honoured; a first publish with --priority does too.',
   },
 } as const satisfies FlagSpecs
 
 /** Checks the broker replicates before asking it to (the file broker refuses, with the reason). */
-export async function placementFromFlags(ctx: Context, replicas: number | undefined, transient = false, priorities = false): Promise<PlacementOptions> {
+export async function placementFromFlags(
+  ctx: Context,
+  replicas: number | undefined,
+  transient = false,
+  priorities = false,
+): Promise<PlacementOptions> {
   if (replicas === undefined && !transient && !priorities) return {}
   const description = await ctx.broker().describe()
   if (replicas !== undefined) requireFeature(description.capabilities, 'replicas', description.url)
@@ -42,5 +49,9 @@ export async function placementFromFlags(ctx: Context, replicas: number | undefi
       hint: 'queues are always durable here: drop --transient',
     })
   }
-  return {...(replicas === undefined ? {} : {replicas}), ...(transient ? {transient} : {}), ...(priorities ? {priorities} : {})}
+  return {
+    ...(replicas === undefined ? {} : {replicas}),
+    ...(transient ? {transient} : {}),
+    ...(priorities ? {priorities} : {}),
+  }
 }

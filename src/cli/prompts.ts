@@ -18,7 +18,12 @@ export async function askName(ctx: Context, what: string, choices: string[], fla
  * checked as it is typed by `check` (which throws InvalidInputError on a bad name); Enter accepts
  * only a valid name.
  */
-export async function askNewName(ctx: Context, what: string, flagHint: string, check: (name: string) => unknown = nonEmpty(what)): Promise<string> {
+export async function askNewName(
+  ctx: Context,
+  what: string,
+  flagHint: string,
+  check: (name: string) => unknown = nonEmpty(what),
+): Promise<string> {
   if (!ctx.interactive) throw new InvalidInputError(`missing ${what}`, {code: 'usage', hint: flagHint})
   const prompt = await validatedInput()
   return prompt({message: `New ${what}:`, check: (name) => problemWith(check, name)})
@@ -44,7 +49,8 @@ export async function confirm(ctx: Context, yes: boolean, message: string): Prom
     })
   }
   const {confirm: ask} = await import('@inquirer/prompts')
-  if (!(await ask({message, default: false}))) throw new InvalidInputError('cancelled', {code: 'cancelled', hint: 'nothing was changed'})
+  if (!(await ask({message, default: false})))
+    throw new InvalidInputError('cancelled', {code: 'cancelled', hint: 'nothing was changed'})
 }
 
 function nonEmpty(what: string): (name: string) => void {

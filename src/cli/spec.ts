@@ -85,8 +85,17 @@ export interface GlobalOptions {
  */
 export const GLOBAL_FLAGS = {
   home: {kind: 'string', summary: 'Broker folder (env MQ_HOME; default: the per-user data folder).', helpValue: 'DIR'},
-  broker: {kind: 'string', summary: 'Broker URL: nats://HOST:PORT[,HOST:PORT…], amqp://USER:PASS@HOST:5672/VHOST or file:DIR (env MQ_URL; default: the --home folder).', helpValue: 'URL'},
-  prefix: {kind: 'string', summary: 'With a nats:// broker: namespace every stream and subject (env MQ_PREFIX).', helpValue: 'NAME'},
+  broker: {
+    kind: 'string',
+    summary:
+      'Broker URL: nats://HOST:PORT[,HOST:PORT…], amqp://USER:PASS@HOST:5672/VHOST or file:DIR (env MQ_URL; default: the --home folder).',
+    helpValue: 'URL',
+  },
+  prefix: {
+    kind: 'string',
+    summary: 'With a nats:// broker: namespace every stream and subject (env MQ_PREFIX).',
+    helpValue: 'NAME',
+  },
   json: {kind: 'boolean', summary: 'Print JSON: one object per result, one line per streamed item.'},
   'no-color': {kind: 'boolean', summary: 'No colours (also NO_COLOR).'},
   'non-interactive': {kind: 'boolean', summary: 'Never prompt (implied without a terminal or when CI is set).'},
@@ -105,13 +114,16 @@ export function convertFlag(name: string, spec: FlagSpec, raw: string): string |
     case 'integer': {
       if (!/^-?\d+$/.test(raw.trim())) throw new InvalidInputError(`--${name} expects a whole number, got "${raw}"`)
       const value = Number(raw)
-      if (spec.min !== undefined && value < spec.min) throw new InvalidInputError(`--${name} must be at least ${spec.min}`)
-      if (spec.max !== undefined && value > spec.max) throw new InvalidInputError(`--${name} must be at most ${spec.max}`)
+      if (spec.min !== undefined && value < spec.min)
+        throw new InvalidInputError(`--${name} must be at least ${spec.min}`)
+      if (spec.max !== undefined && value > spec.max)
+        throw new InvalidInputError(`--${name} must be at most ${spec.max}`)
       return value
     }
     case 'duration': {
       const ms = parseDuration(raw, `--${name}`)
-      if (spec.positive && ms <= 0) throw new InvalidInputError(`--${name} must be longer than zero, got "${raw}"`, {hint: 'e.g. 250ms, 30s or 5m'})
+      if (spec.positive && ms <= 0)
+        throw new InvalidInputError(`--${name} must be longer than zero, got "${raw}"`, {hint: 'e.g. 250ms, 30s or 5m'})
       return ms
     }
     case 'size': {

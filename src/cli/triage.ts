@@ -51,7 +51,11 @@ export function canTriage(ctx: Context): void {
 }
 
 /** The dead-letter queue `queue` is, with the queues and subscriptions that feed it; else a plain queue. */
-export async function triageTarget(broker: Broker, queue: string, deadLetterQueue: string | null): Promise<TriageTarget> {
+export async function triageTarget(
+  broker: Broker,
+  queue: string,
+  deadLetterQueue: string | null,
+): Promise<TriageTarget> {
   const dlq = (await broker.listDeadLetterQueues()).find((d) => d.name === queue)
   return dlq && dlq.sources.length > 0 ? {kind: 'dead-letters', sources: dlq.sources} : {kind: 'queue', deadLetterQueue}
 }
@@ -88,7 +92,10 @@ export async function triage(
       printer.print([delivery])
       await ctx.out.flush()
       // Reading takes time: keep the lease while the person decides.
-      const keepAlive = setInterval(() => void broker.extend([delivery.receipt!], options.leaseMs).catch(() => {}), Math.max(500, options.leaseMs / 3))
+      const keepAlive = setInterval(
+        () => void broker.extend([delivery.receipt!], options.leaseMs).catch(() => {}),
+        Math.max(500, options.leaseMs / 3),
+      )
       const receipt = delivery.receipt!
       let action: Action
       try {
@@ -136,9 +143,13 @@ async function sendBack(ctx: Context, delivery: Delivery, sources: string[]): Pr
   const source = headers['x-original-subscription'] ?? headers['x-original-queue'] ?? sources[0]
   await broker.nack([delivery.receipt!], {uncounted: true})
   const same = (m: {body: string; headers: Record<string, string>}) =>
-    m.body === delivery.body && JSON.stringify(Object.entries(m.headers).sort()) === JSON.stringify(Object.entries(headers).sort())
+    m.body === delivery.body &&
+    JSON.stringify(Object.entries(m.headers).sort()) === JSON.stringify(Object.entries(headers).sort())
   const result = await broker.redrive(source, {filter: same, limit: 1})
-  if (result.moved === 0) ctx.warn(`could not send it back to ${source}${result.stoppedFull ? ' (it is full)' : ' (another consumer took it meanwhile?)'}`)
+  if (result.moved === 0)
+    ctx.warn(
+      `could not send it back to ${source}${result.stoppedFull ? ' (it is full)' : ' (another consumer took it meanwhile?)'}`,
+    )
   return result.moved > 0
 }
 

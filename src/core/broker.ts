@@ -90,10 +90,7 @@ export type SubscriptionSettings = Pick<
 
 /** Where a new subscription starts reading. */
 export type StartPosition =
-  | {kind: 'new'}
-  | {kind: 'all'}
-  | {kind: 'since'; time: number}
-  | {kind: 'from-id'; id: string}
+  {kind: 'new'} | {kind: 'all'} | {kind: 'since'; time: number} | {kind: 'from-id'; id: string}
 
 export interface SubscribeOptions {
   /** Name of a durable subscription, created or resumed; omit for an ephemeral one. */
@@ -299,7 +296,14 @@ export interface QueueStats extends QueueInfo {
   /** Messages now in this queue's dead-letter queue. */
   deadLettered: number
   oldestAgeMs: number | null
-  totals: {published: number; acked: number; deadLettered: number; dropped: number; expired: number; deduplicated: number}
+  totals: {
+    published: number
+    acked: number
+    deadLettered: number
+    dropped: number
+    expired: number
+    deduplicated: number
+  }
   /** Messages per second over the last minute and the last five. */
   rates: {publishedPerSecond: {last1m: number; last5m: number}; ackedPerSecond: {last1m: number; last5m: number}}
   /** amqp:// only: RabbitMQ's queue type (`classic`, `quorum`, `stream`), as the server reports it. */
@@ -411,10 +415,9 @@ export type ReceiptHolder = Pick<Broker, 'receive' | 'ack' | 'nack' | 'extend' |
 
 /** Optional: a driver that commits many publish requests in one write (the daemon's group commit). */
 export interface GroupPublisher {
-  publishGroup(requests: {name: string; messages: OutgoingMessage[]; options: PublishOptions}[]): (
-    | {results: PublishResult[]; rest: OutgoingMessage[]; full?: string}
-    | {error: unknown}
-  )[]
+  publishGroup(
+    requests: {name: string; messages: OutgoingMessage[]; options: PublishOptions}[],
+  ): ({results: PublishResult[]; rest: OutgoingMessage[]; full?: string} | {error: unknown})[]
 }
 
 export function isGroupPublisher(broker: Broker): broker is Broker & GroupPublisher {

@@ -24,7 +24,10 @@ export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode]
 export const ERROR_CODES = {
   // exit 2: usage and invalid input; nothing was changed
   invalid_input: {exitCode: ExitCode.usage, meaning: 'an invalid value (name, flag value, header, priority, TTL, …)'},
-  usage: {exitCode: ExitCode.usage, meaning: 'bad or missing flag or argument, unknown command, or a prompt needed outside a terminal'},
+  usage: {
+    exitCode: ExitCode.usage,
+    meaning: 'bad or missing flag or argument, unknown command, or a prompt needed outside a terminal',
+  },
   cancelled: {exitCode: ExitCode.usage, meaning: 'the confirmation prompt was declined'},
   not_found: {exitCode: ExitCode.usage, meaning: 'the queue, topic, subscription, rule or event does not exist'},
   wrong_kind: {exitCode: ExitCode.usage, meaning: 'a queue used as a topic, or a topic as a queue'},
@@ -40,17 +43,36 @@ export const ERROR_CODES = {
   bad_schedule: {exitCode: ExitCode.usage, meaning: 'an invalid cron expression or interval'},
   bad_event: {exitCode: ExitCode.usage, meaning: 'an invalid CloudEvent'},
   bad_rules: {exitCode: ExitCode.usage, meaning: 'an unreadable or invalid rules file'},
-  too_deep: {exitCode: ExitCode.usage, meaning: 'a pattern, event data or rules document nested deeper than 256 levels'},
+  too_deep: {
+    exitCode: ExitCode.usage,
+    meaning: 'a pattern, event data or rules document nested deeper than 256 levels',
+  },
   bad_request: {exitCode: ExitCode.usage, meaning: "a malformed request on the daemon's socket"},
-  unsupported: {exitCode: ExitCode.usage, meaning: 'a feature the selected broker (driver or server version) cannot honour safely'},
-  cannot_start: {exitCode: ExitCode.usage, meaning: 'an `--exec` command or exec action that cannot start (not found or not executable): the worker stops, the message is released untouched'},
+  unsupported: {
+    exitCode: ExitCode.usage,
+    meaning: 'a feature the selected broker (driver or server version) cannot honour safely',
+  },
+  cannot_start: {
+    exitCode: ExitCode.usage,
+    meaning:
+      'an `--exec` command or exec action that cannot start (not found or not executable): the worker stops, the message is released untouched',
+  },
   // exit 3
-  empty: {exitCode: ExitCode.empty, meaning: 'nothing arrived before the wait ran out (for `trigger --require-match`: no rule matched)'},
+  empty: {
+    exitCode: ExitCode.empty,
+    meaning: 'nothing arrived before the wait ran out (for `trigger --require-match`: no rule matched)',
+  },
   not_running: {exitCode: ExitCode.empty, meaning: 'the daemon is not running (`daemon status`)'},
   // exit 4
-  queue_full: {exitCode: ExitCode.backPressure, meaning: 'the queue is full (overflow policy `reject`, or `block` past its wait)'},
+  queue_full: {
+    exitCode: ExitCode.backPressure,
+    meaning: 'the queue is full (overflow policy `reject`, or `block` past its wait)',
+  },
   // exit 5
-  stale_receipt: {exitCode: ExitCode.staleReceipt, meaning: 'the lease expired (the message was redelivered) or it was already settled'},
+  stale_receipt: {
+    exitCode: ExitCode.staleReceipt,
+    meaning: 'the lease expired (the message was redelivered) or it was already settled',
+  },
   // exit 1: runtime failures
   store: {exitCode: ExitCode.failure, meaning: 'the broker folder or database cannot be used'},
   no_broker: {exitCode: ExitCode.failure, meaning: 'no broker in the folder (and the command does not create one)'},
@@ -62,13 +84,32 @@ export const ERROR_CODES = {
   disk_full: {exitCode: ExitCode.failure, meaning: 'the disk holding the broker is full'},
   io: {exitCode: ExitCode.failure, meaning: 'an I/O error on the broker'},
   output: {exitCode: ExitCode.failure, meaning: 'the output could not be written (a full disk, a closed pipe)'},
-  deleted_meanwhile: {exitCode: ExitCode.failure, meaning: 'what the command worked on was deleted by another process half-way'},
-  action_failed: {exitCode: ExitCode.failure, meaning: 'an `--exec` command failed for some messages (retried, dead-lettered or its lease lost)'},
-  unreachable: {exitCode: ExitCode.failure, meaning: 'the broker server could not be reached (connection refused, no JetStream, bad credentials)'},
+  deleted_meanwhile: {
+    exitCode: ExitCode.failure,
+    meaning: 'what the command worked on was deleted by another process half-way',
+  },
+  action_failed: {
+    exitCode: ExitCode.failure,
+    meaning: 'an `--exec` command failed for some messages (retried, dead-lettered or its lease lost)',
+  },
+  unreachable: {
+    exitCode: ExitCode.failure,
+    meaning: 'the broker server could not be reached (connection refused, no JetStream, bad credentials)',
+  },
   timeout: {exitCode: ExitCode.failure, meaning: 'the broker server did not answer in time'},
-  unavailable: {exitCode: ExitCode.failure, meaning: 'the daemon could not take the request (the command then does the work itself)'},
-  native_module: {exitCode: ExitCode.failure, meaning: 'the SQLite module was built for another Node.js version (after a Node switch): run `npm rebuild better-sqlite3`'},
-  internal: {exitCode: ExitCode.failure, meaning: 'an unexpected failure (a bug): run again with DEBUG=1 and report it'},
+  unavailable: {
+    exitCode: ExitCode.failure,
+    meaning: 'the daemon could not take the request (the command then does the work itself)',
+  },
+  native_module: {
+    exitCode: ExitCode.failure,
+    meaning:
+      'the SQLite module was built for another Node.js version (after a Node switch): run `npm rebuild better-sqlite3`',
+  },
+  internal: {
+    exitCode: ExitCode.failure,
+    meaning: 'an unexpected failure (a bug): run again with DEBUG=1 and report it',
+  },
   // exit 130
   interrupted: {exitCode: ExitCode.interrupted, meaning: 'interrupted (SIGINT/SIGTERM) after a clean shutdown'},
 } as const satisfies Record<string, {exitCode: ExitCodeValue; meaning: string}>
@@ -77,7 +118,9 @@ export const ERROR_CODES = {
 export type ErrorCode = keyof typeof ERROR_CODES
 
 /** The error codes that go with one exit code. */
-export type ErrorCodeFor<E extends ExitCodeValue> = {[K in ErrorCode]: (typeof ERROR_CODES)[K]['exitCode'] extends E ? K : never}[ErrorCode]
+export type ErrorCodeFor<E extends ExitCodeValue> = {
+  [K in ErrorCode]: (typeof ERROR_CODES)[K]['exitCode'] extends E ? K : never
+}[ErrorCode]
 
 export interface MqErrorOptions {
   cause?: unknown

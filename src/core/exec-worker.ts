@@ -74,7 +74,11 @@ export function describeExecSummary(summary: ExecSummary): string {
  * dead-letters, anything else (a signal, a timeout) retries with backoff until max deliveries.
  * Up to `parallel` commands run at once; up to `prefetch` deliveries are held (a sliding window).
  */
-export async function runExecWorker(broker: Broker, receive: ReceiveFn, options: ExecWorkerOptions): Promise<ExecSummary> {
+export async function runExecWorker(
+  broker: Broker,
+  receive: ReceiveFn,
+  options: ExecWorkerOptions,
+): Promise<ExecSummary> {
   const summary: ExecSummary = {received: 0, acked: 0, retried: 0, deadLettered: 0, released: 0, leaseLost: 0}
   const window = Math.max(options.prefetch ?? options.parallel, options.parallel)
   const waiting: Delivery[] = []
@@ -96,7 +100,12 @@ export async function runExecWorker(broker: Broker, receive: ReceiveFn, options:
   const stopReceiving = AbortSignal.any([options.drain, stop.signal])
 
   const startWaiting = () => {
-    while (running.size < options.parallel && waiting.length > 0 && !options.force.aborted && notStarted === undefined) {
+    while (
+      running.size < options.parallel &&
+      waiting.length > 0 &&
+      !options.force.aborted &&
+      notStarted === undefined
+    ) {
       const delivery = waiting.shift()!
       const task: Promise<void> = handle(broker, delivery, options).then((event) => {
         running.delete(task)
@@ -150,7 +159,12 @@ export async function runExecWorker(broker: Broker, receive: ReceiveFn, options:
     if (waiting.length > 0) {
       const released = waiting.splice(0)
       const options = notStarted === undefined ? {error: 'released unstarted on shutdown'} : {uncounted: true}
-      await broker.nack(released.map((d) => d.receipt!), options).catch(() => {})
+      await broker
+        .nack(
+          released.map((d) => d.receipt!),
+          options,
+        )
+        .catch(() => {})
       summary.released += released.length
     }
     await Promise.all(running.keys())
@@ -189,13 +203,26 @@ async function handle(broker: Broker, delivery: Delivery, options: ExecWorkerOpt
   const cannotStart = cannotStartReason(end, firstWord(options.command), process.cwd())
   if (cannotStart !== undefined) {
     await broker.nack([receipt], {uncounted: true}).catch(() => {})
-    return {delivery, outcome: 'released', status: end.started && end.code !== null ? String(end.code) : 'spawn', durationMs: 0, error: cannotStart, cannotStart}
+    return {
+      delivery,
+      outcome: 'released',
+      status: end.started && end.code !== null ? String(end.code) : 'spawn',
+      durationMs: 0,
+      error: cannotStart,
+      cannotStart,
+    }
   }
   if (!end.started) {
     // e.g. a NUL byte in a header: this message can never run, the worker goes on with the others.
     const reason = `cannot start the command: ${end.error.message}`
     const [outcome] = await broker.nack([receipt], {backoff: true, error: reason}).catch(() => ['stale' as const])
-    return {delivery, outcome: outcome === 'dead-lettered' ? 'dead-lettered' : outcome === 'stale' ? 'lease-lost' : 'retry', status: 'spawn', durationMs: 0, error: reason}
+    return {
+      delivery,
+      outcome: outcome === 'dead-lettered' ? 'dead-lettered' : outcome === 'stale' ? 'lease-lost' : 'retry',
+      status: 'spawn',
+      durationMs: 0,
+      error: reason,
+    }
   }
   const {timedOut, aborted: forced} = end
   const code = end.error ? 127 : end.code
@@ -203,9 +230,15 @@ async function handle(broker: Broker, delivery: Delivery, options: ExecWorkerOpt
   const tail = end.error ? (end.tail + String(end.error)).slice(-2_000) : end.tail
 
   const durationMs = Math.round(monotonicNow() - started)
-  const status = timedOut ? 'timeout' : signal ?? String(code)
+  const status = timedOut ? 'timeout' : (signal ?? String(code))
   const error = describeFailure(status, tail, options.execTimeoutMs)
-  const event = (outcome: ExecOutcome, message?: string): ExecEvent => ({delivery, outcome, status, durationMs, error: message})
+  const event = (outcome: ExecOutcome, message?: string): ExecEvent => ({
+    delivery,
+    outcome,
+    status,
+    durationMs,
+    error: message,
+  })
 
   try {
     if (forced) {
@@ -227,7 +260,12 @@ async function handle(broker: Broker, delivery: Delivery, options: ExecWorkerOpt
 
 function describeFailure(status: string, stderrTail: string, timeoutMs?: number): string {
   const last = stderrTail.trim().split('\n').slice(-3).join(' | ')
-  const what = status === 'timeout' ? `timed out after ${timeoutMs}ms` : /^\d+$/.test(status) ? `exit ${status}` : `killed by ${status}`
+  const what =
+    status === 'timeout'
+      ? `timed out after ${timeoutMs}ms`
+      : /^\d+$/.test(status)
+        ? `exit ${status}`
+        : `killed by ${status}`
   return last ? `${what}: ${last}` : what
 }
 
@@ -248,6 +286,7 @@ export function messageEnvironment(delivery: Delivery): Record<string, string> {
   const claimed = new Map<string, number>()
   const variable = (name: string) => `MQ_HEADER_${name.toUpperCase().replace(/[^A-Z0-9_]/g, '_')}`
   for (const name of Object.keys(delivery.headers)) claimed.set(variable(name), (claimed.get(variable(name)) ?? 0) + 1)
-  for (const [name, value] of Object.entries(delivery.headers)) if (claimed.get(variable(name)) === 1) env[variable(name)] = value
+  for (const [name, value] of Object.entries(delivery.headers))
+    if (claimed.get(variable(name)) === 1) env[variable(name)] = value
   return env
 }

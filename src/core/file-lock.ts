@@ -26,13 +26,19 @@ export async function withFileLock<T>(path: string, fn: () => Promise<T>, timeou
       // A link in the lock's place would never go away by itself (nor must it be read through).
       if (lstatSync(lock, {throwIfNoEntry: false})?.isSymbolicLink()) throw linkRefused(lock)
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw new StoreError(`cannot lock ${path}: ${(error as NodeJS.ErrnoException).code ?? error}`, {cause: error, hint: 'check the folder permissions'})
+        throw new StoreError(`cannot lock ${path}: ${(error as NodeJS.ErrnoException).code ?? error}`, {
+          cause: error,
+          hint: 'check the folder permissions',
+        })
       }
       if (isStale(lock)) {
         rmSync(lock, {force: true})
         continue
       }
-      if (monotonicNow() > deadline) throw new StoreError(`${path} stayed locked by another process`, {hint: `if no mqctl is editing it, remove ${lock}`})
+      if (monotonicNow() > deadline)
+        throw new StoreError(`${path} stayed locked by another process`, {
+          hint: `if no mqctl is editing it, remove ${lock}`,
+        })
       await sleep(20)
     }
   }

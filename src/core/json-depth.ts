@@ -26,9 +26,12 @@ export function findTooDeep(value: unknown, maxDepth = MAX_JSON_DEPTH, root = '$
   while (stack.length > 0) {
     const frame = stack.pop()!
     if (frame.depth > maxDepth) return shorten(pathOf(frame, root))
-    const entries: [string | number, unknown][] = Array.isArray(frame.value) ? frame.value.map((v, i) => [i, v]) : Object.entries(frame.value)
+    const entries: [string | number, unknown][] = Array.isArray(frame.value)
+      ? frame.value.map((v, i) => [i, v])
+      : Object.entries(frame.value)
     for (const [key, child] of entries) {
-      if (typeof child === 'object' && child !== null) stack.push({value: child, depth: frame.depth + 1, parent: frame, key})
+      if (typeof child === 'object' && child !== null)
+        stack.push({value: child, depth: frame.depth + 1, parent: frame, key})
     }
   }
   return undefined
@@ -75,7 +78,9 @@ function pathOf(frame: Frame, root: string): string {
   const parts: string[] = []
   for (let f: Frame | undefined = frame; f?.parent; f = f.parent) {
     const key = f.key!
-    parts.push(typeof key === 'number' ? `[${key}]` : /^[A-Za-z_$][\w$-]*$/.test(key) ? `.${key}` : `[${JSON.stringify(key)}]`)
+    parts.push(
+      typeof key === 'number' ? `[${key}]` : /^[A-Za-z_$][\w$-]*$/.test(key) ? `.${key}` : `[${JSON.stringify(key)}]`,
+    )
   }
   return root + parts.reverse().join('')
 }

@@ -64,7 +64,10 @@ export class LockWaiter {
           this.waiting = true
           this.options.onWait?.(error)
         }
-        const stop = signal && this.options.signal ? AbortSignal.any([signal, this.options.signal]) : (signal ?? this.options.signal)
+        const stop =
+          signal && this.options.signal
+            ? AbortSignal.any([signal, this.options.signal])
+            : (signal ?? this.options.signal)
         await sleep(backoffDelayMs(FIRST_PAUSE_MS, MAX_PAUSE_MS, attempt), stop)
         if (this.options.signal?.aborted || signal?.aborted) throw error
       }

@@ -10,7 +10,8 @@ const SEGMENT = /^[A-Za-z0-9_-]+$/
  * @returns the name, unchanged
  */
 export function validateName(name: string, what = 'name'): string {
-  if (name.length === 0) throw new InvalidInputError(`${what} is empty`, {hint: 'give a name such as orders or jobs.email'})
+  if (name.length === 0)
+    throw new InvalidInputError(`${what} is empty`, {hint: 'give a name such as orders or jobs.email'})
   if (name.length > MAX_NAME_LENGTH) {
     throw new InvalidInputError(`${what} is ${name.length} characters long`, {hint: `use at most ${MAX_NAME_LENGTH}`})
   }
@@ -100,7 +101,8 @@ function matchSegments(pattern: string[], topic: string[]): boolean {
         next[t] = any
       }
     } else {
-      for (let t = 0; t < topic.length; t++) if (reachable[t] && (segment === '*' || segment === topic[t])) next[t + 1] = true
+      for (let t = 0; t < topic.length; t++)
+        if (reachable[t] && (segment === '*' || segment === topic[t])) next[t + 1] = true
     }
     reachable = next
   }

@@ -11,7 +11,10 @@ import {StoreError} from './errors.js'
 const NOFOLLOW = constants.O_NOFOLLOW ?? 0
 
 export function linkRefused(path: string, cause?: unknown): StoreError {
-  return new StoreError(`${path} is a symbolic link: mqctl does not follow links in the broker folder`, {cause, hint: `remove ${path} (mqctl makes a new one)`})
+  return new StoreError(`${path} is a symbolic link: mqctl does not follow links in the broker folder`, {
+    cause,
+    hint: `remove ${path} (mqctl makes a new one)`,
+  })
 }
 
 /** Opens `path` with `flags` (O_* constants), refusing a symbolic link. */
@@ -44,7 +47,10 @@ export function readNoFollow(path: string): string | undefined {
 
 /** Writes the whole file (user-only permissions); `exclusive` fails with EEXIST if anything is there. */
 export function writeNoFollow(path: string, text: string, options: {exclusive?: boolean} = {}): void {
-  const fd = openNoFollow(path, constants.O_WRONLY | constants.O_CREAT | (options.exclusive ? constants.O_EXCL : constants.O_TRUNC))
+  const fd = openNoFollow(
+    path,
+    constants.O_WRONLY | constants.O_CREAT | (options.exclusive ? constants.O_EXCL : constants.O_TRUNC),
+  )
   try {
     fchmodSync(fd, 0o600)
     writeSync(fd, text)

@@ -134,7 +134,8 @@ export function parseBrokerUrl(url: string, prefixOverride?: string): BrokerTarg
 
 /** `amqp[s]://[user[:pass]@]host[:port][/vhost][?management=http://host:15672]`; user and password default to guest. */
 function parseAmqpUrl(url: string): AmqpTarget {
-  const match = /^(amqps?):\/\/(?:([^@/?]*)@)?([\w.-]+|\[[0-9a-fA-F:]+\])(?::(\d{1,5}))?(?:\/([^?]*))?(?:\?(.*))?$/.exec(url)
+  const match =
+    /^(amqps?):\/\/(?:([^@/?]*)@)?([\w.-]+|\[[0-9a-fA-F:]+\])(?::(\d{1,5}))?(?:\/([^?]*))?(?:\?(.*))?$/.exec(url)
   if (!match) {
     throw new InvalidInputError(`cannot read the broker URL "${hidePassword(url)}"`, {
       hint: 'use amqp://user:pass@host:5672/vhost (add ?management=http://host:15672 for listing and stats)',
@@ -214,7 +215,10 @@ function lazyBroker(open: (waiter?: LockWaiter) => Promise<Broker>): Broker {
       if (property === 'waitOutOutages') {
         return (given: LockWaiter) => {
           waiter = given
-          void opened?.then((broker) => broker.waitOutOutages?.(given), () => {})
+          void opened?.then(
+            (broker) => broker.waitOutOutages?.(given),
+            () => {},
+          )
         }
       }
       if (property === 'close') {

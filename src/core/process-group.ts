@@ -87,7 +87,8 @@ export type ChildEnd =
  * Resolves once, on the child's 'close' (its pipes drained) or its 'error'.
  */
 export function runChild(options: ChildRunOptions): Promise<ChildEnd> {
-  const stdio = (output: ChildOutput | undefined) => (output === 'inherit' ? 'inherit' : output === undefined || output === 'ignore' ? 'ignore' : 'pipe')
+  const stdio = (output: ChildOutput | undefined) =>
+    output === 'inherit' ? 'inherit' : output === undefined || output === 'ignore' ? 'ignore' : 'pipe'
   let child: ChildProcess
   try {
     child = spawn(options.argv[0], options.argv.slice(1), {

@@ -42,7 +42,9 @@ function durationMs(text: string): number | undefined {
 export function parseDuration(text: string, flag = 'duration'): number {
   const parsed = durationMs(text)
   if (parsed === undefined) {
-    throw new InvalidInputError(`invalid ${flag} "${text}"`, {hint: 'use a number with a unit: 250ms, 5s, 2m, 1h30m, 2d12h'})
+    throw new InvalidInputError(`invalid ${flag} "${text}"`, {
+      hint: 'use a number with a unit: 250ms, 5s, 2m, 1h30m, 2d12h',
+    })
   }
   const ms = parsed
   if (!Number.isFinite(ms) || ms > 10 * 365 * UNIT_MS.d) {
@@ -62,7 +64,10 @@ export function parseTimeOrAgo(text: string, flag: string, now = Date.now()): nu
  * else — not an empty string, which `Number` would read as 0.
  */
 export function parsePriority(text: string, what = 'priority'): number {
-  if (!/^[0-9]$/.test(text)) throw new InvalidInputError(`${what} must be a whole number from 0 to 9, got "${text}"`, {hint: 'e.g. 0 (the default) or 9 (first)'})
+  if (!/^[0-9]$/.test(text))
+    throw new InvalidInputError(`${what} must be a whole number from 0 to 9, got "${text}"`, {
+      hint: 'e.g. 0 (the default) or 9 (first)',
+    })
   return Number(text)
 }
 
@@ -95,7 +100,19 @@ export function formatDuration(ms: number): string {
   return h % 24 ? `${d}d${h % 24}h` : `${d}d`
 }
 
-const SIZE_UNITS: Record<string, number> = {'': 1, b: 1, k: 1024, kb: 1000, kib: 1024, m: 1024 ** 2, mb: 1000 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1000 ** 3, gib: 1024 ** 3}
+const SIZE_UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  k: 1024,
+  kb: 1000,
+  kib: 1024,
+  m: 1024 ** 2,
+  mb: 1000 ** 2,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gb: 1000 ** 3,
+  gib: 1024 ** 3,
+}
 
 /** Parses `512`, `64KiB`, `1MiB`, `10MB`, `1g` into bytes (k/m/g alone are binary). */
 export function parseSize(text: string, flag = 'size'): number {

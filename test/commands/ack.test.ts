@@ -81,7 +81,10 @@ describe('manual ack, nack and extend (CLI)', () => {
     const [held] = await receiveManual('held')
     expect((await run(['nack', held.receipt, '--delay', '1h'], {home})).code).to.equal(0)
     expect((await run(['consume', 'held'], {home})).code).to.equal(3)
-    expect(JSON.parse((await run(['queue', 'stats', 'held', '--json'], {home})).stdout)).to.include({delayed: 1, inFlight: 0})
+    expect(JSON.parse((await run(['queue', 'stats', 'held', '--json'], {home})).stdout)).to.include({
+      delayed: 1,
+      inFlight: 0,
+    })
     // Redelivered once a short delay is over: waited for, not timed.
     await run(['publish', 'q', 'x'], {home})
     const [d1] = await receiveManual('q')
@@ -90,7 +93,11 @@ describe('manual ack, nack and extend (CLI)', () => {
     expect(d2.attempt).to.equal(2)
     expect((await run(['nack', d2.receipt, '--dead-letter', '--reason', 'bad input'], {home})).code).to.equal(0)
     const dead = jsonLines((await run(['consume', 'q.dlq', '--json'], {home})).stdout)[0]
-    expect(dead.headers).to.deep.include({'x-dead-letter-reason': 'rejected', 'x-last-error': 'bad input', 'x-original-queue': 'q'})
+    expect(dead.headers).to.deep.include({
+      'x-dead-letter-reason': 'rejected',
+      'x-last-error': 'bad input',
+      'x-original-queue': 'q',
+    })
   })
 
   it('extend keeps the lease alive past the visibility timeout', async () => {

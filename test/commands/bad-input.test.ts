@@ -32,11 +32,19 @@ describe('bad input (CLI)', () => {
 
   it('a body over the limit: exit 2, nothing stored', async () => {
     await run(['queue', 'create', 'small', '--max-body-size', '1KiB'], {home})
-    expectOneLineError(await run(['publish', 'small', 'x'.repeat(1025)], {home}), 2, /1025 bytes, over the 1024-byte limit/)
+    expectOneLineError(
+      await run(['publish', 'small', 'x'.repeat(1025)], {home}),
+      2,
+      /1025 bytes, over the 1024-byte limit/,
+    )
     expectOneLineError(await run(['publish', 'small'], {home, input: 'y'.repeat(5000)}), 2, /over the 1024-byte limit/)
     expect(await depth(home, 'small')).to.equal(0)
     // the default limit is 1 MiB
-    expectOneLineError(await run(['publish', 'big'], {home, input: Buffer.alloc(1024 * 1024 + 1, 97)}), 2, /over the 1048576-byte limit/)
+    expectOneLineError(
+      await run(['publish', 'big'], {home, input: Buffer.alloc(1024 * 1024 + 1, 97)}),
+      2,
+      /over the 1048576-byte limit/,
+    )
   })
 
   it('a line over the limit in --lines names the line and publishes nothing from the file', async () => {
@@ -63,8 +71,16 @@ describe('bad input (CLI)', () => {
   })
 
   it('binary (invalid UTF-8) bodies are refused', async () => {
-    expectOneLineError(await run(['publish', 'q'], {home, input: Buffer.from([0xff, 0xfe, 0x00, 0x80])}), 2, /not valid UTF-8/)
-    expectOneLineError(await run(['publish', 'q', '--lines'], {home, input: Buffer.from([0x61, 0x0a, 0xc3, 0x28, 0x0a])}), 2, /not valid UTF-8/)
+    expectOneLineError(
+      await run(['publish', 'q'], {home, input: Buffer.from([0xff, 0xfe, 0x00, 0x80])}),
+      2,
+      /not valid UTF-8/,
+    )
+    expectOneLineError(
+      await run(['publish', 'q', '--lines'], {home, input: Buffer.from([0x61, 0x0a, 0xc3, 0x28, 0x0a])}),
+      2,
+      /not valid UTF-8/,
+    )
   })
 
   it('an empty body is one empty message, from stdin as from an argument', async () => {
@@ -122,7 +138,11 @@ describe('bad input (CLI)', () => {
     db.close()
     chmodSync(file, 0o644)
     const before = readFileSync(file)
-    for (const command of [['queue', 'list'], ['publish', 'q', 'x'], ['consume', 'q']]) {
+    for (const command of [
+      ['queue', 'list'],
+      ['publish', 'q', 'x'],
+      ['consume', 'q'],
+    ]) {
       expectOneLineError(await run(command, {home}), 1, /not an mqctl broker/)
     }
     expect(statSync(file).mode & 0o777).to.equal(0o644)
@@ -133,7 +153,11 @@ describe('bad input (CLI)', () => {
   it('a broker folder on a pseudo-filesystem (/proc): exit 1 at once, no hang', async function () {
     if (!existsSync('/proc/self')) this.skip()
     for (const folder of ['/proc/self/mq-broker', '/proc/1/mq/broker']) {
-      expectOneLineError(await run(['queue', 'list'], {home: folder, timeoutMs: 60_000}), 1, /cannot create the broker folder/)
+      expectOneLineError(
+        await run(['queue', 'list'], {home: folder, timeoutMs: 60_000}),
+        1,
+        /cannot create the broker folder/,
+      )
     }
   })
 

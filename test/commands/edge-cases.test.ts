@@ -4,7 +4,8 @@ import {join} from 'node:path'
 
 import {jsonLines, mq, run, shell, sleep, start, tempHome, waitFor} from '../helpers.js'
 
-const depth = async (home: string, queue: string) => JSON.parse((await run(['queue', 'stats', queue, '--json'], {home})).stdout).depth
+const depth = async (home: string, queue: string) =>
+  JSON.parse((await run(['queue', 'stats', queue, '--json'], {home})).stdout).depth
 
 describe('edge cases', function () {
   this.timeout(30_000)
@@ -40,14 +41,33 @@ describe('edge cases', function () {
     const nul = await run(['publish', 'q', '--envelopes'], {home, input: '{"body":"x","headers":{"k":"v\\u0000w"}}\n'})
     expect(nul.code).to.equal(2)
     expect(nul.stderr).to.match(/without NUL/)
-    writeFileSync(join(home, 'rules.json'), JSON.stringify({rules: [{name: 'echo', pattern: {type: ['t']}, actions: [{type: 'exec', command: ['echo', '{{data.x}}']}], retry: {maxAttempts: 2, backoff: '10ms'}}]}))
+    writeFileSync(
+      join(home, 'rules.json'),
+      JSON.stringify({
+        rules: [
+          {
+            name: 'echo',
+            pattern: {type: ['t']},
+            actions: [{type: 'exec', command: ['echo', '{{data.x}}']}],
+            retry: {maxAttempts: 2, backoff: '10ms'},
+          },
+        ],
+      }),
+    )
     const trigger = await run(['trigger', 't', '--data', '{"x":"a\\u0000b"}', '--json'], {home})
     expect(trigger.code).to.equal(1)
     expect(JSON.parse(trigger.stdout).actions[0]).to.include({outcome: 'dead-lettered', attempts: 2})
   })
 
   it('never lets event data choose the program of an exec action', async () => {
-    writeFileSync(join(home, 'rules.json'), JSON.stringify({rules: [{name: 'x', pattern: {type: ['t']}, actions: [{type: 'exec', command: ['{{data.prog}}', '{{data.arg}}']}]}]}))
+    writeFileSync(
+      join(home, 'rules.json'),
+      JSON.stringify({
+        rules: [
+          {name: 'x', pattern: {type: ['t']}, actions: [{type: 'exec', command: ['{{data.prog}}', '{{data.arg}}']}]},
+        ],
+      }),
+    )
     const result = await run(['trigger', 't', '--data', '{"prog":"touch","arg":"pwned"}'], {home})
     expect(result.code).to.equal(2)
     expect(result.stderr).to.match(/command\[0\]: the program cannot be a template/)
@@ -58,7 +78,9 @@ describe('edge cases', function () {
     await run(['queue', 'create', 'jobs', '--max-length', '2', '--max-deliveries', '1'], {home})
     for (let i = 0; i < 5; i++) {
       await run(['publish', 'jobs', `m${i}`], {home})
-      const [d] = jsonLines<{receipt: string}>((await run(['consume', 'jobs', '--ack', 'manual', '--json'], {home})).stdout)
+      const [d] = jsonLines<{receipt: string}>(
+        (await run(['consume', 'jobs', '--ack', 'manual', '--json'], {home})).stdout,
+      )
       await run(['nack', '--dead-letter', d.receipt], {home})
     }
     const result = await run(['dlq', 'redrive', 'jobs', '--yes', '--json'], {home})
@@ -69,7 +91,9 @@ describe('edge cases', function () {
   it('nack --dead-letter on a queue without a dead-letter queue releases the message, with a note', async () => {
     await run(['queue', 'create', 'plain', '--dead-letter-queue', 'none'], {home})
     await run(['publish', 'plain', 'x'], {home})
-    const [d] = jsonLines<{receipt: string}>((await run(['consume', 'plain', '--ack', 'manual', '--json'], {home})).stdout)
+    const [d] = jsonLines<{receipt: string}>(
+      (await run(['consume', 'plain', '--ack', 'manual', '--json'], {home})).stdout,
+    )
     const result = await run(['nack', '--dead-letter', d.receipt], {home})
     expect(result.code).to.equal(0)
     expect(result.stderr).to.match(/released, not dead-lettered/)
@@ -77,13 +101,27 @@ describe('edge cases', function () {
   })
 
   it('rule add from many processes at once loses no rule', async () => {
-    const runs = await Promise.all(Array.from({length: 8}, (_, i) => mq(['rule', 'add', `r${i}`, '--type', `t${i}`, '--log'], {home})))
-    expect(runs.map((r) => r.code), runs.map((r) => r.stderr).join('')).to.deep.equal(Array(8).fill(0))
-    expect((await run(['rule', 'list'], {home})).stdout.trim().split('\n').sort()).to.deep.equal(Array.from({length: 8}, (_, i) => `r${i}`).sort())
+    const runs = await Promise.all(
+      Array.from({length: 8}, (_, i) => mq(['rule', 'add', `r${i}`, '--type', `t${i}`, '--log'], {home})),
+    )
+    expect(
+      runs.map((r) => r.code),
+      runs.map((r) => r.stderr).join(''),
+    ).to.deep.equal(Array(8).fill(0))
+    expect((await run(['rule', 'list'], {home})).stdout.trim().split('\n').sort()).to.deep.equal(
+      Array.from({length: 8}, (_, i) => `r${i}`).sort(),
+    )
   })
 
   it('events replay leaves the original outcome in the journal', async () => {
-    writeFileSync(join(home, 'rules.json'), JSON.stringify({rules: [{name: 'bad', pattern: {type: ['t']}, actions: [{type: 'exec', command: ['false']}], retry: {maxAttempts: 1}}]}))
+    writeFileSync(
+      join(home, 'rules.json'),
+      JSON.stringify({
+        rules: [
+          {name: 'bad', pattern: {type: ['t']}, actions: [{type: 'exec', command: ['false']}], retry: {maxAttempts: 1}},
+        ],
+      }),
+    )
     await run(['trigger', 't'], {home})
     await run(['rule', 'disable', 'bad'], {home})
     await run(['events', 'replay', '--since', '1h'], {home})
@@ -94,7 +132,27 @@ describe('edge cases', function () {
   it('a trigger retried after its first run was killed runs the event instead of calling it a duplicate', async () => {
     const pidFile = join(home, 'action.pid')
     const done = join(home, 'done')
-    writeFileSync(join(home, 'rules.json'), JSON.stringify({rules: [{name: 'deploy', pattern: {type: ['deploy']}, actions: [{type: 'exec', command: ['sh', '-c', `[ -e ${pidFile} ] && { touch ${done}; exit 0; }; echo $$ > ${pidFile}; exec sleep 60`]}]}]}))
+    writeFileSync(
+      join(home, 'rules.json'),
+      JSON.stringify({
+        rules: [
+          {
+            name: 'deploy',
+            pattern: {type: ['deploy']},
+            actions: [
+              {
+                type: 'exec',
+                command: [
+                  'sh',
+                  '-c',
+                  `[ -e ${pidFile} ] && { touch ${done}; exit 0; }; echo $$ > ${pidFile}; exec sleep 60`,
+                ],
+              },
+            ],
+          },
+        ],
+      }),
+    )
     const first = start(['trigger', 'deploy', '--id', 'build-7', '--source', 'ci'], {home})
     await waitFor(() => existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() !== '', 'the action to start')
     first.kill('SIGKILL')

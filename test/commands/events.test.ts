@@ -15,11 +15,21 @@ describe('trigger, rules and the journal (CLI)', function () {
   const writeRules = (doc: unknown) => writeFileSync(rules, JSON.stringify(doc, null, 2))
 
   it('trigger runs matching actions and exits 0; --json prints a summary', async () => {
-    writeRules({rules: [{name: 'to-file', pattern: {type: ['order.created'], data: {total: [{numeric: ['>', 100]}]}}, actions: [{type: 'file', path: 'big.jsonl'}]}]})
+    writeRules({
+      rules: [
+        {
+          name: 'to-file',
+          pattern: {type: ['order.created'], data: {total: [{numeric: ['>', 100]}]}},
+          actions: [{type: 'file', path: 'big.jsonl'}],
+        },
+      ],
+    })
     const small = await run(['trigger', 'order.created', '--data', '{"total": 5}', '--json'], {home})
     expect(small.code).to.equal(0)
     expect(JSON.parse(small.stdout)).to.deep.include({matched: [], ok: true})
-    const big = await run(['trigger', 'order.created', '--data', '{"total": 250}', '--subject', 'orders/1', '--json'], {home})
+    const big = await run(['trigger', 'order.created', '--data', '{"total": 250}', '--subject', 'orders/1', '--json'], {
+      home,
+    })
     expect(big.code, big.stderr).to.equal(0)
     const summary = JSON.parse(big.stdout)
     expect(summary.matched).to.deep.equal(['to-file'])
@@ -31,7 +41,16 @@ describe('trigger, rules and the journal (CLI)', function () {
   })
 
   it('exit 1 when an action failed after its retries; exit 3 with --require-match and no match', async () => {
-    writeRules({rules: [{name: 'broken', pattern: {type: ['x']}, actions: [{type: 'exec', command: ['false']}], retry: {maxAttempts: 2, backoff: '10ms'}}]})
+    writeRules({
+      rules: [
+        {
+          name: 'broken',
+          pattern: {type: ['x']},
+          actions: [{type: 'exec', command: ['false']}],
+          retry: {maxAttempts: 2, backoff: '10ms'},
+        },
+      ],
+    })
     const failed = await run(['trigger', 'x'], {home})
     expect(failed.code).to.equal(1)
     expect(failed.stderr).to.match(/rule broken action 1 .* failed after 2 attempts: exit 1/)
@@ -45,7 +64,10 @@ describe('trigger, rules and the journal (CLI)', function () {
     await run(['trigger', 'piped', '--source', 'ci', '--data', '-'], {home, input: '{"from":"stdin"}'})
     const envelope = {specversion: '1.0', id: 'e-1', source: 'ci', type: 'whole', data: {n: 1}, traceparent: '00-abc'}
     expect((await run(['trigger', '--envelope'], {home, input: JSON.stringify(envelope)})).code).to.equal(0)
-    const lines = readFileSync(join(home, 'out.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+    const lines = readFileSync(join(home, 'out.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
     expect(lines[0].data).to.deep.equal({from: 'stdin'})
     expect(lines[1]).to.deep.equal(envelope)
     for (const [bad, why] of [
@@ -65,8 +87,29 @@ describe('trigger, rules and the journal (CLI)', function () {
   })
 
   it('rule add, list, show, disable, enable, remove edit rules.json', async () => {
-    expect((await run(['rule', 'add', 'audit', '--type', 'order.created', '--file', 'audit.jsonl'], {home})).code).to.equal(0)
-    expect((await run(['rule', 'add', 'notify', '--pattern', '{"type":[{"prefix":"build."}]}', '--exec', 'cat > /dev/null', '--retry', '5', '--concurrency', 'serial'], {home})).code).to.equal(0)
+    expect(
+      (await run(['rule', 'add', 'audit', '--type', 'order.created', '--file', 'audit.jsonl'], {home})).code,
+    ).to.equal(0)
+    expect(
+      (
+        await run(
+          [
+            'rule',
+            'add',
+            'notify',
+            '--pattern',
+            '{"type":[{"prefix":"build."}]}',
+            '--exec',
+            'cat > /dev/null',
+            '--retry',
+            '5',
+            '--concurrency',
+            'serial',
+          ],
+          {home},
+        )
+      ).code,
+    ).to.equal(0)
     expect((await run(['rule', 'list'], {home})).stdout).to.equal('audit\nnotify\n')
     const shown = JSON.parse((await run(['rule', 'show', 'notify', '--json'], {home})).stdout)
     expect(shown).to.deep.include({concurrency: 'serial', retry: {maxAttempts: 5}})
@@ -88,7 +131,10 @@ describe('trigger, rules and the journal (CLI)', function () {
     const repo = join(home, 'repo', 'ci')
     mkdirSync(repo, {recursive: true})
     const file = join(repo, 'rules.json')
-    writeFileSync(file, JSON.stringify({rules: [{name: 'r', pattern: {type: ['x']}, actions: [{type: 'file', path: 'hits.jsonl'}]}]}))
+    writeFileSync(
+      file,
+      JSON.stringify({rules: [{name: 'r', pattern: {type: ['x']}, actions: [{type: 'file', path: 'hits.jsonl'}]}]}),
+    )
     await run(['trigger', 'x', '--rules', file], {home})
     await run(['trigger', 'x'], {home, env: {MQ_RULES: file}})
     // relative action paths resolve against the document's folder
@@ -96,10 +142,17 @@ describe('trigger, rules and the journal (CLI)', function () {
   })
 
   it('a hand-edited invalid document is refused with the rule and the path', async () => {
-    writeRules({rules: [{name: 'ok', pattern: {type: ['x']}, actions: [{type: 'log'}]}, {name: 'typo', pattern: {data: {n: [{numeric: ['>>', 1]}]}}, actions: [{type: 'log'}]}]})
+    writeRules({
+      rules: [
+        {name: 'ok', pattern: {type: ['x']}, actions: [{type: 'log'}]},
+        {name: 'typo', pattern: {data: {n: [{numeric: ['>>', 1]}]}}, actions: [{type: 'log'}]},
+      ],
+    })
     const result = await run(['trigger', 'x'], {home})
     expect(result.code).to.equal(2)
-    expect(result.stderr).to.match(/rules\.json: rule "typo" at pattern\.data\.n\[0\]\.numeric\[0\]: unknown numeric operator/)
+    expect(result.stderr).to.match(
+      /rules\.json: rule "typo" at pattern\.data\.n\[0\]\.numeric\[0\]: unknown numeric operator/,
+    )
     writeFileSync(rules, '{"rules": [ {"name": "x",')
     const syntax = await run(['rule', 'list'], {home})
     expect(syntax.code).to.equal(2)
@@ -110,21 +163,33 @@ describe('trigger, rules and the journal (CLI)', function () {
   })
 
   it('rule test: match or not, why a miss failed, and --expect for CI', async () => {
-    writeRules({rules: [{name: 'deploy', pattern: {type: ['git.merged'], data: {branch: ['main']}}, actions: [{type: 'log'}]}]})
+    writeRules({
+      rules: [{name: 'deploy', pattern: {type: ['git.merged'], data: {branch: ['main']}}, actions: [{type: 'log'}]}],
+    })
     const samples = join(home, 'samples')
     mkdirSync(samples)
     writeFileSync(join(samples, 'main.json'), JSON.stringify({type: 'git.merged', data: {branch: 'main'}}))
     writeFileSync(join(samples, 'dev.json'), JSON.stringify({type: 'git.merged', data: {branch: 'dev'}}))
     const all = await run(['rule', 'test', 'deploy', samples], {home})
     expect(all.code).to.equal(0)
-    expect(all.stdout).to.match(/dev\.json: no match: \$\.data\.branch: /).and.match(/main\.json: match/)
-    expect((await run(['rule', 'test', 'deploy', join(samples, 'main.json'), '--expect', 'match'], {home})).code).to.equal(0)
+    expect(all.stdout)
+      .to.match(/dev\.json: no match: \$\.data\.branch: /)
+      .and.match(/main\.json: match/)
+    expect(
+      (await run(['rule', 'test', 'deploy', join(samples, 'main.json'), '--expect', 'match'], {home})).code,
+    ).to.equal(0)
     const failing = await run(['rule', 'test', 'deploy', samples, '--expect', 'match', '--json'], {home})
     expect(failing.code).to.equal(1)
-    expect(JSON.parse(failing.stdout).map((r: {passed: boolean}) => r.passed).sort()).to.deep.equal([false, true])
+    expect(
+      JSON.parse(failing.stdout)
+        .map((r: {passed: boolean}) => r.passed)
+        .sort(),
+    ).to.deep.equal([false, true])
     const patternFile = join(home, 'pattern.json')
     writeFileSync(patternFile, JSON.stringify({data: {branch: [{prefix: 'de'}]}}))
-    expect((await run(['rule', 'test', patternFile, join(samples, 'dev.json'), '--expect', 'match'], {home})).code).to.equal(0)
+    expect(
+      (await run(['rule', 'test', patternFile, join(samples, 'dev.json'), '--expect', 'match'], {home})).code,
+    ).to.equal(0)
   })
 
   it('events list, show and replay', async () => {
@@ -140,13 +205,17 @@ describe('trigger, rules and the journal (CLI)', function () {
     ])
     expect(JSON.parse((await run(['events', 'list', '--type', 'tick', '--json'], {home})).stdout)).to.have.length(3)
     expect(JSON.parse((await run(['events', 'list', '--rule', 'count', '--json'], {home})).stdout)).to.have.length(3)
-    expect(JSON.parse((await run(['events', 'list', '--status', 'unmatched', '--json'], {home})).stdout)).to.have.length(1)
+    expect(
+      JSON.parse((await run(['events', 'list', '--status', 'unmatched', '--json'], {home})).stdout),
+    ).to.have.length(1)
     const shown = JSON.parse((await run(['events', 'show', String(listed[1].seq), '--json'], {home})).stdout)
     expect(shown.attempts[0]).to.include({rule: 'count', outcome: 'ok', attempt: 1})
     const dry = JSON.parse((await run(['events', 'replay', '--since', '1h', '--dry-run', '--json'], {home})).stdout)
     expect(dry.events.map((e: {rules: string[]}) => e.rules.length)).to.deep.equal([1, 1, 1, 0])
     expect(readFileSync(join(home, 'ticks.jsonl'), 'utf8').trim().split('\n')).to.have.length(3)
-    const replayed = JSON.parse((await run(['events', 'replay', '--from', String(listed[2].seq), '--json'], {home})).stdout)
+    const replayed = JSON.parse(
+      (await run(['events', 'replay', '--from', String(listed[2].seq), '--json'], {home})).stdout,
+    )
     expect(replayed.replayed).to.equal(3)
     expect(readFileSync(join(home, 'ticks.jsonl'), 'utf8').trim().split('\n')).to.have.length(5)
     expect((await run(['events', 'replay', '--since', '1h', '--rule', 'nope'], {home})).code).to.equal(2)
@@ -154,7 +223,9 @@ describe('trigger, rules and the journal (CLI)', function () {
 
   it('dedups by source and id across separate processes', async () => {
     writeRules({rules: [{name: 'once', pattern: {type: ['pay']}, actions: [{type: 'file', path: 'paid.jsonl'}]}]})
-    const runs = await Promise.all(Array.from({length: 5}, () => mq(['trigger', 'pay', '--id', 'inv-7', '--source', 'billing', '--json'], {home})))
+    const runs = await Promise.all(
+      Array.from({length: 5}, () => mq(['trigger', 'pay', '--id', 'inv-7', '--source', 'billing', '--json'], {home})),
+    )
     expect(runs.map((r) => r.code)).to.deep.equal([0, 0, 0, 0, 0])
     const summaries = runs.map((r) => JSON.parse(r.stdout))
     expect(summaries.filter((s) => s.duplicateOf === undefined)).to.have.length(1)
@@ -165,7 +236,15 @@ describe('trigger, rules and the journal (CLI)', function () {
   })
 
   it('log actions print the event; publish actions feed a queue', async () => {
-    writeRules({rules: [{name: 'both', pattern: {type: ['x']}, actions: [{type: 'log'}, {type: 'publish', to: 'events.x', body: '{{data.msg}}'}]}]})
+    writeRules({
+      rules: [
+        {
+          name: 'both',
+          pattern: {type: ['x']},
+          actions: [{type: 'log'}, {type: 'publish', to: 'events.x', body: '{{data.msg}}'}],
+        },
+      ],
+    })
     const result = await run(['trigger', 'x', '--data', '{"msg":"hi"}'], {home})
     expect(jsonLines(result.stdout)[0]).to.deep.include({type: 'x', data: {msg: 'hi'}})
     expect((await run(['consume', 'events.x'], {home})).stdout).to.equal('hi\n')
@@ -180,7 +259,10 @@ describe('trigger, rules and the journal (CLI)', function () {
     expect((await run(['trigger', 'order.n4'], {home})).code).to.equal(0)
     expect((await run(['trigger', 'other'], {home})).code).to.equal(0)
     await waitFor(() => /\tother\t/.test(follower.stdout), 'the new events')
-    const lines = follower.stdout.trim().split('\n').map((line) => line.split('\t'))
+    const lines = follower.stdout
+      .trim()
+      .split('\n')
+      .map((line) => line.split('\t'))
     expect(lines.slice(2).map((cells) => [cells[0], cells[2], cells[4], cells[5]])).to.deep.equal([
       ['4', 'order.n4', 'done', 'keep'],
       ['5', 'other', 'unmatched', '-'],
@@ -192,7 +274,16 @@ describe('trigger, rules and the journal (CLI)', function () {
   })
 
   it('events list -f --json --status failed follows only failed events, as JSON lines', async () => {
-    writeRules({rules: [{name: 'flaky', pattern: {type: ['x']}, actions: [{type: 'exec', command: ['sh', '-c', 'exit 1']}], retry: {maxAttempts: 1}}]})
+    writeRules({
+      rules: [
+        {
+          name: 'flaky',
+          pattern: {type: ['x']},
+          actions: [{type: 'exec', command: ['sh', '-c', 'exit 1']}],
+          retry: {maxAttempts: 1},
+        },
+      ],
+    })
     const follower = start(['events', 'list', '-f', '--status', 'failed', '--json'], {home})
     // Whether these land in the backlog or are followed, each is printed once.
     expect((await run(['trigger', 'x'], {home})).code).to.equal(1)

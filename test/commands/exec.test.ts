@@ -30,9 +30,18 @@ describe('consume --exec (the --exec contract)', () => {
 
   it('never runs the body as shell code', async () => {
     const marker = join(home, 'pwned')
-    const hostile = [`$(touch ${marker})`, `\`touch ${marker}\``, `; touch ${marker}`, `' ; touch ${marker}; '`, `"\ntouch ${marker}\n"`]
+    const hostile = [
+      `$(touch ${marker})`,
+      `\`touch ${marker}\``,
+      `; touch ${marker}`,
+      `' ; touch ${marker}; '`,
+      `"\ntouch ${marker}\n"`,
+    ]
     for (const body of hostile) await run(['publish', 'jobs', body, '-H', `h=$(touch ${marker})`], {home})
-    const result = await run(['consume', 'jobs', '-n', '10', '--exec', 'cat > /dev/null; echo "$MQ_HEADER_H" > /dev/null'], {home})
+    const result = await run(
+      ['consume', 'jobs', '-n', '10', '--exec', 'cat > /dev/null; echo "$MQ_HEADER_H" > /dev/null'],
+      {home},
+    )
     expect(result.code, result.stderr).to.equal(0)
     expect(existsSync(marker)).to.equal(false)
   })
@@ -43,20 +52,36 @@ describe('consume --exec (the --exec contract)', () => {
     expect(result.code).to.equal(1)
     expect(result.stderr).to.match(/dead-lettered/)
     const [dead] = jsonLines((await run(['consume', 'jobs.dlq', '--json'], {home})).stdout)
-    expect(dead.headers).to.deep.include({'x-dead-letter-reason': 'rejected', 'x-dead-letter-attempts': '1', 'x-original-queue': 'jobs'})
+    expect(dead.headers).to.deep.include({
+      'x-dead-letter-reason': 'rejected',
+      'x-dead-letter-attempts': '1',
+      'x-original-queue': 'jobs',
+    })
     expect((dead.headers as Record<string, string>)['x-last-error']).to.match(/exit 65: cannot parse/)
   })
 
   it('other failures retry with backoff until max deliveries, then dead-letter', async () => {
-    await run(['queue', 'create', 'jobs', '--max-deliveries', '3', '--retry-backoff', '50ms', '--retry-backoff-max', '100ms'], {home})
+    await run(
+      ['queue', 'create', 'jobs', '--max-deliveries', '3', '--retry-backoff', '50ms', '--retry-backoff-max', '100ms'],
+      {home},
+    )
     await run(['publish', 'jobs', 'flaky'], {home})
     const attempts = join(home, 'attempts')
-    const result = await run(['consume', 'jobs', '-n', '3', '--wait', '10m', '--exec', `echo $MQ_ATTEMPT >> ${attempts}; exit 1`], {home})
+    const result = await run(
+      ['consume', 'jobs', '-n', '3', '--wait', '10m', '--exec', `echo $MQ_ATTEMPT >> ${attempts}; exit 1`],
+      {home},
+    )
     expect(result.code).to.equal(1)
-    expect(result.stderr).to.match(/error: the command failed for 3 of 3 deliveries: 2 retried \(back in the queue for a later attempt\), 1 dead-lettered/)
+    expect(result.stderr).to.match(
+      /error: the command failed for 3 of 3 deliveries: 2 retried \(back in the queue for a later attempt\), 1 dead-lettered/,
+    )
     expect(readFileSync(attempts, 'utf8')).to.equal('1\n2\n3\n')
     const [dead] = jsonLines((await run(['consume', 'jobs.dlq', '--json'], {home})).stdout)
-    expect(dead.headers).to.deep.include({'x-dead-letter-reason': 'max-deliveries', 'x-dead-letter-attempts': '3', 'x-last-error': 'exit 1'})
+    expect(dead.headers).to.deep.include({
+      'x-dead-letter-reason': 'max-deliveries',
+      'x-dead-letter-attempts': '3',
+      'x-last-error': 'exit 1',
+    })
   })
 
   it('--exec-timeout kills a stuck command and retries its message', async () => {
@@ -64,7 +89,18 @@ describe('consume --exec (the --exec contract)', () => {
     await run(['publish', 'jobs', 'x'], {home})
     const attempts = join(home, 'attempts')
     const result = await run(
-      ['consume', 'jobs', '-n', '2', '--wait', '10m', '--exec-timeout', '300ms', '--exec', `echo $MQ_ATTEMPT >> ${attempts}; [ "$MQ_ATTEMPT" = 2 ] || sleep 30`],
+      [
+        'consume',
+        'jobs',
+        '-n',
+        '2',
+        '--wait',
+        '10m',
+        '--exec-timeout',
+        '300ms',
+        '--exec',
+        `echo $MQ_ATTEMPT >> ${attempts}; [ "$MQ_ATTEMPT" = 2 ] || sleep 30`,
+      ],
       {home},
     )
     // the first attempt failed (and was retried): the run says so and exits 1
@@ -80,7 +116,9 @@ describe('consume --exec (the --exec contract)', () => {
     await run(['publish', 'jobs', 'long'], {home})
     // The command runs until the test lets it end.
     const [started, go] = [join(home, 'started'), join(home, 'go')]
-    const worker = start(['consume', 'jobs', '--exec', `touch ${started}; while [ ! -f ${go} ]; do sleep 0.05; done`], {home})
+    const worker = start(['consume', 'jobs', '--exec', `touch ${started}; while [ ! -f ${go} ]; do sleep 0.05; done`], {
+      home,
+    })
     await waitFor(() => existsSync(started), 'the command to start')
     // Time passing is the subject here: twice the visibility timeout, after which the message
     // must still be leased, not redelivered.
@@ -109,7 +147,16 @@ describe('consume --exec (the --exec contract)', () => {
     const running = join(home, 'running')
     const go = join(home, 'go')
     // Each command runs until the test lets it end.
-    const worker = start(['consume', 'jobs', '-f', '--exec', `touch ${running}; while [ ! -e ${go} ]; do sleep 0.05; done; echo $MQ_MESSAGE_ID >> ${done}`], {home})
+    const worker = start(
+      [
+        'consume',
+        'jobs',
+        '-f',
+        '--exec',
+        `touch ${running}; while [ ! -e ${go} ]; do sleep 0.05; done; echo $MQ_MESSAGE_ID >> ${done}`,
+      ],
+      {home},
+    )
     await waitFor(() => existsSync(running), 'the first command to start')
     // The signal is pending in the worker before the command can see the file and end, so the
     // worker drains (starts nothing more) before it learns the command ended.
@@ -134,9 +181,18 @@ describe('consume --exec (the --exec contract)', () => {
     const json = await run(['consume', 'jobs', '--json', '--exec', 'exit 3'], {home})
     expect(json.code).to.equal(1)
     const errorLine = json.stderr.split('\n').find((line) => line.startsWith('{"error"'))
-    const error = JSON.parse(errorLine ?? 'null') as {error: {code: string; message: string; exitCode: number; summary: unknown}}
+    const error = JSON.parse(errorLine ?? 'null') as {
+      error: {code: string; message: string; exitCode: number; summary: unknown}
+    }
     expect(error.error).to.include({code: 'action_failed', exitCode: 1})
-    expect(error.error.summary).to.deep.equal({received: 1, acked: 0, retried: 0, deadLettered: 1, released: 0, leaseLost: 0})
+    expect(error.error.summary).to.deep.equal({
+      received: 1,
+      acked: 0,
+      retried: 0,
+      deadLettered: 1,
+      released: 0,
+      leaseLost: 0,
+    })
     expect(error.error.message).to.match(/failed for 1 of 1 delivery: 1 dead-lettered/)
   })
 

@@ -16,7 +16,8 @@ import {mq, ROOT, run, tempHome} from '../helpers.js'
 // fast parser must hand it over (so the user gets oclif's exit code and message), and where both
 // take it they must agree on every value.
 
-type Outcome = {ok: true; args: Record<string, unknown>; argv: string[]; flags: Record<string, unknown>} | {ok: false; error: string}
+type Outcome =
+  {ok: true; args: Record<string, unknown>; argv: string[]; flags: Record<string, unknown>} | {ok: false; error: string}
 
 async function oclifParse(definition: CommandDefinition, argv: string[]): Promise<Outcome> {
   const command = oclifCommand(definition) as unknown as {flags: never; args: never; strict: boolean}
@@ -60,7 +61,9 @@ function samples(spec: FlagSpec): {good: string[]; bad: string[]} {
     case 'size':
       return {good: ['1KiB', '2048'], bad: ['big']}
     case 'string':
-      return spec.options ? {good: [...spec.options], bad: ['nope', '']} : {good: ['text', 'a b', '-dash', '=x', ''], bad: []}
+      return spec.options
+        ? {good: [...spec.options], bad: ['nope', '']}
+        : {good: ['text', 'a b', '-dash', '=x', ''], bad: []}
     case 'multiple':
       return {good: ['k=v'], bad: []}
     case 'boolean':
@@ -89,21 +92,37 @@ interface Case {
 /** Every flag of a command, given well and badly, plus the command-line shapes around flags. */
 function cases(definition: CommandDefinition): Case[] {
   const positional = POSITIONAL[definition.id.replaceAll(':', ' ')]
-  const list: Case[] = [{argv: positional, fast: true}, {argv: [], fast: true}]
+  const list: Case[] = [
+    {argv: positional, fast: true},
+    {argv: [], fast: true},
+  ]
   for (const [name, spec] of Object.entries({...definition.flags, ...GLOBAL_FLAGS} as Record<string, FlagSpec>)) {
     const long = `--${name}`
     if (spec.kind === 'boolean') {
       list.push({argv: [...positional, long], fast: true}, {argv: [long, ...positional], fast: true})
-      list.push({argv: [...positional, `${long}=true`]}, {argv: [...positional, `--no-${name}`]}, {argv: [...positional, long, long]})
-      if (spec.char) list.push({argv: [...positional, `-${spec.char}`], fast: true}, {argv: [...positional, `-${spec.char}x`]})
+      list.push(
+        {argv: [...positional, `${long}=true`]},
+        {argv: [...positional, `--no-${name}`]},
+        {argv: [...positional, long, long]},
+      )
+      if (spec.char)
+        list.push({argv: [...positional, `-${spec.char}`], fast: true}, {argv: [...positional, `-${spec.char}x`]})
       continue
     }
     const {good, bad} = samples(spec)
     for (const value of good) {
-      list.push({argv: [...positional, long, value], fast: value !== '' && !value.startsWith('-') && !value.startsWith('=')}, {argv: [...positional, `${long}=${value}`]})
-      if (spec.char) list.push({argv: [...positional, `-${spec.char}`, value], fast: true}, {argv: [...positional, `-${spec.char}${value}`]})
+      list.push(
+        {argv: [...positional, long, value], fast: value !== '' && !value.startsWith('-') && !value.startsWith('=')},
+        {argv: [...positional, `${long}=${value}`]},
+      )
+      if (spec.char)
+        list.push(
+          {argv: [...positional, `-${spec.char}`, value], fast: true},
+          {argv: [...positional, `-${spec.char}${value}`]},
+        )
     }
-    for (const value of bad) list.push({argv: [...positional, long, value]}, {argv: [...positional, `${long}=${value}`]})
+    for (const value of bad)
+      list.push({argv: [...positional, long, value]}, {argv: [...positional, `${long}=${value}`]})
     // A missing value, a value that is a flag, and a flag given twice.
     list.push({argv: [...positional, long]}, {argv: [long, ...positional]}, {argv: [...positional, long, '--json']})
     if (good.length > 0) list.push({argv: [...positional, long, good[0], long, good.at(-1)!]})
@@ -129,7 +148,9 @@ function cases(definition: CommandDefinition): Case[] {
 describe('the fast command list and parser agree with the definitions and oclif', () => {
   it('the launcher runs exactly the definitions marked fast: true (src/cli/fast-commands.ts is in sync)', async () => {
     const generated = readFileSync(join(ROOT, 'src', 'cli', 'fast-commands.ts'), 'utf8')
-    expect(generated, 'run `npm run build` to regenerate src/cli/fast-commands.ts').to.equal(render(await findFastCommands()))
+    expect(generated, 'run `npm run build` to regenerate src/cli/fast-commands.ts').to.equal(
+      render(await findFastCommands()),
+    )
     for (const [name, load] of Object.entries(FAST_COMMANDS)) {
       const definition = await load()
       expect(definition.fast, name).to.equal(true)
@@ -143,7 +164,8 @@ describe('the fast command list and parser agree with the definitions and oclif'
       const definition = await FAST_COMMANDS[name]()
       const saved = {...process.env}
       // No environment fallback (e.g. MQ_RULES) leaks in from the shell running the tests.
-      for (const spec of Object.values({...definition.flags, ...GLOBAL_FLAGS} as Record<string, FlagSpec>)) if (spec.env) delete process.env[spec.env]
+      for (const spec of Object.values({...definition.flags, ...GLOBAL_FLAGS} as Record<string, FlagSpec>))
+        if (spec.env) delete process.env[spec.env]
       try {
         const disagreements: string[] = []
         for (const {argv, fast} of cases(definition)) {
@@ -154,7 +176,8 @@ describe('the fast command list and parser agree with the definitions and oclif'
             // oclif refuses it: the fast parser must hand it over, so the user gets oclif's error.
             if (viaFast) disagreements.push(`${shown}: oclif refuses it (${viaOclif.error}), the fast parser takes it`)
           } else if (viaFast) {
-            if (JSON.stringify(viaFast) !== JSON.stringify(viaOclif)) disagreements.push(`${shown}: fast ${JSON.stringify(viaFast)} ≠ oclif ${JSON.stringify(viaOclif)}`)
+            if (JSON.stringify(viaFast) !== JSON.stringify(viaOclif))
+              disagreements.push(`${shown}: fast ${JSON.stringify(viaFast)} ≠ oclif ${JSON.stringify(viaOclif)}`)
           } else if (fast) {
             disagreements.push(`${shown}: a plain call the fast parser hands to oclif`)
           }
@@ -209,7 +232,10 @@ describe('the fast command list and parser agree with the definitions and oclif'
       it(argv.join(' '), async () => {
         // The launcher hands the command line to oclif (bin/run.js: runFast answers undefined) …
         const words = FAST_COMMANDS[argv[0]] ? 1 : 2
-        expect(parseFast(await FAST_COMMANDS[argv.slice(0, words).join(' ')](), argv.slice(words)), 'the fast parser takes it').to.equal(undefined)
+        expect(
+          parseFast(await FAST_COMMANDS[argv.slice(0, words).join(' ')](), argv.slice(words)),
+          'the fast parser takes it',
+        ).to.equal(undefined)
         // … whose answer is a usage error: exit 2, one line (a JSON object with --json).
         const result = await run(argv, {home})
         expect(result.code, result.stderr).to.equal(2)
@@ -224,7 +250,11 @@ describe('the fast command list and parser agree with the definitions and oclif'
         const fast = await mq(argv, {home})
         const oclif = await mq(argv, {home, env: {MQ_NO_FAST: '1'}})
         expect(fast.code, fast.stderr).to.equal(2)
-        expect({code: fast.code, stderr: fast.stderr, stdout: fast.stdout}, argv.join(' ')).to.deep.equal({code: oclif.code, stderr: oclif.stderr, stdout: oclif.stdout})
+        expect({code: fast.code, stderr: fast.stderr, stdout: fast.stdout}, argv.join(' ')).to.deep.equal({
+          code: oclif.code,
+          stderr: oclif.stderr,
+          stdout: oclif.stdout,
+        })
         // and the in-process tier the other command tests use answers as the built CLI does
         expect(await run(argv, {home}), argv.join(' ')).to.deep.equal(fast)
       }

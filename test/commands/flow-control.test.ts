@@ -3,7 +3,8 @@ import {readFileSync, writeFileSync} from 'node:fs'
 
 import {jsonLines, mq, run, sleep, start, tempHome, waitFor} from '../helpers.js'
 
-const stats = async (home: string, queue: string) => JSON.parse((await run(['queue', 'stats', queue, '--json'], {home})).stdout)
+const stats = async (home: string, queue: string) =>
+  JSON.parse((await run(['queue', 'stats', queue, '--json'], {home})).stdout)
 
 describe('flow control (CLI)', function () {
   this.timeout(60_000)
@@ -59,7 +60,11 @@ describe('flow control (CLI)', function () {
       await run(['queue', 'create', 'q', '--max-length', '100', '--overflow', 'block'], {home})
       const perPublisher = 150
       const publishers = [0, 1, 2].map((p) =>
-        mq(['publish', 'q', '--lines'], {home, input: Array.from({length: perPublisher}, (_, i) => `p${p}-${i}`).join('\n') + '\n', timeoutMs: 50_000}),
+        mq(['publish', 'q', '--lines'], {
+          home,
+          input: Array.from({length: perPublisher}, (_, i) => `p${p}-${i}`).join('\n') + '\n',
+          timeoutMs: 50_000,
+        }),
       )
       let finished = 0
       const results = Promise.all(publishers.map((p) => p.finally(() => finished++)))
@@ -109,7 +114,20 @@ describe('flow control (CLI)', function () {
       await run(['publish', 'q', '--lines'], {home, input: '1\n2\n3\n4\n5\n'})
       // each command runs until the test lets it finish, so the window is still when it is looked at
       const go = `${home}/go`
-      const worker = start(['consume', 'q', '-f', '--exec', `while [ ! -f ${go} ]; do sleep 0.05; done`, '--parallel', '1', '--prefetch', '3'], {home})
+      const worker = start(
+        [
+          'consume',
+          'q',
+          '-f',
+          '--exec',
+          `while [ ! -f ${go} ]; do sleep 0.05; done`,
+          '--parallel',
+          '1',
+          '--prefetch',
+          '3',
+        ],
+        {home},
+      )
       await waitFor(async () => (await stats(home, 'q')).inFlight === 3, 'three leases held')
       expect((await stats(home, 'q')).ready).to.equal(2)
       // The signal is pending in the worker before the command can see the file and end, so the
@@ -128,7 +146,8 @@ describe('flow control (CLI)', function () {
       expect(result.code, result.stderr).to.equal(0)
       expect(result.stdout.trim().split('\n')).to.deep.equal(Array.from({length: 10}, (_, i) => `m${i}`))
       expect((await stats(home, 'q')).depth).to.equal(0)
-      for (const bad of ['0/s', 'fast', '20/fortnight']) expect((await run(['consume', 'q', '--rate', bad], {home})).code, bad).to.equal(2)
+      for (const bad of ['0/s', 'fast', '20/fortnight'])
+        expect((await run(['consume', 'q', '--rate', bad], {home})).code, bad).to.equal(2)
     })
   })
 
@@ -149,7 +168,14 @@ describe('flow control (CLI)', function () {
     })
 
     it('--priority: higher first, FIFO within a priority', async () => {
-      for (const [body, priority] of [['a', '0'], ['b', '5'], ['c', '9'], ['d', '5'], ['e', '0'], ['f', '9']]) {
+      for (const [body, priority] of [
+        ['a', '0'],
+        ['b', '5'],
+        ['c', '9'],
+        ['d', '5'],
+        ['e', '0'],
+        ['f', '9'],
+      ]) {
         await run(['publish', 'q', body, '--priority', priority], {home})
       }
       expect((await run(['consume', 'q', '-n', '10'], {home})).stdout).to.equal('c\nf\nb\nd\na\ne\n')
@@ -179,7 +205,9 @@ describe('flow control (CLI)', function () {
     })
 
     it('--dedup-id: repeats from separate processes return the first id and store nothing', async () => {
-      const runs = await Promise.all(Array.from({length: 6}, () => mq(['publish', 'q', 'once', '--dedup-id', 'build-42', '--json'], {home})))
+      const runs = await Promise.all(
+        Array.from({length: 6}, () => mq(['publish', 'q', 'once', '--dedup-id', 'build-42', '--json'], {home})),
+      )
       const results = runs.map((r) => JSON.parse(r.stdout))
       expect(new Set(results.map((r) => r.id)).size).to.equal(1)
       expect(results.filter((r) => r.duplicate)).to.have.length(5)
@@ -188,7 +216,9 @@ describe('flow control (CLI)', function () {
       expect(s.totals.deduplicated).to.equal(5)
       await run(['consume', 'q'], {home})
       // still a duplicate after the message was consumed, within the window
-      expect(JSON.parse((await run(['publish', 'q', 'once', '--dedup-id', 'build-42', '--json'], {home})).stdout).duplicate).to.equal(true)
+      expect(
+        JSON.parse((await run(['publish', 'q', 'once', '--dedup-id', 'build-42', '--json'], {home})).stdout).duplicate,
+      ).to.equal(true)
       expect((await run(['publish', 'q', 'other', '--dedup-id', 'build-43'], {home})).code).to.equal(0)
     })
 
@@ -207,10 +237,16 @@ describe('flow control (CLI)', function () {
       expect((await run(['consume', 'slow', '--exec', 'exit 1'], {home})).code).to.equal(1)
       expect(await stats(home, 'slow')).to.include({delayed: 1, ready: 0, inFlight: 0})
       // Retried after each backoff, until the fourth delivery dead-letters it.
-      await run(['queue', 'create', 'q', '--max-deliveries', '4', '--retry-backoff', '200ms', '--retry-backoff-max', '400ms'], {home})
+      await run(
+        ['queue', 'create', 'q', '--max-deliveries', '4', '--retry-backoff', '200ms', '--retry-backoff-max', '400ms'],
+        {home},
+      )
       await run(['publish', 'q', 'x'], {home})
       const log = `${home}/attempts`
-      const result = await run(['consume', 'q', '-n', '4', '--wait', '10m', '--exec', `echo $MQ_ATTEMPT >> ${log}; exit 1`], {home})
+      const result = await run(
+        ['consume', 'q', '-n', '4', '--wait', '10m', '--exec', `echo $MQ_ATTEMPT >> ${log}; exit 1`],
+        {home},
+      )
       expect(result.code).to.equal(1)
       expect(readFileSync(log, 'utf8').trim().split('\n')).to.deep.equal(['1', '2', '3', '4'])
       const [dead] = jsonLines((await run(['consume', 'q.dlq', '--json'], {home})).stdout)
@@ -222,8 +258,19 @@ describe('flow control (CLI)', function () {
     async function deadLetters(queue: string, bodies: string[], reason: 'rejected' | 'max-deliveries' = 'rejected') {
       await run(['queue', 'create', queue, '--max-deliveries', '1'], {home})
       await run(['publish', queue, '--lines'], {home, input: bodies.join('\n')})
-      const deliveries = jsonLines<{receipt: string}>((await run(['consume', queue, '-n', String(bodies.length), '--ack', 'manual', '--json'], {home})).stdout)
-      await run(['nack', ...(reason === 'rejected' ? ['--dead-letter'] : []), '--reason', 'boom', ...deliveries.map((d) => d.receipt)], {home})
+      const deliveries = jsonLines<{receipt: string}>(
+        (await run(['consume', queue, '-n', String(bodies.length), '--ack', 'manual', '--json'], {home})).stdout,
+      )
+      await run(
+        [
+          'nack',
+          ...(reason === 'rejected' ? ['--dead-letter'] : []),
+          '--reason',
+          'boom',
+          ...deliveries.map((d) => d.receipt),
+        ],
+        {home},
+      )
     }
 
     it('dlq list and peek show the dead letters and why', async () => {
@@ -248,20 +295,45 @@ describe('flow control (CLI)', function () {
 
     it('redrive with --filter and --limit moves matching messages back, keeping headers and counting redrives', async () => {
       await deadLetters('jobs', ['keep-1', 'move-1', 'move-2', 'move-3'])
-      const result = JSON.parse((await run(['dlq', 'redrive', 'jobs', '--yes', '--filter', 'body~move', '--filter', 'x-dead-letter-reason=rejected', '--limit', '2', '--json'], {home})).stdout)
+      const result = JSON.parse(
+        (
+          await run(
+            [
+              'dlq',
+              'redrive',
+              'jobs',
+              '--yes',
+              '--filter',
+              'body~move',
+              '--filter',
+              'x-dead-letter-reason=rejected',
+              '--limit',
+              '2',
+              '--json',
+            ],
+            {home},
+          )
+        ).stdout,
+      )
       expect(result).to.deep.include({moved: 2, dryRun: false})
       const back = jsonLines((await run(['consume', 'jobs', '-n', '10', '--json'], {home})).stdout)
       expect(back.map((m) => m.body)).to.deep.equal(['move-1', 'move-2'])
       expect(back[0].headers).to.deep.include({'x-redrive-count': '1', 'x-dead-letter-reason': 'rejected'})
-      expect(jsonLines((await run(['dlq', 'peek', 'jobs', '--json'], {home})).stdout).map((m) => m.body)).to.deep.equal(['keep-1', 'move-3'])
+      expect(jsonLines((await run(['dlq', 'peek', 'jobs', '--json'], {home})).stdout).map((m) => m.body)).to.deep.equal(
+        ['keep-1', 'move-3'],
+      )
     })
 
     it('redrive --rate paces the moves', async () => {
       await deadLetters('jobs', ['1', '2', '3', '4', '5', '6'])
       // (the pace itself: bench/pacing.js)
-      const result = JSON.parse((await run(['dlq', 'redrive', 'jobs', '--yes', '--rate', '10/s', '--json'], {home})).stdout)
+      const result = JSON.parse(
+        (await run(['dlq', 'redrive', 'jobs', '--yes', '--rate', '10/s', '--json'], {home})).stdout,
+      )
       expect(result.moved).to.equal(6)
-      expect(jsonLines((await run(['consume', 'jobs', '-n', '10', '--json'], {home})).stdout).map((m) => m.body)).to.deep.equal(['1', '2', '3', '4', '5', '6'])
+      expect(
+        jsonLines((await run(['consume', 'jobs', '-n', '10', '--json'], {home})).stdout).map((m) => m.body),
+      ).to.deep.equal(['1', '2', '3', '4', '5', '6'])
     })
 
     it('redrives a durable subscription’s dead letters back into the subscription only', async () => {
@@ -297,6 +369,9 @@ describe('flow control (CLI)', function () {
     expect(s.rates.publishedPerSecond.last1m).to.be.greaterThan(0)
     expect(s.rates.ackedPerSecond.last1m).to.be.greaterThan(0)
     const human = (await run(['queue', 'stats', 'q'], {home})).stdout
-    expect(human).to.match(/dropped by overflow\s+3/).and.match(/deduplicated\s+1/).and.match(/\/s last minute/)
+    expect(human)
+      .to.match(/dropped by overflow\s+3/)
+      .and.match(/deduplicated\s+1/)
+      .and.match(/\/s last minute/)
   })
 })

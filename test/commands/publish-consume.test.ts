@@ -33,7 +33,13 @@ describe('publish and consume (CLI)', () => {
     expect(result).to.deep.include({destination: 'q', kind: 'queue'})
     const out = await run(['consume', 'q', '--json'], {home})
     const [envelope] = jsonLines(out.stdout)
-    expect(envelope).to.deep.include({id: result.id, queue: 'q', body: '{"n":1}', attempt: 1, headers: {type: 'created', trace: 'a=b'}})
+    expect(envelope).to.deep.include({
+      id: result.id,
+      queue: 'q',
+      body: '{"n":1}',
+      attempt: 1,
+      headers: {type: 'created', trace: 'a=b'},
+    })
     expect(Date.parse(envelope.publishedAt as string)).to.be.closeTo(Date.now(), 10_000)
     expect(envelope).to.not.have.property('receipt')
   })
@@ -56,7 +62,14 @@ describe('publish and consume (CLI)', () => {
     const consumed = await run(['consume', 'q', '-n', '20000'], {home})
     expect(consumed.stdout).to.equal(`${lines.join('\n')}\n`)
     // Invalid UTF-8 on line 11,000 (past the first read): named with its line number, and what came before it was published.
-    writeFileSync(file, Buffer.concat([Buffer.from(`${lines.slice(0, 10_999).join('\n')}\n`), Buffer.from([0xff, 0x0a]), Buffer.from('after\n')]))
+    writeFileSync(
+      file,
+      Buffer.concat([
+        Buffer.from(`${lines.slice(0, 10_999).join('\n')}\n`),
+        Buffer.from([0xff, 0x0a]),
+        Buffer.from('after\n'),
+      ]),
+    )
     const bad = await shell(`MQ publish bad --lines < "${file}"`, {home, timeoutMs: 60_000})
     expect(bad.code).to.equal(2)
     expect(bad.stderr).to.match(/line 11000 of stdin is not valid UTF-8/)

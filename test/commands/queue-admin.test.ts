@@ -19,8 +19,26 @@ describe('queue admin (CLI)', () => {
   })
 
   it('create sets settings; a conflicting re-declare is exit 2; update changes them', async () => {
-    const created = await run(['queue', 'create', 'jobs', '--visibility-timeout', '2m', '--max-deliveries', '3', '--dead-letter-queue', 'jobs.failed', '--json'], {home})
-    expect(JSON.parse(created.stdout).settings).to.deep.include({visibilityTimeoutMs: 120_000, maxDeliveries: 3, deadLetterQueue: 'jobs.failed'})
+    const created = await run(
+      [
+        'queue',
+        'create',
+        'jobs',
+        '--visibility-timeout',
+        '2m',
+        '--max-deliveries',
+        '3',
+        '--dead-letter-queue',
+        'jobs.failed',
+        '--json',
+      ],
+      {home},
+    )
+    expect(JSON.parse(created.stdout).settings).to.deep.include({
+      visibilityTimeoutMs: 120_000,
+      maxDeliveries: 3,
+      deadLetterQueue: 'jobs.failed',
+    })
     const conflict = await run(['queue', 'create', 'jobs', '--max-deliveries', '4'], {home})
     expect(conflict.code).to.equal(2)
     expect(conflict.stderr).to.match(/already exists with other settings \(maxDeliveries\).*queue update/)
@@ -32,7 +50,9 @@ describe('queue admin (CLI)', () => {
   it('list prints tab-separated rows (no header) when piped and JSON lines with --json', async () => {
     await run(['publish', 'b', 'x'], {home})
     await run(['publish', 'a', 'x'], {home})
-    expect((await run(['queue', 'list'], {home})).stdout).to.equal('a\t1\t1 B\t30s\t5\ta.dlq\nb\t1\t1 B\t30s\t5\tb.dlq\n')
+    expect((await run(['queue', 'list'], {home})).stdout).to.equal(
+      'a\t1\t1 B\t30s\t5\ta.dlq\nb\t1\t1 B\t30s\t5\tb.dlq\n',
+    )
     const list = jsonLines<{name: string; depth: number}>((await run(['queue', 'list', '--json'], {home})).stdout)
     expect(list.map((q: {name: string; depth: number}) => [q.name, q.depth])).to.deep.equal([
       ['a', 1],
@@ -49,7 +69,10 @@ describe('queue admin (CLI)', () => {
     expect(stats).to.deep.include({ready: 1, inFlight: 1, delayed: 0, deadLettered: 1})
     expect(stats.oldestAgeMs).to.be.a('number')
     const human = await run(['queue', 'stats', 'jobs'], {home})
-    expect(human.stdout).to.match(/ready\s+1/).and.to.match(/in flight\s+1/).and.to.match(/dead-lettered \(jobs\.dlq\)\s+1/)
+    expect(human.stdout)
+      .to.match(/ready\s+1/)
+      .and.to.match(/in flight\s+1/)
+      .and.to.match(/dead-lettered \(jobs\.dlq\)\s+1/)
   })
 
   it('peek shows messages without delivering them', async () => {
@@ -64,8 +87,14 @@ describe('queue admin (CLI)', () => {
 
   it('purge and delete', async () => {
     await run(['publish', 'jobs', '--lines'], {home, input: 'a\nb\n'})
-    expect(JSON.parse((await run(['queue', 'purge', 'jobs', '--yes', '--json'], {home})).stdout)).to.deep.equal({queue: 'jobs', purged: 2})
-    expect(JSON.parse((await run(['queue', 'delete', 'jobs', '--yes', '--json'], {home})).stdout)).to.deep.equal({queue: 'jobs', deleted: 0})
+    expect(JSON.parse((await run(['queue', 'purge', 'jobs', '--yes', '--json'], {home})).stdout)).to.deep.equal({
+      queue: 'jobs',
+      purged: 2,
+    })
+    expect(JSON.parse((await run(['queue', 'delete', 'jobs', '--yes', '--json'], {home})).stdout)).to.deep.equal({
+      queue: 'jobs',
+      deleted: 0,
+    })
     expect((await run(['queue', 'delete', 'jobs', '--yes'], {home})).code).to.equal(2)
   })
 
@@ -76,7 +105,9 @@ describe('queue admin (CLI)', () => {
     }
     const help = await run(['consume', '--help'], {home})
     expect(help.code).to.equal(0)
-    expect(help.stdout).to.match(/EXAMPLES/).and.to.match(/--exec/)
+    expect(help.stdout)
+      .to.match(/EXAMPLES/)
+      .and.to.match(/--exec/)
   })
 
   it('the README command reference covers every command', () => {
@@ -91,7 +122,13 @@ describe('queue admin (CLI)', () => {
     const manifest = JSON.parse(readFileSync(join(ROOT, 'oclif.manifest.json'), 'utf8'))
     const dir = join(ROOT, 'src', 'commands')
     const files = (readdirSync(dir, {recursive: true}) as string[]).filter((f) => f.endsWith('.ts'))
-    const ids = files.map((f) => relative(dir, join(dir, f)).replace(/\.ts$/, '').replace(/\/index$/, '').split('/').join(':'))
+    const ids = files.map((f) =>
+      relative(dir, join(dir, f))
+        .replace(/\.ts$/, '')
+        .replace(/\/index$/, '')
+        .split('/')
+        .join(':'),
+    )
     expect(Object.keys(manifest.commands).sort()).to.include.members(ids.sort())
   })
 })

@@ -4,7 +4,8 @@ import {join} from 'node:path'
 
 import {jsonLines, run, tempHome} from '../helpers.js'
 
-const event = (id: string, type: string, data?: unknown) => JSON.stringify({specversion: '1.0', id, source: 'ci', type, ...(data === undefined ? {} : {data})})
+const event = (id: string, type: string, data?: unknown) =>
+  JSON.stringify({specversion: '1.0', id, source: 'ci', type, ...(data === undefined ? {} : {data})})
 
 describe('rule match (CLI)', function () {
   this.timeout(30_000)
@@ -18,7 +19,11 @@ describe('rule match (CLI)', function () {
       JSON.stringify({
         rules: [
           {name: 'created', pattern: {type: ['order.created']}, actions: [{type: 'file', path: 'ran.jsonl'}]},
-          {name: 'big', pattern: {data: {total: [{numeric: ['>', 100]}]}, $or: [{type: [{prefix: 'order.'}]}, {source: ['shop']}]}, actions: [{type: 'exec', command: ['touch', 'ran']}]},
+          {
+            name: 'big',
+            pattern: {data: {total: [{numeric: ['>', 100]}]}, $or: [{type: [{prefix: 'order.'}]}, {source: ['shop']}]},
+            actions: [{type: 'exec', command: ['touch', 'ran']}],
+          },
           {name: 'off', enabled: false, pattern: {type: ['order.created']}, actions: [{type: 'log'}]},
         ],
       }),
@@ -26,7 +31,12 @@ describe('rule match (CLI)', function () {
   })
 
   it('prints the enabled rules each event matches, one line per event, in document order, and runs nothing', async () => {
-    const input = [event('1', 'order.created', {total: 250}), '', event('2', 'order.created', {total: 5}), event('3', 'user.login')].join('\n')
+    const input = [
+      event('1', 'order.created', {total: 250}),
+      '',
+      event('2', 'order.created', {total: 5}),
+      event('3', 'user.login'),
+    ].join('\n')
     const result = await run(['rule', 'match', '--rules', rules], {home, input})
     expect(result.code, result.stderr).to.equal(0)
     expect(result.stdout).to.equal('created big\ncreated\n\n')
@@ -38,7 +48,10 @@ describe('rule match (CLI)', function () {
   it('reads files in order (and - for stdin); --json prints {"id","rules"} per event', async () => {
     const first = join(home, 'a.jsonl')
     writeFileSync(first, `${event('a1', 'order.paid', {total: 101})}\n`)
-    const result = await run(['rule', 'match', first, '-', '--json', '--rules', rules], {home, input: `${event('s1', 'order.created')}\n`})
+    const result = await run(['rule', 'match', first, '-', '--json', '--rules', rules], {
+      home,
+      input: `${event('s1', 'order.created')}\n`,
+    })
     expect(result.code, result.stderr).to.equal(0)
     expect(jsonLines(result.stdout)).to.deep.equal([
       {id: 'a1', rules: ['big']},
@@ -53,7 +66,10 @@ describe('rule match (CLI)', function () {
 
   it('exits 2 naming the file and line of a bad event', async () => {
     const file = join(home, 'events.jsonl')
-    writeFileSync(file, [event('1', 'order.created'), '', '{"specversion":"1.0","id":"2","type":"x"}', event('3', 'x')].join('\n'))
+    writeFileSync(
+      file,
+      [event('1', 'order.created'), '', '{"specversion":"1.0","id":"2","type":"x"}', event('3', 'x')].join('\n'),
+    )
     const missing = await run(['rule', 'match', file, '--rules', rules], {home})
     expect(missing.code).to.equal(2)
     expect(missing.stderr).to.include(`line 3 of ${file}: invalid CloudEvent: required attribute "source" is missing`)
@@ -66,7 +82,11 @@ describe('rule match (CLI)', function () {
   })
 
   it('goes through oclif the same way (help, unusual command lines)', async () => {
-    const result = await run(['rule', 'match', '--rules', rules], {home, input: event('1', 'order.created'), env: {MQ_NO_FAST: '1'}})
+    const result = await run(['rule', 'match', '--rules', rules], {
+      home,
+      input: event('1', 'order.created'),
+      env: {MQ_NO_FAST: '1'},
+    })
     expect(result.code, result.stderr).to.equal(0)
     expect(result.stdout).to.equal('created\n')
   })

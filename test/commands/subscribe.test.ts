@@ -10,11 +10,14 @@ describe('subscribe and topics (CLI)', () => {
     home = tempHome()
   })
 
-  const subscriptions = async () => jsonLines<{name: string; durable: boolean}>((await run(['subscription', 'list', '--json'], {home})).stdout)
+  const subscriptions = async () =>
+    jsonLines<{name: string; durable: boolean}>((await run(['subscription', 'list', '--json'], {home})).stdout)
 
   it('fans out to N subscriptions: each gets every message', async () => {
     await run(['topic', 'create', 'news'], {home})
-    const subscribers = ['a', 'b', 'c'].map((name) => start(['subscribe', 'news', '--durable', name, '-n', '2', '--wait', '10m', '--json'], {home}))
+    const subscribers = ['a', 'b', 'c'].map((name) =>
+      start(['subscribe', 'news', '--durable', name, '-n', '2', '--wait', '10m', '--json'], {home}),
+    )
     await waitFor(async () => (await subscriptions()).length === 3, 'three subscriptions')
     await run(['publish', 'news', 'one'], {home})
     await run(['publish', 'news', 'two'], {home})
@@ -72,7 +75,9 @@ describe('subscribe and topics (CLI)', () => {
     await run(['subscribe', 'work', '--durable', 'pool', '--wait', '1ms'], {home}) // create it
     await run(['publish', 'work', '--lines'], {home, input: Array.from({length: 400}, (_, i) => `m${i}`).join('\n')})
     const [a, b] = await Promise.all(
-      [0, 1].map(() => mq(['subscribe', 'work', '--durable', 'pool', '-n', '400', '--json', '--ack', 'manual'], {home})),
+      [0, 1].map(() =>
+        mq(['subscribe', 'work', '--durable', 'pool', '-n', '400', '--json', '--ack', 'manual'], {home}),
+      ),
     )
     const bodiesA = jsonLines(a.stdout).map((e) => e.body as string)
     const bodiesB = jsonLines(b.stdout).map((e) => e.body as string)
@@ -81,11 +86,15 @@ describe('subscribe and topics (CLI)', () => {
   })
 
   it('start positions: --all, --since, --from-id, --new', async () => {
-    const ids = (await run(['publish', '--topic', 't', '--lines'], {home, input: 'a\nb\nc\n'})).stdout.trim().split('\n')
+    const ids = (await run(['publish', '--topic', 't', '--lines'], {home, input: 'a\nb\nc\n'})).stdout
+      .trim()
+      .split('\n')
     expect((await run(['subscribe', 't', '--all', '-n', '10'], {home})).stdout).to.equal('a\nb\nc\n')
     expect((await run(['subscribe', 't', '--from-id', ids[1], '-n', '10'], {home})).stdout).to.equal('b\nc\n')
     expect((await run(['subscribe', 't', '--since', '1h', '-n', '10'], {home})).stdout).to.equal('a\nb\nc\n')
-    expect((await run(['subscribe', 't', '--since', new Date(Date.now() + 60_000).toISOString(), '-n', '10'], {home})).code).to.equal(3)
+    expect(
+      (await run(['subscribe', 't', '--since', new Date(Date.now() + 60_000).toISOString(), '-n', '10'], {home})).code,
+    ).to.equal(3)
     expect((await run(['subscribe', 't', '--new', '-n', '10'], {home})).code).to.equal(3)
     expect((await run(['subscribe', 't', '--all', '--new'], {home})).code).to.equal(2)
   })
@@ -93,7 +102,12 @@ describe('subscribe and topics (CLI)', () => {
   it('wildcards cover topics created later, in global publish order', async () => {
     const subscriber = start(['subscribe', 'logs.#', '-n', '4', '--wait', '10m', '--json'], {home})
     await waitFor(async () => (await subscriptions()).length === 1, 'the subscription')
-    for (const [topic, body] of [['logs.app', '1'], ['logs.db', '2'], ['logs.app.error', '3'], ['logs', '4']]) {
+    for (const [topic, body] of [
+      ['logs.app', '1'],
+      ['logs.db', '2'],
+      ['logs.app.error', '3'],
+      ['logs', '4'],
+    ]) {
       expect(JSON.parse((await run(['publish', topic, body, '--json'], {home})).stdout).kind).to.equal('topic')
     }
     const result = await subscriber.done
@@ -110,7 +124,17 @@ describe('subscribe and topics (CLI)', () => {
     await run(['publish', 'orders', '--lines'], {home, input: 'good\nbad\n'})
     const log = join(home, 'log')
     const result = await run(
-      ['subscribe', 'orders', '--durable', 'billing', '--all', '-n', '2', '--exec', `body=$(cat); echo "$MQ_TOPIC $MQ_SUBSCRIPTION $MQ_ATTEMPT $body" >> ${log}; [ "$body" = good ] || exit 65`],
+      [
+        'subscribe',
+        'orders',
+        '--durable',
+        'billing',
+        '--all',
+        '-n',
+        '2',
+        '--exec',
+        `body=$(cat); echo "$MQ_TOPIC $MQ_SUBSCRIPTION $MQ_ATTEMPT $body" >> ${log}; [ "$body" = good ] || exit 65`,
+      ],
       {home},
     )
     // a dead-lettered message makes the run exit 1, with what happened
@@ -119,7 +143,11 @@ describe('subscribe and topics (CLI)', () => {
     expect(readFileSync(log, 'utf8')).to.equal('orders billing 1 good\norders billing 1 bad\n')
     const [dead] = jsonLines((await run(['consume', 'billing.dlq', '--json'], {home})).stdout)
     expect(dead.body).to.equal('bad')
-    expect(dead.headers).to.deep.include({'x-dead-letter-reason': 'rejected', 'x-original-topic': 'orders', 'x-original-subscription': 'billing'})
+    expect(dead.headers).to.deep.include({
+      'x-dead-letter-reason': 'rejected',
+      'x-original-topic': 'orders',
+      'x-original-subscription': 'billing',
+    })
   })
 
   it('topic retention by count, visible to late subscribers; stats and list', async () => {
@@ -129,7 +157,10 @@ describe('subscribe and topics (CLI)', () => {
     const stats = JSON.parse((await run(['topic', 'stats', 'metrics', '--json'], {home})).stdout)
     expect(stats).to.deep.include({messages: 2, totals: {published: 3, discarded: 1}})
     expect((await run(['topic', 'list'], {home})).stdout).to.match(/^metrics\t2\t/)
-    expect(JSON.parse((await run(['topic', 'delete', 'metrics', '--yes', '--json'], {home})).stdout)).to.deep.equal({topic: 'metrics', deleted: 2})
+    expect(JSON.parse((await run(['topic', 'delete', 'metrics', '--yes', '--json'], {home})).stdout)).to.deep.equal({
+      topic: 'metrics',
+      deleted: 2,
+    })
   })
 
   it('bad input: pattern syntax (position), queue vs topic, reused durable names', async () => {

@@ -43,7 +43,9 @@ describe('AMQP driver (RabbitMQ)', function () {
 
   describe('RabbitMQ specifics', () => {
     it('parses amqp:// URLs and never shows the password', () => {
-      const t = parseBrokerUrl('amqp://bob:s%40cret@rabbit.local/prod?management=http://rabbit.local:15672') as AmqpTarget
+      const t = parseBrokerUrl(
+        'amqp://bob:s%40cret@rabbit.local/prod?management=http://rabbit.local:15672',
+      ) as AmqpTarget
       expect([t.host, t.port, t.vhost, t.user, t.pass]).to.deep.equal(['rabbit.local', 5672, 'prod', 'bob', 's@cret'])
       expect(t.display).to.equal('amqp://bob:***@rabbit.local:5672/prod?management=http://rabbit.local:15672')
       expect(() => parseBrokerUrl('amqp://h/?bogus=1')).to.throw(InvalidInputError)
@@ -113,7 +115,10 @@ describe('AMQP driver (RabbitMQ)', function () {
         }
         expect(full).to.be.instanceOf(QueueFullError)
         await broker.declareQueue('rolling', {maxLength: 2, overflow: 'drop-oldest'})
-        await broker.publish('rolling', ['1', '2', '3'].map((body) => ({body})))
+        await broker.publish(
+          'rolling',
+          ['1', '2', '3'].map((body) => ({body})),
+        )
         expect((await broker.receive('rolling', {max: 10, autoAck: true})).map((d) => d.body)).to.deep.equal(['2', '3'])
         await broker.declareQueue('blocking', {maxLength: 1, overflow: 'block'})
         await broker.publish('blocking', [{body: 'first'}])
@@ -124,7 +129,11 @@ describe('AMQP driver (RabbitMQ)', function () {
         expect((await broker.receive('blocking', {max: 1, autoAck: true, waitMs: 5_000}))[0].body).to.equal('second')
 
         await broker.publish('urgent', [{body: 'low'}, {body: 'high', priority: 9}, {body: 'mid', priority: 5}])
-        expect((await broker.receive('urgent', {max: 3, autoAck: true})).map((d) => d.body)).to.deep.equal(['high', 'mid', 'low'])
+        expect((await broker.receive('urgent', {max: 3, autoAck: true})).map((d) => d.body)).to.deep.equal([
+          'high',
+          'mid',
+          'low',
+        ])
 
         await broker.publish('short', [{body: 'gone', ttlMs: 50}, {body: 'kept'}])
         await sleep(150)
@@ -146,8 +155,11 @@ describe('AMQP driver (RabbitMQ)', function () {
       try {
         await broker.declareQueue('jobs', {maxDeliveries: 1})
         await broker.publish('jobs', [{body: 'a'}, {body: 'b'}])
-        for (const d of await broker.receive('jobs', {max: 2, autoAck: false})) await broker.nack([d.receipt!], {deadLetter: true, error: 'bad'})
-        expect((await broker.listDeadLetterQueues()).map((q) => [q.name, q.sources])).to.deep.equal([['jobs.dlq', ['jobs']]])
+        for (const d of await broker.receive('jobs', {max: 2, autoAck: false}))
+          await broker.nack([d.receipt!], {deadLetter: true, error: 'bad'})
+        expect((await broker.listDeadLetterQueues()).map((q) => [q.name, q.sources])).to.deep.equal([
+          ['jobs.dlq', ['jobs']],
+        ])
         const dry = await broker.redrive('jobs', {dryRun: true})
         expect([dry.examined, dry.moved]).to.deep.equal([2, 2])
         const result = await broker.redrive('jobs', {limit: 1})
@@ -162,10 +174,15 @@ describe('AMQP driver (RabbitMQ)', function () {
     })
 
     it('says in one line what to check when the node cannot be reached (exit 1, password hidden)', async () => {
-      const result = await mq(['publish', 'jobs', 'x', '--broker', 'amqp://bob:s3cret@127.0.0.1:1/'], {home: tempHome()})
+      const result = await mq(['publish', 'jobs', 'x', '--broker', 'amqp://bob:s3cret@127.0.0.1:1/'], {
+        home: tempHome(),
+      })
       expect(result.code).to.equal(1)
       expect(result.stderr.trim().split('\n')).to.have.length(1)
-      expect(result.stderr).to.include('amqp://bob:***@127.0.0.1:1').and.include('rabbitmq-server running').and.not.include('s3cret')
+      expect(result.stderr)
+        .to.include('amqp://bob:***@127.0.0.1:1')
+        .and.include('rabbitmq-server running')
+        .and.not.include('s3cret')
     })
 
     it('a follower rides out a dropped connection: it reconnects and nothing is lost', async function () {
@@ -179,14 +196,23 @@ describe('AMQP driver (RabbitMQ)', function () {
       // The server closes every connection of the vhost, as a node restart or a network cut would.
       const auth = `Basic ${Buffer.from('guest:guest').toString('base64')}`
       // The management API lists a new connection after its first statistics sample.
-      const connections = await waitFor(async () => {
-        const listed = (await (
-          await fetch(`${node!.managementUrl}/api/vhosts/${encodeURIComponent(t.vhost)}/connections`, {headers: {authorization: auth}})
-        ).json()) as {name: string}[]
-        return listed.length > 0 ? listed : undefined
-      }, 'the follower\'s connection in the management API', 20_000)
+      const connections = await waitFor(
+        async () => {
+          const listed = (await (
+            await fetch(`${node!.managementUrl}/api/vhosts/${encodeURIComponent(t.vhost)}/connections`, {
+              headers: {authorization: auth},
+            })
+          ).json()) as {name: string}[]
+          return listed.length > 0 ? listed : undefined
+        },
+        "the follower's connection in the management API",
+        20_000,
+      )
       for (const {name} of connections) {
-        await fetch(`${node!.managementUrl}/api/connections/${encodeURIComponent(name)}`, {method: 'DELETE', headers: {authorization: auth}})
+        await fetch(`${node!.managementUrl}/api/connections/${encodeURIComponent(name)}`, {
+          method: 'DELETE',
+          headers: {authorization: auth},
+        })
       }
       await mq(['publish', 'loss', 'after', '--broker', url], {home})
       await waitFor(() => follower.stdout.includes('after'), 'the message published after the drop', 30_000)
@@ -206,7 +232,9 @@ describe('AMQP driver (RabbitMQ)', function () {
           }
           throw new Error('not refused')
         }
-        expect((await refusal(() => broker.publish('jobs', [{body: 'x', dedupId: 'a'}]))).message).to.include('deduplication')
+        expect((await refusal(() => broker.publish('jobs', [{body: 'x', dedupId: 'a'}]))).message).to.include(
+          'deduplication',
+        )
         await broker.publish('jobs', [{body: 'x'}])
         expect((await refusal(() => broker.queueStats('jobs'))).message).to.include('?management=')
       } finally {

@@ -24,7 +24,8 @@ export function brokerConformance(name: string, open: () => Promise<Broker>): vo
     })
 
     const bodies = (deliveries: {body: string}[]) => deliveries.map((d) => d.body)
-    const refused = async (feature: Feature) => (await broker.describe()).capabilities.features[feature].support === 'refused'
+    const refused = async (feature: Feature) =>
+      (await broker.describe()).capabilities.features[feature].support === 'refused'
     /** Asserts the driver refuses what its capabilities say it refuses: exit 2 with the reason. */
     const expectRefusal = async (attempt: () => Promise<unknown>) => {
       let error: unknown
@@ -37,7 +38,10 @@ export function brokerConformance(name: string, open: () => Promise<Broker>): vo
     }
 
     it('delivers a queue FIFO, each message once, with a fresh receipt per delivery', async () => {
-      await broker.publish('jobs', ['a', 'b', 'c'].map((body) => ({body})))
+      await broker.publish(
+        'jobs',
+        ['a', 'b', 'c'].map((body) => ({body})),
+      )
       const first = await broker.receive('jobs', {max: 2, autoAck: false})
       const second = await broker.receive('jobs', {max: 5, autoAck: false})
       expect(bodies(first)).to.deep.equal(['a', 'b'])
@@ -49,7 +53,9 @@ export function brokerConformance(name: string, open: () => Promise<Broker>): vo
 
     it('keeps headers, ids and publish time', async () => {
       const before = Date.now()
-      const [published] = await broker.publish('jobs', [{body: '{"x":1}', headers: {type: 'created', 'trace-id': 'abc'}}])
+      const [published] = await broker.publish('jobs', [
+        {body: '{"x":1}', headers: {type: 'created', 'trace-id': 'abc'}},
+      ])
       const [delivery] = await broker.receive('jobs', {max: 1, autoAck: true})
       expect(delivery.id).to.equal(published.id)
       expect(delivery.queue).to.equal('jobs')
@@ -272,15 +278,23 @@ export function brokerConformance(name: string, open: () => Promise<Broker>): vo
     it('reports publish and ack rates over the last minutes', async () => {
       await broker.declareQueue('jobs')
       expect((await broker.queueStats('jobs')).rates.publishedPerSecond.last1m).to.equal(0)
-      await broker.publish('jobs', ['a', 'b', 'c', 'd'].map((body) => ({body})))
+      await broker.publish(
+        'jobs',
+        ['a', 'b', 'c', 'd'].map((body) => ({body})),
+      )
       await broker.receive('jobs', {max: 1, autoAck: true})
       const [held] = await broker.receive('jobs', {max: 1, autoAck: false})
       await broker.ack([held.receipt!])
       // A driver may sample its counts (RabbitMQ's management API every few seconds): wait for them.
-      const {rates} = await waitFor(async () => {
-        const stats = await broker.queueStats('jobs')
-        return stats.rates.ackedPerSecond.last1m > 0 && stats
-      }, 'the acks to show in the rates', 30_000, 250)
+      const {rates} = await waitFor(
+        async () => {
+          const stats = await broker.queueStats('jobs')
+          return stats.rates.ackedPerSecond.last1m > 0 && stats
+        },
+        'the acks to show in the rates',
+        30_000,
+        250,
+      )
       // Four published and two acked within the current minute.
       expect(rates.publishedPerSecond.last1m).to.be.at.least(rates.ackedPerSecond.last1m)
       expect(rates.publishedPerSecond.last5m).to.be.greaterThan(0).and.at.most(rates.publishedPerSecond.last1m)
@@ -382,7 +396,13 @@ export function brokerConformance(name: string, open: () => Promise<Broker>): vo
 
       it('a wildcard subscription sees several topics in global publish order', async () => {
         const sub = await broker.subscribe('logs.#', {durable: 'all-logs'})
-        for (const [topic, body] of [['logs.a', '1'], ['logs.b', '2'], ['logs.a.x', '3'], ['logs.b', '4'], ['logs', '5']]) {
+        for (const [topic, body] of [
+          ['logs.a', '1'],
+          ['logs.b', '2'],
+          ['logs.a.x', '3'],
+          ['logs.b', '4'],
+          ['logs', '5'],
+        ]) {
           await broker.publish(topic, [{body}], {kind: 'topic'})
         }
         const got = await sub.receive({max: 10, autoAck: true})
@@ -393,11 +413,25 @@ export function brokerConformance(name: string, open: () => Promise<Broker>): vo
         const anyError = await broker.subscribe('#.error', {durable: 'any-error'})
         const appError = await broker.subscribe('app.#.error', {durable: 'app-error'})
         const oneLevel = await broker.subscribe('app.*.error', {durable: 'one-level'})
-        for (const topic of ['error', 'app.error', 'app.db.error', 'app.db.pool.error', 'app.db.warning', 'web.error', 'errors']) {
+        for (const topic of [
+          'error',
+          'app.error',
+          'app.db.error',
+          'app.db.pool.error',
+          'app.db.warning',
+          'web.error',
+          'errors',
+        ]) {
           await broker.publish(topic, [{body: topic}], {kind: 'topic'})
         }
         const got = async (sub: typeof anyError) => (await sub.receive({max: 20, autoAck: true})).map((d) => d.body)
-        expect(await got(anyError)).to.deep.equal(['error', 'app.error', 'app.db.error', 'app.db.pool.error', 'web.error'])
+        expect(await got(anyError)).to.deep.equal([
+          'error',
+          'app.error',
+          'app.db.error',
+          'app.db.pool.error',
+          'web.error',
+        ])
         expect(await got(appError)).to.deep.equal(['app.error', 'app.db.error', 'app.db.pool.error'])
         expect(await got(oneLevel)).to.deep.equal(['app.db.error'])
       })
@@ -405,7 +439,10 @@ export function brokerConformance(name: string, open: () => Promise<Broker>): vo
       it('a durable subscription resumes where it left off, with leases and redelivery like a queue', async () => {
         await broker.declareTopic('events')
         let sub = await broker.subscribe('events', {durable: 'worker', settings: {maxDeliveries: 2}})
-        await broker.publish('events', ['1', '2', '3'].map((body) => ({body})))
+        await broker.publish(
+          'events',
+          ['1', '2', '3'].map((body) => ({body})),
+        )
         const [first] = await sub.receive({max: 1, autoAck: false, visibilityTimeoutMs: 60_000})
         await broker.ack([first.receipt!])
         const [second] = await sub.receive({max: 1, autoAck: false, visibilityTimeoutMs: 60_000})
@@ -434,7 +471,10 @@ export function brokerConformance(name: string, open: () => Promise<Broker>): vo
         await broker.declareTopic('work')
         const a = await broker.subscribe('work', {durable: 'shared'})
         const b = await broker.subscribe('work', {durable: 'shared'})
-        await broker.publish('work', Array.from({length: 10}, (_, i) => ({body: String(i)})))
+        await broker.publish(
+          'work',
+          Array.from({length: 10}, (_, i) => ({body: String(i)})),
+        )
         const fromA = await a.receive({max: 4, autoAck: false})
         const fromB = await b.receive({max: 10, autoAck: false})
         const bodies = [...fromA, ...fromB].map((d) => d.body)
@@ -474,7 +514,10 @@ export function brokerConformance(name: string, open: () => Promise<Broker>): vo
 
       it('retains messages by count, bytes and age, discarding the oldest', async () => {
         await broker.declareTopic('count', {maxMessages: 3})
-        await broker.publish('count', ['1', '2', '3', '4', '5'].map((body) => ({body})))
+        await broker.publish(
+          'count',
+          ['1', '2', '3', '4', '5'].map((body) => ({body})),
+        )
         let sub = await broker.subscribe('count', {start: {kind: 'all'}})
         expect((await sub.receive({max: 10, autoAck: true})).map((d) => d.body)).to.deep.equal(['3', '4', '5'])
         await sub.close()
@@ -482,7 +525,10 @@ export function brokerConformance(name: string, open: () => Promise<Broker>): vo
           await expectRefusal(() => broker.declareTopic('bytes', {maxBytes: 10}))
         } else {
           await broker.declareTopic('bytes', {maxBytes: 10})
-          await broker.publish('bytes', ['aaaa', 'bbbb', 'cccc'].map((body) => ({body})))
+          await broker.publish(
+            'bytes',
+            ['aaaa', 'bbbb', 'cccc'].map((body) => ({body})),
+          )
           sub = await broker.subscribe('bytes', {start: {kind: 'all'}})
           expect((await sub.receive({max: 10, autoAck: true})).map((d) => d.body)).to.deep.equal(['bbbb', 'cccc'])
           await sub.close()
@@ -511,7 +557,7 @@ export function brokerConformance(name: string, open: () => Promise<Broker>): vo
         expect((await broker.topicStats('count')).totals.discarded).to.equal(2)
       })
 
-      it('counts a topic\'s messages and bytes', async () => {
+      it("counts a topic's messages and bytes", async () => {
         await broker.declareTopic('sized')
         await broker.declareTopic('other')
         await broker.publish('sized', [{body: 'abcd'}, {body: 'é'}])
@@ -534,7 +580,9 @@ export function brokerConformance(name: string, open: () => Promise<Broker>): vo
           error = caught
         }
         expect(error).to.be.instanceOf(InvalidInputError)
-        expect((error as Error).message).to.include('"a.*"').and.include('"b.*"')
+        expect((error as Error).message)
+          .to.include('"a.*"')
+          .and.include('"b.*"')
       })
 
       it('refuses to subscribe to a queue or consume a topic', async () => {
@@ -557,17 +605,26 @@ export function brokerConformance(name: string, open: () => Promise<Broker>): vo
         const sub = await broker.subscribe('t', {durable: 's'})
         await broker.publish('q', [{body: 'for the queue'}])
         await broker.publish('t', [{body: 'for the topic'}])
-        expect((await broker.receive('q', {max: 10, autoAck: true})).map((d) => d.body)).to.deep.equal(['for the queue'])
+        expect((await broker.receive('q', {max: 10, autoAck: true})).map((d) => d.body)).to.deep.equal([
+          'for the queue',
+        ])
         expect((await sub.receive({max: 10, autoAck: true})).map((d) => d.body)).to.deep.equal(['for the topic'])
       })
 
       it('reports lag, in flight and the oldest unacked age', async () => {
         await broker.declareTopic('t')
         const sub = await broker.subscribe('t', {durable: 's'})
-        await broker.publish('t', ['1', '2', '3'].map((body) => ({body})))
+        await broker.publish(
+          't',
+          ['1', '2', '3'].map((body) => ({body})),
+        )
         await sub.receive({max: 1, autoAck: false})
         const stats = await broker.subscriptionStats('s')
-        expect({lag: stats.lag, inFlight: stats.inFlight, topics: stats.topics}).to.deep.equal({lag: 2, inFlight: 1, topics: ['t']})
+        expect({lag: stats.lag, inFlight: stats.inFlight, topics: stats.topics}).to.deep.equal({
+          lag: 2,
+          inFlight: 1,
+          topics: ['t'],
+        })
         expect(stats.oldestUnackedAgeMs).to.be.a('number')
       })
     })

@@ -8,9 +8,18 @@ import {ROOT} from '../helpers.js'
 describe('error codes', () => {
   it('README.md lists exactly the typed error codes, each with its exit code and meaning', () => {
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8')
-    const section = readme.slice(readme.indexOf('## Exit codes'), readme.indexOf('\n## ', readme.indexOf('## Exit codes') + 1))
-    const rows = [...section.matchAll(/^\|\s*`([a-z0-9_]+)`\s*\|\s*(\d+)\s*\|\s*(.*?)\s*\|$/gm)].map(([, code, exitCode, meaning]) => ({code, exitCode: Number(exitCode), meaning: meaning.replaceAll('\\|', '|')}))
-    const typed = Object.entries(ERROR_CODES).map(([code, {exitCode, meaning}]) => ({code, exitCode: Number(exitCode), meaning}))
+    const section = readme.slice(
+      readme.indexOf('## Exit codes'),
+      readme.indexOf('\n## ', readme.indexOf('## Exit codes') + 1),
+    )
+    const rows = [...section.matchAll(/^\|\s*`([a-z0-9_]+)`\s*\|\s*(\d+)\s*\|\s*(.*?)\s*\|$/gm)].map(
+      ([, code, exitCode, meaning]) => ({code, exitCode: Number(exitCode), meaning: meaning.replaceAll('\\|', '|')}),
+    )
+    const typed = Object.entries(ERROR_CODES).map(([code, {exitCode, meaning}]) => ({
+      code,
+      exitCode: Number(exitCode),
+      meaning,
+    }))
     expect(rows).to.deep.equal(typed)
   })
 

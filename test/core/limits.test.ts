@@ -26,12 +26,18 @@ describe('input limits (core)', () => {
       expect(findTooDeep({ok: 1, 'odd key': {x: {}}}, 2, '$.data')).to.equal('$.data["odd key"].x')
       const path = findTooDeep(deep(100_000))!
       expect(path.length).to.be.below(130) // shortened to stay on one line
-      expect(thrown(() => checkJsonDepth(deep(100_000, true), 'event data', '$.data')).message).to.match(/^event data is nested deeper than 256 levels \(at \$\.data\[0\]/)
+      expect(thrown(() => checkJsonDepth(deep(100_000, true), 'event data', '$.data')).message).to.match(
+        /^event data is nested deeper than 256 levels \(at \$\.data\[0\]/,
+      )
     })
 
     it('a pattern past the limit is a PatternError naming its path, not a stack overflow', () => {
-      expect(thrown(() => compilePattern(deep(50_000))).message).to.match(/^invalid pattern at \$\.a\.a.*: nested deeper than 256 levels/)
-      expect(thrown(() => compilePattern(null)).message).to.match(/^invalid pattern at \$: a pattern must be a JSON object/)
+      expect(thrown(() => compilePattern(deep(50_000))).message).to.match(
+        /^invalid pattern at \$\.a\.a.*: nested deeper than 256 levels/,
+      )
+      expect(thrown(() => compilePattern(null)).message).to.match(
+        /^invalid pattern at \$: a pattern must be a JSON object/,
+      )
     })
   })
 
@@ -63,7 +69,9 @@ describe('input limits (core)', () => {
       const many = Object.fromEntries(Array.from({length: 65}, (_, i) => [`h${i}`, 'v']))
       expect(thrown(() => validateHeaders(many)).message).to.equal('65 headers, over the limit of 64 per message')
       expect(thrown(() => validateHeaders({['n'.repeat(129)]: 'v'})).message).to.match(/^header name "n+…" is invalid/)
-      expect(thrown(() => validateHeaders({k: 'v'.repeat(MAX_HEADERS_BYTES)})).message).to.match(/^headers take 65544 bytes, over the limit of 65536/)
+      expect(thrown(() => validateHeaders({k: 'v'.repeat(MAX_HEADERS_BYTES)})).message).to.match(
+        /^headers take 65544 bytes, over the limit of 65536/,
+      )
       expect(thrown(() => validateHeaders({k: 'a\0b'})).message).to.match(/without NUL/)
       validateHeaders({k: 'v'.repeat(MAX_HEADERS_BYTES - 8)}) // exactly 64 KiB stored
       const headers = newHeaders()
@@ -73,7 +81,14 @@ describe('input limits (core)', () => {
     })
 
     it('--exec gets MQ_HEADERS, and no MQ_HEADER_ variable two headers would share', () => {
-      const env = messageEnvironment({id: '1', body: '', headers: {'a.b': '1', a_b: '2', Trace: 't', trace: 'u', kind: 'k'}, attempt: 1, publishedAt: 0, queue: 'q'})
+      const env = messageEnvironment({
+        id: '1',
+        body: '',
+        headers: {'a.b': '1', a_b: '2', Trace: 't', trace: 'u', kind: 'k'},
+        attempt: 1,
+        publishedAt: 0,
+        queue: 'q',
+      })
       expect(JSON.parse(env.MQ_HEADERS)).to.deep.equal({'a.b': '1', a_b: '2', Trace: 't', trace: 'u', kind: 'k'})
       expect(Object.keys(env).filter((name) => name.startsWith('MQ_HEADER_'))).to.deep.equal(['MQ_HEADER_KIND'])
     })
@@ -81,7 +96,8 @@ describe('input limits (core)', () => {
 
   it('a priority given as text is one digit; empty is refused, not 0', () => {
     expect(parsePriority('7')).to.equal(7)
-    for (const text of ['', ' ', '10', '-1', '1.5', '0x3', '1e0']) expect(thrown(() => parsePriority(text)).message).to.match(/must be a whole number from 0 to 9/)
+    for (const text of ['', ' ', '10', '-1', '1.5', '0x3', '1e0'])
+      expect(thrown(() => parsePriority(text)).message).to.match(/must be a whole number from 0 to 9/)
   })
 
   it('an empty --home or MQ_HOME is refused, never the default folder', () => {
@@ -93,9 +109,17 @@ describe('input limits (core)', () => {
 
   it('rules: a zero action timeout or poll interval is refused', () => {
     const rule = (action: object) => ({rules: [{name: 'r', pattern: {type: ['t']}, actions: [action]}]})
-    expect(thrown(() => validateDocument(rule({type: 'exec', command: ['true'], timeout: '0s'}), 'rules.json')).message).to.match(/timeout.*must be longer than zero/)
-    expect(thrown(() => validateDocument(rule({type: 'http', url: 'http://127.0.0.1:1/x', timeout: '0ms'}), 'rules.json')).message).to.match(/must be longer than zero/)
-    const poll = {rules: [], sources: [{name: 's', type: 'poll-command', command: ['true'], every: '0s', event: {type: 't'}}]}
+    expect(
+      thrown(() => validateDocument(rule({type: 'exec', command: ['true'], timeout: '0s'}), 'rules.json')).message,
+    ).to.match(/timeout.*must be longer than zero/)
+    expect(
+      thrown(() => validateDocument(rule({type: 'http', url: 'http://127.0.0.1:1/x', timeout: '0ms'}), 'rules.json'))
+        .message,
+    ).to.match(/must be longer than zero/)
+    const poll = {
+      rules: [],
+      sources: [{name: 's', type: 'poll-command', command: ['true'], every: '0s', event: {type: 't'}}],
+    }
     expect(thrown(() => validateDocument(poll, 'rules.json')).message).to.match(/every.*must be longer than zero/)
   })
 })

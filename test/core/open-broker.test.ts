@@ -44,7 +44,17 @@ describe('broker selection', () => {
   })
 
   it('refuses what it cannot read, with the URL forms', () => {
-    for (const bad of ['amqp://h:x', 'amqp://h?colour=red', 'amqp://h?management=ftp://m', 'redis://h', 'nats://', 'nats://h:x', 'nats://h?colour=red', 'file:', 'nats://h?prefix=a.b']) {
+    for (const bad of [
+      'amqp://h:x',
+      'amqp://h?colour=red',
+      'amqp://h?management=ftp://m',
+      'redis://h',
+      'nats://',
+      'nats://h:x',
+      'nats://h?colour=red',
+      'file:',
+      'nats://h?prefix=a.b',
+    ]) {
       expect(() => parseBrokerUrl(bad), bad).to.throw(InvalidInputError)
     }
   })

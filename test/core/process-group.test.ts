@@ -53,7 +53,10 @@ describe('runChild (the child-process runner)', () => {
     const running = runChild({argv: ['sleep', '60'], signal: controller.signal, stdout: () => {}})
     controller.abort()
     expect(await running).to.include({started: true, aborted: true, timedOut: false, signal: 'SIGTERM'})
-    expect(await runChild({argv: ['sleep', '60'], signal: controller.signal})).to.include({aborted: true, signal: 'SIGTERM'})
+    expect(await runChild({argv: ['sleep', '60'], signal: controller.signal})).to.include({
+      aborted: true,
+      signal: 'SIGTERM',
+    })
   })
 
   it('a missing program is an error, a spawn that throws is a run that never started', async () => {

@@ -12,7 +12,10 @@ describe('query plans', () => {
   it('uses an index for every statement (no SCAN messages, no USE TEMP B-TREE)', async () => {
     const broker = new FileBroker(tempHome())
     try {
-      await broker.publish('other', Array.from({length: 2000}, (_, i) => ({body: `filler ${i}`})))
+      await broker.publish(
+        'other',
+        Array.from({length: 2000}, (_, i) => ({body: `filler ${i}`})),
+      )
       await broker.declareQueue('jobs', {maxDeliveries: 2, visibilityTimeoutMs: 20})
       await broker.updateQueue('jobs', {deadLetterExpired: true})
       await broker.publish('jobs', [
@@ -26,11 +29,20 @@ describe('query plans', () => {
       await broker.extend([leased[1].receipt!], 10)
       await sleep(30)
       const again = await broker.receive('jobs', {max: 10, autoAck: false, waitMs: 100})
-      await broker.nack(again.map((d) => d.receipt!), {delayMs: 5})
+      await broker.nack(
+        again.map((d) => d.receipt!),
+        {delayMs: 5},
+      )
       await sleep(30)
       const third = await broker.receive('jobs', {max: 10, autoAck: false, waitMs: 100})
-      await broker.nack(third.slice(0, 1).map((d) => d.receipt!), {deadLetter: true})
-      await broker.nack(third.slice(1).map((d) => d.receipt!), {backoff: true, error: 'x'})
+      await broker.nack(
+        third.slice(0, 1).map((d) => d.receipt!),
+        {deadLetter: true},
+      )
+      await broker.nack(
+        third.slice(1).map((d) => d.receipt!),
+        {backoff: true, error: 'x'},
+      )
       await sleep(30)
       await broker.receive('jobs', {max: 10, autoAck: true})
       await broker.receive('jobs.dlq', {max: 10, autoAck: true})
@@ -46,7 +58,10 @@ describe('query plans', () => {
       await broker.declareTopic('t.b')
       const durable = await broker.subscribe('t.*', {durable: 'd', settings: {maxDeliveries: 1}})
       const since = await broker.subscribe('t.#', {start: {kind: 'since', time: Date.now() - 1000}})
-      await broker.publish('t.a', Array.from({length: 8}, (_, i) => ({body: `a${i}`})))
+      await broker.publish(
+        't.a',
+        Array.from({length: 8}, (_, i) => ({body: `a${i}`})),
+      )
       await broker.publish('t.b', [{body: 'b'}])
       const got = await durable.receive({max: 3, autoAck: false, visibilityTimeoutMs: 20})
       await broker.ack([got[0].receipt!])
@@ -66,12 +81,18 @@ describe('query plans', () => {
 
       // flow control: bounded queues, dedup, rates, windows, redrive
       await broker.declareQueue('bounded', {maxLength: 3, maxBytes: 100, overflow: 'drop-oldest'})
-      await broker.publish('bounded', Array.from({length: 5}, (_, i) => ({body: `b${i}`, dedupId: `id-${i % 4}`})))
+      await broker.publish(
+        'bounded',
+        Array.from({length: 5}, (_, i) => ({body: `b${i}`, dedupId: `id-${i % 4}`})),
+      )
       await broker.updateQueue('bounded', {overflow: 'block'})
       await broker.publish('bounded', [{body: 'wait'}], {blockTimeoutMs: 10}).catch(() => {})
       const held = await broker.receive('bounded', {max: 2, autoAck: false})
       await broker.stillLeased(held.map((d) => d.receipt!))
-      await broker.nack(held.map((d) => d.receipt!), {deadLetter: true})
+      await broker.nack(
+        held.map((d) => d.receipt!),
+        {deadLetter: true},
+      )
       await broker.listDeadLetterQueues()
       await broker.redrive('bounded', {dryRun: true, filter: () => true})
       await broker.redrive('bounded', {limit: 1})
@@ -81,7 +102,9 @@ describe('query plans', () => {
       expect(sources.length).to.be.greaterThan(15)
       const offenders = sources
         .map((source) => ({source: source.replace(/\s+/g, ' ').trim(), plan: broker.explain(source)}))
-        .filter(({plan}) => plan.some((step) => /^SCAN (messages|dedup|rates)\b/.test(step) || step.includes('USE TEMP B-TREE')))
+        .filter(({plan}) =>
+          plan.some((step) => /^SCAN (messages|dedup|rates)\b/.test(step) || step.includes('USE TEMP B-TREE')),
+        )
       expect(offenders, JSON.stringify(offenders, null, 2)).to.deep.equal([])
     } finally {
       await broker.close()

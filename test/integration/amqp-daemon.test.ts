@@ -34,7 +34,12 @@ describe('receipts on amqp:// held by the daemon (real RabbitMQ)', function () {
     await mq(['daemon', 'stop', '--force'], on())
   })
 
-  const on = (options: RunOptions = {}): RunOptions => ({home, timeoutMs: 60_000, ...options, env: {MQ_URL: rabbit.brokerUrl, ...options.env}})
+  const on = (options: RunOptions = {}): RunOptions => ({
+    home,
+    timeoutMs: 60_000,
+    ...options,
+    env: {MQ_URL: rabbit.brokerUrl, ...options.env},
+  })
   type Delivery = {id: string; body: string; attempt: number; receipt: string}
   const consumeManual = async (args: string[] = []) => {
     const result = await mq(['consume', queue, '--ack', 'manual', '--json', ...args], on())
@@ -82,7 +87,9 @@ describe('receipts on amqp:// held by the daemon (real RabbitMQ)', function () {
     await startDaemon()
     await publish('a', 'b', 'c')
     const pipeline = `"${process.execPath}" "${BIN}" consume ${queue} -n 3 --ack manual --json | tee "${home}/deliveries" | jq -r .receipt | "${process.execPath}" "${BIN}" ack --json`
-    const {stdout} = await run('sh', ['-c', pipeline], {env: {...process.env, MQ_URL: rabbit.brokerUrl, MQ_HOME: home, CI: ''}})
+    const {stdout} = await run('sh', ['-c', pipeline], {
+      env: {...process.env, MQ_URL: rabbit.brokerUrl, MQ_HOME: home, CI: ''},
+    })
     expect(JSON.parse(stdout)).to.deep.equal({settled: 3, stale: []})
     const deliveries = jsonLines<Delivery>(readFileSync(join(home, 'deliveries'), 'utf8'))
     expect(deliveries.map((d) => d.body)).to.deep.equal(['a', 'b', 'c'])
@@ -168,11 +175,18 @@ describe('receipts on amqp:// held by the daemon (real RabbitMQ)', function () {
     // (and is killed after it: it is this test's process, not the worker's any more).
     const script = `body=$(cat); echo "$body $MQ_ATTEMPT" >> "${marks}"; if [ "$body" = two ] && [ "$MQ_ATTEMPT" = 1 ]; then echo $$ > "${pidFile}"; exec sleep 60; fi`
     const worker = start(['consume', queue, '-f', '--exec', script], on())
-    await waitFor(() => existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim(), 'the worker to start on the second message', 30_000)
+    await waitFor(
+      () => existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim(),
+      'the worker to start on the second message',
+      30_000,
+    )
     worker.kill('SIGKILL')
     await worker.done
     process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGKILL')
-    const again = await mq(['consume', queue, '--exec', `echo "$(cat) $MQ_ATTEMPT" >> "${marks}"`, '--wait', '30s'], on())
+    const again = await mq(
+      ['consume', queue, '--exec', `echo "$(cat) $MQ_ATTEMPT" >> "${marks}"`, '--wait', '30s'],
+      on(),
+    )
     expect(again.code, again.stderr).to.equal(0)
     expect(readFileSync(marks, 'utf8').trim().split('\n')).to.deep.equal(['one 1', 'two 1', 'two 2'])
     const left = await mq(['consume', queue, '--wait', '2s', '--json'], on())

@@ -43,7 +43,11 @@ describe('RabbitMQ interop: the tutorial with pika (amqp://)', function () {
     }
   })
 
-  const on = (options: RunOptions = {}): RunOptions => ({home, ...options, env: {MQ_URL: rabbit.brokerUrl, ...options.env}})
+  const on = (options: RunOptions = {}): RunOptions => ({
+    home,
+    ...options,
+    env: {MQ_URL: rabbit.brokerUrl, ...options.env},
+  })
   /** A queue of this test's own on the shared node (the tutorial's name, made unique). */
   const hello = () => `hello-${randomBytes(4).toString('hex')}`
 
@@ -63,7 +67,11 @@ describe('RabbitMQ interop: the tutorial with pika (amqp://)', function () {
 
   async function receiver(queue: string): Promise<Python> {
     const p = pika('receive.py', [queue, '--properties'])
-    await waitFor(() => p.stdout.includes('Waiting for messages') || p.child.exitCode !== null, 'receive.py to consume', 30_000)
+    await waitFor(
+      () => p.stdout.includes('Waiting for messages') || p.child.exitCode !== null,
+      'receive.py to consume',
+      30_000,
+    )
     expect(p.child.exitCode, p.stderr).to.equal(null)
     return p
   }
@@ -96,7 +104,11 @@ describe('RabbitMQ interop: the tutorial with pika (amqp://)', function () {
     const published = await mq(['publish', queue, 'Hello World!', '-H', 'type=greeting', '-H', 'x-trace=abc'], on())
     expect(published.code, published.stderr).to.equal(0)
     const id = published.stdout.trim()
-    await waitFor(() => consumer.stdout.includes(" [x] Received b'Hello World!'"), 'receive.py to print the message', 15_000)
+    await waitFor(
+      () => consumer.stdout.includes(" [x] Received b'Hello World!'"),
+      'receive.py to print the message',
+      15_000,
+    )
     const properties = propertiesOf(consumer)
     expect(properties.message_id).to.equal(id)
     expect(properties.headers).to.include({'x-trace': 'abc'})
@@ -112,12 +124,20 @@ describe('RabbitMQ interop: the tutorial with pika (amqp://)', function () {
     expect(created.code, created.stderr).to.equal(0)
     expect((await mq(['publish', queue, 'Hello World!'], on())).code).to.equal(0)
     const consumer = await receiver(queue) // its queue_declare(queue=…) with default arguments must not fail (406)
-    await waitFor(() => consumer.stdout.includes(" [x] Received b'Hello World!'"), 'receive.py to print the message', 15_000)
+    await waitFor(
+      () => consumer.stdout.includes(" [x] Received b'Hello World!'"),
+      'receive.py to print the message',
+      15_000,
+    )
     await send(queue) // and the tutorial's sender declares it too
-    await waitFor(() => consumer.stdout.split(' [x] Received').length === 3, 'receive.py to print the second message', 15_000)
+    await waitFor(
+      () => consumer.stdout.split(' [x] Received').length === 3,
+      'receive.py to print the second message',
+      15_000,
+    )
   })
 
-  it('a durable queue made by mqctl refuses the tutorial\'s declare (406), as documented', async () => {
+  it("a durable queue made by mqctl refuses the tutorial's declare (406), as documented", async () => {
     const queue = hello()
     expect((await mq(['queue', 'create', queue], on())).code).to.equal(0)
     const p = pika('receive.py', [queue])
@@ -145,7 +165,13 @@ describe('RabbitMQ interop: the tutorial with pika (amqp://)', function () {
     })
     const consumed = await mq(['consume', queue, '--json'], on())
     expect(consumed.code, consumed.stderr).to.equal(0)
-    const [delivery] = jsonLines<{id: string; body: string; headers: Record<string, string>; publishedAt: string; attempt: number}>(consumed.stdout)
+    const [delivery] = jsonLines<{
+      id: string
+      body: string
+      headers: Record<string, string>
+      publishedAt: string
+      attempt: number
+    }>(consumed.stdout)
     expect(delivery.body).to.equal('Hello World!')
     expect(delivery.id).to.equal('pika-42')
     expect(delivery.headers).to.include({'content-type': 'text/plain', source: 'pika', 'x-retry': '3'})
@@ -172,9 +198,26 @@ describe('RabbitMQ interop: the tutorial with pika (amqp://)', function () {
   it('headers and properties mqctl sets reach pika: content-type and correlation-id as properties, the rest as headers', async () => {
     const queue = hello()
     const consumer = await receiver(queue)
-    const published = await mq(['publish', queue, '{"hello":"world"}', '-H', 'content-type=application/json', '-H', 'correlation-id=req-7', '-H', 'tenant=acme'], on())
+    const published = await mq(
+      [
+        'publish',
+        queue,
+        '{"hello":"world"}',
+        '-H',
+        'content-type=application/json',
+        '-H',
+        'correlation-id=req-7',
+        '-H',
+        'tenant=acme',
+      ],
+      on(),
+    )
     expect(published.code, published.stderr).to.equal(0)
-    await waitFor(() => consumer.stdout.includes(' [x] Received b\'{"hello":"world"}\''), 'receive.py to print the JSON body', 15_000)
+    await waitFor(
+      () => consumer.stdout.includes(' [x] Received b\'{"hello":"world"}\''),
+      'receive.py to print the JSON body',
+      15_000,
+    )
     const properties = propertiesOf(consumer)
     expect(properties.content_type).to.equal('application/json')
     expect(properties.correlation_id).to.equal('req-7')

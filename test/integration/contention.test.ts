@@ -61,7 +61,10 @@ describe('lock contention: another process holds the write lock past the busy ti
     stream.child.stdin!.write('line-first\n')
     await waitFor(() => stream.lines().length === 1, 'the stream to publish its first line', 30_000)
 
-    const locker = spawn(process.execPath, ['-e', LOCKER, join(home, 'broker.db')], {cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit']})
+    const locker = spawn(process.execPath, ['-e', LOCKER, join(home, 'broker.db')], {
+      cwd: ROOT,
+      stdio: ['pipe', 'pipe', 'inherit'],
+    })
     let lockerOut = ''
     locker.stdout!.setEncoding('utf8').on('data', (text: string) => (lockerOut += text))
     const lockerExit = new Promise((resolve) => locker.on('exit', resolve))
@@ -80,12 +83,20 @@ describe('lock contention: another process holds the write lock past the busy ti
       stream.child.stdin!.write(streamed.join('\n') + '\n')
       const all = [...followers, ...workers, stream]
       // Each meets the lock past the busy timeout and says so once; then the lock is let go.
-      await waitFor(() => all.every((p) => p.stderr.includes(WAITING) || p.child.exitCode !== null), 'every process to report the lock', 90_000, 100)
+      await waitFor(
+        () => all.every((p) => p.stderr.includes(WAITING) || p.child.exitCode !== null),
+        'every process to report the lock',
+        90_000,
+        100,
+      )
       const refused = await oneShot
       expect(refused.code).to.equal(1)
       expect(refused.stderr).to.match(/^error: the broker in .* stayed locked by another process for \d+s; retry/)
       for (const p of all) {
-        expect(p.child.exitCode, `${p.child.spawnargs.slice(2, 4).join(' ')} exited during the lock: ${p.stderr}`).to.equal(null)
+        expect(
+          p.child.exitCode,
+          `${p.child.spawnargs.slice(2, 4).join(' ')} exited during the lock: ${p.stderr}`,
+        ).to.equal(null)
         expect(p.stderr.split(WAITING).length - 1, 'the wait is reported once').to.equal(1)
       }
     } finally {
@@ -99,9 +110,24 @@ describe('lock contention: another process holds the write lock past the busy ti
     const streamExit = await stream.done
     expect(streamExit.code, streamExit.stderr).to.equal(0)
     expect(streamExit.stdout.split('\n').filter(Boolean)).to.have.length(1 + streamed.length)
-    await waitFor(() => jsonLines(auto.stdout).length === jobs.length, 'the auto-ack follower to get every job', 60_000, 100)
-    await waitFor(() => jsonLines(manual.stdout).length === held.length, 'the manual-ack follower to get every message', 60_000, 100)
-    await waitFor(() => jsonLines(subscriber.stdout).length === news.length, 'the subscriber to get every message', 60_000, 100)
+    await waitFor(
+      () => jsonLines(auto.stdout).length === jobs.length,
+      'the auto-ack follower to get every job',
+      60_000,
+      100,
+    )
+    await waitFor(
+      () => jsonLines(manual.stdout).length === held.length,
+      'the manual-ack follower to get every message',
+      60_000,
+      100,
+    )
+    await waitFor(
+      () => jsonLines(subscriber.stdout).length === news.length,
+      'the subscriber to get every message',
+      60_000,
+      100,
+    )
     await waitFor(() => lines(doneLog).length === work.length, 'the workers to run every message', 60_000, 100)
     const receipts = jsonLines(manual.stdout).map((d) => d.receipt as string)
     expect((await mq(['ack'], {...long, input: receipts.join('\n') + '\n'})).code).to.equal(0)
@@ -110,7 +136,12 @@ describe('lock contention: another process holds the write lock past the busy ti
       expect(result.code, result.stderr).to.equal(0)
       return JSON.parse(result.stdout)
     }
-    await waitFor(async () => (await stats('work')).totals.acked === work.length, 'every work message acked', 60_000, 100)
+    await waitFor(
+      async () => (await stats('work')).totals.acked === work.length,
+      'every work message acked',
+      60_000,
+      100,
+    )
 
     for (const p of [...followers, ...workers]) p.kill('SIGTERM')
     for (const exit of await Promise.all([...followers, ...workers].map((p) => p.done))) {

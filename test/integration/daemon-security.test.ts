@@ -6,7 +6,20 @@ import {createConnection, type Socket} from 'node:net'
 import {dirname, join} from 'node:path'
 
 import {isProcessAlive} from '../../src/core/process-alive.js'
-import {daemonHttp, daemonStart, daemonStatus, mq, ROOT, run, sleep, start, startDaemon, stopDaemon, tempHome, waitFor} from '../helpers.js'
+import {
+  daemonHttp,
+  daemonStart,
+  daemonStatus,
+  mq,
+  ROOT,
+  run,
+  sleep,
+  start,
+  startDaemon,
+  stopDaemon,
+  tempHome,
+  waitFor,
+} from '../helpers.js'
 
 const NOBODY = 65_534
 const asRoot = process.getuid?.() === 0
@@ -15,7 +28,11 @@ const asRoot = process.getuid?.() === 0
 const helpers = new Set<ChildProcess>()
 
 function node(code: string, args: string[], options: {uid?: number; gid?: number} = {}) {
-  const child = spawn(process.execPath, ['-e', code, ...args], {stdio: ['ignore', 'pipe', 'pipe'], uid: options.uid, gid: options.gid})
+  const child = spawn(process.execPath, ['-e', code, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    uid: options.uid,
+    gid: options.gid,
+  })
   helpers.add(child)
   const output = {stdout: '', stderr: '', child}
   child.stdout!.setEncoding('utf8').on('data', (text: string) => (output.stdout += text))
@@ -194,10 +211,16 @@ describe('the daemon under hostile input', function () {
       const home = deepHome(shared)
       // Another user makes the folder the socket would go in, open to all, and binds a socket there.
       const folder = join(shared, 'mqctl-0')
-      const made = node(`require('node:fs').mkdirSync(process.argv[1], {mode: 0o777}); require('node:fs').chmodSync(process.argv[1], 0o777)`, [folder], {uid: NOBODY, gid: NOBODY})
+      const made = node(
+        `require('node:fs').mkdirSync(process.argv[1], {mode: 0o777}); require('node:fs').chmodSync(process.argv[1], 0o777)`,
+        [folder],
+        {uid: NOBODY, gid: NOBODY},
+      )
       await waitFor(() => made.child.exitCode !== null, 'the folder to be made')
       expect(statSync(folder).uid).to.equal(NOBODY)
-      const fake = await fakeDaemon(join(folder, `${createHash('sha256').update(home).digest('hex').slice(0, 16)}.sock`))
+      const fake = await fakeDaemon(
+        join(folder, `${createHash('sha256').update(home).digest('hex').slice(0, 16)}.sock`),
+      )
 
       const published = await mq(['publish', 'jobs', 'secret'], {home, env})
       expect(published.code, published.stderr).to.equal(0)
@@ -206,7 +229,9 @@ describe('the daemon under hostile input', function () {
 
       const refused = await daemonStart(home, {env})
       expect(refused.code).to.equal(1)
-      expect(refused.stderr).to.match(/refusing to put the daemon's socket in .*mqctl-0: .* belongs to another user \(uid 65534\)/)
+      expect(refused.stderr).to.match(
+        /refusing to put the daemon's socket in .*mqctl-0: .* belongs to another user \(uid 65534\)/,
+      )
       expect(await daemonStatus(home, env)).to.equal(undefined)
     })
 
@@ -298,16 +323,20 @@ describe('the daemon under hostile input', function () {
     await waitFor(() => holder.stdout.includes('locked'), 'the lock holder')
     // The daemon's next write blocks it (for up to its 10 s busy timeout): wait until a request goes unanswered.
     const probe = new RawClient(socket)
-    await waitFor(async () => {
-      const before = probe.replies.length
-      probe.socket.write('{"id":1,"op":"status"}\n')
-      try {
-        await waitFor(() => probe.replies.length > before, 'an answer', 500)
-        return false
-      } catch {
-        return true
-      }
-    }, 'the daemon to be blocked on the lock', 20_000)
+    await waitFor(
+      async () => {
+        const before = probe.replies.length
+        probe.socket.write('{"id":1,"op":"status"}\n')
+        try {
+          await waitFor(() => probe.replies.length > before, 'an answer', 500)
+          return false
+        } catch {
+          return true
+        }
+      },
+      'the daemon to be blocked on the lock',
+      20_000,
+    )
     probe.socket.destroy()
 
     const again = start(['daemon', 'start', '--json'], {home})
@@ -330,19 +359,26 @@ describe('the daemon under hostile input', function () {
       http = daemonHttp(home, await startDaemon(home))
     })
     after(() => stopDaemon(home))
-    const post = (path: string, body: string, headers: Record<string, string> = {}) => http(path, {method: 'POST', body, headers})
-    const event = (id: string, data: unknown) => JSON.stringify({specversion: '1.0', id, source: 'test', type: 'web.x', data})
+    const post = (path: string, body: string, headers: Record<string, string> = {}) =>
+      http(path, {method: 'POST', body, headers})
+    const event = (id: string, data: unknown) =>
+      JSON.stringify({specversion: '1.0', id, source: 'test', type: 'web.x', data})
 
     it('an event nested 20,000 deep gets 400 alone; 90 valid events sent with it are all accepted', async () => {
       // Written out by hand: JSON.stringify itself cannot nest that deep.
       const deep = event('deep', 0).replace('"data":0', `"data":${'['.repeat(20_000)}${']'.repeat(20_000)}`)
       const structured = {'content-type': 'application/cloudevents+json'}
-      const responses = await Promise.all([post('/events', deep, structured), ...Array.from({length: 90}, (_, i) => post('/events', event(`ok-${i}`, {i}), structured))])
+      const responses = await Promise.all([
+        post('/events', deep, structured),
+        ...Array.from({length: 90}, (_, i) => post('/events', event(`ok-${i}`, {i}), structured)),
+      ])
       const [bad, ...good] = responses
       expect(bad.status).to.equal(400)
       expect(((await bad.json()) as {error: {message: string}}).error.message).to.match(/nested deeper than \d+ levels/)
       expect(good.map((r) => r.status)).to.deep.equal(Array.from({length: 90}, () => 202))
-      const listed = JSON.parse((await run(['events', 'list', '--json', '--limit', '1000'], {home})).stdout) as {event: {id: string}}[]
+      const listed = JSON.parse((await run(['events', 'list', '--json', '--limit', '1000'], {home})).stdout) as {
+        event: {id: string}
+      }[]
       const ids = listed.map((e) => e.event.id)
       expect(ids.filter((id) => id.startsWith('ok-'))).to.have.length(90)
       expect(ids).to.not.include('deep')
@@ -357,7 +393,9 @@ describe('the daemon under hostile input', function () {
       expect(JSON.parse(peeked.stdout).headers).to.deep.equal({city: 'Zürich'})
       const latin1 = await post('/queues/cities/messages', 'hello', {'mq-header-city': 'Z\u00fcrich'}) // one byte 0xFC: not UTF-8
       expect(latin1.status).to.equal(400)
-      expect(((await latin1.json()) as {error: {message: string}}).error.message).to.match(/header mq-header-city is not valid UTF-8/)
+      expect(((await latin1.json()) as {error: {message: string}}).error.message).to.match(
+        /header mq-header-city is not valid UTF-8/,
+      )
     })
 
     it('?priority= must be an integer: empty or text is 400, nothing stored', async () => {

@@ -16,11 +16,19 @@ describe('mq engine run: sources feed the rules', function () {
     writeFileSync(
       join(home, 'rules.json'),
       JSON.stringify({
-        rules: [{name: 'collect', pattern: {type: [{prefix: 'src.'}]}, actions: [{type: 'file', path: 'events.jsonl'}]}],
+        rules: [
+          {name: 'collect', pattern: {type: [{prefix: 'src.'}]}, actions: [{type: 'file', path: 'events.jsonl'}]},
+        ],
         sources: [
           {name: 'tick', type: 'schedule', every: '300ms', event: {type: 'src.tick', data: {n: 1}}},
           {name: 'applog', type: 'watch-file', path: 'app.log', event: {type: 'src.line'}},
-          {name: 'state', type: 'poll-command', command: ['cat', 'state.txt'], every: '200ms', event: {type: 'src.changed'}},
+          {
+            name: 'state',
+            type: 'poll-command',
+            command: ['cat', 'state.txt'],
+            every: '200ms',
+            event: {type: 'src.changed'},
+          },
         ],
       }),
     )
@@ -28,7 +36,11 @@ describe('mq engine run: sources feed the rules', function () {
     // Only whole lines: the engine may be half-way through appending one (or have just created the file).
     const events = () => {
       const text = existsSync(join(home, 'events.jsonl')) ? readFileSync(join(home, 'events.jsonl'), 'utf8') : ''
-      return text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter((line) => line !== '').map((line) => JSON.parse(line))
+      return text
+        .slice(0, text.lastIndexOf('\n') + 1)
+        .split('\n')
+        .filter((line) => line !== '')
+        .map((line) => JSON.parse(line))
     }
     const ofType = (type: string) => events().filter((e) => e.type === type)
     await waitFor(() => engine.stderr.includes('engine: running'), 'the engine to start')
@@ -47,7 +59,9 @@ describe('mq engine run: sources feed the rules', function () {
     engine.kill('SIGTERM')
     const result = await engine.done
     expect(result.code).to.equal(130)
-    const journal = JSON.parse((await mq(['events', 'list', '--rule', 'collect', '--json', '-n', '1000'], {home})).stdout)
+    const journal = JSON.parse(
+      (await mq(['events', 'list', '--rule', 'collect', '--json', '-n', '1000'], {home})).stdout,
+    )
     expect(journal.length).to.equal(events().length)
   })
 

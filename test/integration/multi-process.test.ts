@@ -28,7 +28,10 @@ describe('many processes on one broker folder (no daemon)', function () {
     const total = 4 * (streamed + singles)
     const processedLines = () => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean) : [])
     await waitFor(() => processedLines().length >= total, `${total} processed messages`)
-    await waitFor(async () => JSON.parse((await run(['queue', 'stats', 'work', '--json'], {home})).stdout).depth === 0, 'an empty queue')
+    await waitFor(
+      async () => JSON.parse((await run(['queue', 'stats', 'work', '--json'], {home})).stdout).depth === 0,
+      'an empty queue',
+    )
     for (const worker of workers) worker.kill('SIGTERM')
     const exits = await Promise.all(workers.map((w) => w.done))
     expect(exits.map((e) => e.code)).to.deep.equal([130, 130, 130, 130])
@@ -47,7 +50,9 @@ describe('many processes on one broker folder (no daemon)', function () {
   it('competing consumers without --exec each get disjoint messages', async () => {
     const home = tempHome()
     await run(['publish', 'q', '--lines'], {home, input: Array.from({length: 2000}, (_, i) => `m${i}`).join('\n')})
-    const consumers = Array.from({length: 4}, () => mq(['consume', 'q', '-n', '2000', '--json', '--ack', 'manual'], {home}))
+    const consumers = Array.from({length: 4}, () =>
+      mq(['consume', 'q', '-n', '2000', '--json', '--ack', 'manual'], {home}),
+    )
     const outputs = await Promise.all(consumers)
     const bodies = outputs.flatMap((o) => jsonLines(o.stdout).map((e) => e.body as string))
     expect(bodies.length).to.equal(2000)

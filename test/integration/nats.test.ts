@@ -239,7 +239,10 @@ describe('the CLI on a nats:// broker (real nats-server)', function () {
     const port = await freePort()
     const store = mkdtempSync(join(tmpdir(), 'mq-nats-restart-'))
     let own = await startNatsServer({binary, port, store})
-    const opts = on({env: {MQ_URL: own.url, MQ_NATS_FAILOVER_MS: '300', MQ_NATS_TIMEOUT_MS: '1000'}, timeoutMs: 120_000})
+    const opts = on({
+      env: {MQ_URL: own.url, MQ_NATS_FAILOVER_MS: '300', MQ_NATS_TIMEOUT_MS: '1000'},
+      timeoutMs: 120_000,
+    })
     const handled = join(home, 'handled')
     writeFileSync(handled, '')
     const children: MqProcess[] = []
@@ -300,7 +303,9 @@ describe('the CLI on a nats:// broker (real nats-server)', function () {
   it('mq top --once and --json read a nats:// broker through the Broker interface', async () => {
     expect((await mq(['publish', 'jobs', '--lines'], on({input: 'a\nb\nc\n'}))).code).to.equal(0)
     expect((await mq(['topic', 'create', 'orders.created'], on())).code).to.equal(0)
-    expect((await mq(['subscribe', 'orders.*', '--durable', 'audit', '-n', '1', '--wait', '1ms'], on())).code).to.equal(3)
+    expect((await mq(['subscribe', 'orders.*', '--durable', 'audit', '-n', '1', '--wait', '1ms'], on())).code).to.equal(
+      3,
+    )
     expect((await mq(['publish', 'orders.created', 'o1'], on())).code).to.equal(0)
     const json = await mq(['top', '--json'], on())
     expect(json.code, json.stderr).to.equal(0)
@@ -310,8 +315,14 @@ describe('the CLI on a nats:// broker (real nats-server)', function () {
     const jobs = snapshot.queues.find((q: {name: string}) => q.name === 'jobs')
     expect(jobs).to.deep.include({kind: 'queue', depth: 3, inFlight: 0})
     expect(jobs.publishRate).to.be.a('number').and.above(0)
-    expect(snapshot.queues.find((q: {name: string}) => q.name === 'audit')).to.deep.include({kind: 'subscription', depth: 1})
-    expect(snapshot.topics.find((t: {name: string}) => t.name === 'orders.created')).to.deep.include({subscriptions: 1, maxLag: 1})
+    expect(snapshot.queues.find((q: {name: string}) => q.name === 'audit')).to.deep.include({
+      kind: 'subscription',
+      depth: 1,
+    })
+    expect(snapshot.topics.find((t: {name: string}) => t.name === 'orders.created')).to.deep.include({
+      subscriptions: 1,
+      maxLag: 1,
+    })
     const once = await mq(['top', '--once'], on())
     expect(once.code, once.stderr).to.equal(0)
     expect(once.stdout).to.match(/^jobs +queue +3 +0 +0 +0 +[\d.]+ +[\d.-]+$/m)

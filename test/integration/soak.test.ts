@@ -18,13 +18,22 @@ const ROUNDS = 12
 describe('soak: publishers, consumers and triggers through the daemon', function () {
   this.timeout(SOAK_MS + 180_000)
 
-  const what = SOAK_MS ? `runs ${SOAK_MS / 1000} s` : `runs ${2 * LINES} streamed and ${ROUNDS} one-shot publishes and triggers`
+  const what = SOAK_MS
+    ? `runs ${SOAK_MS / 1000} s`
+    : `runs ${2 * LINES} streamed and ${ROUNDS} one-shot publishes and triggers`
   it(`${what} and every message and event is accounted for`, async () => {
     const home = tempHome()
     const consumed = join(home, 'consumed.log')
-    writeFileSync(join(home, 'rules.json'), JSON.stringify({rules: [{name: 'ticks', pattern: {type: ['soak.tick']}, actions: [{type: 'file', path: 'ticks.jsonl'}]}]}))
+    writeFileSync(
+      join(home, 'rules.json'),
+      JSON.stringify({
+        rules: [{name: 'ticks', pattern: {type: ['soak.tick']}, actions: [{type: 'file', path: 'ticks.jsonl'}]}],
+      }),
+    )
     await startDaemon(home)
-    const consumers = [0, 1].map(() => start(['consume', 'soak', '-f', '--parallel', '2', '--exec', `body=$(cat); echo "$body" >> ${consumed}`], {home}))
+    const consumers = [0, 1].map(() =>
+      start(['consume', 'soak', '-f', '--parallel', '2', '--exec', `body=$(cat); echo "$body" >> ${consumed}`], {home}),
+    )
     // Two streaming publishers, one line every 20 ms, each line its own request through the daemon.
     const streams = [0, 1].map(() => start(['publish', 'soak', '--lines'], {home, openStdin: true}))
     let sent = 0
@@ -44,11 +53,20 @@ describe('soak: publishers, consumers and triggers through the daemon', function
       for (const stream of streams) stream.child.stdin!.end()
     })()
     // A shell loop of one-shot publishes and triggers: a process per call, as scripts do.
-    const until = SOAK_MS ? `end=$(( $(date +%s) + ${SOAK_MS / 1000} )); while [ $(date +%s) -lt $end ]` : `while [ $i -lt ${ROUNDS} ]`
-    const loop = spawn('sh', ['-c', `i=0; ${until}; do node ${BIN} publish soak "single-$i" > /dev/null || exit 1; node ${BIN} trigger soak.tick --data $i > /dev/null || exit 1; i=$((i+1)); done; echo $i`], {
-      env: {...process.env, MQ_HOME: home},
-      stdio: ['ignore', 'pipe', 'inherit'],
-    })
+    const until = SOAK_MS
+      ? `end=$(( $(date +%s) + ${SOAK_MS / 1000} )); while [ $(date +%s) -lt $end ]`
+      : `while [ $i -lt ${ROUNDS} ]`
+    const loop = spawn(
+      'sh',
+      [
+        '-c',
+        `i=0; ${until}; do node ${BIN} publish soak "single-$i" > /dev/null || exit 1; node ${BIN} trigger soak.tick --data $i > /dev/null || exit 1; i=$((i+1)); done; echo $i`,
+      ],
+      {
+        env: {...process.env, MQ_HOME: home},
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    )
     let loopOutput = ''
     loop.stdout!.on('data', (chunk) => (loopOutput += chunk))
     const loopCode = await new Promise<number | null>((resolve) => loop.on('exit', resolve))
@@ -59,9 +77,20 @@ describe('soak: publishers, consumers and triggers through the daemon', function
     const singles = Number(loopOutput.trim())
     for (let i = 0; i < singles; i++) expected.push(`single-${i}`)
 
-    await waitFor(async () => JSON.parse((await run(['queue', 'stats', 'soak', '--json'], {home})).stdout).depth === 0, 'the queue to drain')
-    await waitFor(() => existsSync(consumed) && readFileSync(consumed, 'utf8').split('\n').filter(Boolean).length >= expected.length, 'every message consumed')
-    await waitFor(async () => JSON.parse((await run(['events', 'list', '--status', 'pending', '--json'], {home})).stdout).length === 0, 'every event processed')
+    await waitFor(
+      async () => JSON.parse((await run(['queue', 'stats', 'soak', '--json'], {home})).stdout).depth === 0,
+      'the queue to drain',
+    )
+    await waitFor(
+      () =>
+        existsSync(consumed) && readFileSync(consumed, 'utf8').split('\n').filter(Boolean).length >= expected.length,
+      'every message consumed',
+    )
+    await waitFor(
+      async () =>
+        JSON.parse((await run(['events', 'list', '--status', 'pending', '--json'], {home})).stdout).length === 0,
+      'every event processed',
+    )
     for (const consumer of consumers) consumer.kill('SIGTERM')
     await Promise.all(consumers.map((c) => c.done))
 

@@ -25,7 +25,9 @@ describe('for a person at a terminal (tmux)', function () {
     expect(screen).to.include('alpha').and.include('beta')
     terminal.keys(['Down', 'Enter'])
     await terminal.waitFor(/\[exit 0\]/)
-    expect(terminal.screen()).to.match(/#\d+ beta/).and.include('from beta')
+    expect(terminal.screen())
+      .to.match(/#\d+ beta/)
+      .and.include('from beta')
   })
 
   it('shows a spinner on stderr while waiting and colours the output', async () => {
@@ -45,7 +47,9 @@ describe('for a person at a terminal (tmux)', function () {
     const home = tempHome()
     await mq(['publish', 'jobs', '--lines', '-H', 'source=import'], {home, input: 'first\nsecond\nthird\nfourth\n'})
     terminal = Terminal.start(['consume', 'jobs', '--interactive'], {MQ_HOME: home})
-    await terminal.waitFor(/first[\s\S]*source: import[\s\S]*\[a\] ack {2}\[r\] retry {2}\[d\] dead-letter {2}\[s\] skip {2}\[q\] quit/)
+    await terminal.waitFor(
+      /first[\s\S]*source: import[\s\S]*\[a\] ack {2}\[r\] retry {2}\[d\] dead-letter {2}\[s\] skip {2}\[q\] quit/,
+    )
     terminal.keys(['a'], true)
     await terminal.waitFor(/second[\s\S]*\[a\] ack/)
     terminal.keys(['d'], true)
@@ -59,7 +63,12 @@ describe('for a person at a terminal (tmux)', function () {
     await terminal.waitFor(/\[exit 0\]/)
     expect(terminal.screen()).to.include('acked 1, retried 1, sent back 0, dead-lettered 1, skipped 1 (released)')
     const stats = JSON.parse((await mq(['queue', 'stats', 'jobs', '--json'], {home})).stdout)
-    expect({ready: stats.ready, inFlight: stats.inFlight, deadLettered: stats.deadLettered, acked: stats.totals.acked}).to.deep.equal({
+    expect({
+      ready: stats.ready,
+      inFlight: stats.inFlight,
+      deadLettered: stats.deadLettered,
+      acked: stats.totals.acked,
+    }).to.deep.equal({
       ready: 2, // third (skipped, released at the end) and fourth (quit, released as it was)
       inFlight: 0,
       deadLettered: 1,

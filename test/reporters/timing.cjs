@@ -43,7 +43,9 @@ class Timing extends Spec {
     }
     visit(this.runner.suite)
     const total = Object.values(counts).reduce((a, b) => a + b, 0)
-    const parts = Object.entries(counts).filter(([state, n]) => n > 0 || state === 'failed').map(([state, n]) => `${n} ${state}`)
+    const parts = Object.entries(counts)
+      .filter(([state, n]) => n > 0 || state === 'failed')
+      .map(([state, n]) => `${n} ${state}`)
     console.log(`  ${total} tests: ${parts.join(', ')}\n`)
   }
 }

@@ -25,7 +25,11 @@ with exit 2 and the reason shown here.`,
             ['server', `${server.name ?? ''} ${info.driver === 'nats' ? 'nats-server ' : ''}${server.version}`.trim()],
             [
               'cluster',
-              server.cluster ? `${server.cluster} (${server.servers ?? 1} servers)` : info.driver === 'nats' ? 'none (a single server)' : '-',
+              server.cluster
+                ? `${server.cluster} (${server.servers ?? 1} servers)`
+                : info.driver === 'nats'
+                  ? 'none (a single server)'
+                  : '-',
             ],
           ] as [string, string][])
         : []),

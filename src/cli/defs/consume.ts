@@ -19,21 +19,31 @@ each keeps a lease and its receipt is shown, for \`mq ack\`. Exit 3 when nothing
     '<%= config.bin %> consume jobs',
     '<%= config.bin %> consume jobs -n 10 --wait 30s --json',
     '<%= config.bin %> consume jobs --ack manual --json | jq -r .receipt | <%= config.bin %> ack',
-    '<%= config.bin %> consume jobs -f --exec \'./handle.sh\' --parallel 4 --prefetch 16',
+    "<%= config.bin %> consume jobs -f --exec './handle.sh' --parallel 4 --prefetch 16",
     '<%= config.bin %> consume jobs -f --rate 50/s --json',
     '<%= config.bin %> consume jobs.dlq --interactive',
   ],
   args: [{name: 'queue', summary: 'Queue to consume from.'}],
   flags: {
     ...CONSUMER_FLAGS,
-    interactive: {kind: 'boolean', summary: 'Triage at a terminal: see each message, then a key acks, retries, dead-letters or skips it (in a dead-letter queue: sends it back).'},
+    interactive: {
+      kind: 'boolean',
+      summary:
+        'Triage at a terminal: see each message, then a key acks, retries, dead-letters or skips it (in a dead-letter queue: sends it back).',
+    },
   },
   fast: true,
   async run({args, flags}, ctx): Promise<TriageSummary | undefined> {
     const settings = consumerSettings(flags) // bad flags fail before the broker folder is touched
     if (flags.interactive) canTriage(ctx)
     const queue = validateName(
-      args.queue ?? (await askName(ctx, 'queue', (await ctx.broker().listQueues()).map((q) => q.name), 'give it as an argument: mq consume QUEUE')),
+      args.queue ??
+        (await askName(
+          ctx,
+          'queue',
+          (await ctx.broker().listQueues()).map((q) => q.name),
+          'give it as an argument: mq consume QUEUE',
+        )),
       'queue name',
     )
     const broker = ctx.broker()
@@ -41,14 +51,23 @@ each keeps a lease and its receipt is shown, for \`mq ack\`. Exit 3 when nothing
     if (!flags.interactive && waitsOutLocks(settings)) ctx.waitOutLocks()
     const existing = await broker.getQueue(queue)
     if (!existing) await missingQueue(ctx, queue, settings.loop.follow || settings.loop.waitMs > 0)
-    const lease = flags['visibility-timeout'] ?? existing?.settings.visibilityTimeoutMs ?? DEFAULT_QUEUE_SETTINGS.visibilityTimeoutMs
+    const lease =
+      flags['visibility-timeout'] ??
+      existing?.settings.visibilityTimeoutMs ??
+      DEFAULT_QUEUE_SETTINGS.visibilityTimeoutMs
     // Receipts printed for other processes are held where they can be settled (on amqp://, the daemon).
-    const holder = !settings.autoAck && settings.exec === undefined && !flags.interactive ? await ctx.receiptHolder() : broker
+    const holder =
+      !settings.autoAck && settings.exec === undefined && !flags.interactive ? await ctx.receiptHolder() : broker
     const receive: ReceiveFn = (options) => holder.receive(queue, options)
     if (flags.interactive) {
-      if (settings.exec !== undefined || ctx.json) throw new InvalidInputError('--interactive cannot be combined with --exec or --json')
+      if (settings.exec !== undefined || ctx.json)
+        throw new InvalidInputError('--interactive cannot be combined with --exec or --json')
       const target = await triageTarget(broker, queue, existing?.settings.deadLetterQueue ?? null)
-      const summary = await triage(ctx, receive, target, {leaseMs: lease, waitMs: settings.loop.waitMs, follow: settings.loop.follow})
+      const summary = await triage(ctx, receive, target, {
+        leaseMs: lease,
+        waitMs: settings.loop.waitMs,
+        follow: settings.loop.follow,
+      })
       return summary
     }
     await runConsumer(ctx, receive, settings, {label: queue, leaseMs: lease})
@@ -66,11 +85,16 @@ each keeps a lease and its receipt is shown, for \`mq ack\`. Exit 3 when nothing
 async function missingQueue(ctx: Context, queue: string, waits: boolean): Promise<void> {
   const broker = ctx.broker()
   if ((await broker.listTopics()).some((t) => t.name === queue)) return
-  const near = closest(queue, (await broker.listQueues()).map((q) => q.name))
+  const near = closest(
+    queue,
+    (await broker.listQueues()).map((q) => q.name),
+  )
   const suggestion = near.length > 0 ? `did you mean ${near.join(', ')}?` : undefined
   if (waits) {
     ctx.warn(`queue ${queue} does not exist yet; waiting for it${suggestion ? ` (${suggestion})` : ''}`)
     return
   }
-  throw new NotFoundError('queue', queue, {hint: suggestion ? `${suggestion} See \`mq queue list\`` : 'see `mq queue list`; wait for it with --wait 30s or -f'})
+  throw new NotFoundError('queue', queue, {
+    hint: suggestion ? `${suggestion} See \`mq queue list\`` : 'see `mq queue list`; wait for it with --wait 30s or -f',
+  })
 }

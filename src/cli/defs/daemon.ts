@@ -25,7 +25,8 @@ function version(ctx: Context): string {
 
 function packageVersion(): string {
   try {
-    return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {version: string}).version
+    return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {version: string})
+      .version
   } catch {
     return 'unknown'
   }
@@ -54,7 +55,13 @@ function renderStatus(s: DaemonStatus): string {
 }
 
 const HTTP_FLAGS = {
-  'http-port': {kind: 'integer', summary: 'Port for HTTP ingest and metrics on 127.0.0.1 (0 picks a free one, shown by status).', default: 0, min: 0, max: 65535},
+  'http-port': {
+    kind: 'integer',
+    summary: 'Port for HTTP ingest and metrics on 127.0.0.1 (0 picks a free one, shown by status).',
+    default: 0,
+    min: 0,
+    max: 65535,
+  },
   'no-http': {kind: 'boolean', summary: 'No HTTP endpoint.'},
 } as const
 
@@ -65,8 +72,16 @@ export const daemonStart = defineCommand({
 transactions, \`trigger\` hands events over and returns at once, rules and sources run in the
 background, and HTTP ingest and Prometheus metrics are served on 127.0.0.1 with a bearer token.
 Starting it again while it runs is fine. --foreground runs it in this process (for systemd).`,
-  examples: ['<%= config.bin %> daemon start', '<%= config.bin %> daemon start --http-port 8787', '<%= config.bin %> daemon start --foreground'],
-  flags: {foreground: {kind: 'boolean', summary: 'Run in this process, logging to stderr, until SIGTERM.'}, ...HTTP_FLAGS, ...RULES_FLAG},
+  examples: [
+    '<%= config.bin %> daemon start',
+    '<%= config.bin %> daemon start --http-port 8787',
+    '<%= config.bin %> daemon start --foreground',
+  ],
+  flags: {
+    foreground: {kind: 'boolean', summary: 'Run in this process, logging to stderr, until SIGTERM.'},
+    ...HTTP_FLAGS,
+    ...RULES_FLAG,
+  },
   async run({flags}, ctx): Promise<DaemonStatus | undefined> {
     ctx.local() // creates the folder and database, with private permissions, before anything else
     const record = liveDaemon(ctx.home)
@@ -85,12 +100,17 @@ Starting it again while it runs is fine. --foreground runs it in this process (f
   render: (s, ctx) => (ctx.stdoutIsTTY ? renderStatus(s) : `${s.pid}`),
 })
 
-async function runForeground(ctx: Context, flags: {'http-port': number; 'no-http': boolean; rules?: string}): Promise<undefined> {
+async function runForeground(
+  ctx: Context,
+  flags: {'http-port': number; 'no-http': boolean; rules?: string},
+): Promise<undefined> {
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`)
   // A bug in one request's path must not take down the daemon every client relies on: it is
   // logged and the daemon keeps serving (each request's work runs in its own transaction or
   // savepoint, so a failure halfway leaves nothing half-written).
-  process.on('unhandledRejection', (reason) => log(`internal error (still serving): ${(reason as Error)?.stack ?? String(reason)}`))
+  process.on('unhandledRejection', (reason) =>
+    log(`internal error (still serving): ${(reason as Error)?.stack ?? String(reason)}`),
+  )
   process.on('uncaughtException', (error) => log(`internal error (still serving): ${error?.stack ?? String(error)}`))
   const daemon = new Daemon({
     home: ctx.home,
@@ -119,11 +139,23 @@ async function runForeground(ctx: Context, flags: {'http-port': number; 'no-http
   return undefined
 }
 
-async function startInBackground(ctx: Context, flags: {'http-port': number; 'no-http': boolean; rules?: string}): Promise<DaemonStatus> {
+async function startInBackground(
+  ctx: Context,
+  flags: {'http-port': number; 'no-http': boolean; rules?: string},
+): Promise<DaemonStatus> {
   const paths = daemonPaths(ctx.home)
   refuseDaemonFileLinks(ctx.home) // said here, not only in the log of a daemon that did not start
   const logFd = openNoFollow(paths.log, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT)
-  const args = [process.argv[1], 'daemon', 'start', '--foreground', '--http-port', String(flags['http-port']), '--rules', rulesPathFor(ctx, flags.rules)]
+  const args = [
+    process.argv[1],
+    'daemon',
+    'start',
+    '--foreground',
+    '--http-port',
+    String(flags['http-port']),
+    '--rules',
+    rulesPathFor(ctx, flags.rules),
+  ]
   if (flags['no-http']) args.push('--no-http')
   const child = spawn(process.execPath, args, {
     detached: true,
@@ -138,7 +170,10 @@ async function startInBackground(ctx: Context, flags: {'http-port': number; 'no-
   if (running) return running
   if (exited === undefined && child.pid !== undefined) throw notAnswering(ctx, child.pid)
   const tail = (readNoFollow(paths.log) ?? '').trim().split('\n').slice(-3).join(' | ')
-  throw new StoreError(`the daemon did not start${exited !== undefined ? ` (exit ${exited})` : ''}${tail ? `: ${tail}` : ''}`, {hint: `see ${paths.log}`})
+  throw new StoreError(
+    `the daemon did not start${exited !== undefined ? ` (exit ${exited})` : ''}${tail ? `: ${tail}` : ''}`,
+    {hint: `see ${paths.log}`},
+  )
 }
 
 /**
@@ -176,7 +211,9 @@ export const daemonStatus = defineCommand({
     const running = record && (await awaitAnswer(ctx, Date.now() + STATUS_WAIT_MS, () => !isAlive(record)))
     if (running) return running
     if (record && isAlive(record)) throw notAnswering(ctx, record.pid, STATUS_WAIT_MS)
-    throw new NotRunningError(`no daemon runs for ${ctx.home}`, {hint: 'start one with `mq daemon start` (optional: commands work without it)'})
+    throw new NotRunningError(`no daemon runs for ${ctx.home}`, {
+      hint: 'start one with `mq daemon start` (optional: commands work without it)',
+    })
   },
   render: renderStatus,
 })
@@ -187,7 +224,12 @@ export const daemonStop = defineCommand({
   examples: ['<%= config.bin %> daemon stop', '<%= config.bin %> daemon stop --force'],
   flags: {
     force: {kind: 'boolean', summary: 'Do not wait for running actions (they are retried later); kill after 5s.'},
-    timeout: {kind: 'duration', positive: true, summary: 'How long to wait for a clean stop (default 60s).', helpValue: 'DUR'},
+    timeout: {
+      kind: 'duration',
+      positive: true,
+      summary: 'How long to wait for a clean stop (default 60s).',
+      helpValue: 'DUR',
+    },
   },
   async run({flags}, ctx): Promise<{stopped: boolean; pid?: number}> {
     const record = liveDaemon(ctx.home)
@@ -203,7 +245,10 @@ export const daemonStop = defineCommand({
     const deadline = monotonicNow() + (flags.force ? 5_000 : (flags.timeout ?? 60_000))
     while (isAlive(record) && monotonicNow() < deadline) await sleep(50)
     if (isAlive(record)) {
-      if (!flags.force) throw new StoreError(`the daemon (pid ${record.pid}) is still draining`, {hint: 'wait, or use `mq daemon stop --force`'})
+      if (!flags.force)
+        throw new StoreError(`the daemon (pid ${record.pid}) is still draining`, {
+          hint: 'wait, or use `mq daemon stop --force`',
+        })
       process.kill(record.pid, 'SIGKILL')
     }
     liveDaemon(ctx.home) // clears a pid file or socket a killed daemon left behind

@@ -27,7 +27,12 @@ export const dlqList = defineCommand({
     listing(
       ctx,
       ['DEAD-LETTER QUEUE', 'MESSAGES', 'OLDEST', 'FROM'],
-      dlqs.map((d) => [d.name, d.messages, d.oldestAgeMs === null ? '-' : formatDuration(d.oldestAgeMs), d.sources.join(', ')]),
+      dlqs.map((d) => [
+        d.name,
+        d.messages,
+        d.oldestAgeMs === null ? '-' : formatDuration(d.oldestAgeMs),
+        d.sources.join(', '),
+      ]),
       'no dead-letter queues',
     ),
 })
@@ -35,7 +40,10 @@ export const dlqList = defineCommand({
 export const dlqPeek = defineCommand({
   id: 'dlq:peek',
   summary: 'Show the dead letters of a queue or subscription, and why they died.',
-  examples: ['<%= config.bin %> dlq peek jobs', '<%= config.bin %> dlq peek jobs --json | jq \'.headers["x-last-error"]\''],
+  examples: [
+    '<%= config.bin %> dlq peek jobs',
+    '<%= config.bin %> dlq peek jobs --json | jq \'.headers["x-last-error"]\'',
+  ],
   args: ownerArg,
   flags: {
     limit: {kind: 'integer', char: 'n', summary: 'Messages to show.', default: 10, min: 1, max: 10_000},
@@ -65,12 +73,18 @@ picks messages (all must match): body~TEXT, body=TEXT, HEADER=VALUE, HEADER~TEXT
     limit: {kind: 'integer', summary: 'Move at most N messages.', min: 1},
     rate: {kind: 'string', summary: 'Move at most RATE (e.g. 50/s) so consumers are not flooded.', helpValue: 'RATE'},
     'dry-run': {kind: 'boolean', summary: 'Show what would move; change nothing.'},
-    yes: {kind: 'boolean', char: 'y', summary: 'Do not ask for confirmation (needed without a terminal, except with --dry-run).'},
+    yes: {
+      kind: 'boolean',
+      char: 'y',
+      summary: 'Do not ask for confirmation (needed without a terminal, except with --dry-run).',
+    },
   },
   async run({args, flags}, ctx): Promise<RedriveResult> {
     const name = await ownerName(ctx, args.name, 'redrive')
     if (!flags['dry-run']) await confirm(ctx, flags.yes, `Move the dead letters of ${name} back to it?`)
-    const progress = ctx.progress(flags['dry-run'] ? `examining dead letters of ${name}` : `redriving dead letters of ${name}`)
+    const progress = ctx.progress(
+      flags['dry-run'] ? `examining dead letters of ${name}` : `redriving dead letters of ${name}`,
+    )
     const result = await ctx.broker().redrive(name, {
       onProgress: (p) => progress.update(p.done, p.total),
       filter: flags.filter.length > 0 ? parseFilters(flags.filter) : undefined,
@@ -83,8 +97,11 @@ picks messages (all must match): body~TEXT, body=TEXT, HEADER=VALUE, HEADER~TEXT
     return result
   },
   render(r, ctx) {
-    if (r.stoppedFull) ctx.warn(`stopped early: ${r.target} is full (its max length or bytes); redrive the rest once consumers catch up`)
+    if (r.stoppedFull)
+      ctx.warn(`stopped early: ${r.target} is full (its max length or bytes); redrive the rest once consumers catch up`)
     const what = `${r.moved} of ${r.examined} examined message${r.examined === 1 ? '' : 's'} in ${r.deadLetterQueue}`
-    return r.dryRun ? `would redrive ${what} to ${r.target} (dry run: nothing changed)${r.ids.length > 0 ? `\nids: ${r.ids.join(' ')}` : ''}` : `redrove ${what} to ${r.target}`
+    return r.dryRun
+      ? `would redrive ${what} to ${r.target} (dry run: nothing changed)${r.ids.length > 0 ? `\nids: ${r.ids.join(' ')}` : ''}`
+      : `redrove ${what} to ${r.target}`
   },
 })

@@ -18,18 +18,24 @@ export const engineRun = defineCommand({
     const {sources, schedules} = rules.validated
     const active = sources.filter((s) => s.enabled !== false)
     if (active.length === 0) {
-      throw new InvalidInputError(`${rules.path} declares no enabled sources`, {hint: 'add a "sources" entry (schedule, watch-file or poll-command); see README: Sources'})
+      throw new InvalidInputError(`${rules.path} declares no enabled sources`, {
+        hint: 'add a "sources" entry (schedule, watch-file or poll-command); see README: Sources',
+      })
     }
     const journal = ctx.local().journal
     const report = (summary: TriggerSummary) => {
       if (ctx.json) ctx.out.line(toJson(summary))
-      else if (!summary.ok) ctx.warn(`event #${summary.seq} ${summary.type}: an action failed; see \`mq events show ${summary.seq}\``)
+      else if (!summary.ok)
+        ctx.warn(`event #${summary.seq} ${summary.type}: an action failed; see \`mq events show ${summary.seq}\``)
       void ctx.out.flush()
     }
     ctx.warn(`engine: running ${active.map((s) => `${s.type} ${s.name}`).join(', ')}`)
     const running = startSources(sources, schedules, {
       emit: async (event) => report(await engine.handle(event)),
-      state: {load: (name) => journal.loadSourceState(name), save: (name, state) => journal.saveSourceState(name, state)},
+      state: {
+        load: (name) => journal.loadSourceState(name),
+        save: (name, state) => journal.saveSourceState(name, state),
+      },
       signal: drain,
       log: (line) => ctx.warn(line),
       baseDir: rules.dir,

@@ -47,14 +47,24 @@ has run (an event still running after 2s is printed as pending), until Ctrl-C (e
   },
   render(records, ctx) {
     if (records.length === 0) return ctx.stdoutIsTTY ? 'no events' : undefined
-    return table(EVENT_COLUMNS, records.map((r) => eventCells(r)))
+    return table(
+      EVENT_COLUMNS,
+      records.map((r) => eventCells(r)),
+    )
   },
 })
 
 const EVENT_COLUMNS = ['SEQ', 'RECEIVED', 'TYPE', 'SOURCE', 'STATUS', 'RULES']
 
 function eventCells(r: EventRecord): (string | number)[] {
-  return [r.seq, new Date(r.receivedAt).toISOString().replace('T', ' ').slice(0, 19), r.event.type, r.event.source, r.status, r.rules.join(', ') || '-']
+  return [
+    r.seq,
+    new Date(r.receivedAt).toISOString().replace('T', ' ').slice(0, 19),
+    r.event.type,
+    r.event.source,
+    r.status,
+    r.rules.join(', ') || '-',
+  ]
 }
 
 export const eventsShow = defineCommand({
@@ -64,20 +74,37 @@ export const eventsShow = defineCommand({
   args: [{name: 'event', summary: 'Journal sequence number, or the CloudEvent id.'}],
   flags: {},
   async run({args}, ctx): Promise<EventRecord & {attempts: ActionRun[]}> {
-    if (args.event === undefined) throw new InvalidInputError('missing event', {code: 'usage', hint: 'give a sequence number from `mq events list`'})
+    if (args.event === undefined)
+      throw new InvalidInputError('missing event', {
+        code: 'usage',
+        hint: 'give a sequence number from `mq events list`',
+      })
     const journal = ctx.local().journal
     const record = await journal.get(args.event)
     if (!record) throw new NotFoundError('event', args.event, {hint: 'see `mq events list`'})
     return {...record, attempts: await journal.runs(record.seq)}
   },
   render(r) {
-    const lines = [`event #${r.seq} ${r.event.type} (${r.status}), received ${new Date(r.receivedAt).toISOString()}`, JSON.stringify(r.event, null, 2)]
+    const lines = [
+      `event #${r.seq} ${r.event.type} (${r.status}), received ${new Date(r.receivedAt).toISOString()}`,
+      JSON.stringify(r.event, null, 2),
+    ]
     if (r.attempts.length > 0) lines.push('', 'attempts:')
     for (const a of r.attempts) {
       const result = a.outcome === 'ok' ? 'ok' : `${a.outcome}${a.error ? `: ${a.error}` : ''}`
-      const status = a.httpStatus !== undefined ? ` HTTP ${a.httpStatus}` : a.exitCode !== undefined ? ` exit ${a.exitCode}` : ''
-      lines.push(`  ${a.rule} #${a.action + 1} attempt ${a.attempt} ${a.actionType} ${a.target}:${status} ${result} (${formatDuration(a.durationMs)})`)
-      if (a.outputTail && a.outcome !== 'ok') lines.push(...a.outputTail.trimEnd().split('\n').slice(-5).map((line) => `      | ${line}`))
+      const status =
+        a.httpStatus !== undefined ? ` HTTP ${a.httpStatus}` : a.exitCode !== undefined ? ` exit ${a.exitCode}` : ''
+      lines.push(
+        `  ${a.rule} #${a.action + 1} attempt ${a.attempt} ${a.actionType} ${a.target}:${status} ${result} (${formatDuration(a.durationMs)})`,
+      )
+      if (a.outputTail && a.outcome !== 'ok')
+        lines.push(
+          ...a.outputTail
+            .trimEnd()
+            .split('\n')
+            .slice(-5)
+            .map((line) => `      | ${line}`),
+        )
     }
     return lines.join('\n')
   },
@@ -92,8 +119,12 @@ interface ReplayResult {
 export const eventsReplay = defineCommand({
   id: 'events:replay',
   summary: 'Run past events through the current rules again.',
-  description: 'Takes the journalled events since a time or from a sequence number, oldest first. Exit 1 if an action failed.',
-  examples: ['<%= config.bin %> events replay --since 1h --dry-run', '<%= config.bin %> events replay --from 120 --rule deploy'],
+  description:
+    'Takes the journalled events since a time or from a sequence number, oldest first. Exit 1 if an action failed.',
+  examples: [
+    '<%= config.bin %> events replay --since 1h --dry-run',
+    '<%= config.bin %> events replay --from 120 --rule deploy',
+  ],
   flags: {
     since: {kind: 'string', summary: 'Events since DUR ago or TIME.', helpValue: 'DUR|TIME'},
     from: {kind: 'integer', summary: 'Events from this sequence number on.', min: 1},
@@ -104,7 +135,10 @@ export const eventsReplay = defineCommand({
   },
   async run({flags}, ctx): Promise<ReplayResult> {
     if ((flags.since === undefined) === (flags.from === undefined)) {
-      throw new InvalidInputError('give exactly one of --since and --from', {code: 'usage', hint: 'e.g. mq events replay --since 1h'})
+      throw new InvalidInputError('give exactly one of --since and --from', {
+        code: 'usage',
+        hint: 'e.g. mq events replay --since 1h',
+      })
     }
     const {engine, rules} = await engineFor(ctx, flags.rules, ctx.handleInterrupts().drain)
     if (flags.rule !== undefined && !rules.validated.rules.some((r) => r.name === flags.rule)) {
@@ -121,7 +155,11 @@ export const eventsReplay = defineCommand({
     for (const record of records) {
       progress?.update(result.replayed, records.length)
       if (flags['dry-run']) {
-        result.events.push({seq: record.seq, type: record.event.type, rules: engine.match(record.event, flags.rule).map((r) => r.name)})
+        result.events.push({
+          seq: record.seq,
+          type: record.event.type,
+          rules: engine.match(record.event, flags.rule).map((r) => r.name),
+        })
         continue
       }
       const summary: TriggerSummary = await engine.replay(record.seq, record.event, flags.rule)
@@ -133,8 +171,15 @@ export const eventsReplay = defineCommand({
     return result
   },
   render(r, ctx) {
-    const lines = r.events.map((e) => `#${e.seq} ${e.type}: ${e.rules.length ? e.rules.join(', ') : 'no rule'}${e.ok === false ? ' (FAILED)' : ''}`)
-    lines.push(r.dryRun ? `dry run: ${r.events.filter((e) => e.rules.length).length} of ${r.events.length} events would run rules` : `replayed ${r.replayed} events`)
+    const lines = r.events.map(
+      (e) =>
+        `#${e.seq} ${e.type}: ${e.rules.length ? e.rules.join(', ') : 'no rule'}${e.ok === false ? ' (FAILED)' : ''}`,
+    )
+    lines.push(
+      r.dryRun
+        ? `dry run: ${r.events.filter((e) => e.rules.length).length} of ${r.events.length} events would run rules`
+        : `replayed ${r.replayed} events`,
+    )
     return ctx.stdoutIsTTY || r.dryRun ? lines.join('\n') : lines.at(-1)
   },
 })

@@ -7,7 +7,14 @@ import {parseTimeOrDelay} from '../../core/units.js'
 import type {Context} from '../context.js'
 import {defineCommand} from '../definition.js'
 import {toJson} from '../output.js'
-import {checkArgumentUtf8, parseEnvelope, parseHeaderFlags, readStdinBody, stdinLineBatches, withoutTrailingNewline} from '../input.js'
+import {
+  checkArgumentUtf8,
+  parseEnvelope,
+  parseHeaderFlags,
+  readStdinBody,
+  stdinLineBatches,
+  withoutTrailingNewline,
+} from '../input.js'
 import {askName, askText} from '../prompts.js'
 
 const flags = {
@@ -17,11 +24,27 @@ const flags = {
   topic: {kind: 'boolean', summary: 'Publish to the topic NAME, creating it if needed.'},
   delay: {kind: 'duration', summary: 'Deliver no sooner than DUR from now (queues).', helpValue: 'DUR'},
   at: {kind: 'string', summary: 'Deliver no sooner than TIME (ISO-8601; queues).', helpValue: 'TIME'},
-  ttl: {kind: 'duration', positive: true, summary: 'Expire the message DUR after publishing: never delivered after that (queues).', helpValue: 'DUR'},
+  ttl: {
+    kind: 'duration',
+    positive: true,
+    summary: 'Expire the message DUR after publishing: never delivered after that (queues).',
+    helpValue: 'DUR',
+  },
   priority: {kind: 'integer', summary: '0–9, higher delivered first; FIFO within a priority (queues).', min: 0, max: 9},
-  'dedup-id': {kind: 'string', summary: 'Idempotent publish: a repeat within the window returns the first id and stores nothing.', helpValue: 'ID'},
-  wait: {kind: 'duration', summary: 'When the queue is full under --overflow block: wait up to DUR for room, then exit 4.', helpValue: 'DUR'},
-  raw: {kind: 'boolean', summary: 'Keep a body read from stdin exactly as it is (by default one trailing newline is dropped).'},
+  'dedup-id': {
+    kind: 'string',
+    summary: 'Idempotent publish: a repeat within the window returns the first id and stores nothing.',
+    helpValue: 'ID',
+  },
+  wait: {
+    kind: 'duration',
+    summary: 'When the queue is full under --overflow block: wait up to DUR for room, then exit 4.',
+    helpValue: 'DUR',
+  },
+  raw: {
+    kind: 'boolean',
+    summary: 'Keep a body read from stdin exactly as it is (by default one trailing newline is dropped).',
+  },
 } as const
 
 export default defineCommand({
@@ -33,7 +56,7 @@ subscription pattern matches it), otherwise a queue, created on first use. Print
     '<%= config.bin %> publish jobs "hello"',
     'echo \'{"order":42}\' | <%= config.bin %> publish orders -H type=created',
     'tail -f app.log | <%= config.bin %> publish logs --lines',
-    '<%= config.bin %> consume jobs --json -n 10 | jq -c \'.body |= ascii_upcase\' | <%= config.bin %> publish jobs.upper --envelopes',
+    "<%= config.bin %> consume jobs --json -n 10 | jq -c '.body |= ascii_upcase' | <%= config.bin %> publish jobs.upper --envelopes",
   ],
   args: [
     {name: 'name', summary: 'Queue or topic to publish to.'},
@@ -44,22 +67,41 @@ subscription pattern matches it), otherwise a queue, created on first use. Print
   async run({args, flags}, ctx): Promise<PublishResult | undefined> {
     const name =
       args.name ??
-      (await askName(ctx, 'queue or topic', (await ctx.broker().listQueues()).map((q) => q.name), 'give it as the first argument: mq publish NAME [BODY]'))
+      (await askName(
+        ctx,
+        'queue or topic',
+        (await ctx.broker().listQueues()).map((q) => q.name),
+        'give it as the first argument: mq publish NAME [BODY]',
+      ))
     validateName(name, flags.topic ? 'topic name' : 'destination name')
     const headers = parseHeaderFlags(flags.header)
     const kind = flags.topic ? ('topic' as const) : undefined
-    if (flags.delay !== undefined && flags.at !== undefined) throw new InvalidInputError('--delay and --at cannot be combined', {hint: 'use one of them'})
+    if (flags.delay !== undefined && flags.at !== undefined)
+      throw new InvalidInputError('--delay and --at cannot be combined', {hint: 'use one of them'})
     const timing: Omit<OutgoingMessage, 'body'> = {
-      deliverAt: flags.delay !== undefined ? Date.now() + flags.delay : flags.at !== undefined ? parseTimeOrDelay(flags.at, '--at') : undefined,
+      deliverAt:
+        flags.delay !== undefined
+          ? Date.now() + flags.delay
+          : flags.at !== undefined
+            ? parseTimeOrDelay(flags.at, '--at')
+            : undefined,
       ttlMs: flags.ttl,
       priority: flags.priority,
     }
     const options = {kind, blockTimeoutMs: flags.wait, signal: ctx.handleInterrupts().drain}
-    if (flags.lines && flags.envelopes) throw new InvalidInputError('--lines and --envelopes cannot be combined', {hint: 'use one of them'})
+    if (flags.lines && flags.envelopes)
+      throw new InvalidInputError('--lines and --envelopes cannot be combined', {hint: 'use one of them'})
     if (flags.lines || flags.envelopes) {
-      if (flags.raw) throw new InvalidInputError(`--raw keeps one body exactly; --${flags.lines ? 'lines' : 'envelopes'} reads lines`)
-      if (args.body !== undefined) throw new InvalidInputError(`--${flags.lines ? 'lines' : 'envelopes'} reads stdin; do not pass a body`)
-      if (flags['dedup-id'] !== undefined) throw new InvalidInputError('--dedup-id names one message', {hint: 'publish messages one at a time to give each its own dedup id'})
+      if (flags.raw)
+        throw new InvalidInputError(
+          `--raw keeps one body exactly; --${flags.lines ? 'lines' : 'envelopes'} reads lines`,
+        )
+      if (args.body !== undefined)
+        throw new InvalidInputError(`--${flags.lines ? 'lines' : 'envelopes'} reads stdin; do not pass a body`)
+      if (flags['dedup-id'] !== undefined)
+        throw new InvalidInputError('--dedup-id names one message', {
+          hint: 'publish messages one at a time to give each its own dedup id',
+        })
       const timed = timing.deliverAt !== undefined || timing.ttlMs !== undefined || timing.priority !== undefined
       const toMessage = (line: string, number: number): OutgoingMessage => {
         const message = flags.envelopes ? withHeaders(parseEnvelope(line, number), headers) : {body: line, headers}
@@ -71,15 +113,20 @@ subscription pattern matches it), otherwise a queue, created on first use. Print
     let body = args.body
     if (body === undefined) {
       // Empty stdin is an empty message, as an empty argument is (README: Limits).
-      body = ctx.stdinIsTTY ? await askText(ctx, 'message body', 'give the body as an argument or on stdin') : await readStdinBody(ctx.stdin)
+      body = ctx.stdinIsTTY
+        ? await askText(ctx, 'message body', 'give the body as an argument or on stdin')
+        : await readStdinBody(ctx.stdin)
       if (!flags.raw) body = withoutTrailingNewline(body)
     } else {
       checkArgumentUtf8(body, 'the body argument')
     }
-    const [result] = await (await ctx.publisher()).publish(name, [{...timing, body, headers, dedupId: flags['dedup-id']}], options)
+    const [result] = await (
+      await ctx.publisher()
+    ).publish(name, [{...timing, body, headers, dedupId: flags['dedup-id']}], options)
     return result
   },
-  render: (result, ctx) => (result.duplicate && ctx.stdoutIsTTY ? `${result.id} (duplicate: already published)` : result.id),
+  render: (result, ctx) =>
+    result.duplicate && ctx.stdoutIsTTY ? `${result.id} (duplicate: already published)` : result.id,
 })
 
 /** Publishes stdin line by line; each batch read together is one transaction, ids print as it commits. */
@@ -115,7 +162,10 @@ async function publishStream(
       }
       if (isMqError(error) && error.index !== undefined) {
         error.where = `line ${numbers[error.index]}`
-        const done = published === 0 ? 'nothing was published' : `${published} earlier messages were published, nothing from this batch`
+        const done =
+          published === 0
+            ? 'nothing was published'
+            : `${published} earlier messages were published, nothing from this batch`
         error.hint = error.hint ? `${error.hint} (${done})` : done
       }
       throw error

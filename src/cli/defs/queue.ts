@@ -11,32 +11,75 @@ import type {FlagSpecs, FlagValues} from '../spec.js'
 
 /** Settings flags shared by `queue create` and `queue update`. */
 const SETTINGS_FLAGS = {
-  'visibility-timeout': {kind: 'duration', positive: true, summary: 'Lease length of a delivery (default 30s).', helpValue: 'DUR'},
+  'visibility-timeout': {
+    kind: 'duration',
+    positive: true,
+    summary: 'Lease length of a delivery (default 30s).',
+    helpValue: 'DUR',
+  },
   'max-deliveries': {kind: 'integer', summary: 'Deliveries before a message is dead-lettered (default 5).', min: 1},
-  'dead-letter-queue': {kind: 'string', summary: 'Where dead letters go (default QUEUE.dlq; "none" keeps them).', helpValue: 'NAME'},
-  'max-body-size': {kind: 'size', summary: 'Largest accepted message: body plus headers (default 1MiB).', helpValue: 'SIZE'},
-  'retry-backoff': {kind: 'duration', summary: 'First retry delay after a failed --exec run; doubles each attempt (default 1s).', helpValue: 'DUR'},
+  'dead-letter-queue': {
+    kind: 'string',
+    summary: 'Where dead letters go (default QUEUE.dlq; "none" keeps them).',
+    helpValue: 'NAME',
+  },
+  'max-body-size': {
+    kind: 'size',
+    summary: 'Largest accepted message: body plus headers (default 1MiB).',
+    helpValue: 'SIZE',
+  },
+  'retry-backoff': {
+    kind: 'duration',
+    summary: 'First retry delay after a failed --exec run; doubles each attempt (default 1s).',
+    helpValue: 'DUR',
+  },
   'retry-backoff-max': {kind: 'duration', summary: 'Longest retry delay (default 1m).', helpValue: 'DUR'},
   'max-length': {kind: 'integer', summary: 'Hold at most N messages (ready, delayed and in flight).', min: 1},
   'max-bytes': {kind: 'size', summary: 'Hold at most SIZE of messages (bodies plus headers).', helpValue: 'SIZE'},
-  overflow: {kind: 'string', summary: 'When full: reject (exit 4), drop-oldest (from the head), or block the publisher.', options: ['reject', 'drop-oldest', 'block']},
-  'default-ttl': {kind: 'duration', positive: true, summary: 'Messages expire DUR after publishing unless they set --ttl.', helpValue: 'DUR'},
-  'dead-letter-expired': {kind: 'boolean', summary: 'Send expired messages to the dead-letter queue (reason expired) instead of discarding them.'},
-  'discard-expired': {kind: 'boolean', summary: 'Discard expired messages (the default; undoes --dead-letter-expired).'},
-  'dedup-window': {kind: 'duration', summary: 'How long a publish --dedup-id is remembered (default 5m).', helpValue: 'DUR'},
+  overflow: {
+    kind: 'string',
+    summary: 'When full: reject (exit 4), drop-oldest (from the head), or block the publisher.',
+    options: ['reject', 'drop-oldest', 'block'],
+  },
+  'default-ttl': {
+    kind: 'duration',
+    positive: true,
+    summary: 'Messages expire DUR after publishing unless they set --ttl.',
+    helpValue: 'DUR',
+  },
+  'dead-letter-expired': {
+    kind: 'boolean',
+    summary: 'Send expired messages to the dead-letter queue (reason expired) instead of discarding them.',
+  },
+  'discard-expired': {
+    kind: 'boolean',
+    summary: 'Discard expired messages (the default; undoes --dead-letter-expired).',
+  },
+  'dedup-window': {
+    kind: 'duration',
+    summary: 'How long a publish --dedup-id is remembered (default 5m).',
+    helpValue: 'DUR',
+  },
   unbounded: {kind: 'boolean', summary: 'With update: remove --max-length, --max-bytes and --default-ttl.'},
 } as const satisfies FlagSpecs
 
 function settingsFromFlags(flags: FlagValues<typeof SETTINGS_FLAGS>): Partial<QueueSettings> {
   const dlq = flags['dead-letter-queue']
-  if (flags.unbounded && (flags['max-length'] !== undefined || flags['max-bytes'] !== undefined || flags['default-ttl'] !== undefined)) {
-    throw new InvalidInputError('--unbounded removes the limits: it cannot be combined with --max-length, --max-bytes or --default-ttl')
+  if (
+    flags.unbounded &&
+    (flags['max-length'] !== undefined || flags['max-bytes'] !== undefined || flags['default-ttl'] !== undefined)
+  ) {
+    throw new InvalidInputError(
+      '--unbounded removes the limits: it cannot be combined with --max-length, --max-bytes or --default-ttl',
+    )
   }
-  if (flags['dead-letter-expired'] && flags['discard-expired']) throw new InvalidInputError('--dead-letter-expired and --discard-expired cannot be combined')
+  if (flags['dead-letter-expired'] && flags['discard-expired'])
+    throw new InvalidInputError('--dead-letter-expired and --discard-expired cannot be combined')
   return {
     visibilityTimeoutMs: flags['visibility-timeout'],
     maxDeliveries: flags['max-deliveries'],
-    deadLetterQueue: dlq === undefined ? undefined : dlq === 'none' ? null : validateName(dlq, 'dead-letter queue name'),
+    deadLetterQueue:
+      dlq === undefined ? undefined : dlq === 'none' ? null : validateName(dlq, 'dead-letter queue name'),
     maxBodyBytes: flags['max-body-size'],
     retryBackoffMs: flags['retry-backoff'],
     retryBackoffMaxMs: flags['retry-backoff-max'],
@@ -53,7 +96,10 @@ const queueArg = [{name: 'queue', summary: 'Queue name.'}]
 
 async function queueName(ctx: Context, given: string | undefined, command: string): Promise<string> {
   if (given !== undefined) return validateName(given, 'queue name')
-  if (command === 'create') return askNewName(ctx, 'queue name', 'give it as an argument: mq queue create QUEUE', (name) => validateName(name, 'queue name'))
+  if (command === 'create')
+    return askNewName(ctx, 'queue name', 'give it as an argument: mq queue create QUEUE', (name) =>
+      validateName(name, 'queue name'),
+    )
   const names = (await ctx.broker().listQueues()).map((q) => q.name)
   return askName(ctx, 'queue', names, `give it as an argument: mq queue ${command} QUEUE`)
 }
@@ -66,17 +112,25 @@ function describeSettings(s: QueueSettings): string {
     `max body ${formatSize(s.maxBodyBytes)}`,
   ]
   if (s.maxLength !== null || s.maxBytes !== null) {
-    const limits = [s.maxLength !== null && `${s.maxLength} messages`, s.maxBytes !== null && formatSize(s.maxBytes)].filter(Boolean)
+    const limits = [
+      s.maxLength !== null && `${s.maxLength} messages`,
+      s.maxBytes !== null && formatSize(s.maxBytes),
+    ].filter(Boolean)
     parts.push(`holds ${limits.join(' / ')}, overflow ${s.overflow}`)
   }
-  if (s.defaultTtlMs !== null) parts.push(`TTL ${formatDuration(s.defaultTtlMs)}${s.deadLetterExpired ? ' (expired → dead letters)' : ''}`)
+  if (s.defaultTtlMs !== null)
+    parts.push(`TTL ${formatDuration(s.defaultTtlMs)}${s.deadLetterExpired ? ' (expired → dead letters)' : ''}`)
   return parts.join(', ')
 }
 
 export const queueList = defineCommand({
   id: 'queue:list',
   summary: 'List queues with their depth.',
-  examples: ['<%= config.bin %> queue list', '<%= config.bin %> queue list | cut -f1', '<%= config.bin %> queue list --json | jq -r .name'],
+  examples: [
+    '<%= config.bin %> queue list',
+    '<%= config.bin %> queue list | cut -f1',
+    '<%= config.bin %> queue list --json | jq -r .name',
+  ],
   flags: {},
   jsonLines: true,
   run: (_input, ctx): Promise<QueueInfo[]> => ctx.broker().listQueues(),
@@ -84,7 +138,14 @@ export const queueList = defineCommand({
     listing(
       ctx,
       ['QUEUE', 'MESSAGES', 'SIZE', 'VISIBILITY', 'MAX-DELIVERIES', 'DEAD-LETTERS'],
-      queues.map((q) => [q.name, q.depth, formatSize(q.bytes), formatDuration(q.settings.visibilityTimeoutMs), q.settings.maxDeliveries, q.settings.deadLetterQueue ?? '-']),
+      queues.map((q) => [
+        q.name,
+        q.depth,
+        formatSize(q.bytes),
+        formatDuration(q.settings.visibilityTimeoutMs),
+        q.settings.maxDeliveries,
+        q.settings.deadLetterQueue ?? '-',
+      ]),
       'no queues yet: `mq publish NAME BODY` creates one',
     ),
 })
@@ -169,11 +230,20 @@ export const queueStats = defineCommand({
       ['ready', stats.ready],
       ['in flight', stats.inFlight],
       ['delayed', stats.delayed],
-      [`dead-lettered${stats.settings.deadLetterQueue ? ` (${stats.settings.deadLetterQueue})` : ''}`, stats.deadLettered],
+      [
+        `dead-lettered${stats.settings.deadLetterQueue ? ` (${stats.settings.deadLetterQueue})` : ''}`,
+        stats.deadLettered,
+      ],
       ['oldest', stats.oldestAgeMs === null ? '-' : formatDuration(stats.oldestAgeMs)],
       ['size', formatSize(stats.bytes)],
-      ['published', `${stats.totals.published} (${stats.rates.publishedPerSecond.last1m}/s last minute, ${stats.rates.publishedPerSecond.last5m}/s last 5)`],
-      ['acked', `${stats.totals.acked} (${stats.rates.ackedPerSecond.last1m}/s last minute, ${stats.rates.ackedPerSecond.last5m}/s last 5)`],
+      [
+        'published',
+        `${stats.totals.published} (${stats.rates.publishedPerSecond.last1m}/s last minute, ${stats.rates.publishedPerSecond.last5m}/s last 5)`,
+      ],
+      [
+        'acked',
+        `${stats.totals.acked} (${stats.rates.ackedPerSecond.last1m}/s last minute, ${stats.rates.ackedPerSecond.last5m}/s last 5)`,
+      ],
       ['dead-lettered (total)', stats.totals.deadLettered],
       ['expired (total)', stats.totals.expired],
       ['dropped by overflow', stats.totals.dropped],
@@ -203,10 +273,21 @@ export function printPeeked(ctx: Context, queue: string, messages: PeekedMessage
 }
 
 function peeked(queue: string, m: PeekedMessage): Record<string, unknown> {
-  return {id: m.id, queue, body: m.body, headers: m.headers, state: m.state, deliveries: m.attempts, priority: m.priority, publishedAt: m.publishedAt}
+  return {
+    id: m.id,
+    queue,
+    body: m.body,
+    headers: m.headers,
+    state: m.state,
+    deliveries: m.attempts,
+    priority: m.priority,
+    publishedAt: m.publishedAt,
+  }
 }
 
 function human(m: PeekedMessage): string {
-  const headers = Object.entries(m.headers).map(([k, v]) => `\n  ${k}: ${v}`).join('')
+  const headers = Object.entries(m.headers)
+    .map(([k, v]) => `\n  ${k}: ${v}`)
+    .join('')
   return `#${m.id} [${m.state}, ${m.attempts} deliveries] ${m.body}${headers}`
 }

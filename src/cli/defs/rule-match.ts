@@ -24,7 +24,10 @@ A line that is not a valid event stops the command with exit 2, naming the file 
   fast: true,
   async run({argv, flags}, ctx): Promise<undefined> {
     if (argv.length === 0 && ctx.stdinIsTTY) {
-      throw new InvalidInputError('no events given', {code: 'usage', hint: 'pipe CloudEvents as JSON lines, or give files: mq rule match events.jsonl'})
+      throw new InvalidInputError('no events given', {
+        code: 'usage',
+        hint: 'pipe CloudEvents as JSON lines, or give files: mq rule match events.jsonl',
+      })
     }
     const matcher = new RuleMatcher((await loadRules(ctx, flags.rules)).validated.rules)
     for (const file of argv.length === 0 ? ['-'] : argv) {
@@ -49,7 +52,10 @@ function parseEvent(batch: LineBatch, index: number, what: string) {
   } catch (error) {
     if (!(error instanceof SyntaxError || error instanceof InvalidInputError)) throw error
     const reason = error instanceof SyntaxError ? `not valid JSON (${error.message})` : (error as Error).message
-    throw new InvalidInputError(`line ${batch.numbers[index]} of ${what}: ${reason}`, {code: 'bad_event', hint: 'give one CloudEvent (structured-mode JSON) per line'})
+    throw new InvalidInputError(`line ${batch.numbers[index]} of ${what}: ${reason}`, {
+      code: 'bad_event',
+      hint: 'give one CloudEvent (structured-mode JSON) per line',
+    })
   }
 }
 
@@ -70,6 +76,9 @@ async function* openFile(path: string): AsyncGenerator<Buffer> {
 
 function notReadable(path: string, error: unknown): unknown {
   const code = (error as NodeJS.ErrnoException).code
-  if (code === 'ENOENT' || code === 'EISDIR') return new InvalidInputError(`${path} ${code === 'ENOENT' ? 'does not exist' : 'is a folder'}`, {hint: 'give files of JSON lines, or pipe them on stdin'})
+  if (code === 'ENOENT' || code === 'EISDIR')
+    return new InvalidInputError(`${path} ${code === 'ENOENT' ? 'does not exist' : 'is a folder'}`, {
+      hint: 'give files of JSON lines, or pipe them on stdin',
+    })
   return error
 }

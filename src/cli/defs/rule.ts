@@ -17,7 +17,12 @@ import {editRules} from '../../core/engine/rules-file.js'
 
 const nameArg = [{name: 'name', summary: 'Rule name.'}]
 
-async function ruleName(ctx: Context, given: string | undefined, rulesFlag: string | undefined, command: string): Promise<string> {
+async function ruleName(
+  ctx: Context,
+  given: string | undefined,
+  rulesFlag: string | undefined,
+  command: string,
+): Promise<string> {
   if (given !== undefined) return given
   const names = (await loadRules(ctx, rulesFlag)).validated.rules.map((r) => r.name)
   return askName(ctx, 'rule', names, `give it as an argument: mq rule ${command} NAME`)
@@ -63,14 +68,22 @@ export const ruleAdd = defineCommand({
     pattern: {kind: 'string', summary: 'Event pattern as JSON.', helpValue: 'JSON'},
     type: {kind: 'string', summary: 'Shortcut: match this event type (merged into --pattern).', helpValue: 'TYPE'},
     action: {kind: 'multiple', summary: 'An action as JSON (repeatable).', helpValue: 'JSON'},
-    exec: {kind: 'string', summary: 'Action: run CMD with sh -c (event JSON on stdin, fields in $MQ_EVENT_*).', helpValue: 'CMD'},
+    exec: {
+      kind: 'string',
+      summary: 'Action: run CMD with sh -c (event JSON on stdin, fields in $MQ_EVENT_*).',
+      helpValue: 'CMD',
+    },
     publish: {kind: 'string', summary: 'Action: publish the event to a queue or topic.', helpValue: 'NAME'},
     http: {kind: 'string', summary: 'Action: POST the event (CloudEvents structured mode).', helpValue: 'URL'},
     file: {kind: 'string', summary: 'Action: append the event as a JSON line.', helpValue: 'PATH'},
     log: {kind: 'boolean', summary: 'Action: print the event.'},
     retry: {kind: 'integer', summary: 'Attempts per action (default 3).', min: 1, max: 100},
     backoff: {kind: 'string', summary: 'First retry delay, doubling (default 1s).', helpValue: 'DUR'},
-    concurrency: {kind: 'string', summary: 'parallel (default), serial (one run at a time), or drop (skip while running).', options: ['parallel', 'serial', 'drop']},
+    concurrency: {
+      kind: 'string',
+      summary: 'parallel (default), serial (one run at a time), or drop (skip while running).',
+      options: ['parallel', 'serial', 'drop'],
+    },
     disabled: {kind: 'boolean', summary: 'Add it disabled.'},
     description: {kind: 'string', summary: 'What the rule is for.', helpValue: 'TEXT'},
     ...RULES_FLAG,
@@ -96,29 +109,41 @@ export const ruleAdd = defineCommand({
     const rule: RuleSpec = {name, pattern, actions: anchored.actions}
     if (flags.description !== undefined) rule.description = flags.description
     if (flags.disabled) rule.enabled = false
-    if (flags.retry !== undefined || flags.backoff !== undefined) rule.retry = {maxAttempts: flags.retry, backoff: flags.backoff}
+    if (flags.retry !== undefined || flags.backoff !== undefined)
+      rule.retry = {maxAttempts: flags.retry, backoff: flags.backoff}
     if (flags.concurrency !== undefined) rule.concurrency = flags.concurrency as RuleSpec['concurrency']
     await edit(ctx, flags.rules, (rules) => {
-      if (rules.some((r) => r.name === name)) throw new InvalidInputError(`rule ${name} already exists`, {hint: `remove it first with \`mq rule remove ${name}\``})
+      if (rules.some((r) => r.name === name))
+        throw new InvalidInputError(`rule ${name} already exists`, {
+          hint: `remove it first with \`mq rule remove ${name}\``,
+        })
       rules.push(JSON.parse(JSON.stringify(rule)) as RuleSpec)
     })
     for (const path of anchored.missing) {
-      ctx.warn(`warning: ${path.given} does not exist (looked for ${path.resolved}); the rule was added, but its action fails until it does`)
+      ctx.warn(
+        `warning: ${path.given} does not exist (looked for ${path.resolved}); the rule was added, but its action fails until it does`,
+      )
     }
     return rule
   },
-  render: (rule, ctx) => (ctx.stdoutIsTTY ? `added rule ${rule.name}: ${rule.actions.map(describeAction).join(', ')}` : undefined),
+  render: (rule, ctx) =>
+    ctx.stdoutIsTTY ? `added rule ${rule.name}: ${rule.actions.map(describeAction).join(', ')}` : undefined,
 })
 
 async function askPattern(ctx: Context): Promise<Record<string, unknown>> {
-  if (!ctx.interactive) throw new InvalidInputError('missing pattern', {code: 'usage', hint: 'give --pattern JSON or --type TYPE'})
+  if (!ctx.interactive)
+    throw new InvalidInputError('missing pattern', {code: 'usage', hint: 'give --pattern JSON or --type TYPE'})
   const {input} = await import('@inquirer/prompts')
   const type = await input({message: 'Event type to match (prefix with ^ for "starts with"):', required: true})
   return {type: [type.startsWith('^') ? {prefix: type.slice(1)} : type]}
 }
 
 async function askAction(ctx: Context): Promise<ActionSpec> {
-  if (!ctx.interactive) throw new InvalidInputError('missing action', {code: 'usage', hint: 'give --exec, --publish, --http, --file, --log or --action JSON'})
+  if (!ctx.interactive)
+    throw new InvalidInputError('missing action', {
+      code: 'usage',
+      hint: 'give --exec, --publish, --http, --file, --log or --action JSON',
+    })
   const {input, select} = await import('@inquirer/prompts')
   const kind = await select({
     message: 'What should happen?',
@@ -132,7 +157,11 @@ async function askAction(ctx: Context): Promise<ActionSpec> {
   })
   switch (kind) {
     case 'exec':
-      return {type: 'exec', command: await input({message: 'Command (sh -c; the event is on stdin and in $MQ_EVENT_*):', required: true}), shell: true}
+      return {
+        type: 'exec',
+        command: await input({message: 'Command (sh -c; the event is on stdin and in $MQ_EVENT_*):', required: true}),
+        shell: true,
+      }
     case 'publish':
       return {type: 'publish', to: await input({message: 'Queue or topic:', required: true})}
     case 'http':
@@ -157,7 +186,12 @@ export const ruleList = defineCommand({
     if (rules.length === 0) return 'no rules: add one with `mq rule add`'
     return table(
       ['RULE', 'STATE', 'PATTERN', 'ACTIONS'],
-      rules.map((r) => [r.name, r.enabled ? 'enabled' : 'disabled', printable(JSON.stringify(r.pattern), 50), r.actions.map(describeAction).join('; ')]),
+      rules.map((r) => [
+        r.name,
+        r.enabled ? 'enabled' : 'disabled',
+        printable(JSON.stringify(r.pattern), 50),
+        r.actions.map(describeAction).join('; '),
+      ]),
     )
   },
 })
@@ -242,7 +276,10 @@ does not do what is expected.`,
   async run({argv, flags}, ctx): Promise<TestResult[]> {
     const [target, ...paths] = argv
     if (target === undefined || paths.length === 0) {
-      throw new InvalidInputError('give a rule (or pattern file) and at least one event file or folder', {code: 'usage', hint: 'mq rule test RULE EVENT.json...'})
+      throw new InvalidInputError('give a rule (or pattern file) and at least one event file or folder', {
+        code: 'usage',
+        hint: 'mq rule test RULE EVENT.json...',
+      })
     }
     const pattern = await resolvePattern(ctx, target, flags.rules)
     const results = expandFiles(paths).map((file): TestResult => {
@@ -267,7 +304,11 @@ does not do what is expected.`,
         const why = r.mismatch ? `: ${r.mismatch.path}: ${r.mismatch.reason}` : ''
         return `${mark}${r.file}: ${r.match ? 'match' : `no match${why}`}`
       })
-      .concat(ctx.exitCode ? [`${results.filter((r) => !r.passed).length} of ${results.length} samples did not ${results[0].expected}`] : [])
+      .concat(
+        ctx.exitCode
+          ? [`${results.filter((r) => !r.passed).length} of ${results.length} samples did not ${results[0].expected}`]
+          : [],
+      )
       .join('\n')
   },
 })
@@ -292,7 +333,8 @@ async function resolvePattern(ctx: Context, target: string, rulesFlag: string | 
     throw new InvalidInputError(`${target} is not valid JSON (${(error as Error).message})`, {code: 'bad_json'})
   }
   // A pattern file may hold a bare pattern or a whole rule.
-  const pattern = typeof raw === 'object' && raw !== null && 'pattern' in raw && 'actions' in raw ? (raw as RuleSpec).pattern : raw
+  const pattern =
+    typeof raw === 'object' && raw !== null && 'pattern' in raw && 'actions' in raw ? (raw as RuleSpec).pattern : raw
   try {
     return compilePattern(pattern)
   } catch (error) {
@@ -310,7 +352,10 @@ function expandFiles(paths: string[]): string[] {
       throw new InvalidInputError(`${path} does not exist`, {hint: 'give event files or folders of them'})
     }
     if (!stats.isDirectory()) return [path]
-    const files = readdirSync(path).filter((f) => f.endsWith('.json')).sort().map((f) => join(path, f))
+    const files = readdirSync(path)
+      .filter((f) => f.endsWith('.json'))
+      .sort()
+      .map((f) => join(path, f))
     if (files.length === 0) throw new InvalidInputError(`${path} holds no .json files`)
     return files
   })

@@ -38,15 +38,30 @@ export async function settleReceipts(
       }
     })
   }
-  if (summary.released) ctx.warn(`note: ${summary.released} message${summary.released === 1 ? ' was' : 's were'} released, not dead-lettered: ${summary.released === 1 ? 'its queue has' : 'their queues have'} no dead-letter queue`)
+  if (summary.released)
+    ctx.warn(
+      `note: ${summary.released} message${summary.released === 1 ? ' was' : 's were'} released, not dead-lettered: ${summary.released === 1 ? 'its queue has' : 'their queues have'} no dead-letter queue`,
+    )
   if (summary.stale.length > 0) {
     if (ctx.json) ctx.out.line(toJson(summary))
     await ctx.out.flush()
     const shown = summary.stale.slice(0, 3).join(', ') + (summary.stale.length > 3 ? ', …' : '')
-    const of = summary.settled > 0 ? `${summary.stale.length} of ${summary.stale.length + summary.settled} receipts are` : summary.stale.length === 1 ? 'the receipt is' : 'the receipts are'
-    throw new StaleReceiptError(`${of} stale (${shown}): the lease ran out and the message was redelivered, or it was already settled`, summary.stale, {
-      hint: summary.settled > 0 ? 'the other receipts were settled; extend leases with `mq extend` for long work' : 'extend leases with `mq extend` for long work',
-    })
+    const of =
+      summary.settled > 0
+        ? `${summary.stale.length} of ${summary.stale.length + summary.settled} receipts are`
+        : summary.stale.length === 1
+          ? 'the receipt is'
+          : 'the receipts are'
+    throw new StaleReceiptError(
+      `${of} stale (${shown}): the lease ran out and the message was redelivered, or it was already settled`,
+      summary.stale,
+      {
+        hint:
+          summary.settled > 0
+            ? 'the other receipts were settled; extend leases with `mq extend` for long work'
+            : 'extend leases with `mq extend` for long work',
+      },
+    )
   }
   return summary
 }

@@ -9,13 +9,29 @@ import {askText} from '../prompts.js'
 
 const flags = {
   ...CONSUMER_FLAGS,
-  durable: {kind: 'string', summary: 'Name of a durable subscription: resumes where it left off, across runs and processes.', helpValue: 'NAME'},
+  durable: {
+    kind: 'string',
+    summary: 'Name of a durable subscription: resumes where it left off, across runs and processes.',
+    helpValue: 'NAME',
+  },
   new: {kind: 'boolean', summary: 'Start with messages published from now on (the default).'},
   all: {kind: 'boolean', summary: 'Start with the oldest retained message.'},
-  since: {kind: 'string', summary: 'Start with messages published since DUR ago or TIME (ISO-8601).', helpValue: 'DUR|TIME'},
+  since: {
+    kind: 'string',
+    summary: 'Start with messages published since DUR ago or TIME (ISO-8601).',
+    helpValue: 'DUR|TIME',
+  },
   'from-id': {kind: 'string', summary: 'Start with the message of this id.', helpValue: 'ID'},
-  'max-deliveries': {kind: 'integer', summary: 'New durable subscription: deliveries before dead-lettering (default 5).', min: 1},
-  'dead-letter-queue': {kind: 'string', summary: 'New subscription: where dead letters go (default NAME.dlq, or ephemeral.dlq).', helpValue: 'QUEUE'},
+  'max-deliveries': {
+    kind: 'integer',
+    summary: 'New durable subscription: deliveries before dead-lettering (default 5).',
+    min: 1,
+  },
+  'dead-letter-queue': {
+    kind: 'string',
+    summary: 'New subscription: where dead letters go (default NAME.dlq, or ephemeral.dlq).',
+    helpValue: 'QUEUE',
+  },
 } as const
 
 export default defineCommand({
@@ -36,7 +52,8 @@ dead letters like a queue, and processes using the same NAME share its messages.
   fast: true,
   async run({args, flags}, ctx): Promise<undefined> {
     const broker = ctx.broker()
-    const pattern = args.pattern ?? (await askText(ctx, 'topic or pattern', 'give it as an argument: mq subscribe PATTERN'))
+    const pattern =
+      args.pattern ?? (await askText(ctx, 'topic or pattern', 'give it as an argument: mq subscribe PATTERN'))
     const settings = consumerSettings(flags)
     const start = startPosition(flags)
     if (waitsOutLocks(settings)) ctx.waitOutLocks() // from the start: subscribing writes too
@@ -44,10 +61,13 @@ dead letters like a queue, and processes using the same NAME share its messages.
     const holder = !settings.autoAck && settings.exec === undefined ? await ctx.receiptHolder() : undefined
     const viaDaemon = holder !== undefined && isDaemonReceiptHolder(holder) ? holder : undefined
     if (viaDaemon && flags.durable === undefined) {
-      throw new InvalidInputError(`--ack manual needs a durable subscription on ${ctx.brokerName}: an ephemeral one lives in this process, so no other process could settle its receipts`, {
-        code: 'unsupported',
-        hint: 'add --durable NAME (the daemon then holds its leases), or use --exec',
-      })
+      throw new InvalidInputError(
+        `--ack manual needs a durable subscription on ${ctx.brokerName}: an ephemeral one lives in this process, so no other process could settle its receipts`,
+        {
+          code: 'unsupported',
+          hint: 'add --durable NAME (the daemon then holds its leases), or use --exec',
+        },
+      )
     }
     const subscription = await broker.subscribe(pattern, {
       durable: flags.durable,
@@ -55,8 +75,13 @@ dead letters like a queue, and processes using the same NAME share its messages.
       settings: {maxDeliveries: flags['max-deliveries'], deadLetterQueue: flags['dead-letter-queue']},
     })
     ctx.release(() => subscription.close())
-    if (subscription.resumed && (start || flags['max-deliveries'] !== undefined || flags['dead-letter-queue'] !== undefined)) {
-      ctx.warn(`note: resuming durable subscription ${subscription.name} where it left off; start and settings flags apply only when it is created`)
+    if (
+      subscription.resumed &&
+      (start || flags['max-deliveries'] !== undefined || flags['dead-letter-queue'] !== undefined)
+    ) {
+      ctx.warn(
+        `note: resuming durable subscription ${subscription.name} where it left off; start and settings flags apply only when it is created`,
+      )
     }
     const receive: ReceiveFn = viaDaemon
       ? (options) => viaDaemon.receiveDurable({pattern: subscription.pattern, durable: subscription.name}, options)
@@ -73,9 +98,20 @@ dead letters like a queue, and processes using the same NAME share its messages.
   },
 })
 
-function startPosition(flags: {new: boolean; all: boolean; since?: string; 'from-id'?: string}): StartPosition | undefined {
-  const chosen = [flags.new && '--new', flags.all && '--all', flags.since !== undefined && '--since', flags['from-id'] !== undefined && '--from-id'].filter(Boolean)
-  if (chosen.length > 1) throw new InvalidInputError(`${chosen.join(' and ')} cannot be combined`, {hint: 'choose one start position'})
+function startPosition(flags: {
+  new: boolean
+  all: boolean
+  since?: string
+  'from-id'?: string
+}): StartPosition | undefined {
+  const chosen = [
+    flags.new && '--new',
+    flags.all && '--all',
+    flags.since !== undefined && '--since',
+    flags['from-id'] !== undefined && '--from-id',
+  ].filter(Boolean)
+  if (chosen.length > 1)
+    throw new InvalidInputError(`${chosen.join(' and ')} cannot be combined`, {hint: 'choose one start position'})
   if (flags.all) return {kind: 'all'}
   if (flags.since !== undefined) return {kind: 'since', time: parseTimeOrAgo(flags.since, '--since')}
   if (flags['from-id'] !== undefined) return {kind: 'from-id', id: flags['from-id']}

@@ -32,7 +32,10 @@ export const subscriptionList = defineCommand({
 export const subscriptionStats = defineCommand({
   id: 'subscription:stats',
   summary: 'Show a subscription’s lag, in-flight deliveries and oldest unacked age.',
-  examples: ['<%= config.bin %> subscription stats billing', '<%= config.bin %> subscription stats billing --json | jq .lag'],
+  examples: [
+    '<%= config.bin %> subscription stats billing',
+    '<%= config.bin %> subscription stats billing --json | jq .lag',
+  ],
   args: nameArg,
   flags: {},
   async run({args}, ctx): Promise<SubscriptionStats> {
@@ -47,7 +50,10 @@ export const subscriptionStats = defineCommand({
       ['awaiting redelivery', stats.pendingRedelivery],
       ['oldest unacked', stats.oldestUnackedAgeMs === null ? '-' : formatDuration(stats.oldestUnackedAgeMs)],
       ['acked', stats.totals.acked],
-      ['dead-lettered', `${stats.totals.deadLettered}${stats.settings.deadLetterQueue ? ` (→ ${stats.settings.deadLetterQueue})` : ''}`],
+      [
+        'dead-lettered',
+        `${stats.totals.deadLettered}${stats.settings.deadLetterQueue ? ` (→ ${stats.settings.deadLetterQueue})` : ''}`,
+      ],
     ]
     return keyValues(`subscription ${stats.name} (${stats.durable ? 'durable' : 'ephemeral'})`, rows)
   },

@@ -11,7 +11,10 @@ const topicArg = [{name: 'topic', summary: 'Topic name.'}]
 
 async function topicName(ctx: Context, given: string | undefined, command: string): Promise<string> {
   if (given !== undefined) return validateName(given, 'topic name')
-  if (command === 'create') return askNewName(ctx, 'topic name', 'give it as an argument: mq topic create TOPIC', (name) => validateName(name, 'topic name'))
+  if (command === 'create')
+    return askNewName(ctx, 'topic name', 'give it as an argument: mq topic create TOPIC', (name) =>
+      validateName(name, 'topic name'),
+    )
   const names = (await ctx.broker().listTopics()).map((t) => t.name)
   return askName(ctx, 'topic', names, `give it as an argument: mq topic ${command} TOPIC`)
 }
@@ -26,21 +29,39 @@ function describeRetention(s: TopicSettings): string {
 export const topicCreate = defineCommand({
   id: 'topic:create',
   summary: 'Declare a topic with its retention (idempotent).',
-  description: 'Messages are kept until the oldest passes any limit (default: 7 days), so late subscribers can replay them.',
-  examples: ['<%= config.bin %> topic create orders', '<%= config.bin %> topic create metrics --max-age 1h --max-messages 100000 --max-bytes 64MiB'],
+  description:
+    'Messages are kept until the oldest passes any limit (default: 7 days), so late subscribers can replay them.',
+  examples: [
+    '<%= config.bin %> topic create orders',
+    '<%= config.bin %> topic create metrics --max-age 1h --max-messages 100000 --max-bytes 64MiB',
+  ],
   args: topicArg,
   flags: {
-    'max-age': {kind: 'duration', positive: true, summary: 'Discard messages older than DUR (default 7d).', helpValue: 'DUR'},
+    'max-age': {
+      kind: 'duration',
+      positive: true,
+      summary: 'Discard messages older than DUR (default 7d).',
+      helpValue: 'DUR',
+    },
     'max-messages': {kind: 'integer', summary: 'Keep at most N messages.', min: 1},
     'max-bytes': {kind: 'size', summary: 'Keep at most SIZE of messages (bodies plus headers).', helpValue: 'SIZE'},
-    'max-body-size': {kind: 'size', summary: 'Largest accepted message: body plus headers (default 1MiB).', helpValue: 'SIZE'},
+    'max-body-size': {
+      kind: 'size',
+      summary: 'Largest accepted message: body plus headers (default 1MiB).',
+      helpValue: 'SIZE',
+    },
     ...REPLICAS_FLAG,
   },
   async run({args, flags}, ctx): Promise<TopicInfo> {
     const placement = await placementFromFlags(ctx, flags.replicas)
     return ctx.broker().declareTopic(
       await topicName(ctx, args.topic, 'create'),
-      {maxAgeMs: flags['max-age'], maxMessages: flags['max-messages'], maxBytes: flags['max-bytes'], maxBodyBytes: flags['max-body-size']},
+      {
+        maxAgeMs: flags['max-age'],
+        maxMessages: flags['max-messages'],
+        maxBytes: flags['max-bytes'],
+        maxBodyBytes: flags['max-body-size'],
+      },
       placement,
     )
   },

@@ -19,8 +19,8 @@ const hook: Hook<'command_not_found'> = async function (options) {
   const close = nearest && isClose(nearest.typedPart, nearest.id)
   const typed = close ? nearest.typedPart.replaceAll(':', ' ') : words[0]
   const hint = close
-      ? `did you mean \`mq ${nearest.id.replaceAll(':', ' ')}\`? See \`mq --help\``
-      : 'see `mq --help` for the commands'
+    ? `did you mean \`mq ${nearest.id.replaceAll(':', ' ')}\`? See \`mq --help\``
+    : 'see `mq --help` for the commands'
   process.exitCode = reportError(new InvalidInputError(`unknown command "${typed}"`, {code: 'usage', hint}), {
     json: options.argv?.includes('--json') ?? false,
   })

@@ -30,9 +30,12 @@ export function amqpCode(error: unknown): number | undefined {
 function isConnectionLoss(error: unknown): boolean {
   const message = (error as Error)?.message ?? ''
   const code = (error as {code?: unknown})?.code
-  if (/\b(403|404|405|406)\b/.test(message) || code === 403 || code === 404 || code === 405 || code === 406) return false
+  if (/\b(403|404|405|406)\b/.test(message) || code === 403 || code === 404 || code === 405 || code === 406)
+    return false
   return (
-    /connection (closed|ended|lost)|channel (ended|closed)|CONNECTION[-_]FORCED|ECONNRESET|EPIPE|socket|heartbeat/i.test(message) ||
+    /connection (closed|ended|lost)|channel (ended|closed)|CONNECTION[-_]FORCED|ECONNRESET|EPIPE|socket|heartbeat/i.test(
+      message,
+    ) ||
     code === 'ECONNRESET' ||
     code === 'ECONNREFUSED' ||
     code === 320
@@ -82,7 +85,11 @@ export class AmqpClient {
       connection = await withTimeout(
         // noDelay: an ack followed by the next basic.get would otherwise wait for the server's
         // delayed TCP ack (Nagle), ~40 ms per message.
-        this.lib.connect(this.target.url, {timeout: this.timeoutMs, noDelay: true, clientProperties: {connection_name: 'mqctl'}}),
+        this.lib.connect(this.target.url, {
+          timeout: this.timeoutMs,
+          noDelay: true,
+          clientProperties: {connection_name: 'mqctl'},
+        }),
         this.timeoutMs + 500,
         'connect',
       )
@@ -90,7 +97,8 @@ export class AmqpClient {
       throw connectionError(this.target, error)
     }
     coalesceWrites(connection)
-    const properties = (connection.connection as unknown as {serverProperties?: Record<string, string>}).serverProperties
+    const properties = (connection.connection as unknown as {serverProperties?: Record<string, string>})
+      .serverProperties
     this.serverVersion = String(properties?.version ?? '')
     this.serverProduct = String(properties?.product ?? 'RabbitMQ')
     ++this.generation
@@ -180,7 +188,8 @@ export class AmqpClient {
     return this.patience.run(
       () => this.runBudgeted(what, operation, retry),
       undefined,
-      (error) => !this.closed && error instanceof StoreError && (error.code === 'unreachable' || error.code === 'timeout'),
+      (error) =>
+        !this.closed && error instanceof StoreError && (error.code === 'unreachable' || error.code === 'timeout'),
     )
   }
 
@@ -191,7 +200,8 @@ export class AmqpClient {
       try {
         return await withTimeout(operation(), this.timeoutMs, what)
       } catch (error) {
-        if (!retry || this.closed || !isConnectionLoss(error) || Date.now() >= deadline) throw this.requestError(error, what)
+        if (!retry || this.closed || !isConnectionLoss(error) || Date.now() >= deadline)
+          throw this.requestError(error, what)
         this.connection = undefined
         await new Promise((resolve) => setTimeout(resolve, 200))
       }
@@ -274,7 +284,9 @@ export class AmqpClient {
           (entry) =>
             new Promise<boolean>((resolve, reject) => {
               try {
-                channel.publish(entry.exchange, entry.routingKey, entry.content, entry.options, (error) => resolve(!error))
+                channel.publish(entry.exchange, entry.routingKey, entry.content, entry.options, (error) =>
+                  resolve(!error),
+                )
               } catch (error) {
                 reject(error)
               }
@@ -305,7 +317,11 @@ export class AmqpClient {
     const connection = this.connection
     this.connection = undefined
     const channels = [...this.channels, this.opsChannel, this.pubChannel].filter((c): c is Channel => c !== undefined)
-    await withTimeout(Promise.all(channels.map((c) => c.close().catch(() => undefined))), this.timeoutMs, 'close').catch(() => undefined)
+    await withTimeout(
+      Promise.all(channels.map((c) => c.close().catch(() => undefined))),
+      this.timeoutMs,
+      'close',
+    ).catch(() => undefined)
     await connection?.close().catch(() => undefined)
   }
 
@@ -330,11 +346,14 @@ export class AmqpClient {
  * without these internals is left as it is.
  */
 function coalesceWrites(connection: ChannelModel): void {
-  const inner = connection.connection as unknown as {muxer?: {_readIncoming?: () => void; out?: NodeJS.WritableStream & {cork?: () => void; uncork?: () => void}}}
+  const inner = connection.connection as unknown as {
+    muxer?: {_readIncoming?: () => void; out?: NodeJS.WritableStream & {cork?: () => void; uncork?: () => void}}
+  }
   const muxer = inner.muxer
   const pass = muxer?._readIncoming
   const out = muxer?.out
-  if (!muxer || typeof pass !== 'function' || typeof out?.cork !== 'function' || typeof out.uncork !== 'function') return
+  if (!muxer || typeof pass !== 'function' || typeof out?.cork !== 'function' || typeof out.uncork !== 'function')
+    return
   muxer._readIncoming = function (this: unknown) {
     out.cork!()
     try {
@@ -372,7 +391,12 @@ export function connectionError(target: AmqpTarget, error: unknown): StoreError 
       hint: 'check that the vhost exists and the user may use it (rabbitmqctl list_permissions -p VHOST)',
     })
   }
-  const what = (error as Error)?.name === 'TimeoutError' || /timed? ?out/i.test(message) ? 'no answer' : typeof code === 'string' ? code : message
+  const what =
+    (error as Error)?.name === 'TimeoutError' || /timed? ?out/i.test(message)
+      ? 'no answer'
+      : typeof code === 'string'
+        ? code
+        : message
   return new StoreError(`cannot connect to ${target.display} (${what})`, {
     code: 'unreachable',
     hint: 'is rabbitmq-server running and reachable from here, on that host and port?',

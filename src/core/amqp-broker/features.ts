@@ -1,6 +1,7 @@
 import {type BrokerCapabilities, capabilityTable, type FeatureSupport} from '../capabilities.js'
 
-const NEEDS_MANAGEMENT = 'needs the management API: add ?management=http://HOST:15672 to the broker URL (rabbitmq-plugins enable rabbitmq_management)'
+const NEEDS_MANAGEMENT =
+  'needs the management API: add ?management=http://HOST:15672 to the broker URL (rabbitmq-plugins enable rabbitmq_management)'
 
 /** The refusal of what only the management HTTP API can answer, when the URL gives none. */
 export function managementRefusal(what: string): string {
@@ -20,7 +21,7 @@ export function amqpCapabilities(management: boolean): BrokerCapabilities {
       support: 'refused',
       note: 'AMQP delivery tags belong to the channel that received them: run `mq daemon start --broker amqp://…` so receipts are held and settled by the daemon, or use --exec',
     },
-    'stale-receipts': {support: 'emulated', note: 'the holder of the channel keeps each delivery\'s lease and timer'},
+    'stale-receipts': {support: 'emulated', note: "the holder of the channel keeps each delivery's lease and timer"},
     'visibility-timeout': {
       support: 'emulated',
       note: 'a timer in the holding process puts the message back (republished with its attempt count); if the process dies RabbitMQ requeues it',
@@ -53,7 +54,7 @@ export function amqpCapabilities(management: boolean): BrokerCapabilities {
     },
     'dead-letter-expired': {
       support: 'refused',
-      note: 'expired messages are discarded; use a policy with dead-letter-exchange for RabbitMQ\'s own dead-lettering',
+      note: "expired messages are discarded; use a policy with dead-letter-exchange for RabbitMQ's own dead-lettering",
     },
     'expired-count': {
       support: 'refused',
@@ -67,7 +68,10 @@ export function amqpCapabilities(management: boolean): BrokerCapabilities {
       support: 'refused',
       note: 'AMQP has no peek: basic.get with requeue counts as a delivery (redelivered); look with `mq consume --json` on a copy or in the management UI',
     },
-    redrive: {support: 'emulated', note: 'each dead letter is republished into its queue with x-redrive-count, then acked'},
+    redrive: {
+      support: 'emulated',
+      note: 'each dead letter is republished into its queue with x-redrive-count, then acked',
+    },
     'middle-hash': {support: 'native', note: 'topic exchange bindings have the same * and # rules'},
     'start-positions': {
       support: 'emulated',
@@ -82,11 +86,14 @@ export function amqpCapabilities(management: boolean): BrokerCapabilities {
       support: 'refused',
       note: 'the topic log (one RabbitMQ stream) is sized as a whole, not per topic: use --max-messages or --max-age',
     },
-    'topic-max-age': {support: 'emulated', note: 'older messages are skipped when the log is read (the log keeps 7 days)'},
+    'topic-max-age': {
+      support: 'emulated',
+      note: 'older messages are skipped when the log is read (the log keeps 7 days)',
+    },
     replicas: {
       support: 'refused',
       note: 'the driver makes classic queues (priorities, transient queues); replicate with RabbitMQ policies or use a nats:// broker',
     },
-    rates: withManagement({support: 'native', note: 'the management API\'s message rates'}),
+    rates: withManagement({support: 'native', note: "the management API's message rates"}),
   })
 }

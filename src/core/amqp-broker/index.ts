@@ -197,7 +197,8 @@ export class AmqpBroker implements Broker {
   }
 
   private requireManagement(what: string): ManagementApi {
-    if (!this.management) throw new InvalidInputError(managementRefusal(`${what} on ${this.target.display}`), {code: 'unsupported'})
+    if (!this.management)
+      throw new InvalidInputError(managementRefusal(`${what} on ${this.target.display}`), {code: 'unsupported'})
     return this.management
   }
 
@@ -291,7 +292,7 @@ export class AmqpBroker implements Broker {
     if (settings.deadLetterExpired) {
       throw new InvalidInputError('--dead-letter-expired is not available on RabbitMQ through mqctl', {
         code: 'unsupported',
-        hint: 'expired messages are discarded; use a policy with dead-letter-exchange for RabbitMQ\'s own dead-lettering',
+        hint: "expired messages are discarded; use a policy with dead-letter-exchange for RabbitMQ's own dead-lettering",
       })
     }
     const args: Record<string, unknown> = {}
@@ -301,15 +302,22 @@ export class AmqpBroker implements Broker {
       args['x-overflow'] = settings.overflow === 'drop-oldest' ? 'drop-head' : 'reject-publish'
     if (settings.defaultTtlMs !== null) args['x-message-ttl'] = settings.defaultTtlMs
     if (transient && (Object.keys(args).length > 0 || priorities)) {
-      throw new InvalidInputError('a --transient queue has no arguments, so it cannot have --max-length, --max-bytes, --default-ttl or --priorities', {
-        hint: 'set them with a RabbitMQ policy, or drop --transient',
-      })
+      throw new InvalidInputError(
+        'a --transient queue has no arguments, so it cannot have --max-length, --max-bytes, --default-ttl or --priorities',
+        {
+          hint: 'set them with a RabbitMQ policy, or drop --transient',
+        },
+      )
     }
     if (priorities) args['x-max-priority'] = MAX_PRIORITY
     return args
   }
 
-  async declareQueue(name: string, given: Partial<QueueSettings> = {}, placement: PlacementOptions = {}): Promise<QueueInfo> {
+  async declareQueue(
+    name: string,
+    given: Partial<QueueSettings> = {},
+    placement: PlacementOptions = {},
+  ): Promise<QueueInfo> {
     validateName(name, 'queue name')
     if (placement.replicas !== undefined) this.refuseUnless('replicas')
     const transient = placement.transient === true
@@ -329,7 +337,8 @@ export class AmqpBroker implements Broker {
       }
       return this.queueInfo(existing)
     }
-    if (await this.topicRecord(name, true)) throw new WrongKindError(name, 'topic', {hint: `use \`mq subscribe ${name}\``})
+    if (await this.topicRecord(name, true))
+      throw new WrongKindError(name, 'topic', {hint: `use \`mq subscribe ${name}\``})
     const settings = resolveQueueSettings(name, given)
     const args = this.queueArguments(settings, transient, priorities)
     await this.checkDeadLetterTarget(settings.deadLetterQueue)
@@ -361,14 +370,26 @@ export class AmqpBroker implements Broker {
    * and records only what mqctl itself enforces (deliveries, leases, dead letters, backoff).
    */
   private async adopt(existing: QueueRecord, given: Partial<QueueSettings>, differing: string[]): Promise<QueueInfo> {
-    const fixed = differing.filter((key) => ['maxLength', 'maxBytes', 'overflow', 'defaultTtlMs', 'deadLetterExpired', 'transient', 'priorities'].includes(key))
+    const fixed = differing.filter((key) =>
+      ['maxLength', 'maxBytes', 'overflow', 'defaultTtlMs', 'deadLetterExpired', 'transient', 'priorities'].includes(
+        key,
+      ),
+    )
     if (fixed.length > 0) {
       throw new InvalidInputError(
         `queue ${existing.name} was declared by another client without ${fixed.join(', ')}, and RabbitMQ cannot change a queue's arguments`,
-        {code: 'settings_differ', hint: `set them with a RabbitMQ policy, or delete the queue and create it with mqctl`},
+        {
+          code: 'settings_differ',
+          hint: `set them with a RabbitMQ policy, or delete the queue and create it with mqctl`,
+        },
       )
     }
-    const record: QueueRecord = {...existing, adopted: undefined, createdAt: Date.now(), settings: resolveQueueSettings(existing.name, given, existing.settings)}
+    const record: QueueRecord = {
+      ...existing,
+      adopted: undefined,
+      createdAt: Date.now(),
+      settings: resolveQueueSettings(existing.name, given, existing.settings),
+    }
     delete record.adopted
     await this.records.create(RECORD.queue(existing.name), record)
     return this.queueInfo(record)
@@ -376,13 +397,21 @@ export class AmqpBroker implements Broker {
 
   private async checkDeadLetterTarget(deadLetterQueue: string | null): Promise<void> {
     if (deadLetterQueue !== null && (await this.topicRecord(deadLetterQueue))) {
-      throw new WrongKindError(deadLetterQueue, 'topic', {hint: 'a dead-letter queue must be a queue: choose another name'})
+      throw new WrongKindError(deadLetterQueue, 'topic', {
+        hint: 'a dead-letter queue must be a queue: choose another name',
+      })
     }
   }
 
   private async queueInfo(record: QueueRecord): Promise<QueueInfo> {
     const found = await this.client.checkQueue(record.name)
-    return {name: record.name, createdAt: record.createdAt, settings: record.settings, depth: found?.messageCount ?? 0, bytes: 0}
+    return {
+      name: record.name,
+      createdAt: record.createdAt,
+      settings: record.settings,
+      depth: found?.messageCount ?? 0,
+      bytes: 0,
+    }
   }
 
   async updateQueue(name: string, settings: Partial<QueueSettings>): Promise<QueueInfo> {
@@ -412,7 +441,8 @@ export class AmqpBroker implements Broker {
     if (!existing) throw new NotFoundError('queue', name, {hint: 'see `mq queue list`'})
     const {messageCount} = await this.client.run(`delete queue ${name}`, () => this.client.ops.deleteQueue(name))
     const delayed = await this.delayQueues(name).catch(() => [])
-    for (const queue of delayed) await this.client.run(`delete ${queue.name}`, () => this.client.ops.deleteQueue(queue.name))
+    for (const queue of delayed)
+      await this.client.run(`delete ${queue.name}`, () => this.client.ops.deleteQueue(queue.name))
     await this.records.remove(RECORD.queue(name))
     this.kinds.delete(name)
     return {deleted: messageCount + this.unackedHere(name)}
@@ -455,7 +485,8 @@ export class AmqpBroker implements Broker {
     const queues = (await this.listManaged('^[A-Za-z0-9_-]')).filter((q) => !q.name.includes('~'))
     const out: QueueInfo[] = []
     for (const queue of queues) {
-      const record = (await this.records.read<QueueRecord>(RECORD.queue(queue.name))) ?? (await this.adoptedRecord(queue.name))
+      const record =
+        (await this.records.read<QueueRecord>(RECORD.queue(queue.name))) ?? (await this.adoptedRecord(queue.name))
       out.push({
         name: queue.name,
         createdAt: record.createdAt,
@@ -471,7 +502,8 @@ export class AmqpBroker implements Broker {
     validateName(name, 'queue name')
     const record = await this.queueRecord(name, true)
     if (!record) {
-      if (await this.topicRecord(name)) throw new WrongKindError(name, 'topic', {hint: `use \`mq topic stats ${name}\``})
+      if (await this.topicRecord(name))
+        throw new WrongKindError(name, 'topic', {hint: `use \`mq topic stats ${name}\``})
       return undefined
     }
     return this.queueInfo(record)
@@ -506,7 +538,10 @@ export class AmqpBroker implements Broker {
   }
 
   private async delayedCount(amqpName: string): Promise<number> {
-    const names = new Set([...(this.delayNames.get(amqpName) ?? []), ...(await this.delayQueues(amqpName)).map((q) => q.name)])
+    const names = new Set([
+      ...(this.delayNames.get(amqpName) ?? []),
+      ...(await this.delayQueues(amqpName)).map((q) => q.name),
+    ])
     let delayed = 0
     for (const name of names) delayed += (await this.client.checkQueue(name))?.messageCount ?? 0
     return delayed
@@ -516,7 +551,8 @@ export class AmqpBroker implements Broker {
     validateName(name, 'queue name')
     const record = await this.queueRecord(name, true)
     if (!record) {
-      if (await this.topicRecord(name)) throw new WrongKindError(name, 'topic', {hint: `use \`mq topic stats ${name}\``})
+      if (await this.topicRecord(name))
+        throw new WrongKindError(name, 'topic', {hint: `use \`mq topic stats ${name}\``})
       throw new NotFoundError('queue', name, {hint: 'see `mq queue list`'})
     }
     this.requireManagement('queue stats (in flight, totals, rates)')
@@ -572,7 +608,11 @@ export class AmqpBroker implements Broker {
   // ---- publishing
 
   /** Where a publish to `name` goes: an existing queue or topic, a topic a subscription covers, else a new queue. */
-  private async kindFor(name: string, forced: 'queue' | 'topic' | undefined, priorities = false): Promise<'queue' | 'topic'> {
+  private async kindFor(
+    name: string,
+    forced: 'queue' | 'topic' | undefined,
+    priorities = false,
+  ): Promise<'queue' | 'topic'> {
     const known = this.kinds.get(name)
     if (known && (forced === undefined || forced === known)) return known
     if (await this.records.read<QueueRecord>(RECORD.queue(name))) return this.remember(name, 'queue', forced)
@@ -588,7 +628,9 @@ export class AmqpBroker implements Broker {
 
   private remember(name: string, kind: 'queue' | 'topic', forced: 'queue' | 'topic' | undefined): 'queue' | 'topic' {
     if (forced !== undefined && forced !== kind) {
-      throw new WrongKindError(name, kind, {hint: kind === 'queue' ? 'publish without --topic' : `use \`mq subscribe ${name}\``})
+      throw new WrongKindError(name, kind, {
+        hint: kind === 'queue' ? 'publish without --topic' : `use \`mq subscribe ${name}\``,
+      })
     }
     this.kinds.set(name, kind)
     return kind
@@ -610,7 +652,11 @@ export class AmqpBroker implements Broker {
     messages.forEach((message, index) => {
       if (message.dedupId !== undefined) wrapAt(() => this.refuseUnless('dedup'), index, messages.length)
     })
-    const kind = await this.kindFor(name, options.kind, messages.some((m) => (m.priority ?? 0) > 0))
+    const kind = await this.kindFor(
+      name,
+      options.kind,
+      messages.some((m) => (m.priority ?? 0) > 0),
+    )
     if (kind === 'topic') return this.publishTopic(name, messages)
     const record = (await this.queueRecord(name))!
     checkBodySizes(name, record.settings.maxBodyBytes, messages)
@@ -627,7 +673,9 @@ export class AmqpBroker implements Broker {
       }
     })
     const now = Date.now()
-    const delays = new Set(messages.filter((m) => m.deliverAt !== undefined && m.deliverAt > now).map((m) => roundUp(m.deliverAt! - now)))
+    const delays = new Set(
+      messages.filter((m) => m.deliverAt !== undefined && m.deliverAt > now).map((m) => roundUp(m.deliverAt! - now)),
+    )
     for (const ms of delays) await this.delayQueue(name, ms)
     const results: PublishResult[] = []
     const pending = messages.map((message) => {
@@ -659,7 +707,13 @@ export class AmqpBroker implements Broker {
   }
 
   /** Where and how one message is published: its queue, or a wait queue when delayed. */
-  private queueEntry(name: string, record: QueueRecord, message: OutgoingMessage, id: string, now: number): PublishEntry {
+  private queueEntry(
+    name: string,
+    record: QueueRecord,
+    message: OutgoingMessage,
+    id: string,
+    now: number,
+  ): PublishEntry {
     // The publish time (to the millisecond) is in the id (`messageId`): no header to encode.
     const internal: Record<string, string | number> = {}
     if (message.ttlMs !== undefined) internal[INTERNAL.expiresAt] = now + message.ttlMs
@@ -673,7 +727,12 @@ export class AmqpBroker implements Broker {
     const content = Buffer.from(message.body)
     if (delayMs > 0) {
       // Declared before the batch is published (see `publish`).
-      return {exchange: '', routingKey: DELAY_QUEUE(name, roundUp(delayMs)), content, options: publishOptions(message.headers, internal, extra)}
+      return {
+        exchange: '',
+        routingKey: DELAY_QUEUE(name, roundUp(delayMs)),
+        content,
+        options: publishOptions(message.headers, internal, extra),
+      }
     }
     if (message.ttlMs !== undefined) extra.expiration = String(message.ttlMs)
     return {exchange: '', routingKey: name, content, options: publishOptions(message.headers, internal, extra)}
@@ -710,7 +769,8 @@ export class AmqpBroker implements Broker {
     validateName(queue, 'queue name')
     let record = await this.queueRecord(queue)
     if (!record) {
-      if (await this.topicRecord(queue)) throw new WrongKindError(queue, 'topic', {hint: `use \`mq subscribe ${queue}\``})
+      if (await this.topicRecord(queue))
+        throw new WrongKindError(queue, 'topic', {hint: `use \`mq subscribe ${queue}\``})
       await this.declareQueue(queue)
       record = (await this.queueRecord(queue))!
     }
@@ -823,7 +883,12 @@ export class AmqpBroker implements Broker {
   }
 
   /** Turns a message into a delivery (or dead-letters / drops it), leasing it unless auto-acked. */
-  private async accept(source: Source, message: Message, channel: Channel, options: ReceiveOptions): Promise<Delivery | undefined> {
+  private async accept(
+    source: Source,
+    message: Message,
+    channel: Channel,
+    options: ReceiveOptions,
+  ): Promise<Delivery | undefined> {
     const attempt = attemptOf(message)
     const expiry = expiresAt(message)
     if (expiry !== undefined && expiry <= Date.now()) {
@@ -838,7 +903,10 @@ export class AmqpBroker implements Broker {
       this.releaseWaiter(channel)
       return undefined
     }
-    const topic = source.kind === 'subscription' ? String(internalHeader(message, INTERNAL.topic) ?? message.fields.routingKey) : undefined
+    const topic =
+      source.kind === 'subscription'
+        ? String(internalHeader(message, INTERNAL.topic) ?? message.fields.routingKey)
+        : undefined
     const delivery: Delivery = {
       id: message.properties.messageId ?? `amqp-${message.fields.deliveryTag}`,
       ...(source.kind === 'queue' ? {queue: source.name} : {topic, subscription: source.name}),
@@ -917,14 +985,18 @@ export class AmqpBroker implements Broker {
   /** Republishes a held message for redelivery (after `delayMs`) with its attempt count, then acks the original. */
   private async putBack(lease: Lease, delayMs: number, error?: string): Promise<void> {
     if (lease.source.reader) {
-      lease.source.reader.again.push({delivery: {...lease.delivery, receipt: undefined, ...(error ? {lastError: error} : {})}, dueAt: Date.now() + delayMs})
+      lease.source.reader.again.push({
+        delivery: {...lease.delivery, receipt: undefined, ...(error ? {lastError: error} : {})},
+        dueAt: Date.now() + delayMs,
+      })
       return
     }
     const message = lease.message!
     const target = lease.source.amqpName!
     const options = republishOptions(message, {
       [INTERNAL.attempts]: lease.delivery.attempt,
-      [INTERNAL.lastError]: error?.slice(0, 1000) ?? (internalHeader(message, INTERNAL.lastError) as string | undefined),
+      [INTERNAL.lastError]:
+        error?.slice(0, 1000) ?? (internalHeader(message, INTERNAL.lastError) as string | undefined),
       ...(lease.source.kind === 'subscription' ? {[INTERNAL.topic]: lease.delivery.topic} : {}),
     })
     const queue = delayMs > 0 ? await this.delayQueue(target, delayMs) : target
@@ -932,7 +1004,11 @@ export class AmqpBroker implements Broker {
     this.settleMessage(lease)
   }
 
-  private async deadLetterLease(lease: Lease, reason: 'max-deliveries' | 'rejected', error: string | undefined): Promise<void> {
+  private async deadLetterLease(
+    lease: Lease,
+    reason: 'max-deliveries' | 'rejected',
+    error: string | undefined,
+  ): Promise<void> {
     if (lease.message) {
       await this.deadLetter(lease.source, lease.message, reason, lease.delivery.attempt, error)
       this.settleMessage(lease)
@@ -941,32 +1017,71 @@ export class AmqpBroker implements Broker {
     }
   }
 
-  private async deadLetter(source: Source, message: Message, reason: string, attempts: number, error?: string): Promise<void> {
+  private async deadLetter(
+    source: Source,
+    message: Message,
+    reason: string,
+    attempts: number,
+    error?: string,
+  ): Promise<void> {
     const lastError = error ?? (internalHeader(message, INTERNAL.lastError) as string | undefined)
-    const topic = source.kind === 'subscription' ? String(internalHeader(message, INTERNAL.topic) ?? message.fields.routingKey) : undefined
+    const topic =
+      source.kind === 'subscription'
+        ? String(internalHeader(message, INTERNAL.topic) ?? message.fields.routingKey)
+        : undefined
     const headers = this.deadLetterHeaders(source, topic, reason, attempts, lastError)
     const dlq = source.settings.deadLetterQueue!
     await this.declareDeadLetterQueue(dlq)
-    const options = republishOptions(message, {[INTERNAL.attempts]: undefined, [INTERNAL.lastError]: undefined, [INTERNAL.topic]: undefined, [INTERNAL.expiresAt]: undefined})
+    const options = republishOptions(message, {
+      [INTERNAL.attempts]: undefined,
+      [INTERNAL.lastError]: undefined,
+      [INTERNAL.topic]: undefined,
+      [INTERNAL.expiresAt]: undefined,
+    })
     options.headers = {...options.headers, ...headers}
     await this.client.publish('', dlq, message.content, options)
     await this.countDeadLetter(source)
   }
 
-  private async deadLetterDelivery(source: Source, delivery: Delivery, reason: string, attempts: number, error?: string): Promise<void> {
-    const headers = this.deadLetterHeaders(source, delivery.topic, reason, attempts, error ?? (delivery as {lastError?: string}).lastError)
+  private async deadLetterDelivery(
+    source: Source,
+    delivery: Delivery,
+    reason: string,
+    attempts: number,
+    error?: string,
+  ): Promise<void> {
+    const headers = this.deadLetterHeaders(
+      source,
+      delivery.topic,
+      reason,
+      attempts,
+      error ?? (delivery as {lastError?: string}).lastError,
+    )
     const dlq = source.settings.deadLetterQueue!
     await this.declareDeadLetterQueue(dlq)
     await this.client.publish(
       '',
       dlq,
       Buffer.from(delivery.body),
-      publishOptions({...delivery.headers, ...headers}, {[INTERNAL.publishedAt]: delivery.publishedAt}, {messageId: delivery.id, timestamp: Math.floor(delivery.publishedAt / 1000)}),
+      publishOptions(
+        {...delivery.headers, ...headers},
+        {[INTERNAL.publishedAt]: delivery.publishedAt},
+        {messageId: delivery.id, timestamp: Math.floor(delivery.publishedAt / 1000)},
+      ),
     )
   }
 
-  private deadLetterHeaders(source: Source, topic: string | undefined, reason: string, attempts: number, error?: string): Headers {
-    const origin: Headers = source.kind === 'queue' ? {'x-original-queue': source.name} : {'x-original-topic': topic ?? '', 'x-original-subscription': source.name}
+  private deadLetterHeaders(
+    source: Source,
+    topic: string | undefined,
+    reason: string,
+    attempts: number,
+    error?: string,
+  ): Headers {
+    const origin: Headers =
+      source.kind === 'queue'
+        ? {'x-original-queue': source.name}
+        : {'x-original-topic': topic ?? '', 'x-original-subscription': source.name}
     return {
       ...origin,
       'x-dead-letter-reason': reason,
@@ -1079,7 +1194,11 @@ export class AmqpBroker implements Broker {
             [INTERNAL.attempts]: delivery.attempt - 1,
             ...(delivery.topic ? {[INTERNAL.topic]: delivery.topic} : {}),
           },
-          {messageId: delivery.id, timestamp: Math.floor(delivery.publishedAt / 1000), ...(delivery.priority ? {priority: delivery.priority} : {})},
+          {
+            messageId: delivery.id,
+            timestamp: Math.floor(delivery.publishedAt / 1000),
+            ...(delivery.priority ? {priority: delivery.priority} : {}),
+          },
         ),
       )
     }
@@ -1097,7 +1216,12 @@ export class AmqpBroker implements Broker {
     const out: DeadLetterQueueInfo[] = []
     for (const queue of queues) {
       if (!sources.has(queue.name) && !queue.name.endsWith('.dlq')) continue
-      out.push({name: queue.name, messages: queue.depth, oldestAgeMs: null, sources: (sources.get(queue.name) ?? []).sort()})
+      out.push({
+        name: queue.name,
+        messages: queue.depth,
+        oldestAgeMs: null,
+        sources: (sources.get(queue.name) ?? []).sort(),
+      })
     }
     return out
   }
@@ -1107,7 +1231,9 @@ export class AmqpBroker implements Broker {
     const record = await this.queueRecord(name)
     if (record) {
       if (record.settings.deadLetterQueue === null)
-        throw new InvalidInputError(`queue ${name} has no dead-letter queue`, {hint: `set one with \`mq queue update ${name} --dead-letter-queue NAME\``})
+        throw new InvalidInputError(`queue ${name} has no dead-letter queue`, {
+          hint: `set one with \`mq queue update ${name} --dead-letter-queue NAME\``,
+        })
       return record.settings.deadLetterQueue
     }
     const subscription = await this.subscriptionQueue(name)
@@ -1119,7 +1245,14 @@ export class AmqpBroker implements Broker {
     const dlq = await this.deadLetterQueueOf(name)
     const isQueue = (await this.queueRecord(name)) !== undefined
     const target = isQueue ? name : SUBSCRIPTION_QUEUE(name)
-    const result: RedriveResult = {deadLetterQueue: dlq, target: name, examined: 0, moved: 0, dryRun: options.dryRun === true, ids: []}
+    const result: RedriveResult = {
+      deadLetterQueue: dlq,
+      target: name,
+      examined: 0,
+      moved: 0,
+      dryRun: options.dryRun === true,
+      ids: [],
+    }
     const limit = options.limit ?? Infinity
     const channel = await this.client.newChannel()
     const held: Message[] = []
@@ -1163,7 +1296,11 @@ export class AmqpBroker implements Broker {
 
   // ---- topics
 
-  async declareTopic(name: string, given: Partial<TopicSettings> = {}, placement: PlacementOptions = {}): Promise<TopicInfo> {
+  async declareTopic(
+    name: string,
+    given: Partial<TopicSettings> = {},
+    placement: PlacementOptions = {},
+  ): Promise<TopicInfo> {
     validateName(name, 'topic name')
     if (placement.replicas !== undefined) this.refuseUnless('replicas')
     if (given.maxBytes !== undefined && given.maxBytes !== null) this.refuseUnless('topic-max-bytes')
@@ -1190,7 +1327,13 @@ export class AmqpBroker implements Broker {
 
   private async topicInfo(record: TopicRecord, counts?: Map<string, LogCount>): Promise<TopicInfo> {
     const count = (counts ?? (await this.scanLog()))?.get(record.name)
-    return {name: record.name, createdAt: record.createdAt, settings: record.settings, messages: count?.retained ?? 0, bytes: count?.bytes ?? 0}
+    return {
+      name: record.name,
+      createdAt: record.createdAt,
+      settings: record.settings,
+      messages: count?.retained ?? 0,
+      bytes: count?.bytes ?? 0,
+    }
   }
 
   /**
@@ -1205,7 +1348,8 @@ export class AmqpBroker implements Broker {
       const entries: {topic: string; at: number; bytes: number}[] = []
       for (;;) {
         const batch = reader.take(reader.entries.length)
-        for (const entry of batch) entries.push({topic: entry.topic, at: publishedAt(entry.message) ?? 0, bytes: entry.message.content.length})
+        for (const entry of batch)
+          entries.push({topic: entry.topic, at: publishedAt(entry.message) ?? 0, bytes: entry.message.content.length})
         if (batch.length === 0) break
         await reader.catchUp()
       }
@@ -1276,7 +1420,8 @@ export class AmqpBroker implements Broker {
     validateName(name, 'topic name')
     const record = await this.topicRecord(name, true)
     if (!record) {
-      if (await this.queueRecord(name)) throw new WrongKindError(name, 'queue', {hint: `use \`mq queue stats ${name}\``})
+      if (await this.queueRecord(name))
+        throw new WrongKindError(name, 'queue', {hint: `use \`mq queue stats ${name}\``})
       throw new NotFoundError('topic', name, {hint: 'see `mq topic list`'})
     }
     const counts = await this.scanLog()
@@ -1304,12 +1449,15 @@ export class AmqpBroker implements Broker {
   }
 
   private async publishTopic(name: string, messages: OutgoingMessage[]): Promise<PublishResult[]> {
-    const record = (await this.topicRecord(name)) ?? (await this.declareTopic(name), (await this.topicRecord(name, true))!)
+    const record =
+      (await this.topicRecord(name)) ?? (await this.declareTopic(name), (await this.topicRecord(name, true))!)
     checkBodySizes(name, record.settings.maxBodyBytes, messages)
     messages.forEach((message, index) => {
       if (message.deliverAt !== undefined || message.ttlMs !== undefined || (message.priority ?? 0) > 0) {
         throw atMessage(
-          new InvalidInputError('--delay, --at, --ttl and --priority apply to queues, not to topics', {code: 'unsupported'}),
+          new InvalidInputError('--delay, --at, --ttl and --priority apply to queues, not to topics', {
+            code: 'unsupported',
+          }),
           index,
           messages.length,
         )
@@ -1324,34 +1472,49 @@ export class AmqpBroker implements Broker {
           exchange: TOPIC_EXCHANGE,
           routingKey: name,
           content: Buffer.from(message.body),
-          options: publishOptions(message.headers, {}, {messageId: ids[start + offset], timestamp: Math.floor(now / 1000)}),
+          options: publishOptions(
+            message.headers,
+            {},
+            {messageId: ids[start + offset], timestamp: Math.floor(now / 1000)},
+          ),
         })),
       ),
     )
-    if (confirmed.includes(false)) throw new QueueFullError(`RabbitMQ refused a message for topic ${name} (a subscription queue is full)`)
+    if (confirmed.includes(false))
+      throw new QueueFullError(`RabbitMQ refused a message for topic ${name} (a subscription queue is full)`)
     return ids.map((id) => ({id, destination: name, kind: 'topic' as const}))
   }
 
   // ---- subscriptions
 
-  private async subscriptionQueue(name: string): Promise<{pattern: string; settings: SourceSettings; createdAt: number; durable: boolean} | undefined> {
+  private async subscriptionQueue(
+    name: string,
+  ): Promise<{pattern: string; settings: SourceSettings; createdAt: number; durable: boolean} | undefined> {
     const amqpName = SUBSCRIPTION_QUEUE(name)
     if (!(await this.client.checkQueue(amqpName))) return undefined
     // The pattern and settings live in the queue's arguments; over AMQP a record keeps them too.
-    const record = await this.records.read<{pattern: string; settings: SourceSettings; createdAt: number}>(`mq~s.${name}`)
+    const record = await this.records.read<{pattern: string; settings: SourceSettings; createdAt: number}>(
+      `mq~s.${name}`,
+    )
     return record && {...record, durable: true}
   }
 
   async subscribe(pattern: string, options: SubscribeOptions = {}): Promise<Subscription> {
     const matcher = compileTopicPattern(pattern)
     if (options.durable !== undefined) validateName(options.durable, 'subscription name')
-    if (matcher.literal && ((await this.records.read(RECORD.queue(pattern))) || (await this.client.checkQueue(pattern))))
+    if (
+      matcher.literal &&
+      ((await this.records.read(RECORD.queue(pattern))) || (await this.client.checkQueue(pattern)))
+    )
       throw new WrongKindError(pattern, 'queue', {hint: `consume it with \`mq consume ${pattern}\``})
     await this.infra()
     const start = options.start ?? {kind: 'new'}
     const durable = options.durable !== undefined
     const name = options.durable ?? `~${process.pid}.${randomBytes(3).toString('hex')}`
-    const base = {...DEFAULT_QUEUE_SETTINGS, deadLetterQueue: durable ? defaultDeadLetterQueue(name) : EPHEMERAL_DEAD_LETTER_QUEUE}
+    const base = {
+      ...DEFAULT_QUEUE_SETTINGS,
+      deadLetterQueue: durable ? defaultDeadLetterQueue(name) : EPHEMERAL_DEAD_LETTER_QUEUE,
+    }
     const full = resolveQueueSettings(name, options.settings ?? {}, base)
     const settings: SubscriptionSettings = {
       visibilityTimeoutMs: full.visibilityTimeoutMs,
@@ -1364,18 +1527,24 @@ export class AmqpBroker implements Broker {
     const existing = await this.subscriptionQueue(name)
     if (existing) {
       if (existing.pattern !== pattern) {
-        throw new InvalidInputError(`durable subscription ${name} already exists with pattern "${existing.pattern}", not "${pattern}"`, {
-          code: 'pattern_differs',
-          hint: `use another name, or delete it with \`mq subscription delete ${name}\``,
-        })
+        throw new InvalidInputError(
+          `durable subscription ${name} already exists with pattern "${existing.pattern}", not "${pattern}"`,
+          {
+            code: 'pattern_differs',
+            hint: `use another name, or delete it with \`mq subscription delete ${name}\``,
+          },
+        )
       }
       return this.durableHandle(name, pattern, existing.settings, true)
     }
     if (start.kind !== 'new') {
-      throw new InvalidInputError(`a durable subscription on RabbitMQ starts with new messages (--${start.kind} is not available)`, {
-        code: 'unsupported',
-        hint: 'read older messages with an ephemeral subscription (no --durable), which reads the topic log',
-      })
+      throw new InvalidInputError(
+        `a durable subscription on RabbitMQ starts with new messages (--${start.kind} is not available)`,
+        {
+          code: 'unsupported',
+          hint: 'read older messages with an ephemeral subscription (no --durable), which reads the topic log',
+        },
+      )
     }
     const createdAt = Date.now()
     const amqpName = SUBSCRIPTION_QUEUE(name)
@@ -1438,7 +1607,8 @@ export class AmqpBroker implements Broker {
         this.ephemeral.delete(name)
         for (const [receipt, lease] of this.leases) if (lease.source === source) this.take(receipt)
         await reader.close()
-        if (!this.closed) await this.client.run(`delete ${marker}`, () => this.client.ops.deleteQueue(marker)).catch(() => undefined)
+        if (!this.closed)
+          await this.client.run(`delete ${marker}`, () => this.client.ops.deleteQueue(marker)).catch(() => undefined)
       },
     }
   }
@@ -1449,7 +1619,7 @@ export class AmqpBroker implements Broker {
     for (;;) {
       const now = Date.now()
       // Put-back deliveries first, when due.
-      for (let i = 0; i < state.again.length && out.length < options.max; ) {
+      for (let i = 0; i < state.again.length && out.length < options.max;) {
         const entry = state.again[i]
         if (entry.dueAt > now) {
           i++
@@ -1469,7 +1639,9 @@ export class AmqpBroker implements Broker {
         state.caughtUp = true
       }
       const entries = state.reader.entries
-      const keep = await this.retained(entries.map((entry) => ({topic: entry.topic, at: publishedAt(entry.message) ?? 0})))
+      const keep = await this.retained(
+        entries.map((entry) => ({topic: entry.topic, at: publishedAt(entry.message) ?? 0})),
+      )
       let taken = 0
       for (let i = 0; i < entries.length && out.length < options.max; i++) {
         taken = i + 1
@@ -1528,7 +1700,9 @@ export class AmqpBroker implements Broker {
   async subscriptionStats(name: string): Promise<SubscriptionStats> {
     const info = (await this.listSubscriptions()).find((s) => s.name === name)
     if (!info) throw new NotFoundError('subscription', name, {hint: 'see `mq subscription list`'})
-    const topics = (await this.topicRecords()).map((t) => t.name).filter((t) => compileTopicPattern(info.pattern).matches(t))
+    const topics = (await this.topicRecords())
+      .map((t) => t.name)
+      .filter((t) => compileTopicPattern(info.pattern).matches(t))
     let lag = 0
     let inFlight = 0
     let pendingRedelivery = 0
@@ -1563,7 +1737,9 @@ export class AmqpBroker implements Broker {
     const found = await this.subscriptionQueue(name)
     if (!found) {
       if ((await this.listSubscriptions().catch(() => [])).some((s) => s.name === name && !s.durable))
-        throw new InvalidInputError(`subscription ${name} is ephemeral: it ends with its process`, {hint: 'stop that process'})
+        throw new InvalidInputError(`subscription ${name} is ephemeral: it ends with its process`, {
+          hint: 'stop that process',
+        })
       throw new NotFoundError('subscription', name, {hint: 'see `mq subscription list`'})
     }
     await this.client.run(`delete subscription ${name}`, () => this.client.ops.deleteQueue(SUBSCRIPTION_QUEUE(name)))
@@ -1649,7 +1825,10 @@ function describeLimits(settings: QueueSettings): string {
  * counted in the window, divided by its length), from the management API's samples of the running
  * totals (newest first, 5 s apart, 6 minutes kept). A queue younger than the window counted from 0.
  */
-function sampledRates(details: {rate: number; samples?: {sample: number; timestamp: number}[]} | undefined): {last1m: number; last5m: number} {
+function sampledRates(details: {rate: number; samples?: {sample: number; timestamp: number}[]} | undefined): {
+  last1m: number
+  last5m: number
+} {
   const samples = details?.samples ?? []
   if (samples.length === 0) return {last1m: 0, last5m: 0}
   const [latest] = samples

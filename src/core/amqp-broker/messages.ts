@@ -127,10 +127,14 @@ export function publishOptions(
 }
 
 /** The options that republish a received message as it was (id, time, properties), with new internal headers. */
-export function republishOptions(message: Message, internal: Record<string, string | number | undefined>): Options.Publish {
+export function republishOptions(
+  message: Message,
+  internal: Record<string, string | number | undefined>,
+): Options.Publish {
   const p = message.properties
   const headers: Record<string, unknown> = {...p.headers}
-  for (const key of Object.keys(headers)) if (/^(x-death|x-first-death-|x-last-death-|x-delivery-count)/.test(key)) delete headers[key]
+  for (const key of Object.keys(headers))
+    if (/^(x-death|x-first-death-|x-last-death-|x-delivery-count)/.test(key)) delete headers[key]
   for (const [key, value] of Object.entries(internal)) {
     if (value === undefined) delete headers[key]
     else headers[key] = value

@@ -1,6 +1,16 @@
 import type {Socket} from 'node:net'
 
-import type {Delivery, NackOptions, NackOutcome, OutgoingMessage, PublishOptions, PublishResult, ReceiptHolder, ReceiveOptions, SettleOutcome} from '../broker.js'
+import type {
+  Delivery,
+  NackOptions,
+  NackOutcome,
+  OutgoingMessage,
+  PublishOptions,
+  PublishResult,
+  ReceiptHolder,
+  ReceiveOptions,
+  SettleOutcome,
+} from '../broker.js'
 import type {CloudEvent} from '../engine/cloudevents.js'
 import type {TriggerSummary} from '../engine/engine.js'
 import {DaemonUnavailableError, type ErrorCode, type ExitCodeValue, MqError, QueueFullError} from '../errors.js'
@@ -43,7 +53,16 @@ export interface DaemonStatus {
   http: {address: string; port: number} | null
   rules: {path: string; rules: number; sources: number; error?: string}
   /** `held`: deliveries received for clients with receipts the daemon holds (amqp://). */
-  counts: {published: number; eventsAccepted: number; eventsProcessed: number; actionsOk: number; actionsFailed: number; held: number; pendingEvents: number; inFlightEvents: number}
+  counts: {
+    published: number
+    eventsAccepted: number
+    eventsProcessed: number
+    actionsOk: number
+    actionsFailed: number
+    held: number
+    pendingEvents: number
+    inFlightEvents: number
+  }
 }
 
 /** The daemon as receipt holder; it also receives from durable subscriptions (by name). */
@@ -80,7 +99,8 @@ export class DaemonClient {
     )
     const fail = () => {
       this.closed = true
-      for (const pending of this.waiting.values()) pending.reject(new DaemonUnavailableError('the daemon closed the connection'))
+      for (const pending of this.waiting.values())
+        pending.reject(new DaemonUnavailableError('the daemon closed the connection'))
       this.waiting.clear()
     }
     socket.on('close', fail)
@@ -103,7 +123,12 @@ export class DaemonClient {
    * Sends one request. With `timeoutMs`, a daemon that does not answer in time (hung, stopped with
    * SIGSTOP) counts as gone: DaemonUnavailableError, and the caller does the work itself.
    */
-  request<T>(op: Request['op'], fields: Record<string, unknown> = {}, timeoutMs?: number, signal?: AbortSignal): Promise<T> {
+  request<T>(
+    op: Request['op'],
+    fields: Record<string, unknown> = {},
+    timeoutMs?: number,
+    signal?: AbortSignal,
+  ): Promise<T> {
     if (this.closed) return Promise.reject(new DaemonUnavailableError('not connected'))
     const id = this.nextId++
     // An aborted wait is cancelled on the daemon's side, which then answers at once.
@@ -112,7 +137,8 @@ export class DaemonClient {
     else signal?.addEventListener('abort', onAbort, {once: true})
     const frame = `${JSON.stringify({id, op, ...fields})}\n`
     // The daemon cuts off longer lines; the caller does such work itself instead.
-    if (Buffer.byteLength(frame) > MAX_FRAME_BYTES) return Promise.reject(new DaemonUnavailableError('the request is too large for the daemon'))
+    if (Buffer.byteLength(frame) > MAX_FRAME_BYTES)
+      return Promise.reject(new DaemonUnavailableError('the request is too large for the daemon'))
     return new Promise<T>((resolve, reject) => {
       const timer =
         timeoutMs === undefined
@@ -122,11 +148,13 @@ export class DaemonClient {
               this.close()
               reject(new DaemonUnavailableError(`the daemon did not answer within ${timeoutMs}ms`))
             }, timeoutMs)
-      const settle = <V>(fn: (value: V) => void) => (value: V) => {
-        clearTimeout(timer)
-        signal?.removeEventListener('abort', onAbort)
-        fn(value)
-      }
+      const settle =
+        <V>(fn: (value: V) => void) =>
+        (value: V) => {
+          clearTimeout(timer)
+          signal?.removeEventListener('abort', onAbort)
+          fn(value)
+        }
       this.waiting.set(id, {resolve: settle(resolve as (value: unknown) => void), reject: settle(reject)})
       this.socket.write(frame)
     })
@@ -136,15 +164,23 @@ export class DaemonClient {
    * Publishes through the daemon. Messages without a dedup id get one, so that if the daemon dies
    * after committing but before answering, publishing them again on the folder stores nothing twice.
    */
-  publish(name: string, messages: OutgoingMessage[], options: Omit<PublishOptions, 'signal'>): Promise<PublishResult[]> {
+  publish(
+    name: string,
+    messages: OutgoingMessage[],
+    options: Omit<PublishOptions, 'signal'>,
+  ): Promise<PublishResult[]> {
     // A daemon waiting for another process's write lock answers "locked" after the busy timeout:
     // wait for that answer rather than give up first and wait out the same lock again directly.
-    const timeoutMs = (options.blockTimeoutMs ?? 0) + Math.max(REQUEST_TIMEOUT_MS, BUSY_TIMEOUT_MS + LOCKED_REPLY_MARGIN_MS)
+    const timeoutMs =
+      (options.blockTimeoutMs ?? 0) + Math.max(REQUEST_TIMEOUT_MS, BUSY_TIMEOUT_MS + LOCKED_REPLY_MARGIN_MS)
     return this.request('publish', {name, messages, options}, timeoutMs)
   }
 
   /** Hands an event over (the daemon journals it before answering); with `wait`, returns once its actions ran. */
-  trigger(event: CloudEvent, wait: boolean): Promise<TriggerSummary | {seq: number; duplicateOf?: number; queued: true}> {
+  trigger(
+    event: CloudEvent,
+    wait: boolean,
+  ): Promise<TriggerSummary | {seq: number; duplicateOf?: number; queued: true}> {
     return this.request('trigger', {event, wait}, wait ? undefined : REQUEST_TIMEOUT_MS)
   }
 
@@ -159,7 +195,12 @@ export class DaemonClient {
    * leases were its own): the error says so, exit 1.
    */
   receiptHolder(broker: string): DaemonReceiptHolder {
-    const call = async <T>(op: Request['op'], fields: Record<string, unknown>, timeoutMs: number, signal?: AbortSignal): Promise<T> => {
+    const call = async <T>(
+      op: Request['op'],
+      fields: Record<string, unknown>,
+      timeoutMs: number,
+      signal?: AbortSignal,
+    ): Promise<T> => {
       try {
         return await this.request<T>(op, {...fields, broker}, timeoutMs, signal)
       } catch (error) {
@@ -175,13 +216,18 @@ export class DaemonClient {
         const {signal, autoAck: _autoAck, ...rest} = options
         return call('receive', {queue, options: rest}, (options.waitMs ?? 0) + SETTLE_TIMEOUT_MS, signal)
       },
-      receiveDurable: (subscription: {pattern: string; durable: string}, options: ReceiveOptions): Promise<Delivery[]> => {
+      receiveDurable: (
+        subscription: {pattern: string; durable: string},
+        options: ReceiveOptions,
+      ): Promise<Delivery[]> => {
         const {signal, autoAck: _autoAck, ...rest} = options
         return call('receive', {subscription, options: rest}, (options.waitMs ?? 0) + SETTLE_TIMEOUT_MS, signal)
       },
       ack: (receipts: string[]): Promise<SettleOutcome[]> => call('ack', {receipts}, SETTLE_TIMEOUT_MS),
-      nack: (receipts: string[], options?: NackOptions): Promise<NackOutcome[]> => call('nack', {receipts, options}, SETTLE_TIMEOUT_MS),
-      extend: (receipts: string[], byMs: number): Promise<SettleOutcome[]> => call('extend', {receipts, byMs}, SETTLE_TIMEOUT_MS),
+      nack: (receipts: string[], options?: NackOptions): Promise<NackOutcome[]> =>
+        call('nack', {receipts, options}, SETTLE_TIMEOUT_MS),
+      extend: (receipts: string[], byMs: number): Promise<SettleOutcome[]> =>
+        call('extend', {receipts, byMs}, SETTLE_TIMEOUT_MS),
       stillLeased: (receipts: string[]): Promise<boolean[]> => call('still-leased', {receipts}, SETTLE_TIMEOUT_MS),
     }
   }

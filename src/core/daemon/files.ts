@@ -1,5 +1,15 @@
 import {createHash, randomBytes} from 'node:crypto'
-import {closeSync, constants, fchmodSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, type Stats} from 'node:fs'
+import {
+  closeSync,
+  constants,
+  fchmodSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  type Stats,
+} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 
@@ -23,7 +33,10 @@ export function socketFolder(): string {
 export function daemonPaths(home: string) {
   const inHome = join(home, 'daemon.sock')
   // A deep broker folder gets its socket in the user's private socket folder, named after the broker folder.
-  const socket = inHome.length <= MAX_SOCKET_PATH ? inHome : join(socketFolder(), `${createHash('sha256').update(home).digest('hex').slice(0, 16)}.sock`)
+  const socket =
+    inHome.length <= MAX_SOCKET_PATH
+      ? inHome
+      : join(socketFolder(), `${createHash('sha256').update(home).digest('hex').slice(0, 16)}.sock`)
   return {
     pid: join(home, 'daemon.pid'),
     socket,
@@ -57,13 +70,19 @@ export function prepareSocketFolder(socket: string): void {
     try {
       mkdirSync(folder, {mode: 0o700})
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw new StoreError(`cannot create ${folder} for the daemon's socket: ${(error as NodeJS.ErrnoException).code ?? error}`, {cause: error})
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST')
+        throw new StoreError(
+          `cannot create ${folder} for the daemon's socket: ${(error as NodeJS.ErrnoException).code ?? error}`,
+          {cause: error},
+        )
     }
   }
   const problem = privateFolderProblem(folder, lstatSync(folder), !inTemp)
   if (problem) {
     throw new StoreError(`refusing to put the daemon's socket in ${folder}: ${problem}`, {
-      hint: inTemp ? `remove ${folder} (another user may have made it), or use a broker folder with a shorter path` : 'make the broker folder private to you (chmod 700)',
+      hint: inTemp
+        ? `remove ${folder} (another user may have made it), or use a broker folder with a shorter path`
+        : 'make the broker folder private to you (chmod 700)',
     })
   }
 }

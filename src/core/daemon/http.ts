@@ -41,7 +41,8 @@ export class DaemonHttp {
   constructor(private readonly handlers: HttpHandlers) {
     this.server = createServer((request, response) => {
       this.route(request, response).catch((error) => {
-        const status = error instanceof HttpError ? error.status : isMqError(error) ? statusFor(error.exitCode, error.code) : 500
+        const status =
+          error instanceof HttpError ? error.status : isMqError(error) ? statusFor(error.exitCode, error.code) : 500
         const message = error instanceof HttpError ? error.message : isMqError(error) ? error.line : 'internal error'
         if (status === 500) handlers.log(`http: ${request.method} ${request.url}: ${(error as Error)?.stack ?? error}`)
         send(response, status, {error: {status, message}})
@@ -92,14 +93,16 @@ export class DaemonHttp {
       response.end(await this.handlers.metrics())
       return
     }
-    if (request.method === 'POST' && url.pathname === '/events') return send(response, 202, await this.ingestEvents(request))
+    if (request.method === 'POST' && url.pathname === '/events')
+      return send(response, 202, await this.ingestEvents(request))
     const queue = /^\/queues\/([^/]+)\/messages$/.exec(url.pathname)
     if (request.method === 'POST' && queue) {
       const body = await readBody(request)
       const text = decodeText(body)
       const headers = newHeaders() // keeps a header named __proto__
       for (const [name, value] of Object.entries(request.headers)) {
-        if (name.startsWith('mq-header-') && typeof value === 'string') headers[name.slice('mq-header-'.length)] = headerText(name, value)
+        if (name.startsWith('mq-header-') && typeof value === 'string')
+          headers[name.slice('mq-header-'.length)] = headerText(name, value)
       }
       const priority = url.searchParams.get('priority')
       let name: string
@@ -109,11 +112,19 @@ export class DaemonHttp {
         throw new HttpError(400, 'the queue name in the path is not valid percent-encoding')
       }
       // A full queue answers 429 at once (under --overflow block too): an HTTP client retries, it does not hang.
-      const [result] = await this.handlers.publish(name, [{body: text, headers, priority: priority === null ? undefined : parsePriority(priority, '?priority=')}], {blockTimeoutMs: 0})
+      const [result] = await this.handlers.publish(
+        name,
+        [{body: text, headers, priority: priority === null ? undefined : parsePriority(priority, '?priority=')}],
+        {blockTimeoutMs: 0},
+      )
       return send(response, 201, result)
     }
-    if (['/events', '/metrics', '/healthz'].includes(url.pathname) || queue) throw new HttpError(405, `method ${request.method} not allowed here`)
-    throw new HttpError(404, `no such endpoint ${url.pathname}: use POST /events, POST /queues/NAME/messages, GET /metrics, GET /healthz`)
+    if (['/events', '/metrics', '/healthz'].includes(url.pathname) || queue)
+      throw new HttpError(405, `method ${request.method} not allowed here`)
+    throw new HttpError(
+      404,
+      `no such endpoint ${url.pathname}: use POST /events, POST /queues/NAME/messages, GET /metrics, GET /healthz`,
+    )
   }
 
   private authorize(request: IncomingMessage): void {
@@ -121,12 +132,17 @@ export class DaemonHttp {
     const expected = Buffer.from(this.handlers.token)
     const actual = Buffer.from(given)
     if (actual.length !== expected.length || !timingSafeEqual(actual, expected)) {
-      throw new HttpError(401, 'missing or wrong bearer token: send "Authorization: Bearer <token>" with the token from daemon.token in the broker folder')
+      throw new HttpError(
+        401,
+        'missing or wrong bearer token: send "Authorization: Bearer <token>" with the token from daemon.token in the broker folder',
+      )
     }
   }
 
   /** The three modes of the CloudEvents HTTP binding. */
-  private async ingestEvents(request: IncomingMessage): Promise<{accepted: {seq: number; id: string; duplicateOf?: number}[]}> {
+  private async ingestEvents(
+    request: IncomingMessage,
+  ): Promise<{accepted: {seq: number; id: string; duplicateOf?: number}[]}> {
     const type = (request.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase()
     const body = await readBody(request)
     let events: unknown[]
@@ -137,7 +153,10 @@ export class DaemonHttp {
       events = batch
     } else if (request.headers['ce-specversion'] !== undefined) events = [binaryEvent(request, type, body)]
     else {
-      throw new HttpError(415, 'send application/cloudevents+json (structured), application/cloudevents-batch+json (batch), or ce-* headers (binary)')
+      throw new HttpError(
+        415,
+        'send application/cloudevents+json (structured), application/cloudevents-batch+json (batch), or ce-* headers (binary)',
+      )
     }
     const valid = events.map((event, index) => {
       try {
@@ -162,7 +181,8 @@ function binaryEvent(request: IncomingMessage, mediaType: string, body: Buffer):
   for (const [name, value] of Object.entries(request.headers)) {
     if (!name.startsWith('ce-') || typeof value !== 'string') continue
     const attribute = name.slice(3)
-    if (attribute === 'data' || attribute === 'data_base64') throw new HttpError(400, `header ${name} is not allowed: in binary mode the body is the data`)
+    if (attribute === 'data' || attribute === 'data_base64')
+      throw new HttpError(400, `header ${name} is not allowed: in binary mode the body is the data`)
     try {
       event[attribute] = decodeURIComponent(headerText(name, value))
     } catch (error) {

@@ -18,7 +18,17 @@ export interface Request {
  * (amqp://), the daemon as receipt holder: `receive` (manual ack) and `ack`, `nack`, `extend`,
  * `still-leased` of the receipts it issued; `cancel` stops a waiting `receive` of the same client.
  */
-export const OPS = ['publish', 'trigger', 'status', 'receive', 'ack', 'nack', 'extend', 'still-leased', 'cancel'] as const
+export const OPS = [
+  'publish',
+  'trigger',
+  'status',
+  'receive',
+  'ack',
+  'nack',
+  'extend',
+  'still-leased',
+  'cancel',
+] as const
 export type Op = (typeof OPS)[number]
 /** The receipt-holder requests: each names the broker it means (`broker`), so a daemon never settles for another one. */
 export const HOLDER_OPS: ReadonlySet<string> = new Set(['receive', 'ack', 'nack', 'extend', 'still-leased'])
@@ -44,7 +54,12 @@ export interface BadFrame {
 }
 
 /** Splits a byte stream into JSON lines of at most `maxBytes` bytes. */
-export function onJsonLines(socket: Socket, handle: (value: unknown) => void, onBad: (problem: BadFrame) => void, maxBytes = MAX_FRAME_BYTES): void {
+export function onJsonLines(
+  socket: Socket,
+  handle: (value: unknown) => void,
+  onBad: (problem: BadFrame) => void,
+  maxBytes = MAX_FRAME_BYTES,
+): void {
   let pending: Buffer[] = []
   let pendingBytes = 0
   let broken = false
@@ -56,7 +71,10 @@ export function onJsonLines(socket: Socket, handle: (value: unknown) => void, on
       if (text.trim() === '') return
       value = JSON.parse(text)
     } catch (error) {
-      onBad({message: `malformed request: ${error instanceof SyntaxError ? error.message : 'not UTF-8 text'}`, fatal: false})
+      onBad({
+        message: `malformed request: ${error instanceof SyntaxError ? error.message : 'not UTF-8 text'}`,
+        fatal: false,
+      })
       return
     }
     handle(value)
@@ -100,33 +118,48 @@ export function frameId(value: unknown): number | null {
 /** Checks a frame's shape before anything reads it: a peer may send any JSON at all. */
 export function parseRequest(value: unknown): Request {
   const bad = (what: string) => new InvalidInputError(`malformed request: ${what}`, {code: 'bad_request'})
-  if (!isRecord(value)) throw bad(`expected a JSON object, got ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}`)
+  if (!isRecord(value))
+    throw bad(
+      `expected a JSON object, got ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}`,
+    )
   if (frameId(value) === null) throw bad('"id" must be an integer')
-  if (typeof value.op !== 'string' || !(OPS as readonly string[]).includes(value.op)) throw bad(`unknown "op" ${JSON.stringify(value.op) ?? 'undefined'}`)
+  if (typeof value.op !== 'string' || !(OPS as readonly string[]).includes(value.op))
+    throw bad(`unknown "op" ${JSON.stringify(value.op) ?? 'undefined'}`)
   if (value.op === 'publish') {
     if (typeof value.name !== 'string') throw bad('"name" must be a string')
-    if (!Array.isArray(value.messages) || !value.messages.every(isRecord)) throw bad('"messages" must be an array of objects')
+    if (!Array.isArray(value.messages) || !value.messages.every(isRecord))
+      throw bad('"messages" must be an array of objects')
     if (value.options !== undefined && !isRecord(value.options)) throw bad('"options" must be an object')
   }
-  if (value.op === 'trigger' && value.wait !== undefined && typeof value.wait !== 'boolean') throw bad('"wait" must be true or false')
+  if (value.op === 'trigger' && value.wait !== undefined && typeof value.wait !== 'boolean')
+    throw bad('"wait" must be true or false')
   if (HOLDER_OPS.has(value.op) && typeof value.broker !== 'string') throw bad('"broker" must be a string')
   if (value.op === 'receive') {
     const sub = value.subscription
-    if (sub !== undefined ? !(isRecord(sub) && typeof sub.pattern === 'string' && typeof sub.durable === 'string') || value.queue !== undefined : typeof value.queue !== 'string') {
+    if (
+      sub !== undefined
+        ? !(isRecord(sub) && typeof sub.pattern === 'string' && typeof sub.durable === 'string') ||
+          value.queue !== undefined
+        : typeof value.queue !== 'string'
+    ) {
       throw bad('"queue" must be a string, or "subscription" an object with "pattern" and "durable"')
     }
     if (!isRecord(value.options)) throw bad('"options" must be an object')
     const {max, visibilityTimeoutMs, waitMs, pollIntervalMs} = value.options
     if (!(Number.isSafeInteger(max) && (max as number) >= 1)) throw bad('"options.max" must be a positive integer')
     for (const [key, ms] of Object.entries({visibilityTimeoutMs, waitMs, pollIntervalMs})) {
-      if (ms !== undefined && !(typeof ms === 'number' && Number.isFinite(ms) && ms >= 0)) throw bad(`"options.${key}" must be a number of milliseconds`)
+      if (ms !== undefined && !(typeof ms === 'number' && Number.isFinite(ms) && ms >= 0))
+        throw bad(`"options.${key}" must be a number of milliseconds`)
     }
   }
   if (value.op === 'ack' || value.op === 'nack' || value.op === 'extend' || value.op === 'still-leased') {
-    if (!Array.isArray(value.receipts) || !value.receipts.every((r) => typeof r === 'string')) throw bad('"receipts" must be an array of strings')
+    if (!Array.isArray(value.receipts) || !value.receipts.every((r) => typeof r === 'string'))
+      throw bad('"receipts" must be an array of strings')
   }
-  if (value.op === 'nack' && value.options !== undefined && !isRecord(value.options)) throw bad('"options" must be an object')
-  if (value.op === 'extend' && !(typeof value.byMs === 'number' && Number.isFinite(value.byMs) && value.byMs > 0)) throw bad('"byMs" must be a positive number')
+  if (value.op === 'nack' && value.options !== undefined && !isRecord(value.options))
+    throw bad('"options" must be an object')
+  if (value.op === 'extend' && !(typeof value.byMs === 'number' && Number.isFinite(value.byMs) && value.byMs > 0))
+    throw bad('"byMs" must be a positive number')
   if (value.op === 'cancel' && !Number.isSafeInteger(value.request)) throw bad('"request" must be an integer')
   return value as Request
 }

@@ -2,7 +2,18 @@ import {existsSync, rmSync, watch, type FSWatcher} from 'node:fs'
 import {createServer, type Server, type Socket} from 'node:net'
 import {basename, dirname} from 'node:path'
 
-import {type Broker, type Delivery, type GroupPublisher, isGroupPublisher, type NackOptions, type OutgoingMessage, type PublishOptions, type PublishResult, type ReceiveOptions, type Subscription} from '../broker.js'
+import {
+  type Broker,
+  type Delivery,
+  type GroupPublisher,
+  isGroupPublisher,
+  type NackOptions,
+  type OutgoingMessage,
+  type PublishOptions,
+  type PublishResult,
+  type ReceiveOptions,
+  type Subscription,
+} from '../broker.js'
 import {monotonicNow} from '../clock.js'
 import {type CloudEvent, validateEvent} from '../engine/cloudevents.js'
 import {Engine, type TriggerSummary} from '../engine/engine.js'
@@ -14,7 +25,15 @@ import {FileBroker} from '../file-broker/index.js'
 import {writeNoFollow} from '../no-follow.js'
 import {formatDuration} from '../units.js'
 import type {DaemonStatus} from './client.js'
-import {claimPidFile, daemonPaths, daemonToken, liveDaemon, prepareSocketFolder, refuseDaemonFileLinks, releasePidFile} from './files.js'
+import {
+  claimPidFile,
+  daemonPaths,
+  daemonToken,
+  liveDaemon,
+  prepareSocketFolder,
+  refuseDaemonFileLinks,
+  releasePidFile,
+} from './files.js'
 import {DaemonHttp} from './http.js'
 import {Metrics} from './metrics.js'
 import {connect, frameId, HOLDER_OPS, onJsonLines, parseRequest, type Reply, type Request} from './protocol.js'
@@ -82,7 +101,11 @@ export class Daemon {
   /** Durable subscriptions received from for clients, by name. */
   private readonly subscriptions = new Map<string, Promise<Subscription>>()
   private queue: QueuedPublish[] = []
-  private accepting: {event: CloudEvent; resolve(value: {seq: number; duplicateOf?: number}): void; reject(error: unknown): void}[] = []
+  private accepting: {
+    event: CloudEvent
+    resolve(value: {seq: number; duplicateOf?: number}): void
+    reject(error: unknown): void
+  }[] = []
   private blocked: QueuedPublish[] = []
   private flushScheduled = false
   private blockedTimer?: NodeJS.Timeout
@@ -106,7 +129,8 @@ export class Daemon {
   /** Starts everything; throws if another daemon already serves this folder (or anything fails, after undoing what started). */
   async start(): Promise<void> {
     const paths = daemonPaths(this.options.home)
-    if (liveDaemon(this.options.home)) throw new InvalidInputError(`a daemon already runs for ${this.options.home}`, {hint: 'see `mq daemon status`'})
+    if (liveDaemon(this.options.home))
+      throw new InvalidInputError(`a daemon already runs for ${this.options.home}`, {hint: 'see `mq daemon status`'})
     refuseDaemonFileLinks(this.options.home)
     claimPidFile(this.options.home)
     try {
@@ -116,7 +140,9 @@ export class Daemon {
       await this.stop(true).catch(() => {})
       throw error
     }
-    this.options.log(`daemon ${this.options.version} started (pid ${process.pid}) on ${paths.socket}${this.http ? `, HTTP ${this.http.url()}` : ''}`)
+    this.options.log(
+      `daemon ${this.options.version} started (pid ${process.pid}) on ${paths.socket}${this.http ? `, HTTP ${this.http.url()}` : ''}`,
+    )
   }
 
   private async startParts(paths: ReturnType<typeof daemonPaths>): Promise<void> {
@@ -216,7 +242,11 @@ export class Daemon {
         sources: this.rules.validated.sources.length,
         ...(this.rulesError ? {error: this.rulesError} : {}),
       },
-      counts: {...this.metrics.counts, inFlightEvents: this.running.size, pendingEvents: this.queue.length + this.blocked.length},
+      counts: {
+        ...this.metrics.counts,
+        inFlightEvents: this.running.size,
+        pendingEvents: this.queue.length + this.blocked.length,
+      },
     }
   }
 
@@ -266,9 +296,12 @@ export class Daemon {
 
   private async handle(request: Request, socket: Socket): Promise<unknown> {
     if (HOLDER_OPS.has(request.op) && request.broker !== this.brokerName) {
-      throw new InvalidInputError(`the daemon of ${this.options.home} serves ${this.brokerName}, not ${String(request.broker)}`, {
-        hint: `stop it (\`mq daemon stop\`) and start it for this broker, or use another MQ_HOME`,
-      })
+      throw new InvalidInputError(
+        `the daemon of ${this.options.home} serves ${this.brokerName}, not ${String(request.broker)}`,
+        {
+          hint: `stop it (\`mq daemon stop\`) and start it for this broker, or use another MQ_HOME`,
+        },
+      )
     }
     switch (request.op) {
       case 'receive':
@@ -282,12 +315,20 @@ export class Daemon {
       case 'still-leased':
         return this.broker.stillLeased(request.receipts as string[])
       case 'cancel':
-        this.waits.get(socket)?.get(request.request as number)?.abort()
+        this.waits
+          .get(socket)
+          ?.get(request.request as number)
+          ?.abort()
         return {cancelled: true}
       case 'status':
         return this.status()
       case 'publish':
-        return this.publish({name: request.name as string, messages: request.messages as OutgoingMessage[], options: (request.options ?? {}) as PublishOptions, socket})
+        return this.publish({
+          name: request.name as string,
+          messages: request.messages as OutgoingMessage[],
+          options: (request.options ?? {}) as PublishOptions,
+          socket,
+        })
       case 'trigger': {
         const event = validateEvent(request.event)
         if (request.wait) return this.runNow(event)
@@ -324,7 +365,9 @@ export class Daemon {
         signal: controller.signal,
       }
       const durable = request.subscription as {pattern: string; durable: string} | undefined
-      deliveries = durable ? await (await this.durableSubscription(durable)).receive(options) : await this.broker.receive(request.queue as string, options)
+      deliveries = durable
+        ? await (await this.durableSubscription(durable)).receive(options)
+        : await this.broker.receive(request.queue as string, options)
     } finally {
       waiting.delete(request.id)
     }
@@ -352,7 +395,10 @@ export class Daemon {
     }
     return opened.then((subscription) => {
       if (subscription.pattern !== given.pattern) {
-        throw new InvalidInputError(`durable subscription ${given.durable} has pattern ${subscription.pattern}, not ${given.pattern}`, {code: 'pattern_differs'})
+        throw new InvalidInputError(
+          `durable subscription ${given.durable} has pattern ${subscription.pattern}, not ${given.pattern}`,
+          {code: 'pattern_differs'},
+        )
       }
       return subscription
     })
@@ -361,7 +407,12 @@ export class Daemon {
   // ---- group commit
 
   /** Queues a publish for the next group commit; resolves once it is durable. */
-  publish(request: {name: string; messages: OutgoingMessage[]; options: Omit<PublishOptions, 'signal'>; socket?: Socket}): Promise<PublishResult[]> {
+  publish(request: {
+    name: string
+    messages: OutgoingMessage[]
+    options: Omit<PublishOptions, 'signal'>
+    socket?: Socket
+  }): Promise<PublishResult[]> {
     if (this.draining) return Promise.reject(new DaemonUnavailableError('the daemon is stopping'))
     // A broker without group commit (nats://) takes each publish as it comes, blocking itself.
     if (!isGroupPublisher(this.broker)) {
@@ -404,7 +455,8 @@ export class Daemon {
         for (const result of outcome.results) request.done.push(result)
         if (outcome.rest.length === 0) return request.resolve(request.done)
         request.messages = outcome.rest
-        if (monotonicNow() >= request.deadline || this.draining) request.reject(queueFull(request, outcome.full ?? 'the queue is full'))
+        if (monotonicNow() >= request.deadline || this.draining)
+          request.reject(queueFull(request, outcome.full ?? 'the queue is full'))
         else this.blocked.push(request)
       })
     }
@@ -459,7 +511,10 @@ export class Daemon {
       (summary) => this.finished(summary),
       () => {},
     )
-    this.running.set(accepted.seq, tracked.finally(() => this.running.delete(accepted.seq)))
+    this.running.set(
+      accepted.seq,
+      tracked.finally(() => this.running.delete(accepted.seq)),
+    )
     return task
   }
 
@@ -509,7 +564,10 @@ export class Daemon {
     const journal = this.local.journal
     this.sources = startSources(sources, schedules, {
       emit: async (event) => void (await this.accept(event)),
-      state: {load: (name) => journal.loadSourceState(name), save: (name, state) => journal.saveSourceState(name, state)},
+      state: {
+        load: (name) => journal.loadSourceState(name),
+        save: (name, state) => journal.saveSourceState(name, state),
+      },
       signal: this.force.signal,
       log: this.options.log,
       baseDir: this.rules.dir,
@@ -530,7 +588,9 @@ export class Daemon {
         return
       }
       this.rulesError = undefined
-      const sourcesChanged = JSON.stringify(next.validated.document.sources ?? []) !== JSON.stringify(this.rules.validated.document.sources ?? [])
+      const sourcesChanged =
+        JSON.stringify(next.validated.document.sources ?? []) !==
+        JSON.stringify(this.rules.validated.document.sources ?? [])
       this.rules = next
       this.engine.setRules(next.validated, next.dir)
       if (sourcesChanged) {
@@ -538,7 +598,9 @@ export class Daemon {
         this.sources = undefined
         if (!this.draining) this.startSources()
       }
-      this.options.log(`rules: reloaded ${next.path} (${next.validated.rules.length} rules, ${next.validated.sources.length} sources)`)
+      this.options.log(
+        `rules: reloaded ${next.path} (${next.validated.rules.length} rules, ${next.validated.sources.length} sources)`,
+      )
     }
     try {
       this.rulesWatcher = watch(dirname(this.options.rulesPath), {persistent: false}, (_event, name) => {
@@ -547,7 +609,9 @@ export class Daemon {
         timer = setTimeout(() => void reload(), 100) // editors write in several steps
       })
     } catch (error) {
-      this.options.log(`rules: cannot watch ${this.options.rulesPath} for edits (${(error as Error).message}); restart the daemon after editing`)
+      this.options.log(
+        `rules: cannot watch ${this.options.rulesPath} for edits (${(error as Error).message}); restart the daemon after editing`,
+      )
     }
   }
 
@@ -565,7 +629,10 @@ export class Daemon {
 }
 
 function queueFull(request: QueuedPublish, why: string): QueueFullError {
-  const waited = Number.isFinite(request.options.blockTimeoutMs) && request.options.blockTimeoutMs !== undefined ? ` for ${formatDuration(request.options.blockTimeoutMs)}` : ''
+  const waited =
+    Number.isFinite(request.options.blockTimeoutMs) && request.options.blockTimeoutMs !== undefined
+      ? ` for ${formatDuration(request.options.blockTimeoutMs)}`
+      : ''
   const error = new QueueFullError(`${why} and stayed full${waited}`, {
     hint: `${request.done.length} of ${request.total} messages were published; wait longer with --wait, or let consumers catch up`,
   })
@@ -575,8 +642,12 @@ function queueFull(request: QueuedPublish, why: string): QueueFullError {
 
 function errorReply(error: unknown): NonNullable<Reply['error']> {
   if (isMqError(error)) {
-    return {code: error.code, message: error.line, exitCode: error.exitCode, ...(error instanceof QueueFullError ? {published: error.published} : {})}
+    return {
+      code: error.code,
+      message: error.line,
+      exitCode: error.exitCode,
+      ...(error instanceof QueueFullError ? {published: error.published} : {}),
+    }
   }
   return {code: 'internal', message: `daemon error: ${(error as Error)?.message ?? String(error)}`, exitCode: 1}
 }
-

@@ -82,14 +82,22 @@ export function describeAction(action: ActionSpec): string {
  * command string; either way the event is on stdin as JSON and in MQ_EVENT_* variables.
  */
 async function runExec(action: ExecAction, event: CloudEvent, ctx: ActionContext): Promise<ActionResult> {
-  const argv = action.shell ? ['sh', '-c', action.command as string] : (action.command as string[]).map((item) => renderTemplate(item, event))
+  const argv = action.shell
+    ? ['sh', '-c', action.command as string]
+    : (action.command as string[]).map((item) => renderTemplate(item, event))
   const target = JSON.stringify(argv)
   const output = (chunk: Buffer) => ctx.output?.write(chunk)
   const cwd = action.cwd ? resolve(ctx.baseDir, action.cwd) : ctx.baseDir
   const end = await runChild({
     argv,
     cwd,
-    env: {...ctx.env, ...eventEnvironment(event), MQ_RULE: ctx.rule, MQ_ATTEMPT: String(ctx.attempt), ...renderAll(action.env, event)},
+    env: {
+      ...ctx.env,
+      ...eventEnvironment(event),
+      MQ_RULE: ctx.rule,
+      MQ_ATTEMPT: String(ctx.attempt),
+      ...renderAll(action.env, event),
+    },
     stdin: JSON.stringify(event),
     stdout: output,
     stderr: output,
@@ -98,14 +106,27 @@ async function runExec(action: ExecAction, event: CloudEvent, ctx: ActionContext
     signal: ctx.signal,
   })
   const cannotStart = cannotStartReason(end, action.shell ? firstWord(action.command as string) : argv[0], cwd)
-  if (cannotStart !== undefined) return {ok: false, target, exitCode: end.started ? (end.code ?? undefined) : undefined, error: cannotStart, cannotStart: true}
+  if (cannotStart !== undefined)
+    return {
+      ok: false,
+      target,
+      exitCode: end.started ? (end.code ?? undefined) : undefined,
+      error: cannotStart,
+      cannotStart: true,
+    }
   // A failed start (e.g. a NUL byte rendered into an argument) is a failed attempt like any other.
   if (!end.started) return {ok: false, target, error: `cannot run ${argv[0]}: ${end.error.message}`}
   if (end.error) return {ok: false, target, exitCode: 127, error: `cannot run ${argv[0]}: ${end.error.message}`}
   const outputTail = end.tail || undefined
   if (end.timedOut) return {ok: false, target, error: `timed out after ${action.timeout}`, outputTail}
   if (end.signal) return {ok: false, target, error: `killed by ${end.signal}`, outputTail}
-  return {ok: end.code === 0, target, exitCode: end.code ?? undefined, error: end.code === 0 ? undefined : `exit ${end.code}`, outputTail}
+  return {
+    ok: end.code === 0,
+    target,
+    exitCode: end.code ?? undefined,
+    error: end.code === 0 ? undefined : `exit ${end.code}`,
+    outputTail,
+  }
 }
 
 async function runPublish(action: PublishAction, event: CloudEvent, ctx: ActionContext): Promise<ActionResult> {
@@ -114,7 +135,12 @@ async function runPublish(action: PublishAction, event: CloudEvent, ctx: ActionC
   try {
     validateName(to, 'publish target')
     const body = action.body === undefined ? JSON.stringify(event) : renderTemplate(action.body, event)
-    const headers = {'ce-id': event.id, 'ce-source': event.source, 'ce-type': event.type, ...renderAll(action.headers, event)}
+    const headers = {
+      'ce-id': event.id,
+      'ce-source': event.source,
+      'ce-type': event.type,
+      ...renderAll(action.headers, event),
+    }
     const [result] = await ctx.broker.publish(to, [{body, headers}], {kind: action.topic ? 'topic' : undefined})
     return {ok: true, target, outputTail: `message ${result.id}`}
   } catch (error) {
@@ -151,11 +177,25 @@ async function runHttp(action: HttpAction, event: CloudEvent): Promise<ActionRes
   }
   const timeoutMs = action.timeout ? parseDuration(action.timeout) : DEFAULT_HTTP_TIMEOUT_MS
   try {
-    const response = await fetch(url, {method: action.method ?? 'POST', headers, body, signal: AbortSignal.timeout(timeoutMs)})
+    const response = await fetch(url, {
+      method: action.method ?? 'POST',
+      headers,
+      body,
+      signal: AbortSignal.timeout(timeoutMs),
+    })
     const text = (await response.text()).slice(0, 1000)
-    return {ok: response.ok, target: url, httpStatus: response.status, error: response.ok ? undefined : `HTTP ${response.status}`, outputTail: text || undefined}
+    return {
+      ok: response.ok,
+      target: url,
+      httpStatus: response.status,
+      error: response.ok ? undefined : `HTTP ${response.status}`,
+      outputTail: text || undefined,
+    }
   } catch (error) {
-    const reason = (error as Error).name === 'TimeoutError' ? `timed out after ${timeoutMs}ms` : ((error as {cause?: Error}).cause?.message ?? (error as Error).message)
+    const reason =
+      (error as Error).name === 'TimeoutError'
+        ? `timed out after ${timeoutMs}ms`
+        : ((error as {cause?: Error}).cause?.message ?? (error as Error).message)
     return {ok: false, target: url, error: reason}
   }
 }

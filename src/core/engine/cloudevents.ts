@@ -33,7 +33,16 @@ export interface BuildEventInput {
 }
 
 /** Names the spec defines; an extension may not reuse them (`data` is reserved by the spec too). */
-const CORE_ATTRIBUTES = new Set(['specversion', 'id', 'source', 'type', 'time', 'subject', 'datacontenttype', 'dataschema'])
+const CORE_ATTRIBUTES = new Set([
+  'specversion',
+  'id',
+  'source',
+  'type',
+  'time',
+  'subject',
+  'datacontenttype',
+  'dataschema',
+])
 
 /** The spec's naming rule: lower-case ASCII letters and digits only. */
 const ATTRIBUTE_NAME = /^[a-z0-9]+$/
@@ -72,7 +81,10 @@ function currentUser(): string {
 export function buildEvent(input: BuildEventInput): CloudEvent {
   const time = input.time ?? new Date()
   if (Number.isNaN(time.getTime())) {
-    throw new InvalidInputError('invalid CloudEvent: attribute "time" is not a valid date', {code: 'bad_event', hint: 'pass a valid date'})
+    throw new InvalidInputError('invalid CloudEvent: attribute "time" is not a valid date', {
+      code: 'bad_event',
+      hint: 'pass a valid date',
+    })
   }
   const event: CloudEvent = {
     specversion: '1.0',
@@ -120,7 +132,10 @@ export function validateEvent(value: unknown): CloudEvent {
     event[name] = checkString(name, attribute)
   }
   if (event.specversion !== '1.0') {
-    fail(`attribute "specversion" must be "1.0", got "${printable(String(event.specversion))}"`, 'mqctl reads CloudEvents 1.0 only')
+    fail(
+      `attribute "specversion" must be "1.0", got "${printable(String(event.specversion))}"`,
+      'mqctl reads CloudEvents 1.0 only',
+    )
   }
   checkUriReference('source', event.source as string)
 
@@ -153,7 +168,10 @@ export function validateEvent(value: unknown): CloudEvent {
   // Unlike a null attribute, `data: null` is an explicit null payload (JSON format §3.1.1), so keep it.
   if (input.data === null) event.data = null
   if ('data' in event && 'data_base64' in event) {
-    fail('"data" and "data_base64" cannot both be present', 'send JSON or text in "data", or bytes base64-encoded in "data_base64"')
+    fail(
+      '"data" and "data_base64" cannot both be present',
+      'send JSON or text in "data", or bytes base64-encoded in "data_base64"',
+    )
   }
   return event as CloudEvent
 }
@@ -184,8 +202,10 @@ function kindOf(value: unknown): string {
 
 /** The spec's String type: non-empty here (every string attribute it defines must be), and no control characters. */
 function checkString(name: string, value: unknown): string {
-  if (typeof value !== 'string') fail(`attribute "${name}" must be a string, got ${kindOf(value)}`, `give "${name}" as a JSON string`)
-  if (value === '') fail(`attribute "${name}" must not be empty`, `give "${name}" a value, or leave it out if it is optional`)
+  if (typeof value !== 'string')
+    fail(`attribute "${name}" must be a string, got ${kindOf(value)}`, `give "${name}" as a JSON string`)
+  if (value === '')
+    fail(`attribute "${name}" must not be empty`, `give "${name}" a value, or leave it out if it is optional`)
   checkStringCharacters(`attribute "${name}"`, value)
   return value
 }
@@ -202,7 +222,8 @@ function checkStringCharacters(what: string, value: string): void {
     }
     if (code >= 0xd800 && code <= 0xdbff) {
       const low = value.charCodeAt(i + 1)
-      if (!(low >= 0xdc00 && low <= 0xdfff)) fail(`${what} contains an unpaired surrogate`, 'use well-formed Unicode text')
+      if (!(low >= 0xdc00 && low <= 0xdfff))
+        fail(`${what} contains an unpaired surrogate`, 'use well-formed Unicode text')
       const point = value.codePointAt(i) ?? 0
       if ((point & 0xfffe) === 0xfffe) fail(`${what} contains noncharacter U+${hex(point)}`, 'remove it')
       i++
@@ -242,18 +263,27 @@ function checkUriReference(name: string, value: string): void {
 function checkAbsoluteUri(name: string, value: string): string {
   checkUriCharacters(name, value, 'an absolute URI')
   if (!SCHEME.test(value)) {
-    fail(`attribute "${name}" "${printable(value)}" must be an absolute URI with a scheme`, 'e.g. https://example.com/schemas/order.json')
+    fail(
+      `attribute "${name}" "${printable(value)}" must be an absolute URI with a scheme`,
+      'e.g. https://example.com/schemas/order.json',
+    )
   }
   return value
 }
 
 function checkUriCharacters(name: string, value: string, kind: string): void {
   if (!URI_CHARACTERS.test(value) || (value.includes('%') && /%(?![0-9A-Fa-f]{2})/.test(value))) {
-    fail(`attribute "${name}" "${printable(value)}" is not ${kind}`, 'percent-encode spaces and other characters URIs cannot hold (%20)')
+    fail(
+      `attribute "${name}" "${printable(value)}" is not ${kind}`,
+      'percent-encode spaces and other characters URIs cannot hold (%20)',
+    )
   }
   const hash = value.indexOf('#')
   if (hash !== -1 && value.indexOf('#', hash + 1) !== -1) {
-    fail(`attribute "${name}" "${printable(value)}" is not ${kind}: it has two "#"`, 'percent-encode the second one as %23')
+    fail(
+      `attribute "${name}" "${printable(value)}" is not ${kind}: it has two "#"`,
+      'percent-encode the second one as %23',
+    )
   }
 }
 
@@ -264,7 +294,10 @@ const MEDIA_TYPE = new RegExp(`^${TOKEN}/${TOKEN}(\\s*;\\s*${TOKEN}=(${TOKEN}|"(
 
 function checkMediaType(value: string): void {
   if (!MEDIA_TYPE.test(value)) {
-    fail(`attribute "datacontenttype" "${printable(value)}" is not a media type`, 'e.g. application/json or text/plain; charset=utf-8')
+    fail(
+      `attribute "datacontenttype" "${printable(value)}" is not a media type`,
+      'e.g. application/json or text/plain; charset=utf-8',
+    )
   }
 }
 
@@ -275,13 +308,15 @@ const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
 
 function checkTimestamp(value: string): string {
   const match = RFC3339.exec(value)
-  const bad = () => fail(`attribute "time" "${printable(value)}" is not an RFC 3339 timestamp`, 'e.g. 2026-01-31T12:00:00Z')
+  const bad = () =>
+    fail(`attribute "time" "${printable(value)}" is not an RFC 3339 timestamp`, 'e.g. 2026-01-31T12:00:00Z')
   if (!match) return bad()
   const year = Number(match[1])
   const month = Number(match[2])
   const day = Number(match[3])
   const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)
-  const dayOk = month >= 1 && month <= 12 && day >= 1 && day <= (month === 2 ? (leap ? 29 : 28) : DAYS_IN_MONTH[month - 1])
+  const dayOk =
+    month >= 1 && month <= 12 && day >= 1 && day <= (month === 2 ? (leap ? 29 : 28) : DAYS_IN_MONTH[month - 1])
   // Second 60 is a leap second, which RFC 3339 allows.
   const timeOk = Number(match[4]) <= 23 && Number(match[5]) <= 59 && Number(match[6]) <= 60
   const offsetOk = match[9] === undefined || (Number(match[10]) <= 23 && Number(match[11]) <= 59)
@@ -294,15 +329,22 @@ function checkBase64(value: unknown): string {
     fail(`"data_base64" must be a base64 string, got ${kindOf(value)}`, 'encode the bytes as base64 (RFC 4648)')
   }
   if (value.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(value)) {
-    fail('"data_base64" is not valid base64', 'encode the bytes as base64 (RFC 4648), padded with = to a multiple of 4 characters')
+    fail(
+      '"data_base64" is not valid base64',
+      'encode the bytes as base64 (RFC 4648), padded with = to a multiple of 4 characters',
+    )
   }
   return value
 }
 
 function checkExtension(name: string, value: unknown): string | number | boolean {
-  if (name === '') fail('an extension attribute has an empty name', 'name extensions with lower-case letters and digits')
+  if (name === '')
+    fail('an extension attribute has an empty name', 'name extensions with lower-case letters and digits')
   if (!ATTRIBUTE_NAME.test(name)) {
-    fail(`extension attribute "${printable(name)}" must use only lower-case letters and digits`, `e.g. "${suggestName(name)}"`)
+    fail(
+      `extension attribute "${printable(name)}" must use only lower-case letters and digits`,
+      `e.g. "${suggestName(name)}"`,
+    )
   }
   if (typeof value === 'string') {
     checkStringCharacters(`extension attribute "${name}"`, value)

@@ -217,7 +217,10 @@ export class CronSchedule {
 export function parseCron(expr: string): CronSchedule {
   const expression = expr.trim()
   const fail: Fail = (message, hint = FIELDS_HINT) => {
-    throw new InvalidInputError(`invalid cron expression "${printable(expr)}": ${message}`, {code: 'bad_schedule', hint})
+    throw new InvalidInputError(`invalid cron expression "${printable(expr)}": ${message}`, {
+      code: 'bad_schedule',
+      hint,
+    })
   }
   let text = expression
   if (text.startsWith('@')) {
@@ -229,7 +232,10 @@ export function parseCron(expr: string): CronSchedule {
   }
   const tokens = text === '' ? [] : text.split(/\s+/)
   if (tokens.length !== FIELDS.length) {
-    fail(`expected 5 fields (minute hour day-of-month month day-of-week), got ${tokens.length}`, 'e.g. "*/15 * * * *" or @hourly')
+    fail(
+      `expected 5 fields (minute hour day-of-month month day-of-week), got ${tokens.length}`,
+      'e.g. "*/15 * * * *" or @hourly',
+    )
   }
   const fields = tokens.map((token, index) => parseField(token, FIELDS[index], fail))
   checkCanFire(tokens, fields, fail)
@@ -239,12 +245,17 @@ export function parseCron(expr: string): CronSchedule {
 function parseField(token: string, spec: FieldSpec, fail: Fail): ParsedField {
   const values = new Set<number>()
   for (const item of token.split(',')) {
-    if (item === '') fail(`${spec.name} "${printable(token)}" has an empty list entry`, 'separate values with single commas, e.g. 1,15')
+    if (item === '')
+      fail(
+        `${spec.name} "${printable(token)}" has an empty list entry`,
+        'separate values with single commas, e.g. 1,15',
+      )
     const [rangeText, stepText, ...extra] = item.split('/')
     if (extra.length > 0) fail(`${spec.name} "${printable(item)}" has more than one step`, 'write one step, e.g. */15')
     let step = 1
     if (stepText !== undefined) {
-      if (!/^\d+$/.test(stepText)) fail(`${spec.name} step "${printable(stepText)}" is not a number`, 'write a step as */15 or 10-50/5')
+      if (!/^\d+$/.test(stepText))
+        fail(`${spec.name} step "${printable(stepText)}" is not a number`, 'write a step as */15 or 10-50/5')
       step = Number(stepText)
       if (step < 1) fail(`${spec.name} step ${stepText} must be at least 1`, 'write a step as */15 or 10-50/5')
     }
@@ -262,13 +273,15 @@ function parseField(token: string, spec: FieldSpec, fail: Fail): ParsedField {
       high = fieldValue(ends[1], spec, fail)
       // FRI-SUN reads naturally with Sunday as the end of the week.
       if (spec.name === 'day-of-week' && high === 0 && low > 0) high = 7
-      if (low > high) fail(`${spec.name} range "${printable(rangeText)}" runs backwards`, 'write the smaller value first, e.g. 1-5')
+      if (low > high)
+        fail(`${spec.name} range "${printable(rangeText)}" runs backwards`, 'write the smaller value first, e.g. 1-5')
     } else {
       low = fieldValue(rangeText, spec, fail)
       // `5/15` has no end; like most crons, read it as 5 to the end of the field.
       high = stepText === undefined ? low : spec.starMax
     }
-    for (let value = low; value <= high; value += step) values.add(spec.name === 'day-of-week' && value === 7 ? 0 : value)
+    for (let value = low; value <= high; value += step)
+      values.add(spec.name === 'day-of-week' && value === 7 ? 0 : value)
   }
   return {values: [...values].sort((a, b) => a - b), star: token.startsWith('*')}
 }
@@ -276,7 +289,8 @@ function parseField(token: string, spec: FieldSpec, fail: Fail): ParsedField {
 function fieldValue(text: string, spec: FieldSpec, fail: Fail): number {
   if (/^\d+$/.test(text)) {
     const value = Number(text)
-    if (value < spec.min || value > spec.max) fail(`${spec.name} ${text} is out of range ${spec.min}-${spec.max}`, spec.hint)
+    if (value < spec.min || value > spec.max)
+      fail(`${spec.name} ${text} is out of range ${spec.min}-${spec.max}`, spec.hint)
     return value
   }
   if (spec.names) {
@@ -325,7 +339,7 @@ function localOffset(instant: number): number {
  */
 function nextOffsetChange(from: number, until: number): number | undefined {
   const offset = localOffset(from)
-  for (let low = from; low < until; ) {
+  for (let low = from; low < until;) {
     const high = Math.min(low + DAY, until)
     if (localOffset(high) !== offset) return firstChange(low, high, offset)
     low = high
@@ -374,7 +388,6 @@ export interface CronScheduleSpec extends ScheduleBase {
 /** What `parseSchedule` returns: an interval or a cron expression. */
 export type Schedule = IntervalSchedule | CronScheduleSpec
 
-
 /**
  * Parses a schedule: an interval (`every 5m`, or a bare duration such as `30s`, `1h`, `1d`) or a
  * cron expression (`*\/15 * * * *`, `@daily`).
@@ -386,7 +399,10 @@ export function parseSchedule(spec: string): Schedule {
   if (every || isDuration(text)) {
     const everyMs = parseDuration(every ? every[1] : text, 'interval')
     if (everyMs <= 0) {
-      throw new InvalidInputError(`interval "${printable(text)}" must be longer than zero`, {code: 'bad_schedule', hint: 'e.g. every 5m'})
+      throw new InvalidInputError(`interval "${printable(text)}" must be longer than zero`, {
+        code: 'bad_schedule',
+        hint: 'e.g. every 5m',
+      })
     }
     return {kind: 'interval', everyMs, next: (after) => new Date(after.getTime() + everyMs)}
   }

@@ -59,7 +59,17 @@ function elapsedSince(start: number): number {
 }
 
 function duplicateSummary(event: CloudEvent, seq: number, duplicateOf: number, started: number): TriggerSummary {
-  return {seq, id: event.id, type: event.type, source: event.source, duplicateOf, matched: [], actions: [], ok: true, durationMs: elapsedSince(started)}
+  return {
+    seq,
+    id: event.id,
+    type: event.type,
+    source: event.source,
+    duplicateOf,
+    matched: [],
+    actions: [],
+    ok: true,
+    durationMs: elapsedSince(started),
+  }
 }
 
 export interface EngineOptions {
@@ -110,7 +120,9 @@ export class Engine {
   /** The enabled rules whose pattern matches (optionally only the rule named). */
   match(event: CloudEvent, onlyRule?: string): Rule[] {
     if (onlyRule === undefined) return this.matcher.match(event)
-    return this.options.rules.rules.filter((rule) => rule.enabled && rule.name === onlyRule && rule.pattern.matches(event))
+    return this.options.rules.rules.filter(
+      (rule) => rule.enabled && rule.name === onlyRule && rule.pattern.matches(event),
+    )
   }
 
   /** Journals an event (unless a duplicate) and runs the matching rules. */
@@ -132,7 +144,11 @@ export class Engine {
    * this process holds it; otherwise it waits for a runner (the daemon) to claim it.
    */
   accept(event: CloudEvent, claim: boolean): Promise<{seq: number; duplicateOf?: number}> {
-    return this.options.journal.record(event, this.options.rules.dedupWindowMs, claim ? {owner: this.owner, leaseMs: EVENT_CLAIM_MS} : undefined)
+    return this.options.journal.record(
+      event,
+      this.options.rules.dedupWindowMs,
+      claim ? {owner: this.owner, leaseMs: EVENT_CLAIM_MS} : undefined,
+    )
   }
 
   /** Journals several events as pending in one transaction (the daemon's group commit); each fails alone. */
@@ -142,11 +158,15 @@ export class Engine {
 
   /** Runs a journalled, claimed event through the rules, keeping the claim alive meanwhile. */
   async process(seq: number, event: CloudEvent, started = monotonicNow()): Promise<TriggerSummary> {
-    const renew = setInterval(() => void this.options.journal.renewClaim(seq, this.owner, EVENT_CLAIM_MS).catch(() => {}), EVENT_CLAIM_MS / 3)
+    const renew = setInterval(
+      () => void this.options.journal.renewClaim(seq, this.owner, EVENT_CLAIM_MS).catch(() => {}),
+      EVENT_CLAIM_MS / 3,
+    )
     try {
       const summary = await this.run(seq, event, this.match(event), started)
       // Interrupted by a shutdown: hand the event back so the next runner does it again.
-      if (summary.actions.some((a) => a.outcome === 'interrupted')) await this.options.journal.releaseClaim(seq, this.owner)
+      if (summary.actions.some((a) => a.outcome === 'interrupted'))
+        await this.options.journal.releaseClaim(seq, this.owner)
       return summary
     } finally {
       clearInterval(renew)
@@ -170,12 +190,32 @@ export class Engine {
   }
 
   /** `started` is on the monotonic clock. */
-  private async run(seq: number, event: CloudEvent, rules: Rule[], started: number, settle = true): Promise<TriggerSummary> {
+  private async run(
+    seq: number,
+    event: CloudEvent,
+    rules: Rule[],
+    started: number,
+    settle = true,
+  ): Promise<TriggerSummary> {
     const actions = (await Promise.all(rules.map((rule) => this.runRule(rule, event, seq)))).flat()
     const ok = actions.every((a) => a.outcome !== 'dead-lettered' && a.outcome !== 'interrupted')
     if (actions.some((a) => a.outcome === 'interrupted')) settle = false // it stays pending
-    if (settle) await this.options.journal.finish(seq, rules.length === 0 ? 'unmatched' : ok ? 'done' : 'failed', rules.map((r) => r.name))
-    return {seq, id: event.id, type: event.type, source: event.source, matched: rules.map((r) => r.name), actions, ok, durationMs: elapsedSince(started)}
+    if (settle)
+      await this.options.journal.finish(
+        seq,
+        rules.length === 0 ? 'unmatched' : ok ? 'done' : 'failed',
+        rules.map((r) => r.name),
+      )
+    return {
+      seq,
+      id: event.id,
+      type: event.type,
+      source: event.source,
+      matched: rules.map((r) => r.name),
+      actions,
+      ok,
+      durationMs: elapsedSince(started),
+    }
   }
 
   /** One rule: its concurrency mode decides whether to wait for, skip, or ignore other runs. */
@@ -185,15 +225,26 @@ export class Engine {
     // A lease per run, so two events in one process are serialised as well as two processes.
     const owner = `${this.owner}.${++this.runs}`
     let locked = await journal.lockRule(rule.name, owner, RULE_LEASE_MS)
-    if (!locked && rule.concurrency === 'drop') return this.skipActions(rule, event, seq, 'dropped', 'the rule was already running (concurrency: drop)')
+    if (!locked && rule.concurrency === 'drop')
+      return this.skipActions(rule, event, seq, 'dropped', 'the rule was already running (concurrency: drop)')
     const deadline = monotonicNow() + rule.retry.maxAgeMs
     while (!locked && monotonicNow() < deadline && !this.options.signal?.aborted) {
       await sleep(LOCK_POLL_MS, this.options.signal)
       locked = await journal.lockRule(rule.name, owner, RULE_LEASE_MS)
     }
     // Serial means serial: rather than run alongside another run, give up like a failed delivery.
-    if (!locked) return this.skipActions(rule, event, seq, 'dead-lettered', `the rule stayed busy for its whole retry age (${rule.retry.maxAgeMs}ms, concurrency: serial)`)
-    const renew = setInterval(() => void journal.lockRule(rule.name, owner, RULE_LEASE_MS).catch(() => {}), RULE_LEASE_MS / 3)
+    if (!locked)
+      return this.skipActions(
+        rule,
+        event,
+        seq,
+        'dead-lettered',
+        `the rule stayed busy for its whole retry age (${rule.retry.maxAgeMs}ms, concurrency: serial)`,
+      )
+    const renew = setInterval(
+      () => void journal.lockRule(rule.name, owner, RULE_LEASE_MS).catch(() => {}),
+      RULE_LEASE_MS / 3,
+    )
     try {
       return await this.runActions(rule, event, seq)
     } finally {
@@ -203,12 +254,38 @@ export class Engine {
   }
 
   /** Records every action of a rule as not run (dropped, or given up waiting for its turn). */
-  private skipActions(rule: Rule, event: CloudEvent, seq: number, outcome: 'dropped' | 'dead-lettered', error: string): Promise<ActionSummary[]> {
+  private skipActions(
+    rule: Rule,
+    event: CloudEvent,
+    seq: number,
+    outcome: 'dropped' | 'dead-lettered',
+    error: string,
+  ): Promise<ActionSummary[]> {
     const now = Date.now()
     return Promise.all(
       rule.actions.map(async (action, index) => {
-        const summary: ActionSummary = {rule: rule.name, action: index, type: action.type, target: describeAction(action), outcome, attempts: 0, durationMs: 0, error}
-        await this.options.journal.recordRun({eventSeq: seq, rule: rule.name, action: index, actionType: action.type, target: summary.target, attempt: 0, startedAt: now, durationMs: 0, outcome, error})
+        const summary: ActionSummary = {
+          rule: rule.name,
+          action: index,
+          type: action.type,
+          target: describeAction(action),
+          outcome,
+          attempts: 0,
+          durationMs: 0,
+          error,
+        }
+        await this.options.journal.recordRun({
+          eventSeq: seq,
+          rule: rule.name,
+          action: index,
+          actionType: action.type,
+          target: summary.target,
+          attempt: 0,
+          startedAt: now,
+          durationMs: 0,
+          outcome,
+          error,
+        })
         return this.settled(seq, event, summary)
       }),
     )
@@ -222,7 +299,8 @@ export class Engine {
   private async runActions(rule: Rule, event: CloudEvent, seq: number): Promise<ActionSummary[]> {
     const summaries: ActionSummary[] = []
     // A rule's actions run in order; each is delivered (retried) on its own.
-    for (const [index] of rule.actions.entries()) summaries.push(this.settled(seq, event, await this.deliver(rule, index, event, seq)))
+    for (const [index] of rule.actions.entries())
+      summaries.push(this.settled(seq, event, await this.deliver(rule, index, event, seq)))
     return summaries
   }
 
@@ -234,8 +312,20 @@ export class Engine {
     const first = monotonicNow()
     let result: ActionResult = {ok: false, target: describeAction(action)}
     let attempt = 0
-    const stopped = this.options.drain && this.options.signal ? AbortSignal.any([this.options.drain, this.options.signal]) : (this.options.signal ?? this.options.drain)
-    const interrupted = (): ActionSummary => ({rule: rule.name, action: index, type: action.type, target: result.target, outcome: 'interrupted', attempts: attempt, durationMs: elapsedSince(first), error: 'interrupted by a shutdown'})
+    const stopped =
+      this.options.drain && this.options.signal
+        ? AbortSignal.any([this.options.drain, this.options.signal])
+        : (this.options.signal ?? this.options.drain)
+    const interrupted = (): ActionSummary => ({
+      rule: rule.name,
+      action: index,
+      type: action.type,
+      target: result.target,
+      outcome: 'interrupted',
+      attempts: attempt,
+      durationMs: elapsedSince(first),
+      error: 'interrupted by a shutdown',
+    })
     for (;;) {
       if (stopped?.aborted) return interrupted()
       attempt++
@@ -254,7 +344,10 @@ export class Engine {
       const durationMs = elapsedSince(attemptStarted)
       const delay = backoffDelayMs(retry.backoffMs, retry.maxBackoffMs, attempt)
       const killed = !result.ok && this.options.signal?.aborted === true
-      const giveUp = !result.ok && !killed && (result.cannotStart === true || attempt >= retry.maxAttempts || monotonicNow() + delay - first > retry.maxAgeMs)
+      const giveUp =
+        !result.ok &&
+        !killed &&
+        (result.cannotStart === true || attempt >= retry.maxAttempts || monotonicNow() + delay - first > retry.maxAgeMs)
       const outcome: RunOutcome = result.ok ? 'ok' : giveUp ? 'dead-lettered' : 'failed'
       await this.options.journal.recordRun({
         eventSeq: seq,
@@ -269,7 +362,9 @@ export class Engine {
         exitCode: result.exitCode,
         httpStatus: result.httpStatus,
         error: result.error,
-        outputTail: killed ? `${result.outputTail ?? ''}\n(stopped by a forced shutdown; it will run again)`.trim() : result.outputTail,
+        outputTail: killed
+          ? `${result.outputTail ?? ''}\n(stopped by a forced shutdown; it will run again)`.trim()
+          : result.outputTail,
       })
       if (killed) return interrupted()
       if (outcome !== 'failed') {

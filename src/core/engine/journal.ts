@@ -70,12 +70,19 @@ export interface EventJournal {
    * Records an event, unless one with the same source and id was recorded within `dedupWindowMs`:
    * then nothing is recorded and `duplicateOf` names the first. Atomic across processes.
    */
-  record(event: CloudEvent, dedupWindowMs: number, claim?: {owner: string; leaseMs: number}): Promise<{seq: number; duplicateOf?: number}>
+  record(
+    event: CloudEvent,
+    dedupWindowMs: number,
+    claim?: {owner: string; leaseMs: number},
+  ): Promise<{seq: number; duplicateOf?: number}>
   /**
    * Records several events in one transaction (group commit), unclaimed. Each is recorded on its
    * own (a savepoint): one that fails comes back as `{error}` and the others are kept.
    */
-  recordMany(events: CloudEvent[], dedupWindowMs: number): Promise<({seq: number; duplicateOf?: number} | {error: unknown})[]>
+  recordMany(
+    events: CloudEvent[],
+    dedupWindowMs: number,
+  ): Promise<({seq: number; duplicateOf?: number} | {error: unknown})[]>
   /** Takes pending events nobody holds (or whose holder's lease ran out), oldest first. */
   claimPending(owner: string, leaseMs: number, limit: number): Promise<EventRecord[]>
   /** Extends the claim on an event being processed. */

@@ -250,7 +250,11 @@ function expand(pattern: Record<string, unknown>, path: string[]): Condition[][]
     }
     if (result.length * options.length > MAX_ALTERNATIVES) return undefined
     if (result.length === 1 && options.length === 1) result[0].push(...options[0])
-    else result = options.length === 1 ? result.map((conditions) => [...conditions, ...options[0]]) : result.flatMap((conditions) => options.map((option) => [...conditions, ...option]))
+    else
+      result =
+        options.length === 1
+          ? result.map((conditions) => [...conditions, ...options[0]])
+          : result.flatMap((conditions) => options.map((option) => [...conditions, ...option]))
   }
   return result
 }
@@ -384,7 +388,8 @@ class FieldIndex {
         this.sorted = true
       }
       // Ranges overlapping [low, high]: all but those ending before it or starting after it.
-      for (const {low, high} of leaf.numeric) cost += this.lows.length - countBelow(this.highs, low) - (this.lows.length - countBelow(this.lows, high, true))
+      for (const {low, high} of leaf.numeric)
+        cost += this.lows.length - countBelow(this.highs, low) - (this.lows.length - countBelow(this.lows, high, true))
     }
     return cost
   }
@@ -398,7 +403,14 @@ class FieldIndex {
     for (const value of leaf.exact) push(this.exact, value, condition)
     for (const value of leaf.ignoreCase) push(this.lowered, value, condition)
     for (const affix of leaf.affixes) {
-      const trie = affix.operator === 'prefix' ? (affix.ignoreCase ? this.lowerPrefixes : this.prefixes) : affix.ignoreCase ? this.lowerSuffixes : this.suffixes
+      const trie =
+        affix.operator === 'prefix'
+          ? affix.ignoreCase
+            ? this.lowerPrefixes
+            : this.prefixes
+          : affix.ignoreCase
+            ? this.lowerSuffixes
+            : this.suffixes
       trie.add(affix.text, affix.operator === 'suffix', condition)
     }
     for (const range of leaf.numeric) this.ranges.add(range, condition)
@@ -435,7 +447,8 @@ function textKeys(leaf: LeafSpec): string[] {
   if (leaf.ignoreCase.size === 0 && leaf.affixes.length === 0) return NO_KEYS
   const keys: string[] = []
   for (const value of leaf.ignoreCase) keys.push(`i${value}`)
-  for (const affix of leaf.affixes) keys.push(`${affix.operator === 'prefix' ? 'p' : 's'}${affix.ignoreCase ? 'i' : 'c'}${affix.text}`)
+  for (const affix of leaf.affixes)
+    keys.push(`${affix.operator === 'prefix' ? 'p' : 's'}${affix.ignoreCase ? 'i' : 'c'}${affix.text}`)
   return keys
 }
 const NO_KEYS: string[] = []

@@ -135,7 +135,10 @@ function preview(value: unknown, max = 80): string {
 
 function compileObject(pattern: unknown, path: string): Condition {
   if (!isPlainObject(pattern)) {
-    throw new PatternError(path, `a pattern must be a JSON object such as {"type": ["order.created"]}, got ${preview(pattern)}`)
+    throw new PatternError(
+      path,
+      `a pattern must be a JSON object such as {"type": ["order.created"]}, got ${preview(pattern)}`,
+    )
   }
   const keys = Object.keys(pattern)
   if (keys.length === 0) throw new PatternError(path, 'empty object; a pattern object needs at least one field')
@@ -159,7 +162,10 @@ function compileObject(pattern: unknown, path: string): Condition {
 
 function compileOr(value: unknown, path: string): Condition {
   if (!Array.isArray(value) || value.length < 2) {
-    throw new PatternError(path, '"$or" expects an array of at least 2 pattern objects, such as [{"a": [1]}, {"b": [2]}]')
+    throw new PatternError(
+      path,
+      '"$or" expects an array of at least 2 pattern objects, such as [{"a": [1]}, {"b": [2]}]',
+    )
   }
   const alternatives = value.map((alternative, i) => compileObject(alternative, `${path}[${i}]`))
   return {
@@ -189,7 +195,10 @@ function compileField(key: string, value: unknown, path: string): Condition {
   if (Array.isArray(value)) return leafCondition(key, compileLeaf(value, path))
   if (isPlainObject(value)) return nestedCondition(key, compileObject(value, path))
   if (OPERATORS.includes(key)) {
-    throw new PatternError(path, `"${key}" is an operator and must sit inside the field's array: [{"${key}": ${preview(value, 40)}}]`)
+    throw new PatternError(
+      path,
+      `"${key}" is an operator and must sit inside the field's array: [{"${key}": ${preview(value, 40)}}]`,
+    )
   }
   throw new PatternError(path, `expected an array of values such as ["abc"] or a nested object, got ${preview(value)}`)
 }
@@ -222,7 +231,9 @@ function nestedCondition(key: string, sub: Condition): Condition {
     let first: MismatchExplanation | undefined
     for (let i = 0; i < items.length; i++) {
       const item = items[i]
-      const why = Array.isArray(item) ? explainItems(item, `${base}[${i}]`) : sub.explain(asObject(item), `${base}[${i}]`)
+      const why = Array.isArray(item)
+        ? explainItems(item, `${base}[${i}]`)
+        : sub.explain(asObject(item), `${base}[${i}]`)
       if (!why) return undefined
       first ??= why
     }
@@ -368,19 +379,32 @@ const analyzed = new WeakMap<unknown[], LeafSpec>()
 
 function analyzeItems(items: unknown[], path: string): LeafSpec {
   if (items.length === 0) throw new PatternError(path, 'empty array; list at least one value or operator')
-  const spec: LeafSpec = {exact: new Set(), ignoreCase: new Set(), affixes: [], numeric: [], residual: [], ifPresent: false, ifAbsent: false}
+  const spec: LeafSpec = {
+    exact: new Set(),
+    ignoreCase: new Set(),
+    affixes: [],
+    numeric: [],
+    residual: [],
+    ifPresent: false,
+    ifAbsent: false,
+  }
   items.forEach((item, i) => {
     const at = `${path}[${i}]`
-    if (typeof item === 'number' && !Number.isFinite(item)) throw new PatternError(at, `numbers must be finite, got ${item}`)
+    if (typeof item === 'number' && !Number.isFinite(item))
+      throw new PatternError(at, `numbers must be finite, got ${item}`)
     if (isScalar(item)) {
       spec.exact.add(item)
       return
     }
-    if (Array.isArray(item)) throw new PatternError(at, 'nested arrays are not allowed; list values directly in the field\'s array')
+    if (Array.isArray(item))
+      throw new PatternError(at, "nested arrays are not allowed; list values directly in the field's array")
     if (!isPlainObject(item)) throw new PatternError(at, `expected a value or an operator object, got ${preview(item)}`)
     const keys = Object.keys(item)
     if (keys.length !== 1) {
-      throw new PatternError(at, `an operator object needs exactly one key, such as {"prefix": "abc"}, got ${keys.length}`)
+      throw new PatternError(
+        at,
+        `an operator object needs exactly one key, such as {"prefix": "abc"}, got ${keys.length}`,
+      )
     }
     const operator = keys[0]
     const argument = item[operator]
@@ -409,7 +433,8 @@ function analyzeItems(items: unknown[], path: string): LeafSpec {
         spec.residual.push(compileCidr(argument, where))
         break
       case 'exists':
-        if (typeof argument !== 'boolean') throw new PatternError(where, `exists expects true or false, got ${preview(argument)}`)
+        if (typeof argument !== 'boolean')
+          throw new PatternError(where, `exists expects true or false, got ${preview(argument)}`)
         if (argument) spec.ifPresent = true
         else spec.ifAbsent = true
         break
@@ -450,7 +475,8 @@ function anyOf(tests: ValueTest[]): ValueTest | undefined {
 }
 
 function requireString(argument: unknown, path: string, operator: string): string {
-  if (typeof argument !== 'string') throw new PatternError(path, `${operator} expects a string, got ${preview(argument)}`)
+  if (typeof argument !== 'string')
+    throw new PatternError(path, `${operator} expects a string, got ${preview(argument)}`)
   return argument
 }
 
@@ -460,7 +486,11 @@ function requireString(argument: unknown, path: string, operator: string): strin
 function parseAffix(operator: 'prefix' | 'suffix', argument: unknown, path: string): Affix {
   if (typeof argument === 'string') return {operator, text: argument, ignoreCase: false}
   if (isPlainObject(argument) && Object.keys(argument).length === 1 && 'equals-ignore-case' in argument) {
-    const text = requireString(argument['equals-ignore-case'], child(path, 'equals-ignore-case'), 'equals-ignore-case').toLowerCase()
+    const text = requireString(
+      argument['equals-ignore-case'],
+      child(path, 'equals-ignore-case'),
+      'equals-ignore-case',
+    ).toLowerCase()
     return {operator, text, ignoreCase: true}
   }
   throw new PatternError(path, `${operator} expects a string or {"equals-ignore-case": "…"}, got ${preview(argument)}`)
@@ -508,7 +538,8 @@ function compileWildcard(text: string, path: string): ValueTest {
   const middle = segments.slice(1, -1).filter((segment) => segment !== '')
   const minimum = first.length + last.length
   return (value) => {
-    if (typeof value !== 'string' || value.length < minimum || !value.startsWith(first) || !value.endsWith(last)) return false
+    if (typeof value !== 'string' || value.length < minimum || !value.startsWith(first) || !value.endsWith(last))
+      return false
     let at = first.length
     const end = value.length - last.length
     for (let i = 0; i < middle.length; i++) {
@@ -537,12 +568,16 @@ function compileAnythingBut(argument: unknown, path: string): ValueTest {
     const keys = Object.keys(argument)
     const operator = keys[0]
     if (keys.length !== 1 || !['prefix', 'suffix', 'equals-ignore-case', 'wildcard'].includes(operator)) {
-      throw new PatternError(path, 'anything-but takes an object with exactly one of prefix, suffix, equals-ignore-case or wildcard')
+      throw new PatternError(
+        path,
+        'anything-but takes an object with exactly one of prefix, suffix, equals-ignore-case or wildcard',
+      )
     }
     const where = child(path, operator)
     const raw = argument[operator]
     const list = Array.isArray(raw) ? raw : [raw]
-    if (list.length === 0) throw new PatternError(where, `anything-but ${operator} expects a string or a non-empty list of strings`)
+    if (list.length === 0)
+      throw new PatternError(where, `anything-but ${operator} expects a string or a non-empty list of strings`)
     const texts = list.map((item, i) => {
       const at = Array.isArray(raw) ? `${where}[${i}]` : where
       const text = requireString(item, at, `anything-but ${operator}`)
@@ -573,7 +608,8 @@ function compileAnythingBut(argument: unknown, path: string): ValueTest {
 /** A range, or the number itself for `["=", x]`. */
 function parseNumeric(argument: unknown, path: string): NumericRange | number {
   const pairsHint = 'numeric expects operator/value pairs such as [">", 0] or [">", 0, "<=", 5]'
-  if (!Array.isArray(argument) || argument.length === 0 || argument.length % 2 !== 0) throw new PatternError(path, pairsHint)
+  if (!Array.isArray(argument) || argument.length === 0 || argument.length % 2 !== 0)
+    throw new PatternError(path, pairsHint)
   if (argument.length > 4) throw new PatternError(path, 'numeric takes at most one lower and one upper bound')
   let low = -Infinity
   let lowInclusive = false

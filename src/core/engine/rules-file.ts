@@ -30,11 +30,19 @@ export async function readRules(path: string): Promise<LoadedRules> {
  * Applies `edit` to the document and writes it back only if the result validates, so the file on
  * disk is never left invalid by mqctl.
  */
-export async function editRules(path: string, edit: (document: RulesDocument) => void, privateFile: boolean): Promise<LoadedRules> {
+export async function editRules(
+  path: string,
+  edit: (document: RulesDocument) => void,
+  privateFile: boolean,
+): Promise<LoadedRules> {
   return withFileLock(path, () => editLocked(path, edit, privateFile))
 }
 
-async function editLocked(path: string, edit: (document: RulesDocument) => void, privateFile: boolean): Promise<LoadedRules> {
+async function editLocked(
+  path: string,
+  edit: (document: RulesDocument) => void,
+  privateFile: boolean,
+): Promise<LoadedRules> {
   const db = await open(path)
   validateDocument(db.data, path) // refuse to edit a document that is already broken
   edit(db.data)
@@ -46,7 +54,10 @@ async function editLocked(path: string, edit: (document: RulesDocument) => void,
     await db.write()
     if (privateFile) await chmod(path, 0o600)
   } catch (error) {
-    throw new StoreError(`cannot write ${path}: ${(error as NodeJS.ErrnoException).code ?? error}`, {cause: error, hint: 'check the folder permissions'})
+    throw new StoreError(`cannot write ${path}: ${(error as NodeJS.ErrnoException).code ?? error}`, {
+      cause: error,
+      hint: 'check the folder permissions',
+    })
   }
   return {path, dir: dirname(path), validated}
 }
@@ -57,18 +68,31 @@ async function open(path: string): Promise<Low<RulesDocument>> {
     await db.read()
   } catch (error) {
     if (error instanceof SyntaxError) {
-      throw new InvalidInputError(`${path} is not valid JSON (${error.message})`, {code: 'bad_rules', hint: 'fix the file, or move it away to start afresh'})
+      throw new InvalidInputError(`${path} is not valid JSON (${error.message})`, {
+        code: 'bad_rules',
+        hint: 'fix the file, or move it away to start afresh',
+      })
     }
     const code = (error as NodeJS.ErrnoException).code
-    if (code === 'EISDIR') throw new InvalidInputError(`${path} is a folder, not a rules file`, {code: 'bad_rules', hint: 'point --rules or MQ_RULES at a JSON file'})
-    throw new StoreError(`cannot read ${path}: ${code ?? error}`, {cause: error, hint: 'check the path and its permissions'})
+    if (code === 'EISDIR')
+      throw new InvalidInputError(`${path} is a folder, not a rules file`, {
+        code: 'bad_rules',
+        hint: 'point --rules or MQ_RULES at a JSON file',
+      })
+    throw new StoreError(`cannot read ${path}: ${code ?? error}`, {
+      cause: error,
+      hint: 'check the path and its permissions',
+    })
   }
   db.data ??= {rules: []}
   // A few levels above the pattern limit, so a too-deep pattern is reported by its rule; this
   // guards everything else in the document (validation and rewriting recurse per level).
   const tooDeep = findTooDeep(db.data, MAX_JSON_DEPTH + 8)
   if (tooDeep !== undefined) {
-    throw new InvalidInputError(`${path}: nested deeper than ${MAX_JSON_DEPTH} levels at ${tooDeep}`, {code: 'bad_rules', hint: 'fix the rules document (see README: Rules)'})
+    throw new InvalidInputError(`${path}: nested deeper than ${MAX_JSON_DEPTH} levels at ${tooDeep}`, {
+      code: 'bad_rules',
+      hint: 'fix the rules document (see README: Rules)',
+    })
   }
   return db
 }

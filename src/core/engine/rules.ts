@@ -99,7 +99,12 @@ export interface Rule {
   concurrency: Concurrency
 }
 
-export const DEFAULT_RETRY: Readonly<RetryPolicy> = Object.freeze({maxAttempts: 3, backoffMs: 1_000, maxBackoffMs: 30_000, maxAgeMs: 10 * 60_000})
+export const DEFAULT_RETRY: Readonly<RetryPolicy> = Object.freeze({
+  maxAttempts: 3,
+  backoffMs: 1_000,
+  maxBackoffMs: 30_000,
+  maxAgeMs: 10 * 60_000,
+})
 export const DEFAULT_DEDUP_WINDOW_MS = 60 * 60_000
 
 export interface ValidatedDocument {
@@ -114,11 +119,16 @@ export interface ValidatedDocument {
 /** Validates a whole document; the first problem is reported with the file, rule and path. */
 export function validateDocument(raw: unknown, file: string): ValidatedDocument {
   const fail = (where: string, why: string): never => {
-    throw new InvalidInputError(`${file}: ${where}: ${why}`, {code: 'bad_rules', hint: 'fix the rules document (see README: Rules)'})
+    throw new InvalidInputError(`${file}: ${where}: ${why}`, {
+      code: 'bad_rules',
+      hint: 'fix the rules document (see README: Rules)',
+    })
   }
   if (!isObject(raw)) fail('the document', 'must be a JSON object with a "rules" array')
   const doc = raw as Record<string, unknown>
-  for (const key of Object.keys(doc)) if (!['rules', 'sources', 'settings', '$schema'].includes(key)) fail(`"${key}"`, 'unknown top-level key (expected rules, sources, settings)')
+  for (const key of Object.keys(doc))
+    if (!['rules', 'sources', 'settings', '$schema'].includes(key))
+      fail(`"${key}"`, 'unknown top-level key (expected rules, sources, settings)')
   const rawRules = doc.rules ?? []
   if (!Array.isArray(rawRules)) fail('"rules"', 'must be an array')
   const names = new Set<string>()
@@ -143,7 +153,8 @@ export function validateDocument(raw: unknown, file: string): ValidatedDocument 
   if (doc.settings !== undefined) {
     if (!isObject(doc.settings)) fail('"settings"', 'must be an object')
     const settings = doc.settings as Record<string, unknown>
-    if (settings.dedupWindow !== undefined) dedupWindowMs = duration(settings.dedupWindow, (why) => fail('settings.dedupWindow', why))
+    if (settings.dedupWindow !== undefined)
+      dedupWindowMs = duration(settings.dedupWindow, (why) => fail('settings.dedupWindow', why))
   }
   return {document: raw as RulesDocument, rules, sources, schedules, dedupWindowMs}
 }
@@ -159,7 +170,8 @@ export function validateRule(value: unknown, fail: Fail): Rule {
   if (!isObject(value)) return fail('', 'must be an object')
   const spec = value as Record<string, unknown>
   for (const key of Object.keys(spec)) {
-    if (!['name', 'description', 'enabled', 'pattern', 'actions', 'retry', 'concurrency'].includes(key)) fail(key, 'unknown field')
+    if (!['name', 'description', 'enabled', 'pattern', 'actions', 'retry', 'concurrency'].includes(key))
+      fail(key, 'unknown field')
   }
   if (typeof spec.name !== 'string') fail('name', 'must be a string')
   try {
@@ -177,14 +189,18 @@ export function validateRule(value: unknown, fail: Fail): Rule {
     throw error
   }
   if (!Array.isArray(spec.actions) || spec.actions.length === 0) fail('actions', 'must be a non-empty array')
-  const actions = (spec.actions as unknown[]).map((action, index) => validateAction(action, (where, why) => fail(`actions[${index}]${where ? `.${where}` : ''}`, why)))
+  const actions = (spec.actions as unknown[]).map((action, index) =>
+    validateAction(action, (where, why) => fail(`actions[${index}]${where ? `.${where}` : ''}`, why)),
+  )
   const retry = {...DEFAULT_RETRY}
   if (spec.retry !== undefined) {
     if (!isObject(spec.retry)) fail('retry', 'must be an object')
     const r = spec.retry as Record<string, unknown>
-    for (const key of Object.keys(r)) if (!['maxAttempts', 'backoff', 'maxBackoff', 'maxAge'].includes(key)) fail(`retry.${key}`, 'unknown field')
+    for (const key of Object.keys(r))
+      if (!['maxAttempts', 'backoff', 'maxBackoff', 'maxAge'].includes(key)) fail(`retry.${key}`, 'unknown field')
     if (r.maxAttempts !== undefined) {
-      if (!Number.isInteger(r.maxAttempts) || (r.maxAttempts as number) < 1 || (r.maxAttempts as number) > 100) fail('retry.maxAttempts', 'must be a whole number from 1 to 100')
+      if (!Number.isInteger(r.maxAttempts) || (r.maxAttempts as number) < 1 || (r.maxAttempts as number) > 100)
+        fail('retry.maxAttempts', 'must be a whole number from 1 to 100')
       retry.maxAttempts = r.maxAttempts as number
     }
     if (r.backoff !== undefined) retry.backoffMs = duration(r.backoff, (why) => fail('retry.backoff', why))
@@ -211,22 +227,37 @@ function validateAction(value: unknown, fail: Fail): ActionSpec {
   if (!isObject(value)) return fail('', 'must be an object with a "type"')
   const a = value as Record<string, unknown>
   const allowed = (keys: string[]) => {
-    for (const key of Object.keys(a)) if (key !== 'type' && !keys.includes(key)) fail(key, `unknown field for a ${a.type} action`)
+    for (const key of Object.keys(a))
+      if (key !== 'type' && !keys.includes(key)) fail(key, `unknown field for a ${a.type} action`)
   }
   const stringMap = (key: string) => {
     if (a[key] === undefined) return
-    if (!isObject(a[key]) || Object.values(a[key] as object).some((v) => typeof v !== 'string')) fail(key, 'must be an object of strings')
+    if (!isObject(a[key]) || Object.values(a[key] as object).some((v) => typeof v !== 'string'))
+      fail(key, 'must be an object of strings')
   }
   switch (a.type) {
     case 'exec': {
       allowed(['command', 'shell', 'env', 'cwd', 'timeout'])
       if (a.shell !== undefined && typeof a.shell !== 'boolean') fail('shell', 'must be true or false')
       if (a.shell === true) {
-        if (typeof a.command !== 'string' || a.command.trim() === '') fail('command', 'with shell: true, must be a non-empty string')
+        if (typeof a.command !== 'string' || a.command.trim() === '')
+          fail('command', 'with shell: true, must be a non-empty string')
         // Event values never reach a shell string: they are in MQ_EVENT_* variables instead.
-        if (TEMPLATE.test(a.command as string)) fail('command', 'templates are not allowed in a shell command; read $MQ_EVENT_* variables (or use an argv array)')
-      } else if (!Array.isArray(a.command) || a.command.length === 0 || a.command.some((item) => typeof item !== 'string') || (a.command[0] as string) === '') {
-        fail('command', 'must be a non-empty array of strings (argv), e.g. ["./deploy.sh", "{{data.env}}"]; or set shell: true with a string')
+        if (TEMPLATE.test(a.command as string))
+          fail(
+            'command',
+            'templates are not allowed in a shell command; read $MQ_EVENT_* variables (or use an argv array)',
+          )
+      } else if (
+        !Array.isArray(a.command) ||
+        a.command.length === 0 ||
+        a.command.some((item) => typeof item !== 'string') ||
+        (a.command[0] as string) === ''
+      ) {
+        fail(
+          'command',
+          'must be a non-empty array of strings (argv), e.g. ["./deploy.sh", "{{data.env}}"]; or set shell: true with a string',
+        )
       } else if (TEMPLATE.test((a.command as string[])[0])) {
         // Event data may fill in arguments, never choose the program.
         fail('command[0]', 'the program cannot be a template; put templates in the arguments')
@@ -253,10 +284,12 @@ function validateAction(value: unknown, fail: Fail): ActionSpec {
     }
     case 'http': {
       allowed(['url', 'mode', 'method', 'headers', 'timeout'])
-      if (typeof a.url !== 'string' || !/^https?:\/\/\S+$/.test(a.url.replace(TEMPLATE, 'x'))) fail('url', 'must be an http:// or https:// URL')
+      if (typeof a.url !== 'string' || !/^https?:\/\/\S+$/.test(a.url.replace(TEMPLATE, 'x')))
+        fail('url', 'must be an http:// or https:// URL')
       const urlProblem = urlTemplateProblem(a.url as string)
       if (urlProblem) fail('url', urlProblem)
-      if (a.mode !== undefined && a.mode !== 'structured' && a.mode !== 'binary') fail('mode', 'must be structured or binary')
+      if (a.mode !== undefined && a.mode !== 'structured' && a.mode !== 'binary')
+        fail('mode', 'must be structured or binary')
       if (a.method !== undefined && a.method !== 'POST' && a.method !== 'PUT') fail('method', 'must be POST or PUT')
       stringMap('headers')
       if (a.timeout !== undefined) positiveDuration(a.timeout, (why) => fail('timeout', why))
@@ -286,16 +319,23 @@ function validateSource(value: unknown, schedules: Map<string, Schedule>, fail: 
     fail('name', (error as Error).message)
   }
   if (s.enabled !== undefined && typeof s.enabled !== 'boolean') fail('enabled', 'must be true or false')
-  if (!isObject(s.event) || typeof (s.event as Record<string, unknown>).type !== 'string' || (s.event as Record<string, string>).type === '') {
+  if (
+    !isObject(s.event) ||
+    typeof (s.event as Record<string, unknown>).type !== 'string' ||
+    (s.event as Record<string, string>).type === ''
+  ) {
     fail('event', 'must be an object with a "type", e.g. {"type": "nightly.tick"}')
   }
   const allowed = (keys: string[]) => {
-    for (const key of Object.keys(s)) if (!['name', 'type', 'event', 'enabled', ...keys].includes(key)) fail(key, `unknown field for a ${s.type} source`)
+    for (const key of Object.keys(s))
+      if (!['name', 'type', 'event', 'enabled', ...keys].includes(key))
+        fail(key, `unknown field for a ${s.type} source`)
   }
   switch (s.type) {
     case 'schedule': {
       allowed(['every', 'cron'])
-      if ((s.every === undefined) === (s.cron === undefined)) fail('', 'give exactly one of "every" (e.g. "5m") or "cron" (e.g. "0 3 * * *")')
+      if ((s.every === undefined) === (s.cron === undefined))
+        fail('', 'give exactly one of "every" (e.g. "5m") or "cron" (e.g. "0 3 * * *")')
       try {
         schedules.set(s.name as string, parseSchedule(s.every !== undefined ? `every ${s.every}` : String(s.cron)))
       } catch (error) {
@@ -309,7 +349,8 @@ function validateSource(value: unknown, schedules: Map<string, Schedule>, fail: 
       break
     case 'poll-command':
       allowed(['command', 'every'])
-      if (!Array.isArray(s.command) || s.command.length === 0 || s.command.some((c) => typeof c !== 'string')) fail('command', 'must be a non-empty array of strings (argv)')
+      if (!Array.isArray(s.command) || s.command.length === 0 || s.command.some((c) => typeof c !== 'string'))
+        fail('command', 'must be a non-empty array of strings (argv)')
       positiveDuration(s.every, (why) => fail('every', why))
       break
     default:

@@ -25,7 +25,9 @@ export class DeadLetters {
       const sources = new Map<string, string[]>()
       const owners = [
         ...this.destinations.list<QueueSettings>('queue').map((q) => ({name: q.name, dlq: q.settings.deadLetterQueue})),
-        ...this.destinations.list<QueueSettings>('subscription').map((d) => ({name: subscriptionName(d.name), dlq: d.settings.deadLetterQueue})),
+        ...this.destinations
+          .list<QueueSettings>('subscription')
+          .map((d) => ({name: subscriptionName(d.name), dlq: d.settings.deadLetterQueue})),
       ]
       for (const owner of owners) if (owner.dlq) sources.set(owner.dlq, [...(sources.get(owner.dlq) ?? []), owner.name])
       const now = Date.now()
@@ -48,7 +50,8 @@ export class DeadLetters {
     validateName(name, 'queue or subscription name')
     const queue = this.destinations.get(name)
     const subscription = this.subscriptions.get(name)
-    const owner = queue?.kind === 'queue' ? queue : subscription ? this.destinations.getById(subscription.destId) : undefined
+    const owner =
+      queue?.kind === 'queue' ? queue : subscription ? this.destinations.getById(subscription.destId) : undefined
     if (!owner) throw new NotFoundError('queue or subscription', name, {hint: 'see `mq dlq list`'})
     const dlq = owner.settings.deadLetterQueue
     if (!dlq) throw new InvalidInputError(`${name} has no dead-letter queue`, {hint: 'its dead letters stay in place'})
@@ -61,7 +64,14 @@ export class DeadLetters {
       const held = this.destinations.get(found.deadLetterQueue)?.depth ?? 0
       return {...found, total: options.filter || options.limit === undefined ? held : Math.min(held, options.limit)}
     })
-    const result: RedriveResult = {deadLetterQueue, target: name, examined: 0, moved: 0, dryRun: options.dryRun ?? false, ids: []}
+    const result: RedriveResult = {
+      deadLetterQueue,
+      target: name,
+      examined: 0,
+      moved: 0,
+      dryRun: options.dryRun ?? false,
+      ids: [],
+    }
     const limit = options.limit ?? Number.POSITIVE_INFINITY
     const limiter = options.ratePerSecond === undefined ? undefined : new RateLimiter(options.ratePerSecond)
     const page = this.sql.q(
@@ -72,12 +82,19 @@ export class DeadLetters {
       let after = 0
       for (;;) {
         if (options.signal?.aborted || result.moved >= limit) return result
-        const budget = limiter ? await limiter.take(Math.min(REDRIVE_BATCH, limit - result.moved), options.signal) : Math.min(REDRIVE_BATCH, limit - result.moved)
+        const budget = limiter
+          ? await limiter.take(Math.min(REDRIVE_BATCH, limit - result.moved), options.signal)
+          : Math.min(REDRIVE_BATCH, limit - result.moved)
         if (budget === 0) return result
         const moved = this.sql.write(() => {
           const dlq = this.destinations.get(deadLetterQueue)
           if (!dlq) return {rows: 0, moved: 0, last: after}
-          const rows = page.all(dlq.id, priority, after) as {id: number; body: string; headers: string | null; priority: number}[]
+          const rows = page.all(dlq.id, priority, after) as {
+            id: number
+            body: string
+            headers: string | null
+            priority: number
+          }[]
           let count = 0
           let last = after
           for (const row of rows) {
@@ -116,19 +133,30 @@ export class DeadLetters {
   }
 }
 
-function ownerDeleted(name: string, owner: DestinationRow, deadLetterQueue: string, result: RedriveResult): DeletedMeanwhileError {
+function ownerDeleted(
+  name: string,
+  owner: DestinationRow,
+  deadLetterQueue: string,
+  result: RedriveResult,
+): DeletedMeanwhileError {
   const what = owner.kind === 'queue' ? 'queue' : 'subscription'
   const before =
     result.moved === 0 || result.dryRun
       ? 'nothing had been moved'
       : `the ${result.moved} message${result.moved === 1 ? '' : 's'} moved back before went with it`
-  return new DeletedMeanwhileError(`${what} ${name} was deleted while its dead letters were being redriven (${before})`, {
-    hint: `the other dead letters stay in ${deadLetterQueue}; recreate ${name} and redrive again if you still want them`,
-  })
+  return new DeletedMeanwhileError(
+    `${what} ${name} was deleted while its dead letters were being redriven (${before})`,
+    {
+      hint: `the other dead letters stay in ${deadLetterQueue}; recreate ${name} and redrive again if you still want them`,
+    },
+  )
 }
 
 /** Whether a queue can take one more such message under its length and size limits. */
 function hasRoom(queue: DestinationRow, message: {body: string; headers: Headers}): boolean {
   const {maxLength, maxBytes} = queue.settings
-  return (maxLength === null || queue.depth < maxLength) && (maxBytes === null || queue.bytes + messageSize(message) <= maxBytes)
+  return (
+    (maxLength === null || queue.depth < maxLength) &&
+    (maxBytes === null || queue.bytes + messageSize(message) <= maxBytes)
+  )
 }

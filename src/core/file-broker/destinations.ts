@@ -51,12 +51,7 @@ interface RawRow {
 }
 
 export type TotalColumn =
-  | 'published_total'
-  | 'acked_total'
-  | 'dead_lettered_total'
-  | 'dropped_total'
-  | 'expired_total'
-  | 'deduplicated_total'
+  'published_total' | 'acked_total' | 'dead_lettered_total' | 'dropped_total' | 'expired_total' | 'deduplicated_total'
 
 export type {Rates} from '../rates.js'
 
@@ -111,7 +106,9 @@ export class Destinations {
     if (settings.deadLetterQueue === null) return
     const target = this.get(settings.deadLetterQueue)
     if (target && target.kind !== 'queue') {
-      throw new WrongKindError(settings.deadLetterQueue, 'topic', {hint: 'a dead-letter queue must be a queue: choose another name'})
+      throw new WrongKindError(settings.deadLetterQueue, 'topic', {
+        hint: 'a dead-letter queue must be a queue: choose another name',
+      })
     }
   }
 
@@ -141,7 +138,9 @@ export class Destinations {
   /** Publish and ack rates from the per-minute counters (the current minute counts for what has passed of it). */
   rates(id: number, now: number): Rates {
     const minute = Math.floor(now / 60_000)
-    const rows = this.sql.q('SELECT minute, published, acked FROM rates WHERE dest_id = ? AND minute >= ?').all(id, minute - 5) as MinuteCount[]
+    const rows = this.sql
+      .q('SELECT minute, published, acked FROM rates WHERE dest_id = ? AND minute >= ?')
+      .all(id, minute - 5) as MinuteCount[]
     return ratesFromMinutes(rows, now)
   }
 
@@ -184,9 +183,11 @@ export function resolveQueueSettings(
   const bad = (setting: string, why: string): never => {
     throw new InvalidInputError(`invalid ${setting} for queue ${name}: ${why}`)
   }
-  if (!(s.visibilityTimeoutMs >= 1 && s.visibilityTimeoutMs <= MAX_VISIBILITY_MS)) bad('visibility timeout', 'use 1ms to 12h')
+  if (!(s.visibilityTimeoutMs >= 1 && s.visibilityTimeoutMs <= MAX_VISIBILITY_MS))
+    bad('visibility timeout', 'use 1ms to 12h')
   if (!Number.isInteger(s.maxDeliveries) || s.maxDeliveries < 1) bad('max deliveries', 'use a whole number ≥ 1')
-  if (!Number.isInteger(s.maxBodyBytes) || s.maxBodyBytes < 1 || s.maxBodyBytes > MAX_BODY_LIMIT) bad('max body size', 'use 1 byte to 256 MiB')
+  if (!Number.isInteger(s.maxBodyBytes) || s.maxBodyBytes < 1 || s.maxBodyBytes > MAX_BODY_LIMIT)
+    bad('max body size', 'use 1 byte to 256 MiB')
   if (s.deadLetterQueue === name) bad('dead-letter queue', 'a queue cannot be its own dead-letter queue')
   if (s.deadLetterQueue !== null) {
     try {
@@ -195,26 +196,37 @@ export function resolveQueueSettings(
       bad('dead-letter queue', (error as Error).message)
     }
   }
-  if (!(s.retryBackoffMs >= 0) || !(s.retryBackoffMaxMs >= s.retryBackoffMs)) bad('retry backoff', 'the maximum must be ≥ the base')
-  if (s.maxLength !== null && (!Number.isInteger(s.maxLength) || s.maxLength < 1)) bad('max length', 'use a whole number ≥ 1')
-  if (s.maxBytes !== null && (!Number.isInteger(s.maxBytes) || s.maxBytes < 1)) bad('max bytes', 'use a whole number ≥ 1')
-  if (!['reject', 'drop-oldest', 'block'].includes(s.overflow)) bad('overflow policy', 'use reject, drop-oldest or block')
+  if (!(s.retryBackoffMs >= 0) || !(s.retryBackoffMaxMs >= s.retryBackoffMs))
+    bad('retry backoff', 'the maximum must be ≥ the base')
+  if (s.maxLength !== null && (!Number.isInteger(s.maxLength) || s.maxLength < 1))
+    bad('max length', 'use a whole number ≥ 1')
+  if (s.maxBytes !== null && (!Number.isInteger(s.maxBytes) || s.maxBytes < 1))
+    bad('max bytes', 'use a whole number ≥ 1')
+  if (!['reject', 'drop-oldest', 'block'].includes(s.overflow))
+    bad('overflow policy', 'use reject, drop-oldest or block')
   if (s.defaultTtlMs !== null && !(s.defaultTtlMs >= 1)) bad('default TTL', 'use a positive duration')
   if (!(s.dedupWindowMs >= 0)) bad('dedup window', 'use a duration ≥ 0')
   return s
 }
 
 /** Defaults < stored < given, validated. Throws InvalidInputError naming the bad setting. */
-export function resolveTopicSettings(name: string, given: Partial<TopicSettings>, base: TopicSettings = DEFAULT_TOPIC_SETTINGS): TopicSettings {
+export function resolveTopicSettings(
+  name: string,
+  given: Partial<TopicSettings>,
+  base: TopicSettings = DEFAULT_TOPIC_SETTINGS,
+): TopicSettings {
   const defined = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) as Partial<TopicSettings>
   const s: TopicSettings = {...base, ...defined}
   const bad = (setting: string, why: string): never => {
     throw new InvalidInputError(`invalid ${setting} for topic ${name}: ${why}`)
   }
   if (!(s.maxAgeMs >= 1)) bad('max age', 'use a positive duration')
-  if (s.maxMessages !== null && (!Number.isInteger(s.maxMessages) || s.maxMessages < 1)) bad('max messages', 'use a whole number ≥ 1')
-  if (s.maxBytes !== null && (!Number.isInteger(s.maxBytes) || s.maxBytes < 1)) bad('max bytes', 'use a whole number ≥ 1')
-  if (!Number.isInteger(s.maxBodyBytes) || s.maxBodyBytes < 1 || s.maxBodyBytes > 256 * 1024 * 1024) bad('max body size', 'use 1 byte to 256 MiB')
+  if (s.maxMessages !== null && (!Number.isInteger(s.maxMessages) || s.maxMessages < 1))
+    bad('max messages', 'use a whole number ≥ 1')
+  if (s.maxBytes !== null && (!Number.isInteger(s.maxBytes) || s.maxBytes < 1))
+    bad('max bytes', 'use a whole number ≥ 1')
+  if (!Number.isInteger(s.maxBodyBytes) || s.maxBodyBytes < 1 || s.maxBodyBytes > 256 * 1024 * 1024)
+    bad('max body size', 'use 1 byte to 256 MiB')
   if (!(s.dedupWindowMs >= 0)) bad('dedup window', 'use a duration ≥ 0')
   return s
 }

@@ -30,11 +30,18 @@ interface RunRow {
 export class SqliteEventJournal implements EventJournal {
   constructor(private readonly sql: Sql) {}
 
-  async record(event: CloudEvent, dedupWindowMs: number, claim?: {owner: string; leaseMs: number}): Promise<{seq: number; duplicateOf?: number}> {
+  async record(
+    event: CloudEvent,
+    dedupWindowMs: number,
+    claim?: {owner: string; leaseMs: number},
+  ): Promise<{seq: number; duplicateOf?: number}> {
     return this.sql.write(() => this.recordOne(event, dedupWindowMs, claim))
   }
 
-  async recordMany(events: CloudEvent[], dedupWindowMs: number): Promise<({seq: number; duplicateOf?: number} | {error: unknown})[]> {
+  async recordMany(
+    events: CloudEvent[],
+    dedupWindowMs: number,
+  ): Promise<({seq: number; duplicateOf?: number} | {error: unknown})[]> {
     // Events from different clients share the transaction: a savepoint each keeps one client's
     // failure from undoing (or failing) the others', as publishes do.
     return this.sql.write(() =>
@@ -49,23 +56,41 @@ export class SqliteEventJournal implements EventJournal {
   }
 
   /** Call inside a write transaction. */
-  private recordOne(event: CloudEvent, dedupWindowMs: number, claim?: {owner: string; leaseMs: number}): {seq: number; duplicateOf?: number} {
+  private recordOne(
+    event: CloudEvent,
+    dedupWindowMs: number,
+    claim?: {owner: string; leaseMs: number},
+  ): {seq: number; duplicateOf?: number} {
     {
       const now = Date.now()
-      const seen = this.sql.q('SELECT seq, expires_at FROM event_dedup WHERE source = ? AND event_id = ?').get(event.source, event.id) as
-        | {seq: number; expires_at: number}
-        | undefined
+      const seen = this.sql
+        .q('SELECT seq, expires_at FROM event_dedup WHERE source = ? AND event_id = ?')
+        .get(event.source, event.id) as {seq: number; expires_at: number} | undefined
       if (seen && seen.expires_at > now) return {seq: seen.seq, duplicateOf: seen.seq}
       const seq = Number(
         this.sql
-          .q("INSERT INTO events (event_id, source, type, received_at, envelope, status, claim_owner, claim_expires) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)")
-          .run(event.id, event.source, event.type, now, JSON.stringify(event), claim?.owner ?? null, claim ? now + claim.leaseMs : null).lastInsertRowid,
+          .q(
+            "INSERT INTO events (event_id, source, type, received_at, envelope, status, claim_owner, claim_expires) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
+          )
+          .run(
+            event.id,
+            event.source,
+            event.type,
+            now,
+            JSON.stringify(event),
+            claim?.owner ?? null,
+            claim ? now + claim.leaseMs : null,
+          ).lastInsertRowid,
       )
       this.sql
-        .q('INSERT INTO event_dedup (source, event_id, seq, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET seq = excluded.seq, expires_at = excluded.expires_at')
+        .q(
+          'INSERT INTO event_dedup (source, event_id, seq, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET seq = excluded.seq, expires_at = excluded.expires_at',
+        )
         .run(event.source, event.id, seq, now + dedupWindowMs)
       this.sql
-        .q('DELETE FROM event_dedup WHERE (source, event_id) IN (SELECT source, event_id FROM event_dedup WHERE expires_at <= ? LIMIT 64)')
+        .q(
+          'DELETE FROM event_dedup WHERE (source, event_id) IN (SELECT source, event_id FROM event_dedup WHERE expires_at <= ? LIMIT 64)',
+        )
         .run(now)
       return {seq}
     }
@@ -86,19 +111,31 @@ export class SqliteEventJournal implements EventJournal {
   }
 
   async renewClaim(seq: number, owner: string, leaseMs: number): Promise<void> {
-    this.sql.write(() => this.sql.q('UPDATE events SET claim_expires = ? WHERE seq = ? AND claim_owner = ?').run(Date.now() + leaseMs, seq, owner))
+    this.sql.write(() =>
+      this.sql
+        .q('UPDATE events SET claim_expires = ? WHERE seq = ? AND claim_owner = ?')
+        .run(Date.now() + leaseMs, seq, owner),
+    )
   }
 
   async releaseClaim(seq: number, owner: string): Promise<void> {
-    this.sql.write(() => this.sql.q('UPDATE events SET claim_owner = NULL, claim_expires = NULL WHERE seq = ? AND claim_owner = ?').run(seq, owner))
+    this.sql.write(() =>
+      this.sql
+        .q('UPDATE events SET claim_owner = NULL, claim_expires = NULL WHERE seq = ? AND claim_owner = ?')
+        .run(seq, owner),
+    )
   }
 
-  async reclaim(seq: number, owner: string, leaseMs: number, isOwnerAlive: (owner: string) => boolean): Promise<boolean> {
+  async reclaim(
+    seq: number,
+    owner: string,
+    leaseMs: number,
+    isOwnerAlive: (owner: string) => boolean,
+  ): Promise<boolean> {
     return this.sql.write(() => {
       const now = Date.now()
       const row = this.sql.q('SELECT status, claim_owner, claim_expires FROM events WHERE seq = ?').get(seq) as
-        | {status: string; claim_owner: string | null; claim_expires: number | null}
-        | undefined
+        {status: string; claim_owner: string | null; claim_expires: number | null} | undefined
       if (!row || row.status !== 'pending') return false
       const held = row.claim_owner !== null && (row.claim_expires ?? 0) > now && isOwnerAlive(row.claim_owner)
       if (held) return false
@@ -113,14 +150,17 @@ export class SqliteEventJournal implements EventJournal {
         .q("SELECT seq, claim_owner FROM events WHERE status = 'pending' AND claim_owner IS NOT NULL")
         .all() as {seq: number; claim_owner: string}[]
       const orphaned = claimed.filter((row) => !isOwnerAlive(row.claim_owner))
-      for (const row of orphaned) this.sql.q('UPDATE events SET claim_owner = NULL, claim_expires = NULL WHERE seq = ?').run(row.seq)
+      for (const row of orphaned)
+        this.sql.q('UPDATE events SET claim_owner = NULL, claim_expires = NULL WHERE seq = ?').run(row.seq)
       return orphaned.length
     })
   }
 
   async finish(seq: number, status: EventStatus, rules: string[]): Promise<void> {
     this.sql.write(() =>
-      this.sql.q('UPDATE events SET status = ?, rules = ?, claim_owner = NULL, claim_expires = NULL WHERE seq = ?').run(status, JSON.stringify(rules), seq),
+      this.sql
+        .q('UPDATE events SET status = ?, rules = ?, claim_owner = NULL, claim_expires = NULL WHERE seq = ?')
+        .run(status, JSON.stringify(rules), seq),
     )
   }
 
@@ -165,7 +205,9 @@ export class SqliteEventJournal implements EventJournal {
       add('seq IN (SELECT event_seq FROM action_runs WHERE rule = ?)', filter.rule)
       const order = filter.ascending ? 'ASC' : 'DESC'
       const rows = this.sql
-        .q(`SELECT seq, envelope, received_at, status, rules FROM events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq ${order} LIMIT ?`)
+        .q(
+          `SELECT seq, envelope, received_at, status, rules FROM events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq ${order} LIMIT ?`,
+        )
         .all(...params, filter.limit) as EventRow[]
       return rows.map(toRecord)
     })
@@ -174,13 +216,17 @@ export class SqliteEventJournal implements EventJournal {
   async get(seqOrId: string): Promise<EventRecord | undefined> {
     return this.sql.read(() => {
       const bySeq = /^\d{1,15}$/.test(seqOrId)
-        ? (this.sql.q('SELECT seq, envelope, received_at, status, rules FROM events WHERE seq = ?').get(Number(seqOrId)) as EventRow | undefined)
+        ? (this.sql
+            .q('SELECT seq, envelope, received_at, status, rules FROM events WHERE seq = ?')
+            .get(Number(seqOrId)) as EventRow | undefined)
         : undefined
       const row =
         bySeq ??
-        (this.sql.q('SELECT seq, envelope, received_at, status, rules FROM events WHERE event_id = ? ORDER BY seq DESC LIMIT 1').get(seqOrId) as
-          | EventRow
-          | undefined)
+        (this.sql
+          .q(
+            'SELECT seq, envelope, received_at, status, rules FROM events WHERE event_id = ? ORDER BY seq DESC LIMIT 1',
+          )
+          .get(seqOrId) as EventRow | undefined)
       return row && toRecord(row)
     })
   }
@@ -262,13 +308,17 @@ export class SqliteEventJournal implements EventJournal {
   }
 
   async loadSourceState(name: string): Promise<unknown> {
-    const row = this.sql.read(() => this.sql.q('SELECT state FROM source_state WHERE name = ?').get(name) as {state: string} | undefined)
+    const row = this.sql.read(
+      () => this.sql.q('SELECT state FROM source_state WHERE name = ?').get(name) as {state: string} | undefined,
+    )
     return row ? JSON.parse(row.state) : undefined
   }
 
   async saveSourceState(name: string, state: unknown): Promise<void> {
     this.sql.write(() =>
-      this.sql.q('INSERT INTO source_state (name, state) VALUES (?, ?) ON CONFLICT DO UPDATE SET state = excluded.state').run(name, JSON.stringify(state)),
+      this.sql
+        .q('INSERT INTO source_state (name, state) VALUES (?, ?) ON CONFLICT DO UPDATE SET state = excluded.state')
+        .run(name, JSON.stringify(state)),
     )
   }
 }

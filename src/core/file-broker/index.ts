@@ -32,7 +32,14 @@ import {
 } from '../broker.js'
 import {monotonicNow} from '../clock.js'
 import {type BrokerDescription, FILE_BROKER_CAPABILITIES} from '../capabilities.js'
-import {InterruptedError, InvalidInputError, isMqError, NotFoundError, QueueFullError, WrongKindError} from '../errors.js'
+import {
+  InterruptedError,
+  InvalidInputError,
+  isMqError,
+  NotFoundError,
+  QueueFullError,
+  WrongKindError,
+} from '../errors.js'
 import {isLockedError, type LockWaiter} from '../lock-wait.js'
 import {sleep} from '../rate-limiter.js'
 import {formatDuration} from '../units.js'
@@ -80,7 +87,10 @@ export class FileBroker implements Broker {
   private eventJournal?: EventJournal
   private lockWaiter?: LockWaiter
 
-  constructor(readonly home: string, options: FileBrokerOptions = {}) {
+  constructor(
+    readonly home: string,
+    options: FileBrokerOptions = {},
+  ) {
     // Commits write to the signal file after they land: a link there is refused up front, with a
     // clear error, rather than silently not written through later (see openSignalFile).
     refuseLinks(join(home, SIGNAL_FILE))
@@ -119,7 +129,11 @@ export class FileBroker implements Broker {
         this.destinations.checkDeadLetterTarget(created.settings)
         return queueInfo(created)
       }
-      const differing = differingSettings(settings, resolveQueueSettings(name, settings, existing.settings), existing.settings)
+      const differing = differingSettings(
+        settings,
+        resolveQueueSettings(name, settings, existing.settings),
+        existing.settings,
+      )
       if (differing.length > 0) {
         throw new InvalidInputError(`queue ${name} already exists with other settings (${differing.join(', ')})`, {
           code: 'settings_differ',
@@ -159,7 +173,9 @@ export class FileBroker implements Broker {
     })
     let purged = 0
     while (!options.signal?.aborted) {
-      const deleted = this.sql.write(() => (this.destinations.getById(start.id) ? this.queues.purgeBatch(start.id, start.newest, PURGE_BATCH) : 0))
+      const deleted = this.sql.write(() =>
+        this.destinations.getById(start.id) ? this.queues.purgeBatch(start.id, start.newest, PURGE_BATCH) : 0,
+      )
       purged += deleted
       options.onProgress?.({done: purged, total: Math.max(start.total, purged)})
       if (deleted < PURGE_BATCH) break
@@ -251,8 +267,13 @@ export class FileBroker implements Broker {
   private publishStep(name: string, messages: OutgoingMessage[], options: PublishOptions): PublishStep {
     const destination = this.resolveForPublish(name, options)
     checkBodySizes(destination.name, destination.settings.maxBodyBytes, messages)
-    if (destination.kind === 'topic' && messages.some((m) => m.deliverAt !== undefined || m.ttlMs !== undefined || m.priority)) {
-      throw new InvalidInputError(`${name} is a topic: delays, TTLs and priorities apply to queues`, {hint: 'publish without --delay, --at, --ttl and --priority'})
+    if (
+      destination.kind === 'topic' &&
+      messages.some((m) => m.deliverAt !== undefined || m.ttlMs !== undefined || m.priority)
+    ) {
+      throw new InvalidInputError(`${name} is a topic: delays, TTLs and priorities apply to queues`, {
+        hint: 'publish without --delay, --at, --ttl and --priority',
+      })
     }
     return this.publisher.step(destination, messages, Date.now())
   }
@@ -262,7 +283,9 @@ export class FileBroker implements Broker {
    * savepoint so one client's bad batch fails alone. A step that found its queue full under the
    * block policy returns the messages still waiting for room in `rest`.
    */
-  publishGroup(requests: {name: string; messages: OutgoingMessage[]; options: PublishOptions}[]): (PublishStep | {error: unknown})[] {
+  publishGroup(
+    requests: {name: string; messages: OutgoingMessage[]; options: PublishOptions}[],
+  ): (PublishStep | {error: unknown})[] {
     const invalid: ({error: unknown} | undefined)[] = requests.map((r) => {
       try {
         validateName(r.name, r.options.kind === 'topic' ? 'topic name' : 'destination name')
@@ -293,11 +316,16 @@ export class FileBroker implements Broker {
   private resolveForPublish(name: string, options: PublishOptions): DestinationRow<QueueSettings | TopicSettings> {
     const existing = this.destinations.get<QueueSettings | TopicSettings>(name)
     if (existing) {
-      if (options.kind && existing.kind !== options.kind) throw new WrongKindError(name, existing.kind as DestinationKind)
+      if (options.kind && existing.kind !== options.kind)
+        throw new WrongKindError(name, existing.kind as DestinationKind)
       return existing
     }
-    const topic = options.kind === 'topic' || (options.kind === undefined && this.subscriptions.livePatterns().some((p) => p.matches(name)))
-    return topic ? this.destinations.insert(name, 'topic', {...DEFAULT_TOPIC_SETTINGS}) : this.destinations.createQueue(name)
+    const topic =
+      options.kind === 'topic' ||
+      (options.kind === undefined && this.subscriptions.livePatterns().some((p) => p.matches(name)))
+    return topic
+      ? this.destinations.insert(name, 'topic', {...DEFAULT_TOPIC_SETTINGS})
+      : this.destinations.createQueue(name)
   }
 
   async receive(queueName: string, options: ReceiveOptions): Promise<Delivery[]> {
@@ -330,35 +358,40 @@ export class FileBroker implements Broker {
 
   async restore(deliveries: Delivery[]): Promise<void> {
     if (deliveries.length === 0) return
-    await this.patiently(() => this.sql.write(() => {
-      const now = Date.now()
-      for (const delivery of deliveries) {
-        const row = {
-          id: Number(delivery.id),
-          body: delivery.body,
-          headers: delivery.headers,
-          attempt: delivery.attempt,
-          publishedAt: delivery.publishedAt,
-          priority: delivery.priority ?? 0,
-          expiresAt: delivery.expiresAt,
+    await this.patiently(() =>
+      this.sql.write(() => {
+        const now = Date.now()
+        for (const delivery of deliveries) {
+          const row = {
+            id: Number(delivery.id),
+            body: delivery.body,
+            headers: delivery.headers,
+            attempt: delivery.attempt,
+            publishedAt: delivery.publishedAt,
+            priority: delivery.priority ?? 0,
+            expiresAt: delivery.expiresAt,
+          }
+          if (delivery.queue !== undefined) {
+            const queue = this.destinations.queue(delivery.queue)
+            if (queue) this.queues.restore(queue, [row], now)
+          } else if (delivery.subscription !== undefined) {
+            const subscription = this.subscriptions.get(delivery.subscription)
+            const dest = subscription && this.destinations.getById(subscription.destId)
+            if (dest) this.queues.restore(dest, [{...row, refId: row.id}], now)
+          }
         }
-        if (delivery.queue !== undefined) {
-          const queue = this.destinations.queue(delivery.queue)
-          if (queue) this.queues.restore(queue, [row], now)
-        } else if (delivery.subscription !== undefined) {
-          const subscription = this.subscriptions.get(delivery.subscription)
-          const dest = subscription && this.destinations.getById(subscription.destId)
-          if (dest) this.queues.restore(dest, [{...row, refId: row.id}], now)
-        }
-      }
-    }))
+      }),
+    )
   }
 
   /**
    * The long-poll loop shared by queues and subscriptions: try, and when nothing came, sleep until
    * a change notification, the next due message, the fallback poll or the deadline.
    */
-  private async poll(options: ReceiveOptions, attempt: (max: number) => {deliveries: Delivery[]; nextDueAt: number}): Promise<Delivery[]> {
+  private async poll(
+    options: ReceiveOptions,
+    attempt: (max: number) => {deliveries: Delivery[]; nextDueAt: number},
+  ): Promise<Delivery[]> {
     if (!(options.max >= 1)) throw new InvalidInputError('the number of messages to receive must be at least 1')
     // The wait is measured on the monotonic clock; only `nextDueAt` (a delay or a lease stored in
     // the database, shared with other processes) is wall-clock.
@@ -405,7 +438,11 @@ export class FileBroker implements Broker {
       const existing = this.destinations.get<TopicSettings>(name)
       if (existing && existing.kind !== 'topic') throw new WrongKindError(name, existing.kind as DestinationKind)
       if (!existing) return topicInfo(this.destinations.insert(name, 'topic', resolveTopicSettings(name, settings)))
-      const differing = differingSettings(settings, resolveTopicSettings(name, settings, existing.settings), existing.settings)
+      const differing = differingSettings(
+        settings,
+        resolveTopicSettings(name, settings, existing.settings),
+        existing.settings,
+      )
       if (differing.length > 0) {
         throw new InvalidInputError(`topic ${name} already exists with other settings (${differing.join(', ')})`, {
           code: 'settings_differ',
@@ -455,30 +492,38 @@ export class FileBroker implements Broker {
   async subscribe(pattern: string, options: SubscribeOptions = {}): Promise<Subscription> {
     const compiled = compileTopicPattern(pattern)
     if (options.durable !== undefined) validateName(options.durable, 'subscription name')
-    const {row, resumed} = await this.patiently(() => this.sql.write(() => {
-      if (compiled.literal) {
-        const existing = this.destinations.get(pattern)
-        if (existing?.kind === 'queue') {
-          throw new WrongKindError(pattern, 'queue', {hint: `consume it with \`mq consume ${pattern}\``})
-        }
-      }
-      this.subscriptions.sweepDead()
-      if (options.durable !== undefined) {
-        const existing = this.subscriptions.get(options.durable)
-        if (existing) {
-          if (existing.pattern !== pattern) {
-            throw new InvalidInputError(
-              `durable subscription ${options.durable} already exists with pattern "${existing.pattern}", not "${pattern}"`,
-              {code: 'pattern_differs', hint: `use another name, or delete it with \`mq subscription delete ${options.durable}\``},
-            )
+    const {row, resumed} = await this.patiently(() =>
+      this.sql.write(() => {
+        if (compiled.literal) {
+          const existing = this.destinations.get(pattern)
+          if (existing?.kind === 'queue') {
+            throw new WrongKindError(pattern, 'queue', {hint: `consume it with \`mq consume ${pattern}\``})
           }
-          return {row: existing, resumed: true}
         }
-      }
-      const name = options.durable ?? `~${process.pid}.${randomBytes(3).toString('hex')}`
-      const cursor = this.reader.startCursor(compiled, options.start ?? {kind: 'new'})
-      return {row: this.subscriptions.create(name, pattern, options.durable !== undefined, cursor, options.settings ?? {}), resumed: false}
-    }))
+        this.subscriptions.sweepDead()
+        if (options.durable !== undefined) {
+          const existing = this.subscriptions.get(options.durable)
+          if (existing) {
+            if (existing.pattern !== pattern) {
+              throw new InvalidInputError(
+                `durable subscription ${options.durable} already exists with pattern "${existing.pattern}", not "${pattern}"`,
+                {
+                  code: 'pattern_differs',
+                  hint: `use another name, or delete it with \`mq subscription delete ${options.durable}\``,
+                },
+              )
+            }
+            return {row: existing, resumed: true}
+          }
+        }
+        const name = options.durable ?? `~${process.pid}.${randomBytes(3).toString('hex')}`
+        const cursor = this.reader.startCursor(compiled, options.start ?? {kind: 'new'})
+        return {
+          row: this.subscriptions.create(name, pattern, options.durable !== undefined, cursor, options.settings ?? {}),
+          resumed: false,
+        }
+      }),
+    )
     const settings = this.sql.read(() => this.destinations.getById(row.destId)!.settings)
     return new FileSubscription(this, row, resumed, pickSubscriptionSettings(settings))
   }
@@ -547,7 +592,13 @@ export class FileBroker implements Broker {
 
   async nack(receipts: string[], options: NackOptions = {}): Promise<NackOutcome[]> {
     const parsed = parseReceipts(receipts)
-    const settings = {delayMs: options.delayMs ?? 0, deadLetter: options.deadLetter ?? false, error: options.error, backoff: options.backoff ?? false, uncounted: options.uncounted ?? false}
+    const settings = {
+      delayMs: options.delayMs ?? 0,
+      deadLetter: options.deadLetter ?? false,
+      error: options.error,
+      backoff: options.backoff ?? false,
+      uncounted: options.uncounted ?? false,
+    }
     return this.patiently(() =>
       inSmallerChunksWhileDiskFull(parsed, (chunk) =>
         this.sql.write(() => {
@@ -639,7 +690,10 @@ function inSmallerChunksWhileDiskFull<T, R>(items: T[], run: (chunk: T[]) => R[]
   } catch (error) {
     if (items.length < 2 || !isDiskFullError(error)) throw error
     const half = Math.ceil(items.length / 2)
-    return [...inSmallerChunksWhileDiskFull(items.slice(0, half), run), ...inSmallerChunksWhileDiskFull(items.slice(half), run)]
+    return [
+      ...inSmallerChunksWhileDiskFull(items.slice(0, half), run),
+      ...inSmallerChunksWhileDiskFull(items.slice(half), run),
+    ]
   }
 }
 
@@ -656,7 +710,6 @@ function whileDiskFull<R>(max: number, take: (max: number) => R): R {
 function isDiskFullError(error: unknown): boolean {
   return isMqError(error) && error.code === 'disk_full'
 }
-
 
 function queueInfo(row: DestinationRow): QueueInfo {
   return {name: row.name, createdAt: row.createdAt, settings: row.settings, depth: row.depth, bytes: row.bytes}
@@ -685,4 +738,3 @@ function pickSubscriptionSettings(s: QueueSettings): SubscriptionSettings {
     retryBackoffMaxMs: s.retryBackoffMaxMs,
   }
 }
-

@@ -27,7 +27,11 @@ export class Publisher {
     private readonly topics: TopicStore,
   ) {}
 
-  step(destination: DestinationRow<QueueSettings | TopicSettings>, messages: OutgoingMessage[], now: number): PublishStep {
+  step(
+    destination: DestinationRow<QueueSettings | TopicSettings>,
+    messages: OutgoingMessage[],
+    now: number,
+  ): PublishStep {
     const kind = destination.kind === 'topic' ? ('topic' as const) : ('queue' as const)
     const window = destination.settings.dedupWindowMs
     const results: (PublishResult | undefined)[] = []
@@ -64,9 +68,12 @@ export class Publisher {
           if (policy === 'reject') throw queueFull(destination as DestinationRow, full)
           if (policy === 'block') {
             if (size > ((destination.settings as QueueSettings).maxBytes ?? Number.POSITIVE_INFINITY)) {
-              throw new InvalidInputError(`a ${size}-byte message can never fit in ${destination.name} (max bytes ${(destination.settings as QueueSettings).maxBytes})`, {
-                hint: 'raise --max-bytes with `mq queue update`',
-              })
+              throw new InvalidInputError(
+                `a ${size}-byte message can never fit in ${destination.name} (max bytes ${(destination.settings as QueueSettings).maxBytes})`,
+                {
+                  hint: 'raise --max-bytes with `mq queue update`',
+                },
+              )
             }
             rest = messages.slice(index)
             break
@@ -93,7 +100,8 @@ export class Publisher {
     })
     for (const [index, first] of repeatsInBatch) results[index] = {...results[first]!, duplicate: true}
     this.destinations.bump(destination.id, 'deduplicated_total', duplicates)
-    if (kind === 'queue' && (destination.settings as QueueSettings).overflow === 'drop-oldest') this.dropFromHead(destination.id)
+    if (kind === 'queue' && (destination.settings as QueueSettings).overflow === 'drop-oldest')
+      this.dropFromHead(destination.id)
     return {results: results.slice(0, messages.length - rest.length) as PublishResult[], rest, full}
   }
 
@@ -104,7 +112,9 @@ export class Publisher {
     let excessCount = maxLength === null ? 0 : queue.depth - maxLength
     let excessBytes = maxBytes === null ? 0 : queue.bytes - maxBytes
     if (excessCount <= 0 && excessBytes <= 0) return
-    const head = this.sql.q('SELECT id, size FROM messages WHERE dest_id = ? AND state = 0 ORDER BY priority DESC, id LIMIT ?')
+    const head = this.sql.q(
+      'SELECT id, size FROM messages WHERE dest_id = ? AND state = 0 ORDER BY priority DESC, id LIMIT ?',
+    )
     const remove = this.sql.q('DELETE FROM messages WHERE id = ?')
     let dropped = 0
     while (excessCount > 0 || excessBytes > 0) {
@@ -125,19 +135,23 @@ export class Publisher {
   }
 
   private dedupLookup(destId: number, dedupId: string, now: number): number | undefined {
-    const row = this.sql.q('SELECT message_id, expires_at FROM dedup WHERE dest_id = ? AND dedup_id = ?').get(destId, dedupId) as
-      | {message_id: number; expires_at: number}
-      | undefined
+    const row = this.sql
+      .q('SELECT message_id, expires_at FROM dedup WHERE dest_id = ? AND dedup_id = ?')
+      .get(destId, dedupId) as {message_id: number; expires_at: number} | undefined
     return row && row.expires_at > now ? row.message_id : undefined
   }
 
   private dedupRemember(destId: number, dedupId: string, messageId: number, expiresAt: number): void {
     this.sql
-      .q('INSERT INTO dedup (dest_id, dedup_id, message_id, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET message_id = excluded.message_id, expires_at = excluded.expires_at')
+      .q(
+        'INSERT INTO dedup (dest_id, dedup_id, message_id, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET message_id = excluded.message_id, expires_at = excluded.expires_at',
+      )
       .run(destId, dedupId, messageId, expiresAt)
     // Forget a few expired ids each time, so the table stays the size of the window.
     this.sql
-      .q('DELETE FROM dedup WHERE (dest_id, dedup_id) IN (SELECT dest_id, dedup_id FROM dedup WHERE expires_at <= ? LIMIT 64)')
+      .q(
+        'DELETE FROM dedup WHERE (dest_id, dedup_id) IN (SELECT dest_id, dedup_id FROM dedup WHERE expires_at <= ? LIMIT 64)',
+      )
       .run(Date.now())
   }
 }

@@ -39,7 +39,17 @@ interface LeasedRow {
 
 const LEASED_COLUMNS = 'id, dest_id, attempts, headers, last_error, expires_at, ref_id'
 /** The columns a publish writes, in the order of `insert`'s rows. */
-export const MESSAGE_COLUMNS = ['dest_id', 'state', 'priority', 'visible_at', 'published_at', 'expires_at', 'size', 'body', 'headers'] as const
+export const MESSAGE_COLUMNS = [
+  'dest_id',
+  'state',
+  'priority',
+  'visible_at',
+  'published_at',
+  'expires_at',
+  'size',
+  'body',
+  'headers',
+] as const
 
 /** Upper bound of rows one receive transaction moves, to keep write locks short. */
 const MAX_BATCH = 1000
@@ -122,26 +132,56 @@ export class QueueStore {
   }
 
   /** Adds leased pointer rows for log messages a subscription claims; returns their receipts. */
-  insertLeased(owner: DestinationRow, refs: {id: number; published_at: number}[], visibilityTimeoutMs: number, now: number): string[] {
+  insertLeased(
+    owner: DestinationRow,
+    refs: {id: number; published_at: number}[],
+    visibilityTimeoutMs: number,
+    now: number,
+  ): string[] {
     const token = newLeaseToken()
     const insert = this.sql.q(
       `INSERT INTO messages (dest_id, state, visible_at, published_at, attempts, lease_token, size, body, ref_id)
        VALUES (?, 1, ?, ?, 1, ?, 0, '', ?)`,
     )
-    return refs.map((ref) => formatReceipt(Number(insert.run(owner.id, now + visibilityTimeoutMs, ref.published_at, token, ref.id).lastInsertRowid), token))
+    return refs.map((ref) =>
+      formatReceipt(
+        Number(insert.run(owner.id, now + visibilityTimeoutMs, ref.published_at, token, ref.id).lastInsertRowid),
+        token,
+      ),
+    )
   }
 
   /** Moves a message to the back of `owner` as a new message (redrive): new id, ready now. */
-  requeue(owner: DestinationRow, id: number, message: {body: string; headers: Headers; priority: number}, now: number): number {
+  requeue(
+    owner: DestinationRow,
+    id: number,
+    message: {body: string; headers: Headers; priority: number},
+    now: number,
+  ): number {
     this.sql.q('DELETE FROM messages WHERE id = ?').run(id)
     const info = this.sql
-      .q(`INSERT INTO messages (dest_id, state, priority, visible_at, published_at, size, body, headers) VALUES (?, ${READY}, ?, ?, ?, ?, ?, ?)`)
+      .q(
+        `INSERT INTO messages (dest_id, state, priority, visible_at, published_at, size, body, headers) VALUES (?, ${READY}, ?, ?, ?, ?, ?, ?)`,
+      )
       .run(owner.id, message.priority, now, now, messageSize(message), message.body, encodeHeaders(message.headers))
     return Number(info.lastInsertRowid)
   }
 
   /** Re-inserts auto-acked rows exactly as they were (same id, so same place), minus the delivery. */
-  restore(owner: DestinationRow, rows: {id: number; body: string; headers: Headers; attempt: number; publishedAt: number; priority: number; expiresAt?: number; refId?: number}[], now: number): void {
+  restore(
+    owner: DestinationRow,
+    rows: {
+      id: number
+      body: string
+      headers: Headers
+      attempt: number
+      publishedAt: number
+      priority: number
+      expiresAt?: number
+      refId?: number
+    }[],
+    now: number,
+  ): void {
     const insert = this.sql.q(
       `INSERT OR IGNORE INTO messages (id, dest_id, state, priority, visible_at, published_at, expires_at, attempts, size, body, headers, ref_id)
        VALUES (?, ?, ${READY}, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -198,7 +238,11 @@ export class QueueStore {
     if (!row) return 'stale'
     if (options.uncounted) {
       // As if it had never been delivered: ready now, the attempt taken back, its last error kept.
-      this.sql.q('UPDATE messages SET state = ?, visible_at = ?, lease_token = NULL, attempts = max(attempts - 1, 0) WHERE id = ?').run(READY, now, messageId)
+      this.sql
+        .q(
+          'UPDATE messages SET state = ?, visible_at = ?, lease_token = NULL, attempts = max(attempts - 1, 0) WHERE id = ?',
+        )
+        .run(READY, now, messageId)
       return 'released'
     }
     const queue = this.destinations.getById(row.dest_id)!
@@ -206,20 +250,34 @@ export class QueueStore {
     if (options.deadLetter || row.attempts >= settings.maxDeliveries) {
       // Without a dead-letter queue (a dead-letter queue itself, say) the message stays, released.
       if (settings.deadLetterQueue !== null) {
-        this.deadLetter(queue, row, options.deadLetter ? 'rejected' : 'max-deliveries', options.error ?? row.last_error, now)
+        this.deadLetter(
+          queue,
+          row,
+          options.deadLetter ? 'rejected' : 'max-deliveries',
+          options.error ?? row.last_error,
+          now,
+        )
         return 'dead-lettered'
       }
     }
-    const delayMs = options.backoff ? backoffDelayMs(settings.retryBackoffMs, settings.retryBackoffMaxMs, row.attempts) : options.delayMs
+    const delayMs = options.backoff
+      ? backoffDelayMs(settings.retryBackoffMs, settings.retryBackoffMaxMs, row.attempts)
+      : options.delayMs
     this.sql
-      .q('UPDATE messages SET state = ?, visible_at = ?, lease_token = NULL, last_error = coalesce(?, last_error) WHERE id = ?')
+      .q(
+        'UPDATE messages SET state = ?, visible_at = ?, lease_token = NULL, last_error = coalesce(?, last_error) WHERE id = ?',
+      )
       .run(delayMs > 0 ? WAITING : READY, now + delayMs, options.error ?? null, messageId)
     return 'released'
   }
 
   /** Whether this delivery still holds its lease (not settled, not expired, not redelivered). */
   isLeased(messageId: number, token: string, now: number): boolean {
-    return this.sql.q('SELECT 1 FROM messages WHERE id = ? AND lease_token = ? AND state = 1 AND visible_at > ?').get(messageId, token, now) !== undefined
+    return (
+      this.sql
+        .q('SELECT 1 FROM messages WHERE id = ? AND lease_token = ? AND state = 1 AND visible_at > ?')
+        .get(messageId, token, now) !== undefined
+    )
   }
 
   /** Moves the lease end to `now + byMs`. False when stale. */
@@ -245,7 +303,8 @@ export class QueueStore {
       id: String(row.id),
       body: row.body,
       headers: decodeHeaders(row.headers),
-      state: row.state === READY ? 'ready' : row.visible_at <= now ? 'ready' : row.lease_token ? 'in-flight' : 'delayed',
+      state:
+        row.state === READY ? 'ready' : row.visible_at <= now ? 'ready' : row.lease_token ? 'in-flight' : 'delayed',
       attempts: row.attempts,
       publishedAt: row.published_at,
       visibleAt: row.visible_at,
@@ -253,8 +312,13 @@ export class QueueStore {
     }))
   }
 
-  counts(queueId: number, now: number): {ready: number; inFlight: number; delayed: number; oldestPublishedAt: number | null} {
-    const ready = (this.sql.q('SELECT count(*) AS n FROM messages WHERE dest_id = ? AND state = 0').get(queueId) as {n: number}).n
+  counts(
+    queueId: number,
+    now: number,
+  ): {ready: number; inFlight: number; delayed: number; oldestPublishedAt: number | null} {
+    const ready = (
+      this.sql.q('SELECT count(*) AS n FROM messages WHERE dest_id = ? AND state = 0').get(queueId) as {n: number}
+    ).n
     const waiting = this.sql
       .q(
         `SELECT sum(visible_at > ? AND lease_token IS NOT NULL) AS inflight, sum(visible_at > ? AND lease_token IS NULL) AS delayed,
@@ -269,13 +333,22 @@ export class QueueStore {
            UNION ALL SELECT published_at FROM messages WHERE dest_id = ? AND state = 1)`,
       )
       .get(queueId, queueId) as {t: number | null}
-    return {ready: ready + (waiting.due ?? 0), inFlight: waiting.inflight ?? 0, delayed: waiting.delayed ?? 0, oldestPublishedAt: oldest.t}
+    return {
+      ready: ready + (waiting.due ?? 0),
+      inFlight: waiting.inflight ?? 0,
+      delayed: waiting.delayed ?? 0,
+      oldestPublishedAt: oldest.t,
+    }
   }
 
   /** Leased deliveries whose lease has not run out. */
   inFlightCount(queueId: number, now: number): number {
     return (
-      this.sql.q('SELECT count(*) AS n FROM messages WHERE dest_id = ? AND state = 1 AND visible_at > ? AND lease_token IS NOT NULL').get(queueId, now) as {n: number}
+      this.sql
+        .q(
+          'SELECT count(*) AS n FROM messages WHERE dest_id = ? AND state = 1 AND visible_at > ? AND lease_token IS NOT NULL',
+        )
+        .get(queueId, now) as {n: number}
     ).n
   }
 
@@ -294,13 +367,18 @@ export class QueueStore {
    */
   purgeBatch(queueId: number, lastId: number, limit: number): number {
     const ready = this.sql
-      .q('DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE dest_id = ? AND state = 0 AND id <= ? LIMIT ?)')
+      .q(
+        'DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE dest_id = ? AND state = 0 AND id <= ? LIMIT ?)',
+      )
       .run(queueId, lastId, limit).changes
     if (ready >= limit) return ready
     return (
       ready +
-      this.sql.q('DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE dest_id = ? AND state = 1 AND id <= ? LIMIT ?)').run(queueId, lastId, limit - ready)
-        .changes
+      this.sql
+        .q(
+          'DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE dest_id = ? AND state = 1 AND id <= ? LIMIT ?)',
+        )
+        .run(queueId, lastId, limit - ready).changes
     )
   }
 
@@ -317,7 +395,9 @@ export class QueueStore {
       .run(queue.id, now, maxDeliveries, deadLetterQueue === null ? 1 : 0)
     if (deadLetterQueue === null) return
     const exhausted = this.sql
-      .q(`SELECT ${LEASED_COLUMNS} FROM messages WHERE dest_id = ? AND state = 1 AND visible_at <= ? LIMIT ${MAX_BATCH}`)
+      .q(
+        `SELECT ${LEASED_COLUMNS} FROM messages WHERE dest_id = ? AND state = 1 AND visible_at <= ? LIMIT ${MAX_BATCH}`,
+      )
       .all(queue.id, now) as LeasedRow[]
     for (const row of exhausted) {
       this.deadLetter(queue, row, 'max-deliveries', row.last_error ?? `lease expired on delivery ${row.attempts}`, now)
@@ -336,7 +416,8 @@ export class QueueStore {
     if (expired.length === 0) return
     const toDeadLetter = queue.settings.deadLetterExpired && queue.settings.deadLetterQueue !== null
     for (const row of expired) {
-      if (toDeadLetter) this.deadLetter(queue, row, 'expired', `expired at ${new Date(row.expires_at!).toISOString()}`, now)
+      if (toDeadLetter)
+        this.deadLetter(queue, row, 'expired', `expired at ${new Date(row.expires_at!).toISOString()}`, now)
       else this.sql.q('DELETE FROM messages WHERE id = ?').run(row.id)
     }
     this.destinations.bump(queue.id, 'expired_total', expired.length)
@@ -352,9 +433,9 @@ export class QueueStore {
     if (row.ref_id === null) {
       origin = {...decodeHeaders(row.headers), 'x-original-queue': owner.name}
     } else {
-      const log = this.sql.q('SELECT dest_id, body, size, headers FROM messages WHERE id = ? AND state = 2').get(row.ref_id) as
-        | {dest_id: number; body: string; size: number; headers: string | null}
-        | undefined
+      const log = this.sql
+        .q('SELECT dest_id, body, size, headers FROM messages WHERE id = ? AND state = 2')
+        .get(row.ref_id) as {dest_id: number; body: string; size: number; headers: string | null} | undefined
       if (!log) {
         this.drop(row.id) // its topic discarded the message: nothing left to dead-letter
         return
@@ -411,7 +492,6 @@ interface PeekRow {
   priority: number
   lease_token: string | null
 }
-
 
 export function decodeHeaders(text: string | null): Headers {
   return text ? (JSON.parse(text) as Headers) : {}

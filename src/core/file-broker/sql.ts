@@ -55,7 +55,11 @@ export class Sql {
     const full = `INSERT INTO messages (${columns.join(', ')}) VALUES ${Array(MULTI_ROW).fill(placeholders).join(', ')}`
     for (let start = 0; start < rows.length; start += MULTI_ROW) {
       const count = Math.min(MULTI_ROW, rows.length - start)
-      const statement = this.q(count === MULTI_ROW ? full : `INSERT INTO messages (${columns.join(', ')}) VALUES ${Array(count).fill(placeholders).join(', ')}`)
+      const statement = this.q(
+        count === MULTI_ROW
+          ? full
+          : `INSERT INTO messages (${columns.join(', ')}) VALUES ${Array(count).fill(placeholders).join(', ')}`,
+      )
       // A plain loop: Array.prototype.flat is several times slower on this hot path.
       const values: unknown[] = []
       for (let row = start; row < start + count; row++) for (const value of rows[row]) values.push(value)

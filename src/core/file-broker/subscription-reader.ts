@@ -34,7 +34,9 @@ export class SubscriptionReader {
       }
       case 'from-id': {
         if (!/^\d{1,15}$/.test(start.id) || Number(start.id) < 1) {
-          throw new InvalidInputError(`--from-id "${printable(start.id, 30)}" is not a message id`, {hint: 'message ids are positive whole numbers'})
+          throw new InvalidInputError(`--from-id "${printable(start.id, 30)}" is not a message id`, {
+            hint: 'message ids are positive whole numbers',
+          })
         }
         return Number(start.id) - 1
       }
@@ -79,7 +81,21 @@ export class SubscriptionReader {
       if (pointer.ref_id === null) {
         // A redriven dead letter carries its own body.
         const headers = decodeHeaders(pointer.headers)
-        deliveries.push({...delivery({id: pointer.id, dest_id: 0, body: pointer.body, headers: pointer.headers, published_at: pointer.published_at}, pointer.attempts, pointer.receipt), topic: headers['x-original-topic'] ?? '', headers})
+        deliveries.push({
+          ...delivery(
+            {
+              id: pointer.id,
+              dest_id: 0,
+              body: pointer.body,
+              headers: pointer.headers,
+              published_at: pointer.published_at,
+            },
+            pointer.attempts,
+            pointer.receipt,
+          ),
+          topic: headers['x-original-topic'] ?? '',
+          headers,
+        })
         continue
       }
       const log = logs.get(pointer.ref_id)
@@ -148,5 +164,7 @@ export class FileSubscription implements Subscription {
 }
 
 function subscriptionGone(): NotFoundError {
-  return new NotFoundError('this subscription', '', {hint: 'it was deleted meanwhile (`mq subscription delete`); subscribe again'})
+  return new NotFoundError('this subscription', '', {
+    hint: 'it was deleted meanwhile (`mq subscription delete`); subscribe again',
+  })
 }

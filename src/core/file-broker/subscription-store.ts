@@ -1,4 +1,9 @@
-import {DEFAULT_QUEUE_SETTINGS, defaultDeadLetterQueue, type QueueSettings, type SubscriptionSettings} from '../broker.js'
+import {
+  DEFAULT_QUEUE_SETTINGS,
+  defaultDeadLetterQueue,
+  type QueueSettings,
+  type SubscriptionSettings,
+} from '../broker.js'
 import {compileTopicPattern, type TopicPattern} from '../names.js'
 import {isSameProcessAlive, processStartTime} from '../process-alive.js'
 import type {Destinations} from './destinations.js'
@@ -53,7 +58,13 @@ export class SubscriptionStore {
   }
 
   /** Creates a subscription and its delivery destination; call inside a write transaction. */
-  create(name: string, pattern: string, durable: boolean, cursor: number, settings: Partial<SubscriptionSettings>): SubscriptionRow {
+  create(
+    name: string,
+    pattern: string,
+    durable: boolean,
+    cursor: number,
+    settings: Partial<SubscriptionSettings>,
+  ): SubscriptionRow {
     const base: QueueSettings = {
       ...DEFAULT_QUEUE_SETTINGS,
       deadLetterQueue: durable ? defaultDeadLetterQueue(name) : EPHEMERAL_DEAD_LETTER_QUEUE,
@@ -63,7 +74,9 @@ export class SubscriptionStore {
     const dest = this.destinations.insert(subscriptionDestName(name), 'subscription', resolved)
     const owner = durable ? {pid: null, started: null} : {pid: process.pid, started: processStartTime(process.pid)}
     this.sql
-      .q('INSERT INTO subscriptions (dest_id, name, pattern, durable, cursor, owner_pid, owner_started, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .q(
+        'INSERT INTO subscriptions (dest_id, name, pattern, durable, cursor, owner_pid, owner_started, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      )
       .run(dest.id, name, pattern, durable ? 1 : 0, cursor, owner.pid, owner.started, dest.createdAt)
     return this.getByDest(dest.id)!
   }

@@ -29,7 +29,17 @@ export class TopicStore {
 
   /** Appends to the log (call inside a write transaction); returns the new ids. */
   insert(topic: DestinationRow<TopicSettings>, messages: OutgoingMessage[], now: number): number[] {
-    const rows = messages.map((m) => [topic.id, LOGGED, 0, now, now, null, messageSize(m), m.body, encodeHeaders(m.headers)])
+    const rows = messages.map((m) => [
+      topic.id,
+      LOGGED,
+      0,
+      now,
+      now,
+      null,
+      messageSize(m),
+      m.body,
+      encodeHeaders(m.headers),
+    ])
     const ids = this.sql.insertMessages(MESSAGE_COLUMNS, rows)
     this.destinations.bump(topic.id, 'published_total', ids.length)
     this.enforceRetention(topic.id, now)
@@ -42,7 +52,8 @@ export class TopicStore {
     if (!topic) return 0
     const {maxMessages, maxBytes, maxAgeMs} = topic.settings
     let discarded = 0
-    if (maxMessages !== null && topic.depth > maxMessages) discarded += this.discardOldest(topicId, topic.depth - maxMessages)
+    if (maxMessages !== null && topic.depth > maxMessages)
+      discarded += this.discardOldest(topicId, topic.depth - maxMessages)
     if (maxBytes !== null) {
       let bytes = topic.bytes
       while (bytes > maxBytes) {
@@ -57,7 +68,9 @@ export class TopicStore {
     }
     const cutoff = now - maxAgeMs
     const old = this.sql
-      .q(`SELECT id FROM messages WHERE dest_id = ? AND state = ${LOGGED} AND published_at < ? ORDER BY published_at LIMIT ${RETENTION_BATCH}`)
+      .q(
+        `SELECT id FROM messages WHERE dest_id = ? AND state = ${LOGGED} AND published_at < ? ORDER BY published_at LIMIT ${RETENTION_BATCH}`,
+      )
       .all(topicId, cutoff) as {id: number}[]
     if (old.length > 0) {
       const remove = this.sql.q('DELETE FROM messages WHERE id = ?')
@@ -70,7 +83,9 @@ export class TopicStore {
 
   private discardOldest(topicId: number, count: number): number {
     return this.sql
-      .q(`DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE dest_id = ? AND state = ${LOGGED} ORDER BY id LIMIT ?)`)
+      .q(
+        `DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE dest_id = ? AND state = ${LOGGED} ORDER BY id LIMIT ?)`,
+      )
       .run(topicId, Math.min(count, RETENTION_BATCH)).changes
   }
 
@@ -115,7 +130,9 @@ export class TopicStore {
     const first = this.sql.q(
       `SELECT id FROM messages WHERE dest_id = ? AND state = ${LOGGED} AND published_at >= ? ORDER BY published_at, id LIMIT 1`,
     )
-    const ids = topicIds.map((id) => (first.get(id, time) as {id: number} | undefined)?.id).filter((id) => id !== undefined)
+    const ids = topicIds
+      .map((id) => (first.get(id, time) as {id: number} | undefined)?.id)
+      .filter((id) => id !== undefined)
     return ids.length === 0 ? undefined : Math.min(...ids)
   }
 
@@ -128,7 +145,9 @@ export class TopicStore {
 
   /** Log rows by id (for a subscription's pointer rows). */
   byIds(ids: number[]): Map<number, LogRow> {
-    const get = this.sql.q(`SELECT id, dest_id, body, headers, published_at FROM messages WHERE id = ? AND state = ${LOGGED}`)
+    const get = this.sql.q(
+      `SELECT id, dest_id, body, headers, published_at FROM messages WHERE id = ? AND state = ${LOGGED}`,
+    )
     const rows = new Map<number, LogRow>()
     for (const id of ids) {
       const row = get.get(id) as LogRow | undefined

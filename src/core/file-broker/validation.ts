@@ -11,7 +11,8 @@ export function checkBodySizes(name: string, limit: number, messages: OutgoingMe
     const size = messageSize(message)
     if (size > limit) {
       const body = Buffer.byteLength(message.body)
-      const what = size === body ? `body is ${size} bytes` : `message is ${size} bytes (body ${body}, headers ${size - body})`
+      const what =
+        size === body ? `body is ${size} bytes` : `message is ${size} bytes (body ${body}, headers ${size - body})`
       throw atMessage(
         new InvalidInputError(`${what}, over the ${limit}-byte limit of ${name}`, {
           code: 'too_large',
@@ -33,8 +34,15 @@ export function validateMessages(messages: OutgoingMessage[]): void {
     if (message.ttlMs !== undefined && !(message.ttlMs >= 1)) {
       throw atMessage(new InvalidInputError('a TTL must be positive', {hint: 'e.g. --ttl 10m'}), index, messages.length)
     }
-    if (message.priority !== undefined && !(Number.isInteger(message.priority) && message.priority >= 0 && message.priority <= 9)) {
-      throw atMessage(new InvalidInputError(`priority ${message.priority} is out of range`, {hint: 'use 0 to 9'}), index, messages.length)
+    if (
+      message.priority !== undefined &&
+      !(Number.isInteger(message.priority) && message.priority >= 0 && message.priority <= 9)
+    ) {
+      throw atMessage(
+        new InvalidInputError(`priority ${message.priority} is out of range`, {hint: 'use 0 to 9'}),
+        index,
+        messages.length,
+      )
     }
     try {
       validateHeaders(message.headers)
@@ -52,5 +60,7 @@ export function atMessage<E extends InvalidInputError>(error: E, index: number, 
 
 /** The settings a re-declaration gives that differ from the existing ones (declare is idempotent only when none do). */
 export function differingSettings<S extends object>(given: Partial<S>, wanted: S, existing: S): string[] {
-  return (Object.keys(given) as (keyof S)[]).filter((key) => given[key] !== undefined && wanted[key] !== existing[key]).map(String)
+  return (Object.keys(given) as (keyof S)[])
+    .filter((key) => given[key] !== undefined && wanted[key] !== existing[key])
+    .map(String)
 }

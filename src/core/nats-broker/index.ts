@@ -450,7 +450,9 @@ export class JetStreamBroker implements Broker {
     const consumer = levelConsumer(level)
     await this.client.api(`CONSUMER.DURABLE.CREATE.${stream}.${consumer}`, {
       stream_name: stream,
-      config: this.consumerConfig(consumer, meta.settings, {filter_subject: this.naming.queueSubject(meta.name, level)}),
+      config: this.consumerConfig(consumer, meta.settings, {
+        filter_subject: this.naming.queueSubject(meta.name, level),
+      }),
     })
   }
 
@@ -507,7 +509,9 @@ export class JetStreamBroker implements Broker {
     await this.forgetLeases(stream, '*')
     await this.purgeMeta(this.naming.metaSubject('count', `${stream}-${QUEUE_CONSUMER}`))
     if (await this.streamInfo(this.naming.rateStream))
-      await this.client.api(`STREAM.PURGE.${this.naming.rateStream}`, {filter: `${this.naming.rateSubjectRoot}.${stream}.*`})
+      await this.client.api(`STREAM.PURGE.${this.naming.rateStream}`, {
+        filter: `${this.naming.rateSubjectRoot}.${stream}.*`,
+      })
     return {deleted: info.state.messages}
   }
 
@@ -680,7 +684,9 @@ export class JetStreamBroker implements Broker {
       })
     }
     // Ready messages first, in the order they will be delivered; then those held back.
-    const ready = out.filter((m) => m.state === 'ready').sort((a, b) => b.priority - a.priority || Number(a.id) - Number(b.id))
+    const ready = out
+      .filter((m) => m.state === 'ready')
+      .sort((a, b) => b.priority - a.priority || Number(a.id) - Number(b.id))
     return [...ready, ...out.filter((m) => m.state !== 'ready')]
   }
 
@@ -1225,10 +1231,13 @@ export class JetStreamBroker implements Broker {
       const source = await this.sourceOf(ack)
       const attempt = ack.count - ack.early
       const exhausted = attempt >= source.settings.maxDeliveries
-      const toDeadLetters = !options.uncounted && source.settings.deadLetterQueue !== null && (options.deadLetter || exhausted)
-      const delayMs = options.uncounted ? 0 : options.backoff
-        ? backoffDelayMs(source.settings.retryBackoffMs, source.settings.retryBackoffMaxMs, attempt)
-        : (options.delayMs ?? 0)
+      const toDeadLetters =
+        !options.uncounted && source.settings.deadLetterQueue !== null && (options.deadLetter || exhausted)
+      const delayMs = options.uncounted
+        ? 0
+        : options.backoff
+          ? backoffDelayMs(source.settings.retryBackoffMs, source.settings.retryBackoffMaxMs, attempt)
+          : (options.delayMs ?? 0)
       const claimed = await this.claim(ack, {
         s: toDeadLetters || delayMs === 0 ? 'x' : 'd',
         u: Date.now() + delayMs,
@@ -1360,7 +1369,8 @@ export class JetStreamBroker implements Broker {
     let seq = dlq.info.state.first_seq
     const total = dlq.info.state.messages
     while (result.moved < limit && !options.signal?.aborted) {
-      if (result.examined > 0 && result.examined % 100 === 0) options.onProgress?.({done: result.examined, total: Math.max(total, result.examined), moved: result.moved})
+      if (result.examined > 0 && result.examined % 100 === 0)
+        options.onProgress?.({done: result.examined, total: Math.max(total, result.examined), moved: result.moved})
       const stored = await this.storedFrom(stream, this.naming.queueSubject(deadLetterQueue), seq)
       if (!stored) break
       seq = stored.seq + 1
@@ -1468,9 +1478,7 @@ export class JetStreamBroker implements Broker {
   ): Promise<TopicInfo> {
     const messages = (counts ?? (await this.topicCounts()))[meta.name] ?? 0
     const size =
-      messages === 0
-        ? 0
-        : ((bytes ?? (await this.topicBytes(this.naming.topicSubject(meta.name))))[meta.name] ?? 0)
+      messages === 0 ? 0 : ((bytes ?? (await this.topicBytes(this.naming.topicSubject(meta.name))))[meta.name] ?? 0)
     return {name: meta.name, createdAt: meta.createdAt, settings: meta.settings, messages, bytes: size}
   }
 

@@ -86,7 +86,7 @@ export class RateCounters {
         },
       })
       try {
-        for (let left = created.num_pending; left > 0; ) {
+        for (let left = created.num_pending; left > 0;) {
           const pulled = await this.client.pull(this.stream, created.name, Math.min(left, 1_000), 0)
           if (pulled.length === 0) break
           left -= pulled.length

@@ -30,7 +30,7 @@ export async function topicBytes(
     },
   })
   try {
-    for (let left = created.num_pending; left > 0; ) {
+    for (let left = created.num_pending; left > 0;) {
       const pulled = await client.pull(stream, created.name, Math.min(BATCH, left), 0)
       if (pulled.length === 0) break
       left -= pulled.length

@@ -82,19 +82,29 @@ function checkFolder(home: string, create: boolean): void {
   try {
     stats = statSync(home)
   } catch {
-    if (!create) throw new StoreError(`no broker at ${home}`, {code: 'no_broker', hint: 'publish a message or run `mq queue create` to make one'})
+    if (!create)
+      throw new StoreError(`no broker at ${home}`, {
+        code: 'no_broker',
+        hint: 'publish a message or run `mq queue create` to make one',
+      })
     try {
       makeFolders(home)
     } catch (error) {
-      throw new StoreError(`cannot create the broker folder ${home}: ${(error as NodeJS.ErrnoException).code ?? error}`, {
-        cause: error,
-        hint: 'choose a writable folder with --home or MQ_HOME',
-      })
+      throw new StoreError(
+        `cannot create the broker folder ${home}: ${(error as NodeJS.ErrnoException).code ?? error}`,
+        {
+          cause: error,
+          hint: 'choose a writable folder with --home or MQ_HOME',
+        },
+      )
     }
     return
   }
   if (!stats.isDirectory()) {
-    throw new StoreError(`${home} is not a folder`, {code: 'not_a_broker', hint: 'point --home or MQ_HOME at a broker folder'})
+    throw new StoreError(`${home} is not a folder`, {
+      code: 'not_a_broker',
+      hint: 'point --home or MQ_HOME at a broker folder',
+    })
   }
 }
 
@@ -194,17 +204,28 @@ export function storeError(error: unknown, where: string, waitedMs = BUSY_TIMEOU
     return lockedError(where, waitedMs, error)
   }
   if (code === 'SQLITE_FULL' || code === 'ENOSPC') {
-    return new StoreError(`the disk holding ${where} is full`, {cause: error, code: 'disk_full', hint: 'free some space and retry'})
+    return new StoreError(`the disk holding ${where} is full`, {
+      cause: error,
+      code: 'disk_full',
+      hint: 'free some space and retry',
+    })
   }
   if (code.startsWith('SQLITE_IOERR') || /^E[A-Z]+$/.test(code)) {
-    return new StoreError(`I/O error on the broker in ${where} (${message})`, {cause: error, code: 'io', hint: 'check the disk and the folder'})
+    return new StoreError(`I/O error on the broker in ${where} (${message})`, {
+      cause: error,
+      code: 'io',
+      hint: 'check the disk and the folder',
+    })
   }
   return new StoreError(`broker error in ${where}: ${message}`, {cause: error})
 }
 
 /** Another process held the write lock past the busy timeout; `waitedMs`: how long we waited in all. */
 export function lockedError(where: string, waitedMs: number, cause?: unknown): StoreError {
-  const locked = waitedMs >= 1_000 ? `stayed locked by another process for ${Math.round(waitedMs / 1000)}s` : 'is locked by another process'
+  const locked =
+    waitedMs >= 1_000
+      ? `stayed locked by another process for ${Math.round(waitedMs / 1000)}s`
+      : 'is locked by another process'
   return new StoreError(`the broker in ${where} ${locked}`, {
     cause,
     code: 'busy',

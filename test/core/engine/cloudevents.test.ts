@@ -1,7 +1,13 @@
 import {expect} from 'chai'
 import {hostname, userInfo} from 'node:os'
 
-import {buildEvent, type CloudEvent, defaultEventSource, eventWarnings, validateEvent} from '../../../src/core/engine/cloudevents.js'
+import {
+  buildEvent,
+  type CloudEvent,
+  defaultEventSource,
+  eventWarnings,
+  validateEvent,
+} from '../../../src/core/engine/cloudevents.js'
 import {thrown} from '../../helpers.js'
 
 /** Validation must fail with exactly this message (after the "invalid CloudEvent: " prefix) and a hint. */
@@ -48,7 +54,10 @@ describe('validateEvent', () => {
       ['a percent-encoded source', {...minimal, source: 'mqctl://J%C3%BCrgen@host'}],
       ['a time with an offset and fraction', {...minimal, time: '2024-02-29T23:59:60.123+05:30'}],
       ['a lower-case t and z in time', {...minimal, time: '2024-01-01t00:00:00z'}],
-      ['boolean, integer and string extensions', {...minimal, flag: false, count: -2147483648, max: 2147483647, name: ''}],
+      [
+        'boolean, integer and string extensions',
+        {...minimal, flag: false, count: -2147483648, max: 2147483647, name: ''},
+      ],
       ['digits-only and long extension names', {...minimal, '42': 'x', averyveryverylongextensionname: 'x'}],
       ['unicode text', {...minimal, subject: 'Grüße 🎉'}],
     ]
@@ -105,7 +114,10 @@ describe('validateEvent', () => {
     rejects({...minimal, source: 'my service'}, 'attribute "source" "my service" is not a URI-reference')
     rejects({...minimal, source: 'caf\u00e9'}, /^attribute "source" ".*" is not a URI-reference$/)
     rejects({...minimal, source: '/a%zz'}, 'attribute "source" "/a%zz" is not a URI-reference')
-    rejects({...minimal, source: '1abc:def'}, /^attribute "source" "1abc:def" is not a URI-reference: its scheme is malformed$/)
+    rejects(
+      {...minimal, source: '1abc:def'},
+      /^attribute "source" "1abc:def" is not a URI-reference: its scheme is malformed$/,
+    )
   })
 
   it('rejects control characters in strings', () => {
@@ -119,22 +131,66 @@ describe('validateEvent', () => {
   describe('optional attributes', () => {
     const bad: Array<[string, Record<string, unknown>, string]> = [
       ['time as a number', {time: 1_700_000_000}, 'attribute "time" must be a string, got a number'],
-      ['time without a zone', {time: '2024-01-01T00:00:00'}, 'attribute "time" "2024-01-01T00:00:00" is not an RFC 3339 timestamp'],
+      [
+        'time without a zone',
+        {time: '2024-01-01T00:00:00'},
+        'attribute "time" "2024-01-01T00:00:00" is not an RFC 3339 timestamp',
+      ],
       ['time as a date only', {time: '2024-01-01'}, 'attribute "time" "2024-01-01" is not an RFC 3339 timestamp'],
-      ['time with a space', {time: '2024-01-01 00:00:00Z'}, 'attribute "time" "2024-01-01 00:00:00Z" is not an RFC 3339 timestamp'],
-      ['time on February 30', {time: '2024-02-30T00:00:00Z'}, 'attribute "time" "2024-02-30T00:00:00Z" is not an RFC 3339 timestamp'],
-      ['time on February 29 of a common year', {time: '2023-02-29T00:00:00Z'}, 'attribute "time" "2023-02-29T00:00:00Z" is not an RFC 3339 timestamp'],
-      ['time in month 13', {time: '2024-13-01T00:00:00Z'}, 'attribute "time" "2024-13-01T00:00:00Z" is not an RFC 3339 timestamp'],
-      ['time at hour 24', {time: '2024-01-01T24:00:00Z'}, 'attribute "time" "2024-01-01T24:00:00Z" is not an RFC 3339 timestamp'],
-      ['time with a bad offset', {time: '2024-01-01T00:00:00+25:00'}, 'attribute "time" "2024-01-01T00:00:00+25:00" is not an RFC 3339 timestamp'],
+      [
+        'time with a space',
+        {time: '2024-01-01 00:00:00Z'},
+        'attribute "time" "2024-01-01 00:00:00Z" is not an RFC 3339 timestamp',
+      ],
+      [
+        'time on February 30',
+        {time: '2024-02-30T00:00:00Z'},
+        'attribute "time" "2024-02-30T00:00:00Z" is not an RFC 3339 timestamp',
+      ],
+      [
+        'time on February 29 of a common year',
+        {time: '2023-02-29T00:00:00Z'},
+        'attribute "time" "2023-02-29T00:00:00Z" is not an RFC 3339 timestamp',
+      ],
+      [
+        'time in month 13',
+        {time: '2024-13-01T00:00:00Z'},
+        'attribute "time" "2024-13-01T00:00:00Z" is not an RFC 3339 timestamp',
+      ],
+      [
+        'time at hour 24',
+        {time: '2024-01-01T24:00:00Z'},
+        'attribute "time" "2024-01-01T24:00:00Z" is not an RFC 3339 timestamp',
+      ],
+      [
+        'time with a bad offset',
+        {time: '2024-01-01T00:00:00+25:00'},
+        'attribute "time" "2024-01-01T00:00:00+25:00" is not an RFC 3339 timestamp',
+      ],
       ['time in words', {time: 'yesterday'}, 'attribute "time" "yesterday" is not an RFC 3339 timestamp'],
       ['an empty subject', {subject: ''}, 'attribute "subject" must not be empty'],
       ['a boolean subject', {subject: true}, 'attribute "subject" must be a string, got a boolean'],
-      ['a numeric datacontenttype', {datacontenttype: 42}, 'attribute "datacontenttype" must be a string, got a number'],
-      ['a datacontenttype without a subtype', {datacontenttype: 'json'}, 'attribute "datacontenttype" "json" is not a media type'],
-      ['a relative dataschema', {dataschema: '/schemas/order.json'}, 'attribute "dataschema" "/schemas/order.json" must be an absolute URI with a scheme'],
+      [
+        'a numeric datacontenttype',
+        {datacontenttype: 42},
+        'attribute "datacontenttype" must be a string, got a number',
+      ],
+      [
+        'a datacontenttype without a subtype',
+        {datacontenttype: 'json'},
+        'attribute "datacontenttype" "json" is not a media type',
+      ],
+      [
+        'a relative dataschema',
+        {dataschema: '/schemas/order.json'},
+        'attribute "dataschema" "/schemas/order.json" must be an absolute URI with a scheme',
+      ],
       ['an empty dataschema', {dataschema: ''}, 'attribute "dataschema" must not be empty'],
-      ['a dataschema with spaces', {dataschema: 'https://x/a b'}, 'attribute "dataschema" "https://x/a b" is not an absolute URI'],
+      [
+        'a dataschema with spaces',
+        {dataschema: 'https://x/a b'},
+        'attribute "dataschema" "https://x/a b" is not an absolute URI',
+      ],
     ]
     for (const [title, extra, reason] of bad) {
       it(`rejects ${title}`, () => rejects({...minimal, ...extra}, reason))
@@ -263,10 +319,18 @@ describe('buildEvent', () => {
   })
 
   it('validates the result', () => {
-    expect(thrown(() => buildEvent({type: ''})).message).to.equal('invalid CloudEvent: attribute "type" must not be empty')
-    expect(thrown(() => buildEvent({type: 't', id: ''})).message).to.equal('invalid CloudEvent: attribute "id" must not be empty')
-    expect(thrown(() => buildEvent({type: 't', source: 'not a uri'})).message).to.match(/attribute "source" "not a uri" is not a URI-reference/)
-    expect(thrown(() => buildEvent({type: 't', subject: ''})).message).to.equal('invalid CloudEvent: attribute "subject" must not be empty')
+    expect(thrown(() => buildEvent({type: ''})).message).to.equal(
+      'invalid CloudEvent: attribute "type" must not be empty',
+    )
+    expect(thrown(() => buildEvent({type: 't', id: ''})).message).to.equal(
+      'invalid CloudEvent: attribute "id" must not be empty',
+    )
+    expect(thrown(() => buildEvent({type: 't', source: 'not a uri'})).message).to.match(
+      /attribute "source" "not a uri" is not a URI-reference/,
+    )
+    expect(thrown(() => buildEvent({type: 't', subject: ''})).message).to.equal(
+      'invalid CloudEvent: attribute "subject" must not be empty',
+    )
     expect(thrown(() => buildEvent({type: 't', extensions: {traceId: 'x'}})).message).to.equal(
       'invalid CloudEvent: extension attribute "traceId" must use only lower-case letters and digits',
     )

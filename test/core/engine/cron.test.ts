@@ -90,7 +90,9 @@ describe('parseCron', () => {
   it('is fast for schedules that fire rarely', () => {
     // The search jumps by field instead of minute by minute: eight years ahead in one call (a
     // slow search shows as a mocha timeout; its speed is not asserted here).
-    expect(parseCron('0 0 29 2 */7').next(new Date('2024-03-01T00:00:00Z'), 'utc').toISOString()).to.equal('2032-02-29T00:00:00.000Z')
+    expect(parseCron('0 0 29 2 */7').next(new Date('2024-03-01T00:00:00Z'), 'utc').toISOString()).to.equal(
+      '2032-02-29T00:00:00.000Z',
+    )
   })
 
   it('rejects an invalid start date', () => {
@@ -156,13 +158,33 @@ describe('parseCron', () => {
     // 2024-03-10 07:00Z: 02:00 EST becomes 03:00 EDT. 2024-11-03 06:00Z: 02:00 EDT becomes 01:00 EST.
     const local: Array<[string, string, string, string]> = [
       ['reads the fields as local wall time', '0 9 * * *', '2024-07-01T00:00:00Z', '2024-07-01T13:00:00Z'],
-      ['runs a fixed time skipped by the jump when the clock jumps', '30 2 * * *', '2024-03-10T05:00:00Z', '2024-03-10T07:00:00Z'],
+      [
+        'runs a fixed time skipped by the jump when the clock jumps',
+        '30 2 * * *',
+        '2024-03-10T05:00:00Z',
+        '2024-03-10T07:00:00Z',
+      ],
       ['runs it at 02:30 again the next day', '30 2 * * *', '2024-03-10T07:00:00Z', '2024-03-11T06:30:00Z'],
       ['runs 03:00 at the jump', '0 3 * * *', '2024-03-10T05:00:00Z', '2024-03-10T07:00:00Z'],
-      ['keeps wildcard jobs on the clock across the jump', '*/15 * * * *', '2024-03-10T06:50:00Z', '2024-03-10T07:00:00Z'],
-      ['runs a fixed time in the repeated hour on its first pass', '30 1 * * *', '2024-11-03T05:00:00Z', '2024-11-03T05:30:00Z'],
+      [
+        'keeps wildcard jobs on the clock across the jump',
+        '*/15 * * * *',
+        '2024-03-10T06:50:00Z',
+        '2024-03-10T07:00:00Z',
+      ],
+      [
+        'runs a fixed time in the repeated hour on its first pass',
+        '30 1 * * *',
+        '2024-11-03T05:00:00Z',
+        '2024-11-03T05:30:00Z',
+      ],
       ['does not run it again on the second pass', '30 1 * * *', '2024-11-03T05:30:00Z', '2024-11-04T06:30:00Z'],
-      ['does not run it when starting inside the second pass', '45 1 * * *', '2024-11-03T06:10:00Z', '2024-11-04T06:45:00Z'],
+      [
+        'does not run it when starting inside the second pass',
+        '45 1 * * *',
+        '2024-11-03T06:10:00Z',
+        '2024-11-04T06:45:00Z',
+      ],
       ['runs wildcard jobs in both passes', '*/30 * * * *', '2024-11-03T05:31:00Z', '2024-11-03T06:00:00Z'],
       ['and keeps going through the second pass', '*/30 * * * *', '2024-11-03T06:00:00Z', '2024-11-03T06:30:00Z'],
     ]
@@ -212,9 +234,10 @@ describe('parseCron', () => {
       if (expected === undefined) {
         if (actual !== undefined) expect(actual - after, expression).to.be.above(9 * 366 * 86_400_000)
       } else {
-        expect(actual && new Date(actual).toISOString(), `${expression} after ${new Date(after).toISOString()}`).to.equal(
-          new Date(expected).toISOString(),
-        )
+        expect(
+          actual && new Date(actual).toISOString(),
+          `${expression} after ${new Date(after).toISOString()}`,
+        ).to.equal(new Date(expected).toISOString())
       }
     }
   })

@@ -23,7 +23,14 @@ describe('event engine', () => {
   afterEach(() => broker.close())
 
   const engine = (rules: unknown[]) =>
-    new Engine({broker, journal: broker.journal, rules: validateDocument({rules}, 'rules.json'), baseDir: home, env: process.env, log: (line) => logged.push(line)})
+    new Engine({
+      broker,
+      journal: broker.journal,
+      rules: validateDocument({rules}, 'rules.json'),
+      baseDir: home,
+      env: process.env,
+      log: (line) => logged.push(line),
+    })
 
   it('runs the actions of every matching rule and journals each attempt', async () => {
     const e = engine([
@@ -46,7 +53,12 @@ describe('event engine', () => {
 
   it('retries a failing action with backoff, then leaves a dead-letter record with the error, exit code and output', async () => {
     const e = engine([
-      {name: 'flaky', pattern: {type: ['x']}, actions: [{type: 'exec', command: ['sh', '-c', 'echo "went wrong" >&2; exit 7']}], retry: {maxAttempts: 3, backoff: '20ms'}},
+      {
+        name: 'flaky',
+        pattern: {type: ['x']},
+        actions: [{type: 'exec', command: ['sh', '-c', 'echo "went wrong" >&2; exit 7']}],
+        retry: {maxAttempts: 3, backoff: '20ms'},
+      },
     ])
     const started = Date.now()
     const summary = await e.handle(buildEvent({type: 'x'}))
@@ -64,7 +76,12 @@ describe('event engine', () => {
   it('succeeds on a later attempt', async () => {
     const marker = join(home, 'marker')
     const e = engine([
-      {name: 'second-time', pattern: {type: ['x']}, actions: [{type: 'exec', command: ['sh', '-c', `[ -e ${marker} ] || { touch ${marker}; exit 1; }`]}], retry: {backoff: '10ms'}},
+      {
+        name: 'second-time',
+        pattern: {type: ['x']},
+        actions: [{type: 'exec', command: ['sh', '-c', `[ -e ${marker} ] || { touch ${marker}; exit 1; }`]}],
+        retry: {backoff: '10ms'},
+      },
     ])
     const summary = await e.handle(buildEvent({type: 'x'}))
     expect(summary.actions[0]).to.include({outcome: 'ok', attempts: 2})
@@ -72,14 +89,29 @@ describe('event engine', () => {
 
   it('gives up when the retries would pass the maximum age', async () => {
     // a 1 h backoff: waiting for it instead of giving up would outlast the test's timeout
-    const e = engine([{name: 'old', pattern: {type: ['x']}, actions: [{type: 'exec', command: ['false']}], retry: {maxAttempts: 10, backoff: '1h', maxBackoff: '1h', maxAge: '500ms'}}])
+    const e = engine([
+      {
+        name: 'old',
+        pattern: {type: ['x']},
+        actions: [{type: 'exec', command: ['false']}],
+        retry: {maxAttempts: 10, backoff: '1h', maxBackoff: '1h', maxAge: '500ms'},
+      },
+    ])
     const summary = await e.handle(buildEvent({type: 'x'}))
     expect(summary.actions[0]).to.include({outcome: 'dead-lettered', attempts: 1})
   })
 
   it('never executes event data: injection attempts stay inert argv items', async () => {
     const marker = join(home, 'pwned')
-    const hostile = [`$(touch ${marker})`, `\`touch ${marker}\``, `; touch ${marker}`, `' ; touch ${marker} ; '`, `"\ntouch ${marker}\n"`, `| touch ${marker}`, `&& touch ${marker}`]
+    const hostile = [
+      `$(touch ${marker})`,
+      `\`touch ${marker}\``,
+      `; touch ${marker}`,
+      `' ; touch ${marker} ; '`,
+      `"\ntouch ${marker}\n"`,
+      `| touch ${marker}`,
+      `&& touch ${marker}`,
+    ]
     const out = join(home, 'args.txt')
     const e = engine([
       {
@@ -105,25 +137,48 @@ describe('event engine', () => {
   })
 
   it('refuses templates in a shell command at validation', () => {
-    expect(() => validateDocument({rules: [{name: 'r', pattern: {type: ['x']}, actions: [{type: 'exec', shell: true, command: 'echo {{data.x}}'}]}]}, 'rules.json')).to.throw(
-      /rule "r" at actions\[0\]\.command: templates are not allowed in a shell command/,
-    )
+    expect(() =>
+      validateDocument(
+        {
+          rules: [
+            {name: 'r', pattern: {type: ['x']}, actions: [{type: 'exec', shell: true, command: 'echo {{data.x}}'}]},
+          ],
+        },
+        'rules.json',
+      ),
+    ).to.throw(/rule "r" at actions\[0\]\.command: templates are not allowed in a shell command/)
   })
 
   it('gives exec actions the event on stdin and MQ_EVENT_* variables', async () => {
     const out = join(home, 'env.txt')
-    const e = engine([{name: 'env', pattern: {type: ['x']}, actions: [{type: 'exec', command: ['sh', '-c', `{ cat; echo; env | grep ^MQ_ | sort; } > ${out}`]}]}])
+    const e = engine([
+      {
+        name: 'env',
+        pattern: {type: ['x']},
+        actions: [{type: 'exec', command: ['sh', '-c', `{ cat; echo; env | grep ^MQ_ | sort; } > ${out}`]}],
+      },
+    ])
     const event = buildEvent({type: 'x', subject: 'sub', data: {a: 1}})
     await e.handle(event)
     const text = readFileSync(out, 'utf8')
     expect(JSON.parse(text.split('\n')[0])).to.deep.equal(event)
-    expect(text).to.include(`MQ_EVENT_ID=${event.id}`).and.include('MQ_EVENT_TYPE=x').and.include('MQ_EVENT_SUBJECT=sub')
+    expect(text)
+      .to.include(`MQ_EVENT_ID=${event.id}`)
+      .and.include('MQ_EVENT_TYPE=x')
+      .and.include('MQ_EVENT_SUBJECT=sub')
     expect(text).to.include('MQ_EVENT_DATA={"a":1}').and.include('MQ_RULE=env').and.include('MQ_ATTEMPT=1')
   })
 
   it('publishes to a queue or topic with a body template or the whole event', async () => {
     const e = engine([
-      {name: 'p', pattern: {type: ['order.created']}, actions: [{type: 'publish', to: 'orders.{{data.region}}', body: 'order {{data.id}}', headers: {id: '{{data.id}}'}}, {type: 'publish', to: 'all'}]},
+      {
+        name: 'p',
+        pattern: {type: ['order.created']},
+        actions: [
+          {type: 'publish', to: 'orders.{{data.region}}', body: 'order {{data.id}}', headers: {id: '{{data.id}}'}},
+          {type: 'publish', to: 'all'},
+        ],
+      },
     ])
     const event = buildEvent({type: 'order.created', data: {id: 5, region: 'eu'}})
     await e.handle(event)
@@ -150,7 +205,12 @@ describe('event engine', () => {
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`
     try {
       const e = engine([
-        {name: 'structured', pattern: {type: ['x']}, actions: [{type: 'http', url, headers: {authorization: 'Bearer t'}}], retry: {backoff: '10ms'}},
+        {
+          name: 'structured',
+          pattern: {type: ['x']},
+          actions: [{type: 'http', url, headers: {authorization: 'Bearer t'}}],
+          retry: {backoff: '10ms'},
+        },
         {name: 'binary', pattern: {type: ['x']}, actions: [{type: 'http', url, mode: 'binary'}], concurrency: 'serial'},
       ])
       const event = buildEvent({type: 'x', data: {n: 1}, subject: 's'})
@@ -161,7 +221,13 @@ describe('event engine', () => {
       expect(JSON.parse(structured.at(-1)!.body)).to.deep.equal(event)
       expect(structured[0].headers.authorization).to.equal('Bearer t')
       const binary = requests.find((r) => r.headers['ce-id'] === event.id)!
-      expect(binary.headers).to.include({'ce-type': 'x', 'ce-source': event.source, 'ce-subject': 's', 'ce-specversion': '1.0', 'content-type': 'application/json'})
+      expect(binary.headers).to.include({
+        'ce-type': 'x',
+        'ce-source': event.source,
+        'ce-subject': 's',
+        'ce-specversion': '1.0',
+        'content-type': 'application/json',
+      })
       expect(JSON.parse(binary.body)).to.deep.equal({n: 1})
       const runs = await broker.journal.runs(summary.seq)
       expect(runs.some((r) => r.httpStatus === 503 && r.outcome === 'failed')).to.equal(true)
@@ -193,7 +259,13 @@ describe('event engine', () => {
   it('a serial rule that cannot get its turn within its retry age gives up instead of running alongside', async () => {
     const log = join(home, 'serial.log')
     const e = engine([
-      {name: 's', pattern: {type: ['x']}, actions: [{type: 'exec', command: ['sh', '-c', `echo start >> ${log}; sleep 0.8; echo end >> ${log}`]}], concurrency: 'serial', retry: {maxAge: '200ms'}},
+      {
+        name: 's',
+        pattern: {type: ['x']},
+        actions: [{type: 'exec', command: ['sh', '-c', `echo start >> ${log}; sleep 0.8; echo end >> ${log}`]}],
+        concurrency: 'serial',
+        retry: {maxAge: '200ms'},
+      },
     ])
     const results = await Promise.all([e.handle(buildEvent({type: 'x'})), e.handle(buildEvent({type: 'x'}))])
     expect(results.map((r) => r.actions[0].outcome).sort()).to.deep.equal(['dead-lettered', 'ok'])
@@ -202,21 +274,42 @@ describe('event engine', () => {
 
   it('renders templates: paths, arrays, the whole event, missing values', () => {
     const event = buildEvent({type: 't', data: {order: {id: 42, items: [{sku: 'a'}]}, flag: true}})
-    expect(renderTemplate('{{type}}/{{data.order.id}}/{{data.order.items[0].sku}}/{{data.flag}}/{{data.missing}}', event)).to.equal('t/42/a/true/')
+    expect(
+      renderTemplate('{{type}}/{{data.order.id}}/{{data.order.items[0].sku}}/{{data.flag}}/{{data.missing}}', event),
+    ).to.equal('t/42/a/true/')
     expect(JSON.parse(renderTemplate('{{event}}', event))).to.deep.equal(event)
     expect(renderTemplate('{{ data.order }}', event)).to.equal('{"id":42,"items":[{"sku":"a"}]}')
   })
 
   it('validates hand-edited documents, naming the rule and the path', () => {
-    const bad = (rules: unknown, pattern: RegExp) => expect(() => validateDocument({rules}, 'rules.json')).to.throw(pattern)
+    const bad = (rules: unknown, pattern: RegExp) =>
+      expect(() => validateDocument({rules}, 'rules.json')).to.throw(pattern)
     bad([{name: 'a', pattern: {type: 'x'}, actions: [{type: 'log'}]}], /rule "a" at pattern\.type: /)
     bad([{name: 'a', pattern: {type: ['x']}, actions: []}], /rule "a" at actions: must be a non-empty array/)
-    bad([{name: 'a', pattern: {type: ['x']}, actions: [{type: 'exec', command: 'ls'}]}], /rule "a" at actions\[0\]\.command: must be a non-empty array of strings/)
-    bad([{name: 'a', pattern: {type: ['x']}, actions: [{type: 'teleport'}]}], /rule "a" at actions\[0\]\.type: must be exec, publish, http, file or log/)
-    bad([{name: 'a', pattern: {type: ['x']}, actions: [{type: 'log'}], retry: {backoff: 'soon'}}], /rule "a" at retry\.backoff: invalid duration/)
+    bad(
+      [{name: 'a', pattern: {type: ['x']}, actions: [{type: 'exec', command: 'ls'}]}],
+      /rule "a" at actions\[0\]\.command: must be a non-empty array of strings/,
+    )
+    bad(
+      [{name: 'a', pattern: {type: ['x']}, actions: [{type: 'teleport'}]}],
+      /rule "a" at actions\[0\]\.type: must be exec, publish, http, file or log/,
+    )
+    bad(
+      [{name: 'a', pattern: {type: ['x']}, actions: [{type: 'log'}], retry: {backoff: 'soon'}}],
+      /rule "a" at retry\.backoff: invalid duration/,
+    )
     bad([{name: 'a', pattern: {type: ['x']}, actions: [{type: 'log'}], concurrency: 'many'}], /rule "a" at concurrency/)
-    bad([{name: 'a', pattern: {type: ['x']}, actions: [{type: 'log'}]}, {name: 'a', pattern: {type: ['y']}, actions: [{type: 'log'}]}], /used twice/)
+    bad(
+      [
+        {name: 'a', pattern: {type: ['x']}, actions: [{type: 'log'}]},
+        {name: 'a', pattern: {type: ['y']}, actions: [{type: 'log'}]},
+      ],
+      /used twice/,
+    )
     bad([{pattern: {type: ['x']}, actions: [{type: 'log'}]}], /rule #1 at name: must be a string/)
-    bad([{name: 'a', pattern: {type: ['x']}, actions: [{type: 'http', url: 'ftp://x'}]}], /actions\[0\]\.url: must be an http/)
+    bad(
+      [{name: 'a', pattern: {type: ['x']}, actions: [{type: 'http', url: 'ftp://x'}]}],
+      /actions\[0\]\.url: must be an http/,
+    )
   })
 })

@@ -20,15 +20,63 @@ function random(seed: number) {
 }
 type Random = ReturnType<typeof random>
 
-const STRINGS = ['', 'a', 'ab', 'abc', 'Abc', 'ABC', 'b', 'ba', 'cab', 'order.created', 'order.paid', 'Order.Created', 'svc1.crashed', '10.0.0.1', '10.0.1.7', '192.168.1.1', '2001:db8::1', '::ffff:10.0.0.7', 'x*y', 'xay', 'İx', 'ß']
+const STRINGS = [
+  '',
+  'a',
+  'ab',
+  'abc',
+  'Abc',
+  'ABC',
+  'b',
+  'ba',
+  'cab',
+  'order.created',
+  'order.paid',
+  'Order.Created',
+  'svc1.crashed',
+  '10.0.0.1',
+  '10.0.1.7',
+  '192.168.1.1',
+  '2001:db8::1',
+  '::ffff:10.0.0.7',
+  'x*y',
+  'xay',
+  'İx',
+  'ß',
+]
 const NUMBERS = [-5, -1, 0, 0.5, 1, 2, 3, 10, 35, 100, 1e6]
 const PREFIXES = ['', 'a', 'ab', 'A', 'order.', 'ORDER.', 'svc', '10.', 'x']
 const SUFFIXES = ['', 'c', 'bc', 'BC', '.created', 'a', '1', 'y']
 const WILDCARDS = ['a*', '*c', 'a*c', '*', 'order.*', 'x\\*y', '*.*', '*a*b*']
 const CIDRS = ['10.0.0.0/24', '10.0.0.0/8', '2001:db8::/32', '0.0.0.0/0', '192.168.1.1/32']
 /** Field names per depth; `constructor` also names something on Object.prototype. */
-const KEYS = [['type', 'source', 'a', 'data', 'constructor'], ['x', 'y', 'n'], ['p', 'q']]
-const OPERATORS = ['exact', 'prefix', 'prefix-ignore-case', 'suffix', 'suffix-ignore-case', 'equals-ignore-case', 'wildcard', 'anything-but', 'anything-but-list', 'anything-but-prefix', 'anything-but-suffix', 'anything-but-ignore-case', 'anything-but-wildcard', 'numeric', 'numeric-equals', 'cidr', 'exists-true', 'exists-false', '$or', 'nested']
+const KEYS = [
+  ['type', 'source', 'a', 'data', 'constructor'],
+  ['x', 'y', 'n'],
+  ['p', 'q'],
+]
+const OPERATORS = [
+  'exact',
+  'prefix',
+  'prefix-ignore-case',
+  'suffix',
+  'suffix-ignore-case',
+  'equals-ignore-case',
+  'wildcard',
+  'anything-but',
+  'anything-but-list',
+  'anything-but-prefix',
+  'anything-but-suffix',
+  'anything-but-ignore-case',
+  'anything-but-wildcard',
+  'numeric',
+  'numeric-equals',
+  'cidr',
+  'exists-true',
+  'exists-false',
+  '$or',
+  'nested',
+]
 
 function scalar(r: Random): unknown {
   const roll = r.next()
@@ -62,7 +110,11 @@ function condition(r: Random, used: Set<string>): unknown {
     case 'anything-but-prefix':
       return {'anything-but': {prefix: r.pick(PREFIXES.filter(Boolean))}}
     case 'anything-but-suffix':
-      return {'anything-but': {suffix: r.chance(0.5) ? r.pick(SUFFIXES.filter(Boolean)) : [r.pick(SUFFIXES.filter(Boolean)), 'b']}}
+      return {
+        'anything-but': {
+          suffix: r.chance(0.5) ? r.pick(SUFFIXES.filter(Boolean)) : [r.pick(SUFFIXES.filter(Boolean)), 'b'],
+        },
+      }
     case 'anything-but-ignore-case':
       return {'anything-but': {'equals-ignore-case': r.pick(STRINGS)}}
     case 'anything-but-wildcard':
@@ -109,7 +161,10 @@ function value(r: Random, depth: number): unknown {
   const roll = r.next()
   if (roll < 0.45 || depth >= 3) return scalar(r)
   if (roll < 0.6) return Array.from({length: r.int(4)}, () => (r.chance(0.15) ? [scalar(r), scalar(r)] : scalar(r)))
-  if (roll < 0.8) return Array.from({length: r.int(3)}, () => (r.chance(0.1) ? [object(r, depth + 1)] : r.chance(0.1) ? scalar(r) : object(r, depth + 1)))
+  if (roll < 0.8)
+    return Array.from({length: r.int(3)}, () =>
+      r.chance(0.1) ? [object(r, depth + 1)] : r.chance(0.1) ? scalar(r) : object(r, depth + 1),
+    )
   return object(r, depth + 1)
 }
 
@@ -125,7 +180,8 @@ function rulesFrom(patterns: unknown[], r: Random): Rule[] {
 }
 
 /** The straightforward matcher: every enabled rule tried in order. */
-const reference = (rules: Rule[], event: unknown) => rules.filter((rule) => rule.enabled && rule.pattern.matches(event)).map((rule) => rule.name)
+const reference = (rules: Rule[], event: unknown) =>
+  rules.filter((rule) => rule.enabled && rule.pattern.matches(event)).map((rule) => rule.name)
 
 describe('rule matcher (index over field values)', function () {
   // Half a million pairs: seconds on an idle machine, much more on a loaded CI runner.
@@ -164,7 +220,9 @@ describe('rule matcher (index over field values)', function () {
         const actual = matcher.match(event).map((rule) => rule.name)
         if (JSON.stringify(actual) !== JSON.stringify(expected)) {
           const differing = rules.find((rule) => expected.includes(rule.name) !== actual.includes(rule.name))!
-          expect.fail(`round ${round}: rule ${differing.name} ${JSON.stringify(differing.spec.pattern)} on event ${JSON.stringify(event)}: reference ${expected.includes(differing.name)}, index ${actual.includes(differing.name)}`)
+          expect.fail(
+            `round ${round}: rule ${differing.name} ${JSON.stringify(differing.spec.pattern)} on event ${JSON.stringify(event)}: reference ${expected.includes(differing.name)}, index ${actual.includes(differing.name)}`,
+          )
         }
         pairs += rules.length
         matches += expected.length
@@ -183,18 +241,36 @@ describe('rule matcher (index over field values)', function () {
     rules.forEach((rule) => (rule.enabled = true))
     const matcher = new RuleMatcher(rules)
     const names = (event: unknown) => matcher.match(event).map((rule) => rule.name)
-    expect(names({type: 't', data: [{sku: 'a', qty: 1}, {sku: 'b', qty: 2}]})).to.deep.equal(['r1'])
-    expect(names({type: 't', data: [{sku: 'b', qty: 1}, {sku: 'a', qty: 2}]})).to.deep.equal(['r0', 'r1'])
+    expect(
+      names({
+        type: 't',
+        data: [
+          {sku: 'a', qty: 1},
+          {sku: 'b', qty: 2},
+        ],
+      }),
+    ).to.deep.equal(['r1'])
+    expect(
+      names({
+        type: 't',
+        data: [
+          {sku: 'b', qty: 1},
+          {sku: 'a', qty: 2},
+        ],
+      }),
+    ).to.deep.equal(['r0', 'r1'])
   })
 
   it('decides from the index, without trying rules one by one', () => {
-    const patterns = Array.from({length: 2000}, (_, i) =>
-      [
-        {type: [`order.${i}.created`]},
-        {type: [{prefix: `svc${i}.`}], data: {level: ['error', 'fatal']}},
-        {type: ['payment.settled'], data: {amount: [{numeric: ['>', i * 10, '<=', i * 10 + 100]}]}},
-        {source: [{'anything-but': [`src-${i}`]}], type: [`audit.${i}`]},
-      ][i % 4],
+    const patterns = Array.from(
+      {length: 2000},
+      (_, i) =>
+        [
+          {type: [`order.${i}.created`]},
+          {type: [{prefix: `svc${i}.`}], data: {level: ['error', 'fatal']}},
+          {type: ['payment.settled'], data: {amount: [{numeric: ['>', i * 10, '<=', i * 10 + 100]}]}},
+          {source: [{'anything-but': [`src-${i}`]}], type: [`audit.${i}`]},
+        ][i % 4],
     )
     const rules = rulesFrom(patterns, random(2))
     rules.forEach((rule) => (rule.enabled = true))

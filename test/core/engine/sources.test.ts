@@ -88,7 +88,8 @@ function scheduleSource(name: string, every: string, event: EventTemplate = tick
 /** Schedules as rules validation makes them: parsed, by source name. */
 function schedulesOf(...sources: SourceSpec[]): Map<string, Schedule> {
   const map = new Map<string, Schedule>()
-  for (const s of sources) if (s.type === 'schedule') map.set(s.name, parseSchedule(s.every ? `every ${s.every}` : s.cron!))
+  for (const s of sources)
+    if (s.type === 'schedule') map.set(s.name, parseSchedule(s.every ? `every ${s.every}` : s.cron!))
   return map
 }
 
@@ -131,8 +132,19 @@ describe('startSources', () => {
         expression: '* * * * *',
         next: (after) => new Date((Math.floor(after.getTime() / 150) + 1) * 150),
       }
-      const cron = (name: string, event: EventTemplate): SourceSpec => ({name, type: 'schedule', cron: '* * * * *', event})
-      const sources = h.start([cron('bare', {type: 'test.cron'}), cron('text', {type: 'test.cron', data: 'hello'})], new Map([['bare', fast], ['text', fast]]))
+      const cron = (name: string, event: EventTemplate): SourceSpec => ({
+        name,
+        type: 'schedule',
+        cron: '* * * * *',
+        event,
+      })
+      const sources = h.start(
+        [cron('bare', {type: 'test.cron'}), cron('text', {type: 'test.cron', data: 'hello'})],
+        new Map([
+          ['bare', fast],
+          ['text', fast],
+        ]),
+      )
       await waitFor(() => h.events.length >= 6, '3 ticks of each')
       await sources.stop()
       const bySource = (name: string) => h.events.filter((e) => e.source === `mqctl://sources/${name}`)
@@ -219,7 +231,12 @@ describe('startSources', () => {
 
   describe('watch-file', () => {
     const lines = (h: Harness) => h.data<{line: string}>().map((d) => d.line)
-    const tail = (path = 'app.log'): SourceSpec => ({name: 'tail', type: 'watch-file', path, event: {type: 'test.line'}})
+    const tail = (path = 'app.log'): SourceSpec => ({
+      name: 'tail',
+      type: 'watch-file',
+      path,
+      event: {type: 'test.line'},
+    })
     /** Resolves once the source has opened the file (it saves its starting offset). */
     const opened = (h: Harness) => waitFor(() => h.state.saved.has('tail'), 'the file to be opened')
     const savedOffset = (h: Harness) => (h.state.saved.get('tail') as {offset: number}).offset

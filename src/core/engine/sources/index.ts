@@ -47,7 +47,11 @@ export interface RunningSources {
  * Starts every enabled source; each runs until `stop()` or until `ctx.signal` aborts. A source
  * that cannot start (bad schedule) or fails later is logged; the others carry on.
  */
-export function startSources(sources: SourceSpec[], schedules: Map<string, Schedule>, ctx: SourceContext): RunningSources {
+export function startSources(
+  sources: SourceSpec[],
+  schedules: Map<string, Schedule>,
+  ctx: SourceContext,
+): RunningSources {
   const controller = new AbortController()
   const abort = () => controller.abort()
   ctx.signal.addEventListener('abort', abort, {once: true})
@@ -78,7 +82,10 @@ async function runSource(run: SourceRun, schedules: Map<string, Schedule>): Prom
   switch (spec.type) {
     case 'schedule':
       // Rules validation fills the map; parsing here too keeps callers that build specs by hand working.
-      return runSchedule(run, schedules.get(spec.name) ?? parseSchedule(spec.every !== undefined ? `every ${spec.every}` : String(spec.cron)))
+      return runSchedule(
+        run,
+        schedules.get(spec.name) ?? parseSchedule(spec.every !== undefined ? `every ${spec.every}` : String(spec.cron)),
+      )
     case 'watch-file':
       return new FileTail(run, spec.path).run()
     case 'poll-command':

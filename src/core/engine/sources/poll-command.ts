@@ -26,7 +26,8 @@ interface CommandState {
   exitCode: number | null
 }
 
-type CommandOutcome = {ok: true; output: string; exitCode: number; stderr: string; cut: boolean} | {ok: false; problem: string}
+type CommandOutcome =
+  {ok: true; output: string; exitCode: number; stderr: string; cut: boolean} | {ok: false; problem: string}
 
 export async function runPollCommand(run: SourceRun, argv: string[], every: IntervalSchedule): Promise<void> {
   let previous = await run.load(parseCommandState)
@@ -36,9 +37,11 @@ export async function runPollCommand(run: SourceRun, argv: string[], every: Inte
     const outcome = await runCommand(argv, run.ctx.baseDir, every.everyMs, run.signal)
     if (run.signal.aborted) return
     if (outcome.ok) {
-      if (outcome.cut && !cutLogged) run.log(`output of ${argv[0]} is longer than ${MAX_OUTPUT_BYTES} bytes: only the start is compared`)
+      if (outcome.cut && !cutLogged)
+        run.log(`output of ${argv[0]} is longer than ${MAX_OUTPUT_BYTES} bytes: only the start is compared`)
       cutLogged ||= outcome.cut
-      if (outcome.exitCode !== 0) run.problem(`${argv[0]} exited with ${outcome.exitCode}${outcome.stderr ? `: ${outcome.stderr}` : ''}`)
+      if (outcome.exitCode !== 0)
+        run.problem(`${argv[0]} exited with ${outcome.exitCode}${outcome.stderr ? `: ${outcome.stderr}` : ''}`)
       else run.recovered()
       previous = await compareOutput(run, previous, outcome.output, outcome.exitCode)
     } else {
@@ -50,7 +53,12 @@ export async function runPollCommand(run: SourceRun, argv: string[], every: Inte
 }
 
 /** Emits an event when the output differs from the last seen; the first output ever is only recorded. */
-async function compareOutput(run: SourceRun, previous: CommandState | undefined, output: string, exitCode: number): Promise<CommandState> {
+async function compareOutput(
+  run: SourceRun,
+  previous: CommandState | undefined,
+  output: string,
+  exitCode: number,
+): Promise<CommandState> {
   const hash = `sha256:${createHash('sha256').update(output).digest('hex')}`
   if (previous?.hash === hash) return previous
   // In memory the whole output is kept, so previousOutput is only cut after a restart.
@@ -70,7 +78,12 @@ function parseCommandState(raw: unknown): CommandState | undefined {
  * anything it started, after `timeoutMs` or on abort; a run that did not end by itself has no
  * trustworthy output, so it is a problem rather than a result.
  */
-async function runCommand(argv: string[], cwd: string, timeoutMs: number, signal: AbortSignal): Promise<CommandOutcome> {
+async function runCommand(
+  argv: string[],
+  cwd: string,
+  timeoutMs: number,
+  signal: AbortSignal,
+): Promise<CommandOutcome> {
   const stdout = new Capture(MAX_OUTPUT_BYTES)
   // What the command left running in the background would hold the pipes open (and outlive a stop):
   // a probe has no business leaving processes behind, so they go too.

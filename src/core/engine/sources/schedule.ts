@@ -35,7 +35,8 @@ export async function runSchedule(run: SourceRun, schedule: Schedule): Promise<v
   while (!run.signal.aborted) {
     const slot = nextSlot(schedule, previous)
     const due = schedule.next(previous)
-    if (slot.getTime() !== due.getTime()) run.log(`skipped the slot(s) missed since ${due.toISOString()}; next at ${slot.toISOString()}`)
+    if (slot.getTime() !== due.getTime())
+      run.log(`skipped the slot(s) missed since ${due.toISOString()}; next at ${slot.toISOString()}`)
     await sleepUntil(slot.getTime(), run.signal)
     if (run.signal.aborted) return
     await run.emit(scheduledData(run.template.data, slot))

@@ -40,7 +40,12 @@ export class SourceRun {
   /** Builds and hands over one event; a failure is logged, never thrown, so one bad event stops nothing. */
   async emit(data: unknown, subject = this.template.subject): Promise<void> {
     try {
-      const event = buildEvent({type: this.template.type, source: this.template.source ?? `mqctl://sources/${this.name}`, subject, data})
+      const event = buildEvent({
+        type: this.template.type,
+        source: this.template.source ?? `mqctl://sources/${this.name}`,
+        subject,
+        data,
+      })
       await this.ctx.emit(event, this.name)
     } catch (error) {
       this.log(`could not emit an event: ${describe(error)}`)

@@ -65,7 +65,7 @@ export class LineSplitter {
   push(chunk: Buffer, end: number): Line[] {
     const base = end - chunk.length
     const lines: Line[] = []
-    for (let start = 0; start < chunk.length; ) {
+    for (let start = 0; start < chunk.length;) {
       const newline = chunk.indexOf(0x0a, start)
       const stop = newline === -1 ? chunk.length : newline
       if (!this.skipping) this.collect(chunk.subarray(start, stop), base + start, lines)
@@ -162,7 +162,8 @@ export class FileTail {
     while (!this.source.signal.aborted) {
       const file = this.file ?? (await this.open())
       if (!file) return
-      if (Number((await file.handle.stat({bigint: true})).size) < file.readPos) await this.restart(file, 'was truncated')
+      if (Number((await file.handle.stat({bigint: true})).size) < file.readPos)
+        await this.restart(file, 'was truncated')
       await this.drain(file)
       if (this.source.signal.aborted || !(await this.replaced(file))) return
       await this.retire(file)
@@ -180,7 +181,11 @@ export class FileTail {
       // Non-blocking, or opening a FIFO would wait (and hold up stop()) until a writer came.
       handle = await open(this.path, constants.O_RDONLY | constants.O_NONBLOCK)
     } catch (error) {
-      this.source.problem(isMissing(error) ? `waiting for ${this.shownPath} to appear` : `cannot open ${this.shownPath}: ${describe(error)}`)
+      this.source.problem(
+        isMissing(error)
+          ? `waiting for ${this.shownPath} to appear`
+          : `cannot open ${this.shownPath}: ${describe(error)}`,
+      )
       return undefined
     }
     const stats = await handle.stat({bigint: true}).catch(async (error: unknown) => {
@@ -199,7 +204,8 @@ export class FileTail {
     // the first run ever; read all of a file that appeared (or was replaced) since.
     const resumed = saved?.file === id && size >= saved.offset
     const start = resumed ? saved.offset : saved === undefined && first ? size : 0
-    if (!resumed && !(saved === undefined && first)) this.source.log(`reading ${this.shownPath} from the start (new file)`)
+    if (!resumed && !(saved === undefined && first))
+      this.source.log(`reading ${this.shownPath} from the start (new file)`)
     const file: OpenFile = {handle, id, readPos: start, savedOffset: -1}
     this.file = file
     this.splitter.reset(start)
@@ -231,7 +237,10 @@ export class FileTail {
     for (const line of lines) {
       // Stopping mid-batch saves what was handed over; the rest is read again next run.
       if (this.source.signal.aborted) return this.saveOffset(file, offset)
-      if (line.cut) this.source.log(`a line of ${this.shownPath} ending at byte ${line.end} is longer than ${MAX_LINE_BYTES} bytes: cut`)
+      if (line.cut)
+        this.source.log(
+          `a line of ${this.shownPath} ending at byte ${line.end} is longer than ${MAX_LINE_BYTES} bytes: cut`,
+        )
       await this.source.emit({line: line.text, path: this.shownPath}, this.source.template.subject ?? this.shownPath)
       offset = line.end
     }
@@ -268,7 +277,8 @@ export class FileTail {
 }
 
 function parseFileState(raw: unknown): FileState | undefined {
-  if (!isObject(raw) || typeof raw.file !== 'string' || !Number.isSafeInteger(raw.offset) || (raw.offset as number) < 0) return undefined
+  if (!isObject(raw) || typeof raw.file !== 'string' || !Number.isSafeInteger(raw.offset) || (raw.offset as number) < 0)
+    return undefined
   return {file: raw.file, offset: raw.offset as number}
 }
 
