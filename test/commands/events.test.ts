@@ -226,7 +226,10 @@ describe('trigger, rules and the journal (CLI)', function () {
     const runs = await Promise.all(
       Array.from({length: 5}, () => mq(['trigger', 'pay', '--id', 'inv-7', '--source', 'billing', '--json'], {home})),
     )
-    expect(runs.map((r) => r.code)).to.deep.equal([0, 0, 0, 0, 0])
+    expect(
+      runs.map((r) => r.code),
+      runs.map((r) => r.stderr).join(''),
+    ).to.deep.equal([0, 0, 0, 0, 0])
     const summaries = runs.map((r) => JSON.parse(r.stdout))
     expect(summaries.filter((s) => s.duplicateOf === undefined)).to.have.length(1)
     expect(readFileSync(join(home, 'paid.jsonl'), 'utf8').trim().split('\n')).to.have.length(1)

@@ -141,11 +141,15 @@ function checkHeader(file: string): void {
 
 /** Refuses (reading only) a database that is not an mqctl broker or is too new; returns its schema version. */
 function checkIdentity(db: Db, home: string): number {
-  const appId = db.pragma('application_id', {simple: true}) as number
-  const version = db.pragma('user_version', {simple: true}) as number
+  // One read transaction, so the three reads see one state: read apart, another process creating
+  // the broker could commit between them (no id yet, then tables) and a new broker would look foreign.
+  const {appId, version, tables} = db.transaction(() => ({
+    appId: db.pragma('application_id', {simple: true}) as number,
+    version: db.pragma('user_version', {simple: true}) as number,
+    tables: (db.prepare("SELECT count(*) AS n FROM sqlite_schema WHERE type = 'table'").get() as {n: number}).n,
+  }))()
   if (appId !== APPLICATION_ID) {
-    const tables = db.prepare("SELECT count(*) AS n FROM sqlite_schema WHERE type = 'table'").get() as {n: number}
-    if (appId !== 0 || tables.n > 0) {
+    if (appId !== 0 || tables > 0) {
       throw new StoreError(`${join(home, DB_FILE)} is an SQLite database but not an mqctl broker`, {
         code: 'not_a_broker',
         hint: 'use another --home folder',
