@@ -140,19 +140,24 @@ export interface RunOptions {
 
 const running = new Set<ChildProcess>()
 
+/** The environment the CLI runs with in tests: the test's folder, no colours, not CI, plus `options.env`. */
+function cliEnv(options: RunOptions): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    MQ_HOME: options.home,
+    NO_COLOR: '1',
+    FORCE_COLOR: undefined,
+    CI: '',
+    DEBUG: '',
+    ...options.env,
+  }
+}
+
 /** Starts the built CLI; tracked so a test that leaks a process fails. */
 export function start(args: string[], options: RunOptions = {}): MqProcess {
   refuseAfterEnd(`mq ${args.join(' ')}`)
   const child = spawn(process.execPath, [options.bin ?? BIN, ...args], {
-    env: {
-      ...process.env,
-      MQ_HOME: options.home,
-      NO_COLOR: '1',
-      FORCE_COLOR: undefined,
-      CI: '',
-      DEBUG: '',
-      ...options.env,
-    },
+    env: cliEnv(options),
     stdio: ['pipe', 'pipe', 'pipe'],
     cwd: options.cwd,
     uid: options.uid,
@@ -169,15 +174,7 @@ export function start(args: string[], options: RunOptions = {}): MqProcess {
 export async function shell(script: string, options: RunOptions = {}): Promise<RunResult> {
   refuseAfterEnd(script)
   const child = spawn('sh', ['-c', script.replaceAll('MQ ', `"${process.execPath}" "${BIN}" `)], {
-    env: {
-      ...process.env,
-      MQ_HOME: options.home,
-      NO_COLOR: '1',
-      FORCE_COLOR: undefined,
-      CI: '',
-      DEBUG: '',
-      ...options.env,
-    },
+    env: cliEnv(options),
     stdio: ['pipe', 'pipe', 'pipe'],
     cwd: options.cwd,
   })
@@ -488,15 +485,7 @@ const PROCESS_COMMANDS = new Set(['daemon:start', 'engine:run'])
  */
 export async function run(args: string[], options: RunOptions = {}): Promise<RunResult> {
   refuseAfterEnd(`mq ${args.join(' ')}`)
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    MQ_HOME: options.home,
-    NO_COLOR: '1',
-    FORCE_COLOR: undefined,
-    CI: '',
-    DEBUG: '',
-    ...options.env,
-  }
+  const env = cliEnv(options)
   const argv = globalFlagsLast(args)
   const inProcess =
     options.uid === undefined &&
