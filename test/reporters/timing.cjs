@@ -18,7 +18,9 @@ class Timing extends Spec {
     this.ended = {passed: 0, failed: 0, pending: 0}
     // A test failed after it passed (its afterEach found a leak) counts as failed only.
     const passed = new Set()
-    const key = (test) => (this.parallel ? test.$$fullTitle + '\0' + test.file : test)
+    // In parallel mode each event carries a copy of the test (mocha's serializer turns `$$fullTitle`
+    // into a `fullTitle()` function), so a test is known by its title and file.
+    const key = (test) => (this.parallel ? `${test.fullTitle()}\0${test.file}` : test)
     runner.on('pass', (test) => {
       passed.add(key(test))
       this.ended.passed++
