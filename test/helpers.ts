@@ -301,12 +301,12 @@ function watchesAFolder(pid: number): boolean {
 
 /**
  * Polls `check` until it returns a truthy value (returned), or fails after `timeoutMs` naming
- * `what` it waited for. By default it waits as long as the test has time left: how long something
+ * `what` it waited for (a function: described as things are when it fails). By default it waits as long as the test has time left: how long something
  * takes on a busy machine is not a test's business, only that it happens.
  */
 export async function waitFor<T>(
   check: () => T | Promise<T>,
-  what: string,
+  what: string | (() => string),
   timeoutMs = timeLeftMs(10_000),
   intervalMs = 25,
 ): Promise<Exclude<T, undefined | null | false | 0 | ''>> {
@@ -314,7 +314,8 @@ export async function waitFor<T>(
   for (;;) {
     const value = await check()
     if (value) return value as Exclude<T, undefined | null | false | 0 | ''>
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`)
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs}ms waiting for ${typeof what === 'string' ? what : what()}`)
     await new Promise((resolve) => setTimeout(resolve, intervalMs))
   }
 }

@@ -4,7 +4,8 @@ import {BIN, waitFor} from './helpers.js'
 
 /**
  * A real terminal for interactive tests: a detached tmux session running the CLI, driven with
- * send-keys and read with capture-pane. Tests skip when tmux is missing (.ci/run installs it).
+ * send-keys and read with capture-pane. Tests skip when tmux is missing, except under CI, where
+ * that is a failure (.ci/run installs it). A suite opens terminals with {@link openTerminals}.
  */
 export class Terminal {
   private constructor(readonly session: string) {}
@@ -29,13 +30,14 @@ export class Terminal {
     })
   }
 
-  async waitFor(pattern: RegExp, what = String(pattern), timeoutMs = 10_000): Promise<string> {
+  /** Waits (as long as the test has time left, unless `timeoutMs`) until the screen shows `pattern`. */
+  async waitFor(pattern: RegExp, what = String(pattern), timeoutMs?: number): Promise<string> {
     return waitFor(
       () => {
         const text = this.screen()
         return pattern.test(text) ? text : undefined
       },
-      `${what} on the terminal; screen was:\n${this.screen()}`,
+      () => `${what} on the terminal; the screen shows:\n${this.screen()}`,
       timeoutMs,
     )
   }
@@ -62,4 +64,24 @@ export class Terminal {
 
 export function shellQuote(text: string): string {
   return `'${text.replaceAll("'", "'\\''")}'`
+}
+
+/** Skips the test (or the suite, from a `before` hook) without tmux; under CI fails it instead. */
+export function needsTmux(context: Mocha.Context): void {
+  if (Terminal.available()) return
+  if (process.env.CI) throw new Error('tmux is not installed: the terminal tests need it (.ci/run installs it)')
+  context.skip()
+}
+
+/** Registers an afterEach that closes every terminal the suite's test opened; returns the opener. */
+export function openTerminals(): (args: string[], env: Record<string, string>, redirect?: string) => Terminal {
+  const open: Terminal[] = []
+  afterEach(() => {
+    for (const terminal of open.splice(0)) terminal.close()
+  })
+  return (args, env, redirect) => {
+    const terminal = Terminal.start(args, env, redirect)
+    open.push(terminal)
+    return terminal
+  }
 }

@@ -3,15 +3,11 @@ import {writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {mq, run, tempHome} from '../helpers.js'
-import {shellQuote, Terminal} from '../terminal.js'
+import {needsTmux, openTerminals, shellQuote} from '../terminal.js'
 
 describe('progress of long operations', function () {
   this.timeout(60_000)
-  let terminal: Terminal | undefined
-  afterEach(() => {
-    terminal?.close()
-    terminal = undefined
-  })
+  const openTerminal = openTerminals()
 
   async function deadLetters(home: string, count: number): Promise<void> {
     await run(['queue', 'create', 'jobs'], {home})
@@ -20,10 +16,10 @@ describe('progress of long operations', function () {
   }
 
   it('at a terminal, dlq redrive shows a bar with count, rate and ETA on stderr, then clears it', async function () {
-    if (!Terminal.available()) this.skip()
+    needsTmux(this)
     const home = tempHome()
     await deadLetters(home, 600)
-    terminal = Terminal.start(['dlq', 'redrive', 'jobs', '--rate', '150/s', '--yes'], {MQ_HOME: home})
+    const terminal = openTerminal(['dlq', 'redrive', 'jobs', '--rate', '150/s', '--yes'], {MQ_HOME: home})
     const screen = await terminal.waitFor(
       /redriving dead letters of jobs +\[#*\.+\] +\d+% [\d,]+\/600 messages +\d+\/s +ETA \d+s/,
       'the bar',
@@ -36,13 +32,13 @@ describe('progress of long operations', function () {
   })
 
   it('at a terminal, publish --lines from a file shows how far through the file it is', async function () {
-    if (!Terminal.available()) this.skip()
+    needsTmux(this)
     const home = tempHome()
     const file = join(home, 'lines.txt')
     writeFileSync(file, Array.from({length: 30_000}, (_, i) => `line ${i}`).join('\n'))
     // A queue that blocks when full holds the publish partway through the file until a consumer comes.
     await run(['queue', 'create', 'slow', '--max-length', '10000', '--overflow', 'block'], {home})
-    terminal = Terminal.start(['publish', 'slow', '--lines'], {MQ_HOME: home}, `< ${shellQuote(file)} > /dev/null`)
+    const terminal = openTerminal(['publish', 'slow', '--lines'], {MQ_HOME: home}, `< ${shellQuote(file)} > /dev/null`)
     const blocked = await terminal.waitFor(
       /publishing to slow +\[#+\.+\] +(\d+)% ([\d,]+) messages/,
       'the bar, held by the full queue',
@@ -58,11 +54,11 @@ describe('progress of long operations', function () {
   })
 
   it('at a terminal, consume -n N into a file shows the draining; to the terminal itself, no bar', async function () {
-    if (!Terminal.available()) this.skip()
+    needsTmux(this)
     const home = tempHome()
     await run(['publish', 'jobs', '--lines'], {home, input: Array.from({length: 600}, (_, i) => `m${i}`).join('\n')})
     const out = join(home, 'out.txt')
-    terminal = Terminal.start(
+    const terminal = openTerminal(
       ['consume', 'jobs', '-n', '500', '--rate', '200/s'],
       {MQ_HOME: home},
       `> ${shellQuote(out)}`,
@@ -70,14 +66,13 @@ describe('progress of long operations', function () {
     await terminal.waitFor(/consuming jobs +\[#*\.+\] +\d+% [\d,]+\/500 messages +\d+\/s +ETA \d+s/, 'the bar')
     await terminal.waitFor(/\[exit 0\]/)
     expect(terminal.screen()).to.not.include('consuming jobs')
-    terminal.close()
-    terminal = Terminal.start(['consume', 'jobs', '-n', '100', '--rate', '200/s'], {MQ_HOME: home})
-    await terminal.waitFor(/\[exit 0\]/)
-    expect(terminal.screen()).to.include('m599').and.not.include('consuming jobs')
+    const direct = openTerminal(['consume', 'jobs', '-n', '100', '--rate', '200/s'], {MQ_HOME: home})
+    await direct.waitFor(/\[exit 0\]/)
+    expect(direct.screen()).to.include('m599').and.not.include('consuming jobs')
   })
 
   it('at a terminal, events replay shows its progress', async function () {
-    if (!Terminal.available()) this.skip()
+    needsTmux(this)
     const home = tempHome()
     writeFileSync(
       join(home, 'rules.json'),
@@ -86,7 +81,7 @@ describe('progress of long operations', function () {
       }),
     )
     for (let i = 0; i < 8; i++) expect((await run(['trigger', 'job'], {home})).code).to.equal(0)
-    terminal = Terminal.start(['events', 'replay', '--from', '1'], {MQ_HOME: home}, '> /dev/null')
+    const terminal = openTerminal(['events', 'replay', '--from', '1'], {MQ_HOME: home}, '> /dev/null')
     await terminal.waitFor(/replaying events +\[#*\.+\] +\d+% \d\/8 events/, 'the bar')
     await terminal.waitFor(/\[exit 0\]/)
     expect(terminal.screen()).to.not.include('replaying events')

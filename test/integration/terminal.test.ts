@@ -1,25 +1,20 @@
 import {expect} from 'chai'
 
 import {jsonLines, mq, tempHome} from '../helpers.js'
-import {Terminal} from '../terminal.js'
+import {needsTmux, openTerminals} from '../terminal.js'
 
 describe('for a person at a terminal (tmux)', function () {
   this.timeout(30_000)
-  let terminal: Terminal | undefined
-
+  const openTerminal = openTerminals()
   before(function () {
-    if (!Terminal.available()) this.skip()
-  })
-  afterEach(() => {
-    terminal?.close()
-    terminal = undefined
+    needsTmux(this)
   })
 
   it('prompts for a missing queue name, listing the existing queues, then consumes it', async () => {
     const home = tempHome()
     await mq(['publish', 'alpha', 'from alpha'], {home})
     await mq(['publish', 'beta', 'from beta'], {home})
-    terminal = Terminal.start(['consume'], {MQ_HOME: home})
+    const terminal = openTerminal(['consume'], {MQ_HOME: home})
     await terminal.waitFor(/Which queue\?/)
     const screen = terminal.screen()
     expect(screen).to.include('alpha').and.include('beta')
@@ -32,7 +27,7 @@ describe('for a person at a terminal (tmux)', function () {
 
   it('shows a spinner on stderr while waiting and colours the output', async () => {
     const home = tempHome()
-    terminal = Terminal.start(['consume', 'jobs', '--wait', '10m'], {MQ_HOME: home})
+    const terminal = openTerminal(['consume', 'jobs', '--wait', '10m'], {MQ_HOME: home})
     await terminal.waitFor(/waiting for messages on jobs/)
     await mq(['publish', 'jobs', 'hello'], {home})
     await terminal.waitFor(/\[exit 0\]/)
@@ -46,7 +41,7 @@ describe('for a person at a terminal (tmux)', function () {
   it('consume --interactive: triage each message with one keypress (ack, retry, dead-letter, skip); q ends with the summary, exit 0', async () => {
     const home = tempHome()
     await mq(['publish', 'jobs', '--lines', '-H', 'source=import'], {home, input: 'first\nsecond\nthird\nfourth\n'})
-    terminal = Terminal.start(['consume', 'jobs', '--interactive'], {MQ_HOME: home})
+    const terminal = openTerminal(['consume', 'jobs', '--interactive'], {MQ_HOME: home})
     await terminal.waitFor(
       /first[\s\S]*source: import[\s\S]*\[a\] ack {2}\[r\] retry {2}\[d\] dead-letter {2}\[s\] skip {2}\[q\] quit/,
     )
@@ -84,7 +79,7 @@ describe('for a person at a terminal (tmux)', function () {
     await mq(['publish', 'jobs', '--lines'], {home, input: 'broken\nalso broken\n'})
     const failed = await mq(['consume', 'jobs', '-n', '2', '--exec', 'exit 65'], {home})
     expect(failed.code).to.equal(1)
-    terminal = Terminal.start(['consume', 'jobs.dlq', '--interactive'], {MQ_HOME: home})
+    const terminal = openTerminal(['consume', 'jobs.dlq', '--interactive'], {MQ_HOME: home})
     await terminal.waitFor(/broken[\s\S]*\[a\] ack \(discard\) {2}\[r\] send back {2}\[s\] skip {2}\[q\] quit/)
     expect(terminal.screen()).to.not.include('[d]')
     terminal.keys(['r'], true)
@@ -110,7 +105,7 @@ describe('for a person at a terminal (tmux)', function () {
       [['queue', 'create'], /New queue name:/],
       [['consume', 'jobs', '--interactive'], /\[a\] ack/],
     ] as const) {
-      terminal = Terminal.start([...args], {MQ_HOME: home})
+      const terminal = openTerminal([...args], {MQ_HOME: home})
       await terminal.waitFor(prompt)
       terminal.keys(['C-c'])
       await terminal.waitFor(/\[exit \d+\]/)
@@ -129,7 +124,7 @@ describe('for a person at a terminal (tmux)', function () {
   it('queue create and topic create ask for a new name, checked as it is typed', async () => {
     const home = tempHome()
     await mq(['publish', 'existing', 'x'], {home})
-    terminal = Terminal.start(['queue', 'create'], {MQ_HOME: home})
+    const terminal = openTerminal(['queue', 'create'], {MQ_HOME: home})
     await terminal.waitFor(/New queue name:/)
     expect(terminal.screen()).to.not.include('existing') // a text input, not a picker
     terminal.keys(['bad name'], true)
@@ -143,29 +138,24 @@ describe('for a person at a terminal (tmux)', function () {
     terminal.keys(['Enter'])
     await terminal.waitFor(/\[exit 0\]/)
     expect(terminal.screen()).to.include('queue bad_jobs: visibility timeout 30s')
-    const topic = Terminal.start(['topic', 'create'], {MQ_HOME: home})
-    try {
-      await topic.waitFor(/New topic name:/)
-      topic.keys(['news.daily'], true)
-      topic.keys(['Enter'])
-      await topic.waitFor(/\[exit 0\]/)
-      expect(topic.screen()).to.include('topic news.daily: keeps up to 7d')
-    } finally {
-      topic.close()
-    }
+    const topic = openTerminal(['topic', 'create'], {MQ_HOME: home})
+    await topic.waitFor(/New topic name:/)
+    topic.keys(['news.daily'], true)
+    topic.keys(['Enter'])
+    await topic.waitFor(/\[exit 0\]/)
+    expect(topic.screen()).to.include('topic news.daily: keeps up to 7d')
   })
 
   it('--no-color applies to stderr at a terminal too', async () => {
     const home = tempHome()
-    terminal = Terminal.start(['consume', 'missing', '--no-color'], {MQ_HOME: home})
+    const terminal = openTerminal(['consume', 'missing', '--no-color'], {MQ_HOME: home})
     await terminal.waitFor(/\[exit 2\]/)
     expect(terminal.screen(true)).to.include('error: queue missing does not exist')
     // eslint-disable-next-line no-control-regex
     expect(terminal.screen(true)).to.not.match(/\u001B\[3\dm/)
-    terminal.close()
-    terminal = Terminal.start(['consume', 'missing'], {MQ_HOME: home})
-    await terminal.waitFor(/\[exit 2\]/)
+    const coloured = openTerminal(['consume', 'missing'], {MQ_HOME: home})
+    await coloured.waitFor(/\[exit 2\]/)
     // eslint-disable-next-line no-control-regex
-    expect(terminal.screen(true)).to.match(/\u001B\[31merror:/)
+    expect(coloured.screen(true)).to.match(/\u001B\[31merror:/)
   })
 })

@@ -1,25 +1,20 @@
 import {expect} from 'chai'
 
 import {mq, tempHome} from '../helpers.js'
-import {Terminal} from '../terminal.js'
+import {needsTmux, openTerminals} from '../terminal.js'
 
 describe('mq top at a terminal (tmux)', function () {
   this.timeout(60_000)
-  let terminal: Terminal | undefined
-
+  const openTerminal = openTerminals()
   before(function () {
-    if (!Terminal.available()) this.skip()
-  })
-  afterEach(() => {
-    terminal?.close()
-    terminal = undefined
+    needsTmux(this)
   })
 
   it('shows live depths, sorts and filters by key, follows a resize, and q exits 0 with the terminal restored', async () => {
     const home = tempHome()
     await mq(['publish', 'jobs', '--lines'], {home, input: 'a\nb\nc\n'})
     await mq(['publish', 'emails', 'x'], {home})
-    terminal = Terminal.start(['top', '--interval', '300ms'], {MQ_HOME: home})
+    const terminal = openTerminal(['top', '--interval', '300ms'], {MQ_HOME: home})
     await terminal.waitFor(/^jobs +queue +3 /m, 'the first frame')
     expect(terminal.display('#{alternate_on} #{cursor_flag}')).to.equal('1 0') // full screen, cursor hidden
     expect(terminal.screen().trimEnd().split('\n').at(-1)).to.match(/^sort: n name {2}d depth .* q quit$/)
@@ -53,7 +48,7 @@ describe('mq top at a terminal (tmux)', function () {
   it('Ctrl-C also exits 0 and restores the terminal', async () => {
     const home = tempHome()
     await mq(['publish', 'jobs', 'x'], {home})
-    terminal = Terminal.start(['top'], {MQ_HOME: home})
+    const terminal = openTerminal(['top'], {MQ_HOME: home})
     await terminal.waitFor(/^jobs +queue +1 /m, 'the first frame')
     terminal.keys(['C-c'])
     await terminal.waitFor(/\[exit 0\]/)
