@@ -289,7 +289,7 @@ export class Daemon {
       },
       (problem) => {
         reply({id: null, error: {code: 'bad_request', message: problem.message, exitCode: 2}})
-        if (problem.fatal) socket.end(() => socket.destroy())
+        if (problem.fatal) closeAfterReply(socket)
       },
     )
   }
@@ -650,4 +650,19 @@ function errorReply(error: unknown): NonNullable<Reply['error']> {
     }
   }
   return {code: 'internal', message: `daemon error: ${(error as Error)?.message ?? String(error)}`, exitCode: 1}
+}
+
+/** How long a peer cut off for a bad frame has to read the error before its connection is dropped. */
+const CUT_OFF_GRACE_MS = 10_000
+
+/**
+ * Ends a connection after the error reply: the rest of what the peer sends is read and dropped
+ * until it closes its side, or the grace time ends. Destroying at once would reset a peer still
+ * writing, and it would lose the error reply it had not read yet.
+ */
+function closeAfterReply(socket: Socket): void {
+  socket.end()
+  const timer = setTimeout(() => socket.destroy(), CUT_OFF_GRACE_MS)
+  timer.unref()
+  socket.once('close', () => clearTimeout(timer))
 }
