@@ -356,12 +356,18 @@ export async function daemonStart(
   return mq(['daemon', 'start', ...(options.args ?? [])], {home, env: options.env})
 }
 
-/** Starts the daemon of `home` and returns its status. */
+/**
+ * Starts the daemon of `home` and returns its status. A daemon that runs but did not answer
+ * `daemon start` in time (a loaded machine) is waited for through `daemon status`, as the error
+ * tells a user to do.
+ */
 export async function startDaemon(
   home: string,
   options: {env?: NodeJS.ProcessEnv; args?: string[]} = {},
 ): Promise<DaemonStatus> {
   const result = await daemonStart(home, {...options, args: ['--json', ...(options.args ?? [])]})
+  if (result.code === 1 && /runs but did not answer/.test(result.stdout + result.stderr))
+    return waitFor(() => daemonStatus(home, options.env), 'the daemon to answer `daemon status`')
   expect(result.code, result.stderr).to.equal(0)
   return JSON.parse(result.stdout) as DaemonStatus
 }

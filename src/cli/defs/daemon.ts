@@ -208,7 +208,7 @@ export const daemonStatus = defineCommand({
   async run(_input, ctx): Promise<DaemonStatus> {
     const record = liveDaemon(ctx.home)
     // A daemon blocked for a moment (on another process's write lock, say) still runs: wait for its answer.
-    const running = record && (await awaitAnswer(ctx, Date.now() + STATUS_WAIT_MS, () => !isAlive(record)))
+    const running = record && (await awaitAnswer(ctx, monotonicNow() + STATUS_WAIT_MS, () => !isAlive(record)))
     if (running) return running
     if (record && isAlive(record)) throw notAnswering(ctx, record.pid, STATUS_WAIT_MS)
     throw new NotRunningError(`no daemon runs for ${ctx.home}`, {
