@@ -289,6 +289,16 @@ export interface QueueInfo {
   bytes: number
 }
 
+/** What a queue has seen since it was created, by outcome. */
+export interface QueueTotals {
+  published: number
+  acked: number
+  deadLettered: number
+  dropped: number
+  expired: number
+  deduplicated: number
+}
+
 export interface QueueStats extends QueueInfo {
   ready: number
   inFlight: number
@@ -296,14 +306,7 @@ export interface QueueStats extends QueueInfo {
   /** Messages now in this queue's dead-letter queue. */
   deadLettered: number
   oldestAgeMs: number | null
-  totals: {
-    published: number
-    acked: number
-    deadLettered: number
-    dropped: number
-    expired: number
-    deduplicated: number
-  }
+  totals: QueueTotals
   /** Messages per second over the last minute and the last five. */
   rates: {publishedPerSecond: {last1m: number; last5m: number}; ackedPerSecond: {last1m: number; last5m: number}}
   /** amqp:// only: RabbitMQ's queue type (`classic`, `quorum`, `stream`), as the server reports it. */
@@ -427,7 +430,7 @@ export function isGroupPublisher(broker: Broker): broker is Broker & GroupPublis
 /** Optional: cheap per-queue counters for metrics scrapes (otherwise `queueStats` serves). */
 export interface QueueCounters {
   inFlight(name: string): Promise<number>
-  queueTotals(name: string): Promise<QueueStats['totals']>
+  queueTotals(name: string): Promise<QueueTotals>
 }
 
 export function hasQueueCounters(broker: Broker): broker is Broker & QueueCounters {

@@ -5,20 +5,12 @@ import {
   type QueueSettings,
   type TopicSettings,
   defaultDeadLetterQueue,
+  type QueueTotals,
 } from '../broker.js'
 import {InvalidInputError, WrongKindError} from '../errors.js'
 import {validateName} from '../names.js'
 import {type MinuteCount, type Rates, ratesFromMinutes} from '../rates.js'
 import type {Sql} from './sql.js'
-
-export interface Totals {
-  published: number
-  acked: number
-  deadLettered: number
-  dropped: number
-  expired: number
-  deduplicated: number
-}
 
 /** Subscriptions keep their deliveries in a destination of their own. */
 export type StoredKind = DestinationKind | 'subscription'
@@ -31,7 +23,7 @@ export interface DestinationRow<S = QueueSettings> {
   settings: S
   depth: number
   bytes: number
-  totals: Totals
+  totals: QueueTotals
 }
 
 interface RawRow {

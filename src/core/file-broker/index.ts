@@ -17,6 +17,7 @@ import {
   type QueueInfo,
   type QueueSettings,
   type QueueStats,
+  type QueueTotals,
   type ReceiveOptions,
   type RedriveOptions,
   type RedriveResult,
@@ -205,7 +206,7 @@ export class FileBroker implements Broker {
   }
 
   /** A queue's running totals (published, acked, dead-lettered, …). */
-  async queueTotals(name: string): Promise<QueueStats['totals']> {
+  async queueTotals(name: string): Promise<QueueTotals> {
     return this.sql.read(() => this.requireQueue(name).totals)
   }
 
