@@ -2,18 +2,9 @@ import {expect} from 'chai'
 import {existsSync, readFileSync, rmSync} from 'node:fs'
 import {join} from 'node:path'
 
+import {isProcessAlive} from '../../src/core/process-alive.js'
 import {runChild} from '../../src/core/process-group.js'
 import {tempHome, waitFor} from '../helpers.js'
-
-/** Whether a process id is alive (signal 0 only checks). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
 
 // The one runner behind --exec, exec actions and poll-command sources.
 describe('runChild (the child-process runner)', () => {
@@ -45,7 +36,7 @@ describe('runChild (the child-process runner)', () => {
     const end = await runChild({argv: ['sh', '-c', `sleep 60 & echo $! > ${pidFile}; wait`], timeoutMs: 300})
     expect(end).to.include({started: true, timedOut: true, aborted: false, signal: 'SIGTERM'})
     const grandchild = Number(readFileSync(pidFile, 'utf8'))
-    await waitFor(() => !alive(grandchild), 'the grandchild to be stopped')
+    await waitFor(() => !isProcessAlive(grandchild), 'the grandchild to be stopped')
   })
 
   it('an abort (shutdown) stops the child, also when it came before the start', async () => {
@@ -77,6 +68,6 @@ describe('runChild (the child-process runner)', () => {
     expect(end).to.include({started: true, code: 0})
     expect(existsSync(pidFile)).to.equal(true)
     const leftover = Number(readFileSync(pidFile, 'utf8'))
-    await waitFor(() => !alive(leftover), 'the leftover to be killed')
+    await waitFor(() => !isProcessAlive(leftover), 'the leftover to be killed')
   })
 })

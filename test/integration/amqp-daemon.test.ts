@@ -5,6 +5,7 @@ import {existsSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {promisify} from 'node:util'
 
+import {isProcessAlive} from '../../src/core/process-alive.js'
 import {BIN, jsonLines, mq, type RunOptions, start, tempHome, waitFor} from '../helpers.js'
 import {type RabbitMq, requireRabbitMq} from '../rabbitmq-server.js'
 
@@ -152,7 +153,7 @@ describe('receipts on amqp:// held by the daemon (real RabbitMQ)', function () {
     expect(held.map((d) => d.body)).to.deep.equal(['m1', 'm2', 'm3'])
     expect((await mq(['ack', held[0].receipt], on())).code).to.equal(0)
     process.kill(pid, 'SIGKILL')
-    await waitFor(() => !alive(pid), 'the daemon to die')
+    await waitFor(() => !isProcessAlive(pid), 'the daemon to die')
     // no daemon: the receipt cannot be settled here, and the command says how to get one
     const orphan = await mq(['ack', held[1].receipt], on())
     expect(orphan.code).to.equal(2)
@@ -193,12 +194,3 @@ describe('receipts on amqp:// held by the daemon (real RabbitMQ)', function () {
     expect(left.code, left.stdout).to.equal(3)
   })
 })
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
