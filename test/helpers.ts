@@ -367,7 +367,10 @@ export async function startDaemon(
 ): Promise<DaemonStatus> {
   const result = await daemonStart(home, {...options, args: ['--json', ...(options.args ?? [])]})
   if (result.code === 1 && /runs but did not answer/.test(result.stdout + result.stderr))
-    return waitFor(() => daemonStatus(home, options.env), 'the daemon to answer `daemon status`')
+    return waitFor(
+      () => daemonStatus(home, options.env),
+      () => `the daemon to answer \`daemon status\`; its log:\n${readFileSync(join(home, 'daemon.log'), 'utf8')}`,
+    )
   expect(result.code, result.stderr).to.equal(0)
   return JSON.parse(result.stdout) as DaemonStatus
 }

@@ -1,4 +1,15 @@
-import {closeSync, constants, fchmodSync, lstatSync, openSync, readFileSync, writeSync} from 'node:fs'
+import {
+  closeSync,
+  constants,
+  fchmodSync,
+  linkSync,
+  lstatSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs'
 
 import {StoreError} from './errors.js'
 
@@ -45,17 +56,45 @@ export function readNoFollow(path: string): string | undefined {
   }
 }
 
-/** Writes the whole file (user-only permissions); `exclusive` fails with EEXIST if anything is there. */
+let temporaries = 0
+
+/**
+ * Writes the whole file (user-only permissions); `exclusive` fails with EEXIST if anything is
+ * there. The text is written under a temporary name first and then put in place in one step
+ * (link, or rename), so a reader never sees the file empty or half-written: a process reading
+ * the daemon's pid file while it is being claimed would otherwise take it for garbage.
+ */
 export function writeNoFollow(path: string, text: string, options: {exclusive?: boolean} = {}): void {
-  const fd = openNoFollow(
-    path,
-    constants.O_WRONLY | constants.O_CREAT | (options.exclusive ? constants.O_EXCL : constants.O_TRUNC),
-  )
+  if (!options.exclusive) refuseLinks(path) // rename would replace a link rather than refuse it
+  const temporary = `${path}.${process.pid}.${++temporaries}.tmp`
+  const fd = openNoFollow(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL)
   try {
-    fchmodSync(fd, 0o600)
-    writeSync(fd, text)
+    try {
+      fchmodSync(fd, 0o600)
+      writeSync(fd, text)
+    } finally {
+      closeSync(fd)
+    }
+    // link() fails with EEXIST when anything, a link included, is in the way.
+    if (options.exclusive) linkOrWrite(temporary, path, text)
+    else renameSync(temporary, path)
   } finally {
-    closeSync(fd)
+    rmSync(temporary, {force: true})
+  }
+}
+
+/** Links `temporary` to `path`; where the filesystem has no hard links, writes `path` exclusively instead. */
+function linkOrWrite(temporary: string, path: string, text: string): void {
+  try {
+    linkSync(temporary, path)
+  } catch (error) {
+    if (!['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS'].includes((error as NodeJS.ErrnoException).code ?? '')) throw error
+    const fd = openNoFollow(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL)
+    try {
+      writeSync(fd, text)
+    } finally {
+      closeSync(fd)
+    }
   }
 }
 
