@@ -23,7 +23,7 @@ interface Python {
 }
 
 describe('RabbitMQ interop: the tutorial with pika (amqp://)', function () {
-  this.timeout(60_000)
+  this.timeout(120_000) // python and node processes against one RabbitMQ node, on a busy runner
   let rabbit: RabbitMq
   let python: string
   let home: string
@@ -183,9 +183,9 @@ describe('RabbitMQ interop: the tutorial with pika (amqp://)', function () {
     const queue = hello()
     await send(queue) // declares the queue (transient, as the tutorial does)
     const follower = start(['consume', queue, '-f', '--json'], on({timeoutMs: 60_000}))
-    await waitFor(() => follower.lines().length === 1, 'the first message', 20_000)
+    await waitFor(() => follower.lines().length === 1, 'the first message')
     await send(queue, {message_id: 'second', headers: {n: 2}})
-    await waitFor(() => follower.lines().length === 2, 'the second message', 20_000)
+    await waitFor(() => follower.lines().length === 2, 'the second message')
     follower.kill('SIGINT')
     const done = await follower.done
     expect(done.code).to.equal(130)
