@@ -182,7 +182,7 @@ describe('RabbitMQ interop: the tutorial with pika (amqp://)', function () {
   it('mq consume -f --json follows what pika sends, one JSON line per message', async () => {
     const queue = hello()
     await send(queue) // declares the queue (transient, as the tutorial does)
-    const follower = start(['consume', queue, '-f', '--json'], on({timeoutMs: 60_000}))
+    const follower = start(['consume', queue, '-f', '--json'], on())
     await waitFor(() => follower.lines().length === 1, 'the first message')
     await send(queue, {message_id: 'second', headers: {n: 2}})
     await waitFor(() => follower.lines().length === 2, 'the second message')
