@@ -12,6 +12,7 @@ import {freePort, type NatsServer, requireNatsServer, startNatsServer} from '../
 const run = promisify(execFile)
 
 describe('the CLI on a nats:// broker (real nats-server)', function () {
+  this.timeout(90_000) // several CLI processes against a real server per test, on a busy runner
   let server: NatsServer | undefined
   let binary: string
   let url: string
