@@ -1,4 +1,3 @@
-import {randomBytes} from 'node:crypto'
 import {join} from 'node:path'
 
 import {
@@ -40,6 +39,7 @@ import {
   QueueFullError,
   WrongKindError,
 } from '../errors.js'
+import {lazyCrypto} from '../lazy-require.js'
 import {isLockedError, type LockWaiter} from '../lock-wait.js'
 import {sleep} from '../rate-limiter.js'
 import {formatDuration} from '../units.js'
@@ -516,7 +516,7 @@ export class FileBroker implements Broker {
             return {row: existing, resumed: true}
           }
         }
-        const name = options.durable ?? `~${process.pid}.${randomBytes(3).toString('hex')}`
+        const name = options.durable ?? `~${process.pid}.${lazyCrypto().randomBytes(3).toString('hex')}`
         const cursor = this.reader.startCursor(compiled, options.start ?? {kind: 'new'})
         return {
           row: this.subscriptions.create(name, pattern, options.durable !== undefined, cursor, options.settings ?? {}),

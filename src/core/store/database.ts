@@ -1,8 +1,9 @@
-import Database from 'better-sqlite3'
+import type Database from 'better-sqlite3'
 import {chmodSync, closeSync, constants, existsSync, mkdirSync, openSync, readSync, statSync} from 'node:fs'
 import {dirname, join, resolve} from 'node:path'
 
 import {StoreError} from '../errors.js'
+import {requireLazily} from '../lazy-require.js'
 import {BUSY_TIMEOUT_MS} from '../lock-wait.js'
 import {MIGRATIONS} from './migrations.js'
 
@@ -17,6 +18,28 @@ export {BUSY_TIMEOUT_MS} from '../lock-wait.js'
 const WAL_SIZE_LIMIT_BYTES = 4 * 1024 * 1024
 
 let closeAtRelease = true
+
+let sqlite: {Database: typeof Database; nativeBinding?: string} | undefined
+
+/**
+ * better-sqlite3, loaded when the first database opens: a command on a nats:// or amqp:// broker
+ * never loads it. Its native addon is named by path when it sits where npm builds it, which skips
+ * the `bindings` package's search of a dozen places; elsewhere better-sqlite3 searches as usual.
+ */
+function loadSqlite(): {Database: typeof Database; nativeBinding?: string} {
+  if (!sqlite) {
+    const loaded = requireLazily('better-sqlite3') as typeof Database
+    const addon = join(
+      dirname(requireLazily.resolve('better-sqlite3')),
+      '..',
+      'build',
+      'Release',
+      'better_sqlite3.node',
+    )
+    sqlite = {Database: loaded, nativeBinding: existsSync(addon) ? addon : undefined}
+  }
+  return sqlite
+}
 
 /**
  * For a process that exits as soon as its command is done (the fast launcher then calls
@@ -54,7 +77,8 @@ export function openDatabase(home: string, options: OpenOptions = {}): Db {
   if (!isNew) checkHeader(file)
   let db: Db
   try {
-    db = new Database(file, {fileMustExist: !(options.create ?? true)})
+    const {Database, nativeBinding} = loadSqlite()
+    db = new Database(file, {fileMustExist: !(options.create ?? true), nativeBinding})
   } catch (error) {
     throw storeError(error, home)
   }
