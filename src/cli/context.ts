@@ -6,7 +6,7 @@ import {DaemonClient, type DaemonReceiptHolder, DaemonUnavailableError} from '..
 import {daemonPaths} from '../core/daemon/files.js'
 import {InterruptedError, InvalidInputError} from '../core/errors.js'
 import {FileBroker} from '../core/file-broker/index.js'
-import {lazyCrypto} from '../core/lazy-require.js'
+import {importLazily, lazyCrypto} from '../core/lazy-require.js'
 import {isLockedError, LockWaiter} from '../core/lock-wait.js'
 import {lockedError} from '../core/store/database.js'
 import {type BrokerTarget, openBroker, selectBroker} from '../core/open-broker.js'
@@ -311,7 +311,7 @@ export class Context {
     const wanted = stream === 'stdout' ? this.color : this.stderrColor()
     if (!wanted) return PLAIN
     if (!this.loadedStyle) {
-      const {Chalk} = await import('chalk')
+      const {Chalk} = await importLazily<typeof import('chalk')>('chalk')
       const chalk = new Chalk({level: 1})
       this.loadedStyle = chalk as unknown as Style
     }
@@ -326,7 +326,7 @@ export class Context {
   /** A spinner on stderr for a person at a terminal; a no-op otherwise. */
   async spinner(text: string): Promise<Spinner> {
     if (!this.interactive || !this.stderr.isTTY || this.json) return {update() {}, stop() {}}
-    const {default: ora} = await import('ora')
+    const {default: ora} = await importLazily<typeof import('ora')>('ora')
     const spinner = ora({text, stream: this.stderr, discardStdin: false}).start()
     const stop = () => spinner.stop()
     this.release(stop)

@@ -1,5 +1,15 @@
-import type Database from 'better-sqlite3'
-import {chmodSync, closeSync, constants, existsSync, mkdirSync, openSync, readSync, statSync} from 'node:fs'
+import Database from 'better-sqlite3'
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  statSync,
+} from 'node:fs'
 import {dirname, join, resolve} from 'node:path'
 
 import {StoreError} from '../errors.js'
@@ -19,26 +29,39 @@ const WAL_SIZE_LIMIT_BYTES = 4 * 1024 * 1024
 
 let closeAtRelease = true
 
+// Set by scripts/bundle.ts to the version of the better-sqlite3 it put into the fast launcher's
+// bundle; elsewhere (dist/, the tests) it does not exist and the import above is the installed package.
+declare const __BUNDLED_BETTER_SQLITE3__: string | undefined
+
 let sqlite: {Database: typeof Database; nativeBinding?: string} | undefined
 
 /**
- * better-sqlite3, loaded when the first database opens: a command on a nats:// or amqp:// broker
- * never loads it. Its native addon is named by path when it sits where npm builds it, which skips
- * the `bindings` package's search of a dozen places; elsewhere better-sqlite3 searches as usual.
+ * better-sqlite3's Database, and where its native addon is: named by path when it sits where npm
+ * builds it, which skips the `bindings` package's search of a dozen places (elsewhere
+ * better-sqlite3 searches as usual). The addon loads with the first database, so a command on a
+ * nats:// or amqp:// broker never loads it. The fast launcher's bundle carries better-sqlite3's
+ * JavaScript; it is used only with the addon of the same version, else the installed package is.
  */
 function loadSqlite(): {Database: typeof Database; nativeBinding?: string} {
   if (!sqlite) {
-    const loaded = requireLazily('better-sqlite3') as typeof Database
-    const addon = join(
-      dirname(requireLazily.resolve('better-sqlite3')),
-      '..',
-      'build',
-      'Release',
-      'better_sqlite3.node',
-    )
-    sqlite = {Database: loaded, nativeBinding: existsSync(addon) ? addon : undefined}
+    const root = join(dirname(requireLazily.resolve('better-sqlite3')), '..')
+    const addon = join(root, 'build', 'Release', 'better_sqlite3.node')
+    const nativeBinding = existsSync(addon) ? addon : undefined
+    const bundled = typeof __BUNDLED_BETTER_SQLITE3__ === 'string' ? __BUNDLED_BETTER_SQLITE3__ : undefined
+    sqlite =
+      bundled === undefined || (nativeBinding !== undefined && installedVersion(root) === bundled)
+        ? {Database, nativeBinding}
+        : {Database: requireLazily('better-sqlite3') as typeof Database}
   }
   return sqlite
+}
+
+function installedVersion(root: string): string | undefined {
+  try {
+    return (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {version?: string}).version
+  } catch {
+    return undefined
+  }
 }
 
 /**
@@ -77,8 +100,8 @@ export function openDatabase(home: string, options: OpenOptions = {}): Db {
   if (!isNew) checkHeader(file)
   let db: Db
   try {
-    const {Database, nativeBinding} = loadSqlite()
-    db = new Database(file, {fileMustExist: !(options.create ?? true), nativeBinding})
+    const sqlite = loadSqlite()
+    db = new sqlite.Database(file, {fileMustExist: !(options.create ?? true), nativeBinding: sqlite.nativeBinding})
   } catch (error) {
     throw storeError(error, home)
   }
