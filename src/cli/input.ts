@@ -132,6 +132,8 @@ export interface LineBatch {
   lines: string[]
   /** The 1-based stdin line number of each entry of `lines`. */
   numbers: number[]
+  /** The bytes of input read for this batch (its lines, their ends, blank lines before them). */
+  bytes: number
 }
 
 /**
@@ -190,17 +192,19 @@ export async function* lineBatches(chunks: AsyncIterable<Buffer>, what: string):
     }
     const complete = pending ? Buffer.concat([pending, chunk.subarray(0, end)]) : chunk.subarray(0, end)
     pending = end + 1 < chunk.length ? chunk.subarray(end + 1) : undefined
-    const batch = take(decode(complete))
+    const batch = take(decode(complete), complete.length + 1)
     if (batch) yield batch
   }
-  const batch = pending === undefined ? undefined : take(decode(pending))
+  const batch = pending === undefined ? undefined : take(decode(pending), pending.length)
   if (batch) yield batch
 }
 
 /** Splits text into numbered non-blank lines, counting on from the previous call. */
-function lineSplitter(): ((text: string) => LineBatch | undefined) & {lineNumber(): number} {
+function lineSplitter(): ((text: string, bytes: number) => LineBatch | undefined) & {lineNumber(): number} {
   let lineNumber = 0
-  const take = (text: string): LineBatch | undefined => {
+  /** Bytes of blank lines not yet counted in a batch. */
+  let carried = 0
+  const take = (text: string, bytes: number): LineBatch | undefined => {
     const lines: string[] = []
     const numbers: number[] = []
     for (const raw of text.split('\n')) {
@@ -211,7 +215,13 @@ function lineSplitter(): ((text: string) => LineBatch | undefined) & {lineNumber
         numbers.push(lineNumber)
       }
     }
-    return lines.length > 0 ? {lines, numbers} : undefined
+    if (lines.length === 0) {
+      carried += bytes
+      return undefined
+    }
+    const batch = {lines, numbers, bytes: carried + bytes}
+    carried = 0
+    return batch
   }
   return Object.assign(take, {lineNumber: () => lineNumber})
 }

@@ -148,7 +148,7 @@ async function publishStream(
   const progress = ctx.progress(`publishing to ${name}`, {stdoutBusy: true})
   let bytes = 0
   for await (const batch of stdinLineBatches(ctx.stdin)) {
-    for (const line of batch.lines) bytes += Buffer.byteLength(line) + 1
+    bytes += batch.bytes
     const {numbers} = batch
     const messages = batch.lines.map((line, index) => toMessage(line, numbers[index]))
     let results: PublishResult[]

@@ -244,6 +244,7 @@ export class FileBroker implements Broker {
       const mark = this.notifier.mark()
       // Each step commits on its own, so only the step that met the lock is tried again.
       const step = await this.patiently(() => this.sql.write(() => this.publishStep(name, pending, options)))
+      if (step.rest.length === 0 && results.length === 0) return step.results
       // A whole file can be one batch: spreading 200k results as arguments would overflow the stack.
       for (const result of step.results) results.push(result)
       if (step.rest.length === 0) return results
@@ -266,7 +267,7 @@ export class FileBroker implements Broker {
   /** One publish transaction's work (see Publisher): call inside a write. */
   private publishStep(name: string, messages: OutgoingMessage[], options: PublishOptions): PublishStep {
     const destination = this.resolveForPublish(name, options)
-    checkBodySizes(destination.name, destination.settings.maxBodyBytes, messages)
+    const sizes = checkBodySizes(destination.name, destination.settings.maxBodyBytes, messages)
     if (
       destination.kind === 'topic' &&
       messages.some((m) => m.deliverAt !== undefined || m.ttlMs !== undefined || m.priority)
@@ -275,7 +276,7 @@ export class FileBroker implements Broker {
         hint: 'publish without --delay, --at, --ttl and --priority',
       })
     }
-    return this.publisher.step(destination, messages, Date.now())
+    return this.publisher.step(destination, messages, Date.now(), sizes)
   }
 
   /**

@@ -27,6 +27,14 @@ export {BUSY_TIMEOUT_MS} from '../lock-wait.js'
 /** A WAL grown by a large write is truncated to this at its next checkpoint. */
 const WAL_SIZE_LIMIT_BYTES = 4 * 1024 * 1024
 
+/**
+ * Page cache per connection, in KiB (SQLite's own default; better-sqlite3 raises it to 16 MiB).
+ * mqctl's statements touch the two ends of a few B-trees, and another process's commit empties
+ * the cache anyway: a bigger one only grows the memory of a long `publish --lines`, which fills it
+ * with pages it wrote and never reads again.
+ */
+const CACHE_KIB = 2_000
+
 let closeAtRelease = true
 
 // Set by scripts/bundle.ts to the version of the better-sqlite3 it put into the fast launcher's
@@ -116,6 +124,7 @@ export function openDatabase(home: string, options: OpenOptions = {}): Db {
     db.pragma('synchronous = FULL')
     // The WAL outlives one-shot processes (see closeDatabase): once checkpointed, cut it back to this.
     db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`)
+    db.pragma(`cache_size = -${CACHE_KIB}`)
     migrate(db, version)
     return db
   } catch (error) {
