@@ -205,14 +205,22 @@ function lineSplitter(): ((text: string, bytes: number) => LineBatch | undefined
   /** Bytes of blank lines not yet counted in a batch. */
   let carried = 0
   const take = (text: string, bytes: number): LineBatch | undefined => {
-    const lines: string[] = []
-    const numbers: number[] = []
-    for (const raw of text.split('\n')) {
-      lineNumber++
-      const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw
-      if (line !== '') {
-        lines.push(line)
-        numbers.push(lineNumber)
+    const raws = text.split('\n')
+    let lines: string[] = []
+    let numbers: number[] = []
+    if (!text.includes('\r') && !raws.includes('')) {
+      // The common text: no \r, no blank line. Its lines are the pieces, numbered in a row.
+      lines = raws
+      numbers = new Array<number>(raws.length)
+      for (let i = 0; i < raws.length; i++) numbers[i] = ++lineNumber
+    } else {
+      for (const raw of raws) {
+        lineNumber++
+        const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw
+        if (line !== '') {
+          lines.push(line)
+          numbers.push(lineNumber)
+        }
       }
     }
     if (lines.length === 0) {

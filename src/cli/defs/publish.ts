@@ -171,7 +171,7 @@ async function publishStream(
       throw error
     }
     published += results.length
-    for (const result of results) ctx.out.line(ctx.json ? toJson(result) : result.id)
+    ctx.out.lines(results, (result) => (ctx.json ? toJson(result) : result.id))
     await ctx.out.flush()
     progress.update(published, undefined, fileSize ? Math.min(1, bytes / fileSize) : undefined)
   }

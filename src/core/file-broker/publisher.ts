@@ -35,7 +35,7 @@ export class Publisher {
   ): PublishStep {
     const kind = destination.kind === 'topic' ? ('topic' as const) : ('queue' as const)
     const window = destination.settings.dedupWindowMs
-    const results: (PublishResult | undefined)[] = []
+    const results = new Array<PublishResult | undefined>(messages.length)
     const fresh: OutgoingMessage[] = []
     const freshSizes: number[] = []
     const freshSlots: number[] = []

@@ -57,17 +57,18 @@ export class Sql {
     count: number,
     fill: (index: number, values: unknown[]) => void,
   ): number[] {
-    const ids: number[] = []
+    const ids = new Array<number>(count)
     const statement = (rows: number) =>
       this.q(`INSERT INTO messages (${columns.join(', ')}) VALUES ${Array(rows).fill(row).join(', ')}`)
     const full = statement(MULTI_ROW)
+    // The values straight into one array, reused for each statement: no array per row.
+    const values: unknown[] = []
     for (let start = 0; start < count; start += MULTI_ROW) {
       const rows = Math.min(MULTI_ROW, count - start)
-      // The values straight into one array: no array per row.
-      const values: unknown[] = []
+      values.length = 0
       for (let index = start; index < start + rows; index++) fill(index, values)
       const last = Number((rows === MULTI_ROW ? full : statement(rows)).run(values).lastInsertRowid)
-      for (let id = last - rows + 1; id <= last; id++) ids.push(id)
+      for (let i = 0; i < rows; i++) ids[start + i] = last - rows + 1 + i
     }
     return ids
   }

@@ -10,11 +10,11 @@ import {messageSize, validateHeaders} from '../headers.js'
  * Returns each message's size, for the queue's limits and the rows.
  */
 export function checkBodySizes(name: string, limit: number, messages: OutgoingMessage[]): number[] {
-  const sizes: number[] = []
+  const sizes = new Array<number>(messages.length)
   for (let index = 0; index < messages.length; index++) {
     const message = messages[index]
     const size = messageSize(message)
-    sizes.push(size)
+    sizes[index] = size
     if (size > limit) {
       const body = Buffer.byteLength(message.body)
       const what =
