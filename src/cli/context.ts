@@ -75,9 +75,12 @@ export class Context {
   private waiter?: LockWaiter
   private loadedStyle?: Style
   private givenStdin?: Io['stdin']
+  /** The command reads the process's own stdin (not a test's stream). */
+  private readonly processStdin: boolean
 
   constructor(globals: GlobalOptions, io: Partial<Io> = {}) {
     this.givenStdin = io.stdin
+    this.processStdin = io.stdin === undefined
     this.stdout = io.stdout ?? process.stdout
     this.stderr = io.stderr ?? process.stderr
     const env = (this.env = io.env ?? process.env)
@@ -104,6 +107,19 @@ export class Context {
 
   get stdinIsTTY(): boolean {
     return Boolean(this.stdin.isTTY)
+  }
+
+  /**
+   * 0 when the command reads the process's own stdin, which a regular file is then read from
+   * directly, without a stream (stdinLineBatches); undefined for a stream given by a test.
+   */
+  get stdinFd(): number | undefined {
+    return this.processStdin ? 0 : undefined
+  }
+
+  /** Stops reading stdin (the first Ctrl-C of a stream), if a stream was set up for it. */
+  stopStdin(): void {
+    this.givenStdin?.destroy()
   }
 
   /** The broker for this command, opened once (a nats:// broker connects on first use). */

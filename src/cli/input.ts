@@ -62,10 +62,18 @@ function rawArguments(): Buffer[] | undefined {
   }
 }
 
-export function stdinIsFile(stdin: Readable = process.stdin): boolean {
-  if (stdin !== process.stdin) return false
+/** A command's stdin (Context): its stream, set up on first use, and fd 0 when it is the process's own. */
+export interface Stdin {
+  readonly stdin: Readable
+  readonly stdinIsTTY: boolean
+  readonly stdinFd?: number
+}
+
+/** Whether `fd` is a regular file. */
+export function isRegularFile(fd: number | undefined): fd is number {
+  if (fd === undefined) return false
   try {
-    return fstatSync(0).isFile()
+    return fstatSync(fd).isFile()
   } catch {
     return false
   }
@@ -142,8 +150,10 @@ export interface LineBatch {
  * read in chunks of {@link FILE_CHUNK_BYTES} (one batch each). Blank lines are skipped; a trailing
  * `\r` is removed.
  */
-export async function* stdinLineBatches(stdin: Readable = process.stdin): AsyncGenerator<LineBatch> {
-  yield* lineBatches(stdinIsFile(stdin) ? fileChunks(0) : (stdin as AsyncIterable<Buffer>), 'stdin')
+export async function* stdinLineBatches(input: Stdin): AsyncGenerator<LineBatch> {
+  // A file is read by descriptor: no stream (and none of the modules a file stream loads).
+  const fd = input.stdinFd
+  yield* lineBatches(isRegularFile(fd) ? fileChunks(fd) : (input.stdin as AsyncIterable<Buffer>), 'stdin')
 }
 
 /**
@@ -293,17 +303,13 @@ export function parseHeaderFlags(values: string[]): Headers | undefined {
 }
 
 /** Reads receipts from arguments, or one per stdin line when there are none. */
-export async function* receiptBatches(
-  argv: string[],
-  stdinIsTTY: boolean,
-  stdin: Readable = process.stdin,
-): AsyncGenerator<string[]> {
+export async function* receiptBatches(argv: string[], input: Stdin): AsyncGenerator<string[]> {
   if (argv.length > 0) {
     yield argv
     return
   }
-  if (stdinIsTTY)
+  if (input.stdinIsTTY)
     throw new InvalidInputError('no receipts given', {hint: 'pass receipts as arguments or one per line on stdin'})
-  for await (const batch of stdinLineBatches(stdin))
+  for await (const batch of stdinLineBatches(input))
     yield batch.lines.map((line) => line.trim()).filter((line) => line !== '')
 }
