@@ -36,9 +36,11 @@ export class Publisher {
     const kind = destination.kind === 'topic' ? ('topic' as const) : ('queue' as const)
     const window = destination.settings.dedupWindowMs
     const results = new Array<PublishResult | undefined>(messages.length)
-    const fresh: OutgoingMessage[] = []
-    const freshSizes: number[] = []
-    const freshSlots: number[] = []
+    // The messages to store, their sizes and places in `messages`: sized for all, cut to `stored`.
+    const fresh = new Array<OutgoingMessage>(messages.length)
+    const freshSizes = new Array<number>(messages.length)
+    const freshSlots = new Array<number>(messages.length)
+    let stored = 0
     /** Dedup id → index of the message of this batch that will be stored for it. */
     const firstInBatch = new Map<string, number>()
     const repeatsInBatch: [index: number, first: number][] = []
@@ -86,11 +88,13 @@ export class Publisher {
         room.count--
         room.bytes -= size
       }
-      freshSlots.push(index)
-      fresh.push(message)
-      freshSizes.push(size)
+      freshSlots[stored] = index
+      fresh[stored] = message
+      freshSizes[stored] = size
+      stored++
       if (message.dedupId !== undefined) firstInBatch.set(message.dedupId, index)
     }
+    fresh.length = freshSizes.length = freshSlots.length = stored
 
     const ids =
       fresh.length === 0
