@@ -65,10 +65,11 @@ export function loadBundle<T>(bundle: string): LoadedBundle<T> {
     node.enableCompileCache(folder)
     return {exports: requireLazily(bundle) as T, saveCache: () => node.flushCompileCache?.()}
   }
-  const crc32 = (requireLazily('node:zlib') as {crc32?: (data: Uint8Array) => number}).crc32
+  const uncached = () => ({exports: requireLazily(bundle) as T, saveCache: () => {}})
+  if (process.env.NODE_DISABLE_COMPILE_CACHE) return uncached()
   // zlib.crc32 is there from Node 20.15.
-  if (!crc32 || process.env.NODE_DISABLE_COMPILE_CACHE)
-    return {exports: requireLazily(bundle) as T, saveCache: () => {}}
+  const crc32 = (requireLazily('node:zlib') as {crc32?: (data: Uint8Array) => number}).crc32
+  if (!crc32) return uncached()
 
   // Stat first: if the bundle is rewritten between the two, the cache made now carries the older
   // identity and is never used.
@@ -137,9 +138,11 @@ function readCache(
       // One read of the known size (readFileSync on a descriptor reads it in small pieces).
       data = Buffer.allocUnsafe(stats.size)
       let filled = 0
-      for (let read = -1; filled < data.length && read !== 0; filled += read)
-        read = readSync(fd, data, filled, data.length - filled, filled)
-      if (filled < data.length) return undefined
+      while (filled < data.length) {
+        const read = readSync(fd, data, filled, data.length - filled, filled)
+        if (read === 0) return undefined // shorter than it said: being replaced, ignore it
+        filled += read
+      }
     } finally {
       closeSync(fd)
     }
@@ -165,7 +168,7 @@ function readCache(
   }
 }
 
-/** Writes the cache whole or not at all: a private temporary file, then a rename over the old one. */
+/** Writes the cache whole or not at all: a temporary file of this process, then a rename over the old one. */
 function writeCache(
   folder: string,
   file: string,

@@ -5,6 +5,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {CACHE_FOLDER, loadBundle} from '../../src/cli/boot.js'
+import {copyCli, mq, tempHome} from '../helpers.js'
 
 /**
  * The fast launcher's code cache (src/cli/boot.ts): whatever state the cache is in, the bundle
@@ -89,5 +90,24 @@ describe('the launcher code cache', () => {
     const loaded = load()
     loaded.saveCache() // does not throw
     expect(load().exports.answer()).to.equal('one')
+  })
+})
+
+describe('the bundle and the installed better-sqlite3', () => {
+  it('uses its own copy of the JavaScript only with an addon of the same version, else the installed package', async () => {
+    const root = copyCli()
+    const bin = join(root, 'bin', 'run.js')
+    const env = {NODE_DEBUG: 'module'} // Node names every module it loads on stderr
+    const home = tempHome()
+    const same = await mq(['publish', 'q', 'one'], {home, bin, env})
+    expect(same.code).to.equal(0)
+    expect(same.stderr).to.not.include('better-sqlite3/lib/database.js')
+    // An update installed next to a bundle made with the older version.
+    const manifest = join(root, 'node_modules', 'better-sqlite3', 'package.json')
+    writeFileSync(manifest, JSON.stringify({...JSON.parse(readFileSync(manifest, 'utf8')), version: '0.0.0-other'}))
+    const other = await mq(['publish', 'q', 'two'], {home, bin, env})
+    expect(other.code).to.equal(0)
+    expect(other.stderr).to.include('better-sqlite3/lib/database.js')
+    expect((await mq(['consume', 'q', '-n', '2'], {home, bin})).stdout).to.equal('one\ntwo\n')
   })
 })
