@@ -28,7 +28,8 @@ export default tseslint.config(
     languageOptions: {globals: {...globals.node}},
   },
   {
-    files: ['**/*.cjs'],
+    // bin/ is CommonJS (bin/package.json): see bin/run.js.
+    files: ['**/*.cjs', 'bin/**/*.js'],
     languageOptions: {sourceType: 'commonjs'},
   },
 )

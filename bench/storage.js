@@ -28,6 +28,9 @@ import {
 import {RedisClient, redisInstalled, startRedis} from './redis.js'
 
 const FLOOR = join(ROOT, 'bench', 'floor-storage.js')
+// BENCH_ONLY=hot,bulk runs only those sections: fsyncs, hot, bulk, memory, manual-ack, wakeup.
+const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',')) : undefined
+const wanted = (section) => !ONLY || ONLY.has(section)
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** fsync/fdatasync calls of one run, split into data files and folders (strace -y names each fd). */
@@ -48,6 +51,16 @@ function countFsyncs(args, env) {
 }
 
 export async function benchStorage({quick = false} = {}) {
+  if (wanted('fsyncs')) benchFsyncs({quick})
+  if (wanted('hot')) benchHot({quick})
+  if (wanted('bulk')) await benchBulk({quick})
+  if (wanted('memory')) await benchStreamMemory({quick})
+  if (wanted('manual-ack')) await benchManualAck({quick})
+  if (wanted('wakeup')) await benchWakeup({quick})
+}
+
+/** fsyncs of a one-shot publish, split into data files and folders. */
+function benchFsyncs({quick}) {
   header('storage: fsyncs of a one-shot mq publish (strace -f), steady state')
   if (spawnSync('strace', ['-V']).status !== 0) {
     console.log('  skipped: strace is not installed (apt-get install strace)')
@@ -75,7 +88,10 @@ export async function benchStorage({quick = false} = {}) {
       '(the old behaviour)',
     )
   }
+}
 
+/** A hot one-shot command next to bare `node -e ''`. */
+function benchHot({quick}) {
   header("storage: a hot one-shot command next to node -e '' (median, interleaved)")
   const home = tempHome()
   mq(home, ['publish', 'q', 'warm-up'])
@@ -95,11 +111,6 @@ export async function benchStorage({quick = false} = {}) {
     const ratio = median(times[name]) / base
     report(name, `${fmt(median(times[name]))} ms = ${fmt(ratio)}×`, '≤ 1.5× node', ratio <= 1.5)
   }
-
-  await benchBulk({quick})
-  await benchStreamMemory({quick})
-  await benchManualAck({quick})
-  await benchWakeup({quick})
 }
 
 /** Whole-process bulk publish (--lines < FILE) and auto-ack consume next to the bare-SQLite floor, interleaved. */

@@ -3,7 +3,7 @@ import {AsyncLocalStorage} from 'node:async_hooks'
 import {type ChildProcess, spawn} from 'node:child_process'
 import {chmodSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
-import {dirname, join} from 'node:path'
+import {basename, dirname, join} from 'node:path'
 import {Readable, Writable} from 'node:stream'
 import {fileURLToPath} from 'node:url'
 
@@ -272,9 +272,9 @@ export class MqProcess {
   }
 
   /**
-   * Resolves once the process watches the broker folder for commits (or has exited): a waiting
-   * consumer sets up that wake-up before its first receive, so whatever is committed from then
-   * on reaches it, through that receive or through the wake-up.
+   * Resolves once the process watches the broker folder for commits (or has exited): a consumer
+   * sets up that wake-up when its first receive found nothing, and receives once more before it
+   * waits, so whatever is committed from then on reaches it, through that receive or the wake-up.
    */
   async watching(): Promise<void> {
     await waitFor(
@@ -282,14 +282,27 @@ export class MqProcess {
       `${this.child.spawnargs.slice(2).join(' ')} to wait for commits`,
     )
   }
+
+  /** Resolves once the process has the broker database open (or has exited). */
+  async openedBroker(): Promise<void> {
+    await waitFor(
+      () => hasOpen(this.pid, (path) => basename(path) === 'broker.db') || this.child.exitCode !== null,
+      `${this.child.spawnargs.slice(2).join(' ')} to open the broker`,
+    )
+  }
 }
 
 /** True once `pid` has an inotify instance (Linux): node makes one at its first `fs.watch`. */
 function watchesAFolder(pid: number): boolean {
+  return hasOpen(pid, (target) => target === 'anon_inode:inotify')
+}
+
+/** Whether one of the open files of `pid` is one `matches` accepts (Linux: /proc/PID/fd). */
+function hasOpen(pid: number, matches: (target: string) => boolean): boolean {
   try {
     return readdirSync(`/proc/${pid}/fd`).some((fd) => {
       try {
-        return readlinkSync(`/proc/${pid}/fd/${fd}`) === 'anon_inode:inotify'
+        return matches(readlinkSync(`/proc/${pid}/fd/${fd}`))
       } catch {
         return false // closed meanwhile
       }

@@ -1,4 +1,3 @@
-import {randomBytes} from 'node:crypto'
 import {existsSync} from 'node:fs'
 import type {Readable, Writable} from 'node:stream'
 
@@ -7,6 +6,7 @@ import {DaemonClient, type DaemonReceiptHolder, DaemonUnavailableError} from '..
 import {daemonPaths} from '../core/daemon/files.js'
 import {InterruptedError, InvalidInputError} from '../core/errors.js'
 import {FileBroker} from '../core/file-broker/index.js'
+import {importLazily, lazyCrypto} from '../core/lazy-require.js'
 import {isLockedError, LockWaiter} from '../core/lock-wait.js'
 import {lockedError} from '../core/store/database.js'
 import {type BrokerTarget, openBroker, selectBroker} from '../core/open-broker.js'
@@ -57,9 +57,7 @@ export class Context {
   readonly interactive: boolean
   /** Colours on stdout. */
   readonly color: boolean
-  readonly stdinIsTTY: boolean
   readonly stdoutIsTTY: boolean
-  readonly stdin: Io['stdin']
   readonly stdout: Io['stdout']
   readonly stderr: Io['stderr']
   readonly env: NodeJS.ProcessEnv
@@ -76,9 +74,13 @@ export class Context {
   private interrupts?: Interrupts
   private waiter?: LockWaiter
   private loadedStyle?: Style
+  private givenStdin?: Io['stdin']
+  /** The command reads the process's own stdin (not a test's stream). */
+  private readonly processStdin: boolean
 
   constructor(globals: GlobalOptions, io: Partial<Io> = {}) {
-    this.stdin = io.stdin ?? process.stdin
+    this.givenStdin = io.stdin
+    this.processStdin = io.stdin === undefined
     this.stdout = io.stdout ?? process.stdout
     this.stderr = io.stderr ?? process.stderr
     const env = (this.env = io.env ?? process.env)
@@ -88,11 +90,36 @@ export class Context {
     this.home = selected.home
     this.target = selected.target
     this.json = globals.json
-    this.stdinIsTTY = Boolean(this.stdin.isTTY)
     this.stdoutIsTTY = Boolean(this.stdout.isTTY)
-    this.interactive = !globals.nonInteractive && !env.CI && this.stdinIsTTY && this.stdoutIsTTY
+    // stdout first: a command whose output goes to a pipe or file never sets up stdin for this.
+    this.interactive = !globals.nonInteractive && !env.CI && this.stdoutIsTTY && this.stdinIsTTY
     this.noColorFlag = globals.noColor
     this.color = colorWanted(this.noColorFlag, env, this.stdoutIsTTY) && !this.json
+  }
+
+  /**
+   * Standard input, set up on first use: process.stdin costs a stream (and its modules) that a
+   * command with its body in the arguments never needs.
+   */
+  get stdin(): Io['stdin'] {
+    return (this.givenStdin ??= process.stdin)
+  }
+
+  get stdinIsTTY(): boolean {
+    return Boolean(this.stdin.isTTY)
+  }
+
+  /**
+   * 0 when the command reads the process's own stdin, which a regular file is then read from
+   * directly, without a stream (stdinLineBatches); undefined for a stream given by a test.
+   */
+  get stdinFd(): number | undefined {
+    return this.processStdin ? 0 : undefined
+  }
+
+  /** Stops reading stdin (the first Ctrl-C of a stream), if a stream was set up for it. */
+  stopStdin(): void {
+    this.givenStdin?.destroy()
   }
 
   /** The broker for this command, opened once (a nats:// broker connects on first use). */
@@ -221,7 +248,7 @@ export class Context {
         if (given.length > DAEMON_BATCH_LIMIT) return this.broker().publish(name, given, options)
         const {signal, ...rest} = options
         // Dedup ids make the fallback below safe if the daemon committed but died before answering.
-        const nonce = randomBytes(8).toString('base64url')
+        const nonce = lazyCrypto().randomBytes(8).toString('base64url')
         const messages = given.map((m, i) => (m.dedupId === undefined ? {...m, dedupId: `~${nonce}.${i}`} : m))
         const started = Date.now()
         try {
@@ -300,7 +327,7 @@ export class Context {
     const wanted = stream === 'stdout' ? this.color : this.stderrColor()
     if (!wanted) return PLAIN
     if (!this.loadedStyle) {
-      const {Chalk} = await import('chalk')
+      const {Chalk} = await importLazily<typeof import('chalk')>('chalk')
       const chalk = new Chalk({level: 1})
       this.loadedStyle = chalk as unknown as Style
     }
@@ -315,7 +342,7 @@ export class Context {
   /** A spinner on stderr for a person at a terminal; a no-op otherwise. */
   async spinner(text: string): Promise<Spinner> {
     if (!this.interactive || !this.stderr.isTTY || this.json) return {update() {}, stop() {}}
-    const {default: ora} = await import('ora')
+    const {default: ora} = await importLazily<typeof import('ora')>('ora')
     const spinner = ora({text, stream: this.stderr, discardStdin: false}).start()
     const stop = () => spinner.stop()
     this.release(stop)

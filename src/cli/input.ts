@@ -62,10 +62,18 @@ function rawArguments(): Buffer[] | undefined {
   }
 }
 
-export function stdinIsFile(stdin: Readable = process.stdin): boolean {
-  if (stdin !== process.stdin) return false
+/** A command's stdin (Context): its stream, set up on first use, and fd 0 when it is the process's own. */
+export interface Stdin {
+  readonly stdin: Readable
+  readonly stdinIsTTY: boolean
+  readonly stdinFd?: number
+}
+
+/** Whether `fd` is a regular file. */
+export function isRegularFile(fd: number | undefined): fd is number {
+  if (fd === undefined) return false
   try {
-    return fstatSync(0).isFile()
+    return fstatSync(fd).isFile()
   } catch {
     return false
   }
@@ -132,6 +140,8 @@ export interface LineBatch {
   lines: string[]
   /** The 1-based stdin line number of each entry of `lines`. */
   numbers: number[]
+  /** The bytes of input read for this batch (its lines, their ends, blank lines before them). */
+  bytes: number
 }
 
 /**
@@ -140,8 +150,10 @@ export interface LineBatch {
  * read in chunks of {@link FILE_CHUNK_BYTES} (one batch each). Blank lines are skipped; a trailing
  * `\r` is removed.
  */
-export async function* stdinLineBatches(stdin: Readable = process.stdin): AsyncGenerator<LineBatch> {
-  yield* lineBatches(stdinIsFile(stdin) ? fileChunks(0) : (stdin as AsyncIterable<Buffer>), 'stdin')
+export async function* stdinLineBatches(input: Stdin): AsyncGenerator<LineBatch> {
+  // A file is read by descriptor: no stream (and none of the modules a file stream loads).
+  const fd = input.stdinFd
+  yield* lineBatches(isRegularFile(fd) ? fileChunks(fd) : (input.stdin as AsyncIterable<Buffer>), 'stdin')
 }
 
 /**
@@ -190,28 +202,44 @@ export async function* lineBatches(chunks: AsyncIterable<Buffer>, what: string):
     }
     const complete = pending ? Buffer.concat([pending, chunk.subarray(0, end)]) : chunk.subarray(0, end)
     pending = end + 1 < chunk.length ? chunk.subarray(end + 1) : undefined
-    const batch = take(decode(complete))
+    const batch = take(decode(complete), complete.length + 1)
     if (batch) yield batch
   }
-  const batch = pending === undefined ? undefined : take(decode(pending))
+  const batch = pending === undefined ? undefined : take(decode(pending), pending.length)
   if (batch) yield batch
 }
 
 /** Splits text into numbered non-blank lines, counting on from the previous call. */
-function lineSplitter(): ((text: string) => LineBatch | undefined) & {lineNumber(): number} {
+function lineSplitter(): ((text: string, bytes: number) => LineBatch | undefined) & {lineNumber(): number} {
   let lineNumber = 0
-  const take = (text: string): LineBatch | undefined => {
-    const lines: string[] = []
-    const numbers: number[] = []
-    for (const raw of text.split('\n')) {
-      lineNumber++
-      const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw
-      if (line !== '') {
-        lines.push(line)
-        numbers.push(lineNumber)
+  /** Bytes of blank lines not yet counted in a batch. */
+  let carried = 0
+  const take = (text: string, bytes: number): LineBatch | undefined => {
+    const raws = text.split('\n')
+    let lines: string[] = []
+    let numbers: number[] = []
+    if (!text.includes('\r') && !raws.includes('')) {
+      // The common text: no \r, no blank line. Its lines are the pieces, numbered in a row.
+      lines = raws
+      numbers = new Array<number>(raws.length)
+      for (let i = 0; i < raws.length; i++) numbers[i] = ++lineNumber
+    } else {
+      for (const raw of raws) {
+        lineNumber++
+        const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw
+        if (line !== '') {
+          lines.push(line)
+          numbers.push(lineNumber)
+        }
       }
     }
-    return lines.length > 0 ? {lines, numbers} : undefined
+    if (lines.length === 0) {
+      carried += bytes
+      return undefined
+    }
+    const batch = {lines, numbers, bytes: carried + bytes}
+    carried = 0
+    return batch
   }
   return Object.assign(take, {lineNumber: () => lineNumber})
 }
@@ -275,17 +303,13 @@ export function parseHeaderFlags(values: string[]): Headers | undefined {
 }
 
 /** Reads receipts from arguments, or one per stdin line when there are none. */
-export async function* receiptBatches(
-  argv: string[],
-  stdinIsTTY: boolean,
-  stdin: Readable = process.stdin,
-): AsyncGenerator<string[]> {
+export async function* receiptBatches(argv: string[], input: Stdin): AsyncGenerator<string[]> {
   if (argv.length > 0) {
     yield argv
     return
   }
-  if (stdinIsTTY)
+  if (input.stdinIsTTY)
     throw new InvalidInputError('no receipts given', {hint: 'pass receipts as arguments or one per line on stdin'})
-  for await (const batch of stdinLineBatches(stdin))
+  for await (const batch of stdinLineBatches(input))
     yield batch.lines.map((line) => line.trim()).filter((line) => line !== '')
 }

@@ -34,6 +34,14 @@ export class Output {
     this.write(`${text}\n`)
   }
 
+  /** One line per item, as one piece of text (a batch of ids). */
+  lines<T>(items: readonly T[], text: (item: T) => string): void {
+    if (items.length === 0) return
+    const texts = new Array<string>(items.length)
+    for (let i = 0; i < items.length; i++) texts[i] = text(items[i])
+    this.write(`${texts.join('\n')}\n`)
+  }
+
   write(text: string): void {
     if (this.broken) return
     this.buffer.push(text)

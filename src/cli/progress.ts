@@ -1,3 +1,4 @@
+import {monotonicNow} from '../core/clock.js'
 import {formatDuration} from '../core/units.js'
 
 /**
@@ -29,7 +30,10 @@ export interface ProgressLine {
   width: number
 }
 
-const number = new Intl.NumberFormat('en-US')
+// Made on first use: building an Intl formatter costs about 10 ms, which every one-shot command
+// would pay at start-up (ARCHITECTURE.md, "Two ways in").
+let numberFormat: Intl.NumberFormat | undefined
+const number = {format: (n: number) => (numberFormat ??= new Intl.NumberFormat('en-US')).format(n)}
 
 /** One frame of the bar, as plain text no wider than `width`. A pure function. */
 export function formatProgress(p: ProgressLine): string {
@@ -75,7 +79,7 @@ export class ProgressBar implements Progress {
     private readonly stream: NodeJS.WritableStream & {columns?: number},
     private readonly label: string,
     private readonly unit = 'messages',
-    private readonly now: () => number = () => performance.now(),
+    private readonly now: () => number = monotonicNow,
   ) {
     this.started = now()
   }

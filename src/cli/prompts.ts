@@ -1,5 +1,6 @@
 import {InvalidInputError} from '../core/errors.js'
 import type {Context} from './context.js'
+import {importLazily} from '../core/lazy-require.js'
 
 /**
  * Asks a person for the name of something that exists, offering the existing ones; without a
@@ -9,7 +10,7 @@ import type {Context} from './context.js'
 export async function askName(ctx: Context, what: string, choices: string[], flagHint: string): Promise<string> {
   if (!ctx.interactive) throw new InvalidInputError(`missing ${what}`, {code: 'usage', hint: flagHint})
   if (choices.length === 0) return askNewName(ctx, what, flagHint)
-  const {select} = await import('@inquirer/prompts')
+  const {select} = await importLazily<typeof import('@inquirer/prompts')>('@inquirer/prompts')
   return select({message: `Which ${what}?`, choices: choices.map((name) => ({name, value: name}))})
 }
 
@@ -31,7 +32,7 @@ export async function askNewName(
 
 export async function askText(ctx: Context, message: string, flagHint: string): Promise<string> {
   if (!ctx.interactive) throw new InvalidInputError(`missing ${message}`, {code: 'usage', hint: flagHint})
-  const {input} = await import('@inquirer/prompts')
+  const {input} = await importLazily<typeof import('@inquirer/prompts')>('@inquirer/prompts')
   return input({message: `${message}:`})
 }
 
@@ -48,7 +49,7 @@ export async function confirm(ctx: Context, yes: boolean, message: string): Prom
       hint: 'pass --yes to confirm',
     })
   }
-  const {confirm: ask} = await import('@inquirer/prompts')
+  const {confirm: ask} = await importLazily<typeof import('@inquirer/prompts')>('@inquirer/prompts')
   if (!(await ask({message, default: false})))
     throw new InvalidInputError('cancelled', {code: 'cancelled', hint: 'nothing was changed'})
 }
@@ -81,7 +82,8 @@ interface ValidatedInputConfig {
  * @inquirer/core (loaded only for a person at a terminal).
  */
 async function validatedInput(): Promise<(config: ValidatedInputConfig) => Promise<string>> {
-  const {createPrompt, isEnterKey, useKeypress, usePrefix, useState} = await import('@inquirer/core')
+  const {createPrompt, isEnterKey, useKeypress, usePrefix, useState} =
+    await importLazily<typeof import('@inquirer/core')>('@inquirer/core')
   return createPrompt<string, ValidatedInputConfig>((config, done) => {
     const [value, setValue] = useState('')
     const [finished, setFinished] = useState(false)

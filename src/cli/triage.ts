@@ -4,6 +4,7 @@ import {type ReceiveFn, waitBudget} from '../core/consumer.js'
 import {InterruptedError, InvalidInputError} from '../core/errors.js'
 import type {Context} from './context.js'
 import {DeliveryPrinter} from './deliveries.js'
+import {importLazily} from '../core/lazy-require.js'
 
 type Action = 'ack' | 'retry' | 'send-back' | 'dead-letter' | 'skip' | 'quit'
 
@@ -160,7 +161,8 @@ interface KeyPromptConfig {
 
 /** A one-keypress choice, built on @inquirer/core (loaded only for a person at a terminal). */
 async function keyPrompt(): Promise<(config: KeyPromptConfig) => Promise<Action>> {
-  const {createPrompt, useKeypress, usePrefix, useState} = await import('@inquirer/core')
+  const {createPrompt, useKeypress, usePrefix, useState} =
+    await importLazily<typeof import('@inquirer/core')>('@inquirer/core')
   return createPrompt<Action, KeyPromptConfig>((config, done) => {
     const [chosen, setChosen] = useState<string | undefined>(undefined)
     const prefix = usePrefix({status: chosen ? 'done' : 'idle'})

@@ -1,4 +1,5 @@
-import {type ChildProcess, spawn} from 'node:child_process'
+import type {ChildProcess} from 'node:child_process'
+import {requireLazily} from './lazy-require.js'
 
 /** Grace between SIGTERM and SIGKILL when a command is stopped. */
 export const KILL_GRACE_MS = 2_000
@@ -91,6 +92,8 @@ export function runChild(options: ChildRunOptions): Promise<ChildEnd> {
     output === 'inherit' ? 'inherit' : output === undefined || output === 'ignore' ? 'ignore' : 'pipe'
   let child: ChildProcess
   try {
+    // node:child_process loads when a command first runs one (consume without --exec never does).
+    const {spawn} = requireLazily('node:child_process') as typeof import('node:child_process')
     child = spawn(options.argv[0], options.argv.slice(1), {
       cwd: options.cwd,
       env: options.env,

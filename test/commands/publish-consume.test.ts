@@ -126,7 +126,7 @@ describe('publish and consume (CLI)', () => {
 
   it('--poll-interval polls at a fixed pace instead', async () => {
     const consumer = start(['consume', 'polled', '--wait', '10m', '--poll-interval', '100ms'], {home})
-    await consumer.watching()
+    await consumer.openedBroker() // a polling consumer watches nothing
     await run(['publish', 'polled', 'x'], {home})
     expect((await consumer.done).stdout).to.equal('x\n')
   })

@@ -142,13 +142,13 @@ async function publishStream(
   const waiter = ctx.waitOutLocks()
   let published = 0
   // The first Ctrl-C stops reading: what was read is published, then exit 130.
-  options.signal?.addEventListener('abort', () => ctx.stdin.destroy(), {once: true})
+  options.signal?.addEventListener('abort', () => ctx.stopStdin(), {once: true})
   // From a file (`< big.txt`), how far through it we are; from a pipe, a count and a rate.
   const fileSize = stdinFileSize(ctx)
   const progress = ctx.progress(`publishing to ${name}`, {stdoutBusy: true})
   let bytes = 0
-  for await (const batch of stdinLineBatches(ctx.stdin)) {
-    for (const line of batch.lines) bytes += Buffer.byteLength(line) + 1
+  for await (const batch of stdinLineBatches(ctx)) {
+    bytes += batch.bytes
     const {numbers} = batch
     const messages = batch.lines.map((line, index) => toMessage(line, numbers[index]))
     let results: PublishResult[]
@@ -171,9 +171,10 @@ async function publishStream(
       throw error
     }
     published += results.length
-    for (const result of results) ctx.out.line(ctx.json ? toJson(result) : result.id)
+    ctx.out.lines(results, (result) => (ctx.json ? toJson(result) : result.id))
     await ctx.out.flush()
     progress.update(published, undefined, fileSize ? Math.min(1, bytes / fileSize) : undefined)
+    if (options.signal?.aborted) break // a file, read without a stream, stops here
   }
   progress.stop()
   if (options.signal?.aborted) throw new InterruptedError()
@@ -181,8 +182,8 @@ async function publishStream(
 
 /** The size of stdin when it is a regular file, else undefined. */
 function stdinFileSize(ctx: Context): number | undefined {
-  const fd = (ctx.stdin as {fd?: unknown}).fd
-  if (typeof fd !== 'number') return undefined
+  const fd = ctx.stdinFd
+  if (fd === undefined) return undefined
   try {
     const stat = fstatSync(fd)
     return stat.isFile() && stat.size > 0 ? stat.size : undefined

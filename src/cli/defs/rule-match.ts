@@ -32,7 +32,7 @@ A line that is not a valid event stops the command with exit 2, naming the file 
     const matcher = new RuleMatcher((await loadRules(ctx, flags.rules)).validated.rules)
     for (const file of argv.length === 0 ? ['-'] : argv) {
       const what = file === '-' ? 'stdin' : file
-      for await (const batch of file === '-' ? stdinLineBatches(ctx.stdin) : lineBatches(openFile(file), file)) {
+      for await (const batch of file === '-' ? stdinLineBatches(ctx) : lineBatches(openFile(file), file)) {
         for (let i = 0; i < batch.lines.length; i++) {
           const event = parseEvent(batch, i, what)
           const names = matcher.match(event).map((rule) => rule.name)

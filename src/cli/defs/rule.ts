@@ -14,6 +14,7 @@ import {loadRules, RULES_FLAG, rulesPathFor} from '../engine-context.js'
 import {table} from '../output.js'
 import {askName, askNewName} from '../prompts.js'
 import {editRules} from '../../core/engine/rules-file.js'
+import {importLazily} from '../../core/lazy-require.js'
 
 const nameArg = [{name: 'name', summary: 'Rule name.'}]
 
@@ -133,7 +134,7 @@ export const ruleAdd = defineCommand({
 async function askPattern(ctx: Context): Promise<Record<string, unknown>> {
   if (!ctx.interactive)
     throw new InvalidInputError('missing pattern', {code: 'usage', hint: 'give --pattern JSON or --type TYPE'})
-  const {input} = await import('@inquirer/prompts')
+  const {input} = await importLazily<typeof import('@inquirer/prompts')>('@inquirer/prompts')
   const type = await input({message: 'Event type to match (prefix with ^ for "starts with"):', required: true})
   return {type: [type.startsWith('^') ? {prefix: type.slice(1)} : type]}
 }
@@ -144,7 +145,7 @@ async function askAction(ctx: Context): Promise<ActionSpec> {
       code: 'usage',
       hint: 'give --exec, --publish, --http, --file, --log or --action JSON',
     })
-  const {input, select} = await import('@inquirer/prompts')
+  const {input, select} = await importLazily<typeof import('@inquirer/prompts')>('@inquirer/prompts')
   const kind = await select({
     message: 'What should happen?',
     choices: [

@@ -26,7 +26,7 @@ export async function settleReceipts(
 ): Promise<SettleSummary> {
   const holder = await ctx.receiptHolder()
   const summary: SettleSummary = {settled: 0, stale: []}
-  for await (const receipts of receiptBatches(argv, ctx.stdinIsTTY, ctx.stdin)) {
+  for await (const receipts of receiptBatches(argv, ctx)) {
     if (receipts.length === 0) continue
     const outcomes = await settle(holder, receipts)
     outcomes.forEach((outcome, index) => {

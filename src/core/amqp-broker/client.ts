@@ -3,6 +3,7 @@ import type {Channel, ChannelModel, ConfirmChannel, GetMessage, Options} from 'a
 import {InvalidInputError, StoreError} from '../errors.js'
 import type {LockWaiter} from '../lock-wait.js'
 import type {AmqpTarget} from '../open-broker.js'
+import {importLazily} from '../lazy-require.js'
 
 /** Connect timeout and per-request timeout (env MQ_AMQP_TIMEOUT_MS), so nothing ever hangs. */
 export const DEFAULT_TIMEOUT_MS = 5_000
@@ -73,7 +74,7 @@ export class AmqpClient {
   ) {}
 
   static async connect(target: AmqpTarget): Promise<AmqpClient> {
-    const lib = await import('amqplib')
+    const lib = await importLazily<typeof import('amqplib') & {default?: typeof import('amqplib')}>('amqplib')
     const client = new AmqpClient(target, lib.default ?? lib)
     await client.open()
     return client

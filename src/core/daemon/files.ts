@@ -1,4 +1,3 @@
-import {createHash, randomBytes} from 'node:crypto'
 import {
   closeSync,
   constants,
@@ -14,6 +13,7 @@ import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 
 import {isMqError, StoreError} from '../errors.js'
+import {lazyCrypto} from '../lazy-require.js'
 import {openNoFollow, readNoFollow, refuseLinks, writeNoFollow} from '../no-follow.js'
 import {isSameProcessAlive, processStartTime} from '../process-alive.js'
 
@@ -36,7 +36,7 @@ export function daemonPaths(home: string) {
   const socket =
     inHome.length <= MAX_SOCKET_PATH
       ? inHome
-      : join(socketFolder(), `${createHash('sha256').update(home).digest('hex').slice(0, 16)}.sock`)
+      : join(socketFolder(), `${lazyCrypto().createHash('sha256').update(home).digest('hex').slice(0, 16)}.sock`)
   return {
     pid: join(home, 'daemon.pid'),
     socket,
@@ -183,7 +183,7 @@ export function daemonToken(home: string): string {
     closeSync(fd)
   }
   // Written whole under another name, then renamed: a crash never leaves a short token behind.
-  const token = randomBytes(32).toString('hex')
+  const token = lazyCrypto().randomBytes(32).toString('hex')
   const temporary = `${path}.${process.pid}`
   rmSync(temporary, {force: true})
   writeNoFollow(temporary, `${token}\n`, {exclusive: true})

@@ -1,6 +1,7 @@
-import {createConnection, type Socket} from 'node:net'
+import type {Socket} from 'node:net'
 
 import {type ErrorCode, InvalidInputError} from '../errors.js'
+import {requireLazily} from '../lazy-require.js'
 
 /**
  * The daemon's local protocol: newline-delimited JSON over a Unix socket private to the user.
@@ -167,6 +168,8 @@ export function parseRequest(value: unknown): Request {
 /** Connects to a socket, failing fast (the caller then works without the daemon). */
 export function connect(path: string, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
+    // node:net is loaded only when a daemon runs: most commands never connect.
+    const {createConnection} = requireLazily('node:net') as typeof import('node:net')
     const socket = createConnection(path)
     const timer = setTimeout(() => {
       socket.destroy()

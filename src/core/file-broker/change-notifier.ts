@@ -5,6 +5,9 @@ import {openNoFollow} from '../no-follow.js'
 /** How often a waiting consumer re-checks when no change notification arrives. */
 export const FALLBACK_POLL_MS = 1_000
 
+/** A mark taken before the watch started (see ChangeNotifier.mark). */
+const UNWATCHED = -1
+
 /** The file every committing process writes a byte to (see Sql.signal). */
 export const SIGNAL_FILE = 'changes.signal'
 
@@ -24,6 +27,8 @@ export function openSignalFile(path: string): number {
  */
 export class ChangeNotifier {
   private watcher?: FSWatcher
+  /** Whether the watch was set up (or tried: it may have failed, and then waits poll). */
+  private started = false
   /** Bumped on every change, so each waiter can tell whether one happened since its mark. */
   private generation = 0
   private waiters = new Set<() => void>()
@@ -31,15 +36,22 @@ export class ChangeNotifier {
 
   constructor(private readonly folder: string) {}
 
-  /** Marks now: a `wait(mark)` returns at once if a change happened after this. */
+  /**
+   * Marks now: a `wait(mark)` returns at once if a change happened after this. The watch starts
+   * only when something first has to wait (most publishes and receives never do), so a mark
+   * taken before then cannot tell: its `wait` starts the watch and returns at once, and the
+   * caller tries again under a real mark.
+   */
   mark(): number {
-    this.start()
-    return this.generation
+    return this.started ? this.generation : UNWATCHED
   }
 
   /** Resolves at the first change after `mark`, after `timeoutMs`, or on abort. */
   async wait(mark: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
-    this.start()
+    if (mark === UNWATCHED) {
+      this.start()
+      return
+    }
     if (this.generation !== mark || timeoutMs <= 0 || signal?.aborted) return
     await new Promise<void>((resolve) => {
       const done = () => {
@@ -62,7 +74,8 @@ export class ChangeNotifier {
   }
 
   private start(): void {
-    if (this.watcher || this.closed) return
+    if (this.started || this.closed) return
+    this.started = true
     try {
       this.watcher = watch(this.folder, {persistent: false}, (_event, file) => {
         if (file && String(file) !== SIGNAL_FILE) return

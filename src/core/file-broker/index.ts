@@ -1,4 +1,3 @@
-import {randomBytes} from 'node:crypto'
 import {join} from 'node:path'
 
 import {
@@ -41,6 +40,7 @@ import {
   QueueFullError,
   WrongKindError,
 } from '../errors.js'
+import {lazyCrypto} from '../lazy-require.js'
 import {isLockedError, type LockWaiter} from '../lock-wait.js'
 import {sleep} from '../rate-limiter.js'
 import {formatDuration} from '../units.js'
@@ -245,6 +245,7 @@ export class FileBroker implements Broker {
       const mark = this.notifier.mark()
       // Each step commits on its own, so only the step that met the lock is tried again.
       const step = await this.patiently(() => this.sql.write(() => this.publishStep(name, pending, options)))
+      if (step.rest.length === 0 && results.length === 0) return step.results
       // A whole file can be one batch: spreading 200k results as arguments would overflow the stack.
       for (const result of step.results) results.push(result)
       if (step.rest.length === 0) return results
@@ -267,7 +268,7 @@ export class FileBroker implements Broker {
   /** One publish transaction's work (see Publisher): call inside a write. */
   private publishStep(name: string, messages: OutgoingMessage[], options: PublishOptions): PublishStep {
     const destination = this.resolveForPublish(name, options)
-    checkBodySizes(destination.name, destination.settings.maxBodyBytes, messages)
+    const sizes = checkBodySizes(destination.name, destination.settings.maxBodyBytes, messages)
     if (
       destination.kind === 'topic' &&
       messages.some((m) => m.deliverAt !== undefined || m.ttlMs !== undefined || m.priority)
@@ -276,7 +277,7 @@ export class FileBroker implements Broker {
         hint: 'publish without --delay, --at, --ttl and --priority',
       })
     }
-    return this.publisher.step(destination, messages, Date.now())
+    return this.publisher.step(destination, messages, Date.now(), sizes)
   }
 
   /**
@@ -517,7 +518,7 @@ export class FileBroker implements Broker {
             return {row: existing, resumed: true}
           }
         }
-        const name = options.durable ?? `~${process.pid}.${randomBytes(3).toString('hex')}`
+        const name = options.durable ?? `~${process.pid}.${lazyCrypto().randomBytes(3).toString('hex')}`
         const cursor = this.reader.startCursor(compiled, options.start ?? {kind: 'new'})
         return {
           row: this.subscriptions.create(name, pattern, options.durable !== undefined, cursor, options.settings ?? {}),

@@ -1,6 +1,5 @@
 import type {OutgoingMessage, PublishResult, QueueSettings, TopicSettings} from '../broker.js'
 import {InvalidInputError, QueueFullError} from '../errors.js'
-import {messageSize} from '../headers.js'
 import {formatSize} from '../units.js'
 import type {DestinationRow, Destinations} from './destinations.js'
 import type {QueueStore} from './queue-store.js'
@@ -27,16 +26,21 @@ export class Publisher {
     private readonly topics: TopicStore,
   ) {}
 
+  /** `sizes`: each message's size (messageSize), as checkBodySizes measured it. */
   step(
     destination: DestinationRow<QueueSettings | TopicSettings>,
     messages: OutgoingMessage[],
     now: number,
+    sizes: number[],
   ): PublishStep {
     const kind = destination.kind === 'topic' ? ('topic' as const) : ('queue' as const)
     const window = destination.settings.dedupWindowMs
-    const results: (PublishResult | undefined)[] = []
-    const fresh: OutgoingMessage[] = []
-    const freshSlots: number[] = []
+    const results = new Array<PublishResult | undefined>(messages.length)
+    // The messages to store, their sizes and places in `messages`: sized for all, cut to `stored`.
+    const fresh = new Array<OutgoingMessage>(messages.length)
+    const freshSizes = new Array<number>(messages.length)
+    const freshSlots = new Array<number>(messages.length)
+    let stored = 0
     /** Dedup id → index of the message of this batch that will be stored for it. */
     const firstInBatch = new Map<string, number>()
     const repeatsInBatch: [index: number, first: number][] = []
@@ -45,7 +49,9 @@ export class Publisher {
     let full: string | undefined
     const room = kind === 'queue' ? roomIn(destination as DestinationRow) : undefined
 
-    for (const [index, message] of messages.entries()) {
+    for (let index = 0; index < messages.length; index++) {
+      const message = messages[index]
+      const size = sizes[index]
       if (message.dedupId !== undefined) {
         const first = firstInBatch.get(message.dedupId)
         if (first !== undefined) {
@@ -61,7 +67,6 @@ export class Publisher {
         }
       }
       if (room) {
-        const size = messageSize(message)
         if (room.count < 1 || room.bytes < size) {
           const policy = (destination.settings as QueueSettings).overflow
           full = describeFull(destination as DestinationRow)
@@ -83,26 +88,31 @@ export class Publisher {
         room.count--
         room.bytes -= size
       }
-      freshSlots.push(index)
-      fresh.push(message)
+      freshSlots[stored] = index
+      fresh[stored] = message
+      freshSizes[stored] = size
+      stored++
       if (message.dedupId !== undefined) firstInBatch.set(message.dedupId, index)
     }
+    fresh.length = freshSizes.length = freshSlots.length = stored
 
     const ids =
       fresh.length === 0
         ? []
         : kind === 'topic'
-          ? this.topics.insert(destination as DestinationRow<TopicSettings>, fresh, now)
-          : this.queues.insert(destination as DestinationRow, fresh, now)
-    fresh.forEach((message, i) => {
+          ? this.topics.insert(destination as DestinationRow<TopicSettings>, fresh, now, freshSizes)
+          : this.queues.insert(destination as DestinationRow, fresh, now, freshSizes)
+    for (let i = 0; i < fresh.length; i++) {
       results[freshSlots[i]] = {id: String(ids[i]), destination: destination.name, kind}
-      if (message.dedupId !== undefined) this.dedupRemember(destination.id, message.dedupId, ids[i], now + window)
-    })
+      const dedupId = fresh[i].dedupId
+      if (dedupId !== undefined) this.dedupRemember(destination.id, dedupId, ids[i], now + window)
+    }
     for (const [index, first] of repeatsInBatch) results[index] = {...results[first]!, duplicate: true}
     this.destinations.bump(destination.id, 'deduplicated_total', duplicates)
     if (kind === 'queue' && (destination.settings as QueueSettings).overflow === 'drop-oldest')
       this.dropFromHead(destination.id)
-    return {results: results.slice(0, messages.length - rest.length) as PublishResult[], rest, full}
+    const done = rest.length === 0 ? results : results.slice(0, messages.length - rest.length)
+    return {results: done as PublishResult[], rest, full}
   }
 
   /** Discards ready messages from the head of the queue until it is within its limits. */

@@ -1,5 +1,4 @@
-import {randomBytes} from 'node:crypto'
-
+import {lazyCrypto} from '../lazy-require.js'
 import {InvalidInputError} from '../errors.js'
 import {printable} from '../names.js'
 
@@ -15,7 +14,7 @@ export interface Receipt {
 const RECEIPT = /^(\d{1,16})\.([A-Za-z0-9_-]{8})$/
 
 export function newLeaseToken(): string {
-  return randomBytes(6).toString('base64url')
+  return lazyCrypto().randomBytes(6).toString('base64url')
 }
 
 export function formatReceipt(messageId: number, token: string): string {

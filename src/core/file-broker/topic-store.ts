@@ -1,7 +1,7 @@
 import type {OutgoingMessage, TopicSettings} from '../broker.js'
 import type {TopicPattern} from '../names.js'
 import type {DestinationRow, Destinations} from './destinations.js'
-import {encodeHeaders, messageSize} from '../headers.js'
+import {encodeHeaders} from '../headers.js'
 import {LOGGED, MESSAGE_COLUMNS} from './queue-store.js'
 import type {Sql} from './sql.js'
 
@@ -27,20 +27,18 @@ export class TopicStore {
     private readonly destinations: Destinations,
   ) {}
 
-  /** Appends to the log (call inside a write transaction); returns the new ids. */
-  insert(topic: DestinationRow<TopicSettings>, messages: OutgoingMessage[], now: number): number[] {
-    const rows = messages.map((m) => [
-      topic.id,
-      LOGGED,
-      0,
-      now,
-      now,
-      null,
-      messageSize(m),
-      m.body,
-      encodeHeaders(m.headers),
-    ])
-    const ids = this.sql.insertMessages(MESSAGE_COLUMNS, rows)
+  /**
+   * Appends to the log (call inside a write transaction); returns the new ids. `sizes`: each
+   * message's size (messageSize), as the caller measured it for the limits.
+   */
+  insert(topic: DestinationRow<TopicSettings>, messages: OutgoingMessage[], now: number, sizes: number[]): number[] {
+    const ids = this.sql.insertMessages(
+      MESSAGE_COLUMNS,
+      `(?, ${LOGGED}, 0, ?, ?, NULL, ?, ?, ?)`,
+      messages.length,
+      (index, values) =>
+        values.push(topic.id, now, now, sizes[index], messages[index].body, encodeHeaders(messages[index].headers)),
+    )
     this.destinations.bump(topic.id, 'published_total', ids.length)
     this.enforceRetention(topic.id, now)
     return ids

@@ -5,10 +5,16 @@ import {messageSize, validateHeaders} from '../headers.js'
 // Message validation for publishes, kept apart from the broker's front door: what does not
 // depend on the destination is checked before any transaction, the size limit inside it.
 
-/** The per-message limit counts what is stored: the body and the headers (README: Limits). */
-export function checkBodySizes(name: string, limit: number, messages: OutgoingMessage[]): void {
-  messages.forEach((message, index) => {
+/**
+ * The per-message limit counts what is stored: the body and the headers (README: Limits).
+ * Returns each message's size, for the queue's limits and the rows.
+ */
+export function checkBodySizes(name: string, limit: number, messages: OutgoingMessage[]): number[] {
+  const sizes = new Array<number>(messages.length)
+  for (let index = 0; index < messages.length; index++) {
+    const message = messages[index]
     const size = messageSize(message)
+    sizes[index] = size
     if (size > limit) {
       const body = Buffer.byteLength(message.body)
       const what =
@@ -22,12 +28,14 @@ export function checkBodySizes(name: string, limit: number, messages: OutgoingMe
         messages.length,
       )
     }
-  })
+  }
+  return sizes
 }
 
 /** Checks what does not depend on the destination: dedup ids, TTLs, priorities and headers. */
 export function validateMessages(messages: OutgoingMessage[]): void {
-  messages.forEach((message, index) => {
+  for (let index = 0; index < messages.length; index++) {
+    const message = messages[index]
     if (message.dedupId !== undefined && !(message.dedupId.length >= 1 && message.dedupId.length <= 256)) {
       throw atMessage(new InvalidInputError('a dedup id must be 1 to 256 characters'), index, messages.length)
     }
@@ -49,7 +57,7 @@ export function validateMessages(messages: OutgoingMessage[]): void {
     } catch (error) {
       throw error instanceof InvalidInputError ? atMessage(error, index, messages.length) : error
     }
-  })
+  }
 }
 
 export function atMessage<E extends InvalidInputError>(error: E, index: number, count: number): E {

@@ -5,6 +5,7 @@ import {InvalidInputError, StoreError} from '../errors.js'
 import type {LockWaiter} from '../lock-wait.js'
 import type {NatsTarget} from '../open-broker.js'
 import {sleep} from '../rate-limiter.js'
+import {importLazily} from '../lazy-require.js'
 
 /** Connect timeout and per-request timeout (env MQ_NATS_TIMEOUT_MS), so nothing ever hangs. */
 export const CONNECT_TIMEOUT_MS = 5_000
@@ -126,11 +127,11 @@ export class JsClient {
   }
 
   static async connect(target: NatsTarget, patience?: LockWaiter): Promise<JsClient> {
-    const lib = await import('@nats-io/transport-node')
+    const lib = await importLazily<typeof import('@nats-io/transport-node')>('@nats-io/transport-node')
     const timeoutMs = Number(process.env.MQ_NATS_TIMEOUT_MS) || DEFAULT_REQUEST_TIMEOUT_MS
     let authenticator
     if (target.credsFile) {
-      const {readFile} = await import('node:fs/promises')
+      const {readFile} = await importLazily<typeof import('node:fs/promises')>('node:fs/promises')
       let creds: Uint8Array
       try {
         creds = await readFile(target.credsFile)

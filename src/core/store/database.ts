@@ -1,8 +1,19 @@
 import Database from 'better-sqlite3'
-import {chmodSync, closeSync, constants, existsSync, mkdirSync, openSync, readSync, statSync} from 'node:fs'
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  statSync,
+} from 'node:fs'
 import {dirname, join, resolve} from 'node:path'
 
 import {StoreError} from '../errors.js'
+import {requireLazily} from '../lazy-require.js'
 import {BUSY_TIMEOUT_MS} from '../lock-wait.js'
 import {MIGRATIONS} from './migrations.js'
 
@@ -16,7 +27,50 @@ export {BUSY_TIMEOUT_MS} from '../lock-wait.js'
 /** A WAL grown by a large write is truncated to this at its next checkpoint. */
 const WAL_SIZE_LIMIT_BYTES = 4 * 1024 * 1024
 
+/**
+ * Page cache per connection, in KiB (SQLite's own default; better-sqlite3 raises it to 16 MiB).
+ * mqctl's statements touch the two ends of a few B-trees, and another process's commit empties
+ * the cache anyway: a bigger one only grows the memory of a long `publish --lines`, which fills it
+ * with pages it wrote and never reads again.
+ */
+const CACHE_KIB = 2_000
+
 let closeAtRelease = true
+
+// Set by scripts/bundle.ts to the version of the better-sqlite3 it put into the fast launcher's
+// bundle; elsewhere (dist/, the tests) it does not exist and the import above is the installed package.
+declare const __BUNDLED_BETTER_SQLITE3__: string | undefined
+
+let sqlite: {Database: typeof Database; nativeBinding?: string} | undefined
+
+/**
+ * better-sqlite3's Database, and where its native addon is: named by path when it sits where npm
+ * builds it, which skips the `bindings` package's search of a dozen places (elsewhere
+ * better-sqlite3 searches as usual). The addon loads with the first database, so a command on a
+ * nats:// or amqp:// broker never loads it. The fast launcher's bundle carries better-sqlite3's
+ * JavaScript; it is used only with the addon of the same version, else the installed package is.
+ */
+function loadSqlite(): {Database: typeof Database; nativeBinding?: string} {
+  if (!sqlite) {
+    const root = join(dirname(requireLazily.resolve('better-sqlite3')), '..')
+    const addon = join(root, 'build', 'Release', 'better_sqlite3.node')
+    const nativeBinding = existsSync(addon) ? addon : undefined
+    const bundled = typeof __BUNDLED_BETTER_SQLITE3__ === 'string' ? __BUNDLED_BETTER_SQLITE3__ : undefined
+    sqlite =
+      bundled === undefined || (nativeBinding !== undefined && installedVersion(root) === bundled)
+        ? {Database, nativeBinding}
+        : {Database: requireLazily('better-sqlite3') as typeof Database}
+  }
+  return sqlite
+}
+
+function installedVersion(root: string): string | undefined {
+  try {
+    return (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {version?: string}).version
+  } catch {
+    return undefined
+  }
+}
 
 /**
  * For a process that exits as soon as its command is done (the fast launcher then calls
@@ -54,7 +108,8 @@ export function openDatabase(home: string, options: OpenOptions = {}): Db {
   if (!isNew) checkHeader(file)
   let db: Db
   try {
-    db = new Database(file, {fileMustExist: !(options.create ?? true)})
+    const sqlite = loadSqlite()
+    db = new sqlite.Database(file, {fileMustExist: !(options.create ?? true), nativeBinding: sqlite.nativeBinding})
   } catch (error) {
     throw storeError(error, home)
   }
@@ -69,6 +124,7 @@ export function openDatabase(home: string, options: OpenOptions = {}): Db {
     db.pragma('synchronous = FULL')
     // The WAL outlives one-shot processes (see closeDatabase): once checkpointed, cut it back to this.
     db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`)
+    db.pragma(`cache_size = -${CACHE_KIB}`)
     migrate(db, version)
     return db
   } catch (error) {
