@@ -1,4 +1,4 @@
-import type {Statement} from 'better-sqlite3'
+import type {Statement, Transaction} from 'better-sqlite3'
 
 import {closeSync, statfsSync, statSync, writeSync} from 'node:fs'
 
@@ -31,7 +31,12 @@ const PAUSE = new Int32Array(new SharedArrayBuffer(4))
 export class Sql {
   private readonly statements = new Map<string, Statement>()
   /** `PRAGMA busy_timeout` to none and back (see beginWrite); kept out of `statements`, which hold queries. */
-  private busyTimeouts?: {off: Statement; on: Statement}
+  private readonly busyTimeouts: {off: Statement; on: Statement}
+  /**
+   * Runs a function in a transaction (`.immediate`) or, inside one, in a savepoint. Made once:
+   * better-sqlite3 builds four wrappers for every `db.transaction(fn)`, a cost on each small write.
+   */
+  private readonly inTransaction: Transaction<(fn: () => unknown) => unknown>
   private signalFd?: number | false
   private nextDiskCheck = 0
 
@@ -40,7 +45,13 @@ export class Sql {
     private readonly where: string,
     /** Touched after every commit that changed something, to wake waiting consumers. */
     private readonly signalFile?: string,
-  ) {}
+  ) {
+    this.busyTimeouts = {
+      off: db.prepare('PRAGMA busy_timeout = 0'),
+      on: db.prepare(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`),
+    }
+    this.inTransaction = db.transaction((fn: () => unknown) => fn())
+  }
 
   /** A prepared statement, compiled once per connection. */
   q(source: string): Statement {
@@ -121,20 +132,16 @@ export class Sql {
    */
   private beginWrite<T>(fn: () => T): T {
     let entered = false
-    const transaction = this.db.transaction(() => {
+    const body = () => {
       entered = true
       return fn()
-    })
-    const started = performance.now()
-    this.busyTimeouts ??= {
-      off: this.db.prepare('PRAGMA busy_timeout = 0'),
-      on: this.db.prepare(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`),
     }
+    const started = performance.now()
     this.busyTimeouts.off.run()
     try {
       for (;;) {
         try {
-          return transaction.immediate()
+          return this.inTransaction.immediate(body) as T
         } catch (error) {
           const waited = performance.now() - started
           if (entered || !isBusy(error) || waited >= BUSY_TIMEOUT_MS) throw error
@@ -212,7 +219,7 @@ export class Sql {
 
   /** Inside a write: runs `fn` in a SAVEPOINT, so its failure undoes only its own changes. */
   savepoint<T>(fn: () => T): T {
-    return this.db.transaction(fn)()
+    return this.inTransaction(fn) as T
   }
 
   /** Runs a read outside any write lock. */
