@@ -4,7 +4,7 @@ import {encodeHeaders, messageSize} from '../headers.js'
 import type {DestinationRow, Destinations} from './destinations.js'
 import {formatReceipt, newLeaseToken} from './receipts.js'
 import {subscriptionName} from './subscription-store.js'
-import type {Sql} from './sql.js'
+import {LIMIT, type Sql} from './sql.js'
 
 /** Message states in the `messages` table. */
 export const READY = 0
@@ -111,7 +111,7 @@ export class QueueStore {
       rows = this.sql
         .q(
           `DELETE FROM messages WHERE id IN (
-             SELECT id FROM messages WHERE dest_id = ? AND state = 0 ORDER BY priority DESC, id LIMIT ?)
+             SELECT id FROM messages WHERE dest_id = ? AND state = 0 ORDER BY priority DESC, id ${LIMIT})
            RETURNING id, body, headers, attempts + 1 AS attempts, published_at, priority, expires_at, ref_id`,
         )
         .all(queue.id, limit) as TakenRow[]
@@ -121,7 +121,7 @@ export class QueueStore {
       rows = this.sql
         .q(
           `UPDATE messages SET state = 1, visible_at = ?, attempts = attempts + 1, lease_token = ?
-           WHERE id IN (SELECT id FROM messages WHERE dest_id = ? AND state = 0 ORDER BY priority DESC, id LIMIT ?)
+           WHERE id IN (SELECT id FROM messages WHERE dest_id = ? AND state = 0 ORDER BY priority DESC, id ${LIMIT})
            RETURNING id, body, headers, attempts, published_at, priority, expires_at, ref_id`,
         )
         .all(now + visibilityTimeoutMs, token, queue.id, limit) as TakenRow[]
@@ -291,12 +291,12 @@ export class QueueStore {
   peek(queueId: number, limit: number, now: number): PeekedMessage[] {
     const columns = 'id, body, headers, state, attempts, published_at, visible_at, priority, lease_token'
     const ready = this.sql
-      .q(`SELECT ${columns} FROM messages WHERE dest_id = ? AND state = 0 ORDER BY priority DESC, id LIMIT ?`)
+      .q(`SELECT ${columns} FROM messages WHERE dest_id = ? AND state = 0 ORDER BY priority DESC, id ${LIMIT}`)
       .all(queueId, limit) as PeekRow[]
     const waiting =
       ready.length < limit
         ? (this.sql
-            .q(`SELECT ${columns} FROM messages WHERE dest_id = ? AND state = 1 ORDER BY visible_at LIMIT ?`)
+            .q(`SELECT ${columns} FROM messages WHERE dest_id = ? AND state = 1 ORDER BY visible_at ${LIMIT}`)
             .all(queueId, limit - ready.length) as PeekRow[])
         : []
     return [...ready, ...waiting].map((row) => ({
@@ -368,7 +368,7 @@ export class QueueStore {
   purgeBatch(queueId: number, lastId: number, limit: number): number {
     const ready = this.sql
       .q(
-        'DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE dest_id = ? AND state = 0 AND id <= ? LIMIT ?)',
+        `DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE dest_id = ? AND state = 0 AND id <= ? ${LIMIT})`,
       )
       .run(queueId, lastId, limit).changes
     if (ready >= limit) return ready
@@ -376,7 +376,7 @@ export class QueueStore {
       ready +
       this.sql
         .q(
-          'DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE dest_id = ? AND state = 1 AND id <= ? LIMIT ?)',
+          `DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE dest_id = ? AND state = 1 AND id <= ? ${LIMIT})`,
         )
         .run(queueId, lastId, limit - ready).changes
     )
