@@ -27,6 +27,23 @@ export interface TakenRow {
   receipt?: string
 }
 
+/** A taken row as RETURNING lists its columns: id, body, headers, attempts, published_at, priority, expires_at, ref_id. */
+type TakenTuple = [number, string, string | null, number, number, number, number | null, number | null]
+
+function takenRow(row: TakenTuple, receipt?: string): TakenRow {
+  return {
+    id: row[0],
+    body: row[1],
+    headers: row[2],
+    attempts: row[3],
+    published_at: row[4],
+    priority: row[5],
+    expires_at: row[6],
+    ref_id: row[7],
+    receipt,
+  }
+}
+
 interface LeasedRow {
   id: number
   dest_id: number
@@ -107,25 +124,30 @@ export class QueueStore {
     this.expire(queue, now)
     const limit = Math.min(max, MAX_BATCH)
     let rows: TakenRow[]
+    // Rows come back as arrays (raw) and become objects of one shape here: several times cheaper
+    // than better-sqlite3 building an object a property at a time for each row of a big batch.
     if (autoAck) {
-      rows = this.sql
+      const taken = this.sql
         .q(
           `DELETE FROM messages WHERE id IN (
              SELECT id FROM messages WHERE dest_id = ? AND state = 0 ORDER BY priority DESC, id ${LIMIT})
-           RETURNING id, body, headers, attempts + 1 AS attempts, published_at, priority, expires_at, ref_id`,
+           RETURNING id, body, headers, attempts + 1, published_at, priority, expires_at, ref_id`,
         )
-        .all(queue.id, limit) as TakenRow[]
+        .raw(true)
+        .all(queue.id, limit) as TakenTuple[]
+      rows = taken.map((row) => takenRow(row))
       this.destinations.bump(queue.id, 'acked_total', rows.length)
     } else {
       const token = newLeaseToken()
-      rows = this.sql
+      const taken = this.sql
         .q(
           `UPDATE messages SET state = 1, visible_at = ?, attempts = attempts + 1, lease_token = ?
            WHERE id IN (SELECT id FROM messages WHERE dest_id = ? AND state = 0 ORDER BY priority DESC, id ${LIMIT})
            RETURNING id, body, headers, attempts, published_at, priority, expires_at, ref_id`,
         )
-        .all(now + visibilityTimeoutMs, token, queue.id, limit) as TakenRow[]
-      for (const row of rows) row.receipt = formatReceipt(row.id, token)
+        .raw(true)
+        .all(now + visibilityTimeoutMs, token, queue.id, limit) as TakenTuple[]
+      rows = taken.map((row) => takenRow(row, formatReceipt(row[0], token)))
     }
     // RETURNING order is unspecified: restore delivery order.
     return rows.sort((a, b) => b.priority - a.priority || a.id - b.id)
