@@ -212,7 +212,7 @@ async function benchStreamMemory({quick}) {
 }
 
 /** consume --ack manual --json | jq -r .receipt | mq ack, next to Redis XREADGROUP + XACK (appendfsync always). */
-export async function benchManualAck({quick}) {
+async function benchManualAck({quick}) {
   const N = quick ? 20_000 : 100_000
   header(`storage: manual-ack pipeline, ${fmt(N)} messages, next to Redis XREADGROUP + XACK (appendfsync always)`)
   const home = tempHome()
@@ -279,7 +279,7 @@ export async function benchManualAck({quick}) {
  * Latency from the start of a publish (in this process) to the line a waiting consumer process
  * prints for it: mq consume -f (no daemon) next to a BLPOP client process on Redis (appendfsync always).
  */
-export async function benchWakeup({quick}) {
+async function benchWakeup({quick}) {
   const rounds = quick ? 50 : 200
   header(
     `storage: publish → waiting consumer wake-up, ${rounds} messages, next to Redis BLPOP (appendfsync always), interleaved`,
