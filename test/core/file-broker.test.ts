@@ -83,7 +83,12 @@ describe('waiting for another process’s write lock', () => {
     )
     const exited = new Promise((resolve) => holder.on('exit', resolve))
     await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()))
-    sql.write(() => sql.q("INSERT INTO marks (who) VALUES ('writer')").run())
+    // The write waits in its own loop: SQLite's busy handler is off while it runs.
+    const busyTimeout = sql.write(() => {
+      sql.q("INSERT INTO marks (who) VALUES ('writer')").run()
+      return sql.db.pragma('busy_timeout', {simple: true})
+    })
+    expect(busyTimeout).to.equal(0)
     expect(await exited).to.equal(0)
     const order = (sql.q('SELECT who FROM marks ORDER BY seq').all() as {who: string}[]).map((row) => row.who)
     expect(order).to.deep.equal(['holder', 'writer'])

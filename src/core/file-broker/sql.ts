@@ -38,8 +38,6 @@ const PAUSE = new Int32Array(new SharedArrayBuffer(4))
  */
 export class Sql {
   private readonly statements = new Map<string, Statement>()
-  /** `PRAGMA busy_timeout` to none and back (see beginWrite); kept out of `statements`, which hold queries. */
-  private readonly busyTimeouts: {off: Statement; on: Statement}
   /**
    * Runs a function in a transaction (`.immediate`) or, inside one, in a savepoint. Made once:
    * better-sqlite3 builds four wrappers for every `db.transaction(fn)`, a cost on each small write.
@@ -54,10 +52,6 @@ export class Sql {
     /** Touched after every commit that changed something, to wake waiting consumers. */
     private readonly signalFile?: string,
   ) {
-    this.busyTimeouts = {
-      off: db.prepare('PRAGMA busy_timeout = 0'),
-      on: db.prepare(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`),
-    }
     this.inTransaction = db.transaction((fn: () => unknown) => fn())
   }
 
@@ -145,7 +139,8 @@ export class Sql {
       return fn()
     }
     const started = performance.now()
-    this.busyTimeouts.off.run()
+    // Not a statement kept prepared: SQLite applies this pragma when it is prepared.
+    this.db.pragma('busy_timeout = 0')
     try {
       for (;;) {
         try {
@@ -159,7 +154,7 @@ export class Sql {
       }
     } finally {
       // Reads and checkpoints keep SQLite's busy handler.
-      this.busyTimeouts.on.run()
+      this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`)
     }
   }
 
