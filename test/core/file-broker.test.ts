@@ -1,12 +1,15 @@
 import Database from 'better-sqlite3'
 import {expect} from 'chai'
+import {spawn} from 'node:child_process'
 import {chmodSync, readFileSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {backoffDelayMs} from '../../src/core/backoff.js'
 import {StoreError} from '../../src/core/errors.js'
 import {FileBroker} from '../../src/core/file-broker/index.js'
-import {tempHome} from '../helpers.js'
+import {Sql} from '../../src/core/file-broker/sql.js'
+import {BUSY_TIMEOUT_MS, openDatabase} from '../../src/core/store/database.js'
+import {ROOT, tempHome} from '../helpers.js'
 import {brokerConformance} from './broker-conformance.js'
 
 brokerConformance('file broker', async () => new FileBroker(tempHome()))
@@ -58,6 +61,41 @@ describe('FileBroker storage', () => {
     const home = tempHome()
     chmodSync(home, 0o500)
     expect(() => new FileBroker(home)).to.throw(StoreError)
+  })
+})
+
+describe('waiting for another process’s write lock', () => {
+  it('a write that meets the lock waits until it is let go, then commits after it', async () => {
+    const home = tempHome()
+    const sql = new Sql(openDatabase(home), home)
+    sql.write(() => sql.q('CREATE TABLE marks (who TEXT NOT NULL, seq INTEGER PRIMARY KEY)').run())
+    // Another process takes the lock, writes a row, and commits a moment after saying so.
+    const holder = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const db = new (require('better-sqlite3'))(process.argv[1])
+         db.exec('BEGIN IMMEDIATE'); db.prepare("INSERT INTO marks (who) VALUES ('holder')").run()
+         console.log('locked'); setTimeout(() => { db.exec('COMMIT'); db.close() }, 300)`,
+        join(home, 'broker.db'),
+      ],
+      {cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit']},
+    )
+    const exited = new Promise((resolve) => holder.on('exit', resolve))
+    await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()))
+    // The write waits in its own loop: SQLite's busy handler is off while it runs.
+    const busyTimeout = sql.write(() => {
+      sql.q("INSERT INTO marks (who) VALUES ('writer')").run()
+      return sql.db.pragma('busy_timeout', {simple: true})
+    })
+    expect(busyTimeout).to.equal(0)
+    expect(await exited).to.equal(0)
+    const order = (sql.q('SELECT who FROM marks ORDER BY seq').all() as {who: string}[]).map((row) => row.who)
+    expect(order).to.deep.equal(['holder', 'writer'])
+    // Reads keep SQLite's busy handler with the full timeout.
+    expect(sql.db.pragma('busy_timeout', {simple: true})).to.equal(BUSY_TIMEOUT_MS)
+    sql.close()
+    sql.db.close()
   })
 })
 

@@ -1,6 +1,6 @@
 import type {CloudEvent} from '../engine/cloudevents.js'
 import type {ActionRun, EventFilter, EventJournal, EventRecord, EventStatus, RuleActivity} from '../engine/journal.js'
-import type {Sql} from './sql.js'
+import {LIMIT, type Sql} from './sql.js'
 
 interface EventRow {
   seq: number
@@ -102,7 +102,7 @@ export class SqliteEventJournal implements EventJournal {
       const rows = this.sql
         .q(
           `UPDATE events SET claim_owner = ?, claim_expires = ? WHERE seq IN (
-             SELECT seq FROM events WHERE status = 'pending' AND (claim_owner IS NULL OR claim_expires <= ?) ORDER BY status, received_at LIMIT ?)
+             SELECT seq FROM events WHERE status = 'pending' AND (claim_owner IS NULL OR claim_expires <= ?) ORDER BY status, received_at ${LIMIT})
            RETURNING seq, envelope, received_at, status, rules`,
         )
         .all(owner, now + leaseMs, now, limit) as EventRow[]
@@ -206,7 +206,7 @@ export class SqliteEventJournal implements EventJournal {
       const order = filter.ascending ? 'ASC' : 'DESC'
       const rows = this.sql
         .q(
-          `SELECT seq, envelope, received_at, status, rules FROM events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq ${order} LIMIT ?`,
+          `SELECT seq, envelope, received_at, status, rules FROM events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq ${order} ${LIMIT}`,
         )
         .all(...params, filter.limit) as EventRow[]
       return rows.map(toRecord)

@@ -4,7 +4,7 @@ import {formatSize} from '../units.js'
 import type {DestinationRow, Destinations} from './destinations.js'
 import type {QueueStore} from './queue-store.js'
 import type {TopicStore} from './topic-store.js'
-import type {Sql} from './sql.js'
+import {LIMIT, type Sql} from './sql.js'
 
 /** What one publish step did: results so far, and messages still waiting for room (block policy). */
 export interface PublishStep {
@@ -123,7 +123,7 @@ export class Publisher {
     let excessBytes = maxBytes === null ? 0 : queue.bytes - maxBytes
     if (excessCount <= 0 && excessBytes <= 0) return
     const head = this.sql.q(
-      'SELECT id, size FROM messages WHERE dest_id = ? AND state = 0 ORDER BY priority DESC, id LIMIT ?',
+      `SELECT id, size FROM messages WHERE dest_id = ? AND state = 0 ORDER BY priority DESC, id ${LIMIT}`,
     )
     const remove = this.sql.q('DELETE FROM messages WHERE id = ?')
     let dropped = 0

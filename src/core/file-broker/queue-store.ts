@@ -4,7 +4,7 @@ import {encodeHeaders, messageSize} from '../headers.js'
 import type {DestinationRow, Destinations} from './destinations.js'
 import {formatReceipt, newLeaseToken} from './receipts.js'
 import {subscriptionName} from './subscription-store.js'
-import type {Sql} from './sql.js'
+import {LIMIT, type Sql} from './sql.js'
 
 /** Message states in the `messages` table. */
 export const READY = 0
@@ -25,6 +25,23 @@ export interface TakenRow {
   ref_id: number | null
   /** Set when the row was leased (not auto-acked). */
   receipt?: string
+}
+
+/** A taken row as RETURNING lists its columns: id, body, headers, attempts, published_at, priority, expires_at, ref_id. */
+type TakenTuple = [number, string, string | null, number, number, number, number | null, number | null]
+
+function takenRow(row: TakenTuple, receipt?: string): TakenRow {
+  return {
+    id: row[0],
+    body: row[1],
+    headers: row[2],
+    attempts: row[3],
+    published_at: row[4],
+    priority: row[5],
+    expires_at: row[6],
+    ref_id: row[7],
+    receipt,
+  }
 }
 
 interface LeasedRow {
@@ -127,25 +144,30 @@ export class QueueStore {
     this.expire(queue, now)
     const limit = Math.min(max, MAX_BATCH)
     let rows: TakenRow[]
+    // Rows come back as arrays (raw) and become objects of one shape here: several times cheaper
+    // than better-sqlite3 building an object a property at a time for each row of a big batch.
     if (autoAck) {
-      rows = this.sql
+      const taken = this.sql
         .q(
           `DELETE FROM messages WHERE id IN (
-             SELECT id FROM messages WHERE dest_id = ? AND state = 0 ORDER BY priority DESC, id LIMIT ?)
-           RETURNING id, body, headers, attempts + 1 AS attempts, published_at, priority, expires_at, ref_id`,
+             SELECT id FROM messages WHERE dest_id = ? AND state = 0 ORDER BY priority DESC, id ${LIMIT})
+           RETURNING id, body, headers, attempts + 1, published_at, priority, expires_at, ref_id`,
         )
-        .all(queue.id, limit) as TakenRow[]
+        .raw(true)
+        .all(queue.id, limit) as TakenTuple[]
+      rows = taken.map((row) => takenRow(row))
       this.destinations.bump(queue.id, 'acked_total', rows.length)
     } else {
       const token = newLeaseToken()
-      rows = this.sql
+      const taken = this.sql
         .q(
           `UPDATE messages SET state = 1, visible_at = ?, attempts = attempts + 1, lease_token = ?
-           WHERE id IN (SELECT id FROM messages WHERE dest_id = ? AND state = 0 ORDER BY priority DESC, id LIMIT ?)
+           WHERE id IN (SELECT id FROM messages WHERE dest_id = ? AND state = 0 ORDER BY priority DESC, id ${LIMIT})
            RETURNING id, body, headers, attempts, published_at, priority, expires_at, ref_id`,
         )
-        .all(now + visibilityTimeoutMs, token, queue.id, limit) as TakenRow[]
-      for (const row of rows) row.receipt = formatReceipt(row.id, token)
+        .raw(true)
+        .all(now + visibilityTimeoutMs, token, queue.id, limit) as TakenTuple[]
+      rows = taken.map((row) => takenRow(row, formatReceipt(row[0], token)))
     }
     // RETURNING order is unspecified: restore delivery order.
     return rows.sort((a, b) => b.priority - a.priority || a.id - b.id)
@@ -311,12 +333,12 @@ export class QueueStore {
   peek(queueId: number, limit: number, now: number): PeekedMessage[] {
     const columns = 'id, body, headers, state, attempts, published_at, visible_at, priority, lease_token'
     const ready = this.sql
-      .q(`SELECT ${columns} FROM messages WHERE dest_id = ? AND state = 0 ORDER BY priority DESC, id LIMIT ?`)
+      .q(`SELECT ${columns} FROM messages WHERE dest_id = ? AND state = 0 ORDER BY priority DESC, id ${LIMIT}`)
       .all(queueId, limit) as PeekRow[]
     const waiting =
       ready.length < limit
         ? (this.sql
-            .q(`SELECT ${columns} FROM messages WHERE dest_id = ? AND state = 1 ORDER BY visible_at LIMIT ?`)
+            .q(`SELECT ${columns} FROM messages WHERE dest_id = ? AND state = 1 ORDER BY visible_at ${LIMIT}`)
             .all(queueId, limit - ready.length) as PeekRow[])
         : []
     return [...ready, ...waiting].map((row) => ({
@@ -388,7 +410,7 @@ export class QueueStore {
   purgeBatch(queueId: number, lastId: number, limit: number): number {
     const ready = this.sql
       .q(
-        'DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE dest_id = ? AND state = 0 AND id <= ? LIMIT ?)',
+        `DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE dest_id = ? AND state = 0 AND id <= ? ${LIMIT})`,
       )
       .run(queueId, lastId, limit).changes
     if (ready >= limit) return ready
@@ -396,7 +418,7 @@ export class QueueStore {
       ready +
       this.sql
         .q(
-          'DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE dest_id = ? AND state = 1 AND id <= ? LIMIT ?)',
+          `DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE dest_id = ? AND state = 1 AND id <= ? ${LIMIT})`,
         )
         .run(queueId, lastId, limit - ready).changes
     )

@@ -3,7 +3,7 @@ import type {TopicPattern} from '../names.js'
 import type {DestinationRow, Destinations} from './destinations.js'
 import {encodeHeaders} from '../headers.js'
 import {LOGGED, MESSAGE_COLUMNS} from './queue-store.js'
-import type {Sql} from './sql.js'
+import {LIMIT, type Sql} from './sql.js'
 
 /** A message in a topic's log. */
 export interface LogRow {
@@ -82,7 +82,7 @@ export class TopicStore {
   private discardOldest(topicId: number, count: number): number {
     return this.sql
       .q(
-        `DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE dest_id = ? AND state = ${LOGGED} ORDER BY id LIMIT ?)`,
+        `DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE dest_id = ? AND state = ${LOGGED} ORDER BY id ${LIMIT})`,
       )
       .run(topicId, Math.min(count, RETENTION_BATCH)).changes
   }
@@ -99,7 +99,7 @@ export class TopicStore {
   /** The next `limit` messages after `cursor` across topics, in global publish order (a k-way merge). */
   readAfter(topicIds: number[], cursor: number, limit: number): LogRow[] {
     const read = this.sql.q(
-      `SELECT id, dest_id, body, headers, published_at FROM messages WHERE dest_id = ? AND state = ${LOGGED} AND id > ? ORDER BY id LIMIT ?`,
+      `SELECT id, dest_id, body, headers, published_at FROM messages WHERE dest_id = ? AND state = ${LOGGED} AND id > ? ORDER BY id ${LIMIT}`,
     )
     if (topicIds.length === 1) return read.all(topicIds[0], cursor, limit) as LogRow[]
     const rows = topicIds.flatMap((id) => read.all(id, cursor, limit) as LogRow[])
