@@ -27,7 +27,7 @@
  * test/core/engine/matcher.test.ts checks this against the reference on a generated corpus.
  */
 
-import {analyzeLeaf, type LeafSpec, leafTest, type NumericRange, type Scalar, type ValueTest} from './pattern.js'
+import {type LeafSpec, leafTest, type NumericRange, type ParsedPattern, type Scalar, type ValueTest} from './pattern.js'
 import type {Rule} from './rules.js'
 
 /** Beyond this many `$or` alternatives a rule is matched the straightforward way. */
@@ -57,24 +57,24 @@ export class RuleMatcher {
   private alternativeInArray = new Uint8Array(0)
   private ruleSeen = new Uint32Array(0)
   private complete: number[] = []
+  private readonly matched: number[] = []
+  /** Scratch of the build: the cost of each condition of one alternative. */
+  private readonly costs: number[] = []
 
   constructor(private readonly rules: readonly Rule[]) {
     // Two passes: first learn how many conditions share each value, then file each alternative
     // under its selective conditions only.
-    const expanded: {rule: number; alternatives: Condition[][] | undefined}[] = []
-    rules.forEach((rule, index) => {
-      if (!rule.enabled) return
-      const alternatives = expand(rule.spec.pattern, [])
-      expanded.push({rule: index, alternatives})
-      for (const conditions of alternatives ?? []) {
-        for (const condition of conditions) {
-          if (condition.leaf.ifAbsent) continue
-          condition.field = this.root.at(condition.path).field()
-          condition.field.count(condition.leaf)
-        }
+    const expanded: (Condition[][] | undefined)[] = new Array(rules.length)
+    for (let rule = 0; rule < rules.length; rule++) {
+      if (!rules[rule].enabled) continue
+      const alternatives = expand(rules[rule].parsed, this.root)
+      expanded[rule] = alternatives
+      if (alternatives === undefined) continue
+      for (const conditions of alternatives) {
+        for (const condition of conditions) if (!condition.leaf.ifAbsent) condition.node.field().count(condition.leaf)
       }
-    })
-    for (const {rule, alternatives} of expanded) this.add(alternatives, rule)
+    }
+    for (let rule = 0; rule < rules.length; rule++) if (rules[rule].enabled) this.add(expanded[rule], rule)
     this.conditionSeen = new Uint32Array(this.conditionAlternative.length)
     this.alternativeSeen = new Uint32Array(this.alternativeRule.length)
     this.alternativeCount = new Uint32Array(this.alternativeRule.length)
@@ -85,10 +85,19 @@ export class RuleMatcher {
 
   /** The enabled rules whose pattern matches the event, in the order of the document. */
   match(event: unknown): Rule[] {
+    return this.matchIndexes(event).map((index) => this.rules[index])
+  }
+
+  /**
+   * The positions (in the rules given) of the enabled rules whose pattern matches the event, in
+   * ascending order. The array is reused by the next call: copy what you keep.
+   */
+  matchIndexes(event: unknown): readonly number[] {
     const generation = this.nextGeneration()
     this.complete.length = 0
     if (isObject(event)) this.visit(event, this.root, false)
-    const matched: number[] = []
+    const matched = this.matched
+    matched.length = 0
     const ruleSeen = this.ruleSeen
     for (const alternative of this.complete) {
       const rule = this.alternativeRule[alternative]
@@ -105,7 +114,7 @@ export class RuleMatcher {
       if (this.rules[rule].pattern.matches(event)) matched.push(rule)
     }
     if (matched.length > 1) matched.sort((a, b) => a - b)
-    return matched.map((index) => this.rules[index])
+    return matched
   }
 
   /**
@@ -138,30 +147,36 @@ export class RuleMatcher {
       this.everyEvent.push(rule)
       return
     }
+    const costs = this.costs
     for (const conditions of alternatives) {
       const alternative = this.alternativeRule.length
       // A condition that accepts a missing field is not a necessary one: leave it to the check.
-      const necessary = conditions.filter((condition) => !condition.leaf.ifAbsent)
-      const costs = necessary.map((condition) => condition.field!.cost(condition.leaf))
-      const cheapest = costs.indexOf(Math.min(...costs))
+      let cheapest = -1
+      for (let i = 0; i < conditions.length; i++) {
+        const {node, leaf} = conditions[i]
+        if (leaf.ifAbsent) continue
+        costs[i] = node.index!.cost(leaf)
+        if (cheapest === -1 || costs[i] < costs[cheapest]) cheapest = i
+      }
       let needs = 0
-      const checks = conditions.filter((condition) => condition.leaf.ifAbsent).map((condition) => new Check(condition))
-      necessary.forEach((condition, i) => {
+      let checks: Check[] | undefined
+      for (let i = 0; i < conditions.length; i++) {
+        const condition = conditions[i]
         // A value many rules share would make every event carrying it count all of them: such a
         // condition is checked afterwards, unless the alternative has nothing more selective.
-        if (costs[i] > SHARED && i !== cheapest) {
-          checks.push(new Check(condition))
-          return
+        if (condition.leaf.ifAbsent || (costs[i] > SHARED && i !== cheapest)) {
+          ;(checks ??= []).push(new Check(condition))
+          continue
         }
         const id = this.conditionAlternative.length
         this.conditionAlternative.push(alternative)
         needs++
-        if (!condition.field!.add(condition.leaf, id)) checks.push(new Check(condition))
-      })
+        if (!condition.node.index!.add(condition.leaf, id)) (checks ??= []).push(new Check(condition))
+      }
       this.alternativeRule.push(rule)
       this.alternativeNeeds.push(needs)
-      this.alternativeExact.push(checks.length === 0)
-      this.alternativeChecks.push(checks)
+      this.alternativeExact.push(checks === undefined)
+      this.alternativeChecks.push(checks ?? NO_CHECKS)
       if (needs === 0) this.everyEvent.push(rule)
     }
   }
@@ -220,57 +235,59 @@ export class RuleMatcher {
 }
 
 interface Condition {
-  path: string[]
+  /** The field path. */
+  node: PathNode
   leaf: LeafSpec
-  /** Set in the first pass of the build. */
-  field?: FieldIndex
 }
+
+const NO_CHECKS: Check[] = []
 
 /**
  * The pattern's alternatives without `$or`, each a list of leaf conditions with their paths;
  * undefined when there would be more than {@link MAX_ALTERNATIVES}.
  */
-function expand(pattern: Record<string, unknown>, path: string[]): Condition[][] | undefined {
+function expand(parsed: ParsedPattern, node: PathNode): Condition[][] | undefined {
   let result: Condition[][] = [[]]
-  for (const key of Object.keys(pattern)) {
-    const value = pattern[key]
+  for (const field of parsed) {
+    if (field.kind === 'leaf') {
+      // The same condition object in every alternative: it is only read.
+      const condition = {node: node.child(field.key), leaf: field.leaf}
+      for (const conditions of result) conditions.push(condition)
+      continue
+    }
     let options: Condition[][] | undefined
-    if (key === '$or') {
+    if (field.kind === 'or') {
       options = []
-      for (const alternative of value as Record<string, unknown>[]) {
-        const expanded = expand(alternative, path)
+      for (const alternative of field.alternatives) {
+        const expanded = expand(alternative, node)
         if (expanded === undefined) return undefined
         options.push(...expanded)
       }
-    } else if (Array.isArray(value)) {
-      options = [[{path: [...path, key], leaf: analyzeLeaf(value, key)}]]
     } else {
-      options = expand(value as Record<string, unknown>, [...path, key])
+      options = expand(field.object, node.child(field.key))
       if (options === undefined) return undefined
     }
     if (result.length * options.length > MAX_ALTERNATIVES) return undefined
-    if (result.length === 1 && options.length === 1) result[0].push(...options[0])
-    else
-      result =
-        options.length === 1
-          ? result.map((conditions) => [...conditions, ...options[0]])
-          : result.flatMap((conditions) => options.map((option) => [...conditions, ...option]))
+    if (options.length === 1) for (const conditions of result) conditions.push(...options[0])
+    else result = result.flatMap((conditions) => options.map((option) => [...conditions, ...option]))
   }
   return result
 }
 
 /** One condition tested on the event directly, with the reference matcher's semantics for one field. */
 class Check {
-  private readonly path: string[]
-  private readonly guarded: boolean[]
-  private readonly test: ValueTest
+  private readonly path: readonly string[]
+  private readonly guarded: readonly boolean[]
+  private readonly leaf: LeafSpec
+  /** Compiled the first time the check runs. */
+  private test: ValueTest | undefined
   private readonly ifPresent: boolean
   private readonly ifAbsent: boolean
 
-  constructor({path, leaf}: Condition) {
-    this.path = path
-    this.guarded = path.map((key) => key in Object.prototype)
-    this.test = leafTest(leaf) ?? (() => false)
+  constructor({node, leaf}: Condition) {
+    this.path = node.path
+    this.guarded = node.guardedPath
+    this.leaf = leaf
     this.ifPresent = leaf.ifPresent
     this.ifAbsent = leaf.ifAbsent
   }
@@ -285,7 +302,7 @@ class Check {
       const key = this.path[i]
       value = this.guarded[i] && !Object.prototype.hasOwnProperty.call(object, key) ? undefined : object[key]
     }
-    if (isScalar(value)) return this.ifPresent || this.test(value)
+    if (isScalar(value)) return this.ifPresent || this.valueTest()(value)
     if (Array.isArray(value)) {
       const state = this.scan(value)
       return state === 2 || (state === 0 && this.ifAbsent)
@@ -293,12 +310,16 @@ class Check {
     return this.ifAbsent
   }
 
+  private valueTest(): ValueTest {
+    return (this.test ??= leafTest(this.leaf) ?? (() => false))
+  }
+
   /** 0: no leaf values, 1: values but none matched, 2: matched (nested arrays flattened, objects skipped). */
   private scan(items: unknown[]): number {
     let state = 0
     for (const item of items) {
       if (isScalar(item)) {
-        if (this.ifPresent || this.test(item)) return 2
+        if (this.ifPresent || this.valueTest()(item)) return 2
         state = 1
       } else if (Array.isArray(item)) {
         const inner = this.scan(item)
@@ -320,24 +341,38 @@ class PathNode {
   /** Keys that also name something on Object.prototype, read only as own properties. */
   guarded: boolean[] = []
 
-  at(path: string[]): PathNode {
-    return path.reduce<PathNode>((node, key) => {
-      let next = node.children.get(key)
-      if (!next) node.children.set(key, (next = new PathNode()))
-      return next
-    }, this)
+  /**
+   * @param path the keys from the event's root
+   * @param guardedPath per key of the path, whether it names something on Object.prototype
+   */
+  constructor(
+    readonly path: readonly string[] = [],
+    readonly guardedPath: readonly boolean[] = [],
+  ) {}
+
+  child(key: string): PathNode {
+    let next = this.children.get(key)
+    if (!next) {
+      next = new PathNode([...this.path, key], [...this.guardedPath, key in Object.prototype])
+      this.children.set(key, next)
+    }
+    return next
   }
 
   field(): FieldIndex {
     return (this.index ??= new FieldIndex())
   }
 
-  finish(): void {
-    this.keys = [...this.children.keys()]
-    this.childList = [...this.children.values()]
-    this.guarded = this.keys.map((key) => key in Object.prototype)
-    for (const child of this.childList) child.finish()
+  /** Fills the arrays of the hot loop, leaving out paths with no index below them; whether this one has any. */
+  finish(): boolean {
+    for (const [key, child] of this.children) {
+      if (!child.finish()) continue
+      this.keys.push(key)
+      this.childList.push(child)
+      this.guarded.push(key in Object.prototype)
+    }
     this.index?.finish()
+    return this.index !== undefined || this.keys.length > 0
   }
 }
 
@@ -444,7 +479,7 @@ class FieldIndex {
 
 /** The text buckets a condition is filed in, tagged by kind so they cannot collide. */
 function textKeys(leaf: LeafSpec): string[] {
-  if (leaf.ignoreCase.size === 0 && leaf.affixes.length === 0) return NO_KEYS
+  if (leaf.ignoreCase.length === 0 && leaf.affixes.length === 0) return NO_KEYS
   const keys: string[] = []
   for (const value of leaf.ignoreCase) keys.push(`i${value}`)
   for (const affix of leaf.affixes)

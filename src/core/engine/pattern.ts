@@ -84,10 +84,52 @@ export interface CompiledPattern {
  * @throws PatternError when the pattern is malformed; nothing is silently left unmatchable.
  */
 export function compilePattern(pattern: unknown): CompiledPattern {
-  // Compiling and matching recurse per level: refuse absurd depths before either starts.
-  const tooDeep = findTooDeep(pattern)
-  if (tooDeep !== undefined) throw new PatternError(tooDeep, `nested deeper than ${MAX_JSON_DEPTH} levels (the limit)`)
-  const root = compileObject(pattern, '$')
+  return compileParsed(parsePattern(pattern))
+}
+
+/**
+ * A validated pattern object: its fields in pattern order, each a leaf (the field's array of
+ * conditions), a nested pattern object, or a `$or`. Both matchers read this form: the reference
+ * ({@link compileParsed}) and the rule index (matcher.ts).
+ */
+export type ParsedPattern = readonly PatternField[]
+
+export type PatternField =
+  | {readonly kind: 'leaf'; readonly key: string; readonly leaf: LeafSpec}
+  | {readonly kind: 'object'; readonly key: string; readonly object: ParsedPattern}
+  | {readonly kind: 'or'; readonly alternatives: readonly ParsedPattern[]}
+
+/**
+ * Validates a pattern without compiling it: the errors are those of {@link compilePattern}, which
+ * is this followed by {@link compileParsed}.
+ * @throws PatternError naming the JSON path inside the pattern
+ */
+export function parsePattern(pattern: unknown): ParsedPattern {
+  const parser = new Parser(pattern)
+  try {
+    return parser.object(pattern, '$', 1)
+  } catch (error) {
+    // A pattern nested too deep is refused as such, whatever else is wrong with it.
+    if (error instanceof PatternError) parser.checkDepth()
+    throw error
+  }
+}
+
+/**
+ * The reference matcher of a parsed pattern, compiled the first time it is used: loading many rules
+ * validates them all, and the rule index decides most of them without it (matcher.ts).
+ */
+export function compileLazily(parsed: ParsedPattern): CompiledPattern {
+  let compiled: CompiledPattern | undefined
+  return {
+    matches: (event) => (compiled ??= compileParsed(parsed)).matches(event),
+    explain: (event) => (compiled ??= compileParsed(parsed)).explain(event),
+  }
+}
+
+/** The reference matcher: closures that follow the pattern field by field, rule by rule. */
+export function compileParsed(parsed: ParsedPattern): CompiledPattern {
+  const root = compileObject(parsed)
   return {
     matches: (event) => root.match(asObject(event)),
     explain: (event) => root.explain(asObject(event), '$'),
@@ -131,19 +173,84 @@ function preview(value: unknown, max = 80): string {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Object level: fields ANDed in pattern order, "$or" as one more condition among them.
+// Validation: the pattern's objects, "$or"s and leaves, in pattern order.
 
-function compileObject(pattern: unknown, path: string): Condition {
-  if (!isPlainObject(pattern)) {
+/**
+ * Below a pattern object at depth d, a valid pattern nests at most this many levels more (a leaf
+ * array, an operator object, an `anything-but` object, its list).
+ */
+const LEVELS_BELOW_OBJECT = 4
+
+class Parser {
+  private depthChecked = false
+
+  constructor(private readonly root: unknown) {}
+
+  /**
+   * Refuses a pattern nested deeper than {@link MAX_JSON_DEPTH}, before anything else is said
+   * about it. Walking it is only needed when the parse came near the limit or met an error: a
+   * pattern parsed without either nests at most {@link LEVELS_BELOW_OBJECT} levels below objects
+   * that are all well within the limit.
+   */
+  checkDepth(): void {
+    if (this.depthChecked) return
+    this.depthChecked = true
+    const tooDeep = findTooDeep(this.root)
+    if (tooDeep !== undefined)
+      throw new PatternError(tooDeep, `nested deeper than ${MAX_JSON_DEPTH} levels (the limit)`)
+  }
+
+  /** A pattern object: fields ANDed in pattern order, "$or" as one more condition among them. */
+  object(pattern: unknown, path: string, depth: number): ParsedPattern {
+    if (depth + LEVELS_BELOW_OBJECT > MAX_JSON_DEPTH) this.checkDepth()
+    if (!isPlainObject(pattern)) {
+      throw new PatternError(
+        path,
+        `a pattern must be a JSON object such as {"type": ["order.created"]}, got ${preview(pattern)}`,
+      )
+    }
+    const keys = Object.keys(pattern)
+    if (keys.length === 0) throw new PatternError(path, 'empty object; a pattern object needs at least one field')
+    return keys.map((key) => this.field(key, pattern[key], child(path, key), depth))
+  }
+
+  private field(key: string, value: unknown, path: string, depth: number): PatternField {
+    if (key === '$or') return {kind: 'or', alternatives: this.or(value, path, depth)}
+    if (Array.isArray(value)) return {kind: 'leaf', key, leaf: analyzeLeaf(value, path)}
+    if (isPlainObject(value)) return {kind: 'object', key, object: this.object(value, path, depth + 1)}
+    if (OPERATORS.includes(key)) {
+      throw new PatternError(
+        path,
+        `"${key}" is an operator and must sit inside the field's array: [{"${key}": ${preview(value, 40)}}]`,
+      )
+    }
     throw new PatternError(
       path,
-      `a pattern must be a JSON object such as {"type": ["order.created"]}, got ${preview(pattern)}`,
+      `expected an array of values such as ["abc"] or a nested object, got ${preview(value)}`,
     )
   }
-  const keys = Object.keys(pattern)
-  if (keys.length === 0) throw new PatternError(path, 'empty object; a pattern object needs at least one field')
-  const conditions = keys.map((key) =>
-    key === '$or' ? compileOr(pattern[key], child(path, key)) : compileField(key, pattern[key], child(path, key)),
+
+  private or(value: unknown, path: string, depth: number): ParsedPattern[] {
+    if (!Array.isArray(value) || value.length < 2) {
+      throw new PatternError(
+        path,
+        '"$or" expects an array of at least 2 pattern objects, such as [{"a": [1]}, {"b": [2]}]',
+      )
+    }
+    return value.map((alternative, i) => this.object(alternative, `${path}[${i}]`, depth + 2))
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The reference matcher, compiled from a parsed pattern.
+
+function compileObject(parsed: ParsedPattern): Condition {
+  const conditions = parsed.map((field) =>
+    field.kind === 'or'
+      ? compileOr(field.alternatives)
+      : field.kind === 'leaf'
+        ? leafCondition(field.key, field.leaf)
+        : nestedCondition(field.key, compileObject(field.object)),
   )
   return {
     match(object) {
@@ -160,14 +267,8 @@ function compileObject(pattern: unknown, path: string): Condition {
   }
 }
 
-function compileOr(value: unknown, path: string): Condition {
-  if (!Array.isArray(value) || value.length < 2) {
-    throw new PatternError(
-      path,
-      '"$or" expects an array of at least 2 pattern objects, such as [{"a": [1]}, {"b": [2]}]',
-    )
-  }
-  const alternatives = value.map((alternative, i) => compileObject(alternative, `${path}[${i}]`))
+function compileOr(parsed: readonly ParsedPattern[]): Condition {
+  const alternatives = parsed.map(compileObject)
   return {
     match(object) {
       for (let i = 0; i < alternatives.length; i++) if (alternatives[i].match(object)) return true
@@ -189,18 +290,6 @@ function compileOr(value: unknown, path: string): Condition {
       }
     },
   }
-}
-
-function compileField(key: string, value: unknown, path: string): Condition {
-  if (Array.isArray(value)) return leafCondition(key, compileLeaf(value, path))
-  if (isPlainObject(value)) return nestedCondition(key, compileObject(value, path))
-  if (OPERATORS.includes(key)) {
-    throw new PatternError(
-      path,
-      `"${key}" is an operator and must sit inside the field's array: [{"${key}": ${preview(value, 40)}}]`,
-    )
-  }
-  throw new PatternError(path, `expected an array of values such as ["abc"] or a nested object, got ${preview(value)}`)
 }
 
 /** Reads own fields only: a key like `constructor` must not find Object.prototype's function. */
@@ -259,20 +348,12 @@ function nestedCondition(key: string, sub: Condition): Condition {
 // ---------------------------------------------------------------------------------------------
 // Leaf level: the field's array of values and operators, ORed.
 
-interface Leaf {
-  /** Any value condition; undefined when the array holds only `exists`. */
-  test: ValueTest | undefined
-  /** `{"exists": true}` present: any leaf value matches. */
-  ifPresent: boolean
-  /** `{"exists": false}` present: a missing field matches. */
-  ifAbsent: boolean
-  expected: string
-}
-
-function leafCondition(key: string, leaf: Leaf): Condition {
+function leafCondition(key: string, leaf: LeafSpec): Condition {
   const read = reader(key)
   const {ifPresent, ifAbsent} = leaf
-  const test = leaf.test ?? (() => false)
+  const test = leafTest(leaf) ?? (() => false)
+  // `expected` is only read to explain a mismatch: not worth a JSON.stringify per field of every rule.
+  const expected = () => preview(leaf.items)
   // 0: no leaf values, 1: values but none matched, 2: matched.
   const scan = (items: unknown[]): number => {
     let state = 0
@@ -306,30 +387,33 @@ function leafCondition(key: string, leaf: Leaf): Condition {
       const actual = value === undefined ? 'missing' : preview(value, 60)
       const absent = !isScalar(value) && !(Array.isArray(value) && scan(value) !== 0)
       let reason: string
-      if (!absent) reason = `${actual} does not match ${leaf.expected}`
-      else if (value === undefined) reason = `field is missing; expected ${leaf.expected}`
-      else if (Array.isArray(value)) reason = `${actual} holds no leaf values; expected ${leaf.expected}`
-      else reason = `an object is not a leaf value; expected ${leaf.expected}`
-      return {path, expected: leaf.expected, actual, reason}
+      if (!absent) reason = `${actual} does not match ${expected()}`
+      else if (value === undefined) reason = `field is missing; expected ${expected()}`
+      else if (Array.isArray(value)) reason = `${actual} holds no leaf values; expected ${expected()}`
+      else reason = `an object is not a leaf value; expected ${expected()}`
+      return {path, expected: expected(), actual, reason}
     },
   }
 }
 
 /**
  * A field's array of conditions, sorted by kind so that the rule index (matcher.ts) can file each
- * kind where it is looked up fastest; {@link leafTest} turns it back into one test.
+ * kind where it is looked up fastest; {@link leafTest} turns it back into one test. The lists a
+ * leaf does not use are one shared empty array (many rules are loaded at once).
  */
 export interface LeafSpec {
-  /** Exact values, including `{"numeric": ["=", x]}` as the number x. */
-  exact: Set<Scalar>
-  /** `equals-ignore-case` strings, lower-cased. */
-  ignoreCase: Set<string>
+  /** The field's array as written in the pattern. */
+  items: unknown[]
+  /** Distinct exact values, including `{"numeric": ["=", x]}` as the number x. */
+  exact: readonly Scalar[]
+  /** Distinct `equals-ignore-case` strings, lower-cased. */
+  ignoreCase: readonly string[]
   /** `prefix` / `suffix`, plain or ignoring case (then lower-cased). */
-  affixes: Affix[]
+  affixes: readonly Affix[]
   /** Numeric ranges other than `=`. */
-  numeric: NumericRange[]
+  numeric: readonly NumericRange[]
   /** Conditions no index serves (wildcard, anything-but, cidr): tried value by value. */
-  residual: ValueTest[]
+  residual: readonly ValueTest[]
   /** `{"exists": true}`: any leaf value matches. */
   ifPresent: boolean
   /** `{"exists": false}`: a missing field matches. */
@@ -349,53 +433,42 @@ export interface NumericRange {
   highInclusive: boolean
 }
 
-function compileLeaf(items: unknown[], path: string): Leaf {
-  const spec = analyzeLeaf(items, path)
-  // `expected` is only read to explain a mismatch: not worth a JSON.stringify per field of every rule.
-  return {
-    test: leafTest(spec),
-    ifPresent: spec.ifPresent,
-    ifAbsent: spec.ifAbsent,
-    get expected() {
-      return preview(items)
-    },
-  }
+const NONE: readonly never[] = Object.freeze([])
+
+/** A list grown by {@link adding} without the room kept for more (rules are many, and kept). */
+function trimmed<T>(list: readonly T[]): readonly T[] {
+  return list.length > 1 ? list.slice() : list
+}
+
+/** `list` with `item` added: a new array in place of the shared empty one. */
+function adding<T>(list: readonly T[], item: T, distinct = false): readonly T[] {
+  if (list === NONE) return [item]
+  if (!distinct || !list.includes(item)) (list as T[]).push(item)
+  return list
 }
 
 /**
  * Validates and sorts a field's array of conditions.
  * @throws PatternError naming the offending element
  */
-export function analyzeLeaf(items: unknown[], path: string): LeafSpec {
-  const known = analyzed.get(items)
-  if (known) return known
-  const spec = analyzeItems(items, path)
-  analyzed.set(items, spec)
-  return spec
-}
-
-/** Leaves already analysed, so the rule index reuses what compiling the rule's pattern found. */
-const analyzed = new WeakMap<unknown[], LeafSpec>()
-
-function analyzeItems(items: unknown[], path: string): LeafSpec {
+function analyzeLeaf(items: unknown[], path: string): LeafSpec {
   if (items.length === 0) throw new PatternError(path, 'empty array; list at least one value or operator')
-  const spec: LeafSpec = {
-    exact: new Set(),
-    ignoreCase: new Set(),
-    affixes: [],
-    numeric: [],
-    residual: [],
-    ifPresent: false,
-    ifAbsent: false,
-  }
-  items.forEach((item, i) => {
-    const at = `${path}[${i}]`
-    if (typeof item === 'number' && !Number.isFinite(item))
-      throw new PatternError(at, `numbers must be finite, got ${item}`)
+  let exact: readonly Scalar[] = NONE
+  let ignoreCase: readonly string[] = NONE
+  let affixes: readonly Affix[] = NONE
+  let numeric: readonly NumericRange[] = NONE
+  let residual: readonly ValueTest[] = NONE
+  let ifPresent = false
+  let ifAbsent = false
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i]
     if (isScalar(item)) {
-      spec.exact.add(item)
-      return
+      if (typeof item === 'number' && !Number.isFinite(item))
+        throw new PatternError(`${path}[${i}]`, `numbers must be finite, got ${item}`)
+      exact = adding(exact, item, true)
+      continue
     }
+    const at = `${path}[${i}]`
     if (Array.isArray(item))
       throw new PatternError(at, "nested arrays are not allowed; list values directly in the field's array")
     if (!isPlainObject(item)) throw new PatternError(at, `expected a value or an operator object, got ${preview(item)}`)
@@ -412,53 +485,66 @@ function analyzeItems(items: unknown[], path: string): LeafSpec {
     switch (operator) {
       case 'prefix':
       case 'suffix':
-        spec.affixes.push(parseAffix(operator, argument, where))
+        affixes = adding(affixes, parseAffix(operator, argument, where))
         break
       case 'equals-ignore-case':
-        spec.ignoreCase.add(requireString(argument, where, operator).toLowerCase())
+        ignoreCase = adding(ignoreCase, requireString(argument, where, operator).toLowerCase(), true)
         break
       case 'wildcard':
-        spec.residual.push(compileWildcard(requireString(argument, where, operator), where))
+        residual = adding(residual, compileWildcard(requireString(argument, where, operator), where))
         break
       case 'anything-but':
-        spec.residual.push(compileAnythingBut(argument, where))
+        residual = adding(residual, compileAnythingBut(argument, where))
         break
       case 'numeric': {
         const range = parseNumeric(argument, where)
-        if (typeof range === 'number') spec.exact.add(range)
-        else spec.numeric.push(range)
+        if (typeof range === 'number') exact = adding(exact, range, true)
+        else numeric = adding(numeric, range)
         break
       }
       case 'cidr':
-        spec.residual.push(compileCidr(argument, where))
+        residual = adding(residual, compileCidr(argument, where))
         break
       case 'exists':
         if (typeof argument !== 'boolean')
           throw new PatternError(where, `exists expects true or false, got ${preview(argument)}`)
-        if (argument) spec.ifPresent = true
-        else spec.ifAbsent = true
+        if (argument) ifPresent = true
+        else ifAbsent = true
         break
       default:
         throw new PatternError(where, `unknown operator "${operator}"; expected one of ${OPERATORS.join(', ')}`)
     }
-  })
-  return spec
+  }
+  return {
+    items,
+    exact: trimmed(exact),
+    ignoreCase: trimmed(ignoreCase),
+    affixes: trimmed(affixes),
+    numeric: trimmed(numeric),
+    residual: trimmed(residual),
+    ifPresent,
+    ifAbsent,
+  }
 }
 
 /** One test of a leaf value for the whole spec (except exists, which the caller handles). */
 export function leafTest(spec: LeafSpec): ValueTest | undefined {
   const tests: ValueTest[] = []
   const {exact, ignoreCase} = spec
-  if (exact.size === 1) {
+  if (exact.length === 1) {
     const [only] = exact
     tests.push((value) => value === only)
-  } else if (exact.size > 1) {
-    tests.push((value) => exact.has(value))
+  } else if (exact.length > 1) {
+    const values = new Set(exact)
+    tests.push((value) => values.has(value))
   }
   for (const affix of spec.affixes) tests.push(affixTest(affix))
   for (const range of spec.numeric) tests.push(numericTest(range))
   tests.push(...spec.residual)
-  if (ignoreCase.size > 0) tests.push((value) => typeof value === 'string' && ignoreCase.has(value.toLowerCase()))
+  if (ignoreCase.length > 0) {
+    const lowered = new Set(ignoreCase)
+    tests.push((value) => typeof value === 'string' && lowered.has(value.toLowerCase()))
+  }
   return anyOf(tests)
 }
 

@@ -1,7 +1,7 @@
 import {InvalidInputError} from '../errors.js'
 import {validateName} from '../names.js'
 import {parseDuration} from '../units.js'
-import {type CompiledPattern, compilePattern, PatternError} from './pattern.js'
+import {type CompiledPattern, compileLazily, type ParsedPattern, parsePattern, PatternError} from './pattern.js'
 import {parseSchedule, type Schedule} from './cron.js'
 import {urlTemplateProblem} from './template.js'
 
@@ -93,6 +93,9 @@ export interface Rule {
   spec: RuleSpec
   name: string
   enabled: boolean
+  /** The validated pattern, as the rule index reads it (matcher.ts). */
+  parsed: ParsedPattern
+  /** The reference matcher of the pattern, compiled on first use. */
   pattern: CompiledPattern
   actions: ActionSpec[]
   retry: RetryPolicy
@@ -181,9 +184,9 @@ export function validateRule(value: unknown, fail: Fail): Rule {
   }
   if (spec.enabled !== undefined && typeof spec.enabled !== 'boolean') fail('enabled', 'must be true or false')
   if (spec.description !== undefined && typeof spec.description !== 'string') fail('description', 'must be a string')
-  let pattern: CompiledPattern
+  let parsed: ParsedPattern
   try {
-    pattern = compilePattern(spec.pattern)
+    parsed = parsePattern(spec.pattern)
   } catch (error) {
     if (error instanceof PatternError) fail(`pattern${error.path.slice(1)}`, error.reason)
     throw error
@@ -214,7 +217,8 @@ export function validateRule(value: unknown, fail: Fail): Rule {
     spec: value as unknown as RuleSpec,
     name: spec.name as string,
     enabled: spec.enabled !== false,
-    pattern: pattern!,
+    parsed: parsed!,
+    pattern: compileLazily(parsed!),
     actions,
     retry,
     concurrency,
