@@ -69,7 +69,12 @@ function deeperThan(value: object, levels: number): boolean {
   for (const key in value) {
     const child: unknown = (value as Record<string, unknown>)[key]
     // Own fields only; asked only of objects, the fields that can nest.
-    if (typeof child === 'object' && child !== null && Object.hasOwn(value, key) && deeperThan(child, levels - 1))
+    if (
+      typeof child === 'object' &&
+      child !== null &&
+      Object.prototype.hasOwnProperty.call(value, key) &&
+      deeperThan(child, levels - 1)
+    )
       return true
   }
   return false

@@ -94,10 +94,29 @@ export function compilePattern(pattern: unknown): CompiledPattern {
  */
 export type ParsedPattern = readonly PatternField[]
 
+// Every field object has all the properties (one shape for the engine), the unused ones undefined.
 export type PatternField =
-  | {readonly kind: 'leaf'; readonly key: string; readonly leaf: LeafSpec}
-  | {readonly kind: 'object'; readonly key: string; readonly object: ParsedPattern}
-  | {readonly kind: 'or'; readonly alternatives: readonly ParsedPattern[]}
+  | {
+      readonly kind: 'leaf'
+      readonly key: string
+      readonly leaf: LeafSpec
+      readonly object?: undefined
+      readonly alternatives?: undefined
+    }
+  | {
+      readonly kind: 'object'
+      readonly key: string
+      readonly leaf?: undefined
+      readonly object: ParsedPattern
+      readonly alternatives?: undefined
+    }
+  | {
+      readonly kind: 'or'
+      readonly key: string
+      readonly leaf?: undefined
+      readonly object?: undefined
+      readonly alternatives: readonly ParsedPattern[]
+    }
 
 /**
  * Validates a pattern without compiling it: the errors are those of {@link compilePattern}, which
@@ -120,10 +139,21 @@ export function parsePattern(pattern: unknown): ParsedPattern {
  * validates them all, and the rule index decides most of them without it (matcher.ts).
  */
 export function compileLazily(parsed: ParsedPattern): CompiledPattern {
-  let compiled: CompiledPattern | undefined
-  return {
-    matches: (event) => (compiled ??= compileParsed(parsed)).matches(event),
-    explain: (event) => (compiled ??= compileParsed(parsed)).explain(event),
+  return new LazyPattern(parsed)
+}
+
+/** Small: one per rule. Call its methods on it (they are not bound). */
+class LazyPattern implements CompiledPattern {
+  private compiled: CompiledPattern | undefined
+
+  constructor(private readonly parsed: ParsedPattern) {}
+
+  matches(event: unknown): boolean {
+    return (this.compiled ??= compileParsed(this.parsed)).matches(event)
+  }
+
+  explain(event: unknown): MismatchExplanation | undefined {
+    return (this.compiled ??= compileParsed(this.parsed)).explain(event)
   }
 }
 
@@ -215,9 +245,16 @@ class Parser {
   }
 
   private field(key: string, value: unknown, path: string, depth: number): PatternField {
-    if (key === '$or') return {kind: 'or', alternatives: this.or(value, path, depth)}
-    if (Array.isArray(value)) return {kind: 'leaf', key, leaf: analyzeLeaf(value, path)}
-    if (isPlainObject(value)) return {kind: 'object', key, object: this.object(value, path, depth + 1)}
+    if (key === '$or') {
+      return {kind: 'or', key, leaf: undefined, object: undefined, alternatives: this.or(value, path, depth)}
+    }
+    if (Array.isArray(value)) {
+      return {kind: 'leaf', key, leaf: analyzeLeaf(value, path), object: undefined, alternatives: undefined}
+    }
+    if (isPlainObject(value)) {
+      const object = this.object(value, path, depth + 1)
+      return {kind: 'object', key, leaf: undefined, object, alternatives: undefined}
+    }
     if (OPERATORS.includes(key)) {
       throw new PatternError(
         path,
@@ -433,7 +470,8 @@ export interface NumericRange {
   highInclusive: boolean
 }
 
-const NONE: readonly never[] = Object.freeze([])
+/** Never changed (see {@link adding}); not frozen, so that every list has the same kind of array. */
+const NONE: readonly never[] = []
 
 /** A list grown by {@link adding} without the room kept for more (rules are many, and kept). */
 function trimmed<T>(list: readonly T[]): readonly T[] {

@@ -98,7 +98,7 @@ export interface Rule {
   /** The reference matcher of the pattern, compiled on first use. */
   pattern: CompiledPattern
   actions: ActionSpec[]
-  retry: RetryPolicy
+  retry: Readonly<RetryPolicy>
   concurrency: Concurrency
 }
 
@@ -172,10 +172,7 @@ type Fail = (where: string, why: string) => never
 export function validateRule(value: unknown, fail: Fail): Rule {
   if (!isObject(value)) return fail('', 'must be an object')
   const spec = value as Record<string, unknown>
-  for (const key of Object.keys(spec)) {
-    if (!['name', 'description', 'enabled', 'pattern', 'actions', 'retry', 'concurrency'].includes(key))
-      fail(key, 'unknown field')
-  }
+  for (const key of Object.keys(spec)) if (!RULE_FIELDS.has(key)) fail(key, 'unknown field')
   if (typeof spec.name !== 'string') fail('name', 'must be a string')
   try {
     validateName(spec.name as string, 'rule name')
@@ -195,24 +192,10 @@ export function validateRule(value: unknown, fail: Fail): Rule {
   const actions = (spec.actions as unknown[]).map((action, index) =>
     validateAction(action, (where, why) => fail(`actions[${index}]${where ? `.${where}` : ''}`, why)),
   )
-  const retry = {...DEFAULT_RETRY}
-  if (spec.retry !== undefined) {
-    if (!isObject(spec.retry)) fail('retry', 'must be an object')
-    const r = spec.retry as Record<string, unknown>
-    for (const key of Object.keys(r))
-      if (!['maxAttempts', 'backoff', 'maxBackoff', 'maxAge'].includes(key)) fail(`retry.${key}`, 'unknown field')
-    if (r.maxAttempts !== undefined) {
-      if (!Number.isInteger(r.maxAttempts) || (r.maxAttempts as number) < 1 || (r.maxAttempts as number) > 100)
-        fail('retry.maxAttempts', 'must be a whole number from 1 to 100')
-      retry.maxAttempts = r.maxAttempts as number
-    }
-    if (r.backoff !== undefined) retry.backoffMs = duration(r.backoff, (why) => fail('retry.backoff', why))
-    if (r.maxBackoff !== undefined) retry.maxBackoffMs = duration(r.maxBackoff, (why) => fail('retry.maxBackoff', why))
-    if (r.maxAge !== undefined) retry.maxAgeMs = duration(r.maxAge, (why) => fail('retry.maxAge', why))
-    if (retry.maxBackoffMs < retry.backoffMs) fail('retry.maxBackoff', 'must be at least retry.backoff')
-  }
+  // The defaults are one object shared by the rules that keep them.
+  const retry = spec.retry === undefined ? DEFAULT_RETRY : retryPolicy(spec.retry, fail)
   const concurrency = (spec.concurrency ?? 'parallel') as Concurrency
-  if (!['parallel', 'serial', 'drop'].includes(concurrency)) fail('concurrency', 'must be parallel, serial or drop')
+  if (!CONCURRENCY.has(concurrency)) fail('concurrency', 'must be parallel, serial or drop')
   return {
     spec: value as unknown as RuleSpec,
     name: spec.name as string,
@@ -223,6 +206,28 @@ export function validateRule(value: unknown, fail: Fail): Rule {
     retry,
     concurrency,
   }
+}
+
+const RULE_FIELDS = new Set(['name', 'description', 'enabled', 'pattern', 'actions', 'retry', 'concurrency'])
+const CONCURRENCY = new Set(['parallel', 'serial', 'drop'])
+
+/** A rule's own retry policy, the defaults filled in. */
+function retryPolicy(value: unknown, fail: Fail): RetryPolicy {
+  if (!isObject(value)) fail('retry', 'must be an object')
+  const retry = {...DEFAULT_RETRY}
+  const r = value as Record<string, unknown>
+  for (const key of Object.keys(r))
+    if (!['maxAttempts', 'backoff', 'maxBackoff', 'maxAge'].includes(key)) fail(`retry.${key}`, 'unknown field')
+  if (r.maxAttempts !== undefined) {
+    if (!Number.isInteger(r.maxAttempts) || (r.maxAttempts as number) < 1 || (r.maxAttempts as number) > 100)
+      fail('retry.maxAttempts', 'must be a whole number from 1 to 100')
+    retry.maxAttempts = r.maxAttempts as number
+  }
+  if (r.backoff !== undefined) retry.backoffMs = duration(r.backoff, (why) => fail('retry.backoff', why))
+  if (r.maxBackoff !== undefined) retry.maxBackoffMs = duration(r.maxBackoff, (why) => fail('retry.maxBackoff', why))
+  if (r.maxAge !== undefined) retry.maxAgeMs = duration(r.maxAge, (why) => fail('retry.maxAge', why))
+  if (retry.maxBackoffMs < retry.backoffMs) fail('retry.maxBackoff', 'must be at least retry.backoff')
+  return retry
 }
 
 const TEMPLATE = /\{\{\s*([^}]*?)\s*\}\}/
