@@ -51,12 +51,20 @@ const SHARED = 16
 /** Per condition: its alternative (or {@link GROUP}), the generation of the last event that found it. */
 const CONDITION_FIELDS = 2
 const GROUP = -1
-/** Per alternative: the generation of the last event that found one of its conditions, how many it found, how many it needs, flags. */
-const ALTERNATIVE_FIELDS = 4
+/**
+ * Per alternative: the generation of the last event that found one of its conditions, how many it
+ * found, how many it needs, flags, its rule, its groups (a run of the group list), its checks (a
+ * position in the list of checks, or -1).
+ */
+const ALTERNATIVE_FIELDS = 8
 const SEEN = 0
 const COUNT = 1
 const NEEDS = 2
 const FLAGS = 3
+const RULE = 4
+const GROUPS = 5
+const GROUPS_END = 6
+const CHECKS = 7
 /** A value found for the alternative came from inside an array of objects (this event). */
 const IN_ARRAY = 1
 /** The counted conditions decide the alternative: nothing else to look at. */
@@ -72,16 +80,15 @@ export class RuleMatcher {
   private readonly everyEvent: number[] = []
   // Filled while building, packed by finish().
   private readonly conditionAlternatives: number[] = []
-  private readonly alternativeRules: number[] = []
-  private readonly alternativeNeeds: number[] = []
-  /** Per alternative: the groups it needs (condition numbers), read once its counted conditions all found a value. */
-  private readonly alternativeGroups: (readonly number[])[] = []
-  /** Per alternative: the conditions the index does not decide, checked on the event. */
-  private readonly alternativeChecks: (readonly Check[])[] = []
+  private readonly alternativeFields: number[] = []
+  private readonly groupConditions: number[] = []
 
   private conditions = new Int32Array(0)
   private alternatives = new Int32Array(0)
-  private alternativeRule = new Int32Array(0)
+  /** The groups of every alternative (condition numbers), read once its counted conditions all found a value. */
+  private groups = new Int32Array(0)
+  /** Lists of the conditions the index does not decide, checked on the event. */
+  private readonly checks: (readonly Check[])[] = []
   /** Per group (by condition number): whether the value that found it came from inside an array of objects. */
   private groupInArray = new Uint8Array(0)
 
@@ -122,7 +129,7 @@ export class RuleMatcher {
     const complete = this.complete
     for (let i = 0; i < complete.length; i++) {
       const alternative = complete[i]
-      const rule = this.alternativeRule[alternative]
+      const rule = this.alternatives[alternative * ALTERNATIVE_FIELDS + RULE]
       if (ruleSeen[rule] === generation) continue
       // A false alternative leaves the rule's other alternatives to decide; the reference decides them all.
       const decided = this.decide(alternative, event as Record<string, unknown>)
@@ -150,12 +157,14 @@ export class RuleMatcher {
     if ((flags & IN_ARRAY) !== 0 && this.alternatives[at + NEEDS] > 1) return undefined
     if ((flags & EXACT) !== 0) return true
     let result: boolean | undefined = true
-    for (const group of this.alternativeGroups[alternative]) {
+    for (let i = this.alternatives[at + GROUPS]; i < this.alternatives[at + GROUPS_END]; i++) {
+      const group = this.groups[i]
       // A group no value found is a necessary condition unmet, wherever the others were found.
       if (this.conditions[group * CONDITION_FIELDS + 1] !== this.generation) return false
       if (this.groupInArray[group] === 1) result = undefined
     }
-    for (const check of this.alternativeChecks[alternative]) {
+    if (this.alternatives[at + CHECKS] === -1) return result
+    for (const check of this.checks[this.alternatives[at + CHECKS]]) {
       const holds = check.holds(event)
       if (holds === false) return false
       if (holds === undefined) result = undefined
@@ -182,7 +191,7 @@ export class RuleMatcher {
     }
     const costs = this.costs
     for (const conditions of alternatives) {
-      const alternative = this.alternativeRules.length
+      const alternative = this.alternativeFields.length / ALTERNATIVE_FIELDS
       // A condition that accepts a missing field is not a necessary one: leave it to the check.
       let cheapest = -1
       for (let i = 0; i < conditions.length; i++) {
@@ -192,7 +201,7 @@ export class RuleMatcher {
         if (cheapest === -1 || costs[i] < costs[cheapest]) cheapest = i
       }
       let needs = 0
-      let groups: number[] | undefined
+      const groups = this.groupConditions.length
       let checks: Check[] | undefined
       for (let i = 0; i < conditions.length; i++) {
         const condition = conditions[i]
@@ -203,17 +212,19 @@ export class RuleMatcher {
         } else if (costs[i] > SHARED && i !== cheapest) {
           // A condition many rules share would make every event carrying its value count all of
           // them: it is filed once for all, unless the index cannot decide it alone.
-          if (leaf.residual.length === 0) (groups ??= []).push(index.group(leaf, () => this.newCondition(GROUP)))
+          if (leaf.residual.length === 0) this.groupConditions.push(index.group(leaf, () => this.newCondition(GROUP)))
           else (checks ??= []).push(new Check(condition))
         } else {
           needs++
           if (!index.add(leaf, this.newCondition(alternative))) (checks ??= []).push(new Check(condition))
         }
       }
-      this.alternativeRules.push(rule)
-      this.alternativeNeeds.push(needs)
-      this.alternativeGroups.push(groups ?? NONE)
-      this.alternativeChecks.push(checks ?? NONE)
+      const exact = groups === this.groupConditions.length && checks === undefined
+      this.alternativeFields.push(0, 0, needs, exact ? EXACT : 0, rule, groups, this.groupConditions.length, -1)
+      if (checks !== undefined) {
+        this.alternativeFields[alternative * ALTERNATIVE_FIELDS + CHECKS] = this.checks.length
+        this.checks.push(checks)
+      }
       if (needs === 0) this.everyEvent.push(rule)
     }
   }
@@ -227,18 +238,12 @@ export class RuleMatcher {
     this.conditions = new Int32Array(conditions * CONDITION_FIELDS)
     for (let i = 0; i < conditions; i++) this.conditions[i * CONDITION_FIELDS] = this.conditionAlternatives[i]
     this.groupInArray = new Uint8Array(conditions)
-    const alternatives = this.alternativeRules.length
-    this.alternatives = new Int32Array(alternatives * ALTERNATIVE_FIELDS)
-    for (let i = 0; i < alternatives; i++) {
-      this.alternatives[i * ALTERNATIVE_FIELDS + NEEDS] = this.alternativeNeeds[i]
-      const exact = this.alternativeGroups[i].length === 0 && this.alternativeChecks[i].length === 0
-      this.alternatives[i * ALTERNATIVE_FIELDS + FLAGS] = exact ? EXACT : 0
-    }
-    this.alternativeRule = Int32Array.from(this.alternativeRules)
+    this.alternatives = Int32Array.from(this.alternativeFields)
+    this.groups = Int32Array.from(this.groupConditions)
     this.ruleSeen = new Int32Array(this.rules.length)
     this.conditionAlternatives.length = 0
-    this.alternativeRules.length = 0
-    this.alternativeNeeds.length = 0
+    this.alternativeFields.length = 0
+    this.groupConditions.length = 0
     this.root.finish()
   }
 
@@ -311,8 +316,6 @@ export class RuleMatcher {
     if (count === alternatives[base + NEEDS]) this.complete.push(alternative)
   }
 }
-
-const NONE: readonly never[] = []
 
 interface Condition {
   /** The field path. */
@@ -731,16 +734,19 @@ class Trie {
 }
 
 /**
- * Numeric ranges in a segment tree over the elementary intervals their bounds cut the number line
- * into (each bound itself, and the open gaps between): a value finds its ranges in O(log n + k).
- * The tree's lists are laid out in one flat array.
+ * Numeric ranges over the elementary intervals their bounds cut the number line into (each bound
+ * itself, and the open gaps between): each interval lists the ranges that cover it, unless that
+ * would take much more room than the ranges themselves (many long, overlapping ranges); then the
+ * lists are those of a segment tree over the intervals, and a value finds its ranges in
+ * O(log n + k) all the same. The lists are laid out in one flat array.
  */
 class RangeIndex {
   private ranges: NumericRange[] = []
   private filed: number[] = []
   private bounds = new Float64Array(0)
+  /** 0 when each interval has its own list; else the number of leaves of the segment tree. */
   private size = 0
-  /** Node n's conditions are conditions[starts[n] .. starts[n + 1]). */
+  /** List n (an interval, or a tree node) is conditions[starts[n] .. starts[n + 1]). */
   private starts = new Int32Array(0)
   private conditions = new Int32Array(0)
 
@@ -757,28 +763,50 @@ class RangeIndex {
     }
     this.bounds = Float64Array.from(bounds).sort()
     const slots = 2 * this.bounds.length + 1
-    this.size = 1
-    while (this.size < slots) this.size *= 2
-    // Two passes over the same decomposition: count per node, then place.
-    const counts = new Int32Array(2 * this.size + 1)
-    this.decompose(slots, (node) => counts[node + 1]++)
-    for (let node = 1; node < counts.length; node++) counts[node] += counts[node - 1]
-    this.starts = counts.slice()
-    this.conditions = new Int32Array(counts[counts.length - 1])
-    this.decompose(slots, (node, condition) => (this.conditions[counts[node]++] = condition))
+    const firsts = new Int32Array(this.ranges.length)
+    const lasts = new Int32Array(this.ranges.length)
+    let covered = 0
+    for (let i = 0; i < this.ranges.length; i++) {
+      const range = this.ranges[i]
+      firsts[i] = range.low === -Infinity ? 0 : 2 * this.boundIndex(range.low) + (range.lowInclusive ? 1 : 2)
+      lasts[i] = range.high === Infinity ? slots - 1 : 2 * this.boundIndex(range.high) + (range.highInclusive ? 1 : 0)
+      covered += lasts[i] - firsts[i] + 1
+    }
+    if (covered <= 4 * (this.ranges.length + slots)) this.fileBySlot(slots, firsts, lasts)
+    else this.fileInTree(slots, firsts, lasts)
     this.ranges = []
     this.filed = []
   }
 
-  /** Calls `place` for each tree node a range covers, with the range's condition. */
-  private decompose(slots: number, place: (node: number, condition: number) => void): void {
-    for (let i = 0; i < this.ranges.length; i++) {
-      const range = this.ranges[i]
-      const first = range.low === -Infinity ? 0 : 2 * this.boundIndex(range.low) + (range.lowInclusive ? 1 : 2)
-      const last = range.high === Infinity ? slots - 1 : 2 * this.boundIndex(range.high) + (range.highInclusive ? 1 : 0)
-      for (let l = first + this.size, r = last + this.size + 1; l < r; l >>= 1, r >>= 1) {
-        if (l & 1) place(l++, this.filed[i])
-        if (r & 1) place(--r, this.filed[i])
+  private fileBySlot(slots: number, firsts: Int32Array, lasts: Int32Array): void {
+    const counts = new Int32Array(slots + 1)
+    for (let i = 0; i < firsts.length; i++) for (let slot = firsts[i]; slot <= lasts[i]; slot++) counts[slot + 1]++
+    for (let slot = 1; slot <= slots; slot++) counts[slot] += counts[slot - 1]
+    this.starts = counts.slice()
+    this.conditions = new Int32Array(counts[slots])
+    for (let i = 0; i < firsts.length; i++) {
+      for (let slot = firsts[i]; slot <= lasts[i]; slot++) this.conditions[counts[slot]++] = this.filed[i]
+    }
+  }
+
+  private fileInTree(slots: number, firsts: Int32Array, lasts: Int32Array): void {
+    this.size = 1
+    while (this.size < slots) this.size *= 2
+    // Twice over the same decomposition of each range into tree nodes: count per node, then place.
+    const counts = new Int32Array(2 * this.size + 1)
+    for (let i = 0; i < firsts.length; i++) {
+      for (let l = firsts[i] + this.size, r = lasts[i] + this.size + 1; l < r; l >>= 1, r >>= 1) {
+        if (l & 1) counts[l++ + 1]++
+        if (r & 1) counts[--r + 1]++
+      }
+    }
+    for (let node = 1; node < counts.length; node++) counts[node] += counts[node - 1]
+    this.starts = counts.slice()
+    this.conditions = new Int32Array(counts[counts.length - 1])
+    for (let i = 0; i < firsts.length; i++) {
+      for (let l = firsts[i] + this.size, r = lasts[i] + this.size + 1; l < r; l >>= 1, r >>= 1) {
+        if (l & 1) this.conditions[counts[l++]++] = this.filed[i]
+        if (r & 1) this.conditions[counts[--r]++] = this.filed[i]
       }
     }
   }
@@ -788,6 +816,10 @@ class RangeIndex {
     const i = this.boundIndex(value)
     const slot = i < this.bounds.length && this.bounds[i] === value ? 2 * i + 1 : 2 * i
     const starts = this.starts
+    if (this.size === 0) {
+      if (starts[slot] < starts[slot + 1]) matcher.foundIn(this.conditions, starts[slot], starts[slot + 1], inArray)
+      return
+    }
     for (let node = slot + this.size; node >= 1; node >>= 1) {
       if (starts[node] < starts[node + 1]) matcher.foundIn(this.conditions, starts[node], starts[node + 1], inArray)
     }

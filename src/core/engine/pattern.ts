@@ -52,10 +52,31 @@ export class PatternError extends InvalidInputError {
   /** What is wrong there, without the path. */
   readonly reason: string
 
-  constructor(path: string, reason: string) {
-    super(`invalid pattern at ${path}: ${reason}`, {code: 'bad_pattern'})
-    this.path = path
+  constructor(path: string | Where, reason: string) {
+    super(`invalid pattern at ${String(path)}: ${reason}`, {code: 'bad_pattern'})
+    this.path = String(path)
     this.reason = reason
+  }
+}
+
+/** A place in a pattern being validated, spelled out (`$.data.total[0]`) only when an error names it. */
+class Where {
+  static readonly ROOT = new Where(undefined, '$')
+
+  private constructor(
+    private readonly parent: Where | undefined,
+    private readonly step: string | number,
+  ) {}
+
+  /** The field `step` (a key), or the element `step` (an index) of this place. */
+  at(step: string | number): Where {
+    return new Where(this, step)
+  }
+
+  toString(): string {
+    if (this.parent === undefined) return String(this.step)
+    const base = this.parent.toString()
+    return typeof this.step === 'number' ? `${base}[${this.step}]` : child(base, this.step)
   }
 }
 
@@ -126,7 +147,7 @@ export type PatternField =
 export function parsePattern(pattern: unknown): ParsedPattern {
   const parser = new Parser(pattern)
   try {
-    return parser.object(pattern, '$', 1)
+    return parser.object(pattern, Where.ROOT, 1)
   } catch (error) {
     // A pattern nested too deep is refused as such, whatever else is wrong with it.
     if (error instanceof PatternError) parser.checkDepth()
@@ -231,7 +252,7 @@ class Parser {
   }
 
   /** A pattern object: fields ANDed in pattern order, "$or" as one more condition among them. */
-  object(pattern: unknown, path: string, depth: number): ParsedPattern {
+  object(pattern: unknown, path: Where, depth: number): ParsedPattern {
     if (depth + LEVELS_BELOW_OBJECT > MAX_JSON_DEPTH) this.checkDepth()
     if (!isPlainObject(pattern)) {
       throw new PatternError(
@@ -241,10 +262,10 @@ class Parser {
     }
     const keys = Object.keys(pattern)
     if (keys.length === 0) throw new PatternError(path, 'empty object; a pattern object needs at least one field')
-    return keys.map((key) => this.field(key, pattern[key], child(path, key), depth))
+    return keys.map((key) => this.field(key, pattern[key], path.at(key), depth))
   }
 
-  private field(key: string, value: unknown, path: string, depth: number): PatternField {
+  private field(key: string, value: unknown, path: Where, depth: number): PatternField {
     if (key === '$or') {
       return {kind: 'or', key, leaf: undefined, object: undefined, alternatives: this.or(value, path, depth)}
     }
@@ -267,14 +288,14 @@ class Parser {
     )
   }
 
-  private or(value: unknown, path: string, depth: number): ParsedPattern[] {
+  private or(value: unknown, path: Where, depth: number): ParsedPattern[] {
     if (!Array.isArray(value) || value.length < 2) {
       throw new PatternError(
         path,
         '"$or" expects an array of at least 2 pattern objects, such as [{"a": [1]}, {"b": [2]}]',
       )
     }
-    return value.map((alternative, i) => this.object(alternative, `${path}[${i}]`, depth + 2))
+    return value.map((alternative, i) => this.object(alternative, path.at(i), depth + 2))
   }
 }
 
@@ -489,7 +510,7 @@ function adding<T>(list: readonly T[], item: T, distinct = false): readonly T[] 
  * Validates and sorts a field's array of conditions.
  * @throws PatternError naming the offending element
  */
-function analyzeLeaf(items: unknown[], path: string): LeafSpec {
+function analyzeLeaf(items: unknown[], path: Where): LeafSpec {
   if (items.length === 0) throw new PatternError(path, 'empty array; list at least one value or operator')
   let exact: readonly Scalar[] = NONE
   let ignoreCase: readonly string[] = NONE
@@ -502,11 +523,11 @@ function analyzeLeaf(items: unknown[], path: string): LeafSpec {
     const item = items[i]
     if (isScalar(item)) {
       if (typeof item === 'number' && !Number.isFinite(item))
-        throw new PatternError(`${path}[${i}]`, `numbers must be finite, got ${item}`)
+        throw new PatternError(path.at(i), `numbers must be finite, got ${item}`)
       exact = adding(exact, item, true)
       continue
     }
-    const at = `${path}[${i}]`
+    const at = path.at(i)
     if (Array.isArray(item))
       throw new PatternError(at, "nested arrays are not allowed; list values directly in the field's array")
     if (!isPlainObject(item)) throw new PatternError(at, `expected a value or an operator object, got ${preview(item)}`)
@@ -519,7 +540,7 @@ function analyzeLeaf(items: unknown[], path: string): LeafSpec {
     }
     const operator = keys[0]
     const argument = item[operator]
-    const where = child(at, operator)
+    const where = at.at(operator)
     switch (operator) {
       case 'prefix':
       case 'suffix':
@@ -598,7 +619,7 @@ function anyOf(tests: ValueTest[]): ValueTest | undefined {
   }
 }
 
-function requireString(argument: unknown, path: string, operator: string): string {
+function requireString(argument: unknown, path: Where, operator: string): string {
   if (typeof argument !== 'string')
     throw new PatternError(path, `${operator} expects a string, got ${preview(argument)}`)
   return argument
@@ -607,12 +628,12 @@ function requireString(argument: unknown, path: string, operator: string): strin
 // ---------------------------------------------------------------------------------------------
 // Operators. Each returns a test of one leaf value; strings-only operators reject other types.
 
-function parseAffix(operator: 'prefix' | 'suffix', argument: unknown, path: string): Affix {
+function parseAffix(operator: 'prefix' | 'suffix', argument: unknown, path: Where): Affix {
   if (typeof argument === 'string') return {operator, text: argument, ignoreCase: false}
   if (isPlainObject(argument) && Object.keys(argument).length === 1 && 'equals-ignore-case' in argument) {
     const text = requireString(
       argument['equals-ignore-case'],
-      child(path, 'equals-ignore-case'),
+      path.at('equals-ignore-case'),
       'equals-ignore-case',
     ).toLowerCase()
     return {operator, text, ignoreCase: true}
@@ -635,7 +656,7 @@ function affixTest({operator, text, ignoreCase}: Affix): ValueTest {
  * `*` matches any run of characters. Matching is split on the stars and found with
  * startsWith/indexOf/endsWith rather than a regex, so no pattern can backtrack exponentially.
  */
-function compileWildcard(text: string, path: string): ValueTest {
+function compileWildcard(text: string, path: Where): ValueTest {
   const segments: string[] = []
   let current = ''
   for (let i = 0; i < text.length; i++) {
@@ -675,7 +696,7 @@ function compileWildcard(text: string, path: string): ValueTest {
   }
 }
 
-function compileAnythingBut(argument: unknown, path: string): ValueTest {
+function compileAnythingBut(argument: unknown, path: Where): ValueTest {
   if (typeof argument === 'string' || (typeof argument === 'number' && Number.isFinite(argument))) {
     return (value) => value !== argument
   }
@@ -697,13 +718,13 @@ function compileAnythingBut(argument: unknown, path: string): ValueTest {
         'anything-but takes an object with exactly one of prefix, suffix, equals-ignore-case or wildcard',
       )
     }
-    const where = child(path, operator)
+    const where = path.at(operator)
     const raw = argument[operator]
     const list = Array.isArray(raw) ? raw : [raw]
     if (list.length === 0)
       throw new PatternError(where, `anything-but ${operator} expects a string or a non-empty list of strings`)
     const texts = list.map((item, i) => {
-      const at = Array.isArray(raw) ? `${where}[${i}]` : where
+      const at = Array.isArray(raw) ? where.at(i) : where
       const text = requireString(item, at, `anything-but ${operator}`)
       // An empty prefix or suffix would exclude every string, leaving a rule that never matches one.
       if (text === '' && (operator === 'prefix' || operator === 'suffix')) {
@@ -715,7 +736,7 @@ function compileAnythingBut(argument: unknown, path: string): ValueTest {
     if (operator === 'prefix' || operator === 'suffix') {
       excluded = anyOf(texts.map((text) => affixTest({operator, text, ignoreCase: false})))!
     } else if (operator === 'wildcard') {
-      excluded = anyOf(texts.map((text, i) => compileWildcard(text, Array.isArray(raw) ? `${where}[${i}]` : where)))!
+      excluded = anyOf(texts.map((text, i) => compileWildcard(text, Array.isArray(raw) ? where.at(i) : where)))!
     } else {
       const lowered = new Set(texts.map((text) => text.toLowerCase()))
       excluded = (value) => typeof value === 'string' && lowered.has(value.toLowerCase())
@@ -730,7 +751,7 @@ function compileAnythingBut(argument: unknown, path: string): ValueTest {
 }
 
 /** A range, or the number itself for `["=", x]`. */
-function parseNumeric(argument: unknown, path: string): NumericRange | number {
+function parseNumeric(argument: unknown, path: Where): NumericRange | number {
   const pairsHint = 'numeric expects operator/value pairs such as [">", 0] or [">", 0, "<=", 5]'
   if (!Array.isArray(argument) || argument.length === 0 || argument.length % 2 !== 0)
     throw new PatternError(path, pairsHint)
@@ -745,10 +766,10 @@ function parseNumeric(argument: unknown, path: string): NumericRange | number {
     const operator = argument[i]
     const bound = argument[i + 1]
     if (typeof operator !== 'string' || !['=', '<', '<=', '>', '>='].includes(operator)) {
-      throw new PatternError(`${path}[${i}]`, `unknown numeric operator ${preview(operator)}; use =, <, <=, >, >=`)
+      throw new PatternError(path.at(i), `unknown numeric operator ${preview(operator)}; use =, <, <=, >, >=`)
     }
     if (typeof bound !== 'number' || !Number.isFinite(bound)) {
-      throw new PatternError(`${path}[${i + 1}]`, `numeric bound must be a number, got ${preview(bound)}`)
+      throw new PatternError(path.at(i + 1), `numeric bound must be a number, got ${preview(bound)}`)
     }
     if (operator === '=') {
       if (argument.length !== 2) throw new PatternError(path, '"=" cannot be combined with other comparisons')
@@ -783,7 +804,7 @@ function numericTest({low, lowInclusive, high, highInclusive}: NumericRange): Va
 // CIDR. IPv4 addresses are compared as numbers in [first, last]; IPv6 as eight 16-bit groups,
 // each within its masked range (independent per group because the mask is a prefix).
 
-function compileCidr(argument: unknown, path: string): ValueTest {
+function compileCidr(argument: unknown, path: Where): ValueTest {
   const usage = 'cidr expects an IPv4 or IPv6 block with a prefix length, such as "10.0.0.0/24" or "2001:db8::/32"'
   if (typeof argument !== 'string') throw new PatternError(path, `${usage}, got ${preview(argument)}`)
   const match = /^([^/]+)\/(\d{1,3})$/.exec(argument)
