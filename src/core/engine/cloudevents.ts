@@ -145,7 +145,11 @@ export function validateEvent(value: unknown): CloudEvent {
       case 'type':
         break
       case 'time':
-        event.time = checkTimestamp(checkString(name, attribute))
+        // A valid time is printable ASCII: checking its characters first only matters to name what is wrong.
+        event.time =
+          typeof attribute === 'string' && isTimestamp(attribute)
+            ? attribute
+            : checkTimestamp(checkString(name, attribute))
         break
       case 'subject':
         event.subject = checkString(name, attribute)

@@ -706,6 +706,10 @@ function compileAnythingBut(argument: unknown, path: Where): ValueTest {
     if (argument.length === 0 || !(allStrings || allNumbers)) {
       throw new PatternError(path, 'anything-but expects a non-empty list of only strings or only numbers')
     }
+    if (argument.length === 1) {
+      const only = argument[0] as Scalar
+      return (value) => value !== only
+    }
     const excluded = new Set<Scalar>(argument as Scalar[])
     return (value) => !excluded.has(value)
   }

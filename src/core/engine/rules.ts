@@ -235,18 +235,9 @@ const TEMPLATE = /\{\{\s*([^}]*?)\s*\}\}/
 function validateAction(value: unknown, fail: Fail): ActionSpec {
   if (!isObject(value)) return fail('', 'must be an object with a "type"')
   const a = value as Record<string, unknown>
-  const allowed = (keys: string[]) => {
-    for (const key of Object.keys(a))
-      if (key !== 'type' && !keys.includes(key)) fail(key, `unknown field for a ${a.type} action`)
-  }
-  const stringMap = (key: string) => {
-    if (a[key] === undefined) return
-    if (!isObject(a[key]) || Object.values(a[key] as object).some((v) => typeof v !== 'string'))
-      fail(key, 'must be an object of strings')
-  }
   switch (a.type) {
     case 'exec': {
-      allowed(['command', 'shell', 'env', 'cwd', 'timeout'])
+      allowedFields(a, ['command', 'shell', 'env', 'cwd', 'timeout'], fail)
       if (a.shell !== undefined && typeof a.shell !== 'boolean') fail('shell', 'must be true or false')
       if (a.shell === true) {
         if (typeof a.command !== 'string' || a.command.trim() === '')
@@ -271,13 +262,13 @@ function validateAction(value: unknown, fail: Fail): ActionSpec {
         // Event data may fill in arguments, never choose the program.
         fail('command[0]', 'the program cannot be a template; put templates in the arguments')
       }
-      stringMap('env')
+      checkStringMap(a, 'env', fail)
       if (a.cwd !== undefined && typeof a.cwd !== 'string') fail('cwd', 'must be a string')
       if (a.timeout !== undefined) positiveDuration(a.timeout, (why) => fail('timeout', why))
       break
     }
     case 'publish': {
-      allowed(['to', 'body', 'headers', 'topic'])
+      allowedFields(a, ['to', 'body', 'headers', 'topic'], fail)
       if (typeof a.to !== 'string' || a.to === '') fail('to', 'must be a queue or topic name')
       if (!TEMPLATE.test(a.to as string)) {
         try {
@@ -288,11 +279,11 @@ function validateAction(value: unknown, fail: Fail): ActionSpec {
       }
       if (a.body !== undefined && typeof a.body !== 'string') fail('body', 'must be a string template')
       if (a.topic !== undefined && typeof a.topic !== 'boolean') fail('topic', 'must be true or false')
-      stringMap('headers')
+      checkStringMap(a, 'headers', fail)
       break
     }
     case 'http': {
-      allowed(['url', 'mode', 'method', 'headers', 'timeout'])
+      allowedFields(a, ['url', 'mode', 'method', 'headers', 'timeout'], fail)
       if (typeof a.url !== 'string' || !/^https?:\/\/\S+$/.test(a.url.replace(TEMPLATE, 'x')))
         fail('url', 'must be an http:// or https:// URL')
       const urlProblem = urlTemplateProblem(a.url as string)
@@ -300,22 +291,34 @@ function validateAction(value: unknown, fail: Fail): ActionSpec {
       if (a.mode !== undefined && a.mode !== 'structured' && a.mode !== 'binary')
         fail('mode', 'must be structured or binary')
       if (a.method !== undefined && a.method !== 'POST' && a.method !== 'PUT') fail('method', 'must be POST or PUT')
-      stringMap('headers')
+      checkStringMap(a, 'headers', fail)
       if (a.timeout !== undefined) positiveDuration(a.timeout, (why) => fail('timeout', why))
       break
     }
     case 'file': {
-      allowed(['path'])
+      allowedFields(a, ['path'], fail)
       if (typeof a.path !== 'string' || a.path === '') fail('path', 'must be a file path')
       break
     }
     case 'log':
-      allowed([])
+      allowedFields(a, [], fail)
       break
     default:
       fail('type', 'must be exec, publish, http, file or log')
   }
   return value as unknown as ActionSpec
+}
+
+/** Refuses an action's fields other than `type` and `keys`. */
+function allowedFields(action: Record<string, unknown>, keys: readonly string[], fail: Fail): void {
+  for (const key of Object.keys(action))
+    if (key !== 'type' && !keys.includes(key)) fail(key, `unknown field for a ${action.type as string} action`)
+}
+
+function checkStringMap(action: Record<string, unknown>, key: string, fail: Fail): void {
+  const map = action[key]
+  if (map === undefined) return
+  if (!isObject(map) || Object.values(map).some((v) => typeof v !== 'string')) fail(key, 'must be an object of strings')
 }
 
 function validateSource(value: unknown, schedules: Map<string, Schedule>, fail: Fail): SourceSpec {
