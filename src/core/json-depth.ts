@@ -67,9 +67,15 @@ function deeperThan(value: object, levels: number): boolean {
     return false
   }
   for (const key in value) {
-    if (!Object.hasOwn(value, key)) continue
     const child: unknown = (value as Record<string, unknown>)[key]
-    if (typeof child === 'object' && child !== null && deeperThan(child, levels - 1)) return true
+    // Own fields only; asked only of objects, the fields that can nest.
+    if (
+      typeof child === 'object' &&
+      child !== null &&
+      Object.prototype.hasOwnProperty.call(value, key) &&
+      deeperThan(child, levels - 1)
+    )
+      return true
   }
   return false
 }

@@ -4,6 +4,8 @@ import {InvalidInputError} from './errors.js'
 export const MAX_NAME_LENGTH = 200
 
 const SEGMENT = /^[A-Za-z0-9_-]+$/
+/** A whole valid name at once (most are): SEGMENTs joined by single dots. */
+const NAME = /^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$/
 
 /**
  * Checks a queue, topic or subscription name: `[A-Za-z0-9_-]` segments joined by `.`, 1–200 characters.
@@ -15,6 +17,8 @@ export function validateName(name: string, what = 'name'): string {
   if (name.length > MAX_NAME_LENGTH) {
     throw new InvalidInputError(`${what} is ${name.length} characters long`, {hint: `use at most ${MAX_NAME_LENGTH}`})
   }
+  if (NAME.test(name)) return name
+  // Not a valid name: find the segment to blame.
   const segments = name.split('.')
   for (const [index, segment] of segments.entries()) {
     if (segment === '') {

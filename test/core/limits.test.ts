@@ -39,6 +39,28 @@ describe('input limits (core)', () => {
         /^invalid pattern at \$: a pattern must be a JSON object/,
       )
     })
+
+    it('a pattern past the limit is refused as such whatever else is wrong, and one at the limit is accepted', () => {
+      /** `levels` pattern objects, the innermost holding `leaf` under the key "x". */
+      const nested = (levels: number, leaf: unknown): unknown => {
+        let value: unknown = {x: leaf}
+        for (let i = 1; i < levels; i++) value = {a: value}
+        return value
+      }
+      const tooDeep = /^invalid pattern at \$\.a\.a.*: nested deeper than 256 levels/
+      // The deepest array: the leaf array (+1), an operator object (+2), anything-but's object (+3), its list (+4).
+      const anythingBut = [{'anything-but': {prefix: ['a', 'b']}}]
+      expect(() => compilePattern(nested(MAX_JSON_DEPTH - 4, anythingBut))).not.to.throw()
+      expect(thrown(() => compilePattern(nested(MAX_JSON_DEPTH - 3, anythingBut))).message).to.match(tooDeep)
+      expect(() => compilePattern(nested(MAX_JSON_DEPTH - 1, ['v']))).not.to.throw()
+      expect(thrown(() => compilePattern(nested(MAX_JSON_DEPTH, ['v']))).message).to.match(tooDeep)
+      // Depth is reported before any other problem, also one met earlier in the pattern.
+      expect(thrown(() => compilePattern({bad: 'x', a: deep(300)})).message).to.match(tooDeep)
+      expect(thrown(() => compilePattern({x: [{prefix: deep(300)}]})).message).to.match(
+        /^invalid pattern at \$\.x\[0\]\.prefix\.a.*: nested deeper than 256 levels/,
+      )
+      expect(thrown(() => compilePattern(nested(MAX_JSON_DEPTH - 1, 'bad'))).message).to.match(/expected an array/)
+    })
   })
 
   describe('headers', () => {

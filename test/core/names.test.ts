@@ -93,6 +93,26 @@ describe('topic patterns (* one segment, # zero or more)', () => {
     expect(() => validateName('a..b')).to.throw(/empty segment/)
     expect(() => validateName('a*')).to.throw(/invalid character "\*"/)
   })
+
+  it('accepts exactly the names whose segments are all non-empty runs of [A-Za-z0-9_-]', () => {
+    let state = 5
+    const next = (n: number) => (state = (state * 1103515245 + 12345) % 2147483648) % n
+    const alphabet = 'aZ09_-..*/ é\n'
+    let valid = 0
+    for (let i = 0; i < 5000; i++) {
+      const name = Array.from({length: 1 + next(8)}, () => alphabet[next(alphabet.length)]).join('')
+      const expected = name.split('.').every((segment) => /^[A-Za-z0-9_-]+$/.test(segment))
+      let accepted = true
+      try {
+        validateName(name)
+      } catch {
+        accepted = false
+      }
+      expect(accepted, JSON.stringify(name)).to.equal(expected)
+      valid += expected ? 1 : 0
+    }
+    expect(valid).to.be.within(250, 4750)
+  })
 })
 
 describe('topic pattern matching cost', () => {

@@ -29,14 +29,17 @@ A line that is not a valid event stops the command with exit 2, naming the file 
         hint: 'pipe CloudEvents as JSON lines, or give files: mq rule match events.jsonl',
       })
     }
-    const matcher = new RuleMatcher((await loadRules(ctx, flags.rules)).validated.rules)
+    const {rules} = (await loadRules(ctx, flags.rules)).validated
+    const matcher = new RuleMatcher(rules)
+    const names = rules.map((rule) => rule.name)
     for (const file of argv.length === 0 ? ['-'] : argv) {
       const what = file === '-' ? 'stdin' : file
       for await (const batch of file === '-' ? stdinLineBatches(ctx) : lineBatches(openFile(file), file)) {
         for (let i = 0; i < batch.lines.length; i++) {
           const event = parseEvent(batch, i, what)
-          const names = matcher.match(event).map((rule) => rule.name)
-          ctx.out.line(ctx.json ? JSON.stringify({id: event.id, rules: names}) : names.join(' '))
+          const matched = matcher.matchIndexes(event)
+          if (ctx.json) ctx.out.line(JSON.stringify({id: event.id, rules: matched.map((index) => names[index])}))
+          else ctx.out.line(joined(matched, names))
         }
         await ctx.out.flush()
         if (ctx.out.isBroken) return undefined
@@ -45,6 +48,14 @@ A line that is not a valid event stops the command with exit 2, naming the file 
     return undefined
   },
 })
+
+/** The names of the rules matched, separated by spaces. */
+function joined(matched: readonly number[], names: readonly string[]): string {
+  if (matched.length === 0) return ''
+  let line = names[matched[0]]
+  for (let i = 1; i < matched.length; i++) line += ` ${names[matched[i]]}`
+  return line
+}
 
 function parseEvent(batch: LineBatch, index: number, what: string) {
   try {

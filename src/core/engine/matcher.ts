@@ -12,14 +12,17 @@
  * counts, per alternative, the conditions that found a value. An alternative whose conditions have
  * all found one matches.
  *
- * Only the selective conditions are counted. The others are checked on the event, for that
- * alternative only, once the counted ones have all found a value:
- * - conditions many rules share (the same value at the same path), unless the alternative has
- *   nothing more selective: otherwise every event carrying that value would count them all;
+ * Only the selective conditions are counted. The others are decided for that alternative only,
+ * once the counted ones have all found a value:
+ * - conditions many rules share (the same condition at the same path), unless the alternative has
+ *   nothing more selective: otherwise every event carrying that value would count them all. Such a
+ *   condition is filed once for all the alternatives that share it (a group), so an event finds it
+ *   once, and an alternative reads whether it was found;
  * - conditions no index serves (`wildcard`, `anything-but`, `cidr`): they are counted when the
- *   field holds any value, then checked;
- * - conditions that accept a missing field (`exists: false`): they cannot be counted at all; an
- *   alternative made only of those is tried on every event (so they cost per rule, like before).
+ *   field holds any value, then checked on the event;
+ * - conditions that accept a missing field (`exists: false`): they cannot be counted at all, and are
+ *   checked on the event; an alternative made only of those is tried on every event (so they cost
+ *   per rule, like before).
  * The reference matcher ({@link compilePattern}) decides, for that rule only, when values found
  * inside an array of objects may come from different elements (a nested pattern must hold within
  * one element), and for a rule whose `$or`s would expand into more than {@link MAX_ALTERNATIVES}
@@ -27,71 +30,106 @@
  * test/core/engine/matcher.test.ts checks this against the reference on a generated corpus.
  */
 
-import {analyzeLeaf, type LeafSpec, leafTest, type NumericRange, type Scalar, type ValueTest} from './pattern.js'
+import {
+  type Affix,
+  type LeafSpec,
+  leafTest,
+  type NumericRange,
+  type ParsedPattern,
+  type Scalar,
+  type ValueTest,
+} from './pattern.js'
 import type {Rule} from './rules.js'
 
 /** Beyond this many `$or` alternatives a rule is matched the straightforward way. */
 export const MAX_ALTERNATIVES = 256
-/** A condition that this many others share (the same value at the same path) is not indexed when its alternative has a more selective one. */
+/** A condition that this many others share (the same value at the same path) is not counted when its alternative has a more selective one. */
 const SHARED = 16
+
+// The state of conditions and alternatives is packed in typed arrays, a few numbers each, so that
+// an event touches few cache lines however many rules there are.
+/** Per condition: its alternative (or {@link GROUP}), the generation of the last event that found it. */
+const CONDITION_FIELDS = 2
+const GROUP = -1
+/**
+ * Per alternative: the generation of the last event that found one of its conditions, how many it
+ * found, how many it needs, flags, its rule, its groups (a run of the group list), its checks (a
+ * position in the list of checks, or -1).
+ */
+const ALTERNATIVE_FIELDS = 8
+const SEEN = 0
+const COUNT = 1
+const NEEDS = 2
+const FLAGS = 3
+const RULE = 4
+const GROUPS = 5
+const GROUPS_END = 6
+const CHECKS = 7
+/** A value found for the alternative came from inside an array of objects (this event). */
+const IN_ARRAY = 1
+/** The counted conditions decide the alternative: nothing else to look at. */
+const EXACT = 2
+
+/** Where found conditions are reported; one condition is a number, several an array. */
+export type Conditions = number | number[]
 
 /** The enabled rules that match an event, in document order. */
 export class RuleMatcher {
   private readonly root = new PathNode()
-  /** Per condition: its alternative. */
-  private readonly conditionAlternative: number[] = []
-  /** Per alternative: its rule (index into `rules`), how many conditions it needs, whether a count is exact. */
-  private readonly alternativeRule: number[] = []
-  private readonly alternativeNeeds: number[] = []
-  private readonly alternativeExact: boolean[] = []
-  /** Per alternative: the conditions the index does not decide, checked on the event once the others matched. */
-  private readonly alternativeChecks: Check[][] = []
   /** Rules tried on every event (see the module comment). */
   private readonly everyEvent: number[] = []
+  // Filled while building, packed by finish().
+  private readonly conditionAlternatives: number[] = []
+  private readonly alternativeFields: number[] = []
+  private readonly groupConditions: number[] = []
+
+  private conditions = new Int32Array(0)
+  private alternatives = new Int32Array(0)
+  /** The groups of every alternative (condition numbers), read once its counted conditions all found a value. */
+  private groups = new Int32Array(0)
+  /** Lists of the conditions the index does not decide, checked on the event. */
+  private readonly checks: (readonly Check[])[] = []
+  /** Per group (by condition number): whether the value that found it came from inside an array of objects. */
+  private groupInArray = new Uint8Array(0)
 
   // Scratch state of one match(), reset by bumping the generation instead of clearing.
   private generation = 0
-  private conditionSeen = new Uint32Array(0)
-  private alternativeSeen = new Uint32Array(0)
-  private alternativeCount = new Uint32Array(0)
-  private alternativeInArray = new Uint8Array(0)
-  private ruleSeen = new Uint32Array(0)
-  private complete: number[] = []
+  private ruleSeen = new Int32Array(0)
+  private readonly complete: number[] = []
+  private readonly matched: number[] = []
+  /** Scratch of the build: the cost of each condition of one alternative. */
+  private readonly costs: number[] = []
 
   constructor(private readonly rules: readonly Rule[]) {
     // Two passes: first learn how many conditions share each value, then file each alternative
     // under its selective conditions only.
-    const expanded: {rule: number; alternatives: Condition[][] | undefined}[] = []
-    rules.forEach((rule, index) => {
-      if (!rule.enabled) return
-      const alternatives = expand(rule.spec.pattern, [])
-      expanded.push({rule: index, alternatives})
-      for (const conditions of alternatives ?? []) {
-        for (const condition of conditions) {
-          if (condition.leaf.ifAbsent) continue
-          condition.field = this.root.at(condition.path).field()
-          condition.field.count(condition.leaf)
-        }
-      }
-    })
-    for (const {rule, alternatives} of expanded) this.add(alternatives, rule)
-    this.conditionSeen = new Uint32Array(this.conditionAlternative.length)
-    this.alternativeSeen = new Uint32Array(this.alternativeRule.length)
-    this.alternativeCount = new Uint32Array(this.alternativeRule.length)
-    this.alternativeInArray = new Uint8Array(this.alternativeRule.length)
-    this.ruleSeen = new Uint32Array(rules.length)
-    this.root.finish()
+    for (const rule of rules) if (rule.enabled) count(rule.parsed, this.root)
+    for (let rule = 0; rule < rules.length; rule++) {
+      if (rules[rule].enabled) this.add(expand(rules[rule].parsed, this.root), rule)
+    }
+    this.finish()
   }
 
   /** The enabled rules whose pattern matches the event, in the order of the document. */
   match(event: unknown): Rule[] {
+    return this.matchIndexes(event).map((index) => this.rules[index])
+  }
+
+  /**
+   * The positions (in the rules given) of the enabled rules whose pattern matches the event, in
+   * ascending order. The array is reused by the next call: copy what you keep.
+   */
+  matchIndexes(event: unknown): readonly number[] {
     const generation = this.nextGeneration()
     this.complete.length = 0
     if (isObject(event)) this.visit(event, this.root, false)
-    const matched: number[] = []
+    const matched = this.matched
+    matched.length = 0
     const ruleSeen = this.ruleSeen
-    for (const alternative of this.complete) {
-      const rule = this.alternativeRule[alternative]
+    const complete = this.complete
+    for (let i = 0; i < complete.length; i++) {
+      const alternative = complete[i]
+      const rule = this.alternatives[alternative * ALTERNATIVE_FIELDS + RULE]
       if (ruleSeen[rule] === generation) continue
       // A false alternative leaves the rule's other alternatives to decide; the reference decides them all.
       const decided = this.decide(alternative, event as Record<string, unknown>)
@@ -105,28 +143,41 @@ export class RuleMatcher {
       if (this.rules[rule].pattern.matches(event)) matched.push(rule)
     }
     if (matched.length > 1) matched.sort((a, b) => a - b)
-    return matched.map((index) => this.rules[index])
+    return matched
   }
 
   /**
    * Whether a complete alternative matches, or undefined when only the reference matcher can say:
    * values from an array of objects may come from different elements (one condition alone cannot
-   * mix them), and a check that meets an array of objects on its way needs the same care.
+   * mix them), and a group or a check that meets an array of objects on its way needs the same care.
    */
   private decide(alternative: number, event: Record<string, unknown>): boolean | undefined {
-    if (this.alternativeInArray[alternative] === 1 && this.alternativeNeeds[alternative] > 1) return undefined
-    if (this.alternativeExact[alternative]) return true
-    for (const check of this.alternativeChecks[alternative]) {
-      const result = check.holds(event)
-      if (result !== true) return result
+    const at = alternative * ALTERNATIVE_FIELDS
+    const flags = this.alternatives[at + FLAGS]
+    if ((flags & IN_ARRAY) !== 0 && this.alternatives[at + NEEDS] > 1) return undefined
+    if ((flags & EXACT) !== 0) return true
+    let result: boolean | undefined = true
+    for (let i = this.alternatives[at + GROUPS]; i < this.alternatives[at + GROUPS_END]; i++) {
+      const group = this.groups[i]
+      // A group no value found is a necessary condition unmet, wherever the others were found.
+      if (this.conditions[group * CONDITION_FIELDS + 1] !== this.generation) return false
+      if (this.groupInArray[group] === 1) result = undefined
     }
-    return true
+    if (this.alternatives[at + CHECKS] === -1) return result
+    for (const check of this.checks[this.alternatives[at + CHECKS]]) {
+      const holds = check.holds(event)
+      if (holds === false) return false
+      if (holds === undefined) result = undefined
+    }
+    return result
   }
 
   private nextGeneration(): number {
-    if (++this.generation === 0xffffffff) {
+    if (++this.generation === 0x7fffffff) {
       this.generation = 1
-      for (const array of [this.conditionSeen, this.alternativeSeen, this.ruleSeen]) array.fill(0)
+      for (let i = 1; i < this.conditions.length; i += CONDITION_FIELDS) this.conditions[i] = 0
+      for (let i = SEEN; i < this.alternatives.length; i += ALTERNATIVE_FIELDS) this.alternatives[i] = 0
+      this.ruleSeen.fill(0)
     }
     return this.generation
   }
@@ -138,32 +189,62 @@ export class RuleMatcher {
       this.everyEvent.push(rule)
       return
     }
+    const costs = this.costs
     for (const conditions of alternatives) {
-      const alternative = this.alternativeRule.length
+      const alternative = this.alternativeFields.length / ALTERNATIVE_FIELDS
       // A condition that accepts a missing field is not a necessary one: leave it to the check.
-      const necessary = conditions.filter((condition) => !condition.leaf.ifAbsent)
-      const costs = necessary.map((condition) => condition.field!.cost(condition.leaf))
-      const cheapest = costs.indexOf(Math.min(...costs))
+      let cheapest = -1
+      for (let i = 0; i < conditions.length; i++) {
+        const {node, leaf} = conditions[i]
+        if (leaf.ifAbsent) continue
+        costs[i] = node.index!.cost(leaf)
+        if (cheapest === -1 || costs[i] < costs[cheapest]) cheapest = i
+      }
       let needs = 0
-      const checks = conditions.filter((condition) => condition.leaf.ifAbsent).map((condition) => new Check(condition))
-      necessary.forEach((condition, i) => {
-        // A value many rules share would make every event carrying it count all of them: such a
-        // condition is checked afterwards, unless the alternative has nothing more selective.
-        if (costs[i] > SHARED && i !== cheapest) {
-          checks.push(new Check(condition))
-          return
+      const groups = this.groupConditions.length
+      let checks: Check[] | undefined
+      for (let i = 0; i < conditions.length; i++) {
+        const condition = conditions[i]
+        const {leaf} = condition
+        const index = condition.node.index!
+        if (leaf.ifAbsent) {
+          ;(checks ??= []).push(new Check(condition))
+        } else if (costs[i] > SHARED && i !== cheapest) {
+          // A condition many rules share would make every event carrying its value count all of
+          // them: it is filed once for all, unless the index cannot decide it alone.
+          if (leaf.residual.length === 0) this.groupConditions.push(index.group(leaf, () => this.newCondition(GROUP)))
+          else (checks ??= []).push(new Check(condition))
+        } else {
+          needs++
+          if (!index.add(leaf, this.newCondition(alternative))) (checks ??= []).push(new Check(condition))
         }
-        const id = this.conditionAlternative.length
-        this.conditionAlternative.push(alternative)
-        needs++
-        if (!condition.field!.add(condition.leaf, id)) checks.push(new Check(condition))
-      })
-      this.alternativeRule.push(rule)
-      this.alternativeNeeds.push(needs)
-      this.alternativeExact.push(checks.length === 0)
-      this.alternativeChecks.push(checks)
+      }
+      const exact = groups === this.groupConditions.length && checks === undefined
+      this.alternativeFields.push(0, 0, needs, exact ? EXACT : 0, rule, groups, this.groupConditions.length, -1)
+      if (checks !== undefined) {
+        this.alternativeFields[alternative * ALTERNATIVE_FIELDS + CHECKS] = this.checks.length
+        this.checks.push(checks)
+      }
       if (needs === 0) this.everyEvent.push(rule)
     }
+  }
+
+  private newCondition(alternative: number): number {
+    return this.conditionAlternatives.push(alternative) - 1
+  }
+
+  private finish(): void {
+    const conditions = this.conditionAlternatives.length
+    this.conditions = new Int32Array(conditions * CONDITION_FIELDS)
+    for (let i = 0; i < conditions; i++) this.conditions[i * CONDITION_FIELDS] = this.conditionAlternatives[i]
+    this.groupInArray = new Uint8Array(conditions)
+    this.alternatives = Int32Array.from(this.alternativeFields)
+    this.groups = Int32Array.from(this.groupConditions)
+    this.ruleSeen = new Int32Array(this.rules.length)
+    this.conditionAlternatives.length = 0
+    this.alternativeFields.length = 0
+    this.groupConditions.length = 0
+    this.root.finish()
   }
 
   // --- matching ------------------------------------------------------------------------------
@@ -197,80 +278,110 @@ export class RuleMatcher {
     if (field !== undefined && isScalar(value)) field.lookup(value, this, inArray)
   }
 
-  /** Called by the indexes for every condition a value satisfies. */
-  found(conditions: number[], inArray: boolean): void {
+  /** Called by the indexes for the conditions a value satisfies. */
+  found(conditions: Conditions, inArray: boolean): void {
+    if (typeof conditions === 'number') this.foundOne(conditions, inArray)
+    else for (let i = 0; i < conditions.length; i++) this.foundOne(conditions[i], inArray)
+  }
+
+  /** The same for conditions[start .. end). */
+  foundIn(conditions: Int32Array, start: number, end: number, inArray: boolean): void {
+    for (let i = start; i < end; i++) this.foundOne(conditions[i], inArray)
+  }
+
+  private foundOne(condition: number, inArray: boolean): void {
     const generation = this.generation
-    for (let i = 0; i < conditions.length; i++) {
-      const condition = conditions[i]
-      if (this.conditionSeen[condition] === generation) continue
-      this.conditionSeen[condition] = generation
-      const alternative = this.conditionAlternative[condition]
-      let count: number
-      if (this.alternativeSeen[alternative] === generation) {
-        count = ++this.alternativeCount[alternative]
-        if (inArray) this.alternativeInArray[alternative] = 1
-      } else {
-        this.alternativeSeen[alternative] = generation
-        this.alternativeCount[alternative] = count = 1
-        this.alternativeInArray[alternative] = inArray ? 1 : 0
-      }
-      if (count === this.alternativeNeeds[alternative]) this.complete.push(alternative)
+    const state = this.conditions
+    const at = condition * CONDITION_FIELDS
+    if (state[at + 1] === generation) return
+    state[at + 1] = generation
+    const alternative = state[at]
+    if (alternative === GROUP) {
+      this.groupInArray[condition] = inArray ? 1 : 0
+      return
     }
+    const alternatives = this.alternatives
+    const base = alternative * ALTERNATIVE_FIELDS
+    let count: number
+    if (alternatives[base + SEEN] === generation) {
+      count = ++alternatives[base + COUNT]
+      if (inArray) alternatives[base + FLAGS] |= IN_ARRAY
+    } else {
+      alternatives[base + SEEN] = generation
+      alternatives[base + COUNT] = count = 1
+      alternatives[base + FLAGS] = inArray
+        ? alternatives[base + FLAGS] | IN_ARRAY
+        : alternatives[base + FLAGS] & ~IN_ARRAY
+    }
+    if (count === alternatives[base + NEEDS]) this.complete.push(alternative)
   }
 }
 
 interface Condition {
-  path: string[]
+  /** The field path. */
+  node: PathNode
   leaf: LeafSpec
-  /** Set in the first pass of the build. */
-  field?: FieldIndex
+}
+
+/** Notes each condition of a pattern in the index of its path (the first pass of the build). */
+function count(parsed: ParsedPattern, node: PathNode): void {
+  for (const field of parsed) {
+    if (field.kind === 'leaf') {
+      if (!field.leaf.ifAbsent) node.child(field.key).field().count(field.leaf)
+    } else if (field.kind === 'object') {
+      count(field.object, node.child(field.key))
+    } else {
+      for (const alternative of field.alternatives) count(alternative, node)
+    }
+  }
 }
 
 /**
  * The pattern's alternatives without `$or`, each a list of leaf conditions with their paths;
  * undefined when there would be more than {@link MAX_ALTERNATIVES}.
  */
-function expand(pattern: Record<string, unknown>, path: string[]): Condition[][] | undefined {
+function expand(parsed: ParsedPattern, node: PathNode): Condition[][] | undefined {
   let result: Condition[][] = [[]]
-  for (const key of Object.keys(pattern)) {
-    const value = pattern[key]
+  for (const field of parsed) {
+    if (field.kind === 'leaf') {
+      // The same condition object in every alternative: it is only read.
+      const condition = {node: node.child(field.key), leaf: field.leaf}
+      for (const conditions of result) conditions.push(condition)
+      continue
+    }
     let options: Condition[][] | undefined
-    if (key === '$or') {
+    if (field.kind === 'or') {
       options = []
-      for (const alternative of value as Record<string, unknown>[]) {
-        const expanded = expand(alternative, path)
+      for (const alternative of field.alternatives) {
+        const expanded = expand(alternative, node)
         if (expanded === undefined) return undefined
         options.push(...expanded)
       }
-    } else if (Array.isArray(value)) {
-      options = [[{path: [...path, key], leaf: analyzeLeaf(value, key)}]]
     } else {
-      options = expand(value as Record<string, unknown>, [...path, key])
+      options = expand(field.object, node.child(field.key))
       if (options === undefined) return undefined
     }
     if (result.length * options.length > MAX_ALTERNATIVES) return undefined
-    if (result.length === 1 && options.length === 1) result[0].push(...options[0])
-    else
-      result =
-        options.length === 1
-          ? result.map((conditions) => [...conditions, ...options[0]])
-          : result.flatMap((conditions) => options.map((option) => [...conditions, ...option]))
+    if (options.length === 1) for (const conditions of result) conditions.push(...options[0])
+    else result = result.flatMap((conditions) => options.map((option) => [...conditions, ...option]))
   }
   return result
 }
 
 /** One condition tested on the event directly, with the reference matcher's semantics for one field. */
 class Check {
-  private readonly path: string[]
-  private readonly guarded: boolean[]
-  private readonly test: ValueTest
+  private readonly path: readonly string[]
+  private readonly guarded: readonly boolean[]
+  private readonly leaf: LeafSpec
+  /** Compiled the first time the check runs. */
+  private test: ValueTest | undefined
   private readonly ifPresent: boolean
   private readonly ifAbsent: boolean
 
-  constructor({path, leaf}: Condition) {
-    this.path = path
-    this.guarded = path.map((key) => key in Object.prototype)
-    this.test = leafTest(leaf) ?? (() => false)
+  constructor({node, leaf}: Condition) {
+    this.path = node.path
+    this.guarded = node.guardedPath
+    this.leaf = leaf
     this.ifPresent = leaf.ifPresent
     this.ifAbsent = leaf.ifAbsent
   }
@@ -285,7 +396,7 @@ class Check {
       const key = this.path[i]
       value = this.guarded[i] && !Object.prototype.hasOwnProperty.call(object, key) ? undefined : object[key]
     }
-    if (isScalar(value)) return this.ifPresent || this.test(value)
+    if (isScalar(value)) return this.ifPresent || this.valueTest()(value)
     if (Array.isArray(value)) {
       const state = this.scan(value)
       return state === 2 || (state === 0 && this.ifAbsent)
@@ -293,12 +404,16 @@ class Check {
     return this.ifAbsent
   }
 
+  private valueTest(): ValueTest {
+    return (this.test ??= leafTest(this.leaf) ?? (() => false))
+  }
+
   /** 0: no leaf values, 1: values but none matched, 2: matched (nested arrays flattened, objects skipped). */
   private scan(items: unknown[]): number {
     let state = 0
     for (const item of items) {
       if (isScalar(item)) {
-        if (this.ifPresent || this.test(item)) return 2
+        if (this.ifPresent || this.valueTest()(item)) return 2
         state = 1
       } else if (Array.isArray(item)) {
         const inner = this.scan(item)
@@ -320,46 +435,67 @@ class PathNode {
   /** Keys that also name something on Object.prototype, read only as own properties. */
   guarded: boolean[] = []
 
-  at(path: string[]): PathNode {
-    return path.reduce<PathNode>((node, key) => {
-      let next = node.children.get(key)
-      if (!next) node.children.set(key, (next = new PathNode()))
-      return next
-    }, this)
+  /**
+   * @param path the keys from the event's root
+   * @param guardedPath per key of the path, whether it names something on Object.prototype
+   */
+  constructor(
+    readonly path: readonly string[] = [],
+    readonly guardedPath: readonly boolean[] = [],
+  ) {}
+
+  child(key: string): PathNode {
+    let next = this.children.get(key)
+    if (!next) {
+      next = new PathNode([...this.path, key], [...this.guardedPath, key in Object.prototype])
+      this.children.set(key, next)
+    }
+    return next
   }
 
   field(): FieldIndex {
     return (this.index ??= new FieldIndex())
   }
 
-  finish(): void {
-    this.keys = [...this.children.keys()]
-    this.childList = [...this.children.values()]
-    this.guarded = this.keys.map((key) => key in Object.prototype)
-    for (const child of this.childList) child.finish()
-    this.index?.finish()
+  /** Fills the arrays of the hot loop, leaving out paths with no index below them; whether this one has any. */
+  finish(): boolean {
+    for (const [key, child] of this.children) {
+      if (!child.finish()) continue
+      this.keys.push(key)
+      this.childList.push(child)
+      this.guarded.push(key in Object.prototype)
+    }
+    if (this.index !== undefined && !this.index.finish()) this.index = undefined
+    return this.index !== undefined || this.keys.length > 0
   }
 }
 
 /** The conditions on one field path, filed by kind. */
 class FieldIndex {
-  private readonly exact = new Map<Scalar, number[]>()
-  private readonly lowered = new Map<string, number[]>()
-  private readonly prefixes = new Trie()
-  private readonly lowerPrefixes = new Trie()
-  private readonly suffixes = new Trie()
-  private readonly lowerSuffixes = new Trie()
-  private readonly ranges = new RangeIndex()
+  private readonly exact = new Map<Scalar, Conditions>()
+  private lowered: Map<string, Conditions> | undefined
+  /** Prefixes and suffixes, plain and ignoring case (lower-cased), by {@link affixKind}. */
+  private readonly affixes: (Trie | undefined)[] = [undefined, undefined, undefined, undefined]
+  private ranges: RangeIndex | undefined
   /** Conditions any value satisfies: `exists: true`, and the presence part of unindexed ones. */
   private readonly present: number[] = []
   private needsLower = false
   // How many conditions share each value (first pass), to estimate what indexing one costs.
   private readonly exactCounts = new Map<Scalar, number>()
-  private readonly textCounts = new Map<string, number>()
+  /** `equals-ignore-case` values, then each kind of affix ({@link affixKind} + 1). */
+  private readonly textCounts: (Map<string, number> | undefined)[] = [
+    undefined,
+    undefined,
+    undefined,
+    undefined,
+    undefined,
+  ]
   private presentCount = 0
   private readonly lows: number[] = []
   private readonly highs: number[] = []
   private sorted = false
+  /** Shared conditions filed once for all the alternatives that have them, by their JSON. */
+  private groups: Map<string, number> | undefined
 
   /** First pass: notes the values a condition will be filed under. */
   count(leaf: LeafSpec): void {
@@ -367,8 +503,9 @@ class FieldIndex {
       this.presentCount++
       return
     }
-    for (const value of leaf.exact) this.exactCounts.set(value, (this.exactCounts.get(value) ?? 0) + 1)
-    for (const key of textKeys(leaf)) this.textCounts.set(key, (this.textCounts.get(key) ?? 0) + 1)
+    for (const value of leaf.exact) increment(this.exactCounts, value)
+    for (const value of leaf.ignoreCase) increment((this.textCounts[0] ??= new Map()), value)
+    for (const affix of leaf.affixes) increment((this.textCounts[affixKind(affix) + 1] ??= new Map()), affix.text)
     for (const range of leaf.numeric) {
       this.lows.push(range.low)
       this.highs.push(range.high)
@@ -380,7 +517,8 @@ class FieldIndex {
     if (leaf.ifPresent || leaf.residual.length > 0) return this.presentCount
     let cost = 0
     for (const value of leaf.exact) cost += this.exactCounts.get(value) ?? 0
-    for (const key of textKeys(leaf)) cost += this.textCounts.get(key) ?? 0
+    for (const value of leaf.ignoreCase) cost += this.textCounts[0]?.get(value) ?? 0
+    for (const affix of leaf.affixes) cost += this.textCounts[affixKind(affix) + 1]?.get(affix.text) ?? 0
     if (leaf.numeric.length > 0) {
       if (!this.sorted) {
         this.lows.sort((a, b) => a - b)
@@ -401,25 +539,42 @@ class FieldIndex {
       return leaf.ifPresent
     }
     for (const value of leaf.exact) push(this.exact, value, condition)
-    for (const value of leaf.ignoreCase) push(this.lowered, value, condition)
+    for (const value of leaf.ignoreCase) push((this.lowered ??= new Map()), value, condition)
     for (const affix of leaf.affixes) {
-      const trie =
-        affix.operator === 'prefix'
-          ? affix.ignoreCase
-            ? this.lowerPrefixes
-            : this.prefixes
-          : affix.ignoreCase
-            ? this.lowerSuffixes
-            : this.suffixes
-      trie.add(affix.text, affix.operator === 'suffix', condition)
+      const kind = affixKind(affix)
+      ;(this.affixes[kind] ??= new Trie(affix.operator === 'suffix')).add(affix.text, condition)
     }
-    for (const range of leaf.numeric) this.ranges.add(range, condition)
+    for (const range of leaf.numeric) (this.ranges ??= new RangeIndex()).add(range, condition)
     return true
   }
 
-  finish(): void {
-    this.needsLower = this.lowered.size > 0 || !this.lowerPrefixes.empty || !this.lowerSuffixes.empty
-    this.ranges.finish()
+  /** The condition filed for all conditions equal to this one (the index decides them alone). */
+  group(leaf: LeafSpec, create: () => number): number {
+    const key = JSON.stringify(leaf.items)
+    this.groups ??= new Map()
+    let group = this.groups.get(key)
+    if (group === undefined) {
+      group = create()
+      this.groups.set(key, group)
+      this.add(leaf, group)
+    }
+    return group
+  }
+
+  /** Whether anything was filed here. */
+  finish(): boolean {
+    this.needsLower = this.lowered !== undefined || this.affixes[PREFIX_IGNORE_CASE] !== undefined
+    this.needsLower ||= this.affixes[SUFFIX_IGNORE_CASE] !== undefined
+    for (const trie of this.affixes) trie?.finish()
+    this.ranges?.finish()
+    return (
+      this.present.length > 0 ||
+      this.exact.size > 0 ||
+      this.needsLower ||
+      this.affixes[PREFIX] !== undefined ||
+      this.affixes[SUFFIX] !== undefined ||
+      this.ranges !== undefined
+    )
   }
 
   lookup(value: Scalar, matcher: RuleMatcher, inArray: boolean): void {
@@ -427,31 +582,33 @@ class FieldIndex {
     const exact = this.exact.size > 0 ? this.exact.get(value) : undefined
     if (exact !== undefined) matcher.found(exact, inArray)
     if (typeof value === 'string') {
-      this.prefixes.walk(value, false, matcher, inArray)
-      this.suffixes.walk(value, true, matcher, inArray)
+      this.affixes[PREFIX]?.walk(value, matcher, inArray)
+      this.affixes[SUFFIX]?.walk(value, matcher, inArray)
       if (this.needsLower) {
         const lower = value.toLowerCase()
-        const lowered = this.lowered.get(lower)
+        const lowered = this.lowered?.get(lower)
         if (lowered !== undefined) matcher.found(lowered, inArray)
-        this.lowerPrefixes.walk(lower, false, matcher, inArray)
-        this.lowerSuffixes.walk(lower, true, matcher, inArray)
+        this.affixes[PREFIX_IGNORE_CASE]?.walk(lower, matcher, inArray)
+        this.affixes[SUFFIX_IGNORE_CASE]?.walk(lower, matcher, inArray)
       }
     } else if (typeof value === 'number') {
-      this.ranges.stab(value, matcher, inArray)
+      this.ranges?.stab(value, matcher, inArray)
     }
   }
 }
 
-/** The text buckets a condition is filed in, tagged by kind so they cannot collide. */
-function textKeys(leaf: LeafSpec): string[] {
-  if (leaf.ignoreCase.size === 0 && leaf.affixes.length === 0) return NO_KEYS
-  const keys: string[] = []
-  for (const value of leaf.ignoreCase) keys.push(`i${value}`)
-  for (const affix of leaf.affixes)
-    keys.push(`${affix.operator === 'prefix' ? 'p' : 's'}${affix.ignoreCase ? 'i' : 'c'}${affix.text}`)
-  return keys
+const PREFIX = 0
+const SUFFIX = 1
+const PREFIX_IGNORE_CASE = 2
+const SUFFIX_IGNORE_CASE = 3
+
+function affixKind({operator, ignoreCase}: Affix): number {
+  return (operator === 'prefix' ? PREFIX : SUFFIX) + (ignoreCase ? 2 : 0)
 }
-const NO_KEYS: string[] = []
+
+function increment<K>(counts: Map<K, number>, key: K): void {
+  counts.set(key, (counts.get(key) ?? 0) + 1)
+}
 
 /** How many sorted values are below `value` (or at most `value` with `inclusive`). */
 function countBelow(sorted: number[], value: number, inclusive = false): number {
@@ -465,93 +622,206 @@ function countBelow(sorted: number[], value: number, inclusive = false): number 
   return low
 }
 
-function push<K>(map: Map<K, number[]>, key: K, condition: number): void {
-  const list = map.get(key)
-  if (list) list.push(condition)
-  else map.set(key, [condition])
+function push<K>(map: Map<K, Conditions>, key: K, condition: number): void {
+  map.set(key, adding(map.get(key), condition))
 }
 
-interface TrieNode {
-  next: Map<number, TrieNode> | undefined
-  conditions: number[] | undefined
+/** Conditions with one more: most values are filed for one condition, kept as a number. */
+function adding(conditions: Conditions | undefined, condition: number): Conditions {
+  if (conditions === undefined) return condition
+  if (typeof conditions === 'number') return [conditions, condition]
+  conditions.push(condition)
+  return conditions
 }
 
-/** Strings by UTF-16 code unit, from the start (prefixes) or from the end (suffixes). */
+/**
+ * Strings by UTF-16 code unit, from the start (prefixes) or from the end (suffixes): a trie laid
+ * out in flat arrays once all strings are in (few objects to build, few cache lines to walk).
+ */
 class Trie {
-  private readonly root: TrieNode = {next: undefined, conditions: undefined}
-  empty = true
+  private texts: string[] = []
+  private filed: number[] = []
+  /** Per node: its first edge, its end of edges, its first condition, its end of conditions. */
+  private nodes = new Int32Array(0)
+  /** Per edge, ascending within a node: the code unit, and the node it leads to. */
+  private codes = new Uint16Array(0)
+  private targets = new Int32Array(0)
+  private conditions = new Int32Array(0)
 
-  add(text: string, fromEnd: boolean, condition: number): void {
-    this.empty = false
-    let node = this.root
-    for (let i = 0; i < text.length; i++) {
-      const code = text.charCodeAt(fromEnd ? text.length - 1 - i : i)
-      node.next ??= new Map()
-      let next = node.next.get(code)
-      if (!next) node.next.set(code, (next = {next: undefined, conditions: undefined}))
-      node = next
+  constructor(private readonly fromEnd: boolean) {}
+
+  add(text: string, condition: number): void {
+    this.texts.push(text)
+    this.filed.push(condition)
+  }
+
+  finish(): void {
+    const {texts, fromEnd} = this
+    const unit = (text: string, depth: number) => text.charCodeAt(fromEnd ? text.length - 1 - depth : depth)
+    // Sorted in walk order, the strings below a node are a run; each node is a range at a depth.
+    const order = texts.map((_, i) => i)
+    order.sort((a, b) => {
+      const x = texts[a]
+      const y = texts[b]
+      const shorter = Math.min(x.length, y.length)
+      for (let d = 0; d < shorter; d++) {
+        const difference = unit(x, d) - unit(y, d)
+        if (difference !== 0) return difference
+      }
+      return x.length - y.length
+    })
+    const nodes: number[] = []
+    const codes: number[] = []
+    const targets: number[] = []
+    const conditions: number[] = []
+    // Depth-first with an explicit stack (a string may be long): node, first, end, depth.
+    const stack = [0, 0, order.length, 0]
+    nodes.push(0, 0, 0, 0)
+    while (stack.length > 0) {
+      const depth = stack.pop()!
+      const end = stack.pop()!
+      let first = stack.pop()!
+      const node = stack.pop()!
+      const base = node * 4
+      nodes[base + 2] = conditions.length
+      // Strings that end here come first in the run.
+      while (first < end && texts[order[first]].length === depth) conditions.push(this.filed[order[first++]])
+      nodes[base + 3] = conditions.length
+      nodes[base] = codes.length
+      while (first < end) {
+        const code = unit(texts[order[first]], depth)
+        let next = first + 1
+        while (next < end && unit(texts[order[next]], depth) === code) next++
+        const child = nodes.length / 4
+        nodes.push(0, 0, 0, 0)
+        codes.push(code)
+        targets.push(child)
+        stack.push(child, first, next, depth + 1)
+        first = next
+      }
+      nodes[base + 1] = codes.length
     }
-    ;(node.conditions ??= []).push(condition)
+    this.nodes = Int32Array.from(nodes)
+    this.codes = Uint16Array.from(codes)
+    this.targets = Int32Array.from(targets)
+    this.conditions = Int32Array.from(conditions)
+    this.texts = []
+    this.filed = []
   }
 
   /** Reports the conditions of every stored string that starts (ends) the value. */
-  walk(value: string, fromEnd: boolean, matcher: RuleMatcher, inArray: boolean): void {
-    if (this.empty) return
-    let node: TrieNode | undefined = this.root
+  walk(value: string, matcher: RuleMatcher, inArray: boolean): void {
+    const {nodes, codes} = this
     const last = value.length - 1
+    let node = 0
     for (let i = 0; ; i++) {
-      if (node.conditions !== undefined) matcher.found(node.conditions, inArray)
-      if (i > last || node.next === undefined) return
-      node = node.next.get(value.charCodeAt(fromEnd ? last - i : i))
-      if (node === undefined) return
+      const base = node * 4
+      if (nodes[base + 2] < nodes[base + 3]) matcher.foundIn(this.conditions, nodes[base + 2], nodes[base + 3], inArray)
+      if (i > last) return
+      const code = value.charCodeAt(this.fromEnd ? last - i : i)
+      // The edges of a node are sorted by code unit.
+      let low = nodes[base]
+      let high = nodes[base + 1]
+      while (low < high) {
+        const middle = (low + high) >>> 1
+        if (codes[middle] < code) low = middle + 1
+        else high = middle
+      }
+      if (low === nodes[base + 1] || codes[low] !== code) return
+      node = this.targets[low]
     }
   }
 }
 
 /**
- * Numeric ranges in a segment tree over the elementary intervals their bounds cut the number line
- * into (each bound itself, and the open gaps between): a value finds its ranges in O(log n + k).
+ * Numeric ranges over the elementary intervals their bounds cut the number line into (each bound
+ * itself, and the open gaps between): each interval lists the ranges that cover it, unless that
+ * would take much more room than the ranges themselves (many long, overlapping ranges); then the
+ * lists are those of a segment tree over the intervals, and a value finds its ranges in
+ * O(log n + k) all the same. The lists are laid out in one flat array.
  */
 class RangeIndex {
-  private ranges: {range: NumericRange; condition: number}[] = []
-  private bounds: number[] = []
+  private ranges: NumericRange[] = []
+  private filed: number[] = []
+  private bounds = new Float64Array(0)
+  /** 0 when each interval has its own list; else the number of leaves of the segment tree. */
   private size = 0
-  private nodes: (number[] | undefined)[] = []
+  /** List n (an interval, or a tree node) is conditions[starts[n] .. starts[n + 1]). */
+  private starts = new Int32Array(0)
+  private conditions = new Int32Array(0)
 
   add(range: NumericRange, condition: number): void {
-    this.ranges.push({range, condition})
+    this.ranges.push(range)
+    this.filed.push(condition)
   }
 
   finish(): void {
-    if (this.ranges.length === 0) return
     const bounds = new Set<number>()
-    for (const {range} of this.ranges) {
+    for (const range of this.ranges) {
       if (Number.isFinite(range.low)) bounds.add(range.low)
       if (Number.isFinite(range.high)) bounds.add(range.high)
     }
-    this.bounds = [...bounds].sort((a, b) => a - b)
+    this.bounds = Float64Array.from(bounds).sort()
     const slots = 2 * this.bounds.length + 1
+    const firsts = new Int32Array(this.ranges.length)
+    const lasts = new Int32Array(this.ranges.length)
+    let covered = 0
+    for (let i = 0; i < this.ranges.length; i++) {
+      const range = this.ranges[i]
+      firsts[i] = range.low === -Infinity ? 0 : 2 * this.boundIndex(range.low) + (range.lowInclusive ? 1 : 2)
+      lasts[i] = range.high === Infinity ? slots - 1 : 2 * this.boundIndex(range.high) + (range.highInclusive ? 1 : 0)
+      covered += lasts[i] - firsts[i] + 1
+    }
+    if (covered <= 4 * (this.ranges.length + slots)) this.fileBySlot(slots, firsts, lasts)
+    else this.fileInTree(slots, firsts, lasts)
+    this.ranges = []
+    this.filed = []
+  }
+
+  private fileBySlot(slots: number, firsts: Int32Array, lasts: Int32Array): void {
+    const counts = new Int32Array(slots + 1)
+    for (let i = 0; i < firsts.length; i++) for (let slot = firsts[i]; slot <= lasts[i]; slot++) counts[slot + 1]++
+    for (let slot = 1; slot <= slots; slot++) counts[slot] += counts[slot - 1]
+    this.starts = counts.slice()
+    this.conditions = new Int32Array(counts[slots])
+    for (let i = 0; i < firsts.length; i++) {
+      for (let slot = firsts[i]; slot <= lasts[i]; slot++) this.conditions[counts[slot]++] = this.filed[i]
+    }
+  }
+
+  private fileInTree(slots: number, firsts: Int32Array, lasts: Int32Array): void {
     this.size = 1
     while (this.size < slots) this.size *= 2
-    this.nodes = new Array(2 * this.size)
-    for (const {range, condition} of this.ranges) {
-      const first = range.low === -Infinity ? 0 : 2 * this.boundIndex(range.low) + (range.lowInclusive ? 1 : 2)
-      const last = range.high === Infinity ? slots - 1 : 2 * this.boundIndex(range.high) + (range.highInclusive ? 1 : 0)
-      for (let l = first + this.size, r = last + this.size + 1; l < r; l >>= 1, r >>= 1) {
-        if (l & 1) (this.nodes[l++] ??= []).push(condition)
-        if (r & 1) (this.nodes[--r] ??= []).push(condition)
+    // Twice over the same decomposition of each range into tree nodes: count per node, then place.
+    const counts = new Int32Array(2 * this.size + 1)
+    for (let i = 0; i < firsts.length; i++) {
+      for (let l = firsts[i] + this.size, r = lasts[i] + this.size + 1; l < r; l >>= 1, r >>= 1) {
+        if (l & 1) counts[l++ + 1]++
+        if (r & 1) counts[--r + 1]++
+      }
+    }
+    for (let node = 1; node < counts.length; node++) counts[node] += counts[node - 1]
+    this.starts = counts.slice()
+    this.conditions = new Int32Array(counts[counts.length - 1])
+    for (let i = 0; i < firsts.length; i++) {
+      for (let l = firsts[i] + this.size, r = lasts[i] + this.size + 1; l < r; l >>= 1, r >>= 1) {
+        if (l & 1) this.conditions[counts[l++]++] = this.filed[i]
+        if (r & 1) this.conditions[counts[--r]++] = this.filed[i]
       }
     }
   }
 
   stab(value: number, matcher: RuleMatcher, inArray: boolean): void {
-    if (this.size === 0) return
     // Slot 2i is the gap below bounds[i], slot 2i+1 is bounds[i] itself.
     const i = this.boundIndex(value)
     const slot = i < this.bounds.length && this.bounds[i] === value ? 2 * i + 1 : 2 * i
+    const starts = this.starts
+    if (this.size === 0) {
+      if (starts[slot] < starts[slot + 1]) matcher.foundIn(this.conditions, starts[slot], starts[slot + 1], inArray)
+      return
+    }
     for (let node = slot + this.size; node >= 1; node >>= 1) {
-      const conditions = this.nodes[node]
-      if (conditions !== undefined) matcher.found(conditions, inArray)
+      if (starts[node] < starts[node + 1]) matcher.foundIn(this.conditions, starts[node], starts[node + 1], inArray)
     }
   }
 

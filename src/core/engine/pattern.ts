@@ -52,10 +52,31 @@ export class PatternError extends InvalidInputError {
   /** What is wrong there, without the path. */
   readonly reason: string
 
-  constructor(path: string, reason: string) {
-    super(`invalid pattern at ${path}: ${reason}`, {code: 'bad_pattern'})
-    this.path = path
+  constructor(path: string | Where, reason: string) {
+    super(`invalid pattern at ${String(path)}: ${reason}`, {code: 'bad_pattern'})
+    this.path = String(path)
     this.reason = reason
+  }
+}
+
+/** A place in a pattern being validated, spelled out (`$.data.total[0]`) only when an error names it. */
+class Where {
+  static readonly ROOT = new Where(undefined, '$')
+
+  private constructor(
+    private readonly parent: Where | undefined,
+    private readonly step: string | number,
+  ) {}
+
+  /** The field `step` (a key), or the element `step` (an index) of this place. */
+  at(step: string | number): Where {
+    return new Where(this, step)
+  }
+
+  toString(): string {
+    if (this.parent === undefined) return String(this.step)
+    const base = this.parent.toString()
+    return typeof this.step === 'number' ? `${base}[${this.step}]` : child(base, this.step)
   }
 }
 
@@ -84,10 +105,82 @@ export interface CompiledPattern {
  * @throws PatternError when the pattern is malformed; nothing is silently left unmatchable.
  */
 export function compilePattern(pattern: unknown): CompiledPattern {
-  // Compiling and matching recurse per level: refuse absurd depths before either starts.
-  const tooDeep = findTooDeep(pattern)
-  if (tooDeep !== undefined) throw new PatternError(tooDeep, `nested deeper than ${MAX_JSON_DEPTH} levels (the limit)`)
-  const root = compileObject(pattern, '$')
+  return compileParsed(parsePattern(pattern))
+}
+
+/**
+ * A validated pattern object: its fields in pattern order, each a leaf (the field's array of
+ * conditions), a nested pattern object, or a `$or`. Both matchers read this form: the reference
+ * ({@link compileParsed}) and the rule index (matcher.ts).
+ */
+export type ParsedPattern = readonly PatternField[]
+
+// Every field object has all the properties (one shape for the engine), the unused ones undefined.
+export type PatternField =
+  | {
+      readonly kind: 'leaf'
+      readonly key: string
+      readonly leaf: LeafSpec
+      readonly object?: undefined
+      readonly alternatives?: undefined
+    }
+  | {
+      readonly kind: 'object'
+      readonly key: string
+      readonly leaf?: undefined
+      readonly object: ParsedPattern
+      readonly alternatives?: undefined
+    }
+  | {
+      readonly kind: 'or'
+      readonly key: string
+      readonly leaf?: undefined
+      readonly object?: undefined
+      readonly alternatives: readonly ParsedPattern[]
+    }
+
+/**
+ * Validates a pattern without compiling it: the errors are those of {@link compilePattern}, which
+ * is this followed by {@link compileParsed}.
+ * @throws PatternError naming the JSON path inside the pattern
+ */
+export function parsePattern(pattern: unknown): ParsedPattern {
+  const parser = new Parser(pattern)
+  try {
+    return parser.object(pattern, Where.ROOT, 1)
+  } catch (error) {
+    // A pattern nested too deep is refused as such, whatever else is wrong with it.
+    if (error instanceof PatternError) parser.checkDepth()
+    throw error
+  }
+}
+
+/**
+ * The reference matcher of a parsed pattern, compiled the first time it is used: loading many rules
+ * validates them all, and the rule index decides most of them without it (matcher.ts).
+ */
+export function compileLazily(parsed: ParsedPattern): CompiledPattern {
+  return new LazyPattern(parsed)
+}
+
+/** Small: one per rule. Call its methods on it (they are not bound). */
+class LazyPattern implements CompiledPattern {
+  private compiled: CompiledPattern | undefined
+
+  constructor(private readonly parsed: ParsedPattern) {}
+
+  matches(event: unknown): boolean {
+    return (this.compiled ??= compileParsed(this.parsed)).matches(event)
+  }
+
+  explain(event: unknown): MismatchExplanation | undefined {
+    return (this.compiled ??= compileParsed(this.parsed)).explain(event)
+  }
+}
+
+/** The reference matcher: closures that follow the pattern field by field, rule by rule. */
+export function compileParsed(parsed: ParsedPattern): CompiledPattern {
+  const root = compileObject(parsed)
   return {
     matches: (event) => root.match(asObject(event)),
     explain: (event) => root.explain(asObject(event), '$'),
@@ -131,19 +224,91 @@ function preview(value: unknown, max = 80): string {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Object level: fields ANDed in pattern order, "$or" as one more condition among them.
+// Validation: the pattern's objects, "$or"s and leaves, in pattern order.
 
-function compileObject(pattern: unknown, path: string): Condition {
-  if (!isPlainObject(pattern)) {
+/**
+ * Below a pattern object at depth d, a valid pattern nests at most this many levels more (a leaf
+ * array, an operator object, an `anything-but` object, its list).
+ */
+const LEVELS_BELOW_OBJECT = 4
+
+class Parser {
+  private depthChecked = false
+
+  constructor(private readonly root: unknown) {}
+
+  /**
+   * Refuses a pattern nested deeper than {@link MAX_JSON_DEPTH}, before anything else is said
+   * about it. Walking it is only needed when the parse came near the limit or met an error: a
+   * pattern parsed without either nests at most {@link LEVELS_BELOW_OBJECT} levels below objects
+   * that are all well within the limit.
+   */
+  checkDepth(): void {
+    if (this.depthChecked) return
+    this.depthChecked = true
+    const tooDeep = findTooDeep(this.root)
+    if (tooDeep !== undefined)
+      throw new PatternError(tooDeep, `nested deeper than ${MAX_JSON_DEPTH} levels (the limit)`)
+  }
+
+  /** A pattern object: fields ANDed in pattern order, "$or" as one more condition among them. */
+  object(pattern: unknown, path: Where, depth: number): ParsedPattern {
+    if (depth + LEVELS_BELOW_OBJECT > MAX_JSON_DEPTH) this.checkDepth()
+    if (!isPlainObject(pattern)) {
+      throw new PatternError(
+        path,
+        `a pattern must be a JSON object such as {"type": ["order.created"]}, got ${preview(pattern)}`,
+      )
+    }
+    const keys = Object.keys(pattern)
+    if (keys.length === 0) throw new PatternError(path, 'empty object; a pattern object needs at least one field')
+    return keys.map((key) => this.field(key, pattern[key], path.at(key), depth))
+  }
+
+  private field(key: string, value: unknown, path: Where, depth: number): PatternField {
+    if (key === '$or') {
+      return {kind: 'or', key, leaf: undefined, object: undefined, alternatives: this.or(value, path, depth)}
+    }
+    if (Array.isArray(value)) {
+      return {kind: 'leaf', key, leaf: analyzeLeaf(value, path), object: undefined, alternatives: undefined}
+    }
+    if (isPlainObject(value)) {
+      const object = this.object(value, path, depth + 1)
+      return {kind: 'object', key, leaf: undefined, object, alternatives: undefined}
+    }
+    if (OPERATORS.includes(key)) {
+      throw new PatternError(
+        path,
+        `"${key}" is an operator and must sit inside the field's array: [{"${key}": ${preview(value, 40)}}]`,
+      )
+    }
     throw new PatternError(
       path,
-      `a pattern must be a JSON object such as {"type": ["order.created"]}, got ${preview(pattern)}`,
+      `expected an array of values such as ["abc"] or a nested object, got ${preview(value)}`,
     )
   }
-  const keys = Object.keys(pattern)
-  if (keys.length === 0) throw new PatternError(path, 'empty object; a pattern object needs at least one field')
-  const conditions = keys.map((key) =>
-    key === '$or' ? compileOr(pattern[key], child(path, key)) : compileField(key, pattern[key], child(path, key)),
+
+  private or(value: unknown, path: Where, depth: number): ParsedPattern[] {
+    if (!Array.isArray(value) || value.length < 2) {
+      throw new PatternError(
+        path,
+        '"$or" expects an array of at least 2 pattern objects, such as [{"a": [1]}, {"b": [2]}]',
+      )
+    }
+    return value.map((alternative, i) => this.object(alternative, path.at(i), depth + 2))
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The reference matcher, compiled from a parsed pattern.
+
+function compileObject(parsed: ParsedPattern): Condition {
+  const conditions = parsed.map((field) =>
+    field.kind === 'or'
+      ? compileOr(field.alternatives)
+      : field.kind === 'leaf'
+        ? leafCondition(field.key, field.leaf)
+        : nestedCondition(field.key, compileObject(field.object)),
   )
   return {
     match(object) {
@@ -160,14 +325,8 @@ function compileObject(pattern: unknown, path: string): Condition {
   }
 }
 
-function compileOr(value: unknown, path: string): Condition {
-  if (!Array.isArray(value) || value.length < 2) {
-    throw new PatternError(
-      path,
-      '"$or" expects an array of at least 2 pattern objects, such as [{"a": [1]}, {"b": [2]}]',
-    )
-  }
-  const alternatives = value.map((alternative, i) => compileObject(alternative, `${path}[${i}]`))
+function compileOr(parsed: readonly ParsedPattern[]): Condition {
+  const alternatives = parsed.map(compileObject)
   return {
     match(object) {
       for (let i = 0; i < alternatives.length; i++) if (alternatives[i].match(object)) return true
@@ -189,18 +348,6 @@ function compileOr(value: unknown, path: string): Condition {
       }
     },
   }
-}
-
-function compileField(key: string, value: unknown, path: string): Condition {
-  if (Array.isArray(value)) return leafCondition(key, compileLeaf(value, path))
-  if (isPlainObject(value)) return nestedCondition(key, compileObject(value, path))
-  if (OPERATORS.includes(key)) {
-    throw new PatternError(
-      path,
-      `"${key}" is an operator and must sit inside the field's array: [{"${key}": ${preview(value, 40)}}]`,
-    )
-  }
-  throw new PatternError(path, `expected an array of values such as ["abc"] or a nested object, got ${preview(value)}`)
 }
 
 /** Reads own fields only: a key like `constructor` must not find Object.prototype's function. */
@@ -259,20 +406,12 @@ function nestedCondition(key: string, sub: Condition): Condition {
 // ---------------------------------------------------------------------------------------------
 // Leaf level: the field's array of values and operators, ORed.
 
-interface Leaf {
-  /** Any value condition; undefined when the array holds only `exists`. */
-  test: ValueTest | undefined
-  /** `{"exists": true}` present: any leaf value matches. */
-  ifPresent: boolean
-  /** `{"exists": false}` present: a missing field matches. */
-  ifAbsent: boolean
-  expected: string
-}
-
-function leafCondition(key: string, leaf: Leaf): Condition {
+function leafCondition(key: string, leaf: LeafSpec): Condition {
   const read = reader(key)
   const {ifPresent, ifAbsent} = leaf
-  const test = leaf.test ?? (() => false)
+  const test = leafTest(leaf) ?? (() => false)
+  // `expected` is only read to explain a mismatch: not worth a JSON.stringify per field of every rule.
+  const expected = () => preview(leaf.items)
   // 0: no leaf values, 1: values but none matched, 2: matched.
   const scan = (items: unknown[]): number => {
     let state = 0
@@ -306,30 +445,33 @@ function leafCondition(key: string, leaf: Leaf): Condition {
       const actual = value === undefined ? 'missing' : preview(value, 60)
       const absent = !isScalar(value) && !(Array.isArray(value) && scan(value) !== 0)
       let reason: string
-      if (!absent) reason = `${actual} does not match ${leaf.expected}`
-      else if (value === undefined) reason = `field is missing; expected ${leaf.expected}`
-      else if (Array.isArray(value)) reason = `${actual} holds no leaf values; expected ${leaf.expected}`
-      else reason = `an object is not a leaf value; expected ${leaf.expected}`
-      return {path, expected: leaf.expected, actual, reason}
+      if (!absent) reason = `${actual} does not match ${expected()}`
+      else if (value === undefined) reason = `field is missing; expected ${expected()}`
+      else if (Array.isArray(value)) reason = `${actual} holds no leaf values; expected ${expected()}`
+      else reason = `an object is not a leaf value; expected ${expected()}`
+      return {path, expected: expected(), actual, reason}
     },
   }
 }
 
 /**
  * A field's array of conditions, sorted by kind so that the rule index (matcher.ts) can file each
- * kind where it is looked up fastest; {@link leafTest} turns it back into one test.
+ * kind where it is looked up fastest; {@link leafTest} turns it back into one test. The lists a
+ * leaf does not use are one shared empty array (many rules are loaded at once).
  */
 export interface LeafSpec {
-  /** Exact values, including `{"numeric": ["=", x]}` as the number x. */
-  exact: Set<Scalar>
-  /** `equals-ignore-case` strings, lower-cased. */
-  ignoreCase: Set<string>
+  /** The field's array as written in the pattern. */
+  items: unknown[]
+  /** Distinct exact values, including `{"numeric": ["=", x]}` as the number x. */
+  exact: readonly Scalar[]
+  /** Distinct `equals-ignore-case` strings, lower-cased. */
+  ignoreCase: readonly string[]
   /** `prefix` / `suffix`, plain or ignoring case (then lower-cased). */
-  affixes: Affix[]
+  affixes: readonly Affix[]
   /** Numeric ranges other than `=`. */
-  numeric: NumericRange[]
+  numeric: readonly NumericRange[]
   /** Conditions no index serves (wildcard, anything-but, cidr): tried value by value. */
-  residual: ValueTest[]
+  residual: readonly ValueTest[]
   /** `{"exists": true}`: any leaf value matches. */
   ifPresent: boolean
   /** `{"exists": false}`: a missing field matches. */
@@ -349,53 +491,43 @@ export interface NumericRange {
   highInclusive: boolean
 }
 
-function compileLeaf(items: unknown[], path: string): Leaf {
-  const spec = analyzeLeaf(items, path)
-  // `expected` is only read to explain a mismatch: not worth a JSON.stringify per field of every rule.
-  return {
-    test: leafTest(spec),
-    ifPresent: spec.ifPresent,
-    ifAbsent: spec.ifAbsent,
-    get expected() {
-      return preview(items)
-    },
-  }
+/** Never changed (see {@link adding}); not frozen, so that every list has the same kind of array. */
+const NONE: readonly never[] = []
+
+/** A list grown by {@link adding} without the room kept for more (rules are many, and kept). */
+function trimmed<T>(list: readonly T[]): readonly T[] {
+  return list.length > 1 ? list.slice() : list
+}
+
+/** `list` with `item` added: a new array in place of the shared empty one. */
+function adding<T>(list: readonly T[], item: T, distinct = false): readonly T[] {
+  if (list === NONE) return [item]
+  if (!distinct || !list.includes(item)) (list as T[]).push(item)
+  return list
 }
 
 /**
  * Validates and sorts a field's array of conditions.
  * @throws PatternError naming the offending element
  */
-export function analyzeLeaf(items: unknown[], path: string): LeafSpec {
-  const known = analyzed.get(items)
-  if (known) return known
-  const spec = analyzeItems(items, path)
-  analyzed.set(items, spec)
-  return spec
-}
-
-/** Leaves already analysed, so the rule index reuses what compiling the rule's pattern found. */
-const analyzed = new WeakMap<unknown[], LeafSpec>()
-
-function analyzeItems(items: unknown[], path: string): LeafSpec {
+function analyzeLeaf(items: unknown[], path: Where): LeafSpec {
   if (items.length === 0) throw new PatternError(path, 'empty array; list at least one value or operator')
-  const spec: LeafSpec = {
-    exact: new Set(),
-    ignoreCase: new Set(),
-    affixes: [],
-    numeric: [],
-    residual: [],
-    ifPresent: false,
-    ifAbsent: false,
-  }
-  items.forEach((item, i) => {
-    const at = `${path}[${i}]`
-    if (typeof item === 'number' && !Number.isFinite(item))
-      throw new PatternError(at, `numbers must be finite, got ${item}`)
+  let exact: readonly Scalar[] = NONE
+  let ignoreCase: readonly string[] = NONE
+  let affixes: readonly Affix[] = NONE
+  let numeric: readonly NumericRange[] = NONE
+  let residual: readonly ValueTest[] = NONE
+  let ifPresent = false
+  let ifAbsent = false
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i]
     if (isScalar(item)) {
-      spec.exact.add(item)
-      return
+      if (typeof item === 'number' && !Number.isFinite(item))
+        throw new PatternError(path.at(i), `numbers must be finite, got ${item}`)
+      exact = adding(exact, item, true)
+      continue
     }
+    const at = path.at(i)
     if (Array.isArray(item))
       throw new PatternError(at, "nested arrays are not allowed; list values directly in the field's array")
     if (!isPlainObject(item)) throw new PatternError(at, `expected a value or an operator object, got ${preview(item)}`)
@@ -408,57 +540,70 @@ function analyzeItems(items: unknown[], path: string): LeafSpec {
     }
     const operator = keys[0]
     const argument = item[operator]
-    const where = child(at, operator)
+    const where = at.at(operator)
     switch (operator) {
       case 'prefix':
       case 'suffix':
-        spec.affixes.push(parseAffix(operator, argument, where))
+        affixes = adding(affixes, parseAffix(operator, argument, where))
         break
       case 'equals-ignore-case':
-        spec.ignoreCase.add(requireString(argument, where, operator).toLowerCase())
+        ignoreCase = adding(ignoreCase, requireString(argument, where, operator).toLowerCase(), true)
         break
       case 'wildcard':
-        spec.residual.push(compileWildcard(requireString(argument, where, operator), where))
+        residual = adding(residual, compileWildcard(requireString(argument, where, operator), where))
         break
       case 'anything-but':
-        spec.residual.push(compileAnythingBut(argument, where))
+        residual = adding(residual, compileAnythingBut(argument, where))
         break
       case 'numeric': {
         const range = parseNumeric(argument, where)
-        if (typeof range === 'number') spec.exact.add(range)
-        else spec.numeric.push(range)
+        if (typeof range === 'number') exact = adding(exact, range, true)
+        else numeric = adding(numeric, range)
         break
       }
       case 'cidr':
-        spec.residual.push(compileCidr(argument, where))
+        residual = adding(residual, compileCidr(argument, where))
         break
       case 'exists':
         if (typeof argument !== 'boolean')
           throw new PatternError(where, `exists expects true or false, got ${preview(argument)}`)
-        if (argument) spec.ifPresent = true
-        else spec.ifAbsent = true
+        if (argument) ifPresent = true
+        else ifAbsent = true
         break
       default:
         throw new PatternError(where, `unknown operator "${operator}"; expected one of ${OPERATORS.join(', ')}`)
     }
-  })
-  return spec
+  }
+  return {
+    items,
+    exact: trimmed(exact),
+    ignoreCase: trimmed(ignoreCase),
+    affixes: trimmed(affixes),
+    numeric: trimmed(numeric),
+    residual: trimmed(residual),
+    ifPresent,
+    ifAbsent,
+  }
 }
 
 /** One test of a leaf value for the whole spec (except exists, which the caller handles). */
 export function leafTest(spec: LeafSpec): ValueTest | undefined {
   const tests: ValueTest[] = []
   const {exact, ignoreCase} = spec
-  if (exact.size === 1) {
+  if (exact.length === 1) {
     const [only] = exact
     tests.push((value) => value === only)
-  } else if (exact.size > 1) {
-    tests.push((value) => exact.has(value))
+  } else if (exact.length > 1) {
+    const values = new Set(exact)
+    tests.push((value) => values.has(value))
   }
   for (const affix of spec.affixes) tests.push(affixTest(affix))
   for (const range of spec.numeric) tests.push(numericTest(range))
   tests.push(...spec.residual)
-  if (ignoreCase.size > 0) tests.push((value) => typeof value === 'string' && ignoreCase.has(value.toLowerCase()))
+  if (ignoreCase.length > 0) {
+    const lowered = new Set(ignoreCase)
+    tests.push((value) => typeof value === 'string' && lowered.has(value.toLowerCase()))
+  }
   return anyOf(tests)
 }
 
@@ -474,7 +619,7 @@ function anyOf(tests: ValueTest[]): ValueTest | undefined {
   }
 }
 
-function requireString(argument: unknown, path: string, operator: string): string {
+function requireString(argument: unknown, path: Where, operator: string): string {
   if (typeof argument !== 'string')
     throw new PatternError(path, `${operator} expects a string, got ${preview(argument)}`)
   return argument
@@ -483,12 +628,12 @@ function requireString(argument: unknown, path: string, operator: string): strin
 // ---------------------------------------------------------------------------------------------
 // Operators. Each returns a test of one leaf value; strings-only operators reject other types.
 
-function parseAffix(operator: 'prefix' | 'suffix', argument: unknown, path: string): Affix {
+function parseAffix(operator: 'prefix' | 'suffix', argument: unknown, path: Where): Affix {
   if (typeof argument === 'string') return {operator, text: argument, ignoreCase: false}
   if (isPlainObject(argument) && Object.keys(argument).length === 1 && 'equals-ignore-case' in argument) {
     const text = requireString(
       argument['equals-ignore-case'],
-      child(path, 'equals-ignore-case'),
+      path.at('equals-ignore-case'),
       'equals-ignore-case',
     ).toLowerCase()
     return {operator, text, ignoreCase: true}
@@ -511,7 +656,7 @@ function affixTest({operator, text, ignoreCase}: Affix): ValueTest {
  * `*` matches any run of characters. Matching is split on the stars and found with
  * startsWith/indexOf/endsWith rather than a regex, so no pattern can backtrack exponentially.
  */
-function compileWildcard(text: string, path: string): ValueTest {
+function compileWildcard(text: string, path: Where): ValueTest {
   const segments: string[] = []
   let current = ''
   for (let i = 0; i < text.length; i++) {
@@ -551,7 +696,7 @@ function compileWildcard(text: string, path: string): ValueTest {
   }
 }
 
-function compileAnythingBut(argument: unknown, path: string): ValueTest {
+function compileAnythingBut(argument: unknown, path: Where): ValueTest {
   if (typeof argument === 'string' || (typeof argument === 'number' && Number.isFinite(argument))) {
     return (value) => value !== argument
   }
@@ -560,6 +705,10 @@ function compileAnythingBut(argument: unknown, path: string): ValueTest {
     const allNumbers = argument.every((item) => typeof item === 'number' && Number.isFinite(item))
     if (argument.length === 0 || !(allStrings || allNumbers)) {
       throw new PatternError(path, 'anything-but expects a non-empty list of only strings or only numbers')
+    }
+    if (argument.length === 1) {
+      const only = argument[0] as Scalar
+      return (value) => value !== only
     }
     const excluded = new Set<Scalar>(argument as Scalar[])
     return (value) => !excluded.has(value)
@@ -573,13 +722,13 @@ function compileAnythingBut(argument: unknown, path: string): ValueTest {
         'anything-but takes an object with exactly one of prefix, suffix, equals-ignore-case or wildcard',
       )
     }
-    const where = child(path, operator)
+    const where = path.at(operator)
     const raw = argument[operator]
     const list = Array.isArray(raw) ? raw : [raw]
     if (list.length === 0)
       throw new PatternError(where, `anything-but ${operator} expects a string or a non-empty list of strings`)
     const texts = list.map((item, i) => {
-      const at = Array.isArray(raw) ? `${where}[${i}]` : where
+      const at = Array.isArray(raw) ? where.at(i) : where
       const text = requireString(item, at, `anything-but ${operator}`)
       // An empty prefix or suffix would exclude every string, leaving a rule that never matches one.
       if (text === '' && (operator === 'prefix' || operator === 'suffix')) {
@@ -591,7 +740,7 @@ function compileAnythingBut(argument: unknown, path: string): ValueTest {
     if (operator === 'prefix' || operator === 'suffix') {
       excluded = anyOf(texts.map((text) => affixTest({operator, text, ignoreCase: false})))!
     } else if (operator === 'wildcard') {
-      excluded = anyOf(texts.map((text, i) => compileWildcard(text, Array.isArray(raw) ? `${where}[${i}]` : where)))!
+      excluded = anyOf(texts.map((text, i) => compileWildcard(text, Array.isArray(raw) ? where.at(i) : where)))!
     } else {
       const lowered = new Set(texts.map((text) => text.toLowerCase()))
       excluded = (value) => typeof value === 'string' && lowered.has(value.toLowerCase())
@@ -606,7 +755,7 @@ function compileAnythingBut(argument: unknown, path: string): ValueTest {
 }
 
 /** A range, or the number itself for `["=", x]`. */
-function parseNumeric(argument: unknown, path: string): NumericRange | number {
+function parseNumeric(argument: unknown, path: Where): NumericRange | number {
   const pairsHint = 'numeric expects operator/value pairs such as [">", 0] or [">", 0, "<=", 5]'
   if (!Array.isArray(argument) || argument.length === 0 || argument.length % 2 !== 0)
     throw new PatternError(path, pairsHint)
@@ -621,10 +770,10 @@ function parseNumeric(argument: unknown, path: string): NumericRange | number {
     const operator = argument[i]
     const bound = argument[i + 1]
     if (typeof operator !== 'string' || !['=', '<', '<=', '>', '>='].includes(operator)) {
-      throw new PatternError(`${path}[${i}]`, `unknown numeric operator ${preview(operator)}; use =, <, <=, >, >=`)
+      throw new PatternError(path.at(i), `unknown numeric operator ${preview(operator)}; use =, <, <=, >, >=`)
     }
     if (typeof bound !== 'number' || !Number.isFinite(bound)) {
-      throw new PatternError(`${path}[${i + 1}]`, `numeric bound must be a number, got ${preview(bound)}`)
+      throw new PatternError(path.at(i + 1), `numeric bound must be a number, got ${preview(bound)}`)
     }
     if (operator === '=') {
       if (argument.length !== 2) throw new PatternError(path, '"=" cannot be combined with other comparisons')
@@ -659,7 +808,7 @@ function numericTest({low, lowInclusive, high, highInclusive}: NumericRange): Va
 // CIDR. IPv4 addresses are compared as numbers in [first, last]; IPv6 as eight 16-bit groups,
 // each within its masked range (independent per group because the mask is a prefix).
 
-function compileCidr(argument: unknown, path: string): ValueTest {
+function compileCidr(argument: unknown, path: Where): ValueTest {
   const usage = 'cidr expects an IPv4 or IPv6 block with a prefix length, such as "10.0.0.0/24" or "2001:db8::/32"'
   if (typeof argument !== 'string') throw new PatternError(path, `${usage}, got ${preview(argument)}`)
   const match = /^([^/]+)\/(\d{1,3})$/.exec(argument)

@@ -1,7 +1,7 @@
 import {InvalidInputError} from '../errors.js'
 import {validateName} from '../names.js'
 import {parseDuration} from '../units.js'
-import {type CompiledPattern, compilePattern, PatternError} from './pattern.js'
+import {type CompiledPattern, compileLazily, type ParsedPattern, parsePattern, PatternError} from './pattern.js'
 import {parseSchedule, type Schedule} from './cron.js'
 import {urlTemplateProblem} from './template.js'
 
@@ -93,9 +93,12 @@ export interface Rule {
   spec: RuleSpec
   name: string
   enabled: boolean
+  /** The validated pattern, as the rule index reads it (matcher.ts). */
+  parsed: ParsedPattern
+  /** The reference matcher of the pattern, compiled on first use. */
   pattern: CompiledPattern
   actions: ActionSpec[]
-  retry: RetryPolicy
+  retry: Readonly<RetryPolicy>
   concurrency: Concurrency
 }
 
@@ -169,10 +172,7 @@ type Fail = (where: string, why: string) => never
 export function validateRule(value: unknown, fail: Fail): Rule {
   if (!isObject(value)) return fail('', 'must be an object')
   const spec = value as Record<string, unknown>
-  for (const key of Object.keys(spec)) {
-    if (!['name', 'description', 'enabled', 'pattern', 'actions', 'retry', 'concurrency'].includes(key))
-      fail(key, 'unknown field')
-  }
+  for (const key of Object.keys(spec)) if (!RULE_FIELDS.has(key)) fail(key, 'unknown field')
   if (typeof spec.name !== 'string') fail('name', 'must be a string')
   try {
     validateName(spec.name as string, 'rule name')
@@ -181,9 +181,9 @@ export function validateRule(value: unknown, fail: Fail): Rule {
   }
   if (spec.enabled !== undefined && typeof spec.enabled !== 'boolean') fail('enabled', 'must be true or false')
   if (spec.description !== undefined && typeof spec.description !== 'string') fail('description', 'must be a string')
-  let pattern: CompiledPattern
+  let parsed: ParsedPattern
   try {
-    pattern = compilePattern(spec.pattern)
+    parsed = parsePattern(spec.pattern)
   } catch (error) {
     if (error instanceof PatternError) fail(`pattern${error.path.slice(1)}`, error.reason)
     throw error
@@ -192,33 +192,42 @@ export function validateRule(value: unknown, fail: Fail): Rule {
   const actions = (spec.actions as unknown[]).map((action, index) =>
     validateAction(action, (where, why) => fail(`actions[${index}]${where ? `.${where}` : ''}`, why)),
   )
-  const retry = {...DEFAULT_RETRY}
-  if (spec.retry !== undefined) {
-    if (!isObject(spec.retry)) fail('retry', 'must be an object')
-    const r = spec.retry as Record<string, unknown>
-    for (const key of Object.keys(r))
-      if (!['maxAttempts', 'backoff', 'maxBackoff', 'maxAge'].includes(key)) fail(`retry.${key}`, 'unknown field')
-    if (r.maxAttempts !== undefined) {
-      if (!Number.isInteger(r.maxAttempts) || (r.maxAttempts as number) < 1 || (r.maxAttempts as number) > 100)
-        fail('retry.maxAttempts', 'must be a whole number from 1 to 100')
-      retry.maxAttempts = r.maxAttempts as number
-    }
-    if (r.backoff !== undefined) retry.backoffMs = duration(r.backoff, (why) => fail('retry.backoff', why))
-    if (r.maxBackoff !== undefined) retry.maxBackoffMs = duration(r.maxBackoff, (why) => fail('retry.maxBackoff', why))
-    if (r.maxAge !== undefined) retry.maxAgeMs = duration(r.maxAge, (why) => fail('retry.maxAge', why))
-    if (retry.maxBackoffMs < retry.backoffMs) fail('retry.maxBackoff', 'must be at least retry.backoff')
-  }
+  // The defaults are one object shared by the rules that keep them.
+  const retry = spec.retry === undefined ? DEFAULT_RETRY : retryPolicy(spec.retry, fail)
   const concurrency = (spec.concurrency ?? 'parallel') as Concurrency
-  if (!['parallel', 'serial', 'drop'].includes(concurrency)) fail('concurrency', 'must be parallel, serial or drop')
+  if (!CONCURRENCY.has(concurrency)) fail('concurrency', 'must be parallel, serial or drop')
   return {
     spec: value as unknown as RuleSpec,
     name: spec.name as string,
     enabled: spec.enabled !== false,
-    pattern: pattern!,
+    parsed: parsed!,
+    pattern: compileLazily(parsed!),
     actions,
     retry,
     concurrency,
   }
+}
+
+const RULE_FIELDS = new Set(['name', 'description', 'enabled', 'pattern', 'actions', 'retry', 'concurrency'])
+const CONCURRENCY = new Set(['parallel', 'serial', 'drop'])
+
+/** A rule's own retry policy, the defaults filled in. */
+function retryPolicy(value: unknown, fail: Fail): RetryPolicy {
+  if (!isObject(value)) fail('retry', 'must be an object')
+  const retry = {...DEFAULT_RETRY}
+  const r = value as Record<string, unknown>
+  for (const key of Object.keys(r))
+    if (!['maxAttempts', 'backoff', 'maxBackoff', 'maxAge'].includes(key)) fail(`retry.${key}`, 'unknown field')
+  if (r.maxAttempts !== undefined) {
+    if (!Number.isInteger(r.maxAttempts) || (r.maxAttempts as number) < 1 || (r.maxAttempts as number) > 100)
+      fail('retry.maxAttempts', 'must be a whole number from 1 to 100')
+    retry.maxAttempts = r.maxAttempts as number
+  }
+  if (r.backoff !== undefined) retry.backoffMs = duration(r.backoff, (why) => fail('retry.backoff', why))
+  if (r.maxBackoff !== undefined) retry.maxBackoffMs = duration(r.maxBackoff, (why) => fail('retry.maxBackoff', why))
+  if (r.maxAge !== undefined) retry.maxAgeMs = duration(r.maxAge, (why) => fail('retry.maxAge', why))
+  if (retry.maxBackoffMs < retry.backoffMs) fail('retry.maxBackoff', 'must be at least retry.backoff')
+  return retry
 }
 
 const TEMPLATE = /\{\{\s*([^}]*?)\s*\}\}/
@@ -226,18 +235,9 @@ const TEMPLATE = /\{\{\s*([^}]*?)\s*\}\}/
 function validateAction(value: unknown, fail: Fail): ActionSpec {
   if (!isObject(value)) return fail('', 'must be an object with a "type"')
   const a = value as Record<string, unknown>
-  const allowed = (keys: string[]) => {
-    for (const key of Object.keys(a))
-      if (key !== 'type' && !keys.includes(key)) fail(key, `unknown field for a ${a.type} action`)
-  }
-  const stringMap = (key: string) => {
-    if (a[key] === undefined) return
-    if (!isObject(a[key]) || Object.values(a[key] as object).some((v) => typeof v !== 'string'))
-      fail(key, 'must be an object of strings')
-  }
   switch (a.type) {
     case 'exec': {
-      allowed(['command', 'shell', 'env', 'cwd', 'timeout'])
+      allowedFields(a, ['command', 'shell', 'env', 'cwd', 'timeout'], fail)
       if (a.shell !== undefined && typeof a.shell !== 'boolean') fail('shell', 'must be true or false')
       if (a.shell === true) {
         if (typeof a.command !== 'string' || a.command.trim() === '')
@@ -262,13 +262,13 @@ function validateAction(value: unknown, fail: Fail): ActionSpec {
         // Event data may fill in arguments, never choose the program.
         fail('command[0]', 'the program cannot be a template; put templates in the arguments')
       }
-      stringMap('env')
+      checkStringMap(a, 'env', fail)
       if (a.cwd !== undefined && typeof a.cwd !== 'string') fail('cwd', 'must be a string')
       if (a.timeout !== undefined) positiveDuration(a.timeout, (why) => fail('timeout', why))
       break
     }
     case 'publish': {
-      allowed(['to', 'body', 'headers', 'topic'])
+      allowedFields(a, ['to', 'body', 'headers', 'topic'], fail)
       if (typeof a.to !== 'string' || a.to === '') fail('to', 'must be a queue or topic name')
       if (!TEMPLATE.test(a.to as string)) {
         try {
@@ -279,11 +279,11 @@ function validateAction(value: unknown, fail: Fail): ActionSpec {
       }
       if (a.body !== undefined && typeof a.body !== 'string') fail('body', 'must be a string template')
       if (a.topic !== undefined && typeof a.topic !== 'boolean') fail('topic', 'must be true or false')
-      stringMap('headers')
+      checkStringMap(a, 'headers', fail)
       break
     }
     case 'http': {
-      allowed(['url', 'mode', 'method', 'headers', 'timeout'])
+      allowedFields(a, ['url', 'mode', 'method', 'headers', 'timeout'], fail)
       if (typeof a.url !== 'string' || !/^https?:\/\/\S+$/.test(a.url.replace(TEMPLATE, 'x')))
         fail('url', 'must be an http:// or https:// URL')
       const urlProblem = urlTemplateProblem(a.url as string)
@@ -291,22 +291,34 @@ function validateAction(value: unknown, fail: Fail): ActionSpec {
       if (a.mode !== undefined && a.mode !== 'structured' && a.mode !== 'binary')
         fail('mode', 'must be structured or binary')
       if (a.method !== undefined && a.method !== 'POST' && a.method !== 'PUT') fail('method', 'must be POST or PUT')
-      stringMap('headers')
+      checkStringMap(a, 'headers', fail)
       if (a.timeout !== undefined) positiveDuration(a.timeout, (why) => fail('timeout', why))
       break
     }
     case 'file': {
-      allowed(['path'])
+      allowedFields(a, ['path'], fail)
       if (typeof a.path !== 'string' || a.path === '') fail('path', 'must be a file path')
       break
     }
     case 'log':
-      allowed([])
+      allowedFields(a, [], fail)
       break
     default:
       fail('type', 'must be exec, publish, http, file or log')
   }
   return value as unknown as ActionSpec
+}
+
+/** Refuses an action's fields other than `type` and `keys`. */
+function allowedFields(action: Record<string, unknown>, keys: readonly string[], fail: Fail): void {
+  for (const key of Object.keys(action))
+    if (key !== 'type' && !keys.includes(key)) fail(key, `unknown field for a ${action.type as string} action`)
+}
+
+function checkStringMap(action: Record<string, unknown>, key: string, fail: Fail): void {
+  const map = action[key]
+  if (map === undefined) return
+  if (!isObject(map) || Object.values(map).some((v) => typeof v !== 'string')) fail(key, 'must be an object of strings')
 }
 
 function validateSource(value: unknown, schedules: Map<string, Schedule>, fail: Fail): SourceSpec {

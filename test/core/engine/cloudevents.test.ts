@@ -197,6 +197,125 @@ describe('validateEvent', () => {
     }
   })
 
+  describe('agrees with the definitions it implements by hand, on generated values', () => {
+    /** mulberry32, seeded: a failure reproduces. */
+    function random(seed: number) {
+      let state = seed >>> 0
+      return (n: number) => {
+        state = (state + 0x6d2b79f5) >>> 0
+        let t = state
+        t = Math.imul(t ^ (t >>> 15), t | 1)
+        t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+        return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n)
+      }
+    }
+    /** Variants of `seeds`: characters replaced, removed, inserted or repeated. */
+    function mutants(seeds: string[], alphabet: string, count: number): string[] {
+      const int = random(7)
+      const out = [...seeds]
+      while (out.length < count) {
+        let text = seeds[int(seeds.length)]
+        for (let edits = 1 + int(3); edits > 0; edits--) {
+          const at = int(text.length + 1)
+          const c = alphabet[int(alphabet.length)]
+          const kind = int(4)
+          if (kind === 0) text = text.slice(0, at) + c + text.slice(at + 1)
+          else if (kind === 1) text = text.slice(0, at) + text.slice(at + 1)
+          else if (kind === 2) text = text.slice(0, at) + c + text.slice(at)
+          else text = text.slice(0, at) + c.repeat(1 + int(3)) + text.slice(at)
+        }
+        out.push(text)
+      }
+      return out
+    }
+    const accepted = (event: Record<string, unknown>): boolean => {
+      try {
+        validateEvent(event)
+        return true
+      } catch {
+        return false
+      }
+    }
+
+    it('time: RFC 3339 as this regular expression, then calendar and clock ranges', () => {
+      const shape = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|([+-])(\d{2}):(\d{2}))$/
+      const valid = (value: string): boolean => {
+        const m = shape.exec(value)
+        if (!m) return false
+        const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number)
+        const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)
+        const days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]
+        return (
+          month >= 1 &&
+          month <= 12 &&
+          day >= 1 &&
+          day <= days &&
+          hour <= 23 &&
+          minute <= 59 &&
+          second <= 60 &&
+          (m[9] === undefined || (Number(m[10]) <= 23 && Number(m[11]) <= 59))
+        )
+      }
+      const seeds = [
+        '2026-01-31T12:00:00Z',
+        '2024-02-29t23:59:60.123+05:30',
+        '1900-02-28T00:00:00.5-23:59',
+        '2000-02-29T09:08:07z',
+        '2023-12-31T23:59:59.000001+00:00',
+      ]
+      const times = mutants(seeds, '0123456789919TtZz+-:. x\u0660', 20_000)
+      let valids = 0
+      for (const time of times) {
+        const expected = valid(time)
+        valids += expected ? 1 : 0
+        expect(accepted({...minimal, time}), JSON.stringify(time)).to.equal(expected)
+        if (!expected)
+          rejects(
+            {...minimal, time},
+            `attribute "time" "${JSON.stringify(time).slice(1, -1)}" is not an RFC 3339 timestamp`,
+          )
+      }
+      expect(valids).to.be.within(times.length * 0.02, times.length * 0.98)
+    })
+
+    it('source and dataschema: URI characters as this regular expression, well-formed % escapes, one #', () => {
+      const characters = /^[A-Za-z0-9\-._~:/?#[\]@!$&'()*+,;=%]*$/
+      const uri = (value: string): boolean =>
+        characters.test(value) &&
+        !/%(?![0-9A-Fa-f]{2})/.test(value) &&
+        value.indexOf('#') === value.lastIndexOf('#') &&
+        !(value.includes(':') && !/^[A-Za-z][A-Za-z0-9+.-]*:/.test(value) && value.split(/[/?#]/, 1)[0].includes(':'))
+      const seeds = [
+        '/sensors/1',
+        'https://example.com/a?b=c#d',
+        'urn:uuid:6e8bc430',
+        'src-12',
+        'mqctl://J%C3%BCrgen@host',
+      ]
+      let valids = 0
+      for (const source of mutants(seeds, 'aZ09%#:/?[]@!$&()*+,;=~._- "<>\\^`{|}é\u0085', 20_000)) {
+        const expected = source !== '' && uri(source)
+        valids += expected ? 1 : 0
+        expect(accepted({...minimal, source}), JSON.stringify(source)).to.equal(expected)
+        // An absolute URI also needs its scheme.
+        const schema = `https://x/${source}`
+        expect(accepted({...minimal, dataschema: schema}), schema).to.equal(uri(schema))
+      }
+      expect(valids).to.be.within(2_000, 18_000)
+    })
+  })
+
+  it('leaves out fields named like what every object inherits, and keeps the attribute order', () => {
+    const input = JSON.parse(
+      '{"type":"t","data":{"a":1},"x":"1","constructor":{"a":1},"__proto__":[1],"toString":5,"specversion":"1.0","id":"i","source":"s","time":null}',
+    ) as Record<string, unknown>
+    const event = validateEvent(input)
+    expect(Object.keys(event)).to.deep.equal(['id', 'source', 'specversion', 'type', 'data', 'x'])
+    expect(JSON.stringify(event)).to.equal(
+      '{"id":"i","source":"s","specversion":"1.0","type":"t","data":{"a":1},"x":"1"}',
+    )
+  })
+
   describe('extension attributes', () => {
     const badNames: Array<[string, string]> = [
       ['traceId', 'extension attribute "traceId" must use only lower-case letters and digits'],

@@ -236,6 +236,56 @@ describe('rule matcher (index over field values)', function () {
     expect(matches).to.be.within(pairs * 0.02, pairs * 0.98)
   })
 
+  it('agrees with it where many rules share a condition of any kind beside a selective one', () => {
+    // The index files a condition shared this widely once for all the rules that have it (or checks
+    // it on the event when no index serves it): every kind of condition, at the top and nested, next
+    // to the selective one, with events holding arrays of objects there, so that the two may come
+    // from different elements.
+    const r = random(34)
+    let pairs = 0
+    let matches = 0
+    for (let round = 0; round < 150; round++) {
+      const shared = [condition(r, new Set()), ...(r.chance(0.3) ? [condition(r, new Set())] : [])]
+      const base = r.pick([[], ['data'], ['data', 'y']])
+      const key = r.pick(['type', 'x', 'constructor'])
+      const at = (fields: Record<string, unknown>): Record<string, unknown> =>
+        base.reduceRight<Record<string, unknown>>((inner, step) => ({[step]: inner}), fields)
+      const patterns: unknown[] = []
+      while (patterns.length < 60) {
+        const selective = at({q: [patterns.length % 30], [key]: shared})
+        const candidate = r.chance(0.3) ? {...pattern(r, 1, new Set()), ...selective} : selective
+        try {
+          rulesFrom([candidate], r)
+        } catch (error) {
+          if (error instanceof InvalidInputError) continue
+          throw error
+        }
+        patterns.push(candidate)
+      }
+      const rules = rulesFrom(patterns, r)
+      const matcher = new RuleMatcher(rules)
+      for (let e = 0; e < 40; e++) {
+        const element = () => {
+          const fields: Record<string, unknown> = {q: r.int(30)}
+          if (r.chance(0.7)) fields[key] = r.chance(0.7) ? scalar(r) : value(r, 1)
+          return fields
+        }
+        const fields = r.chance(0.4) ? Array.from({length: 1 + r.int(3)}, element) : element()
+        const event = {...object(r, 0), ...at(fields as Record<string, unknown>)}
+        const expected = reference(rules, event)
+        const actual = matcher.match(event).map((rule) => rule.name)
+        if (JSON.stringify(actual) !== JSON.stringify(expected)) {
+          expect.fail(
+            `round ${round}: ${JSON.stringify(patterns[0])}…, event ${JSON.stringify(event)}: reference ${JSON.stringify(expected)}, index ${JSON.stringify(actual)}`,
+          )
+        }
+        pairs += rules.length
+        matches += expected.length
+      }
+    }
+    expect(matches).to.be.within(pairs * 0.002, pairs * 0.5)
+  })
+
   it('keeps a nested pattern within one element of an array of objects', () => {
     const rules = rulesFrom([{data: {sku: ['a'], qty: [2]}}, {data: {sku: ['a']}, type: ['t']}], random(1))
     rules.forEach((rule) => (rule.enabled = true))
@@ -276,8 +326,11 @@ describe('rule matcher (index over field values)', function () {
     rules.forEach((rule) => (rule.enabled = true))
     let tried = 0
     for (const rule of rules) {
-      const original = rule.pattern.matches
-      rule.pattern = {...rule.pattern, matches: (event) => (tried++, original(event))}
+      const original = rule.pattern
+      rule.pattern = {
+        matches: (event) => (tried++, original.matches(event)),
+        explain: (event) => original.explain(event),
+      }
     }
     const matcher = new RuleMatcher(rules)
     const event = {type: 'payment.settled', source: 'src-3', data: {amount: 555, level: 'error'}}
