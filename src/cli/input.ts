@@ -205,7 +205,7 @@ function lineSplitter(): ((text: string) => LineBatch | undefined) & {lineNumber
     const numbers: number[] = []
     for (const raw of text.split('\n')) {
       lineNumber++
-      const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw
+      const line = raw.charCodeAt(raw.length - 1) === 13 ? raw.slice(0, -1) : raw // a trailing \r
       if (line !== '') {
         lines.push(line)
         numbers.push(lineNumber)

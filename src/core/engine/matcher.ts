@@ -121,10 +121,11 @@ export class RuleMatcher {
    */
   matchIndexes(event: unknown): readonly number[] {
     const generation = this.nextGeneration()
-    this.complete.length = 0
+    // Emptied only when not empty: setting the length is a call of its own.
+    if (this.complete.length !== 0) this.complete.length = 0
     if (isObject(event)) this.visit(event, this.root, false)
     const matched = this.matched
-    matched.length = 0
+    if (matched.length !== 0) matched.length = 0
     const ruleSeen = this.ruleSeen
     const complete = this.complete
     for (let i = 0; i < complete.length; i++) {
