@@ -616,12 +616,22 @@ class FieldIndex {
     return group
   }
 
-  /** Whether anything was filed here. */
+  /** Whether anything is filed here (after pruning); lets go of what only the build needed. */
   finish(): boolean {
+    if (this.lowered?.size === 0) this.lowered = undefined
+    for (let kind = 0; kind < this.affixes.length; kind++) {
+      if (this.affixes[kind]?.empty) this.affixes[kind] = undefined
+      this.affixes[kind]?.finish()
+    }
+    if (this.ranges?.empty) this.ranges = undefined
+    this.ranges?.finish()
     this.needsLower = this.lowered !== undefined || this.affixes[PREFIX_IGNORE_CASE] !== undefined
     this.needsLower ||= this.affixes[SUFFIX_IGNORE_CASE] !== undefined
-    for (const trie of this.affixes) trie?.finish()
-    this.ranges?.finish()
+    this.exactCounts.clear()
+    this.textCounts.fill(undefined)
+    this.lows.length = 0
+    this.highs.length = 0
+    this.groups = undefined
     return (
       this.present.length > 0 ||
       this.exact.size > 0 ||
@@ -739,6 +749,11 @@ class Trie {
     this.filed = kept.map((i) => this.filed[i])
   }
 
+  /** Before finish(): whether no string is filed. */
+  get empty(): boolean {
+    return this.filed.length === 0
+  }
+
   finish(): void {
     const {texts, fromEnd} = this
     const unit = (text: string, depth: number) => text.charCodeAt(fromEnd ? text.length - 1 - depth : depth)
@@ -844,6 +859,11 @@ class RangeIndex {
     if (kept === undefined) return
     this.ranges = kept.map((i) => this.ranges[i])
     this.filed = kept.map((i) => this.filed[i])
+  }
+
+  /** Before finish(): whether no range is filed. */
+  get empty(): boolean {
+    return this.filed.length === 0
   }
 
   finish(): void {
