@@ -226,7 +226,7 @@ function lineSplitter(): ((text: string, bytes: number) => LineBatch | undefined
     } else {
       for (const raw of raws) {
         lineNumber++
-        const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw
+        const line = raw.charCodeAt(raw.length - 1) === 13 ? raw.slice(0, -1) : raw // a trailing \r
         if (line !== '') {
           lines.push(line)
           numbers.push(lineNumber)

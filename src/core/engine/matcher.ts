@@ -82,6 +82,7 @@ export class RuleMatcher {
   private readonly conditionAlternatives: number[] = []
   private readonly alternativeFields: number[] = []
   private readonly groupConditions: number[] = []
+  private build: Build | undefined = new Build()
 
   private conditions = new Int32Array(0)
   private alternatives = new Int32Array(0)
@@ -97,16 +98,15 @@ export class RuleMatcher {
   private ruleSeen = new Int32Array(0)
   private readonly complete: number[] = []
   private readonly matched: number[] = []
-  /** Scratch of the build: the cost of each condition of one alternative. */
-  private readonly costs: number[] = []
 
   constructor(private readonly rules: readonly Rule[]) {
-    // Two passes: first learn how many conditions share each value, then file each alternative
-    // under its selective conditions only.
-    for (const rule of rules) if (rule.enabled) count(rule.parsed, this.root)
+    // File every condition while counting how many conditions share each value; then, per
+    // alternative, keep only the selective ones filed (the others become groups or checks), and
+    // take the others out of the index.
     for (let rule = 0; rule < rules.length; rule++) {
-      if (rules[rule].enabled) this.add(expand(rules[rule].parsed, this.root), rule)
+      if (rules[rule].enabled) this.file(expand(rules[rule].parsed, this.root), rule)
     }
+    this.decideAll()
     this.finish()
   }
 
@@ -121,10 +121,11 @@ export class RuleMatcher {
    */
   matchIndexes(event: unknown): readonly number[] {
     const generation = this.nextGeneration()
-    this.complete.length = 0
+    // Emptied only when not empty: setting the length is a call of its own.
+    if (this.complete.length !== 0) this.complete.length = 0
     if (isObject(event)) this.visit(event, this.root, false)
     const matched = this.matched
-    matched.length = 0
+    if (matched.length !== 0) matched.length = 0
     const ruleSeen = this.ruleSeen
     const complete = this.complete
     for (let i = 0; i < complete.length; i++) {
@@ -184,41 +185,74 @@ export class RuleMatcher {
 
   // --- building ------------------------------------------------------------------------------
 
-  private add(alternatives: Condition[][] | undefined, rule: number): void {
+  /** First pass: files every condition of a rule's alternatives. */
+  private file(alternatives: Condition[][] | undefined, rule: number): void {
     if (alternatives === undefined) {
       this.everyEvent.push(rule)
       return
     }
-    const costs = this.costs
+    const build = this.build!
     for (const conditions of alternatives) {
-      const alternative = this.alternativeFields.length / ALTERNATIVE_FIELDS
-      // A condition that accepts a missing field is not a necessary one: leave it to the check.
+      const alternative = build.rules.length
+      const first = this.conditionAlternatives.length
+      let absent: Check[] | undefined
+      for (const condition of conditions) {
+        // A condition that accepts a missing field is not a necessary one: leave it to the check.
+        if (condition.leaf.ifAbsent) {
+          ;(absent ??= []).push(new Check(condition))
+          continue
+        }
+        const index = condition.node.field()
+        index.count(condition.leaf)
+        const id = this.newCondition(alternative)
+        build.leaves.push(condition.leaf)
+        build.indexes.push(index)
+        // The index only tells that the field holds a value: the check confirms it.
+        build.checks.push(index.add(condition.leaf, id) ? undefined : new Check(condition))
+      }
+      build.rules.push(rule)
+      build.firsts.push(first)
+      build.ends.push(this.conditionAlternatives.length)
+      build.absent.push(absent)
+    }
+  }
+
+  /**
+   * Second pass: in each alternative, a condition many rules share (one of its values, at its
+   * path) would make every event carrying that value count all of them. Unless nothing in the
+   * alternative is more selective, it is taken out of the index and filed once for all the
+   * alternatives that have it (a group), or checked on the event when the index cannot decide it.
+   */
+  private decideAll(): void {
+    const build = this.build!
+    const moved = new Uint8Array(this.conditionAlternatives.length)
+    const costs: number[] = []
+    for (let alternative = 0; alternative < build.rules.length; alternative++) {
+      const first = build.firsts[alternative]
+      const end = build.ends[alternative]
       let cheapest = -1
-      for (let i = 0; i < conditions.length; i++) {
-        const {node, leaf} = conditions[i]
-        if (leaf.ifAbsent) continue
-        costs[i] = node.index!.cost(leaf)
-        if (cheapest === -1 || costs[i] < costs[cheapest]) cheapest = i
+      for (let id = first; id < end; id++) {
+        costs[id - first] = build.indexes[id].cost(build.leaves[id])
+        if (cheapest === -1 || costs[id - first] < costs[cheapest - first]) cheapest = id
       }
       let needs = 0
       const groups = this.groupConditions.length
-      let checks: Check[] | undefined
-      for (let i = 0; i < conditions.length; i++) {
-        const condition = conditions[i]
-        const {leaf} = condition
-        const index = condition.node.index!
-        if (leaf.ifAbsent) {
-          ;(checks ??= []).push(new Check(condition))
-        } else if (costs[i] > SHARED && i !== cheapest) {
-          // A condition many rules share would make every event carrying its value count all of
-          // them: it is filed once for all, unless the index cannot decide it alone.
-          if (leaf.residual.length === 0) this.groupConditions.push(index.group(leaf, () => this.newCondition(GROUP)))
-          else (checks ??= []).push(new Check(condition))
+      let checks = build.absent[alternative]
+      for (let id = first; id < end; id++) {
+        const leaf = build.leaves[id]
+        const check = build.checks[id]
+        if (costs[id - first] > SHARED && id !== cheapest) {
+          moved[id] = 1
+          if (check === undefined) {
+            this.groupConditions.push(build.indexes[id].group(leaf, () => this.newCondition(GROUP)))
+            continue
+          }
         } else {
           needs++
-          if (!index.add(leaf, this.newCondition(alternative))) (checks ??= []).push(new Check(condition))
         }
+        if (check !== undefined) (checks ??= []).push(check)
       }
+      const rule = build.rules[alternative]
       const exact = groups === this.groupConditions.length && checks === undefined
       this.alternativeFields.push(0, 0, needs, exact ? EXACT : 0, rule, groups, this.groupConditions.length, -1)
       if (checks !== undefined) {
@@ -227,6 +261,8 @@ export class RuleMatcher {
       }
       if (needs === 0) this.everyEvent.push(rule)
     }
+    this.root.prune(moved)
+    this.build = undefined
   }
 
   private newCondition(alternative: number): number {
@@ -317,23 +353,25 @@ export class RuleMatcher {
   }
 }
 
+/** What the first pass of the build leaves for the second, per condition and per alternative. */
+class Build {
+  // Per filed condition, by number (the alternatives' conditions are runs of numbers):
+  readonly leaves: LeafSpec[] = []
+  readonly indexes: FieldIndex[] = []
+  /** The check that confirms a condition the index cannot decide. */
+  readonly checks: (Check | undefined)[] = []
+  // Per alternative:
+  readonly rules: number[] = []
+  readonly firsts: number[] = []
+  readonly ends: number[] = []
+  /** Its conditions that accept a missing field. */
+  readonly absent: (Check[] | undefined)[] = []
+}
+
 interface Condition {
   /** The field path. */
   node: PathNode
   leaf: LeafSpec
-}
-
-/** Notes each condition of a pattern in the index of its path (the first pass of the build). */
-function count(parsed: ParsedPattern, node: PathNode): void {
-  for (const field of parsed) {
-    if (field.kind === 'leaf') {
-      if (!field.leaf.ifAbsent) node.child(field.key).field().count(field.leaf)
-    } else if (field.kind === 'object') {
-      count(field.object, node.child(field.key))
-    } else {
-      for (const alternative of field.alternatives) count(alternative, node)
-    }
-  }
 }
 
 /**
@@ -457,6 +495,12 @@ class PathNode {
     return (this.index ??= new FieldIndex())
   }
 
+  /** Takes the conditions marked out of the indexes of this path and the paths below. */
+  prune(moved: Uint8Array): void {
+    this.index?.prune(moved)
+    for (const child of this.children.values()) child.prune(moved)
+  }
+
   /** Fills the arrays of the hot loop, leaving out paths with no index below them; whether this one has any. */
   finish(): boolean {
     for (const [key, child] of this.children) {
@@ -548,6 +592,17 @@ class FieldIndex {
     return true
   }
 
+  /** Takes the conditions marked out (before finish()). */
+  prune(moved: Uint8Array): void {
+    pruneMap(this.exact, moved)
+    if (this.lowered !== undefined) pruneMap(this.lowered, moved)
+    for (const trie of this.affixes) trie?.prune(moved)
+    this.ranges?.prune(moved)
+    const present = this.present.filter((condition) => moved[condition] !== 1)
+    this.present.length = 0
+    for (const condition of present) this.present.push(condition)
+  }
+
   /** The condition filed for all conditions equal to this one (the index decides them alone). */
   group(leaf: LeafSpec, create: () => number): number {
     const key = JSON.stringify(leaf.items)
@@ -561,12 +616,22 @@ class FieldIndex {
     return group
   }
 
-  /** Whether anything was filed here. */
+  /** Whether anything is filed here (after pruning); lets go of what only the build needed. */
   finish(): boolean {
+    if (this.lowered?.size === 0) this.lowered = undefined
+    for (let kind = 0; kind < this.affixes.length; kind++) {
+      if (this.affixes[kind]?.empty) this.affixes[kind] = undefined
+      this.affixes[kind]?.finish()
+    }
+    if (this.ranges?.empty) this.ranges = undefined
+    this.ranges?.finish()
     this.needsLower = this.lowered !== undefined || this.affixes[PREFIX_IGNORE_CASE] !== undefined
     this.needsLower ||= this.affixes[SUFFIX_IGNORE_CASE] !== undefined
-    for (const trie of this.affixes) trie?.finish()
-    this.ranges?.finish()
+    this.exactCounts.clear()
+    this.textCounts.fill(undefined)
+    this.lows.length = 0
+    this.highs.length = 0
+    this.groups = undefined
     return (
       this.present.length > 0 ||
       this.exact.size > 0 ||
@@ -622,6 +687,28 @@ function countBelow(sorted: number[], value: number, inclusive = false): number 
   return low
 }
 
+/** The map's lists without the conditions marked; a list left empty goes. */
+function pruneMap<K>(map: Map<K, Conditions>, moved: Uint8Array): void {
+  for (const [key, conditions] of map) {
+    if (typeof conditions === 'number') {
+      if (moved[conditions] === 1) map.delete(key)
+      continue
+    }
+    if (!conditions.some((condition) => moved[condition] === 1)) continue
+    const kept = conditions.filter((condition) => moved[condition] !== 1)
+    if (kept.length === 0) map.delete(key)
+    else map.set(key, kept.length === 1 ? kept[0] : kept)
+  }
+}
+
+/** The positions of the conditions not marked, or undefined when none is. */
+function keptPositions(conditions: number[], moved: Uint8Array): number[] | undefined {
+  if (!conditions.some((condition) => moved[condition] === 1)) return undefined
+  const kept: number[] = []
+  for (let i = 0; i < conditions.length; i++) if (moved[conditions[i]] !== 1) kept.push(i)
+  return kept
+}
+
 function push<K>(map: Map<K, Conditions>, key: K, condition: number): void {
   map.set(key, adding(map.get(key), condition))
 }
@@ -653,6 +740,18 @@ class Trie {
   add(text: string, condition: number): void {
     this.texts.push(text)
     this.filed.push(condition)
+  }
+
+  prune(moved: Uint8Array): void {
+    const kept = keptPositions(this.filed, moved)
+    if (kept === undefined) return
+    this.texts = kept.map((i) => this.texts[i])
+    this.filed = kept.map((i) => this.filed[i])
+  }
+
+  /** Before finish(): whether no string is filed. */
+  get empty(): boolean {
+    return this.filed.length === 0
   }
 
   finish(): void {
@@ -753,6 +852,18 @@ class RangeIndex {
   add(range: NumericRange, condition: number): void {
     this.ranges.push(range)
     this.filed.push(condition)
+  }
+
+  prune(moved: Uint8Array): void {
+    const kept = keptPositions(this.filed, moved)
+    if (kept === undefined) return
+    this.ranges = kept.map((i) => this.ranges[i])
+    this.filed = kept.map((i) => this.filed[i])
+  }
+
+  /** Before finish(): whether no range is filed. */
+  get empty(): boolean {
+    return this.filed.length === 0
   }
 
   finish(): void {

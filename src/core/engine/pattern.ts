@@ -462,7 +462,7 @@ function leafCondition(key: string, leaf: LeafSpec): Condition {
 export interface LeafSpec {
   /** The field's array as written in the pattern. */
   items: unknown[]
-  /** Distinct exact values, including `{"numeric": ["=", x]}` as the number x. */
+  /** Distinct exact values, including `{"numeric": ["=", x]}` as the number x (maybe `items` itself). */
   exact: readonly Scalar[]
   /** Distinct `equals-ignore-case` strings, lower-cased. */
   ignoreCase: readonly string[]
@@ -519,12 +519,14 @@ function analyzeLeaf(items: unknown[], path: Where): LeafSpec {
   let residual: readonly ValueTest[] = NONE
   let ifPresent = false
   let ifAbsent = false
+  let scalars = 0
   for (let i = 0; i < items.length; i++) {
     const item = items[i]
     if (isScalar(item)) {
       if (typeof item === 'number' && !Number.isFinite(item))
         throw new PatternError(path.at(i), `numbers must be finite, got ${item}`)
       exact = adding(exact, item, true)
+      scalars++
       continue
     }
     const at = path.at(i)
@@ -576,7 +578,8 @@ function analyzeLeaf(items: unknown[], path: Where): LeafSpec {
   }
   return {
     items,
-    exact: trimmed(exact),
+    // A field of distinct values only (the most common kind) keeps its own array.
+    exact: scalars === items.length && exact.length === scalars ? (items as Scalar[]) : trimmed(exact),
     ignoreCase: trimmed(ignoreCase),
     affixes: trimmed(affixes),
     numeric: trimmed(numeric),
