@@ -788,13 +788,12 @@ export class JetStreamBroker implements Broker {
       if (ack.duplicate) duplicates++
       const notBefore = schedules[index].notBefore
       if (notBefore !== undefined && !ack.duplicate) {
-        // Counted as delayed by stats until a receive meets it (schedule.ts).
+        // Counted as delayed by stats until a receive meets it (schedule.ts). Written only if no
+        // record is there yet: a waiting consumer may already have met the message early and
+        // recorded that (its count of early meetings), which this record must not replace.
         const level = messages[index].priority ?? 0
         const waiting: LeaseRecord = {d: 0, s: 'd', u: notBefore, c: 0}
-        await this.client.publish(
-          this.naming.leaseSubject(stream, levelConsumer(level), ack.seq),
-          JSON.stringify(waiting),
-        )
+        await this.casWrite(this.naming.leaseSubject(stream, levelConsumer(level), ack.seq), waiting, 0)
       }
       return {
         id: String(ack.seq),
