@@ -96,8 +96,10 @@ export class RuleMatcher {
   // Scratch state of one match(), reset by bumping the generation instead of clearing.
   private generation = 0
   private ruleSeen = new Int32Array(0)
-  private readonly complete: number[] = []
-  private readonly matched: number[] = []
+  /** The alternatives whose counted conditions have all found a value (each at most once per event). */
+  private complete = new Int32Array(0)
+  private completeCount = 0
+  private matched = new Int32Array(0)
 
   constructor(private readonly rules: readonly Rule[]) {
     // File every condition while counting how many conditions share each value; then, per
@@ -112,23 +114,31 @@ export class RuleMatcher {
 
   /** The enabled rules whose pattern matches the event, in the order of the document. */
   match(event: unknown): Rule[] {
-    return this.matchIndexes(event).map((index) => this.rules[index])
+    const count = this.matchCount(event)
+    const rules: Rule[] = []
+    for (let i = 0; i < count; i++) rules.push(this.rules[this.matched[i]])
+    return rules
+  }
+
+  /** After {@link matchCount}: the positions of the rules that matched come first, until the next call. */
+  get matches(): Int32Array {
+    return this.matched
   }
 
   /**
-   * The positions (in the rules given) of the enabled rules whose pattern matches the event, in
-   * ascending order. The array is reused by the next call: copy what you keep.
+   * How many enabled rules match the event; their positions (in the rules given), in ascending
+   * order, are that many first entries of {@link matches}. Nothing is allocated per event.
    */
-  matchIndexes(event: unknown): readonly number[] {
+  matchCount(event: unknown): number {
     const generation = this.nextGeneration()
-    // Emptied only when not empty: setting the length is a call of its own.
-    if (this.complete.length !== 0) this.complete.length = 0
+    // Scratch lists in typed arrays, refilled from the start: no allocation per event.
+    this.completeCount = 0
     if (isObject(event)) this.visit(event, this.root, false)
     const matched = this.matched
-    if (matched.length !== 0) matched.length = 0
+    let count = 0
     const ruleSeen = this.ruleSeen
     const complete = this.complete
-    for (let i = 0; i < complete.length; i++) {
+    for (let i = 0; i < this.completeCount; i++) {
       const alternative = complete[i]
       const rule = this.alternatives[alternative * ALTERNATIVE_FIELDS + RULE]
       if (ruleSeen[rule] === generation) continue
@@ -136,15 +146,15 @@ export class RuleMatcher {
       const decided = this.decide(alternative, event as Record<string, unknown>)
       if (decided === false) continue
       ruleSeen[rule] = generation
-      if (decided || this.rules[rule].pattern.matches(event)) matched.push(rule)
+      if (decided || this.rules[rule].pattern.matches(event)) matched[count++] = rule
     }
     for (const rule of this.everyEvent) {
       if (ruleSeen[rule] === generation) continue
       ruleSeen[rule] = generation
-      if (this.rules[rule].pattern.matches(event)) matched.push(rule)
+      if (this.rules[rule].pattern.matches(event)) matched[count++] = rule
     }
-    if (matched.length > 1) matched.sort((a, b) => a - b)
-    return matched
+    if (count > 1) sortStart(matched, count)
+    return count
   }
 
   /**
@@ -277,6 +287,8 @@ export class RuleMatcher {
     this.alternatives = Int32Array.from(this.alternativeFields)
     this.groups = Int32Array.from(this.groupConditions)
     this.ruleSeen = new Int32Array(this.rules.length)
+    this.matched = new Int32Array(this.rules.length)
+    this.complete = new Int32Array(this.alternatives.length / ALTERNATIVE_FIELDS)
     this.conditionAlternatives.length = 0
     this.alternativeFields.length = 0
     this.groupConditions.length = 0
@@ -349,7 +361,7 @@ export class RuleMatcher {
         ? alternatives[base + FLAGS] | IN_ARRAY
         : alternatives[base + FLAGS] & ~IN_ARRAY
     }
-    if (count === alternatives[base + NEEDS]) this.complete.push(alternative)
+    if (count === alternatives[base + NEEDS]) this.complete[this.completeCount++] = alternative
   }
 }
 
@@ -946,6 +958,20 @@ class RangeIndex {
       else high = middle
     }
     return low
+  }
+}
+
+/** Sorts the first `count` numbers in place (few, as a rule: by insertion). */
+function sortStart(numbers: Int32Array, count: number): void {
+  if (count > 16) {
+    numbers.subarray(0, count).sort()
+    return
+  }
+  for (let i = 1; i < count; i++) {
+    const value = numbers[i]
+    let j = i - 1
+    for (; j >= 0 && numbers[j] > value; j--) numbers[j + 1] = numbers[j]
+    numbers[j + 1] = value
   }
 }
 
