@@ -536,32 +536,22 @@ class FieldIndex {
   /** Conditions any value satisfies: `exists: true`, and the presence part of unindexed ones. */
   private readonly present: number[] = []
   private needsLower = false
-  // How many conditions share each value (first pass), to estimate what indexing one costs.
-  private readonly exactCounts = new Map<Scalar, number>()
-  /** `equals-ignore-case` values, then each kind of affix ({@link affixKind} + 1). */
-  private readonly textCounts: (Map<string, number> | undefined)[] = [
-    undefined,
-    undefined,
-    undefined,
-    undefined,
-    undefined,
-  ]
-  private presentCount = 0
+  // What the first pass notes to estimate what indexing a condition costs (with the sizes of lists).
+  /** How many conditions have each string, by kind of affix ({@link affixKind}). */
+  private readonly textCounts: (Map<string, number> | undefined)[] = [undefined, undefined, undefined, undefined]
   private readonly lows: number[] = []
   private readonly highs: number[] = []
   private sorted = false
   /** Shared conditions filed once for all the alternatives that have them, by their JSON. */
   private groups: Map<string, number> | undefined
 
-  /** First pass: notes the values a condition will be filed under. */
+  /**
+   * First pass: notes what {@link cost} cannot read from the lists a condition is filed in (the
+   * strings of the tries and the bounds of the ranges).
+   */
   count(leaf: LeafSpec): void {
-    if (leaf.ifPresent || leaf.residual.length > 0) {
-      this.presentCount++
-      return
-    }
-    for (const value of leaf.exact) increment(this.exactCounts, value)
-    for (const value of leaf.ignoreCase) increment((this.textCounts[0] ??= new Map()), value)
-    for (const affix of leaf.affixes) increment((this.textCounts[affixKind(affix) + 1] ??= new Map()), affix.text)
+    if (leaf.ifPresent || leaf.residual.length > 0) return
+    for (const affix of leaf.affixes) increment((this.textCounts[affixKind(affix)] ??= new Map()), affix.text)
     for (const range of leaf.numeric) {
       this.lows.push(range.low)
       this.highs.push(range.high)
@@ -570,11 +560,11 @@ class FieldIndex {
 
   /** Roughly how many conditions an event value that satisfies this one also finds. */
   cost(leaf: LeafSpec): number {
-    if (leaf.ifPresent || leaf.residual.length > 0) return this.presentCount
+    if (leaf.ifPresent || leaf.residual.length > 0) return this.present.length
     let cost = 0
-    for (const value of leaf.exact) cost += this.exactCounts.get(value) ?? 0
-    for (const value of leaf.ignoreCase) cost += this.textCounts[0]?.get(value) ?? 0
-    for (const affix of leaf.affixes) cost += this.textCounts[affixKind(affix) + 1]?.get(affix.text) ?? 0
+    for (const value of leaf.exact) cost += sizeOf(this.exact.get(value))
+    for (const value of leaf.ignoreCase) cost += sizeOf(this.lowered?.get(value))
+    for (const affix of leaf.affixes) cost += this.textCounts[affixKind(affix)]?.get(affix.text) ?? 0
     if (leaf.numeric.length > 0) {
       if (!this.sorted) {
         this.lows.sort((a, b) => a - b)
@@ -639,7 +629,6 @@ class FieldIndex {
     this.ranges?.finish()
     this.needsLower = this.lowered !== undefined || this.affixes[PREFIX_IGNORE_CASE] !== undefined
     this.needsLower ||= this.affixes[SUFFIX_IGNORE_CASE] !== undefined
-    this.exactCounts.clear()
     this.textCounts.fill(undefined)
     this.lows.length = 0
     this.highs.length = 0
@@ -681,6 +670,11 @@ const SUFFIX_IGNORE_CASE = 3
 
 function affixKind({operator, ignoreCase}: Affix): number {
   return (operator === 'prefix' ? PREFIX : SUFFIX) + (ignoreCase ? 2 : 0)
+}
+
+/** How many conditions a list holds. */
+function sizeOf(conditions: Conditions | undefined): number {
+  return conditions === undefined ? 0 : typeof conditions === 'number' ? 1 : conditions.length
 }
 
 function increment<K>(counts: Map<K, number>, key: K): void {
