@@ -284,8 +284,8 @@ export class RuleMatcher {
     this.conditions = new Int32Array(conditions * CONDITION_FIELDS)
     for (let i = 0; i < conditions; i++) this.conditions[i * CONDITION_FIELDS] = this.conditionAlternatives[i]
     this.groupInArray = new Uint8Array(conditions)
-    this.alternatives = Int32Array.from(this.alternativeFields)
-    this.groups = Int32Array.from(this.groupConditions)
+    this.alternatives = new Int32Array(this.alternativeFields)
+    this.groups = new Int32Array(this.groupConditions)
     this.ruleSeen = new Int32Array(this.rules.length)
     this.matched = new Int32Array(this.rules.length)
     this.complete = new Int32Array(this.alternatives.length / ALTERNATIVE_FIELDS)
@@ -695,16 +695,16 @@ function countBelow(sorted: number[], value: number, inclusive = false): number 
 
 /** The map's lists without the conditions marked; a list left empty goes. */
 function pruneMap<K>(map: Map<K, Conditions>, moved: Uint8Array): void {
-  for (const [key, conditions] of map) {
+  map.forEach((conditions, key) => {
     if (typeof conditions === 'number') {
       if (moved[conditions] === 1) map.delete(key)
-      continue
+      return
     }
-    if (!conditions.some((condition) => moved[condition] === 1)) continue
+    if (!conditions.some((condition) => moved[condition] === 1)) return
     const kept = conditions.filter((condition) => moved[condition] !== 1)
     if (kept.length === 0) map.delete(key)
     else map.set(key, kept.length === 1 ? kept[0] : kept)
-  }
+  })
 }
 
 /** The positions of the conditions not marked, or undefined when none is. */
@@ -727,6 +727,13 @@ function adding(conditions: Conditions | undefined, condition: number): Conditio
   return conditions
 }
 
+/** The string's UTF-16 code units in reverse order. */
+function backwards(text: string): string {
+  let reversed = ''
+  for (let i = text.length - 1; i >= 0; i--) reversed += text[i]
+  return reversed
+}
+
 /**
  * Strings by UTF-16 code unit, from the start (prefixes) or from the end (suffixes): a trie laid
  * out in flat arrays once all strings are in (few objects to build, few cache lines to walk).
@@ -744,7 +751,8 @@ class Trie {
   constructor(private readonly fromEnd: boolean) {}
 
   add(text: string, condition: number): void {
-    this.texts.push(text)
+    // Spelt in walk order: backwards for suffixes.
+    this.texts.push(this.fromEnd ? backwards(text) : text)
     this.filed.push(condition)
   }
 
@@ -761,27 +769,19 @@ class Trie {
   }
 
   finish(): void {
-    const {texts, fromEnd} = this
-    const unit = (text: string, depth: number) => text.charCodeAt(fromEnd ? text.length - 1 - depth : depth)
-    // Sorted in walk order, the strings below a node are a run; each node is a range at a depth.
-    const order = texts.map((_, i) => i)
-    order.sort((a, b) => {
-      const x = texts[a]
-      const y = texts[b]
-      const shorter = Math.min(x.length, y.length)
-      for (let d = 0; d < shorter; d++) {
-        const difference = unit(x, d) - unit(y, d)
-        if (difference !== 0) return difference
-      }
-      return x.length - y.length
-    })
-    const nodes: number[] = []
+    const byText = new Map<string, Conditions>()
+    for (let i = 0; i < this.texts.length; i++) {
+      byText.set(this.texts[i], adding(byText.get(this.texts[i]), this.filed[i]))
+    }
+    // Sorted by code unit (the default order), the strings below a node are a run; each node is a
+    // range of strings at a depth.
+    const texts = [...byText.keys()].sort()
+    const nodes: number[] = [0, 0, 0, 0]
     const codes: number[] = []
     const targets: number[] = []
     const conditions: number[] = []
     // Depth-first with an explicit stack (a string may be long): node, first, end, depth.
-    const stack = [0, 0, order.length, 0]
-    nodes.push(0, 0, 0, 0)
+    const stack = [0, 0, texts.length, 0]
     while (stack.length > 0) {
       const depth = stack.pop()!
       const end = stack.pop()!
@@ -789,14 +789,18 @@ class Trie {
       const node = stack.pop()!
       const base = node * 4
       nodes[base + 2] = conditions.length
-      // Strings that end here come first in the run.
-      while (first < end && texts[order[first]].length === depth) conditions.push(this.filed[order[first++]])
+      // The string that ends here, if any, comes first in the run.
+      if (first < end && texts[first].length === depth) {
+        const filed = byText.get(texts[first++])!
+        if (typeof filed === 'number') conditions.push(filed)
+        else for (const condition of filed) conditions.push(condition)
+      }
       nodes[base + 3] = conditions.length
       nodes[base] = codes.length
       while (first < end) {
-        const code = unit(texts[order[first]], depth)
+        const code = texts[first].charCodeAt(depth)
         let next = first + 1
-        while (next < end && unit(texts[order[next]], depth) === code) next++
+        while (next < end && texts[next].charCodeAt(depth) === code) next++
         const child = nodes.length / 4
         nodes.push(0, 0, 0, 0)
         codes.push(code)
@@ -806,10 +810,10 @@ class Trie {
       }
       nodes[base + 1] = codes.length
     }
-    this.nodes = Int32Array.from(nodes)
-    this.codes = Uint16Array.from(codes)
-    this.targets = Int32Array.from(targets)
-    this.conditions = Int32Array.from(conditions)
+    this.nodes = new Int32Array(nodes)
+    this.codes = new Uint16Array(codes)
+    this.targets = new Int32Array(targets)
+    this.conditions = new Int32Array(conditions)
     this.texts = []
     this.filed = []
   }
@@ -878,7 +882,7 @@ class RangeIndex {
       if (Number.isFinite(range.low)) bounds.add(range.low)
       if (Number.isFinite(range.high)) bounds.add(range.high)
     }
-    this.bounds = Float64Array.from(bounds).sort()
+    this.bounds = new Float64Array([...bounds]).sort()
     const slots = 2 * this.bounds.length + 1
     const firsts = new Int32Array(this.ranges.length)
     const lasts = new Int32Array(this.ranges.length)
