@@ -37,9 +37,9 @@ A line that is not a valid event stops the command with exit 2, naming the file 
       for await (const batch of file === '-' ? stdinLineBatches(ctx) : lineBatches(openFile(file), file)) {
         for (let i = 0; i < batch.lines.length; i++) {
           const event = parseEvent(batch, i, what)
-          const matched = matcher.matchIndexes(event)
-          if (ctx.json) ctx.out.line(JSON.stringify({id: event.id, rules: matched.map((index) => names[index])}))
-          else ctx.out.line(joined(matched, names))
+          const count = matcher.matchCount(event)
+          if (ctx.json) ctx.out.line(JSON.stringify({id: event.id, rules: namesOf(matcher.matches, count, names)}))
+          else ctx.out.line(count === 0 ? '' : namesOf(matcher.matches, count, names).join(' '))
         }
         await ctx.out.flush()
         if (ctx.out.isBroken) return undefined
@@ -49,12 +49,11 @@ A line that is not a valid event stops the command with exit 2, naming the file 
   },
 })
 
-/** The names of the rules matched, separated by spaces. */
-function joined(matched: readonly number[], names: readonly string[]): string {
-  if (matched.length === 0) return ''
-  let line = names[matched[0]]
-  for (let i = 1; i < matched.length; i++) line += ` ${names[matched[i]]}`
-  return line
+/** The names of the first `count` rules of `matched`. */
+function namesOf(matched: Int32Array, count: number, names: readonly string[]): string[] {
+  const of: string[] = []
+  for (let i = 0; i < count; i++) of.push(names[matched[i]])
+  return of
 }
 
 function parseEvent(batch: LineBatch, index: number, what: string) {

@@ -96,8 +96,10 @@ export class RuleMatcher {
   // Scratch state of one match(), reset by bumping the generation instead of clearing.
   private generation = 0
   private ruleSeen = new Int32Array(0)
-  private readonly complete: number[] = []
-  private readonly matched: number[] = []
+  /** The alternatives whose counted conditions have all found a value (each at most once per event). */
+  private complete = new Int32Array(0)
+  private completeCount = 0
+  private matched = new Int32Array(0)
 
   constructor(private readonly rules: readonly Rule[]) {
     // File every condition while counting how many conditions share each value; then, per
@@ -112,23 +114,31 @@ export class RuleMatcher {
 
   /** The enabled rules whose pattern matches the event, in the order of the document. */
   match(event: unknown): Rule[] {
-    return this.matchIndexes(event).map((index) => this.rules[index])
+    const count = this.matchCount(event)
+    const rules: Rule[] = []
+    for (let i = 0; i < count; i++) rules.push(this.rules[this.matched[i]])
+    return rules
+  }
+
+  /** After {@link matchCount}: the positions of the rules that matched come first, until the next call. */
+  get matches(): Int32Array {
+    return this.matched
   }
 
   /**
-   * The positions (in the rules given) of the enabled rules whose pattern matches the event, in
-   * ascending order. The array is reused by the next call: copy what you keep.
+   * How many enabled rules match the event; their positions (in the rules given), in ascending
+   * order, are that many first entries of {@link matches}. Nothing is allocated per event.
    */
-  matchIndexes(event: unknown): readonly number[] {
+  matchCount(event: unknown): number {
     const generation = this.nextGeneration()
-    // Emptied only when not empty: setting the length is a call of its own.
-    if (this.complete.length !== 0) this.complete.length = 0
+    // Scratch lists in typed arrays, refilled from the start: no allocation per event.
+    this.completeCount = 0
     if (isObject(event)) this.visit(event, this.root, false)
     const matched = this.matched
-    if (matched.length !== 0) matched.length = 0
+    let count = 0
     const ruleSeen = this.ruleSeen
     const complete = this.complete
-    for (let i = 0; i < complete.length; i++) {
+    for (let i = 0; i < this.completeCount; i++) {
       const alternative = complete[i]
       const rule = this.alternatives[alternative * ALTERNATIVE_FIELDS + RULE]
       if (ruleSeen[rule] === generation) continue
@@ -136,15 +146,15 @@ export class RuleMatcher {
       const decided = this.decide(alternative, event as Record<string, unknown>)
       if (decided === false) continue
       ruleSeen[rule] = generation
-      if (decided || this.rules[rule].pattern.matches(event)) matched.push(rule)
+      if (decided || this.rules[rule].pattern.matches(event)) matched[count++] = rule
     }
     for (const rule of this.everyEvent) {
       if (ruleSeen[rule] === generation) continue
       ruleSeen[rule] = generation
-      if (this.rules[rule].pattern.matches(event)) matched.push(rule)
+      if (this.rules[rule].pattern.matches(event)) matched[count++] = rule
     }
-    if (matched.length > 1) matched.sort((a, b) => a - b)
-    return matched
+    if (count > 1) sortStart(matched, count)
+    return count
   }
 
   /**
@@ -274,9 +284,11 @@ export class RuleMatcher {
     this.conditions = new Int32Array(conditions * CONDITION_FIELDS)
     for (let i = 0; i < conditions; i++) this.conditions[i * CONDITION_FIELDS] = this.conditionAlternatives[i]
     this.groupInArray = new Uint8Array(conditions)
-    this.alternatives = Int32Array.from(this.alternativeFields)
-    this.groups = Int32Array.from(this.groupConditions)
+    this.alternatives = new Int32Array(this.alternativeFields)
+    this.groups = new Int32Array(this.groupConditions)
     this.ruleSeen = new Int32Array(this.rules.length)
+    this.matched = new Int32Array(this.rules.length)
+    this.complete = new Int32Array(this.alternatives.length / ALTERNATIVE_FIELDS)
     this.conditionAlternatives.length = 0
     this.alternativeFields.length = 0
     this.groupConditions.length = 0
@@ -349,7 +361,7 @@ export class RuleMatcher {
         ? alternatives[base + FLAGS] | IN_ARRAY
         : alternatives[base + FLAGS] & ~IN_ARRAY
     }
-    if (count === alternatives[base + NEEDS]) this.complete.push(alternative)
+    if (count === alternatives[base + NEEDS]) this.complete[this.completeCount++] = alternative
   }
 }
 
@@ -524,32 +536,22 @@ class FieldIndex {
   /** Conditions any value satisfies: `exists: true`, and the presence part of unindexed ones. */
   private readonly present: number[] = []
   private needsLower = false
-  // How many conditions share each value (first pass), to estimate what indexing one costs.
-  private readonly exactCounts = new Map<Scalar, number>()
-  /** `equals-ignore-case` values, then each kind of affix ({@link affixKind} + 1). */
-  private readonly textCounts: (Map<string, number> | undefined)[] = [
-    undefined,
-    undefined,
-    undefined,
-    undefined,
-    undefined,
-  ]
-  private presentCount = 0
+  // What the first pass notes to estimate what indexing a condition costs (with the sizes of lists).
+  /** How many conditions have each string, by kind of affix ({@link affixKind}). */
+  private readonly textCounts: (Map<string, number> | undefined)[] = [undefined, undefined, undefined, undefined]
   private readonly lows: number[] = []
   private readonly highs: number[] = []
   private sorted = false
   /** Shared conditions filed once for all the alternatives that have them, by their JSON. */
   private groups: Map<string, number> | undefined
 
-  /** First pass: notes the values a condition will be filed under. */
+  /**
+   * First pass: notes what {@link cost} cannot read from the lists a condition is filed in (the
+   * strings of the tries and the bounds of the ranges).
+   */
   count(leaf: LeafSpec): void {
-    if (leaf.ifPresent || leaf.residual.length > 0) {
-      this.presentCount++
-      return
-    }
-    for (const value of leaf.exact) increment(this.exactCounts, value)
-    for (const value of leaf.ignoreCase) increment((this.textCounts[0] ??= new Map()), value)
-    for (const affix of leaf.affixes) increment((this.textCounts[affixKind(affix) + 1] ??= new Map()), affix.text)
+    if (leaf.ifPresent || leaf.residual.length > 0) return
+    for (const affix of leaf.affixes) increment((this.textCounts[affixKind(affix)] ??= new Map()), affix.text)
     for (const range of leaf.numeric) {
       this.lows.push(range.low)
       this.highs.push(range.high)
@@ -558,11 +560,11 @@ class FieldIndex {
 
   /** Roughly how many conditions an event value that satisfies this one also finds. */
   cost(leaf: LeafSpec): number {
-    if (leaf.ifPresent || leaf.residual.length > 0) return this.presentCount
+    if (leaf.ifPresent || leaf.residual.length > 0) return this.present.length
     let cost = 0
-    for (const value of leaf.exact) cost += this.exactCounts.get(value) ?? 0
-    for (const value of leaf.ignoreCase) cost += this.textCounts[0]?.get(value) ?? 0
-    for (const affix of leaf.affixes) cost += this.textCounts[affixKind(affix) + 1]?.get(affix.text) ?? 0
+    for (const value of leaf.exact) cost += sizeOf(this.exact.get(value))
+    for (const value of leaf.ignoreCase) cost += sizeOf(this.lowered?.get(value))
+    for (const affix of leaf.affixes) cost += this.textCounts[affixKind(affix)]?.get(affix.text) ?? 0
     if (leaf.numeric.length > 0) {
       if (!this.sorted) {
         this.lows.sort((a, b) => a - b)
@@ -627,7 +629,6 @@ class FieldIndex {
     this.ranges?.finish()
     this.needsLower = this.lowered !== undefined || this.affixes[PREFIX_IGNORE_CASE] !== undefined
     this.needsLower ||= this.affixes[SUFFIX_IGNORE_CASE] !== undefined
-    this.exactCounts.clear()
     this.textCounts.fill(undefined)
     this.lows.length = 0
     this.highs.length = 0
@@ -671,6 +672,11 @@ function affixKind({operator, ignoreCase}: Affix): number {
   return (operator === 'prefix' ? PREFIX : SUFFIX) + (ignoreCase ? 2 : 0)
 }
 
+/** How many conditions a list holds. */
+function sizeOf(conditions: Conditions | undefined): number {
+  return conditions === undefined ? 0 : typeof conditions === 'number' ? 1 : conditions.length
+}
+
 function increment<K>(counts: Map<K, number>, key: K): void {
   counts.set(key, (counts.get(key) ?? 0) + 1)
 }
@@ -689,16 +695,16 @@ function countBelow(sorted: number[], value: number, inclusive = false): number 
 
 /** The map's lists without the conditions marked; a list left empty goes. */
 function pruneMap<K>(map: Map<K, Conditions>, moved: Uint8Array): void {
-  for (const [key, conditions] of map) {
+  map.forEach((conditions, key) => {
     if (typeof conditions === 'number') {
       if (moved[conditions] === 1) map.delete(key)
-      continue
+      return
     }
-    if (!conditions.some((condition) => moved[condition] === 1)) continue
+    if (!conditions.some((condition) => moved[condition] === 1)) return
     const kept = conditions.filter((condition) => moved[condition] !== 1)
     if (kept.length === 0) map.delete(key)
     else map.set(key, kept.length === 1 ? kept[0] : kept)
-  }
+  })
 }
 
 /** The positions of the conditions not marked, or undefined when none is. */
@@ -721,6 +727,13 @@ function adding(conditions: Conditions | undefined, condition: number): Conditio
   return conditions
 }
 
+/** The string's UTF-16 code units in reverse order. */
+function backwards(text: string): string {
+  let reversed = ''
+  for (let i = text.length - 1; i >= 0; i--) reversed += text[i]
+  return reversed
+}
+
 /**
  * Strings by UTF-16 code unit, from the start (prefixes) or from the end (suffixes): a trie laid
  * out in flat arrays once all strings are in (few objects to build, few cache lines to walk).
@@ -738,7 +751,8 @@ class Trie {
   constructor(private readonly fromEnd: boolean) {}
 
   add(text: string, condition: number): void {
-    this.texts.push(text)
+    // Spelt in walk order: backwards for suffixes.
+    this.texts.push(this.fromEnd ? backwards(text) : text)
     this.filed.push(condition)
   }
 
@@ -755,27 +769,19 @@ class Trie {
   }
 
   finish(): void {
-    const {texts, fromEnd} = this
-    const unit = (text: string, depth: number) => text.charCodeAt(fromEnd ? text.length - 1 - depth : depth)
-    // Sorted in walk order, the strings below a node are a run; each node is a range at a depth.
-    const order = texts.map((_, i) => i)
-    order.sort((a, b) => {
-      const x = texts[a]
-      const y = texts[b]
-      const shorter = Math.min(x.length, y.length)
-      for (let d = 0; d < shorter; d++) {
-        const difference = unit(x, d) - unit(y, d)
-        if (difference !== 0) return difference
-      }
-      return x.length - y.length
-    })
-    const nodes: number[] = []
+    const byText = new Map<string, Conditions>()
+    for (let i = 0; i < this.texts.length; i++) {
+      byText.set(this.texts[i], adding(byText.get(this.texts[i]), this.filed[i]))
+    }
+    // Sorted by code unit (the default order), the strings below a node are a run; each node is a
+    // range of strings at a depth.
+    const texts = [...byText.keys()].sort()
+    const nodes: number[] = [0, 0, 0, 0]
     const codes: number[] = []
     const targets: number[] = []
     const conditions: number[] = []
     // Depth-first with an explicit stack (a string may be long): node, first, end, depth.
-    const stack = [0, 0, order.length, 0]
-    nodes.push(0, 0, 0, 0)
+    const stack = [0, 0, texts.length, 0]
     while (stack.length > 0) {
       const depth = stack.pop()!
       const end = stack.pop()!
@@ -783,14 +789,18 @@ class Trie {
       const node = stack.pop()!
       const base = node * 4
       nodes[base + 2] = conditions.length
-      // Strings that end here come first in the run.
-      while (first < end && texts[order[first]].length === depth) conditions.push(this.filed[order[first++]])
+      // The string that ends here, if any, comes first in the run.
+      if (first < end && texts[first].length === depth) {
+        const filed = byText.get(texts[first++])!
+        if (typeof filed === 'number') conditions.push(filed)
+        else for (const condition of filed) conditions.push(condition)
+      }
       nodes[base + 3] = conditions.length
       nodes[base] = codes.length
       while (first < end) {
-        const code = unit(texts[order[first]], depth)
+        const code = texts[first].charCodeAt(depth)
         let next = first + 1
-        while (next < end && unit(texts[order[next]], depth) === code) next++
+        while (next < end && texts[next].charCodeAt(depth) === code) next++
         const child = nodes.length / 4
         nodes.push(0, 0, 0, 0)
         codes.push(code)
@@ -800,10 +810,10 @@ class Trie {
       }
       nodes[base + 1] = codes.length
     }
-    this.nodes = Int32Array.from(nodes)
-    this.codes = Uint16Array.from(codes)
-    this.targets = Int32Array.from(targets)
-    this.conditions = Int32Array.from(conditions)
+    this.nodes = new Int32Array(nodes)
+    this.codes = new Uint16Array(codes)
+    this.targets = new Int32Array(targets)
+    this.conditions = new Int32Array(conditions)
     this.texts = []
     this.filed = []
   }
@@ -872,7 +882,7 @@ class RangeIndex {
       if (Number.isFinite(range.low)) bounds.add(range.low)
       if (Number.isFinite(range.high)) bounds.add(range.high)
     }
-    this.bounds = Float64Array.from(bounds).sort()
+    this.bounds = new Float64Array([...bounds]).sort()
     const slots = 2 * this.bounds.length + 1
     const firsts = new Int32Array(this.ranges.length)
     const lasts = new Int32Array(this.ranges.length)
@@ -946,6 +956,20 @@ class RangeIndex {
       else high = middle
     }
     return low
+  }
+}
+
+/** Sorts the first `count` numbers in place (few, as a rule: by insertion). */
+function sortStart(numbers: Int32Array, count: number): void {
+  if (count > 16) {
+    numbers.subarray(0, count).sort()
+    return
+  }
+  for (let i = 1; i < count; i++) {
+    const value = numbers[i]
+    let j = i - 1
+    for (; j >= 0 && numbers[j] > value; j--) numbers[j + 1] = numbers[j]
+    numbers[j + 1] = value
   }
 }
 
