@@ -1,8 +1,9 @@
 import type {Statement, Transaction} from 'better-sqlite3'
 
-import {closeSync, statfsSync, statSync, writeSync} from 'node:fs'
+import {closeSync, constants, fdatasyncSync, statfsSync, statSync, writeSync} from 'node:fs'
 
 import {BUSY_TIMEOUT_MS, type Db, storeError} from '../store/database.js'
+import {openNoFollow} from '../no-follow.js'
 import {openSignalFile} from './change-notifier.js'
 
 const SIGNAL_BYTE = Buffer.from('.')
@@ -44,6 +45,10 @@ export class Sql {
    */
   private readonly inTransaction: Transaction<(fn: () => unknown) => unknown>
   private signalFd?: number | false
+  /** The WAL, opened at the first commit and synced after each (see commit). */
+  private walFd?: number
+  /** Whether the database is in WAL mode, where commits release the lock before their sync. */
+  private readonly earlyRelease: boolean
   private nextDiskCheck = 0
 
   constructor(
@@ -53,6 +58,7 @@ export class Sql {
     private readonly signalFile?: string,
   ) {
     this.inTransaction = db.transaction((fn: () => unknown) => fn())
+    this.earlyRelease = db.pragma('journal_mode', {simple: true}) === 'wal'
   }
 
   /** A prepared statement, compiled once per connection. */
@@ -120,11 +126,32 @@ export class Sql {
     }
   }
 
+  /**
+   * Commits `fn`'s transaction, then makes it durable. The commit itself is written with
+   * `synchronous = NORMAL` (frames appended to the WAL, no sync), so the write lock is released at
+   * once; then waiting consumers are signalled, and the WAL is synced (`fdatasync`) before this
+   * returns. A caller is told of its write only once it is on disk, as with `synchronous = FULL`,
+   * but other processes take their turn on the lock, and a woken consumer starts its own
+   * transaction, while this sync runs. Every write transaction ends with such a sync, also one
+   * that changed nothing (a publish that found its dedup id already stored answers from what it
+   * read): the WAL is one sequence, so a sync makes every earlier commit durable too, and nobody
+   * reports or prints what they read or wrote before the commits it depends on are on disk. See
+   * ARCHITECTURE.md, "Durability".
+   */
   private commit<T>(fn: () => T): T {
     const before = this.totalChanges()
     const result = this.beginWrite(fn)
     if (this.totalChanges() !== before) this.signal()
+    if (this.earlyRelease) this.syncWal()
     return result
+  }
+
+  /** Syncs the WAL: every commit written to it so far, by any process, is on disk after this. */
+  private syncWal(): void {
+    // The WAL stays the same file while this connection is open (SQLite deletes it only when the
+    // last connection closes), so one descriptor serves the connection's life.
+    this.walFd ??= openNoFollow(`${this.db.name}-wal`, constants.O_RDONLY)
+    fdatasyncSync(this.walFd)
   }
 
   /**
@@ -143,8 +170,9 @@ export class Sql {
       return fn()
     }
     const started = performance.now()
-    // Not a statement kept prepared: SQLite applies this pragma when it is prepared.
+    // Not statements kept prepared: SQLite applies these pragmas when they are prepared.
     this.db.pragma('busy_timeout = 0')
+    if (this.earlyRelease) this.db.pragma('synchronous = NORMAL')
     try {
       for (;;) {
         try {
@@ -157,8 +185,10 @@ export class Sql {
         }
       }
     } finally {
-      // Reads and checkpoints keep SQLite's busy handler.
+      // Reads and checkpoints keep SQLite's busy handler; anything committed outside write() (the
+      // migrations) syncs inside its commit.
       this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`)
+      if (this.earlyRelease) this.db.pragma('synchronous = FULL')
     }
   }
 
@@ -222,6 +252,8 @@ export class Sql {
   close(): void {
     if (typeof this.signalFd === 'number') closeSync(this.signalFd)
     this.signalFd = false
+    if (this.walFd !== undefined) closeSync(this.walFd)
+    this.walFd = undefined
   }
 
   /** Inside a write: runs `fn` in a SAVEPOINT, so its failure undoes only its own changes. */

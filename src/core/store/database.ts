@@ -80,8 +80,8 @@ function installedVersion(root: string): string | undefined {
  * process re-creates it: 4 fsyncs on top of the commit's own. Left open, the WAL and its index stay
  * on disk as after a crash, which SQLite is built for; the next process appends to the WAL, and
  * checkpoints happen only when the WAL reaches wal_autocheckpoint pages (1,000), inside some commit.
- * Durability does not change: each commit still fsyncs the WAL (synchronous=FULL) before it
- * returns, and a checkpoint fsyncs broker.db before the WAL is reused.
+ * Durability does not change: each write still fsyncs the WAL before it returns (Sql.write; see
+ * ARCHITECTURE.md, "Durability"), and a checkpoint fsyncs broker.db before the WAL is reused.
  */
 export function leaveOpenAtExit(): void {
   closeAtRelease = false
@@ -98,7 +98,8 @@ export interface OpenOptions {
 }
 
 /**
- * Opens (creating if needed) the broker database in `home`: WAL, synchronous=FULL, busy timeout,
+ * Opens (creating if needed) the broker database in `home`: WAL, synchronous=FULL (Sql.write
+ * commits with NORMAL and syncs itself), busy timeout,
  * migrations. Every failure becomes a StoreError that names the folder and what to do.
  */
 export function openDatabase(home: string, options: OpenOptions = {}): Db {

@@ -1,0 +1,114 @@
+import {expect} from 'chai'
+import {execFile, execFileSync} from 'node:child_process'
+import {readFileSync} from 'node:fs'
+import {join} from 'node:path'
+import {promisify} from 'node:util'
+
+import {BIN, mq, tempHome} from '../helpers.js'
+
+/** Whether strace runs here; under CI its absence is a failure (.ci/run installs it). */
+function needsStrace(context: Mocha.Context): void {
+  try {
+    execFileSync('strace', ['-V'], {stdio: 'ignore'})
+  } catch {
+    if (process.env.CI) throw new Error('strace is not installed: the durability tests need it (.ci/run installs it)')
+    context.skip()
+  }
+}
+
+interface Traced {
+  stdout: string
+  /** The system calls that touch the WAL or stdout, in the order they completed. */
+  calls: {call: 'wal-write' | 'wal-sync' | 'stdout'; line: string}[]
+}
+
+/** Runs `mq args` under strace and lists its WAL writes, WAL syncs and writes to stdout. */
+async function traced(home: string, args: string[]): Promise<Traced> {
+  const log = join(home, `strace.${Math.random().toString(36).slice(2)}`)
+  const {stdout} = await promisify(execFile)(
+    'strace',
+    [
+      '-f',
+      '-qq',
+      '-e',
+      'trace=openat,pwrite64,write,writev,fdatasync,fsync',
+      '-o',
+      log,
+      process.execPath,
+      BIN,
+      ...args,
+    ],
+    {env: {...process.env, MQ_HOME: home}},
+  )
+  const walFds = new Set<string>()
+  const unfinished = new Map<string, string>() // pid → the call's start, until it is resumed
+  const calls: Traced['calls'] = []
+  for (const raw of readFileSync(log, 'utf8').split('\n')) {
+    const match = /^(\d+)\s+(.*)$/.exec(raw)
+    if (!match) continue
+    const [, pid, rest] = match
+    let line = rest
+    if (line.endsWith('<unfinished ...>')) {
+      unfinished.set(pid, line.slice(0, -'<unfinished ...>'.length))
+      continue
+    }
+    const resumed = /^<\.\.\. \w+ resumed>(.*)$/.exec(line)
+    if (resumed) {
+      line = (unfinished.get(pid) ?? '') + resumed[1]
+      unfinished.delete(pid)
+    }
+    const call = /^(\w+)\((\d+|AT_FDCWD)?/.exec(line)
+    if (!call) continue
+    const [, name, fd] = call
+    const result = /=\s*(-?\d+)/.exec(line.slice(line.lastIndexOf(')')))?.[1]
+    if (name === 'openat' && /-wal"/.test(line) && result !== undefined && Number(result) >= 0) walFds.add(result)
+    else if (name === 'pwrite64' && walFds.has(fd)) calls.push({call: 'wal-write', line})
+    else if ((name === 'fdatasync' || name === 'fsync') && walFds.has(fd)) calls.push({call: 'wal-sync', line})
+    else if ((name === 'write' || name === 'writev') && fd === '1') calls.push({call: 'stdout', line})
+  }
+  return {stdout, calls}
+}
+
+/** Asserts that the first write to stdout comes after a WAL sync that follows the last WAL write before it. */
+function expectSyncedBeforeOutput({calls}: Traced, wroteItself: boolean): void {
+  const output = calls.findIndex((c) => c.call === 'stdout')
+  expect(output, 'the command printed nothing').to.be.greaterThan(-1)
+  const before = calls.slice(0, output)
+  const lastWrite = before.map((c) => c.call).lastIndexOf('wal-write')
+  if (wroteItself) expect(lastWrite, 'the command wrote nothing to the WAL').to.be.greaterThan(-1)
+  const syncs = before.slice(lastWrite + 1).filter((c) => c.call === 'wal-sync')
+  const trace = calls.map((c) => c.line).join('\n')
+  expect(syncs.length, `no WAL sync between the last WAL write and the output:\n${trace}`).to.be.greaterThan(0)
+}
+
+describe('durability: nothing is reported before it is on disk', function () {
+  this.timeout(60_000)
+
+  beforeEach(function () {
+    needsStrace(this)
+  })
+
+  it('publish prints the id only after the WAL holding the message was synced', async () => {
+    const home = tempHome()
+    await mq(['publish', 'q', 'warm-up'], {home}) // the broker and its WAL exist
+    const run = await traced(home, ['publish', 'q', 'hello'])
+    expect(run.stdout.trim()).to.match(/^\d+$/)
+    expectSyncedBeforeOutput(run, true)
+  })
+
+  it('an auto-ack consume prints the message only after its removal was synced (at most once)', async () => {
+    const home = tempHome()
+    await mq(['publish', 'q', 'hello'], {home})
+    const run = await traced(home, ['consume', 'q'])
+    expect(run.stdout).to.equal('hello\n')
+    expectSyncedBeforeOutput(run, true)
+  })
+
+  it('a publish answered by dedup (it writes nothing) still syncs before it answers', async () => {
+    const home = tempHome()
+    const first = await mq(['publish', 'q', 'hello', '--dedup-id', 'x'], {home})
+    const run = await traced(home, ['publish', 'q', 'hello', '--dedup-id', 'x'])
+    expect(run.stdout.trim()).to.equal(first.stdout.trim())
+    expectSyncedBeforeOutput(run, false)
+  })
+})
