@@ -5,13 +5,17 @@ import {
   linkSync,
   lstatSync,
   openSync,
+  readdirSync,
   readFileSync,
   renameSync,
   rmSync,
   writeSync,
 } from 'node:fs'
 
+import {basename, dirname, join} from 'node:path'
+
 import {StoreError} from './errors.js'
+import {isProcessAlive} from './process-alive.js'
 
 /**
  * Files of the broker folder are opened without following a symbolic link in their place: a
@@ -66,6 +70,7 @@ let temporaries = 0
  */
 export function writeNoFollow(path: string, text: string, options: {exclusive?: boolean} = {}): void {
   if (!options.exclusive) refuseLinks(path) // rename would replace a link rather than refuse it
+  removeDeadTemporaries(path)
   const temporary = `${path}.${process.pid}.${++temporaries}.tmp`
   const fd = openNoFollow(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL)
   try {
@@ -80,6 +85,27 @@ export function writeNoFollow(path: string, text: string, options: {exclusive?: 
     else renameSync(temporary, path)
   } finally {
     rmSync(temporary, {force: true})
+  }
+}
+
+/**
+ * Removes the temporaries of `path` that processes which have since died left behind (killed
+ * between writing one and putting it in place): `<name>.<pid>.<n>.tmp` whose pid is not running.
+ */
+function removeDeadTemporaries(path: string): void {
+  const prefix = `${basename(path)}.`
+  let names: string[]
+  try {
+    names = readdirSync(dirname(path))
+  } catch {
+    return // the caller's own open says what is wrong with the folder
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix) || !name.endsWith('.tmp')) continue
+    const pid = /^(\d+)\.\d+\.tmp$/.exec(name.slice(prefix.length))?.[1]
+    if (pid !== undefined && Number(pid) !== process.pid && !isProcessAlive(Number(pid))) {
+      rmSync(join(dirname(path), name), {force: true})
+    }
   }
 }
 

@@ -1,14 +1,4 @@
-import {
-  closeSync,
-  constants,
-  fchmodSync,
-  lstatSync,
-  mkdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  type Stats,
-} from 'node:fs'
+import {closeSync, constants, fchmodSync, lstatSync, mkdirSync, readFileSync, rmSync, type Stats} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 
@@ -182,11 +172,9 @@ export function daemonToken(home: string): string {
   } finally {
     closeSync(fd)
   }
-  // Written whole under another name, then renamed: a crash never leaves a short token behind.
+  // Written whole under another name, then renamed (writeNoFollow): a crash never leaves a short
+  // token behind.
   const token = lazyCrypto().randomBytes(32).toString('hex')
-  const temporary = `${path}.${process.pid}`
-  rmSync(temporary, {force: true})
-  writeNoFollow(temporary, `${token}\n`, {exclusive: true})
-  renameSync(temporary, path)
+  writeNoFollow(path, `${token}\n`)
   return token
 }
