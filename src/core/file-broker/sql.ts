@@ -3,6 +3,7 @@ import type {Statement, Transaction} from 'better-sqlite3'
 import {closeSync, constants, fdatasyncSync, statfsSync, statSync, writeSync} from 'node:fs'
 
 import {BUSY_TIMEOUT_MS, type Db, storeError} from '../store/database.js'
+import {StoreError} from '../errors.js'
 import {openNoFollow} from '../no-follow.js'
 import {openSignalFile} from './change-notifier.js'
 
@@ -115,22 +116,26 @@ export class Sql {
     try {
       if (this.db.inTransaction) return fn()
       this.relieveDiskPressure()
+      let result: T
       try {
-        return this.commit(fn)
+        result = this.commit(fn)
       } catch (error) {
         if (!isDiskFull(error) || this.db.inTransaction || !this.reclaimWal()) throw error
-        return this.commit(fn)
+        result = this.commit(fn)
       }
+      // After the retry above, never inside it: a failed sync must not run `fn` again.
+      if (this.earlyRelease) this.syncWal()
+      return result
     } catch (error) {
       throw storeError(error, this.where, Date.now() - started)
     }
   }
 
   /**
-   * Commits `fn`'s transaction, then makes it durable. The commit itself is written with
-   * `synchronous = NORMAL` (frames appended to the WAL, no sync), so the write lock is released at
-   * once; then waiting consumers are signalled, and the WAL is synced (`fdatasync`) before this
-   * returns. A caller is told of its write only once it is on disk, as with `synchronous = FULL`,
+   * Commits `fn`'s transaction and signals; `write` then makes it durable. The commit itself is
+   * written with `synchronous = NORMAL` (frames appended to the WAL, no sync), so the write lock
+   * is released at once; then waiting consumers are signalled, and the WAL is synced
+   * (`fdatasync`) before `write` returns. A caller is told of its write only once it is on disk, as with `synchronous = FULL`,
    * but other processes take their turn on the lock, and a woken consumer starts its own
    * transaction, while this sync runs. Every write transaction ends with such a sync, also one
    * that changed nothing (a publish that found its dedup id already stored answers from what it
@@ -142,16 +147,29 @@ export class Sql {
     const before = this.totalChanges()
     const result = this.beginWrite(fn)
     if (this.totalChanges() !== before) this.signal()
-    if (this.earlyRelease) this.syncWal()
     return result
   }
 
-  /** Syncs the WAL: every commit written to it so far, by any process, is on disk after this. */
+  /**
+   * Syncs the WAL: every commit written to it so far, by any process, is on disk after this. A
+   * failure is reported as the write's (it may be visible to others but not on disk: like a
+   * publish whose answer was lost, doing it again may make a duplicate).
+   */
   private syncWal(): void {
-    // The WAL stays the same file while this connection is open (SQLite deletes it only when the
-    // last connection closes), so one descriptor serves the connection's life.
-    this.walFd ??= openNoFollow(`${this.db.name}-wal`, constants.O_RDONLY)
-    fdatasyncSync(this.walFd)
+    try {
+      // The WAL stays the same file while this connection is open (SQLite deletes it only when the
+      // last connection closes), so one descriptor serves the connection's life.
+      this.walFd ??= openNoFollow(`${this.db.name}-wal`, constants.O_RDONLY)
+      fdatasyncSync(this.walFd)
+    } catch (error) {
+      if (error instanceof StoreError) throw error // a link in the WAL's place
+      const {code, message} = error as NodeJS.ErrnoException
+      throw new StoreError(`the last write to ${this.where} may not be on disk: syncing its WAL failed (${message})`, {
+        cause: error,
+        code: code === 'ENOSPC' ? 'disk_full' : 'io',
+        hint: 'check the disk; what the command did may or may not have been kept',
+      })
+    }
   }
 
   /**
