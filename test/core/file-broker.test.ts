@@ -9,7 +9,7 @@ import {StoreError} from '../../src/core/errors.js'
 import {FileBroker} from '../../src/core/file-broker/index.js'
 import {Sql} from '../../src/core/file-broker/sql.js'
 import {BUSY_TIMEOUT_MS, openDatabase} from '../../src/core/store/database.js'
-import {ROOT, tempHome} from '../helpers.js'
+import {ROOT, sleep, tempHome} from '../helpers.js'
 import {brokerConformance} from './broker-conformance.js'
 
 brokerConformance('file broker', async () => new FileBroker(tempHome()))
@@ -144,5 +144,47 @@ describe('retry backoff', () => {
     } finally {
       await broker.close()
     }
+  })
+})
+
+describe('leases and acks', () => {
+  it('acks receipts by lease token: an older delivery’s receipt and a repeated one in the same batch are stale', async () => {
+    const broker = new FileBroker(tempHome())
+    try {
+      await broker.publish('jobs', [{body: 'a'}, {body: 'b'}, {body: 'c'}])
+      const first = await broker.receive('jobs', {max: 3, autoAck: false, visibilityTimeoutMs: 1})
+      await sleep(5)
+      // Redelivered: new leases (one token for the batch); the first receipts are stale now.
+      const second = await broker.receive('jobs', {max: 2, autoAck: false})
+      expect(second.map((d) => d.body)).to.deep.equal(['a', 'b'])
+      const [a1, b1, c1] = first.map((d) => d.receipt!)
+      const [a2, b2] = second.map((d) => d.receipt!)
+      // c1 still holds: its lease ran out but nobody took the message again.
+      expect(await broker.ack([a1, a2, b2, a2, c1, b1])).to.deep.equal(['stale', 'ok', 'ok', 'stale', 'ok', 'stale'])
+      const stats = await broker.queueStats('jobs')
+      expect([stats.depth, stats.totals.acked]).to.deep.equal([0, 3])
+    } finally {
+      await broker.close()
+    }
+  })
+
+  it('a lease transaction commits with synchronous=NORMAL; every other write with FULL', () => {
+    const home = tempHome()
+    const sql = new Sql(openDatabase(home), home)
+    const synchronous = () => sql.db.pragma('synchronous', {simple: true})
+    expect(synchronous()).to.equal(2) // FULL
+    expect(sql.write(() => synchronous(), 'lease')).to.equal(1) // NORMAL
+    expect(synchronous()).to.equal(2)
+    expect(sql.write(() => synchronous())).to.equal(2)
+    // A durable write cannot join a lease transaction, whose commit would not fsync it.
+    expect(() => sql.write(() => sql.write(() => 1), 'lease')).to.throw(/durable write cannot join/)
+    expect(() =>
+      sql.write(() => {
+        throw new Error('failed')
+      }, 'lease'),
+    ).to.throw(/failed/)
+    expect(synchronous()).to.equal(2)
+    sql.close()
+    sql.db.close()
   })
 })

@@ -55,7 +55,7 @@ import {SqliteEventJournal} from './event-journal.js'
 import {DeadLetters} from './dead-letters.js'
 import {Publisher, type PublishStep} from './publisher.js'
 import {parseReceipts} from './receipts.js'
-import {Sql} from './sql.js'
+import {type Durability, Sql} from './sql.js'
 import {checkBodySizes, differingSettings, validateMessages} from './validation.js'
 import {FileSubscription, SubscriptionReader} from './subscription-reader.js'
 import {type SubscriptionRow, SubscriptionStore} from './subscription-store.js'
@@ -336,7 +336,9 @@ export class FileBroker implements Broker {
       const queue = this.sql.read(() => this.destinations.queue(queueName))
       if (!queue) return {deliveries: [], nextDueAt: Number.POSITIVE_INFINITY}
       const deliverable = this.sql.read(() => this.queues.hasDeliverable(queue.id, Date.now()))
-      const deliveries = deliverable ? this.sql.write(() => this.takeFromQueue(queueName, {...options, max})) : []
+      const deliveries = deliverable
+        ? this.sql.write(() => this.takeFromQueue(queueName, {...options, max}), takeDurability(options))
+        : []
       return {deliveries, nextDueAt: deliveries.length > 0 ? 0 : this.sql.read(() => this.queues.nextDueAt(queue.id))}
     })
   }
@@ -534,7 +536,9 @@ export class FileBroker implements Broker {
   receiveSubscription(destId: number, options: ReceiveOptions): Promise<Delivery[]> {
     return this.poll(options, (max) => {
       const deliverable = this.sql.read(() => this.reader.hasDeliverable(destId))
-      const deliveries = deliverable ? this.sql.write(() => this.reader.take(destId, {...options, max})) : []
+      const deliveries = deliverable
+        ? this.sql.write(() => this.reader.take(destId, {...options, max}), takeDurability(options))
+        : []
       return {deliveries, nextDueAt: deliveries.length > 0 ? 0 : this.sql.read(() => this.queues.nextDueAt(destId))}
     })
   }
@@ -686,6 +690,15 @@ export class FileBroker implements Broker {
  * acks, which free space, go on in smaller steps. Each receipt's outcome stands on its own, so
  * settling a list in chunks is the same as settling it at once.
  */
+/**
+ * A manual-ack receive commits its leases without an fsync: lost in a power cut, they leave the
+ * messages ready again, which at-least-once delivery allows (ARCHITECTURE.md, "Leases are not
+ * fsynced"). An auto-acked receive deletes what it prints (at most once): that must not come back.
+ */
+function takeDurability(options: ReceiveOptions): Durability {
+  return options.autoAck ? 'durable' : 'lease'
+}
+
 function inSmallerChunksWhileDiskFull<T, R>(items: T[], run: (chunk: T[]) => R[]): R[] {
   try {
     return run(items)

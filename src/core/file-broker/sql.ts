@@ -31,6 +31,9 @@ const MAX_LOCK_PAUSE_MS = 2
 /** A word to sleep on with Atomics.wait: a synchronous pause shorter than a millisecond. */
 const PAUSE = new Int32Array(new SharedArrayBuffer(4))
 
+/** Whether a commit must be on disk when `Sql.write` returns; see there. */
+export type Durability = 'durable' | 'lease'
+
 /**
  * A connection with a statement cache and write transactions that always start with
  * `BEGIN IMMEDIATE`, so concurrent processes queue on the write lock instead of failing with
@@ -45,6 +48,8 @@ export class Sql {
   private readonly inTransaction: Transaction<(fn: () => unknown) => unknown>
   private signalFd?: number | false
   private nextDiskCheck = 0
+  /** Inside a transaction that commits without an fsync (see write). */
+  private leaseCommit = false
 
   constructor(
     readonly db: Db,
@@ -103,26 +108,48 @@ export class Sql {
    * Runs `fn` in one `BEGIN IMMEDIATE` transaction (nested calls join the outer one). On a full
    * disk `fn` may run a second time after the first attempt was rolled back: keep its effects
    * inside the database.
+   *
+   * `durability`: `'durable'` (the default) commits with synchronous=FULL, an fsync of the WAL, so
+   * the commit survives a power cut once `write` returns. `'lease'` commits without that fsync
+   * (synchronous=NORMAL): only for a transaction whose loss in a power cut is harmless, as that of
+   * a manual-ack receive (ARCHITECTURE.md, "Leases are not fsynced"). It is made durable by the next
+   * durable commit of any connection, since WAL frames reach the disk in order.
    */
-  write<T>(fn: () => T): T {
+  write<T>(fn: () => T, durability: Durability = 'durable'): T {
     const started = Date.now()
     try {
-      if (this.db.inTransaction) return fn()
+      if (this.db.inTransaction) {
+        // The synchronous setting cannot change inside a transaction: a durable write may not
+        // join one that will commit without its fsync.
+        if (durability === 'durable' && this.leaseCommit)
+          throw new Error('a durable write cannot join a lease transaction')
+        return fn()
+      }
       this.relieveDiskPressure()
       try {
-        return this.commit(fn)
+        return this.commit(fn, durability)
       } catch (error) {
         if (!isDiskFull(error) || this.db.inTransaction || !this.reclaimWal()) throw error
-        return this.commit(fn)
+        return this.commit(fn, durability)
       }
     } catch (error) {
       throw storeError(error, this.where, Date.now() - started)
     }
   }
 
-  private commit<T>(fn: () => T): T {
+  private commit<T>(fn: () => T, durability: Durability): T {
     const before = this.totalChanges()
-    const result = this.beginWrite(fn)
+    const lease = durability === 'lease'
+    // Applied when the pragma is prepared, as busy_timeout below: not a statement kept prepared.
+    if (lease) this.db.pragma('synchronous = NORMAL')
+    this.leaseCommit = lease
+    let result: T
+    try {
+      result = this.beginWrite(fn)
+    } finally {
+      this.leaseCommit = false
+      if (lease) this.db.pragma('synchronous = FULL')
+    }
     if (this.totalChanges() !== before) this.signal()
     return result
   }
