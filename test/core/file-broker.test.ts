@@ -168,6 +168,44 @@ describe('leases and acks', () => {
     }
   })
 
+  it('an ack waiting for another process’s write lock settles the receipts that arrive meanwhile in the same batch', async () => {
+    const home = tempHome()
+    const broker = new FileBroker(home)
+    try {
+      await broker.publish('jobs', [{body: 'a'}, {body: 'b'}, {body: 'c'}])
+      const [a, b, c] = (await broker.receive('jobs', {max: 3, autoAck: false})).map((d) => d.receipt!)
+      await broker.ack([c])
+      // Another process holds the write lock until it reads a line.
+      const holder = spawn(
+        process.execPath,
+        [
+          '-e',
+          `const db = new (require('better-sqlite3'))(process.argv[1])
+           db.exec('BEGIN IMMEDIATE'); console.log('locked')
+           process.stdin.once('data', () => { db.exec('COMMIT'); db.close(); process.exit(0) })`,
+          join(home, 'broker.db'),
+        ],
+        {cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit']},
+      )
+      const exited = new Promise((resolve) => holder.on('exit', resolve))
+      await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()))
+      const asked: string[][] = []
+      const more = () => {
+        // Called while the ack waits: b (and the stale c) arrive now; then the lock is let go.
+        const arrived = asked.length === 0 ? [b, c] : []
+        asked.push(arrived)
+        if (asked.length === 1) holder.stdin.write('go\n')
+        return arrived
+      }
+      expect(await broker.ack([a], {more})).to.deep.equal(['ok', 'ok', 'stale'])
+      expect(asked[0]).to.deep.equal([b, c])
+      expect(await exited).to.equal(0)
+      expect((await broker.queueStats('jobs')).depth).to.equal(0)
+    } finally {
+      await broker.close()
+    }
+  })
+
   it('a lease transaction commits with synchronous=NORMAL; every other write with FULL', () => {
     const home = tempHome()
     const sql = new Sql(openDatabase(home), home)

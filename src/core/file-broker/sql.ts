@@ -31,6 +31,18 @@ const MAX_LOCK_PAUSE_MS = 2
 /** A word to sleep on with Atomics.wait: a synchronous pause shorter than a millisecond. */
 const PAUSE = new Int32Array(new SharedArrayBuffer(4))
 
+/** What `Sql.writeIfFree` met instead of a free write lock. */
+const LOCKED: unique symbol = Symbol('locked')
+
+/**
+ * Sleeps before the next try for another process's write lock, having waited `waitedMs` of at most
+ * `waitMs`: a tenth of the time waited so far, from 50 µs to 2 ms (see Sql.beginWrite).
+ */
+export function pauseForLock(waitedMs: number, waitMs = BUSY_TIMEOUT_MS): void {
+  const pause = Math.min(MAX_LOCK_PAUSE_MS, Math.max(MIN_LOCK_PAUSE_MS, waitedMs / 10))
+  Atomics.wait(PAUSE, 0, 0, Math.max(0, Math.min(pause, waitMs - waitedMs)))
+}
+
 /** Whether a commit must be on disk when `Sql.write` returns; see there. */
 export type Durability = 'durable' | 'lease'
 
@@ -116,6 +128,21 @@ export class Sql {
    * durable commit of any connection, since WAL frames reach the disk in order.
    */
   write<T>(fn: () => T, durability: Durability = 'durable'): T {
+    return this.writing(fn, durability, BUSY_TIMEOUT_MS) as T
+  }
+
+  /**
+   * As `write`, but only if no other process holds the write lock now: undefined, having done
+   * nothing, if one does. For a caller that has something better to do than wait (see
+   * `FileBroker.ack`).
+   */
+  writeIfFree<T>(fn: () => T, durability: Durability = 'durable'): {value: T} | undefined {
+    const result = this.writing(fn, durability, 0)
+    return result === LOCKED ? undefined : {value: result as T}
+  }
+
+  /** `write` waiting up to `waitMs` for the lock (0: not at all, LOCKED when it is held). */
+  private writing<T>(fn: () => T, durability: Durability, waitMs: number): T | typeof LOCKED {
     const started = Date.now()
     try {
       if (this.db.inTransaction) {
@@ -127,30 +154,30 @@ export class Sql {
       }
       this.relieveDiskPressure()
       try {
-        return this.commit(fn, durability)
+        return this.commit(fn, durability, waitMs)
       } catch (error) {
         if (!isDiskFull(error) || this.db.inTransaction || !this.reclaimWal()) throw error
-        return this.commit(fn, durability)
+        return this.commit(fn, durability, waitMs)
       }
     } catch (error) {
       throw storeError(error, this.where, Date.now() - started)
     }
   }
 
-  private commit<T>(fn: () => T, durability: Durability): T {
+  private commit<T>(fn: () => T, durability: Durability, waitMs: number): T | typeof LOCKED {
     const before = this.totalChanges()
     const lease = durability === 'lease'
     // Applied when the pragma is prepared, as busy_timeout below: not a statement kept prepared.
     if (lease) this.db.pragma('synchronous = NORMAL')
     this.leaseCommit = lease
-    let result: T
+    let result: T | typeof LOCKED
     try {
-      result = this.beginWrite(fn)
+      result = this.beginWrite(fn, waitMs)
     } finally {
       this.leaseCommit = false
       if (lease) this.db.pragma('synchronous = FULL')
     }
-    if (this.totalChanges() !== before) this.signal()
+    if (result !== LOCKED && this.totalChanges() !== before) this.signal()
     return result
   }
 
@@ -160,10 +187,11 @@ export class Sql {
    * two processes taking turns (`consume --ack manual | … | mq ack`) spent half their time asleep
    * on locks held for a few milliseconds. Here the lock is tried with the busy handler off and tried
    * again after a pause of a tenth of the time waited so far (50 µs to 2 ms): at most about a
-   * tenth late, in a few dozen tries per wait. After BUSY_TIMEOUT_MS the lock error goes up as
-   * before. Only the BEGIN is retried: once `fn` ran, its failure is final.
+   * tenth late, in a few dozen tries per wait. After `waitMs` (BUSY_TIMEOUT_MS for `write`) the
+   * lock error goes up as before; with `waitMs` 0, LOCKED comes back at once instead. Only the BEGIN
+   * is retried: once `fn` ran, its failure is final.
    */
-  private beginWrite<T>(fn: () => T): T {
+  private beginWrite<T>(fn: () => T, waitMs: number): T | typeof LOCKED {
     let entered = false
     const body = () => {
       entered = true
@@ -178,9 +206,10 @@ export class Sql {
           return this.inTransaction.immediate(body) as T
         } catch (error) {
           const waited = performance.now() - started
-          if (entered || !isBusy(error) || waited >= BUSY_TIMEOUT_MS) throw error
-          const pause = Math.min(MAX_LOCK_PAUSE_MS, Math.max(MIN_LOCK_PAUSE_MS, waited / 10))
-          Atomics.wait(PAUSE, 0, 0, Math.min(pause, BUSY_TIMEOUT_MS - waited))
+          if (entered || !isBusy(error)) throw error
+          if (waitMs === 0) return LOCKED
+          if (waited >= waitMs) throw error
+          pauseForLock(waited, waitMs)
         }
       }
     } finally {
