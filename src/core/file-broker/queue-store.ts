@@ -270,24 +270,24 @@ export class QueueStore {
         'DELETE FROM messages WHERE id IN (SELECT value FROM json_each(?)) AND lease_token = ? AND state < 2 RETURNING id, dest_id',
       )
       .raw(true)
-    /** Each deleted row: the token that deleted it and its queue (or subscription). */
-    const removed = new Map<number, {token: string; destId: number}>()
-    for (const [token, ids] of idsByToken) {
-      for (const [id, destId] of remove.all(JSON.stringify(ids), token) as [number, number][])
-        removed.set(id, {token, destId})
-    }
+    /** The token that deleted each deleted row. */
+    const removed = new Map<number, string>()
+    /** Rows deleted per queue (or subscription). */
     const acked = new Map<number, number>()
+    for (const [token, ids] of idsByToken) {
+      for (const [id, destId] of remove.all(JSON.stringify(ids), token) as [number, number][]) {
+        removed.set(id, token)
+        acked.set(destId, (acked.get(destId) ?? 0) + 1)
+      }
+    }
+    for (const [destId, count] of acked) this.destinations.bump(destId, 'acked_total', count)
     // A row is acked by the first receipt that names it with its token; any other is stale (an
     // older delivery's receipt, or the same receipt given twice).
-    const outcomes = receipts.map(({messageId, token}) => {
-      const row = removed.get(messageId)
-      if (row?.token !== token) return 'stale' as const
+    return receipts.map(({messageId, token}) => {
+      if (removed.get(messageId) !== token) return 'stale' as const
       removed.delete(messageId)
-      acked.set(row.destId, (acked.get(row.destId) ?? 0) + 1)
       return 'ok' as const
     })
-    for (const [destId, count] of acked) this.destinations.bump(destId, 'acked_total', count)
-    return outcomes
   }
 
   /** Releases a delivery for redelivery (after a delay), or dead-letters it. */
