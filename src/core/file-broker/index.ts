@@ -50,7 +50,7 @@ import {closeDatabase, openDatabase} from '../store/database.js'
 import {refuseLinks} from '../no-follow.js'
 import {ChangeNotifier, FALLBACK_POLL_MS, SIGNAL_FILE} from './change-notifier.js'
 import {type DestinationRow, Destinations, resolveQueueSettings, resolveTopicSettings} from './destinations.js'
-import {decodeHeaders, QueueStore} from './queue-store.js'
+import {decodeHeaders, QueueStore, type TakenRow} from './queue-store.js'
 import type {EventJournal} from '../engine/journal.js'
 import {SqliteEventJournal} from './event-journal.js'
 import {DeadLetters} from './dead-letters.js'
@@ -339,28 +339,30 @@ export class FileBroker implements Broker {
       const queue = this.sql.read(() => this.destinations.queue(queueName))
       if (!queue) return {deliveries: [], nextDueAt: Number.POSITIVE_INFINITY}
       const deliverable = this.sql.read(() => this.queues.hasDeliverable(queue.id, Date.now()))
-      const deliveries = deliverable
+      // The rows become deliveries after the commit: the write lock is held for the SQL only.
+      const rows = deliverable
         ? this.sql.write(() => this.takeFromQueue(queueName, {...options, max}), takeDurability(options))
         : []
+      const deliveries = rows.map((row) => ({
+        id: String(row.id),
+        queue: queueName,
+        body: row.body,
+        headers: decodeHeaders(row.headers),
+        attempt: row.attempts,
+        receipt: row.receipt,
+        publishedAt: row.published_at,
+        priority: row.priority,
+        expiresAt: row.expires_at ?? undefined,
+      }))
       return {deliveries, nextDueAt: deliveries.length > 0 ? 0 : this.sql.read(() => this.queues.nextDueAt(queue.id))}
     })
   }
 
-  private takeFromQueue(queueName: string, options: ReceiveOptions): Delivery[] {
+  private takeFromQueue(queueName: string, options: ReceiveOptions): TakenRow[] {
     const queue = this.destinations.queue(queueName)
     if (!queue) return []
     const visibility = options.visibilityTimeoutMs ?? queue.settings.visibilityTimeoutMs
-    return this.queues.take(queue, options.max, options.autoAck, visibility, Date.now()).map((row) => ({
-      id: String(row.id),
-      queue: queue.name,
-      body: row.body,
-      headers: decodeHeaders(row.headers),
-      attempt: row.attempts,
-      receipt: row.receipt,
-      publishedAt: row.published_at,
-      priority: row.priority,
-      expiresAt: row.expires_at ?? undefined,
-    }))
+    return this.queues.take(queue, options.max, options.autoAck, visibility, Date.now())
   }
 
   async restore(deliveries: Delivery[]): Promise<void> {
