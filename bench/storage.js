@@ -42,12 +42,18 @@ function countFsyncs(args, env) {
     {env, encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe']},
   )
   if (result.status !== 0) throw new Error(`strace mq ${args.join(' ')} failed: ${result.stderr.slice(-500)}`)
+  return fsyncsIn(trace)
+}
+
+/** The fsyncs an `strace -y` output file records: of data files (the WAL, the database) and of others. */
+function fsyncsIn(trace) {
   const calls = readFileSync(trace, 'utf8')
     .split('\n')
     .filter((line) => /\b(fsync|fdatasync)\(\d+<[^>]*>\)\s*=\s*0/.test(line))
   const paths = calls.map((line) => /<([^>]*)>/.exec(line)[1])
-  const data = paths.filter((path) => /broker\.db(-wal)?$/.test(path)).length
-  return {data, other: paths.length - data, paths}
+  const wal = paths.filter((path) => path.endsWith('broker.db-wal')).length
+  const data = wal + paths.filter((path) => path.endsWith('broker.db')).length
+  return {data, wal, other: paths.length - data, paths}
 }
 
 export async function benchStorage({quick = false} = {}) {
@@ -235,6 +241,7 @@ async function benchManualAck({quick}) {
   })
   const left = JSON.parse(mq(home, ['queue', 'stats', 'jobs', '--json']).stdout).depth
   const ours = rate(N, ms)
+  pipelineFsyncs(N)
   if (!redisInstalled()) {
     report(
       'consume --ack manual --json | jq -r .receipt | mq ack',
@@ -284,6 +291,32 @@ async function benchManualAck({quick}) {
   } finally {
     await redis.stop()
   }
+}
+
+/**
+ * fsyncs of each side of the manual-ack pipeline (strace around each mq process; a run of its own,
+ * not timed): the consume side commits its leases without one (ARCHITECTURE.md, "Leases are not
+ * fsynced"), so what it has left are checkpoints; each ack commit has one.
+ */
+function pipelineFsyncs(N) {
+  if (spawnSync('strace', ['-V']).status !== 0) {
+    report('fsyncs per 1,000 messages', 'skipped: strace is not installed (apt-get install strace)', '')
+    return
+  }
+  const home = tempHome()
+  const file = join(home, 'lines.txt')
+  writeFileSync(file, Array.from({length: N}, (_, i) => `job ${i}`).join('\n') + '\n')
+  shellMs(`node ${BIN} publish jobs --lines < ${file} > /dev/null`, {MQ_HOME: home})
+  const traced = (side) => `strace -f -y -e trace=fsync,fdatasync -o ${join(home, `${side}.strace`)} node ${BIN}`
+  shellMs(`${traced('consume')} consume jobs -n ${N} --ack manual --json | jq -r .receipt | ${traced('ack')} ack`, {
+    MQ_HOME: home,
+  })
+  const perThousand = (count) => fmt((count * 1000) / N)
+  const sides = ['consume', 'ack'].map((side) => {
+    const {data, wal} = fsyncsIn(join(home, `${side}.strace`))
+    return `${side} ${perThousand(data)} (WAL ${perThousand(wal)}, database ${perThousand(data - wal)})`
+  })
+  report('fsyncs per 1,000 messages (broker.db and its WAL)', sides.join(', '), '(not timed)')
 }
 
 /**

@@ -2,20 +2,31 @@ import type {Delivery} from '../core/broker.js'
 import {formatDuration} from '../core/units.js'
 import type {ExecEvent} from '../core/exec-worker.js'
 import type {Context} from './context.js'
-import {type Style, toJson} from './output.js'
+import type {Style} from './output.js'
 
-/** The `--json` envelope of a delivery; `publish --envelopes` reads it back. */
-export function envelope(delivery: Delivery): Record<string, unknown> {
-  return {
-    id: delivery.id,
-    ...(delivery.queue === undefined ? {} : {queue: delivery.queue}),
-    ...(delivery.topic === undefined ? {} : {topic: delivery.topic}),
-    ...(delivery.subscription === undefined ? {} : {subscription: delivery.subscription}),
-    body: delivery.body,
-    headers: delivery.headers,
-    attempt: delivery.attempt,
-    ...(delivery.receipt === undefined ? {} : {receipt: delivery.receipt}),
-    publishedAt: new Date(delivery.publishedAt).toISOString(),
+/**
+ * The `--json` envelope of each delivery, one line (`publish --envelopes` reads it back): `id`,
+ * `queue` or `topic` and `subscription`, `body`, `headers`, `attempt`, `receipt` (manual ack),
+ * `publishedAt` (ISO-8601, as `toJson` writes times). Written out field by field rather than through
+ * `toJson` of an object: a stream of deliveries (`consume -n 100000 --json`) spends about a fifth
+ * of the time on it (no object per delivery, no replacer call per field, one ISO time per distinct
+ * publish time). test/commands/deliveries.test.ts checks it against `toJson`.
+ */
+export function envelopeLines(): (delivery: Delivery) => string {
+  let lastTime = Number.NaN
+  let lastIso = ''
+  return (delivery) => {
+    if (delivery.publishedAt !== lastTime) {
+      lastTime = delivery.publishedAt
+      lastIso = JSON.stringify(new Date(lastTime).toISOString())
+    }
+    let text = `{"id":${JSON.stringify(delivery.id)}`
+    if (delivery.queue !== undefined) text += `,"queue":${JSON.stringify(delivery.queue)}`
+    if (delivery.topic !== undefined) text += `,"topic":${JSON.stringify(delivery.topic)}`
+    if (delivery.subscription !== undefined) text += `,"subscription":${JSON.stringify(delivery.subscription)}`
+    text += `,"body":${JSON.stringify(delivery.body)},"headers":${JSON.stringify(delivery.headers)},"attempt":${JSON.stringify(delivery.attempt)}`
+    if (delivery.receipt !== undefined) text += `,"receipt":${JSON.stringify(delivery.receipt)}`
+    return `${text},"publishedAt":${lastIso}}`
   }
 }
 
@@ -31,6 +42,8 @@ export class DeliveryPrinter {
     private readonly leaseMs?: number,
   ) {}
 
+  private readonly jsonLine = envelopeLines()
+
   static async create(ctx: Context, leaseMs?: number): Promise<DeliveryPrinter> {
     return new DeliveryPrinter(ctx, await ctx.style(), leaseMs)
   }
@@ -38,7 +51,7 @@ export class DeliveryPrinter {
   print(deliveries: Delivery[]): void {
     const {ctx} = this
     for (const delivery of deliveries) {
-      if (ctx.json) ctx.out.line(toJson(envelope(delivery)))
+      if (ctx.json) ctx.out.line(this.jsonLine(delivery))
       else if (ctx.stdoutIsTTY) ctx.out.write(this.human(delivery))
       else {
         ctx.out.line(delivery.body)

@@ -302,6 +302,69 @@ export function parseHeaderFlags(values: string[]): Headers | undefined {
   return headers
 }
 
+/** Most receipts `receiptInbox` puts in one batch (one transaction of an ack: about 20 ms of lock). */
+const MAX_RECEIPT_BATCH = 10_000
+
+/** Receipts as they arrive (see receiptInbox). */
+export interface ReceiptInbox {
+  /** Every receipt that came and was not handed out yet, waiting only while none has; undefined at the end. */
+  next(): Promise<string[] | undefined>
+  /** Those that came since, without waiting (often none). */
+  take(): string[]
+  /** Stops reading stdin (the command ends early). */
+  stop(): void
+}
+
+/**
+ * Receipts from the arguments or stdin (receiptBatches), read in the background as they arrive, so
+ * a command that settles them takes all that came while it was busy in one batch, and one that
+ * waits (for a write lock) can take those that come meanwhile (`take`). A lone receipt is handed
+ * out as soon as its line is read. An error of the input comes after the receipts read before it.
+ */
+export function receiptInbox(argv: string[], input: Stdin): ReceiptInbox {
+  const pending: string[] = []
+  /** Receipts handed out since the last `next()`: a batch stops growing at MAX_RECEIPT_BATCH. */
+  let handedOut = 0
+  let ended = false
+  let failure: unknown
+  let wake: (() => void) | undefined
+  let room: (() => void) | undefined
+  const handOut = (max: number) => {
+    const receipts = pending.splice(0, max)
+    handedOut += receipts.length
+    room?.()
+    return receipts
+  }
+  void (async () => {
+    try {
+      for await (const batch of receiptBatches(argv, input)) {
+        for (const receipt of batch) pending.push(receipt)
+        wake?.()
+        // Reads no further ahead than a batch: a long file streams in constant memory.
+        while (pending.length >= MAX_RECEIPT_BATCH) await new Promise<void>((resolve) => (room = resolve))
+      }
+    } catch (error) {
+      failure = error
+    } finally {
+      ended = true
+      wake?.()
+    }
+  })()
+  return {
+    async next() {
+      while (pending.length === 0 && !ended) await new Promise<void>((resolve) => (wake = resolve))
+      handedOut = 0
+      if (pending.length > 0) return handOut(MAX_RECEIPT_BATCH)
+      if (failure !== undefined) throw failure
+      return undefined
+    },
+    take: () => handOut(MAX_RECEIPT_BATCH - handedOut),
+    stop() {
+      if (!ended) input.stdin.destroy()
+    },
+  }
+}
+
 /** Reads receipts from arguments, or one per stdin line when there are none. */
 export async function* receiptBatches(argv: string[], input: Stdin): AsyncGenerator<string[]> {
   if (argv.length > 0) {

@@ -266,6 +266,16 @@ export type SettleOutcome = 'ok' | 'stale'
 /** A nack either releases the message for redelivery or, out of deliveries, dead-letters it. */
 export type NackOutcome = 'released' | 'dead-lettered' | 'stale'
 
+export interface AckOptions {
+  /**
+   * Receipts that arrived since the call (a stream of them on stdin), without waiting for any: a
+   * driver that has to wait before it can settle (the file broker, for another process's write
+   * lock) may call it while it waits and settle those too, in the same commit. The outcomes then
+   * follow `receipts` and, after them, what each call returned, in order. A driver may ignore it.
+   */
+  more?: () => string[]
+}
+
 export interface NackOptions {
   delayMs?: number
   deadLetter?: boolean
@@ -383,7 +393,7 @@ export interface Broker {
   receive(queue: string, options: ReceiveOptions): Promise<Delivery[]>
 
   /** Settle receipts; each gets its own outcome, and a stale one changes nothing. */
-  ack(receipts: string[]): Promise<SettleOutcome[]>
+  ack(receipts: string[], options?: AckOptions): Promise<SettleOutcome[]>
   nack(receipts: string[], options?: NackOptions): Promise<NackOutcome[]>
   extend(receipts: string[], byMs: number): Promise<SettleOutcome[]>
   /**

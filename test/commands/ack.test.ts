@@ -1,6 +1,6 @@
 import {expect} from 'chai'
 
-import {jsonLines, run, sleep, tempHome} from '../helpers.js'
+import {jsonLines, run, sleep, start, tempHome, waitFor} from '../helpers.js'
 
 describe('manual ack, nack and extend (CLI)', () => {
   let home: string
@@ -54,6 +54,21 @@ describe('manual ack, nack and extend (CLI)', () => {
     expect(stats.inFlight).to.equal(1)
     expect((await run(['ack', second.receipt], {home})).code).to.equal(0)
     expect((await run(['ack', second.receipt], {home})).code).to.equal(5)
+  })
+
+  it('acks each receipt as its line arrives on stdin, without waiting for more or for the end', async () => {
+    await run(['publish', 'q', '--lines'], {home, input: 'a\nb\n'})
+    const [a, b] = await receiveManual('q', ['-n', '2'])
+    const depth = async () => JSON.parse((await run(['queue', 'stats', 'q', '--json'], {home})).stdout).depth
+    const ack = start(['ack', '--json'], {home, openStdin: true})
+    ack.child.stdin!.write(`${a.receipt}\n`)
+    await waitFor(async () => (await depth()) === 1, 'the first receipt to be acked while stdin stays open')
+    ack.child.stdin!.write(`${b.receipt}\n`)
+    await waitFor(async () => (await depth()) === 0, 'the second receipt to be acked')
+    ack.child.stdin!.end()
+    const out = await ack.done
+    expect(out.code, out.stderr).to.equal(0)
+    expect(JSON.parse(out.stdout)).to.deep.equal({settled: 2, stale: []})
   })
 
   it('acks the good receipts of a batch and exits 5 for the stale one', async () => {

@@ -1,7 +1,8 @@
 import Database from 'better-sqlite3'
 import {expect} from 'chai'
 import {spawn} from 'node:child_process'
-import {chmodSync, readFileSync, statSync, writeFileSync} from 'node:fs'
+import fs, {chmodSync, readFileSync, statSync, writeFileSync} from 'node:fs'
+import {syncBuiltinESMExports} from 'node:module'
 import {join} from 'node:path'
 
 import {backoffDelayMs} from '../../src/core/backoff.js'
@@ -9,7 +10,7 @@ import {StoreError} from '../../src/core/errors.js'
 import {FileBroker} from '../../src/core/file-broker/index.js'
 import {Sql} from '../../src/core/file-broker/sql.js'
 import {BUSY_TIMEOUT_MS, openDatabase} from '../../src/core/store/database.js'
-import {ROOT, tempHome} from '../helpers.js'
+import {ROOT, sleep, tempHome} from '../helpers.js'
 import {brokerConformance} from './broker-conformance.js'
 
 brokerConformance('file broker', async () => new FileBroker(tempHome()))
@@ -146,3 +147,109 @@ describe('retry backoff', () => {
     }
   })
 })
+
+describe('leases and acks', () => {
+  it('acks receipts by lease token: an older delivery’s receipt and a repeated one in the same batch are stale', async () => {
+    const broker = new FileBroker(tempHome())
+    try {
+      await broker.publish('jobs', [{body: 'a'}, {body: 'b'}, {body: 'c'}])
+      const first = await broker.receive('jobs', {max: 3, autoAck: false, visibilityTimeoutMs: 1})
+      await sleep(5)
+      // Redelivered: new leases (one token for the batch); the first receipts are stale now.
+      const second = await broker.receive('jobs', {max: 2, autoAck: false})
+      expect(second.map((d) => d.body)).to.deep.equal(['a', 'b'])
+      const [a1, b1, c1] = first.map((d) => d.receipt!)
+      const [a2, b2] = second.map((d) => d.receipt!)
+      // c1 still holds: its lease ran out but nobody took the message again.
+      expect(await broker.ack([a1, a2, b2, a2, c1, b1])).to.deep.equal(['stale', 'ok', 'ok', 'stale', 'ok', 'stale'])
+      const stats = await broker.queueStats('jobs')
+      expect([stats.depth, stats.totals.acked]).to.deep.equal([0, 3])
+    } finally {
+      await broker.close()
+    }
+  })
+
+  it('an ack waiting for another process’s write lock settles the receipts that arrive meanwhile in the same batch', async () => {
+    const home = tempHome()
+    const broker = new FileBroker(home)
+    try {
+      await broker.publish('jobs', [{body: 'a'}, {body: 'b'}, {body: 'c'}])
+      const [a, b, c] = (await broker.receive('jobs', {max: 3, autoAck: false})).map((d) => d.receipt!)
+      await broker.ack([c])
+      // Another process holds the write lock until it reads a line.
+      const holder = spawn(
+        process.execPath,
+        [
+          '-e',
+          `const db = new (require('better-sqlite3'))(process.argv[1])
+           db.exec('BEGIN IMMEDIATE'); console.log('locked')
+           process.stdin.once('data', () => { db.exec('COMMIT'); db.close(); process.exit(0) })`,
+          join(home, 'broker.db'),
+        ],
+        {cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit']},
+      )
+      const exited = new Promise((resolve) => holder.on('exit', resolve))
+      await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()))
+      const asked: string[][] = []
+      const more = () => {
+        // Called while the ack waits: b (and the stale c) arrive now; then the lock is let go.
+        const arrived = asked.length === 0 ? [b, c] : []
+        asked.push(arrived)
+        if (asked.length === 1) holder.stdin.write('go\n')
+        return arrived
+      }
+      expect(await broker.ack([a], {more})).to.deep.equal(['ok', 'ok', 'stale'])
+      expect(asked[0]).to.deep.equal([b, c])
+      expect(await exited).to.equal(0)
+      expect((await broker.queueStats('jobs')).depth).to.equal(0)
+    } finally {
+      await broker.close()
+    }
+  })
+
+  it('a write is synced before it returns, a lease transaction is not; commits never sync under the lock', () => {
+    const home = tempHome()
+    const sql = new Sql(openDatabase(home), home)
+    const synchronous = () => sql.db.pragma('synchronous', {simple: true})
+    const syncs = countSyncs()
+    try {
+      // Inside every write transaction SQLite commits without a sync (NORMAL: the lock is released
+      // at once); Sql syncs the WAL itself after the commit.
+      expect(sql.write(() => synchronous())).to.equal(1)
+      expect(syncs.count).to.equal(1)
+      expect(sql.write(() => synchronous(), 'lease')).to.equal(1)
+      expect(syncs.count).to.equal(1) // a lease is not synced of its own
+      // A durable write that joins a lease transaction makes it durable.
+      sql.write(() => sql.write(() => 1), 'lease')
+      expect(syncs.count).to.equal(2)
+      expect(() =>
+        sql.write(() => {
+          throw new Error('failed')
+        }),
+      ).to.throw(/failed/)
+      expect(syncs.count).to.equal(2) // nothing committed, nothing to sync
+      expect(synchronous()).to.equal(2) // FULL outside: what commits elsewhere (migrations) syncs itself
+    } finally {
+      syncs.restore()
+      sql.close()
+    }
+  })
+})
+
+/** Counts fdatasync calls (what Sql syncs the WAL with) until `restore`. */
+function countSyncs(): {count: number; restore: () => void} {
+  const original = fs.fdatasyncSync
+  const counter = {
+    count: 0,
+    restore: () => {
+      fs.fdatasyncSync = original
+      syncBuiltinESMExports()
+    },
+  }
+  fs.fdatasyncSync = (fd) => {
+    counter.count++
+    original(fd)
+  }
+  syncBuiltinESMExports() // the named import in sql.ts sees the counting one
+  return counter
+}

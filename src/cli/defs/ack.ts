@@ -13,6 +13,6 @@ export default defineCommand({
   args: [{name: 'receipts', summary: 'Receipts to acknowledge (default: stdin, one per line).', variadic: true}],
   flags: {},
   fast: true,
-  run: ({argv}, ctx) => settleReceipts(ctx, argv, (broker, receipts) => broker.ack(receipts)),
+  run: ({argv}, ctx) => settleReceipts(ctx, argv, (broker, receipts, more) => broker.ack(receipts, {more})),
   render: renderSettled('acked'),
 })

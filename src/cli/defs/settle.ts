@@ -1,7 +1,7 @@
 import type {ReceiptHolder} from '../../core/broker.js'
 import {StaleReceiptError} from '../../core/errors.js'
 import type {Context} from '../context.js'
-import {receiptBatches} from '../input.js'
+import {receiptInbox} from '../input.js'
 import {toJson} from '../output.js'
 
 export interface SettleSummary {
@@ -16,27 +16,39 @@ export interface SettleSummary {
 
 /**
  * The shared body of `ack`, `nack` and `extend`: receipts from the arguments or one per stdin line,
- * settled in batches (one transaction per batch read together), stale ones reported with exit 5.
+ * settled in batches (one transaction for all that arrived while the previous batch was settled;
+ * `more` hands the settle those arriving while it waits, see AckOptions), stale ones reported with
+ * exit 5.
  */
 export async function settleReceipts(
   ctx: Context,
   argv: string[],
-  settle: (holder: ReceiptHolder, receipts: string[]) => Promise<string[]>,
+  settle: (holder: ReceiptHolder, receipts: string[], more: () => string[]) => Promise<string[]>,
   options: {wantedDeadLetter?: boolean} = {},
 ): Promise<SettleSummary> {
   const holder = await ctx.receiptHolder()
   const summary: SettleSummary = {settled: 0, stale: []}
-  for await (const receipts of receiptBatches(argv, ctx)) {
-    if (receipts.length === 0) continue
-    const outcomes = await settle(holder, receipts)
-    outcomes.forEach((outcome, index) => {
-      if (outcome === 'stale') summary.stale.push(receipts[index])
-      else {
-        summary.settled++
-        if (outcome === 'dead-lettered') summary.deadLettered = (summary.deadLettered ?? 0) + 1
-        if (outcome === 'released' && options.wantedDeadLetter) summary.released = (summary.released ?? 0) + 1
-      }
-    })
+  const inbox = receiptInbox(argv, ctx)
+  try {
+    for (let receipts = await inbox.next(); receipts; receipts = await inbox.next()) {
+      const batch = receipts
+      // The outcomes follow the receipts handed over, in order: `more` adds its own to the batch.
+      const outcomes = await settle(holder, batch, () => {
+        const more = inbox.take()
+        for (const receipt of more) batch.push(receipt)
+        return more
+      })
+      outcomes.forEach((outcome, index) => {
+        if (outcome === 'stale') summary.stale.push(batch[index])
+        else {
+          summary.settled++
+          if (outcome === 'dead-lettered') summary.deadLettered = (summary.deadLettered ?? 0) + 1
+          if (outcome === 'released' && options.wantedDeadLetter) summary.released = (summary.released ?? 0) + 1
+        }
+      })
+    }
+  } finally {
+    inbox.stop()
   }
   if (summary.released)
     ctx.warn(

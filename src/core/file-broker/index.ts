@@ -1,6 +1,7 @@
 import {join} from 'node:path'
 
 import {
+  type AckOptions,
   type Broker,
   type BulkOptions,
   DEFAULT_TOPIC_SETTINGS,
@@ -49,13 +50,13 @@ import {closeDatabase, openDatabase} from '../store/database.js'
 import {refuseLinks} from '../no-follow.js'
 import {ChangeNotifier, FALLBACK_POLL_MS, SIGNAL_FILE} from './change-notifier.js'
 import {type DestinationRow, Destinations, resolveQueueSettings, resolveTopicSettings} from './destinations.js'
-import {decodeHeaders, QueueStore} from './queue-store.js'
+import {decodeHeaders, QueueStore, type TakenRow} from './queue-store.js'
 import type {EventJournal} from '../engine/journal.js'
 import {SqliteEventJournal} from './event-journal.js'
 import {DeadLetters} from './dead-letters.js'
 import {Publisher, type PublishStep} from './publisher.js'
-import {parseReceipts} from './receipts.js'
-import {Sql} from './sql.js'
+import {parseReceipts, type Receipt} from './receipts.js'
+import {type Durability, pauseForLock, Sql} from './sql.js'
 import {checkBodySizes, differingSettings, validateMessages} from './validation.js'
 import {FileSubscription, SubscriptionReader} from './subscription-reader.js'
 import {type SubscriptionRow, SubscriptionStore} from './subscription-store.js'
@@ -63,6 +64,8 @@ import {TopicStore} from './topic-store.js'
 
 /** Messages one purge transaction deletes: big enough to be quick, small enough not to hold the write lock long. */
 const PURGE_BATCH = 5_000
+/** How long an ack waiting for the write lock gathers the receipts arriving meanwhile (see ackGathering). */
+const GATHER_MS = 50
 
 export interface FileBrokerOptions {
   /** Create the folder and database if missing (default true). */
@@ -336,26 +339,30 @@ export class FileBroker implements Broker {
       const queue = this.sql.read(() => this.destinations.queue(queueName))
       if (!queue) return {deliveries: [], nextDueAt: Number.POSITIVE_INFINITY}
       const deliverable = this.sql.read(() => this.queues.hasDeliverable(queue.id, Date.now()))
-      const deliveries = deliverable ? this.sql.write(() => this.takeFromQueue(queueName, {...options, max})) : []
+      // The rows become deliveries after the commit: the write lock is held for the SQL only.
+      const rows = deliverable
+        ? this.sql.write(() => this.takeFromQueue(queueName, {...options, max}), takeDurability(options))
+        : []
+      const deliveries = rows.map((row) => ({
+        id: String(row.id),
+        queue: queueName,
+        body: row.body,
+        headers: decodeHeaders(row.headers),
+        attempt: row.attempts,
+        receipt: row.receipt,
+        publishedAt: row.published_at,
+        priority: row.priority,
+        expiresAt: row.expires_at ?? undefined,
+      }))
       return {deliveries, nextDueAt: deliveries.length > 0 ? 0 : this.sql.read(() => this.queues.nextDueAt(queue.id))}
     })
   }
 
-  private takeFromQueue(queueName: string, options: ReceiveOptions): Delivery[] {
+  private takeFromQueue(queueName: string, options: ReceiveOptions): TakenRow[] {
     const queue = this.destinations.queue(queueName)
     if (!queue) return []
     const visibility = options.visibilityTimeoutMs ?? queue.settings.visibilityTimeoutMs
-    return this.queues.take(queue, options.max, options.autoAck, visibility, Date.now()).map((row) => ({
-      id: String(row.id),
-      queue: queue.name,
-      body: row.body,
-      headers: decodeHeaders(row.headers),
-      attempt: row.attempts,
-      receipt: row.receipt,
-      publishedAt: row.published_at,
-      priority: row.priority,
-      expiresAt: row.expires_at ?? undefined,
-    }))
+    return this.queues.take(queue, options.max, options.autoAck, visibility, Date.now())
   }
 
   async restore(deliveries: Delivery[]): Promise<void> {
@@ -534,7 +541,9 @@ export class FileBroker implements Broker {
   receiveSubscription(destId: number, options: ReceiveOptions): Promise<Delivery[]> {
     return this.poll(options, (max) => {
       const deliverable = this.sql.read(() => this.reader.hasDeliverable(destId))
-      const deliveries = deliverable ? this.sql.write(() => this.reader.take(destId, {...options, max})) : []
+      const deliveries = deliverable
+        ? this.sql.write(() => this.reader.take(destId, {...options, max}), takeDurability(options))
+        : []
       return {deliveries, nextDueAt: deliveries.length > 0 ? 0 : this.sql.read(() => this.queues.nextDueAt(destId))}
     })
   }
@@ -585,11 +594,42 @@ export class FileBroker implements Broker {
     this.sql.write(() => this.subscriptions.delete(this.requireSubscription(name)))
   }
 
-  async ack(receipts: string[]): Promise<SettleOutcome[]> {
+  async ack(receipts: string[], options: AckOptions = {}): Promise<SettleOutcome[]> {
     const parsed = parseReceipts(receipts)
+    if (options.more) {
+      const outcomes = await this.ackGathering(parsed, options.more)
+      if (outcomes) return outcomes
+    }
     return this.patiently(() =>
       inSmallerChunksWhileDiskFull(parsed, (chunk) => this.sql.write(() => this.queues.ack(chunk))),
     )
+  }
+
+  /**
+   * Acks `parsed` at once if the write lock is free. While another process holds it (a consumer
+   * taking its next batch), the receipts that arrive meanwhile join `parsed` (`more`, parsed in
+   * place), so they share one commit, one fsync, instead of each batch waiting for its own: the
+   * manual-ack pipeline's two processes take turns on the lock with fewer, larger batches. After
+   * GATHER_MS of waiting (or on a full disk) it leaves them to the waiting write: undefined.
+   */
+  private async ackGathering(parsed: Receipt[], more: () => string[]): Promise<SettleOutcome[] | undefined> {
+    const started = monotonicNow()
+    for (;;) {
+      let done
+      try {
+        done = this.sql.writeIfFree(() => this.queues.ack(parsed))
+      } catch (error) {
+        if (isDiskFullError(error)) return undefined
+        throw error
+      }
+      if (done) return done.value
+      const waited = monotonicNow() - started
+      if (waited >= GATHER_MS) return undefined
+      pauseForLock(waited)
+      // The event loop reads what arrived on stdin meanwhile.
+      await new Promise((resolve) => setImmediate(resolve))
+      for (const receipt of parseReceipts(more())) parsed.push(receipt)
+    }
   }
 
   async nack(receipts: string[], options: NackOptions = {}): Promise<NackOutcome[]> {
@@ -679,6 +719,16 @@ export class FileBroker implements Broker {
     if (!row) throw new NotFoundError('subscription', name, {hint: 'see `mq subscription list`'})
     return row
   }
+}
+
+/**
+ * A manual-ack receive commits its leases without a sync of their own: lost in a power cut, they
+ * leave the messages ready again, which at-least-once delivery allows (ARCHITECTURE.md, "Leases
+ * are not synced"). An auto-acked receive deletes what it prints (at most once): that must not
+ * come back.
+ */
+function takeDurability(options: ReceiveOptions): Durability {
+  return options.autoAck ? 'durable' : 'lease'
 }
 
 /**

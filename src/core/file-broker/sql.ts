@@ -33,6 +33,21 @@ const MAX_LOCK_PAUSE_MS = 2
 /** A word to sleep on with Atomics.wait: a synchronous pause shorter than a millisecond. */
 const PAUSE = new Int32Array(new SharedArrayBuffer(4))
 
+/** What `Sql.writeIfFree` met instead of a free write lock. */
+const LOCKED: unique symbol = Symbol('locked')
+
+/**
+ * Sleeps before the next try for another process's write lock, having waited `waitedMs` of at most
+ * `waitMs`: a tenth of the time waited so far, from 50 µs to 2 ms (see Sql.beginWrite).
+ */
+export function pauseForLock(waitedMs: number, waitMs = BUSY_TIMEOUT_MS): void {
+  const pause = Math.min(MAX_LOCK_PAUSE_MS, Math.max(MIN_LOCK_PAUSE_MS, waitedMs / 10))
+  Atomics.wait(PAUSE, 0, 0, Math.max(0, Math.min(pause, waitMs - waitedMs)))
+}
+
+/** Whether a commit must be on disk when `Sql.write` returns; see there. */
+export type Durability = 'durable' | 'lease'
+
 /**
  * A connection with a statement cache and write transactions that always start with
  * `BEGIN IMMEDIATE`, so concurrent processes queue on the write lock instead of failing with
@@ -51,6 +66,8 @@ export class Sql {
   /** Whether the database is in WAL mode, where commits release the lock before their sync. */
   private readonly earlyRelease: boolean
   private nextDiskCheck = 0
+  /** Whether the transaction under way must be synced when it commits (see write). */
+  private syncOwed = true
 
   constructor(
     readonly db: Db,
@@ -110,21 +127,46 @@ export class Sql {
    * Runs `fn` in one `BEGIN IMMEDIATE` transaction (nested calls join the outer one). On a full
    * disk `fn` may run a second time after the first attempt was rolled back: keep its effects
    * inside the database.
+   *
+   * `durability`: `'durable'` (the default): the commit is on disk when `write` returns (see
+   * commit). `'lease'`: it is not synced of its own — only for a transaction whose loss in a power
+   * cut is harmless, as that of a manual-ack receive (ARCHITECTURE.md, "Leases are not synced"). It
+   * reaches the disk with the next sync of the WAL by any connection, since WAL frames are synced
+   * in order. A durable write that joins a lease transaction makes the whole transaction durable.
    */
-  write<T>(fn: () => T): T {
+  write<T>(fn: () => T, durability: Durability = 'durable'): T {
+    return this.writing(fn, durability, BUSY_TIMEOUT_MS) as T
+  }
+
+  /**
+   * As `write`, but only if no other process holds the write lock now: undefined, having done
+   * nothing, if one does. For a caller that has something better to do than wait (see
+   * `FileBroker.ack`).
+   */
+  writeIfFree<T>(fn: () => T, durability: Durability = 'durable'): {value: T} | undefined {
+    const result = this.writing(fn, durability, 0)
+    return result === LOCKED ? undefined : {value: result as T}
+  }
+
+  /** `write` waiting up to `waitMs` for the lock (0: not at all, LOCKED when it is held). */
+  private writing<T>(fn: () => T, durability: Durability, waitMs: number): T | typeof LOCKED {
     const started = Date.now()
     try {
-      if (this.db.inTransaction) return fn()
+      if (this.db.inTransaction) {
+        if (durability === 'durable') this.syncOwed = true
+        return fn()
+      }
       this.relieveDiskPressure()
-      let result: T
+      let result: T | typeof LOCKED
+      this.syncOwed = durability === 'durable' || !this.earlyRelease
       try {
-        result = this.commit(fn)
+        result = this.commit(fn, waitMs)
       } catch (error) {
         if (!isDiskFull(error) || this.db.inTransaction || !this.reclaimWal()) throw error
-        result = this.commit(fn)
+        result = this.commit(fn, waitMs)
       }
       // After the retry above, never inside it: a failed sync must not run `fn` again.
-      if (this.earlyRelease) this.syncWal()
+      if (result !== LOCKED && this.earlyRelease && this.syncOwed) this.syncWal()
       return result
     } catch (error) {
       throw storeError(error, this.where, Date.now() - started)
@@ -135,18 +177,18 @@ export class Sql {
    * Commits `fn`'s transaction and signals; `write` then makes it durable. The commit itself is
    * written with `synchronous = NORMAL` (frames appended to the WAL, no sync), so the write lock
    * is released at once; then waiting consumers are signalled, and the WAL is synced
-   * (`fdatasync`) before `write` returns. A caller is told of its write only once it is on disk, as with `synchronous = FULL`,
-   * but other processes take their turn on the lock, and a woken consumer starts its own
-   * transaction, while this sync runs. Every write transaction ends with such a sync, also one
-   * that changed nothing (a publish that found its dedup id already stored answers from what it
-   * read): the WAL is one sequence, so a sync makes every earlier commit durable too, and nobody
-   * reports or prints what they read or wrote before the commits it depends on are on disk. See
-   * ARCHITECTURE.md, "Durability".
+   * (`fdatasync`) before `write` returns. A caller is told of its write only once it is on disk,
+   * as with `synchronous = FULL`, but other processes take their turn on the lock, and a woken
+   * consumer starts its own transaction, while this sync runs. Every durable write ends with such
+   * a sync, also one that changed nothing (a publish that found its dedup id already stored
+   * answers from what it read): the WAL is one sequence, so a sync makes every earlier commit
+   * durable too, and nobody reports what they read or wrote before the commits it depends on are
+   * on disk. See ARCHITECTURE.md, "Durability".
    */
-  private commit<T>(fn: () => T): T {
+  private commit<T>(fn: () => T, waitMs: number): T | typeof LOCKED {
     const before = this.totalChanges()
-    const result = this.beginWrite(fn)
-    if (this.totalChanges() !== before) this.signal()
+    const result = this.beginWrite(fn, waitMs)
+    if (result !== LOCKED && this.totalChanges() !== before) this.signal()
     return result
   }
 
@@ -178,10 +220,11 @@ export class Sql {
    * two processes taking turns (`consume --ack manual | … | mq ack`) spent half their time asleep
    * on locks held for a few milliseconds. Here the lock is tried with the busy handler off and tried
    * again after a pause of a tenth of the time waited so far (50 µs to 2 ms): at most about a
-   * tenth late, in a few dozen tries per wait. After BUSY_TIMEOUT_MS the lock error goes up as
-   * before. Only the BEGIN is retried: once `fn` ran, its failure is final.
+   * tenth late, in a few dozen tries per wait. After `waitMs` (BUSY_TIMEOUT_MS for `write`) the
+   * lock error goes up as before; with `waitMs` 0, LOCKED comes back at once instead. Only the BEGIN
+   * is retried: once `fn` ran, its failure is final.
    */
-  private beginWrite<T>(fn: () => T): T {
+  private beginWrite<T>(fn: () => T, waitMs: number): T | typeof LOCKED {
     let entered = false
     const body = () => {
       entered = true
@@ -197,9 +240,10 @@ export class Sql {
           return this.inTransaction.immediate(body) as T
         } catch (error) {
           const waited = performance.now() - started
-          if (entered || !isBusy(error) || waited >= BUSY_TIMEOUT_MS) throw error
-          const pause = Math.min(MAX_LOCK_PAUSE_MS, Math.max(MIN_LOCK_PAUSE_MS, waited / 10))
-          Atomics.wait(PAUSE, 0, 0, Math.min(pause, BUSY_TIMEOUT_MS - waited))
+          if (entered || !isBusy(error)) throw error
+          if (waitMs === 0) return LOCKED
+          if (waited >= waitMs) throw error
+          pauseForLock(waited, waitMs)
         }
       }
     } finally {
