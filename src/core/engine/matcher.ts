@@ -707,14 +707,6 @@ function pruneMap<K>(map: Map<K, Conditions>, moved: Uint8Array): void {
   })
 }
 
-/** The positions of the conditions not marked, or undefined when none is. */
-function keptPositions(conditions: number[], moved: Uint8Array): number[] | undefined {
-  if (!conditions.some((condition) => moved[condition] === 1)) return undefined
-  const kept: number[] = []
-  for (let i = 0; i < conditions.length; i++) if (moved[conditions[i]] !== 1) kept.push(i)
-  return kept
-}
-
 function push<K>(map: Map<K, Conditions>, key: K, condition: number): void {
   map.set(key, adding(map.get(key), condition))
 }
@@ -735,12 +727,47 @@ function backwards(text: string): string {
 }
 
 /**
+ * What a trie or a range index holds while the rules are filed: items (strings, ranges), each with
+ * the condition it was filed for, until the index is laid out by its finish().
+ */
+class Filing<T> {
+  protected items: T[] = []
+  protected filed: number[] = []
+
+  add(item: T, condition: number): void {
+    this.items.push(item)
+    this.filed.push(condition)
+  }
+
+  /** Takes the conditions marked out. */
+  prune(moved: Uint8Array): void {
+    let kept = 0
+    for (let i = 0; i < this.filed.length; i++) {
+      if (moved[this.filed[i]] === 1) continue
+      this.items[kept] = this.items[i]
+      this.filed[kept++] = this.filed[i]
+    }
+    this.items.length = kept
+    this.filed.length = kept
+  }
+
+  /** Before finish(): whether nothing is filed. */
+  get empty(): boolean {
+    return this.filed.length === 0
+  }
+
+  /** Lets go of the items once laid out. */
+  protected release(): void {
+    this.items = []
+    this.filed = []
+  }
+}
+
+/**
  * Strings by UTF-16 code unit, from the start (prefixes) or from the end (suffixes): a trie laid
  * out in flat arrays once all strings are in (few objects to build, few cache lines to walk).
  */
-class Trie {
-  private texts: string[] = []
-  private filed: number[] = []
+class Trie extends Filing<string> {
   /** Per node: its first edge, its end of edges, its first condition, its end of conditions. */
   private nodes = new Int32Array(0)
   /** Per edge, ascending within a node: the code unit, and the node it leads to. */
@@ -748,30 +775,19 @@ class Trie {
   private targets = new Int32Array(0)
   private conditions = new Int32Array(0)
 
-  constructor(private readonly fromEnd: boolean) {}
+  constructor(private readonly fromEnd: boolean) {
+    super()
+  }
 
-  add(text: string, condition: number): void {
+  override add(text: string, condition: number): void {
     // Spelt in walk order: backwards for suffixes.
-    this.texts.push(this.fromEnd ? backwards(text) : text)
-    this.filed.push(condition)
-  }
-
-  prune(moved: Uint8Array): void {
-    const kept = keptPositions(this.filed, moved)
-    if (kept === undefined) return
-    this.texts = kept.map((i) => this.texts[i])
-    this.filed = kept.map((i) => this.filed[i])
-  }
-
-  /** Before finish(): whether no string is filed. */
-  get empty(): boolean {
-    return this.filed.length === 0
+    super.add(this.fromEnd ? backwards(text) : text, condition)
   }
 
   finish(): void {
     const byText = new Map<string, Conditions>()
-    for (let i = 0; i < this.texts.length; i++) {
-      byText.set(this.texts[i], adding(byText.get(this.texts[i]), this.filed[i]))
+    for (let i = 0; i < this.items.length; i++) {
+      byText.set(this.items[i], adding(byText.get(this.items[i]), this.filed[i]))
     }
     // Sorted by code unit (the default order), the strings below a node are a run; each node is a
     // range of strings at a depth.
@@ -814,8 +830,7 @@ class Trie {
     this.codes = new Uint16Array(codes)
     this.targets = new Int32Array(targets)
     this.conditions = new Int32Array(conditions)
-    this.texts = []
-    this.filed = []
+    this.release()
   }
 
   /** Reports the conditions of every stored string that starts (ends) the value. */
@@ -849,9 +864,7 @@ class Trie {
  * lists are those of a segment tree over the intervals, and a value finds its ranges in
  * O(log n + k) all the same. The lists are laid out in one flat array.
  */
-class RangeIndex {
-  private ranges: NumericRange[] = []
-  private filed: number[] = []
+class RangeIndex extends Filing<NumericRange> {
   private bounds = new Float64Array(0)
   /** 0 when each interval has its own list; else the number of leaves of the segment tree. */
   private size = 0
@@ -859,44 +872,27 @@ class RangeIndex {
   private starts = new Int32Array(0)
   private conditions = new Int32Array(0)
 
-  add(range: NumericRange, condition: number): void {
-    this.ranges.push(range)
-    this.filed.push(condition)
-  }
-
-  prune(moved: Uint8Array): void {
-    const kept = keptPositions(this.filed, moved)
-    if (kept === undefined) return
-    this.ranges = kept.map((i) => this.ranges[i])
-    this.filed = kept.map((i) => this.filed[i])
-  }
-
-  /** Before finish(): whether no range is filed. */
-  get empty(): boolean {
-    return this.filed.length === 0
-  }
-
   finish(): void {
+    const ranges = this.items
     const bounds = new Set<number>()
-    for (const range of this.ranges) {
+    for (const range of ranges) {
       if (Number.isFinite(range.low)) bounds.add(range.low)
       if (Number.isFinite(range.high)) bounds.add(range.high)
     }
     this.bounds = new Float64Array([...bounds]).sort()
     const slots = 2 * this.bounds.length + 1
-    const firsts = new Int32Array(this.ranges.length)
-    const lasts = new Int32Array(this.ranges.length)
+    const firsts = new Int32Array(ranges.length)
+    const lasts = new Int32Array(ranges.length)
     let covered = 0
-    for (let i = 0; i < this.ranges.length; i++) {
-      const range = this.ranges[i]
+    for (let i = 0; i < ranges.length; i++) {
+      const range = ranges[i]
       firsts[i] = range.low === -Infinity ? 0 : 2 * this.boundIndex(range.low) + (range.lowInclusive ? 1 : 2)
       lasts[i] = range.high === Infinity ? slots - 1 : 2 * this.boundIndex(range.high) + (range.highInclusive ? 1 : 0)
       covered += lasts[i] - firsts[i] + 1
     }
-    if (covered <= 4 * (this.ranges.length + slots)) this.fileBySlot(slots, firsts, lasts)
+    if (covered <= 4 * (ranges.length + slots)) this.fileBySlot(slots, firsts, lasts)
     else this.fileInTree(slots, firsts, lasts)
-    this.ranges = []
-    this.filed = []
+    this.release()
   }
 
   private fileBySlot(slots: number, firsts: Int32Array, lasts: Int32Array): void {

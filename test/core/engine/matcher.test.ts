@@ -179,6 +179,32 @@ function rulesFrom(patterns: unknown[], r: Random): Rule[] {
   return validateDocument({rules}, 'generated').rules
 }
 
+/**
+ * `count` patterns from `generate` (given how many are kept so far) that a rules document accepts:
+ * the generators only feed valid patterns to the matcher, and may make an invalid one (e.g. an
+ * empty numeric range), which is left out. With each pattern, what `generate` noted of it.
+ */
+function validPatterns<Note>(
+  count: number,
+  r: Random,
+  generate: (kept: number) => {pattern: unknown; note: Note},
+): {patterns: unknown[]; notes: Note[]} {
+  const patterns: unknown[] = []
+  const notes: Note[] = []
+  while (patterns.length < count) {
+    const {pattern, note} = generate(patterns.length)
+    try {
+      rulesFrom([pattern], r)
+    } catch (error) {
+      if (error instanceof InvalidInputError) continue
+      throw error
+    }
+    patterns.push(pattern)
+    notes.push(note)
+  }
+  return {patterns, notes}
+}
+
 /** The straightforward matcher: every enabled rule tried in order. */
 const reference = (rules: Rule[], event: unknown) =>
   rules.filter((rule) => rule.enabled && rule.pattern.matches(event)).map((rule) => rule.name)
@@ -194,24 +220,13 @@ describe('rule matcher (index over field values)', function () {
     let pairs = 0
     let matches = 0
     for (let round = 0; round < 240; round++) {
-      const patterns: unknown[] = []
-      const ops: Set<string>[] = []
       // Some rounds hold enough rules for values to be shared widely, which the index files differently.
       const size = round % 4 === 3 ? 160 : 40
-      while (patterns.length < size) {
-        const opsOfThis = new Set<string>()
-        const candidate = pattern(r, 0, opsOfThis)
-        try {
-          rulesFrom([candidate], r)
-        } catch (error) {
-          // e.g. an empty numeric range; the generator only feeds valid patterns to the matcher
-          if (error instanceof InvalidInputError) continue
-          throw error
-        }
-        patterns.push(candidate)
-        ops.push(opsOfThis)
-        for (const op of opsOfThis) used.add(op)
-      }
+      const {patterns, notes: ops} = validPatterns(size, r, () => {
+        const note = new Set<string>()
+        return {pattern: pattern(r, 0, note), note}
+      })
+      for (const opsOfThis of ops) for (const op of opsOfThis) used.add(op)
       const rules = rulesFrom(patterns, r)
       const matcher = new RuleMatcher(rules)
       for (let e = 0; e < 25; e++) {
@@ -250,18 +265,10 @@ describe('rule matcher (index over field values)', function () {
       const key = r.pick(['type', 'x', 'constructor'])
       const at = (fields: Record<string, unknown>): Record<string, unknown> =>
         base.reduceRight<Record<string, unknown>>((inner, step) => ({[step]: inner}), fields)
-      const patterns: unknown[] = []
-      while (patterns.length < 60) {
-        const selective = at({q: [patterns.length % 30], [key]: shared})
-        const candidate = r.chance(0.3) ? {...pattern(r, 1, new Set()), ...selective} : selective
-        try {
-          rulesFrom([candidate], r)
-        } catch (error) {
-          if (error instanceof InvalidInputError) continue
-          throw error
-        }
-        patterns.push(candidate)
-      }
+      const {patterns} = validPatterns(60, r, (kept) => {
+        const selective = at({q: [kept % 30], [key]: shared})
+        return {pattern: r.chance(0.3) ? {...pattern(r, 1, new Set()), ...selective} : selective, note: undefined}
+      })
       const rules = rulesFrom(patterns, r)
       const matcher = new RuleMatcher(rules)
       for (let e = 0; e < 40; e++) {
