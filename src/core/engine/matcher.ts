@@ -36,6 +36,7 @@ import {
   leafTest,
   type NumericRange,
   type ParsedPattern,
+  parsePattern,
   type Scalar,
   type ValueTest,
 } from './pattern.js'
@@ -73,9 +74,60 @@ const EXACT = 2
 /** Where found conditions are reported; one condition is a number, several an array. */
 export type Conditions = number | number[]
 
+/** What matching needs of a rule: its reference matcher (for what the index leaves to it). */
+export type MatchedRule = Pick<Rule, 'pattern'>
+/** What building the index needs of a rule. */
+export type IndexedRule = Pick<Rule, 'enabled' | 'parsed' | 'pattern'>
+
+/**
+ * A built index as plain data (numbers, strings, arrays, typed arrays, maps), for the index cache
+ * (index-cache.ts): {@link RuleMatcher.state}, and the matcher's constructor given it. Only valid
+ * with the very rules it was built from, by the same code.
+ */
+export interface IndexState {
+  root: PathState
+  everyEvent: number[]
+  conditions: Int32Array<ArrayBuffer>
+  alternatives: Int32Array<ArrayBuffer>
+  groups: Int32Array<ArrayBuffer>
+  checks: CheckState[][]
+}
+interface PathState {
+  keys: string[]
+  children: PathState[]
+  index: FieldState | undefined
+}
+interface FieldState {
+  exact: Map<Scalar, Conditions>
+  lowered: Map<string, Conditions> | undefined
+  affixes: (TrieState | undefined)[]
+  ranges: RangeState | undefined
+  present: number[]
+}
+interface TrieState {
+  fromEnd: boolean
+  nodes: Int32Array<ArrayBuffer>
+  codes: Uint16Array<ArrayBuffer>
+  targets: Int32Array<ArrayBuffer>
+  conditions: Int32Array<ArrayBuffer>
+}
+interface RangeState {
+  bounds: Float64Array<ArrayBuffer>
+  size: number
+  starts: Int32Array<ArrayBuffer>
+  conditions: Int32Array<ArrayBuffer>
+}
+interface CheckState {
+  path: string[]
+  /** The field's array as written in the pattern. */
+  items: unknown[]
+  ifPresent: boolean
+  ifAbsent: boolean
+}
+
 /** The enabled rules that match an event, in document order. */
-export class RuleMatcher {
-  private readonly root = new PathNode()
+export class RuleMatcher<R extends MatchedRule = Rule> {
+  private root = new PathNode()
   /** Rules tried on every event (see the module comment). */
   private readonly everyEvent: number[] = []
   // Filled while building, packed by finish().
@@ -101,21 +153,67 @@ export class RuleMatcher {
   private completeCount = 0
   private matched = new Int32Array(0)
 
-  constructor(private readonly rules: readonly Rule[]) {
+  private readonly rules: readonly R[]
+
+  /** Builds the index of the rules. */
+  constructor(rules: readonly (R & IndexedRule)[])
+  /** The index {@link state} gave, built from these very rules (the same document). */
+  constructor(rules: readonly R[], state: IndexState)
+  constructor(rules: readonly R[], state?: IndexState) {
+    this.rules = rules
+    if (state !== undefined) {
+      this.restore(state)
+      return
+    }
     // File every condition while counting how many conditions share each value; then, per
     // alternative, keep only the selective ones filed (the others become groups or checks), and
     // take the others out of the index.
-    for (let rule = 0; rule < rules.length; rule++) {
-      if (rules[rule].enabled) this.file(expand(rules[rule].parsed, this.root), rule)
+    const indexed = rules as readonly (R & IndexedRule)[]
+    for (let rule = 0; rule < indexed.length; rule++) {
+      if (indexed[rule].enabled) this.file(expand(indexed[rule].parsed, this.root), rule)
     }
     this.decideAll()
     this.finish()
   }
 
+  /** The index as plain data, for the index cache; as built (nothing of the events matched since). */
+  state(): IndexState {
+    const conditions = this.conditions.slice()
+    for (let i = 1; i < conditions.length; i += CONDITION_FIELDS) conditions[i] = 0
+    const alternatives = this.alternatives.slice()
+    for (let at = 0; at < alternatives.length; at += ALTERNATIVE_FIELDS) {
+      alternatives[at + SEEN] = 0
+      alternatives[at + COUNT] = 0
+      alternatives[at + FLAGS] &= ~IN_ARRAY
+    }
+    return {
+      root: this.root.state(),
+      everyEvent: this.everyEvent.slice(),
+      conditions,
+      alternatives,
+      groups: this.groups.slice(),
+      checks: this.checks.map((checks) => checks.map((check) => check.state())),
+    }
+  }
+
+  private restore(state: IndexState): void {
+    this.build = undefined
+    this.root = PathNode.restore(state.root, [])
+    for (const rule of state.everyEvent) this.everyEvent.push(rule)
+    for (const checks of state.checks) this.checks.push(checks.map((check) => Check.restore(check)))
+    this.conditions = state.conditions
+    this.alternatives = state.alternatives
+    this.groups = state.groups
+    this.groupInArray = new Uint8Array(this.conditions.length / CONDITION_FIELDS)
+    this.ruleSeen = new Int32Array(this.rules.length)
+    this.matched = new Int32Array(this.rules.length)
+    this.complete = new Int32Array(this.alternatives.length / ALTERNATIVE_FIELDS)
+  }
+
   /** The enabled rules whose pattern matches the event, in the order of the document. */
-  match(event: unknown): Rule[] {
+  match(event: unknown): R[] {
     const count = this.matchCount(event)
-    const rules: Rule[] = []
+    const rules: R[] = []
     for (let i = 0; i < count; i++) rules.push(this.rules[this.matched[i]])
     return rules
   }
@@ -209,7 +307,7 @@ export class RuleMatcher {
       for (const condition of conditions) {
         // A condition that accepts a missing field is not a necessary one: leave it to the check.
         if (condition.leaf.ifAbsent) {
-          ;(absent ??= []).push(new Check(condition))
+          ;(absent ??= []).push(Check.of(condition))
           continue
         }
         const index = condition.node.field()
@@ -218,7 +316,7 @@ export class RuleMatcher {
         build.leaves.push(condition.leaf)
         build.indexes.push(index)
         // The index only tells that the field holds a value: the check confirms it.
-        build.checks.push(index.add(condition.leaf, id) ? undefined : new Check(condition))
+        build.checks.push(index.add(condition.leaf, id) ? undefined : Check.of(condition))
       }
       build.rules.push(rule)
       build.firsts.push(first)
@@ -420,20 +518,32 @@ function expand(parsed: ParsedPattern, node: PathNode): Condition[][] | undefine
 
 /** One condition tested on the event directly, with the reference matcher's semantics for one field. */
 class Check {
-  private readonly path: readonly string[]
-  private readonly guarded: readonly boolean[]
-  private readonly leaf: LeafSpec
   /** Compiled the first time the check runs. */
   private test: ValueTest | undefined
-  private readonly ifPresent: boolean
-  private readonly ifAbsent: boolean
 
-  constructor({node, leaf}: Condition) {
-    this.path = node.path
-    this.guarded = node.guardedPath
-    this.leaf = leaf
-    this.ifPresent = leaf.ifPresent
-    this.ifAbsent = leaf.ifAbsent
+  /**
+   * @param items the field's array as written in the pattern
+   * @param leaf its analysis; undefined in a restored index until the check first runs
+   */
+  private constructor(
+    private readonly path: readonly string[],
+    private readonly guarded: readonly boolean[],
+    private readonly items: unknown[],
+    private readonly ifPresent: boolean,
+    private readonly ifAbsent: boolean,
+    private leaf: LeafSpec | undefined,
+  ) {}
+
+  static of({node, leaf}: Condition): Check {
+    return new Check(node.path, node.guardedPath, leaf.items, leaf.ifPresent, leaf.ifAbsent, leaf)
+  }
+
+  static restore({path, items, ifPresent, ifAbsent}: CheckState): Check {
+    return new Check(path, guardedOf(path), items, ifPresent, ifAbsent, undefined)
+  }
+
+  state(): CheckState {
+    return {path: [...this.path], items: this.items, ifPresent: this.ifPresent, ifAbsent: this.ifAbsent}
   }
 
   /** Undefined when an array of objects lies on the way (then the reference matcher decides). */
@@ -455,6 +565,8 @@ class Check {
   }
 
   private valueTest(): ValueTest {
+    // The same analysis as the rule's (the field's array as a pattern of its own).
+    this.leaf ??= (parsePattern({value: this.items})[0] as {leaf: LeafSpec}).leaf
     return (this.test ??= leafTest(this.leaf) ?? (() => false))
   }
 
@@ -503,6 +615,29 @@ class PathNode {
     return next
   }
 
+  /** After finish(): the paths matching walks, as plain data. */
+  state(): PathState {
+    return {
+      keys: this.keys.slice(),
+      children: this.childList.map((child) => child.state()),
+      index: this.index?.state(),
+    }
+  }
+
+  static restore(state: PathState, path: string[]): PathNode {
+    const node = new PathNode(path, guardedOf(path))
+    for (let i = 0; i < state.keys.length; i++) {
+      const key = state.keys[i]
+      const child = PathNode.restore(state.children[i], [...path, key])
+      node.children.set(key, child)
+      node.keys.push(key)
+      node.childList.push(child)
+      node.guarded.push(key in Object.prototype)
+    }
+    if (state.index !== undefined) node.index = FieldIndex.restore(state.index)
+    return node
+  }
+
   field(): FieldIndex {
     return (this.index ??= new FieldIndex())
   }
@@ -526,15 +661,20 @@ class PathNode {
   }
 }
 
+/** Per key of a path, whether it names something on Object.prototype (read only as an own property). */
+function guardedOf(path: readonly string[]): boolean[] {
+  return path.map((key) => key in Object.prototype)
+}
+
 /** The conditions on one field path, filed by kind. */
 class FieldIndex {
-  private readonly exact = new Map<Scalar, Conditions>()
+  private exact = new Map<Scalar, Conditions>()
   private lowered: Map<string, Conditions> | undefined
   /** Prefixes and suffixes, plain and ignoring case (lower-cased), by {@link affixKind}. */
   private readonly affixes: (Trie | undefined)[] = [undefined, undefined, undefined, undefined]
   private ranges: RangeIndex | undefined
   /** Conditions any value satisfies: `exists: true`, and the presence part of unindexed ones. */
-  private readonly present: number[] = []
+  private present: number[] = []
   private needsLower = false
   // What the first pass notes to estimate what indexing a condition costs (with the sizes of lists).
   /** How many conditions have each string, by kind of affix ({@link affixKind}). */
@@ -618,6 +758,11 @@ class FieldIndex {
     return group
   }
 
+  private noteLower(): void {
+    this.needsLower = this.lowered !== undefined || this.affixes[PREFIX_IGNORE_CASE] !== undefined
+    this.needsLower ||= this.affixes[SUFFIX_IGNORE_CASE] !== undefined
+  }
+
   /** Whether anything is filed here (after pruning); lets go of what only the build needed. */
   finish(): boolean {
     if (this.lowered?.size === 0) this.lowered = undefined
@@ -627,8 +772,7 @@ class FieldIndex {
     }
     if (this.ranges?.empty) this.ranges = undefined
     this.ranges?.finish()
-    this.needsLower = this.lowered !== undefined || this.affixes[PREFIX_IGNORE_CASE] !== undefined
-    this.needsLower ||= this.affixes[SUFFIX_IGNORE_CASE] !== undefined
+    this.noteLower()
     this.textCounts.fill(undefined)
     this.lows.length = 0
     this.highs.length = 0
@@ -643,7 +787,32 @@ class FieldIndex {
     )
   }
 
-  lookup(value: Scalar, matcher: RuleMatcher, inArray: boolean): void {
+  /** After finish(): what lookups read, as plain data. */
+  state(): FieldState {
+    return {
+      exact: this.exact,
+      lowered: this.lowered,
+      affixes: this.affixes.map((trie) => trie?.state()),
+      ranges: this.ranges?.state(),
+      present: this.present,
+    }
+  }
+
+  static restore(state: FieldState): FieldIndex {
+    const index = new FieldIndex()
+    index.exact = state.exact
+    index.lowered = state.lowered
+    for (let kind = 0; kind < state.affixes.length; kind++) {
+      const trie = state.affixes[kind]
+      if (trie !== undefined) index.affixes[kind] = Trie.restore(trie)
+    }
+    if (state.ranges !== undefined) index.ranges = RangeIndex.restore(state.ranges)
+    index.present = state.present
+    index.noteLower()
+    return index
+  }
+
+  lookup(value: Scalar, matcher: RuleMatcher<MatchedRule>, inArray: boolean): void {
     if (this.present.length > 0) matcher.found(this.present, inArray)
     const exact = this.exact.size > 0 ? this.exact.get(value) : undefined
     if (exact !== undefined) matcher.found(exact, inArray)
@@ -833,8 +1002,22 @@ class Trie extends Filing<string> {
     this.release()
   }
 
+  state(): TrieState {
+    const {fromEnd, nodes, codes, targets, conditions} = this
+    return {fromEnd, nodes, codes, targets, conditions}
+  }
+
+  static restore(state: TrieState): Trie {
+    const trie = new Trie(state.fromEnd)
+    trie.nodes = state.nodes
+    trie.codes = state.codes
+    trie.targets = state.targets
+    trie.conditions = state.conditions
+    return trie
+  }
+
   /** Reports the conditions of every stored string that starts (ends) the value. */
-  walk(value: string, matcher: RuleMatcher, inArray: boolean): void {
+  walk(value: string, matcher: RuleMatcher<MatchedRule>, inArray: boolean): void {
     const {nodes, codes} = this
     const last = value.length - 1
     let node = 0
@@ -928,7 +1111,21 @@ class RangeIndex extends Filing<NumericRange> {
     }
   }
 
-  stab(value: number, matcher: RuleMatcher, inArray: boolean): void {
+  state(): RangeState {
+    const {bounds, size, starts, conditions} = this
+    return {bounds, size, starts, conditions}
+  }
+
+  static restore(state: RangeState): RangeIndex {
+    const index = new RangeIndex()
+    index.bounds = state.bounds
+    index.size = state.size
+    index.starts = state.starts
+    index.conditions = state.conditions
+    return index
+  }
+
+  stab(value: number, matcher: RuleMatcher<MatchedRule>, inArray: boolean): void {
     // Slot 2i is the gap below bounds[i], slot 2i+1 is bounds[i] itself.
     const i = this.boundIndex(value)
     const slot = i < this.bounds.length && this.bounds[i] === value ? 2 * i + 1 : 2 * i

@@ -1,4 +1,5 @@
 import {expect} from 'chai'
+import {deserialize, serialize} from 'node:v8'
 
 import {RuleMatcher} from '../../../src/core/engine/matcher.js'
 import {InvalidInputError} from '../../../src/core/errors.js'
@@ -205,6 +206,10 @@ function validPatterns<Note>(
   return {patterns, notes}
 }
 
+/** The matcher read back from its state as the index cache stores it (index-cache.ts). */
+const restored = (rules: Rule[], matcher: RuleMatcher) =>
+  new RuleMatcher(rules, deserialize(serialize(matcher.state())) as ReturnType<RuleMatcher['state']>)
+
 /** The straightforward matcher: every enabled rule tried in order. */
 const reference = (rules: Rule[], event: unknown) =>
   rules.filter((rule) => rule.enabled && rule.pattern.matches(event)).map((rule) => rule.name)
@@ -228,7 +233,9 @@ describe('rule matcher (index over field values)', function () {
       })
       for (const opsOfThis of ops) for (const op of opsOfThis) used.add(op)
       const rules = rulesFrom(patterns, r)
-      const matcher = new RuleMatcher(rules)
+      const built = new RuleMatcher(rules)
+      // Half the rounds match with the index as built, half with it read back from its state.
+      const matcher = round % 2 === 0 ? built : restored(rules, built)
       for (let e = 0; e < 25; e++) {
         const event = r.chance(0.02) ? scalar(r) : object(r, 0)
         const expected = reference(rules, event)
@@ -236,7 +243,7 @@ describe('rule matcher (index over field values)', function () {
         if (JSON.stringify(actual) !== JSON.stringify(expected)) {
           const differing = rules.find((rule) => expected.includes(rule.name) !== actual.includes(rule.name))!
           expect.fail(
-            `round ${round}: rule ${differing.name} ${JSON.stringify(differing.spec.pattern)} on event ${JSON.stringify(event)}: reference ${expected.includes(differing.name)}, index ${actual.includes(differing.name)}`,
+            `round ${round}${matcher === built ? '' : ' (restored)'}: rule ${differing.name} ${JSON.stringify(differing.spec.pattern)} on event ${JSON.stringify(event)}: reference ${expected.includes(differing.name)}, index ${actual.includes(differing.name)}`,
           )
         }
         pairs += rules.length
@@ -270,7 +277,8 @@ describe('rule matcher (index over field values)', function () {
         return {pattern: r.chance(0.3) ? {...pattern(r, 1, new Set()), ...selective} : selective, note: undefined}
       })
       const rules = rulesFrom(patterns, r)
-      const matcher = new RuleMatcher(rules)
+      const built = new RuleMatcher(rules)
+      const matcher = round % 2 === 0 ? built : restored(rules, built)
       for (let e = 0; e < 40; e++) {
         const element = () => {
           const fields: Record<string, unknown> = {q: r.int(30)}
@@ -283,7 +291,7 @@ describe('rule matcher (index over field values)', function () {
         const actual = matcher.match(event).map((rule) => rule.name)
         if (JSON.stringify(actual) !== JSON.stringify(expected)) {
           expect.fail(
-            `round ${round}: ${JSON.stringify(patterns[0])}…, event ${JSON.stringify(event)}: reference ${JSON.stringify(expected)}, index ${JSON.stringify(actual)}`,
+            `round ${round}${matcher === built ? '' : ' (restored)'}: ${JSON.stringify(patterns[0])}…, event ${JSON.stringify(event)}: reference ${JSON.stringify(expected)}, index ${JSON.stringify(actual)}`,
           )
         }
         pairs += rules.length
