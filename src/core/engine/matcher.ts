@@ -118,7 +118,7 @@ interface RangeState {
   conditions: Int32Array<ArrayBuffer>
 }
 interface CheckState {
-  path: string[]
+  path: readonly string[]
   /** The field's array as written in the pattern. */
   items: unknown[]
   ifPresent: boolean
@@ -176,22 +176,19 @@ export class RuleMatcher<R extends MatchedRule = Rule> {
     this.finish()
   }
 
-  /** The index as plain data, for the index cache; as built (nothing of the events matched since). */
+  /**
+   * The index as plain data, for the index cache: only before the first event (the per-event state
+   * in the same arrays is then all zero). It shares the index's arrays and maps: serialise it, and
+   * change nothing in it.
+   */
   state(): IndexState {
-    const conditions = this.conditions.slice()
-    for (let i = 1; i < conditions.length; i += CONDITION_FIELDS) conditions[i] = 0
-    const alternatives = this.alternatives.slice()
-    for (let at = 0; at < alternatives.length; at += ALTERNATIVE_FIELDS) {
-      alternatives[at + SEEN] = 0
-      alternatives[at + COUNT] = 0
-      alternatives[at + FLAGS] &= ~IN_ARRAY
-    }
+    if (this.generation !== 0) throw new Error('RuleMatcher.state() is only for an index that has matched nothing yet')
     return {
       root: this.root.state(),
-      everyEvent: this.everyEvent.slice(),
-      conditions,
-      alternatives,
-      groups: this.groups.slice(),
+      everyEvent: this.everyEvent,
+      conditions: this.conditions,
+      alternatives: this.alternatives,
+      groups: this.groups,
       checks: this.checks.map((checks) => checks.map((check) => check.state())),
     }
   }
@@ -543,7 +540,7 @@ class Check {
   }
 
   state(): CheckState {
-    return {path: [...this.path], items: this.items, ifPresent: this.ifPresent, ifAbsent: this.ifAbsent}
+    return {path: this.path, items: this.items, ifPresent: this.ifPresent, ifAbsent: this.ifAbsent}
   }
 
   /** Undefined when an array of objects lies on the way (then the reference matcher decides). */
@@ -624,7 +621,7 @@ class PathNode {
     }
   }
 
-  static restore(state: PathState, path: string[]): PathNode {
+  static restore(state: PathState, path: readonly string[]): PathNode {
     const node = new PathNode(path, guardedOf(path))
     for (let i = 0; i < state.keys.length; i++) {
       const key = state.keys[i]
