@@ -11,16 +11,18 @@ import {type LoadedRules, readRules, rulesFromText} from './rules-file.js'
 import type {RulesDocument} from './rules.js'
 
 /**
- * The rule index cache (README: "Rules"; ARCHITECTURE.md, "The event engine"). Reading, validating
- * and indexing a large rules document costs a one-shot command more than matching thousands of
- * events (most of it V8 compiling the build code): `mq rule match` keeps the built index in the
- * broker folder (`cache/`, private to the user) and reads it back while the document is the same.
+ * The rule index cache (README.md, "Events and rules"; ARCHITECTURE.md, the `mq trigger`
+ * walk-through). Reading, validating and indexing a large rules document costs a one-shot command
+ * more than matching thousands of events (most of it V8 compiling the build code): `mq rule match`
+ * keeps the built index in the broker folder (`cache/`, private to the user) and reads it back
+ * while the document is the same.
  *
  * A cache is used only if it was made from the same bytes of the rules document (their size and
- * SHA-256), by the same code (the identity of the file mqctl runs from: size, times, inode, which
- * any reinstall or rebuild changes), the same Node and architecture, and this format; and if it is
- * intact (src/core/cache-file.ts: length and CRC-32, owner, not writable by others). Anything else
- * builds the index from the document, which is then validated as always, and writes the cache anew.
+ * SHA-256), by the same code (the identity of the file mqctl runs from: size, times, inode; the
+ * fast launcher's bundle holds all of it, and a reinstall or `npm run build` rewrites every
+ * compiled module), the same Node and architecture, and this {@link FORMAT}; and if it is intact
+ * (src/core/cache-file.ts: length and CRC-32, owner, not writable by others). Anything else builds
+ * the index from the document, which is then validated as always, and writes the cache anew.
  */
 
 /** Changed whenever what the payload holds, or how the index reads it, changes. */
