@@ -1,19 +1,9 @@
-import {
-  closeSync,
-  fstatSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  readSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeSync,
-} from 'node:fs'
+import {mkdirSync, readFileSync, statSync} from 'node:fs'
 import * as nodeModule from 'node:module'
 import {basename, dirname, join} from 'node:path'
 import * as vm from 'node:vm'
 
+import {readCacheFile, writeCacheFile} from '../core/cache-file.js'
 import {requireLazily} from '../core/lazy-require.js'
 
 /**
@@ -81,7 +71,8 @@ export function loadBundle<T>(bundle: string): LoadedBundle<T> {
     node: process.version,
     arch: process.arch,
   }
-  const cachedData = readCache(cacheFile, identity, stats.uid, crc32)
+  // Only a cache written by the bundle's owner is trusted.
+  const cachedData = readCacheFile(cacheFile, identity, stats.uid, crc32)
   // __mqctlImport: compiled code from a cache cannot run import() on Node 20 (it loses its loader),
   // so the bundle imports packages through this module's import() (importLazily, src/core/lazy-require.ts).
   const wrapped = `(function (exports, require, module, __filename, __dirname, __mqctlImport) {${source}\n})`
@@ -108,97 +99,12 @@ export function loadBundle<T>(bundle: string): LoadedBundle<T> {
     saveCache() {
       if (!save) return
       save = false
-      writeCache(folder, cacheFile, identity, () => script.createCachedData(), crc32)
-    },
-  }
-}
-
-interface CacheHeader {
-  bundle: number[]
-  node: string
-  arch: string
-  length: number
-  crc: number
-}
-
-/** The cache's payload if it was made from this very bundle by this Node, and is intact; else undefined. */
-function readCache(
-  file: string,
-  identity: Omit<CacheHeader, 'length' | 'crc'>,
-  owner: number,
-  crc32: (data: Uint8Array) => number,
-): Buffer | undefined {
-  let data: Buffer
-  try {
-    const fd = openSync(file, 'r')
-    try {
-      const stats = fstatSync(fd)
-      // Only a cache written by the bundle's owner, and not writable by others, is trusted.
-      if (!stats.isFile() || stats.uid !== owner || (stats.mode & 0o022) !== 0) return undefined
-      // One read of the known size (readFileSync on a descriptor reads it in small pieces).
-      data = Buffer.allocUnsafe(stats.size)
-      let filled = 0
-      while (filled < data.length) {
-        const read = readSync(fd, data, filled, data.length - filled, filled)
-        if (read === 0) return undefined // shorter than it said: being replaced, ignore it
-        filled += read
+      try {
+        mkdirSync(folder, {mode: 0o755})
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') return
       }
-    } finally {
-      closeSync(fd)
-    }
-  } catch {
-    return undefined
-  }
-  try {
-    const end = data.indexOf(10)
-    if (end === -1 || end > 1024) return undefined
-    const header = JSON.parse(data.toString('utf8', 0, end)) as Partial<CacheHeader>
-    const payload = data.subarray(end + 1)
-    const same =
-      header.node === identity.node &&
-      header.arch === identity.arch &&
-      Array.isArray(header.bundle) &&
-      header.bundle.length === identity.bundle.length &&
-      header.bundle.every((value, index) => value === identity.bundle[index]) &&
-      header.length === payload.length &&
-      header.crc === crc32(payload)
-    return same ? payload : undefined
-  } catch {
-    return undefined
-  }
-}
-
-/** Writes the cache whole or not at all: a temporary file of this process, then a rename over the old one. */
-function writeCache(
-  folder: string,
-  file: string,
-  identity: Omit<CacheHeader, 'length' | 'crc'>,
-  payload: () => Buffer,
-  crc32: (data: Uint8Array) => number,
-): void {
-  const temporary = `${file}.${process.pid}.tmp`
-  let fd: number | undefined
-  try {
-    try {
-      mkdirSync(folder, {mode: 0o755})
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') return
-    }
-    // Opened before the (costly) serialisation: a folder we cannot write to costs nothing more.
-    fd = openSync(temporary, 'wx', 0o644)
-    const data = payload()
-    const header: CacheHeader = {...identity, length: data.length, crc: crc32(data)}
-    writeSync(fd, `${JSON.stringify(header)}\n`)
-    writeSync(fd, data)
-    closeSync(fd)
-    fd = undefined
-    renameSync(temporary, file)
-  } catch {
-    try {
-      if (fd !== undefined) closeSync(fd)
-      rmSync(temporary, {force: true})
-    } catch {
-      // Nothing more to undo: the cache is only an optimisation.
-    }
+      writeCacheFile(cacheFile, identity, () => script.createCachedData(), crc32, 0o644)
+    },
   }
 }

@@ -1,5 +1,5 @@
 import {expect} from 'chai'
-import {existsSync, writeFileSync} from 'node:fs'
+import {existsSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {jsonLines, run, tempHome} from '../helpers.js'
@@ -79,6 +79,16 @@ describe('rule match (CLI)', function () {
     const absent = await run(['rule', 'match', join(home, 'nope.jsonl'), '--rules', rules], {home})
     expect(absent.code).to.equal(2)
     expect(absent.stderr).to.include('nope.jsonl does not exist')
+  })
+
+  it('keeps the rule index in the broker folder, and follows an edit of the rules document', async () => {
+    const input = [event('1', 'order.created', {total: 250}), event('2', 'order.paid')].join('\n')
+    const first = await run(['rule', 'match', '--rules', rules], {home, input})
+    expect(first.stdout).to.equal('created big\n\n')
+    expect(readdirSync(join(home, 'cache')).filter((file) => file.endsWith('.index'))).to.have.length(1)
+    expect((await run(['rule', 'match', '--rules', rules], {home, input})).stdout).to.equal(first.stdout)
+    writeFileSync(rules, readFileSync(rules, 'utf8').replace('"order.created"', '"order.paid"'))
+    expect((await run(['rule', 'match', '--rules', rules], {home, input})).stdout).to.equal('big\ncreated\n')
   })
 
   it('goes through oclif the same way (help, unusual command lines)', async () => {

@@ -36,6 +36,7 @@ import {
   leafTest,
   type NumericRange,
   type ParsedPattern,
+  parsePattern,
   type Scalar,
   type ValueTest,
 } from './pattern.js'
@@ -73,9 +74,60 @@ const EXACT = 2
 /** Where found conditions are reported; one condition is a number, several an array. */
 export type Conditions = number | number[]
 
+/** What matching needs of a rule: its reference matcher (for what the index leaves to it). */
+export type MatchedRule = Pick<Rule, 'pattern'>
+/** What building the index needs of a rule. */
+export type IndexedRule = Pick<Rule, 'enabled' | 'parsed' | 'pattern'>
+
+/**
+ * A built index as plain data (numbers, strings, arrays, typed arrays, maps), for the index cache
+ * (index-cache.ts): {@link RuleMatcher.state}, and the matcher's constructor given it. Only valid
+ * with the very rules it was built from, by the same code.
+ */
+export interface IndexState {
+  root: PathState
+  everyEvent: number[]
+  conditions: Int32Array<ArrayBuffer>
+  alternatives: Int32Array<ArrayBuffer>
+  groups: Int32Array<ArrayBuffer>
+  checks: CheckState[][]
+}
+interface PathState {
+  keys: string[]
+  children: PathState[]
+  index: FieldState | undefined
+}
+interface FieldState {
+  exact: Map<Scalar, Conditions>
+  lowered: Map<string, Conditions> | undefined
+  affixes: (TrieState | undefined)[]
+  ranges: RangeState | undefined
+  present: number[]
+}
+interface TrieState {
+  fromEnd: boolean
+  nodes: Int32Array<ArrayBuffer>
+  codes: Uint16Array<ArrayBuffer>
+  targets: Int32Array<ArrayBuffer>
+  conditions: Int32Array<ArrayBuffer>
+}
+interface RangeState {
+  bounds: Float64Array<ArrayBuffer>
+  size: number
+  starts: Int32Array<ArrayBuffer>
+  conditions: Int32Array<ArrayBuffer>
+}
+interface CheckState {
+  path: readonly string[]
+  /** The field's array as written in the pattern. */
+  items: unknown[]
+  ifPresent: boolean
+  ifAbsent: boolean
+}
+
 /** The enabled rules that match an event, in document order. */
-export class RuleMatcher {
-  private readonly root = new PathNode()
+export class RuleMatcher<R extends MatchedRule = Rule> {
+  private root = new PathNode()
   /** Rules tried on every event (see the module comment). */
   private readonly everyEvent: number[] = []
   // Filled while building, packed by finish().
@@ -101,21 +153,64 @@ export class RuleMatcher {
   private completeCount = 0
   private matched = new Int32Array(0)
 
-  constructor(private readonly rules: readonly Rule[]) {
+  private readonly rules: readonly R[]
+
+  /** Builds the index of the rules. */
+  constructor(rules: readonly (R & IndexedRule)[])
+  /** The index {@link state} gave, built from these very rules (the same document). */
+  constructor(rules: readonly R[], state: IndexState)
+  constructor(rules: readonly R[], state?: IndexState) {
+    this.rules = rules
+    if (state !== undefined) {
+      this.restore(state)
+      return
+    }
     // File every condition while counting how many conditions share each value; then, per
     // alternative, keep only the selective ones filed (the others become groups or checks), and
     // take the others out of the index.
-    for (let rule = 0; rule < rules.length; rule++) {
-      if (rules[rule].enabled) this.file(expand(rules[rule].parsed, this.root), rule)
+    const indexed = rules as readonly (R & IndexedRule)[]
+    for (let rule = 0; rule < indexed.length; rule++) {
+      if (indexed[rule].enabled) this.file(expand(indexed[rule].parsed, this.root), rule)
     }
     this.decideAll()
     this.finish()
   }
 
+  /**
+   * The index as plain data, for the index cache: only before the first event (the per-event state
+   * in the same arrays is then all zero). It shares the index's arrays and maps: serialise it, and
+   * change nothing in it.
+   */
+  state(): IndexState {
+    if (this.generation !== 0) throw new Error('RuleMatcher.state() is only for an index that has matched nothing yet')
+    return {
+      root: this.root.state(),
+      everyEvent: this.everyEvent,
+      conditions: this.conditions,
+      alternatives: this.alternatives,
+      groups: this.groups,
+      checks: this.checks.map((checks) => checks.map((check) => check.state())),
+    }
+  }
+
+  private restore(state: IndexState): void {
+    this.build = undefined
+    this.root = PathNode.restore(state.root, [])
+    for (const rule of state.everyEvent) this.everyEvent.push(rule)
+    for (const checks of state.checks) this.checks.push(checks.map((check) => Check.restore(check)))
+    this.conditions = state.conditions
+    this.alternatives = state.alternatives
+    this.groups = state.groups
+    this.groupInArray = new Uint8Array(this.conditions.length / CONDITION_FIELDS)
+    this.ruleSeen = new Int32Array(this.rules.length)
+    this.matched = new Int32Array(this.rules.length)
+    this.complete = new Int32Array(this.alternatives.length / ALTERNATIVE_FIELDS)
+  }
+
   /** The enabled rules whose pattern matches the event, in the order of the document. */
-  match(event: unknown): Rule[] {
+  match(event: unknown): R[] {
     const count = this.matchCount(event)
-    const rules: Rule[] = []
+    const rules: R[] = []
     for (let i = 0; i < count; i++) rules.push(this.rules[this.matched[i]])
     return rules
   }
@@ -209,7 +304,7 @@ export class RuleMatcher {
       for (const condition of conditions) {
         // A condition that accepts a missing field is not a necessary one: leave it to the check.
         if (condition.leaf.ifAbsent) {
-          ;(absent ??= []).push(new Check(condition))
+          ;(absent ??= []).push(Check.of(condition))
           continue
         }
         const index = condition.node.field()
@@ -218,7 +313,7 @@ export class RuleMatcher {
         build.leaves.push(condition.leaf)
         build.indexes.push(index)
         // The index only tells that the field holds a value: the check confirms it.
-        build.checks.push(index.add(condition.leaf, id) ? undefined : new Check(condition))
+        build.checks.push(index.add(condition.leaf, id) ? undefined : Check.of(condition))
       }
       build.rules.push(rule)
       build.firsts.push(first)
@@ -391,49 +486,70 @@ interface Condition {
  * undefined when there would be more than {@link MAX_ALTERNATIVES}.
  */
 function expand(parsed: ParsedPattern, node: PathNode): Condition[][] | undefined {
+  // Indexed loops and no spreads: this runs once per rule, mostly before V8 optimises it.
   let result: Condition[][] = [[]]
-  for (const field of parsed) {
+  for (let f = 0; f < parsed.length; f++) {
+    const field = parsed[f]
     if (field.kind === 'leaf') {
       // The same condition object in every alternative: it is only read.
       const condition = {node: node.child(field.key), leaf: field.leaf}
-      for (const conditions of result) conditions.push(condition)
+      for (let i = 0; i < result.length; i++) result[i].push(condition)
       continue
     }
     let options: Condition[][] | undefined
     if (field.kind === 'or') {
       options = []
-      for (const alternative of field.alternatives) {
-        const expanded = expand(alternative, node)
+      for (let a = 0; a < field.alternatives.length; a++) {
+        const expanded = expand(field.alternatives[a], node)
         if (expanded === undefined) return undefined
-        options.push(...expanded)
+        for (let i = 0; i < expanded.length; i++) options.push(expanded[i])
       }
     } else {
       options = expand(field.object, node.child(field.key))
       if (options === undefined) return undefined
     }
     if (result.length * options.length > MAX_ALTERNATIVES) return undefined
-    if (options.length === 1) for (const conditions of result) conditions.push(...options[0])
-    else result = result.flatMap((conditions) => options.map((option) => [...conditions, ...option]))
+    if (options.length === 1) {
+      const only = options[0]
+      for (let i = 0; i < result.length; i++) for (let j = 0; j < only.length; j++) result[i].push(only[j])
+    } else {
+      const product: Condition[][] = []
+      for (let i = 0; i < result.length; i++)
+        for (let j = 0; j < options.length; j++) product.push(result[i].concat(options[j]))
+      result = product
+    }
   }
   return result
 }
 
 /** One condition tested on the event directly, with the reference matcher's semantics for one field. */
 class Check {
-  private readonly path: readonly string[]
-  private readonly guarded: readonly boolean[]
-  private readonly leaf: LeafSpec
   /** Compiled the first time the check runs. */
   private test: ValueTest | undefined
-  private readonly ifPresent: boolean
-  private readonly ifAbsent: boolean
 
-  constructor({node, leaf}: Condition) {
-    this.path = node.path
-    this.guarded = node.guardedPath
-    this.leaf = leaf
-    this.ifPresent = leaf.ifPresent
-    this.ifAbsent = leaf.ifAbsent
+  /**
+   * @param items the field's array as written in the pattern
+   * @param leaf its analysis; undefined in a restored index until the check first runs
+   */
+  private constructor(
+    private readonly path: readonly string[],
+    private readonly guarded: readonly boolean[],
+    private readonly items: unknown[],
+    private readonly ifPresent: boolean,
+    private readonly ifAbsent: boolean,
+    private leaf: LeafSpec | undefined,
+  ) {}
+
+  static of({node, leaf}: Condition): Check {
+    return new Check(node.path, node.guardedPath, leaf.items, leaf.ifPresent, leaf.ifAbsent, leaf)
+  }
+
+  static restore({path, items, ifPresent, ifAbsent}: CheckState): Check {
+    return new Check(path, guardedOf(path), items, ifPresent, ifAbsent, undefined)
+  }
+
+  state(): CheckState {
+    return {path: this.path, items: this.items, ifPresent: this.ifPresent, ifAbsent: this.ifAbsent}
   }
 
   /** Undefined when an array of objects lies on the way (then the reference matcher decides). */
@@ -455,6 +571,8 @@ class Check {
   }
 
   private valueTest(): ValueTest {
+    // The same analysis as the rule's (the field's array as a pattern of its own).
+    this.leaf ??= (parsePattern({value: this.items})[0] as {leaf: LeafSpec}).leaf
     return (this.test ??= leafTest(this.leaf) ?? (() => false))
   }
 
@@ -503,6 +621,29 @@ class PathNode {
     return next
   }
 
+  /** After finish(): the paths matching walks, as plain data. */
+  state(): PathState {
+    return {
+      keys: this.keys.slice(),
+      children: this.childList.map((child) => child.state()),
+      index: this.index?.state(),
+    }
+  }
+
+  static restore(state: PathState, path: readonly string[]): PathNode {
+    const node = new PathNode(path, guardedOf(path))
+    for (let i = 0; i < state.keys.length; i++) {
+      const key = state.keys[i]
+      const child = PathNode.restore(state.children[i], [...path, key])
+      node.children.set(key, child)
+      node.keys.push(key)
+      node.childList.push(child)
+      node.guarded.push(key in Object.prototype)
+    }
+    if (state.index !== undefined) node.index = FieldIndex.restore(state.index)
+    return node
+  }
+
   field(): FieldIndex {
     return (this.index ??= new FieldIndex())
   }
@@ -526,15 +667,20 @@ class PathNode {
   }
 }
 
+/** Per key of a path, whether it names something on Object.prototype (read only as an own property). */
+function guardedOf(path: readonly string[]): boolean[] {
+  return path.map((key) => key in Object.prototype)
+}
+
 /** The conditions on one field path, filed by kind. */
 class FieldIndex {
-  private readonly exact = new Map<Scalar, Conditions>()
+  private exact = new Map<Scalar, Conditions>()
   private lowered: Map<string, Conditions> | undefined
   /** Prefixes and suffixes, plain and ignoring case (lower-cased), by {@link affixKind}. */
   private readonly affixes: (Trie | undefined)[] = [undefined, undefined, undefined, undefined]
   private ranges: RangeIndex | undefined
   /** Conditions any value satisfies: `exists: true`, and the presence part of unindexed ones. */
-  private readonly present: number[] = []
+  private present: number[] = []
   private needsLower = false
   // What the first pass notes to estimate what indexing a condition costs (with the sizes of lists).
   /** How many conditions have each string, by kind of affix ({@link affixKind}). */
@@ -618,6 +764,11 @@ class FieldIndex {
     return group
   }
 
+  private noteLower(): void {
+    this.needsLower = this.lowered !== undefined || this.affixes[PREFIX_IGNORE_CASE] !== undefined
+    this.needsLower ||= this.affixes[SUFFIX_IGNORE_CASE] !== undefined
+  }
+
   /** Whether anything is filed here (after pruning); lets go of what only the build needed. */
   finish(): boolean {
     if (this.lowered?.size === 0) this.lowered = undefined
@@ -627,8 +778,7 @@ class FieldIndex {
     }
     if (this.ranges?.empty) this.ranges = undefined
     this.ranges?.finish()
-    this.needsLower = this.lowered !== undefined || this.affixes[PREFIX_IGNORE_CASE] !== undefined
-    this.needsLower ||= this.affixes[SUFFIX_IGNORE_CASE] !== undefined
+    this.noteLower()
     this.textCounts.fill(undefined)
     this.lows.length = 0
     this.highs.length = 0
@@ -643,7 +793,32 @@ class FieldIndex {
     )
   }
 
-  lookup(value: Scalar, matcher: RuleMatcher, inArray: boolean): void {
+  /** After finish(): what lookups read, as plain data. */
+  state(): FieldState {
+    return {
+      exact: this.exact,
+      lowered: this.lowered,
+      affixes: this.affixes.map((trie) => trie?.state()),
+      ranges: this.ranges?.state(),
+      present: this.present,
+    }
+  }
+
+  static restore(state: FieldState): FieldIndex {
+    const index = new FieldIndex()
+    index.exact = state.exact
+    index.lowered = state.lowered
+    for (let kind = 0; kind < state.affixes.length; kind++) {
+      const trie = state.affixes[kind]
+      if (trie !== undefined) index.affixes[kind] = Trie.restore(trie)
+    }
+    if (state.ranges !== undefined) index.ranges = RangeIndex.restore(state.ranges)
+    index.present = state.present
+    index.noteLower()
+    return index
+  }
+
+  lookup(value: Scalar, matcher: RuleMatcher<MatchedRule>, inArray: boolean): void {
     if (this.present.length > 0) matcher.found(this.present, inArray)
     const exact = this.exact.size > 0 ? this.exact.get(value) : undefined
     if (exact !== undefined) matcher.found(exact, inArray)
@@ -707,14 +882,6 @@ function pruneMap<K>(map: Map<K, Conditions>, moved: Uint8Array): void {
   })
 }
 
-/** The positions of the conditions not marked, or undefined when none is. */
-function keptPositions(conditions: number[], moved: Uint8Array): number[] | undefined {
-  if (!conditions.some((condition) => moved[condition] === 1)) return undefined
-  const kept: number[] = []
-  for (let i = 0; i < conditions.length; i++) if (moved[conditions[i]] !== 1) kept.push(i)
-  return kept
-}
-
 function push<K>(map: Map<K, Conditions>, key: K, condition: number): void {
   map.set(key, adding(map.get(key), condition))
 }
@@ -735,12 +902,47 @@ function backwards(text: string): string {
 }
 
 /**
+ * What a trie or a range index holds while the rules are filed: items (strings, ranges), each with
+ * the condition it was filed for, until the index is laid out by its finish().
+ */
+class Filing<T> {
+  protected items: T[] = []
+  protected filed: number[] = []
+
+  add(item: T, condition: number): void {
+    this.items.push(item)
+    this.filed.push(condition)
+  }
+
+  /** Takes the conditions marked out. */
+  prune(moved: Uint8Array): void {
+    let kept = 0
+    for (let i = 0; i < this.filed.length; i++) {
+      if (moved[this.filed[i]] === 1) continue
+      this.items[kept] = this.items[i]
+      this.filed[kept++] = this.filed[i]
+    }
+    this.items.length = kept
+    this.filed.length = kept
+  }
+
+  /** Before finish(): whether nothing is filed. */
+  get empty(): boolean {
+    return this.filed.length === 0
+  }
+
+  /** Lets go of the items once laid out. */
+  protected release(): void {
+    this.items = []
+    this.filed = []
+  }
+}
+
+/**
  * Strings by UTF-16 code unit, from the start (prefixes) or from the end (suffixes): a trie laid
  * out in flat arrays once all strings are in (few objects to build, few cache lines to walk).
  */
-class Trie {
-  private texts: string[] = []
-  private filed: number[] = []
+class Trie extends Filing<string> {
   /** Per node: its first edge, its end of edges, its first condition, its end of conditions. */
   private nodes = new Int32Array(0)
   /** Per edge, ascending within a node: the code unit, and the node it leads to. */
@@ -748,30 +950,19 @@ class Trie {
   private targets = new Int32Array(0)
   private conditions = new Int32Array(0)
 
-  constructor(private readonly fromEnd: boolean) {}
+  constructor(private readonly fromEnd: boolean) {
+    super()
+  }
 
-  add(text: string, condition: number): void {
+  override add(text: string, condition: number): void {
     // Spelt in walk order: backwards for suffixes.
-    this.texts.push(this.fromEnd ? backwards(text) : text)
-    this.filed.push(condition)
-  }
-
-  prune(moved: Uint8Array): void {
-    const kept = keptPositions(this.filed, moved)
-    if (kept === undefined) return
-    this.texts = kept.map((i) => this.texts[i])
-    this.filed = kept.map((i) => this.filed[i])
-  }
-
-  /** Before finish(): whether no string is filed. */
-  get empty(): boolean {
-    return this.filed.length === 0
+    super.add(this.fromEnd ? backwards(text) : text, condition)
   }
 
   finish(): void {
     const byText = new Map<string, Conditions>()
-    for (let i = 0; i < this.texts.length; i++) {
-      byText.set(this.texts[i], adding(byText.get(this.texts[i]), this.filed[i]))
+    for (let i = 0; i < this.items.length; i++) {
+      byText.set(this.items[i], adding(byText.get(this.items[i]), this.filed[i]))
     }
     // Sorted by code unit (the default order), the strings below a node are a run; each node is a
     // range of strings at a depth.
@@ -814,12 +1005,25 @@ class Trie {
     this.codes = new Uint16Array(codes)
     this.targets = new Int32Array(targets)
     this.conditions = new Int32Array(conditions)
-    this.texts = []
-    this.filed = []
+    this.release()
+  }
+
+  state(): TrieState {
+    const {fromEnd, nodes, codes, targets, conditions} = this
+    return {fromEnd, nodes, codes, targets, conditions}
+  }
+
+  static restore(state: TrieState): Trie {
+    const trie = new Trie(state.fromEnd)
+    trie.nodes = state.nodes
+    trie.codes = state.codes
+    trie.targets = state.targets
+    trie.conditions = state.conditions
+    return trie
   }
 
   /** Reports the conditions of every stored string that starts (ends) the value. */
-  walk(value: string, matcher: RuleMatcher, inArray: boolean): void {
+  walk(value: string, matcher: RuleMatcher<MatchedRule>, inArray: boolean): void {
     const {nodes, codes} = this
     const last = value.length - 1
     let node = 0
@@ -849,9 +1053,7 @@ class Trie {
  * lists are those of a segment tree over the intervals, and a value finds its ranges in
  * O(log n + k) all the same. The lists are laid out in one flat array.
  */
-class RangeIndex {
-  private ranges: NumericRange[] = []
-  private filed: number[] = []
+class RangeIndex extends Filing<NumericRange> {
   private bounds = new Float64Array(0)
   /** 0 when each interval has its own list; else the number of leaves of the segment tree. */
   private size = 0
@@ -859,44 +1061,27 @@ class RangeIndex {
   private starts = new Int32Array(0)
   private conditions = new Int32Array(0)
 
-  add(range: NumericRange, condition: number): void {
-    this.ranges.push(range)
-    this.filed.push(condition)
-  }
-
-  prune(moved: Uint8Array): void {
-    const kept = keptPositions(this.filed, moved)
-    if (kept === undefined) return
-    this.ranges = kept.map((i) => this.ranges[i])
-    this.filed = kept.map((i) => this.filed[i])
-  }
-
-  /** Before finish(): whether no range is filed. */
-  get empty(): boolean {
-    return this.filed.length === 0
-  }
-
   finish(): void {
+    const ranges = this.items
     const bounds = new Set<number>()
-    for (const range of this.ranges) {
+    for (const range of ranges) {
       if (Number.isFinite(range.low)) bounds.add(range.low)
       if (Number.isFinite(range.high)) bounds.add(range.high)
     }
     this.bounds = new Float64Array([...bounds]).sort()
     const slots = 2 * this.bounds.length + 1
-    const firsts = new Int32Array(this.ranges.length)
-    const lasts = new Int32Array(this.ranges.length)
+    const firsts = new Int32Array(ranges.length)
+    const lasts = new Int32Array(ranges.length)
     let covered = 0
-    for (let i = 0; i < this.ranges.length; i++) {
-      const range = this.ranges[i]
+    for (let i = 0; i < ranges.length; i++) {
+      const range = ranges[i]
       firsts[i] = range.low === -Infinity ? 0 : 2 * this.boundIndex(range.low) + (range.lowInclusive ? 1 : 2)
       lasts[i] = range.high === Infinity ? slots - 1 : 2 * this.boundIndex(range.high) + (range.highInclusive ? 1 : 0)
       covered += lasts[i] - firsts[i] + 1
     }
-    if (covered <= 4 * (this.ranges.length + slots)) this.fileBySlot(slots, firsts, lasts)
+    if (covered <= 4 * (ranges.length + slots)) this.fileBySlot(slots, firsts, lasts)
     else this.fileInTree(slots, firsts, lasts)
-    this.ranges = []
-    this.filed = []
+    this.release()
   }
 
   private fileBySlot(slots: number, firsts: Int32Array, lasts: Int32Array): void {
@@ -932,7 +1117,21 @@ class RangeIndex {
     }
   }
 
-  stab(value: number, matcher: RuleMatcher, inArray: boolean): void {
+  state(): RangeState {
+    const {bounds, size, starts, conditions} = this
+    return {bounds, size, starts, conditions}
+  }
+
+  static restore(state: RangeState): RangeIndex {
+    const index = new RangeIndex()
+    index.bounds = state.bounds
+    index.size = state.size
+    index.starts = state.starts
+    index.conditions = state.conditions
+    return index
+  }
+
+  stab(value: number, matcher: RuleMatcher<MatchedRule>, inArray: boolean): void {
     // Slot 2i is the gap below bounds[i], slot 2i+1 is bounds[i] itself.
     const i = this.boundIndex(value)
     const slot = i < this.bounds.length && this.bounds[i] === value ? 2 * i + 1 : 2 * i

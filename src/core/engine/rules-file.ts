@@ -62,17 +62,32 @@ async function editLocked(
   return {path, dir: dirname(path), validated}
 }
 
+/** The rules document read from `text` (the contents of `path`), validated as {@link readRules} does. */
+export function rulesFromText(text: string, path: string): LoadedRules {
+  let data: RulesDocument | null
+  try {
+    data = JSON.parse(text) as RulesDocument | null
+  } catch (error) {
+    throw notJson(path, error as SyntaxError)
+  }
+  // As lowdb reads it: a document that is null (or otherwise falsy) is no rules yet.
+  const document = data || {rules: []}
+  return {path, dir: dirname(path), validated: validateDocument(checkDepth(document, path), path)}
+}
+
+function notJson(path: string, error: SyntaxError): InvalidInputError {
+  return new InvalidInputError(`${path} is not valid JSON (${error.message})`, {
+    code: 'bad_rules',
+    hint: 'fix the file, or move it away to start afresh',
+  })
+}
+
 async function open(path: string): Promise<Low<RulesDocument>> {
   const db = new Low<RulesDocument>(new JSONFile<RulesDocument>(path), {rules: []})
   try {
     await db.read()
   } catch (error) {
-    if (error instanceof SyntaxError) {
-      throw new InvalidInputError(`${path} is not valid JSON (${error.message})`, {
-        code: 'bad_rules',
-        hint: 'fix the file, or move it away to start afresh',
-      })
-    }
+    if (error instanceof SyntaxError) throw notJson(path, error)
     const code = (error as NodeJS.ErrnoException).code
     if (code === 'EISDIR')
       throw new InvalidInputError(`${path} is a folder, not a rules file`, {
@@ -84,15 +99,19 @@ async function open(path: string): Promise<Low<RulesDocument>> {
       hint: 'check the path and its permissions',
     })
   }
-  db.data ??= {rules: []}
+  db.data = checkDepth(db.data ?? {rules: []}, path)
+  return db
+}
+
+function checkDepth(data: RulesDocument, path: string): RulesDocument {
   // A few levels above the pattern limit, so a too-deep pattern is reported by its rule; this
   // guards everything else in the document (validation and rewriting recurse per level).
-  const tooDeep = findTooDeep(db.data, MAX_JSON_DEPTH + 8)
+  const tooDeep = findTooDeep(data, MAX_JSON_DEPTH + 8)
   if (tooDeep !== undefined) {
     throw new InvalidInputError(`${path}: nested deeper than ${MAX_JSON_DEPTH} levels at ${tooDeep}`, {
       code: 'bad_rules',
       hint: 'fix the rules document (see README: Rules)',
     })
   }
-  return db
+  return data
 }

@@ -1,4 +1,5 @@
 import {expect} from 'chai'
+import {deserialize, serialize} from 'node:v8'
 
 import {RuleMatcher} from '../../../src/core/engine/matcher.js'
 import {InvalidInputError} from '../../../src/core/errors.js'
@@ -179,6 +180,36 @@ function rulesFrom(patterns: unknown[], r: Random): Rule[] {
   return validateDocument({rules}, 'generated').rules
 }
 
+/**
+ * `count` patterns from `generate` (given how many are kept so far) that a rules document accepts:
+ * the generators only feed valid patterns to the matcher, and may make an invalid one (e.g. an
+ * empty numeric range), which is left out. With each pattern, what `generate` noted of it.
+ */
+function validPatterns<Note>(
+  count: number,
+  r: Random,
+  generate: (kept: number) => {pattern: unknown; note: Note},
+): {patterns: unknown[]; notes: Note[]} {
+  const patterns: unknown[] = []
+  const notes: Note[] = []
+  while (patterns.length < count) {
+    const {pattern, note} = generate(patterns.length)
+    try {
+      rulesFrom([pattern], r)
+    } catch (error) {
+      if (error instanceof InvalidInputError) continue
+      throw error
+    }
+    patterns.push(pattern)
+    notes.push(note)
+  }
+  return {patterns, notes}
+}
+
+/** The matcher read back from its state as the index cache stores it (index-cache.ts). */
+const restored = (rules: Rule[], matcher: RuleMatcher) =>
+  new RuleMatcher(rules, deserialize(serialize(matcher.state())) as ReturnType<RuleMatcher['state']>)
+
 /** The straightforward matcher: every enabled rule tried in order. */
 const reference = (rules: Rule[], event: unknown) =>
   rules.filter((rule) => rule.enabled && rule.pattern.matches(event)).map((rule) => rule.name)
@@ -194,26 +225,17 @@ describe('rule matcher (index over field values)', function () {
     let pairs = 0
     let matches = 0
     for (let round = 0; round < 240; round++) {
-      const patterns: unknown[] = []
-      const ops: Set<string>[] = []
       // Some rounds hold enough rules for values to be shared widely, which the index files differently.
       const size = round % 4 === 3 ? 160 : 40
-      while (patterns.length < size) {
-        const opsOfThis = new Set<string>()
-        const candidate = pattern(r, 0, opsOfThis)
-        try {
-          rulesFrom([candidate], r)
-        } catch (error) {
-          // e.g. an empty numeric range; the generator only feeds valid patterns to the matcher
-          if (error instanceof InvalidInputError) continue
-          throw error
-        }
-        patterns.push(candidate)
-        ops.push(opsOfThis)
-        for (const op of opsOfThis) used.add(op)
-      }
+      const {patterns, notes: ops} = validPatterns(size, r, () => {
+        const note = new Set<string>()
+        return {pattern: pattern(r, 0, note), note}
+      })
+      for (const opsOfThis of ops) for (const op of opsOfThis) used.add(op)
       const rules = rulesFrom(patterns, r)
-      const matcher = new RuleMatcher(rules)
+      const built = new RuleMatcher(rules)
+      // Half the rounds match with the index as built, half with it read back from its state.
+      const matcher = round % 2 === 0 ? built : restored(rules, built)
       for (let e = 0; e < 25; e++) {
         const event = r.chance(0.02) ? scalar(r) : object(r, 0)
         const expected = reference(rules, event)
@@ -221,7 +243,7 @@ describe('rule matcher (index over field values)', function () {
         if (JSON.stringify(actual) !== JSON.stringify(expected)) {
           const differing = rules.find((rule) => expected.includes(rule.name) !== actual.includes(rule.name))!
           expect.fail(
-            `round ${round}: rule ${differing.name} ${JSON.stringify(differing.spec.pattern)} on event ${JSON.stringify(event)}: reference ${expected.includes(differing.name)}, index ${actual.includes(differing.name)}`,
+            `round ${round}${matcher === built ? '' : ' (restored)'}: rule ${differing.name} ${JSON.stringify(differing.spec.pattern)} on event ${JSON.stringify(event)}: reference ${expected.includes(differing.name)}, index ${actual.includes(differing.name)}`,
           )
         }
         pairs += rules.length
@@ -250,20 +272,13 @@ describe('rule matcher (index over field values)', function () {
       const key = r.pick(['type', 'x', 'constructor'])
       const at = (fields: Record<string, unknown>): Record<string, unknown> =>
         base.reduceRight<Record<string, unknown>>((inner, step) => ({[step]: inner}), fields)
-      const patterns: unknown[] = []
-      while (patterns.length < 60) {
-        const selective = at({q: [patterns.length % 30], [key]: shared})
-        const candidate = r.chance(0.3) ? {...pattern(r, 1, new Set()), ...selective} : selective
-        try {
-          rulesFrom([candidate], r)
-        } catch (error) {
-          if (error instanceof InvalidInputError) continue
-          throw error
-        }
-        patterns.push(candidate)
-      }
+      const {patterns} = validPatterns(60, r, (kept) => {
+        const selective = at({q: [kept % 30], [key]: shared})
+        return {pattern: r.chance(0.3) ? {...pattern(r, 1, new Set()), ...selective} : selective, note: undefined}
+      })
       const rules = rulesFrom(patterns, r)
-      const matcher = new RuleMatcher(rules)
+      const built = new RuleMatcher(rules)
+      const matcher = round % 2 === 0 ? built : restored(rules, built)
       for (let e = 0; e < 40; e++) {
         const element = () => {
           const fields: Record<string, unknown> = {q: r.int(30)}
@@ -276,7 +291,7 @@ describe('rule matcher (index over field values)', function () {
         const actual = matcher.match(event).map((rule) => rule.name)
         if (JSON.stringify(actual) !== JSON.stringify(expected)) {
           expect.fail(
-            `round ${round}: ${JSON.stringify(patterns[0])}…, event ${JSON.stringify(event)}: reference ${JSON.stringify(expected)}, index ${JSON.stringify(actual)}`,
+            `round ${round}${matcher === built ? '' : ' (restored)'}: ${JSON.stringify(patterns[0])}…, event ${JSON.stringify(event)}: reference ${JSON.stringify(expected)}, index ${JSON.stringify(actual)}`,
           )
         }
         pairs += rules.length
