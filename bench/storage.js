@@ -231,72 +231,87 @@ async function benchStreamMemory({quick}) {
 /** consume --ack manual --json | jq -r .receipt | mq ack, next to Redis XREADGROUP + XACK (appendfsync always). */
 async function benchManualAck({quick}) {
   const N = quick ? 20_000 : 100_000
-  header(`storage: manual-ack pipeline, ${fmt(N)} messages, next to Redis XREADGROUP + XACK (appendfsync always)`)
-  const home = tempHome()
-  const file = join(home, 'lines.txt')
+  const rounds = quick ? 1 : 3
+  header(
+    `storage: manual-ack pipeline, ${fmt(N)} messages, next to Redis XREADGROUP + XACK (appendfsync always), best of ${rounds}, interleaved`,
+  )
+  const file = join(tempHome(), 'lines.txt')
   writeFileSync(file, Array.from({length: N}, (_, i) => `job ${i}`).join('\n') + '\n')
-  shellMs(`node ${BIN} publish jobs --lines < ${file} > /dev/null`, {MQ_HOME: home})
-  const ms = shellMs(`node ${BIN} consume jobs -n ${N} --ack manual --json | jq -r .receipt | node ${BIN} ack`, {
-    MQ_HOME: home,
-  })
-  const left = JSON.parse(mq(home, ['queue', 'stats', 'jobs', '--json']).stdout).depth
-  const ours = rate(N, ms)
-  pipelineFsyncs(N)
-  if (!redisInstalled()) {
-    report(
-      'consume --ack manual --json | jq -r .receipt | mq ack',
-      `${fmt(ours)} msgs/s (${left} left)`,
-      'Redis: skipped (redis-server is not installed)',
-    )
-    return
+  /** One run of the pipeline on a fresh broker: its wall time and the messages left behind. */
+  const ours = () => {
+    const home = tempHome()
+    shellMs(`node ${BIN} publish jobs --lines < ${file} > /dev/null`, {MQ_HOME: home})
+    const ms = shellMs(`node ${BIN} consume jobs -n ${N} --ack manual --json | jq -r .receipt | node ${BIN} ack`, {
+      MQ_HOME: home,
+    })
+    return {ms, left: JSON.parse(mq(home, ['queue', 'stats', 'jobs', '--json']).stdout).depth}
   }
-  const redis = await startRedis()
+  const redis = redisInstalled() ? await startRedis() : undefined
   try {
-    const client = await RedisClient.connect(redis.port)
-    for (let start = 0; start < N; start += 1000) {
-      await Promise.all(
-        Array.from({length: Math.min(1000, N - start)}, (_, i) =>
-          client.call('XADD', 'jobs', '*', 'body', `job ${start + i}`),
-        ),
-      )
-    }
-    await client.call('XGROUP', 'CREATE', 'jobs', 'workers', '0')
-    // One client reads 1,000 at a time and acks each batch pipelined with the next read, as the
-    // consume and ack processes of the pipeline overlap.
-    const started = performance.now()
+    const client = redis && (await RedisClient.connect(redis.port))
+    const best = {ours: Infinity, theirs: Infinity}
+    let left = 0
     let acked = 0
-    let pendingAck
-    for (;;) {
-      const read = client.call('XREADGROUP', 'GROUP', 'workers', 'c1', 'COUNT', 1000, 'STREAMS', 'jobs', '>')
-      if (pendingAck) acked += await pendingAck
-      const reply = await read
-      const entries = reply?.[0]?.[1] ?? []
-      if (entries.length === 0) break
-      pendingAck = client.call('XACK', 'jobs', 'workers', ...entries.map(([id]) => id))
+    for (let round = 0; round < rounds; round++) {
+      const run = ours()
+      best.ours = Math.min(best.ours, run.ms)
+      left += run.left
+      if (!client) continue
+      const stream = `jobs${round}`
+      for (let start = 0; start < N; start += 1000) {
+        await Promise.all(
+          Array.from({length: Math.min(1000, N - start)}, (_, i) =>
+            client.call('XADD', stream, '*', 'body', `job ${start + i}`),
+          ),
+        )
+      }
+      await client.call('XGROUP', 'CREATE', stream, 'workers', '0')
+      // One client reads 1,000 at a time and acks each batch pipelined with the next read, as the
+      // consume and ack processes of the pipeline overlap.
+      const started = performance.now()
+      let pendingAck
+      for (;;) {
+        const read = client.call('XREADGROUP', 'GROUP', 'workers', 'c1', 'COUNT', 1000, 'STREAMS', stream, '>')
+        if (pendingAck) acked += await pendingAck
+        const reply = await read
+        const entries = reply?.[0]?.[1] ?? []
+        if (entries.length === 0) break
+        pendingAck = client.call('XACK', stream, 'workers', ...entries.map(([id]) => id))
+      }
+      best.theirs = Math.min(best.theirs, performance.now() - started)
     }
-    const redisMs = performance.now() - started
-    client.close()
-    const redisRate = rate(N, redisMs)
+    client?.close()
+    pipelineFsyncs(N)
+    const rateOurs = rate(N, best.ours)
+    if (!client) {
+      report(
+        'consume --ack manual --json | jq -r .receipt | mq ack',
+        `${fmt(rateOurs)} msgs/s (${left} left)`,
+        'Redis: skipped (redis-server is not installed)',
+      )
+      return
+    }
+    const rateTheirs = rate(N, best.theirs)
     report(
       'Redis XREADGROUP COUNT 1000 + XACK, appendfsync always',
-      `${fmt(redisRate)} msgs/s (${fmt(acked)} acked)`,
+      `${fmt(rateTheirs)} msgs/s (${fmt(acked)} acked)`,
       '(yardstick)',
     )
     report(
       'consume --ack manual --json | jq -r .receipt | mq ack',
-      `${fmt(ours)} msgs/s = ${fmt(ours / redisRate)}× Redis (${left} left)`,
+      `${fmt(rateOurs)} msgs/s = ${fmt(rateOurs / rateTheirs)}× Redis (${left} left)`,
       '≥ 0.5× Redis',
-      ours / redisRate >= 0.5 && left === 0,
+      rateOurs / rateTheirs >= 0.5 && left === 0,
     )
   } finally {
-    await redis.stop()
+    await redis?.stop()
   }
 }
 
 /**
  * fsyncs of each side of the manual-ack pipeline (strace around each mq process; a run of its own,
  * not timed): the consume side commits its leases without one (ARCHITECTURE.md, "Leases are not
- * fsynced"), so what it has left are checkpoints; each ack commit has one.
+ * synced"), so what it has left are checkpoints; each ack commit has one.
  */
 function pipelineFsyncs(N) {
   if (spawnSync('strace', ['-V']).status !== 0) {
