@@ -54,6 +54,7 @@ import type {EventJournal} from '../engine/journal.js'
 import {SqliteEventJournal} from './event-journal.js'
 import {DeadLetters} from './dead-letters.js'
 import {Publisher, type PublishStep} from './publisher.js'
+import {lastIds} from './message-ids.js'
 import {parseReceipts} from './receipts.js'
 import {Sql} from './sql.js'
 import {checkBodySizes, differingSettings, validateMessages} from './validation.js'
@@ -166,11 +167,10 @@ export class FileBroker implements Broker {
 
   async purgeQueue(name: string, options: BulkOptions = {}): Promise<{purged: number}> {
     // In batches, each its own transaction: other processes keep working meanwhile, and progress
-    // can be shown. Only what the queue held at the start goes (ids up to the newest then).
+    // can be shown. Only what the queue held at the start goes (ids given out by then).
     const start = this.sql.read(() => {
       const queue = this.requireQueue(name)
-      const newest = (this.sql.q('SELECT max(id) AS id FROM messages').get() as {id: number | null}).id ?? 0
-      return {id: queue.id, total: queue.depth, newest}
+      return {id: queue.id, total: queue.depth, newest: lastIds(this.sql)}
     })
     let purged = 0
     while (!options.signal?.aborted) {

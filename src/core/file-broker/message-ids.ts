@@ -1,0 +1,52 @@
+import {StoreError} from '../errors.js'
+import type {Sql} from './sql.js'
+
+/**
+ * Message ids (ARCHITECTURE.md, "Message ids and priority bands"). A message of priority p gets
+ * its id from band p: `p · BAND + n`, with n from the band's own counter in `message_seq`, which
+ * never goes back, so an id is never reused. The table stores rows in id order, so one priority's
+ * messages sit together and are taken (deleted) page after page, with consecutive ids as in a
+ * queue without priorities. Band 0 is priority 0 and every topic log row: there the id is n
+ * itself, global publish order, which cursors rely on. 9 · BAND + n stays below 2^53: ids are exact
+ * JavaScript numbers.
+ */
+export const BAND = 2 ** 49
+const BAND_BITS = 49
+export const BANDS = 10
+
+/**
+ * Reserves `count` consecutive ids in `band` (call inside a write transaction) and returns the
+ * first. One statement per band and batch, however many rows it inserts.
+ */
+export function reserveIds(sql: Sql, band: number, count: number): number {
+  const {seq} = sql.q('UPDATE message_seq SET seq = seq + ? WHERE band = ? RETURNING seq').get(count, band) as {
+    seq: number
+  }
+  if (seq >= BAND) {
+    // 2^49 messages in one band: decades at a million a second. Refused rather than run into the next band.
+    throw new StoreError('this broker has used up its message ids', {hint: 'move its messages to a new broker folder'})
+  }
+  return band * BAND + seq - count + 1
+}
+
+/** Ids for messages of these priorities, in their order: each in its band, consecutive within a band. */
+export function reserveIdsFor(sql: Sql, priorities: readonly number[]): number[] {
+  const counts = new Array<number>(BANDS).fill(0)
+  for (const priority of priorities) counts[priority]++
+  const next = counts.map((count, band) => (count === 0 ? 0 : reserveIds(sql, band, count)))
+  return priorities.map((priority) => next[priority]++)
+}
+
+/** The highest id ever given out in each band (band · BAND when none). */
+export function lastIds(sql: Sql): number[] {
+  const rows = sql.q('SELECT band, seq FROM message_seq').all() as {band: number; seq: number}[]
+  const last = Array.from({length: BANDS}, (_, band) => band * BAND)
+  for (const row of rows) last[row.band] = row.band * BAND + row.seq
+  return last
+}
+
+/**
+ * SQL true for an id given out by the time `lastIds` was read: `id <= ` the last id of its band.
+ * Binds the BANDS values of `lastIds`.
+ */
+export const ID_NOT_AFTER = `id <= CASE id >> ${BAND_BITS} ${Array.from({length: BANDS}, (_, band) => `WHEN ${band} THEN ?`).join(' ')} END`
