@@ -29,6 +29,15 @@ export function reserveIds(sql: Sql, band: number, count: number): number {
   return band * BAND + seq - count + 1
 }
 
+/** `count` consecutive ids in `band`, reserved as by reserveIds. */
+export function reserveIdRange(sql: Sql, band: number, count: number): number[] {
+  const first = reserveIds(sql, band, count)
+  // A loop, not Array.from({length}): that reads each index of its argument the slow, generic way.
+  const ids = new Array<number>(count)
+  for (let i = 0; i < count; i++) ids[i] = first + i
+  return ids
+}
+
 /** Ids for messages of these priorities, in their order: each in its band, consecutive within a band. */
 export function reserveIdsFor(sql: Sql, priorities: readonly number[]): number[] {
   const counts = new Array<number>(BANDS).fill(0)

@@ -2,7 +2,7 @@ import {backoffDelayMs} from '../backoff.js'
 import type {Headers, NackOutcome, OutgoingMessage, PeekedMessage} from '../broker.js'
 import {encodeHeaders, messageSize} from '../headers.js'
 import type {DestinationRow, Destinations} from './destinations.js'
-import {ID_NOT_AFTER, reserveIds, reserveIdsFor} from './message-ids.js'
+import {ID_NOT_AFTER, reserveIdRange, reserveIds, reserveIdsFor} from './message-ids.js'
 import {formatReceipt, newLeaseToken} from './receipts.js'
 import {subscriptionName} from './subscription-store.js'
 import {LIMIT, type Sql} from './sql.js'
@@ -97,15 +97,12 @@ export class QueueStore {
       messages.every(
         (m) => m.deliverAt === undefined && m.ttlMs === undefined && !m.priority && encodeHeaders(m.headers) === null,
       )
-    let ids: number[]
-    if (plain) {
-      const first = reserveIds(this.sql, 0, messages.length)
-      ids = Array.from({length: messages.length}, (_, i) => first + i)
-    } else
-      ids = reserveIdsFor(
-        this.sql,
-        messages.map((m) => m.priority ?? 0),
-      )
+    const ids = plain
+      ? reserveIdRange(this.sql, 0, messages.length)
+      : reserveIdsFor(
+          this.sql,
+          messages.map((m) => m.priority ?? 0),
+        )
     if (plain) {
       this.sql.insertMessages(MESSAGE_COLUMNS, `(?, ?, ${READY}, 0, ?, ?, NULL, ?, ?, NULL)`, ids, (index, values) =>
         values.push(queue.id, now, now, sizes[index], messages[index].body),
