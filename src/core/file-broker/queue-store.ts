@@ -108,7 +108,12 @@ export class QueueStore {
         values.push(queue.id, now, now, sizes[index], messages[index].body),
       )
     } else {
-      this.sql.insertMessages(MESSAGE_COLUMNS, ALL_VALUES, ids, (index, values) => {
+      // Rows go in in id order, one priority band after the other: each band's rows are then
+      // appended where that band ends, page after page, instead of alternating between bands.
+      const order = messages.map((_, index) => index).sort((a, b) => ids[a] - ids[b])
+      const sorted = order.map((index) => ids[index])
+      this.sql.insertMessages(MESSAGE_COLUMNS, ALL_VALUES, sorted, (position, values) => {
+        const index = order[position]
         const message = messages[index]
         const delayed = message.deliverAt !== undefined && message.deliverAt > now
         const ttl = message.ttlMs ?? defaultTtl
