@@ -75,6 +75,26 @@ function schema4Folder(home: string): {leased: string; pointer: string} {
   return {leased: `${leased}.AAAAAAAA`, pointer: `${pointer}.BBBBBBBB`}
 }
 
+describe('message ids in priority bands', () => {
+  it('gives each priority its own range, consecutive within it, and each publish result names its message', async () => {
+    const broker = new FileBroker(tempHome())
+    try {
+      const messages = Array.from({length: 150}, (_, i) => ({body: `m${i}`, priority: [0, 9, 3][i % 3]}))
+      const results = await broker.publish('q', messages)
+      const idOf = new Map(results.map((r, i) => [messages[i].body, Number(r.id)]))
+      const n = (band: number, i: number) => band * BAND + Math.floor(i / 3) + 1
+      expect(messages.map((m) => idOf.get(m.body))).to.deep.equal(messages.map((m, i) => n(m.priority, i)))
+      const peeked = await broker.peek('q', 150)
+      expect(peeked.map((m) => [m.body, Number(m.id)])).to.deep.equal(peeked.map((m) => [m.body, idOf.get(m.body)]))
+      expect(peeked.slice(0, 3).map((m) => m.body)).to.deep.equal(['m1', 'm4', 'm7'])
+      const taken = await broker.receive('q', {max: 150, autoAck: true})
+      expect(taken.map((d) => d.body)).to.deep.equal(peeked.map((m) => m.body))
+    } finally {
+      await broker.close()
+    }
+  })
+})
+
 describe('migration to priority bands (schema 5)', () => {
   it('upgrades a schema-4 folder: receipts, FIFO within a level, delays, dedup, cursors, and ids never reused', async () => {
     const home = tempHome()
