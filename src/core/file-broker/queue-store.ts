@@ -91,7 +91,7 @@ export class QueueStore {
   insert(queue: DestinationRow, messages: OutgoingMessage[], now: number, sizes: number[]): number[] {
     const defaultTtl = queue.settings.defaultTtlMs
     // The common batch (lines of a file): ready now, no priority, TTL or headers. Its rows bind
-    // only what differs, as the bare-SQLite floor does (bench/floor-storage.js).
+    // only what differs (and their ids), as the bare-SQLite floor does (bench/floor-storage.js).
     const plain =
       defaultTtl == null &&
       messages.every(
