@@ -5,7 +5,7 @@ import {join} from 'node:path'
 import {DEFAULT_TOPIC_SETTINGS} from '../../src/core/broker.js'
 import {Destinations} from '../../src/core/file-broker/destinations.js'
 import {FileBroker} from '../../src/core/file-broker/index.js'
-import {BAND} from '../../src/core/file-broker/message-ids.js'
+import {BAND, idText} from '../../src/core/file-broker/message-ids.js'
 import {Sql} from '../../src/core/file-broker/sql.js'
 import {SubscriptionStore} from '../../src/core/file-broker/subscription-store.js'
 import {MIGRATIONS} from '../../src/core/store/migrations.js'
@@ -76,6 +76,13 @@ function schema4Folder(home: string): {leased: string; pointer: string} {
 }
 
 describe('message ids in priority bands', () => {
+  it('writes every id as String() would', () => {
+    const ids = [1, 99_999_999, 2 ** 31 - 1, 2 ** 31, 100_000_000 * 21_474_837 - 1, BAND, 5 * BAND + 1, 10 * BAND - 1]
+    for (let band = 0; band < 10; band++)
+      for (let i = 0; i < 1000; i++) ids.push(band * BAND + Math.floor(Math.random() * BAND))
+    expect(ids.map((id) => idText(id))).to.deep.equal(ids.map((id) => String(id)))
+  })
+
   it('gives each priority its own range, consecutive within it, and each publish result names its message', async () => {
     const broker = new FileBroker(tempHome())
     try {

@@ -54,7 +54,7 @@ import type {EventJournal} from '../engine/journal.js'
 import {SqliteEventJournal} from './event-journal.js'
 import {DeadLetters} from './dead-letters.js'
 import {Publisher, type PublishStep} from './publisher.js'
-import {lastIds} from './message-ids.js'
+import {idText, lastIds} from './message-ids.js'
 import {parseReceipts} from './receipts.js'
 import {Sql} from './sql.js'
 import {checkBodySizes, differingSettings, validateMessages} from './validation.js'
@@ -346,7 +346,7 @@ export class FileBroker implements Broker {
     if (!queue) return []
     const visibility = options.visibilityTimeoutMs ?? queue.settings.visibilityTimeoutMs
     return this.queues.take(queue, options.max, options.autoAck, visibility, Date.now()).map((row) => ({
-      id: String(row.id),
+      id: idText(row.id),
       queue: queue.name,
       body: row.body,
       headers: decodeHeaders(row.headers),

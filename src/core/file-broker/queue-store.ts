@@ -2,7 +2,7 @@ import {backoffDelayMs} from '../backoff.js'
 import type {Headers, NackOutcome, OutgoingMessage, PeekedMessage} from '../broker.js'
 import {encodeHeaders, messageSize} from '../headers.js'
 import type {DestinationRow, Destinations} from './destinations.js'
-import {ID_NOT_AFTER, reserveIdRange, reserveIds, reserveIdsFor} from './message-ids.js'
+import {ID_NOT_AFTER, idText, reserveIdRange, reserveIds, reserveIdsFor} from './message-ids.js'
 import {formatReceipt, newLeaseToken} from './receipts.js'
 import {subscriptionName} from './subscription-store.js'
 import {LIMIT, type Sql} from './sql.js'
@@ -373,7 +373,7 @@ export class QueueStore {
             .all(queueId, limit - ready.length) as PeekRow[])
         : []
     return [...ready, ...waiting].map((row) => ({
-      id: String(row.id),
+      id: idText(row.id),
       body: row.body,
       headers: decodeHeaders(row.headers),
       state:
