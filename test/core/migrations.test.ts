@@ -100,6 +100,26 @@ describe('message ids in priority bands', () => {
       await broker.close()
     }
   })
+
+  it('numbers band 0 on, never reusing an id, whether rows of other bands are stored or not', async () => {
+    const broker = new FileBroker(tempHome())
+    try {
+      const ids = async (name: string, messages: {body: string; priority?: number}[]) =>
+        (await broker.publish(name, messages)).map((r) => r.id)
+      expect(await ids('q', [{body: 'a'}, {body: 'b'}])).to.deep.equal(['1', '2'])
+      expect(await ids('q', [{body: 'hot', priority: 5}])).to.deep.equal([String(5 * BAND + 1)])
+      expect(await ids('q', [{body: 'c'}])).to.deep.equal(['3']) // a row of band 5 is stored
+      expect(await ids('t', [{body: 'log'}])).to.deep.equal(['4'])
+      const taken = await broker.receive('q', {max: 10, autoAck: true})
+      expect(taken.map((d) => d.body)).to.deep.equal(['hot', 'a', 'b', 'c'])
+      expect(await ids('q', [{body: 'd'}, {body: 'e'}])).to.deep.equal(['5', '6']) // none of band 5 left
+      await broker.receive('q', {max: 10, autoAck: true}) // the newest ids are gone…
+      expect(await ids('q', [{body: 'f'}])).to.deep.equal(['7']) // …and not given again
+      expect(await ids('q', [{body: 'hot again', priority: 5}])).to.deep.equal([String(5 * BAND + 2)])
+    } finally {
+      await broker.close()
+    }
+  })
 })
 
 describe('migration to priority bands (schema 5)', () => {

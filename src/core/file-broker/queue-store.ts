@@ -2,7 +2,7 @@ import {backoffDelayMs} from '../backoff.js'
 import type {Headers, NackOutcome, OutgoingMessage, PeekedMessage} from '../broker.js'
 import {encodeHeaders, messageSize} from '../headers.js'
 import type {DestinationRow, Destinations} from './destinations.js'
-import {ID_NOT_AFTER, idText, reserveIdRange, reserveIds, reserveIdsFor} from './message-ids.js'
+import {ID_NOT_AFTER, idText, reserveAppended, reserveIds, reserveIdsFor} from './message-ids.js'
 import {formatReceipt, newLeaseToken} from './receipts.js'
 import {subscriptionName} from './subscription-store.js'
 import {LIMIT, type Sql} from './sql.js'
@@ -56,9 +56,8 @@ interface LeasedRow {
 }
 
 const LEASED_COLUMNS = 'id, dest_id, attempts, headers, last_error, expires_at, ref_id'
-/** The columns a publish writes, in the order of `insert`'s rows. */
+/** The columns a publish writes (besides the id), in the order of `insert`'s rows. */
 export const MESSAGE_COLUMNS = [
-  'id',
   'dest_id',
   'state',
   'priority',
@@ -97,17 +96,22 @@ export class QueueStore {
       messages.every(
         (m) => m.deliverAt === undefined && m.ttlMs === undefined && !m.priority && encodeHeaders(m.headers) === null,
       )
-    const ids = plain
-      ? reserveIdRange(this.sql, 0, messages.length)
-      : reserveIdsFor(
-          this.sql,
-          messages.map((m) => m.priority ?? 0),
-        )
+    let ids: number[]
     if (plain) {
-      this.sql.insertMessages(MESSAGE_COLUMNS, `(?, ?, ${READY}, 0, ?, ?, NULL, ?, ?, NULL)`, ids, (index, values) =>
-        values.push(queue.id, now, now, sizes[index], messages[index].body),
+      const reserved = reserveAppended(this.sql, messages.length)
+      ids = reserved.ids
+      this.sql.insertMessages(
+        MESSAGE_COLUMNS,
+        `(?, ${READY}, 0, ?, ?, NULL, ?, ?, NULL)`,
+        ids,
+        (index, values) => values.push(queue.id, now, now, sizes[index], messages[index].body),
+        reserved.assigned,
       )
     } else {
+      ids = reserveIdsFor(
+        this.sql,
+        messages.map((m) => m.priority ?? 0),
+      )
       // Rows go in in id order, one priority band after the other: each band's rows are then
       // appended where that band ends, page after page, instead of alternating between bands.
       const order = messages.map((_, index) => index).sort((a, b) => ids[a] - ids[b])

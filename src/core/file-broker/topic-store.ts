@@ -2,7 +2,7 @@ import type {OutgoingMessage, TopicSettings} from '../broker.js'
 import type {TopicPattern} from '../names.js'
 import type {DestinationRow, Destinations} from './destinations.js'
 import {encodeHeaders} from '../headers.js'
-import {lastIds, reserveIdRange} from './message-ids.js'
+import {lastIds, reserveAppended} from './message-ids.js'
 import {LOGGED, MESSAGE_COLUMNS} from './queue-store.js'
 import {LIMIT, type Sql} from './sql.js'
 
@@ -34,9 +34,14 @@ export class TopicStore {
    * message's size (messageSize), as the caller measured it for the limits.
    */
   insert(topic: DestinationRow<TopicSettings>, messages: OutgoingMessage[], now: number, sizes: number[]): number[] {
-    const ids = reserveIdRange(this.sql, 0, messages.length)
-    this.sql.insertMessages(MESSAGE_COLUMNS, `(?, ?, ${LOGGED}, 0, ?, ?, NULL, ?, ?, ?)`, ids, (index, values) =>
-      values.push(topic.id, now, now, sizes[index], messages[index].body, encodeHeaders(messages[index].headers)),
+    const {ids, assigned} = reserveAppended(this.sql, messages.length)
+    this.sql.insertMessages(
+      MESSAGE_COLUMNS,
+      `(?, ${LOGGED}, 0, ?, ?, NULL, ?, ?, ?)`,
+      ids,
+      (index, values) =>
+        values.push(topic.id, now, now, sizes[index], messages[index].body, encodeHeaders(messages[index].headers)),
+      assigned,
     )
     this.destinations.bump(topic.id, 'published_total', ids.length)
     this.enforceRetention(topic.id, now)
