@@ -153,4 +153,26 @@ describe('progress: long broker operations report it', () => {
     expect(partial.purged).to.equal(5000)
     expect((await broker.queueStats('big')).depth).to.equal(7000)
   })
+
+  it('purge keeps what was published meanwhile at any priority (ids of a priority live in their own range)', async () => {
+    await broker.publish(
+      'levels',
+      Array.from({length: 12_000}, (_, i) => ({body: `m${i}`, priority: i % 10})),
+    )
+    await broker.publish('levels', [{body: 'delayed', priority: 7, deliverAt: Date.now() + 60_000}])
+    let published = false
+    const result = await broker.purgeQueue('levels', {
+      onProgress: () => {
+        if (published) return
+        published = true
+        void broker.publish('levels', [
+          {body: 'low', priority: 0},
+          {body: 'mid', priority: 3},
+          {body: 'later', priority: 7, deliverAt: Date.now() + 60_000},
+        ])
+      },
+    })
+    expect(result.purged).to.equal(12_001)
+    expect((await broker.peek('levels', 10)).map((m) => m.body)).to.deep.equal(['mid', 'low', 'later'])
+  })
 })

@@ -4,6 +4,7 @@ import {messageSize} from '../headers.js'
 import {validateName} from '../names.js'
 import {RateLimiter} from '../rate-limiter.js'
 import type {DestinationRow, Destinations} from './destinations.js'
+import {idText} from './message-ids.js'
 import {decodeHeaders, type QueueStore} from './queue-store.js'
 import type {Sql} from './sql.js'
 import {subscriptionName, type SubscriptionStore} from './subscription-store.js'
@@ -111,7 +112,7 @@ export class DeadLetters {
             last = row.id
             result.examined++
             if (!matches) continue
-            result.ids.push(String(row.id))
+            result.ids.push(idText(row.id))
             count++
             if (result.dryRun) continue
             headers['x-redrive-count'] = String(Number(headers['x-redrive-count'] ?? 0) + 1)

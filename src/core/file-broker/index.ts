@@ -55,6 +55,7 @@ import type {EventJournal} from '../engine/journal.js'
 import {SqliteEventJournal} from './event-journal.js'
 import {DeadLetters} from './dead-letters.js'
 import {Publisher, type PublishStep} from './publisher.js'
+import {idText, lastIds} from './message-ids.js'
 import {parseReceipts, type Receipt} from './receipts.js'
 import {type Durability, pauseForLock, Sql} from './sql.js'
 import {checkBodySizes, differingSettings, validateMessages} from './validation.js'
@@ -169,11 +170,10 @@ export class FileBroker implements Broker {
 
   async purgeQueue(name: string, options: BulkOptions = {}): Promise<{purged: number}> {
     // In batches, each its own transaction: other processes keep working meanwhile, and progress
-    // can be shown. Only what the queue held at the start goes (ids up to the newest then).
+    // can be shown. Only what the queue held at the start goes (ids given out by then).
     const start = this.sql.read(() => {
       const queue = this.requireQueue(name)
-      const newest = (this.sql.q('SELECT max(id) AS id FROM messages').get() as {id: number | null}).id ?? 0
-      return {id: queue.id, total: queue.depth, newest}
+      return {id: queue.id, total: queue.depth, newest: lastIds(this.sql)}
     })
     let purged = 0
     while (!options.signal?.aborted) {
@@ -344,7 +344,7 @@ export class FileBroker implements Broker {
         ? this.sql.write(() => this.takeFromQueue(queueName, {...options, max}), takeDurability(options))
         : []
       const deliveries = rows.map((row) => ({
-        id: String(row.id),
+        id: idText(row.id),
         queue: queueName,
         body: row.body,
         headers: decodeHeaders(row.headers),

@@ -2,6 +2,7 @@ import type {OutgoingMessage, PublishResult, QueueSettings, TopicSettings} from 
 import {InvalidInputError, QueueFullError} from '../errors.js'
 import {formatSize} from '../units.js'
 import type {DestinationRow, Destinations} from './destinations.js'
+import {idText} from './message-ids.js'
 import type {QueueStore} from './queue-store.js'
 import type {TopicStore} from './topic-store.js'
 import {LIMIT, type Sql} from './sql.js'
@@ -61,7 +62,7 @@ export class Publisher {
         }
         const original = this.dedupLookup(destination.id, message.dedupId, now)
         if (original !== undefined) {
-          results[index] = {id: String(original), destination: destination.name, kind, duplicate: true}
+          results[index] = {id: idText(original), destination: destination.name, kind, duplicate: true}
           duplicates++
           continue
         }
@@ -103,7 +104,7 @@ export class Publisher {
           ? this.topics.insert(destination as DestinationRow<TopicSettings>, fresh, now, freshSizes)
           : this.queues.insert(destination as DestinationRow, fresh, now, freshSizes)
     for (let i = 0; i < fresh.length; i++) {
-      results[freshSlots[i]] = {id: String(ids[i]), destination: destination.name, kind}
+      results[freshSlots[i]] = {id: idText(ids[i]), destination: destination.name, kind}
       const dedupId = fresh[i].dedupId
       if (dedupId !== undefined) this.dedupRemember(destination.id, dedupId, ids[i], now + window)
     }

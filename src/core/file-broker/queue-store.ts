@@ -2,6 +2,7 @@ import {backoffDelayMs} from '../backoff.js'
 import type {Headers, NackOutcome, OutgoingMessage, PeekedMessage} from '../broker.js'
 import {encodeHeaders, messageSize} from '../headers.js'
 import type {DestinationRow, Destinations} from './destinations.js'
+import {ID_NOT_AFTER, idText, reserveAppended, reserveIds, reserveIdsFor} from './message-ids.js'
 import {formatReceipt, newLeaseToken} from './receipts.js'
 import {subscriptionName} from './subscription-store.js'
 import {LIMIT, type Sql} from './sql.js'
@@ -55,7 +56,7 @@ interface LeasedRow {
 }
 
 const LEASED_COLUMNS = 'id, dest_id, attempts, headers, last_error, expires_at, ref_id'
-/** The columns a publish writes, in the order of `insert`'s rows. */
+/** The columns a publish writes (besides the id), in the order of `insert`'s rows. */
 export const MESSAGE_COLUMNS = [
   'dest_id',
   'state',
@@ -82,41 +83,57 @@ export class QueueStore {
   ) {}
 
   /**
-   * Inserts validated messages; call inside a write transaction. Returns the new ids. `sizes`:
-   * each message's size (messageSize), as the caller measured it for the limits.
+   * Inserts validated messages; call inside a write transaction. Returns the new ids, each in its
+   * priority's band (message-ids.ts). `sizes`: each message's size (messageSize), as the caller
+   * measured it for the limits.
    */
   insert(queue: DestinationRow, messages: OutgoingMessage[], now: number, sizes: number[]): number[] {
     const defaultTtl = queue.settings.defaultTtlMs
     // The common batch (lines of a file): ready now, no priority, TTL or headers. Its rows bind
-    // only what differs, as the bare-SQLite floor does (bench/floor-storage.js).
+    // only what differs (and their ids), as the bare-SQLite floor does (bench/floor-storage.js).
     const plain =
       defaultTtl == null &&
       messages.every(
         (m) => m.deliverAt === undefined && m.ttlMs === undefined && !m.priority && encodeHeaders(m.headers) === null,
       )
-    const ids = plain
-      ? this.sql.insertMessages(
-          MESSAGE_COLUMNS,
-          `(?, ${READY}, 0, ?, ?, NULL, ?, ?, NULL)`,
-          messages.length,
-          (index, values) => values.push(queue.id, now, now, sizes[index], messages[index].body),
+    let ids: number[]
+    if (plain) {
+      const reserved = reserveAppended(this.sql, messages.length)
+      ids = reserved.ids
+      this.sql.insertMessages(
+        MESSAGE_COLUMNS,
+        `(?, ${READY}, 0, ?, ?, NULL, ?, ?, NULL)`,
+        ids,
+        (index, values) => values.push(queue.id, now, now, sizes[index], messages[index].body),
+        reserved.assigned,
+      )
+    } else {
+      ids = reserveIdsFor(
+        this.sql,
+        messages.map((m) => m.priority ?? 0),
+      )
+      // Rows go in in id order, one priority band after the other: each band's rows are then
+      // appended where that band ends, page after page, instead of alternating between bands.
+      const order = messages.map((_, index) => index).sort((a, b) => ids[a] - ids[b])
+      const sorted = order.map((index) => ids[index])
+      this.sql.insertMessages(MESSAGE_COLUMNS, ALL_VALUES, sorted, (position, values) => {
+        const index = order[position]
+        const message = messages[index]
+        const delayed = message.deliverAt !== undefined && message.deliverAt > now
+        const ttl = message.ttlMs ?? defaultTtl
+        values.push(
+          queue.id,
+          delayed ? WAITING : READY,
+          message.priority ?? 0,
+          delayed ? message.deliverAt : now,
+          now,
+          ttl == null ? null : now + ttl,
+          sizes[index],
+          message.body,
+          encodeHeaders(message.headers),
         )
-      : this.sql.insertMessages(MESSAGE_COLUMNS, ALL_VALUES, messages.length, (index, values) => {
-          const message = messages[index]
-          const delayed = message.deliverAt !== undefined && message.deliverAt > now
-          const ttl = message.ttlMs ?? defaultTtl
-          values.push(
-            queue.id,
-            delayed ? WAITING : READY,
-            message.priority ?? 0,
-            delayed ? message.deliverAt : now,
-            now,
-            ttl == null ? null : now + ttl,
-            sizes[index],
-            message.body,
-            encodeHeaders(message.headers),
-          )
-        })
+      })
+    }
     this.destinations.bump(queue.id, 'published_total', ids.length)
     return ids
   }
@@ -182,15 +199,15 @@ export class QueueStore {
   ): string[] {
     const token = newLeaseToken()
     const insert = this.sql.q(
-      `INSERT INTO messages (dest_id, state, visible_at, published_at, attempts, lease_token, size, body, ref_id)
-       VALUES (?, 1, ?, ?, 1, ?, 0, '', ?)`,
+      `INSERT INTO messages (id, dest_id, state, visible_at, published_at, attempts, lease_token, size, body, ref_id)
+       VALUES (?, ?, 1, ?, ?, 1, ?, 0, '', ?)`,
     )
-    return refs.map((ref) =>
-      formatReceipt(
-        Number(insert.run(owner.id, now + visibilityTimeoutMs, ref.published_at, token, ref.id).lastInsertRowid),
-        token,
-      ),
-    )
+    const first = reserveIds(this.sql, 0, refs.length)
+    return refs.map((ref, index) => {
+      const id = first + index
+      insert.run(id, owner.id, now + visibilityTimeoutMs, ref.published_at, token, ref.id)
+      return formatReceipt(id, token)
+    })
   }
 
   /** Moves a message to the back of `owner` as a new message (redrive): new id, ready now. */
@@ -201,15 +218,28 @@ export class QueueStore {
     now: number,
   ): number {
     this.sql.q('DELETE FROM messages WHERE id = ?').run(id)
-    const info = this.sql
+    const newId = reserveIds(this.sql, message.priority, 1)
+    this.sql
       .q(
-        `INSERT INTO messages (dest_id, state, priority, visible_at, published_at, size, body, headers) VALUES (?, ${READY}, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO messages (id, dest_id, state, priority, visible_at, published_at, size, body, headers) VALUES (?, ?, ${READY}, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(owner.id, message.priority, now, now, messageSize(message), message.body, encodeHeaders(message.headers))
-    return Number(info.lastInsertRowid)
+      .run(
+        newId,
+        owner.id,
+        message.priority,
+        now,
+        now,
+        messageSize(message),
+        message.body,
+        encodeHeaders(message.headers),
+      )
+    return newId
   }
 
-  /** Re-inserts auto-acked rows exactly as they were (same id, so same place), minus the delivery. */
+  /**
+   * Re-inserts auto-acked rows exactly as they were (same id, so same place), minus the delivery.
+   * A subscription's pointer row (`refId`) was never seen by its reader: it gets a new id.
+   */
   restore(
     owner: DestinationRow,
     rows: {
@@ -228,10 +258,15 @@ export class QueueStore {
       `INSERT OR IGNORE INTO messages (id, dest_id, state, priority, visible_at, published_at, expires_at, attempts, size, body, headers, ref_id)
        VALUES (?, ?, ${READY}, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     )
+    const pointerIds = reserveIdsFor(
+      this.sql,
+      rows.filter((row) => row.refId !== undefined).map((row) => row.priority),
+    )
+    let pointers = 0
     for (const row of rows) {
       const pointer = row.refId !== undefined
       insert.run(
-        pointer ? null : row.id,
+        pointer ? pointerIds[pointers++] : row.id,
         owner.id,
         row.priority,
         now,
@@ -363,7 +398,7 @@ export class QueueStore {
             .all(queueId, limit - ready.length) as PeekRow[])
         : []
     return [...ready, ...waiting].map((row) => ({
-      id: String(row.id),
+      id: idText(row.id),
       body: row.body,
       headers: decodeHeaders(row.headers),
       state:
@@ -425,23 +460,24 @@ export class QueueStore {
   }
 
   /**
-   * Deletes up to `limit` messages of a queue with ids up to `lastId` (those it held when a purge
-   * started); returns how many. Ready ones first, then in flight and delayed.
+   * Deletes up to `limit` messages of a queue that have ids given out by the time `lastIds` were
+   * read (those it held when a purge started: see message-ids.ts); returns how many. Ready ones
+   * first, then in flight and delayed.
    */
-  purgeBatch(queueId: number, lastId: number, limit: number): number {
+  purgeBatch(queueId: number, lastIds: readonly number[], limit: number): number {
     const ready = this.sql
       .q(
-        `DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE dest_id = ? AND state = 0 AND id <= ? ${LIMIT})`,
+        `DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE dest_id = ? AND state = 0 AND ${ID_NOT_AFTER} ${LIMIT})`,
       )
-      .run(queueId, lastId, limit).changes
+      .run(queueId, ...lastIds, limit).changes
     if (ready >= limit) return ready
     return (
       ready +
       this.sql
         .q(
-          `DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE dest_id = ? AND state = 1 AND id <= ? ${LIMIT})`,
+          `DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE dest_id = ? AND state = 1 AND ${ID_NOT_AFTER} ${LIMIT})`,
         )
-        .run(queueId, lastId, limit - ready).changes
+        .run(queueId, ...lastIds, limit - ready).changes
     )
   }
 

@@ -1,6 +1,7 @@
 import {lazyCrypto} from '../lazy-require.js'
 import {InvalidInputError} from '../errors.js'
 import {printable} from '../names.js'
+import {idText} from './message-ids.js'
 
 /**
  * A receipt names one delivery: the row id (a queue message, or a subscription's pointer row) and
@@ -18,7 +19,7 @@ export function newLeaseToken(): string {
 }
 
 export function formatReceipt(messageId: number, token: string): string {
-  return `${messageId}.${token}`
+  return `${idText(messageId)}.${token}`
 }
 
 /** Parses every receipt first, so a garbled one fails the whole call before anything changes. */

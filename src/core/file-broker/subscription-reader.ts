@@ -2,6 +2,7 @@ import type {Delivery, ReceiveOptions, StartPosition, Subscription, Subscription
 import {InvalidInputError, NotFoundError} from '../errors.js'
 import {compileTopicPattern, printable, type TopicPattern} from '../names.js'
 import type {Destinations} from './destinations.js'
+import {idText} from './message-ids.js'
 import {decodeHeaders, type QueueStore} from './queue-store.js'
 import type {SubscriptionRow, SubscriptionStore} from './subscription-store.js'
 import type {LogRow, TopicStore} from './topic-store.js'
@@ -64,7 +65,7 @@ export class SubscriptionReader {
       return topicNames.get(id)!
     }
     const delivery = (log: LogRow, attempt: number, receipt?: string): Delivery => ({
-      id: String(log.id),
+      id: idText(log.id),
       topic: topicName(log.dest_id),
       subscription: row.name,
       body: log.body,

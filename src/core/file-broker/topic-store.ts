@@ -2,6 +2,7 @@ import type {OutgoingMessage, TopicSettings} from '../broker.js'
 import type {TopicPattern} from '../names.js'
 import type {DestinationRow, Destinations} from './destinations.js'
 import {encodeHeaders} from '../headers.js'
+import {lastIds, reserveAppended} from './message-ids.js'
 import {LOGGED, MESSAGE_COLUMNS} from './queue-store.js'
 import {LIMIT, type Sql} from './sql.js'
 
@@ -28,16 +29,19 @@ export class TopicStore {
   ) {}
 
   /**
-   * Appends to the log (call inside a write transaction); returns the new ids. `sizes`: each
+   * Appends to the log (call inside a write transaction); returns the new ids. Log rows have no
+   * priority: their ids are in band 0, in global publish order (message-ids.ts). `sizes`: each
    * message's size (messageSize), as the caller measured it for the limits.
    */
   insert(topic: DestinationRow<TopicSettings>, messages: OutgoingMessage[], now: number, sizes: number[]): number[] {
-    const ids = this.sql.insertMessages(
+    const {ids, assigned} = reserveAppended(this.sql, messages.length)
+    this.sql.insertMessages(
       MESSAGE_COLUMNS,
       `(?, ${LOGGED}, 0, ?, ?, NULL, ?, ?, ?)`,
-      messages.length,
+      ids,
       (index, values) =>
         values.push(topic.id, now, now, sizes[index], messages[index].body, encodeHeaders(messages[index].headers)),
+      assigned,
     )
     this.destinations.bump(topic.id, 'published_total', ids.length)
     this.enforceRetention(topic.id, now)
@@ -117,10 +121,9 @@ export class TopicStore {
     return topicIds.reduce((sum, id) => sum + (count.get(id, cursor) as {n: number}).n, 0)
   }
 
-  /** The id of the newest message ever stored, in any queue or topic (0 when none). */
+  /** The highest id given out in band 0, that of log rows (0 when none): where a `--new` cursor starts. */
   lastId(): number {
-    const row = this.sql.q("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").get() as {seq: number} | undefined
-    return row?.seq ?? 0
+    return lastIds(this.sql)[0]
   }
 
   /** The first id at or after `time` across topics, if any. */

@@ -160,4 +160,20 @@ export const MIGRATIONS: readonly string[] = [
     state TEXT NOT NULL
   ) STRICT, WITHOUT ROWID;
   `,
+  // 5: message ids in priority bands (ARCHITECTURE.md, "Message ids and priority bands"). Every
+  // insert now supplies its id: priority · 2^49 + the next value of that priority's counter here.
+  // Band 0 goes on after every id used so far; sqlite_sequence (AUTOINCREMENT) only records the
+  // highest id from now on. Existing rows keep their ids (receipts, cursors and dedup entries name
+  // them), all in band 0 whatever their priority, so they stay ahead of newer ones of their level.
+  `
+  CREATE TABLE message_seq (band INTEGER PRIMARY KEY CHECK (band BETWEEN 0 AND 9), seq INTEGER NOT NULL) STRICT;
+  INSERT INTO message_seq (band, seq) SELECT 0, max(
+    coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0),
+    coalesce((SELECT max(id) FROM messages), 0));
+  INSERT INTO message_seq (band, seq) VALUES (1, 0), (2, 0), (3, 0), (4, 0), (5, 0), (6, 0), (7, 0), (8, 0), (9, 0);
+  -- Every index ends with the row id: the ready index needs no id column of its own (8 bytes less
+  -- per entry with the longer ids of bands 1–9), and orders the same way.
+  DROP INDEX messages_ready;
+  CREATE INDEX messages_ready ON messages (dest_id, priority DESC) WHERE state = 0;
+  `,
 ]

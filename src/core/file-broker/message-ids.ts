@@ -1,0 +1,95 @@
+import {StoreError} from '../errors.js'
+import type {Sql} from './sql.js'
+
+/**
+ * Message ids (ARCHITECTURE.md, "Message ids and priority bands"). A message of priority p gets
+ * its id from band p: `p · BAND + n`, with n from the band's own counter in `message_seq`, which
+ * never goes back, so an id is never reused. The table stores rows in id order, so one priority's
+ * messages sit together and are taken (deleted) page after page, with consecutive ids as in a
+ * queue without priorities. Band 0 is priority 0 and every topic log row: there the id is n
+ * itself, global publish order, which cursors rely on. 9 · BAND + n stays below 2^53: ids are exact
+ * JavaScript numbers.
+ */
+export const BAND = 2 ** 49
+const BAND_BITS = 49
+export const BANDS = 10
+
+/**
+ * Reserves `count` consecutive ids in `band` (call inside a write transaction) and returns the
+ * first. One statement per band and batch, however many rows it inserts. The counter also steps
+ * over any row of the band it does not know of — one an mqctl from before the bands stored while
+ * still running during an upgrade (AUTOINCREMENT) — so such a row never makes a publish fail on
+ * its id: a look at the band's highest id, one step down the table's id order.
+ */
+export function reserveIds(sql: Sql, band: number, count: number): number {
+  const {seq} = sql
+    .q(
+      `UPDATE message_seq SET seq = max(seq, coalesce((SELECT max(id) FROM messages WHERE id BETWEEN ? AND ?), 0) - ?) + ?
+       WHERE band = ? RETURNING seq`,
+    )
+    .get(band * BAND, band * BAND + BAND - 1, band * BAND, count, band) as {seq: number}
+  if (seq >= BAND) {
+    // 2^49 messages in one band: decades at a million a second. Refused rather than run into the next band.
+    throw new StoreError('this broker has used up its message ids', {hint: 'move its messages to a new broker folder'})
+  }
+  return band * BAND + seq - count + 1
+}
+
+/**
+ * A message id as text. Ids of bands 1–9 are not small integers to V8, and String() of such a
+ * number goes through the general floating-point formatting: in two halves of small integers it
+ * costs half as much (a consume of prioritised messages turns every id into text).
+ */
+export function idText(id: number): string {
+  if (id < 2 ** 31) return String(id)
+  const low = id % 1e8
+  return String((id - low) / 1e8) + String(low).padStart(8, '0')
+}
+
+/** `count` consecutive ids in `band`, reserved as by reserveIds. */
+export function reserveIdRange(sql: Sql, band: number, count: number): number[] {
+  const first = reserveIds(sql, band, count)
+  // A loop, not Array.from({length}): that reads each index of its argument the slow, generic way.
+  const ids = new Array<number>(count)
+  for (let i = 0; i < count; i++) ids[i] = first + i
+  return ids
+}
+
+/**
+ * `count` consecutive ids in band 0, as reserveIdRange, and whether SQLite will give new rows
+ * exactly these ids itself (`assigned`): inserting without an id column spares it a search of the
+ * table per row (about 3 % of a `publish --lines`). It gives a new row the next id after the larger
+ * of the table's highest id and sqlite_sequence (AUTOINCREMENT), so it can while no row of bands
+ * 1–9 is stored, once sqlite_sequence is set to the id before the first (inserts with a given id
+ * leave it at the highest id ever stored). Sql.insertMessages checks the ids it got.
+ */
+export function reserveAppended(sql: Sql, count: number): {ids: number[]; assigned: boolean} {
+  const ids = reserveIdRange(sql, 0, count)
+  const {top} = sql.q('SELECT max(id) AS top FROM messages').get() as {top: number | null}
+  if (count === 0 || (top ?? 0) >= ids[0]) return {ids, assigned: false}
+  if (sql.q("UPDATE sqlite_sequence SET seq = ? WHERE name = 'messages'").run(ids[0] - 1).changes === 0)
+    sql.q("INSERT INTO sqlite_sequence (name, seq) VALUES ('messages', ?)").run(ids[0] - 1)
+  return {ids, assigned: true}
+}
+
+/** Ids for messages of these priorities, in their order: each in its band, consecutive within a band. */
+export function reserveIdsFor(sql: Sql, priorities: readonly number[]): number[] {
+  const counts = new Array<number>(BANDS).fill(0)
+  for (const priority of priorities) counts[priority]++
+  const next = counts.map((count, band) => (count === 0 ? 0 : reserveIds(sql, band, count)))
+  return priorities.map((priority) => next[priority]++)
+}
+
+/** The highest id ever given out in each band (band · BAND when none). */
+export function lastIds(sql: Sql): number[] {
+  const rows = sql.q('SELECT band, seq FROM message_seq').all() as {band: number; seq: number}[]
+  const last = Array.from({length: BANDS}, (_, band) => band * BAND)
+  for (const row of rows) last[row.band] = row.band * BAND + row.seq
+  return last
+}
+
+/**
+ * SQL true for an id given out by the time `lastIds` was read: `id <= ` the last id of its band.
+ * Binds the BANDS values of `lastIds`.
+ */
+export const ID_NOT_AFTER = `id <= CASE id >> ${BAND_BITS} ${Array.from({length: BANDS}, (_, band) => `WHEN ${band} THEN ?`).join(' ')} END`
