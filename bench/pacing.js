@@ -98,7 +98,7 @@ export async function benchPacing() {
   // When each message is back, seen from here: the redrive's own start is not in it.
   const broker = new FileBroker(home)
   const moves = []
-  const redrive = spawn(process.execPath, [BIN, 'dlq', 'redrive', 'jobs', '--rate', '10/s'], {
+  const redrive = spawn(process.execPath, [BIN, 'dlq', 'redrive', 'jobs', '--rate', '10/s', '--yes'], {
     env: {...process.env, MQ_HOME: home},
     stdio: 'ignore',
   })
@@ -112,6 +112,7 @@ export async function benchPacing() {
     await new Promise((resolve) => setTimeout(resolve, 5))
   }
   await broker.close()
+  if (moves.length < 6) throw new Error(`dlq redrive moved ${moves.length} of 6 messages back`)
   const spanMs = Math.round(moves.at(-1) - moves[0])
   report(
     'dlq redrive --rate 10/s: first to sixth message back',
