@@ -32,6 +32,9 @@ describe('many processes on one broker folder (no daemon)', function () {
       async () => JSON.parse((await run(['queue', 'stats', 'work', '--json'], {home})).stdout).depth === 0,
       'an empty queue',
     )
+    // A worker the others left nothing to may still be starting on a busy machine: signal each
+    // once it waits for commits (its interrupt handling is set up before its first receive).
+    await Promise.all(workers.map((worker) => worker.watching()))
     for (const worker of workers) worker.kill('SIGTERM')
     const exits = await Promise.all(workers.map((w) => w.done))
     expect(exits.map((e) => e.code)).to.deep.equal([130, 130, 130, 130])
