@@ -61,7 +61,7 @@ export class Sql {
    */
   private readonly inTransaction: Transaction<(fn: () => unknown) => unknown>
   private signalFd?: number | false
-  /** The WAL, opened at the first commit and synced after each (see commit). */
+  /** The WAL, opened at the first durable write and synced after each (see syncWal). */
   private walFd?: number
   /** Whether the database is in WAL mode, where commits release the lock before their sync. */
   private readonly earlyRelease: boolean
@@ -166,7 +166,7 @@ export class Sql {
       }
       this.relieveDiskPressure()
       let result: T | typeof LOCKED
-      this.syncOwed = durability === 'durable' || !this.earlyRelease
+      this.syncOwed = durability === 'durable'
       try {
         result = this.commit(fn, waitMs)
       } catch (error) {
