@@ -112,15 +112,26 @@ export class Destinations {
   bump(id: number, column: TotalColumn, by = 1): void {
     if (by === 0) return
     this.sql.q(`UPDATE destinations SET ${column} = ${column} + ? WHERE id = ?`).run(by, id)
-    if (column !== 'published_total' && column !== 'acked_total') return
+    if (column === 'published_total') this.countRates(id, by, 0)
+    else if (column === 'acked_total') this.countRates(id, 0, by)
+  }
+
+  /** Messages published and delivered in one transaction (handed to a waiting consumer): both totals at once. */
+  bumpPublishedAndAcked(id: number, by: number): void {
+    this.sql
+      .q('UPDATE destinations SET published_total = published_total + ?, acked_total = acked_total + ? WHERE id = ?')
+      .run(by, by, id)
+    this.countRates(id, by, by)
+  }
+
+  private countRates(id: number, published: number, acked: number): void {
     const minute = Math.floor(Date.now() / 60_000)
-    const published = column === 'published_total' ? by : 0
     this.sql
       .q(
         `INSERT INTO rates (dest_id, minute, published, acked) VALUES (?, ?, ?, ?)
          ON CONFLICT (dest_id, minute) DO UPDATE SET published = published + excluded.published, acked = acked + excluded.acked`,
       )
-      .run(id, minute, published, by - published)
+      .run(id, minute, published, acked)
     if (this.rateMinutes.get(id) !== minute) {
       this.rateMinutes.set(id, minute)
       this.sql.q('DELETE FROM rates WHERE dest_id = ? AND minute < ?').run(id, minute - RATE_MINUTES)

@@ -62,6 +62,7 @@ import {checkBodySizes, differingSettings, validateMessages} from './validation.
 import {FileSubscription, SubscriptionReader} from './subscription-reader.js'
 import {type SubscriptionRow, SubscriptionStore} from './subscription-store.js'
 import {TopicStore} from './topic-store.js'
+import {REFRESH_MS, TRUSTED_MS, Waiters} from './waiters.js'
 
 /** Messages one purge transaction deletes: big enough to be quick, small enough not to hold the write lock long. */
 const PURGE_BATCH = 5_000
@@ -88,6 +89,11 @@ export class FileBroker implements Broker {
   private readonly deadLetters: DeadLetters
   private readonly reader: SubscriptionReader
   private readonly notifier: ChangeNotifier
+  private readonly waiters: Waiters
+  /** This broker's registrations as a waiting consumer (see receive), with their queue's name. */
+  private readonly registrations = new Map<number, string>()
+  /** Registrations whose handed messages were read: deleted with the next write (or on close). */
+  private spent: number[] = []
   private closed = false
   private eventJournal?: EventJournal
   private lockWaiter?: LockWaiter
@@ -105,7 +111,8 @@ export class FileBroker implements Broker {
     this.queues = new QueueStore(this.sql, this.destinations)
     this.topics = new TopicStore(this.sql, this.destinations)
     this.subscriptions = new SubscriptionStore(this.sql, this.destinations)
-    this.publisher = new Publisher(this.sql, this.destinations, this.queues, this.topics)
+    this.waiters = new Waiters(this.sql, this.destinations, this.queues)
+    this.publisher = new Publisher(this.sql, this.destinations, this.queues, this.topics, this.waiters)
     this.deadLetters = new DeadLetters(this.sql, this.destinations, this.queues, this.subscriptions)
     this.reader = new SubscriptionReader(this.destinations, this.queues, this.topics, this.subscriptions)
     this.notifier = new ChangeNotifier(home)
@@ -163,6 +170,7 @@ export class FileBroker implements Broker {
     return this.sql.write(() => {
       const queue = this.requireQueue(name)
       const deleted = this.queues.purge(queue.id)
+      this.waiters.removeAll(queue.id)
       this.destinations.delete(queue.id)
       return {deleted}
     })
@@ -335,27 +343,98 @@ export class FileBroker implements Broker {
 
   async receive(queueName: string, options: ReceiveOptions): Promise<Delivery[]> {
     validateName(queueName, 'queue name')
-    return this.poll(options, (max) => {
-      const queue = this.sql.read(() => this.destinations.queue(queueName))
-      if (!queue) return {deliveries: [], nextDueAt: Number.POSITIVE_INFINITY}
-      const deliverable = this.sql.read(() => this.queues.hasDeliverable(queue.id, Date.now()))
-      // The rows become deliveries after the commit: the write lock is held for the SQL only.
-      const rows = deliverable
-        ? this.sql.write(() => this.takeFromQueue(queueName, {...options, max}), takeDurability(options))
-        : []
-      const deliveries = rows.map((row) => ({
-        id: idText(row.id),
-        queue: queueName,
-        body: row.body,
-        headers: decodeHeaders(row.headers),
-        attempt: row.attempts,
-        receipt: row.receipt,
-        publishedAt: row.published_at,
-        priority: row.priority,
-        expiresAt: row.expires_at ?? undefined,
-      }))
-      return {deliveries, nextDueAt: deliveries.length > 0 ? 0 : this.sql.read(() => this.queues.nextDueAt(queue.id))}
+    // An auto-ack long poll registers before it sleeps, so a publish can hand it messages in its
+    // own commit (ARCHITECTURE.md, "Hand-off to waiting consumers"); for one receive only.
+    const handOff = options.autoAck && options.pollIntervalMs === undefined
+    let registration: number | undefined
+    /** Until when publishes trust the registration (see Waiters); refreshed on wake-ups. */
+    let trustedUntil = 0
+    let deliveries: Delivery[]
+    try {
+      deliveries = await this.poll(options, (max, willWait) => {
+        if (registration !== undefined) {
+          const handed = this.sql.read(() => this.waiters.handed(registration!))
+          if (handed === null) this.registrations.delete(registration)
+          if (handed) {
+            this.registrations.delete(registration)
+            this.spent.push(registration)
+            // The publisher may still be syncing its commit: nothing is printed before it is on disk.
+            this.sql.syncNow()
+            registration = undefined
+            return {deliveries: handed.map((row) => queueDelivery(queueName, row)), nextDueAt: 0}
+          }
+          if (handed === null) registration = undefined
+          else if (trustedUntil - Date.now() < REFRESH_MS) {
+            const now = Date.now()
+            this.sql.write(() => this.waiters.refresh(registration!, now), 'lease')
+            trustedUntil = now + TRUSTED_MS
+          }
+        }
+        const queue = this.sql.read(() => this.destinations.queue(queueName))
+        if (!queue) return {deliveries: [], nextDueAt: Number.POSITIVE_INFINITY}
+        const deliverable = this.sql.read(() => this.queues.hasDeliverable(queue.id, Date.now()))
+        // The rows become deliveries after the commit: the write lock is held for the SQL only.
+        let rows: TakenRow[] = []
+        if (deliverable) {
+          rows = this.sql.write(() => {
+            this.dropSpent()
+            return this.takeFromQueue(queueName, {...options, max})
+          }, takeDurability(options))
+        } else if (handOff && willWait && registration === undefined) {
+          // Not synced: a registration lost in a power cut went with the process that made it.
+          // A publish committed after the read above finds no registration, but its signal comes
+          // after the waiting mark, so the wait below returns at once for it.
+          const now = Date.now()
+          registration = this.sql.write(() => {
+            this.dropSpent()
+            return this.waiters.register(queue.id, max, now)
+          }, 'lease')
+          trustedUntil = now + TRUSTED_MS
+          this.registrations.set(registration, queueName)
+        } else if (this.spent.length > 0) {
+          this.sql.write(() => this.dropSpent(), 'lease')
+        }
+        const taken = rows.map((row) => queueDelivery(queueName, row))
+        return {
+          deliveries: taken,
+          nextDueAt: taken.length > 0 ? 0 : this.sql.read(() => this.queues.nextDueAt(queue.id)),
+        }
+      })
+    } catch (error) {
+      if (registration !== undefined) this.leave(registration)
+      throw error
+    }
+    if (registration !== undefined) {
+      try {
+        this.leave(registration)
+      } catch (error) {
+        // What was taken is not lost for it: the registration is tried again on close.
+        if (deliveries.length === 0) throw error
+      }
+    }
+    return deliveries
+  }
+
+  /**
+   * Ends a registration that was not handed anything it read: removes it and puts back what a
+   * publish handed it meanwhile (same ids, so same place in the queue).
+   */
+  private leave(registration: number): void {
+    const queueName = this.registrations.get(registration)
+    if (this.closed || queueName === undefined) return
+    this.sql.write(() => {
+      this.dropSpent()
+      const handed = this.waiters.remove(registration)
+      const queue = handed.length > 0 ? this.destinations.queue(queueName) : undefined
+      if (queue) this.queues.restore(queue, handed.map(restorable), Date.now())
     })
+    this.registrations.delete(registration)
+  }
+
+  /** Inside a write: deletes the registrations whose handed messages were read. */
+  private dropSpent(): void {
+    for (const id of this.spent) this.waiters.remove(id)
+    this.spent = []
   }
 
   private takeFromQueue(queueName: string, options: ReceiveOptions): TakenRow[] {
@@ -399,17 +478,20 @@ export class FileBroker implements Broker {
    */
   private async poll(
     options: ReceiveOptions,
-    attempt: (max: number) => {deliveries: Delivery[]; nextDueAt: number},
+    attempt: (max: number, willWait: boolean) => {deliveries: Delivery[]; nextDueAt: number},
   ): Promise<Delivery[]> {
     if (!(options.max >= 1)) throw new InvalidInputError('the number of messages to receive must be at least 1')
     // The wait is measured on the monotonic clock; only `nextDueAt` (a delay or a lease stored in
     // the database, shared with other processes) is wall-clock.
     const deadline = monotonicNow() + (options.waitMs ?? 0)
     for (;;) {
+      if (this.closed) return []
       const mark = this.notifier.mark()
+      // Whether the loop would wait if this attempt finds nothing (it may still decide not to).
+      const willWait = deadline > monotonicNow() && !options.signal?.aborted && !this.closed
       let found
       try {
-        found = await this.patiently(() => whileDiskFull(options.max, (max) => attempt(max)), options.signal)
+        found = await this.patiently(() => whileDiskFull(options.max, (max) => attempt(max, willWait)), options.signal)
       } catch (error) {
         // Interrupted while waiting out a lock: nothing was taken.
         if (isLockedError(error) && options.signal?.aborted) return []
@@ -693,6 +775,9 @@ export class FileBroker implements Broker {
 
   async close(): Promise<void> {
     if (this.closed) return
+    // Registrations still waiting (a receive interrupted by this close) put back what they were handed.
+    for (const registration of [...this.registrations.keys()]) this.leave(registration)
+    if (this.spent.length > 0) this.sql.write(() => this.dropSpent(), 'lease')
     this.closed = true
     this.notifier.close()
     this.sql.close()
@@ -761,6 +846,34 @@ function whileDiskFull<R>(max: number, take: (max: number) => R): R {
 
 function isDiskFullError(error: unknown): boolean {
   return isMqError(error) && error.code === 'disk_full'
+}
+
+/** A queue message taken by a receive (or handed to it), as the receive returns it. */
+function queueDelivery(queue: string, row: TakenRow): Delivery {
+  return {
+    id: idText(row.id),
+    queue,
+    body: row.body,
+    headers: decodeHeaders(row.headers),
+    attempt: row.attempts,
+    receipt: row.receipt,
+    publishedAt: row.published_at,
+    priority: row.priority,
+    expiresAt: row.expires_at ?? undefined,
+  }
+}
+
+/** A taken row as QueueStore.restore puts it back. */
+function restorable(row: TakenRow): Parameters<QueueStore['restore']>[1][number] {
+  return {
+    id: row.id,
+    body: row.body,
+    headers: decodeHeaders(row.headers),
+    attempt: row.attempts,
+    publishedAt: row.published_at,
+    priority: row.priority,
+    expiresAt: row.expires_at ?? undefined,
+  }
 }
 
 function queueInfo(row: DestinationRow): QueueInfo {

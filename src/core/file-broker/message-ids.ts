@@ -55,18 +55,24 @@ export function reserveIdRange(sql: Sql, band: number, count: number): number[] 
   return ids
 }
 
+/** Batches from this size on let SQLite assign their ids (see reserveAppended). */
+const ASSIGNED_FROM = 16
+
 /**
  * `count` consecutive ids in band 0, as reserveIdRange, and whether SQLite will give new rows
  * exactly these ids itself (`assigned`): inserting without an id column spares it a search of the
  * table per row (about 3 % of a `publish --lines`). It gives a new row the next id after the larger
  * of the table's highest id and sqlite_sequence (AUTOINCREMENT), so it can while no row of bands
  * 1–9 is stored, once sqlite_sequence is set to the id before the first (inserts with a given id
- * leave it at the highest id ever stored). Sql.insertMessages checks the ids it got.
+ * leave it at the highest id ever stored). Sql.insertMessages checks the ids it got. Not for a
+ * few rows (fewer than ASSIGNED_FROM): there the two statements that arrange it cost more than the
+ * searches they spare, and a one-message publish would write one table page more (sqlite_sequence).
  */
 export function reserveAppended(sql: Sql, count: number): {ids: number[]; assigned: boolean} {
   const ids = reserveIdRange(sql, 0, count)
+  if (count < ASSIGNED_FROM) return {ids, assigned: false}
   const {top} = sql.q('SELECT max(id) AS top FROM messages').get() as {top: number | null}
-  if (count === 0 || (top ?? 0) >= ids[0]) return {ids, assigned: false}
+  if ((top ?? 0) >= ids[0]) return {ids, assigned: false}
   if (sql.q("UPDATE sqlite_sequence SET seq = ? WHERE name = 'messages'").run(ids[0] - 1).changes === 0)
     sql.q("INSERT INTO sqlite_sequence (name, seq) VALUES ('messages', ?)").run(ids[0] - 1)
   return {ids, assigned: true}

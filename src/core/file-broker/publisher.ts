@@ -5,6 +5,7 @@ import type {DestinationRow, Destinations} from './destinations.js'
 import {idText} from './message-ids.js'
 import type {QueueStore} from './queue-store.js'
 import type {TopicStore} from './topic-store.js'
+import type {Waiters} from './waiters.js'
 import {LIMIT, type Sql} from './sql.js'
 
 /** What one publish step did: results so far, and messages still waiting for room (block policy). */
@@ -25,6 +26,7 @@ export class Publisher {
     private readonly destinations: Destinations,
     private readonly queues: QueueStore,
     private readonly topics: TopicStore,
+    private readonly waiters: Waiters,
   ) {}
 
   /** `sizes`: each message's size (messageSize), as checkBodySizes measured it. */
@@ -102,7 +104,7 @@ export class Publisher {
         ? []
         : kind === 'topic'
           ? this.topics.insert(destination as DestinationRow<TopicSettings>, fresh, now, freshSizes)
-          : this.queues.insert(destination as DestinationRow, fresh, now, freshSizes)
+          : this.storeInQueue(destination as DestinationRow, fresh, now, freshSizes)
     for (let i = 0; i < fresh.length; i++) {
       results[freshSlots[i]] = {id: idText(ids[i]), destination: destination.name, kind}
       const dedupId = fresh[i].dedupId
@@ -114,6 +116,18 @@ export class Publisher {
       this.dropFromHead(destination.id)
     const done = rest.length === 0 ? results : results.slice(0, messages.length - rest.length)
     return {results: done as PublishResult[], rest, full}
+  }
+
+  /**
+   * Hands the messages to a waiting consumer, or stores them and hands the head of the queue to
+   * the consumers waiting (ARCHITECTURE.md, "Hand-off to waiting consumers").
+   */
+  private storeInQueue(queue: DestinationRow, messages: OutgoingMessage[], now: number, sizes: number[]): number[] {
+    const handed = this.waiters.accept(queue, messages, now)
+    if (handed) return handed
+    const ids = this.queues.insert(queue, messages, now, sizes)
+    this.waiters.handOff(queue, now)
+    return ids
   }
 
   /** Discards ready messages from the head of the queue until it is within its limits. */

@@ -77,6 +77,9 @@ export class Sql {
   ) {
     this.inTransaction = db.transaction((fn: () => unknown) => fn())
     this.earlyRelease = db.pragma('journal_mode', {simple: true}) === 'wal'
+    // Every commit from here on goes through write(), which syncs it itself (see commit). Set once:
+    // a pragma is compiled anew each time it is run, two of them per write were a cost of their own.
+    if (this.earlyRelease) db.pragma('synchronous = NORMAL')
   }
 
   /** A prepared statement, compiled once per connection. */
@@ -201,6 +204,19 @@ export class Sql {
   }
 
   /**
+   * Makes every commit written so far, by any process, durable: for a reader about to report what
+   * another process committed and may not have synced yet (a handed message, see waiters.ts).
+   * Without WAL, commits are synced inside themselves.
+   */
+  syncNow(): void {
+    try {
+      if (this.earlyRelease) this.syncWal()
+    } catch (error) {
+      throw storeError(error, this.where)
+    }
+  }
+
+  /**
    * Syncs the WAL: every commit written to it so far, by any process, is on disk after this. A
    * failure is reported as the write's (it may be visible to others but not on disk: like a
    * publish whose answer was lost, doing it again may make a duplicate).
@@ -239,9 +255,8 @@ export class Sql {
       return fn()
     }
     const started = performance.now()
-    // Not statements kept prepared: SQLite applies these pragmas when they are prepared.
+    // Not a statement kept prepared: SQLite applies this pragma when it is prepared.
     this.db.pragma('busy_timeout = 0')
-    if (this.earlyRelease) this.db.pragma('synchronous = NORMAL')
     try {
       for (;;) {
         try {
@@ -255,10 +270,8 @@ export class Sql {
         }
       }
     } finally {
-      // Reads and checkpoints keep SQLite's busy handler; anything committed outside write() (the
-      // migrations) syncs inside its commit.
+      // Reads and checkpoints keep SQLite's busy handler.
       this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`)
-      if (this.earlyRelease) this.db.pragma('synchronous = FULL')
     }
   }
 

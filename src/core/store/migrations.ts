@@ -176,4 +176,22 @@ export const MIGRATIONS: readonly string[] = [
   DROP INDEX messages_ready;
   CREATE INDEX messages_ready ON messages (dest_id, priority DESC) WHERE state = 0;
   `,
+  // 6: consumers waiting on a queue, so a publish can hand them its messages in its own commit
+  // (ARCHITECTURE.md, "Hand-off to waiting consumers"). `handed`: the messages given to the waiter
+  // (JSON), NULL while it still waits. `pid_space` names where `pid` can be checked (pidSpace);
+  // `alive_until`: how long the registration is trusted without a refresh (see Waiters).
+  `
+  CREATE TABLE waiters (
+    -- Never reused: a waiter whose registration was removed must not read a later one's.
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    dest_id INTEGER NOT NULL,
+    pid INTEGER NOT NULL,
+    started TEXT,
+    pid_space TEXT NOT NULL,
+    max INTEGER NOT NULL,
+    alive_until INTEGER NOT NULL,
+    handed TEXT
+  ) STRICT;
+  CREATE INDEX waiters_dest ON waiters (dest_id);
+  `,
 ]

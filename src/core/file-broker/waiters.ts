@@ -1,0 +1,193 @@
+import {isSameProcessAlive, isSignalable, pidSpace, pidSpaceOf, processStartTime} from '../process-alive.js'
+import type {OutgoingMessage} from '../broker.js'
+import {encodeHeaders} from '../headers.js'
+import type {DestinationRow, Destinations} from './destinations.js'
+import {reserveIdsFor} from './message-ids.js'
+import type {QueueStore, TakenRow} from './queue-store.js'
+import type {Sql} from './sql.js'
+
+/** A handed message as stored in `waiters.handed`: id, body, headers, attempts, published_at, priority, expires_at. */
+type HandedTuple = [number, string, string | null, number, number, number, number | null]
+
+interface WaiterRow {
+  id: number
+  pid: number
+  started: string | null
+  pid_space: string
+  max: number
+  alive_until: number
+}
+
+/**
+ * How long a registration is trusted after it was made or refreshed: a publish hands messages to
+ * a waiter whose registration is this fresh and whose pid still exists, without reading /proc
+ * (about a tenth of a millisecond on a cold path). A waiting consumer refreshes it when it wakes,
+ * at the latest on its fallback poll (FALLBACK_POLL_MS), once less than REFRESH_MS is left.
+ */
+export const TRUSTED_MS = 10_000
+export const REFRESH_MS = 5_000
+
+/**
+ * Auto-ack consumers waiting on a queue, and the publishes that hand them messages
+ * (ARCHITECTURE.md, "Hand-off to waiting consumers"). A waiter registers before it sleeps; a
+ * publish takes the head of the queue for it inside the publish's own transaction (as the waiter's
+ * receive would: the messages leave the queue there), and the waiter, woken, reads them from its
+ * registration without a write of its own. So the publisher's sync is the only one before the
+ * message is printed, and the consumer's commit no longer lands in the middle of it.
+ */
+export class Waiters {
+  constructor(
+    private readonly sql: Sql,
+    private readonly destinations: Destinations,
+    private readonly queues: QueueStore,
+  ) {}
+
+  /**
+   * Registers this process as waiting for up to `max` messages of `queueId` (inside a write), after
+   * removing the registrations of the queue's waiters that died; returns the registration's id.
+   */
+  register(queueId: number, max: number, now: number): number {
+    const rows = this.sql
+      .q('SELECT id, pid, started, pid_space FROM waiters WHERE dest_id = ?')
+      .all(queueId) as WaiterRow[]
+    for (const row of rows) {
+      const space = pidSpaceOf(row.pid_space)
+      if (space === 'earlier-boot' || (space === 'same' && !isSameProcessAlive(row.pid, row.started))) this.drop(row.id)
+    }
+    const {id} = this.sql
+      .q(
+        'INSERT INTO waiters (dest_id, pid, started, pid_space, max, alive_until) VALUES (?, ?, ?, ?, ?, ?) RETURNING id',
+      )
+      .get(queueId, process.pid, processStartTime(process.pid), pidSpace(), max, now + TRUSTED_MS) as {id: number}
+    return id
+  }
+
+  /** Inside a write: trusts a registration that still waits for another TRUSTED_MS. */
+  refresh(id: number, now: number): void {
+    this.sql.q('UPDATE waiters SET alive_until = ? WHERE id = ? AND handed IS NULL').run(now + TRUSTED_MS, id)
+  }
+
+  /**
+   * Inside a publish's write, instead of its inserts: gives the whole batch to the first waiter
+   * that can take it (see waiting), when every message is ready now, the batch is within the
+   * waiter's `max` and nothing in the queue is ready or due ahead of it. The messages never enter
+   * the table: their ids are reserved and they are counted as published and delivered, as if
+   * inserted and taken at once. Returns their ids, or undefined when the batch is to be inserted.
+   */
+  accept(queue: DestinationRow, messages: OutgoingMessage[], now: number): number[] | undefined {
+    if (messages.some((m) => m.deliverAt !== undefined && m.deliverAt > now)) return undefined
+    const waiter = this.waiting(queue.id, now).next().value
+    if (!waiter || messages.length > waiter.max || this.queues.hasDeliverable(queue.id, now)) return undefined
+    const ids = reserveIdsFor(
+      this.sql,
+      messages.map((m) => m.priority ?? 0),
+    )
+    const defaultTtl = queue.settings.defaultTtlMs
+    // Delivery order, as a receive takes them: higher priority first, then publish order.
+    const order = messages
+      .map((_, index) => index)
+      .sort((a, b) => (messages[b].priority ?? 0) - (messages[a].priority ?? 0) || a - b)
+    const handed = order.map((index): HandedTuple => {
+      const message = messages[index]
+      const ttl = message.ttlMs ?? defaultTtl
+      return [
+        ids[index],
+        message.body,
+        encodeHeaders(message.headers),
+        1,
+        now,
+        message.priority ?? 0,
+        ttl == null ? null : now + ttl,
+      ]
+    })
+    this.destinations.bumpPublishedAndAcked(queue.id, messages.length)
+    this.give(waiter.id, handed)
+    return ids
+  }
+
+  /**
+   * Inside a publish's write, after its inserts: gives the head of `queue` to its waiters (see
+   * waiting), oldest registration first, each up to its `max`, as an auto-ack receive takes them.
+   */
+  handOff(queue: DestinationRow, now: number): void {
+    for (const waiter of this.waiting(queue.id, now)) {
+      const taken = this.queues.take(queue, waiter.max, true, 0, now)
+      if (taken.length === 0) return
+      this.give(
+        waiter.id,
+        taken.map((row): HandedTuple => [
+          row.id,
+          row.body,
+          row.headers,
+          row.attempts,
+          row.published_at,
+          row.priority,
+          row.expires_at,
+        ]),
+      )
+      if (taken.length < waiter.max) return
+    }
+  }
+
+  /**
+   * The waiters of a queue that may be handed messages, oldest registration first: those whose
+   * registration is fresh (TRUSTED_MS) and whose pid exists. A registration whose pid is gone is
+   * removed on the way; a stale one, or one made in another pid space (another container), is left
+   * for its waiter (or the next registration's sweep) to deal with.
+   */
+  private *waiting(queueId: number, now: number): Generator<WaiterRow> {
+    const rows = this.sql
+      .q('SELECT id, pid, pid_space, max, alive_until FROM waiters WHERE dest_id = ? AND handed IS NULL ORDER BY id')
+      .all(queueId) as WaiterRow[]
+    if (rows.length === 0) return
+    const space = pidSpace()
+    for (const waiter of rows) {
+      if (waiter.pid_space !== space || waiter.alive_until <= now) continue
+      if (isSignalable(waiter.pid)) yield waiter
+      else this.drop(waiter.id)
+    }
+  }
+
+  private give(id: number, handed: HandedTuple[]): void {
+    this.sql.q('UPDATE waiters SET handed = ? WHERE id = ?').run(JSON.stringify(handed), id)
+  }
+
+  /**
+   * What was handed to registration `id`, in delivery order: undefined while it still waits, null
+   * when the registration is gone (its queue was deleted).
+   */
+  handed(id: number): TakenRow[] | undefined | null {
+    const row = this.sql.q('SELECT handed FROM waiters WHERE id = ?').get(id) as {handed: string | null} | undefined
+    if (!row) return null
+    return row.handed === null ? undefined : decode(row.handed)
+  }
+
+  /** Inside a write: removes a registration; returns what was handed to it and not read (to put back). */
+  remove(id: number): TakenRow[] {
+    const row = this.sql.q('DELETE FROM waiters WHERE id = ? RETURNING handed').get(id) as
+      {handed: string | null} | undefined
+    return row?.handed ? decode(row.handed) : []
+  }
+
+  /** Inside a write: forgets every registration on a queue (it is being deleted). */
+  removeAll(queueId: number): void {
+    this.sql.q('DELETE FROM waiters WHERE dest_id = ?').run(queueId)
+  }
+
+  private drop(id: number): void {
+    this.sql.q('DELETE FROM waiters WHERE id = ?').run(id)
+  }
+}
+
+function decode(handed: string): TakenRow[] {
+  return (JSON.parse(handed) as HandedTuple[]).map((row) => ({
+    id: row[0],
+    body: row[1],
+    headers: row[2],
+    attempts: row[3],
+    published_at: row[4],
+    priority: row[5],
+    expires_at: row[6],
+    ref_id: null,
+  }))
+}

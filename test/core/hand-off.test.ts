@@ -1,0 +1,222 @@
+import Database from 'better-sqlite3'
+import {expect} from 'chai'
+import {spawnSync} from 'node:child_process'
+import {join} from 'node:path'
+
+import type {Delivery} from '../../src/core/broker.js'
+import {FileBroker} from '../../src/core/file-broker/index.js'
+import {BAND} from '../../src/core/file-broker/message-ids.js'
+import {pidSpace} from '../../src/core/process-alive.js'
+import {tempHome, waitFor} from '../helpers.js'
+
+interface Registration {
+  id: number
+  pid: number
+  max: number
+  alive_until: number
+  handed: string | null
+}
+
+/** The waiting consumers registered in a broker folder, read as another process would. */
+function registrations(home: string): Registration[] {
+  const db = new Database(join(home, 'broker.db'), {readonly: true})
+  try {
+    return db.prepare('SELECT id, pid, max, alive_until, handed FROM waiters ORDER BY id').all() as Registration[]
+  } finally {
+    db.close()
+  }
+}
+
+function messageRows(home: string): number {
+  const db = new Database(join(home, 'broker.db'), {readonly: true})
+  try {
+    return (db.prepare('SELECT count(*) AS n FROM messages').get() as {n: number}).n
+  } finally {
+    db.close()
+  }
+}
+
+/** Adds a registration as another process would have made it. */
+function register(home: string, queue: string, row: {pid: number; space?: string; aliveUntil?: number}): void {
+  const db = new Database(join(home, 'broker.db'))
+  try {
+    const {id} = db.prepare('SELECT id FROM destinations WHERE name = ?').get(queue) as {id: number}
+    db.prepare(
+      'INSERT INTO waiters (dest_id, pid, started, pid_space, max, alive_until) VALUES (?, ?, NULL, ?, 100, ?)',
+    ).run(id, row.pid, row.space ?? pidSpace(), row.aliveUntil ?? Date.now() + 60_000)
+  } finally {
+    db.close()
+  }
+}
+
+/** The pid of a process that has exited (and was reaped). */
+function deadPid(): number {
+  return spawnSync(process.execPath, ['-e', '']).pid!
+}
+
+describe('hand-off to waiting consumers', () => {
+  let home: string
+  let consumer: FileBroker
+  let publisher: FileBroker
+
+  beforeEach(async () => {
+    home = tempHome()
+    consumer = new FileBroker(home)
+    publisher = new FileBroker(home)
+    await publisher.declareQueue('q')
+  })
+
+  afterEach(async () => {
+    await consumer.close()
+    await publisher.close()
+  })
+
+  /** Starts an auto-ack long poll on `q`; resolves once it is registered, with what it will receive. */
+  async function waiting(max = 10, signal?: AbortSignal): Promise<{receiving: Promise<Delivery[]>}> {
+    const newest = Math.max(0, ...registrations(home).map((r) => r.id))
+    const receiving = consumer.receive('q', {max, autoAck: true, waitMs: 60_000, signal})
+    await waitFor(() => registrations(home).some((r) => r.id > newest), 'the receive to register')
+    return {receiving}
+  }
+
+  it('a publish gives its messages to a waiting auto-ack receive in its own commit; they never enter the queue', async () => {
+    const {receiving} = await waiting()
+    const [published] = await publisher.publish('q', [{body: 'hello', headers: {k: 'v'}}])
+    // Handed in the publish's commit: on the registration, not in the table.
+    expect(registrations(home)[0].handed).to.be.a('string')
+    expect(messageRows(home)).to.equal(0)
+    const delivered = await receiving
+    expect(delivered.map((d) => [d.id, d.body, d.headers, d.attempt, d.receipt])).to.deep.equal([
+      [published.id, 'hello', {k: 'v'}, 1, undefined],
+    ])
+    const stats = await publisher.queueStats('q')
+    expect([stats.depth, stats.ready, stats.inFlight]).to.deep.equal([0, 0, 0])
+    expect([stats.totals.published, stats.totals.acked]).to.deep.equal([1, 1])
+    expect(stats.rates.publishedPerSecond.last1m).to.be.greaterThan(0)
+    expect(stats.rates.ackedPerSecond.last1m).to.be.greaterThan(0)
+    // The next receive removes the spent registration (and registers again while it waits).
+    expect(await consumer.receive('q', {max: 10, autoAck: true})).to.deep.equal([])
+    expect(registrations(home)).to.deep.equal([])
+  })
+
+  it('hands a batch in delivery order: higher priority first, then publish order', async () => {
+    const {receiving} = await waiting()
+    const results = await publisher.publish('q', [
+      {body: 'a', priority: 0},
+      {body: 'b', priority: 5},
+      {body: 'c', priority: 1},
+      {body: 'd', priority: 5},
+    ])
+    const delivered = await receiving
+    expect(delivered.map((d) => d.body)).to.deep.equal(['b', 'd', 'c', 'a'])
+    expect(delivered.map((d) => d.id)).to.deep.equal([results[1].id, results[3].id, results[2].id, results[0].id])
+    expect(Math.floor(Number(results[1].id) / BAND)).to.equal(5) // ids in their priority's band, as stored ones
+  })
+
+  it('a batch larger than what the waiter asked for: it gets the head, the rest stays queued in order', async () => {
+    const {receiving} = await waiting(2)
+    await publisher.publish(
+      'q',
+      ['m0', 'm1', 'm2', 'm3', 'm4'].map((body) => ({body})),
+    )
+    expect((await receiving).map((d) => d.body)).to.deep.equal(['m0', 'm1'])
+    const rest = await publisher.receive('q', {max: 10, autoAck: true})
+    expect(rest.map((d) => d.body)).to.deep.equal(['m2', 'm3', 'm4'])
+  })
+
+  it('a delayed message is not handed; it is delivered when due', async () => {
+    const {receiving} = await waiting()
+    await publisher.publish('q', [{body: 'later', deliverAt: Date.now() + 300}])
+    expect(registrations(home)[0].handed).to.equal(null)
+    expect((await publisher.queueStats('q')).delayed).to.equal(1)
+    expect((await receiving).map((d) => d.body)).to.deep.equal(['later'])
+  })
+
+  it('a dedup id of a handed message answers a repeat with the same id', async () => {
+    const {receiving} = await waiting()
+    const [first] = await publisher.publish('q', [{body: 'once', dedupId: 'x'}])
+    await receiving
+    const [again] = await publisher.publish('q', [{body: 'once', dedupId: 'x'}])
+    expect(again).to.deep.include({id: first.id, duplicate: true})
+    expect((await publisher.queueStats('q')).depth).to.equal(0)
+  })
+
+  it('never hands to a registration whose process is gone: it is removed, the message queued', async () => {
+    register(home, 'q', {pid: deadPid()})
+    await publisher.publish('q', [{body: 'kept'}])
+    expect(registrations(home)).to.deep.equal([])
+    expect((await publisher.receive('q', {max: 10, autoAck: true})).map((d) => d.body)).to.deep.equal(['kept'])
+  })
+
+  it('leaves alone a registration it cannot trust: stale, or made in another pid space', async () => {
+    register(home, 'q', {pid: process.pid, aliveUntil: Date.now() - 1}) // alive, not refreshed for long
+    register(home, 'q', {pid: process.pid, space: 'another-container'})
+    await publisher.publish('q', [{body: 'kept'}])
+    expect(registrations(home).map((r) => r.handed)).to.deep.equal([null, null])
+    expect((await publisher.queueStats('q')).depth).to.equal(1)
+  })
+
+  it('a registration sweeps the dead (also those from before the machine started), not the uncheckable', async () => {
+    register(home, 'q', {pid: deadPid()})
+    register(home, 'q', {pid: process.pid, space: 'an-earlier-boot:4026531836'})
+    register(home, 'q', {pid: process.pid, space: 'another-container'})
+    const {receiving} = await waiting()
+    const left = registrations(home)
+    expect(left.map((r) => r.pid)).to.deep.equal([process.pid, process.pid])
+    await publisher.publish('q', [{body: 'mine'}])
+    expect((await receiving).map((d) => d.body)).to.deep.equal(['mine'])
+  })
+
+  it('a receive that times out takes its registration back', async () => {
+    const delivered = await consumer.receive('q', {max: 10, autoAck: true, waitMs: 300})
+    expect(delivered).to.deep.equal([])
+    expect(registrations(home)).to.deep.equal([])
+  })
+
+  it('an interrupted receive takes its registration back; what it was handed first is delivered, not lost', async () => {
+    const controller = new AbortController()
+    const {receiving} = await waiting(10, controller.signal)
+    await publisher.publish('q', [{body: 'in time'}])
+    controller.abort() // before this process's watch reported the commit
+    expect((await receiving).map((d) => d.body)).to.deep.equal(['in time'])
+
+    const second = new AbortController()
+    const {receiving: idle} = await waiting(10, second.signal)
+    second.abort()
+    expect(await idle).to.deep.equal([])
+    await consumer.receive('q', {max: 1, autoAck: true}) // removes what the first one spent
+    expect(registrations(home)).to.deep.equal([])
+  })
+
+  it('closing with a handed message not yet read puts it back where it was', async () => {
+    const {receiving} = await waiting()
+    await publisher.publish('q', [{body: 'first'}])
+    await publisher.publish('q', [{body: 'second'}])
+    await consumer.close() // before its watch reported the commits
+    expect(await receiving).to.deep.equal([])
+    expect(registrations(home)).to.deep.equal([])
+    const back = await publisher.receive('q', {max: 10, autoAck: true})
+    expect(back.map((d) => [d.body, d.attempt])).to.deep.equal([
+      ['first', 1],
+      ['second', 1],
+    ])
+    expect((await publisher.queueStats('q')).totals).to.deep.include({published: 2, acked: 2})
+  })
+
+  it('deleting the queue removes its registrations; the waiter goes on waiting without error', async () => {
+    const receiving = consumer.receive('q', {max: 10, autoAck: true, waitMs: 600})
+    await waitFor(() => registrations(home).length === 1, 'the receive to register')
+    await publisher.deleteQueue('q')
+    expect(registrations(home)).to.deep.equal([])
+    expect(await receiving).to.deep.equal([])
+  })
+
+  it('a manual-ack receive is not handed messages: it leases them from the queue', async () => {
+    const receiving = consumer.receive('q', {max: 1, autoAck: false, waitMs: 60_000})
+    await publisher.publish('q', [{body: 'leased'}])
+    const [delivery] = await receiving
+    expect(delivery.receipt).to.be.a('string')
+    expect((await publisher.queueStats('q')).inFlight).to.equal(1)
+    expect(await consumer.ack([delivery.receipt!])).to.deep.equal(['ok'])
+  })
+})
