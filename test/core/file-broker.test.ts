@@ -191,6 +191,13 @@ describe('leases and acks', () => {
       expect(await broker.ack([e, f])).to.deep.equal(['stale', 'ok'])
       const after = await broker.queueStats('jobs')
       expect([after.depth, after.totals.acked]).to.deep.equal([0, 6])
+      // Ids that are not one run (a gap; priority bands) are acked as well.
+      await broker.publish('jobs', [{body: 'g'}, {body: 'h'}, {body: 'i'}, {body: 'j', priority: 5}])
+      const [j, g, h, i] = (await broker.receive('jobs', {max: 4, autoAck: false})).map((d) => d.receipt!)
+      expect(await broker.ack([g, i, j])).to.deep.equal(['ok', 'ok', 'ok'])
+      expect(await broker.ack([h, g])).to.deep.equal(['ok', 'stale'])
+      const last = await broker.queueStats('jobs')
+      expect([last.depth, last.totals.acked]).to.deep.equal([0, 10])
     } finally {
       await broker.close()
     }
