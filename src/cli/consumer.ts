@@ -158,6 +158,7 @@ export async function runConsumer(
     // Draining many (`-n 10000 > file`): a bar on stderr, unless the bodies go to the same terminal.
     const draining = !settings.loop.follow && settings.loop.count > 1 && settings.autoAck
     const progress = draining ? ctx.progress(`consuming ${source.label}`, {stdoutBusy: true}) : NO_PROGRESS
+    if (!settings.autoAck) ctx.out.pipeWrites()
     for await (const batch of deliveryBatches(
       receive,
       {...settings.loop, autoAck: settings.autoAck, signal: drain},
@@ -166,8 +167,9 @@ export async function runConsumer(
       spinner.stop()
       printer.print(batch)
       // Auto-acked messages are gone from the broker; if they could not be written (the reader
-      // went away, a full disk), they are put back rather than lost.
-      if (!(await ctx.out.settle())) {
+      // went away, a full disk), they are put back rather than lost. Leased ones stay leased
+      // until acked: the next batch is taken while this one is written (Output.pipeWrites).
+      if (settings.autoAck ? !(await ctx.out.settle()) : (await ctx.out.flush(), ctx.out.isBroken)) {
         if (settings.autoAck) await broker.restore(batch)
         break
       }
@@ -176,6 +178,7 @@ export async function runConsumer(
     }
     progress.stop()
     spinner.stop()
+    await ctx.out.settle()
   }
   if (ctx.out.failure)
     throw new StoreError(`cannot write the output (${ctx.out.failure.code ?? ctx.out.failure.message})`, {

@@ -289,6 +289,7 @@ export class Context {
   }
 
   async close(): Promise<void> {
+    await this.out.close()
     while (this.releasers.length > 0) {
       const releaser = this.releasers.pop()!
       try {

@@ -69,7 +69,7 @@ export async function execute<F extends FlagSpecs, R>(
     if (ctx.out.failure) throw outputFailure(ctx.out.failure)
     return ctx.exitCode
   } catch (error) {
-    await ctx?.out.flush().catch(() => {})
+    await ctx?.out.settle().catch(() => {})
     return reportError(error, {
       json: globals.json,
       commandId: definition.id,

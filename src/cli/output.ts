@@ -1,3 +1,5 @@
+import {closeSync, constants, openSync, readlinkSync, write} from 'node:fs'
+
 /**
  * Buffered, back-pressure-aware writing to stdout: streams of messages are written in batches,
  * and a reader that goes away (EPIPE, e.g. `| head -1`) ends the command quietly.
@@ -6,6 +8,8 @@ export class Output {
   private buffer: string[] = []
   private size = 0
   private broken = false
+  /** See pipeWrites: the blocking descriptor, and the write under way (it never rejects). */
+  private pipe?: {fd: number; written: Promise<void>}
   private onBroken?: () => void
   /** A write error other than the reader going away (e.g. ENOSPC): the command fails with it. */
   failure?: NodeJS.ErrnoException
@@ -19,6 +23,37 @@ export class Output {
       if (error.code !== 'EPIPE') this.failure = error
       this.onBroken?.()
     })
+  }
+
+  /**
+   * For a long stream of output whose batches need not wait until written (manual-ack
+   * deliveries): when stdout is a pipe (on Linux), later batches are written through a blocking
+   * descriptor of that pipe (opened anew through /proc) from libuv's thread pool, one write at a
+   * time. A pipe holds only 64 KiB, which a reader such as `jq` empties in about a millisecond; a
+   * stream refills it only when the event loop turns, so the reader sat idle while the next batch
+   * was being taken. The thread's blocking write refills it as the reader empties it. Does nothing
+   * (the stream is used) for another stdout, or when anything written earlier is still queued. A
+   * reader that goes away shows as EPIPE, as on the stream; one batch more than before may have
+   * been leased by then.
+   */
+  pipeWrites(): void {
+    if (this.pipe || this.stream !== process.stdout || process.platform !== 'linux') return
+    if (process.stdout.writableLength > 0 || this.size > 0) return
+    try {
+      // An anonymous pipe only: opening a named one (a FIFO) for writing waits for a reader.
+      if (!readlinkSync('/proc/self/fd/1').startsWith('pipe:')) return
+      this.pipe = {fd: openSync('/proc/self/fd/1', constants.O_WRONLY), written: Promise.resolve()}
+    } catch {
+      // The stream it is.
+    }
+  }
+
+  /** Closes pipeWrites's descriptor, once everything was written. */
+  async close(): Promise<void> {
+    if (!this.pipe) return
+    await this.pipe.written
+    closeSync(this.pipe.fd)
+    this.pipe = undefined
   }
 
   get isBroken(): boolean {
@@ -54,16 +89,27 @@ export class Output {
    */
   async settle(): Promise<boolean> {
     await this.flush()
+    await this.pipe?.written
     await new Promise((resolve) => setImmediate(resolve))
     return !this.broken
   }
 
-  /** Writes what is buffered and waits while the pipe is full. */
+  /**
+   * Writes what is buffered and waits while the pipe is full; after pipeWrites, waits only until
+   * the previous batch was written (settle waits for this one too).
+   */
   async flush(): Promise<void> {
     if (this.size === 0 || this.broken) return
     const text = this.buffer.join('')
     this.buffer = []
     this.size = 0
+    if (this.pipe) {
+      const {fd, written} = this.pipe
+      const data = Buffer.from(text)
+      this.pipe.written = written.then(() => this.writeAll(fd, data))
+      await written
+      return
+    }
     if (!this.stream.write(text)) {
       await new Promise<void>((resolve) => {
         const done = () => {
@@ -74,6 +120,24 @@ export class Output {
         this.stream.on('drain', done)
         this.stream.on('error', done)
       })
+    }
+  }
+
+  /** Writes all of `data` to `fd` from the thread pool; a failure is handled as the stream's. */
+  private async writeAll(fd: number, data: Buffer): Promise<void> {
+    let offset = 0
+    while (offset < data.length && !this.broken) {
+      try {
+        offset += await new Promise<number>((resolve, reject) =>
+          write(fd, data, offset, data.length - offset, null, (error, count) =>
+            error ? reject(error) : resolve(count),
+          ),
+        )
+      } catch (error) {
+        this.broken = true
+        if ((error as NodeJS.ErrnoException).code !== 'EPIPE') this.failure = error as NodeJS.ErrnoException
+        this.onBroken?.()
+      }
     }
   }
 }

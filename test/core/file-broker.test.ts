@@ -169,6 +169,40 @@ describe('leases and acks', () => {
     }
   })
 
+  it('acks the receipts of several receives and queues in one batch; a stale one amid current ones of its receive leaves those acked', async () => {
+    const broker = new FileBroker(tempHome())
+    try {
+      await broker.publish('jobs', [{body: 'a'}, {body: 'b'}, {body: 'c'}, {body: 'd'}])
+      await broker.publish('other', [{body: 'x'}, {body: 'y'}])
+      const [a, b, c] = (await broker.receive('jobs', {max: 3, autoAck: false})).map((d) => d.receipt!)
+      const [d] = (await broker.receive('jobs', {max: 1, autoAck: false})).map((d) => d.receipt!)
+      const [x, y] = (await broker.receive('other', {max: 2, autoAck: false})).map((d) => d.receipt!)
+      expect(await broker.ack([b])).to.deep.equal(['ok'])
+      // a, b, c share a token and b is settled already (stale, not first of its receive's ids);
+      // d and x, y are whole receives.
+      expect(await broker.ack([a, x, b, d, c, y])).to.deep.equal(['ok', 'ok', 'stale', 'ok', 'ok', 'ok'])
+      const jobs = await broker.queueStats('jobs')
+      const other = await broker.queueStats('other')
+      expect([jobs.depth, jobs.totals.acked, other.depth, other.totals.acked]).to.deep.equal([0, 4, 0, 2])
+      // The first receipt of its receive stale, the others current.
+      await broker.publish('jobs', [{body: 'e'}, {body: 'f'}])
+      const [e, f] = (await broker.receive('jobs', {max: 2, autoAck: false})).map((d) => d.receipt!)
+      expect(await broker.ack([e])).to.deep.equal(['ok'])
+      expect(await broker.ack([e, f])).to.deep.equal(['stale', 'ok'])
+      const after = await broker.queueStats('jobs')
+      expect([after.depth, after.totals.acked]).to.deep.equal([0, 6])
+      // Ids that are not one run (a gap; priority bands) are acked as well.
+      await broker.publish('jobs', [{body: 'g'}, {body: 'h'}, {body: 'i'}, {body: 'j', priority: 5}])
+      const [j, g, h, i] = (await broker.receive('jobs', {max: 4, autoAck: false})).map((d) => d.receipt!)
+      expect(await broker.ack([g, i, j])).to.deep.equal(['ok', 'ok', 'ok'])
+      expect(await broker.ack([h, g])).to.deep.equal(['ok', 'stale'])
+      const last = await broker.queueStats('jobs')
+      expect([last.depth, last.totals.acked]).to.deep.equal([0, 10])
+    } finally {
+      await broker.close()
+    }
+  })
+
   it('an ack waiting for another process’s write lock settles the receipts that arrive meanwhile in the same batch', async () => {
     const home = tempHome()
     const broker = new FileBroker(home)
