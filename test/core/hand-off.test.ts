@@ -19,7 +19,7 @@ interface Registration {
 
 /** The waiting consumers registered in a broker folder, read as another process would. */
 function registrations(home: string): Registration[] {
-  const db = new Database(join(home, 'broker.db'), {readonly: true})
+  const db = new Database(join(home, 'broker.db'), {fileMustExist: true, timeout: 5_000})
   try {
     return db.prepare('SELECT id, pid, max, alive_until, handed FROM waiters ORDER BY id').all() as Registration[]
   } finally {
@@ -28,7 +28,7 @@ function registrations(home: string): Registration[] {
 }
 
 function messageRows(home: string): number {
-  const db = new Database(join(home, 'broker.db'), {readonly: true})
+  const db = new Database(join(home, 'broker.db'), {fileMustExist: true, timeout: 5_000})
   try {
     return (db.prepare('SELECT count(*) AS n FROM messages').get() as {n: number}).n
   } finally {
