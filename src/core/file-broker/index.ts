@@ -354,17 +354,18 @@ export class FileBroker implements Broker {
       deliveries = await this.poll(options, (max, willWait) => {
         if (registration !== undefined) {
           const handed = this.sql.read(() => this.waiters.handed(registration!))
-          if (handed === null) this.registrations.delete(registration)
-          if (handed) {
+          if (handed === null) {
+            // Gone with its queue.
+            this.registrations.delete(registration)
+            registration = undefined
+          } else if (handed) {
             this.registrations.delete(registration)
             this.spent.push(registration)
+            registration = undefined
             // The publisher may still be syncing its commit: nothing is printed before it is on disk.
             this.sql.syncNow()
-            registration = undefined
             return {deliveries: handed.map((row) => queueDelivery(queueName, row)), nextDueAt: 0}
-          }
-          if (handed === null) registration = undefined
-          else if (trustedUntil - Date.now() < REFRESH_MS) {
+          } else if (trustedUntil - Date.now() < REFRESH_MS) {
             const now = Date.now()
             this.sql.write(() => this.waiters.refresh(registration!, now), 'lease')
             trustedUntil = now + TRUSTED_MS
@@ -376,23 +377,20 @@ export class FileBroker implements Broker {
         // The rows become deliveries after the commit: the write lock is held for the SQL only.
         let rows: TakenRow[] = []
         if (deliverable) {
-          rows = this.sql.write(() => {
-            this.dropSpent()
-            return this.takeFromQueue(queueName, {...options, max})
-          }, takeDurability(options))
+          rows = this.writeDroppingSpent(
+            () => this.takeFromQueue(queueName, {...options, max}),
+            takeDurability(options),
+          )
         } else if (handOff && willWait && registration === undefined) {
           // Not synced: a registration lost in a power cut went with the process that made it.
           // A publish committed after the read above finds no registration, but its signal comes
           // after the waiting mark, so the wait below returns at once for it.
           const now = Date.now()
-          registration = this.sql.write(() => {
-            this.dropSpent()
-            return this.waiters.register(queue.id, max, now)
-          }, 'lease')
+          registration = this.writeDroppingSpent(() => this.waiters.register(queue.id, max, now), 'lease')
           trustedUntil = now + TRUSTED_MS
           this.registrations.set(registration, queueName)
         } else if (this.spent.length > 0) {
-          this.sql.write(() => this.dropSpent(), 'lease')
+          this.writeDroppingSpent(() => undefined, 'lease')
         }
         const taken = rows.map((row) => queueDelivery(queueName, row))
         return {
@@ -422,19 +420,23 @@ export class FileBroker implements Broker {
   private leave(registration: number): void {
     const queueName = this.registrations.get(registration)
     if (this.closed || queueName === undefined) return
-    this.sql.write(() => {
-      this.dropSpent()
+    this.writeDroppingSpent(() => {
       const handed = this.waiters.remove(registration)
       const queue = handed.length > 0 ? this.destinations.queue(queueName) : undefined
       if (queue) this.queues.restore(queue, handed.map(restorable), Date.now())
-    })
+    }, 'durable')
     this.registrations.delete(registration)
   }
 
-  /** Inside a write: deletes the registrations whose handed messages were read. */
-  private dropSpent(): void {
-    for (const id of this.spent) this.waiters.remove(id)
-    this.spent = []
+  /** A write that also deletes the registrations whose handed messages were read (once it commits). */
+  private writeDroppingSpent<T>(fn: () => T, durability: Durability): T {
+    const spent = this.spent.length
+    const result = this.sql.write(() => {
+      for (let i = 0; i < spent; i++) this.waiters.remove(this.spent[i])
+      return fn()
+    }, durability)
+    this.spent.splice(0, spent)
+    return result
   }
 
   private takeFromQueue(queueName: string, options: ReceiveOptions): TakenRow[] {
@@ -775,9 +777,14 @@ export class FileBroker implements Broker {
 
   async close(): Promise<void> {
     if (this.closed) return
-    // Registrations still waiting (a receive interrupted by this close) put back what they were handed.
-    for (const registration of [...this.registrations.keys()]) this.leave(registration)
-    if (this.spent.length > 0) this.sql.write(() => this.dropSpent(), 'lease')
+    // Registrations still waiting (a receive interrupted by this close) put back what they were
+    // handed. If that fails (the lock held for long), they are removed as a dead process's later.
+    try {
+      for (const registration of [...this.registrations.keys()]) this.leave(registration)
+      if (this.spent.length > 0) this.writeDroppingSpent(() => undefined, 'lease')
+    } catch {
+      // Closing goes on.
+    }
     this.closed = true
     this.notifier.close()
     this.sql.close()

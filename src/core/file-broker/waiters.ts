@@ -75,14 +75,17 @@ export class Waiters {
    * inserted and taken at once. Returns their ids, or undefined when the batch is to be inserted.
    */
   accept(queue: DestinationRow, messages: OutgoingMessage[], now: number): number[] | undefined {
-    if (messages.some((m) => m.deliverAt !== undefined && m.deliverAt > now)) return undefined
+    const defaultTtl = queue.settings.defaultTtlMs
+    // A delayed message waits in the queue; one that expires at once is the queue's to discard.
+    const later = (m: OutgoingMessage) => m.deliverAt !== undefined && m.deliverAt > now
+    const expired = (m: OutgoingMessage) => (m.ttlMs ?? defaultTtl ?? 1) <= 0
+    if (messages.some((m) => later(m) || expired(m))) return undefined
     const waiter = this.waiting(queue.id, now).next().value
     if (!waiter || messages.length > waiter.max || this.queues.hasDeliverable(queue.id, now)) return undefined
     const ids = reserveIdsFor(
       this.sql,
       messages.map((m) => m.priority ?? 0),
     )
-    const defaultTtl = queue.settings.defaultTtlMs
     // Delivery order, as a receive takes them: higher priority first, then publish order.
     const order = messages
       .map((_, index) => index)
