@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3'
 import {expect} from 'chai'
 import {AsyncLocalStorage} from 'node:async_hooks'
 import {type ChildProcess, spawn} from 'node:child_process'
@@ -622,4 +623,25 @@ export function expectOneLineError(result: RunResult, code: number, pattern: Reg
   expect(lines[0]).to.match(/^error: /)
   expect(lines[0]).to.match(pattern)
   expect(result.stderr).to.not.match(/\n\s+at /)
+}
+
+export interface WaiterRow {
+  id: number
+  pid: number
+  max: number
+  alive_until: number
+  handed: string | null
+}
+
+/**
+ * The consumers registered as waiting on queues of the broker in `home`
+ * (src/core/file-broker/waiters.ts), read through a connection of its own, as another process would.
+ */
+export function waiterRows(home: string): WaiterRow[] {
+  const db = new Database(join(home, 'broker.db'), {fileMustExist: true, timeout: 5_000})
+  try {
+    return db.prepare('SELECT id, pid, max, alive_until, handed FROM waiters ORDER BY id').all() as WaiterRow[]
+  } finally {
+    db.close()
+  }
 }

@@ -7,25 +7,10 @@ import type {Delivery} from '../../src/core/broker.js'
 import {FileBroker} from '../../src/core/file-broker/index.js'
 import {BAND} from '../../src/core/file-broker/message-ids.js'
 import {pidSpace} from '../../src/core/process-alive.js'
-import {tempHome, waitFor} from '../helpers.js'
+import {tempHome, waiterRows, waitFor} from '../helpers.js'
 
-interface Registration {
-  id: number
-  pid: number
-  max: number
-  alive_until: number
-  handed: string | null
-}
-
-/** The waiting consumers registered in a broker folder, read as another process would. */
-function registrations(home: string): Registration[] {
-  const db = new Database(join(home, 'broker.db'), {fileMustExist: true, timeout: 5_000})
-  try {
-    return db.prepare('SELECT id, pid, max, alive_until, handed FROM waiters ORDER BY id').all() as Registration[]
-  } finally {
-    db.close()
-  }
-}
+/** The waiting consumers registered in a broker folder. */
+const registrations = waiterRows
 
 function messageRows(home: string): number {
   const db = new Database(join(home, 'broker.db'), {fileMustExist: true, timeout: 5_000})

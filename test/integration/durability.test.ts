@@ -1,11 +1,10 @@
 import {expect} from 'chai'
-import Database from 'better-sqlite3'
 import {execFile, execFileSync} from 'node:child_process'
 import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {promisify} from 'node:util'
 
-import {BIN, mq, tempHome, waitFor} from '../helpers.js'
+import {BIN, mq, tempHome, waiterRows, waitFor} from '../helpers.js'
 
 /** Whether strace runs here; under CI its absence is a failure (.ci/run installs it). */
 function needsStrace(context: Mocha.Context): void {
@@ -89,16 +88,6 @@ function expectSyncedBeforeOutput({calls}: Traced, wroteItself: boolean): void {
   expect(syncs.length, `no WAL sync between the last WAL write and the output:\n${trace}`).to.be.greaterThan(0)
 }
 
-/** How many consumers wait on a queue of the broker in `home` (see waiters.ts). */
-function registrations(home: string): number {
-  const db = new Database(join(home, 'broker.db'), {fileMustExist: true, timeout: 5_000})
-  try {
-    return (db.prepare('SELECT count(*) AS n FROM waiters WHERE handed IS NULL').get() as {n: number}).n
-  } finally {
-    db.close()
-  }
-}
-
 describe('durability: nothing is reported before it is on disk', function () {
   this.timeout(60_000)
 
@@ -127,7 +116,7 @@ describe('durability: nothing is reported before it is on disk', function () {
     await mq(['queue', 'create', 'q'], {home})
     let published = 0
     const run = await traced(home, ['consume', 'q', '--wait', '60s'], async () => {
-      await waitFor(() => registrations(home) > 0, 'the consumer to wait on q')
+      await waitFor(() => waiterRows(home).length > 0, 'the consumer to wait on q')
       published = Date.now()
       await mq(['publish', 'q', 'hello'], {home})
     })

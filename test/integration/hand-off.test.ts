@@ -1,36 +1,25 @@
-import Database from 'better-sqlite3'
 import {expect} from 'chai'
-import {join} from 'node:path'
 
-import {mq, start, tempHome, waitFor} from '../helpers.js'
+import {mq, start, tempHome, waiterRows, waitFor} from '../helpers.js'
 
-/** How many consumers wait on a queue of the broker in `home`, not yet handed anything (see waiters.ts). */
-function waiting(home: string): number {
-  const db = new Database(join(home, 'broker.db'), {fileMustExist: true, timeout: 5_000})
-  try {
-    return (db.prepare('SELECT count(*) AS n FROM waiters WHERE handed IS NULL').get() as {n: number}).n
-  } finally {
-    db.close()
-  }
-}
+/** How many consumers wait on a queue of the broker in `home`, not yet handed anything. */
+const waiting = (home: string) => waiterRows(home).filter((row) => row.handed === null).length
+const registrations = (home: string) => waiterRows(home).length
 
-function registrations(home: string): number {
-  const db = new Database(join(home, 'broker.db'), {fileMustExist: true, timeout: 5_000})
-  try {
-    return (db.prepare('SELECT count(*) AS n FROM waiters').get() as {n: number}).n
-  } finally {
-    db.close()
-  }
+/** A new broker with queue q and a `consume q -f` waiting on it. */
+async function waitingConsumer() {
+  const home = tempHome()
+  await mq(['queue', 'create', 'q'], {home})
+  const consumer = start(['consume', 'q', '-f'], {home})
+  await waitFor(() => waiting(home) === 1, 'the consumer to wait on q')
+  return {home, consumer}
 }
 
 describe('hand-off to waiting consumers, across processes', function () {
   this.timeout(60_000)
 
   it('a consumer killed while it waits is never handed a message: the next publish stays queued', async () => {
-    const home = tempHome()
-    await mq(['queue', 'create', 'q'], {home})
-    const consumer = start(['consume', 'q', '-f'], {home})
-    await waitFor(() => waiting(home) === 1, 'the consumer to wait on q')
+    const {home, consumer} = await waitingConsumer()
     consumer.kill('SIGKILL')
     expect((await consumer.done).signal).to.equal('SIGKILL')
     await mq(['publish', 'q', 'kept'], {home})
@@ -39,10 +28,7 @@ describe('hand-off to waiting consumers, across processes', function () {
   })
 
   it('an interrupted consumer takes its registration back', async () => {
-    const home = tempHome()
-    await mq(['queue', 'create', 'q'], {home})
-    const consumer = start(['consume', 'q', '-f'], {home})
-    await waitFor(() => waiting(home) === 1, 'the consumer to wait on q')
+    const {home, consumer} = await waitingConsumer()
     consumer.kill('SIGINT')
     expect((await consumer.done).code).to.equal(130)
     expect(registrations(home)).to.equal(0)

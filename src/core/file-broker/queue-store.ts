@@ -29,9 +29,9 @@ export interface TakenRow {
 }
 
 /** A taken row as RETURNING lists its columns: id, body, headers, attempts, published_at, priority, expires_at, ref_id. */
-type TakenTuple = [number, string, string | null, number, number, number, number | null, number | null]
+export type TakenTuple = [number, string, string | null, number, number, number, number | null, number | null]
 
-function takenRow(row: TakenTuple, receipt?: string): TakenRow {
+export function takenRow(row: TakenTuple, receipt?: string): TakenRow {
   return {
     id: row[0],
     body: row[1],

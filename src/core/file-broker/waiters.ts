@@ -3,11 +3,11 @@ import type {OutgoingMessage} from '../broker.js'
 import {encodeHeaders} from '../headers.js'
 import type {DestinationRow, Destinations} from './destinations.js'
 import {reserveIdsFor} from './message-ids.js'
-import type {QueueStore, TakenRow} from './queue-store.js'
+import {type QueueStore, type TakenRow, type TakenTuple, takenRow} from './queue-store.js'
 import type {Sql} from './sql.js'
 
-/** A handed message as stored in `waiters.handed`: id, body, headers, attempts, published_at, priority, expires_at. */
-type HandedTuple = [number, string, string | null, number, number, number, number | null]
+/** The messages handed to a waiter, as `waiters.handed` stores them (JSON): taken rows as RETURNING lists them. */
+type HandedTuple = TakenTuple
 
 interface WaiterRow {
   id: number
@@ -101,6 +101,7 @@ export class Waiters {
         now,
         message.priority ?? 0,
         ttl == null ? null : now + ttl,
+        null,
       ]
     })
     this.destinations.bumpPublishedAndAcked(queue.id, messages.length)
@@ -126,6 +127,7 @@ export class Waiters {
           row.published_at,
           row.priority,
           row.expires_at,
+          null,
         ]),
       )
       if (taken.length < waiter.max) return
@@ -183,14 +185,5 @@ export class Waiters {
 }
 
 function decode(handed: string): TakenRow[] {
-  return (JSON.parse(handed) as HandedTuple[]).map((row) => ({
-    id: row[0],
-    body: row[1],
-    headers: row[2],
-    attempts: row[3],
-    published_at: row[4],
-    priority: row[5],
-    expires_at: row[6],
-    ref_id: null,
-  }))
+  return (JSON.parse(handed) as HandedTuple[]).map((row) => takenRow(row))
 }
