@@ -297,11 +297,15 @@ export class RuleMatcher<R extends MatchedRule = Rule> {
       return
     }
     const build = this.build!
-    for (const conditions of alternatives) {
+    // Indexed loops here and in FieldIndex's build methods: they run per condition of every rule,
+    // mostly before V8 optimises them (as in expand()).
+    for (let a = 0; a < alternatives.length; a++) {
+      const conditions = alternatives[a]
       const alternative = build.rules.length
       const first = this.conditionAlternatives.length
       let absent: Check[] | undefined
-      for (const condition of conditions) {
+      for (let c = 0; c < conditions.length; c++) {
+        const condition = conditions[c]
         // A condition that accepts a missing field is not a necessary one: leave it to the check.
         if (condition.leaf.ifAbsent) {
           ;(absent ??= []).push(Check.of(condition))
@@ -697,10 +701,12 @@ class FieldIndex {
    */
   count(leaf: LeafSpec): void {
     if (leaf.ifPresent || leaf.residual.length > 0) return
-    for (const affix of leaf.affixes) increment((this.textCounts[affixKind(affix)] ??= new Map()), affix.text)
-    for (const range of leaf.numeric) {
-      this.lows.push(range.low)
-      this.highs.push(range.high)
+    const {affixes, numeric} = leaf
+    for (let i = 0; i < affixes.length; i++)
+      increment((this.textCounts[affixKind(affixes[i])] ??= new Map()), affixes[i].text)
+    for (let i = 0; i < numeric.length; i++) {
+      this.lows.push(numeric[i].low)
+      this.highs.push(numeric[i].high)
     }
   }
 
@@ -708,18 +714,21 @@ class FieldIndex {
   cost(leaf: LeafSpec): number {
     if (leaf.ifPresent || leaf.residual.length > 0) return this.present.length
     let cost = 0
-    for (const value of leaf.exact) cost += sizeOf(this.exact.get(value))
-    for (const value of leaf.ignoreCase) cost += sizeOf(this.lowered?.get(value))
-    for (const affix of leaf.affixes) cost += this.textCounts[affixKind(affix)]?.get(affix.text) ?? 0
-    if (leaf.numeric.length > 0) {
+    const {exact, ignoreCase, affixes, numeric} = leaf
+    for (let i = 0; i < exact.length; i++) cost += sizeOf(this.exact.get(exact[i]))
+    for (let i = 0; i < ignoreCase.length; i++) cost += sizeOf(this.lowered?.get(ignoreCase[i]))
+    for (let i = 0; i < affixes.length; i++) cost += this.textCounts[affixKind(affixes[i])]?.get(affixes[i].text) ?? 0
+    if (numeric.length > 0) {
       if (!this.sorted) {
         this.lows.sort((a, b) => a - b)
         this.highs.sort((a, b) => a - b)
         this.sorted = true
       }
       // Ranges overlapping [low, high]: all but those ending before it or starting after it.
-      for (const {low, high} of leaf.numeric)
+      for (let i = 0; i < numeric.length; i++) {
+        const {low, high} = numeric[i]
         cost += this.lows.length - countBelow(this.highs, low) - (this.lows.length - countBelow(this.lows, high, true))
+      }
     }
     return cost
   }
@@ -730,13 +739,14 @@ class FieldIndex {
       this.present.push(condition)
       return leaf.ifPresent
     }
-    for (const value of leaf.exact) push(this.exact, value, condition)
-    for (const value of leaf.ignoreCase) push((this.lowered ??= new Map()), value, condition)
-    for (const affix of leaf.affixes) {
-      const kind = affixKind(affix)
-      ;(this.affixes[kind] ??= new Trie(affix.operator === 'suffix')).add(affix.text, condition)
+    const {exact, ignoreCase, affixes, numeric} = leaf
+    for (let i = 0; i < exact.length; i++) push(this.exact, exact[i], condition)
+    for (let i = 0; i < ignoreCase.length; i++) push((this.lowered ??= new Map()), ignoreCase[i], condition)
+    for (let i = 0; i < affixes.length; i++) {
+      const affix = affixes[i]
+      ;(this.affixes[affixKind(affix)] ??= new Trie(affix.operator === 'suffix')).add(affix.text, condition)
     }
-    for (const range of leaf.numeric) (this.ranges ??= new RangeIndex()).add(range, condition)
+    for (let i = 0; i < numeric.length; i++) (this.ranges ??= new RangeIndex()).add(numeric[i], condition)
     return true
   }
 
@@ -883,7 +893,10 @@ function pruneMap<K>(map: Map<K, Conditions>, moved: Uint8Array): void {
 }
 
 function push<K>(map: Map<K, Conditions>, key: K, condition: number): void {
-  map.set(key, adding(map.get(key), condition))
+  const conditions = map.get(key)
+  // A list already in the map grows in place.
+  if (typeof conditions === 'object') conditions.push(condition)
+  else map.set(key, adding(conditions, condition))
 }
 
 /** Conditions with one more: most values are filed for one condition, kept as a number. */
