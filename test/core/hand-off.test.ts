@@ -109,6 +109,21 @@ describe('hand-off to waiting consumers', () => {
     expect(rest.map((d) => d.body)).to.deep.equal(['m2', 'm3', 'm4'])
   })
 
+  it('hands at most 16 MiB at once: a larger head is left for the receive to take', async () => {
+    await publisher.declareQueue('big', {maxBodyBytes: 10 * 1024 * 1024})
+    const newest = Math.max(0, ...registrations(home).map((r) => r.id))
+    const receiving = consumer.receive('big', {max: 10, autoAck: true, waitMs: 60_000})
+    await waitFor(() => registrations(home).some((r) => r.id > newest), 'the receive to register')
+    const body = (c: string) => c.repeat(9 * 1024 * 1024)
+    await publisher.publish('big', [{body: body('a')}, {body: body('b')}])
+    // Not the whole batch (18 MiB): inserted, and only the first handed.
+    expect(JSON.parse(registrations(home)[0].handed!)).to.have.length(1)
+    const [first] = await receiving
+    expect(first.body).to.equal(body('a'))
+    const [second] = await consumer.receive('big', {max: 10, autoAck: true})
+    expect(second.body).to.equal(body('b'))
+  })
+
   it('a delayed message is not handed; it is delivered when due', async () => {
     const {receiving} = await waiting()
     await publisher.publish('q', [{body: 'later', deliverAt: Date.now() + 300}])

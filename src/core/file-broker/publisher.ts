@@ -123,7 +123,7 @@ export class Publisher {
    * the consumers waiting (ARCHITECTURE.md, "Hand-off to waiting consumers").
    */
   private storeInQueue(queue: DestinationRow, messages: OutgoingMessage[], now: number, sizes: number[]): number[] {
-    const handed = this.waiters.accept(queue, messages, now)
+    const handed = this.waiters.accept(queue, messages, now, sizes)
     if (handed) return handed
     const ids = this.queues.insert(queue, messages, now, sizes)
     this.waiters.handOff(queue, now)

@@ -4,7 +4,7 @@ import {encodeHeaders} from '../headers.js'
 import type {DestinationRow, Destinations} from './destinations.js'
 import {reserveIdsFor} from './message-ids.js'
 import {type QueueStore, type TakenRow, type TakenTuple, takenRow} from './queue-store.js'
-import type {Sql} from './sql.js'
+import {LIMIT, type Sql} from './sql.js'
 
 /** The messages handed to a waiter, as `waiters.handed` stores them (JSON): taken rows as RETURNING lists them. */
 type HandedTuple = TakenTuple
@@ -26,6 +26,13 @@ interface WaiterRow {
  */
 export const TRUSTED_MS = 10_000
 export const REFRESH_MS = 5_000
+
+/**
+ * Most bytes (bodies and stored headers, see messageSize) one hand-off carries: what is handed is
+ * one JSON text in one row, and a text of several large messages would outgrow what V8 and SQLite
+ * take (a message may have up to 256 MiB). A larger head is left for the waiter's own receive.
+ */
+export const HAND_OFF_BYTES = 16 * 1024 * 1024
 
 /**
  * Auto-ack consumers waiting on a queue, and the publishes that hand them messages
@@ -74,12 +81,13 @@ export class Waiters {
    * the table: their ids are reserved and they are counted as published and delivered, as if
    * inserted and taken at once. Returns their ids, or undefined when the batch is to be inserted.
    */
-  accept(queue: DestinationRow, messages: OutgoingMessage[], now: number): number[] | undefined {
+  accept(queue: DestinationRow, messages: OutgoingMessage[], now: number, sizes: number[]): number[] | undefined {
     const defaultTtl = queue.settings.defaultTtlMs
     // A delayed message waits in the queue; one that expires at once is the queue's to discard.
     const later = (m: OutgoingMessage) => m.deliverAt !== undefined && m.deliverAt > now
     const expired = (m: OutgoingMessage) => (m.ttlMs ?? defaultTtl ?? 1) <= 0
     if (messages.some((m) => later(m) || expired(m))) return undefined
+    if (sizes.reduce((sum, size) => sum + size, 0) > HAND_OFF_BYTES) return undefined
     const waiter = this.waiting(queue.id, now).next().value
     if (!waiter || messages.length > waiter.max || this.queues.hasDeliverable(queue.id, now)) return undefined
     const ids = reserveIdsFor(
@@ -115,7 +123,7 @@ export class Waiters {
    */
   handOff(queue: DestinationRow, now: number): void {
     for (const waiter of this.waiting(queue.id, now)) {
-      const taken = this.queues.take(queue, waiter.max, true, 0, now)
+      const taken = this.queues.take(queue, this.headWithin(queue.id, waiter.max), true, 0, now)
       if (taken.length === 0) return
       this.give(
         waiter.id,
@@ -151,6 +159,20 @@ export class Waiters {
       if (isSignalable(waiter.pid)) yield waiter
       else this.drop(waiter.id)
     }
+  }
+
+  /** How many of the next `max` messages of the queue's head fit in HAND_OFF_BYTES (0: not even the first). */
+  private headWithin(queueId: number, max: number): number {
+    const sizes = this.sql
+      .q(`SELECT size FROM messages WHERE dest_id = ? AND state = 0 ORDER BY priority DESC, id ${LIMIT}`)
+      .pluck()
+      .all(queueId, max) as number[]
+    let bytes = 0
+    for (let count = 0; count < sizes.length; count++) {
+      bytes += sizes[count]
+      if (bytes > HAND_OFF_BYTES) return count
+    }
+    return sizes.length
   }
 
   private give(id: number, handed: HandedTuple[]): void {
