@@ -167,6 +167,30 @@ describe('hand-off to waiting consumers', () => {
     expect((await receiving).map((d) => d.body)).to.deep.equal(['mine'])
   })
 
+  it('a waiter refreshes its registration when it wakes, so a publish keeps trusting it', async () => {
+    const realNow = Date.now
+    let offset = 0
+    Date.now = () => realNow() + offset
+    try {
+      const {receiving} = await waiting()
+      const [registered] = registrations(home)
+      // Six seconds on (less than REFRESH_MS of trust left), any commit wakes the waiter: it refreshes.
+      offset = 6_000
+      await publisher.publish('elsewhere', [{body: 'wake up'}])
+      await waitFor(
+        () => registrations(home)[0].alive_until > registered.alive_until,
+        'the waiter to refresh its registration',
+      )
+      // Twelve seconds after it registered, past its first TRUSTED_MS: still handed messages.
+      offset = 12_000
+      await publisher.publish('q', [{body: 'still trusted'}])
+      expect(registrations(home)[0].handed).to.be.a('string')
+      expect((await receiving).map((d) => d.body)).to.deep.equal(['still trusted'])
+    } finally {
+      Date.now = realNow
+    }
+  })
+
   it('a receive that times out takes its registration back', async () => {
     const delivered = await consumer.receive('q', {max: 10, autoAck: true, waitMs: 300})
     expect(delivered).to.deep.equal([])
