@@ -1027,12 +1027,7 @@ class Trie extends Filing<string> {
   }
 
   static restore(state: TrieState): Trie {
-    const trie = new Trie(state.fromEnd)
-    trie.nodes = state.nodes
-    trie.codes = state.codes
-    trie.targets = state.targets
-    trie.conditions = state.conditions
-    return trie
+    return Object.assign(new Trie(state.fromEnd), state)
   }
 
   /** Reports the conditions of every stored string that starts (ends) the value. */
@@ -1136,12 +1131,7 @@ class RangeIndex extends Filing<NumericRange> {
   }
 
   static restore(state: RangeState): RangeIndex {
-    const index = new RangeIndex()
-    index.bounds = state.bounds
-    index.size = state.size
-    index.starts = state.starts
-    index.conditions = state.conditions
-    return index
+    return Object.assign(new RangeIndex(), state)
   }
 
   stab(value: number, matcher: RuleMatcher<MatchedRule>, inArray: boolean): void {

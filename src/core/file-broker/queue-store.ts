@@ -351,10 +351,7 @@ export class QueueStore {
    * counts its rows is cheaper than one RETURNING each.
    */
   private ackAll(ids: number[], token: string): number | undefined {
-    const first = this.sql
-      .q('SELECT dest_id FROM messages WHERE id = ? AND lease_token = ? AND state < 2')
-      .pluck(true)
-      .get(ids[0], token) as number | undefined
+    const first = this.leased(ids[0], token)?.dest_id
     if (first === undefined) return undefined
     try {
       return this.sql.savepoint(() => {
