@@ -442,6 +442,11 @@ describe('startSources', () => {
       every,
       event: {type: 'test.changed'},
     })
+    /** Sets value.txt in one step (a rename): a poll never reads it half-written. */
+    const setValue = (h: Harness, text: string) => {
+      writeFileSync(join(h.dir, 'value.tmp'), text)
+      renameSync(join(h.dir, 'value.tmp'), join(h.dir, 'value.txt'))
+    }
     const runs = (h: Harness) => {
       try {
         return readFileSync(join(h.dir, 'runs.txt'), 'utf8').split('\n').length - 1
@@ -456,12 +461,12 @@ describe('startSources', () => {
 
     it('records a baseline, then emits on change only', async () => {
       const h = harness()
-      writeFileSync(join(h.dir, 'value.txt'), 'a')
+      setValue(h, 'a')
       h.start([poll()])
       await waitFor(() => h.state.saved.has('poll'), 'the baseline')
       await afterRuns(h, 2)
       expect(h.events).to.deep.equal([])
-      writeFileSync(join(h.dir, 'value.txt'), 'b')
+      setValue(h, 'b')
       await waitFor(() => h.events.length >= 1, 'the change')
       await afterRuns(h, 3)
       expect(h.data()).to.deep.equal([{output: 'b', previousOutput: 'a', exitCode: 0}])
@@ -473,11 +478,11 @@ describe('startSources', () => {
 
     it('compares with the saved output after a restart', async () => {
       const h = harness()
-      writeFileSync(join(h.dir, 'value.txt'), 'a')
+      setValue(h, 'a')
       let sources = h.start([poll()])
       await waitFor(() => h.state.saved.has('poll'), 'the baseline')
       await sources.stop()
-      writeFileSync(join(h.dir, 'value.txt'), 'b')
+      setValue(h, 'b')
       sources = h.start([poll()])
       await waitFor(() => h.events.length >= 1, 'the change made while stopped')
       expect(h.data()).to.deep.equal([{output: 'b', previousOutput: 'a', exitCode: 0}])
@@ -490,11 +495,11 @@ describe('startSources', () => {
 
     it('reports the exit code and logs a failing command once', async () => {
       const h = harness()
-      writeFileSync(join(h.dir, 'value.txt'), 'a')
+      setValue(h, 'a')
       // The interval is also the timeout: a short one, on a busy machine, would add "timed out" lines between.
       h.start([poll('1s', ['sh', '-c', 'echo run >> runs.txt; cat value.txt; echo oops >&2; exit 3'])])
       await waitFor(() => h.state.saved.has('poll'), 'the baseline')
-      writeFileSync(join(h.dir, 'value.txt'), 'b')
+      setValue(h, 'b')
       await waitFor(() => h.events.length >= 1, 'the change')
       expect(h.data()).to.deep.equal([{output: 'b', previousOutput: 'a', exitCode: 3}])
       expect(h.logs.filter((l) => l.includes('exited with 3: oops'))).to.have.length(1)
