@@ -9,7 +9,7 @@ import {backoffDelayMs} from '../../src/core/backoff.js'
 import {StoreError} from '../../src/core/errors.js'
 import {FileBroker} from '../../src/core/file-broker/index.js'
 import {Sql} from '../../src/core/file-broker/sql.js'
-import {BUSY_TIMEOUT_MS, openDatabase} from '../../src/core/store/database.js'
+import {openDatabase} from '../../src/core/store/database.js'
 import {ROOT, sleep, tempHome} from '../helpers.js'
 import {brokerConformance} from './broker-conformance.js'
 
@@ -93,8 +93,39 @@ describe('waiting for another process’s write lock', () => {
     expect(await exited).to.equal(0)
     const order = (sql.q('SELECT who FROM marks ORDER BY seq').all() as {who: string}[]).map((row) => row.who)
     expect(order).to.deep.equal(['holder', 'writer'])
-    // Reads keep SQLite's busy handler with the full timeout.
-    expect(sql.db.pragma('busy_timeout', {simple: true})).to.equal(BUSY_TIMEOUT_MS)
+    sql.close()
+    sql.db.close()
+  })
+
+  it('a read that meets a lock waits for it with SQLite’s busy handler', async () => {
+    const home = tempHome()
+    // In WAL mode an open connection's reads meet a lock only in rare moments (another connection
+    // recovering the WAL after a crash); without WAL, during every commit. So: a rollback journal.
+    const db = openDatabase(home)
+    db.pragma('journal_mode = DELETE')
+    const sql = new Sql(db, home)
+    sql.write(() => sql.q('CREATE TABLE marks (who TEXT NOT NULL)').run())
+    // Another process holds the exclusive lock and lets it go a moment after saying so.
+    const holder = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const db = new (require('better-sqlite3'))(process.argv[1])
+         db.exec('BEGIN EXCLUSIVE'); db.prepare("INSERT INTO marks (who) VALUES ('holder')").run()
+         console.log('locked'); setTimeout(() => { db.exec('COMMIT'); db.close() }, 300)`,
+        join(home, 'broker.db'),
+      ],
+      {cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit']},
+    )
+    const exited = new Promise((resolve) => holder.on('exit', resolve))
+    await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()))
+    // The connection runs with SQLite's busy handler off (writes wait in their own loop): the read
+    // fails with SQLITE_BUSY at once, and is run again with the handler on, then off again.
+    expect(sql.db.pragma('busy_timeout', {simple: true})).to.equal(0)
+    const who = sql.read(() => sql.q('SELECT who FROM marks').pluck().all())
+    expect(who).to.deep.equal(['holder'])
+    expect(sql.db.pragma('busy_timeout', {simple: true})).to.equal(0)
+    expect(await exited).to.equal(0)
     sql.close()
     sql.db.close()
   })

@@ -55,6 +55,7 @@ export type Durability = 'durable' | 'lease'
  */
 export class Sql {
   private readonly statements = new Map<string, Statement>()
+  private readonly rawStatements = new Map<string, Statement>()
   /**
    * Runs a function in a transaction (`.immediate`) or, inside one, in a savepoint. Made once:
    * better-sqlite3 builds four wrappers for every `db.transaction(fn)`, a cost on each small write.
@@ -68,6 +69,8 @@ export class Sql {
   private nextDiskCheck = 0
   /** Whether the transaction under way must be synced when it commits (see write). */
   private syncOwed = true
+  /** SQLite's count of rows this connection changed, as of its last commit (see commit). */
+  private changesSeen: number
 
   constructor(
     readonly db: Db,
@@ -80,6 +83,11 @@ export class Sql {
     // Every commit from here on goes through write(), which syncs it itself (see commit). Set once:
     // a pragma is compiled anew each time it is run, two of them per write were a cost of their own.
     if (this.earlyRelease) db.pragma('synchronous = NORMAL')
+    // Writes wait for the lock themselves (beginWrite); a read that meets a lock is run again with
+    // SQLite's own wait (see read). Set once, for the same reason: a pragma compiled before and
+    // after every write cost a one-message publish about a tenth of a millisecond (measured).
+    db.pragma('busy_timeout = 0')
+    this.changesSeen = this.totalChanges()
   }
 
   /** A prepared statement, compiled once per connection. */
@@ -129,9 +137,19 @@ export class Sql {
     }
   }
 
+  /** As `q`, returning rows as arrays of column values (no property names to intern per row). */
+  raw(source: string): Statement {
+    let statement = this.rawStatements.get(source)
+    if (!statement) {
+      statement = this.db.prepare(source).raw()
+      this.rawStatements.set(source, statement)
+    }
+    return statement
+  }
+
   /** Every statement compiled so far (the query-plan test checks each one). */
   sources(): string[] {
-    return [...this.statements.keys()]
+    return [...this.statements.keys(), ...this.rawStatements.keys()]
   }
 
   /**
@@ -197,9 +215,15 @@ export class Sql {
    * on disk. See ARCHITECTURE.md, "Durability".
    */
   private commit<T>(fn: () => T, waitMs: number): T | typeof LOCKED {
-    const before = this.totalChanges()
     const result = this.beginWrite(fn, waitMs)
-    if (result !== LOCKED && this.totalChanges() !== before) this.signal()
+    if (result === LOCKED) return result
+    // Only this connection's statements move its count, so the count after the last write is the
+    // count before this one (a write that failed may leave it higher: one signal too many, harmless).
+    const changes = this.totalChanges()
+    if (changes !== this.changesSeen) {
+      this.changesSeen = changes
+      this.signal()
+    }
     return result
   }
 
@@ -255,23 +279,30 @@ export class Sql {
       return fn()
     }
     const started = performance.now()
-    // Not a statement kept prepared: SQLite applies this pragma when it is prepared.
-    this.db.pragma('busy_timeout = 0')
-    try {
-      for (;;) {
-        try {
-          return this.inTransaction.immediate(body) as T
-        } catch (error) {
-          const waited = performance.now() - started
-          if (entered || !isBusy(error)) throw error
-          if (waitMs === 0) return LOCKED
-          if (waited >= waitMs) throw error
-          pauseForLock(waited, waitMs)
-        }
+    for (;;) {
+      try {
+        return this.inTransaction.immediate(body) as T
+      } catch (error) {
+        const waited = performance.now() - started
+        if (entered || !isBusy(error)) throw error
+        if (waitMs === 0) return LOCKED
+        if (waited >= waitMs) throw error
+        pauseForLock(waited, waitMs)
       }
+    }
+  }
+
+  /**
+   * Runs `fn` with SQLite's busy handler on (BUSY_TIMEOUT_MS): for the few operations that wait
+   * for a lock without beginWrite's loop, a read that met one (see read) and a checkpoint.
+   */
+  private withSqliteWait<T>(fn: () => T): T {
+    // Not a statement kept prepared: SQLite applies this pragma when it is prepared.
+    this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`)
+    try {
+      return fn()
     } finally {
-      // Reads and checkpoints keep SQLite's busy handler.
-      this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`)
+      this.db.pragma('busy_timeout = 0')
     }
   }
 
@@ -306,7 +337,10 @@ export class Sql {
    */
   private reclaimWal(): boolean {
     try {
-      const [result] = this.db.pragma('wal_checkpoint(TRUNCATE)') as {busy: number; log: number}[]
+      const [result] = this.withSqliteWait(() => this.db.pragma('wal_checkpoint(TRUNCATE)')) as {
+        busy: number
+        log: number
+      }[]
       return result.busy === 0
     } catch {
       return false
@@ -314,7 +348,7 @@ export class Sql {
   }
 
   private totalChanges(): number {
-    return (this.q('SELECT total_changes() AS n').get() as {n: number}).n
+    return this.q('SELECT total_changes()').pluck().get() as number
   }
 
   /**
@@ -344,10 +378,20 @@ export class Sql {
     return this.inTransaction(fn) as T
   }
 
-  /** Runs a read outside any write lock. */
+  /**
+   * Runs a read outside any write lock. In WAL mode a read rarely meets a lock: while another
+   * connection recovers the WAL after a crash, or holds the database's exclusive lock to checkpoint
+   * and remove the WAL as the last one to close (a one-shot command exiting). Then `fn` is run
+   * again with SQLite's busy handler on, which waits up to BUSY_TIMEOUT_MS: `fn` must only read.
+   */
   read<T>(fn: () => T): T {
     try {
-      return fn()
+      try {
+        return fn()
+      } catch (error) {
+        if (!isBusy(error) || this.db.inTransaction) throw error
+        return this.withSqliteWait(fn)
+      }
     } catch (error) {
       throw storeError(error, this.where)
     }
