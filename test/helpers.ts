@@ -631,6 +631,8 @@ export interface WaiterRow {
   max: number
   alive_until: number
   handed: string | null
+  /** Handed messages not counted in the queue's totals yet (counted when the row is removed). */
+  uncounted: number
 }
 
 /**
@@ -640,7 +642,9 @@ export interface WaiterRow {
 export function waiterRows(home: string): WaiterRow[] {
   const db = new Database(join(home, 'broker.db'), {fileMustExist: true, timeout: 5_000})
   try {
-    return db.prepare('SELECT id, pid, max, alive_until, handed FROM waiters ORDER BY id').all() as WaiterRow[]
+    return db
+      .prepare('SELECT id, pid, max, alive_until, handed, uncounted FROM waiters ORDER BY id')
+      .all() as WaiterRow[]
   } finally {
     db.close()
   }

@@ -67,21 +67,30 @@ describe('hand-off to waiting consumers', () => {
   it('a publish gives its messages to a waiting auto-ack receive in its own commit; they never enter the queue', async () => {
     const {receiving} = await waiting()
     const [published] = await publisher.publish('q', [{body: 'hello', headers: {k: 'v'}}])
-    // Handed in the publish's commit: on the registration, not in the table.
+    // Handed in the publish's commit: on the registration, not in the table, and not counted yet.
+    expect(registrations(home)[0]).to.deep.include({uncounted: 1})
     expect(registrations(home)[0].handed).to.be.a('string')
     expect(messageRows(home)).to.equal(0)
+    // Totals and rates count it all the same, from the moment it was handed…
+    const counted = async () => {
+      const stats = await publisher.queueStats('q')
+      expect([stats.depth, stats.ready, stats.inFlight]).to.deep.equal([0, 0, 0])
+      expect([stats.totals.published, stats.totals.acked]).to.deep.equal([1, 1])
+      expect(await publisher.queueTotals('q')).to.deep.include({published: 1, acked: 1})
+      expect(stats.rates.publishedPerSecond.last1m).to.be.greaterThan(0)
+      expect(stats.rates.ackedPerSecond.last1m).to.be.greaterThan(0)
+    }
+    await counted()
     const delivered = await receiving
     expect(delivered.map((d) => [d.id, d.body, d.headers, d.attempt, d.receipt])).to.deep.equal([
       [published.id, 'hello', {k: 'v'}, 1, undefined],
     ])
-    const stats = await publisher.queueStats('q')
-    expect([stats.depth, stats.ready, stats.inFlight]).to.deep.equal([0, 0, 0])
-    expect([stats.totals.published, stats.totals.acked]).to.deep.equal([1, 1])
-    expect(stats.rates.publishedPerSecond.last1m).to.be.greaterThan(0)
-    expect(stats.rates.ackedPerSecond.last1m).to.be.greaterThan(0)
-    // The next receive removes the spent registration (and registers again while it waits).
+    await counted()
+    // …and once: the next receive removes the spent registration, counting it into the totals (and
+    // registers again while it waits).
     expect(await consumer.receive('q', {max: 10, autoAck: true})).to.deep.equal([])
     expect(registrations(home)).to.deep.equal([])
+    await counted()
   })
 
   it('hands a batch in delivery order: higher priority first, then publish order', async () => {
@@ -146,6 +155,22 @@ describe('hand-off to waiting consumers', () => {
     await publisher.publish('q', [{body: 'kept'}])
     expect(registrations(home)).to.deep.equal([])
     expect((await publisher.receive('q', {max: 10, autoAck: true})).map((d) => d.body)).to.deep.equal(['kept'])
+  })
+
+  it('messages handed to a waiter that died before reading them are counted as delivered when it is swept', async () => {
+    register(home, 'q', {pid: process.pid})
+    await publisher.publish('q', [{body: 'lost'}])
+    expect(registrations(home)[0]).to.deep.include({uncounted: 1})
+    // Its process is gone (the row now names a dead pid): the next registration sweeps it.
+    const db = new Database(join(home, 'broker.db'))
+    db.prepare('UPDATE waiters SET pid = ?').run(deadPid())
+    db.close()
+    const {receiving} = await waiting()
+    expect(registrations(home)).to.have.length(1)
+    expect(await publisher.queueTotals('q')).to.deep.include({published: 1, acked: 1})
+    expect((await publisher.queueStats('q')).depth).to.equal(0)
+    await publisher.publish('q', [{body: 'next'}])
+    expect((await receiving).map((d) => d.body)).to.deep.equal(['next'])
   })
 
   it('leaves alone a registration it cannot trust: stale, or made in another pid space', async () => {
@@ -219,6 +244,9 @@ describe('hand-off to waiting consumers', () => {
     await consumer.close() // before its watch reported the commits
     expect(await receiving).to.deep.equal([])
     expect(registrations(home)).to.deep.equal([])
+    // Published, and back in the queue: not delivered.
+    expect(await publisher.queueTotals('q')).to.deep.include({published: 2, acked: 0})
+    expect((await publisher.queueStats('q')).depth).to.equal(2)
     const back = await publisher.receive('q', {max: 10, autoAck: true})
     expect(back.map((d) => [d.body, d.attempt])).to.deep.equal([
       ['first', 1],

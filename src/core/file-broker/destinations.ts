@@ -26,26 +26,38 @@ export interface DestinationRow<S = QueueSettings> {
   totals: QueueTotals
 }
 
-interface RawRow {
-  id: number
-  name: string
-  kind: StoredKind
-  created_at: number
-  settings: string
-  msg_count: number
-  msg_bytes: number
-  published_total: number
-  acked_total: number
-  dead_lettered_total: number
-  dropped_total: number
-  expired_total: number
-  deduplicated_total: number
-}
+/** The columns a destination row is read with, in the order of RawRow. */
+const COLUMNS =
+  'id, name, kind, created_at, settings, msg_count, msg_bytes, published_total, acked_total, dead_lettered_total, dropped_total, expired_total, deduplicated_total'
+
+/**
+ * A destination row as SQLite returns it in raw mode (an array in COLUMNS order): a row object
+ * costs better-sqlite3 one interned key per column on every read, and a publish reads its
+ * destination every time.
+ */
+type RawRow = [
+  id: number,
+  name: string,
+  kind: StoredKind,
+  createdAt: number,
+  settings: string,
+  depth: number,
+  bytes: number,
+  published: number,
+  acked: number,
+  deadLettered: number,
+  dropped: number,
+  expired: number,
+  deduplicated: number,
+]
 
 export type TotalColumn =
   'published_total' | 'acked_total' | 'dead_lettered_total' | 'dropped_total' | 'expired_total' | 'deduplicated_total'
 
 export type {Rates} from '../rates.js'
+
+/** Most settings texts kept parsed (a broker with more destinations parses the others again). */
+const SETTINGS_CACHED = 1_000
 
 /** Per-minute rate rows kept for each destination. */
 const RATE_MINUTES = 60
@@ -54,22 +66,24 @@ const RATE_MINUTES = 60
 export class Destinations {
   /** The minute whose rate row this process last wrote, per destination (to prune old rows once a minute). */
   private readonly rateMinutes = new Map<number, number>()
+  /** Parsed settings by their stored text (see parsedSettings). */
+  private readonly settings = new Map<string, unknown>()
 
   constructor(private readonly sql: Sql) {}
 
   get<S = QueueSettings>(name: string): DestinationRow<S> | undefined {
-    const row = this.sql.q('SELECT * FROM destinations WHERE name = ?').get(name) as RawRow | undefined
-    return row && toRow<S>(row)
+    const row = this.sql.raw(`SELECT ${COLUMNS} FROM destinations WHERE name = ?`).get(name) as RawRow | undefined
+    return row && this.toRow<S>(row)
   }
 
   getById<S = QueueSettings>(id: number): DestinationRow<S> | undefined {
-    const row = this.sql.q('SELECT * FROM destinations WHERE id = ?').get(id) as RawRow | undefined
-    return row && toRow<S>(row)
+    const row = this.sql.raw(`SELECT ${COLUMNS} FROM destinations WHERE id = ?`).get(id) as RawRow | undefined
+    return row && this.toRow<S>(row)
   }
 
   list<S>(kind: StoredKind): DestinationRow<S>[] {
-    const rows = this.sql.q('SELECT * FROM destinations WHERE kind = ? ORDER BY name').all(kind) as RawRow[]
-    return rows.map((row) => toRow<S>(row))
+    const rows = this.sql.raw(`SELECT ${COLUMNS} FROM destinations WHERE kind = ? ORDER BY name`).all(kind) as RawRow[]
+    return rows.map((row) => this.toRow<S>(row))
   }
 
   /** The queue `name`, which must not be a topic. */
@@ -138,37 +152,57 @@ export class Destinations {
     }
   }
 
-  /** Publish and ack rates from the per-minute counters (the current minute counts for what has passed of it). */
-  rates(id: number, now: number): Rates {
+  /**
+   * Publish and ack rates from the per-minute counters (the current minute counts for what has
+   * passed of it). `uncounted`: messages published and delivered that are not counted yet (see
+   * Waiters.accept), counted in this minute.
+   */
+  rates(id: number, now: number, uncounted = 0): Rates {
     const minute = Math.floor(now / 60_000)
     const rows = this.sql
       .q('SELECT minute, published, acked FROM rates WHERE dest_id = ? AND minute >= ?')
       .all(id, minute - 5) as MinuteCount[]
+    if (uncounted > 0) rows.push({minute, published: uncounted, acked: uncounted})
     return ratesFromMinutes(rows, now)
   }
 
   delete(id: number): void {
     this.sql.q('DELETE FROM destinations WHERE id = ?').run(id)
   }
-}
 
-function toRow<S>(row: RawRow): DestinationRow<S> {
-  return {
-    id: row.id,
-    name: row.name,
-    kind: row.kind,
-    createdAt: row.created_at,
-    settings: JSON.parse(row.settings) as S,
-    depth: row.msg_count,
-    bytes: row.msg_bytes,
-    totals: {
-      published: row.published_total,
-      acked: row.acked_total,
-      deadLettered: row.dead_lettered_total,
-      dropped: row.dropped_total,
-      expired: row.expired_total,
-      deduplicated: row.deduplicated_total,
-    },
+  private toRow<S>(row: RawRow): DestinationRow<S> {
+    return {
+      id: row[0],
+      name: row[1],
+      kind: row[2],
+      createdAt: row[3],
+      settings: this.parsedSettings(row[4]) as S,
+      depth: row[5],
+      bytes: row[6],
+      totals: {
+        published: row[7],
+        acked: row[8],
+        deadLettered: row[9],
+        dropped: row[10],
+        expired: row[11],
+        deduplicated: row[12],
+      },
+    }
+  }
+
+  /**
+   * A destination's settings from their stored text, parsed once per text (a publish reads its
+   * destination every time; settings change rarely). Frozen, since every reader of that text
+   * shares the object: a change is made on a copy and saved (saveSettings).
+   */
+  private parsedSettings(text: string): unknown {
+    let settings = this.settings.get(text)
+    if (settings === undefined) {
+      if (this.settings.size >= SETTINGS_CACHED) this.settings.clear()
+      settings = Object.freeze(JSON.parse(text) as object)
+      this.settings.set(text, settings)
+    }
+    return settings
   }
 }
 

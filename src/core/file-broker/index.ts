@@ -218,7 +218,10 @@ export class FileBroker implements Broker {
 
   /** A queue's running totals (published, acked, dead-lettered, …). */
   async queueTotals(name: string): Promise<QueueTotals> {
-    return this.sql.read(() => this.requireQueue(name).totals)
+    return this.sql.read(() => {
+      const queue = this.requireQueue(name)
+      return withUncounted(queue.totals, this.waiters.uncounted(queue.id))
+    })
   }
 
   async queueStats(name: string): Promise<QueueStats> {
@@ -227,6 +230,7 @@ export class FileBroker implements Broker {
       const now = Date.now()
       const counts = this.queues.counts(queue.id, now)
       const dlq = queue.settings.deadLetterQueue ? this.destinations.get(queue.settings.deadLetterQueue) : undefined
+      const uncounted = this.waiters.uncounted(queue.id)
       return {
         ...queueInfo(queue),
         ready: counts.ready,
@@ -234,8 +238,8 @@ export class FileBroker implements Broker {
         delayed: counts.delayed,
         deadLettered: dlq?.depth ?? 0,
         oldestAgeMs: counts.oldestPublishedAt === null ? null : Math.max(0, now - counts.oldestPublishedAt),
-        totals: queue.totals,
-        rates: this.destinations.rates(queue.id, now),
+        totals: withUncounted(queue.totals, uncounted),
+        rates: this.destinations.rates(queue.id, now, uncounted),
       }
     })
   }
@@ -432,7 +436,7 @@ export class FileBroker implements Broker {
   private writeDroppingSpent<T>(fn: () => T, durability: Durability): T {
     const spent = this.spent.length
     const result = this.sql.write(() => {
-      for (let i = 0; i < spent; i++) this.waiters.remove(this.spent[i])
+      for (let i = 0; i < spent; i++) this.waiters.retire(this.spent[i])
       return fn()
     }, durability)
     this.spent.splice(0, spent)
@@ -881,6 +885,16 @@ function restorable(row: TakenRow): Parameters<QueueStore['restore']>[1][number]
     priority: row.priority,
     expiresAt: row.expires_at ?? undefined,
   }
+}
+
+/**
+ * A queue's totals with the messages handed to waiting consumers and not counted yet (see
+ * Waiters.accept): published, and delivered (acked) as auto-ack deliveries are.
+ */
+function withUncounted(totals: QueueTotals, uncounted: number): QueueTotals {
+  return uncounted === 0
+    ? totals
+    : {...totals, published: totals.published + uncounted, acked: totals.acked + uncounted}
 }
 
 function queueInfo(row: DestinationRow): QueueInfo {

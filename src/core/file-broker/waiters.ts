@@ -2,7 +2,7 @@ import {isSameProcessAlive, isSignalable, pidSpace, pidSpaceOf, processStartTime
 import type {OutgoingMessage} from '../broker.js'
 import {encodeHeaders} from '../headers.js'
 import type {DestinationRow, Destinations} from './destinations.js'
-import {reserveIdsFor} from './message-ids.js'
+import {reserveIdRange, reserveIdsFor} from './message-ids.js'
 import {type QueueStore, type TakenRow, type TakenTuple, takenRow} from './queue-store.js'
 import {LIMIT, type Sql} from './sql.js'
 
@@ -14,9 +14,27 @@ interface WaiterRow {
   pid: number
   started: string | null
   pid_space: string
-  max: number
-  alive_until: number
 }
+
+/** A registration as WAITING reads it (raw: no property names to intern on a publish's path). */
+type WaiterTuple = [id: number, pid: number, pidSpace: string, max: number, aliveUntil: number]
+const [ID, PID, PID_SPACE, MAX, ALIVE_UNTIL] = [0, 1, 2, 3, 4] as const
+
+const WAITER_COLUMNS = 'id, pid, pid_space, max, alive_until'
+
+/** A queue's registrations still waiting, oldest first. */
+const WAITING = `SELECT ${WAITER_COLUMNS} FROM waiters WHERE dest_id = ? AND handed IS NULL ORDER BY id`
+
+/**
+ * As WAITING, but none when something in the queue is ready or due (as QueueStore.hasDeliverable):
+ * a publish hands its batch over only with nothing ahead of it. One statement for both looks.
+ * Binds the queue's id three times, then now.
+ */
+const WAITING_WITH_NOTHING_AHEAD = `SELECT ${WAITER_COLUMNS} FROM waiters
+  WHERE dest_id = ? AND handed IS NULL
+    AND NOT EXISTS (SELECT 1 FROM messages WHERE dest_id = ? AND state = 0)
+    AND NOT EXISTS (SELECT 1 FROM messages WHERE dest_id = ? AND state = 1 AND visible_at <= ?)
+  ORDER BY id`
 
 /**
  * How long a registration is trusted after it was made or refreshed: a publish hands messages to
@@ -61,12 +79,12 @@ export class Waiters {
       const space = pidSpaceOf(row.pid_space)
       if (space === 'earlier-boot' || (space === 'same' && !isSameProcessAlive(row.pid, row.started))) this.drop(row.id)
     }
-    const {id} = this.sql
+    return this.sql
       .q(
         'INSERT INTO waiters (dest_id, pid, started, pid_space, max, alive_until) VALUES (?, ?, ?, ?, ?, ?) RETURNING id',
       )
-      .get(queueId, process.pid, processStartTime(process.pid), pidSpace(), max, now + TRUSTED_MS) as {id: number}
-    return id
+      .pluck()
+      .get(queueId, process.pid, processStartTime(process.pid), pidSpace(), max, now + TRUSTED_MS) as number
   }
 
   /** Inside a write: trusts a registration that still waits for another TRUSTED_MS. */
@@ -76,32 +94,45 @@ export class Waiters {
 
   /**
    * Inside a publish's write, instead of its inserts: gives the whole batch to the first waiter
-   * that can take it (see waiting), when every message is ready now, the batch is within the
+   * that can take it (see trusted), when every message is ready now, the batch is within the
    * waiter's `max` and nothing in the queue is ready or due ahead of it. The messages never enter
-   * the table: their ids are reserved and they are counted as published and delivered, as if
-   * inserted and taken at once. Returns their ids, or undefined when the batch is to be inserted.
+   * the table: their ids are reserved, and they are counted as published and delivered (as if
+   * inserted and taken at once) when the registration is removed (see unregister), not by the
+   * publish: fewer pages to write before its sync. Returns their ids, or undefined when the batch
+   * is to be inserted.
    */
   accept(queue: DestinationRow, messages: OutgoingMessage[], now: number, sizes: number[]): number[] | undefined {
     const defaultTtl = queue.settings.defaultTtlMs
-    // A delayed message waits in the queue; one that expires at once is the queue's to discard.
-    const later = (m: OutgoingMessage) => m.deliverAt !== undefined && m.deliverAt > now
-    const expired = (m: OutgoingMessage) => (m.ttlMs ?? defaultTtl ?? 1) <= 0
-    if (messages.some((m) => later(m) || expired(m))) return undefined
-    if (sizes.reduce((sum, size) => sum + size, 0) > HAND_OFF_BYTES) return undefined
-    const waiter = this.waiting(queue.id, now).next().value
-    if (!waiter || messages.length > waiter.max || this.queues.hasDeliverable(queue.id, now)) return undefined
-    const ids = reserveIdsFor(
-      this.sql,
-      messages.map((m) => m.priority ?? 0),
-    )
+    const priority = messages[0].priority ?? 0
+    let samePriority = true
+    let bytes = 0
+    for (let index = 0; index < messages.length; index++) {
+      const message = messages[index]
+      // A delayed message waits in the queue; one that expires at once is the queue's to discard.
+      if (message.deliverAt !== undefined && message.deliverAt > now) return undefined
+      if ((message.ttlMs ?? defaultTtl ?? 1) <= 0) return undefined
+      if ((message.priority ?? 0) !== priority) samePriority = false
+      bytes += sizes[index]
+    }
+    if (bytes > HAND_OFF_BYTES) return undefined
+    const rows = this.sql.raw(WAITING_WITH_NOTHING_AHEAD).all(queue.id, queue.id, queue.id, now) as WaiterTuple[]
+    const waiter = rows.find((row) => this.trusted(row, now))
+    if (!waiter || messages.length > waiter[MAX]) return undefined
+    const ids = samePriority
+      ? reserveIdRange(this.sql, priority, messages.length)
+      : reserveIdsFor(
+          this.sql,
+          messages.map((m) => m.priority ?? 0),
+        )
     // Delivery order, as a receive takes them: higher priority first, then publish order.
-    const order = messages
-      .map((_, index) => index)
-      .sort((a, b) => (messages[b].priority ?? 0) - (messages[a].priority ?? 0) || a - b)
-    const handed = order.map((index): HandedTuple => {
+    const order = messages.map((_, index) => index)
+    if (!samePriority) order.sort((a, b) => (messages[b].priority ?? 0) - (messages[a].priority ?? 0) || a - b)
+    const handed = new Array<HandedTuple>(messages.length)
+    for (let slot = 0; slot < order.length; slot++) {
+      const index = order[slot]
       const message = messages[index]
       const ttl = message.ttlMs ?? defaultTtl
-      return [
+      handed[slot] = [
         ids[index],
         message.body,
         encodeHeaders(message.headers),
@@ -111,22 +142,23 @@ export class Waiters {
         ttl == null ? null : now + ttl,
         null,
       ]
-    })
-    this.destinations.bumpPublishedAndAcked(queue.id, messages.length)
-    this.give(waiter.id, handed)
+    }
+    this.give(waiter[ID], handed, messages.length)
     return ids
   }
 
   /**
    * Inside a publish's write, after its inserts: gives the head of `queue` to its waiters (see
-   * waiting), oldest registration first, each up to its `max`, as an auto-ack receive takes them.
+   * trusted), oldest registration first, each up to its `max`, as an auto-ack receive takes them.
    */
   handOff(queue: DestinationRow, now: number): void {
-    for (const waiter of this.waiting(queue.id, now)) {
-      const taken = this.queues.take(queue, this.headWithin(queue.id, waiter.max), true, 0, now)
+    for (const waiter of this.sql.raw(WAITING).all(queue.id) as WaiterTuple[]) {
+      if (!this.trusted(waiter, now)) continue
+      const taken = this.queues.take(queue, this.headWithin(queue.id, waiter[MAX]), true, 0, now)
       if (taken.length === 0) return
+      // Counted as published when inserted, and as delivered when taken.
       this.give(
-        waiter.id,
+        waiter[ID],
         taken.map((row): HandedTuple => [
           row.id,
           row.body,
@@ -137,28 +169,23 @@ export class Waiters {
           row.expires_at,
           null,
         ]),
+        0,
       )
-      if (taken.length < waiter.max) return
+      if (taken.length < waiter[MAX]) return
     }
   }
 
   /**
-   * The waiters of a queue that may be handed messages, oldest registration first: those whose
-   * registration is fresh (TRUSTED_MS) and whose pid exists. A registration whose pid is gone is
-   * removed on the way; a stale one, or one made in another pid space (another container), is left
-   * for its waiter (or the next registration's sweep) to deal with.
+   * Whether a publish may hand messages to this registration: one that is fresh (TRUSTED_MS) and
+   * whose pid exists. A registration whose pid is gone is removed on the way; a stale one, or one
+   * made in another pid space (another container), is left for its waiter (or the next
+   * registration's sweep) to deal with.
    */
-  private *waiting(queueId: number, now: number): Generator<WaiterRow> {
-    const rows = this.sql
-      .q('SELECT id, pid, pid_space, max, alive_until FROM waiters WHERE dest_id = ? AND handed IS NULL ORDER BY id')
-      .all(queueId) as WaiterRow[]
-    if (rows.length === 0) return
-    const space = pidSpace()
-    for (const waiter of rows) {
-      if (waiter.pid_space !== space || waiter.alive_until <= now) continue
-      if (isSignalable(waiter.pid)) yield waiter
-      else this.drop(waiter.id)
-    }
+  private trusted(waiter: WaiterTuple, now: number): boolean {
+    if (waiter[PID_SPACE] !== pidSpace() || waiter[ALIVE_UNTIL] <= now) return false
+    if (isSignalable(waiter[PID])) return true
+    this.drop(waiter[ID])
+    return false
   }
 
   /** How many of the next `max` messages of the queue's head fit in HAND_OFF_BYTES (0: not even the first). */
@@ -175,8 +202,9 @@ export class Waiters {
     return sizes.length
   }
 
-  private give(id: number, handed: HandedTuple[]): void {
-    this.sql.q('UPDATE waiters SET handed = ? WHERE id = ?').run(JSON.stringify(handed), id)
+  /** `uncounted`: how many of `handed` are still to be counted as published and delivered (see unregister). */
+  private give(id: number, handed: HandedTuple[], uncounted: number): void {
+    this.sql.q('UPDATE waiters SET handed = ?, uncounted = ? WHERE id = ?').run(JSON.stringify(handed), uncounted, id)
   }
 
   /**
@@ -191,9 +219,21 @@ export class Waiters {
 
   /** Inside a write: removes a registration; returns what was handed to it and not read (to put back). */
   remove(id: number): TakenRow[] {
-    const row = this.sql.q('DELETE FROM waiters WHERE id = ? RETURNING handed').get(id) as
-      {handed: string | null} | undefined
-    return row?.handed ? decode(row.handed) : []
+    const handed = this.unregister(id)
+    return handed ? decode(handed) : []
+  }
+
+  /** Inside a write: removes a registration whose handed messages were read. */
+  retire(id: number): void {
+    this.unregister(id)
+  }
+
+  /**
+   * Messages of a queue handed over and not counted yet (see unregister): what its published and
+   * delivered totals and rates do not show yet.
+   */
+  uncounted(queueId: number): number {
+    return this.sql.q('SELECT total(uncounted) FROM waiters WHERE dest_id = ?').pluck().get(queueId) as number
   }
 
   /** Inside a write: forgets every registration on a queue (it is being deleted). */
@@ -201,8 +241,22 @@ export class Waiters {
     this.sql.q('DELETE FROM waiters WHERE dest_id = ?').run(queueId)
   }
 
+  /** Removes a registration whose waiter is gone: what was handed to it went with it. */
   private drop(id: number): void {
-    this.sql.q('DELETE FROM waiters WHERE id = ?').run(id)
+    this.unregister(id)
+  }
+
+  /**
+   * Deletes a registration, settling what it owes: the messages a publish handed to it without
+   * counting them (see accept) are counted as published and delivered now, in the rates of this
+   * minute. Returns what was handed to it (JSON), or null.
+   */
+  private unregister(id: number): string | null {
+    const row = this.sql.raw('DELETE FROM waiters WHERE id = ? RETURNING dest_id, handed, uncounted').get(id) as
+      [destId: number, handed: string | null, uncounted: number] | undefined
+    if (!row) return null
+    if (row[2] > 0) this.destinations.bumpPublishedAndAcked(row[0], row[2])
+    return row[1]
   }
 }
 

@@ -194,4 +194,10 @@ export const MIGRATIONS: readonly string[] = [
   ) STRICT;
   CREATE INDEX waiters_dest ON waiters (dest_id);
   `,
+  // 7: `uncounted`: messages a publish handed to the waiter without counting them as published and
+  // delivered; counted when the registration is removed (ARCHITECTURE.md, "Hand-off to waiting
+  // consumers": a one-message hand-off writes no counters of its own).
+  `
+  ALTER TABLE waiters ADD COLUMN uncounted INTEGER NOT NULL DEFAULT 0;
+  `,
 ]
