@@ -633,6 +633,8 @@ export interface WaiterRow {
   handed: string | null
   /** Handed messages not counted in the queue's totals yet (counted when the row is removed). */
   uncounted: number
+  /** The last band-0 id given to handed messages, not yet folded into the counter. */
+  last_id: number | null
 }
 
 /**
@@ -643,7 +645,7 @@ export function waiterRows(home: string): WaiterRow[] {
   const db = new Database(join(home, 'broker.db'), {fileMustExist: true, timeout: 5_000})
   try {
     return db
-      .prepare('SELECT id, pid, max, alive_until, handed, uncounted FROM waiters ORDER BY id')
+      .prepare('SELECT id, pid, max, alive_until, handed, uncounted, last_id FROM waiters ORDER BY id')
       .all() as WaiterRow[]
   } finally {
     db.close()

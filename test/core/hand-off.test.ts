@@ -93,6 +93,48 @@ describe('hand-off to waiting consumers', () => {
     await counted()
   })
 
+  it('ids stay unique and in publish order: a handed id is never given again, before or after its waiter is gone', async () => {
+    const ids: number[] = []
+    const publish = async (name: string, body: string) => {
+      const [result] = await publisher.publish(name, [{body}])
+      ids.push(Number(result.id))
+    }
+    let {receiving} = await waiting()
+    await publish('q', 'handed 1')
+    // Band 0's counter did not move: the id lives on the registration until it is removed.
+    expect(registrations(home)[0]).to.deep.include({last_id: ids[0]})
+    await publish('other', 'stored after it')
+    await publisher.declareTopic('t')
+    await publish('t', 'a topic message after it')
+    expect((await receiving).map((d) => d.id)).to.deep.equal([String(ids[0])])
+    ;({receiving} = await waiting()) // its next write removes the spent registration
+    expect(registrations(home).map((r) => r.last_id)).to.deep.equal([null])
+    await publish('q', 'handed 2')
+    await receiving
+    // Put back unread (the waiter closes first), then deleted with its queue: still never given again.
+    ;({receiving} = await waiting())
+    await publish('q', 'put back')
+    await consumer.close()
+    await publish('other', 'after the put-back')
+    consumer = new FileBroker(home)
+    const [back] = await consumer.receive('q', {max: 10, autoAck: true})
+    expect([back.body, Number(back.id)]).to.deep.equal(['put back', ids[4]])
+    const stop = new AbortController()
+    ;({receiving} = await waiting(10, stop.signal))
+    await publish('q', 'handed 3')
+    await publisher.deleteQueue('q') // with its registration, read or not
+    stop.abort()
+    await publish('other', 'after the queue went')
+    expect(ids).to.deep.equal([...ids].sort((a, b) => a - b))
+    expect(new Set(ids).size).to.equal(ids.length)
+    expect((await publisher.receive('other', {max: 10, autoAck: true})).map((d) => Number(d.id))).to.deep.equal([
+      ids[1],
+      ids[5],
+      ids[7],
+    ])
+    expect((await receiving).every((d) => d.body === 'handed 3')).to.equal(true)
+  })
+
   it('hands a batch in delivery order: higher priority first, then publish order', async () => {
     const {receiving} = await waiting()
     const results = await publisher.publish('q', [

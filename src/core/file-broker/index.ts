@@ -366,9 +366,10 @@ export class FileBroker implements Broker {
             this.registrations.delete(registration)
             this.spent.push(registration)
             registration = undefined
+            const deliveries = handed.map((row) => queueDelivery(queueName, row))
             // The publisher may still be syncing its commit: nothing is printed before it is on disk.
             this.sql.syncNow()
-            return {deliveries: handed.map((row) => queueDelivery(queueName, row)), nextDueAt: 0}
+            return {deliveries, nextDueAt: 0}
           } else if (trustedUntil - Date.now() < REFRESH_MS) {
             const now = Date.now()
             this.sql.write(() => this.waiters.refresh(registration!, now), 'lease')

@@ -15,27 +15,65 @@ const BAND_BITS = 49
 export const BANDS = 10
 
 /**
+ * The ids of band 0 handed to waiting consumers without moving the band's counter (see
+ * handOffIds), as SQL: band 0's last id is the larger of its counter and this.
+ */
+const HANDED_LAST_ID = 'coalesce((SELECT max(last_id) FROM waiters), 0)'
+
+/**
  * Reserves `count` consecutive ids in `band` (call inside a write transaction) and returns the
  * first. One statement per band and batch, however many rows it inserts. The counter also steps
  * over any row of the band it does not know of — one an mqctl from before the bands stored while
  * still running during an upgrade (AUTOINCREMENT) — so such a row never makes a publish fail on
- * its id: a look at the band's highest id, one step down the table's id order.
+ * its id: a look at the band's highest id, one step down the table's id order. In band 0 it also
+ * steps over the ids handed to waiting consumers (see handOffIds).
  */
 export function reserveIds(sql: Sql, band: number, count: number): number {
   sql
     .q(
-      `UPDATE message_seq SET seq = max(seq, coalesce((SELECT max(id) FROM messages WHERE id BETWEEN ? AND ?), 0) - ?) + ?
+      `UPDATE message_seq SET seq = max(seq, coalesce((SELECT max(id) FROM messages WHERE id BETWEEN ? AND ?), 0) - ?${band === 0 ? `, ${HANDED_LAST_ID}` : ''}) + ?
        WHERE band = ?`,
     )
     .run(band * BAND, band * BAND + BAND - 1, band * BAND, count, band)
   // Read back, rather than with RETURNING: that gathers the updated rows in a temporary table first,
   // which made this about a tenth of a one-message publish (measured).
   const seq = sql.q('SELECT seq FROM message_seq WHERE band = ?').pluck().get(band) as number
+  return band * BAND + checkedSeq(seq) - count + 1
+}
+
+/**
+ * The next `count` ids of band 0 for messages handed to a waiting consumer (Waiters.accept),
+ * without moving the band's counter: the caller writes the last of them into the registration's
+ * `last_id` in the same transaction, a page that publish writes anyway, and every later band-0
+ * reservation starts after it (reserveIds, lastIds) until the registration goes and its last id
+ * is folded into the counter (Waiters.unregister). So a one-message hand-off commits one page,
+ * where moving the counter made it two.
+ */
+export function handOffIds(sql: Sql, count: number): number[] {
+  const last = sql
+    .q(
+      `SELECT max(seq, coalesce((SELECT max(id) FROM messages WHERE id BETWEEN 0 AND ?), 0), ${HANDED_LAST_ID})
+       FROM message_seq WHERE band = 0`,
+    )
+    .pluck()
+    .get(BAND - 1) as number
+  checkedSeq(last + count)
+  const ids = new Array<number>(count)
+  for (let i = 0; i < count; i++) ids[i] = last + 1 + i
+  return ids
+}
+
+/** Inside a write: band 0's counter is at least `lastId` (a registration's handed ids, see handOffIds). */
+export function foldHandedIds(sql: Sql, lastId: number): void {
+  sql.q('UPDATE message_seq SET seq = max(seq, ?) WHERE band = 0').run(lastId)
+}
+
+function checkedSeq(seq: number): number {
   if (seq >= BAND) {
     // 2^49 messages in one band: decades at a million a second. Refused rather than run into the next band.
     throw new StoreError('this broker has used up its message ids', {hint: 'move its messages to a new broker folder'})
   }
-  return band * BAND + seq - count + 1
+  return seq
 }
 
 /**
@@ -91,7 +129,9 @@ export function reserveIdsFor(sql: Sql, priorities: readonly number[]): number[]
 
 /** The highest id ever given out in each band (band · BAND when none). */
 export function lastIds(sql: Sql): number[] {
-  const rows = sql.q('SELECT band, seq FROM message_seq').all() as {band: number; seq: number}[]
+  const rows = sql
+    .q(`SELECT band, CASE band WHEN 0 THEN max(seq, ${HANDED_LAST_ID}) ELSE seq END AS seq FROM message_seq`)
+    .all() as {band: number; seq: number}[]
   const last = Array.from({length: BANDS}, (_, band) => band * BAND)
   for (const row of rows) last[row.band] = row.band * BAND + row.seq
   return last

@@ -2,7 +2,7 @@ import {isSameProcessAlive, isSignalable, pidSpace, pidSpaceOf, processStartTime
 import type {OutgoingMessage} from '../broker.js'
 import {encodeHeaders} from '../headers.js'
 import type {DestinationRow, Destinations} from './destinations.js'
-import {reserveIdRange, reserveIdsFor} from './message-ids.js'
+import {foldHandedIds, handOffIds, reserveIdRange, reserveIdsFor} from './message-ids.js'
 import {type QueueStore, type TakenRow, type TakenTuple, takenRow} from './queue-store.js'
 import {LIMIT, type Sql} from './sql.js'
 
@@ -115,15 +115,24 @@ export class Waiters {
       bytes += sizes[index]
     }
     if (bytes > HAND_OFF_BYTES) return undefined
-    const rows = this.sql.raw(WAITING_WITH_NOTHING_AHEAD).all(queue.id, queue.id, queue.id, now) as WaiterTuple[]
+    // An empty queue (its count is kept by triggers) has nothing ahead: no index of messages to look at.
+    const rows = (
+      queue.depth === 0
+        ? this.sql.raw(WAITING).all(queue.id)
+        : this.sql.raw(WAITING_WITH_NOTHING_AHEAD).all(queue.id, queue.id, queue.id, now)
+    ) as WaiterTuple[]
     const waiter = rows.find((row) => this.trusted(row, now))
     if (!waiter || messages.length > waiter[MAX]) return undefined
-    const ids = samePriority
-      ? reserveIdRange(this.sql, priority, messages.length)
-      : reserveIdsFor(
-          this.sql,
-          messages.map((m) => m.priority ?? 0),
-        )
+    // Band 0 (no priorities): ids after the band's last without moving its counter (see handOffIds).
+    const unfolded = samePriority && priority === 0
+    const ids = unfolded
+      ? handOffIds(this.sql, messages.length)
+      : samePriority
+        ? reserveIdRange(this.sql, priority, messages.length)
+        : reserveIdsFor(
+            this.sql,
+            messages.map((m) => m.priority ?? 0),
+          )
     // Delivery order, as a receive takes them: higher priority first, then publish order.
     const order = messages.map((_, index) => index)
     if (!samePriority) order.sort((a, b) => (messages[b].priority ?? 0) - (messages[a].priority ?? 0) || a - b)
@@ -143,7 +152,7 @@ export class Waiters {
         null,
       ]
     }
-    this.give(waiter[ID], handed, messages.length)
+    this.give(waiter[ID], handed, messages.length, unfolded ? ids[ids.length - 1] : null)
     return ids
   }
 
@@ -170,6 +179,7 @@ export class Waiters {
           null,
         ]),
         0,
+        null,
       )
       if (taken.length < waiter[MAX]) return
     }
@@ -202,9 +212,14 @@ export class Waiters {
     return sizes.length
   }
 
-  /** `uncounted`: how many of `handed` are still to be counted as published and delivered (see unregister). */
-  private give(id: number, handed: HandedTuple[], uncounted: number): void {
-    this.sql.q('UPDATE waiters SET handed = ?, uncounted = ? WHERE id = ?').run(JSON.stringify(handed), uncounted, id)
+  /**
+   * `uncounted`: how many of `handed` are still to be counted as published and delivered;
+   * `lastId`: the last band-0 id given to them without moving the counter (see unregister).
+   */
+  private give(id: number, handed: HandedTuple[], uncounted: number, lastId: number | null): void {
+    this.sql
+      .q('UPDATE waiters SET handed = ?, uncounted = ?, last_id = ? WHERE id = ?')
+      .run(JSON.stringify(handed), uncounted, lastId, id)
   }
 
   /**
@@ -238,6 +253,9 @@ export class Waiters {
 
   /** Inside a write: forgets every registration on a queue (it is being deleted). */
   removeAll(queueId: number): void {
+    const lastId = this.sql.q('SELECT max(last_id) FROM waiters WHERE dest_id = ?').pluck().get(queueId) as
+      number | null
+    if (lastId !== null) foldHandedIds(this.sql, lastId)
     this.sql.q('DELETE FROM waiters WHERE dest_id = ?').run(queueId)
   }
 
@@ -249,13 +267,16 @@ export class Waiters {
   /**
    * Deletes a registration, settling what it owes: the messages a publish handed to it without
    * counting them (see accept) are counted as published and delivered now, in the rates of this
-   * minute. Returns what was handed to it (JSON), or null.
+   * minute, and the ids given to them without moving band 0's counter are folded into it
+   * (handOffIds). Returns what was handed to it (JSON), or null.
    */
   private unregister(id: number): string | null {
-    const row = this.sql.raw('DELETE FROM waiters WHERE id = ? RETURNING dest_id, handed, uncounted').get(id) as
-      [destId: number, handed: string | null, uncounted: number] | undefined
+    const row = this.sql
+      .raw('DELETE FROM waiters WHERE id = ? RETURNING dest_id, handed, uncounted, last_id')
+      .get(id) as [destId: number, handed: string | null, uncounted: number, lastId: number | null] | undefined
     if (!row) return null
     if (row[2] > 0) this.destinations.bumpPublishedAndAcked(row[0], row[2])
+    if (row[3] !== null) foldHandedIds(this.sql, row[3])
     return row[1]
   }
 }

@@ -194,10 +194,12 @@ export const MIGRATIONS: readonly string[] = [
   ) STRICT;
   CREATE INDEX waiters_dest ON waiters (dest_id);
   `,
-  // 7: `uncounted`: messages a publish handed to the waiter without counting them as published and
-  // delivered; counted when the registration is removed (ARCHITECTURE.md, "Hand-off to waiting
-  // consumers": a one-message hand-off writes no counters of its own).
+  // 7: what lets a one-message hand-off write the registration's page alone (ARCHITECTURE.md,
+  // "Hand-off to waiting consumers"). `uncounted`: messages a publish handed to the waiter without
+  // counting them as published and delivered; `last_id`: the last band-0 id it gave them without
+  // moving band 0's counter (message-ids.ts, handOffIds). Both are settled when the row is deleted.
   `
   ALTER TABLE waiters ADD COLUMN uncounted INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE waiters ADD COLUMN last_id INTEGER;
   `,
 ]
