@@ -135,6 +135,32 @@ describe('hand-off to waiting consumers', () => {
     expect((await receiving).every((d) => d.body === 'handed 3')).to.equal(true)
   })
 
+  it('a registration wakes nobody (it gives no one anything to wait for); a hand-off wakes its waiter', async () => {
+    /** Counts the commits a broker signals to waiting consumers (Sql.signal). */
+    const signals = (broker: FileBroker) => {
+      const sql = (broker as unknown as {sql: {signal(): void}}).sql
+      const signal = sql.signal.bind(sql)
+      const count = {n: 0}
+      sql.signal = () => {
+        count.n++
+        signal()
+      }
+      return count
+    }
+    const consumed = signals(consumer)
+    const published = signals(publisher)
+    let {receiving} = await waiting()
+    expect(consumed.n).to.equal(0)
+    await publisher.publish('q', [{body: 'one'}])
+    expect(published.n).to.equal(1)
+    await receiving
+    // Its next receive retires the spent registration and registers again: still no signal.
+    ;({receiving} = await waiting())
+    expect(consumed.n).to.equal(0)
+    await publisher.publish('q', [{body: 'two'}])
+    expect((await receiving).map((d) => d.body)).to.deep.equal(['two'])
+  })
+
   it('hands a batch in delivery order: higher priority first, then publish order', async () => {
     const {receiving} = await waiting()
     const results = await publisher.publish('q', [

@@ -372,7 +372,7 @@ export class FileBroker implements Broker {
             return {deliveries, nextDueAt: 0}
           } else if (trustedUntil - Date.now() < REFRESH_MS) {
             const now = Date.now()
-            this.sql.write(() => this.waiters.refresh(registration!, now), 'lease')
+            this.sql.write(() => this.waiters.refresh(registration!, now), 'lease', false)
             trustedUntil = now + TRUSTED_MS
           }
         }
@@ -391,11 +391,11 @@ export class FileBroker implements Broker {
           // A publish committed after the read above finds no registration, but its signal comes
           // after the waiting mark, so the wait below returns at once for it.
           const now = Date.now()
-          registration = this.writeDroppingSpent(() => this.waiters.register(queue.id, max, now), 'lease')
+          registration = this.writeDroppingSpent(() => this.waiters.register(queue.id, max, now), 'lease', false)
           trustedUntil = now + TRUSTED_MS
           this.registrations.set(registration, queueName)
         } else if (this.spent.length > 0) {
-          this.writeDroppingSpent(() => undefined, 'lease')
+          this.writeDroppingSpent(() => undefined, 'lease', false)
         }
         const taken = rows.map((row) => queueDelivery(queueName, row))
         return {
@@ -433,13 +433,21 @@ export class FileBroker implements Broker {
     this.registrations.delete(registration)
   }
 
-  /** A write that also deletes the registrations whose handed messages were read (once it commits). */
-  private writeDroppingSpent<T>(fn: () => T, durability: Durability): T {
+  /**
+   * A write that also deletes the registrations whose handed messages were read (once it commits).
+   * `wakes`: as Sql.write; a consumer's own registration and its spent ones give nobody anything
+   * to wait for.
+   */
+  private writeDroppingSpent<T>(fn: () => T, durability: Durability, wakes = true): T {
     const spent = this.spent.length
-    const result = this.sql.write(() => {
-      for (let i = 0; i < spent; i++) this.waiters.retire(this.spent[i])
-      return fn()
-    }, durability)
+    const result = this.sql.write(
+      () => {
+        for (let i = 0; i < spent; i++) this.waiters.retire(this.spent[i])
+        return fn()
+      },
+      durability,
+      wakes,
+    )
     this.spent.splice(0, spent)
     return result
   }
@@ -786,7 +794,7 @@ export class FileBroker implements Broker {
     // handed. If that fails (the lock held for long), they are removed as a dead process's later.
     try {
       for (const registration of [...this.registrations.keys()]) this.leave(registration)
-      if (this.spent.length > 0) this.writeDroppingSpent(() => undefined, 'lease')
+      if (this.spent.length > 0) this.writeDroppingSpent(() => undefined, 'lease', false)
     } catch {
       // Closing goes on.
     }

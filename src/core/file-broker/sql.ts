@@ -162,9 +162,12 @@ export class Sql {
    * cut is harmless, as that of a manual-ack receive (ARCHITECTURE.md, "Leases are not synced"). It
    * reaches the disk with the next sync of the WAL by any connection, since WAL frames are synced
    * in order. A durable write that joins a lease transaction makes the whole transaction durable.
+   *
+   * `wakes`: false for a write that gives nobody anything to wait for (a consumer registering
+   * itself as waiting): waiting consumers are not woken by its commit (see commit).
    */
-  write<T>(fn: () => T, durability: Durability = 'durable'): T {
-    return this.writing(fn, durability, BUSY_TIMEOUT_MS) as T
+  write<T>(fn: () => T, durability: Durability = 'durable', wakes = true): T {
+    return this.writing(fn, durability, BUSY_TIMEOUT_MS, wakes) as T
   }
 
   /**
@@ -173,12 +176,12 @@ export class Sql {
    * `FileBroker.ack`).
    */
   writeIfFree<T>(fn: () => T, durability: Durability = 'durable'): {value: T} | undefined {
-    const result = this.writing(fn, durability, 0)
+    const result = this.writing(fn, durability, 0, true)
     return result === LOCKED ? undefined : {value: result as T}
   }
 
   /** `write` waiting up to `waitMs` for the lock (0: not at all, LOCKED when it is held). */
-  private writing<T>(fn: () => T, durability: Durability, waitMs: number): T | typeof LOCKED {
+  private writing<T>(fn: () => T, durability: Durability, waitMs: number, wakes: boolean): T | typeof LOCKED {
     const started = Date.now()
     try {
       if (this.db.inTransaction) {
@@ -189,10 +192,10 @@ export class Sql {
       let result: T | typeof LOCKED
       this.syncOwed = durability === 'durable'
       try {
-        result = this.commit(fn, waitMs)
+        result = this.commit(fn, waitMs, wakes)
       } catch (error) {
         if (!isDiskFull(error) || this.db.inTransaction || !this.reclaimWal()) throw error
-        result = this.commit(fn, waitMs)
+        result = this.commit(fn, waitMs, wakes)
       }
       // After the retry above, never inside it: a failed sync must not run `fn` again.
       if (result !== LOCKED && this.earlyRelease && this.syncOwed) this.syncWal()
@@ -214,7 +217,7 @@ export class Sql {
    * durable too, and nobody reports what they read or wrote before the commits it depends on are
    * on disk. See ARCHITECTURE.md, "Durability".
    */
-  private commit<T>(fn: () => T, waitMs: number): T | typeof LOCKED {
+  private commit<T>(fn: () => T, waitMs: number, wakes: boolean): T | typeof LOCKED {
     const result = this.beginWrite(fn, waitMs)
     if (result === LOCKED) return result
     // Only this connection's statements move its count, so the count after the last write is the
@@ -222,7 +225,7 @@ export class Sql {
     const changes = this.totalChanges()
     if (changes !== this.changesSeen) {
       this.changesSeen = changes
-      this.signal()
+      if (wakes) this.signal()
     }
     return result
   }

@@ -79,12 +79,10 @@ export class Waiters {
       const space = pidSpaceOf(row.pid_space)
       if (space === 'earlier-boot' || (space === 'same' && !isSameProcessAlive(row.pid, row.started))) this.drop(row.id)
     }
-    return this.sql
-      .q(
-        'INSERT INTO waiters (dest_id, pid, started, pid_space, max, alive_until) VALUES (?, ?, ?, ?, ?, ?) RETURNING id',
-      )
-      .pluck()
-      .get(queueId, process.pid, processStartTime(process.pid), pidSpace(), max, now + TRUSTED_MS) as number
+    const {lastInsertRowid} = this.sql
+      .q('INSERT INTO waiters (dest_id, pid, started, pid_space, max, alive_until) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(queueId, process.pid, processStartTime(process.pid), pidSpace(), max, now + TRUSTED_MS)
+    return Number(lastInsertRowid)
   }
 
   /** Inside a write: trusts a registration that still waits for another TRUSTED_MS. */
@@ -271,10 +269,11 @@ export class Waiters {
    * (handOffIds). Returns what was handed to it (JSON), or null.
    */
   private unregister(id: number): string | null {
-    const row = this.sql
-      .raw('DELETE FROM waiters WHERE id = ? RETURNING dest_id, handed, uncounted, last_id')
-      .get(id) as [destId: number, handed: string | null, uncounted: number, lastId: number | null] | undefined
+    // Read, then deleted: a DELETE … RETURNING gathers its rows in a temporary table first.
+    const row = this.sql.raw('SELECT dest_id, handed, uncounted, last_id FROM waiters WHERE id = ?').get(id) as
+      [destId: number, handed: string | null, uncounted: number, lastId: number | null] | undefined
     if (!row) return null
+    this.sql.q('DELETE FROM waiters WHERE id = ?').run(id)
     if (row[2] > 0) this.destinations.bumpPublishedAndAcked(row[0], row[2])
     if (row[3] !== null) foldHandedIds(this.sql, row[3])
     return row[1]
