@@ -21,6 +21,18 @@ function messageRows(home: string): number {
   }
 }
 
+/** A queue's totals as its row stores them (without what registrations still owe). */
+function storedTotals(home: string, queue: string): {published: number; acked: number} {
+  const db = new Database(join(home, 'broker.db'), {fileMustExist: true, timeout: 5_000})
+  try {
+    return db
+      .prepare('SELECT published_total AS published, acked_total AS acked FROM destinations WHERE name = ?')
+      .get(queue) as {published: number; acked: number}
+  } finally {
+    db.close()
+  }
+}
+
 /** Adds a registration as another process would have made it. */
 function register(home: string, queue: string, row: {pid: number; space?: string; aliveUntil?: number}): void {
   const db = new Database(join(home, 'broker.db'))
@@ -56,11 +68,21 @@ describe('hand-off to waiting consumers', () => {
     await publisher.close()
   })
 
-  /** Starts an auto-ack long poll on `q`; resolves once it is registered, with what it will receive. */
-  async function waiting(max = 10, signal?: AbortSignal): Promise<{receiving: Promise<Delivery[]>}> {
-    const newest = Math.max(0, ...registrations(home).map((r) => r.id))
-    const receiving = consumer.receive('q', {max, autoAck: true, waitMs: 60_000, signal})
-    await waitFor(() => registrations(home).some((r) => r.id > newest), 'the receive to register')
+  /**
+   * Starts an auto-ack long poll on `q`; resolves once it is registered (a new registration, or
+   * the spent one of the last delivery made to wait again), with what it will receive.
+   */
+  async function waiting(max = 10, signal?: AbortSignal, queue = 'q'): Promise<{receiving: Promise<Delivery[]>}> {
+    const waitingBefore = new Set(
+      registrations(home)
+        .filter((r) => r.handed === null)
+        .map((r) => r.id),
+    )
+    const receiving = consumer.receive(queue, {max, autoAck: true, waitMs: 60_000, signal})
+    await waitFor(
+      () => registrations(home).some((r) => r.handed === null && !waitingBefore.has(r.id)),
+      'the receive to register',
+    )
     return {receiving}
   }
 
@@ -161,6 +183,41 @@ describe('hand-off to waiting consumers', () => {
     expect((await receiving).map((d) => d.body)).to.deep.equal(['two'])
   })
 
+  it('after a delivery the same registration waits again (one row updated); what it owes is settled once a second', async () => {
+    const realNow = Date.now
+    let offset = 0
+    Date.now = () => realNow() + offset
+    try {
+      let {receiving} = await waiting()
+      const [{id}] = registrations(home)
+      await publisher.publish('q', [{body: 'one'}])
+      await receiving
+      // Waits again: this broker never settled before, so it settles now.
+      ;({receiving} = await waiting())
+      expect(registrations(home).map((r) => [r.id, r.handed, r.uncounted, r.last_id])).to.deep.equal([
+        [id, null, 0, null],
+      ])
+      expect(storedTotals(home, 'q')).to.deep.equal({published: 1, acked: 1})
+      const [two] = await publisher.publish('q', [{body: 'two'}])
+      await receiving
+      // Within the second: the row keeps what it owes; the queue's totals count it all the same.
+      ;({receiving} = await waiting())
+      expect(registrations(home).map((r) => [r.id, r.uncounted, r.last_id])).to.deep.equal([[id, 1, Number(two.id)]])
+      expect(storedTotals(home, 'q')).to.deep.equal({published: 1, acked: 1})
+      expect(await publisher.queueTotals('q')).to.deep.include({published: 2, acked: 2})
+      offset = 1_500
+      await publisher.publish('q', [{body: 'three'}])
+      await receiving
+      ;({receiving} = await waiting())
+      expect(registrations(home).map((r) => [r.id, r.uncounted, r.last_id])).to.deep.equal([[id, 0, null]])
+      expect(storedTotals(home, 'q')).to.deep.equal({published: 3, acked: 3})
+      await publisher.publish('q', [{body: 'four'}])
+      expect((await receiving).map((d) => d.body)).to.deep.equal(['four'])
+    } finally {
+      Date.now = realNow
+    }
+  })
+
   it('hands a batch in delivery order: higher priority first, then publish order', async () => {
     const {receiving} = await waiting()
     const results = await publisher.publish('q', [
@@ -188,9 +245,7 @@ describe('hand-off to waiting consumers', () => {
 
   it('hands at most 16 MiB at once: a larger head is left for the receive to take', async () => {
     await publisher.declareQueue('big', {maxBodyBytes: 10 * 1024 * 1024})
-    const newest = Math.max(0, ...registrations(home).map((r) => r.id))
-    const receiving = consumer.receive('big', {max: 10, autoAck: true, waitMs: 60_000})
-    await waitFor(() => registrations(home).some((r) => r.id > newest), 'the receive to register')
+    const {receiving} = await waiting(10, undefined, 'big')
     const body = (c: string) => c.repeat(9 * 1024 * 1024)
     await publisher.publish('big', [{body: body('a')}, {body: body('b')}])
     // Not the whole batch (18 MiB): inserted, and only the first handed.

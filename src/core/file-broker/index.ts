@@ -66,6 +66,12 @@ import {REFRESH_MS, TRUSTED_MS, Waiters} from './waiters.js'
 
 /** Messages one purge transaction deletes: big enough to be quick, small enough not to hold the write lock long. */
 const PURGE_BATCH = 5_000
+
+/**
+ * How often a waiting consumer settles what its re-armed registration owes (Waiters.rearm): the
+ * handed messages' totals and rates, their ids' place in band 0's counter.
+ */
+const SETTLE_MS = 1_000
 /** How long an ack waiting for the write lock gathers the receipts arriving meanwhile (see ackGathering). */
 const GATHER_MS = 50
 
@@ -92,8 +98,14 @@ export class FileBroker implements Broker {
   private readonly waiters: Waiters
   /** This broker's registrations as a waiting consumer (see receive), with their queue's name. */
   private readonly registrations = new Map<number, string>()
-  /** Registrations whose handed messages were read: deleted with the next write (or on close). */
-  private spent: number[] = []
+  /**
+   * Registrations whose handed messages were read, with their queue's name: made to wait again by
+   * the next registration on that queue (see Waiters.rearm), deleted by the next write otherwise
+   * (or on close).
+   */
+  private readonly spent = new Map<number, string>()
+  /** When this broker last settled what a re-armed registration owes (see Waiters.rearm). */
+  private settledAt = 0
   private closed = false
   private eventJournal?: EventJournal
   private lockWaiter?: LockWaiter
@@ -364,7 +376,7 @@ export class FileBroker implements Broker {
             registration = undefined
           } else if (handed) {
             this.registrations.delete(registration)
-            this.spent.push(registration)
+            this.spent.set(registration, queueName)
             registration = undefined
             const deliveries = handed.map((row) => queueDelivery(queueName, row))
             // The publisher may still be syncing its commit: nothing is printed before it is on disk.
@@ -372,7 +384,8 @@ export class FileBroker implements Broker {
             return {deliveries, nextDueAt: 0}
           } else if (trustedUntil - Date.now() < REFRESH_MS) {
             const now = Date.now()
-            this.sql.write(() => this.waiters.refresh(registration!, now), 'lease', false)
+            const settle = this.settleDue(now)
+            this.sql.write(() => this.waiters.refresh(registration!, now, settle), 'lease', false)
             trustedUntil = now + TRUSTED_MS
           }
         }
@@ -390,11 +403,24 @@ export class FileBroker implements Broker {
           // Not synced: a registration lost in a power cut went with the process that made it.
           // A publish committed after the read above finds no registration, but its signal comes
           // after the waiting mark, so the wait below returns at once for it.
+          // The registration of the last delivery on this queue waits again when it can: one row
+          // updated (one page), where deleting it and inserting another wrote five, and every
+          // page a consumer writes without a sync is written by the next publisher's sync.
           const now = Date.now()
-          registration = this.writeDroppingSpent(() => this.waiters.register(queue.id, max, now), 'lease', false)
+          const reusable = spentOn(this.spent, queueName)
+          const settle = reusable !== undefined && this.settleDue(now)
+          registration = this.writeDroppingSpent(
+            () =>
+              reusable !== undefined && this.waiters.rearm(reusable, queue.id, max, now, settle)
+                ? reusable
+                : this.waiters.register(queue.id, max, now),
+            'lease',
+            false,
+            reusable,
+          )
           trustedUntil = now + TRUSTED_MS
           this.registrations.set(registration, queueName)
-        } else if (this.spent.length > 0) {
+        } else if (this.spent.size > 0) {
           this.writeDroppingSpent(() => undefined, 'lease', false)
         }
         const taken = rows.map((row) => queueDelivery(queueName, row))
@@ -438,18 +464,29 @@ export class FileBroker implements Broker {
    * `wakes`: as Sql.write; a consumer's own registration and its spent ones give nobody anything
    * to wait for.
    */
-  private writeDroppingSpent<T>(fn: () => T, durability: Durability, wakes = true): T {
-    const spent = this.spent.length
+  private writeDroppingSpent<T>(fn: () => T, durability: Durability, wakes = true, keep?: number): T {
+    const spent = [...this.spent.keys()]
     const result = this.sql.write(
       () => {
-        for (let i = 0; i < spent; i++) this.waiters.retire(this.spent[i])
+        for (const id of spent) if (id !== keep) this.waiters.retire(id)
         return fn()
       },
       durability,
       wakes,
     )
-    this.spent.splice(0, spent)
+    for (const id of spent) this.spent.delete(id)
     return result
+  }
+
+  /**
+   * Whether a write of a waiting consumer should settle what its registration owes now (see
+   * Waiters.rearm): at most once per SETTLE_MS, so the counts of what was handed reach the totals
+   * and rates within seconds while each re-arm stays one page.
+   */
+  private settleDue(now: number): boolean {
+    if (now - this.settledAt < SETTLE_MS) return false
+    this.settledAt = now
+    return true
   }
 
   private takeFromQueue(queueName: string, options: ReceiveOptions): TakenRow[] {
@@ -794,7 +831,7 @@ export class FileBroker implements Broker {
     // handed. If that fails (the lock held for long), they are removed as a dead process's later.
     try {
       for (const registration of [...this.registrations.keys()]) this.leave(registration)
-      if (this.spent.length > 0) this.writeDroppingSpent(() => undefined, 'lease', false)
+      if (this.spent.size > 0) this.writeDroppingSpent(() => undefined, 'lease', false)
     } catch {
       // Closing goes on.
     }
@@ -894,6 +931,12 @@ function restorable(row: TakenRow): Parameters<QueueStore['restore']>[1][number]
     priority: row.priority,
     expiresAt: row.expires_at ?? undefined,
   }
+}
+
+/** The first registration of `spent` made on `queueName`. */
+function spentOn(spent: Map<number, string>, queueName: string): number | undefined {
+  for (const [id, name] of spent) if (name === queueName) return id
+  return undefined
 }
 
 /**

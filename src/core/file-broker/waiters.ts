@@ -22,6 +22,9 @@ const [ID, PID, PID_SPACE, MAX, ALIVE_UNTIL] = [0, 1, 2, 3, 4] as const
 
 const WAITER_COLUMNS = 'id, pid, pid_space, max, alive_until'
 
+/** What a registration owes when it goes (see Waiters.unregister), with what it was handed. */
+type OwedRow = [destId: number, handed: string | null, uncounted: number, lastId: number | null]
+
 /** A queue's registrations still waiting, oldest first. */
 const WAITING = `SELECT ${WAITER_COLUMNS} FROM waiters WHERE dest_id = ? AND handed IS NULL ORDER BY id`
 
@@ -72,6 +75,44 @@ export class Waiters {
    * removing the registrations of the queue's waiters that died; returns the registration's id.
    */
   register(queueId: number, max: number, now: number): number {
+    this.sweep(queueId)
+    const {lastInsertRowid} = this.sql
+      .q('INSERT INTO waiters (dest_id, pid, started, pid_space, max, alive_until) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(queueId, process.pid, processStartTime(process.pid), pidSpace(), max, now + TRUSTED_MS)
+    return Number(lastInsertRowid)
+  }
+
+  /**
+   * Inside a write: makes a registration whose handed messages its waiter read wait again, for up
+   * to `max` messages, trusted for TRUSTED_MS: one row updated, where deleting it and inserting
+   * another wrote five pages (the waiter does this after every delivery, and every page it writes
+   * without a sync is written by the next publisher's sync). What it owes (see unregister) adds up
+   * on it meanwhile: `settle` settles it now, and sweeps the queue's dead registrations as a new
+   * registration does. False when the registration is gone (its queue was deleted).
+   */
+  rearm(id: number, queueId: number, max: number, now: number, settle: boolean): boolean {
+    if (settle) {
+      this.settle(id)
+      this.sweep(queueId)
+    }
+    return (
+      this.sql
+        .q('UPDATE waiters SET handed = NULL, max = ?, alive_until = ? WHERE id = ?')
+        .run(max, now + TRUSTED_MS, id).changes === 1
+    )
+  }
+
+  /**
+   * Inside a write: trusts a registration that still waits for another TRUSTED_MS; `settle`: and
+   * settles what it owes (see rearm).
+   */
+  refresh(id: number, now: number, settle = false): void {
+    if (settle) this.settle(id)
+    this.sql.q('UPDATE waiters SET alive_until = ? WHERE id = ? AND handed IS NULL').run(now + TRUSTED_MS, id)
+  }
+
+  /** Removes the registrations of a queue's waiters that died (see register). */
+  private sweep(queueId: number): void {
     const rows = this.sql
       .q('SELECT id, pid, started, pid_space FROM waiters WHERE dest_id = ?')
       .all(queueId) as WaiterRow[]
@@ -79,15 +120,6 @@ export class Waiters {
       const space = pidSpaceOf(row.pid_space)
       if (space === 'earlier-boot' || (space === 'same' && !isSameProcessAlive(row.pid, row.started))) this.drop(row.id)
     }
-    const {lastInsertRowid} = this.sql
-      .q('INSERT INTO waiters (dest_id, pid, started, pid_space, max, alive_until) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(queueId, process.pid, processStartTime(process.pid), pidSpace(), max, now + TRUSTED_MS)
-    return Number(lastInsertRowid)
-  }
-
-  /** Inside a write: trusts a registration that still waits for another TRUSTED_MS. */
-  refresh(id: number, now: number): void {
-    this.sql.q('UPDATE waiters SET alive_until = ? WHERE id = ? AND handed IS NULL').run(now + TRUSTED_MS, id)
   }
 
   /**
@@ -95,7 +127,7 @@ export class Waiters {
    * that can take it (see trusted), when every message is ready now, the batch is within the
    * waiter's `max` and nothing in the queue is ready or due ahead of it. The messages never enter
    * the table: their ids are reserved, and they are counted as published and delivered (as if
-   * inserted and taken at once) when the registration is removed (see unregister), not by the
+   * inserted and taken at once) when the registration is removed or settled (see unregister), not by the
    * publish: fewer pages to write before its sync. Returns their ids, or undefined when the batch
    * is to be inserted.
    */
@@ -216,7 +248,7 @@ export class Waiters {
    */
   private give(id: number, handed: HandedTuple[], uncounted: number, lastId: number | null): void {
     this.sql
-      .q('UPDATE waiters SET handed = ?, uncounted = ?, last_id = ? WHERE id = ?')
+      .q('UPDATE waiters SET handed = ?, uncounted = uncounted + ?, last_id = coalesce(?, last_id) WHERE id = ?')
       .run(JSON.stringify(handed), uncounted, lastId, id)
   }
 
@@ -270,13 +302,30 @@ export class Waiters {
    */
   private unregister(id: number): string | null {
     // Read, then deleted: a DELETE … RETURNING gathers its rows in a temporary table first.
-    const row = this.sql.raw('SELECT dest_id, handed, uncounted, last_id FROM waiters WHERE id = ?').get(id) as
-      [destId: number, handed: string | null, uncounted: number, lastId: number | null] | undefined
+    const row = this.owed(id)
     if (!row) return null
     this.sql.q('DELETE FROM waiters WHERE id = ?').run(id)
-    if (row[2] > 0) this.destinations.bumpPublishedAndAcked(row[0], row[2])
-    if (row[3] !== null) foldHandedIds(this.sql, row[3])
+    this.pay(row)
     return row[1]
+  }
+
+  /** Inside a write: settles what a registration owes (see unregister) and keeps it. */
+  private settle(id: number): void {
+    const row = this.owed(id)
+    if (!row || (row[2] === 0 && row[3] === null)) return
+    this.pay(row)
+    this.sql.q('UPDATE waiters SET uncounted = 0, last_id = NULL WHERE id = ?').run(id)
+  }
+
+  private owed(id: number): OwedRow | undefined {
+    return this.sql.raw('SELECT dest_id, handed, uncounted, last_id FROM waiters WHERE id = ?').get(id) as
+      OwedRow | undefined
+  }
+
+  /** Counts a registration's uncounted messages as published and delivered; folds its last id. */
+  private pay([destId, , uncounted, lastId]: OwedRow): void {
+    if (uncounted > 0) this.destinations.bumpPublishedAndAcked(destId, uncounted)
+    if (lastId !== null) foldHandedIds(this.sql, lastId)
   }
 }
 
