@@ -108,8 +108,8 @@ describe('hand-off to waiting consumers', () => {
       [published.id, 'hello', {k: 'v'}, 1, undefined],
     ])
     await counted()
-    // …and once: the next receive removes the spent registration, counting it into the totals (and
-    // registers again while it waits).
+    // …and once: the next receive (one that does not wait) removes the spent registration,
+    // counting it into the totals.
     expect(await consumer.receive('q', {max: 10, autoAck: true})).to.deep.equal([])
     expect(registrations(home)).to.deep.equal([])
     await counted()
@@ -129,7 +129,7 @@ describe('hand-off to waiting consumers', () => {
     await publisher.declareTopic('t')
     await publish('t', 'a topic message after it')
     expect((await receiving).map((d) => d.id)).to.deep.equal([String(ids[0])])
-    ;({receiving} = await waiting()) // its next write removes the spent registration
+    ;({receiving} = await waiting()) // waits again on its row, which settles (this broker's first settlement)
     expect(registrations(home).map((r) => r.last_id)).to.deep.equal([null])
     await publish('q', 'handed 2')
     await receiving
@@ -176,7 +176,7 @@ describe('hand-off to waiting consumers', () => {
     await publisher.publish('q', [{body: 'one'}])
     expect(published.n).to.equal(1)
     await receiving
-    // Its next receive retires the spent registration and registers again: still no signal.
+    // Its next receive makes the spent registration wait again: still no signal.
     ;({receiving} = await waiting())
     expect(consumed.n).to.equal(0)
     await publisher.publish('q', [{body: 'two'}])
@@ -216,6 +216,69 @@ describe('hand-off to waiting consumers', () => {
     } finally {
       Date.now = realNow
     }
+  })
+
+  it('serves the longest waiting first: a waiter just handed a message waits again behind the others', async () => {
+    const other = new FileBroker(home)
+    try {
+      let {receiving: first} = await waiting()
+      const waitingBefore = registrations(home).map((r) => r.id)
+      const second = other.receive('q', {max: 10, autoAck: true, waitMs: 60_000})
+      await waitFor(() => registrations(home).length === waitingBefore.length + 1, 'the other consumer to register')
+      await publisher.publish('q', [{body: 'm1'}])
+      expect((await first).map((d) => d.body)).to.deep.equal(['m1'])
+      ;({receiving: first} = await waiting()) // the same row, waiting again
+      await publisher.publish('q', [{body: 'm2'}])
+      expect((await second).map((d) => d.body)).to.deep.equal(['m2'])
+      await publisher.publish('q', [{body: 'm3'}])
+      expect((await first).map((d) => d.body)).to.deep.equal(['m3'])
+    } finally {
+      await other.close()
+    }
+  })
+
+  it('totals and what waiters still owe them are read in one snapshot', async () => {
+    const {receiving} = await waiting()
+    await publisher.publish('q', [{body: 'one'}])
+    await receiving
+    // Another process settles the registration between the two reads of queueTotals.
+    const waiters = (publisher as unknown as {waiters: {uncounted(queueId: number): unknown}}).waiters
+    const uncounted = waiters.uncounted.bind(waiters)
+    waiters.uncounted = (queueId: number) => {
+      const db = new Database(join(home, 'broker.db'))
+      db.exec(
+        "UPDATE destinations SET published_total = published_total + 1, acked_total = acked_total + 1 WHERE name = 'q'; UPDATE waiters SET uncounted = 0",
+      )
+      db.close()
+      return uncounted(queueId)
+    }
+    expect(await publisher.queueTotals('q')).to.deep.include({published: 1, acked: 1})
+    expect((await publisher.queueStats('q')).totals).to.deep.include({published: 1, acked: 1})
+  })
+
+  it('what a dead waiter never settled counts in the rates of the minute it was handed, not forever in the current one', async () => {
+    register(home, 'q', {pid: process.pid})
+    await publisher.publish('q', [{body: 'lost'}])
+    // Its process died ten minutes ago, owing 600 (a burst), and nothing registered on the queue
+    // since to sweep it.
+    const db = new Database(join(home, 'broker.db'))
+    db.prepare('UPDATE waiters SET pid = ?, uncounted = 600, handed_at = handed_at - 600000').run(deadPid())
+    db.close()
+    const stats = await publisher.queueStats('q')
+    expect(stats.totals).to.deep.include({published: 600, acked: 600})
+    expect([stats.rates.publishedPerSecond.last5m, stats.rates.ackedPerSecond.last5m]).to.deep.equal([0, 0])
+  })
+
+  it('a registration deleted by anyone (an older mqctl knows nothing of last_id) still never gives its ids again', async () => {
+    const {receiving} = await waiting()
+    const [handed] = await publisher.publish('q', [{body: 'handed'}])
+    await receiving
+    expect(registrations(home)[0]).to.deep.include({last_id: Number(handed.id)})
+    const db = new Database(join(home, 'broker.db'))
+    db.prepare('DELETE FROM waiters').run()
+    db.close()
+    const [next] = await publisher.publish('other', [{body: 'next'}])
+    expect(Number(next.id)).to.be.greaterThan(Number(handed.id))
   })
 
   it('hands a batch in delivery order: higher priority first, then publish order', async () => {

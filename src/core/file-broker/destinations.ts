@@ -130,22 +130,25 @@ export class Destinations {
     else if (column === 'acked_total') this.countRates(id, 0, by)
   }
 
-  /** Messages published and delivered in one transaction (handed to a waiting consumer): both totals at once. */
-  bumpPublishedAndAcked(id: number, by: number): void {
+  /**
+   * Messages published and delivered together (handed to a waiting consumer): both totals at once,
+   * in the rates of the minute of `at` (when they were handed).
+   */
+  bumpPublishedAndAcked(id: number, by: number, at: number): void {
     this.sql
       .q('UPDATE destinations SET published_total = published_total + ?, acked_total = acked_total + ? WHERE id = ?')
       .run(by, by, id)
-    this.countRates(id, by, by)
+    this.countRates(id, by, by, at)
   }
 
-  private countRates(id: number, published: number, acked: number): void {
-    const minute = Math.floor(Date.now() / 60_000)
+  private countRates(id: number, published: number, acked: number, at = Date.now()): void {
     this.sql
       .q(
         `INSERT INTO rates (dest_id, minute, published, acked) VALUES (?, ?, ?, ?)
          ON CONFLICT (dest_id, minute) DO UPDATE SET published = published + excluded.published, acked = acked + excluded.acked`,
       )
-      .run(id, minute, published, acked)
+      .run(id, Math.floor(at / 60_000), published, acked)
+    const minute = Math.floor(Date.now() / 60_000)
     if (this.rateMinutes.get(id) !== minute) {
       this.rateMinutes.set(id, minute)
       this.sql.q('DELETE FROM rates WHERE dest_id = ? AND minute < ?').run(id, minute - RATE_MINUTES)
@@ -154,15 +157,15 @@ export class Destinations {
 
   /**
    * Publish and ack rates from the per-minute counters (the current minute counts for what has
-   * passed of it). `uncounted`: messages published and delivered that are not counted yet (see
-   * Waiters.accept), counted in this minute.
+   * passed of it). `uncounted`: counts of messages published and delivered that are not in the
+   * counters yet (see Waiters.uncounted).
    */
-  rates(id: number, now: number, uncounted = 0): Rates {
+  rates(id: number, now: number, uncounted: readonly MinuteCount[] = []): Rates {
     const minute = Math.floor(now / 60_000)
     const rows = this.sql
       .q('SELECT minute, published, acked FROM rates WHERE dest_id = ? AND minute >= ?')
       .all(id, minute - 5) as MinuteCount[]
-    if (uncounted > 0) rows.push({minute, published: uncounted, acked: uncounted})
+    for (const count of uncounted) rows.push(count)
     return ratesFromMinutes(rows, now)
   }
 

@@ -230,14 +230,15 @@ export class FileBroker implements Broker {
 
   /** A queue's running totals (published, acked, dead-lettered, …). */
   async queueTotals(name: string): Promise<QueueTotals> {
-    return this.sql.read(() => {
+    return this.sql.snapshot(() => {
       const queue = this.requireQueue(name)
-      return withUncounted(queue.totals, this.waiters.uncounted(queue.id))
+      return withUncounted(queue.totals, this.waiters.uncounted(queue.id).total)
     })
   }
 
   async queueStats(name: string): Promise<QueueStats> {
-    return this.sql.read(() => {
+    // One snapshot: the totals and what waiters owe them (see withUncounted) must agree.
+    return this.sql.snapshot(() => {
       const queue = this.requireQueue(name)
       const now = Date.now()
       const counts = this.queues.counts(queue.id, now)
@@ -250,8 +251,8 @@ export class FileBroker implements Broker {
         delayed: counts.delayed,
         deadLettered: dlq?.depth ?? 0,
         oldestAgeMs: counts.oldestPublishedAt === null ? null : Math.max(0, now - counts.oldestPublishedAt),
-        totals: withUncounted(queue.totals, uncounted),
-        rates: this.destinations.rates(queue.id, now, uncounted),
+        totals: withUncounted(queue.totals, uncounted.total),
+        rates: this.destinations.rates(queue.id, now, uncounted.minutes),
       }
     })
   }

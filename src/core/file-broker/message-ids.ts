@@ -45,9 +45,10 @@ export function reserveIds(sql: Sql, band: number, count: number): number {
  * The next `count` ids of band 0 for messages handed to a waiting consumer (Waiters.accept),
  * without moving the band's counter: the caller writes the last of them into the registration's
  * `last_id` in the same transaction, a page that publish writes anyway, and every later band-0
- * reservation starts after it (reserveIds, lastIds) until the registration goes and its last id
- * is folded into the counter (Waiters.unregister). So a one-message hand-off commits one page,
- * where moving the counter made it two.
+ * reservation starts after it (reserveIds, lastIds) until its last id is folded into the counter:
+ * when the registration settles what it owes (Waiters.settle), or by the trigger of migration 7
+ * when the row is deleted. So a one-message hand-off commits one page, where moving the counter
+ * made it two.
  */
 export function handOffIds(sql: Sql, count: number): number[] {
   const last = sql

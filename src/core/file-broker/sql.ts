@@ -376,6 +376,15 @@ export class Sql {
     this.walFd = undefined
   }
 
+  /**
+   * As `read`, for reads that must all see one state of the broker: in one read transaction
+   * (BEGIN … COMMIT), which in WAL mode holds up no writer; each statement of a plain `read` sees
+   * the commits made before it.
+   */
+  snapshot<T>(fn: () => T): T {
+    return this.read(() => this.inTransaction.deferred(fn) as T)
+  }
+
   /** Inside a write: runs `fn` in a SAVEPOINT, so its failure undoes only its own changes. */
   savepoint<T>(fn: () => T): T {
     return this.inTransaction(fn) as T

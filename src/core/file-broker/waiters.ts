@@ -2,6 +2,7 @@ import {isSameProcessAlive, isSignalable, pidSpace, pidSpaceOf, processStartTime
 import type {OutgoingMessage} from '../broker.js'
 import {encodeHeaders} from '../headers.js'
 import type {DestinationRow, Destinations} from './destinations.js'
+import type {MinuteCount} from '../rates.js'
 import {foldHandedIds, handOffIds, reserveIdRange, reserveIdsFor} from './message-ids.js'
 import {type QueueStore, type TakenRow, type TakenTuple, takenRow} from './queue-store.js'
 import {LIMIT, type Sql} from './sql.js'
@@ -17,16 +18,26 @@ interface WaiterRow {
 }
 
 /** A registration as WAITING reads it (raw: no property names to intern on a publish's path). */
-type WaiterTuple = [id: number, pid: number, pidSpace: string, max: number, aliveUntil: number]
-const [ID, PID, PID_SPACE, MAX, ALIVE_UNTIL] = [0, 1, 2, 3, 4] as const
+type WaiterTuple = [id: number, pid: number, pidSpace: string, max: number, aliveUntil: number, waitingSince: number]
+const [ID, PID, PID_SPACE, MAX, ALIVE_UNTIL, WAITING_SINCE] = [0, 1, 2, 3, 4, 5] as const
 
-const WAITER_COLUMNS = 'id, pid, pid_space, max, alive_until'
+const WAITER_COLUMNS = 'id, pid, pid_space, max, alive_until, waiting_since'
 
 /** What a registration owes when it goes (see Waiters.unregister), with what it was handed. */
-type OwedRow = [destId: number, handed: string | null, uncounted: number, lastId: number | null]
+type OwedRow = [
+  destId: number,
+  handed: string | null,
+  uncounted: number,
+  handedAt: number | null,
+  lastId: number | null,
+]
 
-/** A queue's registrations still waiting, oldest first. */
-const WAITING = `SELECT ${WAITER_COLUMNS} FROM waiters WHERE dest_id = ? AND handed IS NULL ORDER BY id`
+/**
+ * A queue's registrations still waiting (in no order: see waitingFirst; an ORDER BY on a column of
+ * no index would sort in a temporary B-tree, and an index on it would be one more page for every
+ * re-arm to write).
+ */
+const WAITING = `SELECT ${WAITER_COLUMNS} FROM waiters WHERE dest_id = ? AND handed IS NULL`
 
 /**
  * As WAITING, but none when something in the queue is ready or due (as QueueStore.hasDeliverable):
@@ -36,8 +47,7 @@ const WAITING = `SELECT ${WAITER_COLUMNS} FROM waiters WHERE dest_id = ? AND han
 const WAITING_WITH_NOTHING_AHEAD = `SELECT ${WAITER_COLUMNS} FROM waiters
   WHERE dest_id = ? AND handed IS NULL
     AND NOT EXISTS (SELECT 1 FROM messages WHERE dest_id = ? AND state = 0)
-    AND NOT EXISTS (SELECT 1 FROM messages WHERE dest_id = ? AND state = 1 AND visible_at <= ?)
-  ORDER BY id`
+    AND NOT EXISTS (SELECT 1 FROM messages WHERE dest_id = ? AND state = 1 AND visible_at <= ?)`
 
 /**
  * How long a registration is trusted after it was made or refreshed: a publish hands messages to
@@ -77,8 +87,10 @@ export class Waiters {
   register(queueId: number, max: number, now: number): number {
     this.sweep(queueId)
     const {lastInsertRowid} = this.sql
-      .q('INSERT INTO waiters (dest_id, pid, started, pid_space, max, alive_until) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(queueId, process.pid, processStartTime(process.pid), pidSpace(), max, now + TRUSTED_MS)
+      .q(
+        'INSERT INTO waiters (dest_id, pid, started, pid_space, max, alive_until, waiting_since) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      )
+      .run(queueId, process.pid, processStartTime(process.pid), pidSpace(), max, now + TRUSTED_MS, now)
     return Number(lastInsertRowid)
   }
 
@@ -88,7 +100,8 @@ export class Waiters {
    * another wrote five pages (the waiter does this after every delivery, and every page it writes
    * without a sync is written by the next publisher's sync). What it owes (see unregister) adds up
    * on it meanwhile: `settle` settles it now, and sweeps the queue's dead registrations as a new
-   * registration does. False when the registration is gone (its queue was deleted).
+   * registration does. It waits from now, behind the queue's other waiters (see waitingFirst).
+   * False when the registration is gone (its queue was deleted).
    */
   rearm(id: number, queueId: number, max: number, now: number, settle: boolean): boolean {
     if (settle) {
@@ -97,8 +110,8 @@ export class Waiters {
     }
     return (
       this.sql
-        .q('UPDATE waiters SET handed = NULL, max = ?, alive_until = ? WHERE id = ?')
-        .run(max, now + TRUSTED_MS, id).changes === 1
+        .q('UPDATE waiters SET handed = NULL, max = ?, alive_until = ?, waiting_since = ? WHERE id = ?')
+        .run(max, now + TRUSTED_MS, now, id).changes === 1
     )
   }
 
@@ -118,7 +131,8 @@ export class Waiters {
       .all(queueId) as WaiterRow[]
     for (const row of rows) {
       const space = pidSpaceOf(row.pid_space)
-      if (space === 'earlier-boot' || (space === 'same' && !isSameProcessAlive(row.pid, row.started))) this.drop(row.id)
+      if (space === 'earlier-boot' || (space === 'same' && !isSameProcessAlive(row.pid, row.started)))
+        this.retire(row.id)
     }
   }
 
@@ -151,7 +165,7 @@ export class Waiters {
         ? this.sql.raw(WAITING).all(queue.id)
         : this.sql.raw(WAITING_WITH_NOTHING_AHEAD).all(queue.id, queue.id, queue.id, now)
     ) as WaiterTuple[]
-    const waiter = rows.find((row) => this.trusted(row, now))
+    const waiter = waitingFirst(rows).find((row) => this.trusted(row, now))
     if (!waiter || messages.length > waiter[MAX]) return undefined
     // Band 0 (no priorities): ids after the band's last without moving its counter (see handOffIds).
     const unfolded = samePriority && priority === 0
@@ -182,16 +196,16 @@ export class Waiters {
         null,
       ]
     }
-    this.give(waiter[ID], handed, messages.length, unfolded ? ids[ids.length - 1] : null)
+    this.give(waiter[ID], handed, messages.length, now, unfolded ? ids[ids.length - 1] : null)
     return ids
   }
 
   /**
    * Inside a publish's write, after its inserts: gives the head of `queue` to its waiters (see
-   * trusted), oldest registration first, each up to its `max`, as an auto-ack receive takes them.
+   * trusted), longest waiting first, each up to its `max`, as an auto-ack receive takes them.
    */
   handOff(queue: DestinationRow, now: number): void {
-    for (const waiter of this.sql.raw(WAITING).all(queue.id) as WaiterTuple[]) {
+    for (const waiter of waitingFirst(this.sql.raw(WAITING).all(queue.id) as WaiterTuple[])) {
       if (!this.trusted(waiter, now)) continue
       const taken = this.queues.take(queue, this.headWithin(queue.id, waiter[MAX]), true, 0, now)
       if (taken.length === 0) return
@@ -209,6 +223,7 @@ export class Waiters {
           null,
         ]),
         0,
+        now,
         null,
       )
       if (taken.length < waiter[MAX]) return
@@ -224,7 +239,7 @@ export class Waiters {
   private trusted(waiter: WaiterTuple, now: number): boolean {
     if (waiter[PID_SPACE] !== pidSpace() || waiter[ALIVE_UNTIL] <= now) return false
     if (isSignalable(waiter[PID])) return true
-    this.drop(waiter[ID])
+    this.retire(waiter[ID])
     return false
   }
 
@@ -243,13 +258,15 @@ export class Waiters {
   }
 
   /**
-   * `uncounted`: how many of `handed` are still to be counted as published and delivered;
-   * `lastId`: the last band-0 id given to them without moving the counter (see unregister).
+   * `uncounted`: how many of `handed` are still to be counted as published and delivered (handed
+   * at `now`); `lastId`: the last band-0 id given to them without moving the counter (see unregister).
    */
-  private give(id: number, handed: HandedTuple[], uncounted: number, lastId: number | null): void {
+  private give(id: number, handed: HandedTuple[], uncounted: number, now: number, lastId: number | null): void {
     this.sql
-      .q('UPDATE waiters SET handed = ?, uncounted = uncounted + ?, last_id = coalesce(?, last_id) WHERE id = ?')
-      .run(JSON.stringify(handed), uncounted, lastId, id)
+      .q(
+        'UPDATE waiters SET handed = ?, uncounted = uncounted + ?, handed_at = ?, last_id = coalesce(?, last_id) WHERE id = ?',
+      )
+      .run(JSON.stringify(handed), uncounted, now, lastId, id)
   }
 
   /**
@@ -268,65 +285,84 @@ export class Waiters {
     return handed ? decode(handed) : []
   }
 
-  /** Inside a write: removes a registration whose handed messages were read. */
+  /**
+   * Inside a write: removes a registration whose handed messages were read, or whose waiter is
+   * gone (what was handed to it went with it).
+   */
   retire(id: number): void {
     this.unregister(id)
   }
 
   /**
    * Messages of a queue handed over and not counted yet (see unregister): what its published and
-   * delivered totals and rates do not show yet.
+   * delivered totals do not show yet (`total`), and per minute they were handed, for its rates.
+   * Read in the same snapshot as the totals (Sql.snapshot), or a settlement in between would
+   * leave them out of both.
    */
-  uncounted(queueId: number): number {
-    return this.sql.q('SELECT total(uncounted) FROM waiters WHERE dest_id = ?').pluck().get(queueId) as number
+  uncounted(queueId: number): {total: number; minutes: MinuteCount[]} {
+    const rows = this.sql
+      .raw('SELECT uncounted, handed_at FROM waiters WHERE dest_id = ? AND uncounted > 0')
+      .all(queueId) as [uncounted: number, handedAt: number | null][]
+    let total = 0
+    const minutes: MinuteCount[] = []
+    for (const [count, handedAt] of rows) {
+      total += count
+      minutes.push({minute: Math.floor((handedAt ?? Date.now()) / 60_000), published: count, acked: count})
+    }
+    return {total, minutes}
   }
 
-  /** Inside a write: forgets every registration on a queue (it is being deleted). */
+  /**
+   * Inside a write: forgets every registration on a queue (it is being deleted). The trigger of
+   * migration 7 folds their last ids into band 0's counter.
+   */
   removeAll(queueId: number): void {
-    const lastId = this.sql.q('SELECT max(last_id) FROM waiters WHERE dest_id = ?').pluck().get(queueId) as
-      number | null
-    if (lastId !== null) foldHandedIds(this.sql, lastId)
     this.sql.q('DELETE FROM waiters WHERE dest_id = ?').run(queueId)
-  }
-
-  /** Removes a registration whose waiter is gone: what was handed to it went with it. */
-  private drop(id: number): void {
-    this.unregister(id)
   }
 
   /**
    * Deletes a registration, settling what it owes: the messages a publish handed to it without
-   * counting them (see accept) are counted as published and delivered now, in the rates of this
-   * minute, and the ids given to them without moving band 0's counter are folded into it
-   * (handOffIds). Returns what was handed to it (JSON), or null.
+   * counting them (see accept) are counted as published and delivered now, in the rates of the
+   * minute they were last handed in; the ids given to them without moving band 0's counter are
+   * folded into it by the trigger of migration 7 (whoever deletes the row). Returns what was
+   * handed to it (JSON), or null.
    */
   private unregister(id: number): string | null {
     // Read, then deleted: a DELETE … RETURNING gathers its rows in a temporary table first.
     const row = this.owed(id)
     if (!row) return null
     this.sql.q('DELETE FROM waiters WHERE id = ?').run(id)
-    this.pay(row)
+    this.count(row)
     return row[1]
   }
 
   /** Inside a write: settles what a registration owes (see unregister) and keeps it. */
   private settle(id: number): void {
     const row = this.owed(id)
-    if (!row || (row[2] === 0 && row[3] === null)) return
-    this.pay(row)
+    if (!row || (row[2] === 0 && row[4] === null)) return
+    this.count(row)
+    if (row[4] !== null) foldHandedIds(this.sql, row[4])
     this.sql.q('UPDATE waiters SET uncounted = 0, last_id = NULL WHERE id = ?').run(id)
   }
 
   private owed(id: number): OwedRow | undefined {
-    return this.sql.raw('SELECT dest_id, handed, uncounted, last_id FROM waiters WHERE id = ?').get(id) as
+    return this.sql.raw('SELECT dest_id, handed, uncounted, handed_at, last_id FROM waiters WHERE id = ?').get(id) as
       OwedRow | undefined
   }
 
-  /** Counts a registration's uncounted messages as published and delivered; folds its last id. */
-  private pay([destId, , uncounted, lastId]: OwedRow): void {
-    if (uncounted > 0) this.destinations.bumpPublishedAndAcked(destId, uncounted)
-    if (lastId !== null) foldHandedIds(this.sql, lastId)
+  /** Counts a registration's uncounted messages as published and delivered. */
+  private count([destId, , uncounted, handedAt]: OwedRow): void {
+    if (uncounted > 0) this.destinations.bumpPublishedAndAcked(destId, uncounted, handedAt ?? Date.now())
   }
+}
+
+/**
+ * Registrations in the order publishes serve them: longest waiting first (a waiter that was just
+ * handed messages waits again behind the others), then oldest.
+ */
+function waitingFirst(rows: WaiterTuple[]): WaiterTuple[] {
+  if (rows.length > 1) rows.sort((a, b) => a[WAITING_SINCE] - b[WAITING_SINCE] || a[ID] - b[ID])
+  return rows
 }
 
 function decode(handed: string): TakenRow[] {

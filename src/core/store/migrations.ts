@@ -194,12 +194,21 @@ export const MIGRATIONS: readonly string[] = [
   ) STRICT;
   CREATE INDEX waiters_dest ON waiters (dest_id);
   `,
-  // 7: what lets a one-message hand-off write the registration's page alone (ARCHITECTURE.md,
-  // "Hand-off to waiting consumers"). `uncounted`: messages a publish handed to the waiter without
-  // counting them as published and delivered; `last_id`: the last band-0 id it gave them without
-  // moving band 0's counter (message-ids.ts, handOffIds). Both are settled when the row is deleted.
+  // 7: what lets a one-message hand-off write the registration's page alone, and a waiter wait
+  // again on the same row (ARCHITECTURE.md, "Hand-off to waiting consumers"). `uncounted`: messages
+  // a publish handed to the waiter without counting them as published and delivered, the last of
+  // them at `handed_at`; `last_id`: the last band-0 id it gave them without moving band 0's counter
+  // (message-ids.ts, handOffIds). Both are settled periodically (Waiters.settle) and when the row is
+  // deleted; the trigger folds `last_id` into the counter whoever deletes the row (also a process
+  // of an older mqctl, which knows nothing of it), so a handed id is never given again.
+  // `waiting_since`: when the row last started waiting, so publishes serve waiters in that order.
   `
   ALTER TABLE waiters ADD COLUMN uncounted INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE waiters ADD COLUMN handed_at INTEGER;
   ALTER TABLE waiters ADD COLUMN last_id INTEGER;
+  ALTER TABLE waiters ADD COLUMN waiting_since INTEGER NOT NULL DEFAULT 0;
+  CREATE TRIGGER waiters_fold_last_id BEFORE DELETE ON waiters WHEN OLD.last_id IS NOT NULL BEGIN
+    UPDATE message_seq SET seq = max(seq, OLD.last_id) WHERE band = 0;
+  END;
   `,
 ]
