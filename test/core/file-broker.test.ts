@@ -65,25 +65,35 @@ describe('FileBroker storage', () => {
   })
 })
 
+/**
+ * Another process opens the broker database in `home`, takes a lock (`begin`: BEGIN IMMEDIATE or
+ * EXCLUSIVE), writes the row `holder` into `marks`, and commits 300 ms after saying so. Resolves
+ * once it holds the lock, with its exit code to come.
+ */
+async function lockHolder(home: string, begin: 'IMMEDIATE' | 'EXCLUSIVE'): Promise<{exited: Promise<unknown>}> {
+  const holder = spawn(
+    process.execPath,
+    [
+      '-e',
+      `const db = new (require('better-sqlite3'))(process.argv[1])
+       db.exec('BEGIN ${begin}'); db.prepare("INSERT INTO marks (who) VALUES ('holder')").run()
+       console.log('locked'); setTimeout(() => { db.exec('COMMIT'); db.close() }, 300)`,
+      join(home, 'broker.db'),
+    ],
+    {cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit']},
+  )
+  const exited = new Promise((resolve) => holder.on('exit', resolve))
+  await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()))
+  return {exited}
+}
+
 describe('waiting for another process’s write lock', () => {
   it('a write that meets the lock waits until it is let go, then commits after it', async () => {
     const home = tempHome()
     const sql = new Sql(openDatabase(home), home)
     sql.write(() => sql.q('CREATE TABLE marks (who TEXT NOT NULL, seq INTEGER PRIMARY KEY)').run())
     // Another process takes the lock, writes a row, and commits a moment after saying so.
-    const holder = spawn(
-      process.execPath,
-      [
-        '-e',
-        `const db = new (require('better-sqlite3'))(process.argv[1])
-         db.exec('BEGIN IMMEDIATE'); db.prepare("INSERT INTO marks (who) VALUES ('holder')").run()
-         console.log('locked'); setTimeout(() => { db.exec('COMMIT'); db.close() }, 300)`,
-        join(home, 'broker.db'),
-      ],
-      {cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit']},
-    )
-    const exited = new Promise((resolve) => holder.on('exit', resolve))
-    await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()))
+    const {exited} = await lockHolder(home, 'IMMEDIATE')
     // The write waits in its own loop: SQLite's busy handler is off while it runs.
     const busyTimeout = sql.write(() => {
       sql.q("INSERT INTO marks (who) VALUES ('writer')").run()
@@ -106,19 +116,7 @@ describe('waiting for another process’s write lock', () => {
     const sql = new Sql(db, home)
     sql.write(() => sql.q('CREATE TABLE marks (who TEXT NOT NULL)').run())
     // Another process holds the exclusive lock and lets it go a moment after saying so.
-    const holder = spawn(
-      process.execPath,
-      [
-        '-e',
-        `const db = new (require('better-sqlite3'))(process.argv[1])
-         db.exec('BEGIN EXCLUSIVE'); db.prepare("INSERT INTO marks (who) VALUES ('holder')").run()
-         console.log('locked'); setTimeout(() => { db.exec('COMMIT'); db.close() }, 300)`,
-        join(home, 'broker.db'),
-      ],
-      {cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit']},
-    )
-    const exited = new Promise((resolve) => holder.on('exit', resolve))
-    await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()))
+    const {exited} = await lockHolder(home, 'EXCLUSIVE')
     // The connection runs with SQLite's busy handler off (writes wait in their own loop): the read
     // fails with SQLITE_BUSY at once, and is run again with the handler on, then off again.
     expect(sql.db.pragma('busy_timeout', {simple: true})).to.equal(0)

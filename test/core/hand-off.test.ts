@@ -46,6 +46,18 @@ function register(home: string, queue: string, row: {pid: number; space?: string
   }
 }
 
+/** Runs `fn` with Date.now moved forward by `clock.offset` ms (0 at first; `fn` sets it). */
+async function withClock(fn: (clock: {offset: number}) => Promise<void>): Promise<void> {
+  const realNow = Date.now
+  const clock = {offset: 0}
+  Date.now = () => realNow() + clock.offset
+  try {
+    await fn(clock)
+  } finally {
+    Date.now = realNow
+  }
+}
+
 /** The pid of a process that has exited (and was reaped). */
 function deadPid(): number {
   return spawnSync(process.execPath, ['-e', '']).pid!
@@ -184,10 +196,7 @@ describe('hand-off to waiting consumers', () => {
   })
 
   it('after a delivery the same registration waits again (one row updated); what it owes is settled once a second', async () => {
-    const realNow = Date.now
-    let offset = 0
-    Date.now = () => realNow() + offset
-    try {
+    await withClock(async (clock) => {
       let {receiving} = await waiting()
       const [{id}] = registrations(home)
       await publisher.publish('q', [{body: 'one'}])
@@ -205,7 +214,7 @@ describe('hand-off to waiting consumers', () => {
       expect(registrations(home).map((r) => [r.id, r.uncounted, r.last_id])).to.deep.equal([[id, 1, Number(two.id)]])
       expect(storedTotals(home, 'q')).to.deep.equal({published: 1, acked: 1})
       expect(await publisher.queueTotals('q')).to.deep.include({published: 2, acked: 2})
-      offset = 1_500
+      clock.offset = 1_500
       await publisher.publish('q', [{body: 'three'}])
       await receiving
       ;({receiving} = await waiting())
@@ -213,9 +222,7 @@ describe('hand-off to waiting consumers', () => {
       expect(storedTotals(home, 'q')).to.deep.equal({published: 3, acked: 3})
       await publisher.publish('q', [{body: 'four'}])
       expect((await receiving).map((d) => d.body)).to.deep.equal(['four'])
-    } finally {
-      Date.now = realNow
-    }
+    })
   })
 
   it('serves the longest waiting first: a waiter just handed a message waits again behind the others', async () => {
@@ -379,27 +386,22 @@ describe('hand-off to waiting consumers', () => {
   })
 
   it('a waiter refreshes its registration when it wakes, so a publish keeps trusting it', async () => {
-    const realNow = Date.now
-    let offset = 0
-    Date.now = () => realNow() + offset
-    try {
+    await withClock(async (clock) => {
       const {receiving} = await waiting()
       const [registered] = registrations(home)
       // Six seconds on (less than REFRESH_MS of trust left), any commit wakes the waiter: it refreshes.
-      offset = 6_000
+      clock.offset = 6_000
       await publisher.publish('elsewhere', [{body: 'wake up'}])
       await waitFor(
         () => registrations(home)[0].alive_until > registered.alive_until,
         'the waiter to refresh its registration',
       )
       // Twelve seconds after it registered, past its first TRUSTED_MS: still handed messages.
-      offset = 12_000
+      clock.offset = 12_000
       await publisher.publish('q', [{body: 'still trusted'}])
       expect(registrations(home)[0].handed).to.be.a('string')
       expect((await receiving).map((d) => d.body)).to.deep.equal(['still trusted'])
-    } finally {
-      Date.now = realNow
-    }
+    })
   })
 
   it('a receive that times out takes its registration back', async () => {

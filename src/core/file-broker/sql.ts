@@ -391,10 +391,10 @@ export class Sql {
   }
 
   /**
-   * Runs a read outside any write lock. In WAL mode a read rarely meets a lock: while another
-   * connection recovers the WAL after a crash, or holds the database's exclusive lock to checkpoint
-   * and remove the WAL as the last one to close (a one-shot command exiting). Then `fn` is run
-   * again with SQLite's busy handler on, which waits up to BUSY_TIMEOUT_MS: `fn` must only read.
+   * Runs a read outside any write lock. In WAL mode an open connection's read rarely meets a lock
+   * (while another connection recovers the WAL after a crash); without WAL, during any commit.
+   * Then `fn` is run again with SQLite's busy handler on, which waits up to BUSY_TIMEOUT_MS: `fn`
+   * must only read.
    */
   read<T>(fn: () => T): T {
     try {
