@@ -72,6 +72,8 @@ const PURGE_BATCH = 5_000
  * handed messages' totals and rates, their ids' place in band 0's counter.
  */
 const SETTLE_MS = 1_000
+/** Longest a consumer that was just handed messages gives way before it registers again (see giveWay). */
+const GIVE_WAY_MS = 1
 /** How long an ack waiting for the write lock gathers the receipts arriving meanwhile (see ackGathering). */
 const GATHER_MS = 50
 
@@ -104,6 +106,8 @@ export class FileBroker implements Broker {
    * (or on close).
    */
   private readonly spent = new Map<number, string>()
+  /** Queues whose waiter was just handed messages, with the change mark of that moment (see giveWay). */
+  private readonly handedMarks = new Map<string, number>()
   /** When this broker last settled what a re-armed registration owes (see Waiters.rearm). */
   private settledAt = 0
   private closed = false
@@ -360,6 +364,7 @@ export class FileBroker implements Broker {
 
   async receive(queueName: string, options: ReceiveOptions): Promise<Delivery[]> {
     validateName(queueName, 'queue name')
+    await this.giveWay(queueName, options.signal)
     // An auto-ack long poll registers before it sleeps, so a publish can hand it messages in its
     // own commit (ARCHITECTURE.md, "Hand-off to waiting consumers"); for one receive only.
     const handOff = options.autoAck && options.pollIntervalMs === undefined
@@ -378,6 +383,7 @@ export class FileBroker implements Broker {
           } else if (handed) {
             this.registrations.delete(registration)
             this.spent.set(registration, queueName)
+            this.handedMarks.set(queueName, this.notifier.mark())
             registration = undefined
             const deliveries = handed.map((row) => queueDelivery(queueName, row))
             // The publisher may still be syncing its commit: nothing is printed before it is on disk.
@@ -443,6 +449,22 @@ export class FileBroker implements Broker {
       }
     }
     return deliveries
+  }
+
+  /**
+   * Before a receive on a queue whose waiter was just handed messages (by the previous receive):
+   * waits for the next change, at most GIVE_WAY_MS. The caller has written those messages out by
+   * now, and a write to a pipe wakes its reader as a "sync" wake-up: the kernel expects the writer
+   * to sleep next and queues the reader on the writer's CPU. Registering again at once (a few
+   * statements and a commit) kept the reader (the next command of a pipeline) off that CPU that
+   * long: on two cores it got each line 40–80 µs later (bench/storage.js, wake-up). A message
+   * published meanwhile ends the wait: any commit since the hand-off was read does.
+   */
+  private async giveWay(queueName: string, signal?: AbortSignal): Promise<void> {
+    const mark = this.handedMarks.get(queueName)
+    if (mark === undefined) return
+    this.handedMarks.delete(queueName)
+    await this.notifier.wait(mark, GIVE_WAY_MS, signal)
   }
 
   /**
