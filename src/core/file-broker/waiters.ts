@@ -3,7 +3,7 @@ import type {OutgoingMessage} from '../broker.js'
 import {encodeHeaders} from '../headers.js'
 import type {DestinationRow, Destinations} from './destinations.js'
 import type {MinuteCount} from '../rates.js'
-import {foldHandedIds, handOffIds, reserveIdRange, reserveIdsFor} from './message-ids.js'
+import {BAND0_LAST_ID, foldHandedIds, handOffIds, reserveIdRange, reserveIdsFor} from './message-ids.js'
 import {type QueueStore, type TakenRow, type TakenTuple, takenRow} from './queue-store.js'
 import {LIMIT, type Sql} from './sql.js'
 
@@ -17,9 +17,20 @@ interface WaiterRow {
   pid_space: string
 }
 
-/** A registration as WAITING reads it (raw: no property names to intern on a publish's path). */
-type WaiterTuple = [id: number, pid: number, pidSpace: string, max: number, aliveUntil: number, waitingSince: number]
-const [ID, PID, PID_SPACE, MAX, ALIVE_UNTIL, WAITING_SINCE] = [0, 1, 2, 3, 4, 5] as const
+/**
+ * A registration as WAITING reads it (raw: no property names to intern on a publish's path); as
+ * WAITING_AND_LAST_ID reads it, with band 0's last id.
+ */
+type WaiterTuple = [
+  id: number,
+  pid: number,
+  pidSpace: string,
+  max: number,
+  aliveUntil: number,
+  waitingSince: number,
+  band0LastId?: number,
+]
+const [ID, PID, PID_SPACE, MAX, ALIVE_UNTIL, WAITING_SINCE, BAND0_LAST] = [0, 1, 2, 3, 4, 5, 6] as const
 
 const WAITER_COLUMNS = 'id, pid, pid_space, max, alive_until, waiting_since'
 
@@ -39,13 +50,15 @@ type OwedRow = [
  */
 const WAITING = `SELECT ${WAITER_COLUMNS} FROM waiters WHERE dest_id = ? AND handed IS NULL`
 
+/** As WAITING, with band 0's last id in each row (see handOffIds): for a hand-off of a new batch. */
+const WAITING_AND_LAST_ID = `SELECT ${WAITER_COLUMNS}, ${BAND0_LAST_ID} FROM waiters WHERE dest_id = ? AND handed IS NULL`
+
 /**
- * As WAITING, but none when something in the queue is ready or due (as QueueStore.hasDeliverable):
- * a publish hands its batch over only with nothing ahead of it. One statement for both looks.
- * Binds the queue's id three times, then now.
+ * As WAITING_AND_LAST_ID, but none when something in the queue is ready or due (as
+ * QueueStore.hasDeliverable): a publish hands its batch over only with nothing ahead of it. One
+ * statement for all three looks. Binds the queue's id three times, then now.
  */
-const WAITING_WITH_NOTHING_AHEAD = `SELECT ${WAITER_COLUMNS} FROM waiters
-  WHERE dest_id = ? AND handed IS NULL
+const WAITING_WITH_NOTHING_AHEAD = `${WAITING_AND_LAST_ID}
     AND NOT EXISTS (SELECT 1 FROM messages WHERE dest_id = ? AND state = 0)
     AND NOT EXISTS (SELECT 1 FROM messages WHERE dest_id = ? AND state = 1 AND visible_at <= ?)`
 
@@ -162,7 +175,7 @@ export class Waiters {
     // An empty queue (its count is kept by triggers) has nothing ahead: no index of messages to look at.
     const rows = (
       queue.depth === 0
-        ? this.sql.raw(WAITING).all(queue.id)
+        ? this.sql.raw(WAITING_AND_LAST_ID).all(queue.id)
         : this.sql.raw(WAITING_WITH_NOTHING_AHEAD).all(queue.id, queue.id, queue.id, now)
     ) as WaiterTuple[]
     const waiter = waitingFirst(rows).find((row) => this.trusted(row, now))
@@ -170,7 +183,7 @@ export class Waiters {
     // Band 0 (no priorities): ids after the band's last without moving its counter (see handOffIds).
     const unfolded = samePriority && priority === 0
     const ids = unfolded
-      ? handOffIds(this.sql, messages.length)
+      ? handOffIds(waiter[BAND0_LAST]!, messages.length)
       : samePriority
         ? reserveIdRange(this.sql, priority, messages.length)
         : reserveIdsFor(
