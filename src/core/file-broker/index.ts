@@ -62,7 +62,7 @@ import {checkBodySizes, differingSettings, validateMessages} from './validation.
 import {FileSubscription, SubscriptionReader} from './subscription-reader.js'
 import {type SubscriptionRow, SubscriptionStore} from './subscription-store.js'
 import {TopicStore} from './topic-store.js'
-import {REFRESH_MS, TRUSTED_MS, Waiters} from './waiters.js'
+import {REFRESH_MS, TRUSTED_MS, type WaiterTuple, Waiters} from './waiters.js'
 
 /** Messages one purge transaction deletes: big enough to be quick, small enough not to hold the write lock long. */
 const PURGE_BATCH = 5_000
@@ -299,7 +299,8 @@ export class FileBroker implements Broker {
 
   /** One publish transaction's work (see Publisher): call inside a write. */
   private publishStep(name: string, messages: OutgoingMessage[], options: PublishOptions): PublishStep {
-    const destination = this.resolveForPublish(name, options)
+    const now = Date.now()
+    const {destination, waiting} = this.resolveForPublish(name, options, now)
     const sizes = checkBodySizes(destination.name, destination.settings.maxBodyBytes, messages)
     if (
       destination.kind === 'topic' &&
@@ -309,7 +310,7 @@ export class FileBroker implements Broker {
         hint: 'publish without --delay, --at, --ttl and --priority',
       })
     }
-    return this.publisher.step(destination, messages, Date.now(), sizes)
+    return this.publisher.step(destination, messages, now, sizes, waiting)
   }
 
   /**
@@ -345,21 +346,27 @@ export class FileBroker implements Broker {
 
   /**
    * The destination a publish goes to (README.md, "Publish/subscribe"): an existing topic or queue; else a new topic
-   * when forced or when a subscription pattern covers the name; else a new queue.
+   * when forced or when a subscription pattern covers the name; else a new queue. With the
+   * consumers waiting on it that the batch may be handed to (none on a new one).
    */
-  private resolveForPublish(name: string, options: PublishOptions): DestinationRow<QueueSettings | TopicSettings> {
-    const existing = this.destinations.get<QueueSettings | TopicSettings>(name)
+  private resolveForPublish(
+    name: string,
+    options: PublishOptions,
+    now: number,
+  ): {destination: DestinationRow<QueueSettings | TopicSettings>; waiting: WaiterTuple[]} {
+    const existing = this.waiters.publishTarget(name, now)
     if (existing) {
-      if (options.kind && existing.kind !== options.kind)
-        throw new WrongKindError(name, existing.kind as DestinationKind)
+      if (options.kind && existing.destination.kind !== options.kind)
+        throw new WrongKindError(name, existing.destination.kind as DestinationKind)
       return existing
     }
     const topic =
       options.kind === 'topic' ||
       (options.kind === undefined && this.subscriptions.livePatterns().some((p) => p.matches(name)))
-    return topic
+    const destination = topic
       ? this.destinations.insert(name, 'topic', {...DEFAULT_TOPIC_SETTINGS})
       : this.destinations.createQueue(name)
+    return {destination, waiting: []}
   }
 
   async receive(queueName: string, options: ReceiveOptions): Promise<Delivery[]> {

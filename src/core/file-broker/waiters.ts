@@ -1,7 +1,7 @@
 import {isSameProcessAlive, isSignalable, pidSpace, pidSpaceOf, processStartTime} from '../process-alive.js'
-import type {OutgoingMessage} from '../broker.js'
+import type {OutgoingMessage, QueueSettings, TopicSettings} from '../broker.js'
 import {encodeHeaders} from '../headers.js'
-import type {DestinationRow, Destinations} from './destinations.js'
+import {DESTINATION_COLUMN_COUNT, type DestinationRow, type Destinations, destinationColumns} from './destinations.js'
 import type {MinuteCount} from '../rates.js'
 import {BAND0_LAST_ID, foldHandedIds, handOffIds, reserveIdRange, reserveIdsFor} from './message-ids.js'
 import {type QueueStore, type TakenRow, type TakenTuple, takenRow} from './queue-store.js'
@@ -19,9 +19,9 @@ interface WaiterRow {
 
 /**
  * A registration as WAITING reads it (raw: no property names to intern on a publish's path); as
- * WAITING_AND_LAST_ID reads it, with band 0's last id.
+ * PUBLISH_TARGET reads it, with band 0's last id.
  */
-type WaiterTuple = [
+export type WaiterTuple = [
   id: number,
   pid: number,
   pidSpace: string,
@@ -50,17 +50,24 @@ type OwedRow = [
  */
 const WAITING = `SELECT ${WAITER_COLUMNS} FROM waiters WHERE dest_id = ? AND handed IS NULL`
 
-/** As WAITING, with band 0's last id in each row (see handOffIds): for a hand-off of a new batch. */
-const WAITING_AND_LAST_ID = `SELECT ${WAITER_COLUMNS}, ${BAND0_LAST_ID} FROM waiters WHERE dest_id = ? AND handed IS NULL`
-
 /**
- * As WAITING_AND_LAST_ID, but none when something in the queue is ready or due (as
- * QueueStore.hasDeliverable): a publish hands its batch over only with nothing ahead of it. One
- * statement for all three looks. Binds the queue's id three times, then now.
+ * A publish's destination (as Destinations.get reads it) and, for a queue, the registrations
+ * waiting on it that a new batch may be handed to (see accept), in one statement: one row per
+ * such registration, with band 0's last id (see handOffIds), or one row without a registration.
+ * A registration qualifies only when nothing in the queue is ready or due (as
+ * QueueStore.hasDeliverable): a publish hands its batch over only with nothing ahead of it; an
+ * empty queue (its count is kept by triggers) has nothing ahead without a look at the messages.
+ * One statement where a one-message hand-off read three, each a cost on the publish's path to its
+ * sync. Binds now, then the name.
  */
-const WAITING_WITH_NOTHING_AHEAD = `${WAITING_AND_LAST_ID}
-    AND NOT EXISTS (SELECT 1 FROM messages WHERE dest_id = ? AND state = 0)
-    AND NOT EXISTS (SELECT 1 FROM messages WHERE dest_id = ? AND state = 1 AND visible_at <= ?)`
+const PUBLISH_TARGET = `SELECT ${destinationColumns('d')},
+    w.id, w.pid, w.pid_space, w.max, w.alive_until, w.waiting_since,
+    CASE WHEN w.id IS NULL THEN NULL ELSE ${BAND0_LAST_ID} END
+  FROM destinations d LEFT JOIN waiters w ON w.dest_id = d.id AND w.handed IS NULL
+    AND (d.msg_count = 0 OR (
+      NOT EXISTS (SELECT 1 FROM messages WHERE dest_id = d.id AND state = 0)
+      AND NOT EXISTS (SELECT 1 FROM messages WHERE dest_id = d.id AND state = 1 AND visible_at <= ?)))
+  WHERE d.name = ?`
 
 /**
  * How long a registration is trusted after it was made or refreshed: a publish hands messages to
@@ -150,15 +157,38 @@ export class Waiters {
   }
 
   /**
-   * Inside a publish's write, instead of its inserts: gives the whole batch to the first waiter
-   * that can take it (see trusted), when every message is ready now, the batch is within the
+   * Inside a write: the destination `name` for a publish, with the registrations a new batch may
+   * be handed to (see PUBLISH_TARGET, and accept); undefined when there is no such destination.
+   */
+  publishTarget(
+    name: string,
+    now: number,
+  ): {destination: DestinationRow<QueueSettings | TopicSettings>; waiting: WaiterTuple[]} | undefined {
+    const rows = this.sql.raw(PUBLISH_TARGET).all(now, name) as unknown[][]
+    if (rows.length === 0) return undefined
+    const waiting: WaiterTuple[] = []
+    for (const row of rows) {
+      if (row[DESTINATION_COLUMN_COUNT] !== null) waiting.push(row.slice(DESTINATION_COLUMN_COUNT) as WaiterTuple)
+    }
+    return {destination: this.destinations.fromRaw(rows[0]), waiting}
+  }
+
+  /**
+   * Inside a publish's write, instead of its inserts: gives the whole batch to the first of the
+   * `waiting` registrations (publishTarget read them) that can take it (see trusted), when every message is ready now, the batch is within the
    * waiter's `max` and nothing in the queue is ready or due ahead of it. The messages never enter
    * the table: their ids are reserved, and they are counted as published and delivered (as if
    * inserted and taken at once) when the registration is removed or settled (see unregister), not by the
    * publish: fewer pages to write before its sync. Returns their ids, or undefined when the batch
    * is to be inserted.
    */
-  accept(queue: DestinationRow, messages: OutgoingMessage[], now: number, sizes: number[]): number[] | undefined {
+  accept(
+    queue: DestinationRow,
+    waiting: WaiterTuple[],
+    messages: OutgoingMessage[],
+    now: number,
+    sizes: number[],
+  ): number[] | undefined {
     const defaultTtl = queue.settings.defaultTtlMs
     const priority = messages[0].priority ?? 0
     let samePriority = true
@@ -172,13 +202,7 @@ export class Waiters {
       bytes += sizes[index]
     }
     if (bytes > HAND_OFF_BYTES) return undefined
-    // An empty queue (its count is kept by triggers) has nothing ahead: no index of messages to look at.
-    const rows = (
-      queue.depth === 0
-        ? this.sql.raw(WAITING_AND_LAST_ID).all(queue.id)
-        : this.sql.raw(WAITING_WITH_NOTHING_AHEAD).all(queue.id, queue.id, queue.id, now)
-    ) as WaiterTuple[]
-    const waiter = waitingFirst(rows).find((row) => this.trusted(row, now))
+    const waiter = waitingFirst(waiting).find((row) => this.trusted(row, now))
     if (!waiter || messages.length > waiter[MAX]) return undefined
     // Band 0 (no priorities): ids after the band's last without moving its counter (see handOffIds).
     const unfolded = samePriority && priority === 0
