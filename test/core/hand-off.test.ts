@@ -225,17 +225,6 @@ describe('hand-off to waiting consumers', () => {
     })
   })
 
-  it('after a delivery the consumer gives way before it waits again; a message published meanwhile ends that at once', async () => {
-    const {receiving} = await waiting()
-    await publisher.publish('q', [{body: 'one'}])
-    await receiving
-    const next = consumer.receive('q', {max: 10, autoAck: true, waitMs: 60_000})
-    // Without giving way the receive would have made the row wait again before returning.
-    expect(registrations(home).map((r) => r.handed === null)).to.deep.equal([false])
-    await publisher.publish('q', [{body: 'two'}])
-    expect((await next).map((d) => d.body)).to.deep.equal(['two'])
-  })
-
   it('serves the longest waiting first: a waiter just handed a message waits again behind the others', async () => {
     const other = new FileBroker(home)
     try {

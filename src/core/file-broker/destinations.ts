@@ -30,16 +30,6 @@ export interface DestinationRow<S = QueueSettings> {
 const COLUMNS =
   'id, name, kind, created_at, settings, msg_count, msg_bytes, published_total, acked_total, dead_lettered_total, dropped_total, expired_total, deduplicated_total'
 
-/** COLUMNS of the destinations row `alias` of a join: the first columns of a row for Destinations.fromRaw. */
-export function destinationColumns(alias: string): string {
-  return COLUMNS.split(', ')
-    .map((column) => `${alias}.${column}`)
-    .join(', ')
-}
-
-/** How many columns COLUMNS are (where the columns of a join after them start). */
-export const DESTINATION_COLUMN_COUNT = COLUMNS.split(', ').length
-
 /**
  * A destination row as SQLite returns it in raw mode (an array in COLUMNS order): a row object
  * costs better-sqlite3 one interned key per column on every read, and a publish reads its
@@ -83,17 +73,17 @@ export class Destinations {
 
   get<S = QueueSettings>(name: string): DestinationRow<S> | undefined {
     const row = this.sql.raw(`SELECT ${COLUMNS} FROM destinations WHERE name = ?`).get(name) as RawRow | undefined
-    return row && this.fromRaw<S>(row)
+    return row && this.toRow<S>(row)
   }
 
   getById<S = QueueSettings>(id: number): DestinationRow<S> | undefined {
     const row = this.sql.raw(`SELECT ${COLUMNS} FROM destinations WHERE id = ?`).get(id) as RawRow | undefined
-    return row && this.fromRaw<S>(row)
+    return row && this.toRow<S>(row)
   }
 
   list<S>(kind: StoredKind): DestinationRow<S>[] {
     const rows = this.sql.raw(`SELECT ${COLUMNS} FROM destinations WHERE kind = ? ORDER BY name`).all(kind) as RawRow[]
-    return rows.map((row) => this.fromRaw<S>(row))
+    return rows.map((row) => this.toRow<S>(row))
   }
 
   /** The queue `name`, which must not be a topic. */
@@ -183,9 +173,7 @@ export class Destinations {
     this.sql.q('DELETE FROM destinations WHERE id = ?').run(id)
   }
 
-  /** A destination row from a raw result row whose first columns are COLUMNS (see destinationColumns). */
-  fromRaw<S>(raw: readonly unknown[]): DestinationRow<S> {
-    const row = raw as RawRow
+  private toRow<S>(row: RawRow): DestinationRow<S> {
     return {
       id: row[0],
       name: row[1],

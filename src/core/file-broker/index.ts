@@ -62,7 +62,7 @@ import {checkBodySizes, differingSettings, validateMessages} from './validation.
 import {FileSubscription, SubscriptionReader} from './subscription-reader.js'
 import {type SubscriptionRow, SubscriptionStore} from './subscription-store.js'
 import {TopicStore} from './topic-store.js'
-import {REFRESH_MS, TRUSTED_MS, type WaiterTuple, Waiters} from './waiters.js'
+import {REFRESH_MS, TRUSTED_MS, Waiters} from './waiters.js'
 
 /** Messages one purge transaction deletes: big enough to be quick, small enough not to hold the write lock long. */
 const PURGE_BATCH = 5_000
@@ -72,8 +72,6 @@ const PURGE_BATCH = 5_000
  * handed messages' totals and rates, their ids' place in band 0's counter.
  */
 const SETTLE_MS = 1_000
-/** Longest a consumer that was just handed messages gives way before it registers again (see giveWay). */
-const GIVE_WAY_MS = 1
 /** How long an ack waiting for the write lock gathers the receipts arriving meanwhile (see ackGathering). */
 const GATHER_MS = 50
 
@@ -106,8 +104,6 @@ export class FileBroker implements Broker {
    * (or on close).
    */
   private readonly spent = new Map<number, string>()
-  /** Queues whose waiter was just handed messages, with the change mark of that moment (see giveWay). */
-  private readonly handedMarks = new Map<string, number>()
   /** When this broker last settled what a re-armed registration owes (see Waiters.rearm). */
   private settledAt = 0
   private closed = false
@@ -299,8 +295,7 @@ export class FileBroker implements Broker {
 
   /** One publish transaction's work (see Publisher): call inside a write. */
   private publishStep(name: string, messages: OutgoingMessage[], options: PublishOptions): PublishStep {
-    const now = Date.now()
-    const {destination, waiting} = this.resolveForPublish(name, options, now)
+    const destination = this.resolveForPublish(name, options)
     const sizes = checkBodySizes(destination.name, destination.settings.maxBodyBytes, messages)
     if (
       destination.kind === 'topic' &&
@@ -310,7 +305,7 @@ export class FileBroker implements Broker {
         hint: 'publish without --delay, --at, --ttl and --priority',
       })
     }
-    return this.publisher.step(destination, messages, now, sizes, waiting)
+    return this.publisher.step(destination, messages, Date.now(), sizes)
   }
 
   /**
@@ -346,32 +341,25 @@ export class FileBroker implements Broker {
 
   /**
    * The destination a publish goes to (README.md, "Publish/subscribe"): an existing topic or queue; else a new topic
-   * when forced or when a subscription pattern covers the name; else a new queue. With the
-   * consumers waiting on it that the batch may be handed to (none on a new one).
+   * when forced or when a subscription pattern covers the name; else a new queue.
    */
-  private resolveForPublish(
-    name: string,
-    options: PublishOptions,
-    now: number,
-  ): {destination: DestinationRow<QueueSettings | TopicSettings>; waiting: WaiterTuple[]} {
-    const existing = this.waiters.publishTarget(name, now)
+  private resolveForPublish(name: string, options: PublishOptions): DestinationRow<QueueSettings | TopicSettings> {
+    const existing = this.destinations.get<QueueSettings | TopicSettings>(name)
     if (existing) {
-      if (options.kind && existing.destination.kind !== options.kind)
-        throw new WrongKindError(name, existing.destination.kind as DestinationKind)
+      if (options.kind && existing.kind !== options.kind)
+        throw new WrongKindError(name, existing.kind as DestinationKind)
       return existing
     }
     const topic =
       options.kind === 'topic' ||
       (options.kind === undefined && this.subscriptions.livePatterns().some((p) => p.matches(name)))
-    const destination = topic
+    return topic
       ? this.destinations.insert(name, 'topic', {...DEFAULT_TOPIC_SETTINGS})
       : this.destinations.createQueue(name)
-    return {destination, waiting: []}
   }
 
   async receive(queueName: string, options: ReceiveOptions): Promise<Delivery[]> {
     validateName(queueName, 'queue name')
-    await this.giveWay(queueName, options.signal)
     // An auto-ack long poll registers before it sleeps, so a publish can hand it messages in its
     // own commit (ARCHITECTURE.md, "Hand-off to waiting consumers"); for one receive only.
     const handOff = options.autoAck && options.pollIntervalMs === undefined
@@ -390,7 +378,6 @@ export class FileBroker implements Broker {
           } else if (handed) {
             this.registrations.delete(registration)
             this.spent.set(registration, queueName)
-            this.handedMarks.set(queueName, this.notifier.mark())
             registration = undefined
             const deliveries = handed.map((row) => queueDelivery(queueName, row))
             // The publisher may still be syncing its commit: nothing is printed before it is on disk.
@@ -456,22 +443,6 @@ export class FileBroker implements Broker {
       }
     }
     return deliveries
-  }
-
-  /**
-   * Before a receive on a queue whose waiter was just handed messages (by the previous receive):
-   * waits for the next change, at most GIVE_WAY_MS. The caller has written those messages out by
-   * now, and a write to a pipe wakes its reader as a "sync" wake-up: the kernel expects the writer
-   * to sleep next and queues the reader on the writer's CPU. Registering again at once (a few
-   * statements and a commit) kept the reader (the next command of a pipeline) off that CPU that
-   * long: on two cores it got each line 40–80 µs later (bench/storage.js, wake-up). A message
-   * published meanwhile ends the wait: any commit since the hand-off was read does.
-   */
-  private async giveWay(queueName: string, signal?: AbortSignal): Promise<void> {
-    const mark = this.handedMarks.get(queueName)
-    if (mark === undefined) return
-    this.handedMarks.delete(queueName)
-    await this.notifier.wait(mark, GIVE_WAY_MS, signal)
   }
 
   /**

@@ -42,24 +42,22 @@ export function reserveIds(sql: Sql, band: number, count: number): number {
 }
 
 /**
- * Band 0's last id as a hand-off sees it (see handOffIds), as an SQL expression: the largest of its
- * counter, its highest stored id and the last id handed without moving the counter. Read by the
- * statement that finds the waiter (Waiters.accept), not by one of its own: one statement fewer
- * on the path of a one-message hand-off, every step of which a publish pays.
+ * The next `count` ids of band 0 for messages handed to a waiting consumer (Waiters.accept),
+ * without moving the band's counter: the caller writes the last of them into the registration's
+ * `last_id` in the same transaction, a page that publish writes anyway, and every later band-0
+ * reservation starts after it (reserveIds, lastIds) until its last id is folded into the counter:
+ * when the registration settles what it owes (Waiters.settle), or by the trigger of migration 7
+ * when the row is deleted. So a one-message hand-off commits one page, where moving the counter
+ * made it two.
  */
-export const BAND0_LAST_ID = `(SELECT max(seq, coalesce((SELECT max(id) FROM messages WHERE id BETWEEN 0 AND ${BAND - 1}), 0), ${HANDED_LAST_ID})
-  FROM message_seq WHERE band = 0)`
-
-/**
- * The next `count` ids of band 0 after `last` (BAND0_LAST_ID, read in the same write) for
- * messages handed to a waiting consumer (Waiters.accept), without moving the band's counter: the
- * caller writes the last of them into the registration's `last_id` in the same transaction, a
- * page that publish writes anyway, and every later band-0 reservation starts after it
- * (reserveIds, lastIds) until its last id is folded into the counter: when the registration
- * settles what it owes (Waiters.settle), or by the trigger of migration 7 when the row is
- * deleted. So a one-message hand-off commits one page, where moving the counter made it two.
- */
-export function handOffIds(last: number, count: number): number[] {
+export function handOffIds(sql: Sql, count: number): number[] {
+  const last = sql
+    .q(
+      `SELECT max(seq, coalesce((SELECT max(id) FROM messages WHERE id BETWEEN 0 AND ?), 0), ${HANDED_LAST_ID})
+       FROM message_seq WHERE band = 0`,
+    )
+    .pluck()
+    .get(BAND - 1) as number
   checkedSeq(last + count)
   const ids = new Array<number>(count)
   for (let i = 0; i < count; i++) ids[i] = last + 1 + i

@@ -5,7 +5,7 @@ import type {DestinationRow, Destinations} from './destinations.js'
 import {idText} from './message-ids.js'
 import type {QueueStore} from './queue-store.js'
 import type {TopicStore} from './topic-store.js'
-import type {WaiterTuple, Waiters} from './waiters.js'
+import type {Waiters} from './waiters.js'
 import {LIMIT, type Sql} from './sql.js'
 
 /** What one publish step did: results so far, and messages still waiting for room (block policy). */
@@ -29,16 +29,12 @@ export class Publisher {
     private readonly waiters: Waiters,
   ) {}
 
-  /**
-   * `sizes`: each message's size (messageSize), as checkBodySizes measured it; `waiting`: the
-   * registrations waiting on the queue, as Waiters.publishTarget read them with the destination.
-   */
+  /** `sizes`: each message's size (messageSize), as checkBodySizes measured it. */
   step(
     destination: DestinationRow<QueueSettings | TopicSettings>,
     messages: OutgoingMessage[],
     now: number,
     sizes: number[],
-    waiting: WaiterTuple[],
   ): PublishStep {
     const kind = destination.kind === 'topic' ? ('topic' as const) : ('queue' as const)
     const window = destination.settings.dedupWindowMs
@@ -108,7 +104,7 @@ export class Publisher {
         ? []
         : kind === 'topic'
           ? this.topics.insert(destination as DestinationRow<TopicSettings>, fresh, now, freshSizes)
-          : this.storeInQueue(destination as DestinationRow, waiting, fresh, now, freshSizes)
+          : this.storeInQueue(destination as DestinationRow, fresh, now, freshSizes)
     for (let i = 0; i < fresh.length; i++) {
       results[freshSlots[i]] = {id: idText(ids[i]), destination: destination.name, kind}
       const dedupId = fresh[i].dedupId
@@ -126,14 +122,8 @@ export class Publisher {
    * Hands the messages to a waiting consumer, or stores them and hands the head of the queue to
    * the consumers waiting (ARCHITECTURE.md, "Hand-off to waiting consumers").
    */
-  private storeInQueue(
-    queue: DestinationRow,
-    waiting: WaiterTuple[],
-    messages: OutgoingMessage[],
-    now: number,
-    sizes: number[],
-  ): number[] {
-    const handed = this.waiters.accept(queue, waiting, messages, now, sizes)
+  private storeInQueue(queue: DestinationRow, messages: OutgoingMessage[], now: number, sizes: number[]): number[] {
+    const handed = this.waiters.accept(queue, messages, now, sizes)
     if (handed) return handed
     const ids = this.queues.insert(queue, messages, now, sizes)
     this.waiters.handOff(queue, now)

@@ -1,9 +1,9 @@
 import {isSameProcessAlive, isSignalable, pidSpace, pidSpaceOf, processStartTime} from '../process-alive.js'
-import type {OutgoingMessage, QueueSettings, TopicSettings} from '../broker.js'
+import type {OutgoingMessage} from '../broker.js'
 import {encodeHeaders} from '../headers.js'
-import {DESTINATION_COLUMN_COUNT, type DestinationRow, type Destinations, destinationColumns} from './destinations.js'
+import type {DestinationRow, Destinations} from './destinations.js'
 import type {MinuteCount} from '../rates.js'
-import {BAND0_LAST_ID, foldHandedIds, handOffIds, reserveIdRange, reserveIdsFor} from './message-ids.js'
+import {foldHandedIds, handOffIds, reserveIdRange, reserveIdsFor} from './message-ids.js'
 import {type QueueStore, type TakenRow, type TakenTuple, takenRow} from './queue-store.js'
 import {LIMIT, type Sql} from './sql.js'
 
@@ -17,20 +17,9 @@ interface WaiterRow {
   pid_space: string
 }
 
-/**
- * A registration as WAITING reads it (raw: no property names to intern on a publish's path); as
- * PUBLISH_TARGET reads it, with band 0's last id.
- */
-export type WaiterTuple = [
-  id: number,
-  pid: number,
-  pidSpace: string,
-  max: number,
-  aliveUntil: number,
-  waitingSince: number,
-  band0LastId?: number,
-]
-const [ID, PID, PID_SPACE, MAX, ALIVE_UNTIL, WAITING_SINCE, BAND0_LAST] = [0, 1, 2, 3, 4, 5, 6] as const
+/** A registration as WAITING reads it (raw: no property names to intern on a publish's path). */
+type WaiterTuple = [id: number, pid: number, pidSpace: string, max: number, aliveUntil: number, waitingSince: number]
+const [ID, PID, PID_SPACE, MAX, ALIVE_UNTIL, WAITING_SINCE] = [0, 1, 2, 3, 4, 5] as const
 
 const WAITER_COLUMNS = 'id, pid, pid_space, max, alive_until, waiting_since'
 
@@ -51,23 +40,14 @@ type OwedRow = [
 const WAITING = `SELECT ${WAITER_COLUMNS} FROM waiters WHERE dest_id = ? AND handed IS NULL`
 
 /**
- * A publish's destination (as Destinations.get reads it) and, for a queue, the registrations
- * waiting on it that a new batch may be handed to (see accept), in one statement: one row per
- * such registration, with band 0's last id (see handOffIds), or one row without a registration.
- * A registration qualifies only when nothing in the queue is ready or due (as
- * QueueStore.hasDeliverable): a publish hands its batch over only with nothing ahead of it; an
- * empty queue (its count is kept by triggers) has nothing ahead without a look at the messages.
- * One statement where a one-message hand-off read three, each a cost on the publish's path to its
- * sync. Binds now, then the name.
+ * As WAITING, but none when something in the queue is ready or due (as QueueStore.hasDeliverable):
+ * a publish hands its batch over only with nothing ahead of it. One statement for both looks.
+ * Binds the queue's id three times, then now.
  */
-const PUBLISH_TARGET = `SELECT ${destinationColumns('d')},
-    w.id, w.pid, w.pid_space, w.max, w.alive_until, w.waiting_since,
-    CASE WHEN w.id IS NULL THEN NULL ELSE ${BAND0_LAST_ID} END
-  FROM destinations d LEFT JOIN waiters w ON w.dest_id = d.id AND w.handed IS NULL
-    AND (d.msg_count = 0 OR (
-      NOT EXISTS (SELECT 1 FROM messages WHERE dest_id = d.id AND state = 0)
-      AND NOT EXISTS (SELECT 1 FROM messages WHERE dest_id = d.id AND state = 1 AND visible_at <= ?)))
-  WHERE d.name = ?`
+const WAITING_WITH_NOTHING_AHEAD = `SELECT ${WAITER_COLUMNS} FROM waiters
+  WHERE dest_id = ? AND handed IS NULL
+    AND NOT EXISTS (SELECT 1 FROM messages WHERE dest_id = ? AND state = 0)
+    AND NOT EXISTS (SELECT 1 FROM messages WHERE dest_id = ? AND state = 1 AND visible_at <= ?)`
 
 /**
  * How long a registration is trusted after it was made or refreshed: a publish hands messages to
@@ -157,38 +137,15 @@ export class Waiters {
   }
 
   /**
-   * Inside a write: the destination `name` for a publish, with the registrations a new batch may
-   * be handed to (see PUBLISH_TARGET, and accept); undefined when there is no such destination.
-   */
-  publishTarget(
-    name: string,
-    now: number,
-  ): {destination: DestinationRow<QueueSettings | TopicSettings>; waiting: WaiterTuple[]} | undefined {
-    const rows = this.sql.raw(PUBLISH_TARGET).all(now, name) as unknown[][]
-    if (rows.length === 0) return undefined
-    const waiting: WaiterTuple[] = []
-    for (const row of rows) {
-      if (row[DESTINATION_COLUMN_COUNT] !== null) waiting.push(row.slice(DESTINATION_COLUMN_COUNT) as WaiterTuple)
-    }
-    return {destination: this.destinations.fromRaw(rows[0]), waiting}
-  }
-
-  /**
-   * Inside a publish's write, instead of its inserts: gives the whole batch to the first of the
-   * `waiting` registrations (publishTarget read them) that can take it (see trusted), when every message is ready now, the batch is within the
+   * Inside a publish's write, instead of its inserts: gives the whole batch to the first waiter
+   * that can take it (see trusted), when every message is ready now, the batch is within the
    * waiter's `max` and nothing in the queue is ready or due ahead of it. The messages never enter
    * the table: their ids are reserved, and they are counted as published and delivered (as if
    * inserted and taken at once) when the registration is removed or settled (see unregister), not by the
    * publish: fewer pages to write before its sync. Returns their ids, or undefined when the batch
    * is to be inserted.
    */
-  accept(
-    queue: DestinationRow,
-    waiting: WaiterTuple[],
-    messages: OutgoingMessage[],
-    now: number,
-    sizes: number[],
-  ): number[] | undefined {
+  accept(queue: DestinationRow, messages: OutgoingMessage[], now: number, sizes: number[]): number[] | undefined {
     const defaultTtl = queue.settings.defaultTtlMs
     const priority = messages[0].priority ?? 0
     let samePriority = true
@@ -202,12 +159,18 @@ export class Waiters {
       bytes += sizes[index]
     }
     if (bytes > HAND_OFF_BYTES) return undefined
-    const waiter = waitingFirst(waiting).find((row) => this.trusted(row, now))
+    // An empty queue (its count is kept by triggers) has nothing ahead: no index of messages to look at.
+    const rows = (
+      queue.depth === 0
+        ? this.sql.raw(WAITING).all(queue.id)
+        : this.sql.raw(WAITING_WITH_NOTHING_AHEAD).all(queue.id, queue.id, queue.id, now)
+    ) as WaiterTuple[]
+    const waiter = waitingFirst(rows).find((row) => this.trusted(row, now))
     if (!waiter || messages.length > waiter[MAX]) return undefined
     // Band 0 (no priorities): ids after the band's last without moving its counter (see handOffIds).
     const unfolded = samePriority && priority === 0
     const ids = unfolded
-      ? handOffIds(waiter[BAND0_LAST]!, messages.length)
+      ? handOffIds(this.sql, messages.length)
       : samePriority
         ? reserveIdRange(this.sql, priority, messages.length)
         : reserveIdsFor(
