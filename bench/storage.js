@@ -420,7 +420,7 @@ async function benchWakeup({quick}) {
 }
 
 /** Reads a child's stdout line by line: `next()` resolves with the next line. */
-function lineReader(child) {
+export function lineReader(child) {
   const lines = []
   const waiters = []
   let buffered = ''

@@ -1,0 +1,99 @@
+// Compares the publish → waiting consumer wake-up of several builds of mqctl in one run:
+//
+//   node bench/ab-wakeup.js ROOT_A ROOT_B [...] [--rounds N]
+//
+// Each ROOT is a built mqctl (a checkout after `npm run build`, e.g. a `git worktree` of another
+// commit whose node_modules is a link to this one's). Every build gets its own broker folder, a
+// publisher in this process (its FileBroker) and its own `consume -f`. Every round publishes once
+// with each build, in a new random order, then once to Redis BLPOP when redis-server is
+// installed. The order matters: a build that publishes right after another one runs up to 0.1×
+// faster for that alone (their SQLite, V8 and kernel paths are warm), so a fixed order favours the
+// later build (ARCHITECTURE.md, "Hand-off to waiting consumers").
+import {spawn} from 'node:child_process'
+import {join, resolve} from 'node:path'
+
+import {fmt, percentile, ROOT, tempHome} from './lib.js'
+import {RedisClient, redisInstalled, startRedis} from './redis.js'
+import {lineReader} from './storage.js'
+
+const args = process.argv.slice(2)
+const roundsAt = args.indexOf('--rounds')
+const rounds = roundsAt === -1 ? 300 : Number(args.splice(roundsAt, 2)[1])
+if (args.length === 0 || !(rounds > 0)) {
+  console.error('usage: node bench/ab-wakeup.js ROOT_A ROOT_B [...] [--rounds N]')
+  process.exit(2)
+}
+const sleep = (ms) => new Promise((done) => setTimeout(done, ms))
+
+const builds = []
+for (const root of args.map((arg) => resolve(arg))) {
+  const {FileBroker} = await import(join(root, 'dist', 'core', 'file-broker', 'index.js'))
+  const home = tempHome()
+  const broker = new FileBroker(home)
+  // As bench/storage.js: a broker that has carried traffic, a consumer waiting on an empty queue.
+  await broker.publish('wake', [{body: 'warm-up'}])
+  for (let i = 0; i < 400; i++) await broker.publish('traffic', [{body: `t${i}`}])
+  await broker.receive('traffic', {max: 1000, autoAck: true})
+  const consumer = lineReader(
+    spawn(process.execPath, [join(root, 'bin', 'run.js'), 'consume', 'wake', '-f'], {
+      env: {...process.env, MQ_HOME: home},
+      stdio: ['ignore', 'pipe', 'inherit'],
+    }),
+  )
+  await consumer.next()
+  builds.push({name: root, broker, consumer, times: []})
+}
+let redis
+let redisConsumer
+let client
+const redisTimes = []
+if (redisInstalled()) {
+  redis = await startRedis()
+  client = await RedisClient.connect(redis.port)
+  redisConsumer = lineReader(
+    spawn(process.execPath, [join(ROOT, 'bench', 'redis.js'), 'blpop', String(redis.port), 'wake', String(rounds)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    }),
+  )
+  await redisConsumer.next()
+}
+try {
+  for (let round = 0; round < rounds; round++) {
+    const order = [...builds]
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1))
+      ;[order[i], order[j]] = [order[j], order[i]]
+    }
+    for (const build of order) {
+      await sleep(5 + Math.random() * 10) // the consumers are idle again, waiting
+      const started = performance.now()
+      const arrived = build.consumer.next()
+      await build.broker.publish('wake', [{body: `m${round}`}])
+      await arrived
+      build.times.push(performance.now() - started)
+    }
+    if (!redisConsumer) continue
+    await sleep(5 + Math.random() * 10)
+    const started = performance.now()
+    const popped = redisConsumer.next()
+    await client.call('RPUSH', 'wake', `m${round}`)
+    await popped
+    redisTimes.push(performance.now() - started)
+  }
+} finally {
+  for (const build of builds) {
+    build.consumer.child.kill('SIGINT')
+    await build.broker.close()
+  }
+  client?.close()
+  redisConsumer?.child.kill()
+  await redis?.stop()
+}
+const yardstick = redisTimes.length > 0 ? percentile(redisTimes, 50) : undefined
+if (yardstick === undefined) console.log('Redis: skipped (redis-server is not installed)')
+else console.log(`Redis BLPOP: p50 ${fmt(yardstick)} ms`)
+for (const {name, times} of builds) {
+  const p50 = percentile(times, 50)
+  const ratio = yardstick === undefined ? '' : ` = ${fmt(p50 / yardstick)}× Redis`
+  console.log(`${name}: p50 ${fmt(p50)} ms, p90 ${fmt(percentile(times, 90))} ms${ratio}`)
+}
