@@ -9,12 +9,11 @@
 // installed. The order matters: a build that publishes right after another one runs up to 0.1×
 // faster for that alone (their SQLite, V8 and kernel paths are warm), so a fixed order favours the
 // later build (ARCHITECTURE.md, "Hand-off to waiting consumers").
-import {spawn} from 'node:child_process'
 import {join, resolve} from 'node:path'
 
-import {fmt, percentile, ROOT, tempHome} from './lib.js'
-import {RedisClient, redisInstalled, startRedis} from './redis.js'
-import {lineReader} from './storage.js'
+import {fmt, percentile} from './lib.js'
+import {redisInstalled} from './redis.js'
+import {mqWakeup, redisWakeup} from './storage.js'
 
 const args = process.argv.slice(2)
 const roundsAt = args.indexOf('--rounds')
@@ -28,35 +27,10 @@ const sleep = (ms) => new Promise((done) => setTimeout(done, ms))
 const builds = []
 for (const root of args.map((arg) => resolve(arg))) {
   const {FileBroker} = await import(join(root, 'dist', 'core', 'file-broker', 'index.js'))
-  const home = tempHome()
-  const broker = new FileBroker(home)
-  // As bench/storage.js: a broker that has carried traffic, a consumer waiting on an empty queue.
-  await broker.publish('wake', [{body: 'warm-up'}])
-  for (let i = 0; i < 400; i++) await broker.publish('traffic', [{body: `t${i}`}])
-  await broker.receive('traffic', {max: 1000, autoAck: true})
-  const consumer = lineReader(
-    spawn(process.execPath, [join(root, 'bin', 'run.js'), 'consume', 'wake', '-f'], {
-      env: {...process.env, MQ_HOME: home},
-      stdio: ['ignore', 'pipe', 'inherit'],
-    }),
-  )
-  await consumer.next()
-  builds.push({name: root, broker, consumer, times: []})
+  builds.push({name: root, side: await mqWakeup(FileBroker, join(root, 'bin', 'run.js')), times: []})
 }
-let redis
-let redisConsumer
-let client
+const redis = redisInstalled() ? await redisWakeup(rounds) : undefined
 const redisTimes = []
-if (redisInstalled()) {
-  redis = await startRedis()
-  client = await RedisClient.connect(redis.port)
-  redisConsumer = lineReader(
-    spawn(process.execPath, [join(ROOT, 'bench', 'redis.js'), 'blpop', String(redis.port), 'wake', String(rounds)], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    }),
-  )
-  await redisConsumer.next()
-}
 try {
   for (let round = 0; round < rounds; round++) {
     const order = [...builds]
@@ -66,30 +40,17 @@ try {
     }
     for (const build of order) {
       await sleep(5 + Math.random() * 10) // the consumers are idle again, waiting
-      const started = performance.now()
-      const arrived = build.consumer.next()
-      await build.broker.publish('wake', [{body: `m${round}`}])
-      await arrived
-      build.times.push(performance.now() - started)
+      build.times.push(await build.side.wakeUp(`m${round}`))
     }
-    if (!redisConsumer) continue
+    if (!redis) continue
     await sleep(5 + Math.random() * 10)
-    const started = performance.now()
-    const popped = redisConsumer.next()
-    await client.call('RPUSH', 'wake', `m${round}`)
-    await popped
-    redisTimes.push(performance.now() - started)
+    redisTimes.push(await redis.wakeUp(`m${round}`))
   }
 } finally {
-  for (const build of builds) {
-    build.consumer.child.kill('SIGINT')
-    await build.broker.close()
-  }
-  client?.close()
-  redisConsumer?.child.kill()
-  await redis?.stop()
+  for (const build of builds) await build.side.close()
+  await redis?.close()
 }
-const yardstick = redisTimes.length > 0 ? percentile(redisTimes, 50) : undefined
+const yardstick = redis ? percentile(redisTimes, 50) : undefined
 if (yardstick === undefined) console.log('Redis: skipped (redis-server is not installed)')
 else console.log(`Redis BLPOP: p50 ${fmt(yardstick)} ms`)
 for (const {name, times} of builds) {

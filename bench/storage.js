@@ -343,59 +343,21 @@ async function benchWakeup({quick}) {
   header(
     `storage: publish → waiting consumer wake-up, ${rounds} messages, next to Redis BLPOP (appendfsync always), interleaved; the broker has carried traffic before`,
   )
-  const home = tempHome()
-  const broker = new FileBroker(home)
-  await broker.publish('wake', [{body: 'warm-up'}])
-  // A broker that has carried traffic, as one in use: its WAL at its working size (about 1,000
-  // pages, then reused from the start). A new broker's first commits grow the WAL file, and a
-  // sync of a grown file also writes its new size (one more journal commit); Redis's AOF, appended
-  // to, is measured as it always runs.
-  for (let i = 0; i < 400; i++) await broker.publish('traffic', [{body: `t${i}`}])
-  await broker.receive('traffic', {max: 1000, autoAck: true})
-  const mqConsumer = lineReader(
-    spawn(process.execPath, [BIN, 'consume', 'wake', '-f'], {
-      env: {...process.env, MQ_HOME: home},
-      stdio: ['ignore', 'pipe', 'inherit'],
-    }),
-  )
-  await mqConsumer.next()
-  let redis
-  let redisConsumer
-  let client
-  if (redisInstalled()) {
-    redis = await startRedis()
-    client = await RedisClient.connect(redis.port)
-    redisConsumer = lineReader(
-      spawn(process.execPath, [join(ROOT, 'bench', 'redis.js'), 'blpop', String(redis.port), 'wake', String(rounds)], {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      }),
-    )
-    await redisConsumer.next() // ready
-  }
   const ours = []
   const theirs = []
+  const mq = await mqWakeup()
+  const redis = redisInstalled() ? await redisWakeup(rounds) : undefined
   try {
     for (let i = 0; i < rounds; i++) {
       await sleep(5 + Math.random() * 10) // the consumers are idle again, waiting
-      let started = performance.now()
-      const arrived = mqConsumer.next()
-      await broker.publish('wake', [{body: `m${i}`}])
-      await arrived
-      ours.push(performance.now() - started)
-      if (!redisConsumer) continue
+      ours.push(await mq.wakeUp(`m${i}`))
+      if (!redis) continue
       await sleep(5 + Math.random() * 10)
-      started = performance.now()
-      const popped = redisConsumer.next()
-      await client.call('RPUSH', 'wake', `m${i}`)
-      await popped
-      theirs.push(performance.now() - started)
+      theirs.push(await redis.wakeUp(`m${i}`))
     }
   } finally {
-    mqConsumer.child.kill('SIGINT')
-    client?.close()
-    redisConsumer?.child.kill()
-    await broker.close()
-    await redis?.stop()
+    await mq.close()
+    await redis?.close()
   }
   if (!redis) {
     report(
@@ -419,8 +381,69 @@ async function benchWakeup({quick}) {
   )
 }
 
+/**
+ * One side of the wake-up measurement: a broker of `Broker` (this build's FileBroker, or another
+ * build's: bench/ab-wakeup.js) that has carried traffic, and a `consume -f` of `bin` waiting on its
+ * empty queue. `wakeUp(body)` publishes one message and resolves with the ms until the consumer
+ * printed it.
+ */
+export async function mqWakeup(Broker = FileBroker, bin = BIN) {
+  const home = tempHome()
+  const broker = new Broker(home)
+  await broker.publish('wake', [{body: 'warm-up'}])
+  // A broker that has carried traffic, as one in use: its WAL at its working size (about 1,000
+  // pages, then reused from the start). A new broker's first commits grow the WAL file, and a
+  // sync of a grown file also writes its new size (one more journal commit); Redis's AOF, appended
+  // to, is measured as it always runs.
+  for (let i = 0; i < 400; i++) await broker.publish('traffic', [{body: `t${i}`}])
+  await broker.receive('traffic', {max: 1000, autoAck: true})
+  const consumer = lineReader(
+    spawn(process.execPath, [bin, 'consume', 'wake', '-f'], {
+      env: {...process.env, MQ_HOME: home},
+      stdio: ['ignore', 'pipe', 'inherit'],
+    }),
+  )
+  await consumer.next() // the warm-up message
+  return {
+    wakeUp: (body) => timedLine(consumer, () => broker.publish('wake', [{body}])),
+    close: async () => {
+      consumer.child.kill('SIGINT')
+      await broker.close()
+    },
+  }
+}
+
+/** The same with Redis (appendfsync always) and a BLPOP client in its own process, for `rounds` messages. */
+export async function redisWakeup(rounds) {
+  const redis = await startRedis()
+  const client = await RedisClient.connect(redis.port)
+  const consumer = lineReader(
+    spawn(process.execPath, [join(ROOT, 'bench', 'redis.js'), 'blpop', String(redis.port), 'wake', String(rounds)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    }),
+  )
+  await consumer.next() // ready
+  return {
+    wakeUp: (body) => timedLine(consumer, () => client.call('RPUSH', 'wake', body)),
+    close: async () => {
+      client.close()
+      consumer.child.kill()
+      await redis.stop()
+    },
+  }
+}
+
+/** Ms from the start of `send` to the next line of `reader`. */
+async function timedLine(reader, send) {
+  const started = performance.now()
+  const arrived = reader.next()
+  await send()
+  await arrived
+  return performance.now() - started
+}
+
 /** Reads a child's stdout line by line: `next()` resolves with the next line. */
-export function lineReader(child) {
+function lineReader(child) {
   const lines = []
   const waiters = []
   let buffered = ''
