@@ -333,15 +333,17 @@ export class Waiters {
     if (!row) return null
     this.sql.q('DELETE FROM waiters WHERE id = ?').run(id)
     this.count(row)
-    return row[1]
+    return row[1] // handed
   }
 
   /** Inside a write: settles what a registration owes (see unregister) and keeps it. */
   private settle(id: number): void {
     const row = this.owed(id)
-    if (!row || (row[2] === 0 && row[4] === null)) return
+    if (!row) return
+    const [, , uncounted, , lastId] = row
+    if (uncounted === 0 && lastId === null) return
     this.count(row)
-    if (row[4] !== null) foldHandedIds(this.sql, row[4])
+    if (lastId !== null) foldHandedIds(this.sql, lastId)
     this.sql.q('UPDATE waiters SET uncounted = 0, last_id = NULL WHERE id = ?').run(id)
   }
 
