@@ -8,7 +8,11 @@
 // with each build, in a new random order, then once to Redis BLPOP when redis-server is
 // installed. The order matters: a build that publishes right after another one runs up to 0.1×
 // faster for that alone (their SQLite, V8 and kernel paths are warm), so a fixed order favours the
-// later build (ARCHITECTURE.md, "Hand-off to waiting consumers").
+// later build (ARCHITECTURE.md, "Hand-off to waiting consumers"). Besides each build's p50, it
+// prints each later build's paired difference from the first: the median over rounds of (its time
+// − the first build's time in the same round). Pairing takes out the host's slow and fast spells,
+// which move both builds of a round alike, so it tells differences of 10–20 µs apart where the
+// p50s of separate runs cannot.
 import {join, resolve} from 'node:path'
 
 import {fmt, percentile} from './lib.js'
@@ -53,8 +57,19 @@ try {
 const yardstick = redis ? percentile(redisTimes, 50) : undefined
 if (yardstick === undefined) console.log('Redis: skipped (redis-server is not installed)')
 else console.log(`Redis BLPOP: p50 ${fmt(yardstick)} ms`)
+const first = builds[0]
 for (const {name, times} of builds) {
   const p50 = percentile(times, 50)
   const ratio = yardstick === undefined ? '' : ` = ${fmt(p50 / yardstick)}× Redis`
-  console.log(`${name}: p50 ${fmt(p50)} ms, p90 ${fmt(percentile(times, 90))} ms${ratio}`)
+  let paired = ''
+  if (times !== first.times) {
+    const differences = times.map((time, round) => (time - first.times[round]) * 1000)
+    const faster = differences.filter((difference) => difference < 0).length
+    paired = `; paired with the first: median ${signed(percentile(differences, 50))} µs (quartiles ${signed(percentile(differences, 25))} / ${signed(percentile(differences, 75))}), faster in ${Math.round((100 * faster) / rounds)}% of rounds`
+  }
+  console.log(`${name}: p50 ${fmt(p50)} ms, p90 ${fmt(percentile(times, 90))} ms${ratio}${paired}`)
+}
+
+function signed(micros) {
+  return `${micros > 0 ? '+' : ''}${Math.round(micros)}`
 }
