@@ -1,4 +1,5 @@
 import {type ConsumeLoopOptions, deliveryBatches, type ReceiveFn} from '../core/consumer.js'
+import type {Delivery} from '../core/broker.js'
 import {
   ActionFailedError,
   InterruptedError,
@@ -159,13 +160,21 @@ export async function runConsumer(
     const draining = !settings.loop.follow && settings.loop.count > 1 && settings.autoAck
     const progress = draining ? ctx.progress(`consuming ${source.label}`, {stdoutBusy: true}) : NO_PROGRESS
     if (!settings.autoAck) ctx.out.pipeWrites()
+    /** A batch printed as soon as it was handed over (see ReceiveOptions.onHandOff). */
+    let printed: Delivery[] | undefined
+    const onHandOff = (batch: Delivery[]) => {
+      spinner.stop()
+      printer.print(batch)
+      void ctx.out.flush()
+      printed = batch
+    }
     for await (const batch of deliveryBatches(
       receive,
-      {...settings.loop, autoAck: settings.autoAck, signal: drain},
+      {...settings.loop, autoAck: settings.autoAck, signal: drain, onHandOff},
       stillLeased,
     )) {
       spinner.stop()
-      printer.print(batch)
+      if (batch !== printed) printer.print(batch)
       // Auto-acked messages are gone from the broker; if they could not be written (the reader
       // went away, a full disk), they are put back rather than lost. Leased ones stay leased
       // until acked: the next batch is taken while this one is written (Output.pipeWrites).

@@ -260,6 +260,12 @@ export interface ReceiveOptions {
   /** Fixed polling instead of change notifications while waiting. */
   pollIntervalMs?: number
   signal?: AbortSignal
+  /**
+   * Auto-ack long poll: called at once with messages a publish handed to this waiting receive,
+   * before the receive returns them (the same array), so that they can be written out without
+   * waiting for the way back. A driver may ignore it.
+   */
+  onHandOff?: (deliveries: Delivery[]) => void
 }
 
 export type SettleOutcome = 'ok' | 'stale'

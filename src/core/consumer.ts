@@ -29,6 +29,8 @@ export interface ConsumeLoopOptions {
   signal?: AbortSignal
   /** Measures the `--wait` deadline (default: the monotonic clock; tests inject a fake one). */
   clock?: MonotonicClock
+  /** See ReceiveOptions.onHandOff: the batch is yielded all the same, afterwards. */
+  onHandOff?: (deliveries: Delivery[]) => void
 }
 
 /** How long the next receive may wait: until the deadline (on `clock`), or forever when following. */
@@ -75,6 +77,7 @@ export async function* deliveryBatches(
       waitMs: waitBudget(options, deadline),
       pollIntervalMs: options.pollIntervalMs,
       signal: options.signal,
+      onHandOff: options.onHandOff,
     })
     options.rate?.giveBack(granted - batch.length)
     if (batch.length === 0) {

@@ -3,7 +3,7 @@ import {expect} from 'chai'
 import {writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {jsonLines, run, shell, start, tempHome, waitFor} from '../helpers.js'
+import {jsonLines, run, shell, start, tempHome, waiterRows, waitFor} from '../helpers.js'
 
 describe('publish and consume (CLI)', () => {
   let home: string
@@ -146,6 +146,24 @@ describe('publish and consume (CLI)', () => {
     const result = await consumer.done
     expect(result.stdout).to.equal('one\ntwo\n')
     expect(result.code).to.equal(130)
+  })
+
+  it('follows with -f: each message handed to it while it waits is printed once, in order', async () => {
+    await run(['queue', 'create', 'live'], {home})
+    const consumer = start(['consume', 'live', '-f'], {home})
+    const bodies = ['one', 'two', 'three', 'four']
+    for (const [index, body] of bodies.entries()) {
+      // Published while the consumer waits on its registration, so the publish hands it over.
+      await waitFor(
+        () => waiterRows(home).some((row) => row.pid === consumer.pid && row.handed === null),
+        'the consumer to wait',
+      )
+      await run(['publish', 'live', body], {home})
+      await waitFor(() => consumer.lines().length === index + 1, `message ${index + 1}`)
+    }
+    consumer.kill('SIGINT')
+    expect((await consumer.done).stdout).to.equal('one\ntwo\nthree\nfour\n')
+    expect((await run(['consume', 'live'], {home})).stdout).to.equal('')
   })
 
   it('runs the same through oclif as through the fast launcher', async () => {

@@ -127,6 +127,47 @@ describe('hand-off to waiting consumers', () => {
     await counted()
   })
 
+  it('onHandOff gets what was handed as soon as the change is noticed, synced, before the receive returns the same array', async () => {
+    const events: string[] = []
+    let early: Delivery[] | undefined
+    const receiving = consumer
+      .receive('q', {
+        max: 10,
+        autoAck: true,
+        waitMs: 60_000,
+        onHandOff: (deliveries) => {
+          early = deliveries
+          events.push(`handed ${deliveries.map((d) => d.body).join(',')}`)
+        },
+      })
+      .then((deliveries) => {
+        events.push('returned')
+        return deliveries
+      })
+    await waitFor(() => registrations(home).some((r) => r.handed === null), 'the receive to register')
+    await publisher.publish('q', [{body: 'a'}, {body: 'b'}])
+    const returned = await receiving
+    expect(events).to.deep.equal(['handed a,b', 'returned'])
+    expect(returned).to.equal(early)
+    // Taken once: nothing is left to another receive, and the registration is spent, not put back.
+    expect(await consumer.receive('q', {max: 10, autoAck: true})).to.deep.equal([])
+    expect(messageRows(home)).to.equal(0)
+    expect(registrations(home)).to.deep.equal([])
+  })
+
+  it('onHandOff is not called for messages a receive takes from the queue itself', async () => {
+    await publisher.publish('q', [{body: 'waiting already'}])
+    let called = false
+    const taken = await consumer.receive('q', {
+      max: 10,
+      autoAck: true,
+      waitMs: 60_000,
+      onHandOff: () => (called = true),
+    })
+    expect(taken.map((d) => d.body)).to.deep.equal(['waiting already'])
+    expect(called).to.equal(false)
+  })
+
   it('ids stay unique and in publish order: a handed id is never given again, before or after its waiter is gone', async () => {
     const ids: number[] = []
     const publish = async (name: string, body: string) => {

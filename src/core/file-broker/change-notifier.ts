@@ -5,6 +5,12 @@ import {openNoFollow} from '../no-follow.js'
 /** How often a waiting consumer re-checks when no change notification arrives. */
 export const FALLBACK_POLL_MS = 1_000
 
+/**
+ * How long waiters wait on after a change whose `onChange` wrote something out (see
+ * ChangeNotifier.onChange).
+ */
+export const GIVE_WAY_MS = 1
+
 /** A mark taken before the watch started (see ChangeNotifier.mark). */
 const UNWATCHED = -1
 
@@ -35,6 +41,8 @@ export class ChangeNotifier {
   /** What ended waits left to undo (see wait): their timers and abort listeners. */
   private leftovers: (() => void)[] = []
   private closed = false
+  /** See onChange. */
+  private hooks = new Set<() => boolean>()
 
   constructor(private readonly folder: string) {}
 
@@ -79,12 +87,29 @@ export class ChangeNotifier {
     })
   }
 
+  /**
+   * Runs `hook` on every change until the returned function is called, in the watch's callback,
+   * before the waiters are woken: for a waiting receive to take what was handed to it at once
+   * (FileBroker.receive). When a hook returns true (it wrote something out), the waiters are woken
+   * GIVE_WAY_MS later, not at once: a write to a pipe wakes its reader on the writer's CPU, and
+   * the reader then waits until the writer stops, so the process goes back to waiting first and
+   * the reader of the line runs at once (ARCHITECTURE.md, "Hand-off to waiting consumers").
+   */
+  onChange(hook: () => boolean): () => void {
+    this.hooks.add(hook)
+    return () => this.hooks.delete(hook)
+  }
+
   close(): void {
     this.closed = true
     this.watcher?.close()
     this.watcher = undefined
-    for (const wake of [...this.waiters]) wake()
+    this.wakeAll()
     this.clearLeftovers()
+  }
+
+  private wakeAll(): void {
+    for (const wake of [...this.waiters]) wake()
   }
 
   private clearLeftovers(): void {
@@ -100,7 +125,10 @@ export class ChangeNotifier {
       this.watcher = watch(this.folder, {persistent: false}, (_event, file) => {
         if (file && String(file) !== SIGNAL_FILE) return
         this.generation++
-        for (const wake of [...this.waiters]) wake()
+        let wrote = false
+        for (const hook of this.hooks) if (hook()) wrote = true
+        if (wrote) setTimeout(() => this.wakeAll(), GIVE_WAY_MS)
+        else this.wakeAll()
       })
       this.watcher.on('error', () => {
         // Notifications are an optimisation; the fallback poll keeps consumers correct without them.

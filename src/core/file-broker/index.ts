@@ -367,23 +367,50 @@ export class FileBroker implements Broker {
     /** Until when publishes trust the registration (see Waiters); refreshed on wake-ups. */
     let trustedUntil = 0
     let deliveries: Delivery[]
+    /** What a publish handed to the registration, taken as soon as its signal came (see below). */
+    let handedEarly: Delivery[] | undefined
+    /** Takes what was handed to the registration, if anything: undefined while it still waits. */
+    const takeHanded = (): Delivery[] | undefined => {
+      const handed = this.sql.read(() => this.waiters.handed(registration!))
+      if (handed === null) {
+        // Gone with its queue.
+        this.registrations.delete(registration!)
+        registration = undefined
+        return undefined
+      }
+      if (!handed) return undefined
+      // The publisher may still be syncing its commit: nothing is printed before it is on disk.
+      this.sql.syncNow()
+      this.registrations.delete(registration!)
+      this.spent.set(registration!, queueName)
+      registration = undefined
+      return handed.map((row) => queueDelivery(queueName, row))
+    }
+    const {onHandOff} = options
+    // Taken in the watch's callback, and given to onHandOff there: the consumer prints it without
+    // the way back through the poll loop and its caller first (ARCHITECTURE.md, "Hand-off to
+    // waiting consumers").
+    const stopEarly =
+      handOff && onHandOff
+        ? this.notifier.onChange(() => {
+            if (registration === undefined || handedEarly !== undefined) return false
+            try {
+              handedEarly = takeHanded()
+            } catch {
+              return false // the poll's own attempt reads again, and reports what fails
+            }
+            if (handedEarly === undefined) return false
+            onHandOff(handedEarly)
+            return true
+          })
+        : undefined
     try {
       deliveries = await this.poll(options, (max, willWait) => {
+        if (handedEarly !== undefined) return {deliveries: handedEarly, nextDueAt: 0}
         if (registration !== undefined) {
-          const handed = this.sql.read(() => this.waiters.handed(registration!))
-          if (handed === null) {
-            // Gone with its queue.
-            this.registrations.delete(registration)
-            registration = undefined
-          } else if (handed) {
-            this.registrations.delete(registration)
-            this.spent.set(registration, queueName)
-            registration = undefined
-            const deliveries = handed.map((row) => queueDelivery(queueName, row))
-            // The publisher may still be syncing its commit: nothing is printed before it is on disk.
-            this.sql.syncNow()
-            return {deliveries, nextDueAt: 0}
-          } else if (trustedUntil - Date.now() < REFRESH_MS) {
+          const handed = takeHanded()
+          if (handed !== undefined) return {deliveries: handed, nextDueAt: 0}
+          if (registration !== undefined && trustedUntil - Date.now() < REFRESH_MS) {
             const now = Date.now()
             const settle = this.settleDue(now)
             this.sql.write(() => this.waiters.refresh(registration!, now, settle), 'lease', false)
@@ -433,6 +460,8 @@ export class FileBroker implements Broker {
     } catch (error) {
       if (registration !== undefined) this.leave(registration)
       throw error
+    } finally {
+      stopEarly?.()
     }
     if (registration !== undefined) {
       try {

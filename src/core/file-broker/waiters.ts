@@ -274,9 +274,9 @@ export class Waiters {
    * when the registration is gone (its queue was deleted).
    */
   handed(id: number): TakenRow[] | undefined | null {
-    const row = this.sql.q('SELECT handed FROM waiters WHERE id = ?').get(id) as {handed: string | null} | undefined
-    if (!row) return null
-    return row.handed === null ? undefined : decode(row.handed)
+    const handed = this.sql.q('SELECT handed FROM waiters WHERE id = ?').pluck().get(id) as string | null | undefined
+    if (handed === undefined) return null
+    return handed === null ? undefined : decode(handed)
   }
 
   /** Inside a write: removes a registration; returns what was handed to it and not read (to put back). */
