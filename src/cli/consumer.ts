@@ -195,7 +195,9 @@ export async function runConsumer(
       hint: 'the messages not written stay in the queue',
     })
   if (drain.aborted && !ctx.out.isBroken) throw new InterruptedError()
-  if (received === 0) {
+  // A reader that went away ends the command quietly (Output), also before anything reached it:
+  // what was taken for it was put back (README.md, "Concepts", auto-ack).
+  if (received === 0 && !ctx.out.isBroken) {
     const waited = settings.loop.waitMs > 0 ? ` within ${formatDuration(settings.loop.waitMs)}` : ''
     throw new NothingArrivedError(`no message arrived on ${source.label}${waited}`, {
       hint:

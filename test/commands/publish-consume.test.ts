@@ -166,6 +166,20 @@ describe('publish and consume (CLI)', () => {
     expect((await run(['consume', 'live'], {home})).stdout).to.equal('')
   })
 
+  it('follows with -f: a message handed to it after its reader went away is put back, not lost', async () => {
+    await run(['queue', 'create', 'live'], {home})
+    const consumer = start(['consume', 'live', '-f'], {home})
+    await waitFor(
+      () => waiterRows(home).some((row) => row.pid === consumer.pid && row.handed === null),
+      'the consumer to wait',
+    )
+    consumer.child.stdout!.destroy()
+    await run(['publish', 'live', 'kept'], {home})
+    const result = await consumer.done
+    expect(result.code, result.stderr).to.equal(0)
+    expect((await run(['consume', 'live'], {home})).stdout).to.equal('kept\n')
+  })
+
   it('runs the same through oclif as through the fast launcher', async () => {
     const env = {MQ_NO_FAST: '1'}
     const published = await run(['publish', 'slow', 'via oclif', '-H', 'a=1', '--json'], {home, env})
