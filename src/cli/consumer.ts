@@ -160,21 +160,24 @@ export async function runConsumer(
     const draining = !settings.loop.follow && settings.loop.count > 1 && settings.autoAck
     const progress = draining ? ctx.progress(`consuming ${source.label}`, {stdoutBusy: true}) : NO_PROGRESS
     if (!settings.autoAck) ctx.out.pipeWrites()
-    /** A batch printed as soon as it was handed over (see ReceiveOptions.onHandOff). */
-    let printed: Delivery[] | undefined
+    /**
+     * A batch printed as soon as it was handed over (see ReceiveOptions.onHandOff), and its write:
+     * the loop waits for it as for its own, so a reader that stops reading stops the consumer.
+     */
+    let printed: {batch: Delivery[]; written: Promise<void>} | undefined
     const onHandOff = (batch: Delivery[]) => {
       spinner.stop()
       printer.print(batch)
-      void ctx.out.flush()
-      printed = batch
+      printed = {batch, written: ctx.out.flush()}
     }
     for await (const batch of deliveryBatches(
       receive,
-      {...settings.loop, autoAck: settings.autoAck, signal: drain, onHandOff},
+      {...settings.loop, autoAck: settings.autoAck, signal: drain, onHandOff: settings.autoAck ? onHandOff : undefined},
       stillLeased,
     )) {
       spinner.stop()
-      if (batch !== printed) printer.print(batch)
+      if (batch === printed?.batch) await printed.written
+      else printer.print(batch)
       // Auto-acked messages are gone from the broker; if they could not be written (the reader
       // went away, a full disk), they are put back rather than lost. Leased ones stay leased
       // until acked: the next batch is taken while this one is written (Output.pipeWrites).
