@@ -393,7 +393,8 @@ export class FileBroker implements Broker {
     const stopEarly =
       handOff && onHandOff
         ? this.notifier.onChange(() => {
-            if (registration === undefined || handedEarly !== undefined) return false
+            // Nothing to take once it was taken: that spends the registration.
+            if (registration === undefined) return false
             try {
               handedEarly = takeHanded()
             } catch {
@@ -471,7 +472,8 @@ export class FileBroker implements Broker {
         if (deliveries.length === 0) throw error
       }
     }
-    return deliveries
+    // What onHandOff was given is delivered also when the poll ended without asking (a close).
+    return handedEarly ?? deliveries
   }
 
   /**
