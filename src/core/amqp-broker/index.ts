@@ -867,6 +867,8 @@ export class AmqpBroker implements Broker {
     })
     const timer = setTimeout(wake, ms)
     signal?.addEventListener('abort', wake, {once: true})
+    // Aborted while the consumer was being set up (a Ctrl-C then): the listener came too late.
+    if (signal?.aborted) wake()
     // A lost connection ends the wait at once; the caller's next get reconnects.
     channel.once('close', wake)
     await arrived

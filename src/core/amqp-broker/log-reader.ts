@@ -128,7 +128,7 @@ export class LogReader {
 
   /** Waits up to `ms` for an entry to arrive (or the signal). */
   async arrival(ms: number, signal?: AbortSignal): Promise<void> {
-    if (this.buffer.length > 0 || ms <= 0) return
+    if (this.buffer.length > 0 || ms <= 0 || signal?.aborted) return
     await new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(timer)
