@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3'
 import {expect} from 'chai'
+import {spawnSync} from 'node:child_process'
 import {join} from 'node:path'
 
 import {DEFAULT_TOPIC_SETTINGS} from '../../src/core/broker.js'
@@ -8,6 +9,7 @@ import {FileBroker} from '../../src/core/file-broker/index.js'
 import {BAND, idText} from '../../src/core/file-broker/message-ids.js'
 import {Sql} from '../../src/core/file-broker/sql.js'
 import {SubscriptionStore} from '../../src/core/file-broker/subscription-store.js'
+import {pidSpace} from '../../src/core/process-alive.js'
 import {MIGRATIONS} from '../../src/core/store/migrations.js'
 import {tempHome} from '../helpers.js'
 
@@ -188,6 +190,70 @@ describe('migration to priority bands (schema 5)', () => {
       const news = await late.receive({max: 10, autoAck: true})
       expect(news.map((d) => d.body)).to.deep.equal(['l4'])
       expect(Number(news[0].id)).to.be.greaterThan(13)
+    } finally {
+      await broker.close()
+    }
+  })
+})
+
+describe('migration of hand-off registrations (schema 7)', () => {
+  it('upgrades a schema-6 folder whose waiters are gone: nothing handed to them again, counted twice, or given the same id', async () => {
+    const home = tempHome()
+    const db = new Database(join(home, 'broker.db'))
+    db.pragma('journal_mode = WAL')
+    for (const migration of MIGRATIONS.slice(0, 6)) db.exec(migration)
+    db.pragma(`application_id = ${APPLICATION_ID}`)
+    db.pragma('user_version = 6')
+    const jobs = new Destinations(new Sql(db, home)).createQueue('jobs')
+    const now = Date.now()
+    const nextId = () =>
+      db.prepare('UPDATE message_seq SET seq = seq + 1 WHERE band = 0 RETURNING seq').pluck().get() as number
+    // A ready message, as schema 6 stored and counted it.
+    db.prepare(
+      `INSERT INTO messages (id, dest_id, state, priority, visible_at, published_at, expires_at, size, body, headers, attempts)
+       VALUES (?, ?, 0, 0, ?, ?, NULL, 3, 'old', NULL, 0)`,
+    ).run(nextId(), jobs.id, now, now)
+    // A message schema 6 handed to a waiter (counted as published and delivered then), which exited
+    // before reading it; and a waiter that exited while waiting, its registration still fresh.
+    const handedId = nextId()
+    db.prepare(
+      'UPDATE destinations SET published_total = published_total + ?, acked_total = acked_total + ? WHERE id = ?',
+    ).run(2, 1, jobs.id)
+    const gone = spawnSync(process.execPath, ['-e', '']).pid!
+    const register = db.prepare(
+      'INSERT INTO waiters (dest_id, pid, started, pid_space, max, alive_until, handed) VALUES (?, ?, NULL, ?, ?, ?, ?)',
+    )
+    register.run(
+      jobs.id,
+      gone,
+      pidSpace(),
+      1,
+      now + 60_000,
+      JSON.stringify([[handedId, 'lost', null, 1, now, 0, null, null]]),
+    )
+    register.run(jobs.id, gone, pidSpace(), 10, now + 60_000, null)
+    db.close()
+
+    const broker = new FileBroker(home)
+    try {
+      const view = new Database(join(home, 'broker.db'), {readonly: true})
+      const waiters = () => view.prepare('SELECT count(*) FROM waiters').pluck().get()
+      expect(view.pragma('user_version', {simple: true})).to.equal(MIGRATIONS.length)
+      expect(await broker.queueTotals('jobs')).to.include({published: 2, acked: 1})
+
+      // Band 0 goes on after the handed message's id; the waiter that is gone is not handed it.
+      const [published] = await broker.publish('jobs', [{body: 'new'}])
+      expect(published.id).to.equal(String(handedId + 1))
+      const taken = await broker.receive('jobs', {max: 10, autoAck: true})
+      expect(taken.map((d) => d.body)).to.deep.equal(['old', 'new'])
+
+      // A waiting receive sweeps the registrations of processes that are gone, counting nothing again.
+      expect(await broker.receive('jobs', {max: 1, autoAck: true, waitMs: 1})).to.deep.equal([])
+      expect(waiters()).to.equal(0)
+      expect(await broker.queueTotals('jobs')).to.include({published: 3, acked: 3})
+      const [later] = await broker.publish('jobs', [{body: 'later'}])
+      expect(later.id).to.equal(String(handedId + 2))
+      view.close()
     } finally {
       await broker.close()
     }
