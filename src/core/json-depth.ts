@@ -38,6 +38,15 @@ export function findTooDeep(value: unknown, maxDepth = MAX_JSON_DEPTH, root = '$
 }
 
 /**
+ * Whether a JSON text of `length` UTF-16 code units is too short to nest anything deeper than
+ * {@link MAX_JSON_DEPTH}: that takes more than that many opening brackets, each closed. A caller
+ * holding the text it parsed skips the walk (an event on one line is mostly far shorter).
+ */
+export function tooShortToNestTooDeep(length: number): boolean {
+  return length < 2 * (MAX_JSON_DEPTH + 1)
+}
+
+/**
  * Refuses a value nested deeper than {@link MAX_JSON_DEPTH}: the one depth check shared by every
  * way in (CLI flags, stdin, the daemon's HTTP and socket, the rules document).
  * @param what names the value in the error, e.g. `event data`

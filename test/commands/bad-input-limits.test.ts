@@ -82,6 +82,19 @@ describe('bad input: depth limits of patterns and events (CLI)', () => {
     const journal = await run(['events', 'list', '--json'], {home})
     expect(JSON.parse(journal.stdout)).to.deep.equal([])
   })
+
+  it('rule match: a line whose data is nested past the limit is exit 2 naming the line; data at the limit matches', async () => {
+    await run(['rule', 'add', 'all', '--pattern', '{"type":["t.x"]}', '--log'], {home})
+    const event = (data: string) => `{"specversion":"1.0","id":"1","source":"s","type":"t.x","data":${data}}`
+    expectOneLineError(
+      await run(['rule', 'match'], {home, input: `${event('{}')}\n${event(nested(257, '1'))}\n`}),
+      2,
+      /line 2 of stdin: .*"data" is nested deeper than 256 levels/,
+    )
+    const atLimit = await run(['rule', 'match'], {home, input: `${event(nested(255, '[1]'))}\n`})
+    expect(atLimit.code, atLimit.stderr).to.equal(0)
+    expect(atLimit.stdout).to.equal('all\n')
+  })
 })
 
 describe('bad input: durations that make no sense at zero (CLI)', () => {

@@ -1,12 +1,13 @@
 import {expect} from 'chai'
 
 import {resolveHome} from '../../src/core/config.js'
+import {validateEvent} from '../../src/core/engine/cloudevents.js'
 import {compilePattern} from '../../src/core/engine/pattern.js'
 import {validateDocument} from '../../src/core/engine/rules.js'
 import {messageEnvironment} from '../../src/core/exec-worker.js'
 import {FileBroker} from '../../src/core/file-broker/index.js'
 import {MAX_HEADERS_BYTES, messageSize, newHeaders, validateHeaders} from '../../src/core/headers.js'
-import {checkJsonDepth, findTooDeep, MAX_JSON_DEPTH} from '../../src/core/json-depth.js'
+import {checkJsonDepth, findTooDeep, MAX_JSON_DEPTH, tooShortToNestTooDeep} from '../../src/core/json-depth.js'
 import {parsePriority} from '../../src/core/units.js'
 import {tempHome, thrown} from '../helpers.js'
 
@@ -29,6 +30,17 @@ describe('input limits (core)', () => {
       expect(thrown(() => checkJsonDepth(deep(100_000, true), 'event data', '$.data')).message).to.match(
         /^event data is nested deeper than 256 levels \(at \$\.data\[0\]/,
       )
+    })
+
+    it('a text shorter than the shortest one nested past the limit is known to be within it', () => {
+      const shortest = '['.repeat(MAX_JSON_DEPTH + 1) + ']'.repeat(MAX_JSON_DEPTH + 1)
+      expect(findTooDeep(JSON.parse(shortest))).to.match(/^\$\[0\]/)
+      expect(tooShortToNestTooDeep(shortest.length)).to.equal(false)
+      expect(tooShortToNestTooDeep(shortest.length - 1)).to.equal(true)
+      // Events parsed from a line: data nested too deep is refused whatever the line's length says.
+      const event = {specversion: '1.0', id: '1', source: 's', type: 't', data: JSON.parse(shortest)}
+      const line = JSON.stringify(event)
+      expect(thrown(() => validateEvent(JSON.parse(line), line.length)).message).to.match(/"data" is nested deeper/)
     })
 
     it('a pattern past the limit is a PatternError naming its path, not a stack overflow', () => {

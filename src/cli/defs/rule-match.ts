@@ -65,7 +65,8 @@ function joinedNames(matched: Int32Array, count: number, names: readonly string[
 
 function parseEvent(batch: LineBatch, index: number, what: string) {
   try {
-    return validateEvent(JSON.parse(batch.lines[index]))
+    const line = batch.lines[index]
+    return validateEvent(JSON.parse(line), line.length)
   } catch (error) {
     if (!(error instanceof SyntaxError || error instanceof InvalidInputError)) throw error
     const reason = error instanceof SyntaxError ? `not valid JSON (${error.message})` : (error as Error).message

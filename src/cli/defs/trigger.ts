@@ -163,7 +163,7 @@ async function eventFrom(
     const text = arg ?? (ctx.stdinIsTTY ? undefined : await readStdinBody(ctx.stdin))
     if (text === undefined || text.trim() === '')
       throw new InvalidInputError('no event given', {hint: 'pass the CloudEvent JSON as an argument or on stdin'})
-    const event = validateEvent(parseJson(text, 'the event'))
+    const event = validateEvent(parseJson(text, 'the event'), text.length)
     for (const warning of eventWarnings(event)) ctx.warn(`note: ${warning}`)
     return event
   }

@@ -2,7 +2,7 @@ import {randomUUID} from 'node:crypto'
 import {hostname, userInfo} from 'node:os'
 
 import {InvalidInputError} from '../errors.js'
-import {checkJsonDepth} from '../json-depth.js'
+import {checkJsonDepth, tooShortToNestTooDeep} from '../json-depth.js'
 import {printable} from '../names.js'
 
 /** A CloudEvents 1.0 event in structured (JSON) mode: context attributes and data in one object. */
@@ -116,10 +116,12 @@ export function buildEvent(input: BuildEventInput): CloudEvent {
  * extension names (lower-case letters and digits) and values (string, integer or boolean);
  * and that `data` and `data_base64` are not both present.
  * As the JSON format says, an optional or extension attribute set to `null` counts as absent; it is left out of the result.
+ * @param textLength the length of the JSON text `value` was parsed from, when at hand: a short
+ *   one cannot hold data nested too deep, and the data is not walked to see
  * @returns a copy of the event without `null` attributes
  * @throws InvalidInputError naming the attribute and the rule it breaks
  */
-export function validateEvent(value: unknown): CloudEvent {
+export function validateEvent(value: unknown, textLength?: number): CloudEvent {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     fail(`expected a JSON object, got ${kindOf(value)}`, 'a structured-mode event is one JSON object')
   }
@@ -162,7 +164,8 @@ export function validateEvent(value: unknown): CloudEvent {
         break
       case 'data':
         // The payload, not an attribute: any JSON value is allowed, up to the depth limit.
-        checkJsonDepth(attribute, 'invalid CloudEvent: "data"', '$.data')
+        if (textLength === undefined || !tooShortToNestTooDeep(textLength))
+          checkJsonDepth(attribute, 'invalid CloudEvent: "data"', '$.data')
         event.data = attribute
         break
       case 'data_base64':
