@@ -11,6 +11,8 @@ import {BIN, fmt, header, median, mq, report, tempHome} from './lib.js'
 
 /** How often the redrive check looks at the queue's depth (see benchPacing). */
 const LOOK_EVERY_MS = 5
+/** How late this process may see a line the consumer wrote (see paceOf). */
+const SEEN_WITHIN_MS = 5
 
 /** Runs `mq args` and returns its wall time in ms and its result. */
 function timed(home, args, input) {
@@ -47,11 +49,12 @@ function extraMs(home, args, baseline, prepare = () => {}) {
  * 20/s, src/core/rate-limiter.ts):
  * - `perSecond`: the rate over time, the median of the rates between every two arrivals. One
  *   arrival seen late (the consumer or this process off the CPU) moves it little, unlike the rate
- *   between the first and the last, which read 20.01–20.15/s for a limiter exactly at 20/s when the
- *   first arrival was late; +0.5% is allowed for what is left of that, so a limiter 1% too fast fails;
+ *   between the first and the last, which read 20.01–20.15/s for a limiter exactly at 20/s when
+ *   the first arrival was late; +0.5% is allowed for what is left of that, so a limiter 1% too
+ *   fast fails;
  * - `beyond`: the most messages any stretch between two arrivals held beyond `limit` per second,
- *   allowing 5 ms for when an arrival is seen: a full bucket lets one more through at once (a
- *   consumer held off the CPU catches up), never two.
+ *   allowing SEEN_WITHIN_MS for when an arrival is seen: a full bucket lets one more through at
+ *   once (a consumer held off the CPU catches up), never two.
  */
 function paceOf(arrivals, limit) {
   const rates = []
@@ -60,7 +63,7 @@ function paceOf(arrivals, limit) {
     for (let j = i + 1; j < arrivals.length; j++) {
       const span = arrivals[j] - arrivals[i]
       rates.push(span > 0 ? ((j - i) / span) * 1000 : Infinity) // two lines read at once
-      beyond = Math.max(beyond, j - i - (limit * (span + 5)) / 1000)
+      beyond = Math.max(beyond, j - i - (limit * (span + SEEN_WITHIN_MS)) / 1000)
     }
   }
   return {perSecond: median(rates), beyond}
